@@ -1,0 +1,165 @@
+/* tuna.h — public API of libtuna, the fine-tuning library behind the `tuna` CLI.
+ *
+ * Conventions (see ARCHITECTURE.md):
+ *  - Functions return tuna_status; TUNA_OK is 0. On failure the library never
+ *    prints or exits: the one-line detail (file, line or tensor, and what is
+ *    wrong) is kept per thread and read with tuna_last_error().
+ *  - Opaque handles (tuna_model, ...) have create/free pairs; free(NULL) is a no-op.
+ *  - Dimension letters used everywhere: B batch, T time (sequence), C hidden,
+ *    V vocab, L layers, NH query heads, NKV key/value heads, HD head dim,
+ *    FF MLP hidden size.
+ * Module headers (tokenizer, templates, ...) are included at the end. */
+#ifndef TUNA_H
+#define TUNA_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes: one list generates the enum and the messages ---- */
+#define TUNA_STATUS_LIST(X)                                         \
+    X(TUNA_OK, "ok")                                                \
+    X(TUNA_ERR_IO, "cannot read or write file")                     \
+    X(TUNA_ERR_FORMAT, "malformed input")                           \
+    X(TUNA_ERR_UNSUPPORTED, "not supported")                        \
+    X(TUNA_ERR_ARG, "invalid argument")                             \
+    X(TUNA_ERR_NOMEM, "out of memory")                              \
+    X(TUNA_ERR_NUMERIC, "numerical failure (NaN or inf)")           \
+    X(TUNA_ERR_INTERRUPTED, "interrupted")                          \
+    X(TUNA_ERR_INTERNAL, "internal error")
+
+typedef enum {
+#define TUNA_X_ENUM(name, msg) name,
+    TUNA_STATUS_LIST(TUNA_X_ENUM)
+#undef TUNA_X_ENUM
+} tuna_status;
+
+/* Static description of a status code. */
+const char *tuna_status_str(tuna_status s);
+/* Detail of the last failure in this thread ("" if none). Valid until the next
+ * failing call in the same thread. */
+const char *tuna_last_error(void);
+/* Records a failure detail (printf-style) and returns s, for library code. */
+tuna_status tuna_fail(tuna_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Exit code the CLI uses for a status: 0 ok, 2 bad input/usage, 1 otherwise. */
+int tuna_status_exit_code(tuna_status s);
+
+/* ---- model configuration (parsed from an HF config.json) ---- */
+typedef enum { TUNA_FAMILY_GPT2 = 0, TUNA_FAMILY_LLAMA = 1 } tuna_family;
+typedef enum { TUNA_NORM_LAYERNORM = 0, TUNA_NORM_RMSNORM = 1 } tuna_norm_kind;
+typedef enum { TUNA_MLP_GELU_TANH = 0, TUNA_MLP_SWIGLU = 1 } tuna_mlp_kind;
+typedef enum { TUNA_ROPE_NONE = 0, TUNA_ROPE_LINEAR = 1, TUNA_ROPE_LLAMA3 = 2 } tuna_rope_scaling;
+typedef enum { TUNA_DTYPE_F32 = 0, TUNA_DTYPE_F16 = 1, TUNA_DTYPE_BF16 = 2 } tuna_dtype;
+
+typedef struct {
+    char architecture[64];    /* HF "architectures"[0], e.g. "LlamaForCausalLM" */
+    char model_type[32];      /* HF "model_type", e.g. "llama", "gpt2", "qwen2" */
+    tuna_family family;
+    tuna_norm_kind norm;
+    tuna_mlp_kind mlp;
+    int V, C, L, NH, NKV, HD, FF;
+    int max_positions;        /* n_positions / max_position_embeddings */
+    float norm_eps;
+    int learned_positions;    /* GPT-2 wpe */
+    int qkv_bias, o_bias, mlp_bias;
+    int tie_embeddings;
+    float rope_theta;
+    tuna_rope_scaling rope_scaling;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_positions;
+    int sliding_window;       /* 0 = none; sequences longer than it are refused */
+    int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
+    tuna_dtype dtype;         /* storage dtype of the checkpoint */
+    float initializer_range;
+} tuna_config;
+
+/* Parses config.json at path. */
+tuna_status tuna_config_load(tuna_config *cfg, const char *path);
+/* Checks internal consistency (dimensions divide, positive sizes). */
+tuna_status tuna_config_validate(const tuna_config *cfg);
+/* Writes cfg as an HF config.json (atomically: temp name, then rename). */
+tuna_status tuna_config_save(const tuna_config *cfg, const char *path);
+const char *tuna_dtype_name(tuna_dtype d);
+
+/* ---- model ---- */
+typedef struct tuna_model tuna_model;
+
+/* One named parameter tensor as exposed to callers (HF name and shape as the
+ * checkpoint stores it). data/grad point into the model's fp32 buffers in tuna's
+ * internal layout ([out,in] for linear weights; GPT-2 Conv1D weights are held
+ * transposed relative to the file); grad is NULL when not allocated. */
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[4];         /* file shape */
+    int64_t numel;
+    int transposed;           /* 1: file layout is the transpose of data */
+    float *data;
+    float *grad;
+} tuna_param;
+
+/* Loads an HF model folder (config.json + model.safetensors or sharded
+ * model-*-of-*.safetensors with model.safetensors.index.json). Weights are
+ * converted to fp32. On success *out owns the model; free with tuna_model_free. */
+tuna_status tuna_model_load(tuna_model **out, const char *dir);
+/* Creates a model with the given config and zeroed weights (caller initialises). */
+tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg);
+void tuna_model_free(tuna_model *m);
+const tuna_config *tuna_model_config(const tuna_model *m);
+int tuna_model_num_params(const tuna_model *m);      /* number of tensors */
+const tuna_param *tuna_model_param(const tuna_model *m, int i);
+const tuna_param *tuna_model_find_param(const tuna_model *m, const char *name);
+int64_t tuna_model_param_count(const tuna_model *m); /* scalar parameters (tied counted once) */
+/* Saves weights (file layout and names) as model.safetensors + config.json. */
+tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype);
+
+/* Bytes tuna_model_prepare will allocate for activations of a (B,T) batch,
+ * with (train != 0) or without gradients. Used by `tuna plan` and by the
+ * allocator itself so the two never drift apart. */
+size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int train);
+size_t tuna_model_weight_bytes(const tuna_config *cfg);
+
+/* Allocates activation buffers for batches up to B x T, and gradient buffers
+ * when train != 0. Must be called before forward. Calling again with other
+ * sizes reallocates. */
+tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int train);
+
+/* A batch of token ids (row-major [B,T], right-padded). labels follow the HF
+ * convention: position t's logits are scored against labels[t+1]; -100 marks
+ * positions that do not count. pos_ids (optional, NULL = 0..T-1) restarts at
+ * each packed example; attention at position t then reaches back only to
+ * t - pos_ids[t] (block-diagonal causal attention). */
+typedef struct {
+    int B, T;
+    const int32_t *input_ids;  /* [B,T] */
+    const int32_t *labels;     /* [B,T] or NULL (no loss computed) */
+    const int32_t *pos_ids;    /* [B,T] or NULL */
+} tuna_batch;
+
+/* Result of a forward pass: sum of per-token losses (natural log) over the
+ * counted tokens, and their count. */
+typedef struct {
+    double loss_sum;
+    int64_t tokens;
+} tuna_loss;
+
+/* Forward pass. Computes logits (kept until backward) and, with labels, the
+ * loss. Returns TUNA_ERR_ARG for ids out of range or a batch larger than
+ * prepared. */
+tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *batch, tuna_loss *loss);
+/* Logits of the last forward: [B,T,V], valid until backward. */
+const float *tuna_model_logits(const tuna_model *m);
+/* Backward of the last forward: ADDS to every parameter gradient the gradient
+ * of (token_weight * sum of counted per-token losses). For a mean over the
+ * counted tokens of one optimizer step pass 1/total_tokens. */
+tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *batch, float token_weight);
+/* Sets all gradients to zero. */
+void tuna_model_zero_grad(tuna_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

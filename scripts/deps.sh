@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Checks the Debian packages tuna builds and tests with; installs missing ones
+# with apt-get when run as root, otherwise prints the exact command and stops.
+set -euo pipefail
+need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev clang libclang-rt-14-dev)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "deps: missing Debian packages; run:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi

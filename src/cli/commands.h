@@ -1,0 +1,22 @@
+/* commands.h — the CLI's subcommands and the small helpers they share.
+ * Each cmd_* takes (argc, argv) with argv[0] the subcommand name and returns
+ * the process exit code (0 ok, 1 failure, 2 bad usage or input). Errors are
+ * printed as "tuna: error: ..." on stderr through cli_error(). */
+#ifndef TUNA_CLI_COMMANDS_H
+#define TUNA_CLI_COMMANDS_H
+#include "tuna.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+/* Prints "tuna: error: <fmt>" and returns 2 (bad usage/input). */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "tuna: error: <tuna_last_error() or status text>" and returns the
+ * exit code for s. */
+int cli_status_error(tuna_status s);
+/* True when argv[i] is "-h" or "--help" for any i. */
+int cli_wants_help(int argc, char **argv);
+/* Parses a positive int option value; returns 0 on success. */
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, int *out);
+#endif

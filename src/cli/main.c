@@ -1,0 +1,72 @@
+/* main.c — the `tuna` command: dispatches to one subcommand per file in src/cli.
+ * The CLI is thin: it parses options, calls libtuna, prints results, and maps
+ * statuses to exit codes (0 ok, 1 failure, 2 bad usage or input). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "describe a model folder (architecture, sizes, memory)"},
+    {"eval", cmd_eval, "loss and perplexity of a model on pre-tokenized data"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint into an HF model folder"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: tuna <command> [options]   (tuna <command> --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int cli_usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tuna: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+int cli_status_error(tuna_status s) {
+    const char *d = tuna_last_error();
+    fprintf(stderr, "tuna: error: %s\n", d && d[0] ? d : tuna_status_str(s));
+    return tuna_status_exit_code(s);
+}
+
+int cli_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
+    char *end;
+    if (!s) { cli_usage_error("%s needs a value", opt); return -1; }
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+        cli_usage_error("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    cli_usage_error("unknown command '%s' (try tuna --help)", argv[1]);
+    return 2;
+}
