@@ -113,6 +113,11 @@ int tuna_model_num_params(const tuna_model *m);      /* number of tensors */
 const tuna_param *tuna_model_param(const tuna_model *m, int i);
 const tuna_param *tuna_model_find_param(const tuna_model *m, const char *name);
 int64_t tuna_model_param_count(const tuna_model *m); /* scalar parameters (tied counted once) */
+/* Initialises weights as HF does for a model trained from scratch:
+ * normal(0, initializer_range) for linear and embedding weights, zero biases,
+ * unit norm weights; GPT-2's residual projections (c_proj) get std/sqrt(2L).
+ * Deterministic for a seed. */
+tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed);
 /* Saves weights (file layout and names) as model.safetensors + config.json. */
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype);
 
@@ -158,6 +163,26 @@ const float *tuna_model_logits(const tuna_model *m);
 tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *batch, float token_weight);
 /* Sets all gradients to zero. */
 void tuna_model_zero_grad(tuna_model *m);
+
+#include "tuna_template.h"
+
+/* ---- pre-tokenized data: JSONL lines {"input_ids":[...], "labels":[...]} ---- */
+/* Sequences stored back to back: sequence i is ids[off[i] .. off[i+1]). labels
+ * default to input_ids when a line has none. */
+typedef struct {
+    int64_t n;          /* number of sequences */
+    int64_t *off;       /* [n+1] */
+    int32_t *ids;       /* [off[n]] */
+    int32_t *labels;    /* [off[n]] (-100 = not counted) */
+    int max_len;
+} tuna_pretok;
+
+/* Reads a JSONL file of pre-tokenized records. Every id must lie in
+ * [0, vocab_size) (vocab_size <= 0 disables the check); labels must have the
+ * input's length and hold ids or -100. Errors name FILE:LINE. Blank lines are
+ * skipped. */
+tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size);
+void tuna_pretok_free(tuna_pretok *p);
 
 #ifdef __cplusplus
 }

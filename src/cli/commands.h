@@ -9,6 +9,9 @@
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+/* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */
+tuna_status cli_convert_llama2c_tokenizer(const char *bin, const char *out_dir);
 
 /* Prints "tuna: error: <fmt>" and returns 2 (bad usage/input). */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

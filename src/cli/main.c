@@ -17,6 +17,7 @@ static const command commands[] = {
     {"info", cmd_info, "describe a model folder (architecture, sizes, memory)"},
     {"eval", cmd_eval, "loss and perplexity of a model on pre-tokenized data"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint into an HF model folder"},
+    {"init", cmd_init, "create a randomly initialised model from a config.json"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,82 @@
+/* cmd_info.c — `tuna info`: what a model folder holds (architecture, sizes,
+ * parameter count, storage dtype, memory), from config.json and the weights. */
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+
+static const char *info_help =
+    "usage: tuna info --model DIR [--json]\n"
+    "\n"
+    "Loads the model folder (config.json + safetensors weights, checked tensor by\n"
+    "tensor) and prints its architecture, sizes, parameter count, storage dtype\n"
+    "and memory: on disk, as fp32 in memory, and for full fine-tuning with AdamW\n"
+    "(weights + gradients + two moments).\n"
+    "  --model DIR   HF-layout model folder\n"
+    "  --json        one JSON object on stdout\n";
+
+static long long disk_bytes(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    long long total = 0;
+    struct dirent *e;
+    char p[PATH_MAX];
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 12 || strcmp(e->d_name + n - 12, ".safetensors")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(p, &sb) == 0) total += sb.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    int json = 0;
+    if (cli_wants_help(argc, argv)) { fputs(info_help, stdout); return 0; }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else return cli_usage_error("info: unknown option '%s' (see tuna info --help)", argv[i]);
+    }
+    if (!model) return cli_usage_error("info: --model DIR is required");
+    tuna_model *m;
+    tuna_status st = tuna_model_load(&m, model);
+    if (st != TUNA_OK) return cli_status_error(st);
+    const tuna_config *c = tuna_model_config(m);
+    long long params = (long long)tuna_model_param_count(m);
+    long long disk = disk_bytes(model);
+    double mib = 1048576.0;
+    if (json) {
+        printf("{\"architecture\":\"%s\",\"model_type\":\"%s\",\"layers\":%d,\"hidden_size\":%d,\"heads\":%d,"
+               "\"kv_heads\":%d,\"head_dim\":%d,\"intermediate_size\":%d,\"vocab_size\":%d,\"max_positions\":%d,"
+               "\"tie_embeddings\":%s,\"parameters\":%lld,\"dtype\":\"%s\",\"disk_bytes\":%lld,"
+               "\"fp32_weight_bytes\":%lld,\"full_finetune_state_bytes\":%lld}\n",
+               c->architecture, c->model_type, c->L, c->C, c->NH, c->NKV, c->HD, c->FF, c->V, c->max_positions,
+               c->tie_embeddings ? "true" : "false", params, tuna_dtype_name(c->dtype), disk, params * 4, params * 16);
+    } else {
+        printf("architecture   %s (%s)\n", c->architecture, c->model_type);
+        printf("layers         %d\n", c->L);
+        printf("hidden size    %d\n", c->C);
+        printf("heads          %d query, %d key/value, head dim %d\n", c->NH, c->NKV, c->HD);
+        printf("mlp            %s, intermediate %d\n", c->mlp == TUNA_MLP_SWIGLU ? "SwiGLU" : "GELU (tanh)", c->FF);
+        printf("norm           %s, eps %g\n", c->norm == TUNA_NORM_RMSNORM ? "RMSNorm" : "LayerNorm", c->norm_eps);
+        if (c->family == TUNA_FAMILY_LLAMA)
+            printf("positions      RoPE theta %g%s, max %d\n", c->rope_theta,
+                   c->rope_scaling == TUNA_ROPE_LINEAR ? " (linear scaling)" : c->rope_scaling == TUNA_ROPE_LLAMA3 ? " (llama3 scaling)" : "",
+                   c->max_positions);
+        else printf("positions      learned, max %d\n", c->max_positions);
+        printf("vocab          %d%s\n", c->V, c->tie_embeddings ? " (embeddings tied to lm_head)" : "");
+        printf("parameters     %lld (%.2f M)\n", params, params / 1e6);
+        printf("dtype          %s on disk (%.2f MiB); computed in float32\n", tuna_dtype_name(c->dtype), disk / mib);
+        printf("memory         %.2f MiB fp32 weights; %.2f MiB for full fine-tuning state (weights, grads, AdamW moments)\n",
+               params * 4 / mib, params * 16 / mib);
+    }
+    tuna_model_free(m);
+    return 0;
+}

@@ -1,0 +1,106 @@
+/* pretok.c — reader for pre-tokenized JSONL ({"input_ids":[...],"labels":[...]}),
+ * the format `tuna eval` and outside tools exchange. Each bad line is reported
+ * as FILE:LINE with what is wrong; nothing is skipped silently. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tuna.h"
+
+void tuna_pretok_free(tuna_pretok *p) {
+    if (!p) return;
+    free(p->off);
+    free(p->ids);
+    free(p->labels);
+    memset(p, 0, sizeof *p);
+}
+
+static int grow(void **buf, int64_t *cap, int64_t need, size_t elem) {
+    if (need <= *cap) return 1;
+    int64_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    void *nb = realloc(*buf, (size_t)c * elem);
+    if (!nb) return 0;
+    *buf = nb;
+    *cap = c;
+    return 1;
+}
+
+tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "r");
+    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    tuna_pretok p;
+    memset(&p, 0, sizeof p);
+    int64_t cap_seq = 0, cap_tok = 0, cap_lab = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    long lineno = 0;
+    tuna_status st = TUNA_OK;
+    if (!grow((void **)&p.off, &cap_seq, 1, sizeof(int64_t))) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK) p.off[0] = 0;
+    while (st == TUNA_OK && (len = getline(&line, &lcap, f)) != -1) {
+        lineno++;
+        int blank = 1;
+        for (ssize_t i = 0; i < len && blank; i++) blank = (line[i] == ' ' || line[i] == '\t' || line[i] == '\n' || line[i] == '\r');
+        if (blank) continue;
+        if ((ssize_t)strlen(line) != len) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, lineno); break; }
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
+        if (!o) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: not valid JSON: %s", path, lineno, jerr.text); break; }
+        json_t *ids = json_object_get(o, "input_ids"), *lab = json_object_get(o, "labels");
+        if (!json_is_object(o) || !json_is_array(ids)) {
+            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: expected an object with an \"input_ids\" array", path, lineno);
+        } else if (lab && !json_is_null(lab) && (!json_is_array(lab) || json_array_size(lab) != json_array_size(ids))) {
+            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: \"labels\" must be an array of the same length as \"input_ids\" (%zu)",
+                           path, lineno, json_array_size(ids));
+        } else if (json_array_size(ids) == 0) {
+            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: \"input_ids\" is empty", path, lineno);
+        } else if (json_array_size(ids) > (1u << 24)) {
+            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: sequence too long", path, lineno);
+        } else {
+            int64_t n = (int64_t)json_array_size(ids), base = p.off[p.n];
+            if (!grow((void **)&p.ids, &cap_tok, base + n, sizeof(int32_t)) ||
+                !grow((void **)&p.labels, &cap_lab, base + n, sizeof(int32_t)) ||
+                !grow((void **)&p.off, &cap_seq, p.n + 2, sizeof(int64_t)))
+                st = tuna_fail(TUNA_ERR_NOMEM, "out of memory reading %s", path);
+            for (int64_t i = 0; st == TUNA_OK && i < n; i++) {
+                json_t *v = json_array_get(ids, (size_t)i);
+                if (!json_is_integer(v)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: input_ids[%lld] is not an integer", path, lineno, (long long)i); break; }
+                json_int_t id = json_integer_value(v);
+                if (id < 0 || (vocab_size > 0 && id >= vocab_size) || id > INT32_MAX) {
+                    st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: input_ids[%lld] = %lld is outside the vocabulary (0..%d)", path,
+                                   lineno, (long long)i, (long long)id, vocab_size - 1);
+                    break;
+                }
+                p.ids[base + i] = (int32_t)id;
+                if (lab && !json_is_null(lab)) {
+                    json_t *lv = json_array_get(lab, (size_t)i);
+                    if (!json_is_integer(lv)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: labels[%lld] is not an integer", path, lineno, (long long)i); break; }
+                    json_int_t l = json_integer_value(lv);
+                    if (l != -100 && (l < 0 || (vocab_size > 0 && l >= vocab_size) || l > INT32_MAX)) {
+                        st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: labels[%lld] = %lld is neither -100 nor a token id (0..%d)",
+                                       path, lineno, (long long)i, (long long)l, vocab_size - 1);
+                        break;
+                    }
+                    p.labels[base + i] = (int32_t)l;
+                } else p.labels[base + i] = (int32_t)id;
+            }
+            if (st == TUNA_OK) {
+                p.n++;
+                p.off[p.n] = base + n;
+                if (n > p.max_len) p.max_len = (int)n;
+            }
+        }
+        json_decref(o);
+    }
+    free(line);
+    if (st == TUNA_OK && ferror(f)) st = tuna_fail(TUNA_ERR_IO, "%s: read error", path);
+    fclose(f);
+    if (st != TUNA_OK) { tuna_pretok_free(&p); return st; }
+    *out = p;
+    return TUNA_OK;
+}

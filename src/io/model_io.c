@@ -1,0 +1,219 @@
+/* model_io.c — loading and saving HF model folders.
+ * Loading: config.json, then model.safetensors or the shards named by
+ * model.safetensors.index.json, memory-mapped; every tensor the config implies
+ * must be present with the right shape and a float dtype (converted to fp32);
+ * a tensor the model would not use is an error rather than silently dropped,
+ * except known non-parameter buffers. Saving writes model.safetensors and
+ * config.json atomically in the file layout (GPT-2 Conv1D transposed back). */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "model/model_internal.h"
+
+#define MAX_SHARDS 256
+
+typedef struct {
+    st_file files[MAX_SHARDS];
+    int n;
+} shard_set;
+
+static void shards_close(shard_set *s) {
+    for (int i = 0; i < s->n; i++) st_close(&s->files[i]);
+    s->n = 0;
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static tuna_status shards_open(shard_set *s, const char *dir) {
+    char path[PATH_MAX];
+    memset(s, 0, sizeof *s);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (file_exists(path)) {
+        tuna_status st = st_open(&s->files[0], path);
+        if (st == TUNA_OK) s->n = 1;
+        return st;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    if (!file_exists(path))
+        return tuna_fail(TUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    json_error_t jerr;
+    json_t *idx = json_load_file(path, 0, &jerr);
+    if (!idx) return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
+    json_t *wm = json_object_get(idx, "weight_map");
+    if (!json_is_object(wm)) {
+        json_decref(idx);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: missing \"weight_map\" object", path);
+    }
+    /* open each distinct shard once */
+    const char *names[MAX_SHARDS];
+    int n = 0;
+    const char *key;
+    json_t *val;
+    tuna_status st = TUNA_OK;
+    json_object_foreach(wm, key, val) {
+        if (!json_is_string(val)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: weight_map[\"%s\"] is not a file name", path, key); break; }
+        const char *f = json_string_value(val);
+        if (strchr(f, '/') || !strcmp(f, "..")) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: shard name '%s' must be a plain file name", path, f); break; }
+        int seen = 0;
+        for (int i = 0; i < n; i++) if (!strcmp(names[i], f)) seen = 1;
+        if (seen) continue;
+        if (n == MAX_SHARDS) { st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: more than %d shards", path, MAX_SHARDS); break; }
+        names[n++] = f;
+    }
+    for (int i = 0; st == TUNA_OK && i < n; i++) {
+        char sp[PATH_MAX];
+        snprintf(sp, sizeof sp, "%s/%s", dir, names[i]);
+        st = st_open(&s->files[s->n], sp);
+        if (st == TUNA_OK) s->n++;
+    }
+    json_decref(idx);
+    if (st != TUNA_OK) shards_close(s);
+    return st;
+}
+
+static const st_tensor *shards_find(const shard_set *s, const char *name, const st_file **file) {
+    for (int i = 0; i < s->n; i++) {
+        const st_tensor *t = st_find(&s->files[i], name);
+        if (t) { *file = &s->files[i]; return t; }
+    }
+    return NULL;
+}
+
+/* Buffers that checkpoints carry but that are not parameters. */
+static int is_known_buffer(const char *name) {
+    size_t n = strlen(name);
+    const char *ends[] = {".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq"};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        size_t k = strlen(ends[i]);
+        if (n >= k && !strcmp(name + n - k, ends[i])) return 1;
+    }
+    return 0;
+}
+
+static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const char *file) {
+    tuna_param *p = &e->pub;
+    int ok = t->ndim == p->ndim;
+    for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
+    if (!ok) {
+        char got[96] = "", want[96] = "";
+        for (int d = 0; d < t->ndim && d < 8; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        for (int d = 0; d < p->ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)p->shape[d]);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%s]", file, p->name,
+                         got, want);
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
+                         p->name, st_dtype_name(t->dtype));
+    if (!p->transposed) return st_to_f32(t, p->data);
+    /* file [in, out] -> ours [out, in] */
+    int64_t R = p->shape[0], Cc = p->shape[1];
+    float *tmp = malloc((size_t)p->numel * sizeof(float));
+    if (!tmp) return tuna_fail(TUNA_ERR_NOMEM, "out of memory loading '%s'", p->name);
+    tuna_status st = st_to_f32(t, tmp);
+    if (st == TUNA_OK) {
+#pragma omp parallel for
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < Cc; j++) p->data[j * R + i] = tmp[i * Cc + j];
+    }
+    free(tmp);
+    return st;
+}
+
+tuna_status tuna_model_load(tuna_model **out, const char *dir) {
+    *out = NULL;
+    char path[PATH_MAX];
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return tuna_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, errno ? strerror(errno) : "not a directory");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    tuna_config cfg;
+    tuna_status st = tuna_config_load(&cfg, path);
+    if (st != TUNA_OK) return st;
+    shard_set *s = calloc(1, sizeof *s);
+    if (!s) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    st = shards_open(s, dir);
+    if (st != TUNA_OK) { free(s); return st; }
+    tuna_model *m = calloc(1, sizeof *m);
+    if (!m) { shards_close(s); free(s); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    m->cfg = cfg;
+    if (cfg.family == TUNA_FAMILY_GPT2) {
+        /* save_pretrained writes "transformer.*"; the original hub file has no prefix */
+        const st_file *f;
+        snprintf(m->prefix, sizeof m->prefix, "%s", shards_find(s, "transformer.wte.weight", &f) ? "transformer." : "");
+    }
+    st = model_build(m, 0);
+    int used_lm_head = 0;
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+        const st_file *f = NULL;
+        const st_tensor *t = shards_find(s, m->params[i].name, &f);
+        if (!t) {
+            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing from the checkpoint", dir, m->params[i].name);
+            break;
+        }
+        st = load_tensor(&m->params[i], t, f->path);
+    }
+    /* every tensor in the files must have been used */
+    for (int fi = 0; st == TUNA_OK && fi < s->n; fi++)
+        for (int ti = 0; st == TUNA_OK && ti < s->files[fi].n_tensors; ti++) {
+            const char *name = s->files[fi].tensors[ti].name;
+            if (is_known_buffer(name)) continue;
+            if (cfg.tie_embeddings && !strcmp(name, "lm_head.weight")) { used_lm_head = 1; continue; }
+            int found = 0;
+            for (int i = 0; i < m->n_params && !found; i++) found = !strcmp(m->params[i].name, name);
+            if (!found)
+                st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is not part of a %s with this config.json", s->files[fi].path,
+                               name, cfg.architecture);
+        }
+    (void)used_lm_head; /* a tied lm_head copy in the file is redundant: wte is used */
+    shards_close(s);
+    free(s);
+    if (st != TUNA_OK) { tuna_model_free(m); return st; }
+    *out = m;
+    return TUNA_OK;
+}
+
+tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    st_writer *w = st_writer_new();
+    if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
+    float **tmps = calloc((size_t)m->n_params, sizeof *tmps);
+    tuna_status st = tmps ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    st_writer_meta(w, "format", "pt");
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+        const tuna_param *p = &m->params[i].pub;
+        const float *src = p->data;
+        if (p->transposed) {
+            int64_t R = p->shape[0], Cc = p->shape[1];
+            tmps[i] = malloc((size_t)p->numel * sizeof(float));
+            if (!tmps[i]) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            for (int64_t a = 0; a < R; a++)
+                for (int64_t b = 0; b < Cc; b++) tmps[i][a * Cc + b] = p->data[b * R + a];
+            src = tmps[i];
+        }
+        st = st_writer_add(w, p->name, sd, p->ndim, p->shape, src);
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (st == TUNA_OK) st = st_writer_finish(w, path);
+    else st_writer_free(w);
+    for (int i = 0; tmps && i < m->n_params; i++) free(tmps[i]);
+    free(tmps);
+    if (st != TUNA_OK) return st;
+    tuna_config c = m->cfg;
+    c.dtype = dtype;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    return tuna_config_save(&c, path);
+}

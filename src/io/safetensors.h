@@ -1,0 +1,70 @@
+/* safetensors.h — reader (memory-mapped) and writer for the safetensors format:
+ * 8-byte little-endian header length N, N bytes of JSON header
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {...}}, then the data block. Offsets are relative to the
+ * data block. The reader validates everything (header length, JSON, dtypes,
+ * shapes vs byte sizes, offsets inside the file, no overlap) and reports the
+ * first problem with the file and tensor name. */
+#ifndef TUNA_IO_SAFETENSORS_H
+#define TUNA_IO_SAFETENSORS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "tuna.h"
+
+typedef enum {
+    ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL
+} st_dtype;
+
+typedef struct {
+    char *name;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    const void *data;   /* points into the mapping */
+    size_t nbytes;
+} st_tensor;
+
+typedef struct {
+    char *path;
+    void *map;          /* whole file mapping (NULL for parsed buffers) */
+    size_t map_size;
+    st_tensor *tensors;
+    int n_tensors;
+} st_file;
+
+/* Maps and validates a file. On failure nothing is left allocated. */
+tuna_status st_open(st_file *f, const char *path);
+/* Validates a buffer in memory (used by the fuzz target); data stays owned by
+ * the caller and must outlive f. name is used in messages. */
+tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name);
+void st_close(st_file *f);
+const st_tensor *st_find(const st_file *f, const char *name);
+size_t st_dtype_size(st_dtype d);
+const char *st_dtype_name(st_dtype d);
+
+/* Converts a tensor of dtype F32/F16/BF16 to fp32 into out[numel]. */
+tuna_status st_to_f32(const st_tensor *t, float *out);
+
+/* Writer: collect (name, dtype, shape, fp32 data) and write atomically. Data
+ * are converted from fp32 to dtype (F32, F16 or BF16, round-to-nearest-even)
+ * when written. Names and pointers must stay valid until st_writer_finish. */
+typedef struct st_writer st_writer;
+st_writer *st_writer_new(void);
+tuna_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
+                          const int64_t *shape, const float *data);
+/* Adds raw bytes already in dtype (e.g. int tensors, pre-quantized data). */
+tuna_status st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim,
+                              const int64_t *shape, const void *data, size_t nbytes);
+/* Optional "__metadata__" string entries. */
+tuna_status st_writer_meta(st_writer *w, const char *key, const char *value);
+/* Writes path.tmp then renames to path. Frees w in all cases. */
+tuna_status st_writer_finish(st_writer *w, const char *path);
+void st_writer_free(st_writer *w);
+
+/* fp16/bf16 scalar conversions (exact, round-to-nearest-even). */
+float tuna_f16_to_f32(uint16_t h);
+float tuna_bf16_to_f32(uint16_t h);
+uint16_t tuna_f32_to_f16(float f);
+uint16_t tuna_f32_to_bf16(float f);
+#endif

@@ -1,0 +1,80 @@
+/* kernels.h — the compute kernels of forward and backward, CPU backend.
+ *
+ * This header is the backend boundary: a CUDA backend implements the same
+ * functions. Rules for every kernel:
+ *  - outputs first, then const inputs, then dimensions; no hidden state;
+ *  - each backward says which gradients it ADDS to (+=) and which it
+ *    overwrites (=);
+ *  - shapes in comments use B, T, C, V, NH, NKV, HD, FF and N = B*T rows.
+ * Each fast kernel (OpenMP, BLAS) has a plain serial reference k_*_ref in
+ * kernels_ref.c; tests/test_kernels.c checks fast against reference, and the
+ * parity tests check the whole model against PyTorch. */
+#ifndef TUNA_KERNELS_H
+#define TUNA_KERNELS_H
+#include <stdint.h>
+
+/* out[N,OC] = in[N,IC] @ w[OC,IC]^T (+ bias[OC]) */
+void k_matmul_fwd(float *out, const float *in, const float *w, const float *bias, int N, int IC, int OC);
+/* din[N,IC] = (or += when din_acc) dout @ w; dw[OC,IC] += dout^T @ in; db[OC] += colsum(dout).
+ * Any of din, dw, db may be NULL (not wanted: e.g. frozen weights). */
+void k_matmul_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                  int N, int IC, int OC, int din_acc);
+
+/* LayerNorm: out = (x-mean)*rstd*w + b; mean/rstd [N] saved for backward. */
+void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                     int N, int C, float eps);
+/* din += ; dw += ; db += */
+void k_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *x, const float *w,
+                     const float *mean, const float *rstd, int N, int C);
+/* RMSNorm: out = x*rstd*w with rstd = 1/sqrt(mean(x^2)+eps) */
+void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+/* din += ; dw += */
+void k_rmsnorm_bwd(float *din, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                   int N, int C);
+
+/* tanh GELU (HF gelu_new). bwd: din = dout * gelu'(x) (overwrites) */
+void k_gelu_fwd(float *out, const float *x, long n);
+void k_gelu_bwd(float *din, const float *dout, const float *x, long n);
+/* SwiGLU: out = silu(gate) * up. bwd: dgate =, dup = */
+void k_swiglu_fwd(float *out, const float *gate, const float *up, long n);
+void k_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
+
+/* RoPE (HF rotate_half: pairs i and i+HD/2), in place on x [N rows of H heads
+ * of HD, row stride ld]. pos[N] positions; cos/sin tables [*, HD/2].
+ * inverse=1 applies the transpose rotation (backward). */
+void k_rope(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD, int ld,
+            int inverse);
+
+/* Causal self-attention with grouped KV heads.
+ * q [B,T,NH,HD] row stride sq; k, v [B,T,NKV,HD] row strides sk, sv.
+ * out [B,T,NH*HD]; att [B,NH,T,T] softmax probabilities (saved).
+ * pos [B*T] (or NULL = t): row t attends to s in [t-pos[t], t]. */
+void k_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v, const int32_t *pos,
+                     int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
+/* dq =, dk =, dv = (same layouts/strides as q,k,v); scratch: T*T floats per
+ * thread (omp_get_max_threads()). */
+void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                     const float *q, const float *k, const float *v, int B, int T, int NH, int NKV, int HD,
+                     int sq, int sk, int sv);
+
+/* Cross-entropy over rows with target >= 0 (others do not count).
+ * lse[N] = logsumexp of each row (saved); returns the sum of counted losses
+ * and stores their count. */
+double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const int32_t *targets, int N, int V);
+/* Overwrites logits[N,V] in place with d(weight * sum of losses)/dlogits; rows
+ * that do not count become 0. */
+void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets, float weight, int N, int V);
+
+/* ---- serial references (kernels_ref.c) ---- */
+void k_matmul_fwd_ref(float *out, const float *in, const float *w, const float *bias, int N, int IC, int OC);
+void k_matmul_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                      int N, int IC, int OC, int din_acc);
+void k_layernorm_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *x, const float *w,
+                         const float *mean, const float *rstd, int N, int C);
+void k_rmsnorm_bwd_ref(float *din, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                       int N, int C);
+void k_attention_fwd_ref(float *out, float *att, const float *q, const float *k, const float *v, const int32_t *pos,
+                         int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
+void k_attention_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                         const float *k, const float *v, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
+#endif

@@ -1,0 +1,301 @@
+/* kernels_cpu.c — fast CPU kernels: GEMMs through OpenBLAS (cblas), the rest
+ * with OpenMP. No allocation: callers pass every buffer. Attention runs one
+ * (batch, kv-head) pair per task with single-threaded BLAS calls inside the
+ * parallel region (OpenBLAS's OpenMP build does not nest threads). */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+void k_matmul_fwd(float *out, const float *in, const float *w, const float *bias, int N, int IC, int OC) {
+    if (bias) {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++) memcpy(out + (long)n * OC, bias, (size_t)OC * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, in, IC, w, IC, bias ? 1.0f : 0.0f, out, OC);
+}
+
+void k_matmul_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                  int N, int IC, int OC, int din_acc) {
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
+                    din_acc ? 1.0f : 0.0f, din, IC);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, in, IC, 1.0f, dw, IC);
+    if (db) {
+        /* column sums in blocks of 64 columns: each thread owns its columns */
+#pragma omp parallel for schedule(static)
+        for (int c0 = 0; c0 < OC; c0 += 64) {
+            int c1 = c0 + 64 < OC ? c0 + 64 : OC;
+            float acc[64] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *row = dout + (long)n * OC;
+                for (int c = c0; c < c1; c++) acc[c - c0] += row[c];
+            }
+            for (int c = c0; c < c1; c++) db[c] += acc[c - c0];
+        }
+    }
+}
+
+void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                     int N, int C, float eps) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (long)n * C;
+        float *on = out + (long)n * C;
+        float m = 0;
+        for (int c = 0; c < C; c++) m += xn[c];
+        m /= C;
+        float v = 0;
+        for (int c = 0; c < C; c++) { float d = xn[c] - m; v += d * d; }
+        v /= C;
+        float s = 1.0f / sqrtf(v + eps);
+        for (int c = 0; c < C; c++) on[c] = (xn[c] - m) * s * w[c] + b[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+void k_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *x, const float *w,
+                     const float *mean, const float *rstd, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *dn = dout + (long)n * C, *xn = x + (long)n * C;
+        float m = mean[n], s = rstd[n];
+        float mean_dy = 0, mean_dy_xhat = 0;
+        for (int c = 0; c < C; c++) {
+            float dy = dn[c] * w[c];
+            mean_dy += dy;
+            mean_dy_xhat += dy * (xn[c] - m) * s;
+        }
+        mean_dy /= C;
+        mean_dy_xhat /= C;
+        float *di = din + (long)n * C;
+        for (int c = 0; c < C; c++) {
+            float xhat = (xn[c] - m) * s;
+            di[c] += (dn[c] * w[c] - mean_dy - xhat * mean_dy_xhat) * s;
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += 64) {
+        int c1 = c0 + 64 < C ? c0 + 64 : C;
+        float aw[64] = {0}, ab[64] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *dn = dout + (long)n * C, *xn = x + (long)n * C;
+            float m = mean[n], s = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                aw[c - c0] += dn[c] * (xn[c] - m) * s;
+                ab[c - c0] += dn[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) { dw[c] += aw[c - c0]; db[c] += ab[c - c0]; }
+    }
+}
+
+void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (long)n * C;
+        float *on = out + (long)n * C;
+        float ss = 0;
+        for (int c = 0; c < C; c++) ss += xn[c] * xn[c];
+        float s = 1.0f / sqrtf(ss / C + eps);
+        for (int c = 0; c < C; c++) on[c] = xn[c] * s * w[c];
+        rstd[n] = s;
+    }
+}
+
+void k_rmsnorm_bwd(float *din, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                   int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *dn = dout + (long)n * C, *xn = x + (long)n * C;
+        float s = rstd[n];
+        float dot = 0; /* sum dy*w*x */
+        for (int c = 0; c < C; c++) dot += dn[c] * w[c] * xn[c];
+        float k = dot * s * s * s / C;
+        float *di = din + (long)n * C;
+        for (int c = 0; c < C; c++) di[c] += dn[c] * w[c] * s - xn[c] * k;
+    }
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += 64) {
+        int c1 = c0 + 64 < C ? c0 + 64 : C;
+        float aw[64] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *dn = dout + (long)n * C, *xn = x + (long)n * C;
+            float s = rstd[n];
+            for (int c = c0; c < c1; c++) aw[c - c0] += dn[c] * xn[c] * s;
+        }
+        for (int c = c0; c < c1; c++) dw[c] += aw[c - c0];
+    }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+void k_gelu_fwd(float *out, const float *x, long n) {
+#pragma omp parallel for simd
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void k_gelu_bwd(float *din, const float *dout, const float *x, long n) {
+#pragma omp parallel for simd
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        float u = GELU_K * (v + 0.044715f * v * v * v);
+        float t = tanhf(u);
+        float du = GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
+        din[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+    }
+}
+
+void k_swiglu_fwd(float *out, const float *gate, const float *up, long n) {
+#pragma omp parallel for simd
+    for (long i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void k_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
+#pragma omp parallel for simd
+    for (long i = 0; i < n; i++) {
+        float g = gate[i];
+        float sg = 1.0f / (1.0f + expf(-g));
+        float silu = g * sg;
+        dup[i] = dout[i] * silu;
+        dgate[i] = dout[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+}
+
+void k_rope(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int N, int H, int HD, int ld,
+            int inverse) {
+    int half = HD / 2;
+    float sgn = inverse ? -1.0f : 1.0f;
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *cs = cos_t + (long)pos[n] * half, *sn = sin_t + (long)pos[n] * half;
+        for (int h = 0; h < H; h++) {
+            float *v = x + (long)n * ld + (long)h * HD;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half], s = sgn * sn[i];
+                v[i] = a * cs[i] - b * s;
+                v[i + half] = b * cs[i] + a * s;
+            }
+        }
+    }
+}
+
+/* softmax of S[t, lo..t] in place, zeros elsewhere in the row */
+static void causal_softmax_rows(float *S, const int32_t *pos, int T) {
+    for (int t = 0; t < T; t++) {
+        float *row = S + (long)t * T;
+        int lo = pos ? t - pos[t] : 0;
+        if (lo < 0) lo = 0;
+        float mx = -INFINITY;
+        for (int s = lo; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+        float sum = 0;
+        for (int s = lo; s <= t; s++) { row[s] = expf(row[s] - mx); sum += row[s]; }
+        float inv = 1.0f / sum;
+        for (int s = 0; s < lo; s++) row[s] = 0;
+        for (int s = lo; s <= t; s++) row[s] *= inv;
+        for (int s = t + 1; s < T; s++) row[s] = 0;
+    }
+}
+
+void k_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v, const int32_t *pos,
+                     int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
+    int group = NH / NKV, ldo = NH * HD;
+    float scale = 1.0f / sqrtf((float)HD);
+#pragma omp parallel for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, kh = h / group;
+        const float *Q = q + (long)b * T * sq + (long)h * HD;
+        const float *K = k + (long)b * T * sk + (long)kh * HD;
+        const float *Vv = v + (long)b * T * sv + (long)kh * HD;
+        float *S = att + (long)bh * T * T;
+        float *O = out + (long)b * T * ldo + (long)h * HD;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, Q, sq, K, sk, 0.0f, S, T);
+        causal_softmax_rows(S, pos ? pos + (long)b * T : NULL, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, S, T, Vv, sv, 0.0f, O, ldo);
+    }
+}
+
+void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                     const float *q, const float *k, const float *v, int B, int T, int NH, int NKV, int HD,
+                     int sq, int sk, int sv) {
+    int group = NH / NKV, ldo = NH * HD;
+    float scale = 1.0f / sqrtf((float)HD);
+#pragma omp parallel for schedule(dynamic)
+    for (int bk = 0; bk < B * NKV; bk++) {
+        int b = bk / NKV, kh = bk % NKV;
+        float *dP = scratch + (long)omp_get_thread_num() * T * T;
+        const float *K = k + (long)b * T * sk + (long)kh * HD;
+        const float *Vv = v + (long)b * T * sv + (long)kh * HD;
+        float *dK = dk + (long)b * T * sk + (long)kh * HD;
+        float *dV = dv + (long)b * T * sv + (long)kh * HD;
+        for (int t = 0; t < T; t++) {
+            memset(dK + (long)t * sk, 0, (size_t)HD * sizeof(float));
+            memset(dV + (long)t * sv, 0, (size_t)HD * sizeof(float));
+        }
+        for (int h = kh * group; h < (kh + 1) * group; h++) {
+            const float *Q = q + (long)b * T * sq + (long)h * HD;
+            float *dQ = dq + (long)b * T * sq + (long)h * HD;
+            const float *dO = dout + (long)b * T * ldo + (long)h * HD;
+            const float *P = att + ((long)b * NH + h) * T * T;
+            /* dP = dO V^T ; dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dO, ldo, Vv, sv, 0.0f, dP, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, dO, ldo, 1.0f, dV, sv);
+            /* dS = P * (dP - rowsum(P*dP)) * scale (zero where P is zero) */
+            for (int t = 0; t < T; t++) {
+                const float *pr = P + (long)t * T;
+                float *dr = dP + (long)t * T;
+                float dot = 0;
+                for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+                for (int s = 0; s <= t; s++) dr[s] = pr[s] * (dr[s] - dot) * scale;
+                for (int s = t + 1; s < T; s++) dr[s] = 0;
+            }
+            /* dQ = dS K ; dK += dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, dP, T, K, sk, 0.0f, dQ, sq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, dP, T, Q, sq, 1.0f, dK, sk);
+        }
+    }
+}
+
+double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const int32_t *targets, int N, int V) {
+    double sum = 0;
+    int64_t cnt = 0;
+#pragma omp parallel for reduction(+ : sum, cnt)
+    for (int n = 0; n < N; n++) {
+        const float *row = logits + (long)n * V;
+        float mx = -INFINITY;
+        for (int i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        double s = 0;
+        for (int i = 0; i < V; i++) s += expf(row[i] - mx);
+        float l = mx + (float)log(s);
+        lse[n] = l;
+        if (targets[n] >= 0) {
+            sum += (double)l - row[targets[n]];
+            cnt++;
+        }
+    }
+    *count = cnt;
+    return sum;
+}
+
+void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets, float weight, int N, int V) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (long)n * V;
+        if (targets[n] < 0) {
+            memset(row, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float l = lse[n];
+        for (int i = 0; i < V; i++) row[i] = expf(row[i] - l) * weight;
+        row[targets[n]] -= weight;
+    }
+}

@@ -1,0 +1,598 @@
+/* model.c — one decoder for GPT-2 and the Llama family, driven by tuna_config.
+ *
+ * Parameters live in one fp32 allocation carved by a table of named tensors
+ * (model_build); gradients in a second one of the same layout. Activations for
+ * a (B,T) batch live in one allocation whose size tuna_model_activation_bytes
+ * computes with the same code that carves it (acts_layout). Forward keeps what
+ * backward needs; backward is written by hand per layer and ADDS into the
+ * gradient buffers, so micro-batches accumulate. Nothing is allocated inside
+ * forward or backward. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/kernels.h"
+#include "model/model_internal.h"
+
+/* ---------------- parameter table ---------------- */
+
+typedef struct {
+    tuna_model *m;
+    int pass;            /* 0: count and assign offsets; 1: resolve pointers */
+    int64_t offset;
+    int idx;
+} builder;
+
+/* Registers one tensor; returns its fp32 storage (pass 1) or NULL (pass 0). */
+static float *add_param(builder *b, float **grad_out, const char *name, int ndim, int64_t d0, int64_t d1,
+                        int transposed, int optional_in_file) {
+    tuna_model *m = b->m;
+    int64_t numel = ndim == 1 ? d0 : d0 * d1;
+    if (b->pass == 0) {
+        tuna_param_entry *e = &m->params[b->idx];
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->pub.name = e->name;
+        e->pub.ndim = ndim;
+        e->pub.shape[0] = d0;
+        e->pub.shape[1] = ndim > 1 ? d1 : 0;
+        e->pub.numel = numel;
+        e->pub.transposed = transposed;
+        e->optional_in_file = optional_in_file;
+        e->pub.data = NULL; /* resolved in pass 1 */
+    } else {
+        tuna_param_entry *e = &m->params[b->idx];
+        int64_t off = b->offset;
+        e->pub.data = m->weights + off;
+        e->pub.grad = m->grads ? m->grads + off : NULL;
+        if (grad_out) *grad_out = e->pub.grad;
+        b->idx++;
+        b->offset += numel;
+        return e->pub.data;
+    }
+    b->idx++;
+    b->offset += numel;
+    return NULL;
+}
+
+static void set_linear(tuna_linear *l, int IC, int OC, float *w, float *dw, float *bias, float *dbias) {
+    l->IC = IC;
+    l->OC = OC;
+    l->w = w;
+    l->dw = dw;
+    l->b = bias;
+    l->db = dbias;
+}
+
+/* Walks the architecture once; pass 0 fills names/shapes/offsets, pass 1 sets
+ * every pointer. One walk for both passes keeps the table and the views from
+ * drifting apart. */
+static int walk_params(builder *b) {
+    tuna_model *m = b->m;
+    const tuna_config *c = &m->cfg;
+    char nm[200];
+    const char *P = m->prefix;
+    int64_t C = c->C, V = c->V, FF = c->FF, QD = (int64_t)c->NH * c->HD, KD = (int64_t)c->NKV * c->HD;
+    float *g = NULL;
+#define GP(ptr) (b->pass ? (ptr) : NULL)
+    if (c->family == TUNA_FAMILY_GPT2) {
+        snprintf(nm, sizeof nm, "%swte.weight", P);
+        m->wte = add_param(b, &m->dwte, nm, 2, V, C, 0, 0);
+        snprintf(nm, sizeof nm, "%swpe.weight", P);
+        m->wpe = add_param(b, &m->dwpe, nm, 2, c->max_positions, C, 0, 0);
+        for (int l = 0; l < c->L; l++) {
+            tuna_block *k = &m->blocks[l];
+            float *w, *dw, *bi, *dbi;
+            snprintf(nm, sizeof nm, "%sh.%d.ln_1.weight", P, l); k->ln1_w = add_param(b, &k->dln1_w, nm, 1, C, 0, 0, 0);
+            snprintf(nm, sizeof nm, "%sh.%d.ln_1.bias", P, l);   k->ln1_b = add_param(b, &k->dln1_b, nm, 1, C, 0, 0, 0);
+            /* Conv1D stores [in, out]: the file is the transpose of our [out, in] */
+            snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.weight", P, l); w = add_param(b, &dw, nm, 2, C, 3 * C, 1, 0);
+            snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.bias", P, l);   bi = add_param(b, &dbi, nm, 1, 3 * C, 0, 0, 0);
+            if (b->pass) set_linear(&k->qkv, (int)C, (int)(3 * C), w, dw, bi, dbi);
+            snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.weight", P, l); w = add_param(b, &dw, nm, 2, C, C, 1, 0);
+            snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.bias", P, l);   bi = add_param(b, &dbi, nm, 1, C, 0, 0, 0);
+            if (b->pass) set_linear(&k->o, (int)C, (int)C, w, dw, bi, dbi);
+            snprintf(nm, sizeof nm, "%sh.%d.ln_2.weight", P, l); k->ln2_w = add_param(b, &k->dln2_w, nm, 1, C, 0, 0, 0);
+            snprintf(nm, sizeof nm, "%sh.%d.ln_2.bias", P, l);   k->ln2_b = add_param(b, &k->dln2_b, nm, 1, C, 0, 0, 0);
+            snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.weight", P, l); w = add_param(b, &dw, nm, 2, C, FF, 1, 0);
+            snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.bias", P, l);   bi = add_param(b, &dbi, nm, 1, FF, 0, 0, 0);
+            if (b->pass) set_linear(&k->fc, (int)C, (int)FF, w, dw, bi, dbi);
+            snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.weight", P, l); w = add_param(b, &dw, nm, 2, FF, C, 1, 0);
+            snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.bias", P, l);   bi = add_param(b, &dbi, nm, 1, C, 0, 0, 0);
+            if (b->pass) set_linear(&k->down, (int)FF, (int)C, w, dw, bi, dbi);
+        }
+        snprintf(nm, sizeof nm, "%sln_f.weight", P); m->lnf_w = add_param(b, &m->dlnf_w, nm, 1, C, 0, 0, 0);
+        snprintf(nm, sizeof nm, "%sln_f.bias", P);   m->lnf_b = add_param(b, &m->dlnf_b, nm, 1, C, 0, 0, 0);
+    } else {
+        m->wte = add_param(b, &m->dwte, "model.embed_tokens.weight", 2, V, C, 0, 0);
+        for (int l = 0; l < c->L; l++) {
+            tuna_block *k = &m->blocks[l];
+            float *w, *dw, *bi = NULL, *dbi = NULL;
+            const char *L = "model.layers";
+            snprintf(nm, sizeof nm, "%s.%d.input_layernorm.weight", L, l);
+            k->ln1_w = add_param(b, &k->dln1_w, nm, 1, C, 0, 0, 0);
+            struct { const char *n; tuna_linear *lin; int64_t in, out; int bias; } lins[] = {
+                {"self_attn.q_proj", &k->q, C, QD, c->qkv_bias}, {"self_attn.k_proj", &k->k, C, KD, c->qkv_bias},
+                {"self_attn.v_proj", &k->v, C, KD, c->qkv_bias}, {"self_attn.o_proj", &k->o, QD, C, c->o_bias},
+            };
+            for (int i = 0; i < 4; i++) {
+                snprintf(nm, sizeof nm, "%s.%d.%s.weight", L, l, lins[i].n);
+                w = add_param(b, &dw, nm, 2, lins[i].out, lins[i].in, 0, 0);
+                bi = dbi = NULL;
+                if (lins[i].bias) {
+                    snprintf(nm, sizeof nm, "%s.%d.%s.bias", L, l, lins[i].n);
+                    bi = add_param(b, &dbi, nm, 1, lins[i].out, 0, 0, 0);
+                }
+                if (b->pass) set_linear(lins[i].lin, (int)lins[i].in, (int)lins[i].out, w, dw, bi, dbi);
+            }
+            snprintf(nm, sizeof nm, "%s.%d.post_attention_layernorm.weight", L, l);
+            k->ln2_w = add_param(b, &k->dln2_w, nm, 1, C, 0, 0, 0);
+            struct { const char *n; tuna_linear *lin; int64_t in, out; } mlps[] = {
+                {"mlp.gate_proj", &k->gate, C, FF}, {"mlp.up_proj", &k->up, C, FF}, {"mlp.down_proj", &k->down, FF, C},
+            };
+            for (int i = 0; i < 3; i++) {
+                snprintf(nm, sizeof nm, "%s.%d.%s.weight", L, l, mlps[i].n);
+                w = add_param(b, &dw, nm, 2, mlps[i].out, mlps[i].in, 0, 0);
+                bi = dbi = NULL;
+                if (c->mlp_bias) {
+                    snprintf(nm, sizeof nm, "%s.%d.%s.bias", L, l, mlps[i].n);
+                    bi = add_param(b, &dbi, nm, 1, mlps[i].out, 0, 0, 0);
+                }
+                if (b->pass) set_linear(mlps[i].lin, (int)mlps[i].in, (int)mlps[i].out, w, dw, bi, dbi);
+            }
+        }
+        m->lnf_w = add_param(b, &m->dlnf_w, "model.norm.weight", 1, C, 0, 0, 0);
+    }
+    if (c->tie_embeddings) {
+        if (b->pass) set_linear(&m->lm_head, (int)C, (int)V, m->wte, m->dwte, NULL, NULL);
+    } else {
+        float *w = add_param(b, &g, "lm_head.weight", 2, V, C, 0, 0);
+        if (b->pass) set_linear(&m->lm_head, (int)C, (int)V, w, g, NULL, NULL);
+    }
+#undef GP
+    return b->idx;
+}
+
+static int count_params(tuna_model *m) {
+    /* an upper bound: per layer at most 2+2+ (4 linears * 2) + 3*2 + 2 */
+    return 8 + m->cfg.L * 24;
+}
+
+tuna_status model_build(tuna_model *m, int with_grads) {
+    m->blocks = calloc((size_t)m->cfg.L, sizeof *m->blocks);
+    m->params = calloc((size_t)count_params(m), sizeof *m->params);
+    if (!m->blocks || !m->params) return tuna_fail(TUNA_ERR_NOMEM, "out of memory building the model");
+    builder b = {m, 0, 0, 0};
+    m->n_params = walk_params(&b);
+    m->n_weights = b.offset;
+    m->weights = calloc((size_t)m->n_weights, sizeof(float));
+    if (!m->weights)
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: %lld parameters need %.1f MiB", (long long)m->n_weights,
+                         m->n_weights * 4.0 / 1048576.0);
+    if (with_grads) {
+        m->grads = calloc((size_t)m->n_weights, sizeof(float));
+        if (!m->grads) return tuna_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
+    }
+    b = (builder){m, 1, 0, 0};
+    walk_params(&b);
+    return TUNA_OK;
+}
+
+static tuna_status alloc_grads(tuna_model *m) {
+    if (m->grads) return TUNA_OK;
+    m->grads = calloc((size_t)m->n_weights, sizeof(float));
+    if (!m->grads) return tuna_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
+    builder b = {m, 1, 0, 0}; /* pass 1 again: offsets are recomputed in walk order */
+    walk_params(&b);
+    return TUNA_OK;
+}
+
+tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg) {
+    *out = NULL;
+    tuna_status st = tuna_config_validate(cfg);
+    if (st != TUNA_OK) return st;
+    tuna_model *m = calloc(1, sizeof *m);
+    if (!m) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    m->cfg = *cfg;
+    if (cfg->family == TUNA_FAMILY_GPT2) snprintf(m->prefix, sizeof m->prefix, "transformer.");
+    st = model_build(m, 0);
+    if (st != TUNA_OK) { tuna_model_free(m); return st; }
+    /* norms start at identity: weight 1 */
+    for (int l = 0; l < cfg->L; l++) {
+        for (int c = 0; c < cfg->C; c++) m->blocks[l].ln1_w[c] = m->blocks[l].ln2_w[c] = 1.0f;
+    }
+    for (int c = 0; c < cfg->C; c++) m->lnf_w[c] = 1.0f;
+    *out = m;
+    return TUNA_OK;
+}
+
+static void acts_free(tuna_acts *a) {
+    free(a->base);
+    free(a->resid);
+    memset(a, 0, sizeof *a);
+}
+
+void tuna_model_free(tuna_model *m) {
+    if (!m) return;
+    acts_free(&m->acts);
+    free(m->weights);
+    free(m->grads);
+    free(m->params);
+    free(m->blocks);
+    free(m);
+}
+
+const tuna_config *tuna_model_config(const tuna_model *m) { return &m->cfg; }
+int tuna_model_num_params(const tuna_model *m) { return m->n_params; }
+const tuna_param *tuna_model_param(const tuna_model *m, int i) {
+    if (i < 0 || i >= m->n_params) return NULL;
+    return &m->params[i].pub;
+}
+const tuna_param *tuna_model_find_param(const tuna_model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (!strcmp(m->params[i].name, name)) return tuna_model_param(m, i);
+    return NULL;
+}
+int64_t tuna_model_param_count(const tuna_model *m) { return m->n_weights; }
+
+/* ---------------- activations ---------------- */
+
+/* Computes the layout of the activation block; with base != NULL also carves
+ * the pointers. Returns bytes needed. In eval mode (train == 0) every layer
+ * shares one set of buffers, and the residual stream alternates between two. */
+static size_t acts_layout(const tuna_config *c, int B, int T, int train, tuna_acts *a, char *base) {
+    size_t off = 0;
+    long N = (long)B * T;
+    int L = c->L, nthr = omp_get_max_threads();
+    long QKV = (long)(c->NH + 2 * c->NKV) * c->HD, QD = (long)c->NH * c->HD;
+#define CARVE(ptr, count, type)                                    \
+    do {                                                           \
+        if (base) (ptr) = (type *)(base + off);                    \
+        off += (((size_t)(count) * sizeof(type)) + 63) & ~(size_t)63; \
+    } while (0)
+    int nres = train ? L + 1 : 2, nl = train ? L : 1;
+    for (int i = 0; i < nres; i++) CARVE(a->resid[i], N * c->C, float);
+    for (int i = 0; i < nl; i++) {
+        CARVE(a->norm1[i], N * c->C, float);
+        CARVE(a->mean1[i], N, float);
+        CARVE(a->rstd1[i], N, float);
+        CARVE(a->qkv[i], N * QKV, float);
+        CARVE(a->att[i], (long)B * c->NH * T * T, float);
+        CARVE(a->attn_out[i], N * QD, float);
+        CARVE(a->resid_mid[i], N * c->C, float);
+        CARVE(a->norm2[i], N * c->C, float);
+        CARVE(a->mean2[i], N, float);
+        CARVE(a->rstd2[i], N, float);
+        CARVE(a->mlp_a[i], N * c->FF, float);
+        if (c->mlp == TUNA_MLP_SWIGLU) CARVE(a->mlp_b[i], N * c->FF, float);
+        CARVE(a->mlp_act[i], N * c->FF, float);
+    }
+    CARVE(a->normf, N * c->C, float);
+    CARVE(a->meanf, N, float);
+    CARVE(a->rstdf, N, float);
+    CARVE(a->logits, N * c->V, float);
+    CARVE(a->lse, N, float);
+    CARVE(a->targets, N, int32_t);
+    CARVE(a->pos, N, int32_t);
+    if (c->family == TUNA_FAMILY_LLAMA) {
+        CARVE(a->rope_cos, (long)T * c->HD / 2, float);
+        CARVE(a->rope_sin, (long)T * c->HD / 2, float);
+    }
+    if (train) {
+        CARVE(a->dresid, N * c->C, float);
+        CARVE(a->dtmp, N * c->C, float);
+        CARVE(a->dqkv, N * QKV, float);
+        CARVE(a->dattn, N * QD, float);
+        CARVE(a->dmlp_a, N * c->FF, float);
+        if (c->mlp == TUNA_MLP_SWIGLU) CARVE(a->dmlp_b, N * c->FF, float);
+        CARVE(a->dmlp_act, N * c->FF, float);
+        CARVE(a->att_scratch, (long)nthr * T * T, float);
+    }
+#undef CARVE
+    if (base && !train) {
+        /* eval: every layer index maps to the shared set */
+        for (int i = 1; i < L; i++) {
+            a->norm1[i] = a->norm1[0]; a->mean1[i] = a->mean1[0]; a->rstd1[i] = a->rstd1[0];
+            a->qkv[i] = a->qkv[0]; a->att[i] = a->att[0]; a->attn_out[i] = a->attn_out[0];
+            a->resid_mid[i] = a->resid_mid[0]; a->norm2[i] = a->norm2[0]; a->mean2[i] = a->mean2[0];
+            a->rstd2[i] = a->rstd2[0]; a->mlp_a[i] = a->mlp_a[0]; a->mlp_b[i] = a->mlp_b[0];
+            a->mlp_act[i] = a->mlp_act[0];
+        }
+        for (int i = 2; i <= L; i++) a->resid[i] = a->resid[i % 2];
+    }
+    return off;
+}
+
+size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int train) {
+    tuna_acts dummy;
+    memset(&dummy, 0, sizeof dummy);
+    return acts_layout(cfg, B, T, train, &dummy, NULL);
+}
+
+size_t tuna_model_weight_bytes(const tuna_config *c) {
+    tuna_model tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.cfg = *c;
+    tmp.params = calloc((size_t)count_params(&tmp), sizeof *tmp.params);
+    tmp.blocks = calloc((size_t)c->L, sizeof *tmp.blocks);
+    if (!tmp.params || !tmp.blocks) { free(tmp.params); free(tmp.blocks); return 0; }
+    builder b = {&tmp, 0, 0, 0};
+    walk_params(&b);
+    free(tmp.params);
+    free(tmp.blocks);
+    return (size_t)b.offset * sizeof(float);
+}
+
+static void rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T) {
+    int half = c->HD / 2;
+    for (int i = 0; i < half; i++) {
+        /* HF: inv_freq = 1 / theta^(2i/HD), computed in fp32 */
+        float inv = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->HD));
+        if (c->rope_scaling == TUNA_ROPE_LINEAR) inv = inv / c->rope_factor;
+        else if (c->rope_scaling == TUNA_ROPE_LLAMA3) {
+            double old = c->rope_original_max_positions;
+            double low_wl = old / c->rope_low_freq_factor, high_wl = old / c->rope_high_freq_factor;
+            double wl = 2.0 * M_PI / inv;
+            if (wl > low_wl) inv = (float)(inv / c->rope_factor);
+            else if (wl >= high_wl) {
+                double smooth = (old / wl - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                inv = (float)((1.0 - smooth) * inv / c->rope_factor + smooth * inv);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            float f = (float)t * inv; /* fp32 product, as torch computes it */
+            cos_t[(long)t * half + i] = cosf(f);
+            sin_t[(long)t * half + i] = sinf(f);
+        }
+    }
+}
+
+tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int train) {
+    if (B <= 0 || T <= 0) return tuna_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
+    if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.train == train) return TUNA_OK;
+    if (train) {
+        tuna_status st = alloc_grads(m);
+        if (st != TUNA_OK) return st;
+    }
+    acts_free(&m->acts);
+    tuna_acts *a = &m->acts;
+    int L = m->cfg.L;
+    /* the 14 per-layer pointer arrays share one small allocation (freed via resid) */
+    float **arr = calloc((size_t)(14 * (L + 1)), sizeof(float *));
+    if (!arr) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->att, &a->attn_out,
+                        &a->resid_mid, &a->norm2, &a->mean2, &a->rstd2, &a->mlp_a, &a->mlp_b, &a->mlp_act};
+    for (int i = 0; i < 14; i++) *slots[i] = arr + (long)i * (L + 1);
+    size_t bytes = acts_layout(&m->cfg, B, T, train, a, NULL);
+    char *base = NULL;
+    if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0) {
+        free(arr);
+        memset(a, 0, sizeof *a);
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: activations for batch %d x %d need %.1f MiB", B, T,
+                         bytes / 1048576.0);
+    }
+    acts_layout(&m->cfg, B, T, train, a, base);
+    a->base = base;
+    a->bytes = bytes;
+    a->B = B;
+    a->T = T;
+    a->train = train;
+    if (m->cfg.family == TUNA_FAMILY_LLAMA) rope_tables(&m->cfg, a->rope_cos, a->rope_sin, T);
+    m->have_forward = 0;
+    return TUNA_OK;
+}
+
+/* ---------------- forward / backward ---------------- */
+
+static void qkv_views(const tuna_model *m, float *base, int N, float **q, float **k, float **v, int *sq, int *sk,
+                      int *sv) {
+    const tuna_config *c = &m->cfg;
+    if (c->family == TUNA_FAMILY_GPT2) {
+        *q = base; *k = base + c->C; *v = base + 2 * c->C;
+        *sq = *sk = *sv = 3 * c->C;
+    } else {
+        *q = base;
+        *k = base + (long)N * c->NH * c->HD;
+        *v = *k + (long)N * c->NKV * c->HD;
+        *sq = c->NH * c->HD;
+        *sk = *sv = c->NKV * c->HD;
+    }
+}
+
+static void norm_fwd(const tuna_config *c, float *out, float *mean, float *rstd, const float *x, const float *w,
+                     const float *b, int N) {
+    if (c->norm == TUNA_NORM_LAYERNORM) k_layernorm_fwd(out, mean, rstd, x, w, b, N, c->C, c->norm_eps);
+    else k_rmsnorm_fwd(out, rstd, x, w, N, c->C, c->norm_eps);
+}
+
+static void norm_bwd(const tuna_config *c, float *din, float *dw, float *db, const float *dout, const float *x,
+                     const float *w, const float *mean, const float *rstd, int N) {
+    if (c->norm == TUNA_NORM_LAYERNORM) k_layernorm_bwd(din, dw, db, dout, x, w, mean, rstd, N, c->C);
+    else k_rmsnorm_bwd(din, dw, dout, x, w, rstd, N, c->C);
+}
+
+static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
+    const tuna_config *c = &m->cfg;
+    tuna_acts *a = &m->acts;
+    if (!a->base) return tuna_fail(TUNA_ERR_ARG, "model not prepared for a batch (call tuna_model_prepare)");
+    if (bt->B <= 0 || bt->T <= 0 || bt->B > a->B || bt->T > a->T)
+        return tuna_fail(TUNA_ERR_ARG, "batch %d x %d exceeds the prepared %d x %d", bt->B, bt->T, a->B, a->T);
+    if (c->sliding_window > 0 && bt->T > c->sliding_window)
+        return tuna_fail(TUNA_ERR_UNSUPPORTED,
+                         "sequence of %d tokens exceeds the model's sliding_window of %d (sliding-window attention is not implemented)",
+                         bt->T, c->sliding_window);
+    int maxpos = c->learned_positions ? c->max_positions : a->T;
+    for (int n = 0; n < bt->B * bt->T; n++) {
+        int id = bt->input_ids[n];
+        if (id < 0 || id >= c->V)
+            return tuna_fail(TUNA_ERR_ARG, "token id %d at row %d position %d is outside the vocabulary (0..%d)", id,
+                             n / bt->T, n % bt->T, c->V - 1);
+        int p = bt->pos_ids ? bt->pos_ids[n] : n % bt->T;
+        if (p < 0 || p >= maxpos || p > n % bt->T)
+            return tuna_fail(TUNA_ERR_ARG, "position %d at row %d position %d is out of range (max %d)", p,
+                             n / bt->T, n % bt->T, maxpos - 1);
+        if (bt->labels) {
+            int lb = bt->labels[n];
+            if (lb != -100 && (lb < 0 || lb >= c->V))
+                return tuna_fail(TUNA_ERR_ARG, "label %d at row %d position %d is outside the vocabulary", lb,
+                                 n / bt->T, n % bt->T);
+        }
+    }
+    return TUNA_OK;
+}
+
+tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *loss) {
+    tuna_status st = check_batch(m, bt);
+    if (st != TUNA_OK) return st;
+    const tuna_config *c = &m->cfg;
+    tuna_acts *a = &m->acts;
+    int B = bt->B, T = bt->T, N = B * T, C = c->C;
+    for (int n = 0; n < N; n++) {
+        int t = n % T;
+        a->pos[n] = bt->pos_ids ? bt->pos_ids[n] : t;
+        a->targets[n] = (bt->labels && t < T - 1 && bt->labels[n + 1] != -100) ? bt->labels[n + 1] : -1;
+    }
+    /* embeddings */
+    float *x = a->resid[0];
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *e = m->wte + (long)bt->input_ids[n] * C;
+        float *xn = x + (long)n * C;
+        if (c->learned_positions) {
+            const float *p = m->wpe + (long)a->pos[n] * C;
+            for (int i = 0; i < C; i++) xn[i] = e[i] + p[i];
+        } else memcpy(xn, e, (size_t)C * sizeof(float));
+    }
+    for (int l = 0; l < c->L; l++) {
+        tuna_block *k = &m->blocks[l];
+        float *xin = a->resid[l], *xout = a->resid[l + 1];
+        norm_fwd(c, a->norm1[l], a->mean1[l], a->rstd1[l], xin, k->ln1_w, k->ln1_b, N);
+        float *q, *kk, *v;
+        int sq, sk, sv;
+        qkv_views(m, a->qkv[l], N, &q, &kk, &v, &sq, &sk, &sv);
+        if (c->family == TUNA_FAMILY_GPT2) linear_forward(&k->qkv, a->qkv[l], a->norm1[l], N);
+        else {
+            linear_forward(&k->q, q, a->norm1[l], N);
+            linear_forward(&k->k, kk, a->norm1[l], N);
+            linear_forward(&k->v, v, a->norm1[l], N);
+            k_rope(q, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 0);
+            k_rope(kk, a->pos, a->rope_cos, a->rope_sin, N, c->NKV, c->HD, sk, 0);
+        }
+        k_attention_fwd(a->attn_out[l], a->att[l], q, kk, v, bt->pos_ids ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
+                        sq, sk, sv);
+        linear_forward(&k->o, a->resid_mid[l], a->attn_out[l], N);
+        float *rm = a->resid_mid[l];
+#pragma omp parallel for simd
+        for (long i = 0; i < (long)N * C; i++) rm[i] += xin[i];
+        norm_fwd(c, a->norm2[l], a->mean2[l], a->rstd2[l], rm, k->ln2_w, k->ln2_b, N);
+        if (c->mlp == TUNA_MLP_GELU_TANH) {
+            linear_forward(&k->fc, a->mlp_a[l], a->norm2[l], N);
+            k_gelu_fwd(a->mlp_act[l], a->mlp_a[l], (long)N * c->FF);
+        } else {
+            linear_forward(&k->gate, a->mlp_a[l], a->norm2[l], N);
+            linear_forward(&k->up, a->mlp_b[l], a->norm2[l], N);
+            k_swiglu_fwd(a->mlp_act[l], a->mlp_a[l], a->mlp_b[l], (long)N * c->FF);
+        }
+        linear_forward(&k->down, xout, a->mlp_act[l], N);
+#pragma omp parallel for simd
+        for (long i = 0; i < (long)N * C; i++) xout[i] += rm[i];
+    }
+    norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);
+    linear_forward(&m->lm_head, a->logits, a->normf, N);
+    int64_t count = 0;
+    double sum = k_crossentropy_fwd(a->lse, &count, a->logits, a->targets, N, c->V);
+    if (loss) {
+        loss->loss_sum = sum;
+        loss->tokens = count;
+    }
+    m->have_forward = 1;
+    return TUNA_OK;
+}
+
+const float *tuna_model_logits(const tuna_model *m) { return m->acts.logits; }
+
+tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token_weight) {
+    tuna_acts *a = &m->acts;
+    if (!a->train) return tuna_fail(TUNA_ERR_ARG, "model prepared without gradients (train=0)");
+    if (!m->have_forward) return tuna_fail(TUNA_ERR_ARG, "backward without a preceding forward");
+    const tuna_config *c = &m->cfg;
+    int B = bt->B, T = bt->T, N = B * T, C = c->C;
+    m->have_forward = 0;
+    k_crossentropy_bwd(a->logits, a->lse, a->targets, token_weight, N, c->V);
+    linear_backward(&m->lm_head, a->dtmp, 0, a->logits, a->normf, N);
+    memset(a->dresid, 0, (size_t)N * C * sizeof(float));
+    norm_bwd(c, a->dresid, m->dlnf_w, m->dlnf_b, a->dtmp, a->resid[c->L], m->lnf_w, a->meanf, a->rstdf, N);
+    for (int l = c->L - 1; l >= 0; l--) {
+        tuna_block *k = &m->blocks[l];
+        /* MLP: resid[l+1] = resid_mid + down(act) */
+        linear_backward(&k->down, a->dmlp_act, 0, a->dresid, a->mlp_act[l], N);
+        if (c->mlp == TUNA_MLP_GELU_TANH) {
+            k_gelu_bwd(a->dmlp_a, a->dmlp_act, a->mlp_a[l], (long)N * c->FF);
+            linear_backward(&k->fc, a->dtmp, 0, a->dmlp_a, a->norm2[l], N);
+        } else {
+            k_swiglu_bwd(a->dmlp_a, a->dmlp_b, a->dmlp_act, a->mlp_a[l], a->mlp_b[l], (long)N * c->FF);
+            linear_backward(&k->gate, a->dtmp, 0, a->dmlp_a, a->norm2[l], N);
+            linear_backward(&k->up, a->dtmp, 1, a->dmlp_b, a->norm2[l], N);
+        }
+        norm_bwd(c, a->dresid, k->dln2_w, k->dln2_b, a->dtmp, a->resid_mid[l], k->ln2_w, a->mean2[l], a->rstd2[l], N);
+        /* attention: resid_mid = resid[l] + o(attn_out) */
+        linear_backward(&k->o, a->dattn, 0, a->dresid, a->attn_out[l], N);
+        float *q, *kk, *v, *dq, *dk, *dv;
+        int sq, sk, sv;
+        qkv_views(m, a->qkv[l], N, &q, &kk, &v, &sq, &sk, &sv);
+        qkv_views(m, a->dqkv, N, &dq, &dk, &dv, &sq, &sk, &sv);
+        k_attention_bwd(dq, dk, dv, a->att_scratch, a->dattn, a->att[l], q, kk, v, B, T, c->NH, c->NKV, c->HD, sq,
+                        sk, sv);
+        if (c->family == TUNA_FAMILY_GPT2) linear_backward(&k->qkv, a->dtmp, 0, a->dqkv, a->norm1[l], N);
+        else {
+            k_rope(dq, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 1);
+            k_rope(dk, a->pos, a->rope_cos, a->rope_sin, N, c->NKV, c->HD, sk, 1);
+            linear_backward(&k->q, a->dtmp, 0, dq, a->norm1[l], N);
+            linear_backward(&k->k, a->dtmp, 1, dk, a->norm1[l], N);
+            linear_backward(&k->v, a->dtmp, 1, dv, a->norm1[l], N);
+        }
+        norm_bwd(c, a->dresid, k->dln1_w, k->dln1_b, a->dtmp, a->resid[l], k->ln1_w, a->mean1[l], a->rstd1[l], N);
+    }
+    /* embeddings: each thread owns a slice of channels, so repeated ids never race */
+    float *dx = a->dresid;
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((long)C * id / nt), c1 = (int)((long)C * (id + 1) / nt);
+        for (int n = 0; n < N; n++) {
+            float *dw = m->dwte + (long)bt->input_ids[n] * C;
+            const float *d = dx + (long)n * C;
+            for (int i = c0; i < c1; i++) dw[i] += d[i];
+            if (c->learned_positions) {
+                float *dp = m->dwpe + (long)a->pos[n] * C;
+                for (int i = c0; i < c1; i++) dp[i] += d[i];
+            }
+        }
+    }
+    return TUNA_OK;
+}
+
+void tuna_model_zero_grad(tuna_model *m) {
+    if (m->grads) memset(m->grads, 0, (size_t)m->n_weights * sizeof(float));
+}
+
+tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
+    const tuna_config *c = &m->cfg;
+    tuna_rng rng;
+    tuna_rng_seed(&rng, seed, 0x74756e61 /* "tuna" */);
+    float std = c->initializer_range > 0 ? c->initializer_range : 0.02f;
+    for (int i = 0; i < m->n_params; i++) {
+        tuna_param *p = &m->params[i].pub;
+        size_t n = strlen(p->name);
+        int is_bias = n > 5 && !strcmp(p->name + n - 5, ".bias");
+        if (is_bias) { memset(p->data, 0, (size_t)p->numel * sizeof(float)); continue; }
+        if (p->ndim == 1) { for (int64_t j = 0; j < p->numel; j++) p->data[j] = 1.0f; continue; }
+        float s = std;
+        if (c->family == TUNA_FAMILY_GPT2 && n > 14 && !strcmp(p->name + n - 14, "c_proj.weight"))
+            s = std / sqrtf(2.0f * c->L);
+        for (int64_t j = 0; j < p->numel; j++) p->data[j] = s * tuna_rng_normal(&rng);
+    }
+    return TUNA_OK;
+}

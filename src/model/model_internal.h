@@ -1,0 +1,76 @@
+/* model_internal.h — the model's structs, shared by src/model, src/train and
+ * src/infer (not public). Split by lifetime as in llama2.c: config; weights
+ * and gradients (one allocation each, pointers carved from a table of named
+ * tensors); activations for one (B,T) batch (one allocation, sized by
+ * tuna_model_activation_bytes). */
+#ifndef TUNA_MODEL_INTERNAL_H
+#define TUNA_MODEL_INTERNAL_H
+#include "model/linear.h"
+#include "tuna.h"
+
+typedef struct {
+    /* norms: weight [C] (+ bias [C] for LayerNorm) */
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    float *dln1_w, *dln1_b, *dln2_w, *dln2_b;
+    /* attention: fused c_attn (GPT-2) or q/k/v (Llama family) */
+    tuna_linear qkv, q, k, v, o;
+    /* MLP: c_fc/c_proj (GPT-2) or gate/up/down (Llama family) */
+    tuna_linear fc, gate, up, down;
+} tuna_block;
+
+typedef struct {
+    int B, T, train;
+    /* per layer l (N = B*T rows) */
+    float **resid;      /* [L+1][N,C] residual stream entering layer l; resid[L] = final */
+    float **norm1;      /* [L][N,C] */
+    float **mean1, **rstd1; /* [L][N] (mean only for LayerNorm) */
+    float **qkv;        /* [L][N,(NH+2NKV)*HD]: q,k,v (post-RoPE) */
+    float **att;        /* [L][B,NH,T,T] */
+    float **attn_out;   /* [L][N,NH*HD] */
+    float **resid_mid;  /* [L][N,C] */
+    float **norm2;      /* [L][N,C] */
+    float **mean2, **rstd2;
+    float **mlp_a;      /* [L][N,FF] fc output (GELU) or gate (SwiGLU) */
+    float **mlp_b;      /* [L][N,FF] up (SwiGLU only) */
+    float **mlp_act;    /* [L][N,FF] */
+    float *normf, *meanf, *rstdf; /* [N,C], [N], [N] */
+    float *logits;      /* [N,V]; becomes dlogits in backward */
+    float *lse;         /* [N] */
+    int32_t *targets;   /* [N] labels shifted left; -1 where not counted */
+    int32_t *pos;       /* [N] positions */
+    float *rope_cos, *rope_sin; /* [T, HD/2] */
+    /* backward scratch (train only) */
+    float *dresid, *dtmp, *dqkv, *dattn, *dmlp_a, *dmlp_b, *dmlp_act, *att_scratch;
+    void *base;         /* the single allocation */
+    size_t bytes;
+} tuna_acts;
+
+/* One entry of the parameter table: name as in the checkpoint, file shape,
+ * whether our fp32 layout is the transpose of the file layout (GPT-2 Conv1D). */
+typedef struct {
+    tuna_param pub;        /* the public view; pub.name points to name */
+    char name[160];
+    int optional_in_file;  /* e.g. lm_head when tied */
+} tuna_param_entry;
+
+struct tuna_model {
+    tuna_config cfg;
+    char prefix[32];         /* "transformer." or "" for GPT-2 files; "" otherwise */
+    tuna_param_entry *params;/* table of named tensors (tied tensors listed once) */
+    int n_params;
+    float *weights;          /* all parameters, fp32 */
+    float *grads;            /* all gradients or NULL */
+    int64_t n_weights;       /* scalars in weights */
+    /* views into weights/grads */
+    float *wte, *dwte;       /* [V,C] */
+    float *wpe, *dwpe;       /* [maxT,C] (GPT-2) */
+    float *lnf_w, *lnf_b, *dlnf_w, *dlnf_b;
+    tuna_block *blocks;      /* [L] */
+    tuna_linear lm_head;     /* w = wte when tied */
+    tuna_acts acts;
+    int have_forward;        /* a forward ran since the last backward */
+};
+
+/* Builds the parameter table and carves weights (and grads if with_grads). */
+tuna_status model_build(tuna_model *m, int with_grads);
+#endif
