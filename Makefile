@@ -4,6 +4,7 @@
 #   make test-fast  unit + parity tests only (no sanitizer rebuild)
 #   make fuzz       libFuzzer targets (clang), run briefly
 #   make bench      benchmarks (see bench/README.md)
+#   make demo       the quick start's main job (scripts/demo.sh)
 # Sources are picked up by wildcard: a new file in src/<module>/ or tests/test_*.c
 # needs no edit here.
 
@@ -11,7 +12,7 @@ CC       ?= cc
 OPT      ?= -O3 -march=native
 CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude -Isrc \
             -I/usr/include/x86_64-linux-gnu/openblas-openmp $(OPT)
-LDLIBS   += -lopenblas -lpcre2-8 -ljansson -lm -fopenmp
+LDLIBS   += -lopenblas -lpcre2-8 -ljansson -lutf8proc -lm -fopenmp
 
 BUILD    ?= build
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
@@ -57,7 +58,7 @@ test-fast: all
 # The sanitizer tier rebuilds everything in build-san with ASan+UBSan.
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
+	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
 	@TUNA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=2 scripts/run_tests.sh build-san
 
 test: all
@@ -68,6 +69,9 @@ fuzz: deps
 
 bench: all
 	@echo "benchmarks: see bench/README.md"; ls $(BUILD)/bench
+
+demo: all
+	@scripts/demo.sh
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -142,6 +142,7 @@ typedef struct {
     const int32_t *input_ids;  /* [B,T] */
     const int32_t *labels;     /* [B,T] or NULL (no loss computed) */
     const int32_t *pos_ids;    /* [B,T] or NULL */
+    const float *row_weight;   /* [B] extra loss weight per sequence, or NULL (= 1) */
 } tuna_batch;
 
 /* Result of a forward pass: sum of per-token losses (natural log) over the
@@ -158,9 +159,12 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *batch, tuna_loss
 /* Logits of the last forward: [B,T,V], valid until backward. */
 const float *tuna_model_logits(const tuna_model *m);
 /* Backward of the last forward: ADDS to every parameter gradient the gradient
- * of (token_weight * sum of counted per-token losses). For a mean over the
- * counted tokens of one optimizer step pass 1/total_tokens. */
+ * of (token_weight * sum over rows b of row_weight[b] * that row's counted
+ * per-token losses). For a mean over the counted tokens of one optimizer step
+ * pass 1/total_tokens and no row weights. */
 tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *batch, float token_weight);
+/* Per-row sums of counted losses of the last forward (out[B]). */
+void tuna_model_row_losses(const tuna_model *m, int B, int T, double *out);
 /* Sets all gradients to zero. */
 void tuna_model_zero_grad(tuna_model *m);
 

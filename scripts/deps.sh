@@ -2,7 +2,7 @@
 # Checks the Debian packages tuna builds and tests with; installs missing ones
 # with apt-get when run as root, otherwise prints the exact command and stops.
 set -euo pipefail
-need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev clang libclang-rt-14-dev)
+need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev libutf8proc-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

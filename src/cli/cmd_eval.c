@@ -63,7 +63,7 @@ int cmd_eval(int argc, char **argv) {
                 labels[i * t + j] = j < len ? p.labels[o + j] : -100;
             }
         }
-        tuna_batch bt = {b, t, ids, labels, NULL};
+        tuna_batch bt = {.B = b, .T = t, .input_ids = ids, .labels = labels};
         tuna_loss l;
         st = tuna_model_forward(m, &bt, &l);
         if (st != TUNA_OK) goto done;

@@ -17,7 +17,11 @@ static const command commands[] = {
     {"info", cmd_info, "describe a model folder (architecture, sizes, memory)"},
     {"eval", cmd_eval, "loss and perplexity of a model on pre-tokenized data"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint into an HF model folder"},
+    {"tokenize", cmd_tokenize, "text lines to token ids with a model's tokenizer"},
+    {"detokenize", cmd_detokenize, "token id lines back to text"},
+    {"sft", cmd_sft, "supervised fine-tuning (full) with AdamW, schedules, accumulation"},
     {"init", cmd_init, "create a randomly initialised model from a config.json"},
+    {"template", cmd_template, "render a conversation with a chat template"},
 };
 
 static void usage(FILE *f) {

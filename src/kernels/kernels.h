@@ -61,9 +61,9 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const floa
  * lse[N] = logsumexp of each row (saved); returns the sum of counted losses
  * and stores their count. */
 double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const int32_t *targets, int N, int V);
-/* Overwrites logits[N,V] in place with d(weight * sum of losses)/dlogits; rows
- * that do not count become 0. */
-void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets, float weight, int N, int V);
+/* Overwrites logits[N,V] in place with d(sum_n weight[n] * loss_n)/dlogits;
+ * rows that do not count become 0. */
+void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets, const float *weight, int N, int V);
 
 /* ---- serial references (kernels_ref.c) ---- */
 void k_matmul_fwd_ref(float *out, const float *in, const float *w, const float *bias, int N, int IC, int OC);

@@ -286,7 +286,7 @@ double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const
     return sum;
 }
 
-void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets, float weight, int N, int V) {
+void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets, const float *weights, int N, int V) {
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         float *row = logits + (long)n * V;
@@ -294,7 +294,7 @@ void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets,
             memset(row, 0, (size_t)V * sizeof(float));
             continue;
         }
-        float l = lse[n];
+        float l = lse[n], weight = weights[n];
         for (int i = 0; i < V; i++) row[i] = expf(row[i] - l) * weight;
         row[targets[n]] -= weight;
     }

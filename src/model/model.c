@@ -274,6 +274,7 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int train, tuna_ac
     CARVE(a->rstdf, N, float);
     CARVE(a->logits, N * c->V, float);
     CARVE(a->lse, N, float);
+    CARVE(a->tok_w, N, float);
     CARVE(a->targets, N, int32_t);
     CARVE(a->pos, N, int32_t);
     if (c->family == TUNA_FAMILY_LLAMA) {
@@ -520,7 +521,8 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
     const tuna_config *c = &m->cfg;
     int B = bt->B, T = bt->T, N = B * T, C = c->C;
     m->have_forward = 0;
-    k_crossentropy_bwd(a->logits, a->lse, a->targets, token_weight, N, c->V);
+    for (int n = 0; n < N; n++) a->tok_w[n] = token_weight * (bt->row_weight ? bt->row_weight[n / T] : 1.0f);
+    k_crossentropy_bwd(a->logits, a->lse, a->targets, a->tok_w, N, c->V);
     linear_backward(&m->lm_head, a->dtmp, 0, a->logits, a->normf, N);
     memset(a->dresid, 0, (size_t)N * C * sizeof(float));
     norm_bwd(c, a->dresid, m->dlnf_w, m->dlnf_b, a->dtmp, a->resid[c->L], m->lnf_w, a->meanf, a->rstdf, N);
@@ -595,4 +597,17 @@ tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
         for (int64_t j = 0; j < p->numel; j++) p->data[j] = s * tuna_rng_normal(&rng);
     }
     return TUNA_OK;
+}
+
+void tuna_model_row_losses(const tuna_model *m, int B, int T, double *out) {
+    const tuna_acts *a = &m->acts;
+    int V = m->cfg.V;
+    for (int b = 0; b < B; b++) {
+        double s = 0;
+        for (int t = 0; t < T; t++) {
+            long n = (long)b * T + t;
+            if (a->targets[n] >= 0) s += (double)a->lse[n] - a->logits[n * V + a->targets[n]];
+        }
+        out[b] = s;
+    }
 }

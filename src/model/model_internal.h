@@ -36,6 +36,7 @@ typedef struct {
     float *normf, *meanf, *rstdf; /* [N,C], [N], [N] */
     float *logits;      /* [N,V]; becomes dlogits in backward */
     float *lse;         /* [N] */
+    float *tok_w;       /* [N] loss weight per position (backward) */
     int32_t *targets;   /* [N] labels shifted left; -1 where not counted */
     int32_t *pos;       /* [N] positions */
     float *rope_cos, *rope_sin; /* [T, HD/2] */

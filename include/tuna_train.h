@@ -1,0 +1,66 @@
+/* tuna_train.h — the trainer: full fine-tuning with PyTorch/Transformers
+ * semantics (AdamW, HF schedules, gradient accumulation, global-norm clipping,
+ * token- or sequence-normalised loss) over pre-tokenized sequences.
+ * The library reports progress through a callback; it never prints. */
+#ifndef TUNA_TRAIN_H
+#define TUNA_TRAIN_H
+#include "tuna.h"
+
+typedef enum { TUNA_SCHED_CONSTANT = 0, TUNA_SCHED_LINEAR = 1, TUNA_SCHED_COSINE = 2 } tuna_schedule;
+typedef enum { TUNA_LOSS_NORM_TOKEN = 0, TUNA_LOSS_NORM_SEQUENCE = 1 } tuna_loss_norm;
+
+typedef struct {
+    float lr;              /* peak learning rate */
+    float beta1, beta2, eps;
+    float weight_decay;    /* decoupled; not applied to biases and norm weights */
+    float grad_clip;       /* max global L2 norm; 0 disables */
+    tuna_schedule schedule;
+    double warmup;         /* < 1: fraction of steps; >= 1: number of steps */
+    int batch;             /* sequences per optimizer step */
+    int micro_batch;       /* sequences per forward/backward */
+    int seq_len;           /* longer sequences are truncated (right) */
+    int steps;             /* optimizer steps; 0: epochs * ceil(n / batch) */
+    double epochs;         /* used when steps == 0 */
+    uint64_t seed;
+    int shuffle;
+    tuna_loss_norm loss_norm;
+} tuna_train_args;
+
+/* Defaults: lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0, clip 1.0,
+ * linear schedule, warmup 0, batch 8, micro-batch 8, seq_len 512, 1 epoch,
+ * seed 0, shuffle on, token normalisation. */
+void tuna_train_args_default(tuna_train_args *a);
+
+/* Learning-rate multiplier of optimizer step `step` (0-based) out of `total`,
+ * as HF get_scheduler's lambdas (step 0 of a warmup has multiplier 0). */
+double tuna_schedule_factor(tuna_schedule s, int step, int warmup_steps, int total);
+/* Warmup steps for args and a total step count. */
+int tuna_warmup_steps(const tuna_train_args *a, int total);
+
+typedef struct {
+    int step, total_steps;  /* step is 1-based after the update */
+    double epoch;           /* fractional epoch reached */
+    double loss;            /* mean loss of the step (before the update) */
+    double lr;              /* learning rate used by this step */
+    double grad_norm;       /* global L2 norm before clipping */
+    int64_t tokens;         /* counted tokens in the step */
+    int64_t tokens_seen;    /* all input tokens processed so far */
+    double step_seconds, elapsed_seconds, tokens_per_second;
+} tuna_step_info;
+
+typedef struct tuna_trainer tuna_trainer;
+
+/* Creates a trainer over model m (not owned) and data (not owned, must outlive
+ * the trainer). Allocates gradients, optimizer moments and activations for
+ * (micro_batch, seq_len) up front. */
+tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
+                                const tuna_train_args *args);
+void tuna_trainer_free(tuna_trainer *t);
+int tuna_trainer_total_steps(const tuna_trainer *t);
+/* Runs one optimizer step; fills info. Returns TUNA_ERR_NUMERIC (naming the
+ * step) if the loss or gradient norm is not finite; the weights are then left
+ * as they were before the step. */
+tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info);
+/* Mean loss over all counted tokens of a data set (no gradients). */
+tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss, int64_t *tokens);
+#endif

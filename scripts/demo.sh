@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The quick start's main job (until the shipped-model demo lands): create a
+# small model, describe it, and measure its loss; then do the same for the real
+# pre-trained llama2.c stories260K model when ../shared/data is present.
+# Everything goes to runs/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=build/tuna
+out=runs/demo
+rm -rf "$out"; mkdir -p "$out"
+
+echo "== 1. a randomly initialised Llama-architecture model, made by the build"
+$T init --config configs/tiny-llama.json --out "$out/tiny" --seed 1
+$T info --model "$out/tiny"
+# pre-tokenized eval data: 16 sequences of 64 ids drawn deterministically
+awk 'BEGIN { srand(7); for (i = 0; i < 16; i++) { printf "{\"input_ids\":["; for (j = 0; j < 64; j++) printf "%s%d", (j ? "," : ""), int(rand() * 512); print "]}" } }' > "$out/random.jsonl"
+echo "-- eval on random ids (an untrained model is near log(512) = 6.238):"
+$T eval --model "$out/tiny" --data "$out/random.jsonl"
+
+shared=${TUNA_SHARED_DATA:-../shared/data}
+ck="$shared/llama2c/stories260K/stories260K.bin"
+if [ -f "$ck" ]; then
+  echo
+  echo "== 2. the real pre-trained llama2.c stories260K, converted to an HF folder"
+  $T convert llama2c --checkpoint "$ck" --tokenizer "$shared/llama2c/stories260K/tok512.bin" --out "$out/stories260K"
+  $T info --model "$out/stories260K"
+  head -c 20000 "$shared/text/tinystories/tinystories_validation_head.txt" | awk 'length($0) > 40' | head -32 > "$out/stories.txt"
+  $T tokenize --model "$out/stories260K" --file "$out/stories.txt" --add-special --json \
+    | sed 's/^/{"input_ids":/; s/$/}/' > "$out/stories.jsonl"
+  echo "-- eval on $(wc -l < "$out/stories.jsonl") lines of TinyStories validation text:"
+  $T eval --model "$out/stories260K" --data "$out/stories.jsonl"
+else
+  echo "(shared data not found at $shared: skipping the stories260K part)"
+fi

@@ -1,0 +1,302 @@
+/* cmd_sft.c — `tuna sft`: supervised fine-tuning of a model folder on
+ * pre-tokenized data, with a live progress line, metrics.jsonl,
+ * train_args.json, optional validation with early stopping (keeping the best
+ * weights), and an output folder Hugging Face tools can load. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "tuna_train.h"
+
+static const char *sft_help =
+    "usage: tuna sft --model DIR --data FILE.jsonl --out DIR [options]\n"
+    "\n"
+    "Full fine-tuning with PyTorch/Transformers semantics. Data: pre-tokenized\n"
+    "JSONL {\"input_ids\":[...], \"labels\":[...]} (labels -100 are not counted;\n"
+    "position t is scored against labels[t+1]), taken in file order with\n"
+    "--no-shuffle.\n"
+    "  --method full          training method (full fine-tuning)\n"
+    "  --lr X                 peak learning rate (default 2e-5)\n"
+    "  --schedule S           constant | linear | cosine (default linear), as HF get_scheduler;\n"
+    "                         constant with --warmup > 0 is HF's constant_with_warmup\n"
+    "  --warmup X             fraction of steps (< 1) or number of steps (default 0)\n"
+    "  --weight-decay X       decoupled AdamW decay, not on biases/norms (default 0)\n"
+    "  --betas B1,B2 --eps E  AdamW (default 0.9,0.999 and 1e-8)\n"
+    "  --grad-clip X          max global gradient L2 norm; 0 disables (default 1.0)\n"
+    "  --batch N              sequences per optimizer step (default 8)\n"
+    "  --micro-batch N        sequences per forward/backward (default = batch)\n"
+    "  --seq-len N            truncate sequences to N tokens (default 512)\n"
+    "  --epochs X | --steps N training length (default 1 epoch)\n"
+    "  --loss-norm token|sequence  mean over the step's counted tokens (default),\n"
+    "                         or mean over sequences of each sequence's mean\n"
+    "  --seed N  --no-shuffle data order\n"
+    "  --val FILE | --val-split X   validation data (X: hash-based fraction of --data)\n"
+    "  --eval-every N         validation every N steps (default: 10 evals per run)\n"
+    "  --early-stop N         stop after N evaluations without improvement\n"
+    "  --save-dtype f32|bf16|f16   dtype of the saved weights (default f32)\n"
+    "  --quiet                no progress output\n"
+    "Writes OUT/model.safetensors, config.json, tokenizer files, metrics.jsonl,\n"
+    "train_args.json. With validation, OUT holds the best weights seen.\n";
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+static int parse_float(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    if (!s) return cli_usage_error("%s needs a value", opt), -1;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || !(v >= lo && v <= hi)) {
+        cli_usage_error("%s: '%s' is not a number in [%g, %g]", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void copy_file(const char *src_dir, const char *dst_dir, const char *name) {
+    char s[PATH_MAX], d[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(s, sizeof s, "%s/%s", src_dir, name);
+    snprintf(d, sizeof d, "%s/%s", dst_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", d);
+    FILE *in = fopen(s, "rb");
+    if (!in) return;
+    FILE *out = fopen(tmp, "wb");
+    if (!out) { fclose(in); return; }
+    char buf[65536];
+    size_t n;
+    int ok = 1;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok &= fwrite(buf, 1, n, out) == n;
+    fclose(in);
+    ok &= fclose(out) == 0;
+    if (ok) rename(tmp, d);
+    else unlink(tmp);
+}
+
+static uint64_t seq_hash(const tuna_pretok *p, int64_t i) {
+    uint64_t h = 1469598103934665603ULL;
+    for (int64_t k = p->off[i]; k < p->off[i + 1]; k++) {
+        h ^= (uint32_t)p->ids[k];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* moves the sequences whose hash falls below frac into val */
+static tuna_status split_val(tuna_pretok *train, tuna_pretok *val, double frac) {
+    tuna_pretok tr = {0}, va = {0};
+    int64_t ntok = train->off[train->n];
+    tr.off = malloc((size_t)(train->n + 1) * sizeof(int64_t));
+    va.off = malloc((size_t)(train->n + 1) * sizeof(int64_t));
+    tr.ids = malloc((size_t)ntok * 4); tr.labels = malloc((size_t)ntok * 4);
+    va.ids = malloc((size_t)ntok * 4); va.labels = malloc((size_t)ntok * 4);
+    if (!tr.off || !va.off || !tr.ids || !tr.labels || !va.ids || !va.labels) {
+        tuna_pretok_free(&tr); tuna_pretok_free(&va);
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory splitting data");
+    }
+    tr.off[0] = va.off[0] = 0;
+    for (int64_t i = 0; i < train->n; i++) {
+        tuna_pretok *d = (double)(seq_hash(train, i) % 1000000) < frac * 1e6 ? &va : &tr;
+        int64_t len = train->off[i + 1] - train->off[i];
+        memcpy(d->ids + d->off[d->n], train->ids + train->off[i], (size_t)len * 4);
+        memcpy(d->labels + d->off[d->n], train->labels + train->off[i], (size_t)len * 4);
+        d->off[d->n + 1] = d->off[d->n] + len;
+        d->n++;
+        if (len > d->max_len) d->max_len = (int)len;
+    }
+    tuna_pretok_free(train);
+    *train = tr;
+    *val = va;
+    return TUNA_OK;
+}
+
+static void fmt_time(char *buf, size_t n, double s) {
+    if (!(s >= 0) || s > 1e7) { snprintf(buf, n, "--:--"); return; }
+    long t = (long)s;
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
+}
+
+int cmd_sft(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) { fputs(sft_help, stdout); return 0; }
+    const char *model_dir = NULL, *data_path = NULL, *out_dir = NULL, *val_path = NULL, *method = "full",
+               *save_dtype = "f32";
+    double val_split = 0, x;
+    int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv;
+    tuna_train_args a;
+    tuna_train_args_default(&a);
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEXT() (i++, v)
+        if (!strcmp(o, "--model") && v) model_dir = NEXT();
+        else if (!strcmp(o, "--data") && v) data_path = NEXT();
+        else if (!strcmp(o, "--out") && v) out_dir = NEXT();
+        else if (!strcmp(o, "--val") && v) val_path = NEXT();
+        else if (!strcmp(o, "--method") && v) method = NEXT();
+        else if (!strcmp(o, "--save-dtype") && v) save_dtype = NEXT();
+        else if (!strcmp(o, "--lr")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.lr = (float)x; }
+        else if (!strcmp(o, "--weight-decay")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.weight_decay = (float)x; }
+        else if (!strcmp(o, "--grad-clip")) { if (parse_float(o, NEXT(), 0, 1e9, &x)) return 2; a.grad_clip = (float)x; }
+        else if (!strcmp(o, "--eps")) { if (parse_float(o, NEXT(), 1e-30, 1, &x)) return 2; a.eps = (float)x; }
+        else if (!strcmp(o, "--warmup")) { if (parse_float(o, NEXT(), 0, 1e9, &x)) return 2; a.warmup = x; }
+        else if (!strcmp(o, "--epochs")) { if (parse_float(o, NEXT(), 1e-9, 1e6, &x)) return 2; a.epochs = x; }
+        else if (!strcmp(o, "--val-split")) { if (parse_float(o, NEXT(), 0, 0.5, &val_split)) return 2; }
+        else if (!strcmp(o, "--betas")) {
+            float b1, b2;
+            if (!v || sscanf(NEXT(), "%f,%f", &b1, &b2) != 2 || !(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1))
+                return cli_usage_error("--betas needs B1,B2 in [0,1)");
+            a.beta1 = b1; a.beta2 = b2;
+        }
+        else if (!strcmp(o, "--batch")) { if (cli_parse_int(o, NEXT(), 1, 1 << 20, &a.batch)) return 2; }
+        else if (!strcmp(o, "--micro-batch")) { if (cli_parse_int(o, NEXT(), 1, 1 << 20, &a.micro_batch)) return 2; mb_given = 1; }
+        else if (!strcmp(o, "--seq-len")) { if (cli_parse_int(o, NEXT(), 2, 1 << 20, &a.seq_len)) return 2; }
+        else if (!strcmp(o, "--steps")) { if (cli_parse_int(o, NEXT(), 1, 1 << 30, &a.steps)) return 2; }
+        else if (!strcmp(o, "--seed")) { if (cli_parse_int(o, NEXT(), 0, 2147483647, &iv)) return 2; a.seed = (uint64_t)iv; }
+        else if (!strcmp(o, "--eval-every")) { if (cli_parse_int(o, NEXT(), 1, 1 << 30, &eval_every)) return 2; }
+        else if (!strcmp(o, "--early-stop")) { if (cli_parse_int(o, NEXT(), 1, 1 << 30, &early_stop)) return 2; }
+        else if (!strcmp(o, "--schedule") && v) {
+            const char *s = NEXT();
+            if (!strcmp(s, "constant")) a.schedule = TUNA_SCHED_CONSTANT;
+            else if (!strcmp(s, "linear")) a.schedule = TUNA_SCHED_LINEAR;
+            else if (!strcmp(s, "cosine")) a.schedule = TUNA_SCHED_COSINE;
+            else return cli_usage_error("--schedule must be constant, linear or cosine (got '%s')", s);
+        }
+        else if (!strcmp(o, "--loss-norm") && v) {
+            const char *s = NEXT();
+            if (!strcmp(s, "token")) a.loss_norm = TUNA_LOSS_NORM_TOKEN;
+            else if (!strcmp(s, "sequence")) a.loss_norm = TUNA_LOSS_NORM_SEQUENCE;
+            else return cli_usage_error("--loss-norm must be token or sequence (got '%s')", s);
+        }
+        else if (!strcmp(o, "--no-shuffle")) a.shuffle = 0;
+        else if (!strcmp(o, "--quiet")) quiet = 1;
+        else return cli_usage_error("sft: unknown option or missing value '%s' (see tuna sft --help)", o);
+#undef NEXT
+    }
+    if (!model_dir || !data_path || !out_dir) return cli_usage_error("sft: --model, --data and --out are required");
+    if (strcmp(method, "full"))
+        return cli_usage_error("sft: --method '%s' is not available in this build (available: full)", method);
+    tuna_dtype sdt = !strcmp(save_dtype, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(save_dtype, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
+    if (strcmp(save_dtype, "f32") && strcmp(save_dtype, "bf16") && strcmp(save_dtype, "f16"))
+        return cli_usage_error("--save-dtype must be f32, bf16 or f16");
+    if (!mb_given) a.micro_batch = a.batch;
+    if (a.batch % a.micro_batch) return cli_usage_error("--batch %d is not a multiple of --micro-batch %d", a.batch, a.micro_batch);
+    if (val_path && val_split > 0) return cli_usage_error("give --val or --val-split, not both");
+
+    tuna_model *m = NULL;
+    tuna_trainer *tr = NULL;
+    tuna_pretok data = {0}, val = {0};
+    FILE *metrics = NULL;
+    int rc = 0;
+    tuna_status st = tuna_model_load(&m, model_dir);
+    if (st == TUNA_OK) st = tuna_pretok_load(&data, data_path, tuna_model_config(m)->V);
+    if (st == TUNA_OK && val_path) st = tuna_pretok_load(&val, val_path, tuna_model_config(m)->V);
+    if (st == TUNA_OK && val_split > 0) st = split_val(&data, &val, val_split);
+    if (st == TUNA_OK && data.n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records", data_path);
+    if (st == TUNA_OK) st = tuna_trainer_create(&tr, m, &data, &a);
+    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) { rc = cli_usage_error("%s: cannot create: %s", out_dir, strerror(errno)); goto done; }
+    int total = tuna_trainer_total_steps(tr);
+    int have_val = val.n > 0;
+    if (have_val && !eval_every) eval_every = total / 10 > 0 ? total / 10 : 1;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/train_args.json", out_dir);
+    FILE *fa = fopen(path, "w");
+    if (fa) {
+        const char *sched[] = {"constant", "linear", "cosine"};
+        fprintf(fa, "{\n  \"command\": \"sft\",\n  \"model\": \"%s\",\n  \"data\": \"%s\",\n  \"val\": %s%s%s,\n"
+                    "  \"val_split\": %g,\n  \"method\": \"%s\",\n  \"lr\": %.9g,\n  \"schedule\": \"%s\",\n"
+                    "  \"warmup\": %g,\n  \"warmup_steps\": %d,\n  \"weight_decay\": %.9g,\n  \"betas\": [%.9g, %.9g],\n"
+                    "  \"eps\": %.9g,\n  \"grad_clip\": %.9g,\n  \"batch\": %d,\n  \"micro_batch\": %d,\n  \"seq_len\": %d,\n"
+                    "  \"steps\": %d,\n  \"epochs\": %g,\n  \"seed\": %llu,\n  \"shuffle\": %s,\n  \"loss_norm\": \"%s\",\n"
+                    "  \"eval_every\": %d,\n  \"early_stop\": %d,\n  \"save_dtype\": \"%s\",\n"
+                    "  \"train_sequences\": %lld,\n  \"val_sequences\": %lld\n}\n",
+                model_dir, data_path, val_path ? "\"" : "", val_path ? val_path : "null", val_path ? "\"" : "", val_split,
+                method, a.lr, sched[a.schedule], a.warmup, tuna_warmup_steps(&a, total), a.weight_decay, a.beta1,
+                a.beta2, a.eps, a.grad_clip, a.batch, a.micro_batch, a.seq_len, total, a.epochs,
+                (unsigned long long)a.seed, a.shuffle ? "true" : "false",
+                a.loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence", eval_every, early_stop, save_dtype,
+                (long long)data.n, (long long)val.n);
+        fclose(fa);
+    }
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
+    metrics = fopen(path, "w");
+    if (!metrics) { rc = cli_usage_error("%s: cannot create: %s", path, strerror(errno)); goto done; }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int tty = isatty(2) && !quiet;
+    int log_every = total / 20 > 0 ? total / 20 : 1;
+    double best = INFINITY;
+    int bad_evals = 0, saved_best = 0;
+    const char *copy_names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"};
+    for (size_t k = 0; k < sizeof copy_names / sizeof copy_names[0]; k++) copy_file(model_dir, out_dir, copy_names[k]);
+    tuna_step_info info = {0};
+    for (int s = 0; s < total && !stop_requested; s++) {
+        st = tuna_trainer_step(tr, &info);
+        if (st != TUNA_OK) break;
+        fprintf(metrics, "{\"step\":%d,\"epoch\":%.6g,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld,"
+                         "\"tokens_per_s\":%.6g,\"elapsed_s\":%.6g}\n",
+                info.step, info.epoch, info.loss, info.lr, info.grad_norm, (long long)info.tokens,
+                info.tokens_per_second, info.elapsed_seconds);
+        fflush(metrics);
+        char el[32], eta[32];
+        fmt_time(el, sizeof el, info.elapsed_seconds);
+        fmt_time(eta, sizeof eta, info.elapsed_seconds / info.step * (total - info.step));
+        if (tty)
+            fprintf(stderr, "\r\033[Kstep %d/%d | epoch %.2f | loss %.4f | lr %.2e | %.0f tok/s | %s elapsed | ETA %s",
+                    info.step, total, info.epoch, info.loss, info.lr, info.tokens_per_second, el, eta);
+        else if (!quiet && (info.step % log_every == 0 || info.step == total))
+            fprintf(stderr, "step %d/%d epoch %.2f loss %.4f lr %.2e grad_norm %.3f %.0f tok/s elapsed %s eta %s\n",
+                    info.step, total, info.epoch, info.loss, info.lr, info.grad_norm, info.tokens_per_second, el, eta);
+        if (have_val && (info.step % eval_every == 0 || info.step == total)) {
+            double vl;
+            int64_t vt;
+            st = tuna_trainer_eval(tr, &val, &vl, &vt);
+            if (st != TUNA_OK) break;
+            fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_tokens\":%lld}\n", info.step, vl, (long long)vt);
+            fflush(metrics);
+            if (tty) fputc('\n', stderr);
+            if (!quiet) fprintf(stderr, "eval at step %d: val loss %.4f (ppl %.3f)%s\n", info.step, vl, exp(vl),
+                                vl < best ? " (best)" : "");
+            if (vl < best) {
+                best = vl;
+                bad_evals = 0;
+                st = tuna_model_save(m, out_dir, sdt);
+                if (st != TUNA_OK) break;
+                saved_best = 1;
+            } else if (early_stop && ++bad_evals >= early_stop) {
+                if (!quiet) fprintf(stderr, "early stop: %d evaluations without improvement; keeping step with val loss %.4f\n",
+                                    bad_evals, best);
+                break;
+            }
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    if (st == TUNA_ERR_NUMERIC) {
+        fprintf(stderr, "tuna: error: %s; %s\n", tuna_last_error(),
+                saved_best ? "the best weights so far are in the output folder" : "no weights were written");
+        rc = 1;
+        goto done;
+    }
+    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+    if (!saved_best) {
+        st = tuna_model_save(m, out_dir, sdt);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+    }
+    if (!quiet)
+        fprintf(stderr, "%s after %d steps: %s/model.safetensors\n", stop_requested ? "interrupted; saved" : "done",
+                info.step, out_dir);
+done:
+    if (metrics) fclose(metrics);
+    tuna_trainer_free(tr);
+    tuna_pretok_free(&data);
+    tuna_pretok_free(&val);
+    tuna_model_free(m);
+    return rc;
+}

@@ -1,0 +1,336 @@
+/* trainer.c — optimizer steps with PyTorch/Transformers semantics.
+ *
+ * One optimizer step takes the next `batch` sequences of the data stream
+ * (epoch permutations concatenated, seeded), splits them into micro-batches,
+ * and accumulates gradients normalised over the whole step (token: 1/total
+ * counted tokens; sequence: 1/(count_i * sequences)), so accumulation gives
+ * the gradient of one big batch. Then global-norm clipping
+ * (torch.nn.utils.clip_grad_norm_) and AdamW (torch.optim.AdamW: decoupled
+ * decay, bias correction), with decay only on weight matrices and embeddings
+ * (HF Trainer excludes biases and norm weights). Everything the step needs is
+ * allocated in tuna_trainer_create. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/rng.h"
+#include "model/model_internal.h"
+#include "tuna_train.h"
+
+struct tuna_trainer {
+    tuna_model *m;
+    const tuna_pretok *data;
+    tuna_train_args a;
+    int total_steps, warmup_steps, step;
+    int64_t stream_pos;        /* sequences consumed so far */
+    float *adam_m, *adam_v;    /* [n_weights] */
+    uint8_t *decay;            /* [n_params] */
+    int64_t *perm;             /* [n] permutation of the current epoch */
+    int64_t perm_epoch;
+    int64_t *seq_idx;          /* [batch] */
+    int64_t *seq_cnt;          /* [batch] counted tokens per sequence */
+    int32_t *ids, *labels;     /* [micro_batch * seq_len] */
+    float *row_w;              /* [micro_batch] */
+    double *row_loss;          /* [micro_batch] */
+    int64_t tokens_seen;
+    double elapsed;
+};
+
+void tuna_train_args_default(tuna_train_args *a) {
+    memset(a, 0, sizeof *a);
+    a->lr = 2e-5f;
+    a->beta1 = 0.9f;
+    a->beta2 = 0.999f;
+    a->eps = 1e-8f;
+    a->weight_decay = 0.0f;
+    a->grad_clip = 1.0f;
+    a->schedule = TUNA_SCHED_LINEAR;
+    a->warmup = 0;
+    a->batch = 8;
+    a->micro_batch = 8;
+    a->seq_len = 512;
+    a->steps = 0;
+    a->epochs = 1;
+    a->seed = 0;
+    a->shuffle = 1;
+    a->loss_norm = TUNA_LOSS_NORM_TOKEN;
+}
+
+double tuna_schedule_factor(tuna_schedule s, int step, int warmup, int total) {
+    if (s == TUNA_SCHED_CONSTANT) {
+        /* HF "constant_with_warmup" when warmup > 0, plain "constant" otherwise */
+        return step < warmup ? (double)step / (warmup > 1 ? warmup : 1) : 1.0;
+    }
+    if (step < warmup) return (double)step / (warmup > 1 ? warmup : 1);
+    double progress = (double)(step - warmup) / (double)(total - warmup > 1 ? total - warmup : 1);
+    if (s == TUNA_SCHED_LINEAR) {
+        double f = (double)(total - step) / (double)(total - warmup > 1 ? total - warmup : 1);
+        return f > 0 ? f : 0;
+    }
+    double f = 0.5 * (1.0 + cos(M_PI * progress));
+    return f > 0 ? f : 0;
+}
+
+int tuna_warmup_steps(const tuna_train_args *a, int total) {
+    if (a->warmup >= 1) return (int)a->warmup;
+    if (a->warmup <= 0) return 0;
+    return (int)ceil(a->warmup * total); /* HF: ceil(num_training_steps * warmup_ratio) */
+}
+
+void tuna_trainer_free(tuna_trainer *t) {
+    if (!t) return;
+    free(t->adam_m);
+    free(t->adam_v);
+    free(t->decay);
+    free(t->perm);
+    free(t->seq_idx);
+    free(t->seq_cnt);
+    free(t->ids);
+    free(t->labels);
+    free(t->row_w);
+    free(t->row_loss);
+    free(t);
+}
+
+int tuna_trainer_total_steps(const tuna_trainer *t) { return t->total_steps; }
+
+tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
+                                const tuna_train_args *args) {
+    *out = NULL;
+    const tuna_train_args *a = args;
+    if (a->batch <= 0 || a->micro_batch <= 0 || a->seq_len < 2)
+        return tuna_fail(TUNA_ERR_ARG, "batch (%d), micro-batch (%d) must be positive and seq-len (%d) at least 2",
+                         a->batch, a->micro_batch, a->seq_len);
+    if (a->batch % a->micro_batch)
+        return tuna_fail(TUNA_ERR_ARG, "batch %d is not a multiple of micro-batch %d", a->batch, a->micro_batch);
+    if (!(a->lr >= 0) || !(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1) || !(a->eps > 0) ||
+        !(a->weight_decay >= 0) || !(a->grad_clip >= 0))
+        return tuna_fail(TUNA_ERR_ARG, "invalid optimizer settings (lr %g, betas %g/%g, eps %g, weight decay %g, clip %g)",
+                         a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->grad_clip);
+    if (data->n <= 0) return tuna_fail(TUNA_ERR_ARG, "no training sequences");
+    tuna_trainer *t = calloc(1, sizeof *t);
+    if (!t) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    t->m = m;
+    t->data = data;
+    t->a = *a;
+    if (a->steps > 0) t->total_steps = a->steps;
+    else {
+        double s = ceil(a->epochs * (double)data->n / a->batch);
+        t->total_steps = s < 1 ? 1 : s > 1e9 ? 1000000000 : (int)s;
+    }
+    t->warmup_steps = tuna_warmup_steps(a, t->total_steps);
+    t->perm_epoch = -1;
+    int mb = a->micro_batch < a->batch ? a->micro_batch : a->batch;
+    int T = a->seq_len < data->max_len ? a->seq_len : data->max_len;
+    if (T < 2) T = 2;
+    t->a.micro_batch = mb;
+    t->a.seq_len = T;
+    tuna_status st = tuna_model_prepare(m, mb, T, 1);
+    if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
+    int64_t W = m->n_weights;
+    t->adam_m = calloc((size_t)W, sizeof(float));
+    t->adam_v = calloc((size_t)W, sizeof(float));
+    t->decay = calloc((size_t)m->n_params, 1);
+    t->perm = malloc((size_t)data->n * sizeof(int64_t));
+    t->seq_idx = malloc((size_t)a->batch * sizeof(int64_t));
+    t->seq_cnt = malloc((size_t)a->batch * sizeof(int64_t));
+    t->ids = malloc((size_t)mb * T * sizeof(int32_t));
+    t->labels = malloc((size_t)mb * T * sizeof(int32_t));
+    t->row_w = malloc((size_t)mb * sizeof(float));
+    t->row_loss = malloc((size_t)mb * sizeof(double));
+    if (!t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels ||
+        !t->row_w || !t->row_loss) {
+        tuna_trainer_free(t);
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
+    }
+    /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
+    for (int i = 0; i < m->n_params; i++) t->decay[i] = m->params[i].pub.ndim >= 2;
+    *out = t;
+    return TUNA_OK;
+}
+
+static int64_t seq_at(tuna_trainer *t, int64_t pos) {
+    int64_t n = t->data->n, epoch = pos / n, i = pos % n;
+    if (!t->a.shuffle) return i;
+    if (epoch != t->perm_epoch) {
+        tuna_rng r;
+        tuna_rng_seed(&r, t->a.seed, (uint64_t)epoch + 1);
+        for (int64_t k = 0; k < n; k++) t->perm[k] = k;
+        for (int64_t k = n - 1; k > 0; k--) { /* Fisher-Yates */
+            int64_t j = (int64_t)(((uint64_t)tuna_rng_u32(&r) << 32 | tuna_rng_u32(&r)) % (uint64_t)(k + 1));
+            int64_t tmp = t->perm[k];
+            t->perm[k] = t->perm[j];
+            t->perm[j] = tmp;
+        }
+        t->perm_epoch = epoch;
+    }
+    return t->perm[i];
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Fills the micro-batch buffers with sequences seq_idx[j0 .. j0+nb) (truncated
+ * to seq_len, right-padded); returns the padded length. */
+static int fill_micro(tuna_trainer *t, int j0, int nb, int64_t *input_tokens) {
+    const tuna_pretok *d = t->data;
+    int T = 1;
+    for (int j = 0; j < nb; j++) {
+        int64_t len = d->off[t->seq_idx[j0 + j] + 1] - d->off[t->seq_idx[j0 + j]];
+        if (len > t->a.seq_len) len = t->a.seq_len;
+        if (len > T) T = (int)len;
+    }
+    for (int j = 0; j < nb; j++) {
+        int64_t o = d->off[t->seq_idx[j0 + j]], len = d->off[t->seq_idx[j0 + j] + 1] - o;
+        if (len > t->a.seq_len) len = t->a.seq_len;
+        *input_tokens += len;
+        for (int k = 0; k < T; k++) {
+            t->ids[j * T + k] = k < len ? d->ids[o + k] : 0;
+            t->labels[j * T + k] = k < len ? d->labels[o + k] : -100;
+        }
+    }
+    return T;
+}
+
+static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_out, int64_t *tokens_out,
+                             int64_t *input_tokens) {
+    const tuna_pretok *d = t->data;
+    int64_t total = 0, seqs_counted = 0;
+    for (int j = 0; j < nseq; j++) {
+        int64_t o = d->off[t->seq_idx[j]], len = d->off[t->seq_idx[j] + 1] - o, c = 0;
+        if (len > t->a.seq_len) len = t->a.seq_len;
+        for (int64_t k = 1; k < len; k++) c += d->labels[o + k] != -100;
+        t->seq_cnt[j] = c;
+        total += c;
+        seqs_counted += c > 0;
+    }
+    *tokens_out = total;
+    *loss_out = 0;
+    if (total == 0) return TUNA_OK;
+    int seqnorm = t->a.loss_norm == TUNA_LOSS_NORM_SEQUENCE;
+    double loss = 0;
+    for (int j0 = 0; j0 < nseq; j0 += t->a.micro_batch) {
+        int nb = nseq - j0 < t->a.micro_batch ? nseq - j0 : t->a.micro_batch;
+        int T = fill_micro(t, j0, nb, input_tokens);
+        for (int j = 0; j < nb; j++)
+            t->row_w[j] = t->seq_cnt[j0 + j] ? 1.0f / (float)((double)t->seq_cnt[j0 + j] * seqs_counted) : 0.0f;
+        tuna_batch bt = {nb, T, t->ids, t->labels, NULL, seqnorm ? t->row_w : NULL};
+        tuna_loss l;
+        tuna_status st = tuna_model_forward(t->m, &bt, &l);
+        if (st != TUNA_OK) return st;
+        if (seqnorm) {
+            tuna_model_row_losses(t->m, nb, T, t->row_loss);
+            for (int j = 0; j < nb; j++)
+                if (t->seq_cnt[j0 + j]) loss += t->row_loss[j] / (double)t->seq_cnt[j0 + j] / (double)seqs_counted;
+        } else loss += l.loss_sum / (double)total;
+        if (train) {
+            st = tuna_model_backward(t->m, &bt, seqnorm ? 1.0f : (float)(1.0 / (double)total));
+            if (st != TUNA_OK) return st;
+        }
+    }
+    *loss_out = loss;
+    return TUNA_OK;
+}
+
+tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
+    double t0 = now_seconds();
+    tuna_model *m = t->m;
+    const tuna_train_args *a = &t->a;
+    double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
+    for (int j = 0; j < a->batch; j++) t->seq_idx[j] = seq_at(t, t->stream_pos + j);
+    tuna_model_zero_grad(m);
+    double loss;
+    int64_t tokens, input_tokens = 0;
+    tuna_status st = run_batch(t, a->batch, 1, &loss, &tokens, &input_tokens);
+    if (st != TUNA_OK) return st;
+    const int64_t W = m->n_weights;
+    float *g = m->grads, *p = m->weights;
+    double ss = 0;
+#pragma omp parallel for reduction(+ : ss)
+    for (int64_t i = 0; i < W; i++) ss += (double)g[i] * g[i];
+    double norm = sqrt(ss);
+    if (!isfinite(loss) || !isfinite(norm))
+        return tuna_fail(TUNA_ERR_NUMERIC, "step %d: loss is %g and gradient norm %g; stopping (weights not updated)",
+                         t->step + 1, loss, norm);
+    if (tokens > 0) {
+        if (a->grad_clip > 0) {
+            double coef = a->grad_clip / (norm + 1e-6);
+            if (coef < 1.0) {
+                float c = (float)coef;
+#pragma omp parallel for
+                for (int64_t i = 0; i < W; i++) g[i] *= c;
+            }
+        }
+        int step = t->step + 1;
+        double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
+        float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+        float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
+        float *am = t->adam_m, *av = t->adam_v;
+        for (int pi = 0; pi < m->n_params; pi++) {
+            const tuna_param *pp = &m->params[pi].pub;
+            int64_t o0 = pp->data - p, o1 = o0 + pp->numel;
+            float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
+#pragma omp parallel for
+            for (int64_t i = o0; i < o1; i++) {
+                p[i] *= keep;
+                am[i] += (1.0f - b1) * (g[i] - am[i]);
+                av[i] = b2 * av[i] + (1.0f - b2) * g[i] * g[i];
+                float denom = sqrtf(av[i]) / bc2_sqrt + eps;
+                p[i] -= step_size * am[i] / denom;
+            }
+        }
+    }
+    t->step++;
+    t->stream_pos += a->batch;
+    t->tokens_seen += input_tokens;
+    double dt = now_seconds() - t0;
+    t->elapsed += dt;
+    if (info) {
+        info->step = t->step;
+        info->total_steps = t->total_steps;
+        info->epoch = (double)t->stream_pos / (double)t->data->n;
+        info->loss = loss;
+        info->lr = lr;
+        info->grad_norm = norm;
+        info->tokens = tokens;
+        info->tokens_seen = t->tokens_seen;
+        info->step_seconds = dt;
+        info->elapsed_seconds = t->elapsed;
+        info->tokens_per_second = dt > 0 ? input_tokens / dt : 0;
+    }
+    return TUNA_OK;
+}
+
+tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss_out, int64_t *tokens_out) {
+    const tuna_pretok *saved = t->data;
+    int64_t *saved_idx = t->seq_idx;
+    int cap = t->a.batch;
+    double sum = 0;
+    int64_t tokens = 0, dummy = 0;
+    t->data = data;
+    tuna_status st = TUNA_OK;
+    int64_t idx[1024];
+    t->seq_idx = idx;
+    int chunk = t->a.micro_batch < 1024 ? t->a.micro_batch : 1024;
+    (void)cap;
+    for (int64_t s0 = 0; st == TUNA_OK && s0 < data->n; s0 += chunk) {
+        int nb = (int)(data->n - s0 < chunk ? data->n - s0 : chunk);
+        for (int j = 0; j < nb; j++) idx[j] = s0 + j;
+        int T = fill_micro(t, 0, nb, &dummy);
+        tuna_batch bt = {.B = nb, .T = T, .input_ids = t->ids, .labels = t->labels};
+        tuna_loss l;
+        st = tuna_model_forward(t->m, &bt, &l);
+        sum += l.loss_sum;
+        tokens += l.tokens;
+    }
+    t->data = saved;
+    t->seq_idx = saved_idx;
+    t->m->have_forward = 0;
+    *loss_out = tokens ? sum / (double)tokens : NAN;
+    *tokens_out = tokens;
+    return st;
+}
