@@ -61,6 +61,17 @@ int tuna_trainer_total_steps(const tuna_trainer *t);
  * step) if the loss or gradient norm is not finite; the weights are then left
  * as they were before the step. */
 tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info);
+/* Writes a complete checkpoint into dir (created): model.safetensors and
+ * config.json (F32), optimizer.safetensors (AdamW moments), trainer_state.json
+ * (step, data position, tokens seen, elapsed time, the caller's extra JSON
+ * object string or NULL). Files are written under temporary names and renamed. */
+tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extra_json);
+/* Restores a checkpoint written by tuna_trainer_save into a trainer created
+ * with the same model architecture and arguments: weights, moments, step and
+ * data position, so the next steps are exactly those of an uninterrupted run.
+ * If extra_json is not NULL it receives a malloc'd copy of the extra object. */
+tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json);
+int tuna_trainer_step_count(const tuna_trainer *t);
 /* Mean loss over all counted tokens of a data set (no gradients). */
 tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss, int64_t *tokens);
 #endif

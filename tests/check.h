@@ -43,6 +43,15 @@ static inline const char *test_shared_path(const char *rel, const char *what) {
     return p;
 }
 
+/* The tuna CLI built beside this test program: <build>/tests/x -> <build>/tuna,
+ * so the sanitizer tier runs the sanitized CLI. */
+static char test_cli[1024] = "build/tuna";
+static inline void test_set_cli(const char *argv0) {
+    const char *slash = strrchr(argv0, '/');
+    if (!slash) return;
+    snprintf(test_cli, sizeof test_cli, "%.*s/../tuna", (int)(slash - argv0), argv0);
+}
+
 static inline int test_done(void) {
     printf("RESULT %d %d %d\n", check_passed, check_failed, check_skipped);
     return check_failed ? 1 : 0;

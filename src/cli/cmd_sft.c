@@ -2,7 +2,9 @@
  * pre-tokenized data, with a live progress line, metrics.jsonl,
  * train_args.json, optional validation with early stopping (keeping the best
  * weights), and an output folder Hugging Face tools can load. */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -41,7 +43,11 @@ static const char *sft_help =
     "  --eval-every N         validation every N steps (default: 10 evals per run)\n"
     "  --early-stop N         stop after N evaluations without improvement\n"
     "  --save-dtype f32|bf16|f16   dtype of the saved weights (default f32)\n"
+    "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
+    "                         previous one is removed once the new one is complete)\n"
+    "  --resume DIR           continue exactly from a checkpoint folder\n"
     "  --quiet                no progress output\n"
+    "Ctrl-C or SIGTERM saves a checkpoint and exits (status 1) with the resume command.\n"
     "Writes OUT/model.safetensors, config.json, tokenizer files, metrics.jsonl,\n"
     "train_args.json. With validation, OUT holds the best weights seen.\n";
 
@@ -77,6 +83,32 @@ static void copy_file(const char *src_dir, const char *dst_dir, const char *name
     ok &= fclose(out) == 0;
     if (ok) rename(tmp, d);
     else unlink(tmp);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+static void remove_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* Writes OUT/checkpoint-STEP atomically: a temporary folder renamed into place,
+ * then the previous checkpoint removed. */
+static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const char *extra, char *prev, size_t prev_n,
+                                    const char *model_dir) {
+    char tmp[PATH_MAX], fin[PATH_MAX];
+    int step = tuna_trainer_step_count(tr);
+    snprintf(fin, sizeof fin, "%s/checkpoint-%d", out_dir, step);
+    snprintf(tmp, sizeof tmp, "%s/.checkpoint-%d.tmp", out_dir, step);
+    remove_tree(tmp);
+    tuna_status st = tuna_trainer_save(tr, tmp, extra);
+    if (st != TUNA_OK) { remove_tree(tmp); return st; }
+    const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) copy_file(model_dir, tmp, names[k]);
+    remove_tree(fin);
+    if (rename(tmp, fin) != 0) { remove_tree(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place", fin); }
+    if (prev[0] && strcmp(prev, fin)) remove_tree(prev);
+    snprintf(prev, prev_n, "%s", fin);
+    return TUNA_OK;
 }
 
 static uint64_t seq_hash(const tuna_pretok *p, int64_t i) {
@@ -128,7 +160,8 @@ int cmd_sft(int argc, char **argv) {
     const char *model_dir = NULL, *data_path = NULL, *out_dir = NULL, *val_path = NULL, *method = "full",
                *save_dtype = "f32";
     double val_split = 0, x;
-    int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv;
+    const char *resume = NULL;
+    int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv, save_every = 0;
     tuna_train_args a;
     tuna_train_args_default(&a);
     for (int i = 1; i < argc; i++) {
@@ -140,6 +173,8 @@ int cmd_sft(int argc, char **argv) {
         else if (!strcmp(o, "--val") && v) val_path = NEXT();
         else if (!strcmp(o, "--method") && v) method = NEXT();
         else if (!strcmp(o, "--save-dtype") && v) save_dtype = NEXT();
+        else if (!strcmp(o, "--resume") && v) resume = NEXT();
+        else if (!strcmp(o, "--save-every")) { if (cli_parse_int(o, NEXT(), 1, 1 << 30, &save_every)) return 2; }
         else if (!strcmp(o, "--lr")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.lr = (float)x; }
         else if (!strcmp(o, "--weight-decay")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.weight_decay = (float)x; }
         else if (!strcmp(o, "--grad-clip")) { if (parse_float(o, NEXT(), 0, 1e9, &x)) return 2; a.grad_clip = (float)x; }
@@ -224,20 +259,36 @@ int cmd_sft(int argc, char **argv) {
                 (long long)data.n, (long long)val.n);
         fclose(fa);
     }
+    double best = INFINITY;
+    int bad_evals = 0, saved_best = 0;
+    char prev_ck[PATH_MAX] = "";
+    if (resume) {
+        char *extra = NULL;
+        st = tuna_trainer_resume(tr, resume, &extra);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        if (extra) {
+            double b;
+            int be, sb;
+            if (sscanf(extra, "{\"best\":%lf,\"bad_evals\":%d,\"saved_best\":%d}", &b, &be, &sb) == 3) {
+                best = b; bad_evals = be; saved_best = sb;
+            }
+            free(extra);
+        }
+        if (!quiet) fprintf(stderr, "resumed from %s at step %d\n", resume, tuna_trainer_step_count(tr));
+    }
     snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
-    metrics = fopen(path, "w");
+    metrics = fopen(path, resume ? "a" : "w");
     if (!metrics) { rc = cli_usage_error("%s: cannot create: %s", path, strerror(errno)); goto done; }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     int tty = isatty(2) && !quiet;
     int log_every = total / 20 > 0 ? total / 20 : 1;
-    double best = INFINITY;
-    int bad_evals = 0, saved_best = 0;
     const char *copy_names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                 "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"};
     for (size_t k = 0; k < sizeof copy_names / sizeof copy_names[0]; k++) copy_file(model_dir, out_dir, copy_names[k]);
     tuna_step_info info = {0};
-    for (int s = 0; s < total && !stop_requested; s++) {
+    char extra[160];
+    for (int s = tuna_trainer_step_count(tr); s < total && !stop_requested; s++) {
         st = tuna_trainer_step(tr, &info);
         if (st != TUNA_OK) break;
         fprintf(metrics, "{\"step\":%d,\"epoch\":%.6g,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld,"
@@ -276,6 +327,12 @@ int cmd_sft(int argc, char **argv) {
                 break;
             }
         }
+        if (save_every && info.step % save_every == 0 && info.step < total) {
+            snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
+                     isfinite(best) ? best : 1e308, bad_evals, saved_best);
+            st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, model_dir);
+            if (st != TUNA_OK) break;
+        }
     }
     if (tty) fputc('\n', stderr);
     if (st == TUNA_ERR_NUMERIC) {
@@ -289,9 +346,17 @@ int cmd_sft(int argc, char **argv) {
         st = tuna_model_save(m, out_dir, sdt);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     }
-    if (!quiet)
-        fprintf(stderr, "%s after %d steps: %s/model.safetensors\n", stop_requested ? "interrupted; saved" : "done",
-                info.step, out_dir);
+    if (stop_requested) {
+        snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
+                 isfinite(best) ? best : 1e308, bad_evals, saved_best);
+        st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, model_dir);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        fprintf(stderr, "tuna: interrupted at step %d; checkpoint saved: resume with --resume %s\n",
+                tuna_trainer_step_count(tr), prev_ck);
+        rc = 1;
+        goto done;
+    }
+    if (!quiet) fprintf(stderr, "done after %d steps: %s/model.safetensors\n", tuna_trainer_step_count(tr), out_dir);
 done:
     if (metrics) fclose(metrics);
     tuna_trainer_free(tr);

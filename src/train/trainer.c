@@ -334,3 +334,107 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
     *tokens_out = tokens;
     return st;
 }
+
+/* ---------------- checkpoints ---------------- */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+
+int tuna_trainer_step_count(const tuna_trainer *t) { return t->step; }
+
+tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extra_json) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    tuna_status st = tuna_model_save(t->m, dir, TUNA_DTYPE_F32);
+    if (st != TUNA_OK) return st;
+    st_writer *w = st_writer_new();
+    if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    char name[200], path[PATH_MAX];
+    tuna_model *m = t->m;
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+        const tuna_param *p = &m->params[i].pub;
+        int64_t shape[1] = {p->numel}, off = p->data - m->weights;
+        snprintf(name, sizeof name, "exp_avg.%s", p->name);
+        st = st_writer_add(w, name, ST_F32, 1, shape, t->adam_m + off);
+        snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
+        if (st == TUNA_OK) st = st_writer_add(w, name, ST_F32, 1, shape, t->adam_v + off);
+    }
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    if (st == TUNA_OK) st = st_writer_finish(w, path);
+    else st_writer_free(w);
+    if (st != TUNA_OK) return st;
+    json_t *o = json_pack("{s:i, s:I, s:I, s:f, s:i, s:I}", "step", t->step, "stream_pos", (json_int_t)t->stream_pos,
+                          "tokens_seen", (json_int_t)t->tokens_seen, "elapsed_seconds", t->elapsed, "total_steps",
+                          t->total_steps, "train_sequences", (json_int_t)t->data->n);
+    if (extra_json) {
+        json_t *e = json_loads(extra_json, 0, NULL);
+        if (e) json_object_set_new(o, "extra", e);
+    }
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (rc != 0 || rename(tmp, path) != 0) { unlink(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path); }
+    return TUNA_OK;
+}
+
+tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json) {
+    char path[PATH_MAX];
+    tuna_model *m = t->m, *ck = NULL;
+    tuna_status st = tuna_model_load(&ck, dir);
+    if (st != TUNA_OK) return st;
+    if (ck->n_weights != m->n_weights || ck->n_params != m->n_params) {
+        tuna_model_free(ck);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: checkpoint architecture differs from the model being trained", dir);
+    }
+    memcpy(m->weights, ck->weights, (size_t)m->n_weights * sizeof(float));
+    tuna_model_free(ck);
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    st_file f;
+    st = st_open(&f, path);
+    if (st != TUNA_OK) return st;
+    char name[200];
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+        const tuna_param *p = &m->params[i].pub;
+        int64_t off = p->data - m->weights;
+        for (int k = 0; k < 2 && st == TUNA_OK; k++) {
+            snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
+            const st_tensor *tt = st_find(&f, name);
+            if (!tt || tt->dtype != ST_F32 || tt->numel != p->numel)
+                st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' missing or of the wrong size", path, name);
+            else st = st_to_f32(tt, (k ? t->adam_v : t->adam_m) + off);
+        }
+    }
+    st_close(&f);
+    if (st != TUNA_OK) return st;
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    if (!o) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, jerr.text);
+    json_t *js = json_object_get(o, "step"), *jp = json_object_get(o, "stream_pos"), *jn = json_object_get(o, "train_sequences");
+    if (!json_is_integer(js) || !json_is_integer(jp) || json_integer_value(js) < 0 || json_integer_value(jp) < 0) {
+        json_decref(o);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: missing step or stream_pos", path);
+    }
+    if (json_is_integer(jn) && json_integer_value(jn) != t->data->n) {
+        json_decref(o);
+        return tuna_fail(TUNA_ERR_ARG, "%s: checkpoint was trained on %lld sequences, this run has %lld (same data needed to resume)",
+                         path, (long long)json_integer_value(jn), (long long)t->data->n);
+    }
+    t->step = (int)json_integer_value(js);
+    t->stream_pos = json_integer_value(jp);
+    t->tokens_seen = json_integer_value(json_object_get(o, "tokens_seen"));
+    t->elapsed = json_number_value(json_object_get(o, "elapsed_seconds"));
+    if (extra_json) {
+        json_t *e = json_object_get(o, "extra");
+        *extra_json = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    }
+    json_decref(o);
+    t->perm_epoch = -1;
+    return TUNA_OK;
+}
