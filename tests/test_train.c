@@ -119,9 +119,9 @@ static void test_sigint(void) {
 
 static int load_params(const char *dir, tuna_model **m) { return tuna_model_load(m, dir) == TUNA_OK; }
 
-/* batch 4 as 4 micro-batches of 1 or one micro-batch of 4: same update */
+/* batch 3 as 3 micro-batches of 1 or one micro-batch of 3: same update */
 static void test_accumulation(void) {
-    char d1[300], d2[300], common[1024];
+    char d1[300], d2[300], common[2048];
     snprintf(d1, sizeof d1, "%s/acc1", tmpdir);
     snprintf(d2, sizeof d2, "%s/acc4", tmpdir);
     snprintf(common, sizeof common,
