@@ -121,16 +121,22 @@ tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed);
 /* Saves weights (file layout and names) as model.safetensors + config.json. */
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype);
 
-/* Bytes tuna_model_prepare will allocate for activations of a (B,T) batch,
- * with (train != 0) or without gradients. Used by `tuna plan` and by the
- * allocator itself so the two never drift apart. */
-size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int train);
+/* Modes of tuna_model_prepare: evaluation only (one layer's buffers shared by
+ * all layers), training (every layer's activations kept for backward), or
+ * training with gradient checkpointing (only each block's input kept; backward
+ * recomputes the block). */
+enum { TUNA_MODE_EVAL = 0, TUNA_MODE_TRAIN = 1, TUNA_MODE_TRAIN_CHECKPOINT = 2 };
+
+/* Bytes tuna_model_prepare will allocate for activations of a (B,T) batch in
+ * the given mode. Used by `tuna plan` and by the allocator itself so the two
+ * never drift apart. */
+size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int mode);
 size_t tuna_model_weight_bytes(const tuna_config *cfg);
 
-/* Allocates activation buffers for batches up to B x T, and gradient buffers
- * when train != 0. Must be called before forward. Calling again with other
- * sizes reallocates. */
-tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int train);
+/* Allocates activation buffers for batches up to B x T in a TUNA_MODE_*, and
+ * gradient buffers in the training modes. Must be called before forward.
+ * Calling again with other sizes reallocates. */
+tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode);
 
 /* A batch of token ids (row-major [B,T], right-padded). labels follow the HF
  * convention: position t's logits are scored against labels[t+1]; -100 marks

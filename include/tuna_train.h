@@ -24,6 +24,7 @@ typedef struct {
     uint64_t seed;
     int shuffle;
     tuna_loss_norm loss_norm;
+    int grad_checkpoint;   /* recompute each block in backward instead of keeping activations */
 } tuna_train_args;
 
 /* Defaults: lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0, clip 1.0,

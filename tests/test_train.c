@@ -259,12 +259,57 @@ static void test_sft_parity(const char *name) {
     tuna_model_free(m);
 }
 
+/* gradient checkpointing recomputes the same activations: identical gradients */
+static void test_grad_checkpoint(const char *fix) {
+    char data[300];
+    snprintf(data, sizeof data, "%s/data.jsonl", fix);
+    tuna_model *m = NULL;
+    tuna_pretok p;
+    CHECK(tuna_model_load(&m, fix) == TUNA_OK);
+    CHECK(tuna_pretok_load(&p, data, 0) == TUNA_OK);
+    if (!m) return;
+    int B = (int)p.n, T = p.max_len;
+    int32_t *ids = calloc((size_t)B * T, 4), *lab = malloc((size_t)B * T * 4);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int64_t o = p.off[b], len = p.off[b + 1] - o;
+            ids[b * T + t] = t < len ? p.ids[o + t] : 0;
+            lab[b * T + t] = t < len ? p.labels[o + t] : -100;
+        }
+    tuna_batch bt = {.B = B, .T = T, .input_ids = ids, .labels = lab};
+    int64_t W = tuna_model_param_count(m);
+    float *g1 = malloc((size_t)W * 4);
+    size_t full = 0, ck = 0;
+    for (int mode = TUNA_MODE_TRAIN; mode <= TUNA_MODE_TRAIN_CHECKPOINT; mode++) {
+        CHECK(tuna_model_prepare(m, B, T, mode) == TUNA_OK);
+        tuna_model_zero_grad(m);
+        tuna_loss l;
+        CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
+        CHECK(tuna_model_backward(m, &bt, 1.0f / l.tokens) == TUNA_OK);
+        int64_t off = 0, same = 1;
+        for (int i = 0; i < tuna_model_num_params(m); i++) {
+            const tuna_param *pp = tuna_model_param(m, i);
+            if (mode == TUNA_MODE_TRAIN) memcpy(g1 + off, pp->grad, (size_t)pp->numel * 4);
+            else same &= !memcmp(g1 + off, pp->grad, (size_t)pp->numel * 4);
+            off += pp->numel;
+        }
+        if (mode == TUNA_MODE_TRAIN_CHECKPOINT) CHECKF(same, "%s: checkpointed gradients differ", fix);
+        (mode == TUNA_MODE_TRAIN ? &full : &ck)[0] = tuna_model_activation_bytes(tuna_model_config(m), B, T, mode);
+    }
+    CHECKF(ck < full, "%s: checkpointing does not save memory (%zu vs %zu)", fix, ck, full);
+    free(g1); free(ids); free(lab);
+    tuna_pretok_free(&p);
+    tuna_model_free(m);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_train_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_schedules();
+    test_grad_checkpoint("tests/fixtures/parity/gpt2");
+    test_grad_checkpoint("tests/fixtures/parity/llama_gqa");
     test_resume();
     test_accumulation();
     test_nan();

@@ -43,6 +43,7 @@ static const char *sft_help =
     "  --eval-every N         validation every N steps (default: 10 evals per run)\n"
     "  --early-stop N         stop after N evaluations without improvement\n"
     "  --save-dtype f32|bf16|f16   dtype of the saved weights (default f32)\n"
+    "  --grad-checkpoint      keep only each block's input; recompute in backward\n"
     "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
     "                         previous one is removed once the new one is complete)\n"
     "  --resume DIR           continue exactly from a checkpoint folder\n"
@@ -209,6 +210,7 @@ int cmd_sft(int argc, char **argv) {
             else return cli_usage_error("--loss-norm must be token or sequence (got '%s')", s);
         }
         else if (!strcmp(o, "--no-shuffle")) a.shuffle = 0;
+        else if (!strcmp(o, "--grad-checkpoint")) a.grad_checkpoint = 1;
         else if (!strcmp(o, "--quiet")) quiet = 1;
         else return cli_usage_error("sft: unknown option or missing value '%s' (see tuna sft --help)", o);
 #undef NEXT
@@ -249,13 +251,13 @@ int cmd_sft(int argc, char **argv) {
                     "  \"warmup\": %g,\n  \"warmup_steps\": %d,\n  \"weight_decay\": %.9g,\n  \"betas\": [%.9g, %.9g],\n"
                     "  \"eps\": %.9g,\n  \"grad_clip\": %.9g,\n  \"batch\": %d,\n  \"micro_batch\": %d,\n  \"seq_len\": %d,\n"
                     "  \"steps\": %d,\n  \"epochs\": %g,\n  \"seed\": %llu,\n  \"shuffle\": %s,\n  \"loss_norm\": \"%s\",\n"
-                    "  \"eval_every\": %d,\n  \"early_stop\": %d,\n  \"save_dtype\": \"%s\",\n"
+                    "  \"grad_checkpoint\": %s,\n  \"eval_every\": %d,\n  \"early_stop\": %d,\n  \"save_dtype\": \"%s\",\n"
                     "  \"train_sequences\": %lld,\n  \"val_sequences\": %lld\n}\n",
                 model_dir, data_path, val_path ? "\"" : "", val_path ? val_path : "null", val_path ? "\"" : "", val_split,
                 method, a.lr, sched[a.schedule], a.warmup, tuna_warmup_steps(&a, total), a.weight_decay, a.beta1,
                 a.beta2, a.eps, a.grad_clip, a.batch, a.micro_batch, a.seq_len, total, a.epochs,
                 (unsigned long long)a.seed, a.shuffle ? "true" : "false",
-                a.loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence", eval_every, early_stop, save_dtype,
+                a.loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence", a.grad_checkpoint ? "true" : "false", eval_every, early_stop, save_dtype,
                 (long long)data.n, (long long)val.n);
         fclose(fa);
     }

@@ -242,7 +242,8 @@ int64_t tuna_model_param_count(const tuna_model *m) { return m->n_weights; }
 /* Computes the layout of the activation block; with base != NULL also carves
  * the pointers. Returns bytes needed. In eval mode (train == 0) every layer
  * shares one set of buffers, and the residual stream alternates between two. */
-static size_t acts_layout(const tuna_config *c, int B, int T, int train, tuna_acts *a, char *base) {
+static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_acts *a, char *base) {
+    int train = mode != TUNA_MODE_EVAL, keep_layers = mode == TUNA_MODE_TRAIN;
     size_t off = 0;
     long N = (long)B * T;
     int L = c->L, nthr = omp_get_max_threads();
@@ -252,7 +253,7 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int train, tuna_ac
         if (base) (ptr) = (type *)(base + off);                    \
         off += (((size_t)(count) * sizeof(type)) + 63) & ~(size_t)63; \
     } while (0)
-    int nres = train ? L + 1 : 2, nl = train ? L : 1;
+    int nres = train ? L + 1 : 2, nl = keep_layers ? L : 1;
     for (int i = 0; i < nres; i++) CARVE(a->resid[i], N * c->C, float);
     for (int i = 0; i < nl; i++) {
         CARVE(a->norm1[i], N * c->C, float);
@@ -292,8 +293,8 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int train, tuna_ac
         CARVE(a->att_scratch, (long)nthr * T * T, float);
     }
 #undef CARVE
-    if (base && !train) {
-        /* eval: every layer index maps to the shared set */
+    if (base && !keep_layers) {
+        /* eval and checkpointing: every layer index maps to the shared set */
         for (int i = 1; i < L; i++) {
             a->norm1[i] = a->norm1[0]; a->mean1[i] = a->mean1[0]; a->rstd1[i] = a->rstd1[0];
             a->qkv[i] = a->qkv[0]; a->att[i] = a->att[0]; a->attn_out[i] = a->attn_out[0];
@@ -301,15 +302,16 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int train, tuna_ac
             a->rstd2[i] = a->rstd2[0]; a->mlp_a[i] = a->mlp_a[0]; a->mlp_b[i] = a->mlp_b[0];
             a->mlp_act[i] = a->mlp_act[0];
         }
-        for (int i = 2; i <= L; i++) a->resid[i] = a->resid[i % 2];
+        if (!train)
+            for (int i = 2; i <= L; i++) a->resid[i] = a->resid[i % 2];
     }
     return off;
 }
 
-size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int train) {
+size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int mode) {
     tuna_acts dummy;
     memset(&dummy, 0, sizeof dummy);
-    return acts_layout(cfg, B, T, train, &dummy, NULL);
+    return acts_layout(cfg, B, T, mode, &dummy, NULL);
 }
 
 size_t tuna_model_weight_bytes(const tuna_config *c) {
@@ -350,9 +352,11 @@ static void rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T)
     }
 }
 
-tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int train) {
+tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     if (B <= 0 || T <= 0) return tuna_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
-    if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.train == train) return TUNA_OK;
+    if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return tuna_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
+    int train = mode != TUNA_MODE_EVAL;
+    if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode) return TUNA_OK;
     if (train) {
         tuna_status st = alloc_grads(m);
         if (st != TUNA_OK) return st;
@@ -366,7 +370,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int train) {
     float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->att, &a->attn_out,
                         &a->resid_mid, &a->norm2, &a->mean2, &a->rstd2, &a->mlp_a, &a->mlp_b, &a->mlp_act};
     for (int i = 0; i < 14; i++) *slots[i] = arr + (long)i * (L + 1);
-    size_t bytes = acts_layout(&m->cfg, B, T, train, a, NULL);
+    size_t bytes = acts_layout(&m->cfg, B, T, mode, a, NULL);
     char *base = NULL;
     if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0) {
         free(arr);
@@ -374,12 +378,13 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int train) {
         return tuna_fail(TUNA_ERR_NOMEM, "out of memory: activations for batch %d x %d need %.1f MiB", B, T,
                          bytes / 1048576.0);
     }
-    acts_layout(&m->cfg, B, T, train, a, base);
+    acts_layout(&m->cfg, B, T, mode, a, base);
     a->base = base;
     a->bytes = bytes;
     a->B = B;
     a->T = T;
     a->train = train;
+    a->mode = mode;
     if (m->cfg.family == TUNA_FAMILY_LLAMA) rope_tables(&m->cfg, a->rope_cos, a->rope_sin, T);
     m->have_forward = 0;
     return TUNA_OK;
@@ -444,6 +449,8 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
     return TUNA_OK;
 }
 
+static void block_forward(tuna_model *m, int l, const tuna_batch *bt);
+
 tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *loss) {
     tuna_status st = check_batch(m, bt);
     if (st != TUNA_OK) return st;
@@ -466,7 +473,26 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
             for (int i = 0; i < C; i++) xn[i] = e[i] + p[i];
         } else memcpy(xn, e, (size_t)C * sizeof(float));
     }
-    for (int l = 0; l < c->L; l++) {
+    for (int l = 0; l < c->L; l++) block_forward(m, l, bt);
+    norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);
+    linear_forward(&m->lm_head, a->logits, a->normf, N);
+    int64_t count = 0;
+    double sum = k_crossentropy_fwd(a->lse, &count, a->logits, a->targets, N, c->V);
+    if (loss) {
+        loss->loss_sum = sum;
+        loss->tokens = count;
+    }
+    m->have_forward = 1;
+    return TUNA_OK;
+}
+
+/* One transformer block: resid[l] -> resid[l+1], keeping what backward needs
+ * in layer slot l. Backward calls it again under gradient checkpointing. */
+static void block_forward(tuna_model *m, int l, const tuna_batch *bt) {
+    const tuna_config *c = &m->cfg;
+    tuna_acts *a = &m->acts;
+    int B = bt->B, T = bt->T, N = B * T, C = c->C;
+    {
         tuna_block *k = &m->blocks[l];
         float *xin = a->resid[l], *xout = a->resid[l + 1];
         norm_fwd(c, a->norm1[l], a->mean1[l], a->rstd1[l], xin, k->ln1_w, k->ln1_b, N);
@@ -500,16 +526,6 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
 #pragma omp parallel for simd
         for (long i = 0; i < (long)N * C; i++) xout[i] += rm[i];
     }
-    norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);
-    linear_forward(&m->lm_head, a->logits, a->normf, N);
-    int64_t count = 0;
-    double sum = k_crossentropy_fwd(a->lse, &count, a->logits, a->targets, N, c->V);
-    if (loss) {
-        loss->loss_sum = sum;
-        loss->tokens = count;
-    }
-    m->have_forward = 1;
-    return TUNA_OK;
 }
 
 const float *tuna_model_logits(const tuna_model *m) { return m->acts.logits; }
@@ -528,6 +544,11 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
     norm_bwd(c, a->dresid, m->dlnf_w, m->dlnf_b, a->dtmp, a->resid[c->L], m->lnf_w, a->meanf, a->rstdf, N);
     for (int l = c->L - 1; l >= 0; l--) {
         tuna_block *k = &m->blocks[l];
+        if (a->mode == TUNA_MODE_TRAIN_CHECKPOINT) {
+            /* recompute the block; its output resid[l+1] is rewritten with the
+             * same values, while dresid (its gradient) lives elsewhere */
+            block_forward(m, l, bt);
+        }
         /* MLP: resid[l+1] = resid_mid + down(act) */
         linear_backward(&k->down, a->dmlp_act, 0, a->dresid, a->mlp_act[l], N);
         if (c->mlp == TUNA_MLP_GELU_TANH) {

@@ -19,7 +19,7 @@ typedef struct {
 } tuna_block;
 
 typedef struct {
-    int B, T, train;
+    int B, T, train, mode;  /* mode: TUNA_MODE_* */
     /* per layer l (N = B*T rows) */
     float **resid;      /* [L+1][N,C] residual stream entering layer l; resid[L] = final */
     float **norm1;      /* [L][N,C] */

@@ -126,7 +126,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     if (T < 2) T = 2;
     t->a.micro_batch = mb;
     t->a.seq_len = T;
-    tuna_status st = tuna_model_prepare(m, mb, T, 1);
+    tuna_status st = tuna_model_prepare(m, mb, T, a->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
     if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
     int64_t W = m->n_weights;
     t->adam_m = calloc((size_t)W, sizeof(float));
