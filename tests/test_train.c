@@ -4,10 +4,12 @@
  * and 5-step parity with PyTorch (fixtures in tests/fixtures/sft, made by
  * tools/make_sft_fixtures.py). Runs from the repository root. */
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "core/rng.h"
 #include "io/safetensors.h"
 #include "tuna_train.h"
 
@@ -302,12 +304,78 @@ static void test_grad_checkpoint(const char *fix) {
     tuna_model_free(m);
 }
 
+/* peak RSS (KiB) of a child command run through /bin/sh */
+static long child_maxrss_kb(const char *cmd) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+    return ru.ru_maxrss;
+}
+
+/* `tuna plan` predicts the peak RSS of `tuna sft` within 15%, for the test
+ * fixtures (dominated by the process baseline) and for a model whose training
+ * state dominates (~4M parameters, created here) */
+static void test_plan(void) {
+    if (getenv("TUNA_SANITIZED")) { test_skip("plan vs RSS", "sanitizer build inflates RSS"); return; }
+    char cfg[400], model[400], data[400], cmd[4096], out[400];
+    snprintf(cfg, sizeof cfg, "%s/mid.json", tmpdir);
+    snprintf(model, sizeof model, "%s/mid", tmpdir);
+    snprintf(data, sizeof data, "%s/mid.jsonl", tmpdir);
+    snprintf(out, sizeof out, "%s/plan.json", tmpdir);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "{\"architectures\":[\"GPT2LMHeadModel\"],\"model_type\":\"gpt2\",\"vocab_size\":4096,\"n_embd\":256,"
+               "\"n_layer\":4,\"n_head\":4,\"n_positions\":256}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s init --config %s --out %s >/dev/null", test_cli, cfg, model);
+    CHECK(system(cmd) == 0);
+    f = fopen(data, "w");
+    tuna_rng r;
+    tuna_rng_seed(&r, 5, 5);
+    for (int i = 0; i < 16; i++) {
+        fprintf(f, "{\"input_ids\":[");
+        for (int j = 0; j < 128; j++) fprintf(f, "%s%u", j ? "," : "", tuna_rng_u32(&r) % 4096);
+        fprintf(f, "]}\n");
+    }
+    fclose(f);
+    struct { const char *dir, *data; int batch; } cases[] = {
+        {"tests/fixtures/parity/gpt2", "tests/fixtures/parity/gpt2/data.jsonl", 3},
+        {"tests/fixtures/parity/llama_gqa", "tests/fixtures/parity/llama_gqa/data.jsonl", 3},
+        {model, data, 4},
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "%s plan --model %s --batch %d --data %s --json > %s", test_cli, cases[i].dir,
+                 cases[i].batch, cases[i].data, out);
+        CHECK(system(cmd) == 0);
+        double pred = 0;
+        f = fopen(out, "r");
+        char line[1024] = "";
+        if (f && fgets(line, sizeof line, f)) {
+            const char *s = strstr(line, "\"peak_rss_bytes\":");
+            if (s) pred = atof(s + 17);
+        }
+        if (f) fclose(f);
+        snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --batch %d --steps 2 --quiet --out %s/planrun", test_cli,
+                 cases[i].dir, cases[i].data, cases[i].batch, tmpdir);
+        long kb = child_maxrss_kb(cmd);
+        double meas = kb * 1024.0, err = fabs(pred - meas) / meas;
+        printf("plan %s: predicted %.1f MiB, measured peak RSS %.1f MiB (%+.1f%%)\n", cases[i].dir, pred / 1048576,
+               meas / 1048576, (pred - meas) / meas * 100);
+        CHECKF(kb > 0 && err <= 0.15, "plan off by %.1f%% for %s", err * 100, cases[i].dir);
+    }
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_train_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_schedules();
+    test_plan();
     test_grad_checkpoint("tests/fixtures/parity/gpt2");
     test_grad_checkpoint("tests/fixtures/parity/llama_gqa");
     test_resume();
