@@ -105,6 +105,9 @@ typedef struct {
  * model-*-of-*.safetensors with model.safetensors.index.json). Weights are
  * converted to fp32. On success *out owns the model; free with tuna_model_free. */
 tuna_status tuna_model_load(tuna_model **out, const char *dir);
+/* Replaces m's weights with those of the model folder dir, which must have the
+ * same architecture and sizes. */
+tuna_status tuna_model_load_weights(tuna_model *m, const char *dir);
 /* Creates a model with the given config and zeroed weights (caller initialises). */
 tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg);
 void tuna_model_free(tuna_model *m);
@@ -193,6 +196,8 @@ typedef struct {
  * skipped. */
 tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size);
 void tuna_pretok_free(tuna_pretok *p);
+
+#include "tuna_tokenizer.h"
 
 #ifdef __cplusplus
 }

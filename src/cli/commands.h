@@ -13,6 +13,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 /* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text lines to token ids with a model's tokenizer"},
     {"detokenize", cmd_detokenize, "token id lines back to text"},
     {"sft", cmd_sft, "supervised fine-tuning (full) with AdamW, schedules, accumulation"},
+    {"pretrain", cmd_pretrain, "pre-train a model from scratch on plain text"},
     {"plan", cmd_plan, "predict the memory of a training run"},
     {"init", cmd_init, "create a randomly initialised model from a config.json"},
     {"template", cmd_template, "render a conversation with a chat template"},

@@ -217,3 +217,16 @@ tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dty
     snprintf(path, sizeof path, "%s/config.json", dir);
     return tuna_config_save(&c, path);
 }
+
+tuna_status tuna_model_load_weights(tuna_model *m, const char *dir) {
+    tuna_model *o = NULL;
+    tuna_status st = tuna_model_load(&o, dir);
+    if (st != TUNA_OK) return st;
+    if (o->n_weights != m->n_weights || o->n_params != m->n_params) {
+        tuna_model_free(o);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: weights of a different architecture than the model in memory", dir);
+    }
+    memcpy(m->weights, o->weights, (size_t)m->n_weights * sizeof(float));
+    tuna_model_free(o);
+    return TUNA_OK;
+}

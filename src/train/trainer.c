@@ -385,15 +385,9 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
 
 tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json) {
     char path[PATH_MAX];
-    tuna_model *m = t->m, *ck = NULL;
-    tuna_status st = tuna_model_load(&ck, dir);
+    tuna_model *m = t->m;
+    tuna_status st = tuna_model_load_weights(m, dir);
     if (st != TUNA_OK) return st;
-    if (ck->n_weights != m->n_weights || ck->n_params != m->n_params) {
-        tuna_model_free(ck);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: checkpoint architecture differs from the model being trained", dir);
-    }
-    memcpy(m->weights, ck->weights, (size_t)m->n_weights * sizeof(float));
-    tuna_model_free(ck);
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     st_file f;
     st = st_open(&f, path);

@@ -1,7 +1,9 @@
-/* cmd_sft.c — `tuna sft`: supervised fine-tuning of a model folder on
- * pre-tokenized data, with a live progress line, metrics.jsonl,
- * train_args.json, optional validation with early stopping (keeping the best
- * weights), and an output folder Hugging Face tools can load. */
+/* cmd_train.c — `tuna sft` (fine-tuning a model folder on pre-tokenized data)
+ * and `tuna pretrain` (a randomly initialised model on plain text), sharing one
+ * training driver: live progress line, metrics.jsonl, train_args.json,
+ * validation with early stopping (keeping the best weights), checkpoints and
+ * exact resume, the general-text perplexity check before and after, and an
+ * output folder Hugging Face tools can load. */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <ftw.h>
@@ -14,7 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "commands.h"
+#include "tuna_text.h"
 #include "tuna_train.h"
 
 static const char *sft_help =
@@ -47,6 +52,8 @@ static const char *sft_help =
     "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
     "                         previous one is removed once the new one is complete)\n"
     "  --resume DIR           continue exactly from a checkpoint folder\n"
+    "  --general-eval FILE    perplexity on plain text (JSONL {\"text\"} or .txt) before\n"
+    "                         and after training, to see forgetting (general_eval.json)\n"
     "  --quiet                no progress output\n"
     "Ctrl-C or SIGTERM saves a checkpoint and exits (status 1) with the resume command.\n"
     "Writes OUT/model.safetensors, config.json, tokenizer files, metrics.jsonl,\n"
@@ -156,8 +163,32 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
 }
 
-int cmd_sft(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) { fputs(sft_help, stdout); return 0; }
+static const char *pretrain_help =
+    "usage: tuna pretrain --config ARCH.json --tokenizer DIR --data TEXT --out DIR [options]\n"
+    "\n"
+    "Pre-training from scratch: a model with the architecture of ARCH.json (an HF\n"
+    "config.json) is initialised as the family does (normal(0, initializer_range);\n"
+    "GPT-2 residual projections scaled by 1/sqrt(2 layers)), TEXT (JSONL {\"text\"}\n"
+    "lines, or a .txt file as one document) is tokenized with the tokenizer in DIR\n"
+    "(BOS as the tokenizer adds it, EOS after each document), concatenated and cut\n"
+    "into --seq-len sequences; the loss counts every token. --val FILE is text too.\n"
+    "Defaults differ from sft: --lr 1e-3, --schedule cosine, --warmup 0.05.\n"
+    "Every other option is as in `tuna sft --help`.\n";
+
+static tuna_status general_eval(tuna_trainer *tr, tuna_tokenizer *tok, const char *path, int seq_len, double *loss,
+                                int64_t *tokens) {
+    tuna_pretok g;
+    tuna_status st = tuna_text_chunks(tok, path, seq_len, &g);
+    if (st != TUNA_OK) return st;
+    st = tuna_trainer_eval(tr, &g, loss, tokens);
+    tuna_pretok_free(&g);
+    return st;
+}
+
+static int train_command(int argc, char **argv, int pretrain) {
+    if (cli_wants_help(argc, argv)) { fputs(pretrain ? pretrain_help : sft_help, stdout); return 0; }
+    const char *cmd = pretrain ? "pretrain" : "sft";
+    const char *config_path = NULL, *tok_dir = NULL, *general = NULL;
     const char *model_dir = NULL, *data_path = NULL, *out_dir = NULL, *val_path = NULL, *method = "full",
                *save_dtype = "f32";
     double val_split = 0, x;
@@ -165,10 +196,18 @@ int cmd_sft(int argc, char **argv) {
     int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv, save_every = 0;
     tuna_train_args a;
     tuna_train_args_default(&a);
+    if (pretrain) {
+        a.lr = 1e-3f;
+        a.schedule = TUNA_SCHED_COSINE;
+        a.warmup = 0.05;
+    }
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEXT() (i++, v)
-        if (!strcmp(o, "--model") && v) model_dir = NEXT();
+        if (!strcmp(o, "--model") && v && !pretrain) model_dir = NEXT();
+        else if (!strcmp(o, "--config") && v && pretrain) config_path = NEXT();
+        else if (!strcmp(o, "--tokenizer") && v && pretrain) tok_dir = NEXT();
+        else if (!strcmp(o, "--general-eval") && v) general = NEXT();
         else if (!strcmp(o, "--data") && v) data_path = NEXT();
         else if (!strcmp(o, "--out") && v) out_dir = NEXT();
         else if (!strcmp(o, "--val") && v) val_path = NEXT();
@@ -212,12 +251,15 @@ int cmd_sft(int argc, char **argv) {
         else if (!strcmp(o, "--no-shuffle")) a.shuffle = 0;
         else if (!strcmp(o, "--grad-checkpoint")) a.grad_checkpoint = 1;
         else if (!strcmp(o, "--quiet")) quiet = 1;
-        else return cli_usage_error("sft: unknown option or missing value '%s' (see tuna sft --help)", o);
+        else return cli_usage_error("%s: unknown option or missing value '%s' (see tuna %s --help)", cmd, o, cmd);
 #undef NEXT
     }
-    if (!model_dir || !data_path || !out_dir) return cli_usage_error("sft: --model, --data and --out are required");
+    if (pretrain && (!config_path || !tok_dir || !data_path || !out_dir))
+        return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
+    if (!pretrain && (!model_dir || !data_path || !out_dir)) return cli_usage_error("sft: --model, --data and --out are required");
     if (strcmp(method, "full"))
-        return cli_usage_error("sft: --method '%s' is not available in this build (available: full)", method);
+        return cli_usage_error("%s: --method '%s' is not available in this build (available: full)", cmd, method);
+    const char *files_dir = pretrain ? tok_dir : model_dir; /* tokenizer files copied to the output */
     tuna_dtype sdt = !strcmp(save_dtype, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(save_dtype, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
     if (strcmp(save_dtype, "f32") && strcmp(save_dtype, "bf16") && strcmp(save_dtype, "f16"))
         return cli_usage_error("--save-dtype must be f32, bf16 or f16");
@@ -227,12 +269,31 @@ int cmd_sft(int argc, char **argv) {
 
     tuna_model *m = NULL;
     tuna_trainer *tr = NULL;
+    tuna_tokenizer *tok = NULL;
     tuna_pretok data = {0}, val = {0};
     FILE *metrics = NULL;
     int rc = 0;
-    tuna_status st = tuna_model_load(&m, model_dir);
-    if (st == TUNA_OK) st = tuna_pretok_load(&data, data_path, tuna_model_config(m)->V);
-    if (st == TUNA_OK && val_path) st = tuna_pretok_load(&val, val_path, tuna_model_config(m)->V);
+    double gen_before = NAN, gen_after = NAN;
+    int64_t gen_tokens = 0;
+    tuna_status st = TUNA_OK;
+    if (pretrain) {
+        tuna_config cfg;
+        st = tuna_config_load(&cfg, config_path);
+        if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, tok_dir);
+        if (st == TUNA_OK && tuna_tokenizer_vocab_size(tok) > cfg.V)
+            st = tuna_fail(TUNA_ERR_ARG, "%s: vocab_size %d is smaller than the tokenizer's %d ids", config_path, cfg.V,
+                           tuna_tokenizer_vocab_size(tok));
+        if (st == TUNA_OK) st = tuna_model_create(&m, &cfg);
+        if (st == TUNA_OK) st = tuna_model_init_random(m, a.seed);
+        if (st == TUNA_OK) st = tuna_text_chunks(tok, data_path, a.seq_len, &data);
+        if (st == TUNA_OK && val_path) st = tuna_text_chunks(tok, val_path, a.seq_len, &val);
+        model_dir = config_path;
+    } else {
+        st = tuna_model_load(&m, model_dir);
+        if (st == TUNA_OK) st = tuna_pretok_load(&data, data_path, tuna_model_config(m)->V);
+        if (st == TUNA_OK && val_path) st = tuna_pretok_load(&val, val_path, tuna_model_config(m)->V);
+        if (st == TUNA_OK && general) st = tuna_tokenizer_load(&tok, model_dir);
+    }
     if (st == TUNA_OK && val_split > 0) st = split_val(&data, &val, val_split);
     if (st == TUNA_OK && data.n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records", data_path);
     if (st == TUNA_OK) st = tuna_trainer_create(&tr, m, &data, &a);
@@ -242,25 +303,43 @@ int cmd_sft(int argc, char **argv) {
     int have_val = val.n > 0;
     if (have_val && !eval_every) eval_every = total / 10 > 0 ? total / 10 : 1;
     char path[PATH_MAX];
+    const char *sched[] = {"constant", "linear", "cosine"};
+    json_t *ja = json_object();
+    json_object_set_new(ja, "command", json_string(cmd));
+    json_object_set_new(ja, pretrain ? "config" : "model", json_string(model_dir));
+    if (pretrain) json_object_set_new(ja, "tokenizer", json_string(tok_dir));
+    json_object_set_new(ja, "data", json_string(data_path));
+    json_object_set_new(ja, "val", val_path ? json_string(val_path) : json_null());
+    json_object_set_new(ja, "val_split", json_real(val_split));
+    json_object_set_new(ja, "general_eval", general ? json_string(general) : json_null());
+    json_object_set_new(ja, "method", json_string(method));
+    json_object_set_new(ja, "lr", json_real(a.lr));
+    json_object_set_new(ja, "schedule", json_string(sched[a.schedule]));
+    json_object_set_new(ja, "warmup", json_real(a.warmup));
+    json_object_set_new(ja, "warmup_steps", json_integer(tuna_warmup_steps(&a, total)));
+    json_object_set_new(ja, "weight_decay", json_real(a.weight_decay));
+    json_object_set_new(ja, "betas", json_pack("[f,f]", (double)a.beta1, (double)a.beta2));
+    json_object_set_new(ja, "eps", json_real(a.eps));
+    json_object_set_new(ja, "grad_clip", json_real(a.grad_clip));
+    json_object_set_new(ja, "batch", json_integer(a.batch));
+    json_object_set_new(ja, "micro_batch", json_integer(a.micro_batch));
+    json_object_set_new(ja, "seq_len", json_integer(a.seq_len));
+    json_object_set_new(ja, "steps", json_integer(total));
+    json_object_set_new(ja, "epochs", json_real(a.epochs));
+    json_object_set_new(ja, "seed", json_integer((json_int_t)a.seed));
+    json_object_set_new(ja, "shuffle", json_boolean(a.shuffle));
+    json_object_set_new(ja, "loss_norm", json_string(a.loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence"));
+    json_object_set_new(ja, "grad_checkpoint", json_boolean(a.grad_checkpoint));
+    json_object_set_new(ja, "eval_every", json_integer(eval_every));
+    json_object_set_new(ja, "early_stop", json_integer(early_stop));
+    json_object_set_new(ja, "save_every", json_integer(save_every));
+    json_object_set_new(ja, "save_dtype", json_string(save_dtype));
+    json_object_set_new(ja, "train_sequences", json_integer(data.n));
+    json_object_set_new(ja, "val_sequences", json_integer(val.n));
+    json_object_set_new(ja, "parameters", json_integer(tuna_model_param_count(m)));
     snprintf(path, sizeof path, "%s/train_args.json", out_dir);
-    FILE *fa = fopen(path, "w");
-    if (fa) {
-        const char *sched[] = {"constant", "linear", "cosine"};
-        fprintf(fa, "{\n  \"command\": \"sft\",\n  \"model\": \"%s\",\n  \"data\": \"%s\",\n  \"val\": %s%s%s,\n"
-                    "  \"val_split\": %g,\n  \"method\": \"%s\",\n  \"lr\": %.9g,\n  \"schedule\": \"%s\",\n"
-                    "  \"warmup\": %g,\n  \"warmup_steps\": %d,\n  \"weight_decay\": %.9g,\n  \"betas\": [%.9g, %.9g],\n"
-                    "  \"eps\": %.9g,\n  \"grad_clip\": %.9g,\n  \"batch\": %d,\n  \"micro_batch\": %d,\n  \"seq_len\": %d,\n"
-                    "  \"steps\": %d,\n  \"epochs\": %g,\n  \"seed\": %llu,\n  \"shuffle\": %s,\n  \"loss_norm\": \"%s\",\n"
-                    "  \"grad_checkpoint\": %s,\n  \"eval_every\": %d,\n  \"early_stop\": %d,\n  \"save_dtype\": \"%s\",\n"
-                    "  \"train_sequences\": %lld,\n  \"val_sequences\": %lld\n}\n",
-                model_dir, data_path, val_path ? "\"" : "", val_path ? val_path : "null", val_path ? "\"" : "", val_split,
-                method, a.lr, sched[a.schedule], a.warmup, tuna_warmup_steps(&a, total), a.weight_decay, a.beta1,
-                a.beta2, a.eps, a.grad_clip, a.batch, a.micro_batch, a.seq_len, total, a.epochs,
-                (unsigned long long)a.seed, a.shuffle ? "true" : "false",
-                a.loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence", a.grad_checkpoint ? "true" : "false", eval_every, early_stop, save_dtype,
-                (long long)data.n, (long long)val.n);
-        fclose(fa);
-    }
+    json_dump_file(ja, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(ja);
     double best = INFINITY;
     int bad_evals = 0, saved_best = 0;
     char prev_ck[PATH_MAX] = "";
@@ -287,7 +366,13 @@ int cmd_sft(int argc, char **argv) {
     int log_every = total / 20 > 0 ? total / 20 : 1;
     const char *copy_names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                 "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"};
-    for (size_t k = 0; k < sizeof copy_names / sizeof copy_names[0]; k++) copy_file(model_dir, out_dir, copy_names[k]);
+    for (size_t k = 0; k < sizeof copy_names / sizeof copy_names[0]; k++) copy_file(files_dir, out_dir, copy_names[k]);
+    if (general && !resume) {
+        st = general_eval(tr, tok, general, a.seq_len, &gen_before, &gen_tokens);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        if (!quiet) fprintf(stderr, "general text before training: loss %.4f, ppl %.3f (%lld tokens)\n", gen_before,
+                            exp(gen_before), (long long)gen_tokens);
+    }
     tuna_step_info info = {0};
     char extra[160];
     for (int s = tuna_trainer_step_count(tr); s < total && !stop_requested; s++) {
@@ -332,7 +417,7 @@ int cmd_sft(int argc, char **argv) {
         if (save_every && info.step % save_every == 0 && info.step < total) {
             snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
                      isfinite(best) ? best : 1e308, bad_evals, saved_best);
-            st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, model_dir);
+            st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir);
             if (st != TUNA_OK) break;
         }
     }
@@ -351,19 +436,38 @@ int cmd_sft(int argc, char **argv) {
     if (stop_requested) {
         snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
                  isfinite(best) ? best : 1e308, bad_evals, saved_best);
-        st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, model_dir);
+        st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
         fprintf(stderr, "tuna: interrupted at step %d; checkpoint saved: resume with --resume %s\n",
                 tuna_trainer_step_count(tr), prev_ck);
         rc = 1;
         goto done;
     }
+    if (general) {
+        /* measured on the weights written to the output (the best ones when validating) */
+        if (saved_best) st = tuna_model_load_weights(m, out_dir);
+        if (st == TUNA_OK) st = general_eval(tr, tok, general, a.seq_len, &gen_after, &gen_tokens);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        json_t *g = json_pack("{s:{s:f,s:f,s:I},s:{s:f,s:f,s:I},s:f}", "before", "loss", gen_before, "ppl", exp(gen_before),
+                              "tokens", (json_int_t)gen_tokens, "after", "loss", gen_after, "ppl", exp(gen_after), "tokens",
+                              (json_int_t)gen_tokens, "ppl_change_pct", (exp(gen_after) / exp(gen_before) - 1) * 100);
+        snprintf(path, sizeof path, "%s/general_eval.json", out_dir);
+        if (isfinite(gen_before) && g) json_dump_file(g, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        json_decref(g);
+        if (!quiet)
+            fprintf(stderr, "general text after training: loss %.4f, ppl %.3f (%+.1f%%)\n", gen_after, exp(gen_after),
+                    (exp(gen_after) / exp(gen_before) - 1) * 100);
+    }
     if (!quiet) fprintf(stderr, "done after %d steps: %s/model.safetensors\n", tuna_trainer_step_count(tr), out_dir);
 done:
     if (metrics) fclose(metrics);
     tuna_trainer_free(tr);
+    tuna_tokenizer_free(tok);
     tuna_pretok_free(&data);
     tuna_pretok_free(&val);
     tuna_model_free(m);
     return rc;
 }
+
+int cmd_sft(int argc, char **argv) { return train_command(argc, argv, 0); }
+int cmd_pretrain(int argc, char **argv) { return train_command(argc, argv, 1); }
