@@ -187,6 +187,7 @@ typedef struct {
     int64_t *off;       /* [n+1] */
     int32_t *ids;       /* [off[n]] */
     int32_t *labels;    /* [off[n]] (-100 = not counted) */
+    int32_t *pos;       /* [off[n]] position ids of packed rows, or NULL */
     int max_len;
 } tuna_pretok;
 
@@ -196,6 +197,12 @@ typedef struct {
  * skipped. */
 tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size);
 void tuna_pretok_free(tuna_pretok *p);
+/* Packs sequences (truncated to seq_len) into rows of at most seq_len tokens
+ * by first-fit decreasing. Each row carries position ids restarting at every
+ * example (so attention stays within examples) and the first label of every
+ * example is set to -100 (it would otherwise be scored against the previous
+ * example's last position). Deterministic. */
+tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *out);
 
 #include "tuna_tokenizer.h"
 

@@ -49,6 +49,8 @@ static const char *sft_help =
     "  --early-stop N         stop after N evaluations without improvement\n"
     "  --save-dtype f32|bf16|f16   dtype of the saved weights (default f32)\n"
     "  --grad-checkpoint      keep only each block's input; recompute in backward\n"
+    "  --pack                 pack several examples per row (first-fit decreasing),\n"
+    "                         positions restarting and attention confined per example\n"
     "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
     "                         previous one is removed once the new one is complete)\n"
     "  --resume DIR           continue exactly from a checkpoint folder\n"
@@ -189,6 +191,7 @@ static int train_command(int argc, char **argv, int pretrain) {
     if (cli_wants_help(argc, argv)) { fputs(pretrain ? pretrain_help : sft_help, stdout); return 0; }
     const char *cmd = pretrain ? "pretrain" : "sft";
     const char *config_path = NULL, *tok_dir = NULL, *general = NULL;
+    int pack = 0;
     const char *model_dir = NULL, *data_path = NULL, *out_dir = NULL, *val_path = NULL, *method = "full",
                *save_dtype = "f32";
     double val_split = 0, x;
@@ -250,6 +253,7 @@ static int train_command(int argc, char **argv, int pretrain) {
         }
         else if (!strcmp(o, "--no-shuffle")) a.shuffle = 0;
         else if (!strcmp(o, "--grad-checkpoint")) a.grad_checkpoint = 1;
+        else if (!strcmp(o, "--pack")) pack = 1;
         else if (!strcmp(o, "--quiet")) quiet = 1;
         else return cli_usage_error("%s: unknown option or missing value '%s' (see tuna %s --help)", cmd, o, cmd);
 #undef NEXT
@@ -295,6 +299,17 @@ static int train_command(int argc, char **argv, int pretrain) {
         if (st == TUNA_OK && general) st = tuna_tokenizer_load(&tok, model_dir);
     }
     if (st == TUNA_OK && val_split > 0) st = split_val(&data, &val, val_split);
+    if (st == TUNA_OK && pack) {
+        tuna_pretok packed;
+        int64_t examples = data.n;
+        st = tuna_pretok_pack(&data, a.seq_len, &packed);
+        if (st == TUNA_OK) {
+            tuna_pretok_free(&data);
+            data = packed;
+            if (!quiet) fprintf(stderr, "packed %lld examples into %lld rows of up to %d tokens\n", (long long)examples,
+                                (long long)data.n, a.seq_len);
+        }
+    }
     if (st == TUNA_OK && data.n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records", data_path);
     if (st == TUNA_OK) st = tuna_trainer_create(&tr, m, &data, &a);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
@@ -330,6 +345,7 @@ static int train_command(int argc, char **argv, int pretrain) {
     json_object_set_new(ja, "shuffle", json_boolean(a.shuffle));
     json_object_set_new(ja, "loss_norm", json_string(a.loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence"));
     json_object_set_new(ja, "grad_checkpoint", json_boolean(a.grad_checkpoint));
+    json_object_set_new(ja, "pack", json_boolean(pack));
     json_object_set_new(ja, "eval_every", json_integer(eval_every));
     json_object_set_new(ja, "early_stop", json_integer(early_stop));
     json_object_set_new(ja, "save_every", json_integer(save_every));

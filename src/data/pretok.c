@@ -14,6 +14,7 @@ void tuna_pretok_free(tuna_pretok *p) {
     free(p->off);
     free(p->ids);
     free(p->labels);
+    free(p->pos);
     memset(p, 0, sizeof *p);
 }
 

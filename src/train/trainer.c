@@ -30,7 +30,7 @@ struct tuna_trainer {
     int64_t perm_epoch;
     int64_t *seq_idx;          /* [batch] */
     int64_t *seq_cnt;          /* [batch] counted tokens per sequence */
-    int32_t *ids, *labels;     /* [micro_batch * seq_len] */
+    int32_t *ids, *labels, *pos; /* [micro_batch * seq_len] */
     float *row_w;              /* [micro_batch] */
     double *row_loss;          /* [micro_batch] */
     int64_t tokens_seen;
@@ -88,6 +88,7 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->seq_cnt);
     free(t->ids);
     free(t->labels);
+    free(t->pos);
     free(t->row_w);
     free(t->row_loss);
     free(t);
@@ -109,6 +110,8 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
         return tuna_fail(TUNA_ERR_ARG, "invalid optimizer settings (lr %g, betas %g/%g, eps %g, weight decay %g, clip %g)",
                          a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->grad_clip);
     if (data->n <= 0) return tuna_fail(TUNA_ERR_ARG, "no training sequences");
+    if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
+        return tuna_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
     tuna_trainer *t = calloc(1, sizeof *t);
     if (!t) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     t->m = m;
@@ -137,9 +140,10 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->seq_cnt = malloc((size_t)a->batch * sizeof(int64_t));
     t->ids = malloc((size_t)mb * T * sizeof(int32_t));
     t->labels = malloc((size_t)mb * T * sizeof(int32_t));
+    t->pos = malloc((size_t)mb * T * sizeof(int32_t));
     t->row_w = malloc((size_t)mb * sizeof(float));
     t->row_loss = malloc((size_t)mb * sizeof(double));
-    if (!t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels ||
+    if (!t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
         !t->row_w || !t->row_loss) {
         tuna_trainer_free(t);
         return tuna_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
@@ -191,6 +195,8 @@ static int fill_micro(tuna_trainer *t, int j0, int nb, int64_t *input_tokens) {
         for (int k = 0; k < T; k++) {
             t->ids[j * T + k] = k < len ? d->ids[o + k] : 0;
             t->labels[j * T + k] = k < len ? d->labels[o + k] : -100;
+            /* packed rows restart positions per example; padding attends to itself only */
+            t->pos[j * T + k] = k < len ? (d->pos ? d->pos[o + k] : k) : 0;
         }
     }
     return T;
@@ -218,7 +224,7 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
         int T = fill_micro(t, j0, nb, input_tokens);
         for (int j = 0; j < nb; j++)
             t->row_w[j] = t->seq_cnt[j0 + j] ? 1.0f / (float)((double)t->seq_cnt[j0 + j] * seqs_counted) : 0.0f;
-        tuna_batch bt = {nb, T, t->ids, t->labels, NULL, seqnorm ? t->row_w : NULL};
+        tuna_batch bt = {nb, T, t->ids, t->labels, d->pos ? t->pos : NULL, seqnorm ? t->row_w : NULL};
         tuna_loss l;
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
@@ -321,7 +327,7 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
         int nb = (int)(data->n - s0 < chunk ? data->n - s0 : chunk);
         for (int j = 0; j < nb; j++) idx[j] = s0 + j;
         int T = fill_micro(t, 0, nb, &dummy);
-        tuna_batch bt = {.B = nb, .T = T, .input_ids = t->ids, .labels = t->labels};
+        tuna_batch bt = {.B = nb, .T = T, .input_ids = t->ids, .labels = t->labels, .pos_ids = data->pos ? t->pos : NULL};
         tuna_loss l;
         st = tuna_model_forward(t->m, &bt, &l);
         sum += l.loss_sum;
