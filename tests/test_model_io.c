@@ -172,9 +172,9 @@ static void test_bad_models(void) {
                 st_writer_add_raw(w, pp->name, ST_I32, pp->ndim, pp->shape, ints, (size_t)pp->numel * 4);
             else st_writer_add(w, pp->name, ST_F32, pp->ndim, pp->shape, pp->data);
         }
+        static const float four[4] = {0}; /* must outlive st_writer_finish */
         if (variant == 1) {
             int64_t shp[1] = {4};
-            float four[4] = {0};
             st_writer_add(w, "model.layers.0.mlp.extra_proj.weight", ST_F32, 1, shp, four);
         }
         CHECK(st_writer_finish(w, p) == TUNA_OK);
