@@ -189,6 +189,8 @@ typedef struct {
     int32_t *labels;    /* [off[n]] (-100 = not counted) */
     int32_t *pos;       /* [off[n]] position ids of packed rows, or NULL */
     int max_len;
+    int n_tasks;        /* 0 or 1: one data set; >1: sequences of task k are */
+    int64_t *task_off;  /* [task_off[k], task_off[k+1]) ([n_tasks+1]) */
 } tuna_pretok;
 
 /* Reads a JSONL file of pre-tokenized records. Every id must lie in
@@ -203,8 +205,12 @@ void tuna_pretok_free(tuna_pretok *p);
  * example is set to -100 (it would otherwise be scored against the previous
  * example's last position). Deterministic. */
 tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *out);
+/* Concatenates data sets into one whose tasks are the inputs, in order
+ * (for multi-task mixing). Inputs are all packed or all unpacked. */
+tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out);
 
 #include "tuna_tokenizer.h"
+#include "tuna_data.h"
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,7 @@ typedef struct {
     int shuffle;
     tuna_loss_norm loss_norm;
     int grad_checkpoint;   /* recompute each block in backward instead of keeping activations */
+    const double *task_weights; /* [data.n_tasks] sampling weights for multi-task data, or NULL (uniform by size) */
 } tuna_train_args;
 
 /* Defaults: lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0, clip 1.0,
@@ -73,6 +74,8 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
  * If extra_json is not NULL it receives a malloc'd copy of the extra object. */
 tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json);
 int tuna_trainer_step_count(const tuna_trainer *t);
+/* Sequences of each task consumed so far (counts[n_tasks]). */
+void tuna_trainer_task_counts(const tuna_trainer *t, int64_t *counts);
 /* Mean loss over all counted tokens of a data set (no gradients). */
 tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss, int64_t *tokens);
 #endif

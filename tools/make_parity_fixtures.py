@@ -218,6 +218,8 @@ def llama_forward(P, cfg, ids, pos=None):
     freqs = pos.to(F64)[:, :, None] * inv[None, None, :]     # [B,T,HD/2]
     emb = torch.cat((freqs, freqs), dim=-1)                   # [B,T,HD]
     cos, sin = emb.cos()[:, None], emb.sin()[:, None]         # [B,1,T,HD]
+    wdt = P["model.embed_tokens.weight"].dtype                # tables follow the weights'
+    cos, sin = cos.to(wdt), sin.to(wdt)                       # dtype (fp32 runs stay fp32)
     mask = attention_mask(pos)
     lin = lambda x, n: x @ P[n + ".weight"].t() + (P[n + ".bias"] if n + ".bias" in P else 0)
     x = P["model.embed_tokens.weight"][ids]

@@ -44,7 +44,11 @@ static const char *sft_help =
     "  --loss-norm token|sequence  mean over the step's counted tokens (default),\n"
     "                         or mean over sequences of each sequence's mean\n"
     "  --seed N  --no-shuffle data order\n"
-    "  --val FILE | --val-split X   validation data (X: hash-based fraction of --data)\n"
+    "  --data A.jsonl:0.7 --data B.jsonl:0.3   multi-task mixing: each sequence is drawn\n"
+    "                         from a file chosen by weight (default: by size); the actual\n"
+    "                         shares are reported. Name one --val per --data for per-task\n"
+    "                         validation loss.\n"
+    "  --val FILE | --val-split X   validation data (X: hash-based fraction of each --data)\n"
     "  --eval-every N         validation every N steps (default: 10 evals per run)\n"
     "  --early-stop N         stop after N evaluations without improvement\n"
     "  --save-dtype f32|bf16|f16   dtype of the saved weights (default f32)\n"
@@ -192,6 +196,11 @@ static int train_command(int argc, char **argv, int pretrain) {
     const char *cmd = pretrain ? "pretrain" : "sft";
     const char *config_path = NULL, *tok_dir = NULL, *general = NULL;
     int pack = 0;
+    enum { MAX_DATA = 16 };
+    const char *data_paths[MAX_DATA], *val_paths[MAX_DATA];
+    static char data_buf[MAX_DATA][PATH_MAX];
+    double data_w[MAX_DATA];
+    int n_data = 0, n_val = 0, any_weight = 0;
     const char *model_dir = NULL, *data_path = NULL, *out_dir = NULL, *val_path = NULL, *method = "full",
                *save_dtype = "f32";
     double val_split = 0, x;
@@ -211,9 +220,31 @@ static int train_command(int argc, char **argv, int pretrain) {
         else if (!strcmp(o, "--config") && v && pretrain) config_path = NEXT();
         else if (!strcmp(o, "--tokenizer") && v && pretrain) tok_dir = NEXT();
         else if (!strcmp(o, "--general-eval") && v) general = NEXT();
-        else if (!strcmp(o, "--data") && v) data_path = NEXT();
+        else if (!strcmp(o, "--data") && v) {
+            if (n_data == MAX_DATA) return cli_usage_error("at most %d --data files", MAX_DATA);
+            /* FILE:WEIGHT (the weight after the last ':' when it parses as a number) */
+            const char *arg = NEXT(), *colon = strrchr(arg, ':');
+            char *end = NULL;
+            double w = colon ? strtod(colon + 1, &end) : 0;
+            if (colon && end && *end == '\0' && end != colon + 1) {
+                if (!(w >= 0)) return cli_usage_error("--data %s: weight must be >= 0", arg);
+                snprintf(data_buf[n_data], sizeof data_buf[n_data], "%.*s", (int)(colon - arg), arg);
+                data_w[n_data] = w;
+                any_weight = 1;
+            } else {
+                snprintf(data_buf[n_data], sizeof data_buf[n_data], "%s", arg);
+                data_w[n_data] = -1;
+            }
+            data_paths[n_data] = data_buf[n_data];
+            n_data++;
+            data_path = data_paths[0];
+        }
         else if (!strcmp(o, "--out") && v) out_dir = NEXT();
-        else if (!strcmp(o, "--val") && v) val_path = NEXT();
+        else if (!strcmp(o, "--val") && v) {
+            if (n_val == MAX_DATA) return cli_usage_error("at most %d --val files", MAX_DATA);
+            val_paths[n_val++] = NEXT();
+            val_path = val_paths[0];
+        }
         else if (!strcmp(o, "--method") && v) method = NEXT();
         else if (!strcmp(o, "--save-dtype") && v) save_dtype = NEXT();
         else if (!strcmp(o, "--resume") && v) resume = NEXT();
@@ -270,11 +301,18 @@ static int train_command(int argc, char **argv, int pretrain) {
     if (!mb_given) a.micro_batch = a.batch;
     if (a.batch % a.micro_batch) return cli_usage_error("--batch %d is not a multiple of --micro-batch %d", a.batch, a.micro_batch);
     if (val_path && val_split > 0) return cli_usage_error("give --val or --val-split, not both");
+    if (n_val > 1 && n_val != n_data)
+        return cli_usage_error("several --val files must match the --data files one to one (%d --data, %d --val)", n_data, n_val);
+    if (any_weight)
+        for (int k = 0; k < n_data; k++)
+            if (data_w[k] < 0) return cli_usage_error("--data %s: give a weight to every file or to none", data_paths[k]);
 
     tuna_model *m = NULL;
     tuna_trainer *tr = NULL;
     tuna_tokenizer *tok = NULL;
-    tuna_pretok data = {0}, val = {0};
+    tuna_pretok data = {0}, val = {0}, parts[MAX_DATA], vparts[MAX_DATA];
+    memset(parts, 0, sizeof parts);
+    memset(vparts, 0, sizeof vparts);
     FILE *metrics = NULL;
     int rc = 0;
     double gen_before = NAN, gen_after = NAN;
@@ -289,28 +327,38 @@ static int train_command(int argc, char **argv, int pretrain) {
                            tuna_tokenizer_vocab_size(tok));
         if (st == TUNA_OK) st = tuna_model_create(&m, &cfg);
         if (st == TUNA_OK) st = tuna_model_init_random(m, a.seed);
-        if (st == TUNA_OK) st = tuna_text_chunks(tok, data_path, a.seq_len, &data);
-        if (st == TUNA_OK && val_path) st = tuna_text_chunks(tok, val_path, a.seq_len, &val);
+        for (int k = 0; st == TUNA_OK && k < n_data; k++) st = tuna_text_chunks(tok, data_paths[k], a.seq_len, &parts[k]);
+        for (int k = 0; st == TUNA_OK && k < n_val; k++) st = tuna_text_chunks(tok, val_paths[k], a.seq_len, &vparts[k]);
         model_dir = config_path;
     } else {
         st = tuna_model_load(&m, model_dir);
-        if (st == TUNA_OK) st = tuna_pretok_load(&data, data_path, tuna_model_config(m)->V);
-        if (st == TUNA_OK && val_path) st = tuna_pretok_load(&val, val_path, tuna_model_config(m)->V);
+        for (int k = 0; st == TUNA_OK && k < n_data; k++) st = tuna_pretok_load(&parts[k], data_paths[k], tuna_model_config(m)->V);
+        for (int k = 0; st == TUNA_OK && k < n_val; k++) st = tuna_pretok_load(&vparts[k], val_paths[k], tuna_model_config(m)->V);
         if (st == TUNA_OK && general) st = tuna_tokenizer_load(&tok, model_dir);
     }
-    if (st == TUNA_OK && val_split > 0) st = split_val(&data, &val, val_split);
-    if (st == TUNA_OK && pack) {
+    for (int k = 0; st == TUNA_OK && val_split > 0 && k < n_data; k++) {
+        /* the split is per file, so each task keeps its own validation share */
+        st = split_val(&parts[k], &vparts[k], val_split);
+        n_val = n_data;
+    }
+    for (int k = 0; st == TUNA_OK && k < n_data; k++)
+        if (parts[k].n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records", data_paths[k]);
+    for (int k = 0; st == TUNA_OK && pack && k < n_data; k++) {
         tuna_pretok packed;
-        int64_t examples = data.n;
-        st = tuna_pretok_pack(&data, a.seq_len, &packed);
+        int64_t examples = parts[k].n;
+        st = tuna_pretok_pack(&parts[k], a.seq_len, &packed);
         if (st == TUNA_OK) {
-            tuna_pretok_free(&data);
-            data = packed;
-            if (!quiet) fprintf(stderr, "packed %lld examples into %lld rows of up to %d tokens\n", (long long)examples,
-                                (long long)data.n, a.seq_len);
+            tuna_pretok_free(&parts[k]);
+            parts[k] = packed;
+            if (!quiet) fprintf(stderr, "%s: packed %lld examples into %lld rows of up to %d tokens\n", data_paths[k],
+                                (long long)examples, (long long)parts[k].n, a.seq_len);
         }
     }
-    if (st == TUNA_OK && data.n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records", data_path);
+    if (st == TUNA_OK && n_data == 1) { data = parts[0]; memset(&parts[0], 0, sizeof parts[0]); }
+    else if (st == TUNA_OK) st = tuna_pretok_concat(parts, n_data, &data);
+    if (st == TUNA_OK && n_val == 1) { val = vparts[0]; memset(&vparts[0], 0, sizeof vparts[0]); }
+    else if (st == TUNA_OK && n_val > 1) st = tuna_pretok_concat(vparts, n_val, &val);
+    if (any_weight) a.task_weights = data_w;
     if (st == TUNA_OK) st = tuna_trainer_create(&tr, m, &data, &a);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) { rc = cli_usage_error("%s: cannot create: %s", out_dir, strerror(errno)); goto done; }
@@ -323,8 +371,15 @@ static int train_command(int argc, char **argv, int pretrain) {
     json_object_set_new(ja, "command", json_string(cmd));
     json_object_set_new(ja, pretrain ? "config" : "model", json_string(model_dir));
     if (pretrain) json_object_set_new(ja, "tokenizer", json_string(tok_dir));
-    json_object_set_new(ja, "data", json_string(data_path));
-    json_object_set_new(ja, "val", val_path ? json_string(val_path) : json_null());
+    json_t *jd = json_array(), *jv = json_array();
+    for (int k = 0; k < n_data; k++)
+        json_array_append_new(jd, data_w[k] >= 0 ? json_pack("{s:s,s:f}", "path", data_paths[k], "weight", data_w[k])
+                                                 : json_string(data_paths[k]));
+    for (int k = 0; k < n_val && val_path; k++) json_array_append_new(jv, json_string(val_paths[k]));
+    json_object_set_new(ja, "data", n_data == 1 && data_w[0] < 0 ? json_string(data_path) : jd);
+    if (n_data == 1 && data_w[0] < 0) json_decref(jd);
+    json_object_set_new(ja, "val", !val_path ? json_null() : n_val == 1 ? json_string(val_path) : jv);
+    if (!val_path || n_val == 1) json_decref(jv);
     json_object_set_new(ja, "val_split", json_real(val_split));
     json_object_set_new(ja, "general_eval", general ? json_string(general) : json_null());
     json_object_set_new(ja, "method", json_string(method));
@@ -413,11 +468,29 @@ static int train_command(int argc, char **argv, int pretrain) {
             int64_t vt;
             st = tuna_trainer_eval(tr, &val, &vl, &vt);
             if (st != TUNA_OK) break;
-            fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_tokens\":%lld}\n", info.step, vl, (long long)vt);
+            fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_tokens\":%lld", info.step, vl, (long long)vt);
+            char per_task[1024] = "";
+            for (int k = 0; val.n_tasks > 1 && k < val.n_tasks && st == TUNA_OK; k++) {
+                /* a view of task k's sequences (offsets index the shared token arrays) */
+                tuna_pretok view = val;
+                view.n = val.task_off[k + 1] - val.task_off[k];
+                view.off = val.off + val.task_off[k];
+                view.n_tasks = 0;
+                double tl;
+                int64_t tt;
+                st = tuna_trainer_eval(tr, &view, &tl, &tt);
+                const char *base = val_paths[k];
+                fprintf(metrics, ",\"eval_loss/%s\":%.9g", base, tl);
+                size_t used = strlen(per_task);
+                snprintf(per_task + used, sizeof per_task - used, "%s%s %.4f", k ? ", " : " [", base, tl);
+            }
+            if (st != TUNA_OK) break;
+            if (per_task[0]) strncat(per_task, "]", sizeof per_task - strlen(per_task) - 1);
+            fprintf(metrics, "}\n");
             fflush(metrics);
             if (tty) fputc('\n', stderr);
-            if (!quiet) fprintf(stderr, "eval at step %d: val loss %.4f (ppl %.3f)%s\n", info.step, vl, exp(vl),
-                                vl < best ? " (best)" : "");
+            if (!quiet) fprintf(stderr, "eval at step %d: val loss %.4f (ppl %.3f)%s%s\n", info.step, vl, exp(vl),
+                                vl < best ? " (best)" : "", per_task);
             if (vl < best) {
                 best = vl;
                 bad_evals = 0;
@@ -474,11 +547,32 @@ static int train_command(int argc, char **argv, int pretrain) {
             fprintf(stderr, "general text after training: loss %.4f, ppl %.3f (%+.1f%%)\n", gen_after, exp(gen_after),
                     (exp(gen_after) / exp(gen_before) - 1) * 100);
     }
+    if (data.n_tasks > 1) {
+        int64_t counts[MAX_DATA], sum = 0;
+        double wsum = 0;
+        tuna_trainer_task_counts(tr, counts);
+        for (int k = 0; k < data.n_tasks; k++) {
+            sum += counts[k];
+            wsum += any_weight ? data_w[k] : (double)(data.task_off[k + 1] - data.task_off[k]);
+        }
+        fprintf(metrics, "{\"mixture\":{");
+        if (!quiet) fprintf(stderr, "mixture (actual vs target share of sequences):");
+        for (int k = 0; k < data.n_tasks; k++) {
+            double target = (any_weight ? data_w[k] : (double)(data.task_off[k + 1] - data.task_off[k])) / wsum;
+            double actual = sum ? (double)counts[k] / sum : 0;
+            fprintf(metrics, "%s\"%s\":{\"target\":%.6g,\"actual\":%.6g,\"sequences\":%lld}", k ? "," : "",
+                    data_paths[k], target, actual, (long long)counts[k]);
+            if (!quiet) fprintf(stderr, " %s %.1f%% (%.1f%%)", data_paths[k], actual * 100, target * 100);
+        }
+        fprintf(metrics, "}}\n");
+        if (!quiet) fputc('\n', stderr);
+    }
     if (!quiet) fprintf(stderr, "done after %d steps: %s/model.safetensors\n", tuna_trainer_step_count(tr), out_dir);
 done:
     if (metrics) fclose(metrics);
     tuna_trainer_free(tr);
     tuna_tokenizer_free(tok);
+    for (int k = 0; k < MAX_DATA; k++) { tuna_pretok_free(&parts[k]); tuna_pretok_free(&vparts[k]); }
     tuna_pretok_free(&data);
     tuna_pretok_free(&val);
     tuna_model_free(m);

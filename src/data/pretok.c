@@ -15,6 +15,7 @@ void tuna_pretok_free(tuna_pretok *p) {
     free(p->ids);
     free(p->labels);
     free(p->pos);
+    free(p->task_off);
     memset(p, 0, sizeof *p);
 }
 
@@ -103,5 +104,40 @@ tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size)
     fclose(f);
     if (st != TUNA_OK) { tuna_pretok_free(&p); return st; }
     *out = p;
+    return TUNA_OK;
+}
+
+tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out) {
+    memset(out, 0, sizeof *out);
+    int64_t seqs = 0, toks = 0;
+    int packed = n > 0 && parts[0].pos;
+    for (int i = 0; i < n; i++) {
+        if (!parts[i].pos != !packed) return tuna_fail(TUNA_ERR_ARG, "concat: packed and unpacked data sets mixed");
+        seqs += parts[i].n;
+        toks += parts[i].off[parts[i].n];
+    }
+    out->off = malloc((size_t)(seqs + 1) * sizeof(int64_t));
+    out->ids = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
+    out->labels = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
+    out->task_off = malloc((size_t)(n + 1) * sizeof(int64_t));
+    if (packed) out->pos = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
+    if (!out->off || !out->ids || !out->labels || !out->task_off || (packed && !out->pos)) {
+        tuna_pretok_free(out);
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory concatenating data");
+    }
+    out->off[0] = 0;
+    out->task_off[0] = 0;
+    out->n_tasks = n;
+    for (int i = 0; i < n; i++) {
+        const tuna_pretok *p = &parts[i];
+        int64_t base = out->off[out->n];
+        memcpy(out->ids + base, p->ids, (size_t)p->off[p->n] * sizeof(int32_t));
+        memcpy(out->labels + base, p->labels, (size_t)p->off[p->n] * sizeof(int32_t));
+        if (packed) memcpy(out->pos + base, p->pos, (size_t)p->off[p->n] * sizeof(int32_t));
+        for (int64_t k = 1; k <= p->n; k++) out->off[out->n + k] = base + p->off[k];
+        out->n += p->n;
+        out->task_off[i + 1] = out->n;
+        if (p->max_len > out->max_len) out->max_len = p->max_len;
+    }
     return TUNA_OK;
 }

@@ -26,8 +26,16 @@ struct tuna_trainer {
     int64_t stream_pos;        /* sequences consumed so far */
     float *adam_m, *adam_v;    /* [n_weights] */
     uint8_t *decay;            /* [n_params] */
-    int64_t *perm;             /* [n] permutation of the current epoch */
+    int64_t *perm;             /* [n] permutation of the current epoch (per task range) */
     int64_t perm_epoch;
+    /* multi-task mixing: positions are generated in order, choosing a task by
+     * weight with a seeded hash of the position, then that task's next sequence */
+    int n_tasks;
+    double *cum_w;             /* [n_tasks] cumulative weights, last = 1 */
+    int64_t *task_cursor;      /* [n_tasks] sequences of each task handed out */
+    int64_t *task_epoch;       /* [n_tasks] epoch whose permutation is in perm */
+    int64_t mix_pos;           /* next stream position to generate */
+    int64_t *task_used;        /* [n_tasks] sequences consumed by finished steps */
     int64_t *seq_idx;          /* [batch] */
     int64_t *seq_cnt;          /* [batch] counted tokens per sequence */
     int32_t *ids, *labels, *pos; /* [micro_batch * seq_len] */
@@ -84,6 +92,10 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->adam_v);
     free(t->decay);
     free(t->perm);
+    free(t->cum_w);
+    free(t->task_cursor);
+    free(t->task_epoch);
+    free(t->task_used);
     free(t->seq_idx);
     free(t->seq_cnt);
     free(t->ids);
@@ -148,13 +160,92 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
         tuna_trainer_free(t);
         return tuna_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
     }
+    t->n_tasks = data->n_tasks > 1 ? data->n_tasks : 1;
+    t->cum_w = calloc((size_t)t->n_tasks, sizeof(double));
+    t->task_cursor = calloc((size_t)t->n_tasks, sizeof(int64_t));
+    t->task_epoch = calloc((size_t)t->n_tasks, sizeof(int64_t));
+    t->task_used = calloc((size_t)t->n_tasks, sizeof(int64_t));
+    if (!t->cum_w || !t->task_cursor || !t->task_epoch || !t->task_used) {
+        tuna_trainer_free(t);
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    }
+    if (t->n_tasks > 1) {
+        double sum = 0;
+        for (int k = 0; k < t->n_tasks; k++) {
+            int64_t size = data->task_off[k + 1] - data->task_off[k];
+            double w = a->task_weights ? a->task_weights[k] : (double)size;
+            if (!(w >= 0) || size == 0) {
+                tuna_trainer_free(t);
+                return tuna_fail(TUNA_ERR_ARG, "task %d: weight %g and %lld sequences (need weight >= 0 and data)", k + 1, w,
+                                 (long long)size);
+            }
+            sum += w;
+            t->cum_w[k] = sum;
+        }
+        if (!(sum > 0)) { tuna_trainer_free(t); return tuna_fail(TUNA_ERR_ARG, "task weights sum to 0"); }
+        for (int k = 0; k < t->n_tasks; k++) t->cum_w[k] /= sum;
+        for (int k = 0; k < t->n_tasks; k++) t->task_epoch[k] = -1;
+    }
     /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
     for (int i = 0; i < m->n_params; i++) t->decay[i] = m->params[i].pub.ndim >= 2;
     *out = t;
     return TUNA_OK;
 }
 
+static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static void shuffle_range(int64_t *p, int64_t n, uint64_t seed, uint64_t stream) {
+    tuna_rng r;
+    tuna_rng_seed(&r, seed, stream);
+    for (int64_t k = n - 1; k > 0; k--) {
+        int64_t j = (int64_t)(((uint64_t)tuna_rng_u32(&r) << 32 | tuna_rng_u32(&r)) % (uint64_t)(k + 1));
+        int64_t tmp = p[k];
+        p[k] = p[j];
+        p[j] = tmp;
+    }
+}
+
+/* the task-mixed stream: position -> sequence, generated in order */
+static int64_t mixed_seq_at(tuna_trainer *t, int64_t pos) {
+    if (pos < t->mix_pos) { /* going back (resume): replay from the start */
+        t->mix_pos = 0;
+        for (int k = 0; k < t->n_tasks; k++) { t->task_cursor[k] = 0; t->task_epoch[k] = -1; }
+    }
+    int64_t seq = 0;
+    while (t->mix_pos <= pos) {
+        double u = (double)(mix64(t->a.seed * 0x100000001b3ULL ^ (uint64_t)t->mix_pos) >> 11) / 9007199254740992.0;
+        int k = 0;
+        while (k < t->n_tasks - 1 && u >= t->cum_w[k]) k++;
+        int64_t lo = t->data->task_off[k], n = t->data->task_off[k + 1] - lo;
+        int64_t c = t->task_cursor[k]++, epoch = c / n, i = c % n;
+        if (epoch != t->task_epoch[k]) {
+            for (int64_t j = 0; j < n; j++) t->perm[lo + j] = lo + j;
+            if (t->a.shuffle) shuffle_range(t->perm + lo, n, t->a.seed, ((uint64_t)(k + 1) << 32) | (uint64_t)epoch);
+            t->task_epoch[k] = epoch;
+        }
+        seq = t->perm[lo + i];
+        t->mix_pos++;
+    }
+    return seq;
+}
+
+void tuna_trainer_task_counts(const tuna_trainer *t, int64_t *counts) {
+    for (int k = 0; k < t->n_tasks; k++) counts[k] = t->task_used[k];
+}
+
+static int task_of(const tuna_trainer *t, int64_t seq) {
+    int k = 0;
+    while (k < t->n_tasks - 1 && seq >= t->data->task_off[k + 1]) k++;
+    return k;
+}
+
 static int64_t seq_at(tuna_trainer *t, int64_t pos) {
+    if (t->n_tasks > 1) return mixed_seq_at(t, pos);
     int64_t n = t->data->n, epoch = pos / n, i = pos % n;
     if (!t->a.shuffle) return i;
     if (epoch != t->perm_epoch) {
@@ -248,6 +339,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     const tuna_train_args *a = &t->a;
     double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
     for (int j = 0; j < a->batch; j++) t->seq_idx[j] = seq_at(t, t->stream_pos + j);
+    for (int j = 0; j < a->batch; j++) t->task_used[task_of(t, t->seq_idx[j])]++;
     tuna_model_zero_grad(m);
     double loss;
     int64_t tokens, input_tokens = 0;
@@ -436,5 +528,8 @@ tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_j
     }
     json_decref(o);
     t->perm_epoch = -1;
+    /* replay the data stream up to the resumed position (cheap: no model work) */
+    for (int k = 0; k < t->n_tasks; k++) t->task_used[k] = 0;
+    for (int64_t p = 0; p < t->stream_pos; p++) t->task_used[task_of(t, seq_at(t, p))]++;
     return TUNA_OK;
 }
