@@ -191,6 +191,8 @@ typedef struct {
     int max_len;
     int n_tasks;        /* 0 or 1: one data set; >1: sequences of task k are */
     int64_t *task_off;  /* [task_off[k], task_off[k+1]) ([n_tasks+1]) */
+    void *map;          /* when loaded from a token cache: off/ids/labels point into */
+    size_t map_size;    /* this read-only mapping (freed with munmap) */
 } tuna_pretok;
 
 /* Reads a JSONL file of pre-tokenized records. Every id must lie in
@@ -205,6 +207,18 @@ void tuna_pretok_free(tuna_pretok *p);
  * example is set to -100 (it would otherwise be scored against the previous
  * example's last position). Deterministic. */
 tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *out);
+/* Token cache: a processed data set stored under dir/<key as 16 hex>.tokens,
+ * memory-mapped when read back. key should hash everything the tokens depend
+ * on (file content, tokenizer, template, options): see tuna_hash64. Load
+ * returns TUNA_ERR_IO when there is no entry, TUNA_ERR_FORMAT when the entry is
+ * damaged. Store writes a temporary file and renames it. */
+tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out);
+tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p);
+/* 64-bit FNV-1a, continuing from h (start with TUNA_HASH_INIT). */
+#define TUNA_HASH_INIT 0xcbf29ce484222325ULL
+uint64_t tuna_hash64(uint64_t h, const void *data, size_t len);
+/* Hash of a file's bytes (streamed), continuing from h. */
+tuna_status tuna_hash_file(uint64_t *h, const char *path);
 /* Concatenates data sets into one whose tasks are the inputs, in order
  * (for multi-task mixing). Inputs are all packed or all unpacked. */
 tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out);

@@ -6,15 +6,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tuna.h"
 
 void tuna_pretok_free(tuna_pretok *p) {
     if (!p) return;
-    free(p->off);
-    free(p->ids);
-    free(p->labels);
-    free(p->pos);
+    if (p->map) {
+        munmap(p->map, p->map_size); /* off, ids, labels, pos point into it */
+    } else {
+        free(p->off);
+        free(p->ids);
+        free(p->labels);
+        free(p->pos);
+    }
     free(p->task_off);
     memset(p, 0, sizeof *p);
 }

@@ -1,0 +1,117 @@
+/* cache.c — the binary token cache. Tokenizing a large data set through a chat
+ * template costs far more than reading ids back, so a processed data set is
+ * stored once per (file content, tokenizer, template, options) key and
+ * memory-mapped on the next run. Layout (little-endian):
+ *   "TUNATOK1" | u64 key | i64 n | i64 tokens | i32 max_len | i32 flags (1: pos) |
+ *   i64 off[n+1] | i32 ids[tokens] | i32 labels[tokens] | (i32 pos[tokens])
+ * Every size is checked against the file length before use. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tuna.h"
+
+#define HEADER_BYTES 40
+
+uint64_t tuna_hash64(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+tuna_status tuna_hash_file(uint64_t *h, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    static _Thread_local unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = tuna_hash64(*h, buf, n);
+    int err = ferror(f);
+    fclose(f);
+    return err ? tuna_fail(TUNA_ERR_IO, "%s: read error", path) : TUNA_OK;
+}
+
+static void cache_path(char *out, size_t n, const char *dir, uint64_t key) {
+    snprintf(out, n, "%s/%016llx.tokens", dir, (unsigned long long)key);
+}
+
+tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out) {
+    memset(out, 0, sizeof *out);
+    char path[PATH_MAX];
+    cache_path(path, sizeof path, dir, key);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: no cache entry", path);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size < HEADER_BYTES) {
+        close(fd);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (too short)", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return tuna_fail(TUNA_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    uint64_t k;
+    int64_t n, tokens;
+    int32_t max_len, flags;
+    memcpy(&k, map + 8, 8);
+    memcpy(&n, map + 16, 8);
+    memcpy(&tokens, map + 24, 8);
+    memcpy(&max_len, map + 32, 4);
+    memcpy(&flags, map + 36, 4);
+    int has_pos = flags & 1;
+    uint64_t need = HEADER_BYTES;
+    int ok = !memcmp(map, "TUNATOK1", 8) && k == key && n >= 0 && tokens >= 0 && n < (1LL << 40) && tokens < (1LL << 40);
+    if (ok) need += (uint64_t)(n + 1) * 8 + (uint64_t)tokens * 4 * (has_pos ? 3 : 2);
+    if (!ok || need != size) {
+        munmap(map, size);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry", path);
+    }
+    out->n = n;
+    out->off = (int64_t *)(map + HEADER_BYTES);
+    out->ids = (int32_t *)(map + HEADER_BYTES + (n + 1) * 8);
+    out->labels = out->ids + tokens;
+    out->pos = has_pos ? out->labels + tokens : NULL;
+    out->max_len = max_len;
+    /* offsets must be monotone and end at the token count */
+    ok = out->off[0] == 0 && out->off[n] == tokens;
+    for (int64_t i = 0; ok && i < n; i++) ok = out->off[i] <= out->off[i + 1];
+    if (!ok) {
+        munmap(map, size);
+        memset(out, 0, sizeof *out);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (offsets)", path);
+    }
+    out->map = map;
+    out->map_size = size;
+    return TUNA_OK;
+}
+
+tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    char path[PATH_MAX], tmp[PATH_MAX + 16];
+    cache_path(path, sizeof path, dir, key);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int64_t tokens = p->off[p->n];
+    int32_t max_len = p->max_len, flags = p->pos ? 1 : 0;
+    int ok = fwrite("TUNATOK1", 1, 8, f) == 8 && fwrite(&key, 8, 1, f) == 1 && fwrite(&p->n, 8, 1, f) == 1 &&
+             fwrite(&tokens, 8, 1, f) == 1 && fwrite(&max_len, 4, 1, f) == 1 && fwrite(&flags, 4, 1, f) == 1 &&
+             fwrite(p->off, 8, (size_t)p->n + 1, f) == (size_t)p->n + 1 &&
+             fwrite(p->ids, 4, (size_t)tokens, f) == (size_t)tokens &&
+             fwrite(p->labels, 4, (size_t)tokens, f) == (size_t)tokens &&
+             (!p->pos || fwrite(p->pos, 4, (size_t)tokens, f) == (size_t)tokens);
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", path);
+    }
+    return TUNA_OK;
+}
