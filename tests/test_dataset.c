@@ -1,0 +1,225 @@
+/* test_dataset.c — records to masked sequences: for every format and several
+ * real tokenizers/templates, the tokens the loss counts must decode to exactly
+ * the assistant turns (with their end-of-turn text) or the completion (+EOS);
+ * at most one BOS, at position 0; truncation right/left/drop with counts; the
+ * token cache returns identical data. Needs ../shared tokenizers (skipped with
+ * a message when absent). */
+#include <jansson.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tuna_dataset.h"
+
+static char tmpdir[256];
+
+static void spit(const char *path, const char *s) {
+    FILE *f = fopen(path, "w");
+    fputs(s, f);
+    fclose(f);
+}
+
+/* decodes the counted tokens (labels != -100), as one string */
+static char *counted_text(tuna_tokenizer *tok, const int32_t *ids, const int32_t *labels, size_t n) {
+    int32_t *c = malloc((n ? n : 1) * 4);
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) /* labels[0] is never a target (HF shift) */
+        if (labels[i] != -100) c[k++] = ids[i];
+    char *text = NULL;
+    size_t len;
+    if (tuna_tokenizer_decode(tok, c, k, 0, &text, &len) != TUNA_OK) text = strdup("(decode failed)");
+    free(c);
+    return text;
+}
+
+static int count_id(const int32_t *ids, size_t n, int32_t id) {
+    int c = 0;
+    for (size_t i = 0; i < n; i++) c += ids[i] == id;
+    return c;
+}
+
+static const char *CHAT =
+    "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi there\"},"
+    "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},{\"role\":\"user\",\"content\":\"Name a colour.\"},"
+    "{\"role\":\"assistant\",\"content\":\"Blue \\u00e9t\\u00e9 \\ud83c\\udf0a\"}]}";
+
+static void check_record(const char *what, const char *json, tuna_tokenizer *tok, const tuna_template *tmpl,
+                         const char *want_counted, int want_bos_first) {
+    tuna_record rec = {0};
+    tuna_bad_kind why;
+    CHECKF(tuna_record_parse(&rec, json, strlen(json), NULL, &why) == TUNA_OK, "%s: parse: %s", what, tuna_last_error());
+    int32_t *ids = NULL, *labels = NULL;
+    size_t n = 0;
+    tuna_status st = tuna_dataset_encode_record(&rec, tok, tmpl, 0, &ids, &labels, &n, NULL);
+    CHECKF(st == TUNA_OK, "%s: %s", what, tuna_last_error());
+    if (st == TUNA_OK) {
+        char *got = counted_text(tok, ids, labels, n);
+        CHECKF(!strcmp(got, want_counted), "%s: counted tokens decode to [%s], want [%s]", what, got, want_counted);
+        free(got);
+        int32_t bos = tuna_tokenizer_bos_id(tok);
+        if (want_bos_first) {
+            CHECKF(n > 0 && ids[0] == bos && count_id(ids, n, bos) == 1, "%s: want exactly one BOS at position 0", what);
+        }
+        free(ids);
+        free(labels);
+    }
+    tuna_record_clear(&rec);
+}
+
+static void test_smollm(void) {
+    const char *dir = test_shared_path("tokenizers/SmolLM2-135M-Instruct", "dataset: SmolLM2 (ChatML)");
+    if (!dir) return;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    CHECK(tuna_tokenizer_load(&tok, dir) == TUNA_OK);
+    CHECK(tuna_dataset_template(&tmpl, tok, NULL, NULL) == TUNA_OK && tmpl);
+    if (!tok || !tmpl) return;
+    /* both assistant turns up to their <|im_end|>; nothing of system/user, nor
+     * the "\n" the template writes after <|im_end|> */
+    check_record("smollm chat", CHAT, tok, tmpl,
+                 "Hello! How can I help?<|im_end|>Blue \xc3\xa9t\xc3\xa9 \xf0\x9f\x8c\x8a<|im_end|>", 0);
+    /* alpaca and sharegpt land in the same masks */
+    check_record("smollm alpaca", "{\"instruction\":\"Say yes\",\"input\":\"\",\"output\":\"Yes.\"}", tok, tmpl,
+                 "Yes.<|im_end|>", 0);
+    check_record("smollm sharegpt",
+                 "{\"conversations\":[{\"from\":\"human\",\"value\":\"Q?\"},{\"from\":\"gpt\",\"value\":\"A.\"}]}", tok, tmpl,
+                 "A.<|im_end|>", 0);
+    /* prompt/completion strings: completion + EOS (<|im_end|> is SmolLM2's eos) */
+    check_record("smollm prompt/completion", "{\"prompt\":\"The sky is\",\"completion\":\" blue.\"}", tok, tmpl,
+                 " blue.<|im_end|>", 0);
+    /* conversational prompt/completion: only the completion's turn */
+    check_record("smollm conv prompt/completion",
+                 "{\"prompt\":[{\"role\":\"user\",\"content\":\"2+2?\"}],\"completion\":[{\"role\":\"assistant\",\"content\":\"4\"}]}",
+                 tok, tmpl, "4<|im_end|>", 0);
+    /* LLaMA-Factory loss_weight 0 turns are not counted */
+    check_record("smollm loss_weight",
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\",\"loss_weight\":0.0},"
+                 "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\",\"loss_weight\":1.0}]}",
+                 tok, tmpl, "d<|im_end|>", 0);
+    tuna_template_free(tmpl);
+    tuna_tokenizer_free(tok);
+}
+
+static void test_llama2(void) {
+    const char *dir = test_shared_path("tokenizers/llama2", "dataset: Llama 2 tokenizer (BOS handling)");
+    if (!dir) return;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    CHECK(tuna_tokenizer_load(&tok, dir) == TUNA_OK);
+    if (!tok) return;
+    /* the zephyr built-in (TinyLlama-chat style) writes eos_token "</s>" after
+     * each turn; this tokenizer (like HF's) does not match "</s>" glued to a
+     * word as the EOS token, so the text pieces are counted and a real EOS is
+     * appended after the last turn for the model to learn to stop */
+    CHECK(tuna_dataset_template(&tmpl, tok, "zephyr", NULL) == TUNA_OK && tmpl);
+    check_record("llama2 zephyr", CHAT, tok, tmpl,
+                 "Hello! How can I help?</s>\nBlue \xc3\xa9t\xc3\xa9 \xf0\x9f\x8c\x8a</s>\n</s>", 1);
+    tuna_template_free(tmpl);
+    /* the llama2 built-in starts with "<s>" itself: still exactly one BOS */
+    CHECK(tuna_dataset_template(&tmpl, tok, "llama2", NULL) == TUNA_OK && tmpl);
+    tuna_record rec = {0};
+    tuna_bad_kind why;
+    CHECK(tuna_record_parse(&rec, CHAT, strlen(CHAT), NULL, &why) == TUNA_OK);
+    int32_t *ids = NULL, *labels = NULL;
+    size_t n = 0;
+    CHECKF(tuna_dataset_encode_record(&rec, tok, tmpl, 0, &ids, &labels, &n, NULL) == TUNA_OK, "%s", tuna_last_error());
+    if (ids) {
+        CHECKF(ids[0] == 1, "first id %d", ids[0]);
+        CHECKF(ids[1] != 1, "second BOS at position 1");
+        char *got = counted_text(tok, ids, labels, n);
+        CHECKF(strstr(got, "Hello! How can I help?") && strstr(got, "Blue") && !strstr(got, "Hi there") &&
+                   !strstr(got, "Be brief"),
+               "llama2 template counted: [%s]", got);
+        free(got);
+    }
+    free(ids);
+    free(labels);
+    tuna_record_clear(&rec);
+    /* plain text: every token counts, BOS first, EOS last */
+    check_record("llama2 text", "{\"text\":\"Once upon a time\"}", tok, NULL, "Once upon a time</s>", 1);
+    tuna_template_free(tmpl);
+    tuna_tokenizer_free(tok);
+}
+
+static void test_file_level(void) {
+    const char *dir = test_shared_path("tokenizers/SmolLM2-135M-Instruct", "dataset: file, truncation, cache");
+    if (!dir) return;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    char *src = NULL;
+    CHECK(tuna_tokenizer_load(&tok, dir) == TUNA_OK);
+    CHECK(tuna_dataset_template(&tmpl, tok, NULL, &src) == TUNA_OK);
+    char path[400], cache[400];
+    snprintf(path, sizeof path, "%s/mixed.jsonl", tmpdir);
+    snprintf(cache, sizeof cache, "%s/cache", tmpdir);
+    char buf[8192];
+    snprintf(buf, sizeof buf,
+             "%s\n{\"instruction\":\"Write a long answer\",\"output\":\"%s\"}\n{\"prompt\":\"a\",\"completion\":\"b\"}\n"
+             "{\"text\":\"plain text here\"}\n{\"input_ids\":[1,2,3,4],\"labels\":[-100,-100,3,4]}\n",
+             CHAT,
+             "word word word word word word word word word word word word word word word word word word word word "
+             "word word word word word word word word word word word word word word word word word word word word");
+    spit(path, buf);
+    int lens[3] = {0};
+    tuna_truncate modes[3] = {TUNA_TRUNCATE_RIGHT, TUNA_TRUNCATE_LEFT, TUNA_TRUNCATE_DROP};
+    for (int m = 0; m < 3; m++) {
+        tuna_dataset_options o;
+        tuna_dataset_options_init(&o);
+        o.seq_len = 40;
+        o.truncate = modes[m];
+        tuna_pretok p;
+        tuna_dataset_stats s;
+        CHECKF(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &p, &s) == TUNA_OK, "%s", tuna_last_error());
+        CHECK(s.data.good == 5 && s.data.bad == 0);
+        if (m < 2) CHECK(s.examples == 5 && s.truncated == 2 && s.dropped == 0 && p.max_len == 40);
+        else CHECK(s.examples == 3 && s.dropped == 2);
+        lens[m] = (int)p.n;
+        if (m == 1 && p.n == 5) {
+            /* left truncation keeps the end: the chat's final <|im_end|> (before its "\n") is counted */
+            CHECK(p.labels[p.off[1] - 2] != -100 && p.labels[p.off[1] - 1] == -100);
+        }
+        tuna_pretok_free(&p);
+    }
+    CHECK(lens[0] == 5 && lens[2] == 3);
+    /* cache: second load comes from the cache, identical */
+    tuna_dataset_options o;
+    tuna_dataset_options_init(&o);
+    o.cache_dir = cache;
+    tuna_pretok a, b;
+    tuna_dataset_stats sa, sb;
+    CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &a, &sa) == TUNA_OK && !sa.from_cache);
+    CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &b, &sb) == TUNA_OK && sb.from_cache);
+    CHECK(a.n == b.n && a.off[a.n] == b.off[b.n] && !memcmp(a.ids, b.ids, (size_t)a.off[a.n] * 4) &&
+          !memcmp(a.labels, b.labels, (size_t)a.off[a.n] * 4));
+    CHECK(sa.counted == sb.counted && sa.counted > 0 && sb.examples == 5);
+    CHECK(sa.ends_with_eos == 4); /* the text record ends with EOS too; pre-tokenized ids do not */
+    /* options change the key */
+    o.loss_on_all = 1;
+    tuna_pretok c;
+    tuna_dataset_stats sc;
+    CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &c, &sc) == TUNA_OK && !sc.from_cache && sc.counted > sa.counted);
+    tuna_pretok_free(&a);
+    tuna_pretok_free(&b);
+    tuna_pretok_free(&c);
+    /* a preference record in SFT data: FILE:LINE error */
+    spit(path, "{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}\n");
+    tuna_dataset_options_init(&o);
+    tuna_pretok d;
+    tuna_status st = tuna_dataset_load(path, tok, tmpl, src, dir, &o, &d, NULL);
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "mixed.jsonl:1:") && strstr(tuna_last_error(), "dpo"),
+           "%s", tuna_last_error());
+    free(src);
+    tuna_template_free(tmpl);
+    tuna_tokenizer_free(tok);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_dataset_XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    test_smollm();
+    test_llama2();
+    test_file_level();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) return 1;
+    return test_done();
+}
