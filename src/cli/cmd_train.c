@@ -19,16 +19,29 @@
 #include <jansson.h>
 
 #include "commands.h"
+#include "tuna_dataset.h"
 #include "tuna_text.h"
 #include "tuna_train.h"
 
 static const char *sft_help =
     "usage: tuna sft --model DIR --data FILE.jsonl --out DIR [options]\n"
     "\n"
-    "Full fine-tuning with PyTorch/Transformers semantics. Data: pre-tokenized\n"
-    "JSONL {\"input_ids\":[...], \"labels\":[...]} (labels -100 are not counted;\n"
-    "position t is scored against labels[t+1]), taken in file order with\n"
-    "--no-shuffle.\n"
+    "Full fine-tuning with PyTorch/Transformers semantics. Data (JSONL or a JSON\n"
+    "array; format detected per record): chat {\"messages\"}, ShareGPT\n"
+    "{\"conversations\"}, Alpaca {\"instruction\",\"input\",\"output\"},\n"
+    "{\"prompt\",\"completion\"}, {\"text\"}, or pre-tokenized {\"input_ids\",\"labels\"}\n"
+    "(labels -100 are not counted; position t is scored against labels[t+1]),\n"
+    "taken in file order with --no-shuffle. Records are rendered with the model's\n"
+    "chat template; the loss counts the assistant turns (with their stop token)\n"
+    "or the completion (+EOS). A model folder without tokenizer files takes\n"
+    "pre-tokenized records only.\n"
+    "  --template NAME|FILE   chat template: built-in (chatml, llama3, llama2, alpaca,\n"
+    "                         zephyr) or a Jinja file, instead of the model's\n"
+    "  --loss-on response|all  count the responses (default) or every token\n"
+    "  --truncate right|left|drop  sequences longer than --seq-len (default right)\n"
+    "  --max-bad X --strict   bad records: skipped and reported, failing above the\n"
+    "                         fraction X (default 0.01); --strict stops at the first\n"
+    "  --cache-dir DIR --no-cache  token cache (default $XDG_CACHE_HOME/tuna or ~/.cache/tuna)\n"
     "  --method full          training method (full fine-tuning)\n"
     "  --lr X                 peak learning rate (default 2e-5)\n"
     "  --schedule S           constant | linear | cosine (default linear), as HF get_scheduler;\n"
@@ -194,8 +207,10 @@ static tuna_status general_eval(tuna_trainer *tr, tuna_tokenizer *tok, const cha
 static int train_command(int argc, char **argv, int pretrain) {
     if (cli_wants_help(argc, argv)) { fputs(pretrain ? pretrain_help : sft_help, stdout); return 0; }
     const char *cmd = pretrain ? "pretrain" : "sft";
-    const char *config_path = NULL, *tok_dir = NULL, *general = NULL;
-    int pack = 0;
+    const char *config_path = NULL, *tok_dir = NULL, *general = NULL, *template_arg = NULL, *cache_dir = NULL;
+    int pack = 0, no_cache = 0;
+    tuna_dataset_options dso;
+    tuna_dataset_options_init(&dso);
     enum { MAX_DATA = 16 };
     const char *data_paths[MAX_DATA], *val_paths[MAX_DATA];
     static char data_buf[MAX_DATA][PATH_MAX];
@@ -220,6 +235,24 @@ static int train_command(int argc, char **argv, int pretrain) {
         else if (!strcmp(o, "--config") && v && pretrain) config_path = NEXT();
         else if (!strcmp(o, "--tokenizer") && v && pretrain) tok_dir = NEXT();
         else if (!strcmp(o, "--general-eval") && v) general = NEXT();
+        else if (!strcmp(o, "--template") && v) template_arg = NEXT();
+        else if (!strcmp(o, "--cache-dir") && v) cache_dir = NEXT();
+        else if (!strcmp(o, "--no-cache")) no_cache = 1;
+        else if (!strcmp(o, "--strict")) dso.data.strict = 1;
+        else if (!strcmp(o, "--max-bad")) { if (parse_float(o, NEXT(), 0, 1, &x)) return 2; dso.data.max_bad = x; }
+        else if (!strcmp(o, "--loss-on") && v) {
+            const char *s = NEXT();
+            if (!strcmp(s, "all")) dso.loss_on_all = 1;
+            else if (!strcmp(s, "response")) dso.loss_on_all = 0;
+            else return cli_usage_error("--loss-on must be response or all (got '%s')", s);
+        }
+        else if (!strcmp(o, "--truncate") && v) {
+            const char *s = NEXT();
+            if (!strcmp(s, "right")) dso.truncate = TUNA_TRUNCATE_RIGHT;
+            else if (!strcmp(s, "left")) dso.truncate = TUNA_TRUNCATE_LEFT;
+            else if (!strcmp(s, "drop")) dso.truncate = TUNA_TRUNCATE_DROP;
+            else return cli_usage_error("--truncate must be right, left or drop (got '%s')", s);
+        }
         else if (!strcmp(o, "--data") && v) {
             if (n_data == MAX_DATA) return cli_usage_error("at most %d --data files", MAX_DATA);
             /* FILE:WEIGHT (the weight after the last ':' when it parses as a number) */
@@ -332,9 +365,63 @@ static int train_command(int argc, char **argv, int pretrain) {
         model_dir = config_path;
     } else {
         st = tuna_model_load(&m, model_dir);
-        for (int k = 0; st == TUNA_OK && k < n_data; k++) st = tuna_pretok_load(&parts[k], data_paths[k], tuna_model_config(m)->V);
-        for (int k = 0; st == TUNA_OK && k < n_val; k++) st = tuna_pretok_load(&vparts[k], val_paths[k], tuna_model_config(m)->V);
-        if (st == TUNA_OK && general) st = tuna_tokenizer_load(&tok, model_dir);
+        int have_tok = 0;
+        const char *tok_files[] = {"tokenizer.json", "tokenizer.bin", "vocab.json"};
+        for (size_t k = 0; k < 3; k++) {
+            char tp[PATH_MAX];
+            struct stat sb;
+            snprintf(tp, sizeof tp, "%s/%s", model_dir, tok_files[k]);
+            have_tok |= stat(tp, &sb) == 0;
+        }
+        if (st == TUNA_OK && have_tok) st = tuna_tokenizer_load(&tok, model_dir);
+        if (st == TUNA_OK && tok) {
+            /* any record format: rendered, tokenized and masked, through the token cache */
+            char cache_buf[PATH_MAX];
+            if (!no_cache) {
+                const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+                if (cache_dir) snprintf(cache_buf, sizeof cache_buf, "%s", cache_dir);
+                else if (xdg) snprintf(cache_buf, sizeof cache_buf, "%s/tuna", xdg);
+                else snprintf(cache_buf, sizeof cache_buf, "%s/.cache/tuna", home ? home : "/tmp");
+                if (!cache_dir && !xdg && home) {
+                    char parent[PATH_MAX];
+                    snprintf(parent, sizeof parent, "%s/.cache", home);
+                    mkdir(parent, 0755);
+                }
+                dso.cache_dir = cache_buf;
+            }
+            tuna_template *tmpl = NULL;
+            char *tsrc = NULL;
+            dso.seq_len = a.seq_len;
+            st = tuna_dataset_template(&tmpl, tok, template_arg, &tsrc);
+            for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++) {
+                const char *fp = k < n_data ? data_paths[k] : val_paths[k - n_data];
+                tuna_dataset_stats ds;
+                st = tuna_dataset_load(fp, tok, tmpl, tsrc, model_dir, &dso, k < n_data ? &parts[k] : &vparts[k - n_data], &ds);
+                if (st == TUNA_OK && !quiet) {
+                    fprintf(stderr, "%s: %ld examples%s, %lld tokens, %lld counted (%.1f%%)", fp, ds.examples,
+                            ds.from_cache ? " (token cache)" : "", (long long)ds.tokens, (long long)ds.counted,
+                            ds.tokens ? 100.0 * ds.counted / ds.tokens : 0.0);
+                    if (ds.data.bad) fprintf(stderr, "; %ld bad records skipped", ds.data.bad);
+                    if (ds.truncated) fprintf(stderr, "; %ld truncated to %d tokens", ds.truncated, a.seq_len);
+                    if (ds.dropped) fprintf(stderr, "; %ld longer than %d tokens dropped", ds.dropped, a.seq_len);
+                    if (ds.no_counted) fprintf(stderr, "; %ld with no counted token", ds.no_counted);
+                    fputc('\n', stderr);
+                }
+            }
+            tuna_template_free(tmpl);
+            free(tsrc);
+            int V = tuna_model_config(m)->V;
+            for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++) {
+                const tuna_pretok *pp = k < n_data ? &parts[k] : &vparts[k - n_data];
+                for (int64_t i = 0; st == TUNA_OK && i < pp->off[pp->n]; i++)
+                    if (pp->ids[i] < 0 || pp->ids[i] >= V)
+                        st = tuna_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)",
+                                       k < n_data ? data_paths[k] : val_paths[k - n_data], pp->ids[i], V - 1);
+            }
+        } else {
+            for (int k = 0; st == TUNA_OK && k < n_data; k++) st = tuna_pretok_load(&parts[k], data_paths[k], tuna_model_config(m)->V);
+            for (int k = 0; st == TUNA_OK && k < n_val; k++) st = tuna_pretok_load(&vparts[k], val_paths[k], tuna_model_config(m)->V);
+        }
     }
     for (int k = 0; st == TUNA_OK && val_split > 0 && k < n_data; k++) {
         /* the split is per file, so each task keeps its own validation share */
