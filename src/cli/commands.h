@@ -11,11 +11,16 @@ int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_data_inspect(int argc, char **argv);
+int cmd_data_tokenize(int argc, char **argv);
 /* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */
 tuna_status cli_convert_llama2c_tokenizer(const char *bin, const char *out_dir);
 

@@ -1,0 +1,246 @@
+/* reader.c — streaming reader of training records (tuna_data.h): JSONL line by
+ * line (memory bounded by the longest line), or a file holding one JSON array
+ * (loaded whole: such files are small in practice). Applies the bad-record
+ * policy: report each bad record as FILE:LINE through the caller's callback,
+ * skip and count it, stop at the first with strict, and fail at the end when
+ * more than max_bad of the records were bad. Never drops a record silently. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tuna.h"
+
+struct tuna_data_reader {
+    char *path;
+    tuna_data_options o;
+    FILE *f;
+    char *line;           /* JSONL line buffer */
+    size_t cap;
+    long lineno;          /* JSONL: last line read */
+    long index;           /* next record number */
+    int is_array;
+    json_t *arr;          /* array file: the whole array */
+    long *arr_line;       /* [size of arr] line where each element starts */
+    size_t arr_i;
+    int finished;
+    tuna_data_stats st;
+    char first_bad[600];  /* first report, for the max-bad message */
+};
+
+/* Line of each top-level element of a JSON array text (which has parsed, so
+ * only strings and nesting need tracking). */
+static void element_lines(const char *s, size_t n, long *out, size_t count) {
+    long line = 1;
+    int depth = 0, in_str = 0, want = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < count; i++) {
+        char ch = s[i];
+        if (ch == '\n') { line++; continue; }
+        if (in_str) {
+            if (ch == '\\') i++;
+            else if (ch == '"') in_str = 0;
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\r') continue;
+        if (depth == 1 && want && ch != ',' && ch != ']') { out[k++] = line; want = 0; }
+        if (ch == '"') in_str = 1;
+        else if (ch == '[' || ch == '{') { depth++; if (depth == 1) want = 1; }
+        else if (ch == ']' || ch == '}') depth--;
+        else if (ch == ',' && depth == 1) want = 1;
+    }
+    while (k < count) out[k++] = line;
+}
+
+static tuna_status load_array(tuna_data_reader *r) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (;;) {
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); return tuna_fail(TUNA_ERR_NOMEM, "out of memory reading %s", r->path); }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t k = fread(buf + n, 1, cap - n, r->f);
+        if (k == 0) break;
+        n += k;
+    }
+    if (ferror(r->f)) { free(buf); return tuna_fail(TUNA_ERR_IO, "%s: read error", r->path); }
+    size_t skip = (n >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) ? 3 : 0;
+    size_t bad_at = tuna_utf8_check(buf + skip, n - skip);
+    if (bad_at < n - skip) {
+        long line = 1, col = 1;
+        for (size_t i = skip; i < skip + bad_at; i++) {
+            if (buf[i] == '\n') { line++; col = 1; } else col++;
+        }
+        unsigned char b = (unsigned char)buf[skip + bad_at];
+        free(buf);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: invalid UTF-8 (byte 0x%02X at column %ld); a JSON array file cannot skip one record: fix it or use JSONL",
+                         r->path, line, b, col);
+    }
+    json_error_t je;
+    r->arr = json_loadb(buf + skip, n - skip, JSON_REJECT_DUPLICATES, &je);
+    if (!r->arr) {
+        free(buf);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: not valid JSON: %s (column %d); a JSON array file cannot skip one record",
+                         r->path, je.line, je.text, je.column);
+    }
+    if (!json_is_array(r->arr)) { free(buf); return tuna_fail(TUNA_ERR_FORMAT, "%s: expected a JSON array of records", r->path); }
+    size_t cnt = json_array_size(r->arr);
+    r->arr_line = malloc((cnt ? cnt : 1) * sizeof *r->arr_line);
+    if (!r->arr_line) { free(buf); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    element_lines(buf + skip, n - skip, r->arr_line, cnt);
+    free(buf);
+    return TUNA_OK;
+}
+
+tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, const tuna_data_options *opts) {
+    *out = NULL;
+    tuna_data_reader *r = calloc(1, sizeof *r);
+    if (!r) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (opts) r->o = *opts;
+    else tuna_data_options_init(&r->o);
+    r->path = strdup(path);
+    if (!r->path) { free(r); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    r->f = fopen(path, "rb");
+    if (!r->f) {
+        tuna_status s = tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        tuna_data_reader_free(r);
+        return s;
+    }
+    /* peek: gzip magic, or '[' as the first non-blank byte (after a BOM) */
+    unsigned char head[4096];
+    size_t hn = fread(head, 1, sizeof head, r->f);
+    if (hn >= 2 && head[0] == 0x1f && head[1] == 0x8b) {
+        tuna_data_reader_free(r);
+        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: gzip-compressed; decompress it first (gzip -dk)", path);
+    }
+    size_t i = (hn >= 3 && !memcmp(head, "\xEF\xBB\xBF", 3)) ? 3 : 0;
+    while (i < hn && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')) i++;
+    r->is_array = i < hn && head[i] == '[';
+    rewind(r->f);
+    if (r->is_array) {
+        tuna_status s = load_array(r);
+        if (s) { tuna_data_reader_free(r); return s; }
+    }
+    *out = r;
+    return TUNA_OK;
+}
+
+/* Reports one bad record; returns TUNA_ERR_FORMAT under strict. */
+static tuna_status report(tuna_data_reader *r, long line, long index, tuna_bad_kind kind, const char *reason,
+                          const char *raw, size_t raw_len) {
+    char msg[sizeof r->first_bad];
+    if (r->is_array) snprintf(msg, sizeof msg, "%s:%ld: record %ld: %s", r->path, line, index, reason);
+    else snprintf(msg, sizeof msg, "%s:%ld: %s", r->path, line, reason);
+    r->st.records++;
+    r->st.bad++;
+    r->st.bad_by_kind[kind]++;
+    if (!r->first_bad[0]) snprintf(r->first_bad, sizeof r->first_bad, "%s", msg);
+    if (r->o.on_bad) {
+        tuna_bad_record b = {r->path, line, index, kind, reason, msg, raw, raw_len};
+        r->o.on_bad(r->o.ctx, &b);
+    }
+    if (r->o.strict) return tuna_fail(TUNA_ERR_FORMAT, "%s", msg);
+    return TUNA_OK;
+}
+
+static tuna_status finish(tuna_data_reader *r) {
+    r->finished = 1;
+    double allowed = r->o.max_bad * (double)r->st.records;
+    if (r->st.bad > 0 && (double)r->st.bad > allowed + 1e-9)
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: %ld of %ld records are bad (%.2f%%), more than the %g%% allowed (--max-bad); first: %s",
+                         r->path, r->st.bad, r->st.records, 100.0 * (double)r->st.bad / (double)r->st.records,
+                         100.0 * r->o.max_bad, r->first_bad);
+    return TUNA_OK;
+}
+
+tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *got) {
+    *got = 0;
+    tuna_record_clear(rec);
+    if (r->finished) return TUNA_OK;
+    tuna_bad_kind why = TUNA_BAD_JSON;
+    if (r->is_array) {
+        while (r->arr_i < json_array_size(r->arr)) {
+            size_t i = r->arr_i++;
+            long index = r->index++, line = r->arr_line[i];
+            json_t *e = json_array_get(r->arr, i);
+            tuna_status s = tuna_record_from_json(rec, e, &r->o, &why);
+            char *raw = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (!raw) { tuna_record_clear(rec); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+            if (s == TUNA_ERR_FORMAT) {
+                char reason[512];
+                snprintf(reason, sizeof reason, "%s", tuna_last_error());
+                s = report(r, line, index, why, reason, raw, strlen(raw));
+                free(raw);
+                if (s) return s;
+                continue;
+            }
+            if (s) { free(raw); return s; }
+            rec->raw = raw;
+            rec->raw_len = strlen(raw);
+            rec->file = r->path;
+            rec->line = line;
+            rec->index = index;
+            r->st.records++;
+            r->st.good++;
+            r->st.by_format[rec->format]++;
+            *got = 1;
+            return TUNA_OK;
+        }
+        return finish(r);
+    }
+    ssize_t len;
+    while ((len = getline(&r->line, &r->cap, r->f)) != -1) {
+        r->lineno++;
+        const char *p = r->line;
+        size_t n = (size_t)len;
+        if (r->lineno == 1 && n >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) { p += 3; n -= 3; }
+        int blank = 1;
+        for (size_t i = 0; i < n && blank; i++) blank = (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r');
+        if (blank) continue; /* not a record */
+        long index = r->index++;
+        size_t body = n;
+        if (body && p[body - 1] == '\n') body--;
+        if (body && p[body - 1] == '\r') body--;
+        tuna_status s;
+        if (memchr(p, 0, body)) {
+            why = TUNA_BAD_JSON;
+            s = tuna_fail(TUNA_ERR_FORMAT, "not valid JSON: a NUL byte in the line");
+        } else
+            s = tuna_record_parse(rec, p, body, &r->o, &why);
+        if (s == TUNA_ERR_FORMAT) {
+            char reason[512];
+            snprintf(reason, sizeof reason, "%s", tuna_last_error());
+            if ((s = report(r, r->lineno, index, why, reason, p, body))) return s;
+            continue;
+        }
+        if (s) return s;
+        rec->file = r->path;
+        rec->line = r->lineno;
+        rec->index = index;
+        r->st.records++;
+        r->st.good++;
+        r->st.by_format[rec->format]++;
+        *got = 1;
+        return TUNA_OK;
+    }
+    if (ferror(r->f)) return tuna_fail(TUNA_ERR_IO, "%s: read error", r->path);
+    return finish(r);
+}
+
+void tuna_data_reader_stats(const tuna_data_reader *r, tuna_data_stats *out) { *out = r->st; }
+int tuna_data_reader_is_array(const tuna_data_reader *r) { return r->is_array; }
+
+void tuna_data_reader_free(tuna_data_reader *r) {
+    if (!r) return;
+    if (r->f) fclose(r->f);
+    free(r->line);
+    json_decref(r->arr);
+    free(r->arr_line);
+    free(r->path);
+    free(r);
+}
