@@ -191,7 +191,9 @@ static void test_file_level(void) {
     CHECK(a.n == b.n && a.off[a.n] == b.off[b.n] && !memcmp(a.ids, b.ids, (size_t)a.off[a.n] * 4) &&
           !memcmp(a.labels, b.labels, (size_t)a.off[a.n] * 4));
     CHECK(sa.counted == sb.counted && sa.counted > 0 && sb.examples == 5);
-    CHECK(sa.ends_with_eos == 4); /* the text record ends with EOS too; pre-tokenized ids do not */
+    /* all five: chats end with <|im_end|>, prompt/completion and text get EOS, and
+     * the pre-tokenized record ends with id 4, a special token of SmolLM2 */
+    CHECK(sa.ends_with_eos == 5);
     /* options change the key */
     o.loss_on_all = 1;
     tuna_pretok c;
@@ -212,12 +214,47 @@ static void test_file_level(void) {
     tuna_tokenizer_free(tok);
 }
 
-int main(void) {
+/* the CLI: data tokenize writes what sft would train on; inspect's numbers */
+static void test_data_cli(void) {
+    const char *dir = test_shared_path("tokenizers/SmolLM2-135M-Instruct", "dataset: data tokenize/inspect CLI");
+    if (!dir) return;
+    char in[400], out[400], cmd[4096], js[400];
+    snprintf(in, sizeof in, "%s/cli.jsonl", tmpdir);
+    snprintf(out, sizeof out, "%s/cli.tok.jsonl", tmpdir);
+    snprintf(js, sizeof js, "%s/inspect.json", tmpdir);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s\n{\"prompt\":\"a\",\"completion\":\"b\"}\nnot json\n", CHAT);
+    spit(in, buf);
+    snprintf(cmd, sizeof cmd, "%s data tokenize --model %s %s --out %s 2>/dev/null", test_cli, dir, in, out);
+    /* 1 bad record of 3 is above the default 1%: refused, and no output left behind */
+    CHECK(system(cmd) != 0);
+    CHECK(access(out, F_OK) != 0);
+    snprintf(buf, sizeof buf, "%s\n{\"prompt\":\"a\",\"completion\":\"b\"}\n", CHAT);
+    spit(in, buf);
+    CHECK(system(cmd) == 0);
+    tuna_pretok p;
+    CHECKF(tuna_pretok_load(&p, out, 0) == TUNA_OK, "%s", tuna_last_error());
+    CHECK(p.n == 2);
+    tuna_pretok_free(&p);
+    snprintf(cmd, sizeof cmd, "%s data inspect --model %s %s --json > %s", test_cli, dir, in, js);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(js, "r");
+    char line[8192] = "";
+    if (f) { if (!fgets(line, sizeof line, f)) line[0] = 0; fclose(f); }
+    CHECKF(strstr(line, "\"records\":2,\"good\":2") && strstr(line, "\"ends_with_stop_share\":1") &&
+               strstr(line, "\"roles\":{\"system\":1,\"user\":2,\"assistant\":2}"),
+           "inspect: %s", line);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    test_set_cli(argv[0]);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_dataset_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_smollm();
     test_llama2();
     test_file_level();
+    test_data_cli();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) return 1;

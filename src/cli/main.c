@@ -19,11 +19,14 @@ static const command commands[] = {
     {"convert", cmd_convert, "convert a llama2.c checkpoint into an HF model folder"},
     {"tokenize", cmd_tokenize, "text lines to token ids with a model's tokenizer"},
     {"detokenize", cmd_detokenize, "token id lines back to text"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on text (tokenizer train)"},
     {"sft", cmd_sft, "supervised fine-tuning (full) with AdamW, schedules, accumulation"},
     {"pretrain", cmd_pretrain, "pre-train a model from scratch on plain text"},
     {"plan", cmd_plan, "predict the memory of a training run"},
+    {"report", cmd_report, "write a training run's report.html (loss curves, settings)"},
     {"init", cmd_init, "create a randomly initialised model from a config.json"},
     {"template", cmd_template, "render a conversation with a chat template"},
+    {"data", cmd_data, "clean and split training data files (chat, Alpaca, preference, ...)"},
 };
 
 static void usage(FILE *f) {

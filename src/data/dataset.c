@@ -156,8 +156,13 @@ static tuna_status encode_spans(tuna_tokenizer *tok, const char *text, size_t le
     int32_t eos = tuna_tokenizer_eos_id(tok);
     int k = 0, last_span = -1, last_span_has_stop = 0;
     for (size_t i = 0; ok && i < n; i++) {
+        /* a token counts when its bytes overlap a span: one that straddles the
+         * prompt/response boundary ("ab" for prompt "a" + completion "b")
+         * carries response text */
+        size_t end = i + 1 < n ? starts[i + 1] : len;
+        if (end <= starts[i]) end = starts[i] + 1;
         while (k < nspans && starts[i] >= spans[k].end) k++;
-        int in_span = k < nspans && starts[i] >= spans[k].begin && starts[i] < spans[k].end;
+        int in_span = k < nspans && starts[i] < spans[k].end && end > spans[k].begin;
         if (in_span && k != last_span) { last_span = k; last_span_has_stop = 0; }
         /* the turn ends at its stop token: formatting the template writes after
          * it (ChatML's "\n" after <|im_end|>) is not the model's to learn, as
