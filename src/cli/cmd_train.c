@@ -20,6 +20,7 @@
 
 #include "commands.h"
 #include "tuna_dataset.h"
+#include "tuna_report.h"
 #include "tuna_text.h"
 #include "tuna_train.h"
 
@@ -656,7 +657,15 @@ static int train_command(int argc, char **argv, int pretrain) {
     }
     if (!quiet) fprintf(stderr, "done after %d steps: %s/model.safetensors\n", tuna_trainer_step_count(tr), out_dir);
 done:
-    if (metrics) fclose(metrics);
+    if (metrics) {
+        fclose(metrics);
+        /* the report is written whenever there are metrics, also after a stop */
+        char rpath[PATH_MAX];
+        snprintf(rpath, sizeof rpath, "%s/report.html", out_dir);
+        if (tuna_report_write(out_dir) == TUNA_OK) {
+            if (!quiet) fprintf(stderr, "report: %s\n", rpath);
+        } else fprintf(stderr, "tuna: warning: report not written: %s\n", tuna_last_error());
+    }
     tuna_trainer_free(tr);
     tuna_tokenizer_free(tok);
     for (int k = 0; k < MAX_DATA; k++) { tuna_pretok_free(&parts[k]); tuna_pretok_free(&vparts[k]); }

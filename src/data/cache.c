@@ -115,3 +115,35 @@ tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p
     }
     return TUNA_OK;
 }
+
+#include "data/cache_internal.h"
+
+static int copy_stream(FILE *dst, FILE *src) {
+    static _Thread_local char buf[1 << 16];
+    rewind(src);
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, src)) > 0)
+        if (fwrite(buf, 1, n, dst) != n) return 0;
+    return !ferror(src);
+}
+
+tuna_status tuna_cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
+                                     FILE *ids, FILE *labels) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    char path[PATH_MAX], tmp[PATH_MAX + 16];
+    cache_path(path, sizeof path, dir, key);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int64_t tokens = off[n];
+    int32_t ml = max_len, flags = 0;
+    int ok = fwrite("TUNATOK1", 1, 8, f) == 8 && fwrite(&key, 8, 1, f) == 1 && fwrite(&n, 8, 1, f) == 1 &&
+             fwrite(&tokens, 8, 1, f) == 1 && fwrite(&ml, 4, 1, f) == 1 && fwrite(&flags, 4, 1, f) == 1 &&
+             fwrite(off, 8, (size_t)n + 1, f) == (size_t)n + 1 && copy_stream(f, ids) && copy_stream(f, labels);
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", path);
+    }
+    return TUNA_OK;
+}

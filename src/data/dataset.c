@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/cache_internal.h"
 #include "tuna_dataset.h"
 
 #define DATASET_FORMAT_VERSION "tuna-dataset-1"
@@ -285,11 +286,14 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
     return TUNA_OK;
 }
 
+/* Sequences back to back; with spool files set, ids and labels go to disk and
+ * only the offsets stay in memory (bounded memory for files of any size). */
 typedef struct {
     int64_t *off;
     int32_t *ids, *labels;
     int64_t n, cap_seq, ntok, cap_tok;
     int max_len;
+    FILE *spool_ids, *spool_labels;
 } builder;
 
 static int builder_add(builder *b, const int32_t *ids, const int32_t *labels, size_t n) {
@@ -299,6 +303,15 @@ static int builder_add(builder *b, const int32_t *ids, const int32_t *labels, si
         if (!o) return 0;
         b->off = o;
         b->cap_seq = c;
+    }
+    if (b->spool_ids) {
+        if (b->n == 0) b->off[0] = 0;
+        if (fwrite(ids, 4, n, b->spool_ids) != n || fwrite(labels, 4, n, b->spool_labels) != n) return 0;
+        b->ntok += (int64_t)n;
+        b->n++;
+        b->off[b->n] = b->ntok;
+        if ((int)n > b->max_len) b->max_len = (int)n;
+        return 1;
     }
     if (b->ntok + (int64_t)n > b->cap_tok) {
         int64_t c = b->cap_tok ? 2 * b->cap_tok : 65536;
@@ -378,6 +391,16 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
     st = tuna_data_reader_open(&r, path, &o->data);
     if (st != TUNA_OK) return st;
     builder b = {0};
+    if (o->cache_dir) {
+        /* spool to anonymous temporary files: memory holds offsets only */
+        b.spool_ids = tmpfile();
+        b.spool_labels = tmpfile();
+        if (!b.spool_ids || !b.spool_labels) {
+            if (b.spool_ids) fclose(b.spool_ids);
+            if (b.spool_labels) fclose(b.spool_labels);
+            b.spool_ids = b.spool_labels = NULL; /* fall back to memory */
+        }
+    }
     tuna_record rec = {0};
     int got = 1;
     struct stat sb;
@@ -408,7 +431,9 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
             keep = (size_t)o->seq_len;
             if (o->truncate == TUNA_TRUNCATE_LEFT) keep0 = n - keep;
         }
-        if (!builder_add(&b, ids + keep0, labels + keep0, keep)) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory reading %s", path);
+        if (!builder_add(&b, ids + keep0, labels + keep0, keep))
+            st = tuna_fail(b.spool_ids ? TUNA_ERR_IO : TUNA_ERR_NOMEM, "%s while reading %s",
+                           b.spool_ids ? "cannot write temporary token files" : "out of memory", path);
         s->examples++;
         free(ids);
         free(labels);
@@ -417,10 +442,22 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
     tuna_data_reader_stats(r, &s->data);
     tuna_data_reader_free(r);
     if (st == TUNA_OK && b.n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no usable records", path);
-    if (st != TUNA_OK) {
+    if (st == TUNA_OK && b.spool_ids) {
+        fflush(b.spool_ids);
+        fflush(b.spool_labels);
+        st = tuna_cache_store_spooled(o->cache_dir, key, b.n, b.off, b.max_len, b.spool_ids, b.spool_labels);
+        if (st == TUNA_OK) st = tuna_cache_load(o->cache_dir, key, out);
+        long trunc = s->truncated, drop = s->dropped;
+        if (st == TUNA_OK) count_stats(out, tok, s);
+        s->truncated = trunc;
+        s->dropped = drop;
+    }
+    if (b.spool_ids) { fclose(b.spool_ids); fclose(b.spool_labels); }
+    if (st != TUNA_OK || b.spool_ids) {
         free(b.off);
         free(b.ids);
         free(b.labels);
+        if (st == TUNA_OK && o->on_progress) o->on_progress(o->progress_ctx, total, total);
         return st;
     }
     out->n = b.n;
