@@ -207,6 +207,10 @@ void tuna_pretok_free(tuna_pretok *p);
  * example is set to -100 (it would otherwise be scored against the previous
  * example's last position). Deterministic. */
 tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *out);
+/* Removes sequences with no counted token (labels[1:] all -100), e.g. whose
+ * response was truncated away; returns how many were removed (-1 when out of
+ * memory). Packed data (pos != NULL) is left as is. */
+int64_t tuna_pretok_drop_uncounted(tuna_pretok *p);
 /* Token cache: a processed data set stored under dir/<key as 16 hex>.tokens,
  * memory-mapped when read back. key should hash everything the tokens depend
  * on (file content, tokenizer, template, options): see tuna_hash64. Load

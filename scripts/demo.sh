@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick start's main job (until the shipped-model demo lands): create a
-# small model, describe it, and measure its loss; then do the same for the real
-# pre-trained llama2.c stories260K model when ../shared/data is present.
+# small model, describe it, and measure its loss; then, when ../shared/data is
+# present, convert the real pre-trained llama2.c stories260K model, measure it
+# on TinyStories text, and fine-tune it on Alpaca instructions.
 # Everything goes to runs/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,17 @@ if [ -f "$ck" ]; then
     | sed 's/^/{"input_ids":/; s/$/}/' > "$out/stories.jsonl"
   echo "-- eval on $(wc -l < "$out/stories.jsonl") lines of TinyStories validation text:"
   $T eval --model "$out/stories260K" --data "$out/stories.jsonl"
+
+  echo
+  echo "== 3. full fine-tuning of stories260K on 999 Alpaca instructions (response-only loss)"
+  alpaca="$shared/sft/llamafactory_demo/alpaca_en_demo.json"
+  $T data inspect --model "$out/stories260K" --template alpaca --seq-len 256 "$alpaca" | grep -E '^(\.\.|\/| +format|truncated|counted|examples|last)'
+  $T sft --model "$out/stories260K" --data "$alpaca" --template alpaca --val-split 0.05 \
+    --steps 40 --batch 8 --seq-len 256 --lr 5e-4 --schedule cosine --warmup 0.1 \
+    --cache-dir "$out/cache" --out "$out/sft"
+  echo "-- validation loss per evaluation:"
+  grep -o '"step":[0-9]*,"eval_loss":[0-9.]*' "$out/sft/metrics.jsonl" | sed 's/"step":/  step /; s/,"eval_loss":/  val loss /'
+  echo "-- open $out/sft/report.html for the curves"
 else
   echo "(shared data not found at $shared: skipping the stories260K part)"
 fi

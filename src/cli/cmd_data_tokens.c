@@ -17,8 +17,9 @@ static const char *inspect_help =
     "\n"
     "Reads FILE like `tuna sft` does and reports: records by format, bad records\n"
     "(FILE:LINE: reason), a histogram of token lengths, the share truncated at\n"
-    "--seq-len (default 2048), counted vs masked tokens, examples with no counted\n"
-    "token, the share whose last counted token is EOS or an end-of-turn token,\n"
+    "--seq-len (default 2048), and, after right truncation to --seq-len, counted vs\n"
+    "masked tokens, examples with no counted token, the share whose last counted\n"
+    "token is EOS or an end-of-turn token,\n"
     "messages by role, and the first example with its counted tokens marked\n"
     "(green on a terminal, [[brackets]] otherwise).\n";
 
@@ -129,11 +130,13 @@ int cmd_data_inspect(int argc, char **argv) {
         if (n_ex == cap) { cap *= 2; lens = realloc(lens, cap * sizeof *lens); }
         lens[n_ex++] = (int64_t)n;
         if (n > (size_t)seq_len) truncated++;
+        /* counted as training will see them: after truncation to --seq-len (right) */
+        size_t kept = n < (size_t)seq_len ? n : (size_t)seq_len;
         int64_t c = 0;
         int32_t last = -1;
-        for (size_t i = 1; i < n; i++)
+        for (size_t i = 1; i < kept; i++)
             if (labels[i] != -100) { c++; last = labels[i]; }
-        tokens += (int64_t)n;
+        tokens += (int64_t)kept;
         counted += c;
         if (!c) no_counted++;
         else if (last == eos || tuna_tokenizer_is_special(tok, last)) ends_stop++;

@@ -429,8 +429,17 @@ static int train_command(int argc, char **argv, int pretrain) {
         st = split_val(&parts[k], &vparts[k], val_split);
         n_val = n_data;
     }
+    /* examples whose counted tokens were all truncated away cost time and teach nothing */
+    for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++) {
+        tuna_pretok *pp = k < n_data ? &parts[k] : &vparts[k - n_data];
+        int64_t before = pp->n, removed = tuna_pretok_drop_uncounted(pp);
+        if (removed < 0) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        else if (removed > 0 && !quiet)
+            fprintf(stderr, "%s: %lld of %lld examples have no counted token (response truncated away at --seq-len %d?): left out\n",
+                    k < n_data ? data_paths[k] : val_paths[k - n_data], (long long)removed, (long long)before, a.seq_len);
+    }
     for (int k = 0; st == TUNA_OK && k < n_data; k++)
-        if (parts[k].n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records", data_paths[k]);
+        if (parts[k].n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", data_paths[k]);
     for (int k = 0; st == TUNA_OK && pack && k < n_data; k++) {
         tuna_pretok packed;
         int64_t examples = parts[k].n;

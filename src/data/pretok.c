@@ -146,3 +146,36 @@ tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out
     }
     return TUNA_OK;
 }
+
+int64_t tuna_pretok_drop_uncounted(tuna_pretok *p) {
+    if (p->pos || p->n == 0) return 0;
+    int64_t keep = 0, toks = 0;
+    for (int64_t i = 0; i < p->n; i++) {
+        int counted = 0;
+        for (int64_t k = p->off[i] + 1; k < p->off[i + 1] && !counted; k++) counted = p->labels[k] != -100;
+        if (counted) { keep++; toks += p->off[i + 1] - p->off[i]; }
+    }
+    if (keep == p->n) return 0;
+    tuna_pretok q;
+    memset(&q, 0, sizeof q);
+    q.off = malloc((size_t)(keep + 1) * sizeof(int64_t));
+    q.ids = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
+    q.labels = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
+    if (!q.off || !q.ids || !q.labels) { free(q.off); free(q.ids); free(q.labels); return -1; }
+    q.off[0] = 0;
+    for (int64_t i = 0; i < p->n; i++) {
+        int counted = 0;
+        for (int64_t k = p->off[i] + 1; k < p->off[i + 1] && !counted; k++) counted = p->labels[k] != -100;
+        if (!counted) continue;
+        int64_t len = p->off[i + 1] - p->off[i], o = q.off[q.n];
+        memcpy(q.ids + o, p->ids + p->off[i], (size_t)len * sizeof(int32_t));
+        memcpy(q.labels + o, p->labels + p->off[i], (size_t)len * sizeof(int32_t));
+        q.off[q.n + 1] = o + len;
+        q.n++;
+        if (len > q.max_len) q.max_len = (int)len;
+    }
+    int64_t removed = p->n - q.n;
+    tuna_pretok_free(p);
+    *p = q;
+    return removed;
+}
