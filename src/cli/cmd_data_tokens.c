@@ -227,33 +227,63 @@ int cmd_data_tokenize(int argc, char **argv) {
     bad_ctx bc = {0};
     o.data.on_bad = on_bad;
     o.data.ctx = &bc;
+    /* streamed record by record: memory stays bounded whatever the file size */
     tuna_tokenizer *tok = NULL;
     tuna_template *tmpl = NULL;
-    char *src = NULL;
-    tuna_pretok p = {0};
-    tuna_dataset_stats s;
+    tuna_data_reader *r = NULL;
+    FILE *f = NULL;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    long examples = 0, truncated = 0, dropped = 0;
+    int64_t tokens = 0, counted = 0;
     tuna_status st = tuna_tokenizer_load(&tok, model);
-    if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &src);
-    if (st == TUNA_OK) st = tuna_dataset_load(file, tok, tmpl, src, model, &o, &p, &s);
-    if (st == TUNA_OK) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp", out);
-        FILE *f = fopen(tmp, "w");
-        if (!f) st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        for (int64_t i = 0; f && i < p.n; i++) {
-            fputs("{\"input_ids\":[", f);
-            for (int64_t k = p.off[i]; k < p.off[i + 1]; k++) fprintf(f, "%s%d", k > p.off[i] ? "," : "", p.ids[k]);
-            fputs("],\"labels\":[", f);
-            for (int64_t k = p.off[i]; k < p.off[i + 1]; k++) fprintf(f, "%s%d", k > p.off[i] ? "," : "", p.labels[k]);
-            fputs("]}\n", f);
+    if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, NULL);
+    if (st == TUNA_OK) st = tuna_data_reader_open(&r, file, &o.data);
+    if (st == TUNA_OK && !(f = fopen(tmp, "w"))) st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    tuna_record rec = {0};
+    int got = 1;
+    while (st == TUNA_OK && (st = tuna_data_reader_next(r, &rec, &got)) == TUNA_OK && got) {
+        int32_t *ids = NULL, *labels = NULL;
+        size_t n = 0;
+        st = tuna_dataset_encode_record(&rec, tok, tmpl, o.loss_on_all, &ids, &labels, &n, NULL);
+        if (st != TUNA_OK) {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", tuna_last_error());
+            st = tuna_fail(st, "%s:%ld: %s", file, rec.line, msg);
+            break;
         }
-        if (f && (fclose(f) != 0 || rename(tmp, out) != 0)) { unlink(tmp); st = tuna_fail(TUNA_ERR_IO, "%s: write failed", out); }
-        if (st == TUNA_OK)
-            fprintf(stderr, "%s: %ld examples, %lld tokens, %lld counted; %ld bad records skipped, %ld truncated, %ld dropped\n",
-                    out, s.examples, (long long)s.tokens, (long long)s.counted, s.data.bad, s.truncated, s.dropped);
+        size_t k0 = 0, keep = n;
+        if (seq_len > 0 && n > (size_t)seq_len) {
+            if (o.truncate == TUNA_TRUNCATE_DROP) { dropped++; free(ids); free(labels); continue; }
+            truncated++;
+            keep = (size_t)seq_len;
+            if (o.truncate == TUNA_TRUNCATE_LEFT) k0 = n - keep;
+        }
+        fputs("{\"input_ids\":[", f);
+        for (size_t k = 0; k < keep; k++) fprintf(f, "%s%d", k ? "," : "", ids[k0 + k]);
+        fputs("],\"labels\":[", f);
+        for (size_t k = 0; k < keep; k++) {
+            fprintf(f, "%s%d", k ? "," : "", labels[k0 + k]);
+            counted += k > 0 && labels[k0 + k] != -100;
+        }
+        fputs("]}\n", f);
+        examples++;
+        tokens += (int64_t)keep;
+        free(ids);
+        free(labels);
     }
-    tuna_pretok_free(&p);
-    free(src);
+    tuna_record_clear(&rec);
+    tuna_data_stats ds = {0};
+    if (r) tuna_data_reader_stats(r, &ds);
+    if (f) {
+        int ok = fclose(f) == 0;
+        if (st == TUNA_OK && (!ok || rename(tmp, out) != 0)) st = tuna_fail(TUNA_ERR_IO, "%s: write failed", out);
+        if (st != TUNA_OK) unlink(tmp);
+    }
+    if (st == TUNA_OK)
+        fprintf(stderr, "%s: %ld examples, %lld tokens, %lld counted; %ld bad records skipped, %ld truncated, %ld dropped\n",
+                out, examples, (long long)tokens, (long long)counted, ds.bad, truncated, dropped);
+    tuna_data_reader_free(r);
     tuna_template_free(tmpl);
     tuna_tokenizer_free(tok);
     return st == TUNA_OK ? 0 : cli_status_error(st);
