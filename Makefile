@@ -37,6 +37,9 @@ $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# vector tanhf/expf from libmvec for the activation loops (see kernels_act.c)
+$(BUILD)/src/kernels/kernels_act.o: CFLAGS += -ffast-math
+
 $(BUILD)/libtuna.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -189,28 +189,18 @@ tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dty
     st_writer *w = st_writer_new();
     if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
-    float **tmps = calloc((size_t)m->n_params, sizeof *tmps);
-    tuna_status st = tmps ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = TUNA_OK;
     st_writer_meta(w, "format", "pt");
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const tuna_param *p = &m->params[i].pub;
-        const float *src = p->data;
-        if (p->transposed) {
-            int64_t R = p->shape[0], Cc = p->shape[1];
-            tmps[i] = malloc((size_t)p->numel * sizeof(float));
-            if (!tmps[i]) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
-            for (int64_t a = 0; a < R; a++)
-                for (int64_t b = 0; b < Cc; b++) tmps[i][a * Cc + b] = p->data[b * R + a];
-            src = tmps[i];
-        }
-        st = st_writer_add(w, p->name, sd, p->ndim, p->shape, src);
+        /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
+        if (p->transposed) st = st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
+        else st = st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
     }
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (st == TUNA_OK) st = st_writer_finish(w, path);
     else st_writer_free(w);
-    for (int i = 0; tmps && i < m->n_params; i++) free(tmps[i]);
-    free(tmps);
     if (st != TUNA_OK) return st;
     tuna_config c = m->cfg;
     c.dtype = dtype;

@@ -269,6 +269,7 @@ typedef struct {
     const float *f32;     /* converted on write, or */
     const void *raw;      /* written as is */
     size_t nbytes;
+    int transposed;       /* f32 holds the [C, R] transpose of the file's [R, C] */
 } st_entry;
 
 struct st_writer {
@@ -323,6 +324,14 @@ tuna_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int nd
     return add_entry(w, name, dtype, ndim, shape, data, NULL, 0);
 }
 
+tuna_status st_writer_add_transposed(st_writer *w, const char *name, st_dtype dtype, int64_t R, int64_t C,
+                                     const float *data) {
+    int64_t shape[2] = {R, C};
+    tuna_status st = st_writer_add(w, name, dtype, 2, shape, data);
+    if (st == TUNA_OK) w->e[w->n - 1].transposed = 1;
+    return st;
+}
+
 tuna_status st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
                               const void *data, size_t nbytes) {
     return add_entry(w, name, dtype, ndim, shape, NULL, data, nbytes);
@@ -366,6 +375,24 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
     uint16_t chunk[4096];
     for (int i = 0; ok && i < w->n; i++) {
         st_entry *e = &w->e[i];
+        if (e->transposed) {
+            /* one file row at a time: element (r, c) is f32[c * R + r] */
+            int64_t R = e->shape[0], C = e->shape[1];
+            float *row = malloc((size_t)C * sizeof(float));
+            uint16_t *h = malloc((size_t)C * sizeof(uint16_t));
+            ok = row && h;
+            for (int64_t r = 0; ok && r < R; r++) {
+                for (int64_t c = 0; c < C; c++) row[c] = e->f32[c * R + r];
+                if (e->dtype == ST_F32) ok = write_all(fp, row, (size_t)C * 4);
+                else {
+                    for (int64_t c = 0; c < C; c++) h[c] = e->dtype == ST_F16 ? tuna_f32_to_f16(row[c]) : tuna_f32_to_bf16(row[c]);
+                    ok = write_all(fp, h, (size_t)C * 2);
+                }
+            }
+            free(row);
+            free(h);
+            continue;
+        }
         if (e->raw || e->dtype == ST_F32) {
             ok = write_all(fp, e->raw ? e->raw : (const void *)e->f32, e->nbytes);
             continue;

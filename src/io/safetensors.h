@@ -53,6 +53,11 @@ typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);
 tuna_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
                           const int64_t *shape, const float *data);
+/* Adds a 2-D tensor of file shape [R, C] whose data are held transposed
+ * (data[c * R + r] is element (r, c)); rows are transposed as they are
+ * written, so no transposed copy is held in memory. */
+tuna_status st_writer_add_transposed(st_writer *w, const char *name, st_dtype dtype, int64_t R, int64_t C,
+                                     const float *data);
 /* Adds raw bytes already in dtype (e.g. int tensors, pre-quantized data). */
 tuna_status st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim,
                               const int64_t *shape, const void *data, size_t nbytes);
