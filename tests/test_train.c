@@ -222,6 +222,104 @@ static void test_mixing(void) {
     CHECKF(same_file(a, b), "mixed run: 10 steps vs 5 + resume + 5 differ");
 }
 
+/* --loss-norm sequence: the step loss is the mean over sequences of each
+ * sequence's mean token loss (checked against tuna eval of each sequence
+ * alone), and micro-batching does not change the update */
+static void test_sequence_norm(void) {
+    char d1[300], d2[300], cmd[4096], line_path[400], out[400];
+    snprintf(d1, sizeof d1, "%s/seq1", tmpdir);
+    snprintf(d2, sizeof d2, "%s/seq3", tmpdir);
+    const char *common = "sft --model tests/fixtures/parity/llama_gqa --data tests/fixtures/parity/llama_gqa/data.jsonl "
+                         "--steps 1 --batch 3 --lr 1e-3 --no-shuffle --quiet --loss-norm sequence";
+    snprintf(cmd, sizeof cmd, "%s %s --micro-batch 1 --out %s", test_cli, common, d1);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s %s --micro-batch 3 --out %s", test_cli, common, d2);
+    CHECK(system(cmd) == 0);
+    tuna_model *a = NULL, *b = NULL;
+    CHECK(load_params(d1, &a) && load_params(d2, &b));
+    if (a && b) {
+        double worst = 0;
+        for (int i = 0; i < tuna_model_num_params(a); i++) {
+            double e = rel_l2(tuna_model_param(a, i)->data, tuna_model_param(b, i)->data, tuna_model_param(a, i)->numel);
+            worst = e > worst ? e : worst;
+        }
+        CHECKF(worst < 1e-5, "sequence norm: micro-batch 1 vs 3 rel %.3g", worst);
+    }
+    tuna_model_free(a);
+    tuna_model_free(b);
+    /* expected loss: mean of per-sequence means */
+    FILE *in = fopen("tests/fixtures/parity/llama_gqa/data.jsonl", "r");
+    char line[8192];
+    double sum = 0;
+    int nseq = 0;
+    snprintf(line_path, sizeof line_path, "%s/one.jsonl", tmpdir);
+    snprintf(out, sizeof out, "%s/one.json", tmpdir);
+    while (in && fgets(line, sizeof line, in)) {
+        FILE *o = fopen(line_path, "w");
+        fputs(line, o);
+        fclose(o);
+        snprintf(cmd, sizeof cmd, "%s eval --model tests/fixtures/parity/llama_gqa --data %s --json > %s", test_cli, line_path, out);
+        CHECK(system(cmd) == 0);
+        FILE *r = fopen(out, "r");
+        double l = 0;
+        if (r && fscanf(r, "{\"loss\":%lf", &l) == 1) { sum += l; nseq++; }
+        if (r) fclose(r);
+    }
+    if (in) fclose(in);
+    snprintf(line_path, sizeof line_path, "%s/metrics.jsonl", d1);
+    FILE *m = fopen(line_path, "r");
+    double got = -1;
+    if (m && fgets(line, sizeof line, m)) {
+        char *s = strstr(line, "\"loss\":");
+        if (s) got = atof(s + 7);
+    }
+    if (m) fclose(m);
+    CHECKF(nseq == 3 && fabs(got - sum / nseq) < 1e-6 * (sum / nseq), "sequence-norm loss %.9g vs mean of means %.9g",
+           got, sum / (nseq ? nseq : 1));
+}
+
+/* pre-training from scratch: a byte-level BPE tokenizer trained here, a tiny
+ * Llama initialised at random, loss falls, and the output folder loads */
+static void test_pretrain(void) {
+    const char *text = test_shared_path("text/tinystories/tinystories_train_head_2MiB.txt", "pretrain on TinyStories");
+    if (!text) return;
+    char tok[300], cfg[300], data[300], out[300], cmd[4096];
+    snprintf(tok, sizeof tok, "%s/tok", tmpdir);
+    snprintf(cfg, sizeof cfg, "%s/tiny.json", tmpdir);
+    snprintf(data, sizeof data, "%s/tiny.txt", tmpdir);
+    snprintf(out, sizeof out, "%s/pre", tmpdir);
+    snprintf(cmd, sizeof cmd, "head -c 200000 %s > %s", text, data);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s tokenizer train --data %s --vocab-size 512 --out %s >/dev/null 2>&1", test_cli, data, tok);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":512,\"hidden_size\":64,"
+               "\"intermediate_size\":128,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+               "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":true}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s pretrain --config %s --tokenizer %s --data %s --out %s --seq-len 64 --batch 8 --steps 40 --quiet",
+             test_cli, cfg, tok, data, out);
+    CHECK(system(cmd) == 0);
+    char mp[400], line[1024];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
+    f = fopen(mp, "r");
+    double first = 0, last = 0;
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        char *s = strstr(line, "\"loss\":");
+        if (!s) continue;
+        last = atof(s + 7);
+        if (!n++) first = last;
+    }
+    if (f) fclose(f);
+    CHECKF(n == 40 && first > 5.5 && last < first - 0.4, "pretrain loss %.3f -> %.3f over %d steps", first, last, n);
+    tuna_model *m = NULL;
+    CHECK(tuna_model_load(&m, out) == TUNA_OK);
+    tuna_model_free(m);
+    snprintf(mp, sizeof mp, "%s/tokenizer.json", out);
+    CHECK(access(mp, F_OK) == 0);
+}
+
 static void test_nan(void) {
     tuna_model *m = NULL;
     CHECK(tuna_model_load(&m, FIX) == TUNA_OK);
@@ -458,6 +556,8 @@ int main(int argc, char **argv) {
     test_accumulation();
     test_packing();
     test_mixing();
+    test_sequence_norm();
+    test_pretrain();
     test_nan();
     test_sigint();
     const char *fx[] = {"gpt2_cosine", "llama_cosine", "gpt2_constant", "llama_constant"};

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -137,6 +138,23 @@ static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const
     if (prev[0] && strcmp(prev, fin)) remove_tree(prev);
     snprintf(prev, prev_n, "%s", fin);
     return TUNA_OK;
+}
+
+/* progress of tokenizing a large file: a live line on a terminal, else a line
+ * every 10% */
+typedef struct { const char *file; int tty, last_decile; double t0; } load_progress;
+static void on_load_progress(void *ctx, uint64_t done, uint64_t total) {
+    load_progress *p = ctx;
+    if (total < (8u << 20)) return; /* small files finish before anyone looks */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = ts.tv_sec + ts.tv_nsec * 1e-9, el = now - p->t0;
+    double frac = total ? (double)done / total : 1, mbs = el > 0 ? done / 1048576.0 / el : 0;
+    if (p->tty) fprintf(stderr, "\r\033[Ktokenizing %s: %3.0f%% (%.1f MB/s)%s", p->file, frac * 100, mbs, done >= total ? "\n" : "");
+    else if ((int)(frac * 10) > p->last_decile) {
+        p->last_decile = (int)(frac * 10);
+        fprintf(stderr, "tokenizing %s: %.0f%% (%.1f MB/s)\n", p->file, frac * 100, mbs);
+    }
 }
 
 static uint64_t seq_hash(const tuna_pretok *p, int64_t i) {
@@ -397,6 +415,13 @@ static int train_command(int argc, char **argv, int pretrain) {
             for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++) {
                 const char *fp = k < n_data ? data_paths[k] : val_paths[k - n_data];
                 tuna_dataset_stats ds;
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                load_progress lp = {fp, isatty(2), -1, ts.tv_sec + ts.tv_nsec * 1e-9};
+                if (!quiet) {
+                    dso.on_progress = on_load_progress;
+                    dso.progress_ctx = &lp;
+                }
                 st = tuna_dataset_load(fp, tok, tmpl, tsrc, model_dir, &dso, k < n_data ? &parts[k] : &vparts[k - n_data], &ds);
                 if (st == TUNA_OK && !quiet) {
                     fprintf(stderr, "%s: %ld examples%s, %lld tokens, %lld counted (%.1f%%)", fp, ds.examples,
