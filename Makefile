@@ -1,6 +1,6 @@
 # tuna — build, test and check.
 #   make            library build/libtuna.a and CLI build/tuna
-#   make test       unit + parity tests, then the same tests under ASan+UBSan
+#   make test       unit + parity tests, the same under ASan+UBSan, fuzz smoke runs
 #   make test-fast  unit + parity tests only (no sanitizer rebuild)
 #   make fuzz       libFuzzer targets (clang), run briefly
 #   make bench      benchmarks (see bench/README.md)
@@ -64,8 +64,10 @@ test-san: deps
 	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
 	@TUNA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=2 scripts/run_tests.sh build-san
 
+# The full suite: unit and parity tests, the same under ASan+UBSan, then each
+# libFuzzer target for a few seconds from its seed corpus.
 test: all
-	@scripts/run_tests.sh $(BUILD) && $(MAKE) --no-print-directory test-san
+	@scripts/test_all.sh
 
 fuzz: deps
 	@scripts/run_fuzz.sh

@@ -8,14 +8,14 @@ secs=${FUZZ_SECONDS:-20}
 out=build-fuzz
 mkdir -p "$out"
 srcs=$(ls src/*/*.c | grep -v '^src/cli/')
-flags="-std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp"
+flags="-std=c11 -D_GNU_SOURCE -w -g -O1 -fopenmp -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp"
 libs="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lm"
 status=0
 for f in fuzz/fuzz_*.c; do
   [ -e "$f" ] || continue
   name=$(basename "$f" .c)
   echo "fuzz: building $name"
-  clang $flags "$f" $srcs $libs -o "$out/$name"
+  if ! clang $flags "$f" $srcs $libs -o "$out/$name"; then echo "fuzz: $name FAILED to build"; status=1; continue; fi
   corpus="$out/corpus-$name"; mkdir -p "$corpus"
   [ -d "fuzz/corpus/$name" ] && cp -n fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
   echo "fuzz: running $name for ${secs}s"
