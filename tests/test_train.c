@@ -121,6 +121,48 @@ static void test_sigint(void) {
 
 static int load_params(const char *dir, tuna_model **m) { return tuna_model_load(m, dir) == TUNA_OK; }
 
+/* SIGKILL at an arbitrary moment (checkpointing every step) leaves the last
+ * complete checkpoint usable: no temporary folder is mistaken for one, and
+ * resuming from it finishes the run */
+static void test_sigkill(void) {
+    char d[300], data[300], cmd[4096];
+    snprintf(d, sizeof d, "%s/kill", tmpdir);
+    snprintf(data, sizeof data, "%s/data.jsonl", FIX);
+    const char *args[] = {test_cli, "sft", "--model", FIX, "--data", data, "--steps", "2000", "--batch", "3",
+                          "--micro-batch", "1", "--lr", "1e-4", "--quiet", "--save-every", "1", "--out", d, NULL};
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(args[0], (char *const *)args);
+            _exit(127);
+        }
+        usleep(600000 + 170000 * round); /* lands at different moments of the write cycle */
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        char lscmd[600], ck[400] = "";
+        snprintf(lscmd, sizeof lscmd, "ls -d %s/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1", d);
+        FILE *p = popen(lscmd, "r");
+        if (p) {
+            if (fgets(ck, sizeof ck, p)) ck[strcspn(ck, "\n")] = 0;
+            pclose(p);
+        }
+        if (!ck[0]) { test_skip("SIGKILL round", "killed before the first checkpoint"); continue; }
+        tuna_model *m = NULL;
+        CHECKF(tuna_model_load(&m, ck) == TUNA_OK, "checkpoint %s after SIGKILL: %s", ck, tuna_last_error());
+        tuna_model_free(m);
+        /* resuming from it runs one more step */
+        const char *dash = strrchr(ck, '-');
+        int step = dash ? atoi(dash + 1) : 0;
+        char resumed[400], steps[32];
+        snprintf(resumed, sizeof resumed, "%s/kill_resumed%d", tmpdir, round);
+        snprintf(steps, sizeof steps, "%d", step + 1);
+        snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --steps %s --batch 3 --micro-batch 1 --lr 1e-4 --quiet "
+                                  "--out %s --resume %s", test_cli, FIX, data, steps, resumed, ck);
+        CHECKF(step > 0 && system(cmd) == 0, "resume from %s after SIGKILL", ck);
+    }
+}
+
 /* batch 3 as 3 micro-batches of 1 or one micro-batch of 3: same update */
 static void test_accumulation(void) {
     char d1[300], d2[300], common[2048];
@@ -560,6 +602,7 @@ int main(int argc, char **argv) {
     test_pretrain();
     test_nan();
     test_sigint();
+    test_sigkill();
     const char *fx[] = {"gpt2_cosine", "llama_cosine", "gpt2_constant", "llama_constant"};
     for (int i = 0; i < 4; i++) test_sft_parity(fx[i]);
     run("rm -rf '%s'%s", tmpdir, "");
