@@ -18,7 +18,7 @@ static const char *info_help =
     "  --model DIR   HF-layout model folder\n"
     "  --json        one JSON object on stdout\n";
 
-static long long disk_bytes(const char *dir) {
+long long cli_safetensors_bytes(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     long long total = 0;
@@ -50,7 +50,7 @@ int cmd_info(int argc, char **argv) {
     if (st != TUNA_OK) return cli_status_error(st);
     const tuna_config *c = tuna_model_config(m);
     long long params = (long long)tuna_model_param_count(m);
-    long long disk = disk_bytes(model);
+    long long disk = cli_safetensors_bytes(model);
     double mib = 1048576.0;
     if (json) {
         printf("{\"architecture\":\"%s\",\"model_type\":\"%s\",\"layers\":%d,\"hidden_size\":%d,\"heads\":%d,"

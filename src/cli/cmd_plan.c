@@ -5,7 +5,6 @@
  * checkpoint) and the training phase (weights, gradients, AdamW moments,
  * activations, token data), plus the process baseline (code, libraries and
  * BLAS buffers) measured on the development machine. */
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,23 +26,6 @@ static const char *plan_help =
     "Prints the memory a `tuna sft` run with these settings will need: fp32\n"
     "weights, gradients, AdamW moments, activations for one micro-batch, the\n"
     "token data (8 bytes per token, from --data), and the predicted peak RSS.\n";
-
-static double file_bytes(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    double total = 0;
-    struct dirent *e;
-    char p[PATH_MAX];
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 12 || strcmp(e->d_name + n - 12, ".safetensors")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (stat(p, &sb) == 0) total += (double)sb.st_size;
-    }
-    closedir(d);
-    return total;
-}
 
 int cmd_plan(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(plan_help, stdout); return 0; }
@@ -99,7 +81,7 @@ int cmd_plan(int argc, char **argv) {
     double blas = largest < PLAN_BLAS_PER_THREAD_MAX ? largest : PLAN_BLAS_PER_THREAD_MAX;
     double base = PLAN_BASELINE_BYTES + blas * nthr;
     double train_phase = base + weights + grads + moments + acts + data_bytes;
-    double load_phase = base + weights + (is_dir ? file_bytes(model) : weights);
+    double load_phase = base + weights + (is_dir ? (double)cli_safetensors_bytes(model) : weights);
     double peak = train_phase > load_phase ? train_phase : load_phase;
     double mib = 1048576.0;
     if (json) {

@@ -29,6 +29,8 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "tuna: error: <tuna_last_error() or status text>" and returns the
  * exit code for s. */
 int cli_status_error(tuna_status s);
+/* Total bytes of the *.safetensors files in a folder (0 if none). */
+long long cli_safetensors_bytes(const char *dir);
 /* True when argv[i] is "-h" or "--help" for any i. */
 int cli_wants_help(int argc, char **argv);
 /* Parses a positive int option value; returns 0 on success. */

@@ -93,30 +93,50 @@ tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out) {
     return TUNA_OK;
 }
 
-tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p) {
+#include "data/cache_internal.h"
+
+/* Both writers: create dir/<key>.tokens.<pid>.tmp, write the header and the
+ * offsets, let the caller append the token arrays, then rename into place. */
+typedef struct { FILE *f; char path[PATH_MAX], tmp[PATH_MAX + 16]; } entry_writer;
+
+static tuna_status entry_begin(entry_writer *w, const char *dir, uint64_t key, int64_t n, const int64_t *off,
+                               int max_len, int has_pos) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    char path[PATH_MAX], tmp[PATH_MAX + 16];
-    cache_path(path, sizeof path, dir, key);
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int64_t tokens = p->off[p->n];
-    int32_t max_len = p->max_len, flags = p->pos ? 1 : 0;
-    int ok = fwrite("TUNATOK1", 1, 8, f) == 8 && fwrite(&key, 8, 1, f) == 1 && fwrite(&p->n, 8, 1, f) == 1 &&
-             fwrite(&tokens, 8, 1, f) == 1 && fwrite(&max_len, 4, 1, f) == 1 && fwrite(&flags, 4, 1, f) == 1 &&
-             fwrite(p->off, 8, (size_t)p->n + 1, f) == (size_t)p->n + 1 &&
-             fwrite(p->ids, 4, (size_t)tokens, f) == (size_t)tokens &&
-             fwrite(p->labels, 4, (size_t)tokens, f) == (size_t)tokens &&
-             (!p->pos || fwrite(p->pos, 4, (size_t)tokens, f) == (size_t)tokens);
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", path);
+    cache_path(w->path, sizeof w->path, dir, key);
+    snprintf(w->tmp, sizeof w->tmp, "%s.%d.tmp", w->path, (int)getpid());
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
+    int64_t tokens = off[n];
+    int32_t ml = max_len, flags = has_pos ? 1 : 0;
+    int ok = fwrite("TUNATOK1", 1, 8, w->f) == 8 && fwrite(&key, 8, 1, w->f) == 1 && fwrite(&n, 8, 1, w->f) == 1 &&
+             fwrite(&tokens, 8, 1, w->f) == 1 && fwrite(&ml, 4, 1, w->f) == 1 && fwrite(&flags, 4, 1, w->f) == 1 &&
+             fwrite(off, 8, (size_t)n + 1, w->f) == (size_t)n + 1;
+    if (!ok) {
+        fclose(w->f);
+        unlink(w->tmp);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", w->path);
     }
     return TUNA_OK;
 }
 
-#include "data/cache_internal.h"
+static tuna_status entry_end(entry_writer *w, int ok) {
+    ok &= fclose(w->f) == 0;
+    if (!ok || rename(w->tmp, w->path) != 0) {
+        unlink(w->tmp);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", w->path);
+    }
+    return TUNA_OK;
+}
+
+tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p) {
+    entry_writer w;
+    tuna_status st = entry_begin(&w, dir, key, p->n, p->off, p->max_len, p->pos != NULL);
+    if (st != TUNA_OK) return st;
+    size_t tokens = (size_t)p->off[p->n];
+    int ok = fwrite(p->ids, 4, tokens, w.f) == tokens && fwrite(p->labels, 4, tokens, w.f) == tokens &&
+             (!p->pos || fwrite(p->pos, 4, tokens, w.f) == tokens);
+    return entry_end(&w, ok);
+}
 
 static int copy_stream(FILE *dst, FILE *src) {
     static _Thread_local char buf[1 << 16];
@@ -129,21 +149,8 @@ static int copy_stream(FILE *dst, FILE *src) {
 
 tuna_status tuna_cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
                                      FILE *ids, FILE *labels) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    char path[PATH_MAX], tmp[PATH_MAX + 16];
-    cache_path(path, sizeof path, dir, key);
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int64_t tokens = off[n];
-    int32_t ml = max_len, flags = 0;
-    int ok = fwrite("TUNATOK1", 1, 8, f) == 8 && fwrite(&key, 8, 1, f) == 1 && fwrite(&n, 8, 1, f) == 1 &&
-             fwrite(&tokens, 8, 1, f) == 1 && fwrite(&ml, 4, 1, f) == 1 && fwrite(&flags, 4, 1, f) == 1 &&
-             fwrite(off, 8, (size_t)n + 1, f) == (size_t)n + 1 && copy_stream(f, ids) && copy_stream(f, labels);
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", path);
-    }
-    return TUNA_OK;
+    entry_writer w;
+    tuna_status st = entry_begin(&w, dir, key, n, off, max_len, 0);
+    if (st != TUNA_OK) return st;
+    return entry_end(&w, copy_stream(w.f, ids) && copy_stream(w.f, labels));
 }
