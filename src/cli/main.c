@@ -26,7 +26,7 @@ static const command commands[] = {
     {"report", cmd_report, "write a training run's report.html (loss curves, settings)"},
     {"init", cmd_init, "create a randomly initialised model from a config.json"},
     {"template", cmd_template, "render a conversation with a chat template"},
-    {"data", cmd_data, "clean and split training data files (chat, Alpaca, preference, ...)"},
+    {"data", cmd_data, "inspect, tokenize, clean and split training data (chat, Alpaca, ...)"},
 };
 
 static void usage(FILE *f) {
