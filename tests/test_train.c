@@ -121,6 +121,24 @@ static void test_sigint(void) {
 
 static int load_params(const char *dir, tuna_model **m) { return tuna_model_load(m, dir) == TUNA_OK; }
 
+/* Worst per-tensor relative L2 difference between the weights of two model
+ * folders (+inf when either cannot be loaded). */
+static double weights_rel_diff(const char *d1, const char *d2) {
+    tuna_model *a = NULL, *b = NULL;
+    double worst = INFINITY;
+    if (load_params(d1, &a) && load_params(d2, &b) && tuna_model_num_params(a) == tuna_model_num_params(b)) {
+        worst = 0;
+        for (int i = 0; i < tuna_model_num_params(a); i++) {
+            const tuna_param *x = tuna_model_param(a, i), *y = tuna_model_param(b, i);
+            double e = rel_l2(x->data, y->data, x->numel);
+            worst = e > worst ? e : worst;
+        }
+    }
+    tuna_model_free(a);
+    tuna_model_free(b);
+    return worst;
+}
+
 /* SIGKILL at an arbitrary moment (checkpointing every step) leaves the last
  * complete checkpoint usable: no temporary folder is mistaken for one, and
  * resuming from it finishes the run */
@@ -172,20 +190,9 @@ static void test_accumulation(void) {
              "%s sft --model %s --data %s/data.jsonl --steps 3 --batch 3 --lr 1e-3 --no-shuffle --quiet", test_cli, FIX, FIX);
     CHECK(run("%s --micro-batch 1 --out %s", common, d1) == 0);
     CHECK(run("%s --micro-batch 3 --out %s", common, d2) == 0);
-    tuna_model *a = NULL, *b = NULL;
-    CHECK(load_params(d1, &a) && load_params(d2, &b));
-    if (a && b) {
-        double worst = 0;
-        for (int i = 0; i < tuna_model_num_params(a); i++) {
-            const tuna_param *x = tuna_model_param(a, i), *y = tuna_model_param(b, i);
-            double e = rel_l2(x->data, y->data, x->numel);
-            worst = e > worst ? e : worst;
-        }
-        /* same math, different summation order: fp32 rounding only */
-        CHECKF(worst < 1e-5, "accumulation vs one batch: rel %.3g", worst);
-    }
-    tuna_model_free(a);
-    tuna_model_free(b);
+    double worst = weights_rel_diff(d1, d2);
+    /* same math, different summation order: fp32 rounding only */
+    CHECKF(worst < 1e-5, "accumulation vs one batch: rel %.3g", worst);
 }
 
 /* packing changes speed, not the result: one optimizer step over the same
@@ -201,19 +208,8 @@ static void test_packing(void) {
     snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --steps 2 --batch 1 --seq-len 80 --lr 1e-3 --no-shuffle --quiet --pack --out %s",
              test_cli, FIX, FIX, d2);
     CHECK(system(cmd) == 0);
-    tuna_model *a = NULL, *b = NULL;
-    CHECK(load_params(d1, &a) && load_params(d2, &b));
-    if (a && b) {
-        double worst = 0;
-        for (int i = 0; i < tuna_model_num_params(a); i++) {
-            const tuna_param *x = tuna_model_param(a, i), *y = tuna_model_param(b, i);
-            double e = rel_l2(x->data, y->data, x->numel);
-            worst = e > worst ? e : worst;
-        }
-        CHECKF(worst < 1e-5, "packed vs padded training: rel %.3g", worst);
-    }
-    tuna_model_free(a);
-    tuna_model_free(b);
+    double worst = weights_rel_diff(d1, d2);
+    CHECKF(worst < 1e-5, "packed vs padded training: rel %.3g", worst);
     /* the packing itself: every example lands in exactly one row, with restarting positions */
     tuna_pretok p, q;
     char data[300];
@@ -277,18 +273,8 @@ static void test_sequence_norm(void) {
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, "%s %s --micro-batch 3 --out %s", test_cli, common, d2);
     CHECK(system(cmd) == 0);
-    tuna_model *a = NULL, *b = NULL;
-    CHECK(load_params(d1, &a) && load_params(d2, &b));
-    if (a && b) {
-        double worst = 0;
-        for (int i = 0; i < tuna_model_num_params(a); i++) {
-            double e = rel_l2(tuna_model_param(a, i)->data, tuna_model_param(b, i)->data, tuna_model_param(a, i)->numel);
-            worst = e > worst ? e : worst;
-        }
-        CHECKF(worst < 1e-5, "sequence norm: micro-batch 1 vs 3 rel %.3g", worst);
-    }
-    tuna_model_free(a);
-    tuna_model_free(b);
+    double worst = weights_rel_diff(d1, d2);
+    CHECKF(worst < 1e-5, "sequence norm: micro-batch 1 vs 3 rel %.3g", worst);
     /* expected loss: mean of per-sequence means */
     FILE *in = fopen("tests/fixtures/parity/llama_gqa/data.jsonl", "r");
     char line[8192];
