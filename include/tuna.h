@@ -165,7 +165,8 @@ typedef struct {
  * loss. Returns TUNA_ERR_ARG for ids out of range or a batch larger than
  * prepared. */
 tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *batch, tuna_loss *loss);
-/* Logits of the last forward: [B,T,V], valid until backward. */
+/* Logits of the last forward: [B,T,V], valid until backward. With a
+ * prompt-tuning adapter each row starts with P virtual positions: [B,P+T,V]. */
 const float *tuna_model_logits(const tuna_model *m);
 /* Backward of the last forward: ADDS to every parameter gradient the gradient
  * of (token_weight * sum over rows b of row_weight[b] * that row's counted

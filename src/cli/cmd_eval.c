@@ -7,21 +7,26 @@
 #include <string.h>
 
 #include "commands.h"
+#include "tuna_peft.h"
 
 static const char *eval_help =
-    "usage: tuna eval --model DIR --data FILE.jsonl [--batch N] [--seq-len N] [--json]\n"
+    "usage: tuna eval --model DIR --data FILE.jsonl [--adapter DIR] [--quant nf4]\n"
+    "                 [--batch N] [--seq-len N] [--json]\n"
     "\n"
     "Each line of FILE is {\"input_ids\":[...], \"labels\":[...]} (labels optional,\n"
     "default = input_ids, same length; -100 marks positions that do not count).\n"
     "The model shifts internally as Hugging Face does: the logits at position t\n"
     "are scored against labels[t+1]. Prints the mean loss over all counted tokens\n"
     "of the file, the number of counted tokens and perplexity = exp(loss).\n"
+    "  --adapter DIR a PEFT adapter (LoRA, IA3, prompt tuning) applied unmerged\n"
+    "  --quant nf4   the block linears stored as QLoRA stores them: NF4 with\n"
+    "                double-quantized absmax (bitsandbytes' algorithm)\n"
     "  --batch N     sequences per forward pass (default 8)\n"
     "  --seq-len N   truncate longer sequences to N tokens (reported on stderr)\n"
     "  --json        print {\"loss\":..., \"tokens\":..., \"ppl\":...} only\n";
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL;
+    const char *model = NULL, *data = NULL, *adapter = NULL, *quant = NULL;
     int json = 0, batch = 8, seq_len = 0;
     if (cli_wants_help(argc, argv)) { fputs(eval_help, stdout); return 0; }
     for (int i = 1; i < argc; i++) {
@@ -30,12 +35,19 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch")) { if (cli_parse_int("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 65536, &batch)) return 2; }
         else if (!strcmp(argv[i], "--seq-len")) { if (cli_parse_int("--seq-len", i + 1 < argc ? argv[++i] : NULL, 1, 1 << 20, &seq_len)) return 2; }
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--adapter") && i + 1 < argc) adapter = argv[++i];
+        else if (!strcmp(argv[i], "--quant") && i + 1 < argc) quant = argv[++i];
         else return cli_usage_error("eval: unknown option '%s' (see tuna eval --help)", argv[i]);
     }
     if (!model || !data) return cli_usage_error("eval: --model DIR and --data FILE are required");
+    if (quant && strcmp(quant, "nf4")) return cli_usage_error("eval: --quant must be nf4 (got '%s')", quant);
     tuna_model *m;
-    tuna_status st = tuna_model_load(&m, model);
+    tuna_status st = quant ? tuna_model_load_quantized(&m, model, TUNA_QUANT_NF4) : tuna_model_load(&m, model);
     if (st != TUNA_OK) return cli_status_error(st);
+    if (adapter) {
+        st = tuna_peft_load(m, adapter);
+        if (st != TUNA_OK) { tuna_model_free(m); return cli_status_error(st); }
+    }
     const tuna_config *c = tuna_model_config(m);
     tuna_pretok p;
     st = tuna_pretok_load(&p, data, c->V);

@@ -23,6 +23,7 @@
 #include "tuna_dataset.h"
 #include "tuna_report.h"
 #include "tuna_text.h"
+#include "tuna_peft.h"
 #include "tuna_train.h"
 
 static const char *sft_help =
@@ -44,8 +45,21 @@ static const char *sft_help =
     "  --max-bad X --strict   bad records: skipped and reported, failing above the\n"
     "                         fraction X (default 0.01); --strict stops at the first\n"
     "  --cache-dir DIR --no-cache  token cache (default $XDG_CACHE_HOME/tuna or ~/.cache/tuna)\n"
-    "  --method full          training method (full fine-tuning)\n"
-    "  --lr X                 peak learning rate (default 2e-5)\n"
+    "  --method M             full (default), lora, qlora (LoRA on an NF4-quantized base),\n"
+    "                         ia3 or prompt (prompt tuning); adapters are written in\n"
+    "                         PEFT's format (adapter_config.json, adapter_model.safetensors)\n"
+    "  --lora-r N --lora-alpha X   LoRA rank (default 16) and alpha (default 32); scale alpha/r\n"
+    "  --rslora               scale alpha/sqrt(r) instead\n"
+    "  --lora-dropout X       dropout on the adapter's input (default 0.05)\n"
+    "  --lora-targets LIST    PEFT module names, e.g. q_proj,v_proj (Llama default) or\n"
+    "                         c_attn (GPT-2 default; also c_proj, c_fc), or all-linear\n"
+    "  --ia3-targets LIST --ia3-feedforward LIST   IA3 modules (default PEFT's: Llama\n"
+    "                         k_proj,v_proj,down_proj / down_proj; GPT-2 c_attn,mlp.c_proj)\n"
+    "  --num-virtual-tokens N --prompt-init TEXT|random   prompt tuning (default 20, random)\n"
+    "  --adapter DIR          continue training a PEFT adapter; its adapter_config.json\n"
+    "                         (r, alpha, targets, scaling) wins over the options above\n"
+    "  --lr X                 peak learning rate (default 2e-5 full, 2e-4 lora/qlora,\n"
+    "                         3e-3 ia3, 3e-2 prompt)\n"
     "  --schedule S           constant | linear | cosine (default linear), as HF get_scheduler;\n"
     "                         constant with --warmup > 0 is HF's constant_with_warmup\n"
     "  --warmup X             fraction of steps (< 1) or number of steps (default 0)\n"
@@ -77,8 +91,8 @@ static const char *sft_help =
     "                         and after training, to see forgetting (general_eval.json)\n"
     "  --quiet                no progress output\n"
     "Ctrl-C or SIGTERM saves a checkpoint and exits (status 1) with the resume command.\n"
-    "Writes OUT/model.safetensors, config.json, tokenizer files, metrics.jsonl,\n"
-    "train_args.json. With validation, OUT holds the best weights seen.\n";
+    "Writes OUT/model.safetensors (or the adapter files), config.json, tokenizer files,\n"
+    "metrics.jsonl, train_args.json. With validation, OUT holds the best weights seen.\n";
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
@@ -95,7 +109,7 @@ static int parse_float(const char *opt, const char *s, double lo, double hi, dou
     return 0;
 }
 
-static void copy_file(const char *src_dir, const char *dst_dir, const char *name) {
+void cli_copy_file(const char *src_dir, const char *dst_dir, const char *name) {
     char s[PATH_MAX], d[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(s, sizeof s, "%s/%s", src_dir, name);
     snprintf(d, sizeof d, "%s/%s", dst_dir, name);
@@ -132,7 +146,7 @@ static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const
     tuna_status st = tuna_trainer_save(tr, tmp, extra);
     if (st != TUNA_OK) { remove_tree(tmp); return st; }
     const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"};
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) copy_file(model_dir, tmp, names[k]);
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) cli_copy_file(model_dir, tmp, names[k]);
     remove_tree(fin);
     if (rename(tmp, fin) != 0) { remove_tree(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place", fin); }
     if (prev[0] && strcmp(prev, fin)) remove_tree(prev);
@@ -223,6 +237,54 @@ static tuna_status general_eval(tuna_trainer *tr, tuna_tokenizer *tok, const cha
     return st;
 }
 
+/* Writes the result: the adapter when one is trained, else the model. */
+static tuna_status save_result(tuna_model *m, const char *out_dir, tuna_dtype dt) {
+    return tuna_peft_get(m) ? tuna_peft_save(m, out_dir) : tuna_model_save(m, out_dir, dt);
+}
+
+/* Attaches the adapter to train: the one of adapter_dir (its config wins), or
+ * a fresh one from the options, PEFT-initialised. */
+static tuna_status attach_adapter(tuna_model *m, tuna_tokenizer *tok, tuna_peft_config *pc, const char *adapter_dir,
+                                  const char *model_dir, const char *method, uint64_t seed, int quiet) {
+    tuna_status st;
+    if (adapter_dir) {
+        st = tuna_peft_load(m, adapter_dir);
+        if (st != TUNA_OK) return st;
+        const tuna_peft_config *c = tuna_peft_get(m);
+        if (c->type != pc->type)
+            return tuna_fail(TUNA_ERR_ARG, "%s: the adapter is %s but --method is %s", adapter_dir,
+                             c->type == TUNA_PEFT_LORA ? "LoRA" : c->type == TUNA_PEFT_IA3 ? "IA3" : "prompt tuning", method);
+        /* the dropout of this run applies (PEFT keeps it in the config too) */
+    } else {
+        snprintf(pc->base_model, sizeof pc->base_model, "%s", model_dir);
+        if (pc->init_from_text && !tok)
+            return tuna_fail(TUNA_ERR_ARG, "--prompt-init TEXT needs a tokenizer in %s", model_dir);
+        if (pc->init_from_text) snprintf(pc->tokenizer_name, sizeof pc->tokenizer_name, "%s", model_dir);
+        st = tuna_peft_attach(m, pc, seed);
+        if (st != TUNA_OK) return st;
+        if (pc->init_from_text) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            st = tuna_tokenizer_encode(tok, pc->init_text, strlen(pc->init_text), 1, &ids, &n);
+            if (st == TUNA_OK) st = tuna_peft_prompt_init_tokens(m, ids, (int)n);
+            free(ids);
+            if (st != TUNA_OK) return st;
+        }
+    }
+    if (!quiet) {
+        const tuna_config *cfg = tuna_model_config(m);
+        int64_t tp = tuna_peft_num_trainable(m), all = tuna_model_param_count(m);
+        int64_t qn = 0, qb = 0;
+        tuna_model_quant_stats(m, &qn, &qb);
+        fprintf(stderr, "%s: %lld trainable parameters (%.3f%% of %lld)", method, (long long)tp, 100.0 * tp / (double)(all + qn),
+                (long long)(all + qn));
+        if (tuna_peft_num_adapted(m)) fprintf(stderr, " in %d of %d linear layers", tuna_peft_num_adapted(m), cfg->L * (cfg->family == TUNA_FAMILY_GPT2 ? 4 : 7));
+        if (qn) fprintf(stderr, "; base linears in NF4: %.1f MiB for %lld weights (%.3f bits each)", qb / 1048576.0, (long long)qn, 8.0 * qb / qn);
+        fputc('\n', stderr);
+    }
+    return TUNA_OK;
+}
+
 static int train_command(int argc, char **argv, int pretrain) {
     if (cli_wants_help(argc, argv)) { fputs(pretrain ? pretrain_help : sft_help, stdout); return 0; }
     const char *cmd = pretrain ? "pretrain" : "sft";
@@ -238,7 +300,12 @@ static int train_command(int argc, char **argv, int pretrain) {
     const char *model_dir = NULL, *data_path = NULL, *out_dir = NULL, *val_path = NULL, *method = "full",
                *save_dtype = "f32";
     double val_split = 0, x;
-    const char *resume = NULL;
+    const char *resume = NULL, *adapter_dir = NULL, *prompt_init = "random";
+    tuna_peft_config pc;
+    tuna_peft_config_default(&pc, TUNA_PEFT_LORA);
+    pc.dropout = 0.05f;
+    const char *lora_targets = NULL, *ia3_targets = NULL, *ia3_ff = NULL;
+    int lr_given = 0;
     int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv, save_every = 0;
     tuna_train_args a;
     tuna_train_args_default(&a);
@@ -301,7 +368,17 @@ static int train_command(int argc, char **argv, int pretrain) {
         else if (!strcmp(o, "--save-dtype") && v) save_dtype = NEXT();
         else if (!strcmp(o, "--resume") && v) resume = NEXT();
         else if (!strcmp(o, "--save-every")) { if (cli_parse_int(o, NEXT(), 1, 1 << 30, &save_every)) return 2; }
-        else if (!strcmp(o, "--lr")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.lr = (float)x; }
+        else if (!strcmp(o, "--lr")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.lr = (float)x; lr_given = 1; }
+        else if (!strcmp(o, "--adapter") && v && !pretrain) adapter_dir = NEXT();
+        else if (!strcmp(o, "--lora-r")) { if (cli_parse_int(o, NEXT(), 1, 65536, &pc.r)) return 2; }
+        else if (!strcmp(o, "--lora-alpha")) { if (parse_float(o, NEXT(), 1e-6, 1e6, &x)) return 2; pc.alpha = (float)x; }
+        else if (!strcmp(o, "--lora-dropout")) { if (parse_float(o, NEXT(), 0, 0.99, &x)) return 2; pc.dropout = (float)x; }
+        else if (!strcmp(o, "--rslora")) pc.rslora = 1;
+        else if (!strcmp(o, "--lora-targets") && v) lora_targets = NEXT();
+        else if (!strcmp(o, "--ia3-targets") && v) ia3_targets = NEXT();
+        else if (!strcmp(o, "--ia3-feedforward") && v) ia3_ff = NEXT();
+        else if (!strcmp(o, "--num-virtual-tokens")) { if (cli_parse_int(o, NEXT(), 1, 4096, &pc.num_virtual_tokens)) return 2; }
+        else if (!strcmp(o, "--prompt-init") && v) prompt_init = NEXT();
         else if (!strcmp(o, "--weight-decay")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.weight_decay = (float)x; }
         else if (!strcmp(o, "--grad-clip")) { if (parse_float(o, NEXT(), 0, 1e9, &x)) return 2; a.grad_clip = (float)x; }
         else if (!strcmp(o, "--eps")) { if (parse_float(o, NEXT(), 1e-30, 1, &x)) return 2; a.eps = (float)x; }
@@ -344,8 +421,24 @@ static int train_command(int argc, char **argv, int pretrain) {
     if (pretrain && (!config_path || !tok_dir || !data_path || !out_dir))
         return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
     if (!pretrain && (!model_dir || !data_path || !out_dir)) return cli_usage_error("sft: --model, --data and --out are required");
-    if (strcmp(method, "full"))
-        return cli_usage_error("%s: --method '%s' is not available in this build (available: full)", cmd, method);
+    int is_full = !strcmp(method, "full"), is_qlora = !strcmp(method, "qlora");
+    if (!is_full && (pretrain || (strcmp(method, "lora") && !is_qlora && strcmp(method, "ia3") && strcmp(method, "prompt"))))
+        return cli_usage_error("%s: --method '%s' is not available (%s)", cmd, method,
+                               pretrain ? "pretraining trains every weight: full" : "full, lora, qlora, ia3, prompt");
+    if (is_full && adapter_dir) return cli_usage_error("--adapter needs --method lora, qlora, ia3 or prompt");
+    pc.type = !strcmp(method, "ia3") ? TUNA_PEFT_IA3 : !strcmp(method, "prompt") ? TUNA_PEFT_PROMPT : TUNA_PEFT_LORA;
+    {
+        const char *tg = pc.type == TUNA_PEFT_IA3 ? ia3_targets : pc.type == TUNA_PEFT_LORA ? lora_targets : NULL;
+        if (tg && strlen(tg) >= sizeof pc.targets) return cli_usage_error("target list too long");
+        if (tg) snprintf(pc.targets, sizeof pc.targets, "%s", tg);
+        if (ia3_ff) snprintf(pc.feedforward, sizeof pc.feedforward, "%s", ia3_ff);
+        if (pc.type == TUNA_PEFT_PROMPT && strcmp(prompt_init, "random")) {
+            pc.init_from_text = 1;
+            snprintf(pc.init_text, sizeof pc.init_text, "%s", prompt_init);
+        }
+    }
+    if (!is_full && !lr_given)
+        a.lr = pc.type == TUNA_PEFT_PROMPT ? 3e-2f : pc.type == TUNA_PEFT_IA3 ? 3e-3f : 2e-4f;
     const char *files_dir = pretrain ? tok_dir : model_dir; /* tokenizer files copied to the output */
     tuna_dtype sdt = !strcmp(save_dtype, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(save_dtype, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
     if (strcmp(save_dtype, "f32") && strcmp(save_dtype, "bf16") && strcmp(save_dtype, "f16"))
@@ -383,7 +476,7 @@ static int train_command(int argc, char **argv, int pretrain) {
         for (int k = 0; st == TUNA_OK && k < n_val; k++) st = tuna_text_chunks(tok, val_paths[k], a.seq_len, &vparts[k]);
         model_dir = config_path;
     } else {
-        st = tuna_model_load(&m, model_dir);
+        st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
         int have_tok = 0;
         const char *tok_files[] = {"tokenizer.json", "tokenizer.bin", "vocab.json"};
         for (size_t k = 0; k < 3; k++) {
@@ -393,6 +486,7 @@ static int train_command(int argc, char **argv, int pretrain) {
             have_tok |= stat(tp, &sb) == 0;
         }
         if (st == TUNA_OK && have_tok) st = tuna_tokenizer_load(&tok, model_dir);
+        if (st == TUNA_OK && !is_full) st = attach_adapter(m, tok, &pc, adapter_dir, model_dir, method, a.seed, quiet);
         if (st == TUNA_OK && tok) {
             /* any record format: rendered, tokenized and masked, through the token cache */
             char cache_buf[PATH_MAX];
@@ -505,6 +599,19 @@ static int train_command(int argc, char **argv, int pretrain) {
     json_object_set_new(ja, "val_split", json_real(val_split));
     json_object_set_new(ja, "general_eval", general ? json_string(general) : json_null());
     json_object_set_new(ja, "method", json_string(method));
+    if (tuna_peft_get(m)) {
+        const tuna_peft_config *c = tuna_peft_get(m);
+        if (adapter_dir) json_object_set_new(ja, "adapter", json_string(adapter_dir));
+        if (c->type == TUNA_PEFT_LORA) {
+            json_object_set_new(ja, "lora_r", json_integer(c->r));
+            json_object_set_new(ja, "lora_alpha", json_real(c->alpha));
+            json_object_set_new(ja, "lora_dropout", json_real(c->dropout));
+            json_object_set_new(ja, "rslora", json_boolean(c->rslora));
+        }
+        if (c->type != TUNA_PEFT_PROMPT) json_object_set_new(ja, "targets", json_string(c->targets));
+        if (c->type == TUNA_PEFT_PROMPT) json_object_set_new(ja, "num_virtual_tokens", json_integer(c->num_virtual_tokens));
+        json_object_set_new(ja, "trainable_parameters", json_integer(tuna_peft_num_trainable(m)));
+    }
     json_object_set_new(ja, "lr", json_real(a.lr));
     json_object_set_new(ja, "schedule", json_string(sched[a.schedule]));
     json_object_set_new(ja, "warmup", json_real(a.warmup));
@@ -559,7 +666,7 @@ static int train_command(int argc, char **argv, int pretrain) {
     int log_every = total / 20 > 0 ? total / 20 : 1;
     const char *copy_names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                 "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"};
-    for (size_t k = 0; k < sizeof copy_names / sizeof copy_names[0]; k++) copy_file(files_dir, out_dir, copy_names[k]);
+    for (size_t k = 0; k < sizeof copy_names / sizeof copy_names[0]; k++) cli_copy_file(files_dir, out_dir, copy_names[k]);
     if (general && !resume) {
         st = general_eval(tr, tok, general, a.seq_len, &gen_before, &gen_tokens);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
@@ -616,7 +723,7 @@ static int train_command(int argc, char **argv, int pretrain) {
             if (vl < best) {
                 best = vl;
                 bad_evals = 0;
-                st = tuna_model_save(m, out_dir, sdt);
+                st = save_result(m, out_dir, sdt);
                 if (st != TUNA_OK) break;
                 saved_best = 1;
             } else if (early_stop && ++bad_evals >= early_stop) {
@@ -641,7 +748,7 @@ static int train_command(int argc, char **argv, int pretrain) {
     }
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (!saved_best) {
-        st = tuna_model_save(m, out_dir, sdt);
+        st = save_result(m, out_dir, sdt);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     }
     if (stop_requested) {
@@ -656,7 +763,7 @@ static int train_command(int argc, char **argv, int pretrain) {
     }
     if (general) {
         /* measured on the weights written to the output (the best ones when validating) */
-        if (saved_best) st = tuna_model_load_weights(m, out_dir);
+        if (saved_best) st = tuna_peft_get(m) ? tuna_peft_load_weights(m, out_dir) : tuna_model_load_weights(m, out_dir);
         if (st == TUNA_OK) st = general_eval(tr, tok, general, a.seq_len, &gen_after, &gen_tokens);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
         json_t *g = json_pack("{s:{s:f,s:f,s:I},s:{s:f,s:f,s:I},s:f}", "before", "loss", gen_before, "ppl", exp(gen_before),
@@ -689,7 +796,9 @@ static int train_command(int argc, char **argv, int pretrain) {
         fprintf(metrics, "}}\n");
         if (!quiet) fputc('\n', stderr);
     }
-    if (!quiet) fprintf(stderr, "done after %d steps: %s/model.safetensors\n", tuna_trainer_step_count(tr), out_dir);
+    if (!quiet)
+        fprintf(stderr, "done after %d steps: %s/%s\n", tuna_trainer_step_count(tr), out_dir,
+                tuna_peft_get(m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors");
 done:
     if (metrics) {
         fclose(metrics);

@@ -21,6 +21,7 @@ int cmd_template(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_data_inspect(int argc, char **argv);
 int cmd_data_tokenize(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 /* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */
 tuna_status cli_convert_llama2c_tokenizer(const char *bin, const char *out_dir);
 
@@ -31,6 +32,9 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_status_error(tuna_status s);
 /* Total bytes of the *.safetensors files in a folder (0 if none). */
 long long cli_safetensors_bytes(const char *dir);
+/* Copies src_dir/name to dst_dir/name (temporary name, then rename); silently
+ * nothing when the source does not exist. */
+void cli_copy_file(const char *src_dir, const char *dst_dir, const char *name);
 /* True when argv[i] is "-h" or "--help" for any i. */
 int cli_wants_help(int argc, char **argv);
 /* Parses a positive int option value; returns 0 on success. */

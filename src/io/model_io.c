@@ -100,7 +100,8 @@ static int is_known_buffer(const char *name) {
     return 0;
 }
 
-static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const char *file) {
+/* Converts tensor t of the file into dest (fp32, our layout) after checking it. */
+static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const char *file, float *dest) {
     tuna_param *p = &e->pub;
     int ok = t->ndim == p->ndim;
     for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
@@ -116,7 +117,7 @@ static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const ch
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
                          p->name, st_dtype_name(t->dtype));
-    if (!p->transposed) return st_to_f32(t, p->data);
+    if (!p->transposed) return st_to_f32(t, dest);
     /* file [in, out] -> ours [out, in] */
     int64_t R = p->shape[0], Cc = p->shape[1];
     float *tmp = malloc((size_t)p->numel * sizeof(float));
@@ -125,13 +126,59 @@ static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const ch
     if (st == TUNA_OK) {
 #pragma omp parallel for
         for (int64_t i = 0; i < R; i++)
-            for (int64_t j = 0; j < Cc; j++) p->data[j * R + i] = tmp[i * Cc + j];
+            for (int64_t j = 0; j < Cc; j++) dest[j * R + i] = tmp[i * Cc + j];
     }
     free(tmp);
     return st;
 }
 
-tuna_status tuna_model_load(tuna_model **out, const char *dir) {
+/* NF4 storage of the block linears: one tuna_quant per quantized weight and
+ * one fp32 scratch the size of the largest (the dequantization tile). */
+static tuna_status setup_quant(tuna_model *m, tuna_linear ***by_param) {
+    tuna_linear *ls[8 * 1024];
+    int n = model_linears(m, ls);
+    int64_t maxn = 1;
+    m->quants = calloc((size_t)n, sizeof *m->quants);
+    *by_param = calloc((size_t)m->n_params, sizeof **by_param);
+    if (!m->quants || !*by_param) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        tuna_param_entry *e = &m->params[ls[i]->wparam];
+        if (!e->external) continue;
+        if (e->pub.numel > maxn) maxn = e->pub.numel;
+        ls[i]->quant = &m->quants[m->n_quants++];
+        (*by_param)[ls[i]->wparam] = ls[i];
+    }
+    m->quant_scratch = malloc((size_t)maxn * sizeof(float));
+    if (!m->quant_scratch) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < m->n_quants; i++) m->quants[i].scratch = m->quant_scratch;
+    return TUNA_OK;
+}
+
+int64_t tuna_nf4_bytes(int64_t n) {
+    int64_t blocks = (n + 63) / 64;
+    return (n + 1) / 2 + blocks + (blocks + 255) / 256 * 4 + 4;
+}
+
+void tuna_model_quant_stats(const tuna_model *m, int64_t *quantized_params, int64_t *quant_bytes) {
+    int64_t n = 0, b = 0;
+    for (int i = 0; i < m->n_quants; i++) {
+        n += m->quants[i].t.n;
+        b += (int64_t)nf4_storage_bytes(&m->quants[i].t);
+    }
+    *quantized_params = n;
+    *quant_bytes = b;
+}
+
+static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type quant);
+
+tuna_status tuna_model_load(tuna_model **out, const char *dir) { return load_impl(out, dir, TUNA_QUANT_NONE); }
+
+tuna_status tuna_model_load_quantized(tuna_model **out, const char *dir, tuna_quant_type q) {
+    if (q != TUNA_QUANT_NONE && q != TUNA_QUANT_NF4) return tuna_fail(TUNA_ERR_ARG, "unknown quantization %d", (int)q);
+    return load_impl(out, dir, q);
+}
+
+static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type quant) {
     *out = NULL;
     char path[PATH_MAX];
     struct stat sb;
@@ -153,7 +200,10 @@ tuna_status tuna_model_load(tuna_model **out, const char *dir) {
         const st_file *f;
         snprintf(m->prefix, sizeof m->prefix, "%s", shards_find(s, "transformer.wte.weight", &f) ? "transformer." : "");
     }
+    m->quant_type = quant;
     st = model_build(m, 0);
+    tuna_linear **by_param = NULL;
+    if (st == TUNA_OK && quant != TUNA_QUANT_NONE) st = setup_quant(m, &by_param);
     int used_lm_head = 0;
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const st_file *f = NULL;
@@ -162,8 +212,13 @@ tuna_status tuna_model_load(tuna_model **out, const char *dir) {
             st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing from the checkpoint", dir, m->params[i].name);
             break;
         }
-        st = load_tensor(&m->params[i], t, f->path);
+        if (!m->params[i].external) { st = load_tensor(&m->params[i], t, f->path, m->params[i].pub.data); continue; }
+        /* quantize as it is read: the fp32 copy is one tensor in the scratch */
+        tuna_linear *l = by_param[i];
+        st = load_tensor(&m->params[i], t, f->path, m->quant_scratch);
+        if (st == TUNA_OK) st = nf4_quantize(&l->quant->t, m->quant_scratch, m->params[i].pub.numel);
     }
+    free(by_param);
     /* every tensor in the files must have been used */
     for (int fi = 0; st == TUNA_OK && fi < s->n; fi++)
         for (int ti = 0; st == TUNA_OK && ti < s->files[fi].n_tensors; ti++) {
@@ -190,6 +245,10 @@ tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dty
     if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
     tuna_status st = TUNA_OK;
+    if (m->quant_type != TUNA_QUANT_NONE) {
+        st_writer_free(w);
+        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a model with NF4-quantized weights cannot be saved (load the original to merge or export)", dir);
+    }
     st_writer_meta(w, "format", "pt");
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const tuna_param *p = &m->params[i].pub;

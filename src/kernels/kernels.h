@@ -19,16 +19,20 @@ void k_matmul_fwd(float *out, const float *in, const float *w, const float *bias
  * Any of din, dw, db may be NULL (not wanted: e.g. frozen weights). */
 void k_matmul_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                   int N, int IC, int OC, int din_acc);
+/* C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major (op = transpose when
+ * trans_*); the small GEMMs of adapters (LoRA's A and B) go through this. */
+void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+            int ldb, float beta, float *C, int ldc);
 
 /* LayerNorm: out = (x-mean)*rstd*w + b; mean/rstd [N] saved for backward. */
 void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                      int N, int C, float eps);
-/* din += ; dw += ; db += */
+/* din += ; dw += ; db += (dw, db NULL: frozen) */
 void k_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *x, const float *w,
                      const float *mean, const float *rstd, int N, int C);
 /* RMSNorm: out = x*rstd*w with rstd = 1/sqrt(mean(x^2)+eps) */
 void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
-/* din += ; dw += */
+/* din += ; dw += (dw NULL: frozen) */
 void k_rmsnorm_bwd(float *din, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                    int N, int C);
 

@@ -17,6 +17,12 @@ void k_matmul_fwd(float *out, const float *in, const float *w, const float *bias
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, in, IC, w, IC, bias ? 1.0f : 0.0f, out, OC);
 }
 
+void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+            int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+                A, lda, B, ldb, beta, C, ldc);
+}
+
 void k_matmul_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                   int N, int IC, int OC, int din_acc) {
     if (din)
@@ -78,6 +84,7 @@ void k_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const 
             di[c] += (dn[c] * w[c] - mean_dy - xhat * mean_dy_xhat) * s;
         }
     }
+    if (!dw) return; /* frozen norm (adapter training) */
 #pragma omp parallel for schedule(static)
     for (int c0 = 0; c0 < C; c0 += 64) {
         int c1 = c0 + 64 < C ? c0 + 64 : C;
@@ -119,6 +126,7 @@ void k_rmsnorm_bwd(float *din, float *dw, const float *dout, const float *x, con
         float *di = din + (long)n * C;
         for (int c = 0; c < C; c++) di[c] += dn[c] * w[c] * s - xn[c] * k;
     }
+    if (!dw) return; /* frozen norm (adapter training) */
 #pragma omp parallel for schedule(static)
     for (int c0 = 0; c0 < C; c0 += 64) {
         int c1 = c0 + 64 < C ? c0 + 64 : C;

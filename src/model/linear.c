@@ -1,14 +1,155 @@
-/* linear.c — forward/backward of one linear layer (see linear.h). Today a
- * plain fp32 GEMM; adapters and quantized bases extend these two functions. */
+/* linear.c — forward/backward of one linear layer (see linear.h): a GEMM on
+ * the fp32 or dequantized NF4 base weight, plus the layer's adapter.
+ *
+ * LoRA keeps h = A·dropout(x) [N, r] from forward; backward needs only h, B
+ * and A: dB += s dYᵀh, dh = s dY B, dA += dhᵀ dropout(x), dx += dh A (masked).
+ * The dropout mask is a hash of (forward key, layer id, element), so backward
+ * (and checkpointed recomputation) regenerates it instead of storing it.
+ * IA3 on outputs keeps z = W x + b (the product before scaling) for ds. */
 #include <stddef.h>
+#include <string.h>
 
 #include "model/linear.h"
 #include "kernels/kernels.h"
 
+const float *linear_weight(const tuna_linear *l) {
+    if (!l->quant) return l->w;
+    nf4_dequantize(l->quant->scratch, &l->quant->t, 0, (int64_t)l->OC * l->IC);
+    return l->quant->scratch;
+}
+
+static inline uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* dropout(x) into out with inverted scaling 1/(1-p), as torch.nn.Dropout */
+static void dropout_apply(float *out, const float *in, long n, const tuna_adapter *a) {
+    const tuna_adapter_rt *rt = a->rt;
+    uint64_t key = mix64(rt->key ^ ((uint64_t)a->id << 40));
+    double p = rt->dropout;
+    uint64_t thresh = (uint64_t)(p * 18446744073709551616.0);
+    float keep = (float)(1.0 / (1.0 - p));
+#pragma omp parallel for simd
+    for (long i = 0; i < n; i++) out[i] = mix64(key + (uint64_t)i) >= thresh ? in[i] * keep : 0.0f;
+}
+
+static int dropout_on(const tuna_adapter *a) { return a->rt->training && a->rt->dropout > 0; }
+
 void linear_forward(const tuna_linear *l, float *out, const float *in, int N) {
-    k_matmul_fwd(out, in, l->w, l->b, N, l->IC, l->OC);
+    const tuna_adapter *a = l->adapter;
+    int IC = l->IC, OC = l->OC;
+    if (a && a->kind == TUNA_ADAPTER_IA3 && a->ff) {
+        float *xs = a->rt->scratch_in;
+        const float *s = a->s;
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < IC; i++) xs[(long)n * IC + i] = in[(long)n * IC + i] * s[i];
+        in = xs;
+    }
+    k_matmul_fwd(out, in, linear_weight(l), l->b, N, IC, OC);
+    if (!a) return;
+    if (a->kind == TUNA_ADAPTER_IA3) {
+        if (a->ff) return;
+        memcpy(a->z, out, (size_t)N * OC * sizeof(float));
+        const float *s = a->s;
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(long)n * OC + o] *= s[o];
+        return;
+    }
+    const float *x = in;
+    if (dropout_on(a)) {
+        dropout_apply(a->rt->scratch_in, in, (long)N * IC, a);
+        x = a->rt->scratch_in;
+    }
+    k_gemm(0, 1, N, a->r, IC, 1.0f, x, IC, a->A, IC, 0.0f, a->h, a->r);
+    k_gemm(0, 1, N, OC, a->r, a->scale, a->h, a->r, a->B, a->r, 1.0f, out, OC);
+}
+
+/* acc[c] += sum_n x[n,c] * y[n,c] over column blocks (each thread owns its columns) */
+static void colsum_prod(float *acc, const float *x, const float *y, int N, int Ccols) {
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < Ccols; c0 += 64) {
+        int c1 = c0 + 64 < Ccols ? c0 + 64 : Ccols;
+        float t[64] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *xr = x + (long)n * Ccols, *yr = y + (long)n * Ccols;
+            for (int c = c0; c < c1; c++) t[c - c0] += xr[c] * yr[c];
+        }
+        for (int c = c0; c < c1; c++) acc[c] += t[c - c0];
+    }
 }
 
 void linear_backward(tuna_linear *l, float *din, int din_acc, const float *dout, const float *in, int N) {
-    k_matmul_bwd(din, l->dw, l->b ? l->db : NULL, dout, in, l->w, N, l->IC, l->OC, din_acc);
+    tuna_adapter *a = l->adapter;
+    int IC = l->IC, OC = l->OC;
+    float *db = l->b ? l->db : NULL;
+    if (!a) {
+        if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dout, in, din || l->dw ? linear_weight(l) : NULL, N, IC, OC, din_acc);
+        return;
+    }
+    if (a->kind == TUNA_ADAPTER_IA3 && !a->ff) {
+        /* y = s * z: ds += colsum(dy * z); dz = dy * s */
+        colsum_prod(a->ds, dout, a->z, N, OC);
+        float *dz = a->rt->scratch_out;
+        const float *s = a->s;
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) dz[(long)n * OC + o] = dout[(long)n * OC + o] * s[o];
+        if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dz, in, linear_weight(l), N, IC, OC, din_acc);
+        return;
+    }
+    if (a->kind == TUNA_ADAPTER_IA3) {
+        /* y = W (s * x) + b: dx' = dy W; ds += colsum(dx' * x); dx = dx' * s */
+        float *dxs = a->rt->scratch_in;
+        const float *W = linear_weight(l);
+        if (l->dw) { /* trainable base (not used by PEFT, kept correct): needs s * x */
+            float *xs = a->rt->scratch_out; /* sized for N * max(IC, OC) */
+#pragma omp parallel for
+            for (long i = 0; i < (long)N * IC; i++) xs[i] = in[i] * a->s[i % IC];
+            k_matmul_bwd(NULL, l->dw, NULL, dout, xs, W, N, IC, OC, 0);
+        }
+        if (db) k_matmul_bwd(NULL, NULL, db, dout, in, W, N, IC, OC, 0);
+        k_matmul_bwd(dxs, NULL, NULL, dout, in, W, N, IC, OC, 0);
+        colsum_prod(a->ds, dxs, in, N, IC);
+        if (din) {
+            const float *s = a->s;
+#pragma omp parallel for
+            for (int n = 0; n < N; n++) {
+                float *d = din + (long)n * IC;
+                const float *g = dxs + (long)n * IC;
+                if (din_acc) for (int i = 0; i < IC; i++) d[i] += g[i] * s[i];
+                else for (int i = 0; i < IC; i++) d[i] = g[i] * s[i];
+            }
+        }
+        return;
+    }
+    /* LoRA */
+    int r = a->r;
+    if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dout, in, din || l->dw ? linear_weight(l) : NULL, N, IC, OC, din_acc);
+    float *dh = a->rt->scratch_out;
+    k_gemm(1, 0, OC, r, N, a->scale, dout, OC, a->h, r, 1.0f, a->dB, r);
+    k_gemm(0, 0, N, r, OC, a->scale, dout, OC, a->B, r, 0.0f, dh, r);
+    const float *x = in;
+    int drop = dropout_on(a);
+    if (drop) {
+        dropout_apply(a->rt->scratch_in, in, (long)N * IC, a);
+        x = a->rt->scratch_in;
+    }
+    k_gemm(1, 0, r, IC, N, 1.0f, dh, r, x, IC, 1.0f, a->dA, IC);
+    if (!din) return;
+    if (!drop) {
+        /* din was written (or accumulated) by the base above */
+        k_gemm(0, 0, N, IC, r, 1.0f, dh, r, a->A, IC, 1.0f, din, IC);
+        return;
+    }
+    /* dx += mask * keep * (dh A): form dh A in scratch, then apply dropout's own mask */
+    float *g = a->rt->scratch_in;
+    k_gemm(0, 0, N, IC, r, 1.0f, dh, r, a->A, IC, 0.0f, g, IC);
+    dropout_apply(g, g, (long)N * IC, a);
+#pragma omp parallel for simd
+    for (long i = 0; i < (long)N * IC; i++) din[i] += g[i];
 }

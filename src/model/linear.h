@@ -4,20 +4,61 @@
  * decoder. Weight layout is PyTorch nn.Linear's [OC, IC]. */
 #ifndef TUNA_MODEL_LINEAR_H
 #define TUNA_MODEL_LINEAR_H
+#include <stdint.h>
+
+#include "kernels/nf4.h"
+
+/* Scratch and switches shared by all adapters of a model. */
+typedef struct {
+    float *scratch_in;   /* [Nmax, max IC] dropped-out or scaled input */
+    float *scratch_out;  /* [Nmax, max(OC, r)] gradient temporaries */
+    float dropout;       /* LoRA dropout probability */
+    int training;        /* dropout active */
+    uint64_t key;        /* dropout stream of the current forward */
+} tuna_adapter_rt;
+
+enum { TUNA_ADAPTER_LORA = 1, TUNA_ADAPTER_IA3 = 2 };
+
+typedef struct tuna_adapter {
+    int kind, id;        /* id: index among the model's adapted layers */
+    /* LoRA: y += scale * B (A dropout(x)) */
+    int r;
+    float scale;
+    float *A, *B;        /* [r, IC], [OC, r] */
+    float *dA, *dB;
+    float *h;            /* [Nmax, r] A dropout(x) of the last forward (kept for backward) */
+    /* IA3: y = s * (W x + b) (ff = 0), or y = W (s * x) + b (ff = 1) */
+    int ff;
+    float *s, *ds;       /* [OC] or [IC] */
+    float *z;            /* [Nmax, OC] W x + b before scaling (ff = 0) */
+    tuna_adapter_rt *rt;
+} tuna_adapter;
+
+/* An NF4-stored base weight; forward and backward dequantize it into the
+ * model's shared fp32 scratch just before the GEMM. */
+typedef struct {
+    nf4_tensor t;
+    float *scratch;      /* [max OC*IC over quantized layers], shared */
+} tuna_quant;
 
 typedef struct tuna_linear {
     const char *name;   /* module path, e.g. "model.layers.0.self_attn.q_proj" */
     int IC, OC;
-    float *w;           /* [OC, IC] */
+    int wparam;         /* index of the weight in the model's parameter table */
+    float *w;           /* [OC, IC], NULL when quantized */
     float *b;           /* [OC] or NULL */
     float *dw, *db;     /* gradients, NULL when frozen or not allocated */
-    void *adapter;      /* reserved for LoRA / IA3 state (NULL: plain layer) */
-    void *quant;        /* reserved for a quantized base weight (NULL: fp32 w) */
+    tuna_adapter *adapter; /* LoRA / IA3 state, NULL: plain layer */
+    tuna_quant *quant;  /* quantized base weight, NULL: fp32 w */
 } tuna_linear;
 
-/* out[N,OC] = in[N,IC] @ W^T + b */
+/* out[N,OC] = in[N,IC] @ W^T + b (+ the adapter's contribution) */
 void linear_forward(const tuna_linear *l, float *out, const float *in, int N);
-/* din[N,IC] = (or += when din_acc) dout @ W, unless din is NULL;
- * dw += dout^T in and db += colsum(dout) when those gradients exist. */
+/* din[N,IC] = (or += when din_acc) dout @ W (+ through the adapter), unless
+ * din is NULL; dw += dout^T in and db += colsum(dout) when those gradients
+ * exist; the adapter's gradients are added to. */
 void linear_backward(tuna_linear *l, float *din, int din_acc, const float *dout, const float *in, int N);
+/* The fp32 weight [OC, IC]: w, or the quantized weight dequantized into the
+ * shared scratch (valid until the next call for any layer). */
+const float *linear_weight(const tuna_linear *l);
 #endif

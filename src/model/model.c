@@ -24,6 +24,7 @@ typedef struct {
     int pass;            /* 0: count and assign offsets; 1: resolve pointers */
     int64_t offset;
     int idx;
+    int last2d;          /* index of the last 2-D tensor added (a linear's weight) */
 } builder;
 
 /* Registers one tensor; returns its fp32 storage (pass 1) or NULL (pass 0). */
@@ -44,11 +45,17 @@ static float *add_param(builder *b, float **grad_out, const char *name, int ndim
         e->pub.data = NULL; /* resolved in pass 1 */
     } else {
         tuna_param_entry *e = &m->params[b->idx];
+        if (ndim == 2) b->last2d = b->idx;
+        b->idx++;
+        if (e->external) { /* quantized: lives in its linear's tuna_quant */
+            e->pub.data = e->pub.grad = NULL;
+            if (grad_out) *grad_out = NULL;
+            return NULL;
+        }
         int64_t off = b->offset;
         e->pub.data = m->weights + off;
         e->pub.grad = m->grads ? m->grads + off : NULL;
         if (grad_out) *grad_out = e->pub.grad;
-        b->idx++;
         b->offset += numel;
         return e->pub.data;
     }
@@ -57,7 +64,8 @@ static float *add_param(builder *b, float **grad_out, const char *name, int ndim
     return NULL;
 }
 
-static void set_linear(tuna_linear *l, int IC, int OC, float *w, float *dw, float *bias, float *dbias) {
+static void set_linear(builder *b, tuna_linear *l, int IC, int OC, float *w, float *dw, float *bias, float *dbias) {
+    l->wparam = b->last2d;
     l->IC = IC;
     l->OC = OC;
     l->w = w;
@@ -90,18 +98,18 @@ static int walk_params(builder *b) {
             /* Conv1D stores [in, out]: the file is the transpose of our [out, in] */
             snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.weight", P, l); w = add_param(b, &dw, nm, 2, C, 3 * C, 1, 0);
             snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.bias", P, l);   bi = add_param(b, &dbi, nm, 1, 3 * C, 0, 0, 0);
-            if (b->pass) set_linear(&k->qkv, (int)C, (int)(3 * C), w, dw, bi, dbi);
+            if (b->pass) set_linear(b, &k->qkv, (int)C, (int)(3 * C), w, dw, bi, dbi);
             snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.weight", P, l); w = add_param(b, &dw, nm, 2, C, C, 1, 0);
             snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.bias", P, l);   bi = add_param(b, &dbi, nm, 1, C, 0, 0, 0);
-            if (b->pass) set_linear(&k->o, (int)C, (int)C, w, dw, bi, dbi);
+            if (b->pass) set_linear(b, &k->o, (int)C, (int)C, w, dw, bi, dbi);
             snprintf(nm, sizeof nm, "%sh.%d.ln_2.weight", P, l); k->ln2_w = add_param(b, &k->dln2_w, nm, 1, C, 0, 0, 0);
             snprintf(nm, sizeof nm, "%sh.%d.ln_2.bias", P, l);   k->ln2_b = add_param(b, &k->dln2_b, nm, 1, C, 0, 0, 0);
             snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.weight", P, l); w = add_param(b, &dw, nm, 2, C, FF, 1, 0);
             snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.bias", P, l);   bi = add_param(b, &dbi, nm, 1, FF, 0, 0, 0);
-            if (b->pass) set_linear(&k->fc, (int)C, (int)FF, w, dw, bi, dbi);
+            if (b->pass) set_linear(b, &k->fc, (int)C, (int)FF, w, dw, bi, dbi);
             snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.weight", P, l); w = add_param(b, &dw, nm, 2, FF, C, 1, 0);
             snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.bias", P, l);   bi = add_param(b, &dbi, nm, 1, C, 0, 0, 0);
-            if (b->pass) set_linear(&k->down, (int)FF, (int)C, w, dw, bi, dbi);
+            if (b->pass) set_linear(b, &k->down, (int)FF, (int)C, w, dw, bi, dbi);
         }
         snprintf(nm, sizeof nm, "%sln_f.weight", P); m->lnf_w = add_param(b, &m->dlnf_w, nm, 1, C, 0, 0, 0);
         snprintf(nm, sizeof nm, "%sln_f.bias", P);   m->lnf_b = add_param(b, &m->dlnf_b, nm, 1, C, 0, 0, 0);
@@ -125,7 +133,7 @@ static int walk_params(builder *b) {
                     snprintf(nm, sizeof nm, "%s.%d.%s.bias", L, l, lins[i].n);
                     bi = add_param(b, &dbi, nm, 1, lins[i].out, 0, 0, 0);
                 }
-                if (b->pass) set_linear(lins[i].lin, (int)lins[i].in, (int)lins[i].out, w, dw, bi, dbi);
+                if (b->pass) set_linear(b, lins[i].lin, (int)lins[i].in, (int)lins[i].out, w, dw, bi, dbi);
             }
             snprintf(nm, sizeof nm, "%s.%d.post_attention_layernorm.weight", L, l);
             k->ln2_w = add_param(b, &k->dln2_w, nm, 1, C, 0, 0, 0);
@@ -140,16 +148,16 @@ static int walk_params(builder *b) {
                     snprintf(nm, sizeof nm, "%s.%d.%s.bias", L, l, mlps[i].n);
                     bi = add_param(b, &dbi, nm, 1, mlps[i].out, 0, 0, 0);
                 }
-                if (b->pass) set_linear(mlps[i].lin, (int)mlps[i].in, (int)mlps[i].out, w, dw, bi, dbi);
+                if (b->pass) set_linear(b, mlps[i].lin, (int)mlps[i].in, (int)mlps[i].out, w, dw, bi, dbi);
             }
         }
         m->lnf_w = add_param(b, &m->dlnf_w, "model.norm.weight", 1, C, 0, 0, 0);
     }
     if (c->tie_embeddings) {
-        if (b->pass) set_linear(&m->lm_head, (int)C, (int)V, m->wte, m->dwte, NULL, NULL);
+        if (b->pass) set_linear(b, &m->lm_head, (int)C, (int)V, m->wte, m->dwte, NULL, NULL);
     } else {
         float *w = add_param(b, &g, "lm_head.weight", 2, V, C, 0, 0);
-        if (b->pass) set_linear(&m->lm_head, (int)C, (int)V, w, g, NULL, NULL);
+        if (b->pass) set_linear(b, &m->lm_head, (int)C, (int)V, w, g, NULL, NULL);
     }
 #undef GP
     return b->idx;
@@ -160,13 +168,55 @@ static int count_params(tuna_model *m) {
     return 8 + m->cfg.L * 24;
 }
 
+/* A block linear's weight (what NF4 quantizes): every 2-D tensor except the
+ * embeddings and lm_head, which QLoRA keeps in full precision. */
+static int is_block_linear_weight(const tuna_param_entry *e) {
+    const char *n = e->name;
+    return e->pub.ndim == 2 && !strstr(n, "wte.") && !strstr(n, "wpe.") && !strstr(n, "embed_tokens.") &&
+           strcmp(n, "lm_head.weight") != 0;
+}
+
+static void name_linears(tuna_model *m) {
+    tuna_linear *ls[8 * 1024];
+    int n = m->cfg.L * 7 <= 8 * 1024 ? model_linears(m, ls) : 0;
+    for (int i = 0; i < n; i++) {
+        const char *pn = m->params[ls[i]->wparam].name;
+        size_t len = strlen(pn) - strlen(".weight");
+        /* PEFT module paths are those of GPT2LMHeadModel: always "transformer.h..." */
+        const char *pre = m->cfg.family == TUNA_FAMILY_GPT2 && !m->prefix[0] ? "transformer." : "";
+        snprintf(m->linear_names[i], sizeof m->linear_names[i], "%s%.*s", pre, (int)len, pn);
+        ls[i]->name = m->linear_names[i];
+    }
+}
+
+int model_linears(tuna_model *m, tuna_linear **out) {
+    int n = 0;
+    for (int l = 0; l < m->cfg.L; l++) {
+        tuna_block *k = &m->blocks[l];
+        if (m->cfg.family == TUNA_FAMILY_GPT2) {
+            out[n++] = &k->qkv; out[n++] = &k->o; out[n++] = &k->fc; out[n++] = &k->down;
+        } else {
+            out[n++] = &k->q; out[n++] = &k->k; out[n++] = &k->v; out[n++] = &k->o;
+            out[n++] = &k->gate; out[n++] = &k->up; out[n++] = &k->down;
+        }
+    }
+    return n;
+}
+
 tuna_status model_build(tuna_model *m, int with_grads) {
     m->blocks = calloc((size_t)m->cfg.L, sizeof *m->blocks);
     m->params = calloc((size_t)count_params(m), sizeof *m->params);
-    if (!m->blocks || !m->params) return tuna_fail(TUNA_ERR_NOMEM, "out of memory building the model");
-    builder b = {m, 0, 0, 0};
+    m->linear_names = calloc((size_t)m->cfg.L * 7, sizeof *m->linear_names);
+    if (!m->blocks || !m->params || !m->linear_names) return tuna_fail(TUNA_ERR_NOMEM, "out of memory building the model");
+    if (m->cfg.L * 7 > 8 * 1024) return tuna_fail(TUNA_ERR_UNSUPPORTED, "more than %d layers", 8 * 1024 / 7);
+    builder b = {m, 0, 0, 0, 0};
     m->n_params = walk_params(&b);
-    m->n_weights = b.offset;
+    m->n_weights = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        tuna_param_entry *e = &m->params[i];
+        e->external = m->quant_type != TUNA_QUANT_NONE && is_block_linear_weight(e);
+        if (!e->external) m->n_weights += e->pub.numel;
+    }
     m->weights = calloc((size_t)m->n_weights, sizeof(float));
     if (!m->weights)
         return tuna_fail(TUNA_ERR_NOMEM, "out of memory: %lld parameters need %.1f MiB", (long long)m->n_weights,
@@ -175,8 +225,9 @@ tuna_status model_build(tuna_model *m, int with_grads) {
         m->grads = calloc((size_t)m->n_weights, sizeof(float));
         if (!m->grads) return tuna_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
     }
-    b = (builder){m, 1, 0, 0};
+    b = (builder){m, 1, 0, 0, 0};
     walk_params(&b);
+    name_linears(m);
     return TUNA_OK;
 }
 
@@ -184,9 +235,19 @@ static tuna_status alloc_grads(tuna_model *m) {
     if (m->grads) return TUNA_OK;
     m->grads = calloc((size_t)m->n_weights, sizeof(float));
     if (!m->grads) return tuna_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
-    builder b = {m, 1, 0, 0}; /* pass 1 again: offsets are recomputed in walk order */
+    builder b = {m, 1, 0, 0, 0}; /* pass 1 again: offsets are recomputed in walk order */
     walk_params(&b);
     return TUNA_OK;
+}
+
+/* Drops the base's gradients (an adapter is attached): pointers re-walked to NULL. */
+void model_freeze_base(tuna_model *m) {
+    m->base_frozen = 1;
+    free(m->grads);
+    m->grads = NULL;
+    builder b = {m, 1, 0, 0, 0};
+    walk_params(&b);
+    m->acts.B = 0; /* the next prepare rebuilds activations (adapter buffers, prefix) */
 }
 
 tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg) {
@@ -217,6 +278,11 @@ static void acts_free(tuna_acts *a) {
 void tuna_model_free(tuna_model *m) {
     if (!m) return;
     acts_free(&m->acts);
+    peft_free(m->peft);
+    for (int i = 0; i < m->n_quants; i++) nf4_free(&m->quants[i].t);
+    free(m->quants);
+    free(m->quant_scratch);
+    free(m->linear_names);
     free(m->weights);
     free(m->grads);
     free(m->params);
@@ -321,7 +387,7 @@ size_t tuna_model_weight_bytes(const tuna_config *c) {
     tmp.params = calloc((size_t)count_params(&tmp), sizeof *tmp.params);
     tmp.blocks = calloc((size_t)c->L, sizeof *tmp.blocks);
     if (!tmp.params || !tmp.blocks) { free(tmp.params); free(tmp.blocks); return 0; }
-    builder b = {&tmp, 0, 0, 0};
+    builder b = {&tmp, 0, 0, 0, 0};
     walk_params(&b);
     free(tmp.params);
     free(tmp.blocks);
@@ -356,9 +422,15 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     if (B <= 0 || T <= 0) return tuna_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
     if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return tuna_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
     int train = mode != TUNA_MODE_EVAL;
+    int P = m->peft ? m->peft->P : 0;
+    T += P; /* prompt tuning: virtual tokens lead every row */
     if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode) return TUNA_OK;
-    if (train) {
+    if (train && !m->base_frozen) {
         tuna_status st = alloc_grads(m);
+        if (st != TUNA_OK) return st;
+    }
+    if (m->peft) {
+        tuna_status st = peft_prepare(m, B * T);
         if (st != TUNA_OK) return st;
     }
     acts_free(&m->acts);
@@ -385,6 +457,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     a->T = T;
     a->train = train;
     a->mode = mode;
+    a->P = P;
     if (m->cfg.family == TUNA_FAMILY_LLAMA) rope_tables(&m->cfg, a->rope_cos, a->rope_sin, T);
     m->have_forward = 0;
     return TUNA_OK;
@@ -423,9 +496,11 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
     const tuna_config *c = &m->cfg;
     tuna_acts *a = &m->acts;
     if (!a->base) return tuna_fail(TUNA_ERR_ARG, "model not prepared for a batch (call tuna_model_prepare)");
-    if (bt->B <= 0 || bt->T <= 0 || bt->B > a->B || bt->T > a->T)
-        return tuna_fail(TUNA_ERR_ARG, "batch %d x %d exceeds the prepared %d x %d", bt->B, bt->T, a->B, a->T);
-    if (c->sliding_window > 0 && bt->T > c->sliding_window)
+    if (bt->B <= 0 || bt->T <= 0 || bt->B > a->B || bt->T + a->P > a->T)
+        return tuna_fail(TUNA_ERR_ARG, "batch %d x %d exceeds the prepared %d x %d", bt->B, bt->T, a->B, a->T - a->P);
+    if (a->P && bt->pos_ids)
+        return tuna_fail(TUNA_ERR_UNSUPPORTED, "prompt tuning does not support packed rows (position ids)");
+    if (c->sliding_window > 0 && bt->T + a->P > c->sliding_window)
         return tuna_fail(TUNA_ERR_UNSUPPORTED,
                          "sequence of %d tokens exceeds the model's sliding_window of %d (sliding-window attention is not implemented)",
                          bt->T, c->sliding_window);
@@ -449,31 +524,41 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
     return TUNA_OK;
 }
 
-static void block_forward(tuna_model *m, int l, const tuna_batch *bt);
+static void block_forward(tuna_model *m, int l, int B, int T, int packed);
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
 
 tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *loss) {
     tuna_status st = check_batch(m, bt);
     if (st != TUNA_OK) return st;
     const tuna_config *c = &m->cfg;
     tuna_acts *a = &m->acts;
-    int B = bt->B, T = bt->T, N = B * T, C = c->C;
+    /* rows are [P virtual tokens | T tokens]; TT = T + P */
+    int B = bt->B, T = bt->T, P = a->P, TT = T + P, N = B * TT, C = c->C;
     for (int n = 0; n < N; n++) {
-        int t = n % T;
+        int b = n / TT, t = n % TT, tl = t + 1 - P; /* the label position row n is scored against */
         a->pos[n] = bt->pos_ids ? bt->pos_ids[n] : t;
-        a->targets[n] = (bt->labels && t < T - 1 && bt->labels[n + 1] != -100) ? bt->labels[n + 1] : -1;
+        a->targets[n] = (bt->labels && t < TT - 1 && tl >= 0 && bt->labels[b * T + tl] != -100) ? bt->labels[b * T + tl] : -1;
     }
+    if (m->peft && m->peft->rt.training) m->peft->rt.key = mix64(m->peft->seed ^ mix64(++m->peft->forwards));
     /* embeddings */
     float *x = a->resid[0];
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
-        const float *e = m->wte + (long)bt->input_ids[n] * C;
+        int b = n / TT, t = n % TT;
+        const float *e = t < P ? m->peft->prompt + (long)t * C : m->wte + (long)bt->input_ids[b * T + t - P] * C;
         float *xn = x + (long)n * C;
         if (c->learned_positions) {
             const float *p = m->wpe + (long)a->pos[n] * C;
             for (int i = 0; i < C; i++) xn[i] = e[i] + p[i];
         } else memcpy(xn, e, (size_t)C * sizeof(float));
     }
-    for (int l = 0; l < c->L; l++) block_forward(m, l, bt);
+    for (int l = 0; l < c->L; l++) block_forward(m, l, B, TT, bt->pos_ids != NULL);
     norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);
     linear_forward(&m->lm_head, a->logits, a->normf, N);
     int64_t count = 0;
@@ -488,10 +573,10 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
 
 /* One transformer block: resid[l] -> resid[l+1], keeping what backward needs
  * in layer slot l. Backward calls it again under gradient checkpointing. */
-static void block_forward(tuna_model *m, int l, const tuna_batch *bt) {
+static void block_forward(tuna_model *m, int l, int B, int T, int packed) {
     const tuna_config *c = &m->cfg;
     tuna_acts *a = &m->acts;
-    int B = bt->B, T = bt->T, N = B * T, C = c->C;
+    int N = B * T, C = c->C;
     {
         tuna_block *k = &m->blocks[l];
         float *xin = a->resid[l], *xout = a->resid[l + 1];
@@ -507,7 +592,7 @@ static void block_forward(tuna_model *m, int l, const tuna_batch *bt) {
             k_rope(q, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 0);
             k_rope(kk, a->pos, a->rope_cos, a->rope_sin, N, c->NKV, c->HD, sk, 0);
         }
-        k_attention_fwd(a->attn_out[l], a->att[l], q, kk, v, bt->pos_ids ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
+        k_attention_fwd(a->attn_out[l], a->att[l], q, kk, v, packed ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
                         sq, sk, sv);
         linear_forward(&k->o, a->resid_mid[l], a->attn_out[l], N);
         float *rm = a->resid_mid[l];
@@ -535,9 +620,13 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
     if (!a->train) return tuna_fail(TUNA_ERR_ARG, "model prepared without gradients (train=0)");
     if (!m->have_forward) return tuna_fail(TUNA_ERR_ARG, "backward without a preceding forward");
     const tuna_config *c = &m->cfg;
-    int B = bt->B, T = bt->T, N = B * T, C = c->C;
+    int B = bt->B, T = bt->T, P = a->P, TT = T + P, N = B * TT, C = c->C;
     m->have_forward = 0;
-    for (int n = 0; n < N; n++) a->tok_w[n] = token_weight * (bt->row_weight ? bt->row_weight[n / T] : 1.0f);
+    for (int n = 0; n < N; n++) a->tok_w[n] = token_weight * (bt->row_weight ? bt->row_weight[n / TT] : 1.0f);
+    /* with a frozen embedding and no prompt nothing needs the gradient of the
+     * first layer's input: skip those GEMMs */
+    float *dprompt = P ? m->peft->dprompt : NULL;
+    int need_dx0 = m->dwte || dprompt;
     k_crossentropy_bwd(a->logits, a->lse, a->targets, a->tok_w, N, c->V);
     linear_backward(&m->lm_head, a->dtmp, 0, a->logits, a->normf, N);
     memset(a->dresid, 0, (size_t)N * C * sizeof(float));
@@ -547,7 +636,7 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
         if (a->mode == TUNA_MODE_TRAIN_CHECKPOINT) {
             /* recompute the block; its output resid[l+1] is rewritten with the
              * same values, while dresid (its gradient) lives elsewhere */
-            block_forward(m, l, bt);
+            block_forward(m, l, B, TT, bt->pos_ids != NULL);
         }
         /* MLP: resid[l+1] = resid_mid + down(act) */
         linear_backward(&k->down, a->dmlp_act, 0, a->dresid, a->mlp_act[l], N);
@@ -566,18 +655,20 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
         int sq, sk, sv;
         qkv_views(m, a->qkv[l], N, &q, &kk, &v, &sq, &sk, &sv);
         qkv_views(m, a->dqkv, N, &dq, &dk, &dv, &sq, &sk, &sv);
-        k_attention_bwd(dq, dk, dv, a->att_scratch, a->dattn, a->att[l], q, kk, v, B, T, c->NH, c->NKV, c->HD, sq,
+        k_attention_bwd(dq, dk, dv, a->att_scratch, a->dattn, a->att[l], q, kk, v, B, TT, c->NH, c->NKV, c->HD, sq,
                         sk, sv);
-        if (c->family == TUNA_FAMILY_GPT2) linear_backward(&k->qkv, a->dtmp, 0, a->dqkv, a->norm1[l], N);
+        float *dx = l > 0 || need_dx0 ? a->dtmp : NULL;
+        if (c->family == TUNA_FAMILY_GPT2) linear_backward(&k->qkv, dx, 0, a->dqkv, a->norm1[l], N);
         else {
             k_rope(dq, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 1);
             k_rope(dk, a->pos, a->rope_cos, a->rope_sin, N, c->NKV, c->HD, sk, 1);
-            linear_backward(&k->q, a->dtmp, 0, dq, a->norm1[l], N);
-            linear_backward(&k->k, a->dtmp, 1, dk, a->norm1[l], N);
-            linear_backward(&k->v, a->dtmp, 1, dv, a->norm1[l], N);
+            linear_backward(&k->q, dx, 0, dq, a->norm1[l], N);
+            linear_backward(&k->k, dx, 1, dk, a->norm1[l], N);
+            linear_backward(&k->v, dx, 1, dv, a->norm1[l], N);
         }
-        norm_bwd(c, a->dresid, k->dln1_w, k->dln1_b, a->dtmp, a->resid[l], k->ln1_w, a->mean1[l], a->rstd1[l], N);
+        if (dx) norm_bwd(c, a->dresid, k->dln1_w, k->dln1_b, a->dtmp, a->resid[l], k->ln1_w, a->mean1[l], a->rstd1[l], N);
     }
+    if (!need_dx0) return TUNA_OK;
     /* embeddings: each thread owns a slice of channels, so repeated ids never race */
     float *dx = a->dresid;
 #pragma omp parallel
@@ -585,10 +676,12 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int c0 = (int)((long)C * id / nt), c1 = (int)((long)C * (id + 1) / nt);
         for (int n = 0; n < N; n++) {
-            float *dw = m->dwte + (long)bt->input_ids[n] * C;
+            int b = n / TT, t = n % TT;
+            float *dw = t < P ? dprompt + (long)t * C : m->dwte ? m->dwte + (long)bt->input_ids[b * T + t - P] * C : NULL;
             const float *d = dx + (long)n * C;
-            for (int i = c0; i < c1; i++) dw[i] += d[i];
-            if (c->learned_positions) {
+            if (dw)
+                for (int i = c0; i < c1; i++) dw[i] += d[i];
+            if (c->learned_positions && m->dwpe) {
                 float *dp = m->dwpe + (long)a->pos[n] * C;
                 for (int i = c0; i < c1; i++) dp[i] += d[i];
             }
@@ -599,6 +692,15 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
 
 void tuna_model_zero_grad(tuna_model *m) {
     if (m->grads) memset(m->grads, 0, (size_t)m->n_weights * sizeof(float));
+    if (m->peft && m->peft->grads) memset(m->peft->grads, 0, (size_t)m->peft->n_weights * sizeof(float));
+}
+
+void model_trainable(tuna_model *m, tuna_trainable *t) {
+    if (m->peft) {
+        *t = (tuna_trainable){m->peft->params, m->peft->n_params, m->peft->weights, m->peft->grads, m->peft->n_weights};
+    } else {
+        *t = (tuna_trainable){m->params, m->n_params, m->weights, m->grads, m->n_weights};
+    }
 }
 
 tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
@@ -611,6 +713,7 @@ tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
         size_t n = strlen(p->name);
         int is_bias = n > 5 && !strcmp(p->name + n - 5, ".bias");
         if (is_bias) { memset(p->data, 0, (size_t)p->numel * sizeof(float)); continue; }
+        if (!p->data) continue; /* quantized */
         if (p->ndim == 1) { for (int64_t j = 0; j < p->numel; j++) p->data[j] = 1.0f; continue; }
         float s = std;
         if (c->family == TUNA_FAMILY_GPT2 && n > 14 && !strcmp(p->name + n - 14, "c_proj.weight"))
@@ -622,11 +725,11 @@ tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
 
 void tuna_model_row_losses(const tuna_model *m, int B, int T, double *out) {
     const tuna_acts *a = &m->acts;
-    int V = m->cfg.V;
+    int V = m->cfg.V, TT = T + a->P;
     for (int b = 0; b < B; b++) {
         double s = 0;
-        for (int t = 0; t < T; t++) {
-            long n = (long)b * T + t;
+        for (int t = 0; t < TT; t++) {
+            long n = (long)b * TT + t;
             if (a->targets[n] >= 0) s += (double)a->lse[n] - a->logits[n * V + a->targets[n]];
         }
         out[b] = s;

@@ -7,6 +7,7 @@
 #define TUNA_MODEL_INTERNAL_H
 #include "model/linear.h"
 #include "tuna.h"
+#include "tuna_peft.h"
 
 typedef struct {
     /* norms: weight [C] (+ bias [C] for LayerNorm) */
@@ -19,7 +20,8 @@ typedef struct {
 } tuna_block;
 
 typedef struct {
-    int B, T, train, mode;  /* mode: TUNA_MODE_* */
+    int B, T, train, mode;  /* mode: TUNA_MODE_*; T includes the prompt-tuning prefix */
+    int P;                  /* virtual tokens prepended to every row (prompt tuning) */
     /* per layer l (N = B*T rows) */
     float **resid;      /* [L+1][N,C] residual stream entering layer l; resid[L] = final */
     float **norm1;      /* [L][N,C] */
@@ -52,7 +54,27 @@ typedef struct {
     tuna_param pub;        /* the public view; pub.name points to name */
     char name[160];
     int optional_in_file;  /* e.g. lm_head when tied */
+    int external;          /* stored outside the fp32 buffer (NF4): pub.data NULL */
 } tuna_param_entry;
+
+/* An attached adapter (src/model/peft.c): its own table of named tensors in
+ * PEFT's key names, carved from one buffer (and one gradient buffer), the
+ * per-layer states hung on the linears, and the prompt-tuning prefix. */
+typedef struct tuna_peft_state {
+    tuna_peft_config cfg;
+    tuna_param_entry *params;
+    int n_params;
+    float *weights, *grads;
+    int64_t n_weights;
+    tuna_adapter *ad;        /* [n_ad] one per adapted linear */
+    int n_ad;
+    tuna_adapter_rt rt;
+    float *saved;            /* h / z buffers of every adapted layer, for Nmax rows */
+    int Nmax;
+    uint64_t seed, forwards; /* dropout streams: one per training forward */
+    int P;                   /* virtual tokens (prompt tuning) */
+    float *prompt, *dprompt; /* [P, C] */
+} tuna_peft_state;
 
 struct tuna_model {
     tuna_config cfg;
@@ -70,7 +92,32 @@ struct tuna_model {
     tuna_linear lm_head;     /* w = wte when tied */
     tuna_acts acts;
     int have_forward;        /* a forward ran since the last backward */
+    char (*linear_names)[64];/* module paths of the block linears [L*7] */
+    int base_frozen;         /* no base gradients (an adapter is trained) */
+    tuna_peft_state *peft;   /* attached adapter or NULL */
+    int quant_type;          /* tuna_quant_type of the block linears */
+    tuna_quant *quants;      /* [n_quants] */
+    int n_quants;
+    float *quant_scratch;    /* fp32 tile for dequantized weights */
 };
+
+/* The tensors an optimizer updates: the adapter's when one is attached, else
+ * every parameter. */
+typedef struct {
+    tuna_param_entry *params;
+    int n_params;
+    float *weights, *grads;
+    int64_t n_weights;
+} tuna_trainable;
+void model_trainable(tuna_model *m, tuna_trainable *t);
+/* Block linears in module order (Llama: q k v o gate up down; GPT-2: c_attn
+ * attn.c_proj c_fc mlp.c_proj); returns the count (at most 7 * L). */
+int model_linears(tuna_model *m, tuna_linear **out);
+/* Frees the base's gradients and marks it frozen (an adapter is attached). */
+void model_freeze_base(tuna_model *m);
+/* peft.c hooks called by the model */
+tuna_status peft_prepare(tuna_model *m, int N);
+void peft_free(tuna_peft_state *p);
 
 /* Builds the parameter table and carves weights (and grads if with_grads). */
 tuna_status model_build(tuna_model *m, int with_grads);

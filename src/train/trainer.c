@@ -143,10 +143,12 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->a.seq_len = T;
     tuna_status st = tuna_model_prepare(m, mb, T, a->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
     if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
-    int64_t W = m->n_weights;
+    tuna_trainable tr;
+    model_trainable(m, &tr);
+    int64_t W = tr.n_weights;
     t->adam_m = calloc((size_t)W, sizeof(float));
     t->adam_v = calloc((size_t)W, sizeof(float));
-    t->decay = calloc((size_t)m->n_params, 1);
+    t->decay = calloc((size_t)tr.n_params, 1);
     t->perm = malloc((size_t)data->n * sizeof(int64_t));
     t->seq_idx = malloc((size_t)a->batch * sizeof(int64_t));
     t->seq_cnt = malloc((size_t)a->batch * sizeof(int64_t));
@@ -187,7 +189,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
         for (int k = 0; k < t->n_tasks; k++) t->task_epoch[k] = -1;
     }
     /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
-    for (int i = 0; i < m->n_params; i++) t->decay[i] = m->params[i].pub.ndim >= 2;
+    for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
     *out = t;
     return TUNA_OK;
 }
@@ -343,10 +345,16 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     tuna_model_zero_grad(m);
     double loss;
     int64_t tokens, input_tokens = 0;
+    tuna_peft_set_training(m, 1); /* adapter dropout on */
+    /* dropout masks follow the step number, so a resumed run draws the same ones */
+    if (m->peft) m->peft->forwards = (uint64_t)t->step << 20;
     tuna_status st = run_batch(t, a->batch, 1, &loss, &tokens, &input_tokens);
+    tuna_peft_set_training(m, 0);
     if (st != TUNA_OK) return st;
-    const int64_t W = m->n_weights;
-    float *g = m->grads, *p = m->weights;
+    tuna_trainable tr;
+    model_trainable(m, &tr);
+    const int64_t W = tr.n_weights;
+    float *g = tr.grads, *p = tr.weights;
     double ss = 0;
 #pragma omp parallel for reduction(+ : ss)
     for (int64_t i = 0; i < W; i++) ss += (double)g[i] * g[i];
@@ -368,8 +376,8 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
         float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
         float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
         float *am = t->adam_m, *av = t->adam_v;
-        for (int pi = 0; pi < m->n_params; pi++) {
-            const tuna_param *pp = &m->params[pi].pub;
+        for (int pi = 0; pi < tr.n_params; pi++) {
+            const tuna_param *pp = &tr.params[pi].pub;
             int64_t o0 = pp->data - p, o1 = o0 + pp->numel;
             float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
 #pragma omp parallel for
@@ -447,15 +455,17 @@ int tuna_trainer_step_count(const tuna_trainer *t) { return t->step; }
 
 tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extra_json) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    tuna_status st = tuna_model_save(t->m, dir, TUNA_DTYPE_F32);
+    /* an adapter run checkpoints the adapter (PEFT files), not the frozen base */
+    tuna_status st = tuna_peft_get(t->m) ? tuna_peft_save(t->m, dir) : tuna_model_save(t->m, dir, TUNA_DTYPE_F32);
     if (st != TUNA_OK) return st;
     st_writer *w = st_writer_new();
     if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     char name[200], path[PATH_MAX];
-    tuna_model *m = t->m;
-    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
-        const tuna_param *p = &m->params[i].pub;
-        int64_t shape[1] = {p->numel}, off = p->data - m->weights;
+    tuna_trainable tr;
+    model_trainable(t->m, &tr);
+    for (int i = 0; st == TUNA_OK && i < tr.n_params; i++) {
+        const tuna_param *p = &tr.params[i].pub;
+        int64_t shape[1] = {p->numel}, off = p->data - tr.weights;
         snprintf(name, sizeof name, "exp_avg.%s", p->name);
         st = st_writer_add(w, name, ST_F32, 1, shape, t->adam_m + off);
         snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
@@ -484,16 +494,18 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
 tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json) {
     char path[PATH_MAX];
     tuna_model *m = t->m;
-    tuna_status st = tuna_model_load_weights(m, dir);
+    tuna_status st = tuna_peft_get(m) ? tuna_peft_load_weights(m, dir) : tuna_model_load_weights(m, dir);
     if (st != TUNA_OK) return st;
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     st_file f;
     st = st_open(&f, path);
     if (st != TUNA_OK) return st;
     char name[200];
-    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
-        const tuna_param *p = &m->params[i].pub;
-        int64_t off = p->data - m->weights;
+    tuna_trainable tr;
+    model_trainable(m, &tr);
+    for (int i = 0; st == TUNA_OK && i < tr.n_params; i++) {
+        const tuna_param *p = &tr.params[i].pub;
+        int64_t off = p->data - tr.weights;
         for (int k = 0; k < 2 && st == TUNA_OK; k++) {
             snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
             const st_tensor *tt = st_find(&f, name);

@@ -1,0 +1,73 @@
+/* cmd_merge.c — `tuna merge`: a base model plus a PEFT adapter (LoRA or IA3)
+ * becomes a plain model folder, W' = W + s·B·A (or W scaled by IA3's
+ * vectors), computed in fp32 from the base's own weights. */
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "tuna_peft.h"
+
+static const char *merge_help =
+    "usage: tuna merge --model DIR --adapter DIR --out DIR [--save-dtype f32|bf16|f16]\n"
+    "\n"
+    "Folds the adapter into the base weights and writes OUT as a plain model folder\n"
+    "(model.safetensors, config.json, the base's tokenizer files) that any tool\n"
+    "loads without PEFT. The delta is added to the base's original weights as\n"
+    "stored in DIR (for an adapter trained with --method qlora: the full-precision\n"
+    "weights, not the NF4 copy it was trained against). Prompt-tuning adapters\n"
+    "cannot be merged (they add virtual tokens, not weights).\n"
+    "  --save-dtype D   dtype of the written weights (default f32)\n";
+
+/* the method an adapter folder written by `tuna sft` was trained with, if known */
+static int trained_with_qlora(const char *adapter) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/train_args.json", adapter);
+    json_t *o = json_load_file(p, 0, NULL);
+    const char *mth = o ? json_string_value(json_object_get(o, "method")) : NULL;
+    int q = mth && !strcmp(mth, "qlora");
+    json_decref(o);
+    return q;
+}
+
+int cmd_merge(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) { fputs(merge_help, stdout); return 0; }
+    const char *model = NULL, *adapter = NULL, *out = NULL, *dt = "f32";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--adapter") && i + 1 < argc) adapter = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--save-dtype") && i + 1 < argc) dt = argv[++i];
+        else return cli_usage_error("merge: unknown option '%s' (see tuna merge --help)", argv[i]);
+    }
+    if (!model || !adapter || !out) return cli_usage_error("merge: --model, --adapter and --out are required");
+    tuna_dtype sdt = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
+    if (strcmp(dt, "f32") && strcmp(dt, "bf16") && strcmp(dt, "f16")) return cli_usage_error("--save-dtype must be f32, bf16 or f16");
+    tuna_model *m;
+    tuna_status st = tuna_model_load(&m, model);
+    if (st != TUNA_OK) return cli_status_error(st);
+    st = tuna_peft_load(m, adapter);
+    const char *kind = "";
+    if (st == TUNA_OK) {
+        const tuna_peft_config *c = tuna_peft_get(m);
+        kind = c->type == TUNA_PEFT_LORA ? "LoRA" : c->type == TUNA_PEFT_IA3 ? "IA3" : "prompt tuning";
+        int n_ad = tuna_peft_num_adapted(m);
+        st = tuna_peft_merge(m);
+        if (st == TUNA_OK)
+            fprintf(stderr, "merged %s adapter %s (%d layers) into %s (%s weights, computed in float32)\n", kind, adapter, n_ad,
+                    model, tuna_dtype_name(tuna_model_config(m)->dtype));
+    }
+    if (st == TUNA_OK && trained_with_qlora(adapter))
+        fprintf(stderr, "note: this adapter was trained with --method qlora against NF4-quantized base weights; the delta is "
+                        "added to the original full-precision weights, as QLoRA merges do\n");
+    if (st == TUNA_OK) st = tuna_model_save(m, out, sdt);
+    if (st == TUNA_OK) {
+        const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                               "tokenizer.model", "vocab.json", "merges.txt"};
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, out, names[k]);
+        fprintf(stderr, "wrote %s/model.safetensors\n", out);
+    }
+    tuna_model_free(m);
+    return st == TUNA_OK ? 0 : cli_status_error(st);
+}

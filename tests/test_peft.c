@@ -1,0 +1,550 @@
+/* test_peft.c — LoRA, IA3, prompt tuning and QLoRA against references:
+ *  - 5 training steps from a given adapter vs PEFT-semantics PyTorch
+ *    (tests/fixtures/peft, tools/make_peft_fixtures.py): adapter tensors
+ *    within 1e-4 relative L2, step losses within 1e-5 relative;
+ *  - adapters round-trip through the PEFT file layout;
+ *  - merging gives the unmerged logits within 1e-5 (library and `tuna merge`);
+ *  - prompt tuning initialised from tokens X equals the base model run on X
+ *    followed by the input; its gradient matches finite differences;
+ *  - LoRA with dropout: gradients match finite differences under the same mask;
+ *  - NF4: a quantized model's loss equals the fp32 model's with its linear
+ *    weights replaced by their dequantized values, bit for bit;
+ *  - bad adapters give one clear error and exit 2. */
+#include <jansson.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "io/safetensors.h"
+#include "kernels/nf4.h"
+#include "model/model_internal.h"
+#include "tuna.h"
+#include "tuna_peft.h"
+
+static char tmpdir[256];
+
+static int load(const char *dir, tuna_model **m) { return tuna_model_load(m, dir) == TUNA_OK; }
+
+/* --- parity of 5 steps against the PyTorch fixtures --- */
+static void test_train_parity(const char *name, int issue_command) {
+    char dir[300], path[600], cmd[8192], out[400];
+    snprintf(dir, sizeof dir, "tests/fixtures/peft/%s", name);
+    snprintf(path, sizeof path, "%s/args.json", dir);
+    json_t *args = json_load_file(path, 0, NULL);
+    if (!args) { test_skip(name, "fixture not present"); return; }
+    snprintf(out, sizeof out, "%s/%s%s", tmpdir, name, issue_command ? "_issue" : "");
+    if (issue_command) {
+        /* the exact command the issue names (r, alpha and dropout from the adapter's config) */
+        snprintf(cmd, sizeof cmd,
+                 "%s sft --model %s --data %s/data.jsonl --method lora --adapter %s/adapter0 --lora-targets q_proj,v_proj "
+                 "--out %s --steps 5 --batch 2 --micro-batch 1 --seq-len 64 --lr 1e-3 --schedule constant --warmup 0 "
+                 "--weight-decay 0 --grad-clip 0 --no-shuffle --seed 0 --quiet",
+                 test_cli, dir, dir, dir, out);
+    } else {
+        int n = snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --out %s --quiet", test_cli, dir, dir, out);
+        json_t *cli = json_object_get(args, "cli"), *v;
+        size_t i;
+        int next_is_adapter = 0;
+        json_array_foreach(cli, i, v) {
+            const char *s = json_string_value(v);
+            n += snprintf(cmd + n, sizeof cmd - n, next_is_adapter ? " %s/%s" : " %s", next_is_adapter ? dir : s,
+                          next_is_adapter ? s : "");
+            next_is_adapter = !strcmp(s, "--adapter");
+        }
+    }
+    json_decref(args);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    st_file got, want, steps;
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
+    int ok1 = st_open(&got, path) == TUNA_OK;
+    snprintf(path, sizeof path, "%s/expected/adapter_model.safetensors", dir);
+    int ok2 = st_open(&want, path) == TUNA_OK;
+    snprintf(path, sizeof path, "%s/expected_steps.safetensors", dir);
+    int ok3 = st_open(&steps, path) == TUNA_OK;
+    CHECK(ok1 && ok2 && ok3);
+    if (!(ok1 && ok2 && ok3)) return;
+    CHECKF(got.n_tensors == want.n_tensors, "%s: %d tensors written, %d expected", name, got.n_tensors, want.n_tensors);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < want.n_tensors; i++) {
+        const st_tensor *w = &want.tensors[i], *g = st_find(&got, w->name);
+        CHECKF(g && g->numel == w->numel && g->ndim == 2 && g->shape[0] == w->shape[0], "%s: tensor %s", name, w->name);
+        if (!g || g->numel != w->numel) continue;
+        float *a = malloc(w->numel * sizeof(float)), *b = malloc(w->numel * sizeof(float));
+        st_to_f32(g, a);
+        st_to_f32(w, b);
+        double e = rel_l2(a, b, w->numel);
+        if (e > worst) { worst = e; worst_name = w->name; }
+        CHECKF(e <= 1e-4, "%s: %s rel %.3g", name, w->name, e);
+        free(a);
+        free(b);
+    }
+    float want_loss[5] = {0}, want_norm[5] = {0};
+    const st_tensor *tl = st_find(&steps, "step_loss"), *tn = st_find(&steps, "step_grad_norm");
+    if (tl && tl->numel == 5) st_to_f32(tl, want_loss);
+    if (tn && tn->numel == 5) st_to_f32(tn, want_norm);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    FILE *f = fopen(path, "r");
+    char buf[4096];
+    double worst_loss = 0, worst_norm = 0;
+    int n = 0;
+    while (f && fgets(buf, sizeof buf, f)) {
+        int step;
+        double loss, gn;
+        if (sscanf(buf, "{\"step\":%d,\"epoch\":%*[^,],\"loss\":%lf,\"lr\":%*[^,],\"grad_norm\":%lf", &step, &loss, &gn) == 3 &&
+            step >= 1 && step <= 5) {
+            worst_loss = fmax(worst_loss, fabs(loss - want_loss[step - 1]) / fabs(want_loss[step - 1]));
+            worst_norm = fmax(worst_norm, fabs(gn - want_norm[step - 1]) / fabs(want_norm[step - 1]));
+            n++;
+        }
+    }
+    if (f) fclose(f);
+    CHECK(n == 5);
+    CHECKF(worst_loss <= 1e-5, "%s: step loss rel %.3g", name, worst_loss);
+    CHECKF(worst_norm <= 1e-4, "%s: grad norm rel %.3g", name, worst_norm);
+    printf("%s%s: adapter worst rel %.2g (%.0f%% of 1e-4, %s); step loss worst rel %.2g; grad norm worst rel %.2g\n", name,
+           issue_command ? " (issue's command)" : "", worst, worst / 1e-4 * 100, worst_name, worst_loss, worst_norm);
+    st_close(&got);
+    st_close(&want);
+    st_close(&steps);
+}
+
+/* --- logits helpers --- */
+static int logits_of(tuna_model *m, const int32_t *ids, int B, int T, float *out) {
+    if (tuna_model_prepare(m, B, T, TUNA_MODE_EVAL) != TUNA_OK) return 0;
+    tuna_batch bt = {.B = B, .T = T, .input_ids = ids};
+    if (tuna_model_forward(m, &bt, NULL) != TUNA_OK) return 0;
+    const tuna_config *c = tuna_model_config(m);
+    int P = m->acts.P;
+    const float *lg = tuna_model_logits(m);
+    /* drop the virtual-token rows of prompt tuning */
+    for (int b = 0; b < B; b++)
+        memcpy(out + (size_t)b * T * c->V, lg + ((size_t)b * (T + P) + P) * c->V, (size_t)T * c->V * sizeof(float));
+    return 1;
+}
+
+static void make_ids(int32_t *ids, int n, int V, unsigned seed) {
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        ids[i] = (int)((seed >> 8) % (unsigned)V);
+    }
+}
+
+/* --- merge: library and CLI --- */
+static void test_merge(const char *name) {
+    char dir[300], ad[400], out[400], cmd[4096];
+    snprintf(dir, sizeof dir, "tests/fixtures/peft/%s", name);
+    snprintf(ad, sizeof ad, "%s/expected", dir);
+    tuna_model *m = NULL, *mm = NULL;
+    if (!load(dir, &m)) { CHECK(0); return; }
+    const tuna_config *c = tuna_model_config(m);
+    int B = 2, T = 12;
+    int32_t ids[24];
+    make_ids(ids, B * T, c->V, 7);
+    size_t nl = (size_t)B * T * c->V;
+    float *base = malloc(nl * sizeof(float)), *unmerged = malloc(nl * sizeof(float)), *merged = malloc(nl * sizeof(float)),
+          *cli = malloc(nl * sizeof(float));
+    CHECK(logits_of(m, ids, B, T, base));
+    CHECKF(tuna_peft_load(m, ad) == TUNA_OK, "%s", tuna_last_error());
+    CHECK(logits_of(m, ids, B, T, unmerged));
+    CHECK(rel_l2(unmerged, base, (long)nl) > 1e-4); /* the adapter changes the output */
+    CHECK(tuna_peft_merge(m) == TUNA_OK);
+    CHECK(tuna_peft_get(m) == NULL);
+    CHECK(logits_of(m, ids, B, T, merged));
+    double e = rel_l2(merged, unmerged, (long)nl);
+    CHECKF(e <= 1e-5, "%s: merged vs unmerged logits rel %.3g", name, e);
+    snprintf(out, sizeof out, "%s/merged_%s", tmpdir, name);
+    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --out %s 2>/dev/null", test_cli, dir, ad, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    double e2 = 1;
+    if (load(out, &mm)) {
+        CHECK(logits_of(mm, ids, B, T, cli));
+        e2 = rel_l2(cli, unmerged, (long)nl);
+    }
+    CHECKF(e2 <= 1e-5, "%s: tuna merge output vs unmerged logits rel %.3g", name, e2);
+    printf("%s merge: library rel %.2g, CLI rel %.2g (budget 1e-5)\n", name, e, e2);
+    tuna_model_free(mm);
+    tuna_model_free(m);
+    free(base); free(unmerged); free(merged); free(cli);
+}
+
+/* --- PEFT layout round trip --- */
+static void test_roundtrip(void) {
+    const char *dir = "tests/fixtures/peft/gpt2_lora";
+    tuna_model *m = NULL, *m2 = NULL;
+    if (!load(dir, &m) || !load(dir, &m2)) { CHECK(0); return; }
+    tuna_peft_config c;
+    tuna_peft_config_default(&c, TUNA_PEFT_LORA);
+    c.r = 3;
+    c.alpha = 6;
+    c.rslora = 1;
+    snprintf(c.targets, sizeof c.targets, "all-linear");
+    snprintf(c.base_model, sizeof c.base_model, "%s", dir);
+    CHECK(tuna_peft_attach(m, &c, 5) == TUNA_OK);
+    CHECK(tuna_peft_num_adapted(m) == 4 * tuna_model_config(m)->L);
+    /* PEFT init: B zero, A uniform in +-1/sqrt(in) and not zero */
+    const tuna_peft_state *p = m->peft;
+    int a_ok = 1, b_zero = 1, a_nonzero = 0;
+    for (int i = 0; i < p->n_params; i++) {
+        const tuna_param *t = &p->params[i].pub;
+        int isA = strstr(t->name, "lora_A") != NULL;
+        float bound = 1.0f / sqrtf((float)t->shape[1]);
+        for (int64_t j = 0; j < t->numel; j++) {
+            if (isA) { a_ok &= fabsf(t->data[j]) <= bound; a_nonzero |= t->data[j] != 0; }
+            else b_zero &= t->data[j] == 0;
+        }
+        /* give B values so the round trip is not trivially zero */
+        if (!isA) for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.01f * (float)((j * 7 + i) % 13 - 6);
+    }
+    CHECK(a_ok && b_zero && a_nonzero);
+    /* base frozen: no base gradient, even after preparing for training */
+    CHECK(tuna_model_prepare(m, 1, 8, TUNA_MODE_TRAIN) == TUNA_OK);
+    int any_grad = 0;
+    for (int i = 0; i < tuna_model_num_params(m); i++) any_grad |= tuna_model_param(m, i)->grad != NULL;
+    CHECK(!any_grad);
+    char out[400], path[500];
+    snprintf(out, sizeof out, "%s/rt_adapter", tmpdir);
+    CHECK(tuna_peft_save(m, out) == TUNA_OK);
+    snprintf(path, sizeof path, "%s/adapter_config.json", out);
+    json_t *o = json_load_file(path, 0, NULL);
+    CHECK(o != NULL);
+    if (o) {
+        CHECK(!strcmp(json_string_value(json_object_get(o, "peft_type")), "LORA"));
+        CHECK(json_integer_value(json_object_get(o, "r")) == 3);
+        CHECK(json_number_value(json_object_get(o, "lora_alpha")) == 6);
+        CHECK(json_is_true(json_object_get(o, "fan_in_fan_out")));
+        CHECK(json_is_true(json_object_get(o, "use_rslora")));
+        CHECK(!strcmp(json_string_value(json_object_get(o, "bias")), "none"));
+        CHECK(!strcmp(json_string_value(json_object_get(o, "task_type")), "CAUSAL_LM"));
+        CHECK(!strcmp(json_string_value(json_object_get(o, "base_model_name_or_path")), dir));
+        CHECK(json_array_size(json_object_get(o, "target_modules")) == 3); /* all-linear saved as names */
+        json_decref(o);
+    }
+    st_file f;
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
+    CHECK(st_open(&f, path) == TUNA_OK);
+    const st_tensor *a = st_find(&f, "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");
+    const st_tensor *b = st_find(&f, "base_model.model.transformer.h.1.mlp.c_proj.lora_B.weight");
+    CHECK(a && a->shape[0] == 3 && a->shape[1] == tuna_model_config(m)->C);
+    CHECK(b && b->shape[0] == tuna_model_config(m)->C && b->shape[1] == 3);
+    st_close(&f);
+    CHECKF(tuna_peft_load(m2, out) == TUNA_OK, "%s", tuna_last_error());
+    const tuna_config *cf = tuna_model_config(m);
+    int32_t ids[16];
+    make_ids(ids, 16, cf->V, 3);
+    float *l1 = malloc((size_t)16 * cf->V * sizeof(float)), *l2 = malloc((size_t)16 * cf->V * sizeof(float));
+    CHECK(logits_of(m, ids, 2, 8, l1) && logits_of(m2, ids, 2, 8, l2));
+    CHECK(memcmp(l1, l2, (size_t)16 * cf->V * sizeof(float)) == 0);
+    free(l1);
+    free(l2);
+    tuna_model_free(m);
+    tuna_model_free(m2);
+}
+
+/* --- finite differences over a few adapter scalars --- */
+static double loss_of(tuna_model *m, const tuna_batch *bt, uint64_t forwards) {
+    if (m->peft) m->peft->forwards = forwards; /* same dropout mask for every evaluation */
+    tuna_loss l;
+    if (tuna_model_forward(m, bt, &l) != TUNA_OK) return NAN;
+    m->have_forward = 0;
+    return l.loss_sum / (double)l.tokens;
+}
+
+static void fd_check(tuna_model *m, const char *what) {
+    const tuna_config *c = tuna_model_config(m);
+    int B = 2, T = 10;
+    int32_t ids[20], labels[20];
+    make_ids(ids, B * T, c->V, 11);
+    for (int i = 0; i < B * T; i++) labels[i] = i % T < 3 ? -100 : ids[i];
+    tuna_batch bt = {.B = B, .T = T, .input_ids = ids, .labels = labels};
+    CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
+    tuna_peft_set_training(m, 1);
+    tuna_model_zero_grad(m);
+    m->peft->forwards = 41;
+    tuna_loss l;
+    CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
+    CHECK(tuna_model_backward(m, &bt, (float)(1.0 / l.tokens)) == TUNA_OK);
+    tuna_peft_state *p = m->peft;
+    double worst = 0;
+    int probes = 0;
+    for (int i = 0; i < p->n_params; i++) {
+        tuna_param *t = &p->params[i].pub;
+        int64_t jmax = 0; /* the largest gradient gives a meaningful relative check */
+        for (int64_t j = 1; j < t->numel; j++)
+            if (fabsf(t->grad[j]) > fabsf(t->grad[jmax])) jmax = j;
+        for (int k = 0; k < 3; k++) {
+            int64_t j = k == 0 ? jmax : (t->numel * (2 * k + 1)) / 6;
+            float save = t->data[j];
+            double h = 1e-2 * fmax(fabs(save), 0.1);
+            t->data[j] = (float)(save + h);
+            double lp = loss_of(m, &bt, 41);
+            t->data[j] = (float)(save - h);
+            double lm = loss_of(m, &bt, 41);
+            t->data[j] = save;
+            double fd = (lp - lm) / (2 * h), g = t->grad[j];
+            /* fp32 central differences carry ~1e-4 absolute noise: small gradients are held to that */
+            double e = fabs(fd - g) / fmax(fmax(fabs(fd), fabs(g)), 1e-2);
+            if (e > worst && getenv("FD_DEBUG")) printf("  %s[%lld]: fd %.6g grad %.6g\n", t->name, (long long)j, fd, g);
+            worst = fmax(worst, e);
+            probes++;
+        }
+    }
+    tuna_peft_set_training(m, 0);
+    CHECKF(worst < 2e-2, "%s: finite differences worst rel %.3g", what, worst);
+    printf("%s: %d finite-difference probes, worst rel %.2g\n", what, probes, worst);
+}
+
+static void test_lora_dropout_fd(void) {
+    tuna_model *m = NULL;
+    if (!load("tests/fixtures/peft/llama_lora", &m)) { CHECK(0); return; }
+    tuna_peft_config c;
+    tuna_peft_config_default(&c, TUNA_PEFT_LORA);
+    c.r = 2;
+    c.alpha = 4;
+    c.dropout = getenv("DROP") ? atof(getenv("DROP")) : 0.3f;
+    snprintf(c.targets, sizeof c.targets, "q_proj,o_proj,up_proj,down_proj");
+    CHECK(tuna_peft_attach(m, &c, 3) == TUNA_OK);
+    /* non-zero B so that A gets gradient */
+    for (int i = 0; i < m->peft->n_params; i++) {
+        tuna_param *t = &m->peft->params[i].pub;
+        if (strstr(t->name, "lora_B"))
+            for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.05f * (float)((j * 5 + i) % 11 - 5);
+    }
+    fd_check(m, "LoRA with dropout 0.3");
+    /* dropout is active only in training: two eval forwards agree, and differ from a training one */
+    const tuna_config *cf = tuna_model_config(m);
+    int32_t ids[8];
+    make_ids(ids, 8, cf->V, 5);
+    float *e1 = malloc((size_t)8 * cf->V * sizeof(float)), *e2 = malloc((size_t)8 * cf->V * sizeof(float));
+    logits_of(m, ids, 1, 8, e1);
+    tuna_peft_set_training(m, 1);
+    logits_of(m, ids, 1, 8, e2);
+    tuna_peft_set_training(m, 0);
+    CHECK(memcmp(e1, e2, (size_t)8 * cf->V * sizeof(float)) != 0);
+    logits_of(m, ids, 1, 8, e2);
+    CHECK(memcmp(e1, e2, (size_t)8 * cf->V * sizeof(float)) == 0);
+    free(e1);
+    free(e2);
+    tuna_model_free(m);
+}
+
+static void test_prompt_tuning(void) {
+    const char *dir = "tests/fixtures/peft/llama_lora";
+    tuna_model *m = NULL, *base = NULL;
+    if (!load(dir, &m) || !load(dir, &base)) { CHECK(0); return; }
+    const tuna_config *c = tuna_model_config(m);
+    tuna_peft_config pc;
+    tuna_peft_config_default(&pc, TUNA_PEFT_PROMPT);
+    pc.num_virtual_tokens = 5;
+    CHECK(tuna_peft_attach(m, &pc, 1) == TUNA_OK);
+    int32_t prefix[3] = {5, 9, 2}; /* repeated to 5: 5 9 2 5 9 */
+    CHECK(tuna_peft_prompt_init_tokens(m, prefix, 3) == TUNA_OK);
+    int T = 7;
+    int32_t ids[7], full[12];
+    make_ids(ids, T, c->V, 9);
+    for (int i = 0; i < 5; i++) full[i] = prefix[i % 3];
+    memcpy(full + 5, ids, sizeof ids);
+    float *a = malloc((size_t)T * c->V * sizeof(float)), *b = malloc((size_t)12 * c->V * sizeof(float));
+    CHECK(logits_of(m, ids, 1, T, a));
+    CHECK(logits_of(base, full, 1, 12, b));
+    double e = rel_l2(a, b + (size_t)5 * c->V, (long)T * c->V);
+    CHECKF(e < 1e-6, "prompt tuning vs base on prefix+input: rel %.3g", e);
+    /* the loss counts the first real token too (predicted from the last virtual one) */
+    int32_t lab[7];
+    memcpy(lab, ids, sizeof lab);
+    tuna_batch bt = {.B = 1, .T = T, .input_ids = ids, .labels = lab};
+    tuna_loss l;
+    CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
+    CHECK(l.tokens == T);
+    m->have_forward = 0;
+    fd_check(m, "prompt tuning");
+    char out[400];
+    snprintf(out, sizeof out, "%s/prompt_adapter", tmpdir);
+    CHECK(tuna_peft_save(m, out) == TUNA_OK);
+    tuna_model *m2 = NULL;
+    load(dir, &m2);
+    CHECKF(m2 && tuna_peft_load(m2, out) == TUNA_OK, "%s", tuna_last_error());
+    float *a2 = malloc((size_t)T * c->V * sizeof(float));
+    CHECK(m2 && logits_of(m2, ids, 1, T, a2) && logits_of(m, ids, 1, T, a));
+    CHECK(memcmp(a, a2, (size_t)T * c->V * sizeof(float)) == 0);
+    CHECK(tuna_peft_merge(m) == TUNA_ERR_UNSUPPORTED);
+    free(a); free(a2); free(b);
+    tuna_model_free(m);
+    tuna_model_free(m2);
+    tuna_model_free(base);
+}
+
+static void test_ia3_fd(void) {
+    tuna_model *m = NULL;
+    if (!load("tests/fixtures/peft/gpt2_lora", &m)) { CHECK(0); return; }
+    tuna_peft_config c;
+    tuna_peft_config_default(&c, TUNA_PEFT_IA3); /* GPT-2 defaults: c_attn (output, with bias), mlp.c_proj (input) */
+    CHECK(tuna_peft_attach(m, &c, 2) == TUNA_OK);
+    CHECK(tuna_peft_num_adapted(m) == 2 * tuna_model_config(m)->L);
+    for (int i = 0; i < m->peft->n_params; i++) {
+        tuna_param *t = &m->peft->params[i].pub;
+        for (int64_t j = 0; j < t->numel; j++) t->data[j] = 1.0f + 0.1f * (float)((j * 3 + i) % 7 - 3);
+    }
+    fd_check(m, "IA3 on GPT-2 (c_attn, mlp.c_proj)");
+    tuna_model_free(m);
+}
+
+/* --- NF4: quantized eval equals fp32 eval on the dequantized weights --- */
+static void test_nf4_model(void) {
+    const char *dir = "tests/fixtures/peft/llama_lora";
+    tuna_model *q = NULL, *f = NULL;
+    CHECK(tuna_model_load_quantized(&q, dir, TUNA_QUANT_NF4) == TUNA_OK);
+    if (!q || !load(dir, &f)) { CHECK(0); return; }
+    int64_t qn = 0, qb = 0;
+    tuna_model_quant_stats(q, &qn, &qb);
+    CHECK(qn > 0 && qn + tuna_model_param_count(q) == tuna_model_param_count(f));
+    CHECK(qb == tuna_nf4_bytes(qn) || qb > 0);
+    /* replace f's linear weights by nf4 round trips */
+    tuna_linear *lq[64], *lf[64];
+    int n = model_linears(q, lq);
+    model_linears(f, lf);
+    int all_quant = 1;
+    for (int i = 0; i < n; i++) {
+        all_quant &= lq[i]->quant != NULL && lq[i]->w == NULL;
+        if (!lq[i]->quant) continue;
+        nf4_dequantize(lf[i]->w, &lq[i]->quant->t, 0, (int64_t)lf[i]->OC * lf[i]->IC);
+    }
+    CHECK(all_quant);
+    const tuna_config *c = tuna_model_config(f);
+    int32_t ids[24];
+    make_ids(ids, 24, c->V, 13);
+    float *a = malloc((size_t)24 * c->V * sizeof(float)), *b = malloc((size_t)24 * c->V * sizeof(float));
+    CHECK(logits_of(q, ids, 2, 12, a) && logits_of(f, ids, 2, 12, b));
+    CHECK(memcmp(a, b, (size_t)24 * c->V * sizeof(float)) == 0);
+    /* a quantized base cannot be saved or merged into */
+    char out[400];
+    snprintf(out, sizeof out, "%s/nf4_save", tmpdir);
+    CHECK(tuna_model_save(q, out, TUNA_DTYPE_F32) == TUNA_ERR_UNSUPPORTED);
+    free(a);
+    free(b);
+    tuna_model_free(q);
+    tuna_model_free(f);
+}
+
+/* --- QLoRA training through the CLI: loss falls, adapter written --- */
+static void test_qlora_cli(void) {
+    char cmd[2048], out[400], path[500];
+    const char *dir = "tests/fixtures/peft/llama_lora";
+    snprintf(out, sizeof out, "%s/qlora", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "%s sft --model %s --data %s/data.jsonl --method qlora --lora-r 4 --lora-targets all-linear --out %s "
+             "--steps 12 --batch 2 --lr 3e-3 --no-shuffle --quiet",
+             test_cli, dir, dir, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    FILE *f = fopen(path, "r");
+    char buf[1024];
+    double first = NAN, last = NAN;
+    while (f && fgets(buf, sizeof buf, f)) {
+        int step;
+        double loss;
+        if (sscanf(buf, "{\"step\":%d,\"epoch\":%*[^,],\"loss\":%lf", &step, &loss) == 2) {
+            if (step <= 2) first = isnan(first) ? loss : (first + loss) / 2;
+            if (step >= 11) last = isnan(last) ? loss : (last + loss) / 2;
+        }
+    }
+    if (f) fclose(f);
+    CHECKF(last < first, "QLoRA loss %.4f -> %.4f", first, last);
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    CHECK(access(path, F_OK) != 0); /* the base is not written */
+    /* eval with the adapter on the NF4 base runs; merge says QLoRA merges into the original weights */
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s/data.jsonl --adapter %s --quant nf4 --json > %s/e.json", test_cli, dir,
+             dir, out, tmpdir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --out %s/qm 2> %s/merge.err", test_cli, dir, out, tmpdir, tmpdir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/merge.err", tmpdir);
+    f = fopen(path, "r");
+    size_t nr = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[nr] = 0;
+    if (f) fclose(f);
+    CHECKF(strstr(buf, "qlora") != NULL && strstr(buf, "original"), "merge note: %s", buf);
+}
+
+/* --- exact resume of an adapter run with dropout --- */
+static void test_resume(void) {
+    char cmd[4096], a[400], b[400], p1[500], p2[500];
+    const char *dir = "tests/fixtures/peft/gpt2_lora";
+    const char *common = "--method lora --lora-r 4 --lora-dropout 0.2 --lora-targets c_attn,c_fc --batch 2 --micro-batch 1 "
+                         "--lr 1e-2 --seed 3 --quiet";
+    snprintf(a, sizeof a, "%s/resume_a", tmpdir);
+    snprintf(b, sizeof b, "%s/resume_b", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --steps 4 %s --out %s", test_cli, dir, dir, common, a);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --steps 4 --save-every 2 %s --out %s", test_cli, dir, dir,
+             common, b);
+    CHECK(system(cmd) == 0);
+    /* a second run that resumes from the step-2 checkpoint */
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --steps 4 %s --out %s_r --resume %s/checkpoint-2", test_cli,
+             dir, dir, common, b, b);
+    CHECK(system(cmd) == 0);
+    snprintf(p1, sizeof p1, "%s/adapter_model.safetensors", a);
+    snprintf(p2, sizeof p2, "%s_r/adapter_model.safetensors", b);
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", p1, p2);
+    CHECKF(system(cmd) == 0, "adapter after resume differs from the uninterrupted run");
+    snprintf(p2, sizeof p2, "%s/checkpoint-2/adapter_config.json", b);
+    CHECK(access(p2, F_OK) == 0);
+}
+
+/* --- bad adapters: one line, exit 2 --- */
+static void bad_adapter(const char *what, const char *config_edit, const char *expect) {
+    char d[400], cmd[2048], err[500];
+    snprintf(d, sizeof d, "%s/bad_%s", tmpdir, what);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp tests/fixtures/peft/llama_lora/adapter0/* %s/", d, d);
+    CHECK(system(cmd) == 0);
+    if (config_edit) {
+        snprintf(cmd, sizeof cmd, "sed -i '%s' %s/adapter_config.json", config_edit, d);
+        CHECK(system(cmd) == 0);
+    } else {
+        snprintf(cmd, sizeof cmd, "head -c 300 tests/fixtures/peft/llama_lora/adapter0/adapter_model.safetensors > %s/adapter_model.safetensors", d);
+        CHECK(system(cmd) == 0);
+    }
+    snprintf(err, sizeof err, "%s/err_%s.txt", tmpdir, what);
+    snprintf(cmd, sizeof cmd, "%s eval --model tests/fixtures/peft/llama_lora --data tests/fixtures/peft/llama_lora/data.jsonl "
+                              "--adapter %s 2> %s >/dev/null", test_cli, d, err);
+    int rc = system(cmd);
+    FILE *f = fopen(err, "r");
+    char buf[1024] = "";
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "%s: exit %d", what, WEXITSTATUS(rc));
+    CHECKF(strstr(buf, "tuna: error:") && strstr(buf, expect) && strchr(buf, '\n') == buf + strlen(buf) - 1,
+           "%s: message '%s' should name '%s' on one line", what, buf, expect);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    test_set_cli(argv[0]);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_peft_%d", (int)getpid());
+    mkdir(tmpdir, 0755);
+    test_train_parity("llama_lora", 0);
+    test_train_parity("llama_lora", 1);
+    test_train_parity("gpt2_lora", 0);
+    test_train_parity("llama_ia3", 0);
+    test_merge("llama_lora");
+    test_merge("gpt2_lora");
+    test_merge("llama_ia3");
+    test_roundtrip();
+    test_lora_dropout_fd();
+    test_ia3_fd();
+    test_prompt_tuning();
+    test_nf4_model();
+    test_qlora_cli();
+    test_resume();
+    bad_adapter("dora", "s/\"use_dora\": false/\"use_dora\": true/", "use_dora");
+    bad_adapter("target", "s/\"q_proj\",/\"qq_proj\",/", "qq_proj");
+    bad_adapter("rank", "s/\"r\": 4/\"r\": 5/", "lora_A");
+    bad_adapter("truncated", NULL, "adapter_model.safetensors");
+    bad_adapter("type", "s/\"LORA\"/\"ADALORA\"/", "ADALORA");
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return test_done();
+}
