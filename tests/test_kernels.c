@@ -164,15 +164,24 @@ static void test_attention(int packed) {
     float *a1 = zeros((long)B * NH * T * T), *a2 = zeros((long)B * NH * T * T);
     int32_t pos[26];
     for (int i = 0; i < B * T; i++) pos[i] = packed ? (i % T) % 5 : i % T; /* restarts every 5 tokens */
-    k_attention_fwd(o1, a1, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
+    k_attention_fwd(o1, a1, 1, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
     k_attention_fwd_ref(o2, a2, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
     CLOSE(o1, o2, rows * NH * HD, packed ? "attention fwd (packed)" : "attention fwd");
     CLOSE(a1, a2, (long)B * NH * T * T, "attention probabilities");
-    float *g1 = rnd(rows * sq), *g2 = copy(g1, rows * sq), *scratch = zeros(64L * T * T);
-    k_attention_bwd(g1, g1 + NH * HD, g1 + 2 * NH * HD, scratch, dout, a1, q, k, v, B, T, NH, NKV, HD, sq, sk, sv);
+    float *g1 = rnd(rows * sq), *g2 = copy(g1, rows * sq), *g3 = copy(g1, rows * sq), *scratch = zeros(128L * T * T);
+    k_attention_bwd(g1, g1 + NH * HD, g1 + 2 * NH * HD, scratch, dout, a1, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD,
+                    sq, sk, sv);
     k_attention_bwd_ref(g2, g2 + NH * HD, g2 + 2 * NH * HD, dout, a2, q, k, v, B, T, NH, NKV, HD, sq, sk, sv);
     CLOSE(g1, g2, rows * sq, packed ? "attention bwd dq/dk/dv (packed)" : "attention bwd dq/dk/dv");
-    free(qkv); free(dout); free(o1); free(o2); free(a1); free(a2); free(g1); free(g2); free(scratch);
+    /* without kept probabilities: the forward's scratch form gives the same output, and
+     * backward recomputes the probabilities bit for bit */
+    float *o3 = zeros(rows * NH * HD);
+    k_attention_fwd(o3, scratch, 0, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
+    CHECK(memcmp(o1, o3, (size_t)rows * NH * HD * sizeof(float)) == 0);
+    k_attention_bwd(g3, g3 + NH * HD, g3 + 2 * NH * HD, scratch, dout, NULL, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD,
+                    sq, sk, sv);
+    CHECK(memcmp(g1, g3, (size_t)rows * sq * sizeof(float)) == 0);
+    free(qkv); free(dout); free(o1); free(o2); free(o3); free(a1); free(a2); free(g1); free(g2); free(g3); free(scratch);
 }
 
 static void test_crossentropy(void) {

@@ -50,7 +50,7 @@ static const char *sft_help =
     "                         PEFT's format (adapter_config.json, adapter_model.safetensors)\n"
     "  --lora-r N --lora-alpha X   LoRA rank (default 16) and alpha (default 32); scale alpha/r\n"
     "  --rslora               scale alpha/sqrt(r) instead\n"
-    "  --lora-dropout X       dropout on the adapter's input (default 0.05)\n"
+    "  --lora-dropout X       dropout on the adapter's input (default 0, as PEFT's)\n"
     "  --lora-targets LIST    PEFT module names, e.g. q_proj,v_proj (Llama default) or\n"
     "                         c_attn (GPT-2 default; also c_proj, c_fc), or all-linear\n"
     "  --ia3-targets LIST --ia3-feedforward LIST   IA3 modules (default PEFT's: Llama\n"
@@ -303,7 +303,6 @@ static int train_command(int argc, char **argv, int pretrain) {
     const char *resume = NULL, *adapter_dir = NULL, *prompt_init = "random";
     tuna_peft_config pc;
     tuna_peft_config_default(&pc, TUNA_PEFT_LORA);
-    pc.dropout = 0.05f;
     const char *lora_targets = NULL, *ia3_targets = NULL, *ia3_ff = NULL;
     int lr_given = 0;
     int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv, save_every = 0;

@@ -51,15 +51,19 @@ void k_rope(float *x, const int32_t *pos, const float *cos_t, const float *sin_t
 
 /* Causal self-attention with grouped KV heads.
  * q [B,T,NH,HD] row stride sq; k, v [B,T,NKV,HD] row strides sk, sv.
- * out [B,T,NH*HD]; att [B,NH,T,T] softmax probabilities (saved).
- * pos [B*T] (or NULL = t): row t attends to s in [t-pos[t], t]. */
-void k_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v, const int32_t *pos,
-                     int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
-/* dq =, dk =, dv = (same layouts/strides as q,k,v); scratch: T*T floats per
- * thread (omp_get_max_threads()). */
+ * out [B,T,NH*HD]. pos [B*T] (or NULL = t): row t attends to s in [t-pos[t], t].
+ * att: with keep_att, [B,NH,T,T] softmax probabilities kept for backward;
+ * without, a scratch of T*T floats per thread (omp_get_max_threads()) and
+ * nothing is kept: backward recomputes the probabilities (O(T) memory per row
+ * instead of O(T^2) per layer). */
+void k_attention_fwd(float *out, float *att, int keep_att, const float *q, const float *k, const float *v,
+                     const int32_t *pos, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
+/* dq =, dk =, dv = (same layouts/strides as q,k,v). att: the kept
+ * probabilities, or NULL to recompute them from q, k and pos exactly as the
+ * forward did; scratch: 2*T*T floats per thread. */
 void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                     const float *q, const float *k, const float *v, int B, int T, int NH, int NKV, int HD,
-                     int sq, int sk, int sv);
+                     const float *q, const float *k, const float *v, const int32_t *pos, int B, int T, int NH, int NKV,
+                     int HD, int sq, int sk, int sv);
 
 /* Cross-entropy over rows with target >= 0 (others do not count).
  * lse[N] = logsumexp of each row (saved); returns the sum of counted losses

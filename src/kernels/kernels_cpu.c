@@ -175,8 +175,16 @@ static void causal_softmax_rows(float *S, const int32_t *pos, int T) {
     }
 }
 
-void k_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v, const int32_t *pos,
-                     int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
+/* P = causal softmax(scale Q K^T) of one (batch, head): the forward and the
+ * backward's recomputation call this one function, so they agree bit for bit. */
+static void attention_probs(float *S, const float *Q, int sq, const float *K, int sk, const int32_t *pos_b, int T, int HD,
+                            float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, Q, sq, K, sk, 0.0f, S, T);
+    causal_softmax_rows(S, pos_b, T);
+}
+
+void k_attention_fwd(float *out, float *att, int keep_att, const float *q, const float *k, const float *v,
+                     const int32_t *pos, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
     int group = NH / NKV, ldo = NH * HD;
     float scale = 1.0f / sqrtf((float)HD);
 #pragma omp parallel for schedule(dynamic)
@@ -185,23 +193,22 @@ void k_attention_fwd(float *out, float *att, const float *q, const float *k, con
         const float *Q = q + (long)b * T * sq + (long)h * HD;
         const float *K = k + (long)b * T * sk + (long)kh * HD;
         const float *Vv = v + (long)b * T * sv + (long)kh * HD;
-        float *S = att + (long)bh * T * T;
+        float *S = att + (keep_att ? (long)bh : (long)omp_get_thread_num()) * T * T;
         float *O = out + (long)b * T * ldo + (long)h * HD;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, Q, sq, K, sk, 0.0f, S, T);
-        causal_softmax_rows(S, pos ? pos + (long)b * T : NULL, T);
+        attention_probs(S, Q, sq, K, sk, pos ? pos + (long)b * T : NULL, T, HD, scale);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, S, T, Vv, sv, 0.0f, O, ldo);
     }
 }
 
 void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                     const float *q, const float *k, const float *v, int B, int T, int NH, int NKV, int HD,
-                     int sq, int sk, int sv) {
+                     const float *q, const float *k, const float *v, const int32_t *pos, int B, int T, int NH, int NKV,
+                     int HD, int sq, int sk, int sv) {
     int group = NH / NKV, ldo = NH * HD;
     float scale = 1.0f / sqrtf((float)HD);
 #pragma omp parallel for schedule(dynamic)
     for (int bk = 0; bk < B * NKV; bk++) {
         int b = bk / NKV, kh = bk % NKV;
-        float *dP = scratch + (long)omp_get_thread_num() * T * T;
+        float *dP = scratch + (long)omp_get_thread_num() * 2 * T * T, *Pbuf = dP + (long)T * T;
         const float *K = k + (long)b * T * sk + (long)kh * HD;
         const float *Vv = v + (long)b * T * sv + (long)kh * HD;
         float *dK = dk + (long)b * T * sk + (long)kh * HD;
@@ -214,7 +221,8 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const floa
             const float *Q = q + (long)b * T * sq + (long)h * HD;
             float *dQ = dq + (long)b * T * sq + (long)h * HD;
             const float *dO = dout + (long)b * T * ldo + (long)h * HD;
-            const float *P = att + ((long)b * NH + h) * T * T;
+            const float *P = att ? att + ((long)b * NH + h) * T * T : Pbuf;
+            if (!att) attention_probs(Pbuf, Q, sq, K, sk, pos ? pos + (long)b * T : NULL, T, HD, scale);
             /* dP = dO V^T ; dV += P^T dO */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dO, ldo, Vv, sv, 0.0f, dP, T);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, dO, ldo, 1.0f, dV, sv);

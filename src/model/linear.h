@@ -11,7 +11,7 @@
 /* Scratch and switches shared by all adapters of a model. */
 typedef struct {
     float *scratch_in;   /* [Nmax, max IC] dropped-out or scaled input */
-    float *scratch_out;  /* [Nmax, max(OC, r)] gradient temporaries */
+    float *scratch_out;  /* gradient temporaries (see peft_prepare) */
     float dropout;       /* LoRA dropout probability */
     int training;        /* dropout active */
     uint64_t key;        /* dropout stream of the current forward */
@@ -26,7 +26,7 @@ typedef struct tuna_adapter {
     float scale;
     float *A, *B;        /* [r, IC], [OC, r] */
     float *dA, *dB;
-    float *h;            /* [Nmax, r] A dropout(x) of the last forward (kept for backward) */
+    float *h;            /* [r, Nmax] (A dropout(x))ᵀ of the last forward, kept for backward */
     /* IA3: y = s * (W x + b) (ff = 0), or y = W (s * x) + b (ff = 1) */
     int ff;
     float *s, *ds;       /* [OC] or [IC] */

@@ -321,21 +321,27 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_act
     } while (0)
     int nres = train ? L + 1 : 2, nl = keep_layers ? L : 1;
     for (int i = 0; i < nres; i++) CARVE(a->resid[i], N * c->C, float);
+    /* norm outputs are recomputed in backward from the kept input and
+     * mean/rstd (one elementwise pass): one buffer each serves every layer */
+    CARVE(a->norm1[0], N * c->C, float);
+    CARVE(a->norm2[0], N * c->C, float);
     for (int i = 0; i < nl; i++) {
-        CARVE(a->norm1[i], N * c->C, float);
         CARVE(a->mean1[i], N, float);
         CARVE(a->rstd1[i], N, float);
         CARVE(a->qkv[i], N * QKV, float);
-        CARVE(a->att[i], (long)B * c->NH * T * T, float);
         CARVE(a->attn_out[i], N * QD, float);
         CARVE(a->resid_mid[i], N * c->C, float);
-        CARVE(a->norm2[i], N * c->C, float);
         CARVE(a->mean2[i], N, float);
         CARVE(a->rstd2[i], N, float);
         CARVE(a->mlp_a[i], N * c->FF, float);
         if (c->mlp == TUNA_MLP_SWIGLU) CARVE(a->mlp_b[i], N * c->FF, float);
-        CARVE(a->mlp_act[i], N * c->FF, float);
     }
+    /* the MLP activation is recomputed in backward from mlp_a (one cheap
+     * elementwise pass), so one buffer serves every layer */
+    CARVE(a->mlp_act[0], N * c->FF, float);
+    /* attention probabilities are never kept: T*T per thread for the forward,
+     * twice that for backward, which recomputes them */
+    CARVE(a->att_scratch, (long)nthr * 2 * T * T, float);
     CARVE(a->normf, N * c->C, float);
     CARVE(a->meanf, N, float);
     CARVE(a->rstdf, N, float);
@@ -356,17 +362,21 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_act
         CARVE(a->dmlp_a, N * c->FF, float);
         if (c->mlp == TUNA_MLP_SWIGLU) CARVE(a->dmlp_b, N * c->FF, float);
         CARVE(a->dmlp_act, N * c->FF, float);
-        CARVE(a->att_scratch, (long)nthr * T * T, float);
     }
 #undef CARVE
+    if (base)
+        for (int i = 1; i < L; i++) {
+            a->mlp_act[i] = a->mlp_act[0];
+            a->norm1[i] = a->norm1[0];
+            a->norm2[i] = a->norm2[0];
+        }
     if (base && !keep_layers) {
         /* eval and checkpointing: every layer index maps to the shared set */
         for (int i = 1; i < L; i++) {
-            a->norm1[i] = a->norm1[0]; a->mean1[i] = a->mean1[0]; a->rstd1[i] = a->rstd1[0];
-            a->qkv[i] = a->qkv[0]; a->att[i] = a->att[0]; a->attn_out[i] = a->attn_out[0];
-            a->resid_mid[i] = a->resid_mid[0]; a->norm2[i] = a->norm2[0]; a->mean2[i] = a->mean2[0];
+            a->mean1[i] = a->mean1[0]; a->rstd1[i] = a->rstd1[0];
+            a->qkv[i] = a->qkv[0]; a->attn_out[i] = a->attn_out[0];
+            a->resid_mid[i] = a->resid_mid[0]; a->mean2[i] = a->mean2[0];
             a->rstd2[i] = a->rstd2[0]; a->mlp_a[i] = a->mlp_a[0]; a->mlp_b[i] = a->mlp_b[0];
-            a->mlp_act[i] = a->mlp_act[0];
         }
         if (!train)
             for (int i = 2; i <= L; i++) a->resid[i] = a->resid[i % 2];
@@ -436,12 +446,12 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     acts_free(&m->acts);
     tuna_acts *a = &m->acts;
     int L = m->cfg.L;
-    /* the 14 per-layer pointer arrays share one small allocation (freed via resid) */
-    float **arr = calloc((size_t)(14 * (L + 1)), sizeof(float *));
+    /* the 13 per-layer pointer arrays share one small allocation (freed via resid) */
+    float **arr = calloc((size_t)(13 * (L + 1)), sizeof(float *));
     if (!arr) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->att, &a->attn_out,
+    float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->attn_out,
                         &a->resid_mid, &a->norm2, &a->mean2, &a->rstd2, &a->mlp_a, &a->mlp_b, &a->mlp_act};
-    for (int i = 0; i < 14; i++) *slots[i] = arr + (long)i * (L + 1);
+    for (int i = 0; i < 13; i++) *slots[i] = arr + (long)i * (L + 1);
     size_t bytes = acts_layout(&m->cfg, B, T, mode, a, NULL);
     char *base = NULL;
     if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0) {
@@ -592,7 +602,7 @@ static void block_forward(tuna_model *m, int l, int B, int T, int packed) {
             k_rope(q, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 0);
             k_rope(kk, a->pos, a->rope_cos, a->rope_sin, N, c->NKV, c->HD, sk, 0);
         }
-        k_attention_fwd(a->attn_out[l], a->att[l], q, kk, v, packed ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
+        k_attention_fwd(a->attn_out[l], a->att_scratch, 0, q, kk, v, packed ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
                         sq, sk, sv);
         linear_forward(&k->o, a->resid_mid[l], a->attn_out[l], N);
         float *rm = a->resid_mid[l];
@@ -639,7 +649,12 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
             block_forward(m, l, B, TT, bt->pos_ids != NULL);
         }
         /* MLP: resid[l+1] = resid_mid + down(act) */
-        linear_backward(&k->down, a->dmlp_act, 0, a->dresid, a->mlp_act[l], N);
+        /* the activation (down's input) is recomputed into dmlp_a, which is free until the activation's backward */
+        if (c->mlp == TUNA_MLP_GELU_TANH) k_gelu_fwd(a->dmlp_a, a->mlp_a[l], (long)N * c->FF);
+        else k_swiglu_fwd(a->dmlp_a, a->mlp_a[l], a->mlp_b[l], (long)N * c->FF);
+        linear_backward(&k->down, a->dmlp_act, 0, a->dresid, a->dmlp_a, N);
+        /* the MLP's input (norm2 output) is recomputed from resid_mid and the kept statistics */
+        norm_fwd(c, a->norm2[l], a->mean2[l], a->rstd2[l], a->resid_mid[l], k->ln2_w, k->ln2_b, N);
         if (c->mlp == TUNA_MLP_GELU_TANH) {
             k_gelu_bwd(a->dmlp_a, a->dmlp_act, a->mlp_a[l], (long)N * c->FF);
             linear_backward(&k->fc, a->dtmp, 0, a->dmlp_a, a->norm2[l], N);
@@ -655,9 +670,10 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
         int sq, sk, sv;
         qkv_views(m, a->qkv[l], N, &q, &kk, &v, &sq, &sk, &sv);
         qkv_views(m, a->dqkv, N, &dq, &dk, &dv, &sq, &sk, &sv);
-        k_attention_bwd(dq, dk, dv, a->att_scratch, a->dattn, a->att[l], q, kk, v, B, TT, c->NH, c->NKV, c->HD, sq,
+        k_attention_bwd(dq, dk, dv, a->att_scratch, a->dattn, NULL, q, kk, v, bt->pos_ids ? a->pos : NULL, B, TT, c->NH, c->NKV, c->HD, sq,
                         sk, sv);
         float *dx = l > 0 || need_dx0 ? a->dtmp : NULL;
+        norm_fwd(c, a->norm1[l], a->mean1[l], a->rstd1[l], a->resid[l], k->ln1_w, k->ln1_b, N);
         if (c->family == TUNA_FAMILY_GPT2) linear_backward(&k->qkv, dx, 0, a->dqkv, a->norm1[l], N);
         else {
             k_rope(dq, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 1);

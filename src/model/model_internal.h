@@ -27,14 +27,13 @@ typedef struct {
     float **norm1;      /* [L][N,C] */
     float **mean1, **rstd1; /* [L][N] (mean only for LayerNorm) */
     float **qkv;        /* [L][N,(NH+2NKV)*HD]: q,k,v (post-RoPE) */
-    float **att;        /* [L][B,NH,T,T] */
     float **attn_out;   /* [L][N,NH*HD] */
     float **resid_mid;  /* [L][N,C] */
     float **norm2;      /* [L][N,C] */
     float **mean2, **rstd2;
     float **mlp_a;      /* [L][N,FF] fc output (GELU) or gate (SwiGLU) */
     float **mlp_b;      /* [L][N,FF] up (SwiGLU only) */
-    float **mlp_act;    /* [L][N,FF] */
+    float **mlp_act;    /* [L] -> one [N,FF] buffer (backward recomputes it) */
     float *normf, *meanf, *rstdf; /* [N,C], [N], [N] */
     float *logits;      /* [N,V]; becomes dlogits in backward */
     float *lse;         /* [N] */
@@ -43,7 +42,8 @@ typedef struct {
     int32_t *pos;       /* [N] positions */
     float *rope_cos, *rope_sin; /* [T, HD/2] */
     /* backward scratch (train only) */
-    float *dresid, *dtmp, *dqkv, *dattn, *dmlp_a, *dmlp_b, *dmlp_act, *att_scratch;
+    float *dresid, *dtmp, *dqkv, *dattn, *dmlp_a, *dmlp_b, *dmlp_act;
+    float *att_scratch; /* [threads, 2, T, T] attention probabilities (never kept) */
     void *base;         /* the single allocation */
     size_t bytes;
 } tuna_acts;

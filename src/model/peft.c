@@ -134,7 +134,7 @@ void peft_free(tuna_peft_state *p) {
 tuna_status peft_prepare(tuna_model *m, int N) {
     tuna_peft_state *p = m->peft;
     if (N <= p->Nmax) return TUNA_OK;
-    int64_t max_in = 1, max_out = 1, saved = 0;
+    int64_t max_in = 1, max_out = 1, saved = 0, max_r = 0;
     /* sizes come from the linears the adapters hang on */
     tuna_linear *ls[8 * 1024];
     int n = model_linears(m, ls);
@@ -144,16 +144,18 @@ tuna_status peft_prepare(tuna_model *m, int N) {
         if (ls[i]->IC > max_in) max_in = ls[i]->IC;
         if (ls[i]->OC > max_out) max_out = ls[i]->OC;
         if (a->kind == TUNA_ADAPTER_LORA) {
-            if (a->r > max_out) max_out = a->r;
+            if (a->r > max_r) max_r = a->r;
             saved += (int64_t)N * a->r;
         } else if (!a->ff) saved += (int64_t)N * ls[i]->OC;
     }
-    int64_t out_n = max_in > max_out ? max_in : max_out;
+    /* IA3's dz [N, OC] or scaled input [N, IC]; LoRA's dhT [r, N] + dBT [r, OC] */
+    int64_t out_n = (int64_t)N * (max_in > max_out ? max_in : max_out);
+    if (max_r * (N + max_out) > out_n) out_n = max_r * (N + max_out);
     free(p->rt.scratch_in);
     free(p->rt.scratch_out);
     free(p->saved);
     p->rt.scratch_in = malloc((size_t)N * max_in * sizeof(float));
-    p->rt.scratch_out = malloc((size_t)N * out_n * sizeof(float));
+    p->rt.scratch_out = malloc((size_t)out_n * sizeof(float));
     p->saved = malloc((size_t)(saved ? saved : 1) * sizeof(float));
     if (!p->rt.scratch_in || !p->rt.scratch_out || !p->saved) {
         p->Nmax = 0;
