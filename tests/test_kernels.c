@@ -154,15 +154,15 @@ static void test_rope(void) {
     free(x); free(x0); free(cs); free(sn);
 }
 
-static void test_attention(int packed) {
-    int B = 2, T = 13, NH = 6, NKV = 2, HD = 8;
+static void test_attention(int packed, int T) {
+    int B = 2, NH = 6, NKV = 2, HD = 8;
     int sq = 3 * NH * HD, sk = sq, sv = sq; /* q, k, v interleaved in one strided buffer */
     long rows = (long)B * T;
     float *qkv = rnd(rows * sq), *dout = rnd(rows * NH * HD);
     float *q = qkv, *k = qkv + NH * HD, *v = qkv + 2 * NH * HD;
     float *o1 = zeros(rows * NH * HD), *o2 = zeros(rows * NH * HD);
     float *a1 = zeros((long)B * NH * T * T), *a2 = zeros((long)B * NH * T * T);
-    int32_t pos[26];
+    int32_t *pos = malloc((size_t)B * T * sizeof *pos);
     for (int i = 0; i < B * T; i++) pos[i] = packed ? (i % T) % 5 : i % T; /* restarts every 5 tokens */
     k_attention_fwd(o1, a1, 1, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
     k_attention_fwd_ref(o2, a2, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
@@ -182,6 +182,7 @@ static void test_attention(int packed) {
                     sq, sk, sv);
     CHECK(memcmp(g1, g3, (size_t)rows * sq * sizeof(float)) == 0);
     free(qkv); free(dout); free(o1); free(o2); free(o3); free(a1); free(a2); free(g1); free(g2); free(g3); free(scratch);
+    free(pos);
 }
 
 static void test_crossentropy(void) {
@@ -213,7 +214,8 @@ static void test_crossentropy(void) {
             maxerr = fmax(maxerr, fabs(want - g[n * V + i]));
         }
     }
-    CHECKF(maxerr < 1e-7, "cross-entropy gradient: %.3g", maxerr);
+    /* gradients reach (p - 1) * 1.5: one fp32 ulp there is 1.2e-7, so allow two */
+    CHECKF(maxerr < 2.5e-7, "cross-entropy gradient: %.3g", maxerr);
     free(logits); free(lse); free(g);
 }
 
@@ -223,8 +225,10 @@ int main(void) {
     test_norms();
     test_activations();
     test_rope();
-    test_attention(0);
-    test_attention(1);
+    test_attention(0, 13);
+    test_attention(0, 150); /* several causal row blocks, the last partial */
+    test_attention(1, 13);
+    test_attention(1, 150);
     test_crossentropy();
     return test_done();
 }

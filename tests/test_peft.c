@@ -19,6 +19,7 @@
 #include "model/model_internal.h"
 #include "tuna.h"
 #include "tuna_peft.h"
+#include "tuna_tokenizer.h"
 
 static char tmpdir[256];
 
@@ -492,6 +493,110 @@ static void test_resume(void) {
     CHECK(access(p2, F_OK) == 0);
 }
 
+/* --- prompt tuning through the CLI, TEXT init from the model's tokenizer --- */
+static void test_prompt_cli(void) {
+    char d[300], cmd[4096], path[500];
+    snprintf(d, sizeof d, "%s/ptm", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/model", d);
+    CHECK(system(cmd) == 0);
+    /* a tiny corpus, tokenizer and Llama model with that tokenizer */
+    snprintf(path, sizeof path, "%s/text.txt", d);
+    FILE *f = fopen(path, "w");
+    const char *w[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "the", "park", "with", "ball"};
+    for (int i = 0; i < 400; i++) fprintf(f, "%s %s %s %s.\n", w[i % 14], w[(i * 3 + 1) % 14], w[(i * 5 + 2) % 14], w[(i * 7 + 3) % 14]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s tokenizer train --data %s --vocab-size 300 --out %s/model >/dev/null 2>&1", test_cli, path, d);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/arch.json", d);
+    f = fopen(path, "w");
+    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":300,\"hidden_size\":32,"
+               "\"intermediate_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+               "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":true}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s init --config %s --out %s/model --seed 2 >/dev/null", test_cli, path, d);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/data.jsonl", d);
+    f = fopen(path, "w");
+    for (int i = 0; i < 16; i++) fprintf(f, "{\"prompt\":\"%s %s\",\"completion\":\" %s %s\"}\n", w[i % 14], w[(i + 3) % 14], w[(i + 5) % 14], w[(i + 1) % 14]);
+    fclose(f);
+    /* lr 0: the saved prompt is exactly the TEXT init */
+    snprintf(cmd, sizeof cmd, "%s sft --model %s/model --data %s --method prompt --num-virtual-tokens 7 --prompt-init 'the cat sat' "
+                              "--lr 0 --steps 1 --batch 2 --no-cache --quiet --out %s/p0", test_cli, d, path, d);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    tuna_model *m = NULL;
+    tuna_tokenizer *tok = NULL;
+    char md[400];
+    snprintf(md, sizeof md, "%s/model", d);
+    CHECK(load(md, &m) && tuna_tokenizer_load(&tok, md) == TUNA_OK);
+    snprintf(md, sizeof md, "%s/p0", d);
+    if (m && tok) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK(tuna_tokenizer_encode(tok, "the cat sat", 11, 1, &ids, &n) == TUNA_OK && n > 0);
+        CHECKF(tuna_peft_load(m, md) == TUNA_OK, "%s", tuna_last_error());
+        const tuna_peft_config *c = tuna_peft_get(m);
+        CHECK(c && c->type == TUNA_PEFT_PROMPT && c->num_virtual_tokens == 7 && c->init_from_text &&
+              !strcmp(c->init_text, "the cat sat"));
+        int same = c != NULL && n > 0;
+        int C = tuna_model_config(m)->C;
+        for (int i = 0; same && i < 7; i++)
+            same = !memcmp(m->peft->prompt + (size_t)i * C, m->wte + (size_t)ids[i % n] * C, (size_t)C * sizeof(float));
+        CHECKF(same, "prompt rows are the embeddings of the init text's %zu tokens, repeated", n);
+        free(ids);
+    }
+    tuna_tokenizer_free(tok);
+    tuna_model_free(m);
+    /* training moves the loss down */
+    snprintf(cmd, sizeof cmd, "%s sft --model %s/model --data %s --method prompt --num-virtual-tokens 4 --steps 15 --batch 4 "
+                              "--no-shuffle --no-cache --quiet --out %s/p1", test_cli, d, path, d);
+    CHECK(system(cmd) == 0);
+    snprintf(md, sizeof md, "%s/p1/metrics.jsonl", d);
+    f = fopen(md, "r");
+    char buf[1024];
+    double first = NAN, last = NAN;
+    while (f && fgets(buf, sizeof buf, f)) {
+        int step;
+        double loss;
+        if (sscanf(buf, "{\"step\":%d,\"epoch\":%*[^,],\"loss\":%lf", &step, &loss) == 2) {
+            if (step == 1) first = loss;
+            last = loss;
+        }
+    }
+    if (f) fclose(f);
+    CHECKF(last < first, "prompt tuning loss %.4f -> %.4f", first, last);
+    /* TEXT init needs a tokenizer: a model folder without one is a usage error */
+    snprintf(cmd, sizeof cmd, "%s sft --model tests/fixtures/peft/llama_lora --data tests/fixtures/peft/llama_lora/data.jsonl "
+                              "--method prompt --prompt-init 'hello' --steps 1 --quiet --out %s/p2 2>/dev/null", test_cli, d);
+    int rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+}
+
+/* --- tuna info --quant nf4 reports the QLoRA storage --- */
+static void test_info_quant(void) {
+    char d[300], cmd[4096], path[400];
+    snprintf(d, sizeof d, "%s/infoq", tmpdir);
+    snprintf(path, sizeof path, "%s/arch.json", tmpdir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":256,\"hidden_size\":256,"
+               "\"intermediate_size\":1024,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":4,"
+               "\"max_position_embeddings\":64,\"tie_word_embeddings\":false}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s init --config %s --out %s >/dev/null && %s info --model %s --quant nf4 --json > %s/info.json", test_cli,
+             path, d, test_cli, d, tmpdir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/info.json", tmpdir);
+    json_t *o = json_load_file(path, 0, NULL);
+    CHECK(o != NULL);
+    double bits = json_number_value(json_object_get(o, "bits_per_quantized_parameter"));
+    long long qn = json_integer_value(json_object_get(o, "quantized_parameters"));
+    /* 2 layers x (4 x 256x256 + 3 x 256x1024) */
+    CHECKF(qn == 2LL * (4 * 65536 + 3 * 262144), "quantized parameters %lld", qn);
+    CHECKF(bits > 4.12 && bits < 4.14, "bits per quantized parameter %.4f", bits);
+    CHECK(json_integer_value(json_object_get(o, "parameters")) == qn + 2 * 256 * 256 + 5 * 256);
+    printf("info --quant nf4: %lld quantized weights at %.4f bits each\n", qn, bits);
+    json_decref(o);
+}
+
 /* --- bad adapters: one line, exit 2 --- */
 static void bad_adapter(const char *what, const char *config_edit, const char *expect) {
     char d[400], cmd[2048], err[500];
@@ -538,6 +643,8 @@ int main(int argc, char **argv) {
     test_nf4_model();
     test_qlora_cli();
     test_resume();
+    test_prompt_cli();
+    test_info_quant();
     bad_adapter("dora", "s/\"use_dora\": false/\"use_dora\": true/", "use_dora");
     bad_adapter("target", "s/\"q_proj\",/\"qq_proj\",/", "qq_proj");
     bad_adapter("rank", "s/\"r\": 4/\"r\": 5/", "lora_A");
