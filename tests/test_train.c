@@ -191,8 +191,11 @@ static void test_accumulation(void) {
     CHECK(run("%s --micro-batch 1 --out %s", common, d1) == 0);
     CHECK(run("%s --micro-batch 3 --out %s", common, d2) == 0);
     double worst = weights_rel_diff(d1, d2);
-    /* same math, different summation order: fp32 rounding only */
-    CHECKF(worst < 1e-5, "accumulation vs one batch: rel %.3g", worst);
+    /* same math, different summation order: fp32 rounding only. Adam divides
+     * each gradient element by its own scale, so rounding in a near-zero
+     * element can still move that weight by up to lr: measured 3e-6..1.1e-5
+     * over 3 steps; a wrong accumulation gives 1e-2 and more */
+    CHECKF(worst < 3e-5, "accumulation vs one batch: rel %.3g", worst);
 }
 
 /* packing changes speed, not the result: one optimizer step over the same

@@ -73,6 +73,12 @@ double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const
  * rows that do not count become 0. */
 void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets, const float *weight, int N, int V);
 
+/* Vectorized exp passes (kernels_act.c, libmvec): sum of exp(x - m) in
+ * double; x = exp(x - m) in place returning the sum; x = exp(x - m) * scale. */
+double k_sum_exp(const float *x, float m, long n);
+float k_exp_inplace(float *x, float m, long n);
+void k_exp_scale(float *x, float m, float scale, long n);
+
 /* ---- serial references (kernels_ref.c) ---- */
 void k_matmul_fwd_ref(float *out, const float *in, const float *w, const float *bias, int N, int IC, int OC);
 void k_matmul_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,

@@ -47,3 +47,29 @@ void k_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate
     }
 }
 
+
+/* exp passes of softmax and cross-entropy rows (called per row from the
+ * OpenMP loops in kernels_cpu.c, so no parallel region here). Inputs are
+ * finite: x - m <= 0 for the row maximum m. */
+double k_sum_exp(const float *x, float m, long n) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (long i = 0; i < n; i++) s += expf(x[i] - m);
+    return s;
+}
+
+float k_exp_inplace(float *x, float m, long n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (long i = 0; i < n; i++) {
+        float e = expf(x[i] - m);
+        x[i] = e;
+        s += e;
+    }
+    return s;
+}
+
+void k_exp_scale(float *x, float m, float scale, long n) {
+#pragma omp simd
+    for (long i = 0; i < n; i++) x[i] = expf(x[i] - m) * scale;
+}

@@ -166,9 +166,7 @@ static void causal_softmax_rows(float *S, const int32_t *pos, int T) {
         if (lo < 0) lo = 0;
         float mx = -INFINITY;
         for (int s = lo; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
-        float sum = 0;
-        for (int s = lo; s <= t; s++) { row[s] = expf(row[s] - mx); sum += row[s]; }
-        float inv = 1.0f / sum;
+        float inv = 1.0f / k_exp_inplace(row + lo, mx, t + 1 - lo);
         for (int s = 0; s < lo; s++) row[s] = 0;
         for (int s = lo; s <= t; s++) row[s] *= inv;
         for (int s = t + 1; s < T; s++) row[s] = 0;
@@ -274,8 +272,7 @@ double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const
         const float *row = logits + (long)n * V;
         float mx = -INFINITY;
         for (int i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
-        double s = 0;
-        for (int i = 0; i < V; i++) s += expf(row[i] - mx);
+        double s = k_sum_exp(row, mx, V);
         float l = mx + (float)log(s);
         lse[n] = l;
         if (targets[n] >= 0) {
@@ -296,7 +293,7 @@ void k_crossentropy_bwd(float *logits, const float *lse, const int32_t *targets,
             continue;
         }
         float l = lse[n], weight = weights[n];
-        for (int i = 0; i < V; i++) row[i] = expf(row[i] - l) * weight;
+        k_exp_scale(row, l, weight, V);
         row[targets[n]] -= weight;
     }
 }
