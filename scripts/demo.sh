@@ -2,7 +2,8 @@
 # The quick start's main job (until the shipped-model demo lands): create a
 # small model, describe it, and measure its loss; then, when ../shared/data is
 # present, convert the real pre-trained llama2.c stories260K model, measure it
-# on TinyStories text, and fine-tune it on Alpaca instructions.
+# on TinyStories text, and fine-tune it on Alpaca instructions (full, then
+# LoRA, merged; and the NF4-quantized base).
 # Everything goes to runs/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,22 @@ if [ -f "$ck" ]; then
   echo "-- validation loss per evaluation:"
   grep -o '"step":[0-9]*,"eval_loss":[0-9.]*' "$out/sft/metrics.jsonl" | sed 's/"step":/  step /; s/,"eval_loss":/  val loss /'
   echo "-- open $out/sft/report.html for the curves"
+
+  echo
+  echo "== 4. LoRA (r 8, all linear layers) on the same data: the base stays frozen, only the adapter is trained"
+  $T sft --model "$out/stories260K" --data "$alpaca" --template alpaca --val-split 0.05 \
+    --method lora --lora-r 8 --lora-alpha 16 --lora-targets all-linear \
+    --steps 40 --batch 8 --seq-len 256 --lr 3e-3 --schedule cosine --warmup 0.1 \
+    --cache-dir "$out/cache" --out "$out/lora"
+  echo "-- validation loss per evaluation (LoRA):"
+  grep -o '"step":[0-9]*,"eval_loss":[0-9.]*' "$out/lora/metrics.jsonl" | sed 's/"step":/  step /; s/,"eval_loss":/  val loss /'
+  ls -l "$out/lora/adapter_model.safetensors" "$out/lora/adapter_config.json" | awk '{print "  " $5 " bytes  " $NF}'
+  echo "-- the adapter merged into the base: a plain model folder with the same outputs"
+  $T merge --model "$out/stories260K" --adapter "$out/lora" --out "$out/lora-merged"
+  echo "-- TinyStories loss: base + adapter (unmerged), merged, and the base with its linears in NF4 (QLoRA storage):"
+  $T eval --model "$out/stories260K" --adapter "$out/lora" --data "$out/stories.jsonl" | head -1 | sed 's/^/  adapter /'
+  $T eval --model "$out/lora-merged" --data "$out/stories.jsonl" | head -1 | sed 's/^/  merged  /'
+  $T eval --model "$out/stories260K" --quant nf4 --data "$out/stories.jsonl" | head -1 | sed 's/^/  nf4 base /'
 else
   echo "(shared data not found at $shared: skipping the stories260K part)"
 fi

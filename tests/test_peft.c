@@ -374,6 +374,23 @@ static void test_prompt_tuning(void) {
     tuna_model_free(base);
 }
 
+/* GPT-2's learned positions bound T + virtual tokens: a clear error, no read past wpe */
+static void test_prompt_positions(void) {
+    tuna_model *m = NULL;
+    if (!load("tests/fixtures/peft/gpt2_lora", &m)) { CHECK(0); return; }
+    tuna_peft_config c;
+    tuna_peft_config_default(&c, TUNA_PEFT_PROMPT);
+    c.num_virtual_tokens = 10;
+    CHECK(tuna_peft_attach(m, &c, 1) == TUNA_OK);
+    int32_t ids[60] = {0};
+    CHECK(tuna_model_prepare(m, 1, 60, TUNA_MODE_EVAL) == TUNA_OK);
+    tuna_batch bt = {.B = 1, .T = 60, .input_ids = ids};
+    CHECK(tuna_model_forward(m, &bt, NULL) == TUNA_ERR_ARG && strstr(tuna_last_error(), "virtual tokens"));
+    bt.T = 54;
+    CHECK(tuna_model_forward(m, &bt, NULL) == TUNA_OK);
+    tuna_model_free(m);
+}
+
 static void test_ia3_fd(void) {
     tuna_model *m = NULL;
     if (!load("tests/fixtures/peft/gpt2_lora", &m)) { CHECK(0); return; }
@@ -640,6 +657,7 @@ int main(int argc, char **argv) {
     test_lora_dropout_fd();
     test_ia3_fd();
     test_prompt_tuning();
+    test_prompt_positions();
     test_nf4_model();
     test_qlora_cli();
     test_resume();

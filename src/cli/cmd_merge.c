@@ -55,7 +55,7 @@ int cmd_merge(int argc, char **argv) {
         int n_ad = tuna_peft_num_adapted(m);
         st = tuna_peft_merge(m);
         if (st == TUNA_OK)
-            fprintf(stderr, "merged %s adapter %s (%d layers) into %s (%s weights, computed in float32)\n", kind, adapter, n_ad,
+            fprintf(stderr, "merged %s adapter %s (%d linear layers) into %s (%s weights, computed in float32)\n", kind, adapter, n_ad,
                     model, tuna_dtype_name(tuna_model_config(m)->dtype));
     }
     if (st == TUNA_OK && trained_with_qlora(adapter))

@@ -510,6 +510,9 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
         return tuna_fail(TUNA_ERR_ARG, "batch %d x %d exceeds the prepared %d x %d", bt->B, bt->T, a->B, a->T - a->P);
     if (a->P && bt->pos_ids)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "prompt tuning does not support packed rows (position ids)");
+    if (c->learned_positions && !bt->pos_ids && bt->T + a->P > c->max_positions)
+        return tuna_fail(TUNA_ERR_ARG, "%d tokens%s exceed the model's %d learned positions", bt->T + a->P,
+                         a->P ? " (with the virtual tokens of prompt tuning)" : "", c->max_positions);
     if (c->sliding_window > 0 && bt->T + a->P > c->sliding_window)
         return tuna_fail(TUNA_ERR_UNSUPPORTED,
                          "sequence of %d tokens exceeds the model's sliding_window of %d (sliding-window attention is not implemented)",
