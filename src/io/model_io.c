@@ -219,6 +219,24 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
         if (st == TUNA_OK) st = nf4_quantize(&l->quant->t, m->quant_scratch, m->params[i].pub.numel);
     }
     free(by_param);
+    if (st == TUNA_OK && m->n_quants) {
+        /* training needs one dequantization tile, not a whole weight: shrink */
+        int64_t tile = 1;
+        tuna_linear *ls[8 * 1024];
+        int nl = model_linears(m, ls);
+        for (int i = 0; i < nl; i++) {
+            if (!ls[i]->quant) continue;
+            int64_t rows = LINEAR_TILE / ls[i]->IC;
+            if (rows < 1) rows = 1;
+            if (rows > ls[i]->OC) rows = ls[i]->OC;
+            if (rows * ls[i]->IC > tile) tile = rows * ls[i]->IC;
+        }
+        float *p = realloc(m->quant_scratch, (size_t)tile * sizeof(float));
+        if (p) {
+            m->quant_scratch = p;
+            for (int i = 0; i < m->n_quants; i++) m->quants[i].scratch = p;
+        }
+    }
     /* every tensor in the files must have been used */
     for (int fi = 0; st == TUNA_OK && fi < s->n; fi++)
         for (int ti = 0; st == TUNA_OK && ti < s->files[fi].n_tensors; ti++) {

@@ -12,11 +12,54 @@
 #include "model/linear.h"
 #include "kernels/kernels.h"
 
-const float *linear_weight(const tuna_linear *l) {
-    if (!l->quant) return l->w;
-    nf4_dequantize(l->quant->scratch, &l->quant->t, 0, (int64_t)l->OC * l->IC);
-    return l->quant->scratch;
+/* NF4 base: rows [o0, o1) of W dequantized into the shared scratch, one tile
+ * at a time (LINEAR_TILE values, see linear.h), each followed by its GEMM. */
+static int tile_rows(const tuna_linear *l) {
+    int r = (int)(LINEAR_TILE / l->IC);
+    return r < 1 ? 1 : r > l->OC ? l->OC : r;
 }
+
+/* out[N,OC] = in @ W^T (+ b) */
+static void base_forward(const tuna_linear *l, float *out, const float *in, int N) {
+    if (!l->quant) { k_matmul_fwd(out, in, l->w, l->b, N, l->IC, l->OC); return; }
+    int IC = l->IC, OC = l->OC, R = tile_rows(l);
+    float *wt = l->quant->scratch;
+    for (int o0 = 0; o0 < OC; o0 += R) {
+        int o1 = o0 + R < OC ? o0 + R : OC;
+        nf4_dequantize(wt, &l->quant->t, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC);
+        k_gemm(0, 1, N, o1 - o0, IC, 1.0f, in, IC, wt, IC, 0.0f, out + o0, OC);
+    }
+    if (l->b) {
+        const float *b = l->b;
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(long)n * OC + o] += b[o];
+    }
+}
+
+/* din (=, or += when acc) dout @ W */
+static void base_input_grad(const tuna_linear *l, float *din, int acc, const float *dout, int N) {
+    if (!l->quant) { k_matmul_bwd(din, NULL, NULL, dout, NULL, l->w, N, l->IC, l->OC, acc); return; }
+    int IC = l->IC, OC = l->OC, R = tile_rows(l);
+    float *wt = l->quant->scratch;
+    for (int o0 = 0; o0 < OC; o0 += R) {
+        int o1 = o0 + R < OC ? o0 + R : OC;
+        nf4_dequantize(wt, &l->quant->t, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC);
+        k_gemm(0, 0, N, IC, o1 - o0, 1.0f, dout + o0, OC, wt, IC, o0 == 0 && !acc ? 0.0f : 1.0f, din, IC);
+    }
+}
+
+/* Backward of the base product: din (unless NULL), dw, db (when they exist).
+ * A quantized base is frozen: only din. */
+static void base_backward(const tuna_linear *l, float *din, int acc, const float *dout, const float *in, int N) {
+    float *db = l->b ? l->db : NULL;
+    if (!l->quant) {
+        if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dout, in, l->w, N, l->IC, l->OC, acc);
+        return;
+    }
+    if (din) base_input_grad(l, din, acc, dout, N);
+}
+
 
 static inline uint64_t mix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;
@@ -59,7 +102,7 @@ void linear_forward(const tuna_linear *l, float *out, const float *in, int N) {
             for (int i = 0; i < IC; i++) xs[(long)n * IC + i] = in[(long)n * IC + i] * s[i];
         in = xs;
     }
-    k_matmul_fwd(out, in, linear_weight(l), l->b, N, IC, OC);
+    base_forward(l, out, in, N);
     if (!a) return;
     if (a->kind == TUNA_ADAPTER_IA3) {
         if (a->ff) return;
@@ -100,7 +143,7 @@ void linear_backward(tuna_linear *l, float *din, int din_acc, const float *dout,
     int IC = l->IC, OC = l->OC;
     float *db = l->b ? l->db : NULL;
     if (!a) {
-        if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dout, in, din || l->dw ? linear_weight(l) : NULL, N, IC, OC, din_acc);
+        base_backward(l, din, din_acc, dout, in, N);
         return;
     }
     if (a->kind == TUNA_ADAPTER_IA3 && !a->ff) {
@@ -111,21 +154,20 @@ void linear_backward(tuna_linear *l, float *din, int din_acc, const float *dout,
 #pragma omp parallel for
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) dz[(long)n * OC + o] = dout[(long)n * OC + o] * s[o];
-        if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dz, in, linear_weight(l), N, IC, OC, din_acc);
+        base_backward(l, din, din_acc, dz, in, N);
         return;
     }
     if (a->kind == TUNA_ADAPTER_IA3) {
         /* y = W (s * x) + b: dx' = dy W; ds += colsum(dx' * x); dx = dx' * s */
         float *dxs = a->rt->scratch_in;
-        const float *W = linear_weight(l);
         if (l->dw) { /* trainable base (not used by PEFT, kept correct): needs s * x */
             float *xs = a->rt->scratch_out; /* sized for N * max(IC, OC) */
 #pragma omp parallel for
             for (long i = 0; i < (long)N * IC; i++) xs[i] = in[i] * a->s[i % IC];
-            k_matmul_bwd(NULL, l->dw, NULL, dout, xs, W, N, IC, OC, 0);
+            k_matmul_bwd(NULL, l->dw, NULL, dout, xs, l->w, N, IC, OC, 0);
         }
-        if (db) k_matmul_bwd(NULL, NULL, db, dout, in, W, N, IC, OC, 0);
-        k_matmul_bwd(dxs, NULL, NULL, dout, in, W, N, IC, OC, 0);
+        if (db) k_matmul_bwd(NULL, NULL, db, dout, in, NULL, N, IC, OC, 0);
+        base_input_grad(l, dxs, 0, dout, N);
         colsum_prod(a->ds, dxs, in, N, IC);
         if (din) {
             const float *s = a->s;
@@ -141,7 +183,7 @@ void linear_backward(tuna_linear *l, float *din, int din_acc, const float *dout,
     }
     /* LoRA */
     int r = a->r;
-    if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dout, in, din || l->dw ? linear_weight(l) : NULL, N, IC, OC, din_acc);
+    base_backward(l, din, din_acc, dout, in, N);
     /* transposed temporaries: dhT [r, N] = s Bᵀ dYᵀ, dBT [r, OC] = s hT dY */
     float *dhT = a->rt->scratch_out, *dBT = dhT + (long)r * N;
     k_gemm(0, 0, r, OC, N, a->scale, a->h, N, dout, OC, 0.0f, dBT, OC);

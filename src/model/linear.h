@@ -34,11 +34,13 @@ typedef struct tuna_adapter {
     tuna_adapter_rt *rt;
 } tuna_adapter;
 
-/* An NF4-stored base weight; forward and backward dequantize it into the
- * model's shared fp32 scratch just before the GEMM. */
+/* An NF4-stored base weight; forward and input-gradient backward dequantize
+ * it in tiles of whole rows (at most LINEAR_TILE values, 4 MiB of fp32) into
+ * the model's shared scratch, each tile followed by its GEMM. */
+#define LINEAR_TILE (1L << 20)
 typedef struct {
     nf4_tensor t;
-    float *scratch;      /* [max OC*IC over quantized layers], shared */
+    float *scratch;      /* fp32, shared by all layers: one tile (more while loading) */
 } tuna_quant;
 
 typedef struct tuna_linear {
@@ -58,7 +60,4 @@ void linear_forward(const tuna_linear *l, float *out, const float *in, int N);
  * din is NULL; dw += dout^T in and db += colsum(dout) when those gradients
  * exist; the adapter's gradients are added to. */
 void linear_backward(tuna_linear *l, float *din, int din_acc, const float *dout, const float *in, int N);
-/* The fp32 weight [OC, IC]: w, or the quantized weight dequantized into the
- * shared scratch (valid until the next call for any layer). */
-const float *linear_weight(const tuna_linear *l);
 #endif
