@@ -25,6 +25,38 @@ static char tmpdir[256];
 
 static int load(const char *dir, tuna_model **m) { return tuna_model_load(m, dir) == TUNA_OK; }
 
+/* Writes a LlamaForCausalLM config.json of the given sizes. */
+static void write_llama_config(const char *path, int V, int C, int FF, int L, int NH, int NKV, int max_pos, int tied) {
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":%d,\"hidden_size\":%d,"
+               "\"intermediate_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,"
+               "\"max_position_embeddings\":%d,\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":%s}\n",
+            V, C, FF, L, NH, NKV, max_pos, tied ? "true" : "false");
+    fclose(f);
+}
+
+/* Mean step loss of the first `head` and the last `tail` steps in a run's metrics.jsonl. */
+static void run_losses(const char *run_dir, int head, int tail, double *first, double *last) {
+    char path[600], buf[1024];
+    double loss[4096];
+    int n = 0;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    while (f && n < 4096 && fgets(buf, sizeof buf, f)) {
+        int step;
+        if (sscanf(buf, "{\"step\":%d,\"epoch\":%*[^,],\"loss\":%lf", &step, &loss[n]) == 2) n++;
+    }
+    if (f) fclose(f);
+    *first = *last = NAN;
+    if (n < head || n < tail || head < 1 || tail < 1) return;
+    double a = 0, b = 0;
+    for (int i = 0; i < head; i++) a += loss[i];
+    for (int i = n - tail; i < n; i++) b += loss[i];
+    *first = a / head;
+    *last = b / tail;
+}
+
 /* --- parity of 5 steps against the PyTorch fixtures --- */
 static void test_train_parity(const char *name, int issue_command) {
     char dir[300], path[600], cmd[8192], out[400];
@@ -452,12 +484,8 @@ static void test_nf4_tiles(void) {
     snprintf(dir, sizeof dir, "%s/tiles", tmpdir);
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "w");
     /* gate/up 2560x512 and down 512x2560: 1.31 M values each, two tiles */
-    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":64,\"hidden_size\":512,"
-               "\"intermediate_size\":2560,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"num_key_value_heads\":4,"
-               "\"max_position_embeddings\":32,\"tie_word_embeddings\":true}\n");
-    fclose(f);
+    write_llama_config(path, 64, 512, 2560, 1, 4, 4, 32, 1);
     tuna_model *src = NULL, *q = NULL, *fp = NULL;
     CHECK(tuna_config_load(&cfg, path) == TUNA_OK && tuna_model_create(&src, &cfg) == TUNA_OK);
     if (!src) return;
@@ -515,20 +543,11 @@ static void test_qlora_cli(void) {
              "--steps 12 --batch 2 --lr 3e-3 --no-shuffle --quiet",
              test_cli, dir, dir, out);
     CHECKF(system(cmd) == 0, "%s", cmd);
-    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
-    FILE *f = fopen(path, "r");
-    char buf[1024];
-    double first = NAN, last = NAN;
-    while (f && fgets(buf, sizeof buf, f)) {
-        int step;
-        double loss;
-        if (sscanf(buf, "{\"step\":%d,\"epoch\":%*[^,],\"loss\":%lf", &step, &loss) == 2) {
-            if (step <= 2) first = isnan(first) ? loss : (first + loss) / 2;
-            if (step >= 11) last = isnan(last) ? loss : (last + loss) / 2;
-        }
-    }
-    if (f) fclose(f);
+    double first, last;
+    run_losses(out, 2, 2, &first, &last);
     CHECKF(last < first, "QLoRA loss %.4f -> %.4f", first, last);
+    FILE *f;
+    char buf[1024];
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
     CHECK(access(path, F_OK) == 0);
     snprintf(path, sizeof path, "%s/model.safetensors", out);
@@ -587,11 +606,7 @@ static void test_prompt_cli(void) {
     snprintf(cmd, sizeof cmd, "%s tokenizer train --data %s --vocab-size 300 --out %s/model >/dev/null 2>&1", test_cli, path, d);
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/arch.json", d);
-    f = fopen(path, "w");
-    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":300,\"hidden_size\":32,"
-               "\"intermediate_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
-               "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":true}\n");
-    fclose(f);
+    write_llama_config(path, 300, 32, 64, 2, 4, 2, 128, 1);
     snprintf(cmd, sizeof cmd, "%s init --config %s --out %s/model --seed 2 >/dev/null", test_cli, path, d);
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/data.jsonl", d);
@@ -629,19 +644,9 @@ static void test_prompt_cli(void) {
     snprintf(cmd, sizeof cmd, "%s sft --model %s/model --data %s --method prompt --num-virtual-tokens 4 --steps 15 --batch 4 "
                               "--no-shuffle --no-cache --quiet --out %s/p1", test_cli, d, path, d);
     CHECK(system(cmd) == 0);
-    snprintf(md, sizeof md, "%s/p1/metrics.jsonl", d);
-    f = fopen(md, "r");
-    char buf[1024];
-    double first = NAN, last = NAN;
-    while (f && fgets(buf, sizeof buf, f)) {
-        int step;
-        double loss;
-        if (sscanf(buf, "{\"step\":%d,\"epoch\":%*[^,],\"loss\":%lf", &step, &loss) == 2) {
-            if (step == 1) first = loss;
-            last = loss;
-        }
-    }
-    if (f) fclose(f);
+    snprintf(md, sizeof md, "%s/p1", d);
+    double first, last;
+    run_losses(md, 1, 1, &first, &last);
     CHECKF(last < first, "prompt tuning loss %.4f -> %.4f", first, last);
     /* TEXT init needs a tokenizer: a model folder without one is a usage error */
     snprintf(cmd, sizeof cmd, "%s sft --model tests/fixtures/peft/llama_lora --data tests/fixtures/peft/llama_lora/data.jsonl "
@@ -655,11 +660,7 @@ static void test_info_quant(void) {
     char d[300], cmd[4096], path[400];
     snprintf(d, sizeof d, "%s/infoq", tmpdir);
     snprintf(path, sizeof path, "%s/arch.json", tmpdir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":256,\"hidden_size\":256,"
-               "\"intermediate_size\":1024,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":4,"
-               "\"max_position_embeddings\":64,\"tie_word_embeddings\":false}\n");
-    fclose(f);
+    write_llama_config(path, 256, 256, 1024, 2, 4, 4, 64, 0);
     snprintf(cmd, sizeof cmd, "%s init --config %s --out %s >/dev/null && %s info --model %s --quant nf4 --json > %s/info.json", test_cli,
              path, d, test_cli, d, tmpdir);
     CHECK(system(cmd) == 0);
