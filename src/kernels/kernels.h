@@ -65,6 +65,14 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const floa
                      const float *q, const float *k, const float *v, const int32_t *pos, int B, int T, int NH, int NKV,
                      int HD, int sq, int sk, int sv);
 
+/* Attention of n new positions of one sequence against its KV cache: the new
+ * positions are past..past+n-1 and their keys/values are already in the
+ * cache. q [n, NH*HD] (row stride sq); kc, vc [past+n, NKV*HD]; out [n, NH*HD]
+ * (row stride so). Position past+t attends to cache rows 0..past+t. scratch:
+ * n*(past+n) floats per thread. */
+void k_attention_cached(float *out, int so, const float *q, int sq, const float *kc, const float *vc, int past, int n,
+                        int NH, int NKV, int HD, float *scratch);
+
 /* Cross-entropy over rows with target >= 0 (others do not count).
  * lse[N] = logsumexp of each row (saved); returns the sum of counted losses
  * and stores their count. */

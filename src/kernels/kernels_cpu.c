@@ -264,6 +264,29 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const floa
     }
 }
 
+void k_attention_cached(float *out, int so, const float *q, int sq, const float *kc, const float *vc, int past, int n,
+                        int NH, int NKV, int HD, float *scratch) {
+    int group = NH / NKV, ctx = past + n, ldk = NKV * HD;
+    float scale = 1.0f / sqrtf((float)HD);
+#pragma omp parallel for schedule(dynamic)
+    for (int h = 0; h < NH; h++) {
+        int kh = h / group;
+        float *S = scratch + (long)omp_get_thread_num() * n * ctx;
+        const float *Q = q + (long)h * HD, *K = kc + (long)kh * HD, *Vv = vc + (long)kh * HD;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, ctx, HD, scale, Q, sq, K, ldk, 0.0f, S, ctx);
+        for (int t = 0; t < n; t++) {
+            float *row = S + (long)t * ctx;
+            int last = past + t;
+            float mx = -INFINITY;
+            for (int s = 0; s <= last; s++) mx = row[s] > mx ? row[s] : mx;
+            float inv = 1.0f / k_exp_inplace(row, mx, last + 1);
+            for (int s = 0; s <= last; s++) row[s] *= inv;
+            for (int s = last + 1; s < ctx; s++) row[s] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, HD, ctx, 1.0f, S, ctx, Vv, ldk, 0.0f, out + (long)h * HD, so);
+    }
+}
+
 double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const int32_t *targets, int N, int V) {
     double sum = 0;
     int64_t cnt = 0;

@@ -404,7 +404,7 @@ size_t tuna_model_weight_bytes(const tuna_config *c) {
     return (size_t)b.offset * sizeof(float);
 }
 
-static void rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T) {
+void model_rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T) {
     int half = c->HD / 2;
     for (int i = 0; i < half; i++) {
         /* HF: inv_freq = 1 / theta^(2i/HD), computed in fp32 */
@@ -468,7 +468,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     a->train = train;
     a->mode = mode;
     a->P = P;
-    if (m->cfg.family == TUNA_FAMILY_LLAMA) rope_tables(&m->cfg, a->rope_cos, a->rope_sin, T);
+    if (m->cfg.family == TUNA_FAMILY_LLAMA) model_rope_tables(&m->cfg, a->rope_cos, a->rope_sin, T);
     m->have_forward = 0;
     return TUNA_OK;
 }

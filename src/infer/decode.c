@@ -1,0 +1,200 @@
+/* decode.c — incremental decoding with a KV cache (see tuna_infer.h).
+ *
+ * The decoder runs the same blocks as model.c's forward, token rows only for
+ * the new positions: linears through linear_forward (so adapters and NF4
+ * bases work unchanged), RoPE at each token's absolute position, keys and
+ * values appended to the row's cache, attention of the new positions against
+ * the whole cache (k_attention_cached), and the final norm + lm_head only for
+ * each row's last new position. Workspace and caches are allocated once in
+ * tuna_decoder_create. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "model/model_internal.h"
+#include "tuna_infer.h"
+
+struct tuna_decoder {
+    tuna_model *m;
+    int max_rows, max_ctx, max_tokens;
+    int *len;                 /* [max_rows] positions held */
+    float *kc, *vc;           /* [L][max_rows][max_ctx][NKV*HD] */
+    /* workspace for up to max_tokens new positions */
+    float *x, *xn, *tmp, *qkv, *att, *mlp_a, *mlp_b, *mlp_act, *mean, *rstd, *last, *scores;
+    float *rope_cos, *rope_sin; /* [max_ctx, HD/2] */
+    int32_t *pos;
+};
+
+void tuna_decoder_free(tuna_decoder *d) {
+    if (!d) return;
+    void *ps[] = {d->len, d->kc, d->vc, d->x, d->xn, d->tmp, d->qkv, d->att, d->mlp_a, d->mlp_b, d->mlp_act,
+                  d->mean, d->rstd, d->last, d->scores, d->rope_cos, d->rope_sin, d->pos};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) free(ps[i]);
+    free(d);
+}
+
+tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows, int max_ctx, int max_tokens) {
+    *out = NULL;
+    const tuna_config *c = &m->cfg;
+    if (max_rows <= 0 || max_ctx <= 0 || max_tokens <= 0)
+        return tuna_fail(TUNA_ERR_ARG, "decoder sizes must be positive (rows %d, context %d, tokens %d)", max_rows, max_ctx,
+                         max_tokens);
+    if (c->learned_positions && max_ctx > c->max_positions) max_ctx = c->max_positions;
+    tuna_decoder *d = calloc(1, sizeof *d);
+    if (!d) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    d->m = m;
+    d->max_rows = max_rows;
+    d->max_ctx = max_ctx;
+    d->max_tokens = max_tokens;
+    long N = max_tokens, KD = (long)c->NKV * c->HD, QD = (long)c->NH * c->HD, QKV = QD + 2 * KD;
+    size_t cache = (size_t)c->L * max_rows * max_ctx * KD;
+    int nthr = omp_get_max_threads();
+    d->len = calloc((size_t)max_rows, sizeof *d->len);
+    d->kc = malloc(cache * sizeof(float));
+    d->vc = malloc(cache * sizeof(float));
+    d->x = malloc((size_t)N * c->C * sizeof(float));
+    d->xn = malloc((size_t)N * c->C * sizeof(float));
+    d->tmp = malloc((size_t)N * c->C * sizeof(float));
+    d->qkv = malloc((size_t)N * QKV * sizeof(float));
+    d->att = malloc((size_t)N * QD * sizeof(float));
+    d->mlp_a = malloc((size_t)N * c->FF * sizeof(float));
+    d->mlp_b = malloc((size_t)N * c->FF * sizeof(float));
+    d->mlp_act = malloc((size_t)N * c->FF * sizeof(float));
+    d->mean = malloc((size_t)N * sizeof(float));
+    d->rstd = malloc((size_t)N * sizeof(float));
+    d->last = malloc((size_t)2 * max_rows * c->C * sizeof(float));
+    d->scores = malloc((size_t)nthr * N * max_ctx * sizeof(float));
+    d->pos = malloc((size_t)N * sizeof(int32_t));
+    if (c->family == TUNA_FAMILY_LLAMA) {
+        d->rope_cos = malloc((size_t)max_ctx * (c->HD / 2) * sizeof(float));
+        d->rope_sin = malloc((size_t)max_ctx * (c->HD / 2) * sizeof(float));
+    }
+    if (!d->len || !d->kc || !d->vc || !d->x || !d->xn || !d->tmp || !d->qkv || !d->att || !d->mlp_a || !d->mlp_b ||
+        !d->mlp_act || !d->mean || !d->rstd || !d->last || !d->scores || !d->pos ||
+        (c->family == TUNA_FAMILY_LLAMA && (!d->rope_cos || !d->rope_sin))) {
+        tuna_decoder_free(d);
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: KV cache for %d rows x %d positions needs %.1f MiB", max_rows,
+                         max_ctx, 2.0 * cache * 4 / 1048576.0);
+    }
+    if (c->family == TUNA_FAMILY_LLAMA) model_rope_tables(c, d->rope_cos, d->rope_sin, max_ctx);
+    if (m->peft) {
+        tuna_status st = peft_prepare(m, max_tokens > max_rows ? max_tokens : max_rows);
+        if (st != TUNA_OK) { tuna_decoder_free(d); return st; }
+        tuna_peft_set_training(m, 0);
+    }
+    *out = d;
+    return TUNA_OK;
+}
+
+void tuna_decoder_reset(tuna_decoder *d, int row) {
+    if (row >= 0 && row < d->max_rows) d->len[row] = 0;
+}
+
+int tuna_decoder_length(const tuna_decoder *d, int row) { return row >= 0 && row < d->max_rows ? d->len[row] : 0; }
+
+static void norm(const tuna_config *c, float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                 int N) {
+    if (c->norm == TUNA_NORM_LAYERNORM) k_layernorm_fwd(out, mean, rstd, x, w, b, N, c->C, c->norm_eps);
+    else k_rmsnorm_fwd(out, rstd, x, w, N, c->C, c->norm_eps);
+}
+
+static float *cache_row(const tuna_decoder *d, float *base, int layer, int row) {
+    const tuna_config *c = &d->m->cfg;
+    long KD = (long)c->NKV * c->HD;
+    return base + (((long)layer * d->max_rows + row) * d->max_ctx) * KD;
+}
+
+/* Runs n new positions for each listed row; ids NULL: the prompt-tuning
+ * virtual tokens 0..n-1. Logits of each row's last position into logits[r*V]
+ * when logits is not NULL. */
+static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_t *ids, int n, float *logits) {
+    tuna_model *m = d->m;
+    const tuna_config *c = &m->cfg;
+    int N = nrows * n, C = c->C;
+    long KD = (long)c->NKV * c->HD, QD = (long)c->NH * c->HD, QKV = QD + 2 * KD;
+    for (int i = 0; i < N; i++) {
+        int r = i / n, t = i % n, p = d->len[rows[r]] + t;
+        d->pos[i] = p;
+        const float *e = ids ? m->wte + (long)ids[i] * C : m->peft->prompt + (long)t * C;
+        float *xi = d->x + (long)i * C;
+        if (c->learned_positions)
+            for (int j = 0; j < C; j++) xi[j] = e[j] + m->wpe[(long)p * C + j];
+        else memcpy(xi, e, (size_t)C * sizeof(float));
+    }
+    /* q, k, v of all new tokens: GPT-2 interleaved [N, 3C]; Llama [N,QD] | [N,KD] | [N,KD] */
+    int gpt2 = c->family == TUNA_FAMILY_GPT2;
+    float *q = d->qkv, *k = gpt2 ? d->qkv + C : d->qkv + (long)N * QD, *v = gpt2 ? d->qkv + 2 * C : k + (long)N * KD;
+    int sq = gpt2 ? (int)QKV : (int)QD, skv = gpt2 ? (int)QKV : (int)KD;
+    for (int l = 0; l < c->L; l++) {
+        tuna_block *b = &m->blocks[l];
+        norm(c, d->xn, d->mean, d->rstd, d->x, b->ln1_w, b->ln1_b, N);
+        if (gpt2) linear_forward(&b->qkv, d->qkv, d->xn, N);
+        else {
+            linear_forward(&b->q, q, d->xn, N);
+            linear_forward(&b->k, k, d->xn, N);
+            linear_forward(&b->v, v, d->xn, N);
+            k_rope(q, d->pos, d->rope_cos, d->rope_sin, N, c->NH, c->HD, sq, 0);
+            k_rope(k, d->pos, d->rope_cos, d->rope_sin, N, c->NKV, c->HD, skv, 0);
+        }
+        for (int i = 0; i < N; i++) {
+            int row = rows[i / n];
+            memcpy(cache_row(d, d->kc, l, row) + (long)d->pos[i] * KD, k + (long)i * skv, (size_t)KD * sizeof(float));
+            memcpy(cache_row(d, d->vc, l, row) + (long)d->pos[i] * KD, v + (long)i * skv, (size_t)KD * sizeof(float));
+        }
+        for (int r = 0; r < nrows; r++)
+            k_attention_cached(d->att + (long)r * n * QD, (int)QD, q + (long)r * n * sq, sq, cache_row(d, d->kc, l, rows[r]),
+                               cache_row(d, d->vc, l, rows[r]), d->len[rows[r]], n, c->NH, c->NKV, c->HD, d->scores);
+        linear_forward(&b->o, d->tmp, d->att, N);
+        for (long i = 0; i < (long)N * C; i++) d->x[i] += d->tmp[i];
+        norm(c, d->xn, d->mean, d->rstd, d->x, b->ln2_w, b->ln2_b, N);
+        if (c->mlp == TUNA_MLP_GELU_TANH) {
+            linear_forward(&b->fc, d->mlp_a, d->xn, N);
+            k_gelu_fwd(d->mlp_act, d->mlp_a, (long)N * c->FF);
+        } else {
+            linear_forward(&b->gate, d->mlp_a, d->xn, N);
+            linear_forward(&b->up, d->mlp_b, d->xn, N);
+            k_swiglu_fwd(d->mlp_act, d->mlp_a, d->mlp_b, (long)N * c->FF);
+        }
+        linear_forward(&b->down, d->tmp, d->mlp_act, N);
+        for (long i = 0; i < (long)N * C; i++) d->x[i] += d->tmp[i];
+    }
+    for (int r = 0; r < nrows; r++) d->len[rows[r]] += n;
+    if (!logits) return TUNA_OK;
+    float *lastx = d->last, *lastn = d->last + (long)nrows * C;
+    for (int r = 0; r < nrows; r++) memcpy(lastx + (long)r * C, d->x + ((long)r * n + n - 1) * C, (size_t)C * sizeof(float));
+    norm(c, lastn, d->mean, d->rstd, lastx, m->lnf_w, m->lnf_b, nrows);
+    linear_forward(&m->lm_head, logits, lastn, nrows);
+    return TUNA_OK;
+}
+
+tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const int32_t *ids, int n, float *logits) {
+    const tuna_config *c = &d->m->cfg;
+    int P = d->m->peft ? d->m->peft->P : 0;
+    if (nrows <= 0 || n <= 0) return tuna_fail(TUNA_ERR_ARG, "decode step needs rows and tokens (%d rows, %d tokens)", nrows, n);
+    if ((long)nrows * n > d->max_tokens || nrows > d->max_rows)
+        return tuna_fail(TUNA_ERR_ARG, "decode step of %d rows x %d tokens exceeds the decoder's %d tokens", nrows, n, d->max_tokens);
+    for (int r = 0; r < nrows; r++) {
+        int row = rows[r];
+        if (row < 0 || row >= d->max_rows) return tuna_fail(TUNA_ERR_ARG, "row %d outside the decoder's %d rows", row, d->max_rows);
+        for (int r2 = 0; r2 < r; r2++)
+            if (rows[r2] == row) return tuna_fail(TUNA_ERR_ARG, "row %d listed twice in one decode step", row);
+        int need = d->len[row] + n + (d->len[row] == 0 ? P : 0);
+        if (need > d->max_ctx)
+            return tuna_fail(TUNA_ERR_ARG, "row %d would hold %d positions; the context is %d%s", row, need, d->max_ctx,
+                             c->learned_positions ? " (the model's learned positions)" : "");
+        if (c->sliding_window > 0 && need > c->sliding_window)
+            return tuna_fail(TUNA_ERR_UNSUPPORTED, "row %d would exceed the model's sliding_window of %d", row, c->sliding_window);
+        for (int t = 0; t < n; t++)
+            if (ids[(long)r * n + t] < 0 || ids[(long)r * n + t] >= c->V)
+                return tuna_fail(TUNA_ERR_ARG, "token id %d outside the vocabulary (0..%d)", ids[(long)r * n + t], c->V - 1);
+    }
+    /* prompt tuning: a row that starts gets the virtual tokens first */
+    for (int r = 0; P && r < nrows; r++)
+        if (d->len[rows[r]] == 0) {
+            if (P > d->max_tokens) return tuna_fail(TUNA_ERR_ARG, "%d virtual tokens exceed the decoder's %d tokens", P, d->max_tokens);
+            tuna_status st = run(d, &rows[r], 1, NULL, P, NULL);
+            if (st != TUNA_OK) return st;
+        }
+    return run(d, rows, nrows, ids, n, logits);
+}
