@@ -19,6 +19,8 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
 void tuna_decoder_free(tuna_decoder *d);
 /* Empties a row (its next tokens start at position 0). */
 void tuna_decoder_reset(tuna_decoder *d, int row);
+/* The model's vocabulary size (logits per row). */
+int tuna_decoder_vocab(const tuna_decoder *d);
 /* Positions held by a row (virtual tokens included). */
 int tuna_decoder_length(const tuna_decoder *d, int row);
 /* Appends n tokens to each of the nrows rows listed (ids[r * n + t] for
@@ -26,4 +28,38 @@ int tuna_decoder_length(const tuna_decoder *d, int row);
  * logits[r * V]. Errors: ids outside the vocabulary, a row over max_ctx or
  * the model's positions, more than max_tokens tokens. */
 tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const int32_t *ids, int n, float *logits);
+
+#include "tuna_sample.h"
+#include "tuna_tokenizer.h"
+
+/* Text generation from one prompt with the KV cache: sampling (see
+ * tuna_sample.h), stop at an EOS id or a stop string (the text is cut before
+ * it), or after max_new_tokens. on_text, when set, receives the text as it is
+ * produced (whole UTF-8 characters; text that could still become a stop
+ * string is held back until it cannot). */
+typedef struct {
+    int max_new_tokens;
+    tuna_sample_args sample;
+    const int32_t *eos_ids;   /* generation ends after any of these (not part of the text) */
+    int n_eos;
+    const char *const *stop;  /* stop strings */
+    int n_stop;
+    void (*on_text)(void *ctx, const char *text, size_t len);
+    void *ctx;
+} tuna_gen_opts;
+
+typedef struct {
+    int32_t *ids;             /* generated ids (malloc'd), EOS excluded */
+    int n;
+    char *text;               /* generated text (malloc'd, NUL-terminated), cut before a stop string */
+    size_t text_len;
+    int prompt_tokens;
+    int stopped;              /* 1: EOS or stop string; 0: max_new_tokens */
+    double prompt_seconds, decode_seconds;
+} tuna_gen_result;
+
+/* Generates with decoder row `row` (reset first). */
+tuna_status tuna_generate(tuna_decoder *d, int row, const tuna_tokenizer *tok, const int32_t *prompt, int n_prompt,
+                          const tuna_gen_opts *o, tuna_gen_result *res);
+void tuna_gen_result_free(tuna_gen_result *r);
 #endif

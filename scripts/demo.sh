@@ -31,6 +31,8 @@ if [ -f "$ck" ]; then
     | sed 's/^/{"input_ids":/; s/$/}/' > "$out/stories.jsonl"
   echo "-- eval on $(wc -l < "$out/stories.jsonl") lines of TinyStories validation text:"
   $T eval --model "$out/stories260K" --data "$out/stories.jsonl"
+  echo "-- greedy continuation with the KV cache:"
+  $T generate --model "$out/stories260K" --prompt "Once upon a time" --max-new-tokens 48 --temperature 0
 
   echo
   echo "== 3. full fine-tuning of stories260K on 999 Alpaca instructions (response-only loss)"

@@ -91,6 +91,8 @@ void tuna_decoder_reset(tuna_decoder *d, int row) {
     if (row >= 0 && row < d->max_rows) d->len[row] = 0;
 }
 
+int tuna_decoder_vocab(const tuna_decoder *d) { return d->m->cfg.V; }
+
 int tuna_decoder_length(const tuna_decoder *d, int row) { return row >= 0 && row < d->max_rows ? d->len[row] : 0; }
 
 static void norm(const tuna_config *c, float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,

@@ -1,0 +1,217 @@
+/* cmd_generate.c — `tuna generate`: text from a prompt (or one per line of a
+ * file) with the KV cache, optionally through the chat template and with an
+ * adapter applied unmerged; streamed to the terminal, or one JSON object per
+ * prompt with --json. */
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "tuna_dataset.h"
+#include "tuna_infer.h"
+#include "tuna_peft.h"
+
+static const char *generate_help =
+    "usage: tuna generate --model DIR (--prompt TEXT | --file F) [options]\n"
+    "\n"
+    "Continues each prompt (--file: one prompt per non-empty line) with the model,\n"
+    "using a KV cache. A plain prompt is encoded with the special tokens the\n"
+    "tokenizer adds (BOS for Llama-family models, as HF and llama2.c do); --chat\n"
+    "renders it as a user turn with the chat template and the generation prompt.\n"
+    "Sampling defaults come from the model's generation_config.json (greedy when\n"
+    "it does not ask for sampling); options override them.\n"
+    "  --adapter DIR          a PEFT adapter (LoRA, IA3, prompt tuning), unmerged\n"
+    "  --quant nf4            the block linears in NF4 (as QLoRA stores them)\n"
+    "  --chat --system TEXT   chat template (and a system turn)\n"
+    "  --template NAME|FILE   chat template for models that ship none\n"
+    "  --max-new-tokens N     (default 256)\n"
+    "  --temperature T        0 = greedy; > 0 samples\n"
+    "  --top-k K --top-p P --min-p P --repetition-penalty R --seed N\n"
+    "  --stop TEXT            stop string (repeatable); the text ends before it\n"
+    "  --json                 {\"text\",\"ids\",\"prompt_tokens\",\"completion_tokens\",\"finish_reason\"} per prompt\n";
+
+static void on_text(void *ctx, const char *text, size_t len) {
+    (void)ctx;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+}
+
+/* generation_config.json: eos ids and sampling defaults (absent file: none) */
+static void read_generation_config(const char *dir, int32_t *eos, int *n_eos, tuna_sample_args *sa) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/generation_config.json", dir);
+    json_t *o = json_load_file(p, 0, NULL);
+    if (!o) return;
+    json_t *e = json_object_get(o, "eos_token_id");
+    if (json_is_integer(e) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)json_integer_value(e);
+    size_t i;
+    json_t *v;
+    if (json_is_array(e)) json_array_foreach(e, i, v) if (json_is_integer(v) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)json_integer_value(v);
+    if (json_is_true(json_object_get(o, "do_sample"))) {
+        json_t *t = json_object_get(o, "temperature"), *k = json_object_get(o, "top_k"), *tp = json_object_get(o, "top_p");
+        sa->temperature = json_is_number(t) ? (float)json_number_value(t) : 1.0f;
+        if (json_is_integer(k)) sa->top_k = (int)json_integer_value(k);
+        if (json_is_number(tp)) sa->top_p = (float)json_number_value(tp);
+    }
+    json_t *rp = json_object_get(o, "repetition_penalty");
+    if (json_is_number(rp)) sa->repetition_penalty = (float)json_number_value(rp);
+    json_decref(o);
+}
+
+static int parse_f(const char *opt, const char *s, double lo, double hi, float *out) {
+    char *end;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || !(v >= lo && v <= hi)) return cli_usage_error("%s: '%s' is not a number in [%g, %g]", opt, s ? s : "", lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) { fputs(generate_help, stdout); return 0; }
+    const char *model = NULL, *adapter = NULL, *quant = NULL, *prompt = NULL, *file = NULL, *system = NULL, *tmpl_arg = NULL;
+    const char *stops[16];
+    int n_stop = 0, chat = 0, json = 0, max_new = 256, seed = 0;
+    float temperature = -1, top_p = -1, min_p = -1, rep = -1;
+    int top_k = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--model") && v) model = argv[++i];
+        else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
+        else if (!strcmp(o, "--quant") && v) quant = argv[++i];
+        else if (!strcmp(o, "--prompt") && v) prompt = argv[++i];
+        else if (!strcmp(o, "--file") && v) file = argv[++i];
+        else if (!strcmp(o, "--system") && v) system = argv[++i];
+        else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
+        else if (!strcmp(o, "--chat")) chat = 1;
+        else if (!strcmp(o, "--json")) json = 1;
+        else if (!strcmp(o, "--stop") && v) {
+            if (n_stop == 16) return cli_usage_error("at most 16 --stop strings");
+            stops[n_stop++] = argv[++i];
+        }
+        else if (!strcmp(o, "--max-new-tokens")) { if (cli_parse_int(o, v, 0, 1 << 20, &max_new)) return 2; i++; }
+        else if (!strcmp(o, "--seed")) { if (cli_parse_int(o, v, 0, 2147483647, &seed)) return 2; i++; }
+        else if (!strcmp(o, "--top-k")) { if (cli_parse_int(o, v, 0, 1 << 30, &top_k)) return 2; i++; }
+        else if (!strcmp(o, "--temperature")) { if (parse_f(o, v, 0, 100, &temperature)) return 2; i++; }
+        else if (!strcmp(o, "--top-p")) { if (parse_f(o, v, 1e-6, 1, &top_p)) return 2; i++; }
+        else if (!strcmp(o, "--min-p")) { if (parse_f(o, v, 0, 1, &min_p)) return 2; i++; }
+        else if (!strcmp(o, "--repetition-penalty")) { if (parse_f(o, v, 1e-3, 100, &rep)) return 2; i++; }
+        else return cli_usage_error("generate: unknown option or missing value '%s' (see tuna generate --help)", o);
+    }
+    if (!model || (!prompt == !file)) return cli_usage_error("generate: --model and one of --prompt or --file are required");
+    if (quant && strcmp(quant, "nf4")) return cli_usage_error("generate: --quant must be nf4");
+    tuna_model *m = NULL;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    tuna_decoder *d = NULL;
+    char *tsrc = NULL, *filebuf = NULL;
+    int rc = 0;
+    tuna_status st = quant ? tuna_model_load_quantized(&m, model, TUNA_QUANT_NF4) : tuna_model_load(&m, model);
+    if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, model);
+    if (st == TUNA_OK && adapter) st = tuna_peft_load(m, adapter);
+    if (st == TUNA_OK && chat) {
+        st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
+        if (st == TUNA_OK && !tmpl) st = tuna_fail(TUNA_ERR_ARG, "%s: the tokenizer has no chat template; give --template NAME|FILE", model);
+    }
+    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+    tuna_sample_args sa;
+    tuna_sample_args_default(&sa);
+    sa.temperature = 0; /* HF generate: greedy unless asked to sample */
+    int32_t eos[16];
+    int n_eos = 0;
+    read_generation_config(model, eos, &n_eos, &sa);
+    if (!n_eos && tuna_tokenizer_eos_id(tok) >= 0) eos[n_eos++] = tuna_tokenizer_eos_id(tok);
+    if (temperature >= 0) sa.temperature = temperature;
+    if (top_k >= 0) sa.top_k = top_k;
+    if (top_p >= 0) sa.top_p = top_p;
+    if (min_p >= 0) sa.min_p = min_p;
+    if (rep >= 0) sa.repetition_penalty = rep;
+    sa.seed = (uint64_t)seed;
+    if (file) {
+        FILE *f = fopen(file, "rb");
+        if (!f) { rc = cli_usage_error("%s: cannot open", file); goto done; }
+        fseek(f, 0, SEEK_END);
+        long sz = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        filebuf = malloc((size_t)sz + 1);
+        if (!filebuf || fread(filebuf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); rc = cli_usage_error("%s: cannot read", file); goto done; }
+        fclose(f);
+        filebuf[sz] = 0;
+    }
+    const tuna_config *cfg = tuna_model_config(m);
+    char *line = filebuf, *next = NULL;
+    for (const char *text = prompt ? prompt : NULL;; text = NULL) {
+        if (!prompt) { /* next non-empty line of the file */
+            while (line && *line == '\n') line++;
+            if (!line || !*line) break;
+            next = strchr(line, '\n');
+            if (next) *next = 0;
+            text = line;
+            line = next ? next + 1 : NULL;
+        }
+        char *rendered = NULL;
+        const char *to_encode = text;
+        if (chat) {
+            json_t *msgs = json_array();
+            if (system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
+            json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", text));
+            tuna_template_vars vars = {.bos_token = tuna_tokenizer_bos_token(tok), .eos_token = tuna_tokenizer_eos_token(tok),
+                                       .add_generation_prompt = 1};
+            st = tuna_template_render(tmpl, msgs, &vars, &rendered, NULL);
+            json_decref(msgs);
+            if (st != TUNA_OK) break;
+            to_encode = rendered;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        st = tuna_tokenizer_encode(tok, to_encode, strlen(to_encode), chat ? 0 : 1, &ids, &n);
+        free(rendered);
+        if (st == TUNA_OK && n == 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
+        int P = tuna_peft_get(m) && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT ? tuna_peft_get(m)->num_virtual_tokens : 0;
+        int ctx = (int)n + P + max_new;
+        if (cfg->learned_positions && ctx > cfg->max_positions) ctx = cfg->max_positions;
+        tuna_decoder_free(d);
+        d = NULL;
+        if (st == TUNA_OK) st = tuna_decoder_create(&d, m, 1, ctx, (int)n + P > 1 ? (int)n + P : 1);
+        tuna_gen_opts go = {.max_new_tokens = max_new, .sample = sa, .eos_ids = eos, .n_eos = n_eos, .stop = stops,
+                            .n_stop = n_stop, .on_text = json ? NULL : on_text};
+        tuna_gen_result res;
+        if (st == TUNA_OK) {
+            if ((int)n + P + max_new > ctx) go.max_new_tokens = ctx - (int)n - P;
+            if (go.max_new_tokens < 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt's %zu tokens exceed the model's %d positions", n, ctx);
+        }
+        if (st == TUNA_OK) st = tuna_generate(d, 0, tok, ids, (int)n, &go, &res);
+        free(ids);
+        if (st != TUNA_OK) break;
+        if (json) {
+            json_t *o = json_object(), *ja = json_array();
+            for (int i = 0; i < res.n; i++) json_array_append_new(ja, json_integer(res.ids[i]));
+            json_object_set_new(o, "text", json_stringn(res.text, res.text_len));
+            json_object_set_new(o, "ids", ja);
+            json_object_set_new(o, "prompt_tokens", json_integer(res.prompt_tokens));
+            json_object_set_new(o, "completion_tokens", json_integer(res.n));
+            json_object_set_new(o, "finish_reason", json_string(res.stopped ? "stop" : "length"));
+            char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+            if (s) puts(s);
+            free(s);
+            json_decref(o);
+        } else {
+            putchar('\n');
+            fprintf(stderr, "[%d prompt tokens in %.2f s (%.0f tok/s); %d generated in %.2f s (%.1f tok/s); %s]\n", res.prompt_tokens,
+                    res.prompt_seconds, res.prompt_tokens / (res.prompt_seconds > 0 ? res.prompt_seconds : 1e-9), res.n,
+                    res.decode_seconds, res.n / (res.decode_seconds > 0 ? res.decode_seconds : 1e-9), res.stopped ? "stop" : "length");
+        }
+        tuna_gen_result_free(&res);
+        if (prompt) break;
+    }
+    if (st != TUNA_OK) rc = cli_status_error(st);
+done:
+    tuna_decoder_free(d);
+    tuna_template_free(tmpl);
+    free(tsrc);
+    free(filebuf);
+    tuna_tokenizer_free(tok);
+    tuna_model_free(m);
+    return rc;
+}
