@@ -262,6 +262,22 @@ static void test_generate_cli(void) {
     json_decref(o);
     tuna_model_free(m);
     tuna_tokenizer_free(tok);
+    /* tuna chat keeps the conversation: the second turn's prompt holds the first exchange; /reset forgets it */
+    snprintf(cmd, sizeof cmd, "printf 'hello\\nhow are you\\n/reset\\nhello\\n' | %s chat --model %s/model --temperature 0 "
+                              "--max-new-tokens 4 --json > %s/chat.jsonl", test_cli, d, d);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/chat.jsonl", d);
+    FILE *cf = fopen(path, "r");
+    long pt[3] = {0, 0, 0};
+    char line[4096];
+    int turns = 0;
+    while (cf && turns < 3 && fgets(line, sizeof line, cf)) {
+        json_t *t = json_loads(line, 0, NULL);
+        pt[turns++] = (long)json_integer_value(json_object_get(t, "prompt_tokens"));
+        json_decref(t);
+    }
+    if (cf) fclose(cf);
+    CHECKF(turns == 3 && pt[1] > pt[0] + 4 && pt[2] == pt[0], "chat prompt tokens per turn %ld %ld %ld", pt[0], pt[1], pt[2]);
     snprintf(cmd, sizeof cmd, "rm -rf %s", d);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", d);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "tuna_dataset.h"
@@ -68,8 +69,38 @@ static int parse_f(const char *opt, const char *s, double lo, double hi, float *
     return 0;
 }
 
-int cmd_generate(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) { fputs(generate_help, stdout); return 0; }
+static const char *chat_help =
+    "usage: tuna chat --model DIR [--adapter DIR] [--system TEXT] [options of tuna generate]\n"
+    "\n"
+    "An interactive conversation: each line on standard input is a user turn;\n"
+    "the model's reply (through its chat template, or --template) is streamed\n"
+    "and kept in the conversation. /reset starts over; /quit or end of input ends.\n"
+    "With --json each reply is one JSON object (see tuna generate --help).\n";
+
+static int generate_main(int argc, char **argv, int interactive);
+int cmd_generate(int argc, char **argv) { return generate_main(argc, argv, 0); }
+int cmd_chat(int argc, char **argv) { return generate_main(argc, argv, 1); }
+
+/* next line of standard input without its newline (malloc'd), NULL at the end */
+static char *read_line(void) {
+    size_t cap = 256, n = 0;
+    char *b = malloc(cap);
+    int c;
+    while (b && (c = getchar()) != EOF && c != '\n') {
+        if (n + 2 > cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) { free(b); return NULL; }
+            b = nb;
+        }
+        b[n++] = (char)c;
+    }
+    if (!b || (c == EOF && n == 0)) { free(b); return NULL; }
+    b[n] = 0;
+    return b;
+}
+
+static int generate_main(int argc, char **argv, int interactive) {
+    if (cli_wants_help(argc, argv)) { fputs(interactive ? chat_help : generate_help, stdout); return 0; }
     const char *model = NULL, *adapter = NULL, *quant = NULL, *prompt = NULL, *file = NULL, *system = NULL, *tmpl_arg = NULL;
     const char *stops[16];
     int n_stop = 0, chat = 0, json = 0, max_new = 256, seed = 0;
@@ -99,7 +130,10 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(o, "--repetition-penalty")) { if (parse_f(o, v, 1e-3, 100, &rep)) return 2; i++; }
         else return cli_usage_error("generate: unknown option or missing value '%s' (see tuna generate --help)", o);
     }
-    if (!model || (!prompt == !file)) return cli_usage_error("generate: --model and one of --prompt or --file are required");
+    if (interactive) {
+        chat = 1;
+        if (!model || prompt || file) return cli_usage_error("chat: --model is required; turns come from standard input");
+    } else if (!model || (!prompt == !file)) return cli_usage_error("generate: --model and one of --prompt or --file are required");
     if (quant && strcmp(quant, "nf4")) return cli_usage_error("generate: --quant must be nf4");
     tuna_model *m = NULL;
     tuna_tokenizer *tok = NULL;
@@ -140,9 +174,23 @@ int cmd_generate(int argc, char **argv) {
         filebuf[sz] = 0;
     }
     const tuna_config *cfg = tuna_model_config(m);
-    char *line = filebuf, *next = NULL;
+    char *line = filebuf, *next = NULL, *turn = NULL;
+    json_t *history = json_array();
+    if (system) json_array_append_new(history, json_pack("{s:s,s:s}", "role", "system", "content", system));
     for (const char *text = prompt ? prompt : NULL;; text = NULL) {
-        if (!prompt) { /* next non-empty line of the file */
+        if (interactive) {
+            free(turn);
+            if (isatty(0)) fputs("> ", stderr);
+            turn = read_line();
+            if (!turn || !strcmp(turn, "/quit")) break;
+            if (!strcmp(turn, "/reset")) {
+                json_array_clear(history);
+                if (system) json_array_append_new(history, json_pack("{s:s,s:s}", "role", "system", "content", system));
+                continue;
+            }
+            if (!*turn) continue;
+            text = turn;
+        } else if (!prompt) { /* next non-empty line of the file */
             while (line && *line == '\n') line++;
             if (!line || !*line) break;
             next = strchr(line, '\n');
@@ -153,8 +201,7 @@ int cmd_generate(int argc, char **argv) {
         char *rendered = NULL;
         const char *to_encode = text;
         if (chat) {
-            json_t *msgs = json_array();
-            if (system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
+            json_t *msgs = json_copy(history); /* earlier turns (chat), the system turn */
             json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", text));
             tuna_template_vars vars = {.bos_token = tuna_tokenizer_bos_token(tok), .eos_token = tuna_tokenizer_eos_token(tok),
                                        .add_generation_prompt = 1};
@@ -184,6 +231,10 @@ int cmd_generate(int argc, char **argv) {
         if (st == TUNA_OK) st = tuna_generate(d, 0, tok, ids, (int)n, &go, &res);
         free(ids);
         if (st != TUNA_OK) break;
+        if (interactive) {
+            json_array_append_new(history, json_pack("{s:s,s:s}", "role", "user", "content", text));
+            json_array_append_new(history, json_pack("{s:s,s:s%}", "role", "assistant", "content", res.text, res.text_len));
+        }
         if (json) {
             json_t *o = json_object(), *ja = json_array();
             for (int i = 0; i < res.n; i++) json_array_append_new(ja, json_integer(res.ids[i]));
@@ -205,6 +256,8 @@ int cmd_generate(int argc, char **argv) {
         tuna_gen_result_free(&res);
         if (prompt) break;
     }
+    free(turn);
+    json_decref(history);
     if (st != TUNA_OK) rc = cli_status_error(st);
 done:
     tuna_decoder_free(d);

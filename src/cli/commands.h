@@ -23,6 +23,7 @@ int cmd_data_inspect(int argc, char **argv);
 int cmd_data_tokenize(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 /* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */
 tuna_status cli_convert_llama2c_tokenizer(const char *bin, const char *out_dir);
 

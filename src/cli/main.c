@@ -16,6 +16,7 @@ typedef struct {
 static const command commands[] = {
     {"info", cmd_info, "describe a model folder (architecture, sizes, memory)"},
     {"generate", cmd_generate, "continue a prompt (KV cache, sampling, chat template, adapters)"},
+    {"chat", cmd_chat, "interactive conversation through the chat template"},
     {"merge", cmd_merge, "fold a LoRA or IA3 adapter into the base weights"},
     {"eval", cmd_eval, "loss and perplexity of a model on pre-tokenized data"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint into an HF model folder"},
