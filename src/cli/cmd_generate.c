@@ -249,6 +249,7 @@ static int generate_main(int argc, char **argv, int interactive) {
             json_decref(o);
         } else {
             putchar('\n');
+            fflush(stdout); /* the text line ends before the statistics on stderr */
             fprintf(stderr, "[%d prompt tokens in %.2f s (%.0f tok/s); %d generated in %.2f s (%.1f tok/s); %s]\n", res.prompt_tokens,
                     res.prompt_seconds, res.prompt_tokens / (res.prompt_seconds > 0 ? res.prompt_seconds : 1e-9), res.n,
                     res.decode_seconds, res.n / (res.decode_seconds > 0 ? res.decode_seconds : 1e-9), res.stopped ? "stop" : "length");
