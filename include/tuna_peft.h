@@ -15,7 +15,7 @@ typedef struct {
     /* LoRA */
     int r;                 /* rank (default 16) */
     float alpha;           /* lora_alpha (default 32) */
-    float dropout;         /* lora_dropout on the adapter's input (default 0.05 in the CLI, 0 here) */
+    float dropout;         /* lora_dropout on the adapter's input (default 0, as PEFT's) */
     int rslora;            /* scale alpha/sqrt(r) instead of alpha/r */
     /* LoRA and IA3: comma-separated PEFT module names ("q_proj,v_proj",
      * "mlp.c_proj"), "all-linear", or empty for PEFT's defaults of the type

@@ -53,7 +53,8 @@ typedef struct {
 typedef struct tuna_trainer tuna_trainer;
 
 /* Creates a trainer over model m (not owned) and data (not owned, must outlive
- * the trainer). Allocates gradients, optimizer moments and activations for
+ * the trainer). Allocates gradients, optimizer moments (of the adapter's tensors
+ * when one is attached, else of every weight) and activations for
  * (micro_batch, seq_len) up front. */
 tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
                                 const tuna_train_args *args);
@@ -63,7 +64,8 @@ int tuna_trainer_total_steps(const tuna_trainer *t);
  * step) if the loss or gradient norm is not finite; the weights are then left
  * as they were before the step. */
 tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info);
-/* Writes a complete checkpoint into dir (created): model.safetensors and
+/* Writes a complete checkpoint into dir (created): the attached adapter
+ * (adapter_config.json + adapter_model.safetensors) or model.safetensors and
  * config.json (F32), optimizer.safetensors (AdamW moments), trainer_state.json
  * (step, data position, tokens seen, elapsed time, the caller's extra JSON
  * object string or NULL). Files are written under temporary names and renamed. */

@@ -56,9 +56,9 @@ void tuna_sampler_free(tuna_sampler *s) {
     free(s);
 }
 
-static const float *sort_keys;
-static int by_logit_desc(const void *x, const void *y) {
-    float a = sort_keys[*(const int32_t *)x], b = sort_keys[*(const int32_t *)y];
+static int by_logit_desc(const void *x, const void *y, void *keys) {
+    const float *k = keys;
+    float a = k[*(const int32_t *)x], b = k[*(const int32_t *)y];
     if (a != b) return a > b ? -1 : 1;
     return *(const int32_t *)x - *(const int32_t *)y;
 }
@@ -85,8 +85,7 @@ int32_t tuna_sampler_next(tuna_sampler *s, float *x, const int32_t *ctx, int n_c
     for (int i = 0; i < V; i++) x[i] /= s->a.temperature;
     /* candidates sorted by logit, highest first (ties: lower id first) */
     for (int i = 0; i < V; i++) s->idx[i] = i;
-    sort_keys = x;
-    qsort(s->idx, (size_t)V, sizeof *s->idx, by_logit_desc);
+    qsort_r(s->idx, (size_t)V, sizeof *s->idx, by_logit_desc, x); /* no shared state: samplers may run in threads */
     int n = V;
     if (s->a.top_k > 0 && s->a.top_k < V) { /* HF keeps every logit >= the k-th */
         float kth = x[s->idx[s->a.top_k - 1]];

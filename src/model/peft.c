@@ -312,6 +312,17 @@ tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int 
 
 /* ---------------- merge ---------------- */
 
+/* Removes the adapter: the model is a plain (trainable) model again. */
+static void detach(tuna_model *m) {
+    tuna_linear *ls[8 * 1024];
+    int n = model_linears(m, ls);
+    for (int i = 0; i < n; i++) ls[i]->adapter = NULL;
+    peft_free(m->peft);
+    m->peft = NULL;
+    m->base_frozen = 0;
+    m->acts.B = 0; /* the next prepare rebuilds activations */
+}
+
 tuna_status tuna_peft_merge(tuna_model *m) {
     tuna_peft_state *p = m->peft;
     if (!p) return tuna_fail(TUNA_ERR_ARG, "no adapter attached");
@@ -336,12 +347,8 @@ tuna_status tuna_peft_merge(tuna_model *m) {
                 if (l->b) l->b[o] *= a->s[o];
             }
         }
-        l->adapter = NULL;
     }
-    peft_free(p);
-    m->peft = NULL;
-    m->base_frozen = 0;
-    m->acts.B = 0;
+    detach(m);
     return TUNA_OK;
 }
 
@@ -530,8 +537,6 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
         c->alpha = (float)json_number_value(al);
         c->dropout = json_is_number(dr) ? (float)json_number_value(dr) : 0.0f;
         c->rslora = json_is_true(json_object_get(o, "use_rslora"));
-        json_t *ii = json_object_get(o, "init_lora_weights");
-        (void)ii; /* weights come from the file */
     }
     if (c->type != TUNA_PEFT_PROMPT) {
         json_t *t = json_object_get(o, "target_modules");
@@ -635,14 +640,7 @@ tuna_status tuna_peft_load(tuna_model *m, const char *dir) {
     if (st != TUNA_OK) return st;
     st = tuna_peft_load_weights(m, dir);
     if (st != TUNA_OK) {
-        /* leave the model as it was: detach */
-        tuna_linear *ls[8 * 1024];
-        int n = model_linears(m, ls);
-        for (int i = 0; i < n; i++) ls[i]->adapter = NULL;
-        peft_free(m->peft);
-        m->peft = NULL;
-        m->base_frozen = 0;
-        m->acts.B = 0;
+        detach(m); /* leave the model as it was */
     }
     return st;
 }
