@@ -52,6 +52,13 @@ tuna_status tuna_dataset_template(tuna_template **out, const tuna_tokenizer *tok
 tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *tok, const tuna_template *tmpl,
                                        int loss_on_all, int32_t **ids, int32_t **labels, size_t *n, char **text_out);
 
+/* Encodes rendered text as SFT encodes training text: no special tokens
+ * added, then the tokenizer's default prefix (BOS) put in front unless the
+ * text already starts with it (templates that write {{ bos_token }}). Used
+ * for generation prompts so a fine-tuned model sees them as in training.
+ * *ids malloc'd. */
+tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n);
+
 /* Reads and processes a whole file (streaming) into out; uses and fills the
  * cache when o->cache_dir is set. template_source is hashed into the key. */
 tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,

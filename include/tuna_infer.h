@@ -58,8 +58,18 @@ typedef struct {
     double prompt_seconds, decode_seconds;
 } tuna_gen_result;
 
-/* Generates with decoder row `row` (reset first). */
-tuna_status tuna_generate(tuna_decoder *d, int row, const tuna_tokenizer *tok, const int32_t *prompt, int n_prompt,
+/* Generates from one prompt with decoder row 0. on_text streams the text. */
+tuna_status tuna_generate(tuna_decoder *d, const tuna_tokenizer *tok, const int32_t *prompt, int n_prompt,
                           const tuna_gen_opts *o, tuna_gen_result *res);
+/* Generates from nrows prompts at once with decoder rows 0..nrows-1: each
+ * prompt is prefilled on its own, then every unfinished row takes one token
+ * per forward pass, so the decode steps are shared. Row r samples with
+ * seeds[r] (NULL: o->sample.seed for all), so a prompt gives the same text
+ * whatever else is in the batch. on_text is used only when nrows == 1.
+ * res[nrows] is filled; prompt_seconds is the row's prefill, decode_seconds
+ * from then until the row finished (waiting for other rows included). */
+tuna_status tuna_generate_batch(tuna_decoder *d, const tuna_tokenizer *tok, const int32_t *const *prompts,
+                                const int *n_prompts, int nrows, const uint64_t *seeds, const tuna_gen_opts *o,
+                                tuna_gen_result *res);
 void tuna_gen_result_free(tuna_gen_result *r);
 #endif

@@ -24,6 +24,10 @@ int tuna_score_json_valid(const char *pred);
  * that is not a JSON object gets every key wrong. A reference that is not a
  * JSON object is TUNA_ERR_FORMAT. */
 tuna_status tuna_score_json_fields(const char *pred, const char *ref, int *correct, int *total);
+/* The same, calling on_key(ctx, key, ok) for each key of the reference in
+ * its order (per-key accuracy over a data set). */
+tuna_status tuna_score_json_fields_each(const char *pred, const char *ref, int *correct, int *total,
+                                        void (*on_key)(void *ctx, const char *key, int ok), void *ctx);
 /* ROUGE-L F1 over lowercase [a-z0-9]+ tokens (0 when either side has none). */
 double tuna_score_rouge_l(const char *pred, const char *ref);
 #endif

@@ -1,96 +1,379 @@
-/* cmd_eval.c — `tuna eval`: token-weighted mean loss and perplexity of a model
- * on pre-tokenized JSONL. Batches are right-padded; the loss is one mean over
- * all counted tokens of the file, never a mean of batch means. */
+/* cmd_eval.c — `tuna eval`: a model (with an adapter, NF4 base) on a data set
+ * of any record format: the response-only loss and perplexity (one
+ * token-weighted mean over all counted tokens of the file, never a mean of
+ * batch means) and, with --generate, the model's answers to each prompt scored
+ * against the reference response. Per-example results go to a JSONL file. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "tuna_dataset.h"
+#include "tuna_eval.h"
 #include "tuna_peft.h"
+#include "tuna_score.h"
 
 static const char *eval_help =
-    "usage: tuna eval --model DIR --data FILE.jsonl [--adapter DIR] [--quant nf4]\n"
-    "                 [--batch N] [--seq-len N] [--json]\n"
+    "usage: tuna eval --model DIR --data FILE [options]\n"
     "\n"
-    "Each line of FILE is {\"input_ids\":[...], \"labels\":[...]} (labels optional,\n"
-    "default = input_ids, same length; -100 marks positions that do not count).\n"
-    "The model shifts internally as Hugging Face does: the logits at position t\n"
-    "are scored against labels[t+1]. Prints the mean loss over all counted tokens\n"
-    "of the file, the number of counted tokens and perplexity = exp(loss).\n"
-    "  --adapter DIR a PEFT adapter (LoRA, IA3, prompt tuning) applied unmerged\n"
-    "  --quant nf4   the block linears stored as QLoRA stores them: NF4 with\n"
-    "                double-quantized absmax (bitsandbytes' algorithm)\n"
-    "  --batch N     sequences per forward pass (default 8)\n"
-    "  --seq-len N   truncate longer sequences to N tokens (reported on stderr)\n"
-    "  --json        print {\"loss\":..., \"tokens\":..., \"ppl\":...} only\n";
+    "Evaluates the model on FILE (JSONL or a JSON array; any record format of\n"
+    "tuna data: chat, ShareGPT, Alpaca, prompt/completion, text, pre-tokenized).\n"
+    "Loss: records are rendered through the chat template and tokenized as SFT\n"
+    "does; only the response tokens count (all tokens of text records; the\n"
+    "labels of pre-tokenized ones). Prints the mean loss over all counted tokens,\n"
+    "their number and perplexity = exp(loss).\n"
+    "With --generate the model also answers each prompt (greedy unless sampling\n"
+    "options say otherwise; EOS ids from generation_config.json) and the answer\n"
+    "is scored against the reference response: exact_match and contains (after\n"
+    "whitespace normalisation), rouge_l (F1), json_valid and json_fields (per key\n"
+    "and overall; for references that are JSON), regex (with --regex).\n"
+    "  --adapter DIR          a PEFT adapter (LoRA, IA3, prompt tuning), unmerged\n"
+    "  --quant nf4            the block linears in NF4 (as QLoRA stores them)\n"
+    "  --template NAME|FILE   chat template for models that ship none\n"
+    "  --generate             generate and score (records with a reference response)\n"
+    "  --regex PATTERN        also score whether the answer matches PATTERN (PCRE2)\n"
+    "  --max-new-tokens N     (default 128) and the sampling options of tuna generate\n"
+    "  --limit N              the first N records only\n"
+    "  --batch N              sequences per forward pass / prompts generated together (default 8)\n"
+    "  --seq-len N            truncate longer sequences to N tokens, keeping the start\n"
+    "                         (default: the model's positions; reported on stderr)\n"
+    "  --out FILE.jsonl       one result per example: index, line, loss, tokens and,\n"
+    "                         generated, prompt, prediction, reference, the scores,\n"
+    "                         prompt/completion tokens, finish_reason, latency_s\n"
+    "  --max-bad X            skip bad records up to this fraction (default 0: the\n"
+    "                         first bad record stops the evaluation)\n"
+    "  --quiet                no progress line\n"
+    "  --json                 the summary as one JSON object {\"loss\",\"tokens\",\"ppl\",...}\n";
+
+/* ---- progress: a live bar on a terminal, else a line per tenth ---- */
+typedef struct { const char *what; int tty, quiet, last; double t0; } progress;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void on_progress(void *ctx, int64_t done, int64_t total) {
+    progress *p = ctx;
+    if (p->quiet || total <= 0) return;
+    double el = now_s() - p->t0, eta = done > 0 ? el * (double)(total - done) / (double)done : 0;
+    int tenth = (int)(10 * done / total);
+    if (p->tty) {
+        char bar[31];
+        int fill = (int)(30 * done / total);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr, "\r%s [%s] %lld/%lld %.1f/s eta %02d:%02d ", p->what, bar, (long long)done, (long long)total,
+                el > 0 ? done / el : 0, (int)eta / 60, (int)eta % 60);
+        if (done == total) fputc('\n', stderr);
+    } else if (tenth > p->last || done == total) {
+        fprintf(stderr, "%s %lld/%lld (%.1f s)\n", p->what, (long long)done, (long long)total, el);
+    }
+    p->last = tenth;
+}
+
+/* prefixes the library's message with FILE:LINE */
+static tuna_status fail_at(tuna_status st, const char *file, long line) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", tuna_last_error());
+    return tuna_fail(st, "%s:%ld: %s", file, line, msg);
+}
+
+static void progress_start(progress *p, const char *what) {
+    p->what = what;
+    p->last = 0;
+    p->t0 = now_s();
+}
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *adapter = NULL, *quant = NULL;
-    int json = 0, batch = 8, seq_len = 0;
+    const char *model = NULL, *data = NULL, *adapter = NULL, *quant = NULL, *tmpl_arg = NULL, *regex = NULL, *out_path = NULL;
+    int json = 0, batch = 8, seq_len = 0, generate = 0, limit = 0, quiet = 0;
+    double max_bad = 0;
+    cli_gen_flags gf;
+    cli_gen_flags_init(&gf, 128);
     if (cli_wants_help(argc, argv)) { fputs(eval_help, stdout); return 0; }
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
-        else if (!strcmp(argv[i], "--batch")) { if (cli_parse_int("--batch", i + 1 < argc ? argv[++i] : NULL, 1, 65536, &batch)) return 2; }
-        else if (!strcmp(argv[i], "--seq-len")) { if (cli_parse_int("--seq-len", i + 1 < argc ? argv[++i] : NULL, 1, 1 << 20, &seq_len)) return 2; }
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--adapter") && i + 1 < argc) adapter = argv[++i];
-        else if (!strcmp(argv[i], "--quant") && i + 1 < argc) quant = argv[++i];
-        else return cli_usage_error("eval: unknown option '%s' (see tuna eval --help)", argv[i]);
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int g = cli_gen_flag(&gf, argc, argv, &i);
+        if (g < 0) return 2;
+        if (g) continue;
+        if (!strcmp(o, "--model") && v) model = argv[++i];
+        else if (!strcmp(o, "--data") && v) data = argv[++i];
+        else if (!strcmp(o, "--batch")) { if (cli_parse_int(o, v, 1, 65536, &batch)) return 2; i++; }
+        else if (!strcmp(o, "--seq-len")) { if (cli_parse_int(o, v, 2, 1 << 20, &seq_len)) return 2; i++; }
+        else if (!strcmp(o, "--limit")) { if (cli_parse_int(o, v, 1, 2147483647, &limit)) return 2; i++; }
+        else if (!strcmp(o, "--max-bad") && v) {
+            char *end;
+            max_bad = strtod(argv[++i], &end);
+            if (*end || !(max_bad >= 0 && max_bad <= 1)) return cli_usage_error("--max-bad: '%s' is not a fraction in [0, 1]", argv[i]);
+        }
+        else if (!strcmp(o, "--json")) json = 1;
+        else if (!strcmp(o, "--quiet")) quiet = 1;
+        else if (!strcmp(o, "--generate")) generate = 1;
+        else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
+        else if (!strcmp(o, "--quant") && v) quant = argv[++i];
+        else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
+        else if (!strcmp(o, "--regex") && v) regex = argv[++i];
+        else if (!strcmp(o, "--out") && v) out_path = argv[++i];
+        else return cli_usage_error("eval: unknown option or missing value '%s' (see tuna eval --help)", o);
     }
     if (!model || !data) return cli_usage_error("eval: --model DIR and --data FILE are required");
     if (quant && strcmp(quant, "nf4")) return cli_usage_error("eval: --quant must be nf4 (got '%s')", quant);
-    tuna_model *m;
+    if (regex && !generate) return cli_usage_error("eval: --regex scores generated answers; add --generate");
+    if (regex && tuna_score_regex("", regex) < 0) return cli_usage_error("--regex: the pattern does not compile: %s", regex);
+
+    tuna_model *m = NULL;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    tuna_data_reader *rd = NULL;
+    tuna_eval_tally *tally = NULL;
+    char *tsrc = NULL, *tmp_out = NULL;
+    FILE *out = NULL;
+    tuna_pretok seqs = {0};
+    long cap_seq = 0, cap_tok = 0, n_ex = 0, n_gen = 0, truncated = 0, no_ref = 0;
+    long *rec_line = NULL, *rec_index = NULL;
+    int *gen_of = NULL; /* example -> generation slot or -1 */
+    tuna_eval_example *exs = NULL;
+    int32_t **prompts = NULL;
+    char **ptexts = NULL;
+    size_t *n_prompts = NULL;
+    double *loss_sum = NULL;
+    int64_t *tokens = NULL;
+    tuna_gen_result *res = NULL;
+    progress pr = {.tty = isatty(2), .quiet = quiet};
+    tuna_record rec = {0};
+
     tuna_status st = quant ? tuna_model_load_quantized(&m, model, TUNA_QUANT_NF4) : tuna_model_load(&m, model);
-    if (st != TUNA_OK) return cli_status_error(st);
-    if (adapter) {
-        st = tuna_peft_load(m, adapter);
-        if (st != TUNA_OK) { tuna_model_free(m); return cli_status_error(st); }
-    }
-    const tuna_config *c = tuna_model_config(m);
-    tuna_pretok p;
-    st = tuna_pretok_load(&p, data, c->V);
-    if (st != TUNA_OK) { tuna_model_free(m); return cli_status_error(st); }
-    if (p.n == 0) { tuna_model_free(m); tuna_pretok_free(&p); return cli_usage_error("%s: no records", data); }
-    int T = seq_len > 0 && seq_len < p.max_len ? seq_len : p.max_len;
-    int B = batch < p.n ? batch : (int)p.n;
-    int32_t *ids = malloc((size_t)B * T * sizeof *ids), *labels = malloc((size_t)B * T * sizeof *labels);
-    if (!ids || !labels) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
-    st = tuna_model_prepare(m, B, T, 0);
+    if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, model);
+    if (st == TUNA_OK && adapter) st = tuna_peft_load(m, adapter);
+    if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
     if (st != TUNA_OK) goto done;
-    double loss_sum = 0;
-    long long tokens = 0, truncated = 0;
-    for (int64_t s0 = 0; s0 < p.n; s0 += B) {
-        int b = (int)(p.n - s0 < B ? p.n - s0 : B), t = 1;
-        for (int i = 0; i < b; i++) {
-            int64_t len = p.off[s0 + i + 1] - p.off[s0 + i];
-            if (len > T) { truncated++; len = T; }
-            if (len > t) t = (int)len;
+    const tuna_config *c = tuna_model_config(m);
+    int T = seq_len ? seq_len : c->max_positions;
+    tuna_data_options dopt;
+    tuna_data_options_init(&dopt);
+    dopt.strict = max_bad == 0;
+    dopt.max_bad = max_bad;
+    st = tuna_data_reader_open(&rd, data, &dopt);
+    seqs.off = malloc(sizeof *seqs.off);
+    if (st == TUNA_OK && !seqs.off) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st != TUNA_OK) goto done;
+    seqs.off[0] = 0;
+
+    /* read and tokenize every record (up to --limit) */
+    for (int got = 1; st == TUNA_OK && (!limit || n_ex < limit);) {
+        st = tuna_data_reader_next(rd, &rec, &got);
+        if (st != TUNA_OK || !got) break;
+        int32_t *ids = NULL, *labels = NULL;
+        size_t n = 0;
+        st = tuna_dataset_encode_record(&rec, tok, tmpl, 0, &ids, &labels, &n, NULL);
+        if (st != TUNA_OK) { st = fail_at(st, data, rec.line); break; }
+        for (size_t j = 0; j < n && st == TUNA_OK; j++)
+            if (ids[j] < 0 || ids[j] >= c->V) st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: token id %d is outside the model's vocabulary of %d", data, rec.line, ids[j], c->V);
+        if (n > (size_t)T) { n = (size_t)T; truncated++; }
+        if (st == TUNA_OK && n_ex + 2 > cap_seq) {
+            cap_seq = cap_seq ? 2 * cap_seq : 256;
+            int64_t *o = realloc(seqs.off, (size_t)(cap_seq + 1) * sizeof *o);
+            long *l1 = o ? realloc(rec_line, (size_t)cap_seq * sizeof *l1) : NULL;
+            if (o) seqs.off = o;
+            if (l1) rec_line = l1;
+            long *l2 = l1 ? realloc(rec_index, (size_t)cap_seq * sizeof *l2) : NULL;
+            if (l2) rec_index = l2;
+            int *g = l2 ? realloc(gen_of, (size_t)cap_seq * sizeof *g) : NULL;
+            if (g) gen_of = g;
+            tuna_eval_example *e = g ? realloc(exs, (size_t)cap_seq * sizeof *e) : NULL;
+            if (e) exs = e;
+            if (!e) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
         }
-        for (int i = 0; i < b; i++) {
-            int64_t o = p.off[s0 + i], len = p.off[s0 + i + 1] - o;
-            for (int j = 0; j < t; j++) {
-                ids[i * t + j] = j < len ? p.ids[o + j] : 0;
-                labels[i * t + j] = j < len ? p.labels[o + j] : -100;
+        if (st == TUNA_OK && seqs.off[n_ex] + (int64_t)n > cap_tok) {
+            long c2 = cap_tok ? 2 * cap_tok : 65536;
+            while (c2 < seqs.off[n_ex] + (int64_t)n) c2 *= 2;
+            int32_t *a = realloc(seqs.ids, (size_t)c2 * 4), *b = a ? realloc(seqs.labels, (size_t)c2 * 4) : NULL;
+            if (a) seqs.ids = a;
+            if (b) seqs.labels = b;
+            if (b) cap_tok = c2;
+            else st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        }
+        if (st == TUNA_OK) {
+            memcpy(seqs.ids + seqs.off[n_ex], ids, n * 4);
+            memcpy(seqs.labels + seqs.off[n_ex], labels, n * 4);
+            seqs.off[n_ex + 1] = seqs.off[n_ex] + (int64_t)n;
+            if ((int)n > seqs.max_len) seqs.max_len = (int)n;
+            rec_line[n_ex] = rec.line;
+            rec_index[n_ex] = rec.index;
+            gen_of[n_ex] = -1;
+            memset(&exs[n_ex], 0, sizeof exs[n_ex]);
+            if (generate) {
+                if (tuna_eval_example_from_record(&rec, &exs[n_ex]) == TUNA_OK) gen_of[n_ex] = (int)n_gen++;
+                else no_ref++;
+            }
+            n_ex++;
+            seqs.n = n_ex;
+        }
+        free(ids);
+        free(labels);
+    }
+    tuna_record_clear(&rec);
+    if (st != TUNA_OK) goto done;
+    if (n_ex == 0) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: no records", data); goto done; }
+    if (truncated) fprintf(stderr, "tuna: %ld of %ld sequences truncated to %d tokens\n", truncated, n_ex, T);
+    if (generate && no_ref) fprintf(stderr, "tuna: %ld of %ld records have no reference response (text, pre-tokenized): loss only\n", no_ref, n_ex);
+
+    /* losses */
+    loss_sum = calloc((size_t)n_ex, sizeof *loss_sum);
+    tokens = calloc((size_t)n_ex, sizeof *tokens);
+    tally = tuna_eval_tally_new();
+    if (!loss_sum || !tokens || !tally) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+    progress_start(&pr, "loss");
+    st = tuna_eval_losses(m, &seqs, batch, loss_sum, tokens, on_progress, &pr);
+    if (st != TUNA_OK) goto done;
+    for (long i = 0; i < n_ex; i++) tuna_eval_tally_loss(tally, loss_sum[i], tokens[i]);
+
+    /* generation */
+    int32_t eos[16];
+    int n_eos = 0;
+    tuna_sample_args sa;
+    cli_gen_setup(model, tok, &gf, 0, eos, &n_eos, &sa);
+    if (n_gen) {
+        prompts = calloc((size_t)n_gen, sizeof *prompts);
+        n_prompts = calloc((size_t)n_gen, sizeof *n_prompts);
+        res = calloc((size_t)n_gen, sizeof *res);
+        ptexts = calloc((size_t)n_gen, sizeof *ptexts);
+        if (!prompts || !n_prompts || !res || !ptexts) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+        for (long i = 0; i < n_ex && st == TUNA_OK; i++)
+            if (gen_of[i] >= 0) {
+                st = tuna_eval_prompt(tok, tmpl, &exs[i], NULL, 0, TUNA_SHOTS_TURNS, &prompts[gen_of[i]], &n_prompts[gen_of[i]],
+                                      &ptexts[gen_of[i]]);
+                if (st != TUNA_OK) st = fail_at(st, data, rec_line[i]);
+            }
+        if (st != TUNA_OK) goto done;
+        tuna_gen_opts go = {.max_new_tokens = gf.max_new, .sample = sa, .eos_ids = eos, .n_eos = n_eos,
+                            .stop = gf.stops, .n_stop = gf.n_stop};
+        progress_start(&pr, "generate");
+        st = tuna_eval_generate(m, tok, prompts, n_prompts, (int)n_gen, batch, &go, res, on_progress, &pr);
+        if (st != TUNA_OK) goto done;
+    }
+
+    /* scores, per-example lines */
+    if (out_path) {
+        size_t L = strlen(out_path) + 16;
+        tmp_out = malloc(L);
+        if (tmp_out) snprintf(tmp_out, L, "%s.tmp%d", out_path, (int)getpid());
+        out = tmp_out ? fopen(tmp_out, "wb") : NULL;
+        if (!out) { st = tuna_fail(TUNA_ERR_IO, "%s: cannot write", out_path); goto done; }
+    }
+    for (long i = 0; i < n_ex && st == TUNA_OK; i++) {
+        json_t *o = out ? json_object() : NULL;
+        if (o) {
+            json_object_set_new(o, "index", json_integer(rec_index[i]));
+            json_object_set_new(o, "line", json_integer(rec_line[i]));
+            json_object_set_new(o, "tokens", json_integer(tokens[i]));
+            json_object_set_new(o, "loss", tokens[i] ? json_real(loss_sum[i] / (double)tokens[i]) : json_null());
+        }
+        int g = gen_of[i];
+        if (g >= 0) {
+            tuna_eval_scores sc;
+            st = tuna_eval_score(res[g].text, exs[i].reference, regex, &sc);
+            if (st != TUNA_OK) { json_decref(o); break; }
+            double secs = res[g].prompt_seconds + res[g].decode_seconds;
+            tuna_eval_tally_generation(tally, res[g].text, exs[i].reference, &sc, res[g].prompt_tokens, res[g].n, secs);
+            if (o) {
+                json_object_set_new(o, "prompt", json_string(ptexts[g]));
+                json_object_set_new(o, "prediction", json_stringn(res[g].text, res[g].text_len));
+                json_object_set_new(o, "reference", json_string(exs[i].reference));
+                json_object_set_new(o, "exact", json_boolean(sc.exact));
+                json_object_set_new(o, "contains", json_boolean(sc.contains));
+                json_object_set_new(o, "rouge_l", json_real(sc.rouge_l));
+                if (sc.json_valid >= 0) json_object_set_new(o, "json_valid", json_boolean(sc.json_valid));
+                if (sc.json_total) json_object_set_new(o, "json_fields", json_pack("[ii]", sc.json_correct, sc.json_total));
+                if (sc.regex >= 0) json_object_set_new(o, "regex", json_boolean(sc.regex));
+                json_object_set_new(o, "prompt_tokens", json_integer(res[g].prompt_tokens));
+                json_object_set_new(o, "completion_tokens", json_integer(res[g].n));
+                json_object_set_new(o, "finish_reason", json_string(res[g].stopped ? "stop" : "length"));
+                json_object_set_new(o, "latency_s", json_real(secs));
             }
         }
-        tuna_batch bt = {.B = b, .T = t, .input_ids = ids, .labels = labels};
-        tuna_loss l;
-        st = tuna_model_forward(m, &bt, &l);
-        if (st != TUNA_OK) goto done;
-        loss_sum += l.loss_sum;
-        tokens += l.tokens;
+        if (o) {
+            char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+            if (!s || fputs(s, out) == EOF || fputc('\n', out) == EOF) st = tuna_fail(TUNA_ERR_IO, "%s: write failed", out_path);
+            free(s);
+            json_decref(o);
+        }
     }
-    if (truncated) fprintf(stderr, "tuna: %lld of %lld sequences truncated to %d tokens\n", truncated, (long long)p.n, T);
-    if (tokens == 0) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: no counted tokens (every label is -100)", data); goto done; }
-    double loss = loss_sum / (double)tokens, ppl = exp(loss);
-    if (json) printf("{\"loss\":%.17g,\"tokens\":%lld,\"ppl\":%.17g}\n", loss, tokens, ppl);
-    else printf("loss    %.17g\ntokens  %lld\nppl     %.17g\n", loss, tokens, ppl);
+    if (st != TUNA_OK) goto done;
+    if (out) {
+        int bad = fclose(out) != 0;
+        out = NULL;
+        if (bad || rename(tmp_out, out_path)) { st = tuna_fail(TUNA_ERR_IO, "%s: cannot write", out_path); goto done; }
+    }
+
+    json_t *sum = tuna_eval_tally_json(tally);
+    if (!json_object_get(sum, "loss")) { json_decref(sum); st = tuna_fail(TUNA_ERR_FORMAT, "%s: no counted tokens (every label is -100)", data); goto done; }
+    if (json) {
+        /* loss, tokens, ppl first: the summary's stable prefix */
+        json_t *o = json_pack("{s:O,s:O,s:O}", "loss", json_object_get(sum, "loss"), "tokens", json_object_get(sum, "tokens"), "ppl",
+                              json_object_get(sum, "ppl"));
+        json_object_update_missing(o, sum);
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        if (s) puts(s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("loss    %.17g\ntokens  %lld\nppl     %.17g\n", json_real_value(json_object_get(sum, "loss")),
+               (long long)json_integer_value(json_object_get(sum, "tokens")), json_real_value(json_object_get(sum, "ppl")));
+        printf("examples %ld\n", n_ex);
+        if (n_gen) {
+            printf("generated %ld (greedy: %s, max %d new tokens)\n", n_gen, sa.temperature == 0 ? "yes" : "no", gf.max_new);
+            static const char *const keys[] = {"exact_match", "contains", "rouge_l", "regex", "json_valid"};
+            for (int k = 0; k < 5; k++) {
+                json_t *v = json_object_get(sum, keys[k]);
+                if (v) printf("  %-12s %.4f\n", keys[k], json_real_value(v));
+            }
+            json_t *jf = json_object_get(sum, "json_fields");
+            if (jf) {
+                printf("  %-12s %.4f overall", "json_fields", json_real_value(json_object_get(jf, "overall")));
+                const char *k;
+                json_t *v;
+                json_object_foreach(json_object_get(jf, "per_key"), k, v) printf("; %s %.4f", k, json_real_value(v));
+                putchar('\n');
+            }
+            printf("  mean prompt tokens %.1f, completion tokens %.1f, latency %.3f s, %.1f tokens/s\n",
+                   json_real_value(json_object_get(sum, "mean_prompt_tokens")), json_real_value(json_object_get(sum, "mean_completion_tokens")),
+                   json_real_value(json_object_get(sum, "mean_latency_s")), json_real_value(json_object_get(sum, "tokens_per_s")));
+        }
+        if (out_path) printf("per-example results: %s\n", out_path);
+    }
+    json_decref(sum);
 done:
-    free(ids);
-    free(labels);
-    tuna_pretok_free(&p);
+    if (out) { fclose(out); remove(tmp_out); }
+    free(tmp_out);
+    for (long i = 0; exs && i < n_ex; i++) tuna_eval_example_clear(&exs[i]);
+    free(exs);
+    for (long i = 0; prompts && i < n_gen; i++) free(prompts[i]);
+    for (long i = 0; res && i < n_gen; i++) tuna_gen_result_free(&res[i]);
+    for (long i = 0; ptexts && i < n_gen; i++) free(ptexts[i]);
+    free(ptexts);
+    free(prompts);
+    free(n_prompts);
+    free(res);
+    free(loss_sum);
+    free(tokens);
+    free(rec_line);
+    free(rec_index);
+    free(gen_of);
+    free(seqs.off);
+    free(seqs.ids);
+    free(seqs.labels);
+    tuna_eval_tally_free(tally);
+    tuna_data_reader_free(rd);
+    tuna_template_free(tmpl);
+    free(tsrc);
+    tuna_tokenizer_free(tok);
     tuna_model_free(m);
     return st == TUNA_OK ? 0 : cli_status_error(st);
 }

@@ -40,7 +40,7 @@ static void on_text(void *ctx, const char *text, size_t len) {
 }
 
 /* generation_config.json: eos ids and sampling defaults (absent file: none) */
-static void read_generation_config(const char *dir, int32_t *eos, int *n_eos, tuna_sample_args *sa) {
+static void read_generation_config(const char *dir, int32_t *eos, int *n_eos, tuna_sample_args *sa, int sampling) {
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/generation_config.json", dir);
     json_t *o = json_load_file(p, 0, NULL);
@@ -50,14 +50,14 @@ static void read_generation_config(const char *dir, int32_t *eos, int *n_eos, tu
     size_t i;
     json_t *v;
     if (json_is_array(e)) json_array_foreach(e, i, v) if (json_is_integer(v) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)json_integer_value(v);
-    if (json_is_true(json_object_get(o, "do_sample"))) {
+    if (sampling && json_is_true(json_object_get(o, "do_sample"))) {
         json_t *t = json_object_get(o, "temperature"), *k = json_object_get(o, "top_k"), *tp = json_object_get(o, "top_p");
         sa->temperature = json_is_number(t) ? (float)json_number_value(t) : 1.0f;
         if (json_is_integer(k)) sa->top_k = (int)json_integer_value(k);
         if (json_is_number(tp)) sa->top_p = (float)json_number_value(tp);
     }
     json_t *rp = json_object_get(o, "repetition_penalty");
-    if (json_is_number(rp)) sa->repetition_penalty = (float)json_number_value(rp);
+    if (sampling && json_is_number(rp)) sa->repetition_penalty = (float)json_number_value(rp);
     json_decref(o);
 }
 
@@ -67,6 +67,48 @@ static int parse_f(const char *opt, const char *s, double lo, double hi, float *
     if (!s || !*s || *end || !(v >= lo && v <= hi)) return cli_usage_error("%s: '%s' is not a number in [%g, %g]", opt, s ? s : "", lo, hi);
     *out = (float)v;
     return 0;
+}
+
+void cli_gen_flags_init(cli_gen_flags *f, int max_new) {
+    memset(f, 0, sizeof *f);
+    f->max_new = max_new;
+    f->temperature = f->top_p = f->min_p = f->rep = -1;
+    f->top_k = -1;
+}
+
+int cli_gen_flag(cli_gen_flags *f, int argc, char **argv, int *i) {
+    const char *o = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int bad = 0;
+    if (!strcmp(o, "--stop") && v) {
+        if (f->n_stop == 16) { cli_usage_error("at most 16 --stop strings"); return -1; }
+        f->stops[f->n_stop++] = v;
+    }
+    else if (!strcmp(o, "--max-new-tokens")) bad = cli_parse_int(o, v, 0, 1 << 20, &f->max_new);
+    else if (!strcmp(o, "--seed")) bad = cli_parse_int(o, v, 0, 2147483647, &f->seed);
+    else if (!strcmp(o, "--top-k")) bad = cli_parse_int(o, v, 0, 1 << 30, &f->top_k);
+    else if (!strcmp(o, "--temperature")) bad = parse_f(o, v, 0, 100, &f->temperature);
+    else if (!strcmp(o, "--top-p")) bad = parse_f(o, v, 1e-6, 1, &f->top_p);
+    else if (!strcmp(o, "--min-p")) bad = parse_f(o, v, 0, 1, &f->min_p);
+    else if (!strcmp(o, "--repetition-penalty")) bad = parse_f(o, v, 1e-3, 100, &f->rep);
+    else return 0;
+    if (bad) return -1;
+    (*i)++;
+    return 1;
+}
+
+void cli_gen_setup(const char *model_dir, const tuna_tokenizer *tok, const cli_gen_flags *f, int config_sampling,
+                   int32_t eos[16], int *n_eos, tuna_sample_args *sa) {
+    tuna_sample_args_default(sa);
+    sa->temperature = 0; /* HF generate: greedy unless asked to sample */
+    *n_eos = 0;
+    read_generation_config(model_dir, eos, n_eos, sa, config_sampling);
+    if (!*n_eos && tuna_tokenizer_eos_id(tok) >= 0) eos[(*n_eos)++] = tuna_tokenizer_eos_id(tok);
+    if (f->temperature >= 0) sa->temperature = f->temperature;
+    if (f->top_k >= 0) sa->top_k = f->top_k;
+    if (f->top_p >= 0) sa->top_p = f->top_p;
+    if (f->min_p >= 0) sa->min_p = f->min_p;
+    if (f->rep >= 0) sa->repetition_penalty = f->rep;
+    sa->seed = (uint64_t)f->seed;
 }
 
 static const char *chat_help =
@@ -102,12 +144,14 @@ static char *read_line(void) {
 static int generate_main(int argc, char **argv, int interactive) {
     if (cli_wants_help(argc, argv)) { fputs(interactive ? chat_help : generate_help, stdout); return 0; }
     const char *model = NULL, *adapter = NULL, *quant = NULL, *prompt = NULL, *file = NULL, *system = NULL, *tmpl_arg = NULL;
-    const char *stops[16];
-    int n_stop = 0, chat = 0, json = 0, max_new = 256, seed = 0;
-    float temperature = -1, top_p = -1, min_p = -1, rep = -1;
-    int top_k = -1;
+    int chat = 0, json = 0;
+    cli_gen_flags gf;
+    cli_gen_flags_init(&gf, 256);
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int g = cli_gen_flag(&gf, argc, argv, &i);
+        if (g < 0) return 2;
+        if (g) continue;
         if (!strcmp(o, "--model") && v) model = argv[++i];
         else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
         else if (!strcmp(o, "--quant") && v) quant = argv[++i];
@@ -117,19 +161,10 @@ static int generate_main(int argc, char **argv, int interactive) {
         else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
         else if (!strcmp(o, "--chat")) chat = 1;
         else if (!strcmp(o, "--json")) json = 1;
-        else if (!strcmp(o, "--stop") && v) {
-            if (n_stop == 16) return cli_usage_error("at most 16 --stop strings");
-            stops[n_stop++] = argv[++i];
-        }
-        else if (!strcmp(o, "--max-new-tokens")) { if (cli_parse_int(o, v, 0, 1 << 20, &max_new)) return 2; i++; }
-        else if (!strcmp(o, "--seed")) { if (cli_parse_int(o, v, 0, 2147483647, &seed)) return 2; i++; }
-        else if (!strcmp(o, "--top-k")) { if (cli_parse_int(o, v, 0, 1 << 30, &top_k)) return 2; i++; }
-        else if (!strcmp(o, "--temperature")) { if (parse_f(o, v, 0, 100, &temperature)) return 2; i++; }
-        else if (!strcmp(o, "--top-p")) { if (parse_f(o, v, 1e-6, 1, &top_p)) return 2; i++; }
-        else if (!strcmp(o, "--min-p")) { if (parse_f(o, v, 0, 1, &min_p)) return 2; i++; }
-        else if (!strcmp(o, "--repetition-penalty")) { if (parse_f(o, v, 1e-3, 100, &rep)) return 2; i++; }
         else return cli_usage_error("generate: unknown option or missing value '%s' (see tuna generate --help)", o);
     }
+    int max_new = gf.max_new, n_stop = gf.n_stop;
+    const char *const *stops = gf.stops;
     if (interactive) {
         chat = 1;
         if (!model || prompt || file) return cli_usage_error("chat: --model is required; turns come from standard input");
@@ -150,18 +185,9 @@ static int generate_main(int argc, char **argv, int interactive) {
     }
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     tuna_sample_args sa;
-    tuna_sample_args_default(&sa);
-    sa.temperature = 0; /* HF generate: greedy unless asked to sample */
     int32_t eos[16];
     int n_eos = 0;
-    read_generation_config(model, eos, &n_eos, &sa);
-    if (!n_eos && tuna_tokenizer_eos_id(tok) >= 0) eos[n_eos++] = tuna_tokenizer_eos_id(tok);
-    if (temperature >= 0) sa.temperature = temperature;
-    if (top_k >= 0) sa.top_k = top_k;
-    if (top_p >= 0) sa.top_p = top_p;
-    if (min_p >= 0) sa.min_p = min_p;
-    if (rep >= 0) sa.repetition_penalty = rep;
-    sa.seed = (uint64_t)seed;
+    cli_gen_setup(model, tok, &gf, 1, eos, &n_eos, &sa);
     if (file) {
         FILE *f = fopen(file, "rb");
         if (!f) { rc = cli_usage_error("%s: cannot open", file); goto done; }
@@ -212,7 +238,8 @@ static int generate_main(int argc, char **argv, int interactive) {
         }
         int32_t *ids = NULL;
         size_t n = 0;
-        st = tuna_tokenizer_encode(tok, to_encode, strlen(to_encode), chat ? 0 : 1, &ids, &n);
+        st = chat ? tuna_dataset_encode_text(tok, to_encode, strlen(to_encode), &ids, &n)
+                  : tuna_tokenizer_encode(tok, to_encode, strlen(to_encode), 1, &ids, &n);
         free(rendered);
         if (st == TUNA_OK && n == 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
         int P = tuna_peft_get(m) && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT ? tuna_peft_get(m)->num_virtual_tokens : 0;
@@ -228,7 +255,7 @@ static int generate_main(int argc, char **argv, int interactive) {
             if ((int)n + P + max_new > ctx) go.max_new_tokens = ctx - (int)n - P;
             if (go.max_new_tokens < 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt's %zu tokens exceed the model's %d positions", n, ctx);
         }
-        if (st == TUNA_OK) st = tuna_generate(d, 0, tok, ids, (int)n, &go, &res);
+        if (st == TUNA_OK) st = tuna_generate(d, tok, ids, (int)n, &go, &res);
         free(ids);
         if (st != TUNA_OK) break;
         if (interactive) {

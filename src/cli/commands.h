@@ -5,6 +5,7 @@
 #ifndef TUNA_CLI_COMMANDS_H
 #define TUNA_CLI_COMMANDS_H
 #include "tuna.h"
+#include "tuna_sample.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -24,6 +25,28 @@ int cmd_data_tokenize(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+
+/* Generation options shared by generate, chat, eval and compare:
+ * --max-new-tokens --temperature --top-k --top-p --min-p
+ * --repetition-penalty --seed --stop (negative = not given). */
+typedef struct {
+    int max_new, seed, top_k;
+    float temperature, top_p, min_p, rep;
+    const char *stops[16];
+    int n_stop;
+} cli_gen_flags;
+void cli_gen_flags_init(cli_gen_flags *f, int max_new);
+/* 1: argv[*i] was one of these (its value consumed), 0: not one, -1: bad
+ * value (the error printed; exit 2). */
+int cli_gen_flag(cli_gen_flags *f, int argc, char **argv, int *i);
+/* EOS ids from the model's generation_config.json (else the tokenizer's
+ * EOS), sampling defaults (greedy; the config's sampling settings when
+ * config_sampling), then the flags. */
+struct tuna_tokenizer;
+void cli_gen_setup(const char *model_dir, const struct tuna_tokenizer *tok, const cli_gen_flags *f, int config_sampling,
+                   int32_t eos[16], int *n_eos, tuna_sample_args *sa);
+
 /* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */
 tuna_status cli_convert_llama2c_tokenizer(const char *bin, const char *out_dir);
 

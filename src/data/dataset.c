@@ -140,6 +140,26 @@ static tuna_status default_prefix(tuna_tokenizer *tok, int32_t **pre, size_t *np
     return tuna_tokenizer_encode(tok, "", 0, 1, pre, npre);
 }
 
+tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n) {
+    int32_t *body = NULL, *pre = NULL;
+    size_t nb = 0, npre = 0;
+    tuna_status st = tuna_tokenizer_encode(tok, text, len, 0, &body, &nb);
+    if (st == TUNA_OK) st = default_prefix(tok, &pre, &npre);
+    if (st == TUNA_OK) {
+        size_t skip = npre > 0 && nb >= npre && !memcmp(body, pre, npre * sizeof(int32_t)) ? 0 : npre;
+        *ids = malloc((skip + nb + 1) * sizeof(int32_t));
+        if (!*ids) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(*ids, pre, skip * sizeof(int32_t));
+            memcpy(*ids + skip, body, nb * sizeof(int32_t));
+            *n = skip + nb;
+        }
+    }
+    free(body);
+    free(pre);
+    return st;
+}
+
 typedef struct { size_t begin, end; } byte_span;
 
 /* text + counted byte spans -> ids/labels */

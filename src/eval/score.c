@@ -90,7 +90,8 @@ static int same_value(const json_t *a, const json_t *b) {
     return json_equal(a, b);
 }
 
-tuna_status tuna_score_json_fields(const char *pred, const char *ref, int *correct, int *total) {
+tuna_status tuna_score_json_fields_each(const char *pred, const char *ref, int *correct, int *total,
+                                        void (*on_key)(void *ctx, const char *key, int ok), void *ctx) {
     *correct = *total = 0;
     json_t *r = parse(ref);
     if (!json_is_object(r)) {
@@ -103,11 +104,17 @@ tuna_status tuna_score_json_fields(const char *pred, const char *ref, int *corre
     json_object_foreach(r, k, v) {
         (*total)++;
         json_t *w = json_is_object(p) ? json_object_get(p, k) : NULL;
-        if (w && same_value(v, w)) (*correct)++;
+        int ok = w && same_value(v, w);
+        *correct += ok;
+        if (on_key) on_key(ctx, k, ok);
     }
     json_decref(p);
     json_decref(r);
     return TUNA_OK;
+}
+
+tuna_status tuna_score_json_fields(const char *pred, const char *ref, int *correct, int *total) {
+    return tuna_score_json_fields_each(pred, ref, correct, total, NULL, NULL);
 }
 
 /* lowercase [a-z0-9]+ tokens as (start, length) pairs into a malloc'd array */

@@ -1,8 +1,9 @@
-/* generate.c — one prompt to text through the KV cache: prefill, then one
- * token per step, sampled by tuna_sampler, decoded by the streaming
- * detokenizer so only whole characters are emitted, stopping at EOS ids,
- * stop strings (held back while they could still be forming) or the token
- * limit. */
+/* generate.c — prompts to text through the KV cache: each row is prefilled,
+ * then all unfinished rows advance one token per step together (one forward
+ * pass for the batch), sampled by their own tuna_sampler, decoded by the
+ * streaming detokenizer so only whole characters are emitted, stopping at
+ * EOS ids, stop strings (held back while they could still be forming) or the
+ * token limit. tuna_generate is the one-row case. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,82 +38,145 @@ static long find_stop(const char *text, size_t len, size_t from, const char *con
     return best;
 }
 
-tuna_status tuna_generate(tuna_decoder *d, int row, const tuna_tokenizer *tok, const int32_t *prompt, int n_prompt,
-                          const tuna_gen_opts *o, tuna_gen_result *res) {
-    memset(res, 0, sizeof *res);
-    if (n_prompt <= 0) return tuna_fail(TUNA_ERR_ARG, "empty prompt (no tokens)");
+/* one prompt being generated */
+typedef struct {
+    tuna_sampler *smp;
+    tuna_detok_stream *ds;
+    int32_t *ctx;             /* prompt + generated ids */
+    int n_prompt, n_ctx;
+    char *text;
+    size_t tcap, tlen, emitted;
+    int done, stopped;
+    double t_start, t_prompt_end, t_end;
+} gen_row;
+
+static void row_free(gen_row *r) {
+    tuna_sampler_free(r->smp);
+    tuna_detok_stream_free(r->ds);
+    free(r->ctx);
+    free(r->text);
+}
+
+/* Takes the sampled id for row r; returns 1 when the row finished. */
+static tuna_status row_accept(gen_row *r, int32_t id, const tuna_gen_opts *o, size_t maxstop, int last, int stream) {
+    for (int k = 0; k < o->n_eos; k++)
+        if (id == o->eos_ids[k]) { r->stopped = r->done = 1; return TUNA_OK; }
+    r->ctx[r->n_ctx++] = id;
+    const char *piece;
+    size_t plen;
+    tuna_status st = tuna_detok_stream_push(r->ds, id, &piece, &plen);
+    if (st != TUNA_OK) return st;
+    if (r->tlen + plen + 1 > r->tcap) {
+        size_t cap = r->tcap;
+        while (r->tlen + plen + 1 > cap) cap *= 2;
+        char *nt = realloc(r->text, cap);
+        if (!nt) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        r->text = nt;
+        r->tcap = cap;
+    }
+    memcpy(r->text + r->tlen, piece, plen);
+    r->tlen += plen;
+    size_t from = r->emitted > maxstop ? r->emitted - maxstop : 0;
+    long at = o->n_stop ? find_stop(r->text, r->tlen, from, o->stop, o->n_stop) : -1;
+    if (at >= 0) { r->tlen = (size_t)at; r->stopped = r->done = 1; }
+    if (last) r->done = 1;
+    /* emit what can no longer be part of a stop string */
+    size_t safe = r->done || !maxstop ? r->tlen : r->tlen > maxstop - 1 ? r->tlen - (maxstop - 1) : 0;
+    if (stream && o->on_text && safe > r->emitted) o->on_text(o->ctx, r->text + r->emitted, safe - r->emitted);
+    if (safe > r->emitted) r->emitted = safe;
+    return TUNA_OK;
+}
+
+tuna_status tuna_generate_batch(tuna_decoder *d, const tuna_tokenizer *tok, const int32_t *const *prompts,
+                                const int *n_prompts, int nrows, const uint64_t *seeds, const tuna_gen_opts *o,
+                                tuna_gen_result *res) {
+    if (nrows <= 0) return tuna_fail(TUNA_ERR_ARG, "no prompts to generate from");
+    for (int r = 0; r < nrows; r++) memset(&res[r], 0, sizeof res[r]);
+    for (int r = 0; r < nrows; r++)
+        if (n_prompts[r] <= 0) return tuna_fail(TUNA_ERR_ARG, "prompt %d is empty (no tokens)", r);
     if (o->max_new_tokens < 0) return tuna_fail(TUNA_ERR_ARG, "max_new_tokens must be >= 0");
-    int V = tuna_tokenizer_vocab_size(tok);
-    tuna_sampler *smp = NULL;
-    tuna_detok_stream *ds = NULL;
-    int cap = n_prompt + o->max_new_tokens + 1;
-    int32_t *ctx = malloc((size_t)cap * sizeof *ctx);
-    float *logits = NULL;
-    size_t tcap = 256, tlen = 0, emitted = 0, maxstop = 0;
-    char *text = malloc(tcap);
-    tuna_status st = ctx && text ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    int V = tuna_tokenizer_vocab_size(tok), MV = tuna_decoder_vocab(d);
+    if (V > MV) return tuna_fail(TUNA_ERR_ARG, "the tokenizer has %d ids but the model only %d", V, MV);
+    size_t maxstop = 0;
     for (int k = 0; k < o->n_stop; k++)
         if (strlen(o->stop[k]) > maxstop) maxstop = strlen(o->stop[k]);
-    int MV = tuna_decoder_vocab(d);
-    if (st == TUNA_OK && V > MV) st = tuna_fail(TUNA_ERR_ARG, "the tokenizer has %d ids but the model only %d", V, MV);
-    if (st == TUNA_OK) logits = malloc((size_t)MV * sizeof(float));
-    if (st == TUNA_OK && !logits) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    if (st == TUNA_OK) st = tuna_sampler_create(&smp, MV, &o->sample);
-    if (st == TUNA_OK) st = tuna_detok_stream_new(&ds, tok, 1);
-    if (st != TUNA_OK) goto done;
-    memcpy(ctx, prompt, (size_t)n_prompt * sizeof *ctx);
-    int n_ctx = n_prompt;
-    tuna_decoder_reset(d, row);
-    double t0 = now_s();
-    st = tuna_decoder_step(d, &row, 1, prompt, n_prompt, logits);
-    res->prompt_seconds = now_s() - t0;
-    res->prompt_tokens = n_prompt;
-    t0 = now_s();
-    int done = 0;
-    for (int i = 0; st == TUNA_OK && i < o->max_new_tokens && !done; i++) {
-        for (int v = V; v < MV; v++) logits[v] = -INFINITY; /* ids the tokenizer cannot decode (padded vocabularies) */
-        int32_t id = tuna_sampler_next(smp, logits, ctx, n_ctx);
-        int is_eos = 0;
-        for (int k = 0; k < o->n_eos; k++) is_eos |= id == o->eos_ids[k];
-        if (is_eos) { res->stopped = 1; break; }
-        ctx[n_ctx++] = id;
-        const char *piece;
-        size_t plen;
-        st = tuna_detok_stream_push(ds, id, &piece, &plen);
+    gen_row *rows = calloc((size_t)nrows, sizeof *rows);
+    float *logits = malloc((size_t)nrows * MV * sizeof(float));
+    int *active = malloc((size_t)nrows * sizeof *active);
+    int32_t *next = malloc((size_t)nrows * sizeof *next);
+    tuna_status st = rows && logits && active && next ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int r = 0; st == TUNA_OK && r < nrows; r++) {
+        gen_row *g = &rows[r];
+        tuna_sample_args sa = o->sample;
+        if (seeds) sa.seed = seeds[r];
+        g->n_prompt = g->n_ctx = n_prompts[r];
+        g->ctx = malloc((size_t)(n_prompts[r] + o->max_new_tokens + 1) * sizeof(int32_t));
+        g->tcap = 256;
+        g->text = malloc(g->tcap);
+        if (!g->ctx || !g->text) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+        memcpy(g->ctx, prompts[r], (size_t)n_prompts[r] * sizeof(int32_t));
+        st = tuna_sampler_create(&g->smp, MV, &sa);
+        if (st == TUNA_OK) st = tuna_detok_stream_new(&g->ds, tok, 1);
+    }
+    /* prefill each row (lengths differ), sample its first token */
+    int stream = nrows == 1;
+    for (int r = 0; st == TUNA_OK && r < nrows; r++) {
+        gen_row *g = &rows[r];
+        tuna_decoder_reset(d, r);
+        g->t_start = now_s();
+        st = tuna_decoder_step(d, &r, 1, g->ctx, g->n_prompt, logits + (size_t)r * MV);
+        g->t_prompt_end = now_s();
         if (st != TUNA_OK) break;
-        if (tlen + plen + 1 > tcap) {
-            while (tlen + plen + 1 > tcap) tcap *= 2;
-            char *nt = realloc(text, tcap);
-            if (!nt) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
-            text = nt;
+        if (o->max_new_tokens == 0) { g->done = 1; g->t_end = g->t_prompt_end; continue; }
+        float *lg = logits + (size_t)r * MV;
+        for (int v = V; v < MV; v++) lg[v] = -INFINITY; /* ids the tokenizer cannot decode (padded vocabularies) */
+        st = row_accept(g, tuna_sampler_next(g->smp, lg, g->ctx, g->n_ctx), o, maxstop, o->max_new_tokens == 1, stream);
+        if (g->done) g->t_end = now_s();
+    }
+    /* decode: all unfinished rows, one token each per forward pass */
+    while (st == TUNA_OK) {
+        int na = 0;
+        for (int r = 0; r < nrows; r++)
+            if (!rows[r].done) { active[na] = r; next[na] = rows[r].ctx[rows[r].n_ctx - 1]; na++; }
+        if (!na) break;
+        st = tuna_decoder_step(d, active, na, next, 1, logits);
+        for (int a = 0; st == TUNA_OK && a < na; a++) {
+            gen_row *g = &rows[active[a]];
+            float *lg = logits + (size_t)a * MV;
+            for (int v = V; v < MV; v++) lg[v] = -INFINITY;
+            int last = g->n_ctx - g->n_prompt + 1 >= o->max_new_tokens;
+            st = row_accept(g, tuna_sampler_next(g->smp, lg, g->ctx, g->n_ctx), o, maxstop, last, stream);
+            if (g->done) g->t_end = now_s();
         }
-        memcpy(text + tlen, piece, plen);
-        tlen += plen;
-        size_t from = emitted > maxstop ? emitted - maxstop : 0;
-        long at = o->n_stop ? find_stop(text, tlen, from, o->stop, o->n_stop) : -1;
-        if (at >= 0) { tlen = (size_t)at; res->stopped = 1; done = 1; }
-        /* emit what can no longer be part of a stop string */
-        size_t safe = done || !maxstop ? tlen : tlen > maxstop - 1 ? tlen - (maxstop - 1) : 0;
-        if (o->on_text && safe > emitted) o->on_text(o->ctx, text + emitted, safe - emitted);
-        if (safe > emitted) emitted = safe;
-        if (!done && i + 1 < o->max_new_tokens) st = tuna_decoder_step(d, &row, 1, &id, 1, logits);
     }
-    res->decode_seconds = now_s() - t0;
-    if (st == TUNA_OK && o->on_text && tlen > emitted) o->on_text(o->ctx, text + emitted, tlen - emitted);
-    if (st == TUNA_OK) {
-        text[tlen] = 0;
-        res->text = text;
-        res->text_len = tlen;
-        res->n = n_ctx - n_prompt;
-        res->ids = malloc((size_t)(res->n ? res->n : 1) * sizeof(int32_t));
-        if (res->ids) memcpy(res->ids, ctx + n_prompt, (size_t)res->n * sizeof(int32_t));
-        text = NULL;
+    for (int r = 0; st == TUNA_OK && r < nrows; r++) {
+        gen_row *g = &rows[r];
+        tuna_gen_result *x = &res[r];
+        if (stream && o->on_text && g->tlen > g->emitted) o->on_text(o->ctx, g->text + g->emitted, g->tlen - g->emitted);
+        g->text[g->tlen] = 0;
+        x->text = g->text;
+        x->text_len = g->tlen;
+        g->text = NULL;
+        x->n = g->n_ctx - g->n_prompt;
+        x->ids = malloc((size_t)(x->n ? x->n : 1) * sizeof(int32_t));
+        if (!x->ids) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+        memcpy(x->ids, g->ctx + g->n_prompt, (size_t)x->n * sizeof(int32_t));
+        x->prompt_tokens = g->n_prompt;
+        x->stopped = g->stopped;
+        x->prompt_seconds = g->t_prompt_end - g->t_start;
+        x->decode_seconds = g->t_end - g->t_prompt_end;
     }
-done:
-    free(text);
-    free(ctx);
+    if (st != TUNA_OK)
+        for (int r = 0; r < nrows; r++) tuna_gen_result_free(&res[r]);
+    for (int r = 0; rows && r < nrows; r++) row_free(&rows[r]);
+    free(rows);
     free(logits);
-    tuna_sampler_free(smp);
-    tuna_detok_stream_free(ds);
+    free(active);
+    free(next);
     return st;
+}
+
+tuna_status tuna_generate(tuna_decoder *d, const tuna_tokenizer *tok, const int32_t *prompt, int n_prompt,
+                          const tuna_gen_opts *o, tuna_gen_result *res) {
+    return tuna_generate_batch(d, tok, &prompt, &n_prompt, 1, NULL, o, res);
 }

@@ -1067,6 +1067,76 @@ static void general_eval(sbuf *o, const char *path, sbuf *notes) {
     json_decref(g);
 }
 
+/* The adaptation spectrum from compare.json (written by `tuna compare`): a
+ * table of the settings and the metric as bars, so the step from prompting
+ * to fine-tuning is seen at a glance. */
+static void compare_section(sbuf *o, const char *path, sbuf *notes) {
+    if (access(path, F_OK) != 0) return;
+    json_error_t je;
+    json_t *c = json_load_file(path, 0, &je);
+    json_t *rows = c ? json_object_get(c, "rows") : NULL;
+    const char *metric = json_string_value(c ? json_object_get(c, "metric") : NULL);
+    if (!json_is_array(rows) || !metric) {
+        sb_puts(notes, "<li>compare.json is present but not readable (");
+        sb_esc(notes, c ? "needs rows and metric" : je.text);
+        sb_puts(notes, "): comparison not shown</li>");
+        json_decref(c);
+        return;
+    }
+    char nb[48];
+    sb_puts(o, "<h2>Prompting vs few-shot vs fine-tuning</h2><p class=\"sub\">");
+    json_t *ex = json_object_get(c, "examples");
+    sb_printf(o, "%lld eval examples from ", (long long)json_integer_value(ex));
+    sb_esc(o, json_string_value(json_object_get(c, "eval")) ? json_string_value(json_object_get(c, "eval")) : "?");
+    if (json_string_value(json_object_get(c, "train"))) {
+        sb_puts(o, "; in-context examples from ");
+        sb_esc(o, json_string_value(json_object_get(c, "train")));
+    }
+    sb_puts(o, "; metric <b>");
+    sb_esc(o, metric);
+    sb_printf(o, "</b>%s</p><div class=\"ge\"><table><tr><th>setting</th><th>prompt</th><th>", json_is_true(json_object_get(c, "greedy")) ? ", greedy decoding" : "");
+    sb_esc(o, metric);
+    sb_puts(o, "</th><th>prompt tokens</th><th>latency (s)</th><th>tokens/s</th></tr>");
+    size_t i, n = json_array_size(rows);
+    json_t *r;
+    double mx = 0;
+    json_array_foreach(rows, i, r) {
+        json_t *v = json_object_get(r, "metric");
+        double x = json_number_value(v);
+        if (json_is_number(v) && isfinite(x) && x > mx) mx = x;
+        sb_puts(o, "<tr><td>");
+        sb_esc(o, json_string_value(json_object_get(r, "name")) ? json_string_value(json_object_get(r, "name")) : "?");
+        sb_puts(o, "</td><td>");
+        sb_esc(o, json_string_value(json_object_get(r, "prompt")) ? json_string_value(json_object_get(r, "prompt")) : "");
+        sb_printf(o, "</td><td>%s</td>", json_is_number(v) ? fmt_g(nb, sizeof nb, x, 4) : "—");
+        sb_printf(o, "<td>%.1f</td>", json_number_value(json_object_get(r, "mean_prompt_tokens")));
+        sb_printf(o, "<td>%.4f</td>", json_number_value(json_object_get(r, "mean_latency_s")));
+        sb_printf(o, "<td>%.1f</td></tr>", json_number_value(json_object_get(r, "tokens_per_s")));
+    }
+    sb_puts(o, "</table>");
+    if (n > 0) {
+        /* bars on a 0..max scale (0..1 for rates that reach it) */
+        double scale = mx > 0 ? (mx <= 1 ? 1 : mx) : 1;
+        int h = 16 + 34 * (int)n;
+        sb_printf(o, "<svg class=\"chart\" style=\"max-width:520px\" viewBox=\"0 0 520 %d\" role=\"img\" aria-label=\"metric per setting\">", h);
+        json_array_foreach(rows, i, r) {
+            json_t *v = json_object_get(r, "metric");
+            double x = json_is_number(v) ? json_number_value(v) : 0, w = isfinite(x) && x > 0 ? 330 * x / scale : 0;
+            int y = 10 + 34 * (int)i;
+            const char *name = json_string_value(json_object_get(r, "name"));
+            sb_printf(o, "<text class=\"leg\" x=\"0\" y=\"%d\">", y + 17);
+            sb_esc(o, name ? name : "?");
+            sb_printf(o, "</text><rect x=\"96\" y=\"%d\" width=\"%.1f\" height=\"24\" rx=\"3\" fill=\"%s\"/>", y, w,
+                      name && !strcmp(name, "fine-tuned") ? "#2f9e44" : "#9aa5b8");
+            sb_printf(o, "<text class=\"leg\" x=\"%.1f\" y=\"%d\">%s</text>", 102 + w, y + 17,
+                      json_is_number(v) ? fmt_g(nb, sizeof nb, x, 4) : "n/a");
+        }
+        sb_puts(o, "</svg>");
+    }
+    sb_puts(o, "</div>");
+    json_decref(c);
+}
+
 static void settings(sbuf *o, const json_t *args) {
     sb_puts(o, "<h2>Settings</h2><div class=\"kv\">");
     const char *key;
@@ -1089,14 +1159,24 @@ tuna_status tuna_report_write(const char *run_dir) {
     if ((size_t)snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir) >= sizeof path)
         return tuna_fail(TUNA_ERR_ARG, "report: run folder path too long");
     metrics m;
-    tuna_status st = metrics_load(&m, path);
-    if (st != TUNA_OK) return st;
+    char cpath[4096 + 32];
+    snprintf(cpath, sizeof cpath, "%s/compare.json", run_dir);
+    /* a folder with only a comparison (tuna compare --report) gets that page */
+    int only_compare = access(path, F_OK) != 0 && access(cpath, F_OK) == 0;
+    tuna_status st = TUNA_OK;
+    if (only_compare) {
+        memset(&m, 0, sizeof m);
+        m.elapsed = m.epoch = NAN;
+    } else {
+        st = metrics_load(&m, path);
+        if (st != TUNA_OK) return st;
+    }
 
     sbuf notes = {0};
     json_t *args = NULL;
     snprintf(path, sizeof path, "%s/train_args.json", run_dir);
     if (access(path, F_OK) != 0) {
-        sb_puts(&notes, "<li>train_args.json not found: settings not shown</li>");
+        if (!only_compare) sb_puts(&notes, "<li>train_args.json not found: settings not shown</li>");
     } else {
         json_error_t je;
         args = json_load_file(path, 0, &je);
@@ -1120,23 +1200,25 @@ tuna_status tuna_report_write(const char *run_dir) {
             sb_esc(&notes, m.s[i].name);
             sb_puts(&notes, "</b> (NaN/inf): not drawn, marked ▾ on the chart's top edge</li>");
         }
-    if (!metrics_find(&m, "loss")) sb_puts(&notes, "<li>metrics.jsonl has no training steps yet</li>");
+    if (!only_compare && !metrics_find(&m, "loss")) sb_puts(&notes, "<li>metrics.jsonl has no training steps yet</li>");
 
     sbuf o = {0};
     sb_puts(&o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>tuna report: ");
     sb_esc(&o, run_dir);
-    sb_printf(&o, "</title><style>%s</style></head><body><main>\n<h1>Training report</h1><p class=\"sub\">", page_css);
+    sb_printf(&o, "</title><style>%s</style></head><body><main>\n<h1>%s</h1><p class=\"sub\">", page_css,
+              only_compare ? "Evaluation report" : "Training report");
     sb_esc(&o, run_dir);
     sb_puts(&o, "</p>\n");
-    header(&o, &m, args);
+    if (!only_compare) header(&o, &m, args);
     if (notes.n) sb_printf(&o, "<ul class=\"notes\">%s</ul>", notes.p);
     sb_puts(&o, "\n");
-    charts(&o, &m);
+    if (!only_compare) charts(&o, &m);
     sb_puts(&o, "\n");
     snprintf(path, sizeof path, "%s/general_eval.json", run_dir);
     sbuf gnotes = {0};
     general_eval(&o, path, &gnotes);
+    compare_section(&o, cpath, &gnotes);
     if (gnotes.n) sb_printf(&o, "<ul class=\"notes\">%s</ul>", gnotes.p);
     if (args) settings(&o, args);
     char when[64];
