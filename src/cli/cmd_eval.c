@@ -149,9 +149,16 @@ int cmd_eval(int argc, char **argv) {
     tuna_record rec = {0};
 
     tuna_status st = quant ? tuna_model_load_quantized(&m, model, TUNA_QUANT_NF4) : tuna_model_load(&m, model);
-    if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, model);
+    /* pre-tokenized data needs no tokenizer: its absence only matters for
+     * records that must be rendered and encoded, and for generation */
+    char no_tok[600] = "";
+    if (st == TUNA_OK && tuna_tokenizer_load(&tok, model) != TUNA_OK) {
+        snprintf(no_tok, sizeof no_tok, "%s", tuna_last_error());
+        tok = NULL;
+        if (generate || tmpl_arg) st = tuna_fail(TUNA_ERR_ARG, "%s", no_tok);
+    }
     if (st == TUNA_OK && adapter) st = tuna_peft_load(m, adapter);
-    if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
+    if (st == TUNA_OK && tok) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
     if (st != TUNA_OK) goto done;
     const tuna_config *c = tuna_model_config(m);
     int T = seq_len ? seq_len : c->max_positions;
@@ -171,6 +178,11 @@ int cmd_eval(int argc, char **argv) {
         if (st != TUNA_OK || !got) break;
         int32_t *ids = NULL, *labels = NULL;
         size_t n = 0;
+        if (!tok && rec.kind != TUNA_RECORD_PRETOKENIZED) {
+            st = tuna_fail(TUNA_ERR_ARG, "%s:%ld: a %s record needs the model's tokenizer: %s", data, rec.line,
+                           tuna_record_kind_name(rec.kind), no_tok);
+            break;
+        }
         st = tuna_dataset_encode_record(&rec, tok, tmpl, 0, &ids, &labels, &n, NULL);
         if (st != TUNA_OK) { st = fail_at(st, data, rec.line); break; }
         for (size_t j = 0; j < n && st == TUNA_OK; j++)

@@ -31,7 +31,9 @@ static const char *generate_help =
     "  --temperature T        0 = greedy; > 0 samples\n"
     "  --top-k K --top-p P --min-p P --repetition-penalty R --seed N\n"
     "  --stop TEXT            stop string (repeatable); the text ends before it\n"
-    "  --json                 {\"text\",\"ids\",\"prompt_tokens\",\"completion_tokens\",\"finish_reason\"} per prompt\n";
+    "  --json                 {\"text\",\"ids\",\"prompt_tokens\",\"completion_tokens\",\"finish_reason\"} per prompt\n"
+    "With --chat the rendered prompt is encoded as SFT encodes training text: no\n"
+    "special tokens added, BOS put in front unless the template writes it.\n";
 
 static void on_text(void *ctx, const char *text, size_t len) {
     (void)ctx;

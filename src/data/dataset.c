@@ -150,8 +150,8 @@ tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size
         *ids = malloc((skip + nb + 1) * sizeof(int32_t));
         if (!*ids) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
         else {
-            memcpy(*ids, pre, skip * sizeof(int32_t));
-            memcpy(*ids + skip, body, nb * sizeof(int32_t));
+            if (skip) memcpy(*ids, pre, skip * sizeof(int32_t));
+            if (nb) memcpy(*ids + skip, body, nb * sizeof(int32_t));
             *n = skip + nb;
         }
     }
