@@ -306,6 +306,13 @@ tuna_status tuna_data_split(const char *in_path, const char *train_path, const c
 /* The split decision for one record (1 = validation). */
 int tuna_record_is_val(const tuna_record *rec, double val_fraction, uint64_t seed);
 
+/* ---- tuna data synth ---- */
+/* Writes out_dir/{train,val,eval}.jsonl (chat records, atomically) of a
+ * synthetic task from tuna's own word lists, seeded and deterministic.
+ * task "story-json": a short story -> {"who","animal","where","feeling"} as
+ * JSON. Passages are distinct across all splits. */
+tuna_status tuna_synth_task(const char *task, const char *out_dir, int n_train, int n_val, int n_eval, uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif

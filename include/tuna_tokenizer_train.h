@@ -54,6 +54,9 @@ typedef struct {
     int64_t max_bytes;
     /* model_max_length of tokenizer_config.json (default 2048). */
     int model_max_length;
+    /* chat_template of tokenizer_config.json (Jinja source); NULL: ChatML
+     * when <|im_start|> and <|im_end|> are special tokens, else none. */
+    const char *chat_template;
     tuna_bpe_progress_fn progress;   /* optional */
     void *progress_ctx;
 } tuna_bpe_train_opts;

@@ -356,7 +356,7 @@ static void test_compare_stories(void) {
     const char *ck = test_shared_path("llama2c/stories260K/stories260K.bin", "tuna compare on stories260K");
     const char *tk = test_shared_path("llama2c/stories260K/tok512.bin", "tuna compare on stories260K");
     if (!ck || !tk) return;
-    char cmd[4096], path[600];
+    char cmd[12000], path[600];
     snprintf(cmd, sizeof cmd, "%s convert llama2c --checkpoint %s --tokenizer %s --out %s/stories >/dev/null 2>&1", test_cli, ck, tk, dir);
     CHECK(run(cmd) == 0);
     /* BOS exactly once in a generation prompt, whether or not the template writes it */
@@ -438,8 +438,12 @@ static void test_compare_stories(void) {
              "--lora-alpha 16 --lora-targets all-linear --steps 30 --batch 8 --lr 1e-2 --out %s/lora --quiet >/dev/null 2>&1",
              test_cli, dir, dir, dir);
     CHECK(run(cmd) == 0);
-    snprintf(cmd, sizeof cmd, "%s compare --model %s/stories --adapter %s/lora --template alpaca --eval %s/eval.jsonl --shots 0 "
-             "--max-new-tokens 8 --metric contains --json > %s/cmp2.json 2>/dev/null", test_cli, dir, dir, dir, dir);
+    /* base rows first, the adapter's row appended to them (the demo's order) */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/cmp2 && %s compare --model %s/stories --template alpaca --eval %s/eval.jsonl --shots 0 "
+             "--max-new-tokens 8 --metric contains --report %s/cmp2 >/dev/null 2>&1 && "
+             "%s compare --model %s/stories --adapter %s/lora --template alpaca --eval %s/eval.jsonl --shots none "
+             "--append %s/cmp2/compare.json --max-new-tokens 8 --metric contains --report %s/cmp2 --json > %s/cmp2.json 2>/dev/null",
+             dir, test_cli, dir, dir, dir, test_cli, dir, dir, dir, dir, dir, dir);
     CHECK(run(cmd) == 0);
     snprintf(path, sizeof path, "%s/cmp2.json", dir);
     o = load_json(path);
@@ -448,11 +452,76 @@ static void test_compare_stories(void) {
     double cz = json_number_value(json_object_get(json_array_get(rows, 0), "metric"));
     double cf = json_number_value(json_object_get(json_array_get(rows, 1), "metric"));
     CHECKF(cf >= 0.9 && cz <= 0.1, "contains: zero-shot %.3f, LoRA %.3f", cz, cf);
+    /* sample answers: the first prompts with their references, each row's answers */
+    json_t *sm = json_object_get(o, "samples");
+    CHECK(json_array_size(sm) == 3 && strstr(json_string_value(json_object_get(json_array_get(sm, 0), "prompt")), "Who is in the story?"));
+    CHECK(json_array_size(json_object_get(json_array_get(rows, 0), "samples")) == 3 &&
+          json_array_size(json_object_get(json_array_get(rows, 1), "samples")) == 3);
     json_decref(o);
+    snprintf(cmd, sizeof cmd, "grep -q 'Sample answers' %s/cmp2/report.html", dir);
+    CHECK(run(cmd) == 0);
+    /* --append refuses a comparison on another metric */
+    snprintf(cmd, sizeof cmd, "%s compare --model %s/stories --adapter %s/lora --template alpaca --eval %s/eval.jsonl --shots none "
+             "--append %s/cmp2/compare.json --metric exact_match 2>/dev/null >/dev/null", test_cli, dir, dir, dir, dir);
+    CHECK(run(cmd) == 2);
     /* usage errors */
     snprintf(cmd, sizeof cmd, "%s compare --model %s/stories --eval %s/eval.jsonl --shots 2 2>/dev/null", test_cli, dir, dir);
     CHECK(run(cmd) == 2); /* shots need --train */
     snprintf(cmd, sizeof cmd, "%s compare --model %s/stories --eval %s/eval.jsonl --metric bleu 2>/dev/null", test_cli, dir, dir);
+    CHECK(run(cmd) == 2);
+}
+
+/* tuna data synth: deterministic, distinct passages, answers that are the
+ * passage's facts as JSON with the four keys */
+static void test_synth(void) {
+    char a[300], b[300], cmd[8192];
+    snprintf(a, sizeof a, "%s/synth_a", dir);
+    snprintf(b, sizeof b, "%s/synth_b", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && %s data synth --out %s --train 300 --val 20 --eval 30 --seed 5 >/dev/null && "
+             "%s data synth --out %s --train 300 --val 20 --eval 30 --seed 5 >/dev/null && cmp -s %s/train.jsonl %s/train.jsonl && "
+             "cmp -s %s/eval.jsonl %s/eval.jsonl", dir, test_cli, a, test_cli, b, a, b, a, b);
+    CHECK(run(cmd) == 0);
+    /* a larger train split leaves eval unchanged */
+    snprintf(cmd, sizeof cmd, "%s data synth --out %s --train 600 --val 20 --eval 30 --seed 5 >/dev/null && cmp -s %s/eval.jsonl %s/eval.jsonl && "
+             "! cmp -s %s/train.jsonl %s/train.jsonl", test_cli, b, a, b, a, b);
+    CHECK(run(cmd) == 0);
+    const char *splits[3] = {"train", "val", "eval"};
+    int want[3] = {300, 20, 30}, lines = 0, good = 0, distinct = 1;
+    json_t *seen = json_object();
+    for (int sp = 0; sp < 3; sp++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s.jsonl", a, splits[sp]);
+        tuna_data_reader *rd = NULL;
+        tuna_record rec = {0};
+        int n = 0;
+        CHECK(tuna_data_reader_open(&rd, path, NULL) == TUNA_OK);
+        for (int got = 1; rd && tuna_data_reader_next(rd, &rec, &got) == TUNA_OK && got;) {
+            n++;
+            lines++;
+            tuna_eval_example ex;
+            if (tuna_eval_example_from_record(&rec, &ex) != TUNA_OK) continue;
+            const char *story = strstr(ex.msgs[0].content, "Story: ");
+            json_t *ans = json_loads(ex.reference, 0, NULL);
+            int ok = story && json_is_object(ans) && json_object_size(ans) == 4;
+            static const char *keys[4] = {"who", "animal", "where", "feeling"};
+            for (int k = 0; ok && k < 4; k++) {
+                const char *v = json_string_value(json_object_get(ans, keys[k]));
+                ok = v && strstr(story, v);
+            }
+            good += ok;
+            if (story && json_object_get(seen, story)) distinct = 0;
+            if (story) json_object_set_new(seen, story, json_true());
+            json_decref(ans);
+            tuna_eval_example_clear(&ex);
+        }
+        tuna_record_clear(&rec);
+        tuna_data_reader_free(rd);
+        CHECKF(n == want[sp], "%s: %d records", splits[sp], n);
+    }
+    json_decref(seen);
+    CHECKF(good == lines && lines == 350, "%d of %d answers are the passage's facts as JSON", good, lines);
+    CHECK(distinct);
+    snprintf(cmd, sizeof cmd, "%s data synth --out %s --task nosuch 2>/dev/null", test_cli, a);
     CHECK(run(cmd) == 2);
 }
 
@@ -479,6 +548,7 @@ int main(int argc, char **argv) {
     } else {
         CHECK(!"could not create the test model");
     }
+    test_synth();
     test_compare_stories();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "test -n \"$KEEP\" || rm -rf %s", dir);

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
+#include "tuna_template.h"
 #include "tuna.h"
 #include "tuna_tokenizer.h"
 #include "tuna_tokenizer_train.h"
@@ -395,6 +396,14 @@ static void test_cli_cmd(void) {
     CHECK(run("%s tokenizer train --data %s --vocab-size 100 --out %s 2>/dev/null", corpus, path_in("cli2")) == 2);
     CHECK(run("%s tokenizer train --data %s --frobnicate --out %s 2>/dev/null", corpus, path_in("cli2")) == 2);
     CHECK(run("%s tokenizer train --data %s --vocab-size 300 --max-bytes 1X --out %s 2>/dev/null", corpus, path_in("cli2")) == 2);
+    /* --chat-template: a built-in's source lands in tokenizer_config.json; a bad one is refused */
+    CHECK(run("%s tokenizer train --data %s --vocab-size 300 --special '<|endoftext|>' --chat-template alpaca --out %s >/dev/null", corpus,
+              path_in("cli3")) == 0);
+    tuna_tokenizer *tok = NULL;
+    CHECK(tuna_tokenizer_load(&tok, path_in("cli3")) == TUNA_OK);
+    CHECK(tok && tuna_tokenizer_chat_template(tok) && !strcmp(tuna_tokenizer_chat_template(tok), tuna_template_builtin("alpaca")));
+    tuna_tokenizer_free(tok);
+    CHECK(run("%s tokenizer train --data %s --vocab-size 300 --chat-template nosuch --out %s 2>/dev/null", corpus, path_in("cli4")) == 2);
     CHECK(run("%s tokenizer train --help >/dev/null%s%s", "", "") == 0);
     CHECK(run("%s tokenizer frob 2>/dev/null%s%s", "", "") == 2);
 }

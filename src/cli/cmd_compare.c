@@ -48,6 +48,9 @@ static const char *compare_help =
     "  --batch N              prompts generated together (default 1, so latency is\n"
     "                         per request; larger batches share forward passes)\n"
     "  --max-new-tokens N     (default 64) and the sampling options of tuna generate\n"
+    "  --shots none           no base-model rows (with --adapter/--tuned and --append)\n"
+    "  --append FILE          start from the rows of an earlier comparison (its\n"
+    "                         compare.json, same --eval and --metric)\n"
     "  --json                 the comparison as one JSON object\n"
     "  --report DIR           write DIR/compare.json and the comparison into\n"
     "                         DIR/report.html (with the training curves when DIR is\n"
@@ -91,12 +94,15 @@ typedef struct {
     int shots;
     const char *format;   /* "chat template" or "document" */
     json_t *summary;
+    json_t *samples;      /* the first answers */
 } row_result;
 
 /* one setting: prompts for every eval example, generation, scores */
+#define N_SAMPLES 3
+
 static tuna_status run_row(tuna_model *m, tuna_tokenizer *tok, const tuna_template *tmpl, const tuna_eval_example *ev, int n_ev,
                            const tuna_eval_example *shots, int k, tuna_shot_format fmt, int batch, const tuna_gen_opts *go,
-                           const char *regex, int ctx, json_t **summary) {
+                           const char *regex, int ctx, json_t **summary, json_t **samples) {
     int32_t **prompts = calloc((size_t)n_ev, sizeof *prompts);
     size_t *lens = calloc((size_t)n_ev, sizeof *lens);
     tuna_gen_result *res = calloc((size_t)n_ev, sizeof *res);
@@ -116,7 +122,13 @@ static tuna_status run_row(tuna_model *m, tuna_tokenizer *tok, const tuna_templa
             tuna_eval_tally_generation(t, res[i].text, ev[i].reference, &sc, res[i].prompt_tokens, res[i].n,
                                        res[i].prompt_seconds + res[i].decode_seconds);
     }
-    if (st == TUNA_OK) *summary = tuna_eval_tally_json(t);
+    if (st == TUNA_OK) {
+        *summary = tuna_eval_tally_json(t);
+        /* the first answers, to be read beside the numbers */
+        *samples = json_array();
+        for (int i = 0; i < n_ev && i < N_SAMPLES; i++)
+            json_array_append_new(*samples, json_stringn(res[i].text, res[i].text_len));
+    }
     for (int i = 0; i < n_ev; i++) {
         if (prompts) free(prompts[i]);
         if (res) tuna_gen_result_free(&res[i]);
@@ -137,7 +149,7 @@ static double num(const json_t *o, const char *k) {
 int cmd_compare(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(compare_help, stdout); return 0; }
     const char *model = NULL, *adapter = NULL, *tuned = NULL, *train = NULL, *eval = NULL, *metric = "exact_match";
-    const char *tmpl_arg = NULL, *regex = NULL, *report = NULL, *fewshot = NULL, *shots_arg = "0,3";
+    const char *tmpl_arg = NULL, *regex = NULL, *report = NULL, *fewshot = NULL, *shots_arg = "0,3", *append = NULL;
     int limit = 0, seed = 0, batch = 1, json = 0;
     cli_gen_flags gf;
     cli_gen_flags_init(&gf, 64);
@@ -160,6 +172,7 @@ int cmd_compare(int argc, char **argv) {
         else if (!strcmp(o, "--report") && v) report = argv[++i];
         else if (!strcmp(o, "--fewshot") && v) fewshot = argv[++i];
         else if (!strcmp(o, "--shots") && v) shots_arg = argv[++i];
+        else if (!strcmp(o, "--append") && v) append = argv[++i];
         else if (!strcmp(o, "--limit")) { if (cli_parse_int(o, v, 1, 2147483647, &limit)) return 2; i++; }
         else if (!strcmp(o, "--batch")) { if (cli_parse_int(o, v, 1, 4096, &batch)) return 2; i++; }
         else if (!strcmp(o, "--json")) json = 1;
@@ -174,6 +187,7 @@ int cmd_compare(int argc, char **argv) {
     if (fewshot && strcmp(fewshot, "turns") && strcmp(fewshot, "document"))
         return cli_usage_error("compare: --fewshot must be turns or document (got '%s')", fewshot);
     int shots[16], n_shots = 0, kmax = 0;
+    if (!strcmp(shots_arg, "none")) shots_arg = "";
     for (const char *p = shots_arg; *p;) {
         char *end;
         long k = strtol(p, &end, 10);
@@ -184,6 +198,17 @@ int cmd_compare(int argc, char **argv) {
         p = *end ? end + 1 : end;
     }
     if (kmax > 0 && !train) return cli_usage_error("compare: --shots above 0 need --train FILE (the in-context examples)");
+    if (!n_shots && !adapter && !tuned) return cli_usage_error("compare: nothing to run (--shots none and no --adapter or --tuned)");
+    json_t *prior = NULL;
+    if (append) {
+        json_error_t je;
+        prior = json_load_file(append, 0, &je);
+        if (!json_is_array(json_object_get(prior, "rows")))
+            { json_decref(prior); return cli_usage_error("--append %s: not a comparison written by tuna compare (%s)", append, prior ? "no rows" : je.text); }
+        const char *pe = json_string_value(json_object_get(prior, "eval")), *pm = json_string_value(json_object_get(prior, "metric"));
+        if (!pe || strcmp(pe, eval) || !pm || strcmp(pm, metric))
+            { json_decref(prior); return cli_usage_error("--append %s: it compares on another eval set or metric", append); }
+    }
 
     tuna_model *m = NULL;
     tuna_tokenizer *tok = NULL;
@@ -279,7 +304,7 @@ int cmd_compare(int argc, char **argv) {
         r->shots = k;
         r->format = f == TUNA_SHOTS_TURNS ? "chat template" : "document";
         if (!json) fprintf(stderr, "%s ...\n", r->name);
-        st = run_row(m, tok, tmpl, ev, n_ev, picked, k, f, batch, f == TUNA_SHOTS_DOCUMENT ? &go_doc : &go, regex, ctx, &r->summary);
+        st = run_row(m, tok, tmpl, ev, n_ev, picked, k, f, batch, f == TUNA_SHOTS_DOCUMENT ? &go_doc : &go, regex, ctx, &r->summary, &r->samples);
         if (st == TUNA_OK) n_rows++;
     }
     /* the fine-tuned model, zero-shot */
@@ -298,7 +323,7 @@ int cmd_compare(int argc, char **argv) {
         if (st == TUNA_OK) {
             if (!json) fprintf(stderr, "%s ...\n", r->name);
             st = run_row(m, tok, tmpl, ev, n_ev, NULL, 0, zero_fmt, batch, zero_fmt == TUNA_SHOTS_DOCUMENT ? &go_doc : &go, regex,
-                         ctx, &r->summary);
+                         ctx, &r->summary, &r->samples);
         }
         if (st == TUNA_OK) n_rows++;
     }
@@ -316,7 +341,23 @@ int cmd_compare(int argc, char **argv) {
     json_object_set_new(all, "max_new_tokens", json_integer(gf.max_new));
     json_object_set_new(all, "batch", json_integer(batch));
     json_object_set_new(all, "greedy", json_boolean(sa.temperature == 0));
+    json_t *sp = json_array();
+    for (int i = 0; i < n_ev && i < N_SAMPLES; i++) {
+        char *text = NULL;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        tuna_eval_prompt(tok, tmpl, &ev[i], NULL, 0, zero_fmt, &ids, &n, &text);
+        free(ids);
+        const char *user = ev[i].prompt_text ? ev[i].prompt_text : ev[i].n_msgs ? ev[i].msgs[ev[i].n_msgs - 1].content : "";
+        json_array_append_new(sp, json_pack("{s:s,s:s}", "prompt", user, "reference", ev[i].reference));
+        free(text);
+    }
+    json_object_set_new(all, "samples", sp);
     json_t *ja = json_array();
+    /* rows of an earlier comparison on the same eval set come first (--append) */
+    size_t pi;
+    json_t *pr;
+    json_array_foreach(json_object_get(prior, "rows"), pi, pr) json_array_append(ja, pr);
     for (int i = 0; i < n_rows; i++) {
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(rows[i].name));
@@ -328,6 +369,7 @@ int cmd_compare(int argc, char **argv) {
         json_object_set_new(o, "mean_latency_s", json_real(num(rows[i].summary, "mean_latency_s")));
         json_object_set_new(o, "tokens_per_s", json_real(num(rows[i].summary, "tokens_per_s")));
         json_object_set_new(o, "summary", json_incref(rows[i].summary));
+        json_object_set_new(o, "samples", json_incref(rows[i].samples));
         json_array_append_new(ja, o);
     }
     json_object_set_new(all, "rows", ja);
@@ -340,13 +382,16 @@ int cmd_compare(int argc, char **argv) {
         if (skipped_ev) printf(" (%d without a reference response skipped)", skipped_ev);
         if (kmax) printf("; in-context examples from %s (seed %d%s)", train, seed, passed_over ? ", some passed over as too long" : "");
         printf("\n%-12s %-14s %12s %14s %12s %10s\n", "setting", "prompt", metric, "prompt tokens", "latency s", "tokens/s");
-        for (int i = 0; i < n_rows; i++) {
-            double v = num(rows[i].summary, metric);
+        size_t ri;
+        json_t *r;
+        json_array_foreach(ja, ri, r) {
+            json_t *mvj = json_object_get(r, "metric");
             char mv[32];
-            if (isfinite(v)) snprintf(mv, sizeof mv, "%.4f", v);
+            if (json_is_number(mvj)) snprintf(mv, sizeof mv, "%.4f", json_number_value(mvj));
             else snprintf(mv, sizeof mv, "n/a");
-            printf("%-12s %-14s %12s %14.1f %12.4f %10.1f\n", rows[i].name, rows[i].format, mv, num(rows[i].summary, "mean_prompt_tokens"),
-                   num(rows[i].summary, "mean_latency_s"), num(rows[i].summary, "tokens_per_s"));
+            printf("%-12s %-14s %12s %14.1f %12.4f %10.1f\n", json_string_value(json_object_get(r, "name")),
+                   json_string_value(json_object_get(r, "prompt")), mv, json_number_value(json_object_get(r, "mean_prompt_tokens")),
+                   json_number_value(json_object_get(r, "mean_latency_s")), json_number_value(json_object_get(r, "tokens_per_s")));
         }
     }
     if (passed_over && !json) fprintf(stderr, "tuna: %d train examples passed over as too long for the context\n", passed_over);
@@ -364,7 +409,11 @@ int cmd_compare(int argc, char **argv) {
     }
 done:
     json_decref(all);
-    for (int i = 0; i < n_rows; i++) json_decref(rows[i].summary);
+    for (int i = 0; i < n_rows; i++) {
+        json_decref(rows[i].summary);
+        json_decref(rows[i].samples);
+    }
+    json_decref(prior);
     free(picked); /* shallow copies of tr's examples */
     free_examples(ev, n_ev);
     free_examples(tr, n_tr);

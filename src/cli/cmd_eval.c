@@ -46,6 +46,7 @@ static const char *eval_help =
     "                         prompt/completion tokens, finish_reason, latency_s\n"
     "  --max-bad X            skip bad records up to this fraction (default 0: the\n"
     "                         first bad record stops the evaluation)\n"
+    "  --show N               print the first N generated answers beside their prompts\n"
     "  --quiet                no progress line\n"
     "  --json                 the summary as one JSON object {\"loss\",\"tokens\",\"ppl\",...}\n";
 
@@ -92,7 +93,7 @@ static void progress_start(progress *p, const char *what) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *adapter = NULL, *quant = NULL, *tmpl_arg = NULL, *regex = NULL, *out_path = NULL;
-    int json = 0, batch = 8, seq_len = 0, generate = 0, limit = 0, quiet = 0;
+    int json = 0, batch = 8, seq_len = 0, generate = 0, limit = 0, quiet = 0, show = 0;
     double max_bad = 0;
     cli_gen_flags gf;
     cli_gen_flags_init(&gf, 128);
@@ -107,6 +108,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(o, "--batch")) { if (cli_parse_int(o, v, 1, 65536, &batch)) return 2; i++; }
         else if (!strcmp(o, "--seq-len")) { if (cli_parse_int(o, v, 2, 1 << 20, &seq_len)) return 2; i++; }
         else if (!strcmp(o, "--limit")) { if (cli_parse_int(o, v, 1, 2147483647, &limit)) return 2; i++; }
+        else if (!strcmp(o, "--show")) { if (cli_parse_int(o, v, 0, 1000000, &show)) return 2; i++; }
         else if (!strcmp(o, "--max-bad") && v) {
             char *end;
             max_bad = strtod(argv[++i], &end);
@@ -357,6 +359,15 @@ int cmd_eval(int argc, char **argv) {
             printf("  mean prompt tokens %.1f, completion tokens %.1f, latency %.3f s, %.1f tokens/s\n",
                    json_real_value(json_object_get(sum, "mean_prompt_tokens")), json_real_value(json_object_get(sum, "mean_completion_tokens")),
                    json_real_value(json_object_get(sum, "mean_latency_s")), json_real_value(json_object_get(sum, "tokens_per_s")));
+        }
+        for (long i = 0, shown = 0; i < n_ex && shown < show; i++) {
+            int g = gen_of[i];
+            if (g < 0) continue;
+            const tuna_eval_example *e = &exs[i];
+            printf("\n--- %s:%ld\n[prompt]\n%s\n[reference]\n%s\n[answer]\n%.*s\n", data, rec_line[i],
+                   e->prompt_text ? e->prompt_text : e->n_msgs ? e->msgs[e->n_msgs - 1].content : "", e->reference,
+                   (int)res[g].text_len, res[g].text);
+            shown++;
         }
         if (out_path) printf("per-example results: %s\n", out_path);
     }

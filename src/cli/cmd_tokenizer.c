@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "commands.h"
+#include "tuna_template.h"
 #include "tuna_tokenizer_train.h"
 
 static const char tokenizer_help[] =
@@ -35,7 +36,9 @@ static const char train_help[] =
     "  --max-bytes N        read at most N bytes of input, whole lines (suffix K, M or G\n"
     "                       for KiB, MiB, GiB; default: no limit)\n"
     "  --regex PATTERN      pre-tokenize with this Split regex instead of GPT-2's\n"
-    "  --model-max-length N model_max_length in tokenizer_config.json (default 2048)\n";
+    "  --model-max-length N model_max_length in tokenizer_config.json (default 2048)\n"
+    "  --chat-template NAME|FILE  chat template for tokenizer_config.json: a built-in\n"
+    "                       (chatml, llama3, llama2, alpaca, zephyr) or a Jinja file\n";
 
 /* Parses a byte count with an optional K/M/G suffix; 0 on success. */
 static int parse_bytes(const char *opt, const char *s, int64_t *out) {
@@ -75,12 +78,13 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     const char **files = calloc((size_t)argc, sizeof *files), **specials = calloc((size_t)argc, sizeof *specials);
     if (!files || !specials) { free(files); free(specials); return cli_usage_error("out of memory"); }
     const char *out = NULL;
+    char *tmpl_src = NULL;
     int nf = 0, ns = 0, rc = 0;
     for (int i = 1; i < argc && !rc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(a, "--data") || !strcmp(a, "--out") || !strcmp(a, "--special") || !strcmp(a, "--regex") ||
                     !strcmp(a, "--vocab-size") || !strcmp(a, "--min-frequency") || !strcmp(a, "--max-bytes") ||
-                    !strcmp(a, "--model-max-length");
+                    !strcmp(a, "--model-max-length") || !strcmp(a, "--chat-template");
         if (!takes) { rc = cli_usage_error("tokenizer train: unknown option '%s' (try tuna tokenizer train --help)", a); break; }
         if (!v) { rc = cli_usage_error("%s needs a value", a); break; }
         i++;
@@ -91,12 +95,42 @@ static int cmd_tokenizer_train(int argc, char **argv) {
         else if (!strcmp(a, "--vocab-size")) rc = cli_parse_int(a, v, 1, 1 << 24, &o.vocab_size) ? 2 : 0;
         else if (!strcmp(a, "--min-frequency")) rc = cli_parse_int(a, v, 0, 1 << 30, &o.min_frequency) ? 2 : 0;
         else if (!strcmp(a, "--model-max-length")) rc = cli_parse_int(a, v, 1, 1 << 30, &o.model_max_length) ? 2 : 0;
+        else if (!strcmp(a, "--chat-template")) {
+            free(tmpl_src);
+            tmpl_src = NULL;
+            const char *b = tuna_template_builtin(v);
+            if (b) tmpl_src = strdup(b);
+            else {
+                FILE *f = fopen(v, "rb");
+                size_t n = 0, cap = 0;
+                char buf[4096];
+                size_t k;
+                while (f && (k = fread(buf, 1, sizeof buf, f)) > 0) {
+                    char *nb = realloc(tmpl_src, cap = n + k + 1);
+                    if (!nb) break;
+                    tmpl_src = nb;
+                    memcpy(tmpl_src + n, buf, k);
+                    n += k;
+                    tmpl_src[n] = 0;
+                }
+                if (f) fclose(f);
+                if (!f || !tmpl_src) rc = cli_usage_error("--chat-template: '%s' is neither a built-in template nor a readable file", v);
+                (void)cap;
+            }
+            if (!rc) {
+                tuna_template *t = NULL;
+                if (tuna_template_compile(&t, tmpl_src, strlen(tmpl_src)) != TUNA_OK)
+                    rc = cli_usage_error("--chat-template %s: %s", v, tuna_last_error());
+                tuna_template_free(t);
+            }
+            o.chat_template = tmpl_src;
+        }
         else rc = parse_bytes(a, v, &o.max_bytes) ? 2 : 0;
     }
     if (!rc && !nf) rc = cli_usage_error("tokenizer train: --data FILE is required");
     if (!rc && !o.vocab_size) rc = cli_usage_error("tokenizer train: --vocab-size N is required");
     if (!rc && !out) rc = cli_usage_error("tokenizer train: --out DIR is required");
-    if (rc) { free(files); free(specials); return rc; }
+    if (rc) { free(files); free(specials); free(tmpl_src); return rc; }
     o.files = files;
     o.n_files = nf;
     if (ns) { o.special = specials; o.n_special = ns; }
@@ -111,6 +145,7 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     free(files);
     free(specials);
+    free(tmpl_src);
     if (st) return cli_status_error(st);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (s.truncated)

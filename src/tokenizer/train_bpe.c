@@ -528,7 +528,9 @@ static json_t *config_json(const trainer *t, int with_config) {
         bad = json_object_set(root, "additional_special_tokens", extra) ||
               json_object_set_new(root, "bos_token", json_string(first));
     /* the ChatML template needs both of its markers */
-    if (!bad && with_config && has_special(t, "<|im_start|>") && has_special(t, "<|im_end|>"))
+    if (!bad && with_config && t->o->chat_template)
+        bad = json_object_set_new(root, "chat_template", json_string(t->o->chat_template));
+    else if (!bad && with_config && has_special(t, "<|im_start|>") && has_special(t, "<|im_end|>"))
         bad = json_object_set_new(root, "chat_template", json_string(chatml_template));
     if (!bad && with_config) bad = json_object_set_new(root, "clean_up_tokenization_spaces", json_false());
     if (!bad) bad = json_object_set_new(root, "eos_token", json_string(first));

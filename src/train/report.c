@@ -788,6 +788,8 @@ static const char *page_css =
     "th{font-weight:600;color:#445;background:#fafbfc}td:first-child,th:first-child{text-align:left}"
     ".good{color:#17803d;background:#e7f6ec;font-weight:600}.bad{color:#b42318;background:#fdecea;font-weight:600}"
     ".ge{display:flex;gap:18px;align-items:center;flex-wrap:wrap}"
+    "table.samples{max-width:100%;margin-bottom:12px}table.samples th{text-align:left;vertical-align:top;width:110px}"
+    "td.txt{white-space:pre-wrap;text-align:left;font-family:ui-monospace,monospace;font-size:12px;max-width:760px}"
     ".kv{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:0 18px;background:#fff;"
     "border:1px solid #e2e5ea;border-radius:8px;padding:6px 14px}"
     ".kv div{display:flex;gap:12px;justify-content:space-between;border-bottom:1px solid #f0f1f4;padding:4px 0;"
@@ -1134,6 +1136,30 @@ static void compare_section(sbuf *o, const char *path, sbuf *notes) {
         sb_puts(o, "</svg>");
     }
     sb_puts(o, "</div>");
+    /* the first answers of every setting beside the reference */
+    json_t *samples = json_object_get(c, "samples"), *sm;
+    size_t si;
+    if (json_array_size(samples) > 0) {
+        sb_puts(o, "<h2>Sample answers</h2>");
+        json_array_foreach(samples, si, sm) {
+            sb_puts(o, "<div class=\"ge\"><table class=\"samples\"><tr><th>prompt</th><td class=\"txt\">");
+            sb_esc(o, json_string_value(json_object_get(sm, "prompt")) ? json_string_value(json_object_get(sm, "prompt")) : "");
+            sb_puts(o, "</td></tr><tr><th>reference</th><td class=\"txt\">");
+            sb_esc(o, json_string_value(json_object_get(sm, "reference")) ? json_string_value(json_object_get(sm, "reference")) : "");
+            sb_puts(o, "</td></tr>");
+            json_array_foreach(rows, i, r) {
+                const char *pred = json_string_value(json_array_get(json_object_get(r, "samples"), si));
+                const char *name = json_string_value(json_object_get(r, "name"));
+                if (!pred) continue;
+                sb_puts(o, "<tr><th>");
+                sb_esc(o, name ? name : "?");
+                sb_puts(o, "</th><td class=\"txt\">");
+                sb_esc(o, pred);
+                sb_puts(o, "</td></tr>");
+            }
+            sb_puts(o, "</table></div>");
+        }
+    }
     json_decref(c);
 }
 
