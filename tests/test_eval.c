@@ -22,6 +22,7 @@
 #include "tuna_dataset.h"
 #include "tuna_eval.h"
 #include "tuna_infer.h"
+#include "tuna_text.h"
 #include "tuna_tokenizer.h"
 
 static char dir[256];
@@ -330,6 +331,38 @@ static void test_eval_cli(void) {
     CHECK(fabs(sum_exact / 12 - json_real_value(json_object_get(b, "exact_match"))) < 1e-12);
     json_decref(a);
     json_decref(b);
+    /* plain text (*.txt): cut into --seq-len rows, every token but each row's first counted */
+    snprintf(cmd, sizeof cmd, "%s eval --model %s/model --data %s/text.txt --seq-len 32 --json --quiet > %s", test_cli, dir, dir, out);
+    CHECK(run(cmd) == 0);
+    b = load_json(out);
+    tuna_tokenizer *tk = NULL;
+    char mp[600], tp[700];
+    snprintf(mp, sizeof mp, "%s/model", dir);
+    snprintf(tp, sizeof tp, "%s/text.txt", dir);
+    tuna_pretok chunks = {0};
+    CHECK(tuna_tokenizer_load(&tk, mp) == TUNA_OK && tuna_text_chunks(tk, tp, 32, &chunks) == TUNA_OK);
+    CHECK(b && chunks.n > 0 && json_integer_value(json_object_get(b, "examples")) == chunks.n &&
+          json_integer_value(json_object_get(b, "tokens")) == chunks.off[chunks.n] - chunks.n);
+    tuna_pretok_free(&chunks);
+    tuna_tokenizer_free(tk);
+    json_decref(b);
+    /* bf16 storage: half the bytes, nearly the same loss */
+    snprintf(cmd, sizeof cmd, "%s convert dtype --model %s/model --dtype bf16 --out %s/model16 >/dev/null && "
+             "%s eval --model %s/model16 --data %s/text.txt --seq-len 32 --json --quiet > %s.16", test_cli, dir, dir, test_cli, dir, dir, out);
+    CHECK(run(cmd) == 0);
+    snprintf(tp, sizeof tp, "%s.16", out);
+    json_t *b16 = load_json(tp);
+    b = NULL;
+    snprintf(cmd, sizeof cmd, "%s eval --model %s/model --data %s/text.txt --seq-len 32 --json --quiet > %s", test_cli, dir, dir, out);
+    CHECK(run(cmd) == 0);
+    b = load_json(out);
+    double l32 = json_real_value(json_object_get(b, "loss")), l16 = json_real_value(json_object_get(b16, "loss"));
+    CHECKF(l32 > 0 && fabs(l16 - l32) < 1e-2 * l32 && l16 != l32, "bf16 loss %.6f vs f32 %.6f", l16, l32);
+    snprintf(cmd, sizeof cmd, "test -f %s/model16/tokenizer.json && test $(stat -c %%s %s/model16/model.safetensors) -lt "
+             "$(( $(stat -c %%s %s/model/model.safetensors) / 2 + 4096 ))", dir, dir, dir);
+    CHECK(run(cmd) == 0);
+    json_decref(b);
+    json_decref(b16);
     /* --limit */
     snprintf(cmd, sizeof cmd, "%s eval --model %s/model --template chatml --data %s --json --limit 4 --quiet > %s", test_cli, dir, data, out);
     CHECK(run(cmd) == 0);

@@ -381,7 +381,12 @@ int cmd_compare(int argc, char **argv) {
         printf("%d eval examples from %s", n_ev, eval);
         if (skipped_ev) printf(" (%d without a reference response skipped)", skipped_ev);
         if (kmax) printf("; in-context examples from %s (seed %d%s)", train, seed, passed_over ? ", some passed over as too long" : "");
-        printf("\n%-12s %-14s %12s %14s %12s %10s\n", "setting", "prompt", metric, "prompt tokens", "latency s", "tokens/s");
+        /* with field accuracy, JSON validity beside it: a format problem and a
+         * knowledge problem look different */
+        int with_valid = !strcmp(metric, "json_fields");
+        printf("\n%-12s %-14s %12s", "setting", "prompt", metric);
+        if (with_valid) printf(" %11s", "json_valid");
+        printf(" %14s %12s %10s\n", "prompt tokens", "latency s", "tokens/s");
         size_t ri;
         json_t *r;
         json_array_foreach(ja, ri, r) {
@@ -389,8 +394,9 @@ int cmd_compare(int argc, char **argv) {
             char mv[32];
             if (json_is_number(mvj)) snprintf(mv, sizeof mv, "%.4f", json_number_value(mvj));
             else snprintf(mv, sizeof mv, "n/a");
-            printf("%-12s %-14s %12s %14.1f %12.4f %10.1f\n", json_string_value(json_object_get(r, "name")),
-                   json_string_value(json_object_get(r, "prompt")), mv, json_number_value(json_object_get(r, "mean_prompt_tokens")),
+            printf("%-12s %-14s %12s", json_string_value(json_object_get(r, "name")), json_string_value(json_object_get(r, "prompt")), mv);
+            if (with_valid) printf(" %11.4f", num(json_object_get(r, "summary"), "json_valid"));
+            printf(" %14.1f %12.4f %10.1f\n", json_number_value(json_object_get(r, "mean_prompt_tokens")),
                    json_number_value(json_object_get(r, "mean_latency_s")), json_number_value(json_object_get(r, "tokens_per_s")));
         }
     }

@@ -16,6 +16,7 @@
 #include "tuna_eval.h"
 #include "tuna_peft.h"
 #include "tuna_score.h"
+#include "tuna_text.h"
 
 static const char *eval_help =
     "usage: tuna eval --model DIR --data FILE [options]\n"
@@ -34,6 +35,9 @@ static const char *eval_help =
     "  --adapter DIR          a PEFT adapter (LoRA, IA3, prompt tuning), unmerged\n"
     "  --quant nf4            the block linears in NF4 (as QLoRA stores them)\n"
     "  --template NAME|FILE   chat template for models that ship none\n"
+    "  --text                 FILE is plain text as tuna pretrain reads it (JSONL {\"text\"}\n"
+    "                         or, implied for *.txt, one document): cut into --seq-len\n"
+    "                         rows, every token counted\n"
     "  --generate             generate and score (records with a reference response)\n"
     "  --regex PATTERN        also score whether the answer matches PATTERN (PCRE2)\n"
     "  --max-new-tokens N     (default 128) and the sampling options of tuna generate\n"
@@ -93,7 +97,7 @@ static void progress_start(progress *p, const char *what) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *adapter = NULL, *quant = NULL, *tmpl_arg = NULL, *regex = NULL, *out_path = NULL;
-    int json = 0, batch = 8, seq_len = 0, generate = 0, limit = 0, quiet = 0, show = 0;
+    int json = 0, batch = 8, seq_len = 0, generate = 0, limit = 0, quiet = 0, show = 0, text_mode = 0;
     double max_bad = 0;
     cli_gen_flags gf;
     cli_gen_flags_init(&gf, 128);
@@ -117,6 +121,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(o, "--json")) json = 1;
         else if (!strcmp(o, "--quiet")) quiet = 1;
         else if (!strcmp(o, "--generate")) generate = 1;
+        else if (!strcmp(o, "--text")) text_mode = 1;
         else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
         else if (!strcmp(o, "--quant") && v) quant = argv[++i];
         else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
@@ -168,6 +173,24 @@ int cmd_eval(int argc, char **argv) {
     tuna_data_options_init(&dopt);
     dopt.strict = max_bad == 0;
     dopt.max_bad = max_bad;
+    size_t dl = strlen(data);
+    if (!text_mode && dl > 4 && !strcmp(data + dl - 4, ".txt")) text_mode = 1;
+    if (text_mode) {
+        /* plain text as pre-training reads it: one stream cut into T-token rows */
+        if (generate) { st = tuna_fail(TUNA_ERR_ARG, "--generate needs records with responses, not plain text"); goto done; }
+        if (!tok) { st = tuna_fail(TUNA_ERR_ARG, "%s", no_tok); goto done; }
+        st = tuna_text_chunks(tok, data, T, &seqs);
+        if (st != TUNA_OK) goto done;
+        n_ex = (long)seqs.n;
+        if (limit && n_ex > limit) n_ex = seqs.n = limit;
+        rec_line = calloc((size_t)n_ex + 1, sizeof *rec_line);
+        rec_index = calloc((size_t)n_ex + 1, sizeof *rec_index);
+        gen_of = malloc(((size_t)n_ex + 1) * sizeof *gen_of);
+        exs = calloc((size_t)n_ex + 1, sizeof *exs);
+        if (!rec_line || !rec_index || !gen_of || !exs) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+        for (long i = 0; i < n_ex; i++) { gen_of[i] = -1; rec_index[i] = i; }
+        goto loaded;
+    }
     st = tuna_data_reader_open(&rd, data, &dopt);
     seqs.off = malloc(sizeof *seqs.off);
     if (st == TUNA_OK && !seqs.off) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
@@ -233,6 +256,7 @@ int cmd_eval(int argc, char **argv) {
         free(labels);
     }
     tuna_record_clear(&rec);
+loaded:
     if (st != TUNA_OK) goto done;
     if (n_ex == 0) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: no records", data); goto done; }
     if (truncated) fprintf(stderr, "tuna: %ld of %ld sequences truncated to %d tokens\n", truncated, n_ex, T);
@@ -389,9 +413,7 @@ done:
     free(rec_line);
     free(rec_index);
     free(gen_of);
-    free(seqs.off);
-    free(seqs.ids);
-    free(seqs.labels);
+    tuna_pretok_free(&seqs);
     tuna_eval_tally_free(tally);
     tuna_data_reader_free(rd);
     tuna_template_free(tmpl);

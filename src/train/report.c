@@ -1098,7 +1098,9 @@ static void compare_section(sbuf *o, const char *path, sbuf *notes) {
     sb_esc(o, metric);
     sb_printf(o, "</b>%s</p><div class=\"ge\"><table><tr><th>setting</th><th>prompt</th><th>", json_is_true(json_object_get(c, "greedy")) ? ", greedy decoding" : "");
     sb_esc(o, metric);
-    sb_puts(o, "</th><th>prompt tokens</th><th>latency (s)</th><th>tokens/s</th></tr>");
+    int with_valid = !strcmp(metric, "json_fields");
+    sb_puts(o, with_valid ? "</th><th>json_valid</th>" : "</th>");
+    sb_puts(o, "<th>prompt tokens</th><th>latency (s)</th><th>tokens/s</th></tr>");
     size_t i, n = json_array_size(rows);
     json_t *r;
     double mx = 0;
@@ -1111,6 +1113,10 @@ static void compare_section(sbuf *o, const char *path, sbuf *notes) {
         sb_puts(o, "</td><td>");
         sb_esc(o, json_string_value(json_object_get(r, "prompt")) ? json_string_value(json_object_get(r, "prompt")) : "");
         sb_printf(o, "</td><td>%s</td>", json_is_number(v) ? fmt_g(nb, sizeof nb, x, 4) : "—");
+        if (with_valid) {
+            json_t *jv = json_object_get(json_object_get(r, "summary"), "json_valid");
+            sb_printf(o, "<td>%s</td>", json_is_number(jv) ? fmt_g(nb, sizeof nb, json_number_value(jv), 4) : "—");
+        }
         sb_printf(o, "<td>%.1f</td>", json_number_value(json_object_get(r, "mean_prompt_tokens")));
         sb_printf(o, "<td>%.4f</td>", json_number_value(json_object_get(r, "mean_latency_s")));
         sb_printf(o, "<td>%.1f</td></tr>", json_number_value(json_object_get(r, "tokens_per_s")));
