@@ -1,65 +1,69 @@
 #!/usr/bin/env bash
-# The quick start's main job (until the shipped-model demo lands): create a
-# small model, describe it, and measure its loss; then, when ../shared/data is
-# present, convert the real pre-trained llama2.c stories260K model, measure it
-# on TinyStories text, and fine-tune it on Alpaca instructions (full, then
-# LoRA, merged; and the NF4-quantized base).
-# Everything goes to runs/demo/.
+# The quick start's main job (`make demo`): the whole story of fine-tuning on
+# the small story model tuna pre-trained (models/tuna-stories), offline:
+#   1. the base model only continues text;
+#   2. a task it cannot do (story -> JSON), and the cheap options first:
+#      zero-shot and 3-shot prompting;
+#   3. a LoRA fine-tune with a live progress line;
+#   4. the fine-tuned model on the same eval set, beside the prompting rows,
+#      and report.html with the curves, the table and sample answers.
+# Everything goes to one run folder; a second run reuses its token cache.
+# Settings (environment): DEMO_OUT (runs/demo), DEMO_MODEL
+# (models/tuna-stories), DEMO_STEPS (LoRA steps, 500), DEMO_TRAIN / DEMO_EVAL
+# (examples, 2000 / 100), TUNA (the CLI, build/tuna), DEMO_CHECK=0 to skip the
+# quality thresholds (for the fast test's tiny step count).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-T=build/tuna
-out=runs/demo
-rm -rf "$out"; mkdir -p "$out"
+T=${TUNA:-build/tuna}
+model=${DEMO_MODEL:-models/tuna-stories}
+out=${DEMO_OUT:-runs/demo}
+steps=${DEMO_STEPS:-500}
+n_train=${DEMO_TRAIN:-2000}
+n_eval=${DEMO_EVAL:-100}
+check=${DEMO_CHECK:-1}
+start=$(date +%s)
 
-echo "== 1. a randomly initialised Llama-architecture model, made by the build"
-$T init --config configs/tiny-llama.json --out "$out/tiny" --seed 1
-$T info --model "$out/tiny"
-# pre-tokenized eval data: 16 sequences of 64 ids drawn deterministically
-awk 'BEGIN { srand(7); for (i = 0; i < 16; i++) { printf "{\"input_ids\":["; for (j = 0; j < 64; j++) printf "%s%d", (j ? "," : ""), int(rand() * 512); print "]}" } }' > "$out/random.jsonl"
-echo "-- eval on random ids (an untrained model is near log(512) = 6.238):"
-$T eval --model "$out/tiny" --data "$out/random.jsonl"
+# keep the token cache, replace everything else
+mkdir -p "$out"
+find "$out" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +
 
-shared=${TUNA_SHARED_DATA:-../shared/data}
-ck="$shared/llama2c/stories260K/stories260K.bin"
-if [ -f "$ck" ]; then
-  echo
-  echo "== 2. the real pre-trained llama2.c stories260K, converted to an HF folder"
-  $T convert llama2c --checkpoint "$ck" --tokenizer "$shared/llama2c/stories260K/tok512.bin" --out "$out/stories260K"
-  $T info --model "$out/stories260K"
-  head -c 20000 "$shared/text/tinystories/tinystories_validation_head.txt" | awk 'length($0) > 40' | head -32 > "$out/stories.txt"
-  $T tokenize --model "$out/stories260K" --file "$out/stories.txt" --add-special --json \
-    | sed 's/^/{"input_ids":/; s/$/}/' > "$out/stories.jsonl"
-  echo "-- eval on $(wc -l < "$out/stories.jsonl") lines of TinyStories validation text:"
-  $T eval --model "$out/stories260K" --data "$out/stories.jsonl"
-  echo "-- greedy continuation with the KV cache:"
-  $T generate --model "$out/stories260K" --prompt "Once upon a time" --max-new-tokens 48 --temperature 0
+echo "== 1. the base model: $model (pre-trained by tuna on TinyStories; see its README.md)"
+$T info --model "$model" | grep -E '^(architecture|layers|hidden size|vocab|parameters|dtype)'
+$T data synth --out "$out/data" --train "$n_train" --val 100 --eval "$n_eval" --seed 1 >/dev/null
+echo "-- asked the first eval instruction, it continues the story instead of answering:"
+$T eval --model "$model" --data "$out/data/eval.jsonl" --limit 1 --generate --max-new-tokens 48 --show 1 --quiet \
+  | sed -n '/^\[prompt\]/,$p'
 
-  echo
-  echo "== 3. full fine-tuning of stories260K on 999 Alpaca instructions (response-only loss)"
-  alpaca="$shared/sft/llamafactory_demo/alpaca_en_demo.json"
-  $T data inspect --model "$out/stories260K" --template alpaca --seq-len 256 "$alpaca" | grep -E '^(\.\.|\/| +format|truncated|counted|examples|last)'
-  $T sft --model "$out/stories260K" --data "$alpaca" --template alpaca --val-split 0.05 \
-    --steps 40 --batch 8 --seq-len 256 --lr 5e-4 --schedule cosine --warmup 0.1 \
-    --cache-dir "$out/cache" --out "$out/sft"
-  echo "-- validation loss per evaluation:"
-  grep -o '"step":[0-9]*,"eval_loss":[0-9.]*' "$out/sft/metrics.jsonl" | sed 's/"step":/  step /; s/,"eval_loss":/  val loss /'
-  echo "-- open $out/sft/report.html for the curves"
+echo
+echo "== 2. the task: read a story, answer in JSON (who, animal, where, feeling);"
+echo "   $n_train train / 100 val / $n_eval eval examples from 'tuna data synth'. First the cheap options:"
+echo "   zero-shot and 3-shot prompting of the base model on the $n_eval eval examples"
+$T compare --model "$model" --train "$out/data/train.jsonl" --eval "$out/data/eval.jsonl" --shots 0,3 \
+  --metric json_fields --max-new-tokens 48 --batch 8 --report "$out/base" 2>/dev/null | tail -n +2
 
-  echo
-  echo "== 4. LoRA (r 8, all linear layers) on the same data: the base stays frozen, only the adapter is trained"
-  $T sft --model "$out/stories260K" --data "$alpaca" --template alpaca --val-split 0.05 \
-    --method lora --lora-r 8 --lora-alpha 16 --lora-targets all-linear \
-    --steps 40 --batch 8 --seq-len 256 --lr 3e-3 --schedule cosine --warmup 0.1 \
-    --cache-dir "$out/cache" --out "$out/lora"
-  echo "-- validation loss per evaluation (LoRA):"
-  grep -o '"step":[0-9]*,"eval_loss":[0-9.]*' "$out/lora/metrics.jsonl" | sed 's/"step":/  step /; s/,"eval_loss":/  val loss /'
-  ls -l "$out/lora/adapter_model.safetensors" "$out/lora/adapter_config.json" | awk '{print "  " $5 " bytes  " $NF}'
-  echo "-- the adapter merged into the base: a plain model folder with the same outputs"
-  $T merge --model "$out/stories260K" --adapter "$out/lora" --out "$out/lora-merged"
-  echo "-- TinyStories loss: base + adapter (unmerged), merged, and the base with its linears in NF4 (QLoRA storage):"
-  $T eval --model "$out/stories260K" --adapter "$out/lora" --data "$out/stories.jsonl" | head -1 | sed 's/^/  adapter /'
-  $T eval --model "$out/lora-merged" --data "$out/stories.jsonl" | head -1 | sed 's/^/  merged  /'
-  $T eval --model "$out/stories260K" --quant nf4 --data "$out/stories.jsonl" | head -1 | sed 's/^/  nf4 base /'
-else
-  echo "(shared data not found at $shared: skipping the stories260K part)"
+echo
+echo "== 3. LoRA fine-tuning (r 16, all linear layers; the base stays frozen)"
+$T sft --model "$model" --data "$out/data/train.jsonl" --val "$out/data/val.jsonl" --method lora \
+  --lora-r 16 --lora-alpha 32 --lora-targets all-linear --steps "$steps" --batch 16 --lr 2e-3 \
+  --schedule cosine --warmup 0.05 --eval-every $(( steps / 5 > 0 ? steps / 5 : 1 )) --seq-len 256 \
+  --cache-dir "$out/cache" --out "$out/lora"
+
+echo
+echo "== 4. the fine-tuned model on the same eval set, beside prompting"
+$T compare --model "$model" --adapter "$out/lora" --eval "$out/data/eval.jsonl" --shots none \
+  --append "$out/base/compare.json" --metric json_fields --max-new-tokens 48 --batch 8 --report "$out/lora" 2>/dev/null \
+  | sed -n '/^setting/,/^report/p' | grep -v '^report'
+# the fine-tuned row of compare.json (one key per line): its field accuracy and JSON validity
+read -r ft_fields ft_valid < <(awk '/"name": / { row = $2 } row ~ /fine-tuned/ && /"metric": [0-9]/ { gsub(/,/, "", $2); f = $2 }
+  row ~ /fine-tuned/ && /"json_valid": [0-9]/ && v == "" { gsub(/,/, "", $2); v = $2 } END { print f + 0, v + 0 }' "$out/lora/compare.json")
+echo
+echo "report: $out/lora/report.html (loss curves, the comparison, sample answers before and after)"
+echo "next:   $T chat --model $model --adapter $out/lora"
+echo "        $T merge --model $model --adapter $out/lora --out $out/merged"
+echo "        $T eval --model $model --adapter $out/lora --data $out/data/eval.jsonl --generate --show 3"
+echo "done in $(( $(date +%s) - start )) s"
+if [ "$check" = 1 ]; then
+  awk -v f="$ft_fields" -v v="$ft_valid" 'BEGIN { ok = (v >= 0.95 && f >= 0.80);
+    printf "check: fine-tuned valid JSON %.1f%% (>= 95%%), field accuracy %.1f%% (>= 80%%): %s\n", 100 * v, 100 * f, ok ? "ok" : "NOT MET";
+    exit ok ? 0 : 1 }'
 fi

@@ -5,7 +5,9 @@
  * folder) zero-shot; each scored on the same metric, with the prompt length,
  * latency and speed it cost. Prints a table; --json; --report DIR writes
  * compare.json and an HTML report section. */
+#include <errno.h>
 #include <jansson.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -403,6 +405,7 @@ int cmd_compare(int argc, char **argv) {
     if (passed_over && !json) fprintf(stderr, "tuna: %d train examples passed over as too long for the context\n", passed_over);
     if (report) {
         char path[PATH_MAX], tmp[PATH_MAX + 32];
+        if (mkdir(report, 0755) != 0 && errno != EEXIST) { st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", report, strerror(errno)); goto done; }
         snprintf(path, sizeof path, "%s/compare.json", report);
         snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
         if (json_dump_file(all, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) || rename(tmp, path)) {
