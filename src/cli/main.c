@@ -20,17 +20,17 @@ static const command commands[] = {
     {"merge", cmd_merge, "fold a LoRA or IA3 adapter into the base weights"},
     {"eval", cmd_eval, "loss, perplexity and generation metrics of a model on a data set"},
     {"compare", cmd_compare, "zero-shot vs few-shot prompting vs the fine-tuned model, same eval set"},
-    {"convert", cmd_convert, "convert a llama2.c checkpoint into an HF model folder"},
+    {"convert", cmd_convert, "llama2.c checkpoint -> HF folder; a model re-stored in bf16/f16"},
     {"tokenize", cmd_tokenize, "text lines to token ids with a model's tokenizer"},
     {"detokenize", cmd_detokenize, "token id lines back to text"},
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on text (tokenizer train)"},
-    {"sft", cmd_sft, "supervised fine-tuning (full) with AdamW, schedules, accumulation"},
+    {"sft", cmd_sft, "supervised fine-tuning: full, LoRA, QLoRA, IA3, prompt tuning"},
     {"pretrain", cmd_pretrain, "pre-train a model from scratch on plain text"},
     {"plan", cmd_plan, "predict the memory of a training run"},
     {"report", cmd_report, "write a training run's report.html (loss curves, settings)"},
     {"init", cmd_init, "create a randomly initialised model from a config.json"},
     {"template", cmd_template, "render a conversation with a chat template"},
-    {"data", cmd_data, "inspect, tokenize, clean and split training data (chat, Alpaca, ...)"},
+    {"data", cmd_data, "inspect, tokenize, clean, split and synthesize training data"},
 };
 
 static void usage(FILE *f) {
