@@ -39,7 +39,7 @@ echo "== 2. the task: read a story, answer in JSON (who, animal, where, feeling)
 echo "   $n_train train / 100 val / $n_eval eval examples from 'tuna data synth'. First the cheap options:"
 echo "   zero-shot and 3-shot prompting of the base model on the $n_eval eval examples"
 $T compare --model "$model" --train "$out/data/train.jsonl" --eval "$out/data/eval.jsonl" --shots 0,3 \
-  --metric json_fields --max-new-tokens 48 --batch 8 --report "$out/base" 2>/dev/null | tail -n +2
+  --metric json_fields --max-new-tokens 48 --batch 8 --report "$out/base" | tail -n +2
 
 echo
 echo "== 3. LoRA fine-tuning (r 16, all linear layers; the base stays frozen)"
@@ -51,7 +51,7 @@ $T sft --model "$model" --data "$out/data/train.jsonl" --val "$out/data/val.json
 echo
 echo "== 4. the fine-tuned model on the same eval set, beside prompting"
 $T compare --model "$model" --adapter "$out/lora" --eval "$out/data/eval.jsonl" --shots none \
-  --append "$out/base/compare.json" --metric json_fields --max-new-tokens 48 --batch 8 --report "$out/lora" 2>/dev/null \
+  --append "$out/base/compare.json" --metric json_fields --max-new-tokens 48 --batch 8 --report "$out/lora" \
   | sed -n '/^setting/,/^report/p' | grep -v '^report'
 # the fine-tuned row of compare.json (one key per line): its field accuracy and JSON validity
 read -r ft_fields ft_valid < <(awk '/"name": / { row = $2 } row ~ /fine-tuned/ && /"metric": [0-9]/ { gsub(/,/, "", $2); f = $2 }

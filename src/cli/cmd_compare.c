@@ -345,14 +345,8 @@ int cmd_compare(int argc, char **argv) {
     json_object_set_new(all, "greedy", json_boolean(sa.temperature == 0));
     json_t *sp = json_array();
     for (int i = 0; i < n_ev && i < N_SAMPLES; i++) {
-        char *text = NULL;
-        int32_t *ids = NULL;
-        size_t n = 0;
-        tuna_eval_prompt(tok, tmpl, &ev[i], NULL, 0, zero_fmt, &ids, &n, &text);
-        free(ids);
         const char *user = ev[i].prompt_text ? ev[i].prompt_text : ev[i].n_msgs ? ev[i].msgs[ev[i].n_msgs - 1].content : "";
         json_array_append_new(sp, json_pack("{s:s,s:s}", "prompt", user, "reference", ev[i].reference));
-        free(text);
     }
     json_object_set_new(all, "samples", sp);
     json_t *ja = json_array();

@@ -3,6 +3,7 @@
  * running totals, per-example losses and batched generation. */
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,30 +78,10 @@ tuna_status tuna_eval_example_from_record(const tuna_record *rec, tuna_eval_exam
 
 /* ---- prompts ---- */
 
-typedef struct { char *p; size_t n, cap; int oom; } sbuf;
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (b->n + n + 1 > c) c *= 2;
-        char *p = realloc(b->p, c);
-        if (!p) { b->oom = 1; return; }
-        b->p = p;
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
 /* the example's prompt as plain text: its turns' contents, one per line */
-static void document_prompt(sbuf *b, const tuna_eval_example *ex) {
-    if (ex->prompt_text) { sb_str(b, ex->prompt_text); return; }
-    for (int i = 0; i < ex->n_msgs; i++) {
-        sb_str(b, ex->msgs[i].content);
-        sb_str(b, "\n");
-    }
+static void document_prompt(FILE *f, const tuna_eval_example *ex) {
+    if (ex->prompt_text) { fputs(ex->prompt_text, f); return; }
+    for (int i = 0; i < ex->n_msgs; i++) fprintf(f, "%s\n", ex->msgs[i].content);
 }
 
 static tuna_status render_turns(const tuna_template *tmpl, tuna_tokenizer *tok, const tuna_eval_example *ex,
@@ -137,16 +118,15 @@ tuna_status tuna_eval_prompt(tuna_tokenizer *tok, const tuna_template *tmpl, con
     tuna_status st = TUNA_OK;
     if (text_out) *text_out = NULL;
     if (fmt == TUNA_SHOTS_DOCUMENT || (ex->prompt_text && k == 0)) {
-        sbuf b = {0};
-        sb_str(&b, "");
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
         for (int s = 0; s < k; s++) {
-            document_prompt(&b, &shots[s]);
-            sb_str(&b, shots[s].reference);
-            sb_str(&b, "\n\n");
+            document_prompt(f, &shots[s]);
+            fprintf(f, "%s\n\n", shots[s].reference);
         }
-        document_prompt(&b, ex);
-        if (b.oom) { free(b.p); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
-        text = b.p;
+        document_prompt(f, ex);
+        if (fclose(f) != 0 || !text) { free(text); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
     } else {
         st = render_turns(tmpl, tok, ex, shots, k, &text);
         if (st != TUNA_OK) return st;
