@@ -46,6 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!j || json_array_size(j) != (size_t)r.n_messages) abort();
         json_decref(j);
     }
+    if (r.kind == TUNA_RECORD_PREFERENCE_TOKENS) {
+        if (r.n_ids < 1 || r.n_chosen < 1 || r.n_rejected < 1 || !r.chosen_ids || !r.rejected_ids) abort();
+        for (int64_t i = 0; i < r.n_chosen; i++)
+            if (r.chosen_ids[i] < 0) abort();
+    }
     for (int norm = 0; norm < 2; norm++) {
         char *t = NULL;
         size_t n = 0;

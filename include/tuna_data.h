@@ -17,6 +17,8 @@
  *   {"conversations","chosen":{msg},"rejected":{msg}} LLaMA-Factory preference
  *   {"chosen_messages","rejected_messages"}          LLaMA-Factory v1 preference
  *   {"input_ids","labels"?}                          pre-tokenized
+ *   {"prompt_ids","chosen_ids","rejected_ids"}       pre-tokenized preference (response
+ *                                                    tokens only; used as given)
  * Choices (why, where it is not obvious):
  *  - Alpaca user turn = instruction + "\n" + input (input only when non-empty),
  *    as LLaMA-Factory's converter does ("\n".join([instruction, input])); the
@@ -94,7 +96,8 @@ typedef enum {
     TUNA_RECORD_PROMPT_COMPLETION,  /* prompt, completion */
     TUNA_RECORD_TEXT,               /* text */
     TUNA_RECORD_PREFERENCE,         /* prompt (may be empty), chosen, rejected */
-    TUNA_RECORD_PRETOKENIZED        /* input_ids, labels */
+    TUNA_RECORD_PRETOKENIZED,       /* input_ids, labels */
+    TUNA_RECORD_PREFERENCE_TOKENS   /* input_ids = prompt ids, chosen_ids, rejected_ids */
 } tuna_record_kind;
 
 /* The layout a record came in, for messages and statistics. */
@@ -107,6 +110,7 @@ typedef enum {
     TUNA_FORMAT_PREFERENCE,         /* explicit "prompt" */
     TUNA_FORMAT_PREFERENCE_IMPLICIT,/* prompt extracted from chosen/rejected */
     TUNA_FORMAT_PRETOKENIZED,
+    TUNA_FORMAT_PREFERENCE_PRETOKENIZED, /* {"prompt_ids","chosen_ids","rejected_ids"} */
     TUNA_FORMAT_COUNT
 } tuna_record_format;
 
@@ -128,6 +132,9 @@ typedef struct {
     /* TUNA_RECORD_PRETOKENIZED: labels NULL when the file has none */
     int32_t *input_ids, *labels;
     int64_t n_ids;
+    /* TUNA_RECORD_PREFERENCE_TOKENS: input_ids/n_ids hold the prompt */
+    int32_t *chosen_ids, *rejected_ids;
+    int64_t n_chosen, n_rejected;
     /* the record's exact bytes (JSONL: the line without its newline; JSON
      * array files: the element re-serialised compactly) */
     char *raw;

@@ -64,4 +64,55 @@ tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size
 tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
                               const char *template_source, const char *tokenizer_dir,
                               const tuna_dataset_options *o, tuna_pretok *out, tuna_dataset_stats *stats);
+
+/* ---- preference pairs (tuna dpo) ----
+ * Encoded as TRL's DPOTrainer does: a conversational record's prompt is
+ * rendered with the generation prompt, each response is the rest of the full
+ * rendering (prompt + response messages) after the text common to all three
+ * renderings; string records are used as they are (no template). The prompt
+ * is encoded as SFT encodes text (the tokenizer's BOS in front once), each
+ * response without special tokens, and a response gets the tokenizer's EOS
+ * appended unless it already holds a stop token (EOS or a special token the
+ * template writes, e.g. <|im_end|>); template text after the response's last
+ * stop token (ChatML's "
+") is left out, as SFT's mask leaves it out.
+ * Pre-tokenized records {"prompt_ids","chosen_ids","rejected_ids"} are used as
+ * given. */
+typedef struct {
+    int32_t *prompt, *chosen, *rejected;
+    size_t n_prompt, n_chosen, n_rejected;
+} tuna_pref_tokens;
+void tuna_pref_tokens_free(tuna_pref_tokens *p);
+
+/* Encodes one TUNA_RECORD_PREFERENCE or TUNA_RECORD_PREFERENCE_TOKENS record
+ * (tok and tmpl may be NULL for the latter). */
+tuna_status tuna_dataset_encode_preference(const tuna_record *rec, tuna_tokenizer *tok, const tuna_template *tmpl,
+                                           tuna_pref_tokens *out);
+
+typedef struct {
+    int max_len;              /* prompt + response tokens (0: no limit) */
+    int max_prompt_len;       /* 0: no limit */
+    double val_fraction;      /* records sent to val_out (tuna_record_is_val), 0: none */
+    uint64_t val_seed;
+    tuna_data_options data;   /* reader policy */
+} tuna_pref_options;
+
+typedef struct {
+    tuna_data_stats data;
+    long pairs, val_pairs;
+    long prompts_truncated;   /* prompt cut to its last max_prompt_len tokens */
+    long responses_truncated; /* pairs whose responses were cut to fit max_len */
+    long dropped;             /* pairs whose prompt leaves no room for a response */
+    int64_t tokens, counted;  /* over both sequences of every pair (train and val) */
+} tuna_pref_stats;
+
+/* Reads a preference file into pairs: sequence 2i is prompt + chosen, 2i+1
+ * prompt + rejected, labels -100 on the prompt (so the model's row losses
+ * are minus the responses' log-probabilities). Truncation, as TRL: the prompt
+ * keeps its last max_prompt_len tokens; when prompt + response exceeds
+ * max_len the response keeps its first tokens. A record of another kind
+ * (chat, text, ...) fails with FILE:LINE. val_out may be NULL. */
+tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
+                                          const tuna_pref_options *o, tuna_pretok *out, tuna_pretok *val_out,
+                                          tuna_pref_stats *stats);
 #endif

@@ -5,6 +5,7 @@
 #ifndef TUNA_TRAIN_H
 #define TUNA_TRAIN_H
 #include "tuna.h"
+#include "tuna_dpo.h"
 
 typedef enum { TUNA_SCHED_CONSTANT = 0, TUNA_SCHED_LINEAR = 1, TUNA_SCHED_COSINE = 2 } tuna_schedule;
 typedef enum { TUNA_LOSS_NORM_TOKEN = 0, TUNA_LOSS_NORM_SEQUENCE = 1 } tuna_loss_norm;
@@ -26,6 +27,15 @@ typedef struct {
     tuna_loss_norm loss_norm;
     int grad_checkpoint;   /* recompute each block in backward instead of keeping activations */
     const double *task_weights; /* [data.n_tasks] sampling weights for multi-task data, or NULL (uniform by size) */
+    /* Preference optimisation (NULL: language-model loss). The data then holds
+     * pairs (sequence 2i chosen, 2i+1 rejected, prompts masked, as
+     * tuna_dataset_load_preferences writes them); batch and micro_batch count
+     * pairs (a micro-batch is 2 x micro_batch rows); ref_logps[data.n] are the
+     * reference model's log-probabilities of each sequence's counted tokens
+     * (tuna_sequence_logps), computed before training so only one model is in
+     * memory. The step's loss is the mean preference loss over its pairs. */
+    const tuna_dpo_args *dpo;
+    const double *ref_logps;
 } tuna_train_args;
 
 /* Defaults: lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0, clip 1.0,
@@ -48,6 +58,7 @@ typedef struct {
     int64_t tokens;         /* counted tokens in the step */
     int64_t tokens_seen;    /* all input tokens processed so far */
     double step_seconds, elapsed_seconds, tokens_per_second;
+    tuna_dpo_stats dpo;     /* preference runs: means over the step's pairs */
 } tuna_step_info;
 
 typedef struct tuna_trainer tuna_trainer;
@@ -80,4 +91,13 @@ int tuna_trainer_step_count(const tuna_trainer *t);
 void tuna_trainer_task_counts(const tuna_trainer *t, int64_t *counts);
 /* Mean loss over all counted tokens of a data set (no gradients). */
 tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss, int64_t *tokens);
+/* Preference metrics (means over pairs) of pair data with its reference
+ * log-probabilities ref[data.n] (no gradients; DPO trainers only). */
+tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, const double *ref, tuna_dpo_stats *stats);
+/* Log-probability of each sequence's counted tokens (labels, as in training;
+ * minus the row loss sum) under model m as it is, micro_batch rows per forward,
+ * sequences truncated to seq_len: out[data.n]. Prepares m for evaluation
+ * (a trainer created afterwards prepares it again). With an adapter attached
+ * the adapter takes part. */
+tuna_status tuna_sequence_logps(tuna_model *m, const tuna_pretok *data, int micro_batch, int seq_len, double *out);
 #endif

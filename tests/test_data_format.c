@@ -126,6 +126,26 @@ static void test_formats(void) {
     CHECK(r.kind == TUNA_RECORD_PRETOKENIZED && r.n_ids == 3 && r.input_ids[2] == 3 && r.labels[0] == -100);
     CHECK(parse1(&r, "{\"input_ids\":[5]}\r\n", &why) == TUNA_OK && r.labels == NULL && r.raw_len == 17);
 
+    /* pre-tokenized preference: ids as given */
+    CHECK(parse1(&r, "{\"prompt_ids\":[1,7],\"chosen_ids\":[4,5,2],\"rejected_ids\":[6]}", &why) == TUNA_OK);
+    CHECK(r.kind == TUNA_RECORD_PREFERENCE_TOKENS && r.format == TUNA_FORMAT_PREFERENCE_PRETOKENIZED);
+    CHECK(r.n_ids == 2 && r.input_ids[1] == 7 && r.n_chosen == 3 && r.chosen_ids[2] == 2 && r.n_rejected == 1 && r.rejected_ids[0] == 6);
+    CHECK(!strcmp(tuna_record_format_name(r.format), "preference_pretokenized"));
+    {
+        char *ct = NULL;
+        size_t cl = 0;
+        CHECK(tuna_record_text(&r, 0, &ct, &cl) == TUNA_OK && ct && !strcmp(ct, "\x1f" "1 7\x1e\x1f" "4 5 2\x1e\x1f" "6\x1e"));
+        free(ct);
+    }
+    CHECK(parse1(&r, "{\"prompt_ids\":[1],\"chosen_ids\":[4]}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_KEYS);
+    CHECK(strstr(tuna_last_error(), "rejected_ids") != NULL);
+    CHECK(parse1(&r, "{\"prompt_ids\":[],\"chosen_ids\":[4],\"rejected_ids\":[5]}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_VALUE);
+    CHECK(parse1(&r, "{\"prompt_ids\":[1],\"chosen_ids\":[],\"rejected_ids\":[5]}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_EMPTY);
+    CHECK(parse1(&r, "{\"prompt_ids\":[1],\"chosen_ids\":[4,5],\"rejected_ids\":[4,5]}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_VALUE);
+    CHECK(parse1(&r, "{\"prompt_ids\":[1],\"chosen_ids\":[4,-1],\"rejected_ids\":[5]}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_VALUE);
+    CHECK(parse1(&r, "{\"prompt_ids\":[1],\"chosen_ids\":\"4\",\"rejected_ids\":[5]}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_TYPE);
+    CHECK(parse1(&r, "{\"input_ids\":[1],\"chosen_ids\":[4],\"rejected_ids\":[5]}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_KEYS);
+
     /* canonical text and its normalisation */
     char *t;
     size_t tl;
@@ -183,7 +203,7 @@ static void test_malformed(void) {
         {"{\"text\": \"\xC0\xAF\"}", "invalid UTF-8 (byte 0xC0 at column 11)", TUNA_BAD_UTF8},
         {"{\"text\": \"\xED\xA0\x80\"}", "invalid UTF-8 (byte 0xED at column 11)", TUNA_BAD_UTF8},
         {"[1, 2]", "record is an array, expected a JSON object", TUNA_BAD_TYPE},
-        {"{\"foo\": 1}", "no known keys (expected messages, conversations, instruction/output, prompt/completion, text, chosen/rejected or input_ids)", TUNA_BAD_KEYS},
+        {"{\"foo\": 1}", "no known keys (expected messages, conversations, instruction/output, prompt/completion, text, chosen/rejected, input_ids or chosen_ids/rejected_ids)", TUNA_BAD_KEYS},
         {"{\"instruction\": \"x\"}", "missing key \"output\" (an Alpaca record needs instruction and output)", TUNA_BAD_KEYS},
         {"{\"output\": \"x\"}", "missing key \"instruction\" (an Alpaca record needs instruction and output)", TUNA_BAD_KEYS},
         {"{\"prompt\": \"x\"}", "\"prompt\" without \"completion\" (or \"chosen\"/\"rejected\")", TUNA_BAD_KEYS},

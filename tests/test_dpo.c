@@ -4,10 +4,26 @@
  *  - each derivative against central differences;
  *  - the training identity: the gradient of the mean DPO loss over a model's
  *    parameters equals the model's backward with per-row weights -dL/dlogp
- *    (checked against finite differences of the whole loss). */
+ *    (checked against finite differences of the whole loss);
+ *  - `tuna dpo` against the PyTorch reference (tests/fixtures/dpo,
+ *    tools/make_dpo_fixtures.py): 3 steps, sigmoid and IPO, full (reference
+ *    the start, or --ref-model) and LoRA (reference = adapter off): final
+ *    tensors within 1e-4 relative L2, step losses within 1e-5 relative, and
+ *    the issue's outside-check command verbatim; exact resume;
+ *  - preference data: TRL's prompt/response split through the chat template,
+ *    EOS rules, pre-tokenized records as given, truncation, validation split,
+ *    and clear errors for wrong records and options. */
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "check.h"
+#include "io/safetensors.h"
 #include "tuna.h"
+#include "tuna_dataset.h"
 #include "tuna_dpo.h"
+
+static char tmpdir[] = "/tmp/tuna_test_dpo_XXXXXX";
 
 static double loss_of(const tuna_dpo_args *a, int n, const double *pc, const double *pr, const double *rc, const double *rr,
                       const int64_t *nc, const int64_t *nr) {
@@ -168,11 +184,324 @@ static void test_through_model(void) {
     tuna_model_free(m);
 }
 
+/* per-step values of a run's metrics.jsonl (training lines only) */
+static int run_metric(const char *run_dir, const char *key, double *out, int max) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[8192];
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        if (o && json_object_get(o, "loss") && json_is_number(json_object_get(o, key)))
+            out[n++] = json_number_value(json_object_get(o, key));
+        json_decref(o);
+    }
+    fclose(f);
+    return n;
+}
+
+/* worst relative L2 error of every tensor of want against got (same names) */
+static double compare_tensors(const char *got_path, const char *want_path, int *n_checked, char *worst_name, size_t wn) {
+    st_file got, want;
+    double worst = INFINITY;
+    *n_checked = 0;
+    if (st_open(&got, got_path) != TUNA_OK) return worst;
+    if (st_open(&want, want_path) != TUNA_OK) { st_close(&got); return worst; }
+    worst = 0;
+    for (int i = 0; i < want.n_tensors; i++) {
+        const st_tensor *w = &want.tensors[i], *g = st_find(&got, w->name);
+        if (!g || g->numel != w->numel) { worst = INFINITY; snprintf(worst_name, wn, "%s (missing)", w->name); break; }
+        float *a = malloc((size_t)w->numel * 4), *b = malloc((size_t)w->numel * 4);
+        if (a && b && st_to_f32(g, a) == TUNA_OK && st_to_f32(w, b) == TUNA_OK) {
+            double e = rel_l2(a, b, (long)w->numel);
+            if (e > worst) { worst = e; snprintf(worst_name, wn, "%s", w->name); }
+            (*n_checked)++;
+        } else worst = INFINITY;
+        free(a);
+        free(b);
+    }
+    st_close(&got);
+    st_close(&want);
+    return worst;
+}
+
+static const char *parity_model = "tests/fixtures/parity/llama_gqa";
+
+/* runs a fixture's cli (or cmd_override) into out and compares with the reference */
+static void check_fixture_run(const char *name, const char *out) {
+    char dir[300], path[600], want_path[600];
+    snprintf(dir, sizeof dir, "tests/fixtures/dpo/%s", name);
+    int lora = strstr(name, "lora") != NULL;
+    snprintf(path, sizeof path, "%s/%s", out, lora ? "adapter_model.safetensors" : "model.safetensors");
+    snprintf(want_path, sizeof want_path, "%s/%s", dir, lora ? "expected/adapter_model.safetensors" : "expected.safetensors");
+    int nt = 0;
+    char wname[256] = "";
+    double worst = compare_tensors(path, want_path, &nt, wname, sizeof wname);
+    printf("dpo %s: %d tensors after 3 steps, worst rel L2 %.3g (%s)\n", name, nt, worst, wname);
+    CHECKF(nt > 0 && worst <= 1e-4, "%s: %d tensors, worst rel %.3g (%s)", name, nt, worst, wname);
+    st_file steps;
+    snprintf(path, sizeof path, "%s/expected_steps.safetensors", dir);
+    if (st_open(&steps, path) != TUNA_OK) { CHECK(0); return; }
+    const char *keys[3] = {"step_loss", "step_margin", "step_accuracy"}, *mkeys[3] = {"loss", "rewards/margins", "rewards/accuracies"};
+    for (int k = 0; k < 3; k++) {
+        const st_tensor *t = st_find(&steps, keys[k]);
+        float want[3];
+        double got[8];
+        int n = run_metric(out, mkeys[k], got, 8);
+        CHECKF(t && t->numel == 3 && n == 3, "%s: %s (%d steps logged)", name, keys[k], n);
+        if (!t || t->numel != 3 || n != 3 || st_to_f32(t, want) != TUNA_OK) continue;
+        double worst_k = 0;
+        for (int i = 0; i < 3; i++) {
+            double e = k == 0 ? fabs(got[i] - want[i]) / fabs(want[i]) : fabs(got[i] - want[i]);
+            if (e > worst_k) worst_k = e;
+        }
+        if (k == 0) printf("dpo %s: step losses %.6f %.6f %.6f, worst rel %.3g\n", name, got[0], got[1], got[2], worst_k);
+        /* margins are differences of nearly equal rewards: absolute budget */
+        CHECKF(worst_k <= (k == 0 ? 1e-5 : k == 1 ? 1e-5 : 0), "%s: %s worst %.3g", name, keys[k], worst_k);
+    }
+    st_close(&steps);
+}
+
+static void test_fixture(const char *name) {
+    char dir[300], path[600], cmd[8192], out[400];
+    snprintf(dir, sizeof dir, "tests/fixtures/dpo/%s", name);
+    snprintf(path, sizeof path, "%s/args.json", dir);
+    json_t *args = json_load_file(path, 0, NULL);
+    if (!args) { test_skip(name, "fixture not present"); return; }
+    snprintf(out, sizeof out, "%s/%s", tmpdir, name);
+    int n = snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s/data.jsonl --out %s --quiet", test_cli, parity_model, dir, out);
+    json_t *cli = json_object_get(args, "cli"), *v;
+    size_t i;
+    int next_is_path = 0;
+    json_array_foreach(cli, i, v) {
+        const char *s = json_string_value(v);
+        if (next_is_path) n += snprintf(cmd + n, sizeof cmd - n, " %s/%s", dir, s);
+        else n += snprintf(cmd + n, sizeof cmd - n, " %s", s);
+        next_is_path = !strcmp(s, "--adapter") || !strcmp(s, "--ref-model");
+    }
+    json_decref(args);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    check_fixture_run(name, out);
+}
+
+/* the outside check of the issue, verbatim, on the fixture's records */
+static void test_issue_command(void) {
+    char cmd[4096], out[400];
+    if (access("tests/fixtures/dpo/full_sigmoid/data.jsonl", R_OK) != 0) { test_skip("dpo issue command", "fixture not present"); return; }
+    snprintf(out, sizeof out, "%s/issue", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "%s dpo --model %s --data tests/fixtures/dpo/full_sigmoid/data.jsonl --method full --out %s --steps 3 --batch 2 "
+             "--micro-batch 1 --seq-len 64 --lr 1e-3 --schedule constant --warmup 0 --weight-decay 0 --grad-clip 0 "
+             "--no-shuffle --seed 0 --beta 0.1 2>/dev/null",
+             test_cli, parity_model, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    check_fixture_run("full_sigmoid", out);
+}
+
+/* --save-every + --resume: the resumed run ends where the uninterrupted one does */
+static void test_resume(void) {
+    char cmd[4096], a[400], b[400], pa[600], pb[600];
+    const char *fx = "tests/fixtures/dpo/lora_ipo";
+    if (access(fx, R_OK) != 0) { test_skip("dpo resume", "fixture not present"); return; }
+    snprintf(a, sizeof a, "%s/resume_a", tmpdir);
+    snprintf(b, sizeof b, "%s/resume_b", tmpdir);
+    const char *common = "--method lora --adapter tests/fixtures/dpo/lora_ipo/adapter0 --lora-targets q_proj,v_proj --loss ipo "
+                         "--beta 0.5 --steps 4 --batch 2 --micro-batch 1 --lr 1e-3 --schedule cosine --seed 3 --quiet";
+    snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s/data.jsonl --out %s %s --save-every 2", test_cli, parity_model, fx, a, common);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s/data.jsonl --out %s %s --resume %s/checkpoint-2", test_cli,
+             parity_model, fx, b, common, a);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(pa, sizeof pa, "%s/adapter_model.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/adapter_model.safetensors", b);
+    int nt = 0;
+    char wn[256] = "";
+    double e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
+    CHECKF(nt == 8 && e == 0, "resumed DPO differs: %d tensors, worst %.3g (%s)", nt, e, wn);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) { fputs(text, f); fclose(f); }
+}
+
+static int same_ids(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    return na == nb && (na == 0 || !memcmp(a, b, na * sizeof *a));
+}
+
+/* encoding through the shipped model's tokenizer and chat template */
+static void test_encoding(void) {
+    const char *mdir = "models/tuna-stories";
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    if (tuna_tokenizer_load(&tok, mdir) != TUNA_OK) { test_skip("dpo encoding", "models/tuna-stories not present"); return; }
+    CHECK(tuna_dataset_template(&tmpl, tok, NULL, NULL) == TUNA_OK && tmpl);
+    int32_t eos = tuna_tokenizer_eos_id(tok);
+    tuna_record rec = {0};
+    tuna_bad_kind why;
+    /* conversational: prompt = rendering with the generation prompt; the response
+     * ends with the template's EOS, not a second one */
+    const char *line = "{\"prompt\":[{\"role\":\"user\",\"content\":\"Name a colour.\"}],"
+                       "\"chosen\":[{\"role\":\"assistant\",\"content\":\"Red.\"}],"
+                       "\"rejected\":[{\"role\":\"assistant\",\"content\":\"I like the sea and the sky very much.\"}]}";
+    CHECK(tuna_record_parse(&rec, line, strlen(line), NULL, &why) == TUNA_OK);
+    tuna_pref_tokens pt;
+    CHECKF(tuna_dataset_encode_preference(&rec, tok, tmpl, &pt) == TUNA_OK, "%s", tuna_last_error());
+    json_t *pm = tuna_messages_to_json(rec.prompt.msgs, rec.prompt.n);
+    tuna_template_vars vars = {0};
+    vars.bos_token = tuna_tokenizer_bos_token(tok);
+    vars.eos_token = tuna_tokenizer_eos_token(tok);
+    vars.add_generation_prompt = 1;
+    char *ptext = NULL;
+    size_t plen = 0;
+    CHECK(tuna_template_render(tmpl, pm, &vars, &ptext, &plen) == TUNA_OK);
+    json_decref(pm);
+    int32_t *want = NULL;
+    size_t nw = 0;
+    CHECK(tuna_dataset_encode_text(tok, ptext, plen, &want, &nw) == TUNA_OK);
+    CHECK(same_ids(pt.prompt, pt.n_prompt, want, nw));
+    free(want);
+    free(ptext);
+    CHECK(pt.n_chosen >= 2 && pt.chosen[pt.n_chosen - 1] == eos && pt.chosen[pt.n_chosen - 2] != eos);
+    CHECK(pt.n_rejected > pt.n_chosen && pt.rejected[pt.n_rejected - 1] == eos);
+    /* prompt + response = the SFT encoding of the same conversation */
+    {
+        tuna_record chat = {0};
+        const char *cl = "{\"messages\":[{\"role\":\"user\",\"content\":\"Name a colour.\"},{\"role\":\"assistant\",\"content\":\"Red.\"}]}";
+        int32_t *ids = NULL, *labels = NULL;
+        size_t n = 0;
+        CHECK(tuna_record_parse(&chat, cl, strlen(cl), NULL, &why) == TUNA_OK);
+        CHECK(tuna_dataset_encode_record(&chat, tok, tmpl, 0, &ids, &labels, &n, NULL) == TUNA_OK);
+        /* SFT's text goes on after the EOS ("\n\n" of the template), uncounted */
+        int same = n > pt.n_prompt + pt.n_chosen && same_ids(ids, pt.n_prompt, pt.prompt, pt.n_prompt) &&
+                   same_ids(ids + pt.n_prompt, pt.n_chosen, pt.chosen, pt.n_chosen);
+        for (size_t i = 0; same && i < n; i++) same = (labels[i] != -100) == (i >= pt.n_prompt && i < pt.n_prompt + pt.n_chosen);
+        CHECKF(same, "DPO prompt+chosen differs from the SFT encoding of the conversation (%zu vs %zu+%zu tokens)", n,
+               pt.n_prompt, pt.n_chosen);
+        free(ids);
+        free(labels);
+        tuna_record_clear(&chat);
+    }
+    tuna_pref_tokens_free(&pt);
+    /* strings: no template; EOS appended; the prompt encoded as SFT encodes text */
+    line = "{\"prompt\":\"Once upon a time\",\"chosen\":\" there was a cat.\",\"rejected\":\" dog dog dog\"}";
+    CHECK(tuna_record_parse(&rec, line, strlen(line), NULL, &why) == TUNA_OK);
+    CHECK(tuna_dataset_encode_preference(&rec, tok, tmpl, &pt) == TUNA_OK);
+    CHECK(tuna_dataset_encode_text(tok, "Once upon a time", 16, &want, &nw) == TUNA_OK);
+    CHECK(same_ids(pt.prompt, pt.n_prompt, want, nw) && pt.chosen[pt.n_chosen - 1] == eos && pt.rejected[pt.n_rejected - 1] == eos);
+    free(want);
+    {
+        int32_t *body = NULL;
+        size_t nb = 0;
+        CHECK(tuna_tokenizer_encode(tok, " there was a cat.", 17, 0, &body, &nb) == TUNA_OK);
+        CHECK(same_ids(pt.chosen, pt.n_chosen - 1, body, nb));
+        free(body);
+    }
+    tuna_pref_tokens_free(&pt);
+    /* pre-tokenized: as given, nothing added */
+    line = "{\"prompt_ids\":[5,6],\"chosen_ids\":[7],\"rejected_ids\":[8,9]}";
+    CHECK(tuna_record_parse(&rec, line, strlen(line), NULL, &why) == TUNA_OK);
+    CHECK(tuna_dataset_encode_preference(&rec, NULL, NULL, &pt) == TUNA_OK);
+    CHECK(pt.n_prompt == 2 && pt.n_chosen == 1 && pt.chosen[0] == 7 && pt.n_rejected == 2 && pt.rejected[1] == 9);
+    tuna_pref_tokens_free(&pt);
+    /* an SFT record is not a pair */
+    line = "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}";
+    CHECK(tuna_record_parse(&rec, line, strlen(line), NULL, &why) == TUNA_OK);
+    CHECK(tuna_dataset_encode_preference(&rec, tok, tmpl, &pt) == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "chat record"));
+    tuna_record_clear(&rec);
+    tuna_template_free(tmpl);
+    tuna_tokenizer_free(tok);
+}
+
+/* truncation, dropping and the validation split in the loader */
+static void test_loader(void) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/trunc.jsonl", tmpdir);
+    write_file(path, "{\"prompt_ids\":[1,2,3,4,5,6],\"chosen_ids\":[7,8,9],\"rejected_ids\":[10]}\n"
+                     "{\"prompt_ids\":[1,2],\"chosen_ids\":[7,8,9,10,11,12,13],\"rejected_ids\":[10,11]}\n"
+                     "{\"prompt_ids\":[1,2,3,4,5,6,7,8,9,10],\"chosen_ids\":[7],\"rejected_ids\":[8]}\n");
+    tuna_pref_options o = {0};
+    o.max_len = 8;
+    o.max_prompt_len = 4;
+    tuna_data_options_init(&o.data);
+    tuna_pretok tr, va;
+    tuna_pref_stats s;
+    CHECKF(tuna_dataset_load_preferences(path, NULL, NULL, &o, &tr, &va, &s) == TUNA_OK, "%s", tuna_last_error());
+    /* record 1: prompt 3..6 (last 4), responses fit; record 2: chosen cut to 6;
+     * record 3: prompt cut to 4 then fits */
+    CHECK(s.pairs == 3 && s.prompts_truncated == 2 && s.responses_truncated == 1 && s.dropped == 0 && tr.n == 6 && va.n == 0);
+    if (tr.n == 6) {
+        CHECK(tr.off[1] - tr.off[0] == 7 && tr.ids[0] == 3 && tr.labels[3] == -100 && tr.labels[4] == 7);
+        CHECK(tr.off[3] - tr.off[2] == 8 && tr.ids[tr.off[2] + 7] == 12); /* 2 prompt + 6 of 7 chosen */
+        CHECK(tr.ids[tr.off[4]] == 7 && tr.off[5] - tr.off[4] == 5);
+    }
+    tuna_pretok_free(&tr);
+    tuna_pretok_free(&va);
+    o.max_prompt_len = 0; /* a prompt that fills --max-len: left out, counted */
+    CHECK(tuna_dataset_load_preferences(path, NULL, NULL, &o, &tr, NULL, &s) == TUNA_OK && s.pairs == 2 && s.dropped == 1);
+    tuna_pretok_free(&tr);
+    /* hash split by record: deterministic, pairs kept whole */
+    snprintf(path, sizeof path, "%s/many.jsonl", tmpdir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; f && i < 200; i++) fprintf(f, "{\"prompt_ids\":[1,%d],\"chosen_ids\":[%d,5],\"rejected_ids\":[6]}\n", 3 + i % 50, 7 + i);
+    if (f) fclose(f);
+    o.max_len = 0;
+    o.val_fraction = 0.2;
+    o.val_seed = 1;
+    CHECK(tuna_dataset_load_preferences(path, NULL, NULL, &o, &tr, &va, &s) == TUNA_OK);
+    CHECKF(s.pairs + s.val_pairs == 200 && s.val_pairs > 20 && s.val_pairs < 60 && va.n == 2 * s.val_pairs && tr.n == 2 * s.pairs,
+           "split %ld / %ld", s.pairs, s.val_pairs);
+    tuna_pretok_free(&tr);
+    tuna_pretok_free(&va);
+    /* a chat record in preference data stops loading with FILE:LINE */
+    snprintf(path, sizeof path, "%s/mixed.jsonl", tmpdir);
+    write_file(path, "{\"prompt_ids\":[1],\"chosen_ids\":[2],\"rejected_ids\":[3]}\n{\"input_ids\":[1,2,3]}\n");
+    o.val_fraction = 0;
+    CHECK(tuna_dataset_load_preferences(path, NULL, NULL, &o, &tr, NULL, &s) == TUNA_ERR_FORMAT);
+    CHECKF(strstr(tuna_last_error(), "mixed.jsonl:2:") && strstr(tuna_last_error(), "pretokenized"), "%s", tuna_last_error());
+}
+
+/* usage errors: exit 2 with one line */
+static void test_cli_errors(void) {
+    char cmd[2048];
+    const char *data = "tests/fixtures/dpo/full_sigmoid/data.jsonl";
+    if (access(data, R_OK) != 0) { test_skip("dpo cli errors", "fixture not present"); return; }
+    const char *bad[] = {"--loss kto", "--loss ipo --label-smoothing 0.1", "--method ia3", "--beta 0", "--pack",
+                         "--max-prompt-len 64 --seq-len 64"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s --out %s/err %s --steps 1 2>/dev/null", test_cli, parity_model, data,
+                 tmpdir, bad[k]);
+        int rc = system(cmd);
+        CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "'%s' exits %d, expected 2", bad[k], WEXITSTATUS(rc));
+    }
+    /* SFT data given to dpo: exit 2 naming the line */
+    snprintf(cmd, sizeof cmd, "%s dpo --model %s --data tests/fixtures/sft/llama_constant/data.jsonl --out %s/err2 --steps 1 2>&1 | grep -q 'data.jsonl:1: a pretokenized record in preference data'",
+             test_cli, parity_model, tmpdir);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "%s dpo --help | grep -q 'chosen_ids'", test_cli);
+    CHECK(system(cmd) == 0);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
+    if (!mkdtemp(tmpdir)) return 1;
     test_known_values();
     test_derivatives();
     test_through_model();
+    test_fixture("full_sigmoid");
+    test_fixture("full_ipo");
+    test_fixture("lora_sigmoid");
+    test_fixture("lora_ipo");
+    test_issue_command();
+    test_resume();
+    test_encoding();
+    test_loader();
+    test_cli_errors();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     return test_done();
 }

@@ -1,6 +1,7 @@
-/* cmd_train.c — `tuna sft` (fine-tuning a model folder on pre-tokenized data)
- * and `tuna pretrain` (a randomly initialised model on plain text), sharing one
- * training driver: live progress line, metrics.jsonl, train_args.json,
+/* cmd_train.c — `tuna sft` (fine-tuning a model folder on any record format),
+ * `tuna pretrain` (a randomly initialised model on plain text) and `tuna dpo`
+ * (preference optimisation; its data and reference pass live in cmd_dpo.c),
+ * sharing one training driver: live progress line, metrics.jsonl, train_args.json,
  * validation with early stopping (keeping the best weights), checkpoints and
  * exact resume, the general-text perplexity check before and after, and an
  * output folder Hugging Face tools can load. */
@@ -285,9 +286,28 @@ static tuna_status attach_adapter(tuna_model *m, tuna_tokenizer *tok, tuna_peft_
     return TUNA_OK;
 }
 
-static int train_command(int argc, char **argv, int pretrain) {
-    if (cli_wants_help(argc, argv)) { fputs(pretrain ? pretrain_help : sft_help, stdout); return 0; }
-    const char *cmd = pretrain ? "pretrain" : "sft";
+/* TRL's metric names */
+static void dpo_metrics(FILE *f, const char *prefix, const tuna_dpo_stats *d) {
+    fprintf(f, ",\"%srewards/chosen\":%.9g,\"%srewards/rejected\":%.9g,\"%srewards/accuracies\":%.9g,"
+               "\"%srewards/margins\":%.9g,\"%slogps/chosen\":%.9g,\"%slogps/rejected\":%.9g",
+            prefix, d->rewards_chosen, prefix, d->rewards_rejected, prefix, d->rewards_accuracies, prefix, d->rewards_margins,
+            prefix, d->logps_chosen, prefix, d->logps_rejected);
+}
+
+static tuna_status check_vocab(const tuna_pretok *p, int V, const char *path) {
+    for (int64_t i = 0; i < (p->off ? p->off[p->n] : 0); i++)
+        if (p->ids[i] < 0 || p->ids[i] >= V)
+            return tuna_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)", path, p->ids[i], V - 1);
+    return TUNA_OK;
+}
+
+int cli_train_command(int argc, char **argv, int mode) {
+    const int pretrain = mode == CLI_TRAIN_PRETRAIN, dpo = mode == CLI_TRAIN_DPO;
+    if (cli_wants_help(argc, argv)) { fputs(pretrain ? pretrain_help : dpo ? cli_dpo_help : sft_help, stdout); return 0; }
+    const char *cmd = pretrain ? "pretrain" : dpo ? "dpo" : "sft";
+    tuna_dpo_args dargs = {TUNA_DPO_SIGMOID, 0.1, 0.0};
+    const char *ref_model = NULL;
+    int max_prompt_len = 0;
     const char *config_path = NULL, *tok_dir = NULL, *general = NULL, *template_arg = NULL, *cache_dir = NULL;
     int pack = 0, no_cache = 0;
     tuna_dataset_options dso;
@@ -317,6 +337,17 @@ static int train_command(int argc, char **argv, int pretrain) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEXT() (i++, v)
         if (!strcmp(o, "--model") && v && !pretrain) model_dir = NEXT();
+        else if (dpo && !strcmp(o, "--beta")) { if (parse_float(o, NEXT(), 1e-9, 1e9, &dargs.beta)) return 2; }
+        else if (dpo && !strcmp(o, "--label-smoothing")) { if (parse_float(o, NEXT(), 0, 0.5, &dargs.label_smoothing)) return 2; }
+        else if (dpo && !strcmp(o, "--loss") && v) {
+            const char *s = NEXT();
+            int t = tuna_dpo_loss_from_name(s);
+            if (t < 0) return cli_usage_error("--loss must be sigmoid, ipo or hinge (got '%s')", s);
+            dargs.type = (tuna_dpo_loss_type)t;
+        }
+        else if (dpo && !strcmp(o, "--ref-model") && v) ref_model = NEXT();
+        else if (dpo && !strcmp(o, "--max-prompt-len")) { if (cli_parse_int(o, NEXT(), 1, 1 << 20, &max_prompt_len)) return 2; }
+        else if (dpo && !strcmp(o, "--max-len")) { if (cli_parse_int(o, NEXT(), 2, 1 << 20, &a.seq_len)) return 2; }
         else if (!strcmp(o, "--config") && v && pretrain) config_path = NEXT();
         else if (!strcmp(o, "--tokenizer") && v && pretrain) tok_dir = NEXT();
         else if (!strcmp(o, "--general-eval") && v) general = NEXT();
@@ -419,8 +450,20 @@ static int train_command(int argc, char **argv, int pretrain) {
     }
     if (pretrain && (!config_path || !tok_dir || !data_path || !out_dir))
         return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
-    if (!pretrain && (!model_dir || !data_path || !out_dir)) return cli_usage_error("sft: --model, --data and --out are required");
+    if (!pretrain && (!model_dir || !data_path || !out_dir)) return cli_usage_error("%s: --model, --data and --out are required", cmd);
     int is_full = !strcmp(method, "full"), is_qlora = !strcmp(method, "qlora");
+    if (dpo) {
+        if (!is_full && !is_qlora && strcmp(method, "lora"))
+            return cli_usage_error("dpo: --method '%s' is not available (full, lora, qlora)", method);
+        if (n_data > 1) return cli_usage_error("dpo: one --data file (multi-task mixing is for sft)");
+        if (pack) return cli_usage_error("dpo: --pack is not available (a pair's rows are scored whole)");
+        if (a.loss_norm != TUNA_LOSS_NORM_TOKEN) return cli_usage_error("dpo: --loss-norm does not apply (the loss is per pair)");
+        if (dargs.label_smoothing > 0 && dargs.type != TUNA_DPO_SIGMOID)
+            return cli_usage_error("--label-smoothing applies to --loss sigmoid only");
+        if (max_prompt_len && max_prompt_len >= a.seq_len)
+            return cli_usage_error("--max-prompt-len %d leaves no room for a response in --max-len %d", max_prompt_len, a.seq_len);
+        a.dpo = &dargs;
+    }
     if (!is_full && (pretrain || (strcmp(method, "lora") && !is_qlora && strcmp(method, "ia3") && strcmp(method, "prompt"))))
         return cli_usage_error("%s: --method '%s' is not available (%s)", cmd, method,
                                pretrain ? "pretraining trains every weight: full" : "full, lora, qlora, ia3, prompt");
@@ -438,6 +481,7 @@ static int train_command(int argc, char **argv, int pretrain) {
     }
     if (!is_full && !lr_given)
         a.lr = pc.type == TUNA_PEFT_PROMPT ? 3e-2f : pc.type == TUNA_PEFT_IA3 ? 3e-3f : 2e-4f;
+    if (dpo && !lr_given) a.lr = is_full ? 1e-6f : 5e-6f; /* TRL's DPOConfig; the alignment handbook's QLoRA DPO */
     const char *files_dir = pretrain ? tok_dir : model_dir; /* tokenizer files copied to the output */
     tuna_dtype sdt = !strcmp(save_dtype, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(save_dtype, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
     if (strcmp(save_dtype, "f32") && strcmp(save_dtype, "bf16") && strcmp(save_dtype, "f16"))
@@ -461,6 +505,7 @@ static int train_command(int argc, char **argv, int pretrain) {
     int rc = 0;
     double gen_before = NAN, gen_after = NAN;
     int64_t gen_tokens = 0;
+    double *ref_train = NULL, *ref_val = NULL; /* dpo: reference log-probabilities per sequence */
     tuna_status st = TUNA_OK;
     if (pretrain) {
         tuna_config cfg;
@@ -474,6 +519,57 @@ static int train_command(int argc, char **argv, int pretrain) {
         for (int k = 0; st == TUNA_OK && k < n_data; k++) st = tuna_text_chunks(tok, data_paths[k], a.seq_len, &parts[k]);
         for (int k = 0; st == TUNA_OK && k < n_val; k++) st = tuna_text_chunks(tok, val_paths[k], a.seq_len, &vparts[k]);
         model_dir = config_path;
+    } else if (dpo) {
+        /* data first, then the reference pass (its own model when --ref-model
+         * names one, freed before the policy loads), then the policy */
+        char tp[PATH_MAX];
+        struct stat sb;
+        int have_tok = 0;
+        const char *tok_files[] = {"tokenizer.json", "tokenizer.bin", "vocab.json"};
+        for (size_t k = 0; k < 3; k++) {
+            snprintf(tp, sizeof tp, "%s/%s", model_dir, tok_files[k]);
+            have_tok |= stat(tp, &sb) == 0;
+        }
+        if (have_tok) st = tuna_tokenizer_load(&tok, model_dir);
+        tuna_template *tmpl = NULL;
+        char *tsrc = NULL;
+        if (st == TUNA_OK && tok) st = tuna_dataset_template(&tmpl, tok, template_arg, &tsrc);
+        if (st == TUNA_OK)
+            st = cli_dpo_load(data_path, val_path, val_split, a.seed, tok, tmpl, a.seq_len, max_prompt_len, &dso.data, quiet,
+                              &parts[0], &vparts[0]);
+        tuna_template_free(tmpl);
+        free(tsrc);
+        if (st == TUNA_OK && vparts[0].n > 0) n_val = 1;
+        val_split = 0; /* done per record above */
+        if (st == TUNA_OK) {
+            ref_train = malloc((size_t)parts[0].n * sizeof(double));
+            ref_val = malloc((size_t)(vparts[0].n + 1) * sizeof(double));
+            if (!ref_train || !ref_val) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        }
+        const char *val_name = val_path ? val_path : data_path;
+        if (st == TUNA_OK && ref_model) {
+            tuna_model *rm = NULL;
+            st = tuna_model_load(&rm, ref_model);
+            if (st == TUNA_OK) st = check_vocab(&parts[0], tuna_model_config(rm)->V, data_path);
+            if (st == TUNA_OK) st = check_vocab(&vparts[0], tuna_model_config(rm)->V, val_name);
+            if (st == TUNA_OK && !quiet)
+                fprintf(stderr, "reference: %s (log-probabilities of %lld sequences, computed once)\n", ref_model,
+                        (long long)(parts[0].n + vparts[0].n));
+            if (st == TUNA_OK) st = tuna_sequence_logps(rm, &parts[0], 2 * a.micro_batch, a.seq_len, ref_train);
+            if (st == TUNA_OK && vparts[0].n) st = tuna_sequence_logps(rm, &vparts[0], 2 * a.micro_batch, a.seq_len, ref_val);
+            tuna_model_free(rm);
+        }
+        if (st == TUNA_OK) st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
+        if (st == TUNA_OK) st = check_vocab(&parts[0], tuna_model_config(m)->V, data_path);
+        if (st == TUNA_OK) st = check_vocab(&vparts[0], tuna_model_config(m)->V, val_name);
+        if (st == TUNA_OK && !is_full) st = attach_adapter(m, tok, &pc, adapter_dir, model_dir, method, a.seed, quiet);
+        if (st == TUNA_OK && !ref_model) {
+            if (!quiet) fprintf(stderr, "reference: the starting model (log-probabilities of %lld sequences, computed once)\n",
+                                (long long)(parts[0].n + vparts[0].n));
+            st = tuna_sequence_logps(m, &parts[0], 2 * a.micro_batch, a.seq_len, ref_train);
+            if (st == TUNA_OK && vparts[0].n) st = tuna_sequence_logps(m, &vparts[0], 2 * a.micro_batch, a.seq_len, ref_val);
+        }
+        a.ref_logps = ref_train;
     } else {
         st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
         int have_tok = 0;
@@ -548,7 +644,7 @@ static int train_command(int argc, char **argv, int pretrain) {
         n_val = n_data;
     }
     /* examples whose counted tokens were all truncated away cost time and teach nothing */
-    for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++) {
+    for (int k = 0; st == TUNA_OK && !dpo && k < n_data + n_val; k++) {
         tuna_pretok *pp = k < n_data ? &parts[k] : &vparts[k - n_data];
         int64_t before = pp->n, removed = tuna_pretok_drop_uncounted(pp);
         if (removed < 0) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
@@ -634,6 +730,16 @@ static int train_command(int argc, char **argv, int pretrain) {
     json_object_set_new(ja, "save_every", json_integer(save_every));
     json_object_set_new(ja, "save_dtype", json_string(save_dtype));
     json_object_set_new(ja, "train_sequences", json_integer(data.n));
+    if (dpo) {
+        const char *lt[] = {"sigmoid", "ipo", "hinge"};
+        json_object_set_new(ja, "loss_type", json_string(lt[dargs.type]));
+        json_object_set_new(ja, "beta", json_real(dargs.beta));
+        json_object_set_new(ja, "label_smoothing", json_real(dargs.label_smoothing));
+        json_object_set_new(ja, "ref_model", json_string(ref_model ? ref_model : model_dir));
+        json_object_set_new(ja, "max_prompt_len", json_integer(max_prompt_len));
+        json_object_set_new(ja, "train_pairs", json_integer(data.n / 2));
+        json_object_set_new(ja, "val_pairs", json_integer(val.n / 2));
+    }
     json_object_set_new(ja, "val_sequences", json_integer(val.n));
     json_object_set_new(ja, "parameters", json_integer(tuna_model_param_count(m)));
     snprintf(path, sizeof path, "%s/train_args.json", out_dir);
@@ -678,25 +784,36 @@ static int train_command(int argc, char **argv, int pretrain) {
         st = tuna_trainer_step(tr, &info);
         if (st != TUNA_OK) break;
         fprintf(metrics, "{\"step\":%d,\"epoch\":%.6g,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld,"
-                         "\"tokens_per_s\":%.6g,\"elapsed_s\":%.6g}\n",
+                         "\"tokens_per_s\":%.6g,\"elapsed_s\":%.6g",
                 info.step, info.epoch, info.loss, info.lr, info.grad_norm, (long long)info.tokens,
                 info.tokens_per_second, info.elapsed_seconds);
+        if (dpo) dpo_metrics(metrics, "", &info.dpo);
+        fputs("}\n", metrics);
         fflush(metrics);
         char el[32], eta[32];
         fmt_time(el, sizeof el, info.elapsed_seconds);
         fmt_time(eta, sizeof eta, info.elapsed_seconds / info.step * (total - info.step));
+        char pref[96] = "";
+        if (dpo) snprintf(pref, sizeof pref, " | acc %.2f | margin %.3f", info.dpo.rewards_accuracies, info.dpo.rewards_margins);
         if (tty)
-            fprintf(stderr, "\r\033[Kstep %d/%d | epoch %.2f | loss %.4f | lr %.2e | %.0f tok/s | %s elapsed | ETA %s",
-                    info.step, total, info.epoch, info.loss, info.lr, info.tokens_per_second, el, eta);
+            fprintf(stderr, "\r\033[Kstep %d/%d | epoch %.2f | loss %.4f%s | lr %.2e | %.0f tok/s | %s elapsed | ETA %s",
+                    info.step, total, info.epoch, info.loss, pref, info.lr, info.tokens_per_second, el, eta);
         else if (!quiet && (info.step % log_every == 0 || info.step == total))
-            fprintf(stderr, "step %d/%d epoch %.2f loss %.4f lr %.2e grad_norm %.3f %.0f tok/s elapsed %s eta %s\n",
-                    info.step, total, info.epoch, info.loss, info.lr, info.grad_norm, info.tokens_per_second, el, eta);
+            fprintf(stderr, "step %d/%d epoch %.2f loss %.4f%s lr %.2e grad_norm %.3f %.0f tok/s elapsed %s eta %s\n",
+                    info.step, total, info.epoch, info.loss, pref, info.lr, info.grad_norm, info.tokens_per_second, el, eta);
         if (have_val && (info.step % eval_every == 0 || info.step == total)) {
             double vl;
-            int64_t vt;
-            st = tuna_trainer_eval(tr, &val, &vl, &vt);
+            int64_t vt = 0;
+            tuna_dpo_stats es = {0};
+            if (dpo) {
+                st = tuna_trainer_eval_dpo(tr, &val, ref_val, &es);
+                vl = es.loss;
+            } else st = tuna_trainer_eval(tr, &val, &vl, &vt);
             if (st != TUNA_OK) break;
-            fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_tokens\":%lld", info.step, vl, (long long)vt);
+            if (dpo) {
+                fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_pairs\":%lld", info.step, vl, (long long)(val.n / 2));
+                dpo_metrics(metrics, "eval_", &es);
+            } else fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_tokens\":%lld", info.step, vl, (long long)vt);
             char per_task[1024] = "";
             for (int k = 0; val.n_tasks > 1 && k < val.n_tasks && st == TUNA_OK; k++) {
                 /* a view of task k's sequences (offsets index the shared token arrays) */
@@ -717,7 +834,10 @@ static int train_command(int argc, char **argv, int pretrain) {
             fprintf(metrics, "}\n");
             fflush(metrics);
             if (tty) fputc('\n', stderr);
-            if (!quiet) fprintf(stderr, "eval at step %d: val loss %.4f (ppl %.3f)%s%s\n", info.step, vl, exp(vl),
+            if (!quiet && dpo)
+                fprintf(stderr, "eval at step %d: val loss %.4f, preference accuracy %.3f, margin %.3f%s\n", info.step, vl,
+                        es.rewards_accuracies, es.rewards_margins, vl < best ? " (best)" : "");
+            else if (!quiet) fprintf(stderr, "eval at step %d: val loss %.4f (ppl %.3f)%s%s\n", info.step, vl, exp(vl),
                                 vl < best ? " (best)" : "", per_task);
             if (vl < best) {
                 best = vl;
@@ -814,8 +934,10 @@ done:
     tuna_pretok_free(&data);
     tuna_pretok_free(&val);
     tuna_model_free(m);
+    free(ref_train);
+    free(ref_val);
     return rc;
 }
 
-int cmd_sft(int argc, char **argv) { return train_command(argc, argv, 0); }
-int cmd_pretrain(int argc, char **argv) { return train_command(argc, argv, 1); }
+int cmd_sft(int argc, char **argv) { return cli_train_command(argc, argv, CLI_TRAIN_SFT); }
+int cmd_pretrain(int argc, char **argv) { return cli_train_command(argc, argv, CLI_TRAIN_PRETRAIN); }

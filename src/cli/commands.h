@@ -26,6 +26,18 @@ int cmd_merge(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_dpo(int argc, char **argv);
+
+/* The training driver behind sft, pretrain and dpo (cmd_train.c). */
+enum { CLI_TRAIN_SFT = 0, CLI_TRAIN_PRETRAIN = 1, CLI_TRAIN_DPO = 2 };
+int cli_train_command(int argc, char **argv, int mode);
+extern const char cli_dpo_help[];
+/* tuna dpo's data: one preference file (and --val FILE or a hash-based
+ * --val-split share of it) as pairs; prints what was read and truncated
+ * unless quiet. val->n is 0 when there is no validation. */
+tuna_status cli_dpo_load(const char *data_path, const char *val_path, double val_split, uint64_t seed,
+                         tuna_tokenizer *tok, const tuna_template *tmpl, int max_len, int max_prompt_len,
+                         const tuna_data_options *reader, int quiet, tuna_pretok *train, tuna_pretok *val);
 
 /* Generation options shared by generate, chat, eval and compare:
  * --max-new-tokens --temperature --top-k --top-p --min-p

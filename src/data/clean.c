@@ -155,6 +155,7 @@ static long content_chars(const tuna_record *r) {
     char *t = NULL;
     size_t n = 0;
     if (r->kind == TUNA_RECORD_PRETOKENIZED) return (long)r->n_ids;
+    if (r->kind == TUNA_RECORD_PREFERENCE_TOKENS) return (long)(r->n_ids + r->n_chosen + r->n_rejected);
     if (tuna_record_text(r, 0, &t, &n)) return -1;
     /* drop the role names and separators the canonical text adds */
     long cnt = 0;

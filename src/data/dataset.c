@@ -286,6 +286,7 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
         }
         break;
     case TUNA_RECORD_PREFERENCE:
+    case TUNA_RECORD_PREFERENCE_TOKENS:
         st = tuna_fail(TUNA_ERR_FORMAT, "a preference record (chosen/rejected) in SFT data: use tuna dpo for these");
         break;
     default:

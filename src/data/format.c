@@ -31,12 +31,14 @@ const char *tuna_role_name(tuna_role r) {
     return r == TUNA_ROLE_SYSTEM ? "system" : r == TUNA_ROLE_USER ? "user" : "assistant";
 }
 const char *tuna_record_kind_name(tuna_record_kind k) {
-    static const char *n[] = {"none", "chat", "prompt_completion", "text", "preference", "pretokenized"};
-    return (unsigned)k <= TUNA_RECORD_PRETOKENIZED ? n[k] : "?";
+    static const char *n[] = {"none", "chat", "prompt_completion", "text", "preference", "pretokenized",
+                              "preference_tokens"};
+    return (unsigned)k <= TUNA_RECORD_PREFERENCE_TOKENS ? n[k] : "?";
 }
 const char *tuna_record_format_name(tuna_record_format f) {
     static const char *n[] = {"messages", "sharegpt", "alpaca", "prompt_completion", "text",
-                              "preference", "preference_implicit_prompt", "pretokenized"};
+                              "preference", "preference_implicit_prompt", "pretokenized",
+                              "preference_pretokenized"};
     return (unsigned)f < TUNA_FORMAT_COUNT ? n[f] : "?";
 }
 
@@ -92,6 +94,8 @@ void tuna_record_clear(tuna_record *r) {
     free(r->text);
     free(r->input_ids);
     free(r->labels);
+    free(r->chosen_ids);
+    free(r->rejected_ids);
     free(r->raw);
     memset(r, 0, sizeof *r);
     r->label = -1;
@@ -542,13 +546,41 @@ static tuna_status parse_pretok(ctx *c, const json_t *o, tuna_record *r) {
     return s;
 }
 
+/* {"prompt_ids","chosen_ids","rejected_ids"}: the responses' tokens only,
+ * taken as they are (no template, no EOS added) */
+static tuna_status parse_pref_ids(ctx *c, const json_t *o, tuna_record *r) {
+    r->kind = TUNA_RECORD_PREFERENCE_TOKENS;
+    r->format = TUNA_FORMAT_PREFERENCE_PRETOKENIZED;
+    static const char *const keys[3] = {"prompt_ids", "chosen_ids", "rejected_ids"};
+    int32_t **dst[3] = {&r->input_ids, &r->chosen_ids, &r->rejected_ids};
+    int64_t *cnt[3] = {&r->n_ids, &r->n_chosen, &r->n_rejected};
+    for (int k = 0; k < 3; k++) {
+        json_t *v = json_object_get(o, keys[k]);
+        if (!v) return bad(c, TUNA_BAD_KEYS, "missing key \"%s\" (a pre-tokenized preference record needs prompt_ids, chosen_ids and rejected_ids)", keys[k]);
+        if (!json_is_array(v)) return bad(c, TUNA_BAD_TYPE, "\"%s\" is %s, expected a list of integers", keys[k], json_type_name(v));
+        if (json_array_size(v) == 0)
+            return bad(c, k ? TUNA_BAD_EMPTY : TUNA_BAD_VALUE, "\"%s\" is empty%s", keys[k],
+                       k ? "" : " (the first response token is predicted from the prompt's last: give at least one, e.g. BOS)");
+        if (json_array_size(v) > (1u << 24)) return bad(c, TUNA_BAD_VALUE, "\"%s\" is too long (%zu)", keys[k], json_array_size(v));
+        tuna_status s = parse_ids(c, v, keys[k], 0, dst[k]);
+        if (s) return s;
+        *cnt[k] = (int64_t)json_array_size(v);
+    }
+    if (r->n_chosen == r->n_rejected && !memcmp(r->chosen_ids, r->rejected_ids, (size_t)r->n_chosen * sizeof(int32_t)))
+        return bad(c, TUNA_BAD_VALUE, "\"chosen_ids\" and \"rejected_ids\" are identical");
+    return TUNA_OK;
+}
+
 /* Detection by keys, in priority order (a record may carry extra columns:
  * UltraFeedback has prompt, messages, chosen, rejected and is a preference
  * record, as TRL treats it). */
 static tuna_status from_json(tuna_record *rec, const json_t *o, ctx *c) {
     if (!json_is_object(o)) return bad(c, TUNA_BAD_TYPE, "record is %s, expected a JSON object", json_type_name(o));
     tuna_status s;
-    if (json_object_get(o, "input_ids") || json_object_get(o, "labels")) s = parse_pretok(c, o, rec);
+    if (json_object_get(o, "chosen_ids") || json_object_get(o, "rejected_ids") || json_object_get(o, "prompt_ids")) {
+        if (json_object_get(o, "input_ids")) return bad(c, TUNA_BAD_KEYS, "ambiguous record: both \"input_ids\" and preference ids");
+        s = parse_pref_ids(c, o, rec);
+    } else if (json_object_get(o, "input_ids") || json_object_get(o, "labels")) s = parse_pretok(c, o, rec);
     else if (json_object_get(o, "chosen") || json_object_get(o, "rejected") || json_object_get(o, "chosen_messages") ||
              json_object_get(o, "rejected_messages"))
         s = parse_preference(c, o, rec);
@@ -565,7 +597,7 @@ static tuna_status from_json(tuna_record *rec, const json_t *o, ctx *c) {
         if (!s && blank(rec->text, rec->text_len)) s = bad(c, TUNA_BAD_EMPTY, "empty text (\"text\")");
     } else
         s = bad(c, TUNA_BAD_KEYS, "no known keys (expected messages, conversations, instruction/output, "
-                                  "prompt/completion, text, chosen/rejected or input_ids)");
+                                  "prompt/completion, text, chosen/rejected, input_ids or chosen_ids/rejected_ids)");
     return s;
 }
 
@@ -699,6 +731,20 @@ tuna_status tuna_record_text(const tuna_record *rec, int norm, char **out, size_
         sb_part(&b, &rec->rejected);
         break;
     case TUNA_RECORD_TEXT: sb_put(&b, "\x1f", 1); sb_put(&b, rec->text, rec->text_len); sb_put(&b, "\x1e", 1); break;
+    case TUNA_RECORD_PREFERENCE_TOKENS: {
+        const int32_t *a[3] = {rec->input_ids, rec->chosen_ids, rec->rejected_ids};
+        int64_t n[3] = {rec->n_ids, rec->n_chosen, rec->n_rejected};
+        for (int k = 0; k < 3; k++) {
+            sb_put(&b, "\x1f", 1);
+            for (int64_t i = 0; i < n[k]; i++) {
+                char t[32];
+                int w = snprintf(t, sizeof t, "%s%d", i ? " " : "", a[k][i]);
+                sb_put(&b, t, (size_t)w);
+            }
+            sb_put(&b, "\x1e", 1);
+        }
+        break;
+    }
     case TUNA_RECORD_PRETOKENIZED:
         for (int64_t i = 0; i < rec->n_ids; i++) {
             char t[32];

@@ -8,7 +8,12 @@
  * (torch.nn.utils.clip_grad_norm_) and AdamW (torch.optim.AdamW: decoupled
  * decay, bias correction), with decay only on weight matrices and embeddings
  * (HF Trainer excludes biases and norm weights). Everything the step needs is
- * allocated in tuna_trainer_create. */
+ * allocated in tuna_trainer_create.
+ * Preference runs (args.dpo) take pairs instead of sequences: each micro-batch
+ * is one forward of the chosen and rejected rows, the preference loss on
+ * their log-probabilities (minus the row losses) against the cached
+ * reference ones, and one backward with per-row weights -dL/dlogp scaled by
+ * the micro-batch's share of the step's pairs (TRL's mean over the batch). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +41,13 @@ struct tuna_trainer {
     int64_t *task_epoch;       /* [n_tasks] epoch whose permutation is in perm */
     int64_t mix_pos;           /* next stream position to generate */
     int64_t *task_used;        /* [n_tasks] sequences consumed by finished steps */
-    int64_t *seq_idx;          /* [batch] */
+    int64_t *seq_idx;          /* [batch] items (sequences, or pairs for DPO) */
+    int64_t n_items;           /* sequences, or pairs (data->n / 2) for DPO */
+    int rows_per_item;         /* 1, or 2 for DPO */
+    int64_t *row_idx;          /* [rows_per_item * micro_batch] sequences of one micro-batch */
+    double *d_pc, *d_pr, *pl_c, *pl_r, *rl_c, *rl_r; /* [micro_batch] DPO per-pair values */
+    int64_t *n_c, *n_r;        /* [micro_batch] counted tokens of the chosen / rejected rows */
+    tuna_dpo_args dpo;
     int64_t *seq_cnt;          /* [batch] counted tokens per sequence */
     int32_t *ids, *labels, *pos; /* [micro_batch * seq_len] */
     float *row_w;              /* [micro_batch] */
@@ -103,6 +114,9 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->pos);
     free(t->row_w);
     free(t->row_loss);
+    free(t->row_idx);
+    free(t->d_pc); free(t->d_pr); free(t->pl_c); free(t->pl_r); free(t->rl_c); free(t->rl_r);
+    free(t->n_c); free(t->n_r);
     free(t);
 }
 
@@ -122,6 +136,9 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
         return tuna_fail(TUNA_ERR_ARG, "invalid optimizer settings (lr %g, betas %g/%g, eps %g, weight decay %g, clip %g)",
                          a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->grad_clip);
     if (data->n <= 0) return tuna_fail(TUNA_ERR_ARG, "no training sequences");
+    if (a->dpo && (data->n % 2 || !a->ref_logps || data->n_tasks > 1 || data->pos))
+        return tuna_fail(TUNA_ERR_ARG, "preference training needs unpacked single-task pair data (2 sequences per pair) "
+                                       "and reference log-probabilities");
     if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
         return tuna_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
     tuna_trainer *t = calloc(1, sizeof *t);
@@ -129,9 +146,12 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->m = m;
     t->data = data;
     t->a = *a;
+    t->rows_per_item = a->dpo ? 2 : 1;
+    t->n_items = data->n / t->rows_per_item;
+    if (a->dpo) t->dpo = *a->dpo;
     if (a->steps > 0) t->total_steps = a->steps;
     else {
-        double s = ceil(a->epochs * (double)data->n / a->batch);
+        double s = ceil(a->epochs * (double)t->n_items / a->batch);
         t->total_steps = s < 1 ? 1 : s > 1e9 ? 1000000000 : (int)s;
     }
     t->warmup_steps = tuna_warmup_steps(a, t->total_steps);
@@ -141,7 +161,8 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     if (T < 2) T = 2;
     t->a.micro_batch = mb;
     t->a.seq_len = T;
-    tuna_status st = tuna_model_prepare(m, mb, T, a->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
+    const int R = t->rows_per_item, rows = R * mb;
+    tuna_status st = tuna_model_prepare(m, rows, T, a->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
     if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
     tuna_trainable tr;
     model_trainable(m, &tr);
@@ -152,13 +173,21 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->perm = malloc((size_t)data->n * sizeof(int64_t));
     t->seq_idx = malloc((size_t)a->batch * sizeof(int64_t));
     t->seq_cnt = malloc((size_t)a->batch * sizeof(int64_t));
-    t->ids = malloc((size_t)mb * T * sizeof(int32_t));
-    t->labels = malloc((size_t)mb * T * sizeof(int32_t));
-    t->pos = malloc((size_t)mb * T * sizeof(int32_t));
-    t->row_w = malloc((size_t)mb * sizeof(float));
-    t->row_loss = malloc((size_t)mb * sizeof(double));
-    if (!t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
-        !t->row_w || !t->row_loss) {
+    t->ids = malloc((size_t)rows * T * sizeof(int32_t));
+    t->labels = malloc((size_t)rows * T * sizeof(int32_t));
+    t->pos = malloc((size_t)rows * T * sizeof(int32_t));
+    t->row_w = malloc((size_t)rows * sizeof(float));
+    t->row_loss = malloc((size_t)rows * sizeof(double));
+    t->row_idx = malloc((size_t)rows * sizeof(int64_t));
+    int ok = 1;
+    if (a->dpo) {
+        double **dd[6] = {&t->d_pc, &t->d_pr, &t->pl_c, &t->pl_r, &t->rl_c, &t->rl_r};
+        for (int k = 0; k < 6; k++) ok &= (*dd[k] = malloc((size_t)mb * sizeof(double))) != NULL;
+        ok &= (t->n_c = malloc((size_t)mb * sizeof(int64_t))) != NULL;
+        ok &= (t->n_r = malloc((size_t)mb * sizeof(int64_t))) != NULL;
+    }
+    if (!ok || !t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
+        !t->row_w || !t->row_loss || !t->row_idx) {
         tuna_trainer_free(t);
         return tuna_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
     }
@@ -248,7 +277,7 @@ static int task_of(const tuna_trainer *t, int64_t seq) {
 
 static int64_t seq_at(tuna_trainer *t, int64_t pos) {
     if (t->n_tasks > 1) return mixed_seq_at(t, pos);
-    int64_t n = t->data->n, epoch = pos / n, i = pos % n;
+    int64_t n = t->n_items, epoch = pos / n, i = pos % n;
     if (!t->a.shuffle) return i;
     if (epoch != t->perm_epoch) {
         tuna_rng r;
@@ -271,18 +300,18 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Fills the micro-batch buffers with sequences seq_idx[j0 .. j0+nb) (truncated
- * to seq_len, right-padded); returns the padded length. */
-static int fill_micro(tuna_trainer *t, int j0, int nb, int64_t *input_tokens) {
+/* Fills the micro-batch buffers with sequences idx[0 .. nb) (truncated to
+ * seq_len, right-padded); returns the padded length. */
+static int fill_rows(tuna_trainer *t, const int64_t *idx, int nb, int64_t *input_tokens) {
     const tuna_pretok *d = t->data;
     int T = 1;
     for (int j = 0; j < nb; j++) {
-        int64_t len = d->off[t->seq_idx[j0 + j] + 1] - d->off[t->seq_idx[j0 + j]];
+        int64_t len = d->off[idx[j] + 1] - d->off[idx[j]];
         if (len > t->a.seq_len) len = t->a.seq_len;
         if (len > T) T = (int)len;
     }
     for (int j = 0; j < nb; j++) {
-        int64_t o = d->off[t->seq_idx[j0 + j]], len = d->off[t->seq_idx[j0 + j] + 1] - o;
+        int64_t o = d->off[idx[j]], len = d->off[idx[j] + 1] - o;
         if (len > t->a.seq_len) len = t->a.seq_len;
         *input_tokens += len;
         for (int k = 0; k < T; k++) {
@@ -293,6 +322,72 @@ static int fill_micro(tuna_trainer *t, int j0, int nb, int64_t *input_tokens) {
         }
     }
     return T;
+}
+
+static int fill_micro(tuna_trainer *t, int j0, int nb, int64_t *input_tokens) {
+    return fill_rows(t, t->seq_idx + j0, nb, input_tokens);
+}
+
+static int64_t counted_tokens(const tuna_trainer *t, const tuna_pretok *d, int64_t seq) {
+    int64_t o = d->off[seq], len = d->off[seq + 1] - o, c = 0;
+    if (len > t->a.seq_len) len = t->a.seq_len;
+    for (int64_t k = 1; k < len; k++) c += d->labels[o + k] != -100;
+    return c;
+}
+
+/* Preference loss of pairs pairs[0 .. npairs) of data d (reference ref),
+ * micro-batch by micro-batch; with train, accumulates the gradient of the mean
+ * loss. Stats are means over the pairs. */
+static tuna_status run_dpo(tuna_trainer *t, const tuna_pretok *d, const double *ref, const int64_t *pairs, int npairs,
+                           int train, tuna_dpo_stats *out, int64_t *tokens_out, int64_t *input_tokens) {
+    tuna_dpo_stats acc = {0};
+    int64_t tokens = 0;
+    for (int j0 = 0; j0 < npairs; j0 += t->a.micro_batch) {
+        int nb = npairs - j0 < t->a.micro_batch ? npairs - j0 : t->a.micro_batch;
+        for (int j = 0; j < nb; j++) {
+            int64_t p = pairs[j0 + j];
+            t->row_idx[2 * j] = 2 * p;
+            t->row_idx[2 * j + 1] = 2 * p + 1;
+            t->n_c[j] = counted_tokens(t, d, 2 * p);
+            t->n_r[j] = counted_tokens(t, d, 2 * p + 1);
+            t->rl_c[j] = ref[2 * p];
+            t->rl_r[j] = ref[2 * p + 1];
+            tokens += t->n_c[j] + t->n_r[j];
+        }
+        int T = fill_rows(t, t->row_idx, 2 * nb, input_tokens);
+        tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w};
+        tuna_loss l;
+        tuna_status st = tuna_model_forward(t->m, &bt, &l);
+        if (st != TUNA_OK) return st;
+        tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
+        for (int j = 0; j < nb; j++) {
+            t->pl_c[j] = -t->row_loss[2 * j];
+            t->pl_r[j] = -t->row_loss[2 * j + 1];
+        }
+        tuna_dpo_stats s;
+        st = tuna_dpo_loss(&t->dpo, nb, t->pl_c, t->pl_r, t->rl_c, t->rl_r, t->n_c, t->n_r, t->d_pc, t->d_pr, &s);
+        if (st != TUNA_OK) return st;
+        double share = (double)nb / npairs;
+        acc.loss += s.loss * share;
+        acc.rewards_chosen += s.rewards_chosen * share;
+        acc.rewards_rejected += s.rewards_rejected * share;
+        acc.rewards_margins += s.rewards_margins * share;
+        acc.rewards_accuracies += s.rewards_accuracies * share;
+        acc.logps_chosen += s.logps_chosen * share;
+        acc.logps_rejected += s.logps_rejected * share;
+        if (train) {
+            /* row loss = -logp, so its weight is -dL/dlogp */
+            for (int j = 0; j < nb; j++) {
+                t->row_w[2 * j] = (float)(-t->d_pc[j] * share);
+                t->row_w[2 * j + 1] = (float)(-t->d_pr[j] * share);
+            }
+            st = tuna_model_backward(t->m, &bt, 1.0f);
+            if (st != TUNA_OK) return st;
+        } else t->m->have_forward = 0;
+    }
+    *out = acc;
+    *tokens_out = tokens;
+    return TUNA_OK;
 }
 
 static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_out, int64_t *tokens_out,
@@ -348,7 +443,12 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     tuna_peft_set_training(m, 1); /* adapter dropout on */
     /* dropout masks follow the step number, so a resumed run draws the same ones */
     if (m->peft) m->peft->forwards = (uint64_t)t->step << 20;
-    tuna_status st = run_batch(t, a->batch, 1, &loss, &tokens, &input_tokens);
+    tuna_dpo_stats ds = {0};
+    tuna_status st;
+    if (a->dpo) {
+        st = run_dpo(t, t->data, a->ref_logps, t->seq_idx, a->batch, 1, &ds, &tokens, &input_tokens);
+        loss = ds.loss;
+    } else st = run_batch(t, a->batch, 1, &loss, &tokens, &input_tokens);
     tuna_peft_set_training(m, 0);
     if (st != TUNA_OK) return st;
     tuna_trainable tr;
@@ -398,7 +498,8 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     if (info) {
         info->step = t->step;
         info->total_steps = t->total_steps;
-        info->epoch = (double)t->stream_pos / (double)t->data->n;
+        info->epoch = (double)t->stream_pos / (double)t->n_items;
+        info->dpo = ds;
         info->loss = loss;
         info->lr = lr;
         info->grad_norm = norm;
@@ -409,6 +510,69 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
         info->tokens_per_second = dt > 0 ? input_tokens / dt : 0;
     }
     return TUNA_OK;
+}
+
+tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, const double *ref, tuna_dpo_stats *stats) {
+    if (!t->a.dpo) return tuna_fail(TUNA_ERR_ARG, "preference metrics need a preference trainer");
+    if (data->n < 2 || data->n % 2) return tuna_fail(TUNA_ERR_ARG, "preference evaluation data must hold pairs");
+    tuna_dpo_stats acc = {0};
+    int64_t npairs = data->n / 2, idx[256], tokens, dummy = 0;
+    for (int64_t p0 = 0; p0 < npairs; p0 += 256) {
+        int nb = (int)(npairs - p0 < 256 ? npairs - p0 : 256);
+        for (int j = 0; j < nb; j++) idx[j] = p0 + j;
+        tuna_dpo_stats s;
+        tuna_status st = run_dpo(t, data, ref, idx, nb, 0, &s, &tokens, &dummy);
+        if (st != TUNA_OK) return st;
+        double w = (double)nb / npairs;
+        acc.loss += s.loss * w;
+        acc.rewards_chosen += s.rewards_chosen * w;
+        acc.rewards_rejected += s.rewards_rejected * w;
+        acc.rewards_margins += s.rewards_margins * w;
+        acc.rewards_accuracies += s.rewards_accuracies * w;
+        acc.logps_chosen += s.logps_chosen * w;
+        acc.logps_rejected += s.logps_rejected * w;
+    }
+    *stats = acc;
+    return TUNA_OK;
+}
+
+tuna_status tuna_sequence_logps(tuna_model *m, const tuna_pretok *data, int micro_batch, int seq_len, double *out) {
+    if (micro_batch < 1 || seq_len < 2) return tuna_fail(TUNA_ERR_ARG, "sequence log-probabilities: bad sizes");
+    int T = seq_len < data->max_len ? seq_len : data->max_len;
+    if (T < 2) T = 2;
+    int B = micro_batch < data->n ? micro_batch : (int)(data->n > 0 ? data->n : 1);
+    tuna_status st = tuna_model_prepare(m, B, T, TUNA_MODE_EVAL);
+    if (st != TUNA_OK) return st;
+    int32_t *ids = malloc((size_t)B * T * sizeof(int32_t)), *labels = malloc((size_t)B * T * sizeof(int32_t));
+    double *rl = malloc((size_t)B * sizeof(double));
+    if (!ids || !labels || !rl) { free(ids); free(labels); free(rl); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    for (int64_t s0 = 0; st == TUNA_OK && s0 < data->n; s0 += B) {
+        int nb = (int)(data->n - s0 < B ? data->n - s0 : B), Tb = 2;
+        for (int j = 0; j < nb; j++) {
+            int64_t len = data->off[s0 + j + 1] - data->off[s0 + j];
+            if (len > T) len = T;
+            if (len > Tb) Tb = (int)len;
+        }
+        for (int j = 0; j < nb; j++) {
+            int64_t o = data->off[s0 + j], len = data->off[s0 + j + 1] - o;
+            if (len > T) len = T;
+            for (int k = 0; k < Tb; k++) {
+                ids[j * Tb + k] = k < len ? data->ids[o + k] : 0;
+                labels[j * Tb + k] = k < len ? data->labels[o + k] : -100;
+            }
+        }
+        tuna_batch bt = {.B = nb, .T = Tb, .input_ids = ids, .labels = labels};
+        tuna_loss l;
+        st = tuna_model_forward(m, &bt, &l);
+        if (st != TUNA_OK) break;
+        tuna_model_row_losses(m, nb, Tb, rl);
+        for (int j = 0; j < nb; j++) out[s0 + j] = -rl[j];
+    }
+    m->have_forward = 0;
+    free(ids);
+    free(labels);
+    free(rl);
+    return st;
 }
 
 tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss_out, int64_t *tokens_out) {
