@@ -5,6 +5,7 @@
 #   make fuzz       libFuzzer targets (clang), run briefly
 #   make bench      benchmarks (see bench/README.md)
 #   make demo       the quick start's main job (scripts/demo.sh)
+#   make demo-prefs its preference stage: DPO after the demo's SFT adapter
 # Sources are picked up by wildcard: a new file in src/<module>/ or tests/test_*.c
 # needs no edit here.
 
@@ -26,7 +27,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-fast test-san fuzz bench clean demo
+.PHONY: all deps test test-fast test-san fuzz bench clean demo demo-prefs
 
 all: deps $(BUILD)/tuna $(TESTS) $(BENCHES)
 
@@ -77,6 +78,9 @@ bench: all
 
 demo: all
 	@scripts/demo.sh
+
+demo-prefs: all
+	@scripts/demo_prefs.sh
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -317,7 +317,11 @@ int tuna_record_is_val(const tuna_record *rec, double val_fraction, uint64_t see
 /* Writes out_dir/{train,val,eval}.jsonl (chat records, atomically) of a
  * synthetic task from tuna's own word lists, seeded and deterministic.
  * task "story-json": a short story -> {"who","animal","where","feeling"} as
- * JSON. Passages are distinct across all splits. */
+ * JSON. Passages are distinct across all splits. "story-json-prefs":
+ * preference records {"prompt","chosen","rejected"} (message lists) for the
+ * same task on stories that also name a second child: chosen the correct
+ * concise JSON, rejected the other child as "who" (60%), the answer wrapped in
+ * chatter (20%) or malformed JSON (20%). */
 tuna_status tuna_synth_task(const char *task, const char *out_dir, int n_train, int n_val, int n_eval, uint64_t seed);
 
 #ifdef __cplusplus

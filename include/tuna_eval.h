@@ -20,9 +20,11 @@ struct json_t;
  *  prompt/completion with message lists: the prompt turns, and the content of
  *    the completion's last assistant message;
  *  prompt/completion strings: prompt_text (continued as a document, as SFT
- *    trains it) and the completion.
- * Plain text, pre-tokenized and preference records have no single reference
- * response: TUNA_ERR_UNSUPPORTED (they still get a loss). */
+ *    trains it) and the completion;
+ *  preference records: the prompt, and the chosen response as the reference
+ *    (as prompt/completion with chosen as the completion).
+ * Plain text and pre-tokenized records have no single reference response:
+ * TUNA_ERR_UNSUPPORTED (they still get a loss). */
 typedef struct {
     tuna_message *msgs;       /* prompt turns (owned copies); n_msgs 0 for prompt_text */
     int n_msgs;

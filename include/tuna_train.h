@@ -27,6 +27,8 @@ typedef struct {
     tuna_loss_norm loss_norm;
     int grad_checkpoint;   /* recompute each block in backward instead of keeping activations */
     const double *task_weights; /* [data.n_tasks] sampling weights for multi-task data, or NULL (uniform by size) */
+    int eval_max_len;      /* longest sequence later given to tuna_trainer_eval / _eval_dpo (0: none);
+                            * buffers are sized for min(seq_len, max(train, eval)) so nothing is cut */
     /* Preference optimisation (NULL: language-model loss). The data then holds
      * pairs (sequence 2i chosen, 2i+1 rejected, prompts masked, as
      * tuna_dataset_load_preferences writes them); batch and micro_batch count

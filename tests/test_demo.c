@@ -3,8 +3,10 @@
  * LoRA steps and a handful of examples, so a broken demo breaks `make test`.
  * Checks what the demo promises to leave behind: the data splits, the base
  * model's comparison, the adapter in PEFT's layout, report.html with the
- * comparison section, and the printed table and next commands. The quality
- * thresholds need the full run (bench/bench_demo.sh), not this one. */
+ * comparison section, and the printed table and next commands; then the
+ * preference stage (scripts/demo_prefs.sh: pairs, DPO after the SFT adapter,
+ * the before/after table). The quality thresholds need the full runs
+ * (bench/bench_demo.sh, bench/bench_dpo.sh), not this one. */
 #include <jansson.h>
 #include <unistd.h>
 
@@ -74,7 +76,34 @@ int main(int argc, char **argv) {
     CHECK(log2 && strstr(log2, "(token cache)"));
     free(log2);
     free(log);
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s.log %s.log2", dir, dir, dir);
+    /* the preference stage after it (make demo-prefs), tiny */
+    snprintf(cmd, sizeof cmd, "TUNA=%s DEMO_OUT=%s DPO_STEPS=2 DPO_TRAIN=32 DPO_EVAL=4 DEMO_CHECK=0 bash scripts/demo_prefs.sh > %s.log3 2>&1",
+             test_cli, dir, dir);
+    rc = system(cmd);
+    CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "scripts/demo_prefs.sh failed: see %s.log3", dir);
+    snprintf(path, sizeof path, "%s.log3", dir);
+    char *log3 = slurp(path);
+    if (log3) {
+        static const char *want[] = {"== 5. preferences", "chosen:", "rejected:", "== 7. DPO", "reference: the starting model",
+                                     "step 2/2", "preference accuracy (4 held-out pairs)", "after DPO", "report: ", "done in "};
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) CHECKF(strstr(log3, want[i]) != NULL, "demo_prefs output lacks '%s'", want[i]);
+        CHECK(!strstr(log3, "tuna: error"));
+    } else CHECK(0);
+    free(log3);
+    static const char *pfiles[] = {"prefs/train.jsonl", "prefs/eval.jsonl", "dpo/adapter_model.safetensors", "dpo/metrics.jsonl",
+                                   "dpo/report.html", "dpo/train_args.json"};
+    for (size_t i = 0; i < sizeof pfiles / sizeof *pfiles; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, pfiles[i]);
+        CHECKF(stat(path, &sb) == 0 && sb.st_size > 0, "%s missing", path);
+    }
+    snprintf(path, sizeof path, "%s/dpo/metrics.jsonl", dir);
+    char *met = slurp(path);
+    CHECK(met && strstr(met, "\"rewards/accuracies\"") && strstr(met, "\"eval_rewards/margins\""));
+    free(met);
+    /* without the SFT adapter it says what to run first */
+    snprintf(cmd, sizeof cmd, "TUNA=%s DEMO_OUT=%s/none bash scripts/demo_prefs.sh 2>&1 | grep -q 'run .make demo. first'", test_cli, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s.log %s.log2 %s.log3", dir, dir, dir, dir);
     if (system(cmd)) {}
     return test_done();
 }

@@ -322,6 +322,48 @@ static void test_resume(void) {
     CHECKF(nt == 8 && e == 0, "resumed DPO differs: %d tensors, worst %.3g (%s)", nt, e, wn);
 }
 
+/* validation metrics of an untrained policy: it is its own reference, so the
+ * loss is log 2 and every reward 0; its log-probabilities are those tuna eval
+ * reports for the same pairs */
+static void test_eval_consistency(void) {
+    char cmd[4096], out[400], path[600], line[8192];
+    /* validation pairs other than the training pairs: rows must come from the val set */
+    const char *data = "tests/fixtures/dpo/lora_sigmoid/data.jsonl", *val = "tests/fixtures/dpo/lora_ipo/data.jsonl";
+    if (access(data, R_OK) != 0 || access(val, R_OK) != 0) { test_skip("dpo eval", "fixture not present"); return; }
+    snprintf(out, sizeof out, "%s/evalrun", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s --val %s --method lora --out %s --steps 1 --batch 2 --micro-batch 1 --lr 0 --quiet",
+             test_cli, parity_model, data, val, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    FILE *f = fopen(path, "r");
+    json_t *ev = NULL;
+    while (f && fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        if (o && json_object_get(o, "eval_loss")) { json_decref(ev); ev = o; }
+        else json_decref(o);
+    }
+    if (f) fclose(f);
+    CHECK(ev != NULL);
+    if (!ev) return;
+    double el = json_number_value(json_object_get(ev, "eval_loss"));
+    double rc = json_number_value(json_object_get(ev, "eval_rewards/chosen")), rr = json_number_value(json_object_get(ev, "eval_rewards/rejected"));
+    double lc = json_number_value(json_object_get(ev, "eval_logps/chosen"));
+    CHECKF(fabs(el - log(2.0)) < 1e-9 && fabs(rc) < 1e-9 && fabs(rr) < 1e-9, "untrained eval: loss %.9g, rewards %.3g %.3g", el, rc, rr);
+    CHECK(json_integer_value(json_object_get(ev, "eval_pairs")) == 6);
+    json_decref(ev);
+    /* tuna eval on the same pairs: the mean log-probability of the chosen responses */
+    snprintf(path, sizeof path, "%s/eval.json", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --json --quiet > %s", test_cli, parity_model, val, path);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    json_t *e = json_load_file(path, 0, NULL);
+    json_t *pref = json_object_get(e, "preference");
+    double elc = json_number_value(json_object_get(pref, "mean_logp_chosen")), acc = json_number_value(json_object_get(pref, "accuracy"));
+    CHECKF(pref && json_integer_value(json_object_get(pref, "pairs")) == 6 && fabs(elc - lc) <= 1e-5 * fabs(lc),
+           "tuna eval mean logp chosen %.9g vs dpo eval %.9g", elc, lc);
+    CHECK(acc >= 0 && acc <= 1);
+    json_decref(e);
+}
+
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (f) { fputs(text, f); fclose(f); }
@@ -497,6 +539,7 @@ int main(int argc, char **argv) {
     test_fixture("lora_ipo");
     test_issue_command();
     test_resume();
+    test_eval_consistency();
     test_encoding();
     test_loader();
     test_cli_errors();

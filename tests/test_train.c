@@ -574,6 +574,39 @@ static void test_plan(void) {
     }
 }
 
+/* validation sequences longer than every training sequence are evaluated
+ * whole: the eval loss equals tuna eval's on the same file */
+static void test_val_longer_than_train(void) {
+    char train[400], val[400], out[400], cmd[4096], path[600], line[4096];
+    snprintf(train, sizeof train, "%s/short.jsonl", tmpdir);
+    snprintf(val, sizeof val, "%s/long.jsonl", tmpdir);
+    FILE *f = fopen(train, "w"), *g = fopen(val, "w");
+    if (!f || !g) { CHECK(0); if (f) fclose(f); if (g) fclose(g); return; }
+    fputs("{\"input_ids\":[5,6,7,8]}\n{\"input_ids\":[9,10,11,12]}\n", f);
+    fputs("{\"input_ids\":[5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24]}\n", g);
+    fclose(f);
+    fclose(g);
+    snprintf(out, sizeof out, "%s/vallong", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --val %s --out %s --steps 1 --batch 2 --lr 0 --quiet", test_cli, FIX, train,
+             val, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    double el = NAN, want = NAN;
+    long long et = 0;
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"eval_loss\":");
+        if (p) sscanf(p, "\"eval_loss\":%lf,\"eval_tokens\":%lld", &el, &et);
+    }
+    if (f) fclose(f);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --quiet | awk '/^loss/ { print $2 }' > %s/want.txt", test_cli, FIX, val, tmpdir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/want.txt", tmpdir);
+    f = fopen(path, "r");
+    if (f) { if (fscanf(f, "%lf", &want) != 1) want = NAN; fclose(f); }
+    CHECKF(et == 19 && fabs(el - want) <= 1e-5 * fabs(want), "val eval loss %.9g over %lld tokens, tuna eval %.9g", el, et, want);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
@@ -592,6 +625,7 @@ int main(int argc, char **argv) {
     test_nan();
     test_sigint();
     test_sigkill();
+    test_val_longer_than_train();
     const char *fx[] = {"gpt2_cosine", "llama_cosine", "gpt2_constant", "llama_constant"};
     for (int i = 0; i < 4; i++) test_sft_parity(fx[i]);
     run("rm -rf '%s'%s", tmpdir, "");

@@ -290,14 +290,20 @@ static int data_split(int argc, char **argv) {
 }
 
 static const char *synth_help =
-    "usage: tuna data synth --out DIR [--task story-json] [--train N] [--val N] [--eval N] [--seed N]\n"
+    "usage: tuna data synth --out DIR [--task story-json|story-json-prefs] [--train N] [--val N] [--eval N] [--seed N]\n"
     "\n"
-    "Writes seeded synthetic instruction data in chat format ({\"messages\":[user,\n"
-    "assistant]}) to DIR/train.jsonl, DIR/val.jsonl and DIR/eval.jsonl, from tuna's\n"
-    "own word lists (no outside text); every passage is distinct across the splits.\n"
+    "Writes seeded synthetic data (chat records {\"messages\":[user, assistant]},\n"
+    "or preference pairs) to DIR/train.jsonl, DIR/val.jsonl and DIR/eval.jsonl,\n"
+    "from tuna's own word lists (no outside text); every passage is distinct\n"
+    "across the splits.\n"
     "  story-json  a two-to-four sentence story in; its facts out as strict JSON:\n"
     "              {\"who\": ..., \"animal\": ..., \"where\": ..., \"feeling\": ...}\n"
     "              (score with tuna eval --generate: json_valid, json_fields)\n"
+    "  story-json-prefs  preference pairs for tuna dpo on harder stories that also\n"
+    "              name a second child: {\"prompt\",\"chosen\",\"rejected\"}; chosen is\n"
+    "              the correct concise JSON, rejected the other child as \"who\" (60%),\n"
+    "              the answer wrapped in chatter (20%) or\n"
+    "              malformed JSON (20%); tuna eval on them gives the preference accuracy\n"
     "Defaults: 2000 train, 100 val, 100 eval, seed 1.\n";
 
 static int data_synth(int argc, char **argv) {

@@ -22,11 +22,17 @@ static const char *eval_help =
     "usage: tuna eval --model DIR --data FILE [options]\n"
     "\n"
     "Evaluates the model on FILE (JSONL or a JSON array; any record format of\n"
-    "tuna data: chat, ShareGPT, Alpaca, prompt/completion, text, pre-tokenized).\n"
+    "tuna data: chat, ShareGPT, Alpaca, prompt/completion, text, pre-tokenized,\n"
+    "preference pairs).\n"
     "Loss: records are rendered through the chat template and tokenized as SFT\n"
     "does; only the response tokens count (all tokens of text records; the\n"
     "labels of pre-tokenized ones). Prints the mean loss over all counted tokens,\n"
     "their number and perplexity = exp(loss).\n"
+    "Preference pairs (encoded as tuna dpo encodes them) also give the preference\n"
+    "accuracy: the share of pairs whose chosen response the model gives a higher\n"
+    "log-probability than the rejected one (sums over the response tokens), and\n"
+    "the mean log-probabilities; the loss is that of the chosen responses, and\n"
+    "--generate answers each prompt with the chosen response as the reference.\n"
     "With --generate the model also answers each prompt (greedy unless sampling\n"
     "options say otherwise; EOS ids from generation_config.json) and the answer\n"
     "is scored against the reference response: exact_match and contains (after\n"
@@ -144,6 +150,7 @@ int cmd_eval(int argc, char **argv) {
     tuna_pretok seqs = {0};
     long cap_seq = 0, cap_tok = 0, n_ex = 0, n_gen = 0, truncated = 0, no_ref = 0;
     long *rec_line = NULL, *rec_index = NULL;
+    long *seq_of = NULL, *rej_of = NULL, n_seq = 0, n_pairs = 0; /* example -> its sequence, its rejected sequence or -1 */
     int *gen_of = NULL; /* example -> generation slot or -1 */
     tuna_eval_example *exs = NULL;
     int32_t **prompts = NULL;
@@ -188,7 +195,11 @@ int cmd_eval(int argc, char **argv) {
         gen_of = malloc(((size_t)n_ex + 1) * sizeof *gen_of);
         exs = calloc((size_t)n_ex + 1, sizeof *exs);
         if (!rec_line || !rec_index || !gen_of || !exs) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
-        for (long i = 0; i < n_ex; i++) { gen_of[i] = -1; rec_index[i] = i; }
+        seq_of = calloc((size_t)n_ex + 1, sizeof *seq_of);
+        rej_of = calloc((size_t)n_ex + 1, sizeof *rej_of);
+        if (!seq_of || !rej_of) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+        for (long i = 0; i < n_ex; i++) { gen_of[i] = -1; rec_index[i] = i; seq_of[i] = i; rej_of[i] = -1; }
+        n_seq = n_ex;
         goto loaded;
     }
     st = tuna_data_reader_open(&rd, data, &dopt);
@@ -201,21 +212,43 @@ int cmd_eval(int argc, char **argv) {
     for (int got = 1; st == TUNA_OK && (!limit || n_ex < limit);) {
         st = tuna_data_reader_next(rd, &rec, &got);
         if (st != TUNA_OK || !got) break;
-        int32_t *ids = NULL, *labels = NULL;
-        size_t n = 0;
-        if (!tok && rec.kind != TUNA_RECORD_PRETOKENIZED) {
+        int pair = rec.kind == TUNA_RECORD_PREFERENCE || rec.kind == TUNA_RECORD_PREFERENCE_TOKENS;
+        if (!tok && rec.kind != TUNA_RECORD_PRETOKENIZED && rec.kind != TUNA_RECORD_PREFERENCE_TOKENS) {
             st = tuna_fail(TUNA_ERR_ARG, "%s:%ld: a %s record needs the model's tokenizer: %s", data, rec.line,
                            tuna_record_kind_name(rec.kind), no_tok);
             break;
         }
-        st = tuna_dataset_encode_record(&rec, tok, tmpl, 0, &ids, &labels, &n, NULL);
-        if (st != TUNA_OK) { st = fail_at(st, data, rec.line); break; }
-        for (size_t j = 0; j < n && st == TUNA_OK; j++)
-            if (ids[j] < 0 || ids[j] >= c->V) st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: token id %d is outside the model's vocabulary of %d", data, rec.line, ids[j], c->V);
-        if (n > (size_t)T) { n = (size_t)T; truncated++; }
+        /* one sequence, or two for a pair (prompt + chosen, prompt + rejected) */
+        int32_t *sid[2] = {NULL, NULL}, *slab[2] = {NULL, NULL};
+        size_t sn[2] = {0, 0};
+        int nseq = pair ? 2 : 1;
+        if (pair) {
+            tuna_pref_tokens pt;
+            st = tuna_dataset_encode_preference(&rec, tok, tmpl, &pt);
+            if (st == TUNA_OK && pt.n_prompt >= (size_t)T)
+                st = tuna_fail(TUNA_ERR_ARG, "the prompt has %zu tokens, --seq-len %d leaves no room for a response", pt.n_prompt, T);
+            for (int k = 0; k < 2 && st == TUNA_OK; k++) {
+                const int32_t *r = k ? pt.rejected : pt.chosen;
+                size_t nr = k ? pt.n_rejected : pt.n_chosen;
+                sn[k] = pt.n_prompt + nr;
+                sid[k] = malloc(sn[k] * 4);
+                slab[k] = malloc(sn[k] * 4);
+                if (!sid[k] || !slab[k]) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+                memcpy(sid[k], pt.prompt, pt.n_prompt * 4);
+                memcpy(sid[k] + pt.n_prompt, r, nr * 4);
+                for (size_t j = 0; j < sn[k]; j++) slab[k][j] = j < pt.n_prompt ? -100 : sid[k][j];
+            }
+            tuna_pref_tokens_free(&pt);
+        } else st = tuna_dataset_encode_record(&rec, tok, tmpl, 0, &sid[0], &slab[0], &sn[0], NULL);
+        if (st != TUNA_OK) { st = fail_at(st, data, rec.line); free(sid[0]); free(sid[1]); free(slab[0]); free(slab[1]); break; }
+        for (int k = 0; k < nseq; k++) {
+            for (size_t j = 0; j < sn[k] && st == TUNA_OK; j++)
+                if (sid[k][j] < 0 || sid[k][j] >= c->V) st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: token id %d is outside the model's vocabulary of %d", data, rec.line, sid[k][j], c->V);
+            if (sn[k] > (size_t)T) { sn[k] = (size_t)T; truncated++; }
+        }
         if (st == TUNA_OK && n_ex + 2 > cap_seq) {
             cap_seq = cap_seq ? 2 * cap_seq : 256;
-            int64_t *o = realloc(seqs.off, (size_t)(cap_seq + 1) * sizeof *o);
+            int64_t *o = realloc(seqs.off, (size_t)(2 * cap_seq + 1) * sizeof *o);
             long *l1 = o ? realloc(rec_line, (size_t)cap_seq * sizeof *l1) : NULL;
             if (o) seqs.off = o;
             if (l1) rec_line = l1;
@@ -225,11 +258,15 @@ int cmd_eval(int argc, char **argv) {
             if (g) gen_of = g;
             tuna_eval_example *e = g ? realloc(exs, (size_t)cap_seq * sizeof *e) : NULL;
             if (e) exs = e;
-            if (!e) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            long *s1 = e ? realloc(seq_of, (size_t)cap_seq * sizeof *s1) : NULL;
+            if (s1) seq_of = s1;
+            long *s2 = s1 ? realloc(rej_of, (size_t)cap_seq * sizeof *s2) : NULL;
+            if (s2) rej_of = s2;
+            if (!s2) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
         }
-        if (st == TUNA_OK && seqs.off[n_ex] + (int64_t)n > cap_tok) {
+        if (st == TUNA_OK && seqs.off[n_seq] + (int64_t)(sn[0] + sn[1]) > cap_tok) {
             long c2 = cap_tok ? 2 * cap_tok : 65536;
-            while (c2 < seqs.off[n_ex] + (int64_t)n) c2 *= 2;
+            while (c2 < seqs.off[n_seq] + (int64_t)(sn[0] + sn[1])) c2 *= 2;
             int32_t *a = realloc(seqs.ids, (size_t)c2 * 4), *b = a ? realloc(seqs.labels, (size_t)c2 * 4) : NULL;
             if (a) seqs.ids = a;
             if (b) seqs.labels = b;
@@ -237,10 +274,16 @@ int cmd_eval(int argc, char **argv) {
             else st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
         }
         if (st == TUNA_OK) {
-            memcpy(seqs.ids + seqs.off[n_ex], ids, n * 4);
-            memcpy(seqs.labels + seqs.off[n_ex], labels, n * 4);
-            seqs.off[n_ex + 1] = seqs.off[n_ex] + (int64_t)n;
-            if ((int)n > seqs.max_len) seqs.max_len = (int)n;
+            seq_of[n_ex] = n_seq;
+            rej_of[n_ex] = pair ? n_seq + 1 : -1;
+            n_pairs += pair;
+            for (int k = 0; k < nseq; k++) {
+                memcpy(seqs.ids + seqs.off[n_seq], sid[k], sn[k] * 4);
+                memcpy(seqs.labels + seqs.off[n_seq], slab[k], sn[k] * 4);
+                seqs.off[n_seq + 1] = seqs.off[n_seq] + (int64_t)sn[k];
+                if ((int)sn[k] > seqs.max_len) seqs.max_len = (int)sn[k];
+                n_seq++;
+            }
             rec_line[n_ex] = rec.line;
             rec_index[n_ex] = rec.index;
             gen_of[n_ex] = -1;
@@ -250,27 +293,36 @@ int cmd_eval(int argc, char **argv) {
                 else no_ref++;
             }
             n_ex++;
-            seqs.n = n_ex;
+            seqs.n = n_seq;
         }
-        free(ids);
-        free(labels);
+        for (int k = 0; k < 2; k++) { free(sid[k]); free(slab[k]); }
     }
     tuna_record_clear(&rec);
 loaded:
     if (st != TUNA_OK) goto done;
     if (n_ex == 0) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: no records", data); goto done; }
-    if (truncated) fprintf(stderr, "tuna: %ld of %ld sequences truncated to %d tokens\n", truncated, n_ex, T);
+    if (truncated) fprintf(stderr, "tuna: %ld of %ld sequences truncated to %d tokens\n", truncated, n_seq, T);
     if (generate && no_ref) fprintf(stderr, "tuna: %ld of %ld records have no reference response (text, pre-tokenized): loss only\n", no_ref, n_ex);
 
     /* losses */
-    loss_sum = calloc((size_t)n_ex, sizeof *loss_sum);
-    tokens = calloc((size_t)n_ex, sizeof *tokens);
+    loss_sum = calloc((size_t)n_seq, sizeof *loss_sum);
+    tokens = calloc((size_t)n_seq, sizeof *tokens);
     tally = tuna_eval_tally_new();
     if (!loss_sum || !tokens || !tally) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
     progress_start(&pr, "loss");
     st = tuna_eval_losses(m, &seqs, batch, loss_sum, tokens, on_progress, &pr);
     if (st != TUNA_OK) goto done;
-    for (long i = 0; i < n_ex; i++) tuna_eval_tally_loss(tally, loss_sum[i], tokens[i]);
+    /* the loss of a pair is that of its chosen response */
+    double pref_correct = 0, pref_lc = 0, pref_lr = 0;
+    for (long i = 0; i < n_ex; i++) {
+        tuna_eval_tally_loss(tally, loss_sum[seq_of[i]], tokens[seq_of[i]]);
+        if (rej_of[i] >= 0) {
+            double lc = -loss_sum[seq_of[i]], lr = -loss_sum[rej_of[i]];
+            pref_correct += lc > lr;
+            pref_lc += lc;
+            pref_lr += lr;
+        }
+    }
 
     /* generation */
     int32_t eos[16];
@@ -310,8 +362,15 @@ loaded:
         if (o) {
             json_object_set_new(o, "index", json_integer(rec_index[i]));
             json_object_set_new(o, "line", json_integer(rec_line[i]));
-            json_object_set_new(o, "tokens", json_integer(tokens[i]));
-            json_object_set_new(o, "loss", tokens[i] ? json_real(loss_sum[i] / (double)tokens[i]) : json_null());
+            long q = seq_of[i];
+            json_object_set_new(o, "tokens", json_integer(tokens[q]));
+            json_object_set_new(o, "loss", tokens[q] ? json_real(loss_sum[q] / (double)tokens[q]) : json_null());
+            if (rej_of[i] >= 0) {
+                json_object_set_new(o, "logp_chosen", json_real(-loss_sum[q]));
+                json_object_set_new(o, "logp_rejected", json_real(-loss_sum[rej_of[i]]));
+                json_object_set_new(o, "rejected_tokens", json_integer(tokens[rej_of[i]]));
+                json_object_set_new(o, "prefers_chosen", json_boolean(loss_sum[q] < loss_sum[rej_of[i]]));
+            }
         }
         int g = gen_of[i];
         if (g >= 0) {
@@ -351,6 +410,11 @@ loaded:
     }
 
     json_t *sum = tuna_eval_tally_json(tally);
+    if (n_pairs)
+        json_object_set_new(sum, "preference", json_pack("{s:I,s:f,s:f,s:f,s:f}", "pairs", (json_int_t)n_pairs, "accuracy",
+                                                         pref_correct / n_pairs, "mean_logp_chosen", pref_lc / n_pairs,
+                                                         "mean_logp_rejected", pref_lr / n_pairs, "mean_margin",
+                                                         (pref_lc - pref_lr) / n_pairs));
     if (!json_object_get(sum, "loss")) { json_decref(sum); st = tuna_fail(TUNA_ERR_FORMAT, "%s: no counted tokens (every label is -100)", data); goto done; }
     if (json) {
         /* loss, tokens, ppl first: the summary's stable prefix */
@@ -365,6 +429,9 @@ loaded:
         printf("loss    %.17g\ntokens  %lld\nppl     %.17g\n", json_real_value(json_object_get(sum, "loss")),
                (long long)json_integer_value(json_object_get(sum, "tokens")), json_real_value(json_object_get(sum, "ppl")));
         printf("examples %ld\n", n_ex);
+        if (n_pairs)
+            printf("preference accuracy %.4f (%ld pairs; mean log-probability chosen %.3f, rejected %.3f, margin %.3f)\n",
+                   pref_correct / n_pairs, n_pairs, pref_lc / n_pairs, pref_lr / n_pairs, (pref_lc - pref_lr) / n_pairs);
         if (n_gen) {
             printf("generated %ld (greedy: %s, max %d new tokens)\n", n_gen, sa.temperature == 0 ? "yes" : "no", gf.max_new);
             static const char *const keys[] = {"exact_match", "contains", "rouge_l", "regex", "json_valid"};
@@ -412,6 +479,8 @@ done:
     free(tokens);
     free(rec_line);
     free(rec_index);
+    free(seq_of);
+    free(rej_of);
     free(gen_of);
     tuna_pretok_free(&seqs);
     tuna_eval_tally_free(tally);

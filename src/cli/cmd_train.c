@@ -670,6 +670,8 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (st == TUNA_OK && n_val == 1) { val = vparts[0]; memset(&vparts[0], 0, sizeof vparts[0]); }
     else if (st == TUNA_OK && n_val > 1) st = tuna_pretok_concat(vparts, n_val, &val);
     if (any_weight) a.task_weights = data_w;
+    /* validation and general-text rows are evaluated whole, not cut to the longest training row */
+    a.eval_max_len = val.max_len > (general ? a.seq_len : 0) ? val.max_len : (general ? a.seq_len : 0);
     if (st == TUNA_OK) st = tuna_trainer_create(&tr, m, &data, &a);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) { rc = cli_usage_error("%s: cannot create: %s", out_dir, strerror(errno)); goto done; }

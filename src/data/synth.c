@@ -2,7 +2,11 @@
  * (no outside text), for the demo and tests: a behaviour a story model does
  * not have until it is fine-tuned. "story-json": a short story-like passage
  * in, the facts of it out as strict JSON with fixed keys. Every passage is
- * distinct across the train, validation and eval splits. */
+ * distinct across the train, validation and eval splits.
+ * "story-json-prefs": preference pairs for the same task on harder stories,
+ * which also name a second child (a distractor the SFT data never shows):
+ * chosen is the correct concise JSON; rejected names the other child (most
+ * pairs), wraps the answer in chatter, or is malformed JSON. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,20 @@ static const char *const ANIMALS[] = {"dog", "cat", "bird", "frog", "rabbit", "d
 static const char *const PLACES[] = {"park", "garden", "forest", "beach", "farm", "lake", "school", "zoo", "river", "hill", "town", "yard"};
 static const char *const FEELINGS[] = {"happy", "sad", "scared", "excited", "angry", "tired", "proud", "surprised", "calm", "curious"};
 #define COUNT(a) ((int)(sizeof a / sizeof *a))
+
+/* {d} the distractor child, {g} his/her (same letters as put() knows) */
+static const char *const DISTRACT[] = {
+    "{d} stayed at home.",
+    "{d} was reading a book.",
+    "{d} waved from far away.",
+    "{d} could not come that day.",
+    "{d} was busy with {g} homework.",
+};
+static const char *const CHATTER[][2] = {
+    {"Sure! Here is the answer in JSON: ", " I hope this helps!"},
+    {"Of course. ", "\nLet me know if you need anything else."},
+    {"Here you go:\n", "\nThat is what happened in the story."},
+};
 
 /* {w} who, {a} animal, {p} place, {h} his/her */
 static const char *const MEET[] = {
@@ -41,6 +59,8 @@ static const char *const EXTRA[] = {
     "The wind was soft.", "Mom called from far away.", "There were many flowers.", "It started to rain a little.",
 };
 
+static const char *dis_d, *dis_g; /* distractor fillers for put() (one thread writes a file at a time) */
+
 static void put(char *out, size_t cap, const char *tmpl, const char *w, const char *a, const char *p, const char *h, const char *f) {
     size_t n = strlen(out);
     for (const char *s = tmpl; *s && n + 1 < cap; s++) {
@@ -52,6 +72,8 @@ static void put(char *out, size_t cap, const char *tmpl, const char *w, const ch
             case 'p': r = p; break;
             case 'h': r = h; break;
             case 'f': r = f; break;
+            case 'd': r = dis_d; break;
+            case 'g': r = dis_g; break;
             }
         }
         if (r) {
@@ -82,7 +104,7 @@ static int hset_add(hset *s, uint64_t h) {
     }
 }
 
-static tuna_status write_split(const char *dir, const char *name, int n, tuna_rng *rng, hset *seen) {
+static tuna_status write_split(const char *dir, const char *name, int n, tuna_rng *rng, hset *seen, int prefs) {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s.jsonl", dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
@@ -95,7 +117,22 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
         int pi = (int)(tuna_rng_u32(rng) % COUNT(PLACES)), fi = (int)(tuna_rng_u32(rng) % COUNT(FEELINGS));
         const char *w = NAMES[wi], *a = ANIMALS[ai], *p = PLACES[pi], *fe = FEELINGS[fi], *h = NAME_IS_GIRL[wi] ? "her" : "his";
         char passage[1024] = "";
+        int di = 0, dis_first = 0;
+        if (prefs) {
+            di = (wi + 1 + (int)(tuna_rng_u32(rng) % (COUNT(NAMES) - 1))) % COUNT(NAMES);
+            dis_d = NAMES[di];
+            dis_g = NAME_IS_GIRL[di] ? "her" : "his";
+            dis_first = tuna_rng_u32(rng) % 10 < 7; /* usually before the main character: the harder case */
+            if (dis_first) {
+                put(passage, sizeof passage, DISTRACT[tuna_rng_u32(rng) % COUNT(DISTRACT)], w, a, p, h, fe);
+                put(passage, sizeof passage, " ", w, a, p, h, fe);
+            }
+        }
         put(passage, sizeof passage, MEET[tuna_rng_u32(rng) % COUNT(MEET)], w, a, p, h, fe);
+        if (prefs && !dis_first) {
+            put(passage, sizeof passage, " ", w, a, p, h, fe);
+            put(passage, sizeof passage, DISTRACT[tuna_rng_u32(rng) % COUNT(DISTRACT)], w, a, p, h, fe);
+        }
         int extras = (int)(tuna_rng_u32(rng) % 3); /* 0..2 sentences that name none of the facts */
         int e0 = (int)(tuna_rng_u32(rng) % COUNT(EXTRA));
         for (int e = 0; e < extras; e++) {
@@ -109,8 +146,27 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
         snprintf(instruction, sizeof instruction,
                  "Read the story and answer in JSON with the keys \"who\", \"animal\", \"where\" and \"feeling\".\n\nStory: %s", passage);
         snprintf(answer, sizeof answer, "{\"who\": \"%s\", \"animal\": \"%s\", \"where\": \"%s\", \"feeling\": \"%s\"}", w, a, p, fe);
-        json_t *rec = json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "messages", "role", "user", "content", instruction, "role",
-                                "assistant", "content", answer);
+        json_t *rec;
+        if (prefs) {
+            char rejected[512];
+            unsigned kind = tuna_rng_u32(rng) % 10;
+            if (kind < 6) { /* the other child as "who" */
+                snprintf(rejected, sizeof rejected, "{\"who\": \"%s\", \"animal\": \"%s\", \"where\": \"%s\", \"feeling\": \"%s\"}",
+                         NAMES[di], a, p, fe);
+            } else if (kind < 8) { /* right facts, wrapped in chatter */
+                int c = (int)(tuna_rng_u32(rng) % COUNT(CHATTER));
+                snprintf(rejected, sizeof rejected, "%s%s%s", CHATTER[c][0], answer, CHATTER[c][1]);
+            } else { /* malformed: single quotes, a missing brace, or no quotes on values */
+                unsigned how = tuna_rng_u32(rng) % 3;
+                if (how == 0) snprintf(rejected, sizeof rejected, "{'who': '%s', 'animal': '%s', 'where': '%s', 'feeling': '%s'}", w, a, p, fe);
+                else if (how == 1) snprintf(rejected, sizeof rejected, "{\"who\": \"%s\", \"animal\": \"%s\", \"where\": \"%s\", \"feeling\": \"%s\"", w, a, p, fe);
+                else snprintf(rejected, sizeof rejected, "{\"who\": %s, \"animal\": %s, \"where\": %s, \"feeling\": %s}", w, a, p, fe);
+            }
+            rec = json_pack("{s:[{s:s,s:s}],s:[{s:s,s:s}],s:[{s:s,s:s}]}", "prompt", "role", "user", "content", instruction, "chosen",
+                            "role", "assistant", "content", answer, "rejected", "role", "assistant", "content", rejected);
+        } else
+            rec = json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "messages", "role", "user", "content", instruction, "role",
+                            "assistant", "content", answer);
         char *line = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
         ok = line && fputs(line, f) != EOF && fputc('\n', f) != EOF;
         free(line);
@@ -123,7 +179,9 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
 }
 
 tuna_status tuna_synth_task(const char *task, const char *out_dir, int n_train, int n_val, int n_eval, uint64_t seed) {
-    if (strcmp(task, "story-json")) return tuna_fail(TUNA_ERR_ARG, "unknown synthetic task '%s' (known: story-json)", task);
+    int prefs = !strcmp(task, "story-json-prefs");
+    if (strcmp(task, "story-json") && !prefs)
+        return tuna_fail(TUNA_ERR_ARG, "unknown synthetic task '%s' (known: story-json, story-json-prefs)", task);
     if (n_train < 0 || n_val < 0 || n_eval < 0) return tuna_fail(TUNA_ERR_ARG, "negative split size");
     size_t total = (size_t)n_train + (size_t)n_val + (size_t)n_eval, cap = 1024;
     while (cap < 4 * total) cap *= 2;
@@ -132,12 +190,13 @@ tuna_status tuna_synth_task(const char *task, const char *out_dir, int n_train, 
     /* one stream per split, so a split's size does not change the others' text */
     tuna_rng r;
     tuna_status st;
-    tuna_rng_seed(&r, seed, 3);
-    st = write_split(out_dir, "eval", n_eval, &r, &seen);
-    tuna_rng_seed(&r, seed, 2);
-    if (st == TUNA_OK) st = write_split(out_dir, "val", n_val, &r, &seen);
-    tuna_rng_seed(&r, seed, 1);
-    if (st == TUNA_OK) st = write_split(out_dir, "train", n_train, &r, &seen);
+    uint64_t base = prefs ? 10 : 0; /* other streams: preference passages are other stories */
+    tuna_rng_seed(&r, seed, base + 3);
+    st = write_split(out_dir, "eval", n_eval, &r, &seen, prefs);
+    tuna_rng_seed(&r, seed, base + 2);
+    if (st == TUNA_OK) st = write_split(out_dir, "val", n_val, &r, &seen, prefs);
+    tuna_rng_seed(&r, seed, base + 1);
+    if (st == TUNA_OK) st = write_split(out_dir, "train", n_train, &r, &seen, prefs);
     free(seen.k);
     return st;
 }

@@ -43,6 +43,9 @@ static tuna_status copy_msgs(tuna_eval_example *ex, const tuna_message *m, int n
 tuna_status tuna_eval_example_from_record(const tuna_record *rec, tuna_eval_example *ex) {
     memset(ex, 0, sizeof *ex);
     tuna_status st;
+    /* a preference record is asked its prompt and answered by its chosen response */
+    int paired = rec->kind == TUNA_RECORD_PROMPT_COMPLETION || rec->kind == TUNA_RECORD_PREFERENCE;
+    const tuna_part *comp = rec->kind == TUNA_RECORD_PREFERENCE ? &rec->chosen : &rec->completion;
     if (rec->kind == TUNA_RECORD_CHAT) {
         int last = rec->n_messages - 1;
         while (last >= 0 && rec->messages[last].role != TUNA_ROLE_ASSISTANT) last--;
@@ -50,23 +53,23 @@ tuna_status tuna_eval_example_from_record(const tuna_record *rec, tuna_eval_exam
         st = copy_msgs(ex, rec->messages, last);
         if (st == TUNA_OK && !(ex->reference = dup_n(rec->messages[last].content, rec->messages[last].len)))
             st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    } else if (rec->kind == TUNA_RECORD_PROMPT_COMPLETION && rec->prompt.is_messages && rec->completion.is_messages) {
-        int last = rec->completion.n - 1;
-        while (last >= 0 && rec->completion.msgs[last].role != TUNA_ROLE_ASSISTANT) last--;
-        if (last < 0) return tuna_fail(TUNA_ERR_UNSUPPORTED, "the completion has no assistant message to compare with");
-        /* earlier completion messages (rare) belong to the prompt */
+    } else if (paired && comp->is_messages && (rec->prompt.is_messages || rec->prompt.len == 0)) {
+        int last = comp->n - 1;
+        while (last >= 0 && comp->msgs[last].role != TUNA_ROLE_ASSISTANT) last--;
+        if (last < 0) return tuna_fail(TUNA_ERR_UNSUPPORTED, "the response has no assistant message to compare with");
+        /* earlier response messages (rare) belong to the prompt */
         int np = rec->prompt.n, n = np + last;
         tuna_message *all = malloc((size_t)(n ? n : 1) * sizeof *all);
         if (!all) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-        memcpy(all, rec->prompt.msgs, (size_t)np * sizeof *all);
-        memcpy(all + np, rec->completion.msgs, (size_t)last * sizeof *all);
+        if (np) memcpy(all, rec->prompt.msgs, (size_t)np * sizeof *all);
+        if (last) memcpy(all + np, comp->msgs, (size_t)last * sizeof *all);
         st = copy_msgs(ex, all, n);
         free(all);
-        const tuna_message *r = &rec->completion.msgs[last];
+        const tuna_message *r = &comp->msgs[last];
         if (st == TUNA_OK && !(ex->reference = dup_n(r->content, r->len))) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    } else if (rec->kind == TUNA_RECORD_PROMPT_COMPLETION && !rec->prompt.is_messages && !rec->completion.is_messages) {
-        ex->prompt_text = dup_n(rec->prompt.text, rec->prompt.len);
-        ex->reference = dup_n(rec->completion.text, rec->completion.len);
+    } else if (paired && !comp->is_messages && !rec->prompt.is_messages) {
+        ex->prompt_text = dup_n(rec->prompt.text ? rec->prompt.text : "", rec->prompt.len);
+        ex->reference = dup_n(comp->text, comp->len);
         st = ex->prompt_text && ex->reference ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     } else {
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "a %s record has no single reference response to generate against",

@@ -157,7 +157,8 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->warmup_steps = tuna_warmup_steps(a, t->total_steps);
     t->perm_epoch = -1;
     int mb = a->micro_batch < a->batch ? a->micro_batch : a->batch;
-    int T = a->seq_len < data->max_len ? a->seq_len : data->max_len;
+    int longest = data->max_len > a->eval_max_len ? data->max_len : a->eval_max_len;
+    int T = a->seq_len < longest ? a->seq_len : longest;
     if (T < 2) T = 2;
     t->a.micro_batch = mb;
     t->a.seq_len = T;
@@ -340,6 +341,7 @@ static int64_t counted_tokens(const tuna_trainer *t, const tuna_pretok *d, int64
  * loss. Stats are means over the pairs. */
 static tuna_status run_dpo(tuna_trainer *t, const tuna_pretok *d, const double *ref, const int64_t *pairs, int npairs,
                            int train, tuna_dpo_stats *out, int64_t *tokens_out, int64_t *input_tokens) {
+    if (d != t->data) return tuna_fail(TUNA_ERR_INTERNAL, "preference rows must come from the trainer's current data");
     tuna_dpo_stats acc = {0};
     int64_t tokens = 0;
     for (int j0 = 0; j0 < npairs; j0 += t->a.micro_batch) {
@@ -517,12 +519,14 @@ tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, cons
     if (data->n < 2 || data->n % 2) return tuna_fail(TUNA_ERR_ARG, "preference evaluation data must hold pairs");
     tuna_dpo_stats acc = {0};
     int64_t npairs = data->n / 2, idx[256], tokens, dummy = 0;
+    const tuna_pretok *saved = t->data; /* the row buffers are filled from t->data */
+    t->data = data;
     for (int64_t p0 = 0; p0 < npairs; p0 += 256) {
         int nb = (int)(npairs - p0 < 256 ? npairs - p0 : 256);
         for (int j = 0; j < nb; j++) idx[j] = p0 + j;
         tuna_dpo_stats s;
         tuna_status st = run_dpo(t, data, ref, idx, nb, 0, &s, &tokens, &dummy);
-        if (st != TUNA_OK) return st;
+        if (st != TUNA_OK) { t->data = saved; return st; }
         double w = (double)nb / npairs;
         acc.loss += s.loss * w;
         acc.rewards_chosen += s.rewards_chosen * w;
@@ -532,6 +536,7 @@ tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, cons
         acc.logps_chosen += s.logps_chosen * w;
         acc.logps_rejected += s.logps_rejected * w;
     }
+    t->data = saved;
     *stats = acc;
     return TUNA_OK;
 }
