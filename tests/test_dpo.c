@@ -364,6 +364,25 @@ static void test_eval_consistency(void) {
     json_decref(e);
 }
 
+/* QLoRA: the reference is the NF4 base with the fresh adapter (identity), so
+ * the first loss is log 2 exactly; training on 6 pairs lowers the loss */
+static void test_qlora(void) {
+    char cmd[4096], out[400];
+    const char *data = "tests/fixtures/dpo/lora_ipo/data.jsonl";
+    if (access(data, R_OK) != 0) { test_skip("dpo qlora", "fixture not present"); return; }
+    snprintf(out, sizeof out, "%s/qlora", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s --method qlora --lora-targets q_proj,v_proj --out %s --steps 24 --batch 6 "
+             "--micro-batch 3 --lr 3e-3 --beta 0.5 --schedule constant --quiet", test_cli, parity_model, data, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    double loss[32], acc[32];
+    int n = run_metric(out, "loss", loss, 32), na = run_metric(out, "rewards/accuracies", acc, 32);
+    CHECKF(n == 24 && na == 24, "%d steps logged", n);
+    if (n != 24) return;
+    printf("dpo qlora: loss %.6f at step 1, %.4f at step 24 (accuracy %.2f)\n", loss[0], loss[23], acc[23]);
+    CHECKF(fabs(loss[0] - log(2.0)) < 1e-6, "qlora first loss %.9g", loss[0]);
+    CHECKF(loss[23] < 0.5 && acc[23] == 1.0, "qlora did not learn: loss %.4f, accuracy %.2f", loss[23], acc[23]);
+}
+
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (f) { fputs(text, f); fclose(f); }
@@ -540,6 +559,7 @@ int main(int argc, char **argv) {
     test_issue_command();
     test_resume();
     test_eval_consistency();
+    test_qlora();
     test_encoding();
     test_loader();
     test_cli_errors();
