@@ -65,7 +65,17 @@ static void test_examples(void) {
     CHECK(tuna_eval_example_from_record(&r, &ex) == TUNA_OK);
     CHECK(ex.n_msgs == 1 && !strcmp(ex.msgs[0].content, "hi") && !strcmp(ex.reference, "yo"));
     tuna_eval_example_clear(&ex);
-    const char *none[] = {"{\"text\":\"plain\"}", "{\"input_ids\":[1,2,3]}", "{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}"};
+    /* preference pairs: the prompt, answered by the chosen response */
+    CHECK(parse(&r, "{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}") == TUNA_OK);
+    CHECK(tuna_eval_example_from_record(&r, &ex) == TUNA_OK);
+    CHECK(ex.n_msgs == 0 && ex.prompt_text && !strcmp(ex.prompt_text, "p") && !strcmp(ex.reference, "a"));
+    tuna_eval_example_clear(&ex);
+    CHECK(parse(&r, "{\"prompt\":[{\"role\":\"user\",\"content\":\"hi\"}],\"chosen\":[{\"role\":\"assistant\",\"content\":\"yo\"}],"
+                    "\"rejected\":[{\"role\":\"assistant\",\"content\":\"no\"}]}") == TUNA_OK);
+    CHECK(tuna_eval_example_from_record(&r, &ex) == TUNA_OK);
+    CHECK(ex.n_msgs == 1 && !strcmp(ex.msgs[0].content, "hi") && !strcmp(ex.reference, "yo"));
+    tuna_eval_example_clear(&ex);
+    const char *none[] = {"{\"text\":\"plain\"}", "{\"input_ids\":[1,2,3]}", "{\"prompt_ids\":[1],\"chosen_ids\":[2],\"rejected_ids\":[3]}"};
     for (int i = 0; i < 3; i++) {
         CHECK(parse(&r, none[i]) == TUNA_OK);
         CHECKF(tuna_eval_example_from_record(&r, &ex) == TUNA_ERR_UNSUPPORTED && ex.reference == NULL, "%s", none[i]);
