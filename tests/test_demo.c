@@ -100,6 +100,11 @@ int main(int argc, char **argv) {
     char *met = slurp(path);
     CHECK(met && strstr(met, "\"rewards/accuracies\"") && strstr(met, "\"eval_rewards/margins\""));
     free(met);
+    /* the report draws the preference metrics; a preference loss has no perplexity */
+    snprintf(path, sizeof path, "%s/dpo/report.html", dir);
+    char *rep = slurp(path);
+    CHECK(rep && strstr(rep, "rewards/accuracies") && strstr(rep, "rewards/margins") && !strstr(rep, "(ppl "));
+    free(rep);
     /* without the SFT adapter it says what to run first */
     snprintf(cmd, sizeof cmd, "TUNA=%s DEMO_OUT=%s/none bash scripts/demo_prefs.sh 2>&1 | grep -q 'run .make demo. first'", test_cli, dir);
     CHECK(system(cmd) == 0);

@@ -193,7 +193,7 @@ static int series_add(series *s, double x, double y, long ord) {
 static int is_bookkeeping(const char *k) {
     size_t n = strlen(k);
     return !strcmp(k, "step") || !strcmp(k, "epoch") || !strcmp(k, "elapsed_s") || !strcmp(k, "tokens") ||
-           (n >= 7 && !strcmp(k + n - 7, "_tokens"));
+           !strcmp(k, "eval_pairs") || (n >= 7 && !strcmp(k + n - 7, "_tokens"));
 }
 
 /* JSON has no NaN/inf, but C's printf writes nan/-nan/inf and Python's json
@@ -881,6 +881,8 @@ static char *json_text(const json_t *v) {
 static void header(sbuf *o, const metrics *m, const json_t *args) {
     char v[128], n2[128], nb[48];
     char *cmd = json_text(args ? json_object_get(args, "command") : NULL);
+    const char *cmd_s = args ? json_string_value(json_object_get(args, "command")) : NULL;
+    int is_dpo = cmd_s && !strcmp(cmd_s, "dpo");
     const json_t *mj = args ? json_object_get(args, "model") : NULL;
     if (!mj && args) mj = json_object_get(args, "config");
     char *model = json_text(mj);
@@ -914,7 +916,9 @@ static void header(sbuf *o, const metrics *m, const json_t *args) {
     const point *best = series_min(metrics_find(m, "eval_loss"));
     if (best) {
         snprintf(v, sizeof v, "%.4f", best->y);
-        snprintf(n2, sizeof n2, "at step %.0f (ppl %s)", best->x, fmt_g(nb, sizeof nb, exp(best->y), 5));
+        /* a preference loss is not a per-token cross-entropy: no perplexity for it */
+        if (is_dpo) snprintf(n2, sizeof n2, "at step %.0f", best->x);
+        else snprintf(n2, sizeof n2, "at step %.0f (ppl %s)", best->x, fmt_g(nb, sizeof nb, exp(best->y), 5));
     } else {
         snprintf(v, sizeof v, "—");
         snprintf(n2, sizeof n2, "no validation");
