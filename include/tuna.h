@@ -123,6 +123,13 @@ int64_t tuna_model_param_count(const tuna_model *m); /* scalar parameters (tied 
 tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed);
 /* Saves weights (file layout and names) as model.safetensors + config.json. */
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype);
+/* Same, split as transformers' save_pretrained does when the weights exceed
+ * max_shard_bytes (> 0): model-0000K-of-0000N.safetensors (tensors in order,
+ * a new shard when the next tensor would pass the limit) and
+ * model.safetensors.index.json {"metadata":{"total_size"},"weight_map"}.
+ * Weight files of an earlier save in dir that this one does not write are
+ * removed, so the folder holds one consistent set. */
+tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_dtype dtype, int64_t max_shard_bytes);
 
 /* Modes of tuna_model_prepare: evaluation only (one layer's buffers shared by
  * all layers), training (every layer's activations kept for backward), or

@@ -99,6 +99,25 @@ static void test_smollm(void) {
     tuna_tokenizer_free(tok);
 }
 
+/* Phi-3: its special tokens strip the white space after them (rstrip), so the
+ * "\n" after <|user|> and <|end|> is in the text but not in any token; the
+ * mask must still find the assistant's tokens (it found none but EOS before) */
+static void test_phi3(void) {
+    const char *dir = test_shared_path("tokenizers/phi-3-mini", "dataset: Phi-3 (rstrip special tokens)");
+    if (!dir) return;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    CHECK(tuna_tokenizer_load(&tok, dir) == TUNA_OK);
+    CHECK(tuna_dataset_template(&tmpl, tok, NULL, NULL) == TUNA_OK && tmpl);
+    if (!tok || !tmpl) return;
+    check_record("phi3 chat", "{\"messages\":[{\"role\":\"user\",\"content\":\"Name a colour.\"},{\"role\":\"assistant\",\"content\":\"Red.\"}]}",
+                 tok, tmpl, "Red.<|end|>", 0);
+    check_record("phi3 chat 2", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\\n\\nthere\"},{\"role\":\"assistant\",\"content\":\"Hello,\\nfriend.\"}]}",
+                 tok, tmpl, "Hello,\nfriend.<|end|>", 0);
+    tuna_template_free(tmpl);
+    tuna_tokenizer_free(tok);
+}
+
 static void test_llama2(void) {
     const char *dir = test_shared_path("tokenizers/llama2", "dataset: Llama 2 tokenizer (BOS handling)");
     if (!dir) return;
@@ -252,6 +271,7 @@ int main(int argc, char **argv) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_dataset_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_smollm();
+    test_phi3();
     test_llama2();
     test_file_level();
     test_data_cli();

@@ -25,7 +25,7 @@
 #include "data/cache_internal.h"
 #include "tuna_dataset.h"
 
-#define DATASET_FORMAT_VERSION "tuna-dataset-1"
+#define DATASET_FORMAT_VERSION "tuna-dataset-2" /* 2: masks with rstrip special tokens (Phi-3) */
 
 void tuna_dataset_options_init(tuna_dataset_options *o) {
     memset(o, 0, sizeof *o);
@@ -106,7 +106,10 @@ static tuna_status encode_with_offsets(tuna_tokenizer *tok, const char *text, si
                 o++;
                 k++;
             } else if (piece[k] == ' ') k++;           /* a space only the decoder writes */
-            else if (o < len && text[o] == ' ') o++;   /* a space only the text has */
+            /* white space only the text has: a space SentencePiece does not
+             * decode, or what a special token's rstrip/lstrip took (Phi-3's
+             * "<|end|>\n") */
+            else if (o < len && (text[o] == ' ' || text[o] == '\n' || text[o] == '\t' || text[o] == '\r')) o++;
             else break; /* decode differs from the text otherwise: keep the last aligned place */
         }
     }

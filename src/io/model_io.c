@@ -5,6 +5,7 @@
  * a tensor the model would not use is an error rather than silently dropped,
  * except known non-parameter buffers. Saving writes model.safetensors and
  * config.json atomically in the file layout (GPT-2 Conv1D transposed back). */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -258,27 +259,87 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
 }
 
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype) {
+    return tuna_model_save_sharded(m, dir, dtype, 0);
+}
+
+/* removes model*.safetensors files and the index that this save did not write
+ * (a sharded export over an unsharded one, or another shard count) */
+static void remove_stale(const char *dir, int n_shards) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, n_shards > 1 ? "model.safetensors" : "model.safetensors.index.json");
+    unlink(p);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int k, n, len = 0;
+        if (sscanf(e->d_name, "model-%5d-of-%5d.safetensors%n", &k, &n, &len) == 2 && len == (int)strlen(e->d_name) &&
+            (n_shards == 1 || n != n_shards)) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
+}
+
+tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_dtype dtype, int64_t max_shard_bytes) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    st_writer *w = st_writer_new();
-    if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
-    tuna_status st = TUNA_OK;
-    if (m->quant_type != TUNA_QUANT_NONE) {
-        st_writer_free(w);
+    if (m->quant_type != TUNA_QUANT_NONE)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a model with NF4-quantized weights cannot be saved (load the original to merge or export)", dir);
+    st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
+    size_t esz = st_dtype_size(sd);
+    /* shards as transformers' save_pretrained splits them: tensors in order, a
+     * new shard when the next tensor would pass the limit (a larger tensor
+     * gets a shard of its own) */
+    int *shard_of = malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof *shard_of);
+    if (!shard_of) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    int n_shards = 1;
+    int64_t cur = 0, total = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        int64_t b = m->params[i].pub.numel * (int64_t)esz;
+        if (max_shard_bytes > 0 && cur > 0 && cur + b > max_shard_bytes) { n_shards++; cur = 0; }
+        shard_of[i] = n_shards - 1;
+        cur += b;
+        total += b;
     }
-    st_writer_meta(w, "format", "pt");
-    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
-        const tuna_param *p = &m->params[i].pub;
-        /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
-        if (p->transposed) st = st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
-        else st = st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
-    }
+    if (n_shards > 99999) { free(shard_of); return tuna_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
+    tuna_status st = TUNA_OK;
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (st == TUNA_OK) st = st_writer_finish(w, path);
-    else st_writer_free(w);
+    json_t *wm = n_shards > 1 ? json_object() : NULL;
+    for (int k = 0; st == TUNA_OK && k < n_shards; k++) {
+        st_writer *w = st_writer_new();
+        if (!w) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+        st_writer_meta(w, "format", "pt");
+        char fname[64];
+        if (n_shards > 1) snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
+        else snprintf(fname, sizeof fname, "model.safetensors");
+        for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+            if (shard_of[i] != k) continue;
+            const tuna_param *p = &m->params[i].pub;
+            /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
+            if (p->transposed) st = st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
+            else st = st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
+            if (wm) json_object_set_new(wm, p->name, json_string(fname));
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, fname);
+        if (st == TUNA_OK) st = st_writer_finish(w, path);
+        else st_writer_free(w);
+    }
+    free(shard_of);
+    if (st == TUNA_OK && wm) {
+        json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total, "weight_map", wm);
+        char tmp[PATH_MAX + 8];
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        if (!idx || json_dump_file(idx, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || rename(tmp, path) != 0) {
+            unlink(tmp);
+            st = tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
+        }
+        json_decref(idx);
+    }
+    json_decref(wm);
     if (st != TUNA_OK) return st;
+    remove_stale(dir, n_shards);
     tuna_config c = m->cfg;
     c.dtype = dtype;
     snprintf(path, sizeof path, "%s/config.json", dir);

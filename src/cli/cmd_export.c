@@ -1,0 +1,192 @@
+/* cmd_export.c — `tuna export`: a model (with its adapter merged) in the
+ * formats other tools run. --format hf: a Hugging Face folder (weights in the
+ * chosen dtype, sharded above --shard-size with model.safetensors.index.json,
+ * config.json, generation_config.json, tokenizer files with the chat
+ * template). The stop tokens come from one source (the tokenizer's EOS and
+ * the chat template's end-of-turn token) and are written to
+ * generation_config.json; after writing, a sample conversation is encoded
+ * through the exported files and must give the token ids training used. */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "tuna_dataset.h"
+#include "tuna_peft.h"
+
+static const char *export_help =
+    "usage: tuna export --model DIR [--adapter DIR] --format hf --out DIR [options]\n"
+    "\n"
+    "Writes the model, with a LoRA or IA3 adapter folded in (--adapter), for other\n"
+    "tools.\n"
+    "  --format hf            a Hugging Face model folder that transformers and vLLM load:\n"
+    "                         model.safetensors (or model-0000K-of-0000N.safetensors and\n"
+    "                         model.safetensors.index.json above --shard-size),\n"
+    "                         config.json, generation_config.json, tokenizer.json,\n"
+    "                         tokenizer_config.json (with the chat template),\n"
+    "                         special_tokens_map.json\n"
+    "  --dtype f32|f16|bf16   weights' dtype (default: the source model's)\n"
+    "  --shard-size SIZE      largest weight file, e.g. 2GB, 500MB, 4GiB (default 5GB,\n"
+    "                         as transformers; GB = 10^9 bytes, GiB = 2^30)\n"
+    "  --template NAME|FILE   chat template to check and ship when the model has none\n"
+    "The stop tokens (the tokenizer's EOS and the chat template's end-of-turn\n"
+    "token, e.g. <|im_end|> or <|eot_id|>) go to generation_config.json\n"
+    "eos_token_id. After writing, a sample conversation is rendered and tokenized\n"
+    "through the exported files and compared with the source model's encoding\n"
+    "(what training used); a difference is an error.\n";
+
+/* "5GB" -> 5e9; "4GiB" -> 4 * 2^30; plain digits are bytes */
+static int64_t parse_size(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v > 0)) return -1;
+    static const struct { const char *u; double f; } units[] = {
+        {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+        {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+    for (size_t k = 0; k < sizeof units / sizeof *units; k++)
+        if (!strcmp(end, units[k].u)) return (int64_t)(v * units[k].f);
+    return -1;
+}
+
+/* A sample conversation: the token ids of its rendering through the model in
+ * dir (tokenizer files + template) as SFT encodes it, and the ids the
+ * template writes after the assistant's content (end-of-turn candidates). */
+static tuna_status sample_ids(const char *dir, const char *tmpl_arg, int32_t **ids, int32_t **labels, size_t *n) {
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    char *src = NULL;
+    tuna_status st = tuna_tokenizer_load(&tok, dir);
+    if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &src);
+    if (st == TUNA_OK && !tmpl) st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: no chat template", dir);
+    tuna_record rec = {0};
+    /* one exchange: templates that end a conversation differently from a turn
+     * (Phi-3 appends EOS) cannot be split into turns beyond the last */
+    const char *line = "{\"messages\":[{\"role\":\"user\",\"content\":\"Name three colours.\"},"
+                       "{\"role\":\"assistant\",\"content\":\"Red, green and blue.\"}]}";
+    tuna_bad_kind why;
+    if (st == TUNA_OK) st = tuna_record_parse(&rec, line, strlen(line), NULL, &why);
+    if (st == TUNA_OK) st = tuna_dataset_encode_record(&rec, tok, tmpl, 0, ids, labels, n, NULL);
+    tuna_record_clear(&rec);
+    tuna_template_free(tmpl);
+    free(src);
+    tuna_tokenizer_free(tok);
+    return st;
+}
+
+/* generation_config.json with eos_token_id = the stop tokens (one, or a list) */
+static tuna_status write_generation_config(const char *src_dir, const char *out_dir, const int32_t *stops, int n_stops, int bos) {
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/generation_config.json", src_dir);
+    json_t *g = json_load_file(path, 0, NULL);
+    if (!json_is_object(g)) { json_decref(g); g = json_object(); }
+    if (bos >= 0 && !json_object_get(g, "bos_token_id")) json_object_set_new(g, "bos_token_id", json_integer(bos));
+    if (n_stops == 1) json_object_set_new(g, "eos_token_id", json_integer(stops[0]));
+    else if (n_stops > 1) {
+        json_t *a = json_array();
+        for (int i = 0; i < n_stops; i++) json_array_append_new(a, json_integer(stops[i]));
+        json_object_set_new(g, "eos_token_id", a);
+    }
+    snprintf(path, sizeof path, "%s/generation_config.json", out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int bad = json_dump_file(g, tmp, JSON_INDENT(2)) != 0 || rename(tmp, path) != 0;
+    json_decref(g);
+    if (bad) { unlink(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path); }
+    return TUNA_OK;
+}
+
+int cmd_export(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) { fputs(export_help, stdout); return 0; }
+    const char *model = NULL, *adapter = NULL, *format = NULL, *out = NULL, *dt = NULL, *tmpl_arg = NULL;
+    int64_t shard = 5000000000LL;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--model") && v) model = argv[++i];
+        else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
+        else if (!strcmp(o, "--format") && v) format = argv[++i];
+        else if (!strcmp(o, "--out") && v) out = argv[++i];
+        else if (!strcmp(o, "--dtype") && v) dt = argv[++i];
+        else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
+        else if (!strcmp(o, "--shard-size") && v) {
+            shard = parse_size(argv[++i]);
+            if (shard < 1) return cli_usage_error("--shard-size: '%s' is not a size (e.g. 2GB, 500MB, 4GiB)", argv[i]);
+        } else return cli_usage_error("export: unknown option or missing value '%s' (see tuna export --help)", o);
+    }
+    if (!model || !format || !out) return cli_usage_error("export: --model, --format and --out are required");
+    if (strcmp(format, "hf")) return cli_usage_error("export: --format must be hf (got '%s')", format);
+    if (dt && strcmp(dt, "f32") && strcmp(dt, "f16") && strcmp(dt, "bf16"))
+        return cli_usage_error("--dtype must be f32, f16 or bf16 for --format hf (got '%s')", dt);
+
+    tuna_model *m = NULL;
+    int32_t *want = NULL, *want_lab = NULL, *got = NULL, *got_lab = NULL;
+    size_t n_want = 0, n_got = 0;
+    tuna_status st = tuna_model_load(&m, model);
+    if (st == TUNA_OK && adapter) {
+        st = tuna_peft_load(m, adapter);
+        if (st == TUNA_OK && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT)
+            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a prompt-tuning adapter adds virtual tokens, not weights: it cannot be merged into an export", adapter);
+        if (st == TUNA_OK) st = tuna_peft_merge(m);
+    }
+    tuna_dtype dtype = st == TUNA_OK ? tuna_model_config(m)->dtype : TUNA_DTYPE_F32;
+    if (dt) dtype = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
+    if (st == TUNA_OK && mkdir(out, 0755) != 0 && errno != EEXIST) st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
+    if (st == TUNA_OK) st = tuna_model_save_sharded(m, out, dtype, shard);
+    if (st != TUNA_OK) goto done;
+    const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, out, names[k]);
+
+    /* stop tokens: EOS, and the special tokens the template writes at the end
+     * of an assistant turn (counted tokens after its content) */
+    int32_t stops[8];
+    int n_stops = 0, bos = -1;
+    {
+        tuna_tokenizer *tok = NULL;
+        if (tuna_tokenizer_load(&tok, model) == TUNA_OK) {
+            bos = tuna_tokenizer_bos_id(tok);
+            if (tuna_tokenizer_eos_id(tok) >= 0) stops[n_stops++] = tuna_tokenizer_eos_id(tok);
+            if (sample_ids(model, tmpl_arg, &want, &want_lab, &n_want) == TUNA_OK) {
+                for (size_t i = 1; i < n_want && n_stops < 8; i++) {
+                    int32_t id = want_lab[i];
+                    if (id < 0 || !tuna_tokenizer_is_special(tok, id)) continue;
+                    int seen = 0;
+                    for (int k = 0; k < n_stops; k++) seen |= stops[k] == id;
+                    if (!seen) stops[n_stops++] = id;
+                }
+            } else {
+                free(want);
+                free(want_lab);
+                want = want_lab = NULL;
+            }
+            tuna_tokenizer_free(tok);
+        }
+    }
+    st = write_generation_config(model, out, stops, n_stops, bos);
+    if (st != TUNA_OK) goto done;
+
+    /* the exported files must encode a conversation as training did */
+    if (want) {
+        st = sample_ids(out, tmpl_arg, &got, &got_lab, &n_got);
+        if (st == TUNA_OK && (n_got != n_want || memcmp(got, want, n_want * sizeof *got) || memcmp(got_lab, want_lab, n_want * sizeof *got)))
+            st = tuna_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the exported files (%zu vs %zu tokens)",
+                           out, n_got, n_want);
+        if (st != TUNA_OK) goto done;
+    }
+    {
+        char line[256] = "";
+        for (int k = 0; k < n_stops; k++) snprintf(line + strlen(line), sizeof line - strlen(line), "%s%d", k ? ", " : "", stops[k]);
+        fprintf(stderr, "wrote %s (%s weights%s%s); stop tokens %s; sample conversation: %s\n", out, tuna_dtype_name(dtype),
+                adapter ? ", adapter merged from " : "", adapter ? adapter : "", n_stops ? line : "none",
+                want ? "same token ids as training" : "not checked (no tokenizer or chat template)");
+    }
+done:
+    free(want);
+    free(want_lab);
+    free(got);
+    free(got_lab);
+    tuna_model_free(m);
+    return st == TUNA_OK ? 0 : cli_status_error(st);
+}
