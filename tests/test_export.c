@@ -134,7 +134,8 @@ static void test_stop_tokens(void) {
 
 static void test_errors(void) {
     char cmd[2048];
-    const char *bad[] = {"--format gguf2", "--format hf --dtype q4", "--format hf --shard-size 12XB", "--format hf --shard-size 0"};
+    const char *bad[] = {"--format gguf2", "--format hf --dtype q4", "--format hf --shard-size 12XB", "--format hf --shard-size 0",
+                         "--format gguf --type q5_k", "--format gguf --dtype f16"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         snprintf(cmd, sizeof cmd, "%s export --model tests/fixtures/peft/llama_lora --out %s/e %s 2>/dev/null", test_cli, tmpdir, bad[k]);
         int rc = system(cmd);

@@ -17,10 +17,11 @@
 
 #include "commands.h"
 #include "tuna_dataset.h"
+#include "tuna_gguf.h"
 #include "tuna_peft.h"
 
 static const char *export_help =
-    "usage: tuna export --model DIR [--adapter DIR] --format hf --out DIR [options]\n"
+    "usage: tuna export --model DIR [--adapter DIR] --format hf|gguf --out PATH [options]\n"
     "\n"
     "Writes the model, with a LoRA or IA3 adapter folded in (--adapter), for other\n"
     "tools.\n"
@@ -30,6 +31,12 @@ static const char *export_help =
     "                         config.json, generation_config.json, tokenizer.json,\n"
     "                         tokenizer_config.json (with the chat template),\n"
     "                         special_tokens_map.json\n"
+    "  --format gguf          one llama.cpp file (GGUF v3): architecture keys (llama, qwen2,\n"
+    "                         gpt2), byte-level BPE vocabulary with merges, special ids,\n"
+    "                         add_bos_token and the chat template; tensor names and layouts\n"
+    "                         as llama.cpp's converter writes them (Llama q/k rows permuted)\n"
+    "  --type f32|f16|q8_0|q4_0   GGUF tensor type (default f16); norms and biases stay\n"
+    "                         F32, rows not a multiple of 32 fall back to F16\n"
     "  --dtype f32|f16|bf16   weights' dtype (default: the source model's)\n"
     "  --shard-size SIZE      largest weight file, e.g. 2GB, 500MB, 4GiB (default 5GB,\n"
     "                         as transformers; GB = 10^9 bytes, GiB = 2^30)\n"
@@ -101,7 +108,7 @@ static tuna_status write_generation_config(const char *src_dir, const char *out_
 
 int cmd_export(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(export_help, stdout); return 0; }
-    const char *model = NULL, *adapter = NULL, *format = NULL, *out = NULL, *dt = NULL, *tmpl_arg = NULL;
+    const char *model = NULL, *adapter = NULL, *format = NULL, *out = NULL, *dt = NULL, *tmpl_arg = NULL, *gtype = "f16";
     int64_t shard = 5000000000LL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -111,13 +118,18 @@ int cmd_export(int argc, char **argv) {
         else if (!strcmp(o, "--out") && v) out = argv[++i];
         else if (!strcmp(o, "--dtype") && v) dt = argv[++i];
         else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
+        else if (!strcmp(o, "--type") && v) gtype = argv[++i];
         else if (!strcmp(o, "--shard-size") && v) {
             shard = parse_size(argv[++i]);
             if (shard < 1) return cli_usage_error("--shard-size: '%s' is not a size (e.g. 2GB, 500MB, 4GiB)", argv[i]);
         } else return cli_usage_error("export: unknown option or missing value '%s' (see tuna export --help)", o);
     }
     if (!model || !format || !out) return cli_usage_error("export: --model, --format and --out are required");
-    if (strcmp(format, "hf")) return cli_usage_error("export: --format must be hf (got '%s')", format);
+    int gguf = !strcmp(format, "gguf");
+    if (strcmp(format, "hf") && !gguf) return cli_usage_error("export: --format must be hf or gguf (got '%s')", format);
+    if (gguf && strcmp(gtype, "f32") && strcmp(gtype, "f16") && strcmp(gtype, "q8_0") && strcmp(gtype, "q4_0"))
+        return cli_usage_error("--type must be f32, f16, q8_0 or q4_0 (got '%s')", gtype);
+    if (gguf && dt) return cli_usage_error("--dtype is for --format hf; GGUF takes --type");
     if (dt && strcmp(dt, "f32") && strcmp(dt, "f16") && strcmp(dt, "bf16"))
         return cli_usage_error("--dtype must be f32, f16 or bf16 for --format hf (got '%s')", dt);
 
@@ -133,20 +145,32 @@ int cmd_export(int argc, char **argv) {
     }
     tuna_dtype dtype = st == TUNA_OK ? tuna_model_config(m)->dtype : TUNA_DTYPE_F32;
     if (dt) dtype = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
-    if (st == TUNA_OK && mkdir(out, 0755) != 0 && errno != EEXIST) st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
-    if (st == TUNA_OK) st = tuna_model_save_sharded(m, out, dtype, shard);
+    if (st == TUNA_OK && !gguf && mkdir(out, 0755) != 0 && errno != EEXIST) st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
+    if (st == TUNA_OK && !gguf) st = tuna_model_save_sharded(m, out, dtype, shard);
     if (st != TUNA_OK) goto done;
-    const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt"};
-    for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, out, names[k]);
+    if (!gguf) {
+        const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt"};
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, out, names[k]);
+    }
 
     /* stop tokens: EOS, and the special tokens the template writes at the end
      * of an assistant turn (counted tokens after its content) */
     int32_t stops[8];
-    int n_stops = 0, bos = -1;
+    int n_stops = 0, bos = -1, pad = -1, add_bos = 0, have_tok = 0;
+    char *tsrc = NULL;
     {
         tuna_tokenizer *tok = NULL;
         if (tuna_tokenizer_load(&tok, model) == TUNA_OK) {
+            have_tok = 1;
             bos = tuna_tokenizer_bos_id(tok);
+            pad = tuna_tokenizer_pad_id(tok);
+            int32_t *pre = NULL;
+            size_t npre = 0;
+            if (tuna_tokenizer_encode(tok, "", 0, 1, &pre, &npre) == TUNA_OK) add_bos = npre > 0 && bos >= 0 && pre[0] == bos;
+            free(pre);
+            tuna_template *tm = NULL;
+            if (tuna_dataset_template(&tm, tok, tmpl_arg, &tsrc) != TUNA_OK) { free(tsrc); tsrc = NULL; }
+            tuna_template_free(tm);
             if (tuna_tokenizer_eos_id(tok) >= 0) stops[n_stops++] = tuna_tokenizer_eos_id(tok);
             if (sample_ids(model, tmpl_arg, &want, &want_lab, &n_want) == TUNA_OK) {
                 for (size_t i = 1; i < n_want && n_stops < 8; i++) {
@@ -164,6 +188,28 @@ int cmd_export(int argc, char **argv) {
             tuna_tokenizer_free(tok);
         }
     }
+    if (gguf) {
+        /* EOS and the template's end-of-turn token: llama.cpp stops at either */
+        tuna_gguf_meta meta = {have_tok ? model : NULL, tsrc, NULL, bos, n_stops ? stops[0] : -1, n_stops > 1 ? stops[1] : -1, pad, add_bos};
+        const char *slash = strrchr(model, '/');
+        meta.name = slash && slash[1] ? slash + 1 : model;
+        st = tuna_export_gguf(m, &meta, gtype, out);
+        free(tsrc);
+        if (st != TUNA_OK) goto done;
+        /* the file alone (its vocabulary and template) must encode as training did */
+        if (want) {
+            st = sample_ids(out, tmpl_arg, &got, &got_lab, &n_got);
+            if (st == TUNA_OK && (n_got != n_want || memcmp(got, want, n_want * sizeof *got) || memcmp(got_lab, want_lab, n_want * sizeof *got)))
+                st = tuna_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the GGUF vocabulary and template (%zu vs %zu tokens)",
+                               out, n_got, n_want);
+            if (st != TUNA_OK) { unlink(out); goto done; }
+        }
+        fprintf(stderr, "wrote %s (GGUF v3, %s%s%s); eos %d, eot %d; sample conversation: %s\n", out, gtype,
+                adapter ? ", adapter merged from " : "", adapter ? adapter : "", meta.eos, meta.eot,
+                want ? "same token ids as training" : "not checked (no tokenizer or chat template)");
+        goto done;
+    }
+    free(tsrc);
     st = write_generation_config(model, out, stops, n_stops, bos);
     if (st != TUNA_OK) goto done;
 

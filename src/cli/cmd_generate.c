@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "io/gguf.h"
+#include "tuna_gguf.h"
 #include "tuna_dataset.h"
 #include "tuna_infer.h"
 #include "tuna_peft.h"
@@ -44,6 +46,17 @@ static void on_text(void *ctx, const char *text, size_t len) {
 /* generation_config.json: eos ids and sampling defaults (absent file: none) */
 static void read_generation_config(const char *dir, int32_t *eos, int *n_eos, tuna_sample_args *sa, int sampling) {
     char p[PATH_MAX];
+    if (tuna_is_gguf(dir)) { /* a llama.cpp file: its EOS and end-of-turn ids */
+        gguf_file g;
+        if (gguf_open(&g, dir) != TUNA_OK) return;
+        const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"};
+        for (int k = 0; k < 2; k++) {
+            uint64_t id;
+            if (gguf_get_u64(&g, keys[k], &id) == 0 && id < (1u << 30) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)id;
+        }
+        gguf_close(&g);
+        return;
+    }
     snprintf(p, sizeof p, "%s/generation_config.json", dir);
     json_t *o = json_load_file(p, 0, NULL);
     if (!o) return;

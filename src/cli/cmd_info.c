@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "tuna_gguf.h"
 #include "tuna_peft.h"
 
 static const char *info_help =
@@ -22,6 +23,8 @@ static const char *info_help =
     "  --json        one JSON object on stdout\n";
 
 long long cli_safetensors_bytes(const char *dir) {
+    struct stat fs;
+    if (stat(dir, &fs) == 0 && S_ISREG(fs.st_mode)) return (long long)fs.st_size; /* a GGUF file */
     DIR *d = opendir(dir);
     if (!d) return 0;
     long long total = 0;
@@ -86,7 +89,8 @@ int cmd_info(int argc, char **argv) {
         else printf("positions      learned, max %d\n", c->max_positions);
         printf("vocab          %d%s\n", c->V, c->tie_embeddings ? " (embeddings tied to lm_head)" : "");
         printf("parameters     %lld (%.2f M)\n", params, params / 1e6);
-        printf("dtype          %s on disk (%.2f MiB); computed in float32\n", tuna_dtype_name(c->dtype), disk / mib);
+        if (tuna_is_gguf(model)) printf("file           GGUF (%.2f MiB); dequantized to float32\n", disk / mib);
+        else printf("dtype          %s on disk (%.2f MiB); computed in float32\n", tuna_dtype_name(c->dtype), disk / mib);
         printf("memory         %.2f MiB fp32 weights; %.2f MiB for full fine-tuning state (weights, grads, AdamW moments)\n",
                params * 4 / mib, params * 16 / mib);
         if (quant)

@@ -17,6 +17,7 @@
 
 #include "io/safetensors.h"
 #include "model/model_internal.h"
+#include "tuna_gguf.h"
 
 #define MAX_SHARDS 256
 
@@ -183,6 +184,11 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
     *out = NULL;
     char path[PATH_MAX];
     struct stat sb;
+    /* a llama.cpp file instead of a folder (e.g. one tuna exported) */
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode) && tuna_is_gguf(dir)) {
+        if (quant != TUNA_QUANT_NONE) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
+        return tuna_model_load_gguf(out, dir);
+    }
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return tuna_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, errno ? strerror(errno) : "not a directory");
     snprintf(path, sizeof path, "%s/config.json", dir);

@@ -209,6 +209,8 @@ void tk_dec_free(tk_dec *d);
 tuna_status tk_read_file(const char *path, char **data, size_t *len);
 tuna_status tk_write_file_atomic(const char *path, const char *data, size_t len);
 tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config);
+/* tok_gguf.c: the vocabulary of a GGUF file */
+tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path);
 /* Builds a tokenizer.json object from a llama2.c tokenizer.bin image. */
 tuna_status tk_llama2c_to_json(const char *data, size_t len, const char *what, json_t **out);
 /* Builds a tokenizer.json object from vocab.json + merges.txt of a GPT-2-style

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "tok_internal.h"
+#include "tuna_gguf.h"
 
 #define QWEN2_REGEX "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
@@ -495,6 +496,7 @@ tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
     *out = NULL;
     if (is_file(dir)) {
         if (ends_with(dir, ".bin")) return load_llama2c(out, dir);
+        if (tuna_is_gguf(dir)) return tk_load_gguf(out, dir);
         tuna_status st;
         json_t *root = load_json_file(dir, 0, &st);
         if (!root) return st;

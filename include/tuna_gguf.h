@@ -1,0 +1,33 @@
+/* tuna_gguf.h — models as llama.cpp files (GGUF v3): export with the
+ * architecture's metadata, the vocabulary and chat template, tensor names and
+ * layouts as llama.cpp's convert_hf_to_gguf.py writes them (Llama's q/k rows
+ * permuted to the interleaved rotary layout llama.cpp applies), in F32, F16,
+ * Q8_0 or Q4_0; and import of such a file back into a tuna model (F32, F16,
+ * Q8_0 and Q4_0 tensors dequantized to fp32), so tuna checks its own exports. */
+#ifndef TUNA_GGUF_H
+#define TUNA_GGUF_H
+#include "tuna.h"
+
+typedef struct {
+    const char *tokenizer_dir;  /* folder with tokenizer.json: the vocabulary written (NULL: none) */
+    const char *chat_template;  /* template source (NULL: none) */
+    const char *name;           /* general.name */
+    int32_t bos, eos, eot, pad; /* special ids, -1 when absent; eot: the template's end-of-turn token */
+    int add_bos;                /* the tokenizer puts BOS in front */
+} tuna_gguf_meta;
+
+/* type: "f32", "f16", "q8_0", "q4_0". 1-D tensors (norms, biases) stay F32;
+ * a 2-D tensor whose rows are not a multiple of 32 is written F16 when a
+ * quantized type is asked for (as llama.cpp's converter falls back). Written
+ * to a temporary name, then renamed. Architectures: llama (Llama, Mistral),
+ * qwen2, gpt2; Llama 3 rope scaling and NF4 models are refused. */
+tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path);
+
+/* Loads the weights of a GGUF file of architecture llama, qwen2 or gpt2
+ * (config from its metadata; q/k rows un-permuted). The model computes in
+ * fp32 from the dequantized values. */
+tuna_status tuna_model_load_gguf(tuna_model **out, const char *path);
+
+/* 1 when path names a GGUF file (by its magic). */
+int tuna_is_gguf(const char *path);
+#endif

@@ -1,0 +1,491 @@
+/* gguf.c — GGUF v3 reader (memory-mapped, every length and offset checked
+ * against the file) and writer (key/values and tensor infos first, tensor
+ * data converted one tensor at a time while writing, so the writer holds no
+ * second copy of the weights). See gguf.h for the layout. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/gguf.h"
+#include "io/safetensors.h" /* fp16 conversions */
+
+#define GGUF_ALIGN 32
+#define QK 32
+
+size_t gguf_type_size(int type, int64_t n) {
+    if (n < 0) return 0;
+    switch (type) {
+    case GGML_F32: return (size_t)n * 4;
+    case GGML_F16: return (size_t)n * 2;
+    case GGML_Q8_0: return n % QK ? 0 : (size_t)(n / QK) * 34;
+    case GGML_Q4_0: return n % QK ? 0 : (size_t)(n / QK) * 18;
+    default: return 0;
+    }
+}
+
+const char *gguf_type_name(int type) {
+    switch (type) {
+    case GGML_F32: return "F32";
+    case GGML_F16: return "F16";
+    case GGML_Q8_0: return "Q8_0";
+    case GGML_Q4_0: return "Q4_0";
+    default: return "?";
+    }
+}
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = tuna_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+static float get_f16(const uint8_t *p) { return tuna_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* ggml quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d) */
+void gguf_quantize_q8_0(const float *x, uint8_t *out, int64_t n) {
+    for (int64_t b = 0; b < n / QK; b++, x += QK, out += 34) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        put_f16(out, d);
+        for (int j = 0; j < QK; j++) out[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    }
+}
+
+/* ggml quantize_row_q4_0_ref: d = (the value of largest magnitude) / -8,
+ * q = min(15, (int8)(x / d + 8.5)); element j low nibble, j + 16 high nibble */
+void gguf_quantize_q4_0(const float *x, uint8_t *out, int64_t n) {
+    for (int64_t b = 0; b < n / QK; b++, x += QK, out += 18) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK; j++)
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+        float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
+        put_f16(out, d);
+        for (int j = 0; j < QK / 2; j++) {
+            int a = (int8_t)(x[j] * id + 8.5f), c = (int8_t)(x[QK / 2 + j] * id + 8.5f);
+            if (a > 15) a = 15;
+            if (c > 15) c = 15;
+            out[2 + j] = (uint8_t)(a | c << 4);
+        }
+    }
+}
+
+/* ---------------- writer ---------------- */
+typedef struct {
+    char *name;
+    int ndim;
+    int64_t rows, cols;
+    int type;
+    const float *data;
+    uint64_t offset;
+} wtensor;
+
+struct gguf_writer {
+    uint8_t *kv;      /* serialised key/values */
+    size_t kv_n, kv_cap;
+    uint64_t n_kv;
+    wtensor *t;
+    size_t n_t, cap_t;
+    int oom;
+};
+
+gguf_writer *gguf_writer_new(void) { return calloc(1, sizeof(gguf_writer)); }
+
+void gguf_writer_free(gguf_writer *w) {
+    if (!w) return;
+    for (size_t i = 0; i < w->n_t; i++) free(w->t[i].name);
+    free(w->t);
+    free(w->kv);
+    free(w);
+}
+
+static void put(gguf_writer *w, const void *p, size_t n) {
+    if (w->oom) return;
+    if (w->kv_n + n > w->kv_cap) {
+        size_t c = w->kv_cap ? w->kv_cap * 2 : 65536;
+        while (c < w->kv_n + n) c *= 2;
+        uint8_t *q = realloc(w->kv, c);
+        if (!q) { w->oom = 1; return; }
+        w->kv = q;
+        w->kv_cap = c;
+    }
+    memcpy(w->kv + w->kv_n, p, n);
+    w->kv_n += n;
+}
+static void put_u32(gguf_writer *w, uint32_t v) { put(w, &v, 4); } /* little-endian hosts only (x86-64, aarch64) */
+static void put_u64(gguf_writer *w, uint64_t v) { put(w, &v, 8); }
+static void put_str(gguf_writer *w, const char *s) {
+    uint64_t n = strlen(s);
+    put_u64(w, n);
+    put(w, s, n);
+}
+static void key(gguf_writer *w, const char *k, uint32_t type) {
+    put_str(w, k);
+    put_u32(w, type);
+    w->n_kv++;
+}
+
+void gguf_kv_u32(gguf_writer *w, const char *k, uint32_t v) { key(w, k, GGUF_T_U32); put_u32(w, v); }
+void gguf_kv_i32(gguf_writer *w, const char *k, int32_t v) { key(w, k, GGUF_T_I32); put(w, &v, 4); }
+void gguf_kv_f32(gguf_writer *w, const char *k, float v) { key(w, k, GGUF_T_F32); put(w, &v, 4); }
+void gguf_kv_bool(gguf_writer *w, const char *k, int v) {
+    uint8_t b = v ? 1 : 0;
+    key(w, k, GGUF_T_BOOL);
+    put(w, &b, 1);
+}
+void gguf_kv_str(gguf_writer *w, const char *k, const char *v) { key(w, k, GGUF_T_STRING); put_str(w, v); }
+void gguf_kv_str_array(gguf_writer *w, const char *k, const char *const *v, size_t n) {
+    key(w, k, GGUF_T_ARRAY);
+    put_u32(w, GGUF_T_STRING);
+    put_u64(w, n);
+    for (size_t i = 0; i < n; i++) put_str(w, v[i]);
+}
+void gguf_kv_f32_array(gguf_writer *w, const char *k, const float *v, size_t n) {
+    key(w, k, GGUF_T_ARRAY);
+    put_u32(w, GGUF_T_F32);
+    put_u64(w, n);
+    put(w, v, n * 4);
+}
+void gguf_kv_i32_array(gguf_writer *w, const char *k, const int32_t *v, size_t n) {
+    key(w, k, GGUF_T_ARRAY);
+    put_u32(w, GGUF_T_I32);
+    put_u64(w, n);
+    put(w, v, n * 4);
+}
+
+tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data) {
+    if (!gguf_type_size(type, cols) && cols > 0)
+        return tuna_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of 32)", name, (long long)cols, gguf_type_name(type));
+    if (w->n_t == w->cap_t) {
+        size_t c = w->cap_t ? 2 * w->cap_t : 64;
+        wtensor *q = realloc(w->t, c * sizeof *q);
+        if (!q) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        w->t = q;
+        w->cap_t = c;
+    }
+    wtensor *t = &w->t[w->n_t];
+    if (!(t->name = strdup(name))) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    t->ndim = ndim;
+    t->rows = rows;
+    t->cols = cols;
+    t->type = type;
+    t->data = data;
+    w->n_t++;
+    return TUNA_OK;
+}
+
+static int pad_to(FILE *f, uint64_t *pos) {
+    static const uint8_t zero[GGUF_ALIGN];
+    uint64_t p = (GGUF_ALIGN - *pos % GGUF_ALIGN) % GGUF_ALIGN;
+    *pos += p;
+    return p == 0 || fwrite(zero, 1, p, f) == p;
+}
+
+tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
+    if (w->oom) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    /* header, key/values, tensor infos (offsets relative to the data block) */
+    gguf_writer hw = {0};
+    put(&hw, "GGUF", 4);
+    put_u32(&hw, 3);
+    put_u64(&hw, w->n_t);
+    put_u64(&hw, w->n_kv);
+    put(&hw, w->kv, w->kv_n);
+    uint64_t off = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        wtensor *t = &w->t[i];
+        put_str(&hw, t->name);
+        put_u32(&hw, (uint32_t)t->ndim);
+        put_u64(&hw, (uint64_t)t->cols);
+        if (t->ndim > 1) put_u64(&hw, (uint64_t)t->rows);
+        put_u32(&hw, (uint32_t)t->type);
+        put_u64(&hw, off);
+        t->offset = off;
+        off += gguf_type_size(t->type, t->rows * t->cols);
+        off += (GGUF_ALIGN - off % GGUF_ALIGN) % GGUF_ALIGN;
+    }
+    int ok = !hw.oom && fwrite(hw.kv, 1, hw.kv_n, f) == hw.kv_n;
+    uint64_t pos = hw.kv_n;
+    free(hw.kv);
+    ok = ok && pad_to(f, &pos);
+    /* data, one row block at a time */
+    size_t cap = 0;
+    uint8_t *buf = NULL;
+    for (size_t i = 0; ok && i < w->n_t; i++) {
+        wtensor *t = &w->t[i];
+        size_t row_bytes = gguf_type_size(t->type, t->cols);
+        if (row_bytes > cap) {
+            uint8_t *q = realloc(buf, row_bytes);
+            if (!q) { ok = 0; break; }
+            buf = q;
+            cap = row_bytes;
+        }
+        for (int64_t r = 0; ok && r < t->rows; r++) {
+            const float *x = t->data + r * t->cols;
+            if (t->type == GGML_F32) memcpy(buf, x, row_bytes);
+            else if (t->type == GGML_F16) for (int64_t j = 0; j < t->cols; j++) put_f16(buf + 2 * j, x[j]);
+            else if (t->type == GGML_Q8_0) gguf_quantize_q8_0(x, buf, t->cols);
+            else gguf_quantize_q4_0(x, buf, t->cols);
+            ok = fwrite(buf, 1, row_bytes, f) == row_bytes;
+            pos += row_bytes;
+        }
+        ok = ok && pad_to(f, &pos);
+    }
+    free(buf);
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
+    }
+    return TUNA_OK;
+}
+
+/* ---------------- reader ---------------- */
+typedef struct { const uint8_t *p, *end; const char *name; } cur;
+
+static int need(cur *c, size_t n) { return (size_t)(c->end - c->p) >= n; }
+static int rd_u32(cur *c, uint32_t *v) { if (!need(c, 4)) return 0; memcpy(v, c->p, 4); c->p += 4; return 1; }
+static int rd_u64(cur *c, uint64_t *v) { if (!need(c, 8)) return 0; memcpy(v, c->p, 8); c->p += 8; return 1; }
+static int rd_str(cur *c, const char **s, uint64_t *n) {
+    if (!rd_u64(c, n) || !need(c, *n)) return 0;
+    *s = (const char *)c->p;
+    c->p += *n;
+    return 1;
+}
+
+static size_t scalar_size(uint32_t t) {
+    switch (t) {
+    case GGUF_T_U8: case GGUF_T_I8: case GGUF_T_BOOL: return 1;
+    case GGUF_T_U16: case GGUF_T_I16: return 2;
+    case GGUF_T_U32: case GGUF_T_I32: case GGUF_T_F32: return 4;
+    case GGUF_T_U64: case GGUF_T_I64: case GGUF_T_F64: return 8;
+    default: return 0;
+    }
+}
+
+void gguf_close(gguf_file *f) {
+    if (!f) return;
+    for (size_t i = 0; f->kv && i < f->n_kv; i++) free(f->kv[i].strs);
+    free(f->kv);
+    free(f->tensors);
+    if (f->map && f->size) munmap(f->map, f->size); /* size 0: a caller's buffer (gguf_parse) */
+    memset(f, 0, sizeof *f);
+}
+
+static tuna_status parse_impl(gguf_file *f, size_t size) {
+    cur c = {f->map, f->map + size, f->path};
+    uint32_t magic_ok = size >= 4 && !memcmp(f->map, "GGUF", 4), ver = 0;
+    if (!magic_ok) return tuna_fail(TUNA_ERR_FORMAT, "%s: not a GGUF file (no \"GGUF\" magic)", f->path);
+    c.p += 4;
+    uint64_t nt = 0, nkv = 0;
+    if (!rd_u32(&c, &ver) || !rd_u64(&c, &nt) || !rd_u64(&c, &nkv)) return tuna_fail(TUNA_ERR_FORMAT, "%s: truncated header", f->path);
+    if (ver != 3 && ver != 2) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF version %u (tuna reads 2 and 3)", f->path, ver);
+    if (nt > size / 8 || nkv > size / 8) return tuna_fail(TUNA_ERR_FORMAT, "%s: %llu tensors / %llu keys cannot fit in %zu bytes", f->path,
+                                                         (unsigned long long)nt, (unsigned long long)nkv, size);
+    f->kv = calloc(nkv ? nkv : 1, sizeof *f->kv);
+    f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
+    if (!f->kv || !f->tensors) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    f->alignment = GGUF_ALIGN;
+    for (uint64_t i = 0; i < nkv; i++) {
+        gguf_kv *kv = &f->kv[i];
+        const char *k;
+        uint64_t kn;
+        if (!rd_str(&c, &k, &kn) || !rd_u32(&c, &kv->type)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %llu: truncated", f->path, (unsigned long long)i);
+        kv->key = k;
+        kv->key_len = (size_t)kn;
+        f->n_kv = i + 1;
+        if (kv->type == GGUF_T_STRING) {
+            const char *s;
+            uint64_t sn;
+            kv->val = c.p;
+            if (!rd_str(&c, &s, &sn)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated string", f->path, (int)kn, k);
+        } else if (kv->type == GGUF_T_ARRAY) {
+            if (!rd_u32(&c, &kv->arr_type) || !rd_u64(&c, &kv->arr_n))
+                return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated array", f->path, (int)kn, k);
+            kv->val = c.p;
+            if (kv->arr_type == GGUF_T_STRING) {
+                if (kv->arr_n > (uint64_t)(c.end - c.p) / 8) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: %llu strings cannot fit", f->path, (int)kn, k, (unsigned long long)kv->arr_n);
+                kv->strs = malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof *kv->strs);
+                if (!kv->strs) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+                for (uint64_t j = 0; j < kv->arr_n; j++) {
+                    const char *s;
+                    uint64_t sn;
+                    kv->strs[j] = c.p;
+                    if (!rd_str(&c, &s, &sn)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: string %llu truncated", f->path, (int)kn, k, (unsigned long long)j);
+                }
+            } else {
+                size_t es = scalar_size(kv->arr_type);
+                if (!es) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array of type %u", f->path, (int)kn, k, kv->arr_type);
+                if (kv->arr_n > (uint64_t)(c.end - c.p) / es) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array runs past the end", f->path, (int)kn, k);
+                c.p += kv->arr_n * es;
+            }
+        } else {
+            size_t es = scalar_size(kv->type);
+            if (!es) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: unknown value type %u", f->path, (int)kn, k, kv->type);
+            if (!need(&c, es)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated value", f->path, (int)kn, k);
+            kv->val = c.p;
+            c.p += es;
+        }
+    }
+    uint64_t al;
+    if (gguf_get_u64(f, "general.alignment", &al) == 0) {
+        if (al == 0 || al > 65536 || (al & (al - 1))) return tuna_fail(TUNA_ERR_FORMAT, "%s: general.alignment %llu is not a power of two", f->path, (unsigned long long)al);
+        f->alignment = (uint32_t)al;
+    }
+    for (uint64_t i = 0; i < nt; i++) {
+        gguf_tensor *t = &f->tensors[i];
+        const char *nm;
+        uint64_t nn;
+        uint32_t nd;
+        if (!rd_str(&c, &nm, &nn) || !rd_u32(&c, &nd)) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: truncated", f->path, (unsigned long long)i);
+        if (nn >= sizeof t->name) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: name of %llu bytes", f->path, (unsigned long long)i, (unsigned long long)nn);
+        memcpy(t->name, nm, nn);
+        t->name[nn] = 0;
+        if (nd < 1 || nd > 4) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: %u dimensions", f->path, t->name, nd);
+        t->ndim = (int)nd;
+        t->numel = 1;
+        for (uint32_t d = 0; d < 4; d++) t->ne[d] = 1;
+        for (uint32_t d = 0; d < nd; d++) {
+            uint64_t v;
+            if (!rd_u64(&c, &v) || v == 0 || v > (1ULL << 40)) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: bad dimension", f->path, t->name);
+            t->ne[d] = (int64_t)v;
+            if (t->numel > (int64_t)(1ULL << 50) / t->ne[d]) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: too many elements", f->path, t->name);
+            t->numel *= t->ne[d];
+        }
+        uint64_t off;
+        if (!rd_u32(&c, &t->type) || !rd_u64(&c, &off)) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: truncated", f->path, t->name);
+        t->nbytes = gguf_type_size((int)t->type, t->numel);
+        if (!t->nbytes || gguf_type_size((int)t->type, t->ne[0]) == 0)
+            return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0)",
+                             f->path, t->name, t->type, gguf_type_name((int)t->type), (long long)t->ne[0]);
+        if (off % f->alignment) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: offset %llu not aligned", f->path, t->name, (unsigned long long)off);
+        t->offset = off;
+        f->n_tensors = i + 1;
+    }
+    uint64_t data = (uint64_t)(c.p - f->map);
+    data += (f->alignment - data % f->alignment) % f->alignment;
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        gguf_tensor *t = &f->tensors[i];
+        if (t->offset > size || data > size - t->offset || t->nbytes > size - data - t->offset)
+            return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: data (%llu bytes) runs past the end of the file", f->path, t->name,
+                             (unsigned long long)t->nbytes);
+        t->offset += data;
+    }
+    return TUNA_OK;
+}
+
+tuna_status gguf_open(gguf_file *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size < 24) { close(fd); return tuna_fail(TUNA_ERR_FORMAT, "%s: too short for GGUF", path); }
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return tuna_fail(TUNA_ERR_IO, "%s: cannot map", path);
+    f->map = m;
+    f->size = (size_t)sb.st_size;
+    tuna_status st = parse_impl(f, f->size);
+    if (st != TUNA_OK) gguf_close(f);
+    return st;
+}
+
+tuna_status gguf_parse(gguf_file *f, const void *buf, size_t size, const char *name) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", name);
+    f->map = (uint8_t *)buf;
+    f->size = 0; /* not ours to unmap */
+    tuna_status st = parse_impl(f, size);
+    if (st != TUNA_OK) gguf_close(f);
+    return st;
+}
+
+const gguf_kv *gguf_find_kv(const gguf_file *f, const char *k) {
+    size_t n = strlen(k);
+    for (size_t i = 0; i < f->n_kv; i++)
+        if (f->kv[i].key_len == n && !memcmp(f->kv[i].key, k, n)) return &f->kv[i];
+    return NULL;
+}
+
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
+    for (size_t i = 0; i < f->n_tensors; i++)
+        if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
+    return NULL;
+}
+
+int gguf_get_u64(const gguf_file *f, const char *k, uint64_t *out) {
+    const gguf_kv *kv = gguf_find_kv(f, k);
+    if (!kv) return -1;
+    const uint8_t *p = kv->val;
+    switch (kv->type) {
+    case GGUF_T_U8: *out = p[0]; return 0;
+    case GGUF_T_U16: { uint16_t v; memcpy(&v, p, 2); *out = v; return 0; }
+    case GGUF_T_U32: { uint32_t v; memcpy(&v, p, 4); *out = v; return 0; }
+    case GGUF_T_U64: memcpy(out, p, 8); return 0;
+    case GGUF_T_I32: { int32_t v; memcpy(&v, p, 4); if (v < 0) return -1; *out = (uint64_t)v; return 0; }
+    case GGUF_T_I64: { int64_t v; memcpy(&v, p, 8); if (v < 0) return -1; *out = (uint64_t)v; return 0; }
+    case GGUF_T_BOOL: *out = p[0] != 0; return 0;
+    default: return -1;
+    }
+}
+
+int gguf_get_f64(const gguf_file *f, const char *k, double *out) {
+    const gguf_kv *kv = gguf_find_kv(f, k);
+    if (!kv) return -1;
+    if (kv->type == GGUF_T_F32) { float v; memcpy(&v, kv->val, 4); *out = v; return 0; }
+    if (kv->type == GGUF_T_F64) { memcpy(out, kv->val, 8); return 0; }
+    uint64_t u;
+    if (gguf_get_u64(f, k, &u) == 0) { *out = (double)u; return 0; }
+    return -1;
+}
+
+const char *gguf_get_str(const gguf_file *f, const char *k, size_t *len) {
+    const gguf_kv *kv = gguf_find_kv(f, k);
+    if (!kv || kv->type != GGUF_T_STRING) return NULL;
+    uint64_t n;
+    memcpy(&n, kv->val, 8);
+    if (len) *len = (size_t)n;
+    return (const char *)kv->val + 8;
+}
+
+const char *gguf_arr_str(const gguf_kv *kv, uint64_t i, size_t *len) {
+    if (!kv->strs || i >= kv->arr_n) return NULL;
+    uint64_t n;
+    memcpy(&n, kv->strs[i], 8);
+    if (len) *len = (size_t)n;
+    return (const char *)kv->strs[i] + 8;
+}
+
+tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out) {
+    const uint8_t *p = f->map + t->offset;
+    switch (t->type) {
+    case GGML_F32: memcpy(out, p, (size_t)t->numel * 4); break;
+    case GGML_F16: for (int64_t i = 0; i < t->numel; i++) out[i] = get_f16(p + 2 * i); break;
+    case GGML_Q8_0:
+        for (int64_t b = 0; b < t->numel / QK; b++, p += 34) {
+            float d = get_f16(p);
+            for (int j = 0; j < QK; j++) out[b * QK + j] = (float)(int8_t)p[2 + j] * d;
+        }
+        break;
+    case GGML_Q4_0:
+        for (int64_t b = 0; b < t->numel / QK; b++, p += 18) {
+            float d = get_f16(p);
+            for (int j = 0; j < QK / 2; j++) {
+                out[b * QK + j] = (float)((p[2 + j] & 0xF) - 8) * d;
+                out[b * QK + j + QK / 2] = (float)((p[2 + j] >> 4) - 8) * d;
+            }
+        }
+        break;
+    default: return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u", f->path, t->name, t->type);
+    }
+    return TUNA_OK;
+}

@@ -1,0 +1,466 @@
+/* gguf_model.c — tuna models to and from llama.cpp's GGUF files: the
+ * architecture keys, tensor names (HF → llama.cpp), Llama's q/k row
+ * permutation, the byte-level BPE vocabulary (tokens, types, merges, pre-
+ * tokenizer name, special ids, chat template), and the reverse mapping for
+ * loading an export back. Conventions follow llama.cpp's convert_hf_to_gguf.py
+ * and gguf-py constants; the code is tuna's own. */
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/gguf.h"
+#include "model/model_internal.h"
+#include "tuna_gguf.h"
+
+/* HF name -> llama.cpp name ("" when the tensor is not written, e.g. a tied lm_head) */
+static int gguf_name(const char *hf, int gpt2, char *out, size_t n) {
+    if (!strncmp(hf, "transformer.", 12)) hf += 12;
+    int l;
+    char rest[160];
+    static const char *const llama_map[][2] = {
+        {"input_layernorm.weight", "attn_norm.weight"}, {"self_attn.q_proj.weight", "attn_q.weight"},
+        {"self_attn.q_proj.bias", "attn_q.bias"}, {"self_attn.k_proj.weight", "attn_k.weight"},
+        {"self_attn.k_proj.bias", "attn_k.bias"}, {"self_attn.v_proj.weight", "attn_v.weight"},
+        {"self_attn.v_proj.bias", "attn_v.bias"}, {"self_attn.o_proj.weight", "attn_output.weight"},
+        {"self_attn.o_proj.bias", "attn_output.bias"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"}, {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"}, {"mlp.gate_proj.bias", "ffn_gate.bias"},
+        {"mlp.up_proj.bias", "ffn_up.bias"}, {"mlp.down_proj.bias", "ffn_down.bias"}};
+    static const char *const gpt2_map[][2] = {
+        {"ln_1.weight", "attn_norm.weight"}, {"ln_1.bias", "attn_norm.bias"}, {"attn.c_attn.weight", "attn_qkv.weight"},
+        {"attn.c_attn.bias", "attn_qkv.bias"}, {"attn.c_proj.weight", "attn_output.weight"}, {"attn.c_proj.bias", "attn_output.bias"},
+        {"ln_2.weight", "ffn_norm.weight"}, {"ln_2.bias", "ffn_norm.bias"}, {"mlp.c_fc.weight", "ffn_up.weight"},
+        {"mlp.c_fc.bias", "ffn_up.bias"}, {"mlp.c_proj.weight", "ffn_down.weight"}, {"mlp.c_proj.bias", "ffn_down.bias"}};
+    if (gpt2) {
+        if (!strcmp(hf, "wte.weight")) return snprintf(out, n, "token_embd.weight"), 0;
+        if (!strcmp(hf, "wpe.weight")) return snprintf(out, n, "position_embd.weight"), 0;
+        if (!strcmp(hf, "ln_f.weight")) return snprintf(out, n, "output_norm.weight"), 0;
+        if (!strcmp(hf, "ln_f.bias")) return snprintf(out, n, "output_norm.bias"), 0;
+        if (!strcmp(hf, "lm_head.weight")) return snprintf(out, n, "output.weight"), 0;
+        if (sscanf(hf, "h.%d.%159s", &l, rest) == 2)
+            for (size_t k = 0; k < sizeof gpt2_map / sizeof *gpt2_map; k++)
+                if (!strcmp(rest, gpt2_map[k][0])) return snprintf(out, n, "blk.%d.%s", l, gpt2_map[k][1]), 0;
+        return -1;
+    }
+    if (!strcmp(hf, "model.embed_tokens.weight")) return snprintf(out, n, "token_embd.weight"), 0;
+    if (!strcmp(hf, "model.norm.weight")) return snprintf(out, n, "output_norm.weight"), 0;
+    if (!strcmp(hf, "lm_head.weight")) return snprintf(out, n, "output.weight"), 0;
+    if (sscanf(hf, "model.layers.%d.%159s", &l, rest) == 2)
+        for (size_t k = 0; k < sizeof llama_map / sizeof *llama_map; k++)
+            if (!strcmp(rest, llama_map[k][0])) return snprintf(out, n, "blk.%d.%s", l, llama_map[k][1]), 0;
+    return -1;
+}
+
+/* llama.cpp's LLAMA rope rotates adjacent pairs; HF rotates halves. Row
+ * h*hd + t*hd/2 + j (HF) becomes row h*hd + 2j + t (llama.cpp). */
+static void permute_rows(const float *in, float *out, int heads, int hd, int64_t cols, int inverse) {
+    for (int h = 0; h < heads; h++)
+        for (int t = 0; t < 2; t++)
+            for (int j = 0; j < hd / 2; j++) {
+                int64_t a = (int64_t)h * hd + t * (hd / 2) + j, b = (int64_t)h * hd + 2 * j + t;
+                if (inverse) memcpy((float *)out + a * cols, in + b * cols, (size_t)cols * sizeof(float));
+                else memcpy((float *)out + b * cols, in + a * cols, (size_t)cols * sizeof(float));
+            }
+}
+
+static const char *arch_of(const tuna_config *c) {
+    if (c->family == TUNA_FAMILY_GPT2) return "gpt2";
+    return !strcmp(c->model_type, "qwen2") ? "qwen2" : "llama";
+}
+
+/* llama.cpp's pre-tokenizer name for a byte-level tokenizer.json, or NULL */
+static const char *pre_name(const json_t *pre) {
+    const char *type = json_string_value(json_object_get(pre, "type"));
+    if (!type) return NULL;
+    if (!strcmp(type, "ByteLevel")) return json_is_false(json_object_get(pre, "use_regex")) ? NULL : "gpt-2";
+    if (strcmp(type, "Sequence")) return NULL;
+    const json_t *seq = json_object_get(pre, "pretokenizers");
+    const char *regex = NULL;
+    int digits = 0, bytelevel = 0;
+    for (size_t i = 0; i < json_array_size(seq); i++) {
+        const json_t *p = json_array_get(seq, i);
+        const char *t = json_string_value(json_object_get(p, "type"));
+        if (!t) return NULL;
+        if (!strcmp(t, "Split")) regex = json_string_value(json_object_get(json_object_get(p, "pattern"), "Regex"));
+        else if (!strcmp(t, "Digits")) digits = json_is_true(json_object_get(p, "individual_digits"));
+        else if (!strcmp(t, "ByteLevel")) bytelevel = 1;
+        else return NULL;
+    }
+    if (!bytelevel) return NULL;
+    if (digits && !regex) return "smollm";
+    if (!regex) return NULL;
+    if (strstr(regex, "\\p{N}{1,3}")) return "llama-bpe";                          /* Llama 3 */
+    if (strstr(regex, "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*")) return "qwen2";     /* Qwen2 */
+    return NULL;
+}
+
+typedef struct {
+    char **tokens;
+    int32_t *types;
+    char **merges;
+    int n_tokens, n_merges;
+    char *extra;   /* the tokenizer.json parts GGUF has no keys for, as JSON */
+} vocab;
+
+static void vocab_free(vocab *v) {
+    for (int i = 0; v->tokens && i < v->n_tokens; i++) free(v->tokens[i]);
+    for (int i = 0; v->merges && i < v->n_merges; i++) free(v->merges[i]);
+    free(v->tokens);
+    free(v->types);
+    free(v->merges);
+    free(v->extra);
+    memset(v, 0, sizeof *v);
+}
+
+/* tokenizer.json -> tokens by id (padded to V with [PADi], as the converter
+ * does), token types (1 normal, 3 control = special added, 4 user-defined,
+ * 5 unused padding), merges "a b" */
+static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
+    tuna_status st = TUNA_OK;
+    const json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab"), *mg = json_object_get(model, "merges");
+    const char *mt = json_string_value(json_object_get(model, "type"));
+    if (!mt && json_is_array(mg)) mt = "BPE"; /* older files (GPT-2's own) leave the type out */
+    *pre = pre_name(json_object_get(root, "pre_tokenizer"));
+    if (!mt || strcmp(mt, "BPE") || json_is_true(json_object_get(model, "byte_fallback")) || !json_is_object(voc))
+        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles byte-level BPE vocabularies (GPT-2, Llama 3, Qwen2, SmolLM style); "
+                                             "this one is %s%s: export --format hf and convert with llama.cpp's converter", path,
+                       mt ? mt : "?", json_is_true(json_object_get(model, "byte_fallback")) ? " with byte fallback (SentencePiece-style)" : "");
+    else if (!*pre)
+        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
+    int n = V;
+    const json_t *added = json_object_get(root, "added_tokens");
+    if (st == TUNA_OK) {
+        const char *k;
+        json_t *val;
+        json_object_foreach((json_t *)voc, k, val) if (json_integer_value(val) + 1 > n) n = (int)json_integer_value(val) + 1;
+        for (size_t i = 0; i < json_array_size(added); i++) {
+            json_int_t id = json_integer_value(json_object_get(json_array_get(added, i), "id"));
+            if (id + 1 > n) n = (int)id + 1;
+        }
+        v->tokens = calloc((size_t)n, sizeof *v->tokens);
+        v->types = calloc((size_t)n, sizeof *v->types);
+        v->n_tokens = n;
+        if (!v->tokens || !v->types) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        json_object_foreach((json_t *)voc, k, val) {
+            json_int_t id = json_integer_value(val);
+            if (st == TUNA_OK && id >= 0 && id < n && !v->tokens[id]) {
+                v->tokens[id] = strdup(k);
+                v->types[id] = 1;
+            }
+        }
+        for (size_t i = 0; st == TUNA_OK && i < json_array_size(added); i++) {
+            const json_t *a = json_array_get(added, i);
+            json_int_t id = json_integer_value(json_object_get(a, "id"));
+            const char *c = json_string_value(json_object_get(a, "content"));
+            if (id < 0 || id >= n || !c) continue;
+            free(v->tokens[id]);
+            v->tokens[id] = strdup(c);
+            v->types[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+        }
+        for (int i = 0; st == TUNA_OK && i < n; i++)
+            if (!v->tokens[i]) {
+                char pad[32];
+                snprintf(pad, sizeof pad, "[PAD%d]", i);
+                v->tokens[i] = strdup(pad);
+                v->types[i] = 5;
+            }
+        for (int i = 0; st == TUNA_OK && i < n; i++)
+            if (!v->tokens[i]) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (st == TUNA_OK && n > V)
+            st = tuna_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
+    }
+    if (st == TUNA_OK) {
+        v->merges = calloc(json_array_size(mg) + 1, sizeof *v->merges);
+        if (!v->merges) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; st == TUNA_OK && i < json_array_size(mg); i++) {
+            const json_t *e = json_array_get(mg, i);
+            char *s = NULL;
+            if (json_is_string(e)) s = strdup(json_string_value(e));
+            else if (json_is_array(e) && json_array_size(e) == 2) {
+                const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
+                if (a && b && (s = malloc(strlen(a) + strlen(b) + 2))) sprintf(s, "%s %s", a, b);
+            }
+            if (!s) st = tuna_fail(TUNA_ERR_FORMAT, "%s: merge %zu is not \"a b\" or [a, b]", path, i);
+            else v->merges[v->n_merges++] = s;
+        }
+    }
+    if (st == TUNA_OK) {
+        /* normalizer, pre-tokenizer, decoder, post-processor: kept whole in a
+         * key of tuna's own (llama.cpp ignores it) so tuna rebuilds exactly
+         * this tokenizer from the file */
+        json_t *ex = json_object();
+        const char *parts[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor"};
+        for (size_t i = 0; ex && i < 4; i++) {
+            json_t *p = json_object_get(root, parts[i]);
+            if (p) json_object_set(ex, parts[i], p);
+        }
+        v->extra = ex ? json_dumps(ex, JSON_COMPACT) : NULL;
+        json_decref(ex);
+        if (!v->extra) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    }
+    json_decref(root);
+    if (st != TUNA_OK) vocab_free(v);
+    return st;
+}
+
+tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path) {
+    const tuna_config *c = &m->cfg;
+    int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
+           : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
+    if (gt < 0) return tuna_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
+    if (m->quant_type != TUNA_QUANT_NONE) return tuna_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
+    const char *arch = arch_of(c);
+    int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch, "llama");
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    char k[128];
+    tuna_status st = TUNA_OK;
+    vocab voc = {0};
+    const char *pre = NULL;
+    float **tmp = NULL;
+    int n_tmp = 0;
+    gguf_kv_str(w, "general.architecture", arch);
+    gguf_kv_str(w, "general.name", meta && meta->name ? meta->name : "tuna");
+    gguf_kv_u32(w, "general.alignment", 32);
+    gguf_kv_u32(w, "general.file_type", gt == GGML_F32 ? 0 : gt == GGML_F16 ? 1 : gt == GGML_Q4_0 ? 2 : 7);
+    if (gt == GGML_Q8_0 || gt == GGML_Q4_0) gguf_kv_u32(w, "general.quantization_version", 2);
+#define KEY(s) (snprintf(k, sizeof k, "%s.%s", arch, s), k)
+    gguf_kv_u32(w, KEY("context_length"), (uint32_t)c->max_positions);
+    gguf_kv_u32(w, KEY("embedding_length"), (uint32_t)c->C);
+    gguf_kv_u32(w, KEY("block_count"), (uint32_t)c->L);
+    gguf_kv_u32(w, KEY("feed_forward_length"), (uint32_t)c->FF);
+    gguf_kv_u32(w, KEY("attention.head_count"), (uint32_t)c->NH);
+    if (gpt2) gguf_kv_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+    else {
+        gguf_kv_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->NKV);
+        gguf_kv_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+        gguf_kv_f32(w, KEY("rope.freq_base"), c->rope_theta);
+        gguf_kv_u32(w, KEY("rope.dimension_count"), (uint32_t)c->HD);
+        if (c->HD * c->NH != c->C) gguf_kv_u32(w, KEY("attention.key_length"), (uint32_t)c->HD);
+        if (c->HD * c->NH != c->C) gguf_kv_u32(w, KEY("attention.value_length"), (uint32_t)c->HD);
+        if (c->rope_scaling == TUNA_ROPE_LINEAR) {
+            gguf_kv_str(w, KEY("rope.scaling.type"), "linear");
+            gguf_kv_f32(w, KEY("rope.scaling.factor"), c->rope_factor);
+        }
+        if (c->rope_scaling == TUNA_ROPE_LLAMA3) {
+            /* llama.cpp reads the per-frequency divisors (rope_freqs.weight,
+             * below); the settings themselves go in keys of tuna's own, which
+             * llama.cpp ignores, so tuna loads the file back exactly */
+            gguf_kv_f32(w, "tuna.rope.llama3.factor", c->rope_factor);
+            gguf_kv_f32(w, "tuna.rope.llama3.low_freq_factor", c->rope_low_freq_factor);
+            gguf_kv_f32(w, "tuna.rope.llama3.high_freq_factor", c->rope_high_freq_factor);
+            gguf_kv_u32(w, "tuna.rope.llama3.original_context_length", (uint32_t)c->rope_original_max_positions);
+        }
+    }
+    gguf_kv_u32(w, KEY("vocab_size"), (uint32_t)c->V);
+#undef KEY
+    if (meta && meta->tokenizer_dir) {
+        st = read_vocab(meta->tokenizer_dir, c->V, &voc, &pre);
+        if (st == TUNA_OK) {
+            gguf_kv_str(w, "tokenizer.ggml.model", "gpt2");
+            gguf_kv_str(w, "tokenizer.ggml.pre", pre);
+            gguf_kv_str_array(w, "tokenizer.ggml.tokens", (const char *const *)voc.tokens, (size_t)voc.n_tokens);
+            gguf_kv_i32_array(w, "tokenizer.ggml.token_type", voc.types, (size_t)voc.n_tokens);
+            gguf_kv_str_array(w, "tokenizer.ggml.merges", (const char *const *)voc.merges, (size_t)voc.n_merges);
+            if (meta->bos >= 0) gguf_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)meta->bos);
+            if (meta->eos >= 0) gguf_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)meta->eos);
+            if (meta->eot >= 0) gguf_kv_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)meta->eot);
+            if (meta->pad >= 0) gguf_kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)meta->pad);
+            gguf_kv_bool(w, "tokenizer.ggml.add_bos_token", meta->add_bos);
+            if (meta->chat_template) gguf_kv_str(w, "tokenizer.chat_template", meta->chat_template);
+            gguf_kv_str(w, "tuna.tokenizer.json_parts", voc.extra);
+        }
+    }
+    tmp = calloc((size_t)m->n_params * 2 + 2, sizeof *tmp);
+    if (st == TUNA_OK && !tmp) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+        const tuna_param *p = &m->params[i].pub;
+        char name[160];
+        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = tuna_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
+        int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
+        const float *data = p->data;
+        int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
+        if (permute && (is_q || is_k)) {
+            float *t = malloc((size_t)p->numel * sizeof(float));
+            if (!t) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            permute_rows(p->data, t, is_q ? c->NH : c->NKV, c->HD, p->ndim == 2 ? cols : 1, 0);
+            tmp[n_tmp++] = t;
+            data = t;
+        }
+        int type_i = p->ndim < 2 ? GGML_F32 : gt;
+        if ((type_i == GGML_Q8_0 || type_i == GGML_Q4_0) && cols % 32) type_i = GGML_F16;
+        st = gguf_add_tensor(w, name, p->ndim, rows, cols, type_i, data);
+    }
+    float *freqs = NULL;
+    if (st == TUNA_OK && c->rope_scaling == TUNA_ROPE_LLAMA3) {
+        /* convert_hf_to_gguf's Llama 3 factors: 1 for high frequencies, the
+         * factor for low ones, the smooth blend's divisor between */
+        int half = c->HD / 2;
+        freqs = malloc((size_t)half * sizeof *freqs);
+        if (!freqs) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        double old = c->rope_original_max_positions, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+        for (int i = 0; st == TUNA_OK && i < half; i++) {
+            double freq = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->HD), wl = 2.0 * M_PI / freq;
+            if (wl < old / hi) freqs[i] = 1.0f;
+            else if (wl > old / lo) freqs[i] = c->rope_factor;
+            else {
+                double smooth = (old / wl - lo) / (hi - lo);
+                freqs[i] = (float)(1.0 / ((1.0 - smooth) / c->rope_factor + smooth));
+            }
+        }
+        if (st == TUNA_OK) st = gguf_add_tensor(w, "rope_freqs.weight", 1, 1, half, GGML_F32, freqs);
+    }
+    if (st == TUNA_OK) st = gguf_writer_finish(w, path);
+    free(freqs);
+    for (int i = 0; i < n_tmp; i++) free(tmp[i]);
+    free(tmp);
+    vocab_free(&voc);
+    gguf_writer_free(w);
+    return st;
+}
+
+int tuna_is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char mg[4] = {0};
+    int ok = f && fread(mg, 1, 4, f) == 4 && !memcmp(mg, "GGUF", 4);
+    if (f) fclose(f);
+    return ok;
+}
+
+static int u32_of(const gguf_file *f, const char *arch, const char *k, int dflt) {
+    char key[128];
+    uint64_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return gguf_get_u64(f, key, &v) == 0 && v <= INT_MAX ? (int)v : dflt;
+}
+
+static double f64_of(const gguf_file *f, const char *arch, const char *k, double dflt) {
+    char key[128];
+    double v;
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return gguf_get_f64(f, key, &v) == 0 ? v : dflt;
+}
+
+tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
+    *out = NULL;
+    gguf_file f;
+    tuna_status st = gguf_open(&f, path);
+    if (st != TUNA_OK) return st;
+    size_t al = 0;
+    const char *a = gguf_get_str(&f, "general.architecture", &al);
+    char arch[32] = "";
+    if (a && al < sizeof arch) memcpy(arch, a, al), arch[al] = 0;
+    tuna_config c;
+    memset(&c, 0, sizeof c);
+    int gpt2 = !strcmp(arch, "gpt2");
+    if (!gpt2 && strcmp(arch, "llama") && strcmp(arch, "qwen2")) {
+        gguf_close(&f);
+        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' (tuna loads llama, qwen2, gpt2)", path, arch[0] ? arch : "(none)");
+    }
+    const gguf_tensor *emb = gguf_find_tensor(&f, "token_embd.weight");
+    c.C = u32_of(&f, arch, "embedding_length", 0);
+    c.L = u32_of(&f, arch, "block_count", 0);
+    c.FF = u32_of(&f, arch, "feed_forward_length", 0);
+    c.NH = u32_of(&f, arch, "attention.head_count", 0);
+    c.NKV = u32_of(&f, arch, "attention.head_count_kv", c.NH);
+    c.max_positions = u32_of(&f, arch, "context_length", 0);
+    c.V = u32_of(&f, arch, "vocab_size", emb ? (int)emb->ne[1] : 0);
+    c.bos_token_id = c.eos_token_id = c.pad_token_id = -1;
+    c.initializer_range = 0.02f;
+    c.dtype = TUNA_DTYPE_F32;
+    if (gpt2) {
+        snprintf(c.architecture, sizeof c.architecture, "GPT2LMHeadModel");
+        snprintf(c.model_type, sizeof c.model_type, "gpt2");
+        c.family = TUNA_FAMILY_GPT2;
+        c.norm = TUNA_NORM_LAYERNORM;
+        c.mlp = TUNA_MLP_GELU_TANH;
+        c.NKV = c.NH;
+        c.HD = c.NH ? c.C / c.NH : 0;
+        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_epsilon", 1e-5);
+        c.learned_positions = 1;
+        c.qkv_bias = c.o_bias = c.mlp_bias = 1;
+    } else {
+        int qwen = !strcmp(arch, "qwen2");
+        snprintf(c.architecture, sizeof c.architecture, qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
+        snprintf(c.model_type, sizeof c.model_type, qwen ? "qwen2" : "llama");
+        c.family = TUNA_FAMILY_LLAMA;
+        c.norm = TUNA_NORM_RMSNORM;
+        c.mlp = TUNA_MLP_SWIGLU;
+        c.HD = u32_of(&f, arch, "attention.key_length", c.NH ? c.C / c.NH : 0);
+        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_rms_epsilon", 1e-6);
+        c.rope_theta = (float)f64_of(&f, arch, "rope.freq_base", 10000.0);
+        c.qkv_bias = gguf_find_tensor(&f, "blk.0.attn_q.bias") != NULL;
+        c.o_bias = gguf_find_tensor(&f, "blk.0.attn_output.bias") != NULL;
+        c.mlp_bias = gguf_find_tensor(&f, "blk.0.ffn_up.bias") != NULL;
+        size_t sl = 0;
+        const char *sc = NULL;
+        char key[96];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+        sc = gguf_get_str(&f, key, &sl);
+        if (sc && sl == 6 && !memcmp(sc, "linear", 6)) {
+            c.rope_scaling = TUNA_ROPE_LINEAR;
+            c.rope_factor = (float)f64_of(&f, arch, "rope.scaling.factor", 1.0);
+        } else if (sc && !(sl == 4 && !memcmp(sc, "none", 4))) {
+            gguf_close(&f);
+            return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported in GGUF files", path, (int)sl, sc);
+        }
+        if (gguf_find_tensor(&f, "rope_freqs.weight")) {
+            double fa, lo, hi;
+            uint64_t oc;
+            if (gguf_get_f64(&f, "tuna.rope.llama3.factor", &fa) || gguf_get_f64(&f, "tuna.rope.llama3.low_freq_factor", &lo) ||
+                gguf_get_f64(&f, "tuna.rope.llama3.high_freq_factor", &hi) ||
+                gguf_get_u64(&f, "tuna.rope.llama3.original_context_length", &oc) || oc > INT_MAX) {
+                gguf_close(&f);
+                return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_freqs without the Llama 3 settings tuna writes beside it: not supported", path);
+            }
+            c.rope_scaling = TUNA_ROPE_LLAMA3;
+            c.rope_factor = (float)fa;
+            c.rope_low_freq_factor = (float)lo;
+            c.rope_high_freq_factor = (float)hi;
+            c.rope_original_max_positions = (int)oc;
+        }
+    }
+    c.tie_embeddings = gguf_find_tensor(&f, "output.weight") == NULL;
+    uint64_t v;
+    if (gguf_get_u64(&f, "tokenizer.ggml.bos_token_id", &v) == 0) c.bos_token_id = (int)v;
+    if (gguf_get_u64(&f, "tokenizer.ggml.eos_token_id", &v) == 0) c.eos_token_id = (int)v;
+    if (gguf_get_u64(&f, "tokenizer.ggml.padding_token_id", &v) == 0) c.pad_token_id = (int)v;
+    tuna_model *m = NULL;
+    st = tuna_config_validate(&c);
+    if (st == TUNA_OK) st = tuna_model_create(&m, &c);
+    float *buf = NULL;
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+        tuna_param *p = &m->params[i].pub;
+        char name[160];
+        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = tuna_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
+        const gguf_tensor *t = gguf_find_tensor(&f, name);
+        int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
+        if (!t) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s missing", path, name); break; }
+        if (t->numel != p->numel || t->ne[0] != cols) {
+            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s has %lld x %lld elements, the config implies %lld x %lld", path, name,
+                           (long long)t->ne[0], (long long)(t->numel / t->ne[0]), (long long)cols, (long long)rows);
+            break;
+        }
+        int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
+        if (!gpt2 && !strcmp(arch, "llama") && (is_q || is_k)) {
+            float *q = realloc(buf, (size_t)p->numel * sizeof(float));
+            if (!q) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            buf = q;
+            st = gguf_tensor_to_f32(&f, t, buf);
+            if (st == TUNA_OK) permute_rows(buf, p->data, is_q ? c.NH : c.NKV, c.HD, p->ndim == 2 ? cols : 1, 1);
+        } else st = gguf_tensor_to_f32(&f, t, p->data);
+    }
+    free(buf);
+    gguf_close(&f);
+    if (st != TUNA_OK) { tuna_model_free(m); return st; }
+    *out = m;
+    return TUNA_OK;
+}
