@@ -28,6 +28,12 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
  * fp32 from the dequantized values. */
 tuna_status tuna_model_load_gguf(tuna_model **out, const char *path);
 
+/* A PEFT LoRA adapter folder as llama.cpp's --lora file: general.type
+ * "adapter", adapter.type "lora", adapter.lora.alpha (rsLoRA folded in), and
+ * per target <base tensor>.lora_a ([r, in]) / .lora_b ([out, r], q/k rows
+ * permuted like the base's). c is the base model's config. type f32 or f16. */
+tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir, const char *type, const char *path);
+
 /* 1 when path names a GGUF file (by its magic). */
 int tuna_is_gguf(const char *path);
 #endif

@@ -164,6 +164,74 @@ static void test_gguf_tokenizer(void) {
     CHECKF(system(cmd) == 0, "generation from the GGUF differs: %s", cmd);
 }
 
+/* gguf-lora: llama.cpp's adapter file. Its tensors, applied as llama.cpp
+ * does (W + alpha/r * lora_b @ lora_a, both in the file's row order), must
+ * give the merged model's exported weights: this checks the names, shapes,
+ * alpha and B's row permutation for q and k. */
+static void test_lora(void) {
+    const char *base = "tests/fixtures/peft/llama_lora", *ad = "tests/fixtures/peft/llama_lora/expected";
+    char lp[400], bp[400], mp[400], cmd[6000];
+    snprintf(lp, sizeof lp, "%s/lora.gguf", tmpdir);
+    snprintf(bp, sizeof bp, "%s/lora_base.gguf", tmpdir);
+    snprintf(mp, sizeof mp, "%s/lora_merged.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s export --model %s --adapter %s --format gguf-lora --type f32 --out %s 2>/dev/null && "
+             "%s export --model %s --format gguf --type f32 --out %s 2>/dev/null && "
+             "%s export --model %s --adapter %s --format gguf --type f32 --out %s 2>/dev/null",
+             test_cli, base, ad, lp, test_cli, base, bp, test_cli, base, ad, mp);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    gguf_file L, B, M;
+    if (gguf_open(&L, lp) != TUNA_OK) { CHECK(0); return; }
+    if (gguf_open(&B, bp) != TUNA_OK) { CHECK(0); gguf_close(&L); return; }
+    if (gguf_open(&M, mp) != TUNA_OK) { CHECK(0); gguf_close(&L); gguf_close(&B); return; }
+    size_t n;
+    const char *s = gguf_get_str(&L, "general.type", &n);
+    CHECK(s && n == 7 && !memcmp(s, "adapter", 7));
+    s = gguf_get_str(&L, "adapter.type", &n);
+    CHECK(s && n == 4 && !memcmp(s, "lora", 4));
+    double alpha = 0;
+    CHECK(gguf_get_f64(&L, "adapter.lora.alpha", &alpha) == 0 && alpha == 8.0);
+    CHECK(L.n_tensors == 8); /* 2 layers x q,v x A,B */
+    double worst = 0;
+    int checked = 0;
+    for (int l = 0; l < 2; l++)
+        for (int w = 0; w < 2; w++) {
+            char nb[128], na[128], nw[64];
+            snprintf(nw, sizeof nw, "blk.%d.attn_%c.weight", l, w ? 'v' : 'q');
+            snprintf(na, sizeof na, "%s.lora_a", nw);
+            snprintf(nb, sizeof nb, "%s.lora_b", nw);
+            const gguf_tensor *ta = gguf_find_tensor(&L, na), *tb = gguf_find_tensor(&L, nb), *tw = gguf_find_tensor(&B, nw),
+                              *tm = gguf_find_tensor(&M, nw);
+            CHECKF(ta && tb && tw && tm, "%s: tensors", nw);
+            if (!ta || !tb || !tw || !tm) continue;
+            int64_t in = tw->ne[0], out = tw->ne[1], r = ta->ne[1];
+            CHECK(ta->ne[0] == in && tb->ne[0] == r && tb->ne[1] == out && r == 4);
+            float *A = malloc((size_t)ta->numel * 4), *Bm = malloc((size_t)tb->numel * 4), *W = malloc((size_t)tw->numel * 4),
+                  *Mm = malloc((size_t)tm->numel * 4);
+            gguf_tensor_to_f32(&L, ta, A);
+            gguf_tensor_to_f32(&L, tb, Bm);
+            gguf_tensor_to_f32(&B, tw, W);
+            gguf_tensor_to_f32(&M, tm, Mm);
+            double num = 0, den = 0;
+            for (int64_t o = 0; o < out; o++)
+                for (int64_t i = 0; i < in; i++) {
+                    double d = 0;
+                    for (int64_t k = 0; k < r; k++) d += (double)Bm[o * r + k] * A[k * in + i];
+                    double v = W[o * in + i] + alpha / (double)r * d, e = v - Mm[o * in + i];
+                    num += e * e;
+                    den += (double)Mm[o * in + i] * Mm[o * in + i];
+                }
+            double rel = sqrt(num / (den > 0 ? den : 1));
+            if (rel > worst) worst = rel;
+            checked++;
+            free(A); free(Bm); free(W); free(Mm);
+        }
+    printf("gguf-lora: base + alpha/r B A vs the merged export, %d matrices, worst rel %.3g\n", checked, worst);
+    CHECKF(checked == 4 && worst < 1e-6, "gguf-lora applied: worst rel %.3g over %d", worst, checked);
+    gguf_close(&L);
+    gguf_close(&B);
+    gguf_close(&M);
+}
+
 static void test_damaged(void) {
     char src[400], bad[400], cmd[2400];
     snprintf(src, sizeof src, "%s/stories_f32.gguf", tmpdir);
@@ -190,6 +258,7 @@ int main(int argc, char **argv) {
     round_trip("models/tuna-stories", "stories", "models/tuna-stories");
     test_metadata();
     test_gguf_tokenizer();
+    test_lora();
     test_damaged();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

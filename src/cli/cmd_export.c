@@ -21,7 +21,7 @@
 #include "tuna_peft.h"
 
 static const char *export_help =
-    "usage: tuna export --model DIR [--adapter DIR] --format hf|gguf --out PATH [options]\n"
+    "usage: tuna export --model DIR [--adapter DIR] --format hf|gguf|gguf-lora --out PATH [options]\n"
     "\n"
     "Writes the model, with a LoRA or IA3 adapter folded in (--adapter), for other\n"
     "tools.\n"
@@ -35,6 +35,9 @@ static const char *export_help =
     "                         gpt2), byte-level BPE vocabulary with merges, special ids,\n"
     "                         add_bos_token and the chat template; tensor names and layouts\n"
     "                         as llama.cpp's converter writes them (Llama q/k rows permuted)\n"
+    "  --format gguf-lora     the LoRA adapter alone, as llama.cpp's --lora loads it over\n"
+    "                         the base's GGUF (general.type adapter, adapter.lora.alpha,\n"
+    "                         <tensor>.lora_a / .lora_b); --type f32 or f16\n"
     "  --type f32|f16|q8_0|q4_0   GGUF tensor type (default f16); norms and biases stay\n"
     "                         F32, rows not a multiple of 32 fall back to F16\n"
     "  --dtype f32|f16|bf16   weights' dtype (default: the source model's)\n"
@@ -125,8 +128,20 @@ int cmd_export(int argc, char **argv) {
         } else return cli_usage_error("export: unknown option or missing value '%s' (see tuna export --help)", o);
     }
     if (!model || !format || !out) return cli_usage_error("export: --model, --format and --out are required");
-    int gguf = !strcmp(format, "gguf");
-    if (strcmp(format, "hf") && !gguf) return cli_usage_error("export: --format must be hf or gguf (got '%s')", format);
+    int gguf = !strcmp(format, "gguf"), lora = !strcmp(format, "gguf-lora");
+    if (strcmp(format, "hf") && !gguf && !lora) return cli_usage_error("export: --format must be hf, gguf or gguf-lora (got '%s')", format);
+    if (lora) {
+        if (!adapter) return cli_usage_error("--format gguf-lora needs --adapter DIR");
+        if (strcmp(gtype, "f32") && strcmp(gtype, "f16")) return cli_usage_error("--format gguf-lora: --type must be f32 or f16 (got '%s')", gtype);
+        char cp[4096];
+        snprintf(cp, sizeof cp, "%s/config.json", model);
+        tuna_config cfg;
+        tuna_status ls = tuna_config_load(&cfg, cp);
+        if (ls == TUNA_OK) ls = tuna_export_gguf_lora(&cfg, adapter, gtype, out);
+        if (ls != TUNA_OK) return cli_status_error(ls);
+        fprintf(stderr, "wrote %s (GGUF LoRA adapter, %s) for the base in %s\n", out, gtype, model);
+        return 0;
+    }
     if (gguf && strcmp(gtype, "f32") && strcmp(gtype, "f16") && strcmp(gtype, "q8_0") && strcmp(gtype, "q4_0"))
         return cli_usage_error("--type must be f32, f16, q8_0 or q4_0 (got '%s')", gtype);
     if (gguf && dt) return cli_usage_error("--dtype is for --format hf; GGUF takes --type");

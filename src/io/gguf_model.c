@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "io/gguf.h"
+#include "io/safetensors.h"
+#include "tuna_peft.h"
 #include "model/model_internal.h"
 #include "tuna_gguf.h"
 
@@ -463,4 +465,69 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
     if (st != TUNA_OK) { tuna_model_free(m); return st; }
     *out = m;
     return TUNA_OK;
+}
+
+tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir, const char *type, const char *path) {
+    int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : -1;
+    if (gt < 0) return tuna_fail(TUNA_ERR_ARG, "a GGUF LoRA adapter is written f32 or f16 (got '%s')", type);
+    tuna_peft_config pc;
+    tuna_status st = tuna_peft_read_config(&pc, adapter_dir);
+    if (st != TUNA_OK) return st;
+    if (pc.type != TUNA_PEFT_LORA) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: llama.cpp loads LoRA adapters only (this one is not LoRA)", adapter_dir);
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/adapter_model.safetensors", adapter_dir);
+    st_file f;
+    st = st_open(&f, p);
+    if (st != TUNA_OK) return st;
+    const char *arch = arch_of(c);
+    int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch, "llama");
+    gguf_writer *w = gguf_writer_new();
+    float **bufs = calloc(2 * (size_t)f.n_tensors + 1, sizeof *bufs); /* a tensor and its permuted copy */
+    if (!w || !bufs) { st_close(&f); gguf_writer_free(w); free(bufs); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    gguf_kv_str(w, "general.architecture", arch);
+    gguf_kv_str(w, "general.type", "adapter");
+    gguf_kv_str(w, "adapter.type", "lora");
+    /* llama.cpp scales by alpha / r; rsLoRA's alpha / sqrt(r) is the same
+     * with alpha * sqrt(r) */
+    gguf_kv_f32(w, "adapter.lora.alpha", pc.rslora ? pc.alpha * sqrtf((float)pc.r) : pc.alpha);
+    gguf_kv_u32(w, "general.alignment", 32);
+    int nb = 0, pairs = 0;
+    for (int i = 0; st == TUNA_OK && i < f.n_tensors; i++) {
+        const st_tensor *t = &f.tensors[i];
+        const char *pre = "base_model.model.";
+        size_t n = strlen(t->name);
+        int is_a = n > 14 && !strcmp(t->name + n - 14, ".lora_A.weight"), is_b = n > 14 && !strcmp(t->name + n - 14, ".lora_B.weight");
+        if (strncmp(t->name, pre, strlen(pre)) || (!is_a && !is_b) || t->ndim != 2) {
+            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s is not a LoRA A/B matrix llama.cpp can take", p, t->name);
+            break;
+        }
+        char hf[200], name[200];
+        snprintf(hf, sizeof hf, "%.*s.weight", (int)(n - 14 - strlen(pre)), t->name + strlen(pre));
+        if (gguf_name(hf, gpt2, name, sizeof name)) { st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: %s has no llama.cpp tensor", p, hf); break; }
+        float *x = malloc((size_t)t->numel * sizeof *x);
+        if (!x) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+        bufs[nb++] = x;
+        st = st_to_f32(t, x);
+        int64_t rows = t->shape[0], cols = t->shape[1];
+        int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
+        if (st == TUNA_OK && is_b && permute && (is_q || is_k)) {
+            /* B's rows are the output rows the base permutes */
+            float *y = malloc((size_t)t->numel * sizeof *y);
+            if (!y) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            permute_rows(x, y, is_q ? c->NH : c->NKV, c->HD, cols, 0);
+            bufs[nb++] = y;
+            x = y;
+        }
+        char full[220];
+        snprintf(full, sizeof full, "%s.%s", name, is_a ? "lora_a" : "lora_b");
+        if (st == TUNA_OK) st = gguf_add_tensor(w, full, 2, rows, cols, gt, x);
+        pairs += is_a;
+    }
+    if (st == TUNA_OK && !pairs) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no LoRA tensors", p);
+    if (st == TUNA_OK) st = gguf_writer_finish(w, path);
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    free(bufs);
+    gguf_writer_free(w);
+    st_close(&f);
+    return st;
 }
