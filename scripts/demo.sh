@@ -60,6 +60,7 @@ echo
 echo "report: $out/lora/report.html (loss curves, the comparison, sample answers before and after)"
 echo "next:   $T chat --model $model --adapter $out/lora"
 echo "        $T merge --model $model --adapter $out/lora --out $out/merged"
+echo "        $T export --model $model --adapter $out/lora --format gguf --type q8_0 --out $out/story-json.gguf   # for llama.cpp"
 echo "        $T eval --model $model --adapter $out/lora --data $out/data/eval.jsonl --generate --show 3"
 echo "done in $(( $(date +%s) - start )) s"
 if [ "$check" = 1 ]; then

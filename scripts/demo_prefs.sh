@@ -80,6 +80,7 @@ awk -v ba="$b_acc" -v bf="$b_fields" -v bw="$b_who" -v bv="$b_valid" -v bd="$b_d
 echo
 echo "report: $out/dpo/report.html (DPO loss, rewards, margins and accuracy per step)"
 echo "next:   $T chat --model $model --adapter $out/dpo"
+echo "        $T export --model $model --adapter $out/dpo --format hf --out $out/dpo-hf   # a Hugging Face folder"
 echo "        $T eval --model $model --adapter $out/dpo --data $out/prefs/eval.jsonl --generate --show 3"
 echo "done in $(( $(date +%s) - start )) s"
 if [ "$check" = 1 ]; then

@@ -130,6 +130,11 @@ static void test_stop_tokens(void) {
     }
     CHECKF(has_eos && has_end && json_array_size(eos) == 2, "generation_config eos_token_id should be [32000, 32007]");
     json_decref(g);
+    /* config.json: the tokenizer's BOS and EOS */
+    snprintf(p, sizeof p, "%s/config.json", out);
+    g = json_load_file(p, 0, NULL);
+    CHECK(json_integer_value(json_object_get(g, "eos_token_id")) == 32000 && json_integer_value(json_object_get(g, "bos_token_id")) == 1);
+    json_decref(g);
 }
 
 static void test_errors(void) {

@@ -227,6 +227,20 @@ int cmd_export(int argc, char **argv) {
     free(tsrc);
     st = write_generation_config(model, out, stops, n_stops, bos);
     if (st != TUNA_OK) goto done;
+    if (n_stops || bos >= 0) {
+        /* config.json names the same BOS and EOS as the tokenizer (its list of
+         * stop tokens is generation_config.json's) */
+        char cp[4096];
+        snprintf(cp, sizeof cp, "%s/config.json", out);
+        tuna_config cfg;
+        st = tuna_config_load(&cfg, cp);
+        if (st == TUNA_OK) {
+            if (bos >= 0) cfg.bos_token_id = bos;
+            if (n_stops) cfg.eos_token_id = stops[0];
+            st = tuna_config_save(&cfg, cp);
+        }
+        if (st != TUNA_OK) goto done;
+    }
 
     /* the exported files must encode a conversation as training did */
     if (want) {
