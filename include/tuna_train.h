@@ -34,7 +34,7 @@ typedef struct {
      * tuna_dataset_load_preferences writes them); batch and micro_batch count
      * pairs (a micro-batch is 2 x micro_batch rows); ref_logps[data.n] are the
      * reference model's log-probabilities of each sequence's counted tokens
-     * (tuna_sequence_logps), computed before training so only one model is in
+     * (minus tuna_eval_losses' sums), computed before training so only one model is in
      * memory. The step's loss is the mean preference loss over its pairs. */
     const tuna_dpo_args *dpo;
     const double *ref_logps;
@@ -96,10 +96,4 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
 /* Preference metrics (means over pairs) of pair data with its reference
  * log-probabilities ref[data.n] (no gradients; DPO trainers only). */
 tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, const double *ref, tuna_dpo_stats *stats);
-/* Log-probability of each sequence's counted tokens (labels, as in training;
- * minus the row loss sum) under model m as it is, micro_batch rows per forward,
- * sequences truncated to seq_len: out[data.n]. Prepares m for evaluation
- * (a trainer created afterwards prepares it again). With an adapter attached
- * the adapter takes part. */
-tuna_status tuna_sequence_logps(tuna_model *m, const tuna_pretok *data, int micro_batch, int seq_len, double *out);
 #endif

@@ -229,7 +229,7 @@ static double compare_tensors(const char *got_path, const char *want_path, int *
 
 static const char *parity_model = "tests/fixtures/parity/llama_gqa";
 
-/* runs a fixture's cli (or cmd_override) into out and compares with the reference */
+/* compares the run in out with the fixture's PyTorch reference */
 static void check_fixture_run(const char *name, const char *out) {
     char dir[300], path[600], want_path[600];
     snprintf(dir, sizeof dir, "tests/fixtures/dpo/%s", name);

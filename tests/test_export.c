@@ -12,18 +12,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_model.h"
 #include "tuna.h"
 #include "tuna_peft.h"
 
 static char tmpdir[] = "/tmp/tuna_test_export_XXXXXX";
 
-static int logits(tuna_model *m, const int32_t *ids, int T, float *out) {
-    if (tuna_model_prepare(m, 1, T, TUNA_MODE_EVAL) != TUNA_OK) return 0;
-    tuna_batch bt = {.B = 1, .T = T, .input_ids = ids};
-    if (tuna_model_forward(m, &bt, NULL) != TUNA_OK) return 0;
-    memcpy(out, tuna_model_logits(m), (size_t)T * tuna_model_config(m)->V * sizeof(float));
-    return 1;
-}
 
 static int exists(const char *dir, const char *name) {
     char p[600];
@@ -49,7 +43,7 @@ static void test_merged_sharded(void) {
         int32_t ids[11];
         for (int i = 0; i < T; i++) ids[i] = (i * 37 + 5) % V;
         float *a = malloc((size_t)T * V * 4), *b = malloc((size_t)T * V * 4);
-        CHECK(logits(ref, ids, T, a) && logits(got, ids, T, b));
+        CHECK(test_logits(ref, ids, T, a) && test_logits(got, ids, T, b));
         double e = rel_l2(b, a, (long)T * V);
         printf("export hf: merged LoRA, 6 shards, logits rel %.3g vs the unmerged adapter\n", e);
         CHECKF(e <= 1e-5, "merged export logits rel %.3g", e);
@@ -92,7 +86,7 @@ static void test_shipped_model(void) {
         int V = tuna_model_config(a)->V, T = 9;
         int32_t ids[9] = {0, 17, 300, 42, 7, 1000, 2048, 5, 99};
         float *x = malloc((size_t)T * V * 4), *y = malloc((size_t)T * V * 4);
-        CHECK(logits(a, ids, T, x) && logits(b, ids, T, y));
+        CHECK(test_logits(a, ids, T, x) && test_logits(b, ids, T, y));
         CHECKF(!memcmp(x, y, (size_t)T * V * 4), "bf16 export changed the logits (file bytes %s)", same_bytes ? "same" : "differ");
         CHECK(tuna_model_config(b)->dtype == TUNA_DTYPE_BF16);
         free(x);

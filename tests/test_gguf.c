@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_model.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "tuna.h"
@@ -41,13 +42,6 @@ static void test_blocks(void) {
     CHECKF(ok && (int8_t)q[2] == -127, "Q8_0 codes");
 }
 
-static int logits(tuna_model *m, const int32_t *ids, int T, float *out) {
-    if (tuna_model_prepare(m, 1, T, TUNA_MODE_EVAL) != TUNA_OK) return 0;
-    tuna_batch bt = {.B = 1, .T = T, .input_ids = ids};
-    if (tuna_model_forward(m, &bt, NULL) != TUNA_OK) return 0;
-    memcpy(out, tuna_model_logits(m), (size_t)T * tuna_model_config(m)->V * sizeof(float));
-    return 1;
-}
 
 /* exports src as each type and compares the reloaded logits */
 static void round_trip(const char *src, const char *label, const char *tokdir) {
@@ -58,7 +52,7 @@ static void round_trip(const char *src, const char *label, const char *tokdir) {
     int32_t ids[12];
     for (int i = 0; i < T; i++) ids[i] = (i * 131 + 7) % V;
     float *ref = malloc((size_t)T * V * 4), *got = malloc((size_t)T * V * 4);
-    CHECK(logits(m, ids, T, ref));
+    CHECK(test_logits(m, ids, T, ref));
     const char *types[] = {"f32", "f16", "q8_0", "q4_0"};
     const double budget[] = {0, 2e-3, 3e-2, 0.25};
     for (int k = 0; k < 4; k++) {
@@ -75,7 +69,7 @@ static void round_trip(const char *src, const char *label, const char *tokdir) {
         const tuna_config *rc = tuna_model_config(r);
         CHECK(rc->V == c->V && rc->C == c->C && rc->L == c->L && rc->NH == c->NH && rc->NKV == c->NKV && rc->FF == c->FF &&
               rc->tie_embeddings == c->tie_embeddings && rc->family == c->family);
-        CHECK(logits(r, ids, T, got));
+        CHECK(test_logits(r, ids, T, got));
         double e = rel_l2(got, ref, (long)T * V);
         printf("gguf %s %-4s: logits rel %.3g\n", label, types[k], e);
         if (k == 0) CHECKF(!memcmp(got, ref, (size_t)T * V * 4), "%s f32 round trip is not exact (rel %.3g)", label, e);
@@ -233,7 +227,7 @@ static void test_lora(void) {
 }
 
 static void test_damaged(void) {
-    char src[400], bad[400], cmd[2400];
+    char src[400], bad[400], cmd[4800];
     snprintf(src, sizeof src, "%s/stories_f32.gguf", tmpdir);
     snprintf(bad, sizeof bad, "%s/cut.gguf", tmpdir);
     snprintf(cmd, sizeof cmd, "head -c 300000 %s > %s", src, bad);
@@ -245,6 +239,14 @@ static void test_damaged(void) {
     CHECK(tuna_model_load(&m, bad) == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "cut.gguf"));
     snprintf(cmd, sizeof cmd, "%s info --model %s >/dev/null 2>&1", test_cli, bad);
     int rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    /* training starts from a folder: a GGUF model is refused with one line, exit 2 */
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data tests/fixtures/sft/llama_constant/data.jsonl --out %s/nosft 2>&1 | grep -q 'is a GGUF file'",
+             test_cli, src, tmpdir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s dpo --model %s --data tests/fixtures/dpo/full_sigmoid/data.jsonl --out %s/nodpo >/dev/null 2>&1", test_cli,
+             src, tmpdir);
+    rc = system(cmd);
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
 }
 

@@ -22,6 +22,8 @@
 
 #include "commands.h"
 #include "tuna_dataset.h"
+#include "tuna_eval.h"
+#include "tuna_gguf.h"
 #include "tuna_report.h"
 #include "tuna_text.h"
 #include "tuna_peft.h"
@@ -294,6 +296,33 @@ static void dpo_metrics(FILE *f, const char *prefix, const tuna_dpo_stats *d) {
             prefix, d->logps_chosen, prefix, d->logps_rejected);
 }
 
+/* A model folder with tokenizer files, or a GGUF file (its vocabulary is inside). */
+static int has_tokenizer(const char *model_dir) {
+    if (tuna_is_gguf(model_dir)) return 1;
+    const char *names[] = {"tokenizer.json", "tokenizer.bin", "vocab.json"};
+    for (size_t k = 0; k < 3; k++) {
+        char p[PATH_MAX];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s", model_dir, names[k]);
+        if (stat(p, &sb) == 0) return 1;
+    }
+    return 0;
+}
+
+/* DPO's reference: the log-probability of every train and validation
+ * sequence's counted tokens under m, as it is now (minus the row loss sums) */
+static tuna_status reference_logps(tuna_model *m, const tuna_pretok *train, const tuna_pretok *val, int rows, double *ref_train,
+                                   double *ref_val) {
+    int64_t *tokens = malloc((size_t)(train->n > val->n ? train->n : val->n) * sizeof *tokens + 1);
+    if (!tokens) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = tuna_eval_losses(m, train, rows, ref_train, tokens, NULL, NULL);
+    if (st == TUNA_OK && val->n) st = tuna_eval_losses(m, val, rows, ref_val, tokens, NULL, NULL);
+    for (int64_t i = 0; st == TUNA_OK && i < train->n; i++) ref_train[i] = -ref_train[i];
+    for (int64_t i = 0; st == TUNA_OK && i < val->n; i++) ref_val[i] = -ref_val[i];
+    free(tokens);
+    return st;
+}
+
 static tuna_status check_vocab(const tuna_pretok *p, int V, const char *path) {
     for (int64_t i = 0; i < (p->off ? p->off[p->n] : 0); i++)
         if (p->ids[i] < 0 || p->ids[i] >= V)
@@ -451,6 +480,9 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (pretrain && (!config_path || !tok_dir || !data_path || !out_dir))
         return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
     if (!pretrain && (!model_dir || !data_path || !out_dir)) return cli_usage_error("%s: --model, --data and --out are required", cmd);
+    if (!pretrain && tuna_is_gguf(model_dir))
+        return cli_usage_error("%s: %s is a GGUF file; training starts from a Hugging Face model folder (GGUF is read for info, eval and generate)",
+                               cmd, model_dir);
     int is_full = !strcmp(method, "full"), is_qlora = !strcmp(method, "qlora");
     if (dpo) {
         if (!is_full && !is_qlora && strcmp(method, "lora"))
@@ -522,15 +554,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     } else if (dpo) {
         /* data first, then the reference pass (its own model when --ref-model
          * names one, freed before the policy loads), then the policy */
-        char tp[PATH_MAX];
-        struct stat sb;
-        int have_tok = 0;
-        const char *tok_files[] = {"tokenizer.json", "tokenizer.bin", "vocab.json"};
-        for (size_t k = 0; k < 3; k++) {
-            snprintf(tp, sizeof tp, "%s/%s", model_dir, tok_files[k]);
-            have_tok |= stat(tp, &sb) == 0;
-        }
-        if (have_tok) st = tuna_tokenizer_load(&tok, model_dir);
+        if (has_tokenizer(model_dir)) st = tuna_tokenizer_load(&tok, model_dir);
         tuna_template *tmpl = NULL;
         char *tsrc = NULL;
         if (st == TUNA_OK && tok) st = tuna_dataset_template(&tmpl, tok, template_arg, &tsrc);
@@ -555,8 +579,7 @@ int cli_train_command(int argc, char **argv, int mode) {
             if (st == TUNA_OK && !quiet)
                 fprintf(stderr, "reference: %s (log-probabilities of %lld sequences, computed once)\n", ref_model,
                         (long long)(parts[0].n + vparts[0].n));
-            if (st == TUNA_OK) st = tuna_sequence_logps(rm, &parts[0], 2 * a.micro_batch, a.seq_len, ref_train);
-            if (st == TUNA_OK && vparts[0].n) st = tuna_sequence_logps(rm, &vparts[0], 2 * a.micro_batch, a.seq_len, ref_val);
+            if (st == TUNA_OK) st = reference_logps(rm, &parts[0], &vparts[0], 2 * a.micro_batch, ref_train, ref_val);
             tuna_model_free(rm);
         }
         if (st == TUNA_OK) st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
@@ -566,21 +589,12 @@ int cli_train_command(int argc, char **argv, int mode) {
         if (st == TUNA_OK && !ref_model) {
             if (!quiet) fprintf(stderr, "reference: the starting model (log-probabilities of %lld sequences, computed once)\n",
                                 (long long)(parts[0].n + vparts[0].n));
-            st = tuna_sequence_logps(m, &parts[0], 2 * a.micro_batch, a.seq_len, ref_train);
-            if (st == TUNA_OK && vparts[0].n) st = tuna_sequence_logps(m, &vparts[0], 2 * a.micro_batch, a.seq_len, ref_val);
+            st = reference_logps(m, &parts[0], &vparts[0], 2 * a.micro_batch, ref_train, ref_val);
         }
         a.ref_logps = ref_train;
     } else {
         st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
-        int have_tok = 0;
-        const char *tok_files[] = {"tokenizer.json", "tokenizer.bin", "vocab.json"};
-        for (size_t k = 0; k < 3; k++) {
-            char tp[PATH_MAX];
-            struct stat sb;
-            snprintf(tp, sizeof tp, "%s/%s", model_dir, tok_files[k]);
-            have_tok |= stat(tp, &sb) == 0;
-        }
-        if (st == TUNA_OK && have_tok) st = tuna_tokenizer_load(&tok, model_dir);
+        if (st == TUNA_OK && has_tokenizer(model_dir)) st = tuna_tokenizer_load(&tok, model_dir);
         if (st == TUNA_OK && !is_full) st = attach_adapter(m, tok, &pc, adapter_dir, model_dir, method, a.seed, quiet);
         if (st == TUNA_OK && tok) {
             /* any record format: rendered, tokenized and masked, through the token cache */

@@ -310,17 +310,7 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
     return TUNA_OK;
 }
 
-/* Sequences back to back; with spool files set, ids and labels go to disk and
- * only the offsets stay in memory (bounded memory for files of any size). */
-typedef struct {
-    int64_t *off;
-    int32_t *ids, *labels;
-    int64_t n, cap_seq, ntok, cap_tok;
-    int max_len;
-    FILE *spool_ids, *spool_labels;
-} builder;
-
-static int builder_add(builder *b, const int32_t *ids, const int32_t *labels, size_t n) {
+int data_builder_add(data_builder *b, const int32_t *ids, const int32_t *labels, size_t n) {
     if (b->n + 2 > b->cap_seq) {
         int64_t c = b->cap_seq ? 2 * b->cap_seq : 1024;
         int64_t *o = realloc(b->off, (size_t)c * sizeof(int64_t));
@@ -414,7 +404,7 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
     tuna_data_reader *r = NULL;
     st = tuna_data_reader_open(&r, path, &o->data);
     if (st != TUNA_OK) return st;
-    builder b = {0};
+    data_builder b = {0};
     if (o->cache_dir) {
         /* spool to anonymous temporary files: memory holds offsets only */
         b.spool_ids = tmpfile();
@@ -455,7 +445,7 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
             keep = (size_t)o->seq_len;
             if (o->truncate == TUNA_TRUNCATE_LEFT) keep0 = n - keep;
         }
-        if (!builder_add(&b, ids + keep0, labels + keep0, keep))
+        if (!data_builder_add(&b, ids + keep0, labels + keep0, keep))
             st = tuna_fail(b.spool_ids ? TUNA_ERR_IO : TUNA_ERR_NOMEM, "%s while reading %s",
                            b.spool_ids ? "cannot write temporary token files" : "out of memory", path);
         s->examples++;

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "data/cache_internal.h"
 #include "tuna_dataset.h"
 
 void tuna_pref_tokens_free(tuna_pref_tokens *p) {
@@ -139,52 +140,24 @@ tuna_status tuna_dataset_encode_preference(const tuna_record *rec, tuna_tokenize
     return st;
 }
 
-/* growing token store for one side (train or val) */
-typedef struct {
-    int64_t *off;
-    int32_t *ids, *labels;
-    int64_t n, cap_seq, ntok, cap_tok;
-    int max_len;
-} store;
-
-static int store_add(store *s, const int32_t *prompt, size_t np, const int32_t *resp, size_t nr) {
-    size_t n = np + nr;
-    if (s->n + 2 > s->cap_seq) {
-        int64_t c = s->cap_seq ? 2 * s->cap_seq : 256;
-        int64_t *o = realloc(s->off, (size_t)c * sizeof *o);
-        if (!o) return 0;
-        s->off = o;
-        s->cap_seq = c;
-    }
-    if (s->ntok + (int64_t)n > s->cap_tok) {
-        int64_t c = s->cap_tok ? 2 * s->cap_tok : 16384;
-        while (c < s->ntok + (int64_t)n) c *= 2;
-        int32_t *x = realloc(s->ids, (size_t)c * 4), *y = x ? realloc(s->labels, (size_t)c * 4) : NULL;
-        if (x) s->ids = x;
-        if (!x || !y) return 0;
-        s->labels = y;
-        s->cap_tok = c;
-    }
-    if (s->n == 0) s->off[0] = 0;
-    int32_t *d = s->ids + s->ntok, *l = s->labels + s->ntok;
-    memcpy(d, prompt, np * 4);
-    memcpy(d + np, resp, nr * 4);
-    for (size_t i = 0; i < np; i++) l[i] = -100;
-    memcpy(l + np, resp, nr * 4);
-    s->ntok += (int64_t)n;
-    s->n++;
-    s->off[s->n] = s->ntok;
-    if ((int)n > s->max_len) s->max_len = (int)n;
-    return 1;
+/* prompt + response into the builder, the prompt masked (-100); scratch
+ * holds 2 x (np + nr) ints */
+static int add_pair_row(data_builder *b, int32_t *scratch, const int32_t *prompt, size_t np, const int32_t *resp, size_t nr) {
+    int32_t *ids = scratch, *labels = scratch + np + nr;
+    memcpy(ids, prompt, np * sizeof *ids);
+    memcpy(ids + np, resp, nr * sizeof *ids);
+    for (size_t i = 0; i < np; i++) labels[i] = -100;
+    memcpy(labels + np, resp, nr * sizeof *labels);
+    return data_builder_add(b, ids, labels, np + nr);
 }
 
-static void store_to_pretok(store *s, tuna_pretok *p) {
+static void builder_to_pretok(data_builder *b, tuna_pretok *p) {
     memset(p, 0, sizeof *p);
-    p->n = s->n;
-    p->off = s->off;
-    p->ids = s->ids;
-    p->labels = s->labels;
-    p->max_len = s->max_len;
+    p->n = b->n;
+    p->off = b->off;
+    p->ids = b->ids;
+    p->labels = b->labels;
+    p->max_len = b->max_len;
     if (!p->off) p->off = calloc(1, sizeof *p->off);
 }
 
@@ -199,7 +172,7 @@ tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok,
     tuna_data_reader *r = NULL;
     tuna_status st = tuna_data_reader_open(&r, path, &o->data);
     if (st != TUNA_OK) return st;
-    store tr = {0}, va = {0};
+    data_builder tr = {0}, va = {0};
     tuna_record rec = {0};
     int got = 1;
     while (st == TUNA_OK) {
@@ -235,8 +208,12 @@ tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok,
         if (!keep) s->dropped++;
         else {
             int is_val = val_out && o->val_fraction > 0 && tuna_record_is_val(&rec, o->val_fraction, o->val_seed);
-            store *d = is_val ? &va : &tr;
-            if (!store_add(d, prompt, np, pt.chosen, nc) || !store_add(d, prompt, np, pt.rejected, nr)) st = nomem();
+            data_builder *d = is_val ? &va : &tr;
+            size_t longest = np + (nc > nr ? nc : nr);
+            int32_t *scratch = malloc(2 * longest * sizeof *scratch);
+            if (!scratch || !add_pair_row(d, scratch, prompt, np, pt.chosen, nc) || !add_pair_row(d, scratch, prompt, np, pt.rejected, nr))
+                st = nomem();
+            free(scratch);
             if (is_val) s->val_pairs++;
             else s->pairs++;
             s->tokens += (int64_t)(2 * np + nc + nr);
@@ -255,7 +232,7 @@ tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok,
         free(va.off); free(va.ids); free(va.labels);
         return st;
     }
-    store_to_pretok(&tr, out);
-    if (val_out) store_to_pretok(&va, val_out);
+    builder_to_pretok(&tr, out);
+    if (val_out) builder_to_pretok(&va, val_out);
     return TUNA_OK;
 }

@@ -281,7 +281,7 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
             gguf_kv_str(w, "tuna.tokenizer.json_parts", voc.extra);
         }
     }
-    tmp = calloc((size_t)m->n_params * 2 + 2, sizeof *tmp);
+    tmp = calloc((size_t)m->n_params + 1, sizeof *tmp); /* permuted copies of q/k */
     if (st == TUNA_OK && !tmp) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const tuna_param *p = &m->params[i].pub;

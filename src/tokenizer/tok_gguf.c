@@ -11,8 +11,6 @@
 #include "io/gguf.h"
 #include "tok_internal.h"
 
-static json_t *str_n(const char *s, size_t n) { return json_stringn(s, n); }
-
 tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     *out = NULL;
     gguf_file f;
@@ -32,7 +30,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     for (uint64_t i = 0; i < toks->arr_n; i++) {
         size_t l;
         const char *t = gguf_arr_str(toks, i, &l);
-        json_t *js = str_n(t, l);
+        json_t *js = json_stringn(t, l);
         if (!js) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: token %llu is not valid UTF-8", path, (unsigned long long)i); break; }
         int32_t ty = 1;
         if (types) memcpy(&ty, types->val + 4 * i, 4);
@@ -45,7 +43,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     for (uint64_t i = 0; st == TUNA_OK && i < merges->arr_n; i++) {
         size_t l;
         const char *t = gguf_arr_str(merges, i, &l);
-        json_t *js = str_n(t, l);
+        json_t *js = json_stringn(t, l);
         if (!js) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: merge %llu is not valid UTF-8", path, (unsigned long long)i); break; }
         json_array_append_new(mg, js);
     }
@@ -80,11 +78,11 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
         size_t l;
         if (gguf_get_u64(&f, keys[k][0], &id) == 0 && id < toks->arr_n) {
             const char *t = gguf_arr_str(toks, id, &l);
-            json_object_set_new(cfg, keys[k][1], str_n(t, l));
+            json_object_set_new(cfg, keys[k][1], json_stringn(t, l));
         } else json_object_set_new(cfg, keys[k][1], json_null());
     }
     const char *ct = gguf_get_str(&f, "tokenizer.chat_template", &n);
-    if (ct) json_object_set_new(cfg, "chat_template", str_n(ct, n));
+    if (ct) json_object_set_new(cfg, "chat_template", json_stringn(ct, n));
     if (st == TUNA_OK) st = tk_load_from_json(out, root, cfg);
     json_decref(root);
     json_decref(cfg);

@@ -336,12 +336,23 @@ static int64_t counted_tokens(const tuna_trainer *t, const tuna_pretok *d, int64
     return c;
 }
 
-/* Preference loss of pairs pairs[0 .. npairs) of data d (reference ref),
+/* acc += w * s, field by field (means over pairs combine by pair share) */
+static void dpo_stats_add(tuna_dpo_stats *acc, const tuna_dpo_stats *s, double w) {
+    acc->loss += s->loss * w;
+    acc->rewards_chosen += s->rewards_chosen * w;
+    acc->rewards_rejected += s->rewards_rejected * w;
+    acc->rewards_margins += s->rewards_margins * w;
+    acc->rewards_accuracies += s->rewards_accuracies * w;
+    acc->logps_chosen += s->logps_chosen * w;
+    acc->logps_rejected += s->logps_rejected * w;
+}
+
+/* Preference loss of pairs pairs[0 .. npairs) of t->data (reference ref),
  * micro-batch by micro-batch; with train, accumulates the gradient of the mean
  * loss. Stats are means over the pairs. */
-static tuna_status run_dpo(tuna_trainer *t, const tuna_pretok *d, const double *ref, const int64_t *pairs, int npairs,
-                           int train, tuna_dpo_stats *out, int64_t *tokens_out, int64_t *input_tokens) {
-    if (d != t->data) return tuna_fail(TUNA_ERR_INTERNAL, "preference rows must come from the trainer's current data");
+static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pairs, int npairs, int train,
+                           tuna_dpo_stats *out, int64_t *tokens_out, int64_t *input_tokens) {
+    const tuna_pretok *d = t->data; /* fill_rows reads the rows from it too */
     tuna_dpo_stats acc = {0};
     int64_t tokens = 0;
     for (int j0 = 0; j0 < npairs; j0 += t->a.micro_batch) {
@@ -370,13 +381,7 @@ static tuna_status run_dpo(tuna_trainer *t, const tuna_pretok *d, const double *
         st = tuna_dpo_loss(&t->dpo, nb, t->pl_c, t->pl_r, t->rl_c, t->rl_r, t->n_c, t->n_r, t->d_pc, t->d_pr, &s);
         if (st != TUNA_OK) return st;
         double share = (double)nb / npairs;
-        acc.loss += s.loss * share;
-        acc.rewards_chosen += s.rewards_chosen * share;
-        acc.rewards_rejected += s.rewards_rejected * share;
-        acc.rewards_margins += s.rewards_margins * share;
-        acc.rewards_accuracies += s.rewards_accuracies * share;
-        acc.logps_chosen += s.logps_chosen * share;
-        acc.logps_rejected += s.logps_rejected * share;
+        dpo_stats_add(&acc, &s, share);
         if (train) {
             /* row loss = -logp, so its weight is -dL/dlogp */
             for (int j = 0; j < nb; j++) {
@@ -448,7 +453,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     tuna_dpo_stats ds = {0};
     tuna_status st;
     if (a->dpo) {
-        st = run_dpo(t, t->data, a->ref_logps, t->seq_idx, a->batch, 1, &ds, &tokens, &input_tokens);
+        st = run_dpo(t, a->ref_logps, t->seq_idx, a->batch, 1, &ds, &tokens, &input_tokens);
         loss = ds.loss;
     } else st = run_batch(t, a->batch, 1, &loss, &tokens, &input_tokens);
     tuna_peft_set_training(m, 0);
@@ -525,59 +530,13 @@ tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, cons
         int nb = (int)(npairs - p0 < 256 ? npairs - p0 : 256);
         for (int j = 0; j < nb; j++) idx[j] = p0 + j;
         tuna_dpo_stats s;
-        tuna_status st = run_dpo(t, data, ref, idx, nb, 0, &s, &tokens, &dummy);
+        tuna_status st = run_dpo(t, ref, idx, nb, 0, &s, &tokens, &dummy);
         if (st != TUNA_OK) { t->data = saved; return st; }
-        double w = (double)nb / npairs;
-        acc.loss += s.loss * w;
-        acc.rewards_chosen += s.rewards_chosen * w;
-        acc.rewards_rejected += s.rewards_rejected * w;
-        acc.rewards_margins += s.rewards_margins * w;
-        acc.rewards_accuracies += s.rewards_accuracies * w;
-        acc.logps_chosen += s.logps_chosen * w;
-        acc.logps_rejected += s.logps_rejected * w;
+        dpo_stats_add(&acc, &s, (double)nb / npairs);
     }
     t->data = saved;
     *stats = acc;
     return TUNA_OK;
-}
-
-tuna_status tuna_sequence_logps(tuna_model *m, const tuna_pretok *data, int micro_batch, int seq_len, double *out) {
-    if (micro_batch < 1 || seq_len < 2) return tuna_fail(TUNA_ERR_ARG, "sequence log-probabilities: bad sizes");
-    int T = seq_len < data->max_len ? seq_len : data->max_len;
-    if (T < 2) T = 2;
-    int B = micro_batch < data->n ? micro_batch : (int)(data->n > 0 ? data->n : 1);
-    tuna_status st = tuna_model_prepare(m, B, T, TUNA_MODE_EVAL);
-    if (st != TUNA_OK) return st;
-    int32_t *ids = malloc((size_t)B * T * sizeof(int32_t)), *labels = malloc((size_t)B * T * sizeof(int32_t));
-    double *rl = malloc((size_t)B * sizeof(double));
-    if (!ids || !labels || !rl) { free(ids); free(labels); free(rl); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
-    for (int64_t s0 = 0; st == TUNA_OK && s0 < data->n; s0 += B) {
-        int nb = (int)(data->n - s0 < B ? data->n - s0 : B), Tb = 2;
-        for (int j = 0; j < nb; j++) {
-            int64_t len = data->off[s0 + j + 1] - data->off[s0 + j];
-            if (len > T) len = T;
-            if (len > Tb) Tb = (int)len;
-        }
-        for (int j = 0; j < nb; j++) {
-            int64_t o = data->off[s0 + j], len = data->off[s0 + j + 1] - o;
-            if (len > T) len = T;
-            for (int k = 0; k < Tb; k++) {
-                ids[j * Tb + k] = k < len ? data->ids[o + k] : 0;
-                labels[j * Tb + k] = k < len ? data->labels[o + k] : -100;
-            }
-        }
-        tuna_batch bt = {.B = nb, .T = Tb, .input_ids = ids, .labels = labels};
-        tuna_loss l;
-        st = tuna_model_forward(m, &bt, &l);
-        if (st != TUNA_OK) break;
-        tuna_model_row_losses(m, nb, Tb, rl);
-        for (int j = 0; j < nb; j++) out[s0 + j] = -rl[j];
-    }
-    m->have_forward = 0;
-    free(ids);
-    free(labels);
-    free(rl);
-    return st;
 }
 
 tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss_out, int64_t *tokens_out) {
