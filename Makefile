@@ -13,7 +13,7 @@ CC       ?= cc
 OPT      ?= -O3 -march=native
 CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude -Isrc \
             -I/usr/include/x86_64-linux-gnu/openblas-openmp $(OPT)
-LDLIBS   += -lopenblas -lpcre2-8 -ljansson -lutf8proc -lm -fopenmp
+LDLIBS   += -lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp
 
 BUILD    ?= build
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
@@ -45,8 +45,16 @@ $(BUILD)/libtuna.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tuna: $(CLI_OBJ) $(BUILD)/libtuna.a
-	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libtuna.a $(LDLIBS) -o $@
+# the chat page of tuna serve, built into the binary
+$(BUILD)/gen/chat_page.c: src/serve/chat.html scripts/embed.sh
+	@mkdir -p $(dir $@)
+	scripts/embed.sh $< tuna_chat_page > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/chat_page.o: $(BUILD)/gen/chat_page.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tuna: $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna.a $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libtuna.a $(HDRS)
 	@mkdir -p $(dir $@)
@@ -62,7 +70,7 @@ test-fast: all
 # The sanitizer tier rebuilds everything in build-san with ASan+UBSan.
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
+	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
 	@TUNA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=2 scripts/run_tests.sh build-san
 
 # The full suite: unit and parity tests, the same under ASan+UBSan, then each

@@ -111,6 +111,10 @@ tuna_status tuna_model_load_weights(tuna_model *m, const char *dir);
 /* Creates a model with the given config and zeroed weights (caller initialises). */
 tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg);
 void tuna_model_free(tuna_model *m);
+/* A model that uses base's weights without copying them (base must outlive
+ * it and stay without an adapter), so one set of weights can carry several
+ * adapters at once: attach a different adapter to each share. */
+tuna_status tuna_model_share(tuna_model **out, tuna_model *base);
 const tuna_config *tuna_model_config(const tuna_model *m);
 int tuna_model_num_params(const tuna_model *m);      /* number of tensors */
 const tuna_param *tuna_model_param(const tuna_model *m, int i);

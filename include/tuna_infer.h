@@ -17,6 +17,10 @@ typedef struct tuna_decoder tuna_decoder;
  * be prepared for other batches while the decoder is in use. */
 tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows, int max_ctx, int max_tokens);
 void tuna_decoder_free(tuna_decoder *d);
+/* Makes the next steps run m (a model of the same shape, e.g. the base with
+ * another adapter: tuna_model_share); rows keep their caches, so a row must
+ * be stepped with the model that started it. */
+tuna_status tuna_decoder_set_model(tuna_decoder *d, tuna_model *m);
 /* Empties a row (its next tokens start at position 0). */
 void tuna_decoder_reset(tuna_decoder *d, int row);
 /* The model's vocabulary size (logits per row). */
@@ -72,4 +76,23 @@ tuna_status tuna_generate_batch(tuna_decoder *d, const tuna_tokenizer *tok, cons
                                 const int *n_prompts, int nrows, const uint64_t *seeds, const tuna_gen_opts *o,
                                 tuna_gen_result *res);
 void tuna_gen_result_free(tuna_gen_result *r);
+
+/* One sequence being generated, for callers that run the decoder themselves
+ * (a server that admits requests while others decode): the caller steps the
+ * decoder (prompt first, then tuna_gen_seq_last each step) and hands each
+ * forward's logits to push_logits, which samples (o->sample, its seed), streams
+ * through o->on_text and ends the sequence at EOS, a stop string or
+ * max_new_tokens. o is copied; its eos/stop arrays must outlive the sequence.
+ * tuna_generate_batch is built on these. */
+typedef struct tuna_gen_seq tuna_gen_seq;
+tuna_status tuna_gen_seq_create(tuna_gen_seq **out, const tuna_tokenizer *tok, int model_vocab, const int32_t *prompt,
+                                int n_prompt, const tuna_gen_opts *o);
+void tuna_gen_seq_free(tuna_gen_seq *s);
+/* logits [model_vocab] of the sequence's last position (modified in place). */
+tuna_status tuna_gen_seq_push_logits(tuna_gen_seq *s, float *logits);
+int tuna_gen_seq_done(const tuna_gen_seq *s);
+int tuna_gen_seq_generated(const tuna_gen_seq *s);      /* ids generated so far (EOS excluded) */
+int32_t tuna_gen_seq_last(const tuna_gen_seq *s);       /* the id to feed next */
+/* Flushes the held-back text to on_text and fills res (as tuna_generate). */
+tuna_status tuna_gen_seq_result(tuna_gen_seq *s, tuna_gen_result *res);
 #endif

@@ -2,11 +2,16 @@
 # Checks the Debian packages tuna builds and tests with; installs missing ones
 # with apt-get when run as root, otherwise prints the exact command and stops.
 set -euo pipefail
-need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev libutf8proc-dev clang libclang-rt-14-dev)
+# libmicrohttpd: tuna serve. curl, chromium, node + npm: its tests (the npm
+# packages of tests/serve/ are installed by tests/test_serve.sh).
+need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev clang libclang-rt-14-dev
+      curl chromium)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node may come from Debian (nodejs + npm) or another nodejs build that carries npm
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
   echo "deps: installing ${missing[*]}"

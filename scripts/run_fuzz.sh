@@ -9,7 +9,7 @@ out=build-fuzz
 mkdir -p "$out"
 srcs=$(ls src/*/*.c | grep -v '^src/cli/')
 flags="-std=c11 -D_GNU_SOURCE -w -g -O1 -fopenmp -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp"
-libs="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lm"
+libs="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm"
 status=0
 for f in fuzz/fuzz_*.c; do
   [ -e "$f" ] || continue

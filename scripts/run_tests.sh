@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test program in BUILD/tests, in the repository root, and sums their
-# verdicts. Each program ends with a line "RESULT <passed> <failed> <skipped>";
-# a program that crashes or exits non-zero without failures counts as one failure.
+# Runs every test program in BUILD/tests, then every tests/test_*.sh script
+# (given BUILD as its argument; they drive BUILD/tuna from outside, e.g. the
+# server with real HTTP clients), in the repository root, and sums their
+# verdicts. Each ends with a line "RESULT <passed> <failed> <skipped>"; one
+# that crashes or exits non-zero without failures counts as one failure.
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.."
 total_p=0; total_f=0; total_s=0; bad=()
-for t in "$build"/tests/test_*; do
+for t in "$build"/tests/test_* tests/test_*.sh; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
   log=$(mktemp)
   start=$(date +%s%N)
-  "$t" >"$log" 2>&1; rc=$?
+  case "$t" in
+    *.sh) "$t" "$build" >"$log" 2>&1; rc=$? ;;
+    *) "$t" >"$log" 2>&1; rc=$? ;;
+  esac
   ms=$(( ($(date +%s%N) - start) / 1000000 )); secs="$((ms/1000)).$(( (ms%1000)/100 ))"
   line=$(grep -E '^RESULT [0-9]+ [0-9]+ [0-9]+$' "$log" | tail -1)
   if [ -n "$line" ]; then

@@ -28,6 +28,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The training driver behind sft, pretrain and dpo (cmd_train.c). */
 enum { CLI_TRAIN_SFT = 0, CLI_TRAIN_PRETRAIN = 1, CLI_TRAIN_DPO = 2 };

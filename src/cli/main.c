@@ -17,6 +17,7 @@ static const command commands[] = {
     {"info", cmd_info, "describe a model folder or GGUF file (architecture, sizes, memory)"},
     {"generate", cmd_generate, "continue a prompt (KV cache, sampling, chat template, adapters)"},
     {"chat", cmd_chat, "interactive conversation through the chat template"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server: base + adapters, batched, streaming, chat page"},
     {"export", cmd_export, "a model (adapter merged) as a Hugging Face folder or a llama.cpp GGUF file"},
     {"merge", cmd_merge, "fold a LoRA or IA3 adapter into the base weights"},
     {"eval", cmd_eval, "loss, perplexity and generation metrics of a model on a data set"},

@@ -87,6 +87,20 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
     return TUNA_OK;
 }
 
+tuna_status tuna_decoder_set_model(tuna_decoder *d, tuna_model *m) {
+    const tuna_config *a = &d->m->cfg, *b = &m->cfg;
+    if (a->family != b->family || a->L != b->L || a->C != b->C || a->NH != b->NH || a->NKV != b->NKV || a->HD != b->HD ||
+        a->FF != b->FF || a->V != b->V)
+        return tuna_fail(TUNA_ERR_ARG, "the decoder's caches were made for a model of another shape");
+    if (m->peft) {
+        tuna_status st = peft_prepare(m, d->max_tokens > d->max_rows ? d->max_tokens : d->max_rows);
+        if (st != TUNA_OK) return st;
+        tuna_peft_set_training(m, 0);
+    }
+    d->m = m;
+    return TUNA_OK;
+}
+
 void tuna_decoder_reset(tuna_decoder *d, int row) {
     if (row >= 0 && row < d->max_rows) d->len[row] = 0;
 }

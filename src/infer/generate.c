@@ -39,26 +39,68 @@ static long find_stop(const char *text, size_t len, size_t from, const char *con
 }
 
 /* one prompt being generated */
-typedef struct {
+struct tuna_gen_seq {
+    tuna_gen_opts o;          /* on_text NULL: not streamed */
     tuna_sampler *smp;
     tuna_detok_stream *ds;
     int32_t *ctx;             /* prompt + generated ids */
     int n_prompt, n_ctx;
+    int V, MV;                /* tokenizer and model vocabulary sizes */
+    size_t maxstop;
     char *text;
     size_t tcap, tlen, emitted;
     int done, stopped;
     double t_start, t_prompt_end, t_end;
-} gen_row;
+};
 
-static void row_free(gen_row *r) {
+void tuna_gen_seq_free(tuna_gen_seq *r) {
+    if (!r) return;
     tuna_sampler_free(r->smp);
     tuna_detok_stream_free(r->ds);
     free(r->ctx);
     free(r->text);
+    free(r);
 }
 
-/* Takes the sampled id for row r; returns 1 when the row finished. */
-static tuna_status row_accept(gen_row *r, int32_t id, const tuna_gen_opts *o, size_t maxstop, int last, int stream) {
+tuna_status tuna_gen_seq_create(tuna_gen_seq **out, const tuna_tokenizer *tok, int model_vocab, const int32_t *prompt,
+                                int n_prompt, const tuna_gen_opts *o) {
+    *out = NULL;
+    if (n_prompt <= 0) return tuna_fail(TUNA_ERR_ARG, "the prompt is empty (no tokens)");
+    if (o->max_new_tokens < 0) return tuna_fail(TUNA_ERR_ARG, "max_new_tokens must be >= 0");
+    int V = tuna_tokenizer_vocab_size(tok);
+    if (V > model_vocab) return tuna_fail(TUNA_ERR_ARG, "the tokenizer has %d ids but the model only %d", V, model_vocab);
+    tuna_gen_seq *g = calloc(1, sizeof *g);
+    if (!g) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    g->o = *o;
+    g->V = V;
+    g->MV = model_vocab;
+    for (int k = 0; k < o->n_stop; k++)
+        if (strlen(o->stop[k]) > g->maxstop) g->maxstop = strlen(o->stop[k]);
+    g->n_prompt = g->n_ctx = n_prompt;
+    g->ctx = malloc((size_t)(n_prompt + o->max_new_tokens + 1) * sizeof(int32_t));
+    g->tcap = 256;
+    g->text = malloc(g->tcap);
+    tuna_status st = g->ctx && g->text ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK) {
+        memcpy(g->ctx, prompt, (size_t)n_prompt * sizeof(int32_t));
+        st = tuna_sampler_create(&g->smp, model_vocab, &o->sample);
+    }
+    if (st == TUNA_OK) st = tuna_detok_stream_new(&g->ds, tok, 1);
+    if (st != TUNA_OK) { tuna_gen_seq_free(g); return st; }
+    g->t_start = now_s();
+    if (o->max_new_tokens == 0) g->done = 1;
+    *out = g;
+    return TUNA_OK;
+}
+
+int tuna_gen_seq_done(const tuna_gen_seq *g) { return g->done; }
+int tuna_gen_seq_generated(const tuna_gen_seq *g) { return g->n_ctx - g->n_prompt; }
+int32_t tuna_gen_seq_last(const tuna_gen_seq *g) { return g->ctx[g->n_ctx - 1]; }
+
+/* Takes the sampled id; the row is done at EOS, a stop string or the limit. */
+static tuna_status row_accept(tuna_gen_seq *r, int32_t id) {
+    const tuna_gen_opts *o = &r->o;
+    size_t maxstop = r->maxstop;
     for (int k = 0; k < o->n_eos; k++)
         if (id == o->eos_ids[k]) { r->stopped = r->done = 1; return TUNA_OK; }
     r->ctx[r->n_ctx++] = id;
@@ -79,11 +121,42 @@ static tuna_status row_accept(gen_row *r, int32_t id, const tuna_gen_opts *o, si
     size_t from = r->emitted > maxstop ? r->emitted - maxstop : 0;
     long at = o->n_stop ? find_stop(r->text, r->tlen, from, o->stop, o->n_stop) : -1;
     if (at >= 0) { r->tlen = (size_t)at; r->stopped = r->done = 1; }
-    if (last) r->done = 1;
+    if (r->n_ctx - r->n_prompt >= o->max_new_tokens) r->done = 1;
     /* emit what can no longer be part of a stop string */
     size_t safe = r->done || !maxstop ? r->tlen : r->tlen > maxstop - 1 ? r->tlen - (maxstop - 1) : 0;
-    if (stream && o->on_text && safe > r->emitted) o->on_text(o->ctx, r->text + r->emitted, safe - r->emitted);
+    if (o->on_text && safe > r->emitted) o->on_text(o->ctx, r->text + r->emitted, safe - r->emitted);
     if (safe > r->emitted) r->emitted = safe;
+    return TUNA_OK;
+}
+
+tuna_status tuna_gen_seq_push_logits(tuna_gen_seq *g, float *logits) {
+    if (g->done) return TUNA_OK;
+    if (g->n_ctx == g->n_prompt && !g->t_prompt_end) g->t_prompt_end = now_s();
+    for (int v = g->V; v < g->MV; v++) logits[v] = -INFINITY; /* ids the tokenizer cannot decode (padded vocabularies) */
+    tuna_status st = row_accept(g, tuna_sampler_next(g->smp, logits, g->ctx, g->n_ctx));
+    if (g->done) g->t_end = now_s();
+    return st;
+}
+
+tuna_status tuna_gen_seq_result(tuna_gen_seq *g, tuna_gen_result *x) {
+    memset(x, 0, sizeof *x);
+    double t = now_s();
+    if (!g->t_prompt_end) g->t_prompt_end = t;
+    if (!g->t_end) g->t_end = t;
+    if (g->o.on_text && g->tlen > g->emitted) g->o.on_text(g->o.ctx, g->text + g->emitted, g->tlen - g->emitted);
+    g->emitted = g->tlen;
+    x->n = g->n_ctx - g->n_prompt;
+    x->ids = malloc((size_t)(x->n ? x->n : 1) * sizeof(int32_t));
+    x->text = malloc(g->tlen + 1);
+    if (!x->ids || !x->text) { tuna_gen_result_free(x); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    memcpy(x->ids, g->ctx + g->n_prompt, (size_t)x->n * sizeof(int32_t));
+    memcpy(x->text, g->text, g->tlen);
+    x->text[g->tlen] = 0;
+    x->text_len = g->tlen;
+    x->prompt_tokens = g->n_prompt;
+    x->stopped = g->stopped;
+    x->prompt_seconds = g->t_prompt_end - g->t_start;
+    x->decode_seconds = g->t_end - g->t_prompt_end;
     return TUNA_OK;
 }
 
@@ -94,81 +167,38 @@ tuna_status tuna_generate_batch(tuna_decoder *d, const tuna_tokenizer *tok, cons
     for (int r = 0; r < nrows; r++) memset(&res[r], 0, sizeof res[r]);
     for (int r = 0; r < nrows; r++)
         if (n_prompts[r] <= 0) return tuna_fail(TUNA_ERR_ARG, "prompt %d is empty (no tokens)", r);
-    if (o->max_new_tokens < 0) return tuna_fail(TUNA_ERR_ARG, "max_new_tokens must be >= 0");
-    int V = tuna_tokenizer_vocab_size(tok), MV = tuna_decoder_vocab(d);
-    if (V > MV) return tuna_fail(TUNA_ERR_ARG, "the tokenizer has %d ids but the model only %d", V, MV);
-    size_t maxstop = 0;
-    for (int k = 0; k < o->n_stop; k++)
-        if (strlen(o->stop[k]) > maxstop) maxstop = strlen(o->stop[k]);
-    gen_row *rows = calloc((size_t)nrows, sizeof *rows);
+    int MV = tuna_decoder_vocab(d);
+    tuna_gen_seq **rows = calloc((size_t)nrows, sizeof *rows);
     float *logits = malloc((size_t)nrows * MV * sizeof(float));
     int *active = malloc((size_t)nrows * sizeof *active);
     int32_t *next = malloc((size_t)nrows * sizeof *next);
     tuna_status st = rows && logits && active && next ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int r = 0; st == TUNA_OK && r < nrows; r++) {
-        gen_row *g = &rows[r];
-        tuna_sample_args sa = o->sample;
-        if (seeds) sa.seed = seeds[r];
-        g->n_prompt = g->n_ctx = n_prompts[r];
-        g->ctx = malloc((size_t)(n_prompts[r] + o->max_new_tokens + 1) * sizeof(int32_t));
-        g->tcap = 256;
-        g->text = malloc(g->tcap);
-        if (!g->ctx || !g->text) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
-        memcpy(g->ctx, prompts[r], (size_t)n_prompts[r] * sizeof(int32_t));
-        st = tuna_sampler_create(&g->smp, MV, &sa);
-        if (st == TUNA_OK) st = tuna_detok_stream_new(&g->ds, tok, 1);
+        tuna_gen_opts ro = *o;
+        if (seeds) ro.sample.seed = seeds[r];
+        if (nrows > 1) ro.on_text = NULL; /* streaming is for one row */
+        st = tuna_gen_seq_create(&rows[r], tok, MV, prompts[r], n_prompts[r], &ro);
     }
     /* prefill each row (lengths differ), sample its first token */
-    int stream = nrows == 1;
     for (int r = 0; st == TUNA_OK && r < nrows; r++) {
-        gen_row *g = &rows[r];
         tuna_decoder_reset(d, r);
-        g->t_start = now_s();
-        st = tuna_decoder_step(d, &r, 1, g->ctx, g->n_prompt, logits + (size_t)r * MV);
-        g->t_prompt_end = now_s();
-        if (st != TUNA_OK) break;
-        if (o->max_new_tokens == 0) { g->done = 1; g->t_end = g->t_prompt_end; continue; }
-        float *lg = logits + (size_t)r * MV;
-        for (int v = V; v < MV; v++) lg[v] = -INFINITY; /* ids the tokenizer cannot decode (padded vocabularies) */
-        st = row_accept(g, tuna_sampler_next(g->smp, lg, g->ctx, g->n_ctx), o, maxstop, o->max_new_tokens == 1, stream);
-        if (g->done) g->t_end = now_s();
+        rows[r]->t_start = now_s();
+        st = tuna_decoder_step(d, &r, 1, prompts[r], n_prompts[r], logits + (size_t)r * MV);
+        if (st == TUNA_OK) st = tuna_gen_seq_push_logits(rows[r], logits + (size_t)r * MV);
     }
     /* decode: all unfinished rows, one token each per forward pass */
     while (st == TUNA_OK) {
         int na = 0;
         for (int r = 0; r < nrows; r++)
-            if (!rows[r].done) { active[na] = r; next[na] = rows[r].ctx[rows[r].n_ctx - 1]; na++; }
+            if (!rows[r]->done) { active[na] = r; next[na] = tuna_gen_seq_last(rows[r]); na++; }
         if (!na) break;
         st = tuna_decoder_step(d, active, na, next, 1, logits);
-        for (int a = 0; st == TUNA_OK && a < na; a++) {
-            gen_row *g = &rows[active[a]];
-            float *lg = logits + (size_t)a * MV;
-            for (int v = V; v < MV; v++) lg[v] = -INFINITY;
-            int last = g->n_ctx - g->n_prompt + 1 >= o->max_new_tokens;
-            st = row_accept(g, tuna_sampler_next(g->smp, lg, g->ctx, g->n_ctx), o, maxstop, last, stream);
-            if (g->done) g->t_end = now_s();
-        }
+        for (int a = 0; st == TUNA_OK && a < na; a++) st = tuna_gen_seq_push_logits(rows[active[a]], logits + (size_t)a * MV);
     }
-    for (int r = 0; st == TUNA_OK && r < nrows; r++) {
-        gen_row *g = &rows[r];
-        tuna_gen_result *x = &res[r];
-        if (stream && o->on_text && g->tlen > g->emitted) o->on_text(o->ctx, g->text + g->emitted, g->tlen - g->emitted);
-        g->text[g->tlen] = 0;
-        x->text = g->text;
-        x->text_len = g->tlen;
-        g->text = NULL;
-        x->n = g->n_ctx - g->n_prompt;
-        x->ids = malloc((size_t)(x->n ? x->n : 1) * sizeof(int32_t));
-        if (!x->ids) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
-        memcpy(x->ids, g->ctx + g->n_prompt, (size_t)x->n * sizeof(int32_t));
-        x->prompt_tokens = g->n_prompt;
-        x->stopped = g->stopped;
-        x->prompt_seconds = g->t_prompt_end - g->t_start;
-        x->decode_seconds = g->t_end - g->t_prompt_end;
-    }
+    for (int r = 0; st == TUNA_OK && r < nrows; r++) st = tuna_gen_seq_result(rows[r], &res[r]);
     if (st != TUNA_OK)
         for (int r = 0; r < nrows; r++) tuna_gen_result_free(&res[r]);
-    for (int r = 0; rows && r < nrows; r++) row_free(&rows[r]);
+    for (int r = 0; rows && r < nrows; r++) tuna_gen_seq_free(rows[r]);
     free(rows);
     free(logits);
     free(active);

@@ -279,15 +279,52 @@ void tuna_model_free(tuna_model *m) {
     if (!m) return;
     acts_free(&m->acts);
     peft_free(m->peft);
-    for (int i = 0; i < m->n_quants; i++) nf4_free(&m->quants[i].t);
-    free(m->quants);
-    free(m->quant_scratch);
+    if (!m->shares_weights) {
+        for (int i = 0; i < m->n_quants; i++) nf4_free(&m->quants[i].t);
+        free(m->quants);
+        free(m->quant_scratch);
+        free(m->weights);
+    }
     free(m->linear_names);
-    free(m->weights);
     free(m->grads);
     free(m->params);
     free(m->blocks);
     free(m);
+}
+
+/* A second model over the same weight memory: its own tables and linears
+ * (where an adapter can hang), the base's weights, norms and NF4 storage. */
+tuna_status tuna_model_share(tuna_model **out, tuna_model *base) {
+    *out = NULL;
+    if (base->peft || base->shares_weights)
+        return tuna_fail(TUNA_ERR_ARG, "only a plain loaded model (no adapter, not itself shared) can be shared");
+    tuna_model *m = calloc(1, sizeof *m);
+    if (!m) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    m->cfg = base->cfg;
+    memcpy(m->prefix, base->prefix, sizeof m->prefix);
+    m->shares_weights = 1;
+    m->quant_type = base->quant_type;
+    m->quants = base->quants;
+    m->n_quants = base->n_quants;
+    m->quant_scratch = base->quant_scratch;
+    m->blocks = calloc((size_t)m->cfg.L, sizeof *m->blocks);
+    m->params = calloc((size_t)count_params(m), sizeof *m->params);
+    m->linear_names = calloc((size_t)m->cfg.L * 7, sizeof *m->linear_names);
+    if (!m->blocks || !m->params || !m->linear_names) { tuna_model_free(m); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    builder b = {m, 0, 0, 0, 0};
+    m->n_params = walk_params(&b);
+    for (int i = 0; i < m->n_params; i++) m->params[i].external = base->params[i].external;
+    m->weights = base->weights;
+    m->n_weights = base->n_weights;
+    b = (builder){m, 1, 0, 0, 0};
+    walk_params(&b);
+    name_linears(m);
+    tuna_linear *mine[8 * 1024], *theirs[8 * 1024];
+    int n = model_linears(m, mine);
+    model_linears(base, theirs);
+    for (int i = 0; i < n; i++) mine[i]->quant = theirs[i]->quant;
+    *out = m;
+    return TUNA_OK;
 }
 
 const tuna_config *tuna_model_config(const tuna_model *m) { return &m->cfg; }

@@ -99,6 +99,7 @@ struct tuna_model {
     tuna_quant *quants;      /* [n_quants] */
     int n_quants;
     float *quant_scratch;    /* fp32 tile for dequantized weights */
+    int shares_weights;      /* weights and quants belong to another model (tuna_model_share) */
 };
 
 /* The tensors an optimizer updates: the adapter's when one is attached, else
