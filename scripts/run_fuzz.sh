@@ -7,15 +7,25 @@ cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-20}
 out=build-fuzz
 mkdir -p "$out"
-srcs=$(ls src/*/*.c | grep -v '^src/cli/')
-flags="-std=c11 -D_GNU_SOURCE -w -g -O1 -fopenmp -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp"
+flags="-std=c11 -D_GNU_SOURCE -w -g -O1 -fopenmp -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp"
+san="-fsanitize=address,undefined"
 libs="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm"
 status=0
+# the library once (instrumented for coverage, not linked with libFuzzer's
+# main), then each target links against those objects
+objdir="$out/obj"
+mkdir -p "$objdir"
+echo "fuzz: compiling the library"
+if ! ls src/*/*.c | grep -v '^src/cli/' | \
+     xargs -P "$(nproc)" -I{} sh -c 'o="$0/$(echo "{}" | tr / _).o"; clang $1 -fsanitize=fuzzer-no-link,$2 -c "{}" -o "$o"' "$objdir" "$flags" "${san#-fsanitize=}"; then
+  echo "fuzz: library FAILED to build"; exit 1
+fi
+objs=$(ls src/*/*.c | grep -v '^src/cli/' | sed "s|/|_|g; s|^|$objdir/|; s|\$|.o|")
 for f in fuzz/fuzz_*.c; do
   [ -e "$f" ] || continue
   name=$(basename "$f" .c)
   echo "fuzz: building $name"
-  if ! clang $flags "$f" $srcs $libs -o "$out/$name"; then echo "fuzz: $name FAILED to build"; status=1; continue; fi
+  if ! clang $flags -fsanitize=fuzzer,${san#-fsanitize=} "$f" $objs $libs -o "$out/$name"; then echo "fuzz: $name FAILED to build"; status=1; continue; fi
   corpus="$out/corpus-$name"; mkdir -p "$corpus"
   [ -d "fuzz/corpus/$name" ] && cp -n fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
   echo "fuzz: running $name for ${secs}s"
