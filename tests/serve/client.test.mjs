@@ -8,6 +8,9 @@
 // "ok - WHAT", "not ok - WHAT: DETAIL" or "skip - WHAT: WHY"; exit 1 if any failed.
 import OpenAI from 'openai';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const env = process.env;
 const SERVE_URL = (env.SERVE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
@@ -84,6 +87,29 @@ function reference({ prompt, chat = false, adapter = false, max = 40, system = n
   const r = JSON.parse(lines[lines.length - 1]);
   refCache.set(key, r);
   return r;
+}
+
+// a whole conversation: rendered by `tuna template` (the model's chat template, the
+// generation prompt), then continued as a plain prompt (BOS added as --chat does)
+function referenceConversation(messages, max) {
+  if (!TUNA || !MODEL_DIR) throw new Skip('env TUNA and MODEL_DIR not set (no reference)');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tuna-client-test-'));
+  try {
+    const f = path.join(dir, 'messages.json');
+    fs.writeFileSync(f, JSON.stringify(messages));
+    const rendered = execFileSync(TUNA, ['template', '--model', MODEL_DIR, '--messages', f, '--add-generation-prompt'],
+                                  { encoding: 'utf8', timeout: 60000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(TUNA, ['generate', '--model', MODEL_DIR, '--prompt', rendered, '--max-new-tokens', String(max),
+                                    '--temperature', '0', '--json'],
+                             { encoding: 'utf8', timeout: 120000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = out.trim().split('\n');
+    return JSON.parse(lines[lines.length - 1]);
+  } catch (e) {
+    if (e instanceof SyntaxError) throw e;
+    throw new Error(`reference for a conversation failed: ${one(e.stderr || e.message)}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function health() {
@@ -295,6 +321,15 @@ await check('chat with a system message equals `tuna generate --chat --system`',
   const ref = reference({ prompt: CHAT_PROMPT, chat: true, max: 32, system });
   const r = await client.chat.completions.create({ model: BASE, temperature: 0, max_tokens: 32,
     messages: [{ role: 'system', content: system }, { role: 'user', content: CHAT_PROMPT }] });
+  eq(r.choices[0].message.content, ref.text, 'text');
+  checkUsage(r.usage, ref, 'usage');
+});
+
+await check('a conversation (system, user, assistant, user) equals `tuna template` + `tuna generate` of the rendered prompt', async () => {
+  const messages = [{ role: 'system', content: 'You tell short stories.' }, { role: 'user', content: 'Tell me about a dog.' },
+                    { role: 'assistant', content: 'The dog ran in the park.' }, { role: 'user', content: 'What did the dog find?' }];
+  const ref = referenceConversation(messages, 32);
+  const r = await client.chat.completions.create({ model: BASE, messages, temperature: 0, max_tokens: 32 });
   eq(r.choices[0].message.content, ref.text, 'text');
   checkUsage(r.usage, ref, 'usage');
 });
