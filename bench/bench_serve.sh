@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Load benchmark of `tuna serve` on the shipped model:
-#   bench/bench_serve.sh [--native] [--parallel N] [--clients N] [--seconds S] [--model DIR]
+#   bench/bench_serve.sh [--native] [--parallel N] [--threads N] [--clients N] [--seconds S] [--model DIR]
 # starts build/tuna serve (--port 0, --parallel 8 by default), reads its RSS
 # (/proc/PID/status VmRSS), runs bench/serve_load.mjs (32 streaming clients for
 # 60 s by default) twice, reading the RSS after each run (growth = a leak or a
 # cache that keeps growing), stops the server with SIGTERM and prints a table
-# and one JSON line. --native unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for
+# and one JSON line. The server gets --threads (default: all cores but one,
+# at least 1) so that the load generator, on the same machine, has a core:
+# OpenMP teams with more threads than free cores stall on every barrier
+# (measured on 2 cores: 2 server threads beside the client gave stalls of
+# seconds and p99 latency of 9-26 s; 1 thread gave p99 2.1 s). --native unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for
 # the server only (the kernel that ran is printed, as the other benchmarks do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-native=0; parallel=8; clients=32; seconds=60; model=models/tuna-stories
+native=0; parallel=8; sthreads=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 )); clients=32; seconds=60; model=models/tuna-stories
 while [ $# -gt 0 ]; do
   case "$1" in
     --native) native=1 ;;
     --parallel) parallel=$2; shift ;;
+    --threads) sthreads=$2; shift ;;
     --clients) clients=$2; shift ;;
     --seconds) seconds=$2; shift ;;
     --model) model=$2; shift ;;
-    *) echo "usage: bench/bench_serve.sh [--native] [--parallel N] [--clients N] [--seconds S] [--model DIR]" >&2; exit 2 ;;
+    *) echo "usage: bench/bench_serve.sh [--native] [--parallel N] [--threads N] [--clients N] [--seconds S] [--model DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -33,7 +38,7 @@ if [ -x build/bench/bench_train ]; then
          | grep -o '"openblas_core":"[^"]*"' | cut -d'"' -f4) || core=unknown
 fi
 coretype_env=$([ $native = 1 ] && echo "(unset: --native)" || echo "${OPENBLAS_CORETYPE:-(unset)}")
-threads=${OMP_NUM_THREADS:-$(nproc)}
+threads=$sthreads
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-bench-serve.XXXXXX")
 spid=
@@ -41,7 +46,7 @@ cleanup() { [ -n "$spid" ] && kill -KILL "$spid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 # (exec'd directly, not through a function: $! must be the server's own pid)
-"${envcmd[@]}" build/tuna serve --model "$model" --host 127.0.0.1 --port 0 --parallel "$parallel" --queue $((clients * 2)) \
+"${envcmd[@]}" build/tuna serve --model "$model" --host 127.0.0.1 --port 0 --parallel "$parallel" --threads "$sthreads" --queue $((clients * 2)) \
     2>"$tmp/serve.log" >/dev/null &
 spid=$!
 port=
@@ -56,7 +61,7 @@ rss() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$spid/status"; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$spid/stat"; }   # utime + stime, clock ticks
 hz=$(getconf CLK_TCK)
 
-echo "bench_serve: $model, --parallel $parallel, $clients clients x ${seconds} s, OpenBLAS kernel $core (OPENBLAS_CORETYPE=$coretype_env), $threads threads, $(nproc) cores"
+echo "bench_serve: $model, --parallel $parallel, $clients clients x ${seconds} s, OpenBLAS kernel $core (OPENBLAS_CORETYPE=$coretype_env), server --threads $threads, $(nproc) cores"
 rss0=$(rss)
 status=0
 loads=()

@@ -5,6 +5,7 @@
  * the first one drains (no new requests; running and queued ones finish),
  * a second one, or --drain-timeout, stops at once. */
 #include <limits.h>
+#include <omp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ static const char *serve_help =
     "  --ctx N                positions per sequence, prompt + completion\n"
     "                         (default: the model's, at most 4096)\n"
     "  --max-body BYTES       largest request body (default 1048576)\n"
+    "  --threads N            threads of the forward passes (default: $OMP_NUM_THREADS or\n"
+    "                         all cores); leave cores free for anything else on the machine\n"
     "  --drain-timeout S      on SIGTERM, wait at most S seconds for running requests (default 60)\n"
     "  --quiet                no line per request on stderr\n"
     "Sampling follows OpenAI's fields (temperature 1 and top_p 1 unless the\n"
@@ -62,7 +65,7 @@ int cmd_serve(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(serve_help, stdout); return 0; }
     const char *model_dir = NULL, *name = NULL, *tmpl_arg = NULL, *host = "127.0.0.1", *api_key = getenv("TUNA_API_KEY");
     const char *anames[MAX_ADAPTERS], *adirs[MAX_ADAPTERS];
-    int n_ad = 0, port = 8080, parallel = 4, queue = 64, ctx = 0, max_body = 1 << 20, drain_timeout = 60, quiet = 0;
+    int n_ad = 0, port = 8080, parallel = 4, queue = 64, ctx = 0, max_body = 1 << 20, drain_timeout = 60, quiet = 0, threads = 0;
     char *adapter_args[MAX_ADAPTERS] = {0};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -88,6 +91,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(o, "--queue")) bad = cli_parse_int(o, v, 0, 1 << 20, &queue), i++;
         else if (!strcmp(o, "--ctx")) bad = cli_parse_int(o, v, 2, 1 << 20, &ctx), i++;
         else if (!strcmp(o, "--max-body")) bad = cli_parse_int(o, v, 1024, 1 << 30, &max_body), i++;
+        else if (!strcmp(o, "--threads")) bad = cli_parse_int(o, v, 1, 1024, &threads), i++;
         else if (!strcmp(o, "--drain-timeout")) bad = cli_parse_int(o, v, 0, 1 << 20, &drain_timeout), i++;
         else if (!strcmp(o, "--quiet")) quiet = 1;
         else {
@@ -153,7 +157,7 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    srv_engine_opts eo = {.parallel = parallel, .queue = queue, .ctx = ctx};
+    srv_engine_opts eo = {.parallel = parallel, .queue = queue, .ctx = ctx, .threads = threads};
     st = srv_engine_create(&eng, models, n_ad + 1, tok, &eo);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     srv_config sc = {.host = host, .port = port, .api_key = api_key, .max_body = (size_t)max_body,
@@ -165,8 +169,8 @@ int cmd_serve(int argc, char **argv) {
     double kv_mib = 2.0 * cfg->L * parallel * (double)srv_engine_ctx(eng) * cfg->NKV * cfg->HD * 4 / 1048576.0;
     fprintf(stderr, "tuna serve: models:");
     for (int k = 0; k <= n_ad; k++) fprintf(stderr, " %s%s", names[k], k ? "" : " (base)");
-    fprintf(stderr, "; %d parallel x %d positions (KV cache %.1f MiB); queue %d%s\n", parallel, srv_engine_ctx(eng), kv_mib, queue,
-            api_key ? "; API key required" : "");
+    fprintf(stderr, "; %d parallel x %d positions (KV cache %.1f MiB); queue %d; %d threads%s\n", parallel, srv_engine_ctx(eng), kv_mib,
+            queue, threads ? threads : omp_get_max_threads(), api_key ? "; API key required" : "");
     const char *shown = strchr(host, ':') ? "[%s]" : "%s";
     char hostpart[300];
     snprintf(hostpart, sizeof hostpart, shown, host);
@@ -193,7 +197,11 @@ int cmd_serve(int argc, char **argv) {
             break;
         }
     }
-    srv_engine_stop(eng); /* wakes any request still waiting */
+    srv_engine_stop(eng); /* wakes any request still waiting: it ends with an error event */
+    for (double t_stop = now_s() + 2; srv_server_inflight(srv) && now_s() < t_stop;) {
+        struct timespec ts = {0, 20 * 1000000L}; /* let those last events reach their clients */
+        nanosleep(&ts, NULL);
+    }
     srv_server_stop(srv);
     srv = NULL;
     srv_engine_stats es;

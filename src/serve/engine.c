@@ -8,6 +8,7 @@
  * the rows that ended or were cancelled. A request holds two references, the
  * requester's and the engine's; the last release frees it. */
 #include <errno.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ struct srv_request {
     const char *finish_reason;
     char error[256];
     int prompt_tokens, completion_tokens;
+    double t_submit, t_admit;  /* monotonic seconds */
     pthread_cond_t cond;
     atomic_int cancelled;
     srv_request *next;      /* queue link */
@@ -61,9 +63,15 @@ struct srv_engine {
     srv_request *qhead, *qtail;
     int nq, nactive;
     long completed, cancelled, failed, generated;
-    int draining, stopping, started;
+    int draining, stopping, started, threads;
     pthread_t thread;
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void request_free(srv_request *r) {
     free(r->ids);
@@ -141,6 +149,14 @@ int srv_request_take(srv_request *r, int timeout_ms, char **buf, size_t *len, si
     return rc;
 }
 
+double srv_request_queue_seconds(srv_request *r) {
+    srv_engine *e = r->e;
+    pthread_mutex_lock(&e->mu);
+    double q = r->t_admit > 0 ? r->t_admit - r->t_submit : now_s() - r->t_submit;
+    pthread_mutex_unlock(&e->mu);
+    return q;
+}
+
 void srv_request_result(srv_request *r, int *prompt_tokens, int *completion_tokens, const char **finish_reason,
                         const char **error) {
     srv_engine *e = r->e;
@@ -180,6 +196,7 @@ int srv_engine_submit(srv_engine *e, int model, const int32_t *ids, int n, const
     if (bad) { request_free(r); return SRV_NOMEM; }
     memcpy(r->ids, ids, (size_t)n * sizeof(int32_t));
     r->prompt_tokens = n;
+    r->t_submit = now_s();
     pthread_mutex_lock(&e->mu);
     int rc = SRV_SUBMITTED;
     if (e->draining || e->stopping) rc = SRV_DRAINING;
@@ -264,6 +281,7 @@ static int row_over(srv_request *r) {
 
 static void *engine_loop(void *arg) {
     srv_engine *e = arg;
+    if (e->threads > 0) omp_set_num_threads(e->threads); /* this thread's teams, OpenBLAS's included */
     for (;;) {
         pthread_mutex_lock(&e->mu);
         while (!e->stopping && !e->nactive && !e->qhead) pthread_cond_wait(&e->work, &e->mu);
@@ -277,6 +295,7 @@ static void *engine_loop(void *arg) {
             r->next = NULL;
             e->nq--;
             e->slot[row] = r;
+            r->t_admit = now_s();
             e->nactive++;
             e->fresh[nfresh++] = row;
         }
@@ -336,6 +355,7 @@ tuna_status srv_engine_create(srv_engine **out, tuna_model *const *models, int n
     e->n_models = n_models;
     e->parallel = o->parallel;
     e->queue_cap = o->queue;
+    e->threads = o->threads;
     const tuna_config *c = tuna_model_config(models[0]);
     e->ctx = o->ctx;
     if (c->learned_positions && e->ctx > c->max_positions) e->ctx = c->max_positions;

@@ -20,6 +20,7 @@ typedef struct {
     int parallel;  /* rows decoded together */
     int queue;     /* requests that may wait for a row; more get SRV_QUEUE_FULL */
     int ctx;       /* positions per row (prompt + virtual tokens + generated) */
+    int threads;   /* OpenMP/BLAS threads of the engine's forward passes; 0 = the default */
 } srv_engine_opts;
 
 /* models[0] is the base; models share its weights (tuna_model_share) and
@@ -60,6 +61,8 @@ int srv_request_take(srv_request *r, int timeout_ms, char **buf, size_t *len, si
  * error message of a failed request (NULL when it did not fail). */
 void srv_request_result(srv_request *r, int *prompt_tokens, int *completion_tokens, const char **finish_reason,
                         const char **error);
+/* Seconds the request waited for a row (so far, while it waits). */
+double srv_request_queue_seconds(srv_request *r);
 /* The requester is gone: the row is freed at the next step. */
 void srv_request_cancel(srv_request *r);
 void srv_request_release(srv_request *r);

@@ -205,8 +205,8 @@ static void gen_finish_log(gen_stream *g, int status) {
     int p, n;
     const char *fin, *err;
     srv_request_result(g->r, &p, &n, &fin, &err);
-    log_line(g->s, "%s %d model=%s prompt=%d completion=%d %s %.2fs", g->method_url, status, g->s->c.model_names[g->model], p, n,
-             err ? err : fin, now_s() - g->t0);
+    log_line(g->s, "%s %d model=%s prompt=%d completion=%d %s %.2fs (queued %.2fs)", g->method_url, status, g->s->c.model_names[g->model], p,
+             n, err ? err : fin, now_s() - g->t0, srv_request_queue_seconds(g->r));
 }
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
