@@ -59,6 +59,7 @@ read -r ft_fields ft_valid < <(awk '/"name": / { row = $2 } row ~ /fine-tuned/ &
 echo
 echo "report: $out/lora/report.html (loss curves, the comparison, sample answers before and after)"
 echo "next:   $T chat --model $model --adapter $out/lora"
+echo "        $T serve --model $model --adapter story-json=$out/lora   # OpenAI API + chat page on http://127.0.0.1:8080"
 echo "        $T merge --model $model --adapter $out/lora --out $out/merged"
 echo "        $T export --model $model --adapter $out/lora --format gguf --type q8_0 --out $out/story-json.gguf   # for llama.cpp"
 echo "        $T eval --model $model --adapter $out/lora --data $out/data/eval.jsonl --generate --show 3"
