@@ -3,7 +3,10 @@
  * layouts as llama.cpp's convert_hf_to_gguf.py writes them (Llama's q/k rows
  * permuted to the interleaved rotary layout llama.cpp applies), in F32, F16,
  * Q8_0 or Q4_0; and import of such a file back into a tuna model (F32, F16,
- * Q8_0 and Q4_0 tensors dequantized to fp32), so tuna checks its own exports. */
+ * Q8_0 and Q4_0 tensors dequantized to fp32), so tuna checks its own exports.
+ * Vocabularies: byte-level BPE (tokenizer.ggml.model "gpt2") and
+ * SentencePiece-style BPE with byte fallback (Llama 2, Mistral, Phi-3:
+ * "llama", with scores that rank merges as the tokenizer.json merges do). */
 #ifndef TUNA_GGUF_H
 #define TUNA_GGUF_H
 #include "tuna.h"
@@ -14,6 +17,7 @@ typedef struct {
     const char *name;           /* general.name */
     int32_t bos, eos, eot, pad; /* special ids, -1 when absent; eot: the template's end-of-turn token */
     int add_bos;                /* the tokenizer puts BOS in front */
+    int add_eos;                /* ... and EOS at the end */
 } tuna_gguf_meta;
 
 /* type: "f32", "f16", "q8_0", "q4_0". 1-D tensors (norms, biases) stay F32;

@@ -9,6 +9,12 @@
  *    types, merges, pre-tokenizer), special ids, chat template; a tokenizer
  *    rebuilt from the file alone encodes like the source, and generation from
  *    the .gguf equals generation from the folder;
+ *  - SentencePiece-style tokenizers (../shared: Llama 2, Mistral, Phi-3) on a
+ *    tiny random Llama: tokenizer.ggml.model "llama", scores ranked as the
+ *    merges, byte/control/unknown types, special ids; the tokenizer rebuilt
+ *    from the file encodes as tokenizer.json; the same file without tuna's
+ *    keys (as llama.cpp's converter leaves one) still encodes plain text
+ *    alike, with llama.cpp's space after a special token; f32 logits equal;
  *  - damaged files: one clear error, no crash. */
 #include <unistd.h>
 
@@ -58,7 +64,7 @@ static void round_trip(const char *src, const char *label, const char *tokdir) {
     for (int k = 0; k < 4; k++) {
         char path[400];
         snprintf(path, sizeof path, "%s/%s_%s.gguf", tmpdir, label, types[k]);
-        tuna_gguf_meta meta = {tokdir, NULL, label, -1, -1, -1, -1, 0};
+        tuna_gguf_meta meta = {tokdir, NULL, label, -1, -1, -1, -1, 0, 0};
         tuna_status st = tuna_export_gguf(m, &meta, types[k], path);
         CHECKF(st == TUNA_OK, "%s %s: %s", label, types[k], tuna_last_error());
         if (st != TUNA_OK) continue;
@@ -156,6 +162,256 @@ static void test_gguf_tokenizer(void) {
              "| grep -o '\"ids\":\\[[^]]*\\]' > %s && %s generate --model %s --prompt 'Once upon a time' --max-new-tokens 24 --json 2>/dev/null "
              "| grep -o '\"ids\":\\[[^]]*\\]' > %s && test -s %s && cmp -s %s %s", test_cli, a, test_cli, path, b, a, a, b);
     CHECKF(system(cmd) == 0, "generation from the GGUF differs: %s", cmd);
+}
+
+/* ---- SentencePiece-style vocabularies ---- */
+
+static int cmp_f32(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static int str_is(const char *s, size_t n, const char *want) { return s && n == strlen(want) && !memcmp(s, want, n); }
+
+static int32_t arr_i32(const gguf_kv *kv, uint64_t i) {
+    int32_t v;
+    memcpy(&v, kv->val + 4 * i, 4);
+    return v;
+}
+
+static float arr_f32(const gguf_kv *kv, uint64_t i) {
+    float v;
+    memcpy(&v, kv->val + 4 * i, 4);
+    return v;
+}
+
+/* ids of text through a and b equal (with and without the special tokens they add) */
+static int same_ids(tuna_tokenizer *a, tuna_tokenizer *b, const char *text, int add_special) {
+    int32_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int ok = tuna_tokenizer_encode(a, text, strlen(text), add_special, &x, &nx) == TUNA_OK &&
+             tuna_tokenizer_encode(b, text, strlen(text), add_special, &y, &ny) == TUNA_OK && nx == ny &&
+             (nx == 0 || !memcmp(x, y, nx * 4));
+    free(x);
+    free(y);
+    return ok;
+}
+
+/* The export's vocabulary keys rewritten without tuna's keys, as llama.cpp's
+ * converter leaves a file (tokens, scores, types, special ids): tuna then
+ * encodes as llama.cpp does. */
+static int write_foreign(const gguf_file *f, const char *path) {
+    gguf_writer *w = gguf_writer_new();
+    const gguf_kv *tok = gguf_find_kv(f, "tokenizer.ggml.tokens"), *sc = gguf_find_kv(f, "tokenizer.ggml.scores"),
+                  *ty = gguf_find_kv(f, "tokenizer.ggml.token_type");
+    if (!w || !tok || !sc || !ty) { gguf_writer_free(w); return 0; }
+    size_t n = (size_t)tok->arr_n, l;
+    const char **s = malloc(n * sizeof *s);
+    char **own = calloc(n, sizeof *own);
+    float *scores = malloc(n * sizeof *scores);
+    int32_t *types = malloc(n * sizeof *types);
+    int ok = s && own && scores && types;
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *t = gguf_arr_str(tok, i, &l);
+        ok = (own[i] = malloc(l + 1)) != NULL;
+        if (ok) { memcpy(own[i], t, l); own[i][l] = 0; s[i] = own[i]; }
+        scores[i] = arr_f32(sc, i);
+        types[i] = arr_i32(ty, i);
+    }
+    if (ok) {
+        gguf_kv_str(w, "general.architecture", "llama");
+        gguf_kv_str(w, "tokenizer.ggml.model", "llama");
+        gguf_kv_str(w, "tokenizer.ggml.pre", "default");
+        gguf_kv_str_array(w, "tokenizer.ggml.tokens", s, n);
+        gguf_kv_f32_array(w, "tokenizer.ggml.scores", scores, n);
+        gguf_kv_i32_array(w, "tokenizer.ggml.token_type", types, n);
+        const char *ids[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"};
+        for (int k = 0; k < 3; k++) {
+            uint64_t v;
+            if (gguf_get_u64(f, ids[k], &v) == 0) gguf_kv_u32(w, ids[k], (uint32_t)v);
+        }
+        const char *flags[] = {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"};
+        for (int k = 0; k < 2; k++) {
+            uint64_t v;
+            if (gguf_get_u64(f, flags[k], &v) == 0) gguf_kv_bool(w, flags[k], v != 0);
+        }
+        ok = gguf_writer_finish(w, path) == TUNA_OK;
+    }
+    for (size_t i = 0; own && i < n; i++) free(own[i]);
+    free(own);
+    free(s);
+    free(scores);
+    free(types);
+    gguf_writer_free(w);
+    return ok;
+}
+
+static void spm_case(const char *name, int V, int n_merges_want, int cli) {
+    char rel[200], label[64], dir[600], path[700], foreign[700], cmd[3000];
+    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
+    snprintf(label, sizeof label, "gguf spm %s", name);
+    const char *tj = test_shared_path(rel, label);
+    if (!tj) return;
+    /* a tiny random Llama with this tokenizer: V rows, hidden 32, 2 layers, tied */
+    snprintf(dir, sizeof dir, "%s/spm_%s", tmpdir, name);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s %s/ && d=$(dirname %s) && cp $d/tokenizer_config.json %s/", dir, tj, dir, tj, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *cf = fopen(path, "w");
+    if (!cf) { CHECK(0); return; }
+    fprintf(cf, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"vocab_size\":%d,\"hidden_size\":32,"
+                "\"intermediate_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+                "\"max_position_embeddings\":256,\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":true}\n", V);
+    fclose(cf);
+    tuna_config c;
+    tuna_model *m = NULL;
+    CHECK(tuna_config_load(&c, path) == TUNA_OK && tuna_model_create(&m, &c) == TUNA_OK);
+    if (!m) return;
+    CHECK(tuna_model_init_random(m, 11) == TUNA_OK && tuna_model_save(m, dir, TUNA_DTYPE_F32) == TUNA_OK);
+    snprintf(path, sizeof path, "%s/spm_%s.gguf", tmpdir, name);
+    tuna_tokenizer *src = NULL, *gg = NULL, *fo = NULL;
+    CHECK(tuna_tokenizer_load(&src, dir) == TUNA_OK);
+    if (cli) {
+        snprintf(cmd, sizeof cmd, "%s export --model %s --format gguf --type f32 --out %s 2>/dev/null", test_cli, dir, path);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+    } else if (src) {
+        /* what `tuna export` passes: the tokenizer's special ids and whether it adds BOS / EOS */
+        int32_t *e = NULL;
+        size_t ne = 0;
+        CHECK(tuna_tokenizer_encode(src, "", 0, 1, &e, &ne) == TUNA_OK);
+        tuna_gguf_meta meta = {dir, tuna_tokenizer_chat_template(src), name, tuna_tokenizer_bos_id(src), tuna_tokenizer_eos_id(src), -1,
+                               tuna_tokenizer_pad_id(src), ne == 1 && e[0] == tuna_tokenizer_bos_id(src), 0};
+        free(e);
+        CHECKF(tuna_export_gguf(m, &meta, "f32", path) == TUNA_OK, "%s: %s", name, tuna_last_error());
+    }
+    CHECKF(tuna_tokenizer_load(&gg, path) == TUNA_OK, "%s: %s", name, tuna_last_error());
+    gguf_file f;
+    if (!src || !gg || gguf_open(&f, path) != TUNA_OK) { CHECK(0); tuna_tokenizer_free(src); tuna_tokenizer_free(gg); tuna_model_free(m); return; }
+
+    /* the keys llama.cpp reads */
+    size_t n = 0;
+    const char *s = gguf_get_str(&f, "tokenizer.ggml.model", &n);
+    CHECKF(str_is(s, n, "llama"), "%s: tokenizer.ggml.model", name);
+    s = gguf_get_str(&f, "tokenizer.ggml.pre", &n);
+    CHECK(str_is(s, n, "default"));
+    const gguf_kv *tok = gguf_find_kv(&f, "tokenizer.ggml.tokens"), *sc = gguf_find_kv(&f, "tokenizer.ggml.scores"),
+                  *ty = gguf_find_kv(&f, "tokenizer.ggml.token_type"), *mg = gguf_find_kv(&f, "tuna.tokenizer.merges");
+    CHECKF(tok && tok->arr_n == (uint64_t)V && sc && sc->arr_type == GGUF_T_F32 && sc->arr_n == (uint64_t)V && ty &&
+           ty->arr_n == (uint64_t)V, "%s: tokens/scores/types of %d", name, V);
+    CHECK(!gguf_find_kv(&f, "tokenizer.ggml.merges")); /* an SPM vocabulary has none; tuna keeps its own */
+    CHECKF(mg && mg->arr_n == (uint64_t)n_merges_want, "%s: %llu merges kept", name, mg ? (unsigned long long)mg->arr_n : 0ULL);
+    uint64_t v = 0;
+    int32_t bos = tuna_tokenizer_bos_id(src), eos = tuna_tokenizer_eos_id(src);
+    CHECK(gguf_get_u64(&f, "tokenizer.ggml.bos_token_id", &v) == 0 && (int32_t)v == bos);
+    CHECK(gguf_get_u64(&f, "tokenizer.ggml.eos_token_id", &v) == 0 && (int32_t)v == eos);
+    CHECK(gguf_get_u64(&f, "tokenizer.ggml.unknown_token_id", &v) == 0 && v == 0);
+    CHECK(gguf_get_u64(&f, "tokenizer.ggml.add_space_prefix", &v) == 0 && v == 1);
+    int32_t *pre = NULL;
+    size_t npre = 0;
+    CHECK(tuna_tokenizer_encode(src, "", 0, 1, &pre, &npre) == TUNA_OK);
+    CHECK(gguf_get_u64(&f, "tokenizer.ggml.add_bos_token", &v) == 0 && (int)v == (npre == 1 && pre[0] == bos));
+    CHECK(gguf_get_u64(&f, "tokenizer.ggml.add_eos_token", &v) == 0 && v == 0);
+    free(pre);
+    if (tok && sc && ty && tok->arr_n == (uint64_t)V && sc->arr_n == (uint64_t)V && ty->arr_n == (uint64_t)V) {
+        int bytes = 0, bad_byte = 0, ctrl = 0, merged = 0, dup = 0;
+        for (int i = 0; i < V; i++) {
+            const char *t = gguf_arr_str(tok, (uint64_t)i, &n);
+            int is_byte = n == 6 && !memcmp(t, "<0x", 3) && t[5] == '>';
+            if (is_byte) bytes += arr_i32(ty, i) == 6;
+            else bad_byte += arr_i32(ty, i) == 6;
+            ctrl += arr_i32(ty, i) == 3;
+            if (arr_i32(ty, i) == 1 && arr_f32(sc, i) > -(float)n_merges_want) merged++;
+        }
+        CHECKF(bytes == 256 && bad_byte == 0, "%s: %d byte tokens typed 6, %d others", name, bytes, bad_byte);
+        CHECK(arr_i32(ty, 0) == 2);                                      /* <unk>: unknown */
+        CHECK(bos >= 0 && arr_i32(ty, bos) == 3 && eos >= 0 && arr_i32(ty, eos) == 3); /* control */
+        CHECK(ctrl >= 2);
+        /* scores: minus the rank of the first merge making the token (the
+         * first merge of all three files is "▁ t"), single characters below
+         * every merged token, each merged token its own rank */
+        int32_t t_id = tuna_tokenizer_token_to_id(src, "\xE2\x96\x81t"), a_id = tuna_tokenizer_token_to_id(src, "a");
+        CHECK(t_id > 0 && arr_f32(sc, t_id) == 0.0f);
+        CHECK(a_id > 0 && arr_f32(sc, a_id) <= -(float)n_merges_want);
+        float *ss = malloc((size_t)V * sizeof *ss);
+        int k = 0;
+        for (int i = 0; ss && i < V; i++)
+            if (arr_i32(ty, i) == 1 && arr_f32(sc, i) > -(float)n_merges_want) ss[k++] = arr_f32(sc, i);
+        if (ss) qsort(ss, (size_t)k, sizeof *ss, cmp_f32);
+        for (int i = 1; ss && i < k; i++) dup += ss[i] == ss[i - 1];
+        free(ss);
+        printf("gguf spm %s: %d tokens, %d made by merges, %d control, 256 bytes\n", name, V, merged, ctrl);
+        CHECKF(merged > V / 2 && dup == 0, "%s: %d merged tokens", name, merged);
+    }
+
+    /* the rebuilt tokenizer encodes as tokenizer.json */
+    const char *texts[] = {"Hello world!", " Hello", "  two  leading, then   three   spaces  ", "line one\nline two\n\n\tindented",
+                           "digits 1234567890 3.14159 -42", "punctuation: (a), [b]; {c}! \xC2\xBFqu\xC3\xA9? \xC2\xABok\xC2\xBB",
+                           "caf\xC3\xA9 na\xC3\xAFve Z\xC3\xBCrich", "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xAE \xE4\xB8\xAD\xE6\x96\x87 \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4",
+                           "emoji \xF0\x9F\xA6\x99\xF0\x9F\x94\xA5 ok", "Hello</s>world", "Hello </s> world", "<s>[INST] Hi [/INST]",
+                           "x<unk>y", "<|user|>\nHi<|end|>\n<|assistant|>\n", "", "                x"};
+    int nt = (int)(sizeof texts / sizeof *texts), eq = 0;
+    for (int i = 0; i < nt; i++) eq += same_ids(src, gg, texts[i], 0) + same_ids(src, gg, texts[i], 1);
+    CHECKF(eq == 2 * nt, "%s: %d of %d encodings equal through the GGUF", name, eq, 2 * nt);
+    CHECK(tuna_tokenizer_bos_id(gg) == bos && tuna_tokenizer_eos_id(gg) == eos && tuna_tokenizer_pad_id(gg) == tuna_tokenizer_pad_id(src));
+    const char *ct = tuna_tokenizer_chat_template(src), *cg = tuna_tokenizer_chat_template(gg);
+    CHECK((!ct && !cg) || (ct && cg && !strcmp(ct, cg)));
+    int32_t ids[] = {1, 15043, 3186, 29991, 29871, 243, 162, 169, 156, 13, 2};
+    char *da = NULL, *db = NULL;
+    size_t la = 0, lb = 0;
+    CHECK(tuna_tokenizer_decode(src, ids, 11, 0, &da, &la) == TUNA_OK && tuna_tokenizer_decode(gg, ids, 11, 0, &db, &lb) == TUNA_OK &&
+          la == lb && !memcmp(da, db, la));
+    free(da);
+    free(db);
+
+    /* without tuna's keys: merges made from the scores, llama.cpp's text handling */
+    snprintf(foreign, sizeof foreign, "%s/spm_%s_foreign.gguf", tmpdir, name);
+    CHECK(write_foreign(&f, foreign));
+    CHECKF(tuna_tokenizer_load(&fo, foreign) == TUNA_OK, "%s foreign: %s", name, tuna_last_error());
+    if (fo) {
+        const char *plain[] = {"Hello world!", "x  two   three    four spaces  ", "line one\nline two\n\n\tindented",
+                               "digits 1234567890 3.14159 -42", "caf\xC3\xA9 na\xC3\xAFve Z\xC3\xBCrich",
+                               "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xAE \xE4\xB8\xAD\xE6\x96\x87", "emoji \xF0\x9F\xA6\x99 ok",
+                               "The quick brown fox jumps over the lazy dog."};
+        int pe = 0, np = (int)(sizeof plain / sizeof *plain);
+        for (int i = 0; i < np; i++) pe += same_ids(src, fo, plain[i], 1);
+        CHECKF(pe == np, "%s foreign: %d of %d plain texts equal", name, pe, np);
+        /* llama.cpp puts a space in front of the text after a special token */
+        int32_t *x = NULL, *y = NULL, end_s = tuna_tokenizer_token_to_id(src, "</s>");
+        size_t nx = 0, ny = 0;
+        CHECK(tuna_tokenizer_encode(fo, "</s>Hi", 6, 0, &x, &nx) == TUNA_OK && tuna_tokenizer_encode(src, "Hi", 2, 0, &y, &ny) == TUNA_OK &&
+              nx == ny + 1 && x[0] == end_s && !memcmp(x + 1, y, ny * 4));
+        free(x);
+        free(y);
+    }
+    gguf_close(&f);
+
+    /* f32 export -> import: the same logits */
+    tuna_model *r = NULL;
+    CHECKF(tuna_model_load(&r, path) == TUNA_OK, "%s: %s", name, tuna_last_error());
+    if (r) {
+        int T = 12;
+        int32_t in[12];
+        for (int i = 0; i < T; i++) in[i] = (i * 2719 + 5) % V;
+        float *a = malloc((size_t)T * V * 4), *b = malloc((size_t)T * V * 4);
+        CHECK(a && b && test_logits(m, in, T, a) && test_logits(r, in, T, b));
+        CHECKF(a && b && !memcmp(a, b, (size_t)T * V * 4), "%s: f32 logits differ after export -> import", name);
+        free(a);
+        free(b);
+        tuna_model_free(r);
+    }
+    tuna_tokenizer_free(src);
+    tuna_tokenizer_free(gg);
+    tuna_tokenizer_free(fo);
+    tuna_model_free(m);
+}
+
+static void test_spm(void) {
+    spm_case("llama2", 32000, 61249, 0);
+    spm_case("Mistral-7B-v0.1", 32000, 58980, 0);
+    /* through `tuna export` (which also encodes a sample conversation through
+     * the file's vocabulary and template); Phi-3's embedding has 53 rows past
+     * its 32011 ids: [PADi], unused */
+    spm_case("phi-3-mini", 32064, 61249, 1);
 }
 
 /* gguf-lora: llama.cpp's adapter file. Its tensors, applied as llama.cpp
@@ -260,6 +516,7 @@ int main(int argc, char **argv) {
     round_trip("models/tuna-stories", "stories", "models/tuna-stories");
     test_metadata();
     test_gguf_tokenizer();
+    test_spm();
     test_lora();
     test_damaged();
     char cmd[300];

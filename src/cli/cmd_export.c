@@ -32,9 +32,12 @@ static const char *export_help =
     "                         tokenizer_config.json (with the chat template),\n"
     "                         special_tokens_map.json\n"
     "  --format gguf          one llama.cpp file (GGUF v3): architecture keys (llama, qwen2,\n"
-    "                         gpt2), byte-level BPE vocabulary with merges, special ids,\n"
-    "                         add_bos_token and the chat template; tensor names and layouts\n"
-    "                         as llama.cpp's converter writes them (Llama q/k rows permuted)\n"
+    "                         gpt2), the vocabulary (byte-level BPE with merges; or\n"
+    "                         SentencePiece-style BPE with byte fallback, e.g. Llama 2,\n"
+    "                         Mistral, Phi-3, with scores ranked as its merges), special\n"
+    "                         ids, add_bos_token / add_eos_token and the chat template;\n"
+    "                         tensor names and layouts as llama.cpp's converter writes\n"
+    "                         them (Llama q/k rows permuted)\n"
     "  --format gguf-lora     the LoRA adapter alone, as llama.cpp's --lora loads it over\n"
     "                         the base's GGUF (general.type adapter, adapter.lora.alpha,\n"
     "                         <tensor>.lora_a / .lora_b); --type f32 or f16\n"
@@ -171,7 +174,7 @@ int cmd_export(int argc, char **argv) {
     /* stop tokens: EOS, and the special tokens the template writes at the end
      * of an assistant turn (counted tokens after its content) */
     int32_t stops[8];
-    int n_stops = 0, bos = -1, pad = -1, add_bos = 0, have_tok = 0;
+    int n_stops = 0, bos = -1, pad = -1, add_bos = 0, add_eos = 0, have_tok = 0;
     char *tsrc = NULL;
     {
         tuna_tokenizer *tok = NULL;
@@ -181,7 +184,11 @@ int cmd_export(int argc, char **argv) {
             pad = tuna_tokenizer_pad_id(tok);
             int32_t *pre = NULL;
             size_t npre = 0;
-            if (tuna_tokenizer_encode(tok, "", 0, 1, &pre, &npre) == TUNA_OK) add_bos = npre > 0 && bos >= 0 && pre[0] == bos;
+            if (tuna_tokenizer_encode(tok, "", 0, 1, &pre, &npre) == TUNA_OK) {
+                int32_t eos = tuna_tokenizer_eos_id(tok);
+                add_bos = npre > 0 && bos >= 0 && pre[0] == bos;
+                add_eos = npre > (size_t)add_bos && eos >= 0 && pre[npre - 1] == eos;
+            }
             free(pre);
             tuna_template *tm = NULL;
             if (tuna_dataset_template(&tm, tok, tmpl_arg, &tsrc) != TUNA_OK) { free(tsrc); tsrc = NULL; }
@@ -205,7 +212,7 @@ int cmd_export(int argc, char **argv) {
     }
     if (gguf) {
         /* EOS and the template's end-of-turn token: llama.cpp stops at either */
-        tuna_gguf_meta meta = {have_tok ? model : NULL, tsrc, NULL, bos, n_stops ? stops[0] : -1, n_stops > 1 ? stops[1] : -1, pad, add_bos};
+        tuna_gguf_meta meta = {have_tok ? model : NULL, tsrc, NULL, bos, n_stops ? stops[0] : -1, n_stops > 1 ? stops[1] : -1, pad, add_bos, add_eos};
         const char *slash = strrchr(model, '/');
         meta.name = slash && slash[1] ? slash + 1 : model;
         st = tuna_export_gguf(m, &meta, gtype, out);

@@ -1,7 +1,9 @@
 /* gguf_model.c — tuna models to and from llama.cpp's GGUF files: the
  * architecture keys, tensor names (HF → llama.cpp), Llama's q/k row
- * permutation, the byte-level BPE vocabulary (tokens, types, merges, pre-
- * tokenizer name, special ids, chat template), and the reverse mapping for
+ * permutation, the vocabulary (byte-level BPE as tokenizer.ggml.model "gpt2":
+ * tokens, types, merges, pre-tokenizer name; SentencePiece-style BPE with byte
+ * fallback as "llama": tokens, scores that rank merges as the tokenizer.json
+ * merges do, types), special ids, chat template, and the reverse mapping for
  * loading an export back. Conventions follow llama.cpp's convert_hf_to_gguf.py
  * and gguf-py constants; the code is tuna's own. */
 #include <jansson.h>
@@ -102,9 +104,13 @@ static const char *pre_name(const json_t *pre) {
 typedef struct {
     char **tokens;
     int32_t *types;
+    float *scores;  /* SentencePiece-style: one per token */
     char **merges;
     int n_tokens, n_merges;
-    char *extra;   /* the tokenizer.json parts GGUF has no keys for, as JSON */
+    int spm;        /* 1: tokenizer.ggml.model "llama" (byte fallback, U+2581 for spaces) */
+    int add_prefix; /* spm: a U+2581 goes in front of the text */
+    int32_t unk;    /* the model's unk_token id, -1 none */
+    char *extra;    /* the tokenizer.json parts GGUF has no keys for, as JSON */
 } vocab;
 
 static void vocab_free(vocab *v) {
@@ -112,14 +118,75 @@ static void vocab_free(vocab *v) {
     for (int i = 0; v->merges && i < v->n_merges; i++) free(v->merges[i]);
     free(v->tokens);
     free(v->types);
+    free(v->scores);
     free(v->merges);
     free(v->extra);
     memset(v, 0, sizeof *v);
 }
 
+#define SP_SPACE "\xE2\x96\x81" /* U+2581, SentencePiece's space */
+
+/* "<0xNN>" (upper-case hex, as SentencePiece and HF write byte tokens) -> NN, else -1 */
+static int byte_token(const char *k) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (strlen(k) != 6 || memcmp(k, "<0x", 3) || k[5] != '>' || !k[3] || !k[4]) return -1;
+    const char *h = strchr(hex, k[3]), *l = strchr(hex, k[4]);
+    return h && l ? (int)((h - hex) * 16 + (l - hex)) : -1;
+}
+
+static int is_str(const json_t *j, const char *s) { return json_is_string(j) && !strcmp(json_string_value(j), s); }
+
+/* A SentencePiece-style tokenizer.json (BPE with byte fallback) is one
+ * llama.cpp's SPM tokenizer reproduces when its text handling is spaces ->
+ * U+2581 with at most one U+2581 put in front: the normalizer Prepend +
+ * Replace (Llama 2, Phi-3), or a Metaspace pre-tokenizer that does not split
+ * (Mistral), or one that splits where no token has U+2581 inside. Returns
+ * NULL and sets *prefix, or says what is not reproducible. */
+static const char *spm_layout(const json_t *root, const json_t *voc, int *prefix) {
+    const json_t *model = json_object_get(root, "model"), *norm = json_object_get(root, "normalizer"),
+                 *pre = json_object_get(root, "pre_tokenizer");
+    const json_t *csp = json_object_get(model, "continuing_subword_prefix"), *eow = json_object_get(model, "end_of_word_suffix"),
+                 *drop = json_object_get(model, "dropout");
+    if (json_is_true(json_object_get(model, "ignore_merges"))) return "ignore_merges";
+    if ((json_is_string(csp) && json_string_length(csp)) || (json_is_string(eow) && json_string_length(eow)))
+        return "a continuing-subword prefix or end-of-word suffix";
+    if (json_is_number(drop) && json_number_value(drop) > 0) return "BPE dropout";
+    *prefix = 0;
+    if (json_is_object(norm)) {
+        if (pre && !json_is_null(pre)) return "both a normalizer and a pre-tokenizer";
+        const json_t *seq = json_object_get(norm, "normalizers");
+        size_t n = is_str(json_object_get(norm, "type"), "Sequence") ? json_array_size(seq) : 1;
+        int replace = 0;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = is_str(json_object_get(norm, "type"), "Sequence") ? json_array_get(seq, i) : norm;
+            const json_t *t = json_object_get(e, "type");
+            if (is_str(t, "Prepend") && is_str(json_object_get(e, "prepend"), SP_SPACE) && !*prefix) *prefix = 1;
+            else if (is_str(t, "Replace") && is_str(json_object_get(json_object_get(e, "pattern"), "String"), " ") &&
+                     is_str(json_object_get(e, "content"), SP_SPACE) && !replace) replace = 1;
+            else return "a normalizer other than Prepend(U+2581) + Replace(' ' -> U+2581)";
+        }
+        return replace ? NULL : "a normalizer that keeps spaces";
+    }
+    if (!is_str(json_object_get(pre, "type"), "Metaspace") || !is_str(json_object_get(pre, "replacement"), SP_SPACE))
+        return "neither the Prepend + Replace normalizer nor a Metaspace(U+2581) pre-tokenizer";
+    const char *scheme = json_string_value(json_object_get(pre, "prepend_scheme"));
+    const json_t *aps = json_object_get(pre, "add_prefix_space"), *split = json_object_get(pre, "split");
+    *prefix = scheme ? strcmp(scheme, "never") != 0 : !(aps && !json_is_true(aps));
+    if (!split || json_is_true(split)) {
+        /* Metaspace splits before each U+2581: the same as not splitting when
+         * no token has a U+2581 after its first character */
+        const char *k;
+        const json_t *val;
+        json_object_foreach((json_t *)voc, k, val) if (*k && strstr(k + 1, SP_SPACE)) return "a splitting Metaspace with tokens that hold U+2581 inside";
+    }
+    return NULL;
+}
+
 /* tokenizer.json -> tokens by id (padded to V with [PADi], as the converter
- * does), token types (1 normal, 3 control = special added, 4 user-defined,
- * 5 unused padding), merges "a b" */
+ * does), token types (1 normal, 2 unknown, 3 control = special added,
+ * 4 user-defined, 5 unused padding, 6 byte <0xNN>), merges "a b"; for a
+ * SentencePiece-style one also the scores llama.cpp's SPM tokenizer ranks
+ * merges by (see below) */
 static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -127,14 +194,20 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     json_t *root = json_load_file(path, 0, &je);
     if (!root) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
     tuna_status st = TUNA_OK;
-    const json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab"), *mg = json_object_get(model, "merges");
+    json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab"), *mg = json_object_get(model, "merges");
     const char *mt = json_string_value(json_object_get(model, "type"));
     if (!mt && json_is_array(mg)) mt = "BPE"; /* older files (GPT-2's own) leave the type out */
-    *pre = pre_name(json_object_get(root, "pre_tokenizer"));
-    if (!mt || strcmp(mt, "BPE") || json_is_true(json_object_get(model, "byte_fallback")) || !json_is_object(voc))
-        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles byte-level BPE vocabularies (GPT-2, Llama 3, Qwen2, SmolLM style); "
-                                             "this one is %s%s: export --format hf and convert with llama.cpp's converter", path,
-                       mt ? mt : "?", json_is_true(json_object_get(model, "byte_fallback")) ? " with byte fallback (SentencePiece-style)" : "");
+    v->spm = mt && !strcmp(mt, "BPE") && json_is_true(json_object_get(model, "byte_fallback"));
+    v->unk = -1;
+    *pre = v->spm ? "default" : pre_name(json_object_get(root, "pre_tokenizer"));
+    const char *why = v->spm && json_is_object(voc) ? spm_layout(root, voc, &v->add_prefix) : NULL;
+    if (!mt || strcmp(mt, "BPE") || !json_is_object(voc))
+        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles BPE vocabularies (byte-level: GPT-2, Llama 3, Qwen2, SmolLM style; "
+                                             "SentencePiece-style with byte fallback: Llama 2, Mistral, Phi-3); this one is %s: "
+                                             "export --format hf and convert with llama.cpp's converter", path, mt ? mt : "?");
+    else if (why)
+        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a SentencePiece-style tokenizer with %s: llama.cpp's SPM tokenizer would not encode as it does",
+                       path, why);
     else if (!*pre)
         st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
     int n = V;
@@ -151,13 +224,23 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
         v->types = calloc((size_t)n, sizeof *v->types);
         v->n_tokens = n;
         if (!v->tokens || !v->types) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        int bytes = 0;
+        unsigned char seen_byte[256] = {0};
         json_object_foreach((json_t *)voc, k, val) {
             json_int_t id = json_integer_value(val);
             if (st == TUNA_OK && id >= 0 && id < n && !v->tokens[id]) {
                 v->tokens[id] = strdup(k);
                 v->types[id] = 1;
+                int b = v->spm ? byte_token(k) : -1;
+                if (b >= 0) {
+                    v->types[id] = 6;
+                    bytes += !seen_byte[b];
+                    seen_byte[b] = 1;
+                }
             }
         }
+        if (st == TUNA_OK && v->spm && bytes != 256)
+            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: byte fallback with %d of the 256 byte tokens <0x00>..<0xFF>: llama.cpp needs all", path, bytes);
         for (size_t i = 0; st == TUNA_OK && i < json_array_size(added); i++) {
             const json_t *a = json_array_get(added, i);
             json_int_t id = json_integer_value(json_object_get(a, "id"));
@@ -166,6 +249,12 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
             free(v->tokens[id]);
             v->tokens[id] = strdup(c);
             v->types[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+        }
+        const char *unk = json_string_value(json_object_get(model, "unk_token"));
+        json_t *uid = unk ? json_object_get(voc, unk) : NULL;
+        if (st == TUNA_OK && json_is_integer(uid) && json_integer_value(uid) >= 0 && json_integer_value(uid) < n) {
+            v->unk = (int32_t)json_integer_value(uid);
+            if (v->spm) v->types[v->unk] = 2; /* as SentencePiece marks it */
         }
         for (int i = 0; st == TUNA_OK && i < n; i++)
             if (!v->tokens[i]) {
@@ -178,6 +267,16 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
             if (!v->tokens[i]) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
         if (st == TUNA_OK && n > V)
             st = tuna_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
+        /* llama.cpp refuses a vocabulary with two ids of one text */
+        json_t *seen = json_object();
+        for (int i = 0; st == TUNA_OK && i < n; i++) {
+            if (!seen) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            else if (json_object_get(seen, v->tokens[i]))
+                st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: ids %d and %d are both \"%s\": llama.cpp refuses duplicate tokens", path,
+                               (int)json_integer_value(json_object_get(seen, v->tokens[i])), i, v->tokens[i]);
+            else json_object_set_new(seen, v->tokens[i], json_integer(i));
+        }
+        json_decref(seen);
     }
     if (st == TUNA_OK) {
         v->merges = calloc(json_array_size(mg) + 1, sizeof *v->merges);
@@ -194,18 +293,67 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
             else v->merges[v->n_merges++] = s;
         }
     }
+    if (st == TUNA_OK && v->spm) {
+        /* llama.cpp's SPM tokenizer merges, again and again, the adjacent pair
+         * whose joined text is the token of highest score (leftmost on ties);
+         * HF's BPE merges the pair of lowest rank. A token's score is minus
+         * the rank of the first merge that makes it, so both pick the same
+         * pair (every merge of these files is a split of a token into two
+         * tokens, and every such split is a merge). Tokens no merge makes
+         * (single characters) rank below all of them, byte tokens and the
+         * unknown token score 0 as SentencePiece gives them, added tokens
+         * and padding -1000 as llama.cpp's converter writes them. */
+        v->scores = malloc((size_t)n * sizeof *v->scores);
+        if (!v->scores) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        for (int i = 0; st == TUNA_OK && i < n; i++)
+            v->scores[i] = v->types[i] == 1 ? -(float)(v->n_merges + i) : v->types[i] == 6 || v->types[i] == 2 ? 0.0f : -1000.0f;
+        unsigned char *done = st == TUNA_OK ? calloc((size_t)n, 1) : NULL;
+        if (st == TUNA_OK && !done) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        char buf[1024];
+        for (int i = 0; st == TUNA_OK && i < v->n_merges; i++) {
+            const char *sp = strchr(v->merges[i], ' ');
+            size_t la = sp ? (size_t)(sp - v->merges[i]) : 0, lb = sp ? strlen(sp + 1) : 0;
+            if (!sp || la + lb >= sizeof buf) continue;
+            memcpy(buf, v->merges[i], la);
+            memcpy(buf + la, sp + 1, lb + 1);
+            json_t *id = json_object_get(voc, buf);
+            json_int_t t = json_integer_value(id);
+            if (json_is_integer(id) && t >= 0 && t < n && v->types[t] == 1 && !done[t]) {
+                v->scores[t] = -(float)i;
+                done[t] = 1;
+            }
+        }
+        free(done);
+    }
     if (st == TUNA_OK) {
-        /* normalizer, pre-tokenizer, decoder, post-processor: kept whole in a
-         * key of tuna's own (llama.cpp ignores it) so tuna rebuilds exactly
-         * this tokenizer from the file */
-        json_t *ex = json_object();
-        const char *parts[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor"};
-        for (size_t i = 0; ex && i < 4; i++) {
+        /* normalizer, pre-tokenizer, decoder, post-processor, added tokens
+         * (with their strip/normalized flags), the BPE model's options and
+         * tokenizer_config.json's BOS/EOS switches: kept whole in a key of
+         * tuna's own (llama.cpp ignores it) so tuna rebuilds exactly this
+         * tokenizer from the file */
+        json_t *ex = json_object(), *opts = json_object(), *cfg = json_object();
+        const char *parts[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor", "added_tokens"};
+        for (size_t i = 0; ex && i < sizeof parts / sizeof *parts; i++) {
             json_t *p = json_object_get(root, parts[i]);
             if (p) json_object_set(ex, parts[i], p);
         }
-        v->extra = ex ? json_dumps(ex, JSON_COMPACT) : NULL;
+        const char *k;
+        json_t *val;
+        json_object_foreach(model, k, val) if (strcmp(k, "vocab") && strcmp(k, "merges") && opts) json_object_set(opts, k, val);
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+        json_t *tc = json_load_file(path, 0, NULL);
+        const char *ck[] = {"tokenizer_class", "add_bos_token", "add_eos_token"};
+        for (size_t i = 0; cfg && i < 3; i++)
+            if (json_object_get(tc, ck[i])) json_object_set(cfg, ck[i], json_object_get(tc, ck[i]));
+        json_decref(tc);
+        if (ex && opts && cfg) {
+            json_object_set(ex, "model", opts);
+            json_object_set(ex, "tokenizer_config", cfg);
+            v->extra = json_dumps(ex, JSON_COMPACT);
+        }
         json_decref(ex);
+        json_decref(opts);
+        json_decref(cfg);
         if (!v->extra) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     }
     json_decref(root);
@@ -267,16 +415,24 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     if (meta && meta->tokenizer_dir) {
         st = read_vocab(meta->tokenizer_dir, c->V, &voc, &pre);
         if (st == TUNA_OK) {
-            gguf_kv_str(w, "tokenizer.ggml.model", "gpt2");
+            gguf_kv_str(w, "tokenizer.ggml.model", voc.spm ? "llama" : "gpt2");
             gguf_kv_str(w, "tokenizer.ggml.pre", pre);
             gguf_kv_str_array(w, "tokenizer.ggml.tokens", (const char *const *)voc.tokens, (size_t)voc.n_tokens);
+            if (voc.spm) gguf_kv_f32_array(w, "tokenizer.ggml.scores", voc.scores, (size_t)voc.n_tokens);
             gguf_kv_i32_array(w, "tokenizer.ggml.token_type", voc.types, (size_t)voc.n_tokens);
-            gguf_kv_str_array(w, "tokenizer.ggml.merges", (const char *const *)voc.merges, (size_t)voc.n_merges);
+            /* llama.cpp's SPM tokenizer reads no merges (the scores order
+             * them); tuna keeps the exact list under its own key */
+            gguf_kv_str_array(w, voc.spm ? "tuna.tokenizer.merges" : "tokenizer.ggml.merges", (const char *const *)voc.merges,
+                              (size_t)voc.n_merges);
             if (meta->bos >= 0) gguf_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)meta->bos);
             if (meta->eos >= 0) gguf_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)meta->eos);
             if (meta->eot >= 0) gguf_kv_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)meta->eot);
+            if (voc.spm && voc.unk >= 0) gguf_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)voc.unk);
             if (meta->pad >= 0) gguf_kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)meta->pad);
             gguf_kv_bool(w, "tokenizer.ggml.add_bos_token", meta->add_bos);
+            gguf_kv_bool(w, "tokenizer.ggml.add_eos_token", meta->add_eos);
+            /* llama.cpp's SPM default is true; written either way */
+            if (voc.spm) gguf_kv_bool(w, "tokenizer.ggml.add_space_prefix", voc.add_prefix);
             if (meta->chat_template) gguf_kv_str(w, "tokenizer.chat_template", meta->chat_template);
             gguf_kv_str(w, "tuna.tokenizer.json_parts", voc.extra);
         }

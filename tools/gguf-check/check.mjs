@@ -1,7 +1,10 @@
 // check.mjs — the outside check of `tuna export --format gguf`: llama.cpp
 // (through node-llama-cpp's prebuilt CPU build) loads the file, tokenizes a
 // prompt and decodes greedily; tuna does the same from the source model
-// folder; the token ids must be equal.
+// folder; the token ids must be equal. The prompt is encoded as each side
+// encodes a plain prompt: with BOS when the tokenizer adds it (llama.cpp:
+// tokenizer.ggml.add_bos_token; tuna: the post-processor, as HF).
+// MODEL_DIR may be the .gguf itself (tuna then reads the file too).
 //   node check.mjs MODEL_DIR FILE.gguf "prompt" [N]   (tuna at ../../build/tuna)
 import {execFileSync} from "node:child_process";
 import {getLlama} from "node-llama-cpp";
@@ -15,13 +18,14 @@ const n = Number(nArg || 32);
 const tuna = new URL("../../build/tuna", import.meta.url).pathname;
 const ref = JSON.parse(execFileSync(tuna, ["generate", "--model", dir, "--prompt", prompt, "--max-new-tokens", String(n), "--json"],
                                     {stdio: ["ignore", "pipe", "ignore"]}).toString());
-const tunaPrompt = execFileSync(tuna, ["tokenize", "--model", dir], {input: prompt + "\n"}).toString().trim().split(/\s+/).map(Number);
+const tunaPrompt = JSON.parse(execFileSync(tuna, ["tokenize", "--model", dir, "--add-special", "--json"], {input: prompt + "\n"}).toString());
 
 const llama = await getLlama({gpu: false, build: "never"});
 const model = await llama.loadModel({modelPath: gguf});
 const ctx = await model.createContext({contextSize: Math.max(64, tunaPrompt.length + n + 8)});
 const seq = ctx.getSequence();
-const toks = Array.from(model.tokenize(prompt, true));
+let toks = Array.from(model.tokenize(prompt, true));
+if (model.tokens.shouldPrependBosToken && model.tokens.bos != null) toks = [model.tokens.bos].concat(toks);
 const gen = [];
 for await (const t of seq.evaluate(toks, {temperature: 0})) {
   gen.push(t);
