@@ -15,6 +15,15 @@ CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude -Isrc \
             -I/usr/include/x86_64-linux-gnu/openblas-openmp $(OPT)
 LDLIBS   += -lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp
 
+# Open MPI (data-parallel training): used when mpicc is installed; without
+# it tuna builds single-process (src/train/dist.c's stubs)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LDLIBS := $(shell mpicc --showme:link 2>/dev/null)
+ifneq ($(MPI_LDLIBS),)
+CFLAGS   += -DTUNA_MPI $(MPI_CFLAGS)
+LDLIBS   += $(MPI_LDLIBS)
+endif
+
 BUILD    ?= build
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -70,7 +79,7 @@ test-fast: all
 # The sanitizer tier rebuilds everything in build-san with ASan+UBSan.
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
+	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread $(MPI_LDLIBS) -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
 	@TUNA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=2 scripts/run_tests.sh build-san
 
 # The full suite: unit and parity tests, the same under ASan+UBSan, then each

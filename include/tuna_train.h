@@ -60,10 +60,14 @@ typedef struct {
     int64_t tokens;         /* counted tokens in the step */
     int64_t tokens_seen;    /* all input tokens processed so far */
     double step_seconds, elapsed_seconds, tokens_per_second;
+    double comm_seconds;    /* of step_seconds, spent summing across ranks (data-parallel runs) */
     tuna_dpo_stats dpo;     /* preference runs: means over the step's pairs */
 } tuna_step_info;
 
 typedef struct tuna_trainer tuna_trainer;
+/* Data-parallel runs: 1 when each block's gradients are summed across ranks
+ * during backward (bucketed, overlapping), 0 when after it. */
+int tuna_trainer_overlaps_comm(const tuna_trainer *t);
 
 /* Creates a trainer over model m (not owned) and data (not owned, must outlive
  * the trainer). Allocates gradients, optimizer moments (of the adapter's tensors

@@ -27,6 +27,7 @@
 #include "tuna_report.h"
 #include "tuna_text.h"
 #include "tuna_peft.h"
+#include "tuna_dist.h"
 #include "tuna_train.h"
 
 static const char *sft_help =
@@ -480,6 +481,11 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (pretrain && (!config_path || !tok_dir || !data_path || !out_dir))
         return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
     if (!pretrain && (!model_dir || !data_path || !out_dir)) return cli_usage_error("%s: --model, --data and --out are required", cmd);
+    /* data-parallel under mpirun: rank 0 alone prints and writes files */
+    tuna_status dst = tuna_dist_init();
+    if (dst != TUNA_OK) return cli_status_error(dst);
+    const int writer = tuna_dist_rank() == 0;
+    if (!writer) quiet = 1;
     if (!pretrain && tuna_is_gguf(model_dir))
         return cli_usage_error("%s: %s is a GGUF file; training starts from a Hugging Face model folder (GGUF is read for info, eval and generate)",
                                cmd, model_dir);
@@ -688,8 +694,12 @@ int cli_train_command(int argc, char **argv, int mode) {
     a.eval_max_len = val.max_len > (general ? a.seq_len : 0) ? val.max_len : (general ? a.seq_len : 0);
     if (st == TUNA_OK) st = tuna_trainer_create(&tr, m, &data, &a);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) { rc = cli_usage_error("%s: cannot create: %s", out_dir, strerror(errno)); goto done; }
+    if (writer && mkdir(out_dir, 0755) != 0 && errno != EEXIST) { rc = cli_usage_error("%s: cannot create: %s", out_dir, strerror(errno)); goto done; }
     int total = tuna_trainer_total_steps(tr);
+    if (tuna_dist_size() > 1 && writer)
+        fprintf(stderr, "data-parallel: %d ranks, each takes %d of every %d %s; gradients summed %s\n", tuna_dist_size(),
+                a.batch / tuna_dist_size(), a.batch, dpo ? "pairs" : "sequences",
+                tuna_trainer_overlaps_comm(tr) ? "block by block during backward" : "after backward");
     int have_val = val.n > 0;
     if (have_val && !eval_every) eval_every = total / 10 > 0 ? total / 10 : 1;
     char path[PATH_MAX];
@@ -758,8 +768,9 @@ int cli_train_command(int argc, char **argv, int mode) {
     }
     json_object_set_new(ja, "val_sequences", json_integer(val.n));
     json_object_set_new(ja, "parameters", json_integer(tuna_model_param_count(m)));
+    json_object_set_new(ja, "ranks", json_integer(tuna_dist_size()));
     snprintf(path, sizeof path, "%s/train_args.json", out_dir);
-    json_dump_file(ja, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (writer) json_dump_file(ja, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(ja);
     double best = INFINITY;
     int bad_evals = 0, saved_best = 0;
@@ -779,7 +790,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         if (!quiet) fprintf(stderr, "resumed from %s at step %d\n", resume, tuna_trainer_step_count(tr));
     }
     snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
-    metrics = fopen(path, resume ? "a" : "w");
+    metrics = writer ? fopen(path, resume ? "a" : "w") : fopen("/dev/null", "w");
     if (!metrics) { rc = cli_usage_error("%s: cannot create: %s", path, strerror(errno)); goto done; }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -787,7 +798,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     int log_every = total / 20 > 0 ? total / 20 : 1;
     const char *copy_names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                 "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"};
-    for (size_t k = 0; k < sizeof copy_names / sizeof copy_names[0]; k++) cli_copy_file(files_dir, out_dir, copy_names[k]);
+    for (size_t k = 0; writer && k < sizeof copy_names / sizeof copy_names[0]; k++) cli_copy_file(files_dir, out_dir, copy_names[k]);
     if (general && !resume) {
         st = general_eval(tr, tok, general, a.seq_len, &gen_before, &gen_tokens);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
@@ -796,13 +807,15 @@ int cli_train_command(int argc, char **argv, int mode) {
     }
     tuna_step_info info = {0};
     char extra[160];
-    for (int s = tuna_trainer_step_count(tr); s < total && !stop_requested; s++) {
+    /* a stop asked on any rank stops every rank at the same step */
+    for (int s = tuna_trainer_step_count(tr); s < total && !(stop_requested = tuna_dist_any(stop_requested)); s++) {
         st = tuna_trainer_step(tr, &info);
         if (st != TUNA_OK) break;
         fprintf(metrics, "{\"step\":%d,\"epoch\":%.6g,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld,"
                          "\"tokens_per_s\":%.6g,\"elapsed_s\":%.6g",
                 info.step, info.epoch, info.loss, info.lr, info.grad_norm, (long long)info.tokens,
                 info.tokens_per_second, info.elapsed_seconds);
+        if (tuna_dist_size() > 1) fprintf(metrics, ",\"step_s\":%.6g,\"allreduce_s\":%.6g", info.step_seconds, info.comm_seconds);
         if (dpo) dpo_metrics(metrics, "", &info.dpo);
         fputs("}\n", metrics);
         fflush(metrics);
@@ -858,7 +871,7 @@ int cli_train_command(int argc, char **argv, int mode) {
             if (vl < best) {
                 best = vl;
                 bad_evals = 0;
-                st = save_result(m, out_dir, sdt);
+                st = writer ? save_result(m, out_dir, sdt) : TUNA_OK;
                 if (st != TUNA_OK) break;
                 saved_best = 1;
             } else if (early_stop && ++bad_evals >= early_stop) {
@@ -870,7 +883,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         if (save_every && info.step % save_every == 0 && info.step < total) {
             snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
                      isfinite(best) ? best : 1e308, bad_evals, saved_best);
-            st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir);
+            st = writer ? write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
             if (st != TUNA_OK) break;
         }
     }
@@ -882,22 +895,23 @@ int cli_train_command(int argc, char **argv, int mode) {
         goto done;
     }
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    if (!saved_best) {
+    if (!saved_best && writer) {
         st = save_result(m, out_dir, sdt);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     }
     if (stop_requested) {
         snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
                  isfinite(best) ? best : 1e308, bad_evals, saved_best);
-        st = write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir);
+        st = writer ? write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-        fprintf(stderr, "tuna: interrupted at step %d; checkpoint saved: resume with --resume %s\n",
+        if (writer) fprintf(stderr, "tuna: interrupted at step %d; checkpoint saved: resume with --resume %s\n",
                 tuna_trainer_step_count(tr), prev_ck);
         rc = 1;
         goto done;
     }
     if (general) {
         /* measured on the weights written to the output (the best ones when validating) */
+        tuna_dist_barrier(); /* rank 0 has written the best weights */
         if (saved_best) st = tuna_peft_get(m) ? tuna_peft_load_weights(m, out_dir) : tuna_model_load_weights(m, out_dir);
         if (st == TUNA_OK) st = general_eval(tr, tok, general, a.seq_len, &gen_after, &gen_tokens);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
@@ -905,7 +919,7 @@ int cli_train_command(int argc, char **argv, int mode) {
                               "tokens", (json_int_t)gen_tokens, "after", "loss", gen_after, "ppl", exp(gen_after), "tokens",
                               (json_int_t)gen_tokens, "ppl_change_pct", (exp(gen_after) / exp(gen_before) - 1) * 100);
         snprintf(path, sizeof path, "%s/general_eval.json", out_dir);
-        if (isfinite(gen_before) && g) json_dump_file(g, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        if (writer && isfinite(gen_before) && g) json_dump_file(g, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
         json_decref(g);
         if (!quiet)
             fprintf(stderr, "general text after training: loss %.4f, ppl %.3f (%+.1f%%)\n", gen_after, exp(gen_after),
@@ -935,8 +949,11 @@ int cli_train_command(int argc, char **argv, int mode) {
         fprintf(stderr, "done after %d steps: %s/%s\n", tuna_trainer_step_count(tr), out_dir,
                 tuna_peft_get(m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors");
 done:
-    if (metrics) {
-        fclose(metrics);
+    /* a failure on one rank ends the job instead of leaving the others in a collective */
+    if (rc != 0 && !stop_requested && tuna_dist_size() > 1) tuna_dist_abort(rc);
+    int report = metrics && writer;
+    if (metrics) fclose(metrics);
+    if (report) {
         /* the report is written whenever there are metrics, also after a stop */
         char rpath[PATH_MAX];
         snprintf(rpath, sizeof rpath, "%s/report.html", out_dir);
@@ -952,6 +969,7 @@ done:
     tuna_model_free(m);
     free(ref_train);
     free(ref_val);
+    tuna_dist_finalize();
     return rc;
 }
 

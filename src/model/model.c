@@ -723,8 +723,12 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
             linear_backward(&k->v, dx, 1, dv, a->norm1[l], N);
         }
         if (dx) norm_bwd(c, a->dresid, k->dln1_w, k->dln1_b, a->dtmp, a->resid[l], k->ln1_w, a->mean1[l], a->rstd1[l], N);
+        if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l);
     }
-    if (!need_dx0) return TUNA_OK;
+    if (!need_dx0) {
+        if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, -1);
+        return TUNA_OK;
+    }
     /* embeddings: each thread owns a slice of channels, so repeated ids never race */
     float *dx = a->dresid;
 #pragma omp parallel
@@ -743,6 +747,7 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
             }
         }
     }
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, -1);
     return TUNA_OK;
 }
 

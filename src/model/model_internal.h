@@ -100,6 +100,11 @@ struct tuna_model {
     int n_quants;
     float *quant_scratch;    /* fp32 tile for dequantized weights */
     int shares_weights;      /* weights and quants belong to another model (tuna_model_share) */
+    /* called by backward when gradients are final for block `layer` (L-1 down
+     * to 0), then with -1 once everything else is too (data-parallel
+     * training starts summing each part across ranks while backward goes on) */
+    void (*grad_ready)(void *ctx, int layer);
+    void *grad_ready_ctx;
 };
 
 /* The tensors an optimizer updates: the adapter's when one is attached, else

@@ -21,6 +21,7 @@
 
 #include "core/rng.h"
 #include "model/model_internal.h"
+#include "tuna_dist.h"
 #include "tuna_train.h"
 
 struct tuna_trainer {
@@ -54,6 +55,15 @@ struct tuna_trainer {
     double *row_loss;          /* [micro_batch] */
     int64_t tokens_seen;
     double elapsed;
+    /* data-parallel: the trainable gradients of each block (an offset range)
+     * are summed across ranks as soon as the step's last backward finishes
+     * that block; the rest (embeddings, final norm, head) at the end */
+    int overlap, launched;
+    int64_t *layer_lo, *layer_hi;  /* [L]; lo == hi: nothing trainable there */
+    int64_t (*rest)[2];            /* [n_rest] offset ranges outside the blocks */
+    int n_rest;
+    float *grad_base;
+    tuna_status comm_st;
 };
 
 void tuna_train_args_default(tuna_train_args *a) {
@@ -117,8 +127,92 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->row_idx);
     free(t->d_pc); free(t->d_pr); free(t->pl_c); free(t->pl_r); free(t->rl_c); free(t->rl_r);
     free(t->n_c); free(t->n_r);
+    free(t->layer_lo); free(t->layer_hi); free(t->rest);
     free(t);
 }
+
+/* the block index in a parameter name ("...layers.3...", "...h.3..."), or -1 */
+static int layer_of(const char *name) {
+    const char *p = strstr(name, "layers.");
+    if (p) p += 7;
+    else {
+        p = strncmp(name, "h.", 2) ? strstr(name, ".h.") : name - 1;
+        if (p) p += 3;
+    }
+    if (!p || *p < '0' || *p > '9') return -1;
+    return atoi(p);
+}
+
+/* Offsets of each block's trainable tensors; overlap only when every block's
+ * tensors are one contiguous range (the parameter tables are laid out block
+ * by block, so this holds for full training and for adapters). */
+static void plan_buckets(tuna_trainer *t) {
+    tuna_trainable tr;
+    model_trainable(t->m, &tr);
+    int L = t->m->cfg.L;
+    t->layer_lo = malloc((size_t)L * sizeof(int64_t));
+    t->layer_hi = malloc((size_t)L * sizeof(int64_t));
+    int64_t *cnt = calloc((size_t)L, sizeof(int64_t));
+    t->rest = malloc((size_t)(L + 2) * sizeof *t->rest);
+    if (!t->layer_lo || !t->layer_hi || !cnt || !t->rest) { free(cnt); return; }
+    for (int l = 0; l < L; l++) { t->layer_lo[l] = INT64_MAX; t->layer_hi[l] = INT64_MIN; }
+    for (int i = 0; i < tr.n_params; i++) {
+        const tuna_param *p = &tr.params[i].pub;
+        int l = layer_of(p->name);
+        if (l < 0 || l >= L || !p->data) continue;
+        int64_t o = p->data - tr.weights;
+        if (o < t->layer_lo[l]) t->layer_lo[l] = o;
+        if (o + p->numel > t->layer_hi[l]) t->layer_hi[l] = o + p->numel;
+        cnt[l] += p->numel;
+    }
+    int ok = 1;
+    for (int l = 0; l < L; l++) {
+        if (!cnt[l]) { t->layer_lo[l] = t->layer_hi[l] = 0; continue; }
+        ok &= t->layer_hi[l] - t->layer_lo[l] == cnt[l];
+    }
+    free(cnt);
+    if (!ok) return;
+    /* the complement of the blocks' ranges in [0, W) */
+    int64_t at = 0;
+    t->n_rest = 0;
+    for (;;) {
+        int64_t next = INT64_MAX, end = 0;
+        for (int l = 0; l < L; l++)
+            if (t->layer_hi[l] > t->layer_lo[l] && t->layer_lo[l] >= at && t->layer_lo[l] < next) { next = t->layer_lo[l]; end = t->layer_hi[l]; }
+        if (next == INT64_MAX) break;
+        if (next > at && t->n_rest < L + 1) { t->rest[t->n_rest][0] = at; t->rest[t->n_rest][1] = next; t->n_rest++; }
+        at = end;
+    }
+    if (at < tr.n_weights) { t->rest[t->n_rest][0] = at; t->rest[t->n_rest][1] = tr.n_weights; t->n_rest++; }
+    t->overlap = 1;
+}
+
+static void grads_ready(void *ctx, int layer) {
+    tuna_trainer *t = ctx;
+    if (t->comm_st != TUNA_OK) return;
+    tuna_status st = TUNA_OK;
+    if (layer >= 0) {
+        if (t->layer_hi[layer] > t->layer_lo[layer])
+            st = tuna_dist_isum_f32(t->grad_base + t->layer_lo[layer], t->layer_hi[layer] - t->layer_lo[layer]);
+        tuna_dist_progress();
+    } else
+        for (int i = 0; st == TUNA_OK && i < t->n_rest; i++) st = tuna_dist_isum_f32(t->grad_base + t->rest[i][0], t->rest[i][1] - t->rest[i][0]);
+    t->comm_st = st;
+    t->launched = 1;
+}
+
+/* around the backward of a rank's last micro-batch of a step: hand the
+ * finished blocks to the reduction as they come */
+static void overlap_begin(tuna_trainer *t) {
+    if (!t->overlap) return;
+    tuna_trainable tr;
+    model_trainable(t->m, &tr);
+    t->grad_base = tr.grads;
+    t->m->grad_ready = grads_ready;
+    t->m->grad_ready_ctx = t;
+}
+
+static void overlap_end(tuna_trainer *t) { t->m->grad_ready = NULL; }
 
 int tuna_trainer_total_steps(const tuna_trainer *t) { return t->total_steps; }
 
@@ -136,6 +230,9 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
         return tuna_fail(TUNA_ERR_ARG, "invalid optimizer settings (lr %g, betas %g/%g, eps %g, weight decay %g, clip %g)",
                          a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->grad_clip);
     if (data->n <= 0) return tuna_fail(TUNA_ERR_ARG, "no training sequences");
+    if (a->batch % tuna_dist_size())
+        return tuna_fail(TUNA_ERR_ARG, "--batch %d is not divisible by the %d ranks of this job (each rank takes an equal share of every batch)",
+                         a->batch, tuna_dist_size());
     if (a->dpo && (data->n % 2 || !a->ref_logps || data->n_tasks > 1 || data->pos))
         return tuna_fail(TUNA_ERR_ARG, "preference training needs unpacked single-task pair data (2 sequences per pair) "
                                        "and reference log-probabilities");
@@ -220,6 +317,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     }
     /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
     for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
+    if (tuna_dist_size() > 1 && !getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
     *out = t;
     return TUNA_OK;
 }
@@ -355,8 +453,11 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
     const tuna_pretok *d = t->data; /* fill_rows reads the rows from it too */
     tuna_dpo_stats acc = {0};
     int64_t tokens = 0;
-    for (int j0 = 0; j0 < npairs; j0 += t->a.micro_batch) {
-        int nb = npairs - j0 < t->a.micro_batch ? npairs - j0 : t->a.micro_batch;
+    /* training: this rank's share of the step's pairs (the shares are summed by the caller) */
+    int lo = train ? (int)((int64_t)npairs * tuna_dist_rank() / tuna_dist_size()) : 0;
+    int hi = train ? (int)((int64_t)npairs * (tuna_dist_rank() + 1) / tuna_dist_size()) : npairs;
+    for (int j0 = lo; j0 < hi; j0 += t->a.micro_batch) {
+        int nb = hi - j0 < t->a.micro_batch ? hi - j0 : t->a.micro_batch;
         for (int j = 0; j < nb; j++) {
             int64_t p = pairs[j0 + j];
             t->row_idx[2 * j] = 2 * p;
@@ -388,7 +489,10 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
                 t->row_w[2 * j] = (float)(-t->d_pc[j] * share);
                 t->row_w[2 * j + 1] = (float)(-t->d_pr[j] * share);
             }
+            int last = j0 + nb >= hi;
+            if (last) overlap_begin(t);
             st = tuna_model_backward(t->m, &bt, 1.0f);
+            if (last) overlap_end(t);
             if (st != TUNA_OK) return st;
         } else t->m->have_forward = 0;
     }
@@ -414,8 +518,12 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
     if (total == 0) return TUNA_OK;
     int seqnorm = t->a.loss_norm == TUNA_LOSS_NORM_SEQUENCE;
     double loss = 0;
-    for (int j0 = 0; j0 < nseq; j0 += t->a.micro_batch) {
-        int nb = nseq - j0 < t->a.micro_batch ? nseq - j0 : t->a.micro_batch;
+    /* training: this rank's share of the step's sequences; the counts above
+     * are the whole step's, so every rank normalises by the global total */
+    int lo = train ? (int)((int64_t)nseq * tuna_dist_rank() / tuna_dist_size()) : 0;
+    int hi = train ? (int)((int64_t)nseq * (tuna_dist_rank() + 1) / tuna_dist_size()) : nseq;
+    for (int j0 = lo; j0 < hi; j0 += t->a.micro_batch) {
+        int nb = hi - j0 < t->a.micro_batch ? hi - j0 : t->a.micro_batch;
         int T = fill_micro(t, j0, nb, input_tokens);
         for (int j = 0; j < nb; j++)
             t->row_w[j] = t->seq_cnt[j0 + j] ? 1.0f / (float)((double)t->seq_cnt[j0 + j] * seqs_counted) : 0.0f;
@@ -429,7 +537,10 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
                 if (t->seq_cnt[j0 + j]) loss += t->row_loss[j] / (double)t->seq_cnt[j0 + j] / (double)seqs_counted;
         } else loss += l.loss_sum / (double)total;
         if (train) {
+            int last = j0 + nb >= hi;
+            if (last) overlap_begin(t);
             st = tuna_model_backward(t->m, &bt, seqnorm ? 1.0f : (float)(1.0 / (double)total));
+            if (last) overlap_end(t);
             if (st != TUNA_OK) return st;
         }
     }
@@ -462,6 +573,32 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     model_trainable(m, &tr);
     const int64_t W = tr.n_weights;
     float *g = tr.grads, *p = tr.weights;
+    double comm0 = tuna_dist_comm_seconds();
+    if (tuna_dist_size() > 1) {
+        /* each rank holds its share's loss and gradient, already scaled by the
+         * whole step's normalisation: the sums are the one-process values */
+        double r[8] = {loss, ds.rewards_chosen, ds.rewards_rejected, ds.rewards_margins, ds.rewards_accuracies,
+                       ds.logps_chosen, ds.logps_rejected, (double)input_tokens};
+        int64_t tk = a->dpo ? tokens : 0; /* sft's count is already the step's */
+        /* the gradient sums started during backward, or all of it now */
+        if (t->launched) st = t->comm_st != TUNA_OK ? t->comm_st : tuna_dist_wait();
+        else st = tuna_dist_sum_f32(g, W);
+        t->launched = 0;
+        t->comm_st = TUNA_OK;
+        if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 8);
+        if (st == TUNA_OK && a->dpo) st = tuna_dist_sum_i64(&tk, 1);
+        if (st != TUNA_OK) return st;
+        loss = r[0];
+        ds.loss = r[0];
+        ds.rewards_chosen = r[1];
+        ds.rewards_rejected = r[2];
+        ds.rewards_margins = r[3];
+        ds.rewards_accuracies = r[4];
+        ds.logps_chosen = r[5];
+        ds.logps_rejected = r[6];
+        input_tokens = (int64_t)r[7];
+        if (a->dpo) tokens = tk;
+    }
     double ss = 0;
 #pragma omp parallel for reduction(+ : ss)
     for (int64_t i = 0; i < W; i++) ss += (double)g[i] * g[i];
@@ -515,6 +652,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
         info->step_seconds = dt;
         info->elapsed_seconds = t->elapsed;
         info->tokens_per_second = dt > 0 ? input_tokens / dt : 0;
+        info->comm_seconds = tuna_dist_comm_seconds() - comm0;
     }
     return TUNA_OK;
 }
@@ -580,6 +718,7 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
 #include "io/safetensors.h"
 
 int tuna_trainer_step_count(const tuna_trainer *t) { return t->step; }
+int tuna_trainer_overlaps_comm(const tuna_trainer *t) { return t->overlap; }
 
 tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extra_json) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
