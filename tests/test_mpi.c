@@ -63,7 +63,7 @@ static void equivalence(const char *what, const char *args, const char *file) {
     snprintf(two, sizeof two, "%s/%s-2", tmpdir, slug);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s %s --out %s --quiet", test_cli, args, one);
     CHECKF(run(cmd) == 0, "%s: one process", what);
-    snprintf(cmd, sizeof cmd, "%s %s %s --out %s --quiet > %s/%s.log 2>&1", MPIRUN, test_cli, args, two, tmpdir, slug);
+    snprintf(cmd, sizeof cmd, "%s %s %s --out %s > %s/%s.log 2>&1", MPIRUN, test_cli, args, two, tmpdir, slug);
     CHECKF(run(cmd) == 0, "%s: mpirun -np 2 (log %s/%s.log)", what, tmpdir, slug);
     char fa[600], fb[600];
     snprintf(fa, sizeof fa, "%s/%s", one, file);
@@ -158,6 +158,23 @@ static void killed_rank(void) {
     }
 }
 
+/* one rank fails with an error (its data file is missing; MPMD launch):
+ * it aborts the job, the other rank does not wait forever */
+static void failing_rank(void) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "timeout 60 mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 "
+             "-np 1 %s sft --model %s --data %s/data.jsonl --out %s/fail --steps 100000 --batch 4 --quiet : "
+             "-np 1 %s sft --model %s --data %s/missing.jsonl --out %s/fail --steps 100000 --batch 4 --quiet > %s/fail.log 2>&1",
+             test_cli, FIX, FIX, tmpdir, test_cli, FIX, FIX, tmpdir, tmpdir);
+    double t0 = now_s();
+    int rc = run(cmd);
+    double dt = now_s() - t0;
+    CHECKF(rc != 0 && rc != 124 && dt < 30, "a rank's error ends the job: exit %d after %.1f s", rc, dt);
+    snprintf(cmd, sizeof cmd, "grep -q 'missing.jsonl: cannot open' %s/fail.log", tmpdir);
+    CHECKF(run(cmd) == 0, "the failing rank's error line is in the job's output");
+    printf("failing rank: the job ended after %.2f s with exit %d\n", dt, rc);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
@@ -200,6 +217,7 @@ int main(int argc, char **argv) {
     CHECKF(e >= 0 && e <= 1e-6, "sums during backward vs one sum after it: rel %.3g (%s)", e, name);
     resume_across_rank_counts();
     killed_rank();
+    failing_rank();
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (!check_failed) run(cmd);
     return test_done();

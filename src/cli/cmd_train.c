@@ -696,7 +696,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (writer && mkdir(out_dir, 0755) != 0 && errno != EEXIST) { rc = cli_usage_error("%s: cannot create: %s", out_dir, strerror(errno)); goto done; }
     int total = tuna_trainer_total_steps(tr);
-    if (tuna_dist_size() > 1 && writer)
+    if (tuna_dist_size() > 1 && !quiet)
         fprintf(stderr, "data-parallel: %d ranks, each takes %d of every %d %s; gradients summed %s\n", tuna_dist_size(),
                 a.batch / tuna_dist_size(), a.batch, dpo ? "pairs" : "sequences",
                 tuna_trainer_overlaps_comm(tr) ? "block by block during backward" : "after backward");
