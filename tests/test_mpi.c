@@ -193,6 +193,9 @@ int main(int argc, char **argv) {
     equivalence("sft full, 5 steps", sft, "model.safetensors");
     snprintf(args, sizeof args, "%s --method lora --lora-r 4 --lora-targets all-linear", sft);
     equivalence("sft lora, 5 steps", args, "adapter_model.safetensors");
+    /* each rank draws the dropout masks one process draws for its rows */
+    snprintf(args, sizeof args, "%s --method lora --lora-r 4 --lora-targets all-linear --lora-dropout 0.3", sft);
+    equivalence("sft lora dropout 0.3, 5 steps", args, "adapter_model.safetensors");
     equivalence("sft full, --loss-norm sequence", "sft --model " FIX " --data " FIX "/data.jsonl --steps 3 --batch 4 --micro-batch 2 --loss-norm sequence",
                 "model.safetensors");
     equivalence("dpo full sigmoid, 3 steps", "dpo --model " FIX " --data tests/fixtures/dpo/full_sigmoid/data.jsonl --method full --steps 3 --batch 2 "

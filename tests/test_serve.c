@@ -6,6 +6,7 @@
  * driven by real clients in tests/test_serve.sh. Uses the shipped
  * models/tuna-stories. */
 #include <jansson.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -251,6 +252,99 @@ static void test_engine_limits(void) {
     tuna_tokenizer_free(tok);
 }
 
+/* a queued request whose requester left frees its queue place at once */
+static void test_queue_purge(void) {
+    tuna_model *m = NULL;
+    tuna_tokenizer *tok = NULL;
+    if (tuna_model_load(&m, MODEL) != TUNA_OK || tuna_tokenizer_load(&tok, MODEL) != TUNA_OK) { CHECK(0); return; }
+    srv_engine *e = NULL;
+    /* more threads than this thread's default: the decoder's per-thread
+     * scratch must be sized for the engine thread's team (ASan checks) */
+    srv_engine_opts eo = {.parallel = 1, .queue = 1, .ctx = 512, .threads = omp_get_max_threads() + 3};
+    CHECK(srv_engine_create(&e, &m, 1, tok, &eo) == TUNA_OK);
+    if (!e) return;
+    char text[4000] = "";
+    for (int i = 0; i < 45; i++) strcat(text, "The cat sat on the mat. ");
+    int n = 0;
+    int32_t *ids = encode(tok, text, &n);
+    tuna_gen_opts o = {.max_new_tokens = 150};
+    tuna_sample_args_default(&o.sample);
+    o.sample.temperature = 0;
+    srv_request *a = NULL, *b = NULL, *c = NULL;
+    CHECK(ids && n > 250 && n + 150 <= 512 && srv_engine_submit(e, 0, ids, n, &o, &a) == SRV_SUBMITTED);
+    CHECK(srv_engine_submit(e, 0, ids, n, &o, &b) == SRV_SUBMITTED);
+    if (b) srv_request_cancel(b);
+    CHECKF(srv_engine_submit(e, 0, ids, n, &o, &c) == SRV_SUBMITTED, "a cancelled queued request leaves its place to the next");
+    int pt, ct;
+    const char *fin, *err;
+    srv_request *all[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        if (!all[i]) continue;
+        char *t = collect(all[i], NULL, 0);
+        srv_request_result(all[i], &pt, &ct, &fin, &err);
+        if (i == 1) CHECKF(err && !strcmp(err, "cancelled"), "the purged request ends as cancelled");
+        else CHECKF(!err && ct == 150, "request %d runs to its limit with %d threads (%d tokens, %s)", i, eo.threads, ct, err ? err : fin);
+        free(t);
+        srv_request_release(all[i]);
+    }
+    srv_engine_free(e);
+    free(ids);
+    tuna_model_free(m);
+    tuna_tokenizer_free(tok);
+}
+
+static int utf8_whole(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + len > n) return 0;
+        for (size_t k = 1; k < len; k++)
+            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+typedef struct { int pieces, broken; } piece_check;
+static void check_piece(void *ctx, const char *text, size_t len) {
+    piece_check *pc = ctx;
+    pc->pieces++;
+    pc->broken += !utf8_whole(text, len);
+}
+
+/* streamed text with a stop string is held back by bytes, but handed out in
+ * whole characters (a JSON string cannot carry half of one) */
+static void test_stream_whole_chars(void) {
+    tuna_model *m = NULL;
+    tuna_tokenizer *tok = NULL;
+    if (tuna_model_load(&m, MODEL) != TUNA_OK || tuna_tokenizer_load(&tok, MODEL) != TUNA_OK) { CHECK(0); return; }
+    tuna_decoder *d = NULL;
+    CHECK(tuna_decoder_create(&d, m, 1, 256, 64) == TUNA_OK);
+    int n = 0;
+    int32_t *ids = encode(tok, "She said \xe2\x80\x99hello\xe2\x80\x99 \xc3\xa9t\xc3\xa9 \xe2\x80\x94 caf\xc3\xa9", &n);
+    const char *stops[1] = {"zzzz"};
+    piece_check pc = {0, 0};
+    int multibyte = 0;
+    for (int seed = 1; d && ids && seed <= 30; seed++) {
+        tuna_gen_opts o = {.max_new_tokens = 120, .stop = stops, .n_stop = 1, .on_text = check_piece, .ctx = &pc};
+        tuna_sample_args_default(&o.sample);
+        o.sample.temperature = 2.0f;
+        o.sample.top_k = 0;
+        o.sample.seed = (uint64_t)seed;
+        tuna_gen_result res = {0};
+        CHECK(tuna_generate(d, tok, ids, n, &o, &res) == TUNA_OK);
+        for (size_t i = 0; i < res.text_len; i++) multibyte += (unsigned char)res.text[i] >= 0x80;
+        tuna_gen_result_free(&res);
+    }
+    CHECKF(multibyte > 0, "the sampled text holds multi-byte characters (%d bytes)", multibyte);
+    CHECKF(pc.broken == 0, "%d of %d streamed pieces split a UTF-8 character", pc.broken, pc.pieces);
+    tuna_decoder_free(d);
+    free(ids);
+    tuna_model_free(m);
+    tuna_tokenizer_free(tok);
+}
+
 static int parse(const char *body, int chat, srv_params *p, srv_error *e) { return srv_parse_request(body, strlen(body), chat, p, e); }
 
 /* the request checks and their errors, known answers */
@@ -323,6 +417,8 @@ int main(void) {
     test_share();
     test_engine_batching();
     test_engine_limits();
+    test_queue_purge();
+    test_stream_whole_chars();
     test_request_parse();
     return test_done();
 }

@@ -799,7 +799,9 @@ int cli_train_command(int argc, char **argv, int mode) {
     const char *copy_names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                 "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"};
     for (size_t k = 0; writer && k < sizeof copy_names / sizeof copy_names[0]; k++) cli_copy_file(files_dir, out_dir, copy_names[k]);
-    if (general && !resume) {
+    /* general text is measured by rank 0 alone: no collectives, and the
+     * other ranks may not see the output folder it reloads from */
+    if (general && !resume && writer) {
         st = general_eval(tr, tok, general, a.seq_len, &gen_before, &gen_tokens);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
         if (!quiet) fprintf(stderr, "general text before training: loss %.4f, ppl %.3f (%lld tokens)\n", gen_before,
@@ -839,6 +841,12 @@ int cli_train_command(int argc, char **argv, int mode) {
                 vl = es.loss;
             } else st = tuna_trainer_eval(tr, &val, &vl, &vt);
             if (st != TUNA_OK) break;
+            if (tuna_dist_size() > 1) { /* rank 0's value on every rank: the same best / early-stop decisions */
+                double v = writer ? vl : 0;
+                st = tuna_dist_sum_f64(&v, 1);
+                if (st != TUNA_OK) break;
+                vl = v;
+            }
             if (dpo) {
                 fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_pairs\":%lld", info.step, vl, (long long)(val.n / 2));
                 dpo_metrics(metrics, "eval_", &es);
@@ -888,6 +896,8 @@ int cli_train_command(int argc, char **argv, int mode) {
         }
     }
     if (tty) fputc('\n', stderr);
+    /* a signal during the last step reaches the ranks' flags at different times: agree once more */
+    if (st == TUNA_OK) stop_requested = tuna_dist_any(stop_requested);
     if (st == TUNA_ERR_NUMERIC) {
         fprintf(stderr, "tuna: error: %s; %s\n", tuna_last_error(),
                 saved_best ? "the best weights so far are in the output folder" : "no weights were written");
@@ -909,9 +919,8 @@ int cli_train_command(int argc, char **argv, int mode) {
         rc = 1;
         goto done;
     }
-    if (general) {
+    if (general && writer) {
         /* measured on the weights written to the output (the best ones when validating) */
-        tuna_dist_barrier(); /* rank 0 has written the best weights */
         if (saved_best) st = tuna_peft_get(m) ? tuna_peft_load_weights(m, out_dir) : tuna_model_load_weights(m, out_dir);
         if (st == TUNA_OK) st = general_eval(tr, tok, general, a.seq_len, &gen_after, &gen_tokens);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
@@ -948,9 +957,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (!quiet)
         fprintf(stderr, "done after %d steps: %s/%s\n", tuna_trainer_step_count(tr), out_dir,
                 tuna_peft_get(m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors");
-done:
-    /* a failure on one rank ends the job instead of leaving the others in a collective */
-    if (rc != 0 && !stop_requested && tuna_dist_size() > 1) tuna_dist_abort(rc);
+done:;
     int report = metrics && writer;
     if (metrics) fclose(metrics);
     if (report) {
@@ -961,6 +968,10 @@ done:
             if (!quiet) fprintf(stderr, "report: %s\n", rpath);
         } else fprintf(stderr, "tuna: warning: report not written: %s\n", tuna_last_error());
     }
+    /* a failure on one rank ends the job instead of leaving the others in a
+     * collective (after rank 0's report, which a failure agreed by all ranks
+     * would otherwise lose) */
+    if (rc != 0 && !stop_requested && tuna_dist_size() > 1) tuna_dist_abort(rc);
     tuna_trainer_free(tr);
     tuna_tokenizer_free(tok);
     for (int k = 0; k < MAX_DATA; k++) { tuna_pretok_free(&parts[k]); tuna_pretok_free(&vparts[k]); }

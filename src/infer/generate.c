@@ -124,6 +124,7 @@ static tuna_status row_accept(tuna_gen_seq *r, int32_t id) {
     if (r->n_ctx - r->n_prompt >= o->max_new_tokens) r->done = 1;
     /* emit what can no longer be part of a stop string */
     size_t safe = r->done || !maxstop ? r->tlen : r->tlen > maxstop - 1 ? r->tlen - (maxstop - 1) : 0;
+    while (safe > r->emitted && safe < r->tlen && ((unsigned char)r->text[safe] & 0xC0) == 0x80) safe--; /* whole characters only */
     if (o->on_text && safe > r->emitted) o->on_text(o->ctx, r->text + r->emitted, safe - r->emitted);
     if (safe > r->emitted) r->emitted = safe;
     return TUNA_OK;

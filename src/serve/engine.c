@@ -198,6 +198,19 @@ int srv_engine_submit(srv_engine *e, int model, const int32_t *ids, int n, const
     r->prompt_tokens = n;
     r->t_submit = now_s();
     pthread_mutex_lock(&e->mu);
+    /* queued requests whose requester left hold no place */
+    for (srv_request **pp = &e->qhead, *prev = NULL; *pp;) {
+        srv_request *q = *pp;
+        if (!atomic_load(&q->cancelled)) { prev = q; pp = &q->next; continue; }
+        *pp = q->next;
+        if (e->qtail == q) e->qtail = prev;
+        e->nq--;
+        e->cancelled++;
+        snprintf(q->error, sizeof q->error, "cancelled");
+        q->finished = 1;
+        pthread_cond_broadcast(&q->cond);
+        unref(q);
+    }
     int rc = SRV_SUBMITTED;
     if (e->draining || e->stopping) rc = SRV_DRAINING;
     else if (e->nactive + e->nq >= e->parallel + e->queue_cap) rc = SRV_QUEUE_FULL;
@@ -359,8 +372,15 @@ tuna_status srv_engine_create(srv_engine **out, tuna_model *const *models, int n
     const tuna_config *c = tuna_model_config(models[0]);
     e->ctx = o->ctx;
     if (c->learned_positions && e->ctx > c->max_positions) e->ctx = c->max_positions;
-    /* one prefill of a whole context, or one token for every row */
+    /* a model with a sliding window attends no further back than it: rows stop there */
+    if (c->sliding_window > 0 && e->ctx > c->sliding_window) e->ctx = c->sliding_window;
+    /* one prefill of a whole context, or one token for every row; the
+     * decoder sizes its per-thread scratch by this thread's team size, so
+     * give it the engine thread's */
+    int saved_threads = omp_get_max_threads();
+    if (o->threads > 0) omp_set_num_threads(o->threads);
     tuna_status st = tuna_decoder_create(&e->d, models[0], e->parallel, e->ctx, e->ctx > e->parallel ? e->ctx : e->parallel);
+    omp_set_num_threads(saved_threads);
     if (st != TUNA_OK) { free(e); return st; }
     e->V = tuna_decoder_vocab(e->d);
     for (int m = 1; st == TUNA_OK && m < n_models; m++) st = tuna_decoder_set_model(e->d, models[m]); /* adapter buffers now */

@@ -529,6 +529,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n') line[--n] = 0;
+    /* a stream ended on purpose (client gone, cancelled): already logged as such */
+    if (strstr(line, "application error generating response")) return;
     fprintf(stderr, "tuna serve: http: %s\n", line);
 }
 

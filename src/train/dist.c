@@ -36,7 +36,10 @@ tuna_status tuna_dist_init(void) {
     if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK") && !getenv("PMI_RANK")) return TUNA_OK;
     int inited = 0;
     MPI_Initialized(&inited);
-    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) return tuna_fail(TUNA_ERR_IO, "MPI_Init failed");
+    /* MPI is called from the main thread only; OpenMP/OpenBLAS threads exist beside it */
+    int provided = 0;
+    if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return tuna_fail(TUNA_ERR_IO, "MPI_Init failed");
+    if (!inited && provided < MPI_THREAD_FUNNELED) return tuna_fail(TUNA_ERR_UNSUPPORTED, "this MPI library does not support MPI_THREAD_FUNNELED");
     /* an error in any collective ends the job rather than returning */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);

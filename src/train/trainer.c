@@ -317,7 +317,11 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     }
     /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
     for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
-    if (tuna_dist_size() > 1 && !getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
+    if (tuna_dist_size() > 1) {
+        if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
+        /* every rank must issue the same collectives: overlap only if all can */
+        t->overlap = !tuna_dist_any(!t->overlap);
+    }
     *out = t;
     return TUNA_OK;
 }
@@ -561,6 +565,9 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     tuna_peft_set_training(m, 1); /* adapter dropout on */
     /* dropout masks follow the step number, so a resumed run draws the same ones */
     if (m->peft) m->peft->forwards = (uint64_t)t->step << 20;
+    /* data-parallel: this rank's first micro-batch is number lo/micro of the
+     * step, so it draws the masks one process would draw for those rows */
+    if (m->peft) m->peft->forwards += (uint64_t)((int64_t)a->batch * tuna_dist_rank() / tuna_dist_size() / a->micro_batch);
     tuna_dpo_stats ds = {0};
     tuna_status st;
     if (a->dpo) {
