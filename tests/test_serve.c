@@ -293,6 +293,38 @@ static void test_queue_purge(void) {
     tuna_tokenizer_free(tok);
 }
 
+/* a decoder stepped from a thread with a larger OpenMP team than the one
+ * that created it: same logits, no write past its scratch (ASan tier), and
+ * the caller's team size is left as it was */
+static void test_decoder_larger_team(void) {
+    tuna_model *m = NULL;
+    tuna_tokenizer *tok = NULL;
+    if (tuna_model_load(&m, MODEL) != TUNA_OK || tuna_tokenizer_load(&tok, MODEL) != TUNA_OK) { CHECK(0); return; }
+    char text[3000] = "";
+    for (int i = 0; i < 40; i++) strcat(text, "The dog ran to the park. ");
+    int n = 0, row = 0, V = tuna_model_config(m)->V;
+    int32_t *ids = encode(tok, text, &n);
+    float *a = malloc((size_t)V * sizeof(float)), *b = malloc((size_t)V * sizeof(float));
+    tuna_decoder *d1 = NULL, *d2 = NULL;
+    int base = omp_get_max_threads();
+    CHECK(ids && tuna_decoder_create(&d1, m, 1, 512, 512) == TUNA_OK && tuna_decoder_create(&d2, m, 1, 512, 512) == TUNA_OK);
+    if (d1 && d2) {
+        CHECK(tuna_decoder_step(d1, &row, 1, ids, n, a) == TUNA_OK);
+        omp_set_num_threads(base + 3);
+        CHECK(tuna_decoder_step(d2, &row, 1, ids, n, b) == TUNA_OK);
+        CHECKF(omp_get_max_threads() == base + 3, "the caller's team size is restored (%d)", omp_get_max_threads());
+        omp_set_num_threads(base);
+        CHECKF(rel_l2(b, a, V) < 1e-6, "logits with a larger calling team: rel %.3g", rel_l2(b, a, V));
+    }
+    tuna_decoder_free(d1);
+    tuna_decoder_free(d2);
+    free(a);
+    free(b);
+    free(ids);
+    tuna_model_free(m);
+    tuna_tokenizer_free(tok);
+}
+
 static int utf8_whole(const char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
@@ -418,6 +450,7 @@ int main(void) {
     test_engine_batching();
     test_engine_limits();
     test_queue_purge();
+    test_decoder_larger_team();
     test_stream_whole_chars();
     test_request_parse();
     return test_done();

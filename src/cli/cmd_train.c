@@ -94,6 +94,8 @@ static const char *sft_help =
     "  --general-eval FILE    perplexity on plain text (JSONL {\"text\"} or .txt) before\n"
     "                         and after training, to see forgetting (general_eval.json)\n"
     "  --quiet                no progress output\n"
+    "Started by mpirun -np N, the run is data-parallel: each rank takes 1/N of every\n"
+    "--batch and the gradients are summed across ranks (README: Data-parallel training).\n"
     "Ctrl-C or SIGTERM saves a checkpoint and exits (status 1) with the resume command.\n"
     "Writes OUT/model.safetensors (or the adapter files), config.json, tokenizer files,\n"
     "metrics.jsonl, train_args.json. With validation, OUT holds the best weights seen.\n";

@@ -18,6 +18,7 @@
 struct tuna_decoder {
     tuna_model *m;
     int max_rows, max_ctx, max_tokens;
+    int nthr;                 /* threads the attention scratch has room for */
     int *len;                 /* [max_rows] positions held */
     float *kc, *vc;           /* [L][max_rows][max_ctx][NKV*HD] */
     /* workspace for up to max_tokens new positions */
@@ -50,6 +51,7 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
     long N = max_tokens, KD = (long)c->NKV * c->HD, QD = (long)c->NH * c->HD, QKV = QD + 2 * KD;
     size_t cache = (size_t)c->L * max_rows * max_ctx * KD;
     int nthr = omp_get_max_threads();
+    d->nthr = nthr;
     d->len = calloc((size_t)max_rows, sizeof *d->len);
     d->kc = malloc(cache * sizeof(float));
     d->vc = malloc(cache * sizeof(float));
@@ -205,12 +207,18 @@ tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const
             if (ids[(long)r * n + t] < 0 || ids[(long)r * n + t] >= c->V)
                 return tuna_fail(TUNA_ERR_ARG, "token id %d outside the vocabulary (0..%d)", ids[(long)r * n + t], c->V - 1);
     }
+    /* the attention scratch has a slice per thread of the team that created
+     * the decoder: a caller with a larger team is held to that size */
+    int team = omp_get_max_threads();
+    if (team > d->nthr) omp_set_num_threads(d->nthr);
+    tuna_status st = TUNA_OK;
     /* prompt tuning: a row that starts gets the virtual tokens first */
-    for (int r = 0; P && r < nrows; r++)
+    for (int r = 0; P && st == TUNA_OK && r < nrows; r++)
         if (d->len[rows[r]] == 0) {
-            if (P > d->max_tokens) return tuna_fail(TUNA_ERR_ARG, "%d virtual tokens exceed the decoder's %d tokens", P, d->max_tokens);
-            tuna_status st = run(d, &rows[r], 1, NULL, P, NULL);
-            if (st != TUNA_OK) return st;
+            if (P > d->max_tokens) st = tuna_fail(TUNA_ERR_ARG, "%d virtual tokens exceed the decoder's %d tokens", P, d->max_tokens);
+            else st = run(d, &rows[r], 1, NULL, P, NULL);
         }
-    return run(d, rows, nrows, ids, n, logits);
+    if (st == TUNA_OK) st = run(d, rows, nrows, ids, n, logits);
+    if (team > d->nthr) omp_set_num_threads(team);
+    return st;
 }

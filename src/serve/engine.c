@@ -252,8 +252,8 @@ int srv_engine_virtual_tokens(const srv_engine *e, int model) {
     return p && p->type == TUNA_PEFT_PROMPT ? p->num_virtual_tokens : 0;
 }
 
-static void fail(srv_request *r, tuna_status st) {
-    (void)st;
+/* the request ends with the error just reported (tuna_last_error) */
+static void fail(srv_request *r) {
     r->failed = 1;
     snprintf(r->error, sizeof r->error, "%s", tuna_last_error());
 }
@@ -266,7 +266,7 @@ static void retire(srv_engine *e, int row) {
     tuna_gen_result res = {0};
     if (!r->failed && !cancelled && r->seq) {
         tuna_status st = tuna_gen_seq_result(r->seq, &res); /* flushes held-back text through emit */
-        if (st != TUNA_OK) fail(r, st);
+        if (st != TUNA_OK) fail(r);
     }
     pthread_mutex_lock(&e->mu);
     if (!r->failed && !cancelled) {
@@ -325,7 +325,7 @@ static void *engine_loop(void *arg) {
                 st = tuna_decoder_step(e->d, &row, 1, r->ids, r->n, e->logits);
             }
             if (st == TUNA_OK) st = tuna_gen_seq_push_logits(r->seq, e->logits);
-            if (st != TUNA_OK) fail(r, st);
+            if (st != TUNA_OK) fail(r);
         }
         /* one token for every running row, one forward per model */
         for (int m = 0; m < e->n_models; m++) {
@@ -346,8 +346,8 @@ static void *engine_loop(void *arg) {
                 srv_request *r = e->slot[e->rows[a]];
                 if (st == TUNA_OK) {
                     tuna_status s2 = tuna_gen_seq_push_logits(r->seq, e->logits + (size_t)a * e->V);
-                    if (s2 != TUNA_OK) fail(r, s2);
-                } else fail(r, st);
+                    if (s2 != TUNA_OK) fail(r);
+                } else fail(r);
             }
         }
         for (int row = 0; row < e->parallel; row++)
@@ -375,8 +375,8 @@ tuna_status srv_engine_create(srv_engine **out, tuna_model *const *models, int n
     /* a model with a sliding window attends no further back than it: rows stop there */
     if (c->sliding_window > 0 && e->ctx > c->sliding_window) e->ctx = c->sliding_window;
     /* one prefill of a whole context, or one token for every row; the
-     * decoder sizes its per-thread scratch by this thread's team size, so
-     * give it the engine thread's */
+     * decoder's per-thread scratch is sized for this thread's team (and holds
+     * larger teams to it), so create it with the engine thread's */
     int saved_threads = omp_get_max_threads();
     if (o->threads > 0) omp_set_num_threads(o->threads);
     tuna_status st = tuna_decoder_create(&e->d, models[0], e->parallel, e->ctx, e->ctx > e->parallel ? e->ctx : e->parallel);
