@@ -15,16 +15,26 @@ CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude -Isrc \
             -I/usr/include/x86_64-linux-gnu/openblas-openmp $(OPT)
 LDLIBS   += -lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp
 
-# Open MPI (data-parallel training): used when mpicc is installed; without
-# it tuna builds single-process (src/train/dist.c's stubs)
-MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
-MPI_LDLIBS := $(shell mpicc --showme:link 2>/dev/null)
-ifneq ($(MPI_LDLIBS),)
-CFLAGS   += -DTUNA_MPI $(MPI_CFLAGS)
-LDLIBS   += $(MPI_LDLIBS)
-endif
-
 BUILD    ?= build
+.DEFAULT_GOAL := all
+
+# The configuration is probed after the packages are installed: make first
+# remakes $(BUILD)/config.mk (scripts/deps.sh, then scripts/configure.sh),
+# then reads it and starts over, so the first build on a new machine already
+# sees Open MPI. configure.sh rewrites the file only when it changes, and
+# every object depends on it: a changed configuration rebuilds, without
+# `make clean`. Open MPI (data-parallel training) is used when mpicc is
+# installed; without it tuna builds single-process (src/train/dist.c's stubs).
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+include $(BUILD)/config.mk
+endif
+$(BUILD)/config.mk: FORCE
+	@scripts/deps.sh
+	@scripts/configure.sh $(BUILD)
+FORCE:
+MPI_LDLIBS := $(TUNA_MPI_LDLIBS)
+CFLAGS   += $(TUNA_MPI_CFLAGS) -I$(BUILD)/gen
+LDLIBS   += $(TUNA_MPI_LDLIBS)
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -38,14 +48,17 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test test-fast test-san fuzz bench clean demo demo-prefs
 
-all: deps $(BUILD)/tuna $(TESTS) $(BENCHES)
+all: $(BUILD)/tuna $(TESTS) $(BENCHES)
 
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/%.o: %.c $(HDRS)
+$(BUILD)/%.o: %.c $(HDRS) $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# what `tuna --version` says the code was compiled with
+$(BUILD)/src/core/version.o: CFLAGS += -DTUNA_BUILD_FLAGS='"$(CC) $(OPT)"'
 
 # vector tanhf/expf from libmvec for the activation loops (see kernels_act.c)
 $(BUILD)/src/kernels/kernels_act.o: CFLAGS += -ffast-math
@@ -59,17 +72,17 @@ $(BUILD)/gen/chat_page.c: src/serve/chat.html scripts/embed.sh
 	@mkdir -p $(dir $@)
 	scripts/embed.sh $< tuna_chat_page > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/chat_page.o: $(BUILD)/gen/chat_page.c
+$(BUILD)/gen/chat_page.o: $(BUILD)/gen/chat_page.c $(BUILD)/config.mk
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/tuna: $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna.a
 	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna.a $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libtuna.a $(HDRS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libtuna.a $(HDRS) $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libtuna.a $(LDLIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtuna.a $(HDRS)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtuna.a $(HDRS) $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libtuna.a $(LDLIBS) -o $@
 

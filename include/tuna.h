@@ -44,6 +44,12 @@ const char *tuna_last_error(void);
 /* Records a failure detail (printf-style) and returns s, for library code. */
 tuna_status tuna_fail(tuna_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* This library's version ("0.9.0"), and its build configuration as lines
+ * "key: value" (MPI, BLAS library and the kernel it runs, compiler flags, CPU
+ * features compiled for). Static strings; tuna_build_info is not reentrant. */
+#define TUNA_VERSION_STRING "0.9.0"
+const char *tuna_version(void);
+const char *tuna_build_info(void);
 /* Exit code the CLI uses for a status: 0 ok, 2 bad input/usage, 1 otherwise. */
 int tuna_status_exit_code(tuna_status s);
 
