@@ -11,13 +11,14 @@
 # like abort for programmer errors would have to be added to `allowed` below
 # with its reason. Ends with "RESULT <passed> <failed> <skipped>".
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=${1:-build}
 passed=0; failed=0
 ok()  { passed=$((passed+1)); echo "ok - $1"; }
 bad() { failed=$((failed+1)); echo "FAIL - $1"; }
 
-ends_process="exit _exit _Exit quick_exit abort __assert_fail"
+ends_process=(exit _exit _Exit quick_exit abort __assert_fail)
+ends_re=$(IFS="|"; echo "${ends_process[*]}")
 # "function symbol" pairs allowed to refer to a process- or job-ending call
 allowed="tuna_dist_abort_job MPI_Abort"
 
@@ -44,10 +45,10 @@ for a in "${archives[@]}"; do
     bad "$a: cannot read its symbols or calls (nm/objdump)"; continue
   fi
   # anything in the library's symbol tables (code or data) naming an exit function
-  named=$(nm -A -u "$a" 2>/dev/null | awk '{print $NF}' | grep -xE "$(echo $ends_process | tr ' ' '|')" | sort -u | tr '\n' ' ')
-  if [ -z "$named" ]; then ok "$a: no reference to $ends_process"
-  else bad "$a refers to: $named"; nm -A -u "$a" | grep -wE "$(echo $named | tr ' ' '|')"; fi
-  offenders=$(references "$a" $ends_process MPI_Abort | while read -r obj fn sym; do
+  named=$(nm -A -u "$a" 2>/dev/null | awk '{print $NF}' | grep -xE "$ends_re" | sort -u | tr '\n' ' ')
+  if [ -z "$named" ]; then ok "$a: no reference to ${ends_process[*]}"
+  else bad "$a refers to: $named"; nm -A -u "$a" | grep -wE "$ends_re"; fi
+  offenders=$(references "$a" "${ends_process[@]}" MPI_Abort | while read -r obj fn sym; do
     case " $allowed " in *" $fn $sym "*) ;; *) echo "$obj: $fn calls $sym";; esac
   done)
   if [ -z "$offenders" ]; then ok "$a: MPI_Abort only in tuna_dist_abort_job"

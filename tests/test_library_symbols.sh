@@ -11,7 +11,7 @@
 #      file fails with the library's error, none of the program's are called.
 # Ends with "RESULT <passed> <failed> <skipped>".
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=${1:-build}
 passed=0; failed=0
 ok()  { passed=$((passed+1)); echo "ok - $1"; }
