@@ -1,5 +1,6 @@
 # tuna — build, test and check.
-#   make            library build/libtuna.a and CLI build/tuna
+#   make            library build/libtuna.a (public: only tuna_* exported; see
+#                   below) and CLI build/tuna
 #   make test       unit + parity tests, the same under ASan+UBSan, fuzz smoke runs
 #   make test-fast  unit + parity tests only (no sanitizer rebuild)
 #   make fuzz       libFuzzer targets (clang), run briefly
@@ -10,6 +11,7 @@
 # needs no edit here.
 
 CC       ?= cc
+OBJCOPY  ?= objcopy
 OPT      ?= -O3 -march=native
 CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude -Isrc \
             -I/usr/include/x86_64-linux-gnu/openblas-openmp $(OPT)
@@ -48,7 +50,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test test-fast test-san fuzz bench clean demo demo-prefs
 
-all: $(BUILD)/tuna $(TESTS) $(BENCHES)
+all: $(BUILD)/libtuna.a $(BUILD)/tuna $(TESTS) $(BENCHES)
 
 deps:
 	@scripts/deps.sh
@@ -63,9 +65,32 @@ $(BUILD)/src/core/version.o: CFLAGS += -DTUNA_BUILD_FLAGS='"$(CC) $(OPT)"'
 # vector tanhf/expf from libmvec for the activation loops (see kernels_act.c)
 $(BUILD)/src/kernels/kernels_act.o: CFLAGS += -ffast-math
 
-$(BUILD)/libtuna.a: $(LIB_OBJ)
+# Two archives of the same objects. $(BUILD)/libtuna.a, the public one,
+# exports only tuna_* names: its objects are linked into one relocatable
+# object (ld -r), in which every other global symbol (gguf_*, st_*, k_*, ...)
+# is made local (objcopy --keep-global-symbol 'tuna_*'), so a program can link
+# it beside a library that uses the same names (llama.cpp's gguf_*); such a
+# program pulls in the whole library and links the libraries listed in
+# $(BUILD)/libtuna.ldlibs. $(BUILD)/libtuna_internal.a keeps one object per
+# source file and every symbol: the tests, benches and the CLI link it, as
+# they call internal functions (the CLI: serve's srv_*, gguf_* in generate).
+# tests/test_library_symbols.sh checks the public archive's symbols.
+$(BUILD)/libtuna.a: $(LIB_OBJ) | $(BUILD)/libtuna.ldlibs
+	@rm -f $@
+	$(LD) -r -o $(BUILD)/libtuna_all.o $^
+	$(OBJCOPY) --wildcard --keep-global-symbol='tuna_*' $(BUILD)/libtuna_all.o $(BUILD)/libtuna.o
+	ar rcs $@ $(BUILD)/libtuna.o
+	@rm -f $(BUILD)/libtuna_all.o $(BUILD)/libtuna.o
+
+$(BUILD)/libtuna_internal.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# rewritten only when the link flags change (libtuna.a is not remade for it)
+$(BUILD)/libtuna.ldlibs: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(LDLIBS)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 # the chat page of tuna serve, built into the binary
 $(BUILD)/gen/chat_page.c: src/serve/chat.html scripts/embed.sh
@@ -75,16 +100,16 @@ $(BUILD)/gen/chat_page.c: src/serve/chat.html scripts/embed.sh
 $(BUILD)/gen/chat_page.o: $(BUILD)/gen/chat_page.c $(BUILD)/config.mk
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/tuna: $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna.a
-	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna.a $(LDLIBS) -o $@
+$(BUILD)/tuna: $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna_internal.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/gen/chat_page.o $(BUILD)/libtuna_internal.a $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libtuna.a $(HDRS) $(BUILD)/config.mk
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libtuna_internal.a $(HDRS) $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/libtuna.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $< $(BUILD)/libtuna_internal.a $(LDLIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtuna.a $(HDRS) $(BUILD)/config.mk
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtuna_internal.a $(HDRS) $(BUILD)/config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/libtuna.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $< $(BUILD)/libtuna_internal.a $(LDLIBS) -o $@
 
 test-fast: all
 	@scripts/run_tests.sh $(BUILD)
@@ -92,7 +117,7 @@ test-fast: all
 # The sanitizer tier rebuilds everything in build-san with ASan+UBSan.
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread $(MPI_LDLIBS) -lm -fopenmp -fsanitize=address,undefined" build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
+	    LDLIBS="-lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread $(MPI_LDLIBS) -lm -fopenmp -fsanitize=address,undefined" build-san/libtuna.a build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
 	@TUNA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=2 scripts/run_tests.sh build-san
 
 # The full suite: unit and parity tests, the same under ASan+UBSan, then each

@@ -3,7 +3,9 @@
  * training on the same global batches (full fine-tuning and LoRA, 5 steps,
  * within 1e-6 relative per tensor), resume from a 2-rank checkpoint with one
  * process, and a job whose rank is killed must end non-zero within a bounded
- * time instead of hanging. Skipped (visibly) without mpirun or an MPI build,
+ * time instead of hanging, a rank's error ends the job with the CLI's exit
+ * code, and a usage error found after joining the job leaves it properly
+ * (MPI finalized on every rank). Skipped (visibly) without mpirun or an MPI build,
  * and in the sanitizer tier (Open MPI's own allocations are not ours to
  * leak-check). */
 #include <signal.h>
@@ -29,6 +31,22 @@ static double now_s(void) {
 static int run(const char *cmd) {
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* the first line of `sh -c cmd`'s output (empty if none) */
+static void first_line(const char *cmd, char *out, size_t n) {
+    out[0] = 0;
+    FILE *p = popen(cmd, "r");
+    if (p && fgets(out, (int)n, p)) out[strcspn(out, "\n")] = 0;
+    if (p) pclose(p);
+}
+
+/* lines of FILE containing TEXT */
+static int count_lines(const char *file, const char *text) {
+    char cmd[1024], line[64];
+    snprintf(cmd, sizeof cmd, "grep -cF -- '%s' %s", text, file);
+    first_line(cmd, line, sizeof line);
+    return atoi(line);
 }
 
 /* worst per-tensor relative L2 difference between two safetensors files (-1: unreadable / different tensors) */
@@ -145,9 +163,7 @@ static void killed_rank(void) {
     /* the last checkpoint written before the kill is complete: one process resumes from it */
     char last[700] = "";
     snprintf(cmd, sizeof cmd, "ls -d %s/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1", out);
-    FILE *p = popen(cmd, "r");
-    if (p && fgets(last, sizeof last, p)) last[strcspn(last, "\n")] = 0;
-    if (p) pclose(p);
+    first_line(cmd, last, sizeof last);
     const char *dash = strrchr(last, '-');
     int step = dash ? atoi(dash + 1) : 0;
     CHECKF(step > 0, "a checkpoint was written before the kill");
@@ -156,6 +172,33 @@ static void killed_rank(void) {
                  test_cli, FIX, FIX, tmpdir, step + 2, last);
         CHECKF(run(cmd) == 0, "resuming from %s after the kill", last);
     }
+}
+
+/* a usage error that every rank finds after joining the job: exit 2, the
+ * CLI's code, and each rank finalizes MPI on its way out. The finalize is
+ * seen in Open MPI's verbose log of its point-to-point layer (PML): the
+ * component selected at MPI_Init is closed by MPI_Finalize only. */
+static void usage_error_after_join(void) {
+    char cmd[4096], log[600], pml[64], text[128];
+    const char *bad = "--batch 3 --micro-batch 2"; /* not a multiple: refused after tuna_dist_init */
+    snprintf(cmd, sizeof cmd, "%s %s sft --model %s --data %s/data.jsonl --out %s/usage %s > %s/usage.log 2>&1", MPIRUN, test_cli, FIX, FIX,
+             tmpdir, bad, tmpdir);
+    int rc = run(cmd);
+    CHECKF(rc == 2, "usage error in both ranks: the job's exit code is the CLI's 2 (got %d)", rc);
+    snprintf(log, sizeof log, "%s/usage-verbose.log", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s --mca pml_base_verbose 10 --mca orte_abort_on_non_zero_status 0 %s sft --model %s --data %s/data.jsonl "
+             "--out %s/usage %s > %s 2>&1", MPIRUN, test_cli, FIX, FIX, tmpdir, bad, log);
+    run(cmd);
+    CHECKF(count_lines(log, "is not a multiple of --micro-batch") == 2, "both ranks report the usage error (log %s)", log);
+    snprintf(cmd, sizeof cmd, "grep -o 'select: component [a-z0-9_]* selected' %s | head -1 | cut -d' ' -f3", log);
+    first_line(cmd, pml, sizeof pml);
+    if (!pml[0]) {
+        test_skip("MPI finalized after a usage error", "this MPI's verbose log names no selected PML component");
+        return;
+    }
+    snprintf(text, sizeof text, "close: component %s closed", pml);
+    int closed = count_lines(log, text);
+    CHECKF(closed == 2, "both ranks finalize MPI after the usage error: %d of 2 closed PML component %s (log %s)", closed, pml, log);
 }
 
 /* one rank fails with an error (its data file is missing; MPMD launch):
@@ -169,7 +212,8 @@ static void failing_rank(void) {
     double t0 = now_s();
     int rc = run(cmd);
     double dt = now_s() - t0;
-    CHECKF(rc != 0 && rc != 124 && dt < 30, "a rank's error ends the job: exit %d after %.1f s", rc, dt);
+    /* exit 2: the CLI's code for an unreadable input, passed to MPI_Abort */
+    CHECKF(rc == 2 && dt < 30, "a rank's error ends the job with the CLI's exit code 2: exit %d after %.1f s", rc, dt);
     snprintf(cmd, sizeof cmd, "grep -q 'missing.jsonl: cannot open' %s/fail.log", tmpdir);
     CHECKF(run(cmd) == 0, "the failing rank's error line is in the job's output");
     printf("failing rank: the job ended after %.2f s with exit %d\n", dt, rc);
@@ -221,6 +265,7 @@ int main(int argc, char **argv) {
     resume_across_rank_counts();
     killed_rank();
     failing_rank();
+    usage_error_after_join();
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (!check_failed) run(cmd);
     return test_done();

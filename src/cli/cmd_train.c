@@ -103,6 +103,14 @@ static const char *sft_help =
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
+/* a stop asked on any rank stops every rank at the same step */
+static tuna_status agree_stop(void) {
+    int any = 0;
+    tuna_status st = tuna_dist_any(stop_requested, &any);
+    if (any) stop_requested = 1;
+    return st;
+}
+
 static int parse_float(const char *opt, const char *s, double lo, double hi, double *out) {
     char *end;
     if (!s) return cli_usage_error("%s needs a value", opt), -1;
@@ -811,8 +819,9 @@ int cli_train_command(int argc, char **argv, int mode) {
     }
     tuna_step_info info = {0};
     char extra[160];
-    /* a stop asked on any rank stops every rank at the same step */
-    for (int s = tuna_trainer_step_count(tr); s < total && !(stop_requested = tuna_dist_any(stop_requested)); s++) {
+    for (int s = tuna_trainer_step_count(tr); s < total; s++) {
+        st = agree_stop();
+        if (st != TUNA_OK || stop_requested) break;
         st = tuna_trainer_step(tr, &info);
         if (st != TUNA_OK) break;
         fprintf(metrics, "{\"step\":%d,\"epoch\":%.6g,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld,"
@@ -899,7 +908,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     }
     if (tty) fputc('\n', stderr);
     /* a signal during the last step reaches the ranks' flags at different times: agree once more */
-    if (st == TUNA_OK) stop_requested = tuna_dist_any(stop_requested);
+    if (st == TUNA_OK) st = agree_stop();
     if (st == TUNA_ERR_NUMERIC) {
         fprintf(stderr, "tuna: error: %s; %s\n", tuna_last_error(),
                 saved_best ? "the best weights so far are in the output folder" : "no weights were written");
@@ -973,7 +982,7 @@ done:;
     /* a failure on one rank ends the job instead of leaving the others in a
      * collective (after rank 0's report, which a failure agreed by all ranks
      * would otherwise lose) */
-    if (rc != 0 && !stop_requested && tuna_dist_size() > 1) tuna_dist_abort(rc);
+    if (rc != 0 && !stop_requested) cli_abort_job(rc);
     tuna_trainer_free(tr);
     tuna_tokenizer_free(tok);
     for (int k = 0; k < MAX_DATA; k++) { tuna_pretok_free(&parts[k]); tuna_pretok_free(&vparts[k]); }
@@ -982,7 +991,6 @@ done:;
     tuna_model_free(m);
     free(ref_train);
     free(ref_val);
-    tuna_dist_finalize();
     return rc;
 }
 

@@ -1,7 +1,10 @@
 /* commands.h — the CLI's subcommands and the small helpers they share.
  * Each cmd_* takes (argc, argv) with argv[0] the subcommand name and returns
  * the process exit code (0 ok, 1 failure, 2 bad usage or input). Errors are
- * printed as "tuna: error: ..." on stderr through cli_error(). */
+ * printed as "tuna: error: ..." on stderr through cli_error(). Commands
+ * never exit: main() finalizes MPI after every command (cli_finish), so a
+ * command that fails on one rank of a data-parallel job alone must end the
+ * job itself (cli_abort_job) before it returns. */
 #ifndef TUNA_CLI_COMMANDS_H
 #define TUNA_CLI_COMMANDS_H
 #include "tuna.h"
@@ -69,6 +72,10 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "tuna: error: <tuna_last_error() or status text>" and returns the
  * exit code for s. */
 int cli_status_error(tuna_status s);
+/* A failure on this rank alone of a multi-rank job: flushes this rank's
+ * output, then ends every rank of the job with exit code `code` (the others
+ * would wait in a collective forever). Returns when not in such a job. */
+void cli_abort_job(int code);
 /* Total bytes of the *.safetensors files in a folder (0 if none). */
 long long cli_safetensors_bytes(const char *dir);
 /* Copies src_dir/name to dst_dir/name (temporary name, then rename); silently

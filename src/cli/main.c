@@ -1,11 +1,14 @@
 /* main.c — the `tuna` command: dispatches to one subcommand per file in src/cli.
  * The CLI is thin: it parses options, calls libtuna, prints results, and maps
- * statuses to exit codes (0 ok, 1 failure, 2 bad usage or input). */
+ * statuses to exit codes (0 ok, 1 failure, 2 bad usage or input). Only the
+ * CLI decides to end a process or a job: commands return their exit code to
+ * main(), which leaves the MPI job (if any) on every path. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "tuna_dist.h"
 
 typedef struct {
     const char *name;
@@ -59,6 +62,18 @@ int cli_status_error(tuna_status s) {
     return tuna_status_exit_code(s);
 }
 
+void cli_abort_job(int code) {
+    fflush(stdout);
+    fflush(stderr);
+    tuna_dist_abort_job(code);
+}
+
+/* a command's exit code, after leaving the MPI job it may have joined */
+static int cli_finish(int rc) {
+    tuna_status st = tuna_dist_finalize();
+    return st != TUNA_OK && rc == 0 ? cli_status_error(st) : rc;
+}
+
 int cli_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
@@ -88,7 +103,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return cli_finish(commands[i].run(argc - 1, argv + 1));
     cli_usage_error("unknown command '%s' (try tuna --help)", argv[1]);
     return 2;
 }

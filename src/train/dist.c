@@ -1,7 +1,10 @@
 /* dist.c — the MPI calls of data-parallel training (see tuna_dist.h), kept
  * in one file so the rest of tuna never includes mpi.h and a build without
  * Open MPI (TUNA_MPI undefined) compiles the one-process versions. Large
- * sums go in chunks of at most 2^30 elements (MPI counts are int). */
+ * sums go in chunks of at most 2^30 elements (MPI counts are int). MPI
+ * errors come back as statuses (MPI_ERRORS_RETURN), never end the process:
+ * whether a failure ends the job is the caller's decision
+ * (tuna_dist_abort_job). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -20,7 +23,7 @@ int tuna_dist_size(void) { return g_size; }
 double tuna_dist_comm_seconds(void) { return g_comm; }
 
 #ifdef TUNA_MPI
-static int g_mpi = 0;
+static int g_mpi = 0, g_own = 0; /* in a job; MPI initialised here (so finalised here) */
 
 static double now_s(void) {
     struct timespec ts;
@@ -28,37 +31,50 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* TUNA_OK for MPI_SUCCESS, else the failed call and MPI's words for rc */
+static tuna_status mpi_ok(int rc, const char *call) {
+    if (rc == MPI_SUCCESS) return TUNA_OK;
+    char msg[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", rc);
+    return tuna_fail(TUNA_ERR_IO, "%s failed on rank %d of %d: %s", call, g_rank, g_size, msg);
+}
+
 int tuna_dist_available(void) { return 1; }
 
+/* started by a launcher? (a plain run must not become an MPI singleton) */
+static int launched(void) { return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK"); }
+
 tuna_status tuna_dist_init(void) {
-    if (g_mpi) return TUNA_OK;
-    /* started by a launcher? (a plain run must not become an MPI singleton) */
-    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK") && !getenv("PMI_RANK")) return TUNA_OK;
-    int inited = 0;
-    MPI_Initialized(&inited);
+    if (g_mpi || !launched()) return TUNA_OK;
+    int inited = 0, provided = MPI_THREAD_FUNNELED;
+    tuna_status st = mpi_ok(MPI_Initialized(&inited), "MPI_Initialized");
     /* MPI is called from the main thread only; OpenMP/OpenBLAS threads exist beside it */
-    int provided = 0;
-    if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return tuna_fail(TUNA_ERR_IO, "MPI_Init failed");
-    if (!inited && provided < MPI_THREAD_FUNNELED) return tuna_fail(TUNA_ERR_UNSUPPORTED, "this MPI library does not support MPI_THREAD_FUNNELED");
-    /* an error in any collective ends the job rather than returning */
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    if (st == TUNA_OK && !inited) st = mpi_ok(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    if (st != TUNA_OK) return st;
     g_mpi = 1;
-    return TUNA_OK;
+    g_own = !inited;
+    if (provided < MPI_THREAD_FUNNELED) return tuna_fail(TUNA_ERR_UNSUPPORTED, "this MPI library does not support MPI_THREAD_FUNNELED");
+    /* errors come back as statuses; the caller decides whether to end the job */
+    st = mpi_ok(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    if (st == TUNA_OK) st = mpi_ok(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank), "MPI_Comm_rank");
+    if (st == TUNA_OK) st = mpi_ok(MPI_Comm_size(MPI_COMM_WORLD, &g_size), "MPI_Comm_size");
+    return st;
 }
 
-void tuna_dist_finalize(void) {
-    if (!g_mpi) return;
-    MPI_Finalize();
-    g_mpi = 0;
+tuna_status tuna_dist_finalize(void) {
+    if (!g_mpi) return TUNA_OK;
+    int own = g_own;
+    g_mpi = g_own = 0;
+    g_rank = 0;
+    g_size = 1;
+    return own ? mpi_ok(MPI_Finalize(), "MPI_Finalize") : TUNA_OK;
 }
 
-void tuna_dist_abort(int code) {
-    fflush(stdout);
-    fflush(stderr);
-    if (g_mpi && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
-    exit(code);
+void tuna_dist_abort_job(int code) {
+    /* MPI_Abort ends every rank of the job, this one included; it returns
+     * only if it failed, and then there is nothing more to do here */
+    if (g_mpi && g_size > 1) (void)MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 static tuna_status sum(void *buf, int64_t n, MPI_Datatype type, size_t elem) {
@@ -66,8 +82,8 @@ static tuna_status sum(void *buf, int64_t n, MPI_Datatype type, size_t elem) {
     double t0 = now_s();
     for (int64_t at = 0; at < n;) {
         int k = n - at > (1 << 30) ? (1 << 30) : (int)(n - at);
-        if (MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem, k, type, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
-            return tuna_fail(TUNA_ERR_IO, "MPI_Allreduce failed");
+        tuna_status st = mpi_ok(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem, k, type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+        if (st != TUNA_OK) return st;
         at += k;
     }
     g_comm += now_s() - t0;
@@ -88,20 +104,22 @@ tuna_status tuna_dist_isum_f32(float *buf, int64_t n) {
     for (int64_t at = 0; at < n;) {
         int k = n - at > (1 << 30) ? (1 << 30) : (int)(n - at);
         if (g_nreq == MAX_PENDING) return tuna_fail(TUNA_ERR_INTERNAL, "more than %d gradient sums in flight", MAX_PENDING);
-        if (MPI_Iallreduce(MPI_IN_PLACE, buf + at, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[g_nreq++]) != MPI_SUCCESS)
-            return tuna_fail(TUNA_ERR_IO, "MPI_Iallreduce failed");
+        tuna_status st = mpi_ok(MPI_Iallreduce(MPI_IN_PLACE, buf + at, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[g_nreq]), "MPI_Iallreduce");
+        if (st != TUNA_OK) return st;
+        g_nreq++;
         at += k;
     }
     g_comm += now_s() - t0;
     return TUNA_OK;
 }
 
-void tuna_dist_progress(void) {
-    if (!g_nreq) return;
+tuna_status tuna_dist_progress(void) {
+    if (!g_nreq) return TUNA_OK;
     double t0 = now_s();
     int flag;
-    MPI_Testall(g_nreq, g_req, &flag, MPI_STATUSES_IGNORE);
+    tuna_status st = mpi_ok(MPI_Testall(g_nreq, g_req, &flag, MPI_STATUSES_IGNORE), "MPI_Testall");
     g_comm += now_s() - t0;
+    return st;
 }
 
 tuna_status tuna_dist_wait(void) {
@@ -110,18 +128,20 @@ tuna_status tuna_dist_wait(void) {
     int rc = MPI_Waitall(g_nreq, g_req, MPI_STATUSES_IGNORE);
     g_nreq = 0;
     g_comm += now_s() - t0;
-    return rc == MPI_SUCCESS ? TUNA_OK : tuna_fail(TUNA_ERR_IO, "MPI_Waitall failed");
+    return mpi_ok(rc, "MPI_Waitall");
 }
 
-int tuna_dist_any(int flag) {
-    if (!g_mpi || g_size == 1) return flag != 0;
-    int in = flag != 0, out = 0;
-    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return out;
+tuna_status tuna_dist_any(int flag, int *any) {
+    int in = flag != 0;
+    *any = in;
+    if (!g_mpi || g_size == 1) return TUNA_OK;
+    tuna_status st = mpi_ok(MPI_Allreduce(&in, any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+    if (st != TUNA_OK) *any = in;
+    return st;
 }
 
-void tuna_dist_barrier(void) {
-    if (g_mpi && g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+tuna_status tuna_dist_barrier(void) {
+    return g_mpi && g_size > 1 ? mpi_ok(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier") : TUNA_OK;
 }
 #else
 int tuna_dist_available(void) { return 0; }
@@ -130,18 +150,14 @@ tuna_status tuna_dist_init(void) {
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "started by mpirun, but this tuna was built without MPI (install libopenmpi-dev and rebuild)");
     return TUNA_OK;
 }
-void tuna_dist_finalize(void) {}
-void tuna_dist_abort(int code) {
-    fflush(stdout);
-    fflush(stderr);
-    exit(code);
-}
+tuna_status tuna_dist_finalize(void) { return TUNA_OK; }
+void tuna_dist_abort_job(int code) { (void)code; }
 tuna_status tuna_dist_sum_f32(float *buf, int64_t n) { (void)buf; (void)n; return TUNA_OK; }
 tuna_status tuna_dist_sum_f64(double *buf, int n) { (void)buf; (void)n; return TUNA_OK; }
 tuna_status tuna_dist_sum_i64(int64_t *buf, int n) { (void)buf; (void)n; return TUNA_OK; }
-int tuna_dist_any(int flag) { return flag != 0; }
-void tuna_dist_barrier(void) {}
+tuna_status tuna_dist_any(int flag, int *any) { *any = flag != 0; return TUNA_OK; }
+tuna_status tuna_dist_barrier(void) { return TUNA_OK; }
 tuna_status tuna_dist_isum_f32(float *buf, int64_t n) { (void)buf; (void)n; return TUNA_OK; }
-void tuna_dist_progress(void) {}
+tuna_status tuna_dist_progress(void) { return TUNA_OK; }
 tuna_status tuna_dist_wait(void) { return TUNA_OK; }
 #endif

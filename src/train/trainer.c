@@ -194,7 +194,7 @@ static void grads_ready(void *ctx, int layer) {
     if (layer >= 0) {
         if (t->layer_hi[layer] > t->layer_lo[layer])
             st = tuna_dist_isum_f32(t->grad_base + t->layer_lo[layer], t->layer_hi[layer] - t->layer_lo[layer]);
-        tuna_dist_progress();
+        if (st == TUNA_OK) st = tuna_dist_progress();
     } else
         for (int i = 0; st == TUNA_OK && i < t->n_rest; i++) st = tuna_dist_isum_f32(t->grad_base + t->rest[i][0], t->rest[i][1] - t->rest[i][0]);
     t->comm_st = st;
@@ -320,7 +320,10 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     if (tuna_dist_size() > 1) {
         if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
         /* every rank must issue the same collectives: overlap only if all can */
-        t->overlap = !tuna_dist_any(!t->overlap);
+        int any_cannot = 0;
+        st = tuna_dist_any(!t->overlap, &any_cannot);
+        if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
+        t->overlap = !any_cannot;
     }
     *out = t;
     return TUNA_OK;
