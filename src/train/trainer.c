@@ -477,7 +477,8 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
         tuna_loss l;
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
-        tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
+        st = tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
+        if (st != TUNA_OK) return st;
         for (int j = 0; j < nb; j++) {
             t->pl_c[j] = -t->row_loss[2 * j];
             t->pl_r[j] = -t->row_loss[2 * j + 1];
@@ -536,7 +537,8 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
         if (seqnorm) {
-            tuna_model_row_losses(t->m, nb, T, t->row_loss);
+            st = tuna_model_row_losses(t->m, nb, T, t->row_loss);
+            if (st != TUNA_OK) return st;
             for (int j = 0; j < nb; j++)
                 if (t->seq_cnt[j0 + j]) loss += t->row_loss[j] / (double)t->seq_cnt[j0 + j] / (double)seqs_counted;
         } else loss += l.loss_sum / (double)total;
