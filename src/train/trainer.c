@@ -705,15 +705,17 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
         tuna_batch bt = {.B = nb, .T = T, .input_ids = t->ids, .labels = t->labels, .pos_ids = data->pos ? t->pos : NULL};
         tuna_loss l;
         st = tuna_model_forward(t->m, &bt, &l);
+        if (st != TUNA_OK) break; /* l was not written */
         sum += l.loss_sum;
         tokens += l.tokens;
     }
     t->data = saved;
     t->seq_idx = saved_idx;
     t->m->have_forward = 0;
+    if (st != TUNA_OK) return st;
     *loss_out = tokens ? sum / (double)tokens : NAN;
     *tokens_out = tokens;
-    return st;
+    return TUNA_OK;
 }
 
 /* ---------------- checkpoints ---------------- */
