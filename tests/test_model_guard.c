@@ -21,12 +21,14 @@ static void fill_batch(int32_t *ids, int32_t *labels, int n, int V) {
     for (int i = 0; i < n; i++) ids[i] = labels[i] = (int32_t)(tuna_rng_u32(&rng) % (uint32_t)V);
 }
 
-/* forward + backward from zeroed gradients; logits[N*V] and grads[W] copied out */
-static void fwd_bwd(tuna_model *m, const tuna_batch *bt, float *logits, float *grads) {
+/* forward (+ backward from zeroed gradients in the training modes); logits[N*V]
+ * and grads[W] copied out */
+static void run_batch(tuna_model *m, const tuna_batch *bt, int mode, float *logits, float *grads) {
     tuna_loss l = {0};
-    tuna_model_zero_grad(m);
     CHECK(tuna_model_forward(m, bt, &l) == TUNA_OK);
     memcpy(logits, tuna_model_logits(m), (size_t)bt->B * bt->T * tuna_model_config(m)->V * sizeof(float));
+    if (mode == TUNA_MODE_EVAL) return;
+    tuna_model_zero_grad(m);
     CHECK(tuna_model_backward(m, bt, 1.0f / (float)(l.tokens ? l.tokens : 1)) == TUNA_OK);
     int64_t off = 0;
     for (int i = 0; i < tuna_model_num_params(m); i++) {
@@ -36,32 +38,35 @@ static void fwd_bwd(tuna_model *m, const tuna_batch *bt, float *logits, float *g
     }
 }
 
-/* Prepared by a team of `small`, run by a team of 8. T is long enough that the
- * 2*T*T floats per missing slice reach past the activations' end. The two runs
- * differ only in the order of parallel reductions (loss sums, weight-gradient
- * sums over rows): rel L2 1e-5 is far above that rounding (~1e-7), far below
- * what a corrupted buffer gives. */
-static void test_larger_team(int small, int mode) {
+/* Prepared by a team of `small`, run by a team of 8. One row of T tokens: the
+ * T*T floats of each missing scratch slice outweigh the other activations, so
+ * without the guard the writes reach past the allocation's end (ASan) or
+ * corrupt the buffers after the scratch (wrong results). The two runs differ
+ * only in the order of parallel reductions (loss sums, weight-gradient sums
+ * over rows): rel L2 1e-5 is far above that rounding (~1e-7), far below what
+ * a corrupted buffer gives. */
+static void test_larger_team(int small, int mode, int T) {
     tuna_model *m = NULL;
     CHECK(tuna_model_load(&m, FIX) == TUNA_OK);
     if (!m) return;
-    int B = 1, T = 96, V = tuna_model_config(m)->V, saved = omp_get_max_threads();
+    int B = 1, V = tuna_model_config(m)->V, saved = omp_get_max_threads();
     int64_t W = tuna_model_param_count(m);
     int32_t *ids = malloc((size_t)B * T * 4), *lab = malloc((size_t)B * T * 4);
     fill_batch(ids, lab, B * T, V);
     tuna_batch bt = {.B = B, .T = T, .input_ids = ids, .labels = lab};
     float *lg1 = malloc((size_t)B * T * V * 4), *lg2 = malloc((size_t)B * T * V * 4);
-    float *g1 = malloc((size_t)W * 4), *g2 = malloc((size_t)W * 4);
+    float *g1 = calloc((size_t)W, 4), *g2 = calloc((size_t)W, 4);
     omp_set_num_threads(small);
     CHECK(tuna_model_prepare(m, B, T, mode) == TUNA_OK);
-    fwd_bwd(m, &bt, lg1, g1);
+    run_batch(m, &bt, mode, lg1, g1);
     omp_set_num_threads(8);
-    fwd_bwd(m, &bt, lg2, g2);
+    run_batch(m, &bt, mode, lg2, g2);
     omp_set_num_threads(saved);
     double el = rel_l2(lg2, lg1, (long)B * T * V), eg = rel_l2(g2, g1, W);
-    CHECKF(el < 1e-5 && eg < 1e-5, "prepared by %d threads, run by 8 (mode %d): logits rel %.3g, grads rel %.3g", small, mode,
+    CHECKF(el < 1e-5 && eg < 1e-5, "prepared by %d threads, run by 8 (mode %d, T %d): logits rel %.3g, grads rel %.3g", small,
+           mode, T, el, eg);
+    printf("prepared by %d threads, run by 8 (mode %d, T %d): logits rel %.2g, grads rel %.2g (budget 1e-5)\n", small, mode, T,
            el, eg);
-    printf("prepared by %d threads, run by 8 (mode %d): logits rel %.2g, grads rel %.2g (budget 1e-5)\n", small, mode, el, eg);
     free(ids); free(lab); free(lg1); free(lg2); free(g1); free(g2);
     tuna_model_free(m);
 }
@@ -109,8 +114,9 @@ static void test_batch_mismatch(void) {
 }
 
 int main(void) {
-    test_larger_team(1, TUNA_MODE_TRAIN);
-    test_larger_team(2, TUNA_MODE_TRAIN_CHECKPOINT);
+    test_larger_team(1, TUNA_MODE_TRAIN, 96);
+    test_larger_team(2, TUNA_MODE_TRAIN_CHECKPOINT, 96);
+    test_larger_team(1, TUNA_MODE_EVAL, 256);
     test_batch_mismatch();
     return test_done();
 }
