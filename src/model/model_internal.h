@@ -128,6 +128,9 @@ void model_freeze_base(tuna_model *m);
 /* peft.c hooks called by the model */
 tuna_status peft_prepare(tuna_model *m, int N);
 void peft_free(tuna_peft_state *p);
+/* Tests only: the nth allocation of adapter setup on this thread from now on
+ * fails (tuna_peft_attach, the adapter buffers of tuna_model_prepare); 0 never. */
+void peft_fail_alloc_at(int n);
 
 /* Builds the parameter table and carves weights (and grads if with_grads). */
 tuna_status model_build(tuna_model *m, int with_grads);
