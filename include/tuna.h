@@ -188,10 +188,14 @@ const float *tuna_model_logits(const tuna_model *m);
 /* Backward of the last forward: ADDS to every parameter gradient the gradient
  * of (token_weight * sum over rows b of row_weight[b] * that row's counted
  * per-token losses). For a mean over the counted tokens of one optimizer step
- * pass 1/total_tokens and no row weights. */
+ * pass 1/total_tokens and no row weights. The batch must be the forward's:
+ * TUNA_ERR_ARG when no forward ran since the last backward or its shape
+ * (B, T, position ids or not) differs; the forward then stays usable. */
 tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *batch, float token_weight);
-/* Per-row sums of counted losses of the last forward (out[B]). */
-void tuna_model_row_losses(const tuna_model *m, int B, int T, double *out);
+/* Per-row sums of counted losses of the last forward (out[B]); B x T must be
+ * the forward's batch. TUNA_ERR_ARG when it is not, or when backward has run
+ * since (it overwrites the logits). */
+tuna_status tuna_model_row_losses(const tuna_model *m, int B, int T, double *out);
 /* Sets all gradients to zero. */
 void tuna_model_zero_grad(tuna_model *m);
 

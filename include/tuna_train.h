@@ -95,7 +95,9 @@ tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_j
 int tuna_trainer_step_count(const tuna_trainer *t);
 /* Sequences of each task consumed so far (counts[n_tasks]). */
 void tuna_trainer_task_counts(const tuna_trainer *t, int64_t *counts);
-/* Mean loss over all counted tokens of a data set (no gradients). */
+/* Mean loss over all counted tokens of a data set (no gradients). On failure
+ * (e.g. a token id outside the vocabulary) returns the forward's status and
+ * leaves *loss and *tokens unchanged. */
 tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *loss, int64_t *tokens);
 /* Preference metrics (means over pairs) of pair data with its reference
  * log-probabilities ref[data.n] (no gradients; DPO trainers only). */

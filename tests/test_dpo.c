@@ -107,7 +107,7 @@ static double model_dpo(tuna_model *m, const tuna_dpo_args *a, double *w_rows) {
     tuna_loss l;
     if (tuna_model_forward(m, &bt, &l) != TUNA_OK) return NAN;
     double rows[4];
-    tuna_model_row_losses(m, 4, T, rows);
+    if (tuna_model_row_losses(m, 4, T, rows) != TUNA_OK) return NAN;
     double pc[2] = {-rows[0], -rows[2]}, pr[2] = {-rows[1], -rows[3]}, dc[2], dr[2];
     int64_t nc[2] = {0, 0}, nr[2] = {0, 0};
     for (int r = 0; r < 4; r++)

@@ -3,6 +3,7 @@
  * Tolerance: relative L2 1e-5 — both compute in fp32 with reductions of at most
  * a few hundred terms (the reference accumulates in double), so the expected
  * error is ~1e-7; 1e-5 leaves margin without hiding a wrong index. */
+#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -164,25 +165,68 @@ static void test_attention(int packed, int T) {
     float *a1 = zeros((long)B * NH * T * T), *a2 = zeros((long)B * NH * T * T);
     int32_t *pos = malloc((size_t)B * T * sizeof *pos);
     for (int i = 0; i < B * T; i++) pos[i] = packed ? (i % T) % 5 : i % T; /* restarts every 5 tokens */
-    k_attention_fwd(o1, a1, 1, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
+    k_attention_fwd(o1, a1, 1, 0, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
     k_attention_fwd_ref(o2, a2, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
     CLOSE(o1, o2, rows * NH * HD, packed ? "attention fwd (packed)" : "attention fwd");
     CLOSE(a1, a2, (long)B * NH * T * T, "attention probabilities");
     float *g1 = rnd(rows * sq), *g2 = copy(g1, rows * sq), *g3 = copy(g1, rows * sq), *scratch = zeros(128L * T * T);
-    k_attention_bwd(g1, g1 + NH * HD, g1 + 2 * NH * HD, scratch, dout, a1, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD,
+    k_attention_bwd(g1, g1 + NH * HD, g1 + 2 * NH * HD, scratch, 64, dout, a1, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD,
                     sq, sk, sv);
     k_attention_bwd_ref(g2, g2 + NH * HD, g2 + 2 * NH * HD, dout, a2, q, k, v, B, T, NH, NKV, HD, sq, sk, sv);
     CLOSE(g1, g2, rows * sq, packed ? "attention bwd dq/dk/dv (packed)" : "attention bwd dq/dk/dv");
     /* without kept probabilities: the forward's scratch form gives the same output, and
      * backward recomputes the probabilities bit for bit */
     float *o3 = zeros(rows * NH * HD);
-    k_attention_fwd(o3, scratch, 0, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
+    k_attention_fwd(o3, scratch, 0, 128, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD, sq, sk, sv);
     CHECK(memcmp(o1, o3, (size_t)rows * NH * HD * sizeof(float)) == 0);
-    k_attention_bwd(g3, g3 + NH * HD, g3 + 2 * NH * HD, scratch, dout, NULL, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD,
+    k_attention_bwd(g3, g3 + NH * HD, g3 + 2 * NH * HD, scratch, 64, dout, NULL, q, k, v, packed ? pos : NULL, B, T, NH, NKV, HD,
                     sq, sk, sv);
     CHECK(memcmp(g1, g3, (size_t)rows * sq * sizeof(float)) == 0);
     free(qkv); free(dout); free(o1); free(o2); free(o3); free(a1); free(a2); free(g1); free(g2); free(g3); free(scratch);
     free(pos);
+}
+
+/* Fills n floats with a sentinel; counts those that changed. */
+static void fill_sentinel(float *p, long n) { for (long i = 0; i < n; i++) p[i] = 1234.5f; }
+static long count_changed(const float *p, long n) {
+    long c = 0;
+    for (long i = 0; i < n; i++) c += p[i] != 1234.5f;
+    return c;
+}
+
+/* Scratches of `slots` slices used by a team of 8: the kernels hold the team
+ * to the slices they were given. The floats after each scratch must stay as
+ * they were, and the results equal those of the caller's usual team (bit for
+ * bit: the team size does not change the arithmetic of one (batch, head)). */
+static void test_attention_slots(int slots) {
+    int B = 2, T = 40, NH = 6, NKV = 2, HD = 8, n = 3, sq = 3 * NH * HD, team = omp_get_max_threads();
+    long rows = (long)B * T, slice = 2L * T * T, cslice = (long)n * T, guard = 8 * slice;
+    float *qkv = rnd(rows * sq), *dout = rnd(rows * NH * HD), *q = qkv, *k = qkv + NH * HD, *v = qkv + 2 * NH * HD;
+    float *kc = rnd((long)T * NKV * HD), *vc = rnd((long)T * NKV * HD), *cq = rnd((long)n * NH * HD);
+    float *o1 = zeros(rows * NH * HD), *o2 = zeros(rows * NH * HD), *g1 = zeros(rows * sq), *g2 = zeros(rows * sq);
+    float *co1 = zeros((long)n * NH * HD), *co2 = zeros((long)n * NH * HD);
+    float *ref = zeros(team * slice), *scratch = malloc((size_t)(slots * slice + guard) * sizeof(float));
+    float *cscratch = malloc((size_t)(slots * cslice + guard) * sizeof(float));
+    k_attention_fwd(o1, ref, 0, team, q, k, v, NULL, B, T, NH, NKV, HD, sq, sq, sq);
+    k_attention_bwd(g1, g1 + NH * HD, g1 + 2 * NH * HD, ref, team, dout, NULL, q, k, v, NULL, B, T, NH, NKV, HD, sq, sq, sq);
+    k_attention_cached(co1, NH * HD, cq, NH * HD, kc, vc, T - n, n, NH, NKV, HD, ref, team);
+    fill_sentinel(scratch, slots * slice + guard);
+    fill_sentinel(cscratch, slots * cslice + guard);
+    omp_set_num_threads(8);
+    k_attention_fwd(o2, scratch, 0, slots, q, k, v, NULL, B, T, NH, NKV, HD, sq, sq, sq);
+    long past_fwd = count_changed(scratch + slots * slice / 2, slots * slice / 2 + guard); /* forward slices: T*T */
+    k_attention_bwd(g2, g2 + NH * HD, g2 + 2 * NH * HD, scratch, slots, dout, NULL, q, k, v, NULL, B, T, NH, NKV, HD, sq, sq, sq);
+    k_attention_cached(co2, NH * HD, cq, NH * HD, kc, vc, T - n, n, NH, NKV, HD, cscratch, slots);
+    omp_set_num_threads(team);
+    long past_bwd = count_changed(scratch + slots * slice, guard), past_cached = count_changed(cscratch + slots * cslice, guard);
+    CHECKF(past_fwd == 0 && past_bwd == 0 && past_cached == 0,
+           "%d scratch slots, team of 8: floats written past the scratch: forward %ld, backward %ld, cached %ld", slots,
+           past_fwd, past_bwd, past_cached);
+    CHECK(memcmp(o1, o2, (size_t)rows * NH * HD * sizeof(float)) == 0);
+    CHECK(memcmp(g1, g2, (size_t)rows * sq * sizeof(float)) == 0);
+    CHECK(memcmp(co1, co2, (size_t)n * NH * HD * sizeof(float)) == 0);
+    free(qkv); free(dout); free(kc); free(vc); free(cq); free(o1); free(o2); free(g1); free(g2); free(co1); free(co2);
+    free(ref); free(scratch); free(cscratch);
 }
 
 static void test_crossentropy(void) {
@@ -229,6 +273,8 @@ int main(void) {
     test_attention(0, 150); /* several causal row blocks, the last partial */
     test_attention(1, 13);
     test_attention(1, 150);
+    test_attention_slots(1);
+    test_attention_slots(3);
     test_crossentropy();
     return test_done();
 }

@@ -187,6 +187,40 @@ static void test_bad_models(void) {
     (void)q;
 }
 
+/* config values the RoPE tables and norms divide by: refused when the config
+ * is read (one line naming config.json and the fields), never a division by
+ * zero or a NaN table later. The fixture uses llama3 scaling (factor 8, low 1,
+ * high 4, original 16), rope_theta 10000, rms_norm_eps 1e-5. */
+static void test_bad_divisors(void) {
+    static const struct { const char *what, *sed, *field1, *field2; } cases[] = {
+        {"low == high", "s/\"high_freq_factor\": *4.0/\"high_freq_factor\": 1.0/", "low_freq_factor", "high_freq_factor"},
+        {"low > high", "s/\"low_freq_factor\": *1.0/\"low_freq_factor\": 5.0/", "low_freq_factor", "high_freq_factor"},
+        {"low 0", "s/\"low_freq_factor\": *1.0/\"low_freq_factor\": 0/", "low_freq_factor", "high_freq_factor"},
+        {"original 0", "s/\"original_max_position_embeddings\": *16/\"original_max_position_embeddings\": 0/",
+         "original_max_position_embeddings", NULL},
+        {"factor 0", "s/\"factor\": *8.0/\"factor\": 0/", "factor", NULL},
+        {"rope_theta 0", "s/\"rope_theta\": *10000.0/\"rope_theta\": 0/", "rope_theta", NULL},
+        {"rms_norm_eps < 0", "s/\"rms_norm_eps\": *1e-05/\"rms_norm_eps\": -1e-05/", "rms_norm_eps", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *d = fresh("divisor");
+        char p[700];
+        snprintf(p, sizeof p, "%s/config.json", d);
+        sh("sed -i '%s' '%s'", cases[i].sed, p);
+        tuna_config c;
+        expect_fail(cases[i].what, tuna_config_load(&c, p), TUNA_ERR_FORMAT, "config.json", cases[i].field1);
+        CHECKF(!cases[i].field2 || strstr(tuna_last_error(), cases[i].field2), "%s: message lacks '%s': %s", cases[i].what,
+               cases[i].field2, tuna_last_error());
+    }
+    /* programmatic configs go through the same checks */
+    tuna_config c;
+    CHECK(tuna_config_load(&c, "tests/fixtures/parity/llama_gqa/config.json") == TUNA_OK);
+    c.rope_high_freq_factor = c.rope_low_freq_factor;
+    tuna_model *m = NULL;
+    expect_fail("create, low == high", tuna_model_create(&m, &c), TUNA_ERR_FORMAT, "high_freq_factor", NULL);
+    CHECK(m == NULL);
+}
+
 /* splitting the fixture into two shards with an index gives the same model */
 static void test_sharded_and_roundtrip(void) {
     tuna_model *a = NULL, *b = NULL, *c = NULL;
@@ -355,6 +389,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_bad_safetensors();
     test_bad_models();
+    test_bad_divisors();
     test_sharded_and_roundtrip();
     test_conversions();
     test_bad_data_and_cli();

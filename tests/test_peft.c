@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/rng.h"
 #include "io/safetensors.h"
 #include "kernels/nf4.h"
 #include "model/model_internal.h"
@@ -678,6 +679,82 @@ static void test_info_quant(void) {
 }
 
 /* --- bad adapters: one line, exit 2 --- */
+/* forward of bt; its logits ([B, P+T, V]) copied to out */
+static void forward_logits(tuna_model *m, const tuna_batch *bt, float *out) {
+    tuna_loss l;
+    CHECK(tuna_model_forward(m, bt, &l) == TUNA_OK);
+    int P = m->peft ? m->peft->P : 0;
+    memcpy(out, tuna_model_logits(m), (size_t)bt->B * (bt->T + P) * tuna_model_config(m)->V * sizeof(float));
+}
+
+static int adapted_linears(tuna_model *m) {
+    tuna_linear *ls[8 * 1024];
+    int n = model_linears(m, ls), k = 0;
+    for (int i = 0; i < n; i++) k += ls[i]->adapter != NULL;
+    return k;
+}
+
+/* An allocation failure in adapter setup (the nth allocation of
+ * tuna_peft_attach, then of the adapter buffers a larger tuna_model_prepare
+ * needs; n = 1, 2, ... until it succeeds) leaves the model as it was: no
+ * adapter half attached, the prepared batch still runs with the same logits
+ * (bit for bit), and freeing is clean (ASan: no use after free, no leak). */
+static void test_alloc_failure(tuna_peft_type type) {
+    tuna_model *m = NULL;
+    if (!load("tests/fixtures/parity/llama_gqa", &m)) { CHECK(0); return; }
+    int B = 2, T = 16, P = 4, V = tuna_model_config(m)->V;
+    int32_t ids[2 * 16];
+    make_ids(ids, B * T, V, 3);
+    tuna_batch bt = {.B = B, .T = T, .input_ids = ids, .labels = ids};
+    size_t nl = (size_t)B * (T + P) * V;
+    float *want = malloc(nl * sizeof(float)), *got = malloc(nl * sizeof(float));
+    CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
+    forward_logits(m, &bt, want);
+    tuna_peft_config c;
+    tuna_peft_config_default(&c, type);
+    c.num_virtual_tokens = P;
+    tuna_status st = TUNA_ERR_NOMEM;
+    int failed = 0;
+    for (int n = 1; n < 64 && st != TUNA_OK; n++) {
+        peft_fail_alloc_at(n);
+        st = tuna_peft_attach(m, &c, 5);
+        peft_fail_alloc_at(0);
+        if (st == TUNA_OK) break;
+        failed++;
+        CHECKF(st == TUNA_ERR_NOMEM && !tuna_peft_get(m) && adapted_linears(m) == 0,
+               "type %d, attach allocation %d fails: status %d, adapter %s, %d linears adapted", type, n, st,
+               tuna_peft_get(m) ? "attached" : "none", adapted_linears(m));
+        forward_logits(m, &bt, got);
+        CHECK(!memcmp(got, want, (size_t)B * T * V * sizeof(float)));
+    }
+    CHECKF(st == TUNA_OK && failed >= 5, "type %d: attach succeeded after %d injected failures", type, failed);
+    if (st != TUNA_OK) { tuna_model_free(m); free(want); free(got); return; }
+    /* adapter weights away from their identity start, so they show in the logits */
+    tuna_rng rng;
+    tuna_rng_seed(&rng, 9, 9);
+    for (int64_t i = 0; i < m->peft->n_weights; i++) m->peft->weights[i] += 0.1f * tuna_rng_normal(&rng);
+    CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
+    forward_logits(m, &bt, want);
+    failed = 0;
+    st = TUNA_ERR_NOMEM;
+    for (int n = 1; n < 64 && st != TUNA_OK; n++) {
+        peft_fail_alloc_at(n);
+        st = tuna_model_prepare(m, 2 * B, 2 * T, TUNA_MODE_TRAIN);
+        peft_fail_alloc_at(0);
+        if (st == TUNA_OK) break;
+        failed++;
+        CHECKF(st == TUNA_ERR_NOMEM && m->peft->Nmax >= B * (T + m->peft->P),
+               "type %d, prepare allocation %d fails: status %d, adapter buffers for %d rows", type, n, st, m->peft->Nmax);
+        forward_logits(m, &bt, got);
+        CHECK(!memcmp(got, want, (size_t)B * (T + m->peft->P) * V * sizeof(float)));
+        CHECK(tuna_model_backward(m, &bt, 1.0f) == TUNA_OK);
+    }
+    CHECKF(st == TUNA_OK && failed >= 3, "type %d: prepare succeeded after %d injected failures", type, failed);
+    tuna_model_free(m);
+    free(want);
+    free(got);
+}
+
 static void bad_adapter(const char *what, const char *config_edit, const char *expect) {
     char d[400], cmd[2048], err[500];
     snprintf(d, sizeof d, "%s/bad_%s", tmpdir, what);
@@ -727,6 +804,9 @@ int main(int argc, char **argv) {
     test_resume();
     test_prompt_cli();
     test_info_quant();
+    test_alloc_failure(TUNA_PEFT_LORA);
+    test_alloc_failure(TUNA_PEFT_IA3);
+    test_alloc_failure(TUNA_PEFT_PROMPT);
     bad_adapter("dora", "s/\"use_dora\": false/\"use_dora\": true/", "use_dora");
     bad_adapter("target", "s/\"q_proj\",/\"qq_proj\",/", "qq_proj");
     bad_adapter("rank", "s/\"r\": 4/\"r\": 5/", "lora_A");

@@ -607,6 +607,39 @@ static void test_val_longer_than_train(void) {
     CHECKF(et == 19 && fabs(el - want) <= 1e-5 * fabs(want), "val eval loss %.9g over %lld tokens, tuna eval %.9g", el, et, want);
 }
 
+/* a failing forward inside tuna_trainer_eval (a token id outside the
+ * vocabulary) is returned, and the loss and token count are left as they were
+ * rather than summed from a loss the forward never wrote */
+static void test_eval_failure(void) {
+    char data[300];
+    snprintf(data, sizeof data, "%s/data.jsonl", FIX);
+    tuna_model *m = NULL;
+    tuna_pretok p, bad;
+    tuna_trainer *t = NULL;
+    CHECK(tuna_model_load(&m, FIX) == TUNA_OK);
+    CHECK(tuna_pretok_load(&p, data, 0) == TUNA_OK);
+    tuna_train_args a;
+    tuna_train_args_default(&a);
+    a.batch = a.micro_batch = 2;
+    if (m) CHECK(tuna_trainer_create(&t, m, &p, &a) == TUNA_OK);
+    if (!t) { tuna_model_free(m); return; }
+    bad = p;
+    bad.ids = malloc((size_t)p.off[p.n] * sizeof *bad.ids);
+    memcpy(bad.ids, p.ids, (size_t)p.off[p.n] * sizeof *bad.ids);
+    bad.ids[p.off[p.n - 1] + 1] = tuna_model_config(m)->V; /* the last micro-batch fails */
+    double loss = 123.0;
+    int64_t tokens = 77;
+    tuna_status st = tuna_trainer_eval(t, &bad, &loss, &tokens);
+    CHECKF(st == TUNA_ERR_ARG && strstr(tuna_last_error(), "vocabulary"), "eval with a bad id: status %d: %s", st,
+           tuna_last_error());
+    CHECKF(loss == 123.0 && tokens == 77, "failed eval wrote loss %g over %lld tokens", loss, (long long)tokens);
+    CHECK(tuna_trainer_eval(t, &p, &loss, &tokens) == TUNA_OK && isfinite(loss) && tokens > 0);
+    free(bad.ids);
+    tuna_trainer_free(t);
+    tuna_pretok_free(&p);
+    tuna_model_free(m);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
@@ -626,6 +659,7 @@ int main(int argc, char **argv) {
     test_sigint();
     test_sigkill();
     test_val_longer_than_train();
+    test_eval_failure();
     const char *fx[] = {"gpt2_cosine", "llama_cosine", "gpt2_constant", "llama_constant"};
     for (int i = 0; i < 4; i++) test_sft_parity(fx[i]);
     run("rm -rf '%s'%s", tmpdir, "");

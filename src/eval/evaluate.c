@@ -316,7 +316,8 @@ tuna_status tuna_eval_losses(tuna_model *m, const tuna_pretok *data, int batch, 
         tuna_loss l;
         st = tuna_model_forward(m, &bt, &l);
         if (st != TUNA_OK) break;
-        tuna_model_row_losses(m, b, t, rows);
+        st = tuna_model_row_losses(m, b, t, rows);
+        if (st != TUNA_OK) break;
         for (int i = 0; i < b; i++) loss_sum[s0 + i] = rows[i];
         if (on_progress) on_progress(ctx, s0 + b, data->n);
     }

@@ -162,7 +162,7 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
         }
         for (int r = 0; r < nrows; r++)
             k_attention_cached(d->att + (long)r * n * QD, (int)QD, q + (long)r * n * sq, sq, cache_row(d, d->kc, l, rows[r]),
-                               cache_row(d, d->vc, l, rows[r]), d->len[rows[r]], n, c->NH, c->NKV, c->HD, d->scores);
+                               cache_row(d, d->vc, l, rows[r]), d->len[rows[r]], n, c->NH, c->NKV, c->HD, d->scores, d->nthr);
         linear_forward(&b->o, d->tmp, d->att, N);
         for (long i = 0; i < (long)N * C; i++) d->x[i] += d->tmp[i];
         norm(c, d->xn, d->mean, d->rstd, d->x, b->ln2_w, b->ln2_b, N);
@@ -207,10 +207,6 @@ tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const
             if (ids[(long)r * n + t] < 0 || ids[(long)r * n + t] >= c->V)
                 return tuna_fail(TUNA_ERR_ARG, "token id %d outside the vocabulary (0..%d)", ids[(long)r * n + t], c->V - 1);
     }
-    /* the attention scratch has a slice per thread of the team that created
-     * the decoder: a caller with a larger team is held to that size */
-    int team = omp_get_max_threads();
-    if (team > d->nthr) omp_set_num_threads(d->nthr);
     tuna_status st = TUNA_OK;
     /* prompt tuning: a row that starts gets the virtual tokens first */
     for (int r = 0; P && st == TUNA_OK && r < nrows; r++)
@@ -219,6 +215,5 @@ tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const
             else st = run(d, &rows[r], 1, NULL, P, NULL);
         }
     if (st == TUNA_OK) st = run(d, rows, nrows, ids, n, logits);
-    if (team > d->nthr) omp_set_num_threads(team);
     return st;
 }

@@ -53,15 +53,19 @@ void k_rope(float *x, const int32_t *pos, const float *cos_t, const float *sin_t
  * q [B,T,NH,HD] row stride sq; k, v [B,T,NKV,HD] row strides sk, sv.
  * out [B,T,NH*HD]. pos [B*T] (or NULL = t): row t attends to s in [t-pos[t], t].
  * att: with keep_att, [B,NH,T,T] softmax probabilities kept for backward;
- * without, a scratch of T*T floats per thread (omp_get_max_threads()) and
- * nothing is kept: backward recomputes the probabilities (O(T) memory per row
- * instead of O(T^2) per layer). */
-void k_attention_fwd(float *out, float *att, int keep_att, const float *q, const float *k, const float *v,
+ * without, a scratch of `slots` slices of T*T floats and nothing is kept:
+ * backward recomputes the probabilities (O(T) memory per row instead of
+ * O(T^2) per layer).
+ * Scratch slots: a kernel given a per-thread scratch of `slots` slices runs on
+ * min(omp_get_max_threads(), slots) threads, so a caller whose team grew
+ * since the scratch was sized (omp_set_num_threads, another pthread) cannot
+ * make it write past the end. */
+void k_attention_fwd(float *out, float *att, int keep_att, int slots, const float *q, const float *k, const float *v,
                      const int32_t *pos, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
 /* dq =, dk =, dv = (same layouts/strides as q,k,v). att: the kept
  * probabilities, or NULL to recompute them from q, k and pos exactly as the
- * forward did; scratch: 2*T*T floats per thread. */
-void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+ * forward did; scratch: `slots` slices of 2*T*T floats. */
+void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots, const float *dout, const float *att,
                      const float *q, const float *k, const float *v, const int32_t *pos, int B, int T, int NH, int NKV,
                      int HD, int sq, int sk, int sv);
 
@@ -69,9 +73,9 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const floa
  * positions are past..past+n-1 and their keys/values are already in the
  * cache. q [n, NH*HD] (row stride sq); kc, vc [past+n, NKV*HD]; out [n, NH*HD]
  * (row stride so). Position past+t attends to cache rows 0..past+t. scratch:
- * n*(past+n) floats per thread. */
+ * `slots` slices of n*(past+n) floats. */
 void k_attention_cached(float *out, int so, const float *q, int sq, const float *kc, const float *vc, int past, int n,
-                        int NH, int NKV, int HD, float *scratch);
+                        int NH, int NKV, int HD, float *scratch, int slots);
 
 /* Cross-entropy over rows with target >= 0 (others do not count).
  * lse[N] = logsumexp of each row (saved); returns the sum of counted losses

@@ -158,6 +158,14 @@ void k_rope(float *x, const int32_t *pos, const float *cos_t, const float *sin_t
     }
 }
 
+/* Threads for a loop that gives each thread a slice of a scratch of `slots`
+ * slices (indexed by omp_get_thread_num()): the caller's team, held to the
+ * slices there are, whatever team size the caller has now. */
+static int scratch_team(int slots) {
+    int team = omp_get_max_threads();
+    return team < slots ? team : slots > 0 ? slots : 1;
+}
+
 /* softmax of S[t, lo..t] in place, zeros elsewhere in the row */
 static void causal_softmax_rows(float *S, const int32_t *pos, int T) {
     for (int t = 0; t < T; t++) {
@@ -191,11 +199,12 @@ static void attention_probs(float *S, const float *Q, int sq, const float *K, in
     causal_softmax_rows(S, pos_b, T);
 }
 
-void k_attention_fwd(float *out, float *att, int keep_att, const float *q, const float *k, const float *v,
+void k_attention_fwd(float *out, float *att, int keep_att, int slots, const float *q, const float *k, const float *v,
                      const int32_t *pos, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
     int group = NH / NKV, ldo = NH * HD;
     float scale = 1.0f / sqrtf((float)HD);
-#pragma omp parallel for schedule(dynamic)
+    int team = keep_att ? omp_get_max_threads() : scratch_team(slots);
+#pragma omp parallel for schedule(dynamic) num_threads(team)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH, kh = h / group;
         const float *Q = q + (long)b * T * sq + (long)h * HD;
@@ -212,12 +221,12 @@ void k_attention_fwd(float *out, float *att, int keep_att, const float *q, const
     }
 }
 
-void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots, const float *dout, const float *att,
                      const float *q, const float *k, const float *v, const int32_t *pos, int B, int T, int NH, int NKV,
                      int HD, int sq, int sk, int sv) {
     int group = NH / NKV, ldo = NH * HD;
     float scale = 1.0f / sqrtf((float)HD);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) num_threads(scratch_team(slots))
     for (int bk = 0; bk < B * NKV; bk++) {
         int b = bk / NKV, kh = bk % NKV;
         float *dP = scratch + (long)omp_get_thread_num() * 2 * T * T, *Pbuf = dP + (long)T * T;
@@ -265,10 +274,10 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const floa
 }
 
 void k_attention_cached(float *out, int so, const float *q, int sq, const float *kc, const float *vc, int past, int n,
-                        int NH, int NKV, int HD, float *scratch) {
+                        int NH, int NKV, int HD, float *scratch, int slots) {
     int group = NH / NKV, ctx = past + n, ldk = NKV * HD;
     float scale = 1.0f / sqrtf((float)HD);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) num_threads(scratch_team(slots))
     for (int h = 0; h < NH; h++) {
         int kh = h / group;
         float *S = scratch + (long)omp_get_thread_num() * n * ctx;

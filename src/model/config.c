@@ -37,6 +37,30 @@ const char *tuna_dtype_name(tuna_dtype d) {
     return d == TUNA_DTYPE_F16 ? "float16" : d == TUNA_DTYPE_BF16 ? "bfloat16" : "float32";
 }
 
+/* The values the RoPE tables and the norms divide by (model_rope_tables:
+ * 1/theta^(2i/HD), inv/factor, old/low, old/high, (old/wl - low)/(high - low);
+ * 1/sqrt(mean + eps)). Names are config.json's. */
+static tuna_status validate_divisors(const tuna_config *c) {
+    const char *eps = c->family == TUNA_FAMILY_GPT2 ? "layer_norm_epsilon" : "rms_norm_eps";
+    if (!(c->norm_eps >= 0) || !isfinite(c->norm_eps))
+        return tuna_fail(TUNA_ERR_FORMAT, "config: %s %g must be a finite number >= 0", eps, c->norm_eps);
+    if (c->family != TUNA_FAMILY_LLAMA) return TUNA_OK;
+    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+        return tuna_fail(TUNA_ERR_FORMAT, "config: rope_theta %g must be positive", c->rope_theta);
+    if (c->rope_scaling != TUNA_ROPE_NONE && (!(c->rope_factor > 0) || !isfinite(c->rope_factor)))
+        return tuna_fail(TUNA_ERR_FORMAT, "config: rope_scaling factor %g must be positive", c->rope_factor);
+    if (c->rope_scaling != TUNA_ROPE_LLAMA3) return TUNA_OK;
+    if (!(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor) ||
+        !isfinite(c->rope_high_freq_factor))
+        return tuna_fail(TUNA_ERR_FORMAT,
+                         "config: rope_scaling low_freq_factor %g and high_freq_factor %g must satisfy 0 < low_freq_factor < high_freq_factor",
+                         c->rope_low_freq_factor, c->rope_high_freq_factor);
+    if (c->rope_original_max_positions <= 0)
+        return tuna_fail(TUNA_ERR_FORMAT, "config: rope_scaling original_max_position_embeddings %d must be positive",
+                         c->rope_original_max_positions);
+    return TUNA_OK;
+}
+
 tuna_status tuna_config_validate(const tuna_config *c) {
     if (c->V <= 0 || c->C <= 0 || c->L <= 0 || c->NH <= 0 || c->NKV <= 0 || c->HD <= 0 || c->FF <= 0 ||
         c->max_positions <= 0)
@@ -50,7 +74,7 @@ tuna_status tuna_config_validate(const tuna_config *c) {
         return tuna_fail(TUNA_ERR_FORMAT, "config: head_dim %d must be even for RoPE", c->HD);
     if ((long)c->V * c->C > (1L << 34) || c->L > 4096)
         return tuna_fail(TUNA_ERR_FORMAT, "config: sizes implausibly large");
-    return TUNA_OK;
+    return validate_divisors(c);
 }
 
 tuna_status tuna_config_load(tuna_config *c, const char *path) {
@@ -149,8 +173,6 @@ tuna_status tuna_config_load(tuna_config *c, const char *path) {
                 c->rope_original_max_positions = get_int(rs, "original_max_position_embeddings", 8192);
             } else
                 st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (none, linear, llama3)", path, ts);
-            if (st == TUNA_OK && c->rope_scaling != TUNA_ROPE_NONE && !(c->rope_factor > 0))
-                st = tuna_fail(TUNA_ERR_FORMAT, "%s: rope_scaling factor must be positive", path);
         } else if (rs && !json_is_null(rs))
             st = tuna_fail(TUNA_ERR_FORMAT, "%s: rope_scaling must be an object or null", path);
     } else {

@@ -379,6 +379,7 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_act
     /* attention probabilities are never kept: T*T per thread for the forward,
      * twice that for backward, which recomputes them */
     CARVE(a->att_scratch, (long)nthr * 2 * T * T, float);
+    a->att_slots = nthr;
     CARVE(a->normf, N * c->C, float);
     CARVE(a->meanf, N, float);
     CARVE(a->rstdf, N, float);
@@ -539,6 +540,25 @@ static void norm_bwd(const tuna_config *c, float *din, float *dw, float *db, con
     else k_rmsnorm_bwd(din, dw, dout, x, w, rstd, N, c->C);
 }
 
+static tuna_status check_id(const tuna_config *c, const tuna_batch *bt, int n) {
+    int id = bt->input_ids[n];
+    if (id < 0 || id >= c->V)
+        return tuna_fail(TUNA_ERR_ARG, "token id %d at row %d position %d is outside the vocabulary (0..%d)", id, n / bt->T,
+                         n % bt->T, c->V - 1);
+    return TUNA_OK;
+}
+
+/* Backward and the row losses read what the last forward kept for its batch:
+ * they must be given that batch's shape (B x T, packed or not). */
+static tuna_status check_forward_batch(const tuna_model *m, const char *what, int B, int T, int packed) {
+    const tuna_acts *a = &m->acts;
+    if (!m->have_forward) return tuna_fail(TUNA_ERR_ARG, "%s without a preceding forward", what);
+    if (B != a->fwd_B || T != a->fwd_T || packed != a->fwd_packed)
+        return tuna_fail(TUNA_ERR_ARG, "%s of a batch %d x %d%s, but the last forward ran on %d x %d%s", what, B, T,
+                         packed ? " with position ids" : "", a->fwd_B, a->fwd_T, a->fwd_packed ? " with position ids" : "");
+    return TUNA_OK;
+}
+
 static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
     const tuna_config *c = &m->cfg;
     tuna_acts *a = &m->acts;
@@ -556,10 +576,8 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
                          bt->T, c->sliding_window);
     int maxpos = c->learned_positions ? c->max_positions : a->T;
     for (int n = 0; n < bt->B * bt->T; n++) {
-        int id = bt->input_ids[n];
-        if (id < 0 || id >= c->V)
-            return tuna_fail(TUNA_ERR_ARG, "token id %d at row %d position %d is outside the vocabulary (0..%d)", id,
-                             n / bt->T, n % bt->T, c->V - 1);
+        tuna_status st = check_id(c, bt, n);
+        if (st != TUNA_OK) return st;
         int p = bt->pos_ids ? bt->pos_ids[n] : n % bt->T;
         if (p < 0 || p >= maxpos || p > n % bt->T)
             return tuna_fail(TUNA_ERR_ARG, "position %d at row %d position %d is out of range (max %d)", p,
@@ -618,6 +636,9 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
         loss->tokens = count;
     }
     m->have_forward = 1;
+    a->fwd_B = B;
+    a->fwd_T = T;
+    a->fwd_packed = bt->pos_ids != NULL;
     return TUNA_OK;
 }
 
@@ -642,7 +663,7 @@ static void block_forward(tuna_model *m, int l, int B, int T, int packed) {
             k_rope(q, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 0);
             k_rope(kk, a->pos, a->rope_cos, a->rope_sin, N, c->NKV, c->HD, sk, 0);
         }
-        k_attention_fwd(a->attn_out[l], a->att_scratch, 0, q, kk, v, packed ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
+        k_attention_fwd(a->attn_out[l], a->att_scratch, 0, a->att_slots, q, kk, v, packed ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
                         sq, sk, sv);
         linear_forward(&k->o, a->resid_mid[l], a->attn_out[l], N);
         float *rm = a->resid_mid[l];
@@ -668,8 +689,10 @@ const float *tuna_model_logits(const tuna_model *m) { return m->acts.logits; }
 tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token_weight) {
     tuna_acts *a = &m->acts;
     if (!a->train) return tuna_fail(TUNA_ERR_ARG, "model prepared without gradients (train=0)");
-    if (!m->have_forward) return tuna_fail(TUNA_ERR_ARG, "backward without a preceding forward");
+    tuna_status st = check_forward_batch(m, "backward", bt->B, bt->T, bt->pos_ids != NULL);
     const tuna_config *c = &m->cfg;
+    for (int n = 0; st == TUNA_OK && n < bt->B * bt->T; n++) st = check_id(c, bt, n); /* embedding gradient rows */
+    if (st != TUNA_OK) return st;
     int B = bt->B, T = bt->T, P = a->P, TT = T + P, N = B * TT, C = c->C;
     m->have_forward = 0;
     for (int n = 0; n < N; n++) a->tok_w[n] = token_weight * (bt->row_weight ? bt->row_weight[n / TT] : 1.0f);
@@ -710,7 +733,7 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
         int sq, sk, sv;
         qkv_views(m, a->qkv[l], N, &q, &kk, &v, &sq, &sk, &sv);
         qkv_views(m, a->dqkv, N, &dq, &dk, &dv, &sq, &sk, &sv);
-        k_attention_bwd(dq, dk, dv, a->att_scratch, a->dattn, NULL, q, kk, v, bt->pos_ids ? a->pos : NULL, B, TT, c->NH, c->NKV, c->HD, sq,
+        k_attention_bwd(dq, dk, dv, a->att_scratch, a->att_slots, a->dattn, NULL, q, kk, v, bt->pos_ids ? a->pos : NULL, B, TT, c->NH, c->NKV, c->HD, sq,
                         sk, sv);
         float *dx = l > 0 || need_dx0 ? a->dtmp : NULL;
         norm_fwd(c, a->norm1[l], a->mean1[l], a->rstd1[l], a->resid[l], k->ln1_w, k->ln1_b, N);
@@ -784,8 +807,10 @@ tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
     return TUNA_OK;
 }
 
-void tuna_model_row_losses(const tuna_model *m, int B, int T, double *out) {
+tuna_status tuna_model_row_losses(const tuna_model *m, int B, int T, double *out) {
     const tuna_acts *a = &m->acts;
+    tuna_status st = check_forward_batch(m, "row losses", B, T, a->fwd_packed);
+    if (st != TUNA_OK) return st;
     int V = m->cfg.V, TT = T + a->P;
     for (int b = 0; b < B; b++) {
         double s = 0;
@@ -795,4 +820,5 @@ void tuna_model_row_losses(const tuna_model *m, int B, int T, double *out) {
         }
         out[b] = s;
     }
+    return TUNA_OK;
 }

@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     int B, T, train, mode;  /* mode: TUNA_MODE_*; T includes the prompt-tuning prefix */
     int P;                  /* virtual tokens prepended to every row (prompt tuning) */
+    int fwd_B, fwd_T, fwd_packed; /* the last forward's batch: backward and row losses must be given the same */
     /* per layer l (N = B*T rows) */
     float **resid;      /* [L+1][N,C] residual stream entering layer l; resid[L] = final */
     float **norm1;      /* [L][N,C] */
@@ -43,7 +44,8 @@ typedef struct {
     float *rope_cos, *rope_sin; /* [T, HD/2] */
     /* backward scratch (train only) */
     float *dresid, *dtmp, *dqkv, *dattn, *dmlp_a, *dmlp_b, *dmlp_act;
-    float *att_scratch; /* [threads, 2, T, T] attention probabilities (never kept) */
+    float *att_scratch; /* [att_slots, 2, T, T] attention probabilities (never kept) */
+    int att_slots;      /* threads of the team that prepared: the kernels run on at most this many */
     void *base;         /* the single allocation */
     size_t bytes;
 } tuna_acts;
@@ -126,6 +128,9 @@ void model_freeze_base(tuna_model *m);
 /* peft.c hooks called by the model */
 tuna_status peft_prepare(tuna_model *m, int N);
 void peft_free(tuna_peft_state *p);
+/* Tests only: the nth allocation of adapter setup on this thread from now on
+ * fails (tuna_peft_attach, the adapter buffers of tuna_model_prepare); 0 never. */
+void peft_fail_alloc_at(int n);
 
 /* Builds the parameter table and carves weights (and grads if with_grads). */
 tuna_status model_build(tuna_model *m, int with_grads);

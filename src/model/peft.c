@@ -117,6 +117,20 @@ static tuna_status select_targets(tuna_model *m, const tuna_peft_config *c, tuna
     return TUNA_OK;
 }
 
+/* ---------------- allocation ---------------- */
+
+/* Every allocation of adapter setup goes through peft_calloc / peft_malloc so
+ * that tests can make the Nth one fail (peft_fail_alloc_at, declared in
+ * model_internal.h; per thread, 0 = never) and check that each failure leaves
+ * the model as it was. */
+static _Thread_local int fail_countdown;
+
+void peft_fail_alloc_at(int n) { fail_countdown = n > 0 ? n : 0; }
+
+static int injected_failure(void) { return fail_countdown > 0 && --fail_countdown == 0; }
+static void *peft_calloc(size_t n, size_t size) { return injected_failure() ? NULL : calloc(n, size); }
+static void *peft_malloc(size_t size) { return injected_failure() ? NULL : malloc(size); }
+
 /* ---------------- state ---------------- */
 
 void peft_free(tuna_peft_state *p) {
@@ -151,16 +165,22 @@ tuna_status peft_prepare(tuna_model *m, int N) {
     /* IA3's dz [N, OC] or scaled input [N, IC]; LoRA's dhT [r, N] + dBT [r, OC] */
     int64_t out_n = (int64_t)N * (max_in > max_out ? max_in : max_out);
     if (max_r * (N + max_out) > out_n) out_n = max_r * (N + max_out);
+    /* all three new buffers before any old one is freed: on failure the
+     * adapters keep their buffers (and h / z pointers) for Nmax rows */
+    float *in = peft_malloc((size_t)N * max_in * sizeof(float));
+    float *out = in ? peft_malloc((size_t)out_n * sizeof(float)) : NULL;
+    float *keep = out ? peft_malloc((size_t)(saved ? saved : 1) * sizeof(float)) : NULL;
+    if (!keep) {
+        free(in);
+        free(out);
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory for adapter buffers of %d rows", N);
+    }
     free(p->rt.scratch_in);
     free(p->rt.scratch_out);
     free(p->saved);
-    p->rt.scratch_in = malloc((size_t)N * max_in * sizeof(float));
-    p->rt.scratch_out = malloc((size_t)out_n * sizeof(float));
-    p->saved = malloc((size_t)(saved ? saved : 1) * sizeof(float));
-    if (!p->rt.scratch_in || !p->rt.scratch_out || !p->saved) {
-        p->Nmax = 0;
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory for adapter buffers");
-    }
+    p->rt.scratch_in = in;
+    p->rt.scratch_out = out;
+    p->saved = keep;
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         tuna_adapter *a = ls[i]->adapter;
@@ -198,7 +218,7 @@ tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t 
         tuna_status st = select_targets(m, c, ls, n, flags);
         if (st != TUNA_OK) return st;
     }
-    tuna_peft_state *p = calloc(1, sizeof *p);
+    tuna_peft_state *p = peft_calloc(1, sizeof *p);
     if (!p) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     p->cfg = *c;
     if (!p->cfg.targets[0] && c->type != TUNA_PEFT_PROMPT)
@@ -211,8 +231,8 @@ tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t 
     for (int i = 0; i < n; i++) n_ad += flags[i] != 0;
     int per = c->type == TUNA_PEFT_LORA ? 2 : 1;
     int np = c->type == TUNA_PEFT_PROMPT ? 1 : n_ad * per;
-    p->params = calloc((size_t)np, sizeof *p->params);
-    p->ad = calloc((size_t)(n_ad ? n_ad : 1), sizeof *p->ad);
+    p->params = peft_calloc((size_t)np, sizeof *p->params);
+    p->ad = peft_calloc((size_t)(n_ad ? n_ad : 1), sizeof *p->ad);
     if (!p->params || !p->ad) { peft_free(p); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
     /* pass 1: names and shapes */
     char key[160];
@@ -237,8 +257,8 @@ tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t 
     }
     p->n_params = k;
     for (int i = 0; i < k; i++) p->n_weights += p->params[i].pub.numel;
-    p->weights = calloc((size_t)p->n_weights, sizeof(float));
-    p->grads = calloc((size_t)p->n_weights, sizeof(float));
+    p->weights = peft_calloc((size_t)p->n_weights, sizeof(float));
+    p->grads = peft_calloc((size_t)p->n_weights, sizeof(float));
     if (!p->weights || !p->grads) { peft_free(p); return tuna_fail(TUNA_ERR_NOMEM, "out of memory for the adapter"); }
     int64_t off = 0;
     for (int i = 0; i < k; i++) {

@@ -480,7 +480,8 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
         tuna_loss l;
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
-        tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
+        st = tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
+        if (st != TUNA_OK) return st;
         for (int j = 0; j < nb; j++) {
             t->pl_c[j] = -t->row_loss[2 * j];
             t->pl_r[j] = -t->row_loss[2 * j + 1];
@@ -539,7 +540,8 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
         if (seqnorm) {
-            tuna_model_row_losses(t->m, nb, T, t->row_loss);
+            st = tuna_model_row_losses(t->m, nb, T, t->row_loss);
+            if (st != TUNA_OK) return st;
             for (int j = 0; j < nb; j++)
                 if (t->seq_cnt[j0 + j]) loss += t->row_loss[j] / (double)t->seq_cnt[j0 + j] / (double)seqs_counted;
         } else loss += l.loss_sum / (double)total;
@@ -706,15 +708,17 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
         tuna_batch bt = {.B = nb, .T = T, .input_ids = t->ids, .labels = t->labels, .pos_ids = data->pos ? t->pos : NULL};
         tuna_loss l;
         st = tuna_model_forward(t->m, &bt, &l);
+        if (st != TUNA_OK) break; /* l was not written */
         sum += l.loss_sum;
         tokens += l.tokens;
     }
     t->data = saved;
     t->seq_idx = saved_idx;
     t->m->have_forward = 0;
+    if (st != TUNA_OK) return st;
     *loss_out = tokens ? sum / (double)tokens : NAN;
     *tokens_out = tokens;
-    return st;
+    return TUNA_OK;
 }
 
 /* ---------------- checkpoints ---------------- */
