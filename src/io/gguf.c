@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "io/gguf.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h" /* fp16 conversions */
 
 #define GGUF_ALIGN 32
@@ -188,10 +189,10 @@ static int pad_to(FILE *f, uint64_t *pos) {
 
 tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
     if (w->oom) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    atomic_file out;
+    tuna_status st = atomic_file_open(&out, path);
+    if (st != TUNA_OK) return st;
+    FILE *f = out.f;
     /* header, key/values, tensor infos (offsets relative to the data block) */
     gguf_writer hw = {0};
     put(&hw, "GGUF", 4);
@@ -240,12 +241,9 @@ tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
         ok = ok && pad_to(f, &pos);
     }
     free(buf);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
-    }
-    return TUNA_OK;
+    if (ok) return atomic_file_commit(&out);
+    atomic_file_abort(&out);
+    return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
 }
 
 /* ---------------- reader ---------------- */

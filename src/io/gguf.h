@@ -34,7 +34,8 @@ void gguf_kv_i32_array(gguf_writer *w, const char *key, const int32_t *v, size_t
  * ggml ne = {cols, rows}, from fp32 data in row-major order; converted to
  * type when written. data must stay valid until gguf_writer_finish. */
 tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data);
-/* Writes path.tmp, then renames to path. Frees nothing (call _free). */
+/* Writes path durably through a temporary name (io/atomic_file.h). Frees
+ * nothing (call _free). */
 tuna_status gguf_writer_finish(gguf_writer *w, const char *path);
 
 /* ---- reader ---- */

@@ -3,6 +3,7 @@
  * block, byte sizes against dtype x shape (with overflow checks), and tensors
  * may not overlap. The header JSON is parsed with jansson. */
 #include "io/safetensors.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -363,10 +364,10 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
     json_decref(hdr);
     if (!js) { st_writer_free(w); return tuna_fail(TUNA_ERR_NOMEM, "%s: cannot serialise header", path); }
     size_t jl = strlen(js), padded = (jl + 7) & ~(size_t)7;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) { free(js); st_writer_free(w); return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); }
+    atomic_file out;
+    st = atomic_file_open(&out, path);
+    if (st != TUNA_OK) { free(js); st_writer_free(w); return st; }
+    FILE *fp = out.f;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(((uint64_t)padded >> (8 * i)) & 0xff);
     int ok = write_all(fp, len8, 8) && write_all(fp, js, jl);
@@ -405,14 +406,10 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
             ok = write_all(fp, chunk, m * 2);
         }
     }
-    if (fflush(fp) != 0) ok = 0;
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok) {
-        unlink(tmp);
-        st = tuna_fail(TUNA_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    } else if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        st = tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (ok) st = atomic_file_commit(&out);
+    else {
+        st = tuna_fail(TUNA_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        atomic_file_abort(&out);
     }
     st_writer_free(w);
     return st;
