@@ -159,9 +159,23 @@ void gguf_kv_i32_array(gguf_writer *w, const char *k, const int32_t *v, size_t n
     put(w, v, n * 4);
 }
 
+/* index of the first NaN or infinity in x[n], or -1 */
+static int64_t first_non_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
 tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data) {
     if (!gguf_type_size(type, cols) && cols > 0)
         return tuna_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of 32)", name, (long long)cols, gguf_type_name(type));
+    /* a block's scale and integer codes have no NaN or infinity (and the
+     * float-to-int conversion of one is undefined): refused before anything
+     * is written */
+    int64_t bad = type == GGML_Q8_0 || type == GGML_Q4_0 ? first_non_finite(data, rows * cols) : -1;
+    if (bad >= 0)
+        return tuna_fail(TUNA_ERR_NUMERIC, "%s: element %lld is %g: %s cannot store NaN or infinite weights", name, (long long)bad,
+                         (double)data[bad], gguf_type_name(type));
     if (w->n_t == w->cap_t) {
         size_t c = w->cap_t ? 2 * w->cap_t : 64;
         wtensor *q = realloc(w->t, c * sizeof *q);
