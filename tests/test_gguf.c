@@ -16,7 +16,8 @@
  *    keys (as llama.cpp's converter leaves one) still encodes plain text
  *    alike, with llama.cpp's space after a special token; f32 logits equal;
  *  - NaN or infinite weights refused for Q8_0 / Q4_0 (nothing written);
- *  - damaged files: one clear error, no crash. */
+ *  - damaged files: one clear error, no crash; counts in the header that the
+ *    file cannot hold refused before anything is allocated. */
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -524,6 +525,41 @@ static void test_non_finite(void) {
     tuna_model_free(m);
 }
 
+/* a GGUF header: magic, version 3, tensor and key/value counts */
+static void put_header(uint8_t *b, uint64_t n_tensors, uint64_t n_kv) {
+    uint32_t ver = 3;
+    memcpy(b, "GGUF", 4);
+    memcpy(b + 4, &ver, 4);
+    memcpy(b + 8, &n_tensors, 8);
+    memcpy(b + 16, &n_kv, 8);
+}
+
+/* counts the file cannot hold are refused from the header, before any table
+ * is allocated: 9 MiB of zeros claiming 10^6 tensors (each needs >= 32 bytes)
+ * or 10^6 key/values (>= 13 bytes); a key longer than GGUF's 65535 bytes */
+static void test_counts(void) {
+    size_t size = 9u << 20;
+    uint8_t *b = calloc(size, 1);
+    CHECK(b != NULL);
+    if (!b) return;
+    gguf_file f;
+    put_header(b, 1000000, 0);
+    tuna_status st = gguf_parse(&f, b, size, "many_tensors.gguf");
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "0 key/values and 1000000 tensors cannot fit"), "status %d: %s", st,
+           tuna_last_error());
+    put_header(b, 0, 1000000);
+    st = gguf_parse(&f, b, size, "many_keys.gguf");
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "1000000 key/values and 0 tensors cannot fit"), "status %d: %s", st,
+           tuna_last_error());
+    put_header(b, 0, 1);
+    uint64_t key_len = 70000;
+    memcpy(b + 24, &key_len, 8);
+    st = gguf_parse(&f, b, size, "long_key.gguf");
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "70000 bytes long (GGUF keys have at most 65535)"), "status %d: %s", st,
+           tuna_last_error());
+    free(b);
+}
+
 static void test_damaged(void) {
     char src[400], bad[400], cmd[4800];
     snprintf(src, sizeof src, "%s/stories_f32.gguf", tmpdir);
@@ -561,6 +597,7 @@ int main(int argc, char **argv) {
     test_spm();
     test_lora();
     test_non_finite();
+    test_counts();
     test_damaged();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -261,6 +261,16 @@ tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
 }
 
 /* ---------------- reader ---------------- */
+/* The fewest bytes an entry takes in the file: a key/value is a key length
+ * (8) + a type (4) + at least a 1-byte value; a tensor info is a name length
+ * (8) + a dimension count (4) + one dimension (8) + a type (4) + an offset
+ * (8). The counts in the header are checked against them before any table is
+ * allocated, so a hostile count cannot make the reader allocate more than a
+ * few times the file's own size. */
+#define GGUF_MIN_KV_BYTES 13
+#define GGUF_MIN_TENSOR_BYTES 32
+#define GGUF_MAX_KEY 65535 /* the specification's limit on a key's length */
+
 typedef struct { const uint8_t *p, *end; const char *name; } cur;
 
 static int need(cur *c, size_t n) { return (size_t)(c->end - c->p) >= n; }
@@ -300,8 +310,12 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
     uint64_t nt = 0, nkv = 0;
     if (!rd_u32(&c, &ver) || !rd_u64(&c, &nt) || !rd_u64(&c, &nkv)) return tuna_fail(TUNA_ERR_FORMAT, "%s: truncated header", f->path);
     if (ver != 3 && ver != 2) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF version %u (tuna reads 2 and 3)", f->path, ver);
-    if (nt > size / 8 || nkv > size / 8) return tuna_fail(TUNA_ERR_FORMAT, "%s: %llu tensors / %llu keys cannot fit in %zu bytes", f->path,
-                                                         (unsigned long long)nt, (unsigned long long)nkv, size);
+    uint64_t rest = (uint64_t)(c.end - c.p);
+    if (nkv > rest / GGUF_MIN_KV_BYTES || nt > rest / GGUF_MIN_TENSOR_BYTES ||
+        nkv * GGUF_MIN_KV_BYTES + nt * GGUF_MIN_TENSOR_BYTES > rest)
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: %llu key/values and %llu tensors cannot fit in the %llu bytes after the header (%d and %d bytes each at least)",
+                         f->path, (unsigned long long)nkv, (unsigned long long)nt, (unsigned long long)rest, GGUF_MIN_KV_BYTES,
+                         GGUF_MIN_TENSOR_BYTES);
     f->kv = calloc(nkv ? nkv : 1, sizeof *f->kv);
     f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
     if (!f->kv || !f->tensors) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
@@ -311,6 +325,9 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
         const char *k;
         uint64_t kn;
         if (!rd_str(&c, &k, &kn) || !rd_u32(&c, &kv->type)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %llu: truncated", f->path, (unsigned long long)i);
+        if (kn > GGUF_MAX_KEY)
+            return tuna_fail(TUNA_ERR_FORMAT, "%s: key %llu: %llu bytes long (GGUF keys have at most %d)", f->path, (unsigned long long)i,
+                             (unsigned long long)kn, GGUF_MAX_KEY);
         kv->key = k;
         kv->key_len = (size_t)kn;
         f->n_kv = i + 1;
