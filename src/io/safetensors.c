@@ -48,10 +48,14 @@ static void free_tensors(st_file *f) {
     f->n_tensors = 0;
 }
 
+/* spans in order of begin, then end: an empty tensor sits before a tensor
+ * that begins where it is (qsort's order of equal keys is unspecified, and an
+ * empty span after [begin, end) would look like an overlap) */
 typedef struct { uint64_t begin, end; int idx; } span;
 static int span_cmp(const void *a, const void *b) {
     const span *x = a, *y = b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : 0;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end ? 1 : 0;
 }
 
 tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name) {
