@@ -5,8 +5,9 @@ set -euo pipefail
 # libmicrohttpd: tuna serve. curl, chromium, node + npm: its tests (the npm
 # packages of tests/serve/ are installed by tests/test_serve.sh).
 # libopenmpi-dev + openmpi-bin: data-parallel training (mpirun -np N tuna sft).
+# strace: tests/test_durability.sh (the order of fsync and rename calls).
 need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev clang libclang-rt-14-dev
-      curl chromium libopenmpi-dev openmpi-bin)
+      curl chromium libopenmpi-dev openmpi-bin strace)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,7 +15,11 @@
  *    from the file encodes as tokenizer.json; the same file without tuna's
  *    keys (as llama.cpp's converter leaves one) still encodes plain text
  *    alike, with llama.cpp's space after a special token; f32 logits equal;
- *  - damaged files: one clear error, no crash. */
+ *  - NaN or infinite weights refused for Q8_0 / Q4_0 (nothing written);
+ *  - damaged files: one clear error, no crash; counts in the header that the
+ *    file cannot hold refused before anything is allocated. */
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -482,6 +486,80 @@ static void test_lora(void) {
     gguf_close(&M);
 }
 
+static int dir_entries(const char *dir) {
+    int n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+/* a NaN or infinite weight has no Q8_0/Q4_0 code: refused with the tensor
+ * named, and nothing written (no file, no temporary) */
+static void test_non_finite(void) {
+    tuna_model *m = NULL;
+    if (tuna_model_load(&m, "tests/fixtures/parity/llama_gqa") != TUNA_OK) { test_skip("non-finite", "model not present"); return; }
+    char dir[400], path[450];
+    snprintf(dir, sizeof dir, "%s/nonfinite", tmpdir);
+    CHECK(mkdir(dir, 0755) == 0);
+    const char *types[] = {"q8_0", "q4_0"};
+    const char *hf[] = {"model.layers.1.mlp.down_proj.weight", "model.layers.0.mlp.up_proj.weight"};
+    const char *gg[] = {"blk.1.ffn_down.weight", "blk.0.ffn_up.weight"};
+    const float bad[] = {NAN, -INFINITY};
+    tuna_gguf_meta meta = {NULL, NULL, "nonfinite", -1, -1, -1, -1, 0, 0};
+    for (int k = 0; k < 2; k++) {
+        const tuna_param *p = tuna_model_find_param(m, hf[k]);
+        CHECK(p != NULL);
+        if (!p) continue;
+        float keep = p->data[5];
+        p->data[5] = bad[k];
+        snprintf(path, sizeof path, "%s/bad_%s.gguf", dir, types[k]);
+        tuna_status st = tuna_export_gguf(m, &meta, types[k], path);
+        CHECKF(st == TUNA_ERR_NUMERIC && strstr(tuna_last_error(), gg[k]) && strstr(tuna_last_error(), "element 5 "),
+               "%s with %g: status %d, '%s'", types[k], (double)bad[k], st, tuna_last_error());
+        CHECKF(dir_entries(dir) == 0, "%s: %d files written", types[k], dir_entries(dir));
+        p->data[5] = keep;
+        CHECKF(tuna_export_gguf(m, &meta, types[k], path) == TUNA_OK, "%s restored: %s", types[k], tuna_last_error());
+        unlink(path);
+    }
+    tuna_model_free(m);
+}
+
+/* a GGUF header: magic, version 3, tensor and key/value counts */
+static void put_header(uint8_t *b, uint64_t n_tensors, uint64_t n_kv) {
+    uint32_t ver = 3;
+    memcpy(b, "GGUF", 4);
+    memcpy(b + 4, &ver, 4);
+    memcpy(b + 8, &n_tensors, 8);
+    memcpy(b + 16, &n_kv, 8);
+}
+
+/* counts the file cannot hold are refused from the header, before any table
+ * is allocated: 9 MiB of zeros claiming 10^6 tensors (each needs >= 32 bytes)
+ * or 10^6 key/values (>= 13 bytes); a key longer than GGUF's 65535 bytes */
+static void test_counts(void) {
+    size_t size = 9u << 20;
+    uint8_t *b = calloc(size, 1);
+    CHECK(b != NULL);
+    if (!b) return;
+    gguf_file f;
+    put_header(b, 1000000, 0);
+    tuna_status st = gguf_parse(&f, b, size, "many_tensors.gguf");
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "0 key/values and 1000000 tensors cannot fit"), "status %d: %s", st,
+           tuna_last_error());
+    put_header(b, 0, 1000000);
+    st = gguf_parse(&f, b, size, "many_keys.gguf");
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "1000000 key/values and 0 tensors cannot fit"), "status %d: %s", st,
+           tuna_last_error());
+    put_header(b, 0, 1);
+    uint64_t key_len = 70000;
+    memcpy(b + 24, &key_len, 8);
+    st = gguf_parse(&f, b, size, "long_key.gguf");
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "70000 bytes long (GGUF keys have at most 65535)"), "status %d: %s", st,
+           tuna_last_error());
+    free(b);
+}
+
 static void test_damaged(void) {
     char src[400], bad[400], cmd[4800];
     snprintf(src, sizeof src, "%s/stories_f32.gguf", tmpdir);
@@ -518,6 +596,8 @@ int main(int argc, char **argv) {
     test_gguf_tokenizer();
     test_spm();
     test_lora();
+    test_non_finite();
+    test_counts();
     test_damaged();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -88,6 +88,12 @@ static void test_bad_safetensors(void) {
     write_raw_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                     "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12);
     expect_fail("overlap", st_open(&f, p), TUNA_ERR_FORMAT, "overlap", NULL);
+    /* an empty tensor where another begins is no overlap, whatever the header's order */
+    write_raw_st(p, "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                    "\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 8);
+    tuna_status est = st_open(&f, p);
+    CHECKF(est == TUNA_OK && f.n_tensors == 2, "empty tensor at another's offset: %s", est ? tuna_last_error() : "");
+    if (est == TUNA_OK) st_close(&f);
     write_raw_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8);
     expect_fail("past end", st_open(&f, p), TUNA_ERR_FORMAT, "'a'", "past the end");
     write_raw_st(p, "{\"a\":{\"dtype\":\"F8\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2);

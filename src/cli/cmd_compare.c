@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "core/rng.h"
 #include "tuna_dataset.h"
 #include "tuna_eval.h"
@@ -398,16 +399,11 @@ int cmd_compare(int argc, char **argv) {
     }
     if (passed_over && !json) fprintf(stderr, "tuna: %d train examples passed over as too long for the context\n", passed_over);
     if (report) {
-        char path[PATH_MAX], tmp[PATH_MAX + 32];
+        char path[PATH_MAX];
         if (mkdir(report, 0755) != 0 && errno != EEXIST) { st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", report, strerror(errno)); goto done; }
         snprintf(path, sizeof path, "%s/compare.json", report);
-        snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-        if (json_dump_file(all, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) || rename(tmp, path)) {
-            remove(tmp);
-            st = tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
-            goto done;
-        }
-        st = tuna_report_write(report);
+        st = atomic_file_write_json(path, all, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+        if (st == TUNA_OK) st = tuna_report_write(report);
         if (st == TUNA_OK && !json) printf("report: %s/report.html\n", report);
     }
 done:

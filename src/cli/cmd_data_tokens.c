@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "tuna_dataset.h"
 
 static const char *inspect_help =
@@ -231,15 +232,14 @@ int cmd_data_tokenize(int argc, char **argv) {
     tuna_tokenizer *tok = NULL;
     tuna_template *tmpl = NULL;
     tuna_data_reader *r = NULL;
+    atomic_file af = {0};
     FILE *f = NULL;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
     long examples = 0, truncated = 0, dropped = 0;
     int64_t tokens = 0, counted = 0;
     tuna_status st = tuna_tokenizer_load(&tok, model);
     if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, NULL);
     if (st == TUNA_OK) st = tuna_data_reader_open(&r, file, &o.data);
-    if (st == TUNA_OK && !(f = fopen(tmp, "w"))) st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (st == TUNA_OK && (st = atomic_file_open(&af, out)) == TUNA_OK) f = af.f;
     tuna_record rec = {0};
     int got = 1;
     while (st == TUNA_OK && (st = tuna_data_reader_next(r, &rec, &got)) == TUNA_OK && got) {
@@ -275,11 +275,8 @@ int cmd_data_tokenize(int argc, char **argv) {
     tuna_record_clear(&rec);
     tuna_data_stats ds = {0};
     if (r) tuna_data_reader_stats(r, &ds);
-    if (f) {
-        int ok = fclose(f) == 0;
-        if (st == TUNA_OK && (!ok || rename(tmp, out) != 0)) st = tuna_fail(TUNA_ERR_IO, "%s: write failed", out);
-        if (st != TUNA_OK) unlink(tmp);
-    }
+    if (f && st == TUNA_OK) st = atomic_file_commit(&af);
+    atomic_file_abort(&af);
     if (st == TUNA_OK)
         fprintf(stderr, "%s: %ld examples, %lld tokens, %lld counted; %ld bad records skipped, %ld truncated, %ld dropped\n",
                 out, examples, (long long)tokens, (long long)counted, ds.bad, truncated, dropped);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "tuna_dataset.h"
 #include "tuna_eval.h"
 #include "tuna_peft.h"
@@ -145,7 +146,8 @@ int cmd_eval(int argc, char **argv) {
     tuna_template *tmpl = NULL;
     tuna_data_reader *rd = NULL;
     tuna_eval_tally *tally = NULL;
-    char *tsrc = NULL, *tmp_out = NULL;
+    char *tsrc = NULL;
+    atomic_file out_file = {0};
     FILE *out = NULL;
     tuna_pretok seqs = {0};
     long cap_seq = 0, cap_tok = 0, n_ex = 0, n_gen = 0, truncated = 0, no_ref = 0;
@@ -351,11 +353,9 @@ loaded:
 
     /* scores, per-example lines */
     if (out_path) {
-        size_t L = strlen(out_path) + 16;
-        tmp_out = malloc(L);
-        if (tmp_out) snprintf(tmp_out, L, "%s.tmp%d", out_path, (int)getpid());
-        out = tmp_out ? fopen(tmp_out, "wb") : NULL;
-        if (!out) { st = tuna_fail(TUNA_ERR_IO, "%s: cannot write", out_path); goto done; }
+        st = atomic_file_open(&out_file, out_path);
+        if (st != TUNA_OK) goto done;
+        out = out_file.f;
     }
     for (long i = 0; i < n_ex && st == TUNA_OK; i++) {
         json_t *o = out ? json_object() : NULL;
@@ -404,9 +404,9 @@ loaded:
     }
     if (st != TUNA_OK) goto done;
     if (out) {
-        int bad = fclose(out) != 0;
         out = NULL;
-        if (bad || rename(tmp_out, out_path)) { st = tuna_fail(TUNA_ERR_IO, "%s: cannot write", out_path); goto done; }
+        st = atomic_file_commit(&out_file);
+        if (st != TUNA_OK) goto done;
     }
 
     json_t *sum = tuna_eval_tally_json(tally);
@@ -464,8 +464,7 @@ loaded:
     }
     json_decref(sum);
 done:
-    if (out) { fclose(out); remove(tmp_out); }
-    free(tmp_out);
+    atomic_file_abort(&out_file);
     for (long i = 0; exs && i < n_ex; i++) tuna_eval_example_clear(&exs[i]);
     free(exs);
     for (long i = 0; prompts && i < n_gen; i++) free(prompts[i]);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "tuna_dataset.h"
 #include "tuna_gguf.h"
 #include "tuna_peft.h"
@@ -93,7 +94,7 @@ static tuna_status sample_ids(const char *dir, const char *tmpl_arg, int32_t **i
 
 /* generation_config.json with eos_token_id = the stop tokens (one, or a list) */
 static tuna_status write_generation_config(const char *src_dir, const char *out_dir, const int32_t *stops, int n_stops, int bos) {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/generation_config.json", src_dir);
     json_t *g = json_load_file(path, 0, NULL);
     if (!json_is_object(g)) { json_decref(g); g = json_object(); }
@@ -105,11 +106,9 @@ static tuna_status write_generation_config(const char *src_dir, const char *out_
         json_object_set_new(g, "eos_token_id", a);
     }
     snprintf(path, sizeof path, "%s/generation_config.json", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int bad = json_dump_file(g, tmp, JSON_INDENT(2)) != 0 || rename(tmp, path) != 0;
+    tuna_status st = atomic_file_write_json(path, g, JSON_INDENT(2));
     json_decref(g);
-    if (bad) { unlink(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path); }
-    return TUNA_OK;
+    return st;
 }
 
 int cmd_export(int argc, char **argv) {

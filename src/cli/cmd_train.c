@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "tuna_dataset.h"
 #include "tuna_eval.h"
 #include "tuna_gguf.h"
@@ -124,22 +125,21 @@ static int parse_float(const char *opt, const char *s, double lo, double hi, dou
 }
 
 void cli_copy_file(const char *src_dir, const char *dst_dir, const char *name) {
-    char s[PATH_MAX], d[PATH_MAX], tmp[PATH_MAX + 8];
+    char s[PATH_MAX], d[PATH_MAX];
     snprintf(s, sizeof s, "%s/%s", src_dir, name);
     snprintf(d, sizeof d, "%s/%s", dst_dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", d);
     FILE *in = fopen(s, "rb");
     if (!in) return;
-    FILE *out = fopen(tmp, "wb");
-    if (!out) { fclose(in); return; }
+    atomic_file out;
+    if (atomic_file_open(&out, d) != TUNA_OK) { fclose(in); return; }
     char buf[65536];
     size_t n;
     int ok = 1;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok &= fwrite(buf, 1, n, out) == n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok &= fwrite(buf, 1, n, out.f) == n;
+    ok &= !ferror(in);
     fclose(in);
-    ok &= fclose(out) == 0;
-    if (ok) rename(tmp, d);
-    else unlink(tmp);
+    if (ok) atomic_file_commit(&out);
+    else atomic_file_abort(&out);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -148,8 +148,9 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 static void remove_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-/* Writes OUT/checkpoint-STEP atomically: a temporary folder renamed into place,
- * then the previous checkpoint removed. */
+/* Writes OUT/checkpoint-STEP atomically and durably: a temporary folder, synced
+ * and renamed into place (io/atomic_file.h); only then is the previous
+ * checkpoint removed, so a crash at any point leaves one complete checkpoint. */
 static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const char *extra, char *prev, size_t prev_n,
                                     const char *model_dir) {
     char tmp[PATH_MAX], fin[PATH_MAX];
@@ -162,7 +163,8 @@ static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const
     const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) cli_copy_file(model_dir, tmp, names[k]);
     remove_tree(fin);
-    if (rename(tmp, fin) != 0) { remove_tree(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place", fin); }
+    st = atomic_dir_commit(tmp, fin);
+    if (st != TUNA_OK) { remove_tree(tmp); return st; }
     if (prev[0] && strcmp(prev, fin)) remove_tree(prev);
     snprintf(prev, prev_n, "%s", fin);
     return TUNA_OK;
@@ -780,7 +782,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     json_object_set_new(ja, "parameters", json_integer(tuna_model_param_count(m)));
     json_object_set_new(ja, "ranks", json_integer(tuna_dist_size()));
     snprintf(path, sizeof path, "%s/train_args.json", out_dir);
-    if (writer) json_dump_file(ja, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (writer) atomic_file_write_json(path, ja, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(ja);
     double best = INFINITY;
     int bad_evals = 0, saved_best = 0;
@@ -939,7 +941,7 @@ int cli_train_command(int argc, char **argv, int mode) {
                               "tokens", (json_int_t)gen_tokens, "after", "loss", gen_after, "ppl", exp(gen_after), "tokens",
                               (json_int_t)gen_tokens, "ppl_change_pct", (exp(gen_after) / exp(gen_before) - 1) * 100);
         snprintf(path, sizeof path, "%s/general_eval.json", out_dir);
-        if (writer && isfinite(gen_before) && g) json_dump_file(g, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        if (writer && isfinite(gen_before) && g) atomic_file_write_json(path, g, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
         json_decref(g);
         if (!quiet)
             fprintf(stderr, "general text after training: loss %.4f, ppl %.3f (%+.1f%%)\n", gen_after, exp(gen_after),

@@ -94,42 +94,37 @@ tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out) {
 }
 
 #include "data/cache_internal.h"
+#include "io/atomic_file.h"
 
-/* Both writers: create dir/<key>.tokens.<pid>.tmp, write the header and the
- * offsets, let the caller append the token arrays, then rename into place. */
-typedef struct { FILE *f; char path[PATH_MAX], tmp[PATH_MAX + 16]; } entry_writer;
+/* Both writers: create dir/<key>.tokens's temporary sibling, write the header
+ * and the offsets, let the caller append the token arrays, then commit
+ * (synced and renamed into place: io/atomic_file.h). */
 
-static tuna_status entry_begin(entry_writer *w, const char *dir, uint64_t key, int64_t n, const int64_t *off,
+/* commits the entry, or (ok 0) removes it */
+static tuna_status entry_end(atomic_file *w, int ok) {
+    if (ok) return atomic_file_commit(w);
+    tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", w->path);
+    atomic_file_abort(w);
+    return st;
+}
+
+static tuna_status entry_begin(atomic_file *w, const char *dir, uint64_t key, int64_t n, const int64_t *off,
                                int max_len, int has_pos) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    cache_path(w->path, sizeof w->path, dir, key);
-    snprintf(w->tmp, sizeof w->tmp, "%s.%d.tmp", w->path, (int)getpid());
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
+    char path[PATH_MAX];
+    cache_path(path, sizeof path, dir, key);
+    tuna_status st = atomic_file_open(w, path);
+    if (st != TUNA_OK) return st;
     int64_t tokens = off[n];
     int32_t ml = max_len, flags = has_pos ? 1 : 0;
     int ok = fwrite("TUNATOK1", 1, 8, w->f) == 8 && fwrite(&key, 8, 1, w->f) == 1 && fwrite(&n, 8, 1, w->f) == 1 &&
              fwrite(&tokens, 8, 1, w->f) == 1 && fwrite(&ml, 4, 1, w->f) == 1 && fwrite(&flags, 4, 1, w->f) == 1 &&
              fwrite(off, 8, (size_t)n + 1, w->f) == (size_t)n + 1;
-    if (!ok) {
-        fclose(w->f);
-        unlink(w->tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", w->path);
-    }
-    return TUNA_OK;
-}
-
-static tuna_status entry_end(entry_writer *w, int ok) {
-    ok &= fclose(w->f) == 0;
-    if (!ok || rename(w->tmp, w->path) != 0) {
-        unlink(w->tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", w->path);
-    }
-    return TUNA_OK;
+    return ok ? TUNA_OK : entry_end(w, 0);
 }
 
 tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p) {
-    entry_writer w;
+    atomic_file w;
     tuna_status st = entry_begin(&w, dir, key, p->n, p->off, p->max_len, p->pos != NULL);
     if (st != TUNA_OK) return st;
     size_t tokens = (size_t)p->off[p->n];
@@ -149,7 +144,7 @@ static int copy_stream(FILE *dst, FILE *src) {
 
 tuna_status tuna_cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
                                      FILE *ids, FILE *labels) {
-    entry_writer w;
+    atomic_file w;
     tuna_status st = entry_begin(&w, dir, key, n, off, max_len, 0);
     if (st != TUNA_OK) return st;
     return entry_end(&w, copy_stream(w.f, ids) && copy_stream(w.f, labels));

@@ -81,7 +81,7 @@ static void map_free(u64map *m) { free(m->key); free(m->val); }
 typedef struct {
     const tuna_clean_options *o;
     tuna_clean_stats *st;
-    data_out dropped;
+    atomic_file dropped;
     tuna_status err;           /* first error inside the bad-record callback */
     /* exact duplicates: hash pair -> line of the first occurrence */
     u64map exact;              /* key: first hash; value: index into ex_* */
@@ -330,14 +330,14 @@ tuna_status tuna_data_clean(const char *in_path, const char *out_path, const cha
     tuna_data_options dopt = opts->data;
     dopt.on_bad = on_bad;
     dopt.ctx = &c;
-    data_out out = {0};
+    atomic_file out = {0};
     tuna_data_reader *rd = NULL;
     tuna_record rec;
     memset(&rec, 0, sizeof rec);
     char *norm = NULL;
     tuna_status st = tuna_data_reader_open(&rd, in_path, &dopt);
-    if (!st) st = data_out_open(&out, out_path);
-    if (!st) st = data_out_open(&c.dropped, dropped_path);
+    if (!st) st = atomic_file_open(&out, out_path);
+    if (!st) st = atomic_file_open(&c.dropped, dropped_path);
     uint32_t sig[MAX_PERM];
     while (!st) {
         int got;
@@ -388,10 +388,10 @@ tuna_status tuna_data_clean(const char *in_path, const char *out_path, const cha
     tuna_record_clear(&rec);
     if (rd) tuna_data_reader_stats(rd, &stats->data);
     tuna_data_reader_free(rd);
-    if (!st) st = data_out_commit(&out);
-    if (!st) st = data_out_commit(&c.dropped);
-    data_out_abort(&out);
-    data_out_abort(&c.dropped);
+    if (!st) st = atomic_file_commit(&out);
+    if (!st) st = atomic_file_commit(&c.dropped);
+    atomic_file_abort(&out);
+    atomic_file_abort(&c.dropped);
     cleaner_free(&c);
     return st;
 }

@@ -33,12 +33,12 @@ tuna_status tuna_data_split(const char *in_path, const char *train_path, const c
     if (!(val_fraction >= 0 && val_fraction <= 1))
         return tuna_fail(TUNA_ERR_ARG, "validation fraction %g must be in [0, 1]", val_fraction);
     tuna_data_reader *rd = NULL;
-    data_out tr = {0}, va = {0};
+    atomic_file tr = {0}, va = {0};
     tuna_record rec;
     memset(&rec, 0, sizeof rec);
     tuna_status st = tuna_data_reader_open(&rd, in_path, opts);
-    if (!st) st = data_out_open(&tr, train_path);
-    if (!st) st = data_out_open(&va, val_path);
+    if (!st) st = atomic_file_open(&tr, train_path);
+    if (!st) st = atomic_file_open(&va, val_path);
     while (!st) {
         int got;
         st = tuna_data_reader_next(rd, &rec, &got);
@@ -55,9 +55,9 @@ tuna_status tuna_data_split(const char *in_path, const char *train_path, const c
     tuna_record_clear(&rec);
     if (rd) tuna_data_reader_stats(rd, &stats->data);
     tuna_data_reader_free(rd);
-    if (!st) st = data_out_commit(&tr);
-    if (!st) st = data_out_commit(&va);
-    data_out_abort(&tr);
-    data_out_abort(&va);
+    if (!st) st = atomic_file_commit(&tr);
+    if (!st) st = atomic_file_commit(&va);
+    atomic_file_abort(&tr);
+    atomic_file_abort(&va);
     return st;
 }

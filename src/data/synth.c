@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "io/atomic_file.h"
 #include "tuna_data.h"
 
 static const char *const NAMES[] = {"Lily", "Tom", "Ben", "Sue", "Max", "Anna", "Tim", "Mia", "Sam", "Lucy", "Jack", "Amy",
@@ -105,14 +106,15 @@ static int hset_add(hset *s, uint64_t h) {
 }
 
 static tuna_status write_split(const char *dir, const char *name, int n, tuna_rng *rng, hset *seen, int prefs) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s.jsonl", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create", tmp);
+    atomic_file out;
+    tuna_status st = atomic_file_open(&out, path);
+    if (st != TUNA_OK) return st;
+    FILE *f = out.f;
     int ok = 1, tries = 0;
     for (int i = 0; i < n && ok;) {
-        if (++tries > 100 * n + 1000) { fclose(f); remove(tmp); return tuna_fail(TUNA_ERR_ARG, "story-json: not enough distinct passages for %d examples", n); }
+        if (++tries > 100 * n + 1000) { atomic_file_abort(&out); return tuna_fail(TUNA_ERR_ARG, "story-json: not enough distinct passages for %d examples", n); }
         int wi = (int)(tuna_rng_u32(rng) % COUNT(NAMES)), ai = (int)(tuna_rng_u32(rng) % COUNT(ANIMALS));
         int pi = (int)(tuna_rng_u32(rng) % COUNT(PLACES)), fi = (int)(tuna_rng_u32(rng) % COUNT(FEELINGS));
         const char *w = NAMES[wi], *a = ANIMALS[ai], *p = PLACES[pi], *fe = FEELINGS[fi], *h = NAME_IS_GIRL[wi] ? "her" : "his";
@@ -173,9 +175,9 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
         json_decref(rec);
         i++;
     }
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) { remove(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path); }
-    return TUNA_OK;
+    if (ok) return atomic_file_commit(&out);
+    atomic_file_abort(&out);
+    return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
 }
 
 tuna_status tuna_synth_task(const char *task, const char *out_dir, int n_train, int n_val, int n_eval, uint64_t seed) {

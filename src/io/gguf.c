@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "io/gguf.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h" /* fp16 conversions */
 
 #define GGUF_ALIGN 32
@@ -158,9 +159,23 @@ void gguf_kv_i32_array(gguf_writer *w, const char *k, const int32_t *v, size_t n
     put(w, v, n * 4);
 }
 
+/* index of the first NaN or infinity in x[n], or -1 */
+static int64_t first_non_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
 tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data) {
     if (!gguf_type_size(type, cols) && cols > 0)
         return tuna_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of 32)", name, (long long)cols, gguf_type_name(type));
+    /* a block's scale and integer codes have no NaN or infinity (and the
+     * float-to-int conversion of one is undefined): refused before anything
+     * is written */
+    int64_t bad = type == GGML_Q8_0 || type == GGML_Q4_0 ? first_non_finite(data, rows * cols) : -1;
+    if (bad >= 0)
+        return tuna_fail(TUNA_ERR_NUMERIC, "%s: element %lld is %g: %s cannot store NaN or infinite weights", name, (long long)bad,
+                         (double)data[bad], gguf_type_name(type));
     if (w->n_t == w->cap_t) {
         size_t c = w->cap_t ? 2 * w->cap_t : 64;
         wtensor *q = realloc(w->t, c * sizeof *q);
@@ -188,10 +203,10 @@ static int pad_to(FILE *f, uint64_t *pos) {
 
 tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
     if (w->oom) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    atomic_file out;
+    tuna_status st = atomic_file_open(&out, path);
+    if (st != TUNA_OK) return st;
+    FILE *f = out.f;
     /* header, key/values, tensor infos (offsets relative to the data block) */
     gguf_writer hw = {0};
     put(&hw, "GGUF", 4);
@@ -240,15 +255,22 @@ tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
         ok = ok && pad_to(f, &pos);
     }
     free(buf);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
-    }
-    return TUNA_OK;
+    if (ok) return atomic_file_commit(&out);
+    atomic_file_abort(&out);
+    return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
 }
 
 /* ---------------- reader ---------------- */
+/* The fewest bytes an entry takes in the file: a key/value is a key length
+ * (8) + a type (4) + at least a 1-byte value; a tensor info is a name length
+ * (8) + a dimension count (4) + one dimension (8) + a type (4) + an offset
+ * (8). The counts in the header are checked against them before any table is
+ * allocated, so a hostile count cannot make the reader allocate more than a
+ * few times the file's own size. */
+#define GGUF_MIN_KV_BYTES 13
+#define GGUF_MIN_TENSOR_BYTES 32
+#define GGUF_MAX_KEY 65535 /* the specification's limit on a key's length */
+
 typedef struct { const uint8_t *p, *end; const char *name; } cur;
 
 static int need(cur *c, size_t n) { return (size_t)(c->end - c->p) >= n; }
@@ -288,8 +310,12 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
     uint64_t nt = 0, nkv = 0;
     if (!rd_u32(&c, &ver) || !rd_u64(&c, &nt) || !rd_u64(&c, &nkv)) return tuna_fail(TUNA_ERR_FORMAT, "%s: truncated header", f->path);
     if (ver != 3 && ver != 2) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF version %u (tuna reads 2 and 3)", f->path, ver);
-    if (nt > size / 8 || nkv > size / 8) return tuna_fail(TUNA_ERR_FORMAT, "%s: %llu tensors / %llu keys cannot fit in %zu bytes", f->path,
-                                                         (unsigned long long)nt, (unsigned long long)nkv, size);
+    uint64_t rest = (uint64_t)(c.end - c.p);
+    if (nkv > rest / GGUF_MIN_KV_BYTES || nt > rest / GGUF_MIN_TENSOR_BYTES ||
+        nkv * GGUF_MIN_KV_BYTES + nt * GGUF_MIN_TENSOR_BYTES > rest)
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: %llu key/values and %llu tensors cannot fit in the %llu bytes after the header (%d and %d bytes each at least)",
+                         f->path, (unsigned long long)nkv, (unsigned long long)nt, (unsigned long long)rest, GGUF_MIN_KV_BYTES,
+                         GGUF_MIN_TENSOR_BYTES);
     f->kv = calloc(nkv ? nkv : 1, sizeof *f->kv);
     f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
     if (!f->kv || !f->tensors) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
@@ -299,6 +325,9 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
         const char *k;
         uint64_t kn;
         if (!rd_str(&c, &k, &kn) || !rd_u32(&c, &kv->type)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %llu: truncated", f->path, (unsigned long long)i);
+        if (kn > GGUF_MAX_KEY)
+            return tuna_fail(TUNA_ERR_FORMAT, "%s: key %llu: %llu bytes long (GGUF keys have at most %d)", f->path, (unsigned long long)i,
+                             (unsigned long long)kn, GGUF_MAX_KEY);
         kv->key = k;
         kv->key_len = (size_t)kn;
         f->n_kv = i + 1;

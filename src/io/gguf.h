@@ -32,9 +32,12 @@ void gguf_kv_f32_array(gguf_writer *w, const char *key, const float *v, size_t n
 void gguf_kv_i32_array(gguf_writer *w, const char *key, const int32_t *v, size_t n);
 /* A tensor of PyTorch shape [rows, cols] (rows = 1 for a vector) stored as
  * ggml ne = {cols, rows}, from fp32 data in row-major order; converted to
- * type when written. data must stay valid until gguf_writer_finish. */
+ * type when written. data must stay valid until gguf_writer_finish. Q8_0 and
+ * Q4_0 tensors with a NaN or infinity are refused (TUNA_ERR_NUMERIC, the
+ * tensor named). */
 tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data);
-/* Writes path.tmp, then renames to path. Frees nothing (call _free). */
+/* Writes path durably through a temporary name (io/atomic_file.h). Frees
+ * nothing (call _free). */
 tuna_status gguf_writer_finish(gguf_writer *w, const char *path);
 
 /* ---- reader ---- */
@@ -87,7 +90,8 @@ tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *
 size_t gguf_type_size(int type, int64_t n); /* bytes of n elements; 0 if unknown or n not a block multiple */
 const char *gguf_type_name(int type);
 
-/* block quantizers, ggml's reference rounding (exposed for tests) */
+/* block quantizers, ggml's reference rounding (exposed for tests); x must be
+ * finite (gguf_add_tensor refuses a quantized tensor that is not) */
 void gguf_quantize_q8_0(const float *x, uint8_t *out, int64_t n);
 void gguf_quantize_q4_0(const float *x, uint8_t *out, int64_t n);
 #endif

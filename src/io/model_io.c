@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "tuna_gguf.h"
@@ -334,13 +335,8 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
     free(shard_of);
     if (st == TUNA_OK && wm) {
         json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total, "weight_map", wm);
-        char tmp[PATH_MAX + 8];
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        if (!idx || json_dump_file(idx, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || rename(tmp, path) != 0) {
-            unlink(tmp);
-            st = tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
-        }
+        st = atomic_file_write_json(path, idx, JSON_INDENT(2) | JSON_SORT_KEYS);
         json_decref(idx);
     }
     json_decref(wm);

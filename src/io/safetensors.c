@@ -3,6 +3,7 @@
  * block, byte sizes against dtype x shape (with overflow checks), and tensors
  * may not overlap. The header JSON is parsed with jansson. */
 #include "io/safetensors.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,10 +48,14 @@ static void free_tensors(st_file *f) {
     f->n_tensors = 0;
 }
 
+/* spans in order of begin, then end: an empty tensor sits before a tensor
+ * that begins where it is (qsort's order of equal keys is unspecified, and an
+ * empty span after [begin, end) would look like an overlap) */
 typedef struct { uint64_t begin, end; int idx; } span;
 static int span_cmp(const void *a, const void *b) {
     const span *x = a, *y = b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : 0;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end ? 1 : 0;
 }
 
 tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name) {
@@ -363,10 +368,10 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
     json_decref(hdr);
     if (!js) { st_writer_free(w); return tuna_fail(TUNA_ERR_NOMEM, "%s: cannot serialise header", path); }
     size_t jl = strlen(js), padded = (jl + 7) & ~(size_t)7;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) { free(js); st_writer_free(w); return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); }
+    atomic_file out;
+    st = atomic_file_open(&out, path);
+    if (st != TUNA_OK) { free(js); st_writer_free(w); return st; }
+    FILE *fp = out.f;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(((uint64_t)padded >> (8 * i)) & 0xff);
     int ok = write_all(fp, len8, 8) && write_all(fp, js, jl);
@@ -405,14 +410,10 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
             ok = write_all(fp, chunk, m * 2);
         }
     }
-    if (fflush(fp) != 0) ok = 0;
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok) {
-        unlink(tmp);
-        st = tuna_fail(TUNA_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    } else if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        st = tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (ok) st = atomic_file_commit(&out);
+    else {
+        st = tuna_fail(TUNA_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        atomic_file_abort(&out);
     }
     st_writer_free(w);
     return st;

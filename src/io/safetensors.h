@@ -63,7 +63,8 @@ tuna_status st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, in
                               const int64_t *shape, const void *data, size_t nbytes);
 /* Optional "__metadata__" string entries. */
 tuna_status st_writer_meta(st_writer *w, const char *key, const char *value);
-/* Writes path.tmp then renames to path. Frees w in all cases. */
+/* Writes path durably through a temporary name (io/atomic_file.h). Frees w in
+ * all cases. */
 tuna_status st_writer_finish(st_writer *w, const char *path);
 void st_writer_free(st_writer *w);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "tuna.h"
 
 static int get_int(json_t *o, const char *key, int def) {
@@ -239,11 +240,7 @@ tuna_status tuna_config_save(const tuna_config *c, const char *path) {
     if (c->eos_token_id >= 0) json_object_set_new(o, "eos_token_id", json_integer(c->eos_token_id));
     if (c->pad_token_id >= 0) json_object_set_new(o, "pad_token_id", json_integer(c->pad_token_id));
     json_object_set_new(o, "torch_dtype", json_string(tuna_dtype_name(c->dtype)));
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    tuna_status st = atomic_file_write_json(path, o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
-    if (rc != 0) { unlink(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot write", tmp); }
-    if (rename(tmp, path) != 0) { unlink(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place", path); }
-    return TUNA_OK;
+    return st;
 }

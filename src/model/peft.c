@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "kernels/kernels.h"
 #include "model/model_internal.h"
@@ -395,14 +396,7 @@ static json_t *targets_json(const tuna_model *m, const tuna_peft_config *c) {
 }
 
 static tuna_status write_json_atomic(json_t *o, const char *path) {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
-    if (rc != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
-    }
-    return TUNA_OK;
+    return atomic_file_write_json(path, o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
 }
 
 static json_t *number(double v) {

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include "io/atomic_file.h"
 #include "tuna.h"
 #include "tuna_tokenizer.h"
 
@@ -205,9 +206,9 @@ static inline int tk_cp_to_byte(uint32_t cp) { /* -1 when cp is not a byte-level
 tuna_status tk_dec_parse(tuna_tokenizer *tok, json_t *j);
 void tk_dec_free(tk_dec *d);
 
-/* tok_load.c helpers shared with tok_llama2c.c */
+/* tok_load.c helpers shared with tok_llama2c.c (files are written through
+ * io/atomic_file.h) */
 tuna_status tk_read_file(const char *path, char **data, size_t *len);
-tuna_status tk_write_file_atomic(const char *path, const char *data, size_t len);
 tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config);
 /* tok_gguf.c: the vocabulary of a GGUF file */
 tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path);

@@ -180,11 +180,11 @@ tuna_status tuna_tokenizer_convert_llama2c(const char *bin_path, const char *out
     if (!st) {
         snprintf(p1, dl + 32, "%s/tokenizer.json", out_dir);
         snprintf(p2, dl + 32, "%s/tokenizer_config.json", out_dir);
-        st = tk_write_file_atomic(p1, tj, strlen(tj));
+        st = atomic_file_write(p1, tj, strlen(tj));
         if (!st) {
             size_t cl = strlen(cj);
             cj[cl] = '\n'; /* replaces the NUL: written with its length, not as a C string */
-            st = tk_write_file_atomic(p2, cj, cl + 1);
+            st = atomic_file_write(p2, cj, cl + 1);
         }
     }
     free(tj); free(cj); free(p1); free(p2);

@@ -35,26 +35,6 @@ tuna_status tk_read_file(const char *path, char **data, size_t *len) {
     return TUNA_OK;
 }
 
-tuna_status tk_write_file_atomic(const char *path, const char *data, size_t len) {
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: %s", tmp, strerror(errno)); free(tmp); return st; }
-    int bad = fwrite(data, 1, len, f) != len;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    return TUNA_OK;
-}
-
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 

@@ -559,7 +559,7 @@ static tuna_status write_json(const char *dir, const char *name, json_t *j) {
     memcpy(path + dl + 1, name, nl + 1);
     size_t tl = strlen(text);
     text[tl] = '\n'; /* json_dumps leaves no final newline; write one */
-    tuna_status st = tk_write_file_atomic(path, text, tl + 1);
+    tuna_status st = atomic_file_write(path, text, tl + 1);
     free(path);
     free(text);
     return st;

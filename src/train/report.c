@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "tuna_report.h"
 
 /* ---- growable output buffer; an allocation failure is sticky (checked once at the end) ---- */
@@ -1191,7 +1192,7 @@ static void settings(sbuf *o, const json_t *args) {
 
 tuna_status tuna_report_write(const char *run_dir) {
     if (!run_dir || !run_dir[0]) return tuna_fail(TUNA_ERR_ARG, "report: no run folder given");
-    char path[4096], tmp[4096 + 32];
+    char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir) >= sizeof path)
         return tuna_fail(TUNA_ERR_ARG, "report: run folder path too long");
     metrics m;
@@ -1272,16 +1273,7 @@ tuna_status tuna_report_write(const char *run_dir) {
     if (oom) { free(o.p); return tuna_fail(TUNA_ERR_NOMEM, "report: out of memory"); }
 
     snprintf(path, sizeof path, "%s/report.html", run_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(o.p); return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); }
-    int ok = fwrite(o.p, 1, o.n, f) == o.n;
-    ok &= fclose(f) == 0;
+    st = atomic_file_write(path, o.p, o.n);
     free(o.p);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write: %s", path, strerror(e));
-    }
-    return TUNA_OK;
+    return st;
 }

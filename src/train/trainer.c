@@ -729,6 +729,7 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 
 int tuna_trainer_step_count(const tuna_trainer *t) { return t->step; }
@@ -764,12 +765,9 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
         if (e) json_object_set_new(o, "extra", e);
     }
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    st = atomic_file_write_json(path, o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(o);
-    if (rc != 0 || rename(tmp, path) != 0) { unlink(tmp); return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path); }
-    return TUNA_OK;
+    return st;
 }
 
 tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json) {

@@ -1,0 +1,47 @@
+/* atomic_file.h — how every output file and folder tuna writes reaches its
+ * final name, so that a crash or a power loss leaves either the old version or
+ * the complete new one, never a half-written file or neither:
+ *   file:   a temporary sibling in the same folder (path.tmp.PID.N), written,
+ *           flushed and fsync'd, renamed over path, then the folder fsync'd
+ *           (the rename itself is only durable once its folder is);
+ *   folder: every file in it and the folder itself fsync'd, renamed into
+ *           place, then the parent fsync'd — only after that may the caller
+ *           remove what the new folder replaces (an older checkpoint).
+ * Internal to libtuna (and the CLI); all writers go through it, nothing else
+ * calls rename(). Functions return TUNA_OK or record the path and the reason
+ * with tuna_fail. */
+#ifndef TUNA_IO_ATOMIC_FILE_H
+#define TUNA_IO_ATOMIC_FILE_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include "tuna.h"
+
+typedef struct {
+    FILE *f;     /* write through this between open and commit */
+    char *path;  /* the final name */
+    char *tmp;   /* the temporary sibling */
+} atomic_file;
+
+/* Creates path's temporary sibling (mode 0666 less the umask, like fopen) and
+ * opens it for writing. On failure nothing is left behind. */
+tuna_status atomic_file_open(atomic_file *a, const char *path);
+/* Flushes, fsyncs and closes the file, renames it to its final name and
+ * fsyncs the folder. On failure the temporary file is removed. Either way a is
+ * cleared. */
+tuna_status atomic_file_commit(atomic_file *a);
+/* Closes and removes the temporary file (after a failure); safe on a cleared
+ * or zero-initialised a, and to repeat. */
+void atomic_file_abort(atomic_file *a);
+
+/* The whole of path's content at once: len bytes, or a JSON value dumped with
+ * jansson's flags (the same bytes as json_dump_file). */
+tuna_status atomic_file_write(const char *path, const void *data, size_t len);
+tuna_status atomic_file_write_json(const char *path, const json_t *j, size_t flags);
+
+/* Makes everything under tmp_dir durable (files, subfolders, tmp_dir), renames
+ * tmp_dir to dir (which must not exist or be empty) and fsyncs dir's parent. */
+tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir);
+/* fsync of a folder (so the names created or renamed in it are durable). */
+tuna_status atomic_sync_dir(const char *dir);
+#endif
