@@ -8,6 +8,8 @@
  *    line and are marked on the top edge, never interpolated or dropped silently;
  *  - long runs are reduced per pixel column to the column's min and max, in
  *    the order they occurred, so spikes survive and 100k steps stay ~100 KB;
+ *  - each path is simplified within 0.9 px (polyline.h): a drawn line stays
+ *    within 1 px of every point it is drawn from;
  *  - what could not be read (bad lines, missing files) is listed on the page.
  * The page is built in memory, written under a temporary name, then renamed. */
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "tuna_report.h"
+#include "train/polyline.h"
 
 /* ---- growable output buffer; an allocation failure is sticky (checked once at the end) ---- */
 typedef struct {
@@ -406,50 +409,62 @@ static void put_coord(sbuf *b, double v) {
     else sb_printf(b, "%s%ld.%ld", t < 0 ? "-" : "", labs(t) / 10, labs(t) % 10);
 }
 
-/* Writes the "d" of a path point by point, dropping points that lie on the
- * straight line between their neighbours (within 0.3 px): flat stretches and
- * linear learning-rate ramps then cost two points. */
+/* Writes the "d" of a path: the points of each unbroken segment are
+ * collected, simplified (polyline.h) so that the drawn line stays within
+ * PATH_EPS of every point, then written. Coordinates are written to 0.05 px
+ * (put_coord), which moves a drawn segment by at most 0.071 px: the drawn
+ * line stays within 1 px of the data. Flat stretches and linear ramps cost
+ * two points. */
+#define PATH_EPS 0.9
 typedef struct {
     sbuf *o;
-    int n;          /* points of the current segment so far */
-    double ax, ay;  /* last point written */
-    double bx, by;  /* pending point (written when the next one is not collinear) */
-    int pending;
+    double *x, *y;  /* points of the current segment */
+    unsigned char *keep;
+    size_t n, cap;
     int rings;      /* draw lone points as rings (few points) */
 } pathw;
 
-static void pw_write(pathw *w, double x, double y) {
-    if (w->n == 0) sb_puts(w->o, "M");
-    else sb_puts(w->o, w->n == 1 ? "L" : " ");
-    put_coord(w->o, x);
-    sb_puts(w->o, " ");
-    put_coord(w->o, y);
-    w->n++;
-    w->ax = x;
-    w->ay = y;
-}
-
 static void pw_point(pathw *w, double x, double y) {
-    if (w->n == 0) { pw_write(w, x, y); return; }
-    if (w->pending) {
-        double dx = x - w->ax, dy = y - w->ay, len = hypot(dx, dy);
-        double ex = w->bx - w->ax, ey = w->by - w->ay;
-        double dist = len > 0 ? fabs(dx * ey - dy * ex) / len : hypot(ex, ey);
-        double along = dx * ex + dy * ey;
-        if (!(dist < 0.3 && along >= 0 && along <= len * len)) pw_write(w, w->bx, w->by);
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 256;
+        double *nx = realloc(w->x, cap * sizeof *nx);
+        if (nx) w->x = nx;
+        double *ny = nx ? realloc(w->y, cap * sizeof *ny) : NULL;
+        if (ny) w->y = ny;
+        unsigned char *nk = ny ? realloc(w->keep, cap) : NULL;
+        if (!nk) { w->o->oom = 1; return; } /* sticky: the report fails with TUNA_ERR_NOMEM */
+        w->keep = nk;
+        w->cap = cap;
     }
-    w->bx = x;
-    w->by = y;
-    w->pending = 1;
+    w->x[w->n] = x;
+    w->y[w->n] = y;
+    w->n++;
 }
 
+/* Ends the current segment: simplifies and writes it. */
 static void pw_break(pathw *w) {
-    if (w->pending) pw_write(w, w->bx, w->by);
+    if (w->n == 0) return;
+    polyline_simplify(w->x, w->y, w->n, PATH_EPS, w->keep);
+    for (size_t i = 0, k = 0; i < w->n; i++) {
+        if (!w->keep[i]) continue;
+        sb_puts(w->o, k == 0 ? "M" : k == 1 ? "L" : " ");
+        put_coord(w->o, w->x[i]);
+        sb_puts(w->o, " ");
+        put_coord(w->o, w->y[i]);
+        k++;
+    }
     if (w->n == 1) /* a lone point (between gaps, or a 1-step run) would not show: a small ring, or a
                     * round-capped dot when there could be very many */
         sb_puts(w->o, w->rings ? "m-2.5 0a2.5 2.5 0 1 0 5 0a2.5 2.5 0 1 0-5 0" : "h0");
     w->n = 0;
-    w->pending = 0;
+}
+
+/* Ends the path: writes the last segment and frees the buffers. */
+static void pw_end(pathw *w) {
+    pw_break(w);
+    free(w->x);
+    free(w->y);
+    free(w->keep);
 }
 
 /* More points than twice the pixel columns: reduce per column. */
@@ -479,7 +494,7 @@ static void draw_column_means(sbuf *o, const frame *f, const series *s) {
         sx += fx(f, p->x);
         k++;
     }
-    pw_break(&w);
+    pw_end(&w);
 }
 
 /* Draws the finite values of s as a path; non-finite ones end the current
@@ -520,7 +535,7 @@ static void draw_series_path(sbuf *o, const frame *f, const series *s, double *m
         if (p->y < s->p[imin].y) imin = i;
         if (p->y > s->p[imax].y) imax = i;
     }
-    pw_break(&w);
+    pw_end(&w);
 }
 
 /* "Nice" linear tick step: 1, 2, 2.5 or 5 times a power of ten, about span/target. */
