@@ -131,6 +131,30 @@ static void test_odd_paths(void) {
     CHECKF(access(path, F_OK) == 0, "no report.html in the odd folder");
 }
 
+/* tuna info --json with a model_type holding '"', '\' and non-ASCII text. */
+static void test_info_json(void) {
+    char dir[512], cmd[4096], path[600];
+    snprintf(dir, sizeof dir, "%s/odd_model", tmpdir);
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", MODEL, dir);
+    CHECK(run(cmd) == 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *c = json_load_file(path, 0, NULL);
+    const char *mt = "llama\"\\\xc3\xa9";
+    json_object_set_new(c, "model_type", json_string(mt));
+    CHECK(c && json_dump_file(c, path, JSON_INDENT(2)) == 0);
+    json_decref(c);
+    snprintf(path, sizeof path, "%s/info.json", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s info --model %s --json > %s", test_cli, dir, path);
+    CHECK(run(cmd) == 0);
+    json_error_t e;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    CHECKF(o != NULL, "info --json: %s", e.text);
+    const char *got = json_string_value(json_object_get(o, "model_type"));
+    CHECKF(got && !strcmp(got, mt), "model_type came back as '%s'", got ? got : "(none)");
+    CHECK(json_integer_value(json_object_get(o, "layers")) == 2);
+    json_decref(o);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
@@ -138,6 +162,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmpdir)) return 1;
     test_val_split_tasks();
     test_odd_paths();
+    test_info_json();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (run(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
