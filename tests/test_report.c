@@ -267,7 +267,8 @@ static double seg_dist(double px, double py, double ax, double ay, double bx, do
 }
 
 /* A drawn path: its points, each flagged when it starts a subpath ("M"). */
-typedef struct { double x[4096], y[4096]; int start[4096]; int n; } drawn;
+enum { MAX_DRAWN = 8192 };
+typedef struct { double x[MAX_DRAWN], y[MAX_DRAWN]; int start[MAX_DRAWN]; int n, overflow; } drawn;
 
 /* Distance from (px, py) to the drawn path (a lone point counts as a point). */
 static double drawn_dist(const drawn *d, double px, double py) {
@@ -282,7 +283,7 @@ static double drawn_dist(const drawn *d, double px, double py) {
 
 /* Parses the M/L points of d="..." (rings of lone points skipped). */
 static void parse_d(const char *s, drawn *d) {
-    d->n = 0;
+    d->n = d->overflow = 0;
     char cmd = 0;
     int fresh = 0;
     while (*s && *s != '"') {
@@ -292,28 +293,32 @@ static void parse_d(const char *s, drawn *d) {
         double x = strtod(s, &e);
         if (cmd != 'M' && cmd != 'L') { s = e; continue; }
         double y = strtod(e, &e);
-        if (d->n < 4096) { d->x[d->n] = x; d->y[d->n] = y; d->start[d->n] = fresh; d->n++; }
+        if (d->n < MAX_DRAWN) { d->x[d->n] = x; d->y[d->n] = y; d->start[d->n] = fresh; d->n++; }
+        else d->overflow = 1;
         fresh = 0;
         s = e;
     }
 }
 
-/* Checks that the path labelled name in page h stays within 1 px of every
- * (step, value) it was drawn from, in the chart's own pixel frame (data-f).
- * Returns the number of drawn points, or -1 if the path is missing. */
-static int check_drawn_line(const char *h, const char *name, const double *steps, const double *vals, int n) {
+/* Checks that a path of the chart with aria-label aria (the first one whose
+ * tag holds marker) stays within 1 px of every (step, value) it was drawn
+ * from, in the chart's own pixel frame (data-f). Returns the number of drawn
+ * points, or -1 if the path is missing. */
+static int check_drawn_line(const char *h, const char *aria, const char *marker, const double *steps, const double *vals,
+                            int n) {
     char key[128];
-    snprintf(key, sizeof key, "data-n=\"%s\" d=\"", name);
-    const char *p = strstr(h, key), *fr = NULL;
-    CHECKF(p != NULL, "no path %s", name);
+    snprintf(key, sizeof key, "aria-label=\"%s\"", aria);
+    const char *svg = strstr(h, key), *fr = svg ? strstr(svg, "data-f=\"") : NULL;
+    const char *p = fr ? strstr(fr, marker) : NULL, *end = svg ? strstr(svg, "</svg>") : NULL;
+    p = p && p < end ? strstr(p, " d=\"") : NULL;
+    CHECKF(p != NULL, "%s: no path %s", aria, marker);
     if (!p) return -1;
-    for (const char *q = h; (q = strstr(q, "data-f=\"")) && q < p; q++) fr = q + 8;
     double f[9];
-    CHECK(fr && sscanf(fr, "%lf %lf %lf %lf %lf %lf %lf %lf %lf", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7],
-                       &f[8]) == 9);
-    if (!fr) return -1;
+    CHECK(sscanf(fr + 8, "%lf %lf %lf %lf %lf %lf %lf %lf %lf", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7],
+                 &f[8]) == 9);
     static drawn d;
-    parse_d(p + strlen(key), &d);
+    parse_d(p + 4, &d);
+    CHECKF(!d.overflow, "%s: more than %d points drawn", aria, MAX_DRAWN);
     double worst = 0;
     int at = -1;
     for (int i = 0; i < n; i++) {
@@ -322,38 +327,46 @@ static int check_drawn_line(const char *h, const char *name, const double *steps
         double dist = drawn_dist(&d, px, f[3] - t * (f[3] - f[2]));
         if (dist > worst) { worst = dist; at = i; }
     }
-    CHECKF(worst <= 1.0, "%s: drawn %d points for %d; step %.0f is %.2f px from the line", name, d.n, n,
+    CHECKF(worst <= 1.0, "%s (%s): drawn %d points for %d; step %.0f is %.2f px from the line", aria, marker, d.n, n,
            at >= 0 ? steps[at] : 0, worst);
     return d.n;
 }
 
-/* Smooth and noisy curves are drawn within 1 px of every step: a 500-step
- * cosine learning rate (once drawn as 3 points, a straight line) and a noisy loss. */
+/* Smooth and noisy curves are drawn within 1 px of every step: a cosine
+ * learning rate (once drawn as 2 points, a straight line 13 px off) and a
+ * noisy loss, over 500 steps (drawn point by point) and 6000 steps (reduced
+ * per column first: a band). */
 static void test_drawn_lines(void) {
-    enum { N = 500 };
+    enum { N = 6000 };
     static double st[N], lr[N], loss[N];
-    char dir[512], p[600];
-    make_dir(dir, sizeof dir, "cosine");
-    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(p, "w");
-    if (!f) { CHECK(0); return; }
-    uint32_t r = 777;
-    for (int i = 0; i < N; i++) {
-        r = r * 1664525u + 1013904223u;
-        st[i] = i + 1;
-        lr[i] = 1e-4 * 0.5 * (1 + cos(M_PI * i / N));
-        loss[i] = 2 + 1 / (1 + i / 50.0) + 0.3 * ((r >> 8) / 16777216.0 - 0.5);
-        fprintf(f, "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":1,\"tokens_per_s\":100}\n", i + 1, loss[i], lr[i]);
+    const int runs[] = {500, N};
+    for (int run = 0; run < 2; run++) {
+        int n = runs[run];
+        char dir[512], p[600], name[32];
+        snprintf(name, sizeof name, "cosine%d", n);
+        make_dir(dir, sizeof dir, name);
+        snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+        FILE *f = fopen(p, "w");
+        if (!f) { CHECK(0); return; }
+        uint32_t r = 777;
+        for (int i = 0; i < n; i++) {
+            r = r * 1664525u + 1013904223u;
+            st[i] = i + 1;
+            lr[i] = 1e-4 * 0.5 * (1 + cos(M_PI * i / n));
+            loss[i] = 2 + 1 / (1 + i / (n / 10.0)) + 0.3 * ((r >> 8) / 16777216.0 - 0.5);
+            fprintf(f, "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":1,\"tokens_per_s\":100}\n", i + 1, loss[i], lr[i]);
+        }
+        fclose(f);
+        CHECKF(tuna_report_write(dir) == TUNA_OK, "%s: %s", name, tuna_last_error());
+        char *h = check_report(dir, name);
+        if (!h) return;
+        /* a long lr is drawn as a band (class raw) under its column means */
+        int k = check_drawn_line(h, "learning rate per step", run ? "class=\"raw\"" : "data-n=\"lr\"", st, lr, n);
+        printf("cosine lr of %d steps drawn with %d points\n", n, k);
+        k = check_drawn_line(h, "training and validation loss per step", "data-n=\"train (raw)\"", st, loss, n);
+        printf("noisy loss of %d steps drawn with %d points\n", n, k);
+        free(h);
     }
-    fclose(f);
-    CHECKF(tuna_report_write(dir) == TUNA_OK, "cosine: %s", tuna_last_error());
-    char *h = check_report(dir, "cosine");
-    if (!h) return;
-    int k = check_drawn_line(h, "lr", st, lr, N);
-    printf("cosine lr of %d steps drawn with %d points\n", N, k);
-    k = check_drawn_line(h, "train (raw)", st, loss, N);
-    printf("noisy loss of %d steps drawn with %d points\n", N, k);
-    free(h);
 }
 
 /* The simplifier itself, in pixels: within eps of every point, a straight line

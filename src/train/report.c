@@ -6,10 +6,10 @@
  *  - every string that comes from a file is HTML-escaped (sb_esc);
  *  - series are drawn from metrics.jsonl as read: non-finite values break the
  *    line and are marked on the top edge, never interpolated or dropped silently;
- *  - long runs are reduced per pixel column to the column's min and max, in
+ *  - long runs are reduced per 0.8 px column to the column's min and max, in
  *    the order they occurred, so spikes survive and 100k steps stay ~100 KB;
- *  - each path is simplified within 0.9 px (polyline.h): a drawn line stays
- *    within 1 px of every point it is drawn from;
+ *  - each path is simplified (polyline.h) within what is left of a 1 px
+ *    budget: a drawn line stays within 1 px of every step it is drawn from;
  *  - what could not be read (bad lines, missing files) is listed on the page.
  * The page is built in memory, written under a temporary name, then renamed. */
 #include <errno.h>
@@ -410,14 +410,19 @@ static void put_coord(sbuf *b, double v) {
 }
 
 /* Writes the "d" of a path: the points of each unbroken segment are
- * collected, simplified (polyline.h) so that the drawn line stays within
- * PATH_EPS of every point, then written. Coordinates are written to 0.05 px
- * (put_coord), which moves a drawn segment by at most 0.071 px: the drawn
- * line stays within 1 px of the data. Flat stretches and linear ramps cost
- * two points. */
+ * collected, simplified (polyline.h) so that the drawn line stays within eps
+ * of every point given, then written. Coordinates are rounded to 0.05 px
+ * (put_coord), which moves a drawn segment by at most 0.071 px. Flat
+ * stretches and linear ramps cost two points. The budget, 1 px from every
+ * step: PATH_EPS for a series drawn point by point; a long series is first
+ * reduced to the min and max of each BUCKET_W-wide column (a step then lies
+ * within BUCKET_W of the line through them), leaving BUCKET_EPS. */
 #define PATH_EPS 0.9
+#define BUCKET_W 0.8
+#define BUCKET_EPS 0.12
 typedef struct {
     sbuf *o;
+    double eps;     /* tolerance of the simplification, px */
     double *x, *y;  /* points of the current segment */
     unsigned char *keep;
     size_t n, cap;
@@ -444,7 +449,7 @@ static void pw_point(pathw *w, double x, double y) {
 /* Ends the current segment: simplifies and writes it. */
 static void pw_break(pathw *w) {
     if (w->n == 0) return;
-    polyline_simplify(w->x, w->y, w->n, PATH_EPS, w->keep);
+    polyline_simplify(w->x, w->y, w->n, w->eps, w->keep);
     for (size_t i = 0, k = 0; i < w->n; i++) {
         if (!w->keep[i]) continue;
         sb_puts(w->o, k == 0 ? "M" : k == 1 ? "L" : " ");
@@ -467,13 +472,14 @@ static void pw_end(pathw *w) {
     free(w->keep);
 }
 
-/* More points than twice the pixel columns: reduce per column. */
+/* More points than twice the pixel columns: drawn as a band (with a mean line
+ * for LAYER_LINE, column means only for LAYER_SMOOTH). */
 static int needs_buckets(const frame *f, const series *s) { return (double)s->n > 2 * (f->x1 - f->x0); }
 
 /* The mean of each pixel column: drawn over the min/max envelope of a long,
  * noisy series so the trend reads through the band. */
 static void draw_column_means(sbuf *o, const frame *f, const series *s) {
-    pathw w = {.o = o};
+    pathw w = {.o = o, .eps = PATH_EPS};
     long cur = LONG_MIN;
     double sum = 0, sx = 0;
     int k = 0;
@@ -499,18 +505,19 @@ static void draw_column_means(sbuf *o, const frame *f, const series *s) {
 
 /* Draws the finite values of s as a path; non-finite ones end the current
  * segment and their columns are appended to marks[] (if given). When there
- * are more points than pixels, each pixel column contributes its min and max
- * in the order they occurred, so the drawn envelope keeps every spike. */
+ * are more points than two per column of BUCKET_W, each column contributes
+ * its min and max in the order they occurred, so the drawn envelope keeps
+ * every spike and the simplifier's work stays bounded by the plot's width. */
 static void draw_series_path(sbuf *o, const frame *f, const series *s, double *marks, size_t *n_marks) {
-    int bucket = needs_buckets(f, s);
-    pathw w = {.o = o, .rings = 4 * (double)s->n < f->x1 - f->x0};
+    int bucket = (double)s->n > 2 * (f->x1 - f->x0) / BUCKET_W;
+    pathw w = {.o = o, .eps = bucket ? BUCKET_EPS : PATH_EPS, .rings = 4 * (double)s->n < f->x1 - f->x0};
     long cur = LONG_MIN;
     size_t imin = 0, imax = 0;
     int have = 0;
     for (size_t i = 0; i <= s->n; i++) {
         const point *p = i < s->n ? &s->p[i] : NULL;
         double px = p ? fx(f, p->x) : 0;
-        long col = p ? (long)floor(px) : LONG_MAX;
+        long col = p ? (long)floor(px / BUCKET_W) : LONG_MAX;
         if (bucket && col != cur && have) {
             size_t a = imin < imax ? imin : imax, b2 = imin < imax ? imax : imin;
             pw_point(&w, fx(f, s->p[a].x), fy(f, s->p[a].y));
