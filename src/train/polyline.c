@@ -33,7 +33,7 @@ size_t polyline_simplify(const double *x, const double *y, size_t n, double eps,
         while (!keep[b]) b++;
         double d;
         size_t m = farthest(x, y, a, b, &d);
-        if (m != a && !(d <= eps)) { keep[m] = 1; kept++; } /* NaN distances split too: never hidden */
+        if (m != a && d > eps) { keep[m] = 1; kept++; }
         else a = b;
     }
     return kept;

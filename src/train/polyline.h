@@ -16,7 +16,7 @@
 double polyline_segment_distance(double px, double py, double ax, double ay, double bx, double by);
 
 /* Sets keep[i] to 1 for the points of (x[i], y[i]), i < n, that stay and to 0
- * for the others. Coordinates are in the units eps is given in (pixels for
+ * for the others. Coordinates are finite, in the units of eps (pixels for
  * the report). Returns the number of points kept (n when n <= 2). */
 size_t polyline_simplify(const double *x, const double *y, size_t n, double eps, unsigned char *keep);
 #endif
