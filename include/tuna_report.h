@@ -7,8 +7,9 @@
  *                      "tokens_per_s",...} and eval lines {"step","eval_loss",...}.
  *                      Any other numeric per-step key (e.g. DPO's
  *                      "rewards/accuracies") is drawn in a grid of small charts.
- *                      NaN/inf values (written as nan, inf, NaN, Infinity) are
- *                      skipped and marked; unreadable lines are counted and noted.
+ *                      NaN/inf values (null, as tuna writes them, or nan, inf,
+ *                      NaN, Infinity) are skipped and marked; unreadable lines
+ *                      are counted and noted.
  *   train_args.json    optional; every setting is listed in a table.
  *   general_eval.json  optional; {"before":{"loss","ppl","tokens"},"after":{...}}
  *                      shown as a before/after table with the perplexity change.

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "train/polyline.h"
 #include "tuna_report.h"
 
 static char root[256];
@@ -255,6 +256,161 @@ static void test_long_run(void) {
     free(h);
 }
 
+/* ---- drawn lines against their data (the oracle here is independent of polyline.c) ---- */
+
+/* Distance from (px, py) to segment a-b. */
+static double seg_dist(double px, double py, double ax, double ay, double bx, double by) {
+    double dx = bx - ax, dy = by - ay, l2 = dx * dx + dy * dy;
+    double t = l2 > 0 ? ((px - ax) * dx + (py - ay) * dy) / l2 : 0;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    return hypot(px - ax - t * dx, py - ay - t * dy);
+}
+
+/* A drawn path: its points, each flagged when it starts a subpath ("M"). */
+enum { MAX_DRAWN = 8192 };
+typedef struct { double x[MAX_DRAWN], y[MAX_DRAWN]; int start[MAX_DRAWN]; int n, overflow; } drawn;
+
+/* Distance from (px, py) to the drawn path (a lone point counts as a point). */
+static double drawn_dist(const drawn *d, double px, double py) {
+    double best = INFINITY;
+    for (int i = 0; i < d->n; i++) {
+        int lone = d->start[i] && (i + 1 == d->n || d->start[i + 1]);
+        if (!d->start[i]) best = fmin(best, seg_dist(px, py, d->x[i - 1], d->y[i - 1], d->x[i], d->y[i]));
+        else if (lone) best = fmin(best, hypot(px - d->x[i], py - d->y[i]));
+    }
+    return best;
+}
+
+/* Parses the M/L points of d="..." (rings of lone points skipped). */
+static void parse_d(const char *s, drawn *d) {
+    d->n = d->overflow = 0;
+    char cmd = 0;
+    int fresh = 0;
+    while (*s && *s != '"') {
+        if (*s == ' ') { s++; continue; }
+        if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')) { cmd = *s++; fresh = cmd == 'M'; continue; }
+        char *e;
+        double x = strtod(s, &e);
+        if (cmd != 'M' && cmd != 'L') { s = e; continue; }
+        double y = strtod(e, &e);
+        if (d->n < MAX_DRAWN) { d->x[d->n] = x; d->y[d->n] = y; d->start[d->n] = fresh; d->n++; }
+        else d->overflow = 1;
+        fresh = 0;
+        s = e;
+    }
+}
+
+/* Checks that a path of the chart with aria-label aria (the first one whose
+ * tag holds marker) stays within 1 px of every (step, value) it was drawn
+ * from, in the chart's own pixel frame (data-f). Returns the number of drawn
+ * points, or -1 if the path is missing. */
+static int check_drawn_line(const char *h, const char *aria, const char *marker, const double *steps, const double *vals,
+                            int n) {
+    char key[128];
+    snprintf(key, sizeof key, "aria-label=\"%s\"", aria);
+    const char *svg = strstr(h, key), *fr = svg ? strstr(svg, "data-f=\"") : NULL;
+    const char *p = fr ? strstr(fr, marker) : NULL, *end = svg ? strstr(svg, "</svg>") : NULL;
+    p = p && p < end ? strstr(p, " d=\"") : NULL;
+    CHECKF(p != NULL, "%s: no path %s", aria, marker);
+    if (!p) return -1;
+    double f[9];
+    CHECK(sscanf(fr + 8, "%lf %lf %lf %lf %lf %lf %lf %lf %lf", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7],
+                 &f[8]) == 9);
+    static drawn d;
+    parse_d(p + 4, &d);
+    CHECKF(!d.overflow, "%s: more than %d points drawn", aria, MAX_DRAWN);
+    double worst = 0;
+    int at = -1;
+    for (int i = 0; i < n; i++) {
+        double px = f[0] + (steps[i] - f[4]) / (f[5] - f[4]) * (f[1] - f[0]);
+        double t = f[8] ? (log10(vals[i]) - log10(f[6])) / (log10(f[7]) - log10(f[6])) : (vals[i] - f[6]) / (f[7] - f[6]);
+        double dist = drawn_dist(&d, px, f[3] - t * (f[3] - f[2]));
+        if (dist > worst) { worst = dist; at = i; }
+    }
+    CHECKF(worst <= 1.0, "%s (%s): drawn %d points for %d; step %.0f is %.2f px from the line", aria, marker, d.n, n,
+           at >= 0 ? steps[at] : 0, worst);
+    return d.n;
+}
+
+/* Smooth and noisy curves are drawn within 1 px of every step: a cosine
+ * learning rate (once drawn as 2 points, a straight line 13 px off) and a
+ * noisy loss, over 500 steps (drawn point by point) and 6000 steps (reduced
+ * per column first: a band). */
+static void test_drawn_lines(void) {
+    enum { N = 6000 };
+    static double st[N], lr[N], loss[N];
+    const int runs[] = {500, N};
+    for (int run = 0; run < 2; run++) {
+        int n = runs[run];
+        char dir[512], p[600], name[32];
+        snprintf(name, sizeof name, "cosine%d", n);
+        make_dir(dir, sizeof dir, name);
+        snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+        FILE *f = fopen(p, "w");
+        if (!f) { CHECK(0); return; }
+        uint32_t r = 777;
+        for (int i = 0; i < n; i++) {
+            r = r * 1664525u + 1013904223u;
+            st[i] = i + 1;
+            lr[i] = 1e-4 * 0.5 * (1 + cos(M_PI * i / n));
+            loss[i] = 2 + 1 / (1 + i / (n / 10.0)) + 0.3 * ((r >> 8) / 16777216.0 - 0.5);
+            fprintf(f, "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":1,\"tokens_per_s\":100}\n", i + 1, loss[i], lr[i]);
+        }
+        fclose(f);
+        CHECKF(tuna_report_write(dir) == TUNA_OK, "%s: %s", name, tuna_last_error());
+        char *h = check_report(dir, name);
+        if (!h) return;
+        /* a long lr is drawn as a band (class raw) under its column means */
+        int k = check_drawn_line(h, "learning rate per step", run ? "class=\"raw\"" : "data-n=\"lr\"", st, lr, n);
+        printf("cosine lr of %d steps drawn with %d points\n", n, k);
+        k = check_drawn_line(h, "training and validation loss per step", "data-n=\"train (raw)\"", st, loss, n);
+        printf("noisy loss of %d steps drawn with %d points\n", n, k);
+        free(h);
+    }
+}
+
+/* The simplifier itself, in pixels: within eps of every point, a straight line
+ * reduced to its ends, and a noisy 100k-point series handled. */
+static void test_simplifier(void) {
+    enum { N = 100000 };
+    double *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    unsigned char *keep = malloc(N);
+    if (!x || !y || !keep) { CHECK(0); free(x); free(y); free(keep); return; }
+    const char *names[] = {"cosine", "noisy", "straight", "noisy 100k"};
+    const int sizes[] = {500, 500, 1000, N};
+    for (int c = 0; c < 4; c++) {
+        int n = sizes[c];
+        uint32_t r = 4242;
+        for (int i = 0; i < n; i++) {
+            r = r * 1664525u + 1013904223u;
+            double noise = (r >> 8) / 16777216.0 - 0.5;
+            x[i] = 62 + 920.0 * i / (n - 1);
+            y[i] = c == 0 ? 30 + 140 * (1 - 0.5 * (1 + cos(M_PI * i / n)))
+                 : c == 2 ? 200 - 0.13 * i
+                 : 100 + 150 / (1 + i / 50.0) + 40 * noise;
+        }
+        size_t kept = polyline_simplify(x, y, (size_t)n, 1.0, keep);
+        size_t marked = 0;
+        double worst = 0;
+        for (int i = 0, a = 0; i < n; i++) {
+            marked += keep[i];
+            if (!keep[i]) continue;
+            for (int j = a + 1; j < i; j++) worst = fmax(worst, seg_dist(x[j], y[j], x[a], y[a], x[i], y[i]));
+            a = i;
+        }
+        CHECKF(kept == marked && keep[0] && keep[n - 1], "%s: %zu kept, %zu marked", names[c], kept, marked);
+        CHECKF(worst <= 1.0, "%s: a dropped point is %.3f px from the line", names[c], worst);
+        if (c == 2) CHECKF(kept == 2, "straight line kept %zu points", kept);
+        printf("simplifier: %s, %d points -> %zu (max distance %.3f px)\n", names[c], n, kept, worst);
+    }
+    unsigned char k2[2];
+    CHECK(polyline_simplify(x, y, 1, 1.0, k2) == 1 && k2[0] == 1);
+    CHECK(polyline_simplify(x, y, 0, 1.0, k2) == 0);
+    free(x);
+    free(y);
+    free(keep);
+}
+
 static void test_missing_metrics(void) {
     char dir[512];
     make_dir(dir, sizeof dir, "empty");
@@ -311,6 +467,8 @@ int main(int argc, char **argv) {
     test_resumed_and_damaged();
     test_small_runs();
     test_long_run();
+    test_drawn_lines();
+    test_simplifier();
     test_missing_metrics();
     test_cli_command();
     char cmd[300];

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "commands.h"
 #include "tuna_gguf.h"
 #include "tuna_peft.h"
@@ -41,6 +43,26 @@ long long cli_safetensors_bytes(const char *dir) {
     return total;
 }
 
+/* --json: one object on stdout, built with jansson (architecture and
+ * model_type are config.json's text). q: NF4 quantized parameters, their
+ * bytes and the fp32 parameters left, or NULL. */
+static void print_json(const tuna_config *c, long long params, long long disk, const int64_t *q) {
+    json_t *o = json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:I,s:s,s:I,s:I,s:I}", "architecture",
+                          c->architecture, "model_type", c->model_type, "layers", c->L, "hidden_size", c->C, "heads", c->NH,
+                          "kv_heads", c->NKV, "head_dim", c->HD, "intermediate_size", c->FF, "vocab_size", c->V,
+                          "max_positions", c->max_positions, "tie_embeddings", c->tie_embeddings, "parameters",
+                          (json_int_t)params, "dtype", tuna_dtype_name(c->dtype), "disk_bytes", (json_int_t)disk,
+                          "fp32_weight_bytes", (json_int_t)params * 4, "full_finetune_state_bytes", (json_int_t)params * 16);
+    if (o && q)
+        json_object_update_new(o, json_pack("{s:s,s:I,s:I,s:f,s:I,s:I}", "quant", "nf4", "quantized_parameters", (json_int_t)q[0],
+                                        "quant_bytes", (json_int_t)q[1], "bits_per_quantized_parameter",
+                                        q[0] ? 8.0 * q[1] / q[0] : 0.0, "fp32_parameters", (json_int_t)q[2], "weight_bytes",
+                                        (json_int_t)(q[1] + q[2] * 4)));
+    if (o) json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    printf("\n");
+    json_decref(o);
+}
+
 int cmd_info(int argc, char **argv) {
     const char *model = NULL, *quant = NULL;
     int json = 0;
@@ -64,17 +86,7 @@ int cmd_info(int argc, char **argv) {
     long long disk = cli_safetensors_bytes(model);
     double mib = 1048576.0;
     if (json) {
-        printf("{\"architecture\":\"%s\",\"model_type\":\"%s\",\"layers\":%d,\"hidden_size\":%d,\"heads\":%d,"
-               "\"kv_heads\":%d,\"head_dim\":%d,\"intermediate_size\":%d,\"vocab_size\":%d,\"max_positions\":%d,"
-               "\"tie_embeddings\":%s,\"parameters\":%lld,\"dtype\":\"%s\",\"disk_bytes\":%lld,"
-               "\"fp32_weight_bytes\":%lld,\"full_finetune_state_bytes\":%lld",
-               c->architecture, c->model_type, c->L, c->C, c->NH, c->NKV, c->HD, c->FF, c->V, c->max_positions,
-               c->tie_embeddings ? "true" : "false", params, tuna_dtype_name(c->dtype), disk, params * 4, params * 16);
-        if (quant)
-            printf(",\"quant\":\"nf4\",\"quantized_parameters\":%lld,\"quant_bytes\":%lld,\"bits_per_quantized_parameter\":%.6f,"
-                   "\"fp32_parameters\":%lld,\"weight_bytes\":%lld",
-                   (long long)qn, (long long)qb, qn ? 8.0 * qb / qn : 0.0, rest, (long long)qb + rest * 4);
-        printf("}\n");
+        print_json(c, params, disk, quant ? (int64_t[3]){qn, qb, rest} : NULL);
     } else {
         printf("architecture   %s (%s)\n", c->architecture, c->model_type);
         printf("layers         %d\n", c->L);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "cli/train_metrics.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
@@ -80,8 +81,8 @@ static const char *sft_help =
     "  --seed N  --no-shuffle data order\n"
     "  --data A.jsonl:0.7 --data B.jsonl:0.3   multi-task mixing: each sequence is drawn\n"
     "                         from a file chosen by weight (default: by size); the actual\n"
-    "                         shares are reported. Name one --val per --data for per-task\n"
-    "                         validation loss.\n"
+    "                         shares are reported. One --val per --data, or --val-split,\n"
+    "                         gives per-task validation losses (eval_loss/FILE).\n"
     "  --val FILE | --val-split X   validation data (X: hash-based fraction of each --data)\n"
     "  --eval-every N         validation every N steps (default: 10 evals per run)\n"
     "  --early-stop N         stop after N evaluations without improvement\n"
@@ -299,14 +300,6 @@ static tuna_status attach_adapter(tuna_model *m, tuna_tokenizer *tok, tuna_peft_
         fputc('\n', stderr);
     }
     return TUNA_OK;
-}
-
-/* TRL's metric names */
-static void dpo_metrics(FILE *f, const char *prefix, const tuna_dpo_stats *d) {
-    fprintf(f, ",\"%srewards/chosen\":%.9g,\"%srewards/rejected\":%.9g,\"%srewards/accuracies\":%.9g,"
-               "\"%srewards/margins\":%.9g,\"%slogps/chosen\":%.9g,\"%slogps/rejected\":%.9g",
-            prefix, d->rewards_chosen, prefix, d->rewards_rejected, prefix, d->rewards_accuracies, prefix, d->rewards_margins,
-            prefix, d->logps_chosen, prefix, d->logps_rejected);
 }
 
 /* A model folder with tokenizer files, or a GGUF file (its vocabulary is inside). */
@@ -826,14 +819,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         if (st != TUNA_OK || stop_requested) break;
         st = tuna_trainer_step(tr, &info);
         if (st != TUNA_OK) break;
-        fprintf(metrics, "{\"step\":%d,\"epoch\":%.6g,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%lld,"
-                         "\"tokens_per_s\":%.6g,\"elapsed_s\":%.6g",
-                info.step, info.epoch, info.loss, info.lr, info.grad_norm, (long long)info.tokens,
-                info.tokens_per_second, info.elapsed_seconds);
-        if (tuna_dist_size() > 1) fprintf(metrics, ",\"step_s\":%.6g,\"allreduce_s\":%.6g", info.step_seconds, info.comm_seconds);
-        if (dpo) dpo_metrics(metrics, "", &info.dpo);
-        fputs("}\n", metrics);
-        fflush(metrics);
+        cli_metrics_write(metrics, cli_metrics_step(&info, tuna_dist_size(), dpo));
         char el[32], eta[32];
         fmt_time(el, sizeof el, info.elapsed_seconds);
         fmt_time(eta, sizeof eta, info.elapsed_seconds / info.step * (total - info.step));
@@ -860,10 +846,13 @@ int cli_train_command(int argc, char **argv, int mode) {
                 if (st != TUNA_OK) break;
                 vl = v;
             }
+            json_t *ev = json_object();
+            json_object_set_new(ev, "step", json_integer(info.step));
+            json_object_set_new(ev, "eval_loss", cli_json_num(vl));
             if (dpo) {
-                fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_pairs\":%lld", info.step, vl, (long long)(val.n / 2));
-                dpo_metrics(metrics, "eval_", &es);
-            } else fprintf(metrics, "{\"step\":%d,\"eval_loss\":%.9g,\"eval_tokens\":%lld", info.step, vl, (long long)vt);
+                json_object_set_new(ev, "eval_pairs", json_integer(val.n / 2));
+                cli_metrics_dpo(ev, "eval_", &es);
+            } else json_object_set_new(ev, "eval_tokens", json_integer(vt));
             char per_task[1024] = "";
             for (int k = 0; val.n_tasks > 1 && k < val.n_tasks && st == TUNA_OK; k++) {
                 /* a view of task k's sequences (offsets index the shared token arrays) */
@@ -871,18 +860,19 @@ int cli_train_command(int argc, char **argv, int mode) {
                 view.n = val.task_off[k + 1] - val.task_off[k];
                 view.off = val.off + val.task_off[k];
                 view.n_tasks = 0;
+                if (view.n == 0) continue; /* a --val-split share with no sequence: nothing to report */
                 double tl;
                 int64_t tt;
                 st = tuna_trainer_eval(tr, &view, &tl, &tt);
-                const char *base = val_paths[k];
-                fprintf(metrics, ",\"eval_loss/%s\":%.9g", base, tl);
+                /* named by the --val file, or by the --data file it was split from */
+                const char *base = val_path ? val_paths[k] : data_paths[k];
+                cli_json_set_named(ev, "eval_loss/", base, cli_json_num(tl));
                 size_t used = strlen(per_task);
-                snprintf(per_task + used, sizeof per_task - used, "%s%s %.4f", k ? ", " : " [", base, tl);
+                snprintf(per_task + used, sizeof per_task - used, "%s%s %.4f", used ? ", " : " [", base, tl);
             }
-            if (st != TUNA_OK) break;
+            if (st != TUNA_OK) { json_decref(ev); break; }
             if (per_task[0]) strncat(per_task, "]", sizeof per_task - strlen(per_task) - 1);
-            fprintf(metrics, "}\n");
-            fflush(metrics);
+            cli_metrics_write(metrics, ev);
             if (tty) fputc('\n', stderr);
             if (!quiet && dpo)
                 fprintf(stderr, "eval at step %d: val loss %.4f, preference accuracy %.3f, margin %.3f%s\n", info.step, vl,
@@ -955,16 +945,16 @@ int cli_train_command(int argc, char **argv, int mode) {
             sum += counts[k];
             wsum += any_weight ? data_w[k] : (double)(data.task_off[k + 1] - data.task_off[k]);
         }
-        fprintf(metrics, "{\"mixture\":{");
+        json_t *mix = json_object();
         if (!quiet) fprintf(stderr, "mixture (actual vs target share of sequences):");
         for (int k = 0; k < data.n_tasks; k++) {
             double target = (any_weight ? data_w[k] : (double)(data.task_off[k + 1] - data.task_off[k])) / wsum;
             double actual = sum ? (double)counts[k] / sum : 0;
-            fprintf(metrics, "%s\"%s\":{\"target\":%.6g,\"actual\":%.6g,\"sequences\":%lld}", k ? "," : "",
-                    data_paths[k], target, actual, (long long)counts[k]);
+            cli_json_set_named(mix, "", data_paths[k], json_pack("{s:o,s:o,s:I}", "target", cli_json_num(target), "actual",
+                                                                 cli_json_num(actual), "sequences", (json_int_t)counts[k]));
             if (!quiet) fprintf(stderr, " %s %.1f%% (%.1f%%)", data_paths[k], actual * 100, target * 100);
         }
-        fprintf(metrics, "}}\n");
+        cli_metrics_write(metrics, json_pack("{s:o}", "mixture", mix));
         if (!quiet) fputc('\n', stderr);
     }
     if (!quiet)

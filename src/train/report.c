@@ -6,8 +6,10 @@
  *  - every string that comes from a file is HTML-escaped (sb_esc);
  *  - series are drawn from metrics.jsonl as read: non-finite values break the
  *    line and are marked on the top edge, never interpolated or dropped silently;
- *  - long runs are reduced per pixel column to the column's min and max, in
+ *  - long runs are reduced per 0.8 px column to the column's min and max, in
  *    the order they occurred, so spikes survive and 100k steps stay ~100 KB;
+ *  - each path is simplified (polyline.h) within what is left of a 1 px
+ *    budget: a drawn line stays within 1 px of every step it is drawn from;
  *  - what could not be read (bad lines, missing files) is listed on the page.
  * The page is built in memory, written under a temporary name, then renamed. */
 #include <errno.h>
@@ -24,6 +26,7 @@
 
 #include "io/atomic_file.h"
 #include "tuna_report.h"
+#include "train/polyline.h"
 
 /* ---- growable output buffer; an allocation failure is sticky (checked once at the end) ---- */
 typedef struct {
@@ -407,59 +410,77 @@ static void put_coord(sbuf *b, double v) {
     else sb_printf(b, "%s%ld.%ld", t < 0 ? "-" : "", labs(t) / 10, labs(t) % 10);
 }
 
-/* Writes the "d" of a path point by point, dropping points that lie on the
- * straight line between their neighbours (within 0.3 px): flat stretches and
- * linear learning-rate ramps then cost two points. */
+/* Writes the "d" of a path: the points of each unbroken segment are
+ * collected, simplified (polyline.h) so that the drawn line stays within eps
+ * of every point given, then written. Coordinates are rounded to 0.05 px
+ * (put_coord), which moves a drawn segment by at most 0.071 px. Flat
+ * stretches and linear ramps cost two points. The budget, 1 px from every
+ * step: PATH_EPS for a series drawn point by point; a long series is first
+ * reduced to the min and max of each BUCKET_W-wide column (a step then lies
+ * within BUCKET_W of the line through them), leaving BUCKET_EPS. */
+#define PATH_EPS 0.9
+#define BUCKET_W 0.8
+#define BUCKET_EPS 0.12
 typedef struct {
     sbuf *o;
-    int n;          /* points of the current segment so far */
-    double ax, ay;  /* last point written */
-    double bx, by;  /* pending point (written when the next one is not collinear) */
-    int pending;
+    double eps;     /* tolerance of the simplification, px */
+    double *x, *y;  /* points of the current segment */
+    unsigned char *keep;
+    size_t n, cap;
     int rings;      /* draw lone points as rings (few points) */
 } pathw;
 
-static void pw_write(pathw *w, double x, double y) {
-    if (w->n == 0) sb_puts(w->o, "M");
-    else sb_puts(w->o, w->n == 1 ? "L" : " ");
-    put_coord(w->o, x);
-    sb_puts(w->o, " ");
-    put_coord(w->o, y);
-    w->n++;
-    w->ax = x;
-    w->ay = y;
-}
-
 static void pw_point(pathw *w, double x, double y) {
-    if (w->n == 0) { pw_write(w, x, y); return; }
-    if (w->pending) {
-        double dx = x - w->ax, dy = y - w->ay, len = hypot(dx, dy);
-        double ex = w->bx - w->ax, ey = w->by - w->ay;
-        double dist = len > 0 ? fabs(dx * ey - dy * ex) / len : hypot(ex, ey);
-        double along = dx * ex + dy * ey;
-        if (!(dist < 0.3 && along >= 0 && along <= len * len)) pw_write(w, w->bx, w->by);
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 256;
+        double *nx = realloc(w->x, cap * sizeof *nx);
+        if (nx) w->x = nx;
+        double *ny = nx ? realloc(w->y, cap * sizeof *ny) : NULL;
+        if (ny) w->y = ny;
+        unsigned char *nk = ny ? realloc(w->keep, cap) : NULL;
+        if (!nk) { w->o->oom = 1; return; } /* sticky: the report fails with TUNA_ERR_NOMEM */
+        w->keep = nk;
+        w->cap = cap;
     }
-    w->bx = x;
-    w->by = y;
-    w->pending = 1;
+    w->x[w->n] = x;
+    w->y[w->n] = y;
+    w->n++;
 }
 
+/* Ends the current segment: simplifies and writes it. */
 static void pw_break(pathw *w) {
-    if (w->pending) pw_write(w, w->bx, w->by);
+    if (w->n == 0) return;
+    polyline_simplify(w->x, w->y, w->n, w->eps, w->keep);
+    for (size_t i = 0, k = 0; i < w->n; i++) {
+        if (!w->keep[i]) continue;
+        sb_puts(w->o, k == 0 ? "M" : k == 1 ? "L" : " ");
+        put_coord(w->o, w->x[i]);
+        sb_puts(w->o, " ");
+        put_coord(w->o, w->y[i]);
+        k++;
+    }
     if (w->n == 1) /* a lone point (between gaps, or a 1-step run) would not show: a small ring, or a
                     * round-capped dot when there could be very many */
         sb_puts(w->o, w->rings ? "m-2.5 0a2.5 2.5 0 1 0 5 0a2.5 2.5 0 1 0-5 0" : "h0");
     w->n = 0;
-    w->pending = 0;
 }
 
-/* More points than twice the pixel columns: reduce per column. */
+/* Ends the path: writes the last segment and frees the buffers. */
+static void pw_end(pathw *w) {
+    pw_break(w);
+    free(w->x);
+    free(w->y);
+    free(w->keep);
+}
+
+/* More points than twice the pixel columns: drawn as a band (with a mean line
+ * for LAYER_LINE, column means only for LAYER_SMOOTH). */
 static int needs_buckets(const frame *f, const series *s) { return (double)s->n > 2 * (f->x1 - f->x0); }
 
 /* The mean of each pixel column: drawn over the min/max envelope of a long,
  * noisy series so the trend reads through the band. */
 static void draw_column_means(sbuf *o, const frame *f, const series *s) {
-    pathw w = {.o = o};
+    pathw w = {.o = o, .eps = PATH_EPS};
     long cur = LONG_MIN;
     double sum = 0, sx = 0;
     int k = 0;
@@ -480,23 +501,24 @@ static void draw_column_means(sbuf *o, const frame *f, const series *s) {
         sx += fx(f, p->x);
         k++;
     }
-    pw_break(&w);
+    pw_end(&w);
 }
 
 /* Draws the finite values of s as a path; non-finite ones end the current
  * segment and their columns are appended to marks[] (if given). When there
- * are more points than pixels, each pixel column contributes its min and max
- * in the order they occurred, so the drawn envelope keeps every spike. */
+ * are more points than two per column of BUCKET_W, each column contributes
+ * its min and max in the order they occurred, so the drawn envelope keeps
+ * every spike and the simplifier's work stays bounded by the plot's width. */
 static void draw_series_path(sbuf *o, const frame *f, const series *s, double *marks, size_t *n_marks) {
-    int bucket = needs_buckets(f, s);
-    pathw w = {.o = o, .rings = 4 * (double)s->n < f->x1 - f->x0};
+    int bucket = (double)s->n > 2 * (f->x1 - f->x0) / BUCKET_W;
+    pathw w = {.o = o, .eps = bucket ? BUCKET_EPS : PATH_EPS, .rings = 4 * (double)s->n < f->x1 - f->x0};
     long cur = LONG_MIN;
     size_t imin = 0, imax = 0;
     int have = 0;
     for (size_t i = 0; i <= s->n; i++) {
         const point *p = i < s->n ? &s->p[i] : NULL;
         double px = p ? fx(f, p->x) : 0;
-        long col = p ? (long)floor(px) : LONG_MAX;
+        long col = p ? (long)floor(px / BUCKET_W) : LONG_MAX;
         if (bucket && col != cur && have) {
             size_t a = imin < imax ? imin : imax, b2 = imin < imax ? imax : imin;
             pw_point(&w, fx(f, s->p[a].x), fy(f, s->p[a].y));
@@ -521,7 +543,7 @@ static void draw_series_path(sbuf *o, const frame *f, const series *s, double *m
         if (p->y < s->p[imin].y) imin = i;
         if (p->y > s->p[imax].y) imax = i;
     }
-    pw_break(&w);
+    pw_end(&w);
 }
 
 /* "Nice" linear tick step: 1, 2, 2.5 or 5 times a power of ten, about span/target. */
