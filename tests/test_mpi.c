@@ -180,12 +180,15 @@ static void failing_rank(void) {
 }
 
 /* LSAN_OPTIONS for every tuna process the test starts (only a sanitized build
- * reads it): Open MPI's libraries keep allocations until exit by design. */
+ * reads it): Open MPI's libraries keep allocations until exit by design.
+ * Their code has no frame pointers, so the fast unwinder would stop at the
+ * first frame inside a plugin Open MPI has unloaded by then, leaving nothing
+ * to match; the slow unwinder records the whole stack at malloc time. */
 static int leak_suppressions(void) {
     const char *supp = "tests/lsan_openmpi.supp";
-    char abs[PATH_MAX], opts[PATH_MAX + 64];
+    char abs[PATH_MAX], opts[PATH_MAX + 96];
     if (!test_need(supp, "LeakSanitizer suppressions for Open MPI") || !realpath(supp, abs)) return 0;
-    snprintf(opts, sizeof opts, "suppressions=%s:print_suppressions=0", abs);
+    snprintf(opts, sizeof opts, "suppressions=%s:print_suppressions=0:fast_unwind_on_malloc=0", abs);
     return setenv("LSAN_OPTIONS", opts, 1) == 0;
 }
 
