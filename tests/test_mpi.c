@@ -187,9 +187,14 @@ static void failing_rank(void) {
 static int leak_suppressions(void) {
     const char *supp = "tests/lsan_openmpi.supp";
     char abs[PATH_MAX], opts[PATH_MAX + 96];
-    if (!test_need(supp, "LeakSanitizer suppressions for Open MPI") || !realpath(supp, abs)) return 0;
-    snprintf(opts, sizeof opts, "suppressions=%s:print_suppressions=0:fast_unwind_on_malloc=0", abs);
-    return setenv("LSAN_OPTIONS", opts, 1) == 0;
+    if (!test_need(supp, "LeakSanitizer suppressions for Open MPI")) return 0;
+    int ok = realpath(supp, abs) != NULL;
+    if (ok) {
+        snprintf(opts, sizeof opts, "suppressions=%s:print_suppressions=0:fast_unwind_on_malloc=0", abs);
+        ok = setenv("LSAN_OPTIONS", opts, 1) == 0;
+    }
+    CHECKF(ok, "LSAN_OPTIONS with %s", supp);
+    return ok;
 }
 
 int main(int argc, char **argv) {
