@@ -3,6 +3,8 @@
 # ASan+UBSan (build-san/), then every libFuzzer target for FUZZ_SECONDS
 # (default 5) from its seed corpus; ends with one total line
 # "total: N passed, N failed, N skipped" (a fuzz target counts as one test).
+# A tier that ran nothing (no summary line, no check passed, no fuzz target
+# done) is a failure: the suite cannot pass by running nothing.
 set -u
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -20,6 +22,15 @@ fuzz_p=0; fuzz_f=0
 if [ $status -eq 0 ]; then
   FUZZ_SECONDS=${FUZZ_SECONDS:-5} scripts/run_fuzz.sh | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   fuzz_p=$(grep -c '^Done' "$log"); fuzz_f=$(grep -c 'FAILED' "$log")
+fi
+# ran_nothing TIER LINE: a tier's summary line missing, or with no check passed
+ran_nothing() { ! grep -qE "^$1: [1-9][0-9]* passed" <<<"$2"; }
+if [ $status -eq 0 ]; then
+  for tier in build build-san; do
+    line=$line1; [ $tier = build-san ] && line=$line2
+    if ran_nothing $tier "$line"; then echo "FAIL tier $tier ran no tests (${line:-no summary line})"; status=1; fi
+  done
+  if [ "$fuzz_p" -eq 0 ]; then echo "FAIL no fuzz target ran to its end"; status=1; fi
 fi
 sum() { echo "$line1" "$line2" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
 p=$(( $(sum passed) + fuzz_p )); f=$(( $(sum failed) + fuzz_f )); s=$(sum skipped)

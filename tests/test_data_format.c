@@ -483,7 +483,9 @@ static void test_real_files(void) {
         char out[512], cmd[1200];
         snprintf(out, sizeof out, "%s/hh%d.jsonl", tmpdir, i);
         snprintf(cmd, sizeof cmd, "gzip -dc '%s' > '%s'", p, out);
-        if (system(cmd) != 0) { test_skip(hh[i].rel, "gzip not available"); continue; }
+        int unzipped = system(cmd) == 0;
+        CHECKF(unzipped, "%s", cmd);
+        if (!unzipped) continue;
         long bad = -1, byf[TUNA_FORMAT_COUNT];
         long n = read_count(out, &bad, byf);
         CHECKF(n + bad == hh[i].records && bad == hh[i].bad && byf[TUNA_FORMAT_PREFERENCE_IMPLICIT] == n, "%s: %ld good, %ld bad",
@@ -676,8 +678,7 @@ static int run(const char *args) {
 }
 
 static void test_cli_data(void) {
-    struct stat sb;
-    if (stat(test_cli, &sb) != 0) { test_skip("tuna data CLI", "the tuna binary is not built"); return; }
+    if (!test_need_cli("tuna data CLI")) return;
     char a[1600];
     CHECK(run("data --help") == 0);
     CHECK(run("data clean --help") == 0);

@@ -22,6 +22,7 @@
 #include "tuna.h"
 #include "tuna_dataset.h"
 #include "tuna_dpo.h"
+#include "tuna_eval.h"
 
 static char tmpdir[] = "/tmp/tuna_test_dpo_XXXXXX";
 
@@ -268,8 +269,11 @@ static void test_fixture(const char *name) {
     char dir[300], path[600], cmd[8192], out[400];
     snprintf(dir, sizeof dir, "tests/fixtures/dpo/%s", name);
     snprintf(path, sizeof path, "%s/args.json", dir);
-    json_t *args = json_load_file(path, 0, NULL);
-    if (!args) { test_skip(name, "fixture not present"); return; }
+    if (!test_need(path, name)) return;
+    json_error_t je;
+    json_t *args = json_load_file(path, 0, &je);
+    CHECKF(args != NULL, "%s: %s", path, je.text);
+    if (!args) return;
     snprintf(out, sizeof out, "%s/%s", tmpdir, name);
     int n = snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s/data.jsonl --out %s --quiet", test_cli, parity_model, dir, out);
     json_t *cli = json_object_get(args, "cli"), *v;
@@ -289,7 +293,7 @@ static void test_fixture(const char *name) {
 /* the outside check of the issue, verbatim, on the fixture's records */
 static void test_issue_command(void) {
     char cmd[4096], out[400];
-    if (access("tests/fixtures/dpo/full_sigmoid/data.jsonl", R_OK) != 0) { test_skip("dpo issue command", "fixture not present"); return; }
+    if (!test_need("tests/fixtures/dpo/full_sigmoid/data.jsonl", "dpo issue command")) return;
     snprintf(out, sizeof out, "%s/issue", tmpdir);
     snprintf(cmd, sizeof cmd,
              "%s dpo --model %s --data tests/fixtures/dpo/full_sigmoid/data.jsonl --method full --out %s --steps 3 --batch 2 "
@@ -304,7 +308,7 @@ static void test_issue_command(void) {
 static void test_resume(void) {
     char cmd[4096], a[400], b[400], pa[600], pb[600];
     const char *fx = "tests/fixtures/dpo/lora_ipo";
-    if (access(fx, R_OK) != 0) { test_skip("dpo resume", "fixture not present"); return; }
+    if (!test_need(fx, "dpo resume")) return;
     snprintf(a, sizeof a, "%s/resume_a", tmpdir);
     snprintf(b, sizeof b, "%s/resume_b", tmpdir);
     const char *common = "--method lora --adapter tests/fixtures/dpo/lora_ipo/adapter0 --lora-targets q_proj,v_proj --loss ipo "
@@ -322,6 +326,35 @@ static void test_resume(void) {
     CHECKF(nt == 8 && e == 0, "resumed DPO differs: %d tensors, worst %.3g (%s)", nt, e, wn);
 }
 
+/* Share of the pairs of a pre-tokenized preference file whose chosen response
+ * the model gives the higher log-probability (summed over its tokens),
+ * counted here from per-sequence losses; -1 when it cannot be computed. */
+static double preference_accuracy(const char *model_dir, const char *data, int *pairs) {
+    tuna_model *m = NULL;
+    tuna_pretok seqs;
+    tuna_pref_options o = {0};
+    tuna_pref_stats s;
+    tuna_data_options_init(&o.data);
+    double acc = -1;
+    *pairs = 0;
+    if (tuna_model_load(&m, model_dir) != TUNA_OK) return -1;
+    if (tuna_dataset_load_preferences(data, NULL, NULL, &o, &seqs, NULL, &s) == TUNA_OK) {
+        double *loss = calloc((size_t)seqs.n, sizeof *loss);
+        int64_t *tokens = calloc((size_t)seqs.n, sizeof *tokens);
+        if (loss && tokens && seqs.n > 0 && tuna_eval_losses(m, &seqs, 2, loss, tokens, NULL, NULL) == TUNA_OK) {
+            int chosen_better = 0; /* sequence 2i is prompt + chosen, 2i+1 prompt + rejected */
+            for (int64_t i = 0; i + 1 < seqs.n; i += 2) chosen_better += loss[i] < loss[i + 1];
+            *pairs = (int)(seqs.n / 2);
+            acc = (double)chosen_better / *pairs;
+        }
+        free(loss);
+        free(tokens);
+        tuna_pretok_free(&seqs);
+    }
+    tuna_model_free(m);
+    return acc;
+}
+
 /* validation metrics of an untrained policy: it is its own reference, so the
  * loss is log 2 and every reward 0; its log-probabilities are those tuna eval
  * reports for the same pairs */
@@ -329,7 +362,7 @@ static void test_eval_consistency(void) {
     char cmd[4096], out[400], path[600], line[8192];
     /* validation pairs other than the training pairs: rows must come from the val set */
     const char *data = "tests/fixtures/dpo/lora_sigmoid/data.jsonl", *val = "tests/fixtures/dpo/lora_ipo/data.jsonl";
-    if (access(data, R_OK) != 0 || access(val, R_OK) != 0) { test_skip("dpo eval", "fixture not present"); return; }
+    if (!test_need(data, "dpo eval") || !test_need(val, "dpo eval")) return;
     snprintf(out, sizeof out, "%s/evalrun", tmpdir);
     snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s --val %s --method lora --out %s --steps 1 --batch 2 --micro-batch 1 --lr 0 --quiet",
              test_cli, parity_model, data, val, out);
@@ -360,7 +393,10 @@ static void test_eval_consistency(void) {
     double elc = json_number_value(json_object_get(pref, "mean_logp_chosen")), acc = json_number_value(json_object_get(pref, "accuracy"));
     CHECKF(pref && json_integer_value(json_object_get(pref, "pairs")) == 6 && fabs(elc - lc) <= 1e-5 * fabs(lc),
            "tuna eval mean logp chosen %.9g vs dpo eval %.9g", elc, lc);
-    CHECK(acc >= 0 && acc <= 1);
+    int pairs = 0;
+    double want = preference_accuracy(parity_model, val, &pairs);
+    CHECKF(pairs == 6 && fabs(acc - want) < 1e-12, "tuna eval preference accuracy %.9g, counted here %.9g of %d pairs", acc, want, pairs);
+    printf("dpo eval: preference accuracy %.4f (%d pairs)\n", want, pairs);
     json_decref(e);
 }
 
@@ -369,7 +405,7 @@ static void test_eval_consistency(void) {
 static void test_qlora(void) {
     char cmd[4096], out[400];
     const char *data = "tests/fixtures/dpo/lora_ipo/data.jsonl";
-    if (access(data, R_OK) != 0) { test_skip("dpo qlora", "fixture not present"); return; }
+    if (!test_need(data, "dpo qlora")) return;
     snprintf(out, sizeof out, "%s/qlora", tmpdir);
     snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s --method qlora --lora-targets q_proj,v_proj --out %s --steps 24 --batch 6 "
              "--micro-batch 3 --lr 3e-3 --beta 0.5 --schedule constant --quiet", test_cli, parity_model, data, out);
@@ -397,7 +433,9 @@ static void test_encoding(void) {
     const char *mdir = "models/tuna-stories";
     tuna_tokenizer *tok = NULL;
     tuna_template *tmpl = NULL;
-    if (tuna_tokenizer_load(&tok, mdir) != TUNA_OK) { test_skip("dpo encoding", "models/tuna-stories not present"); return; }
+    if (!test_need(mdir, "dpo encoding")) return;
+    CHECKF(tuna_tokenizer_load(&tok, mdir) == TUNA_OK, "%s: %s", mdir, tuna_last_error());
+    if (!tok) return;
     CHECK(tuna_dataset_template(&tmpl, tok, NULL, NULL) == TUNA_OK && tmpl);
     int32_t eos = tuna_tokenizer_eos_id(tok);
     tuna_record rec = {0};
@@ -528,7 +566,7 @@ static void test_loader(void) {
 static void test_cli_errors(void) {
     char cmd[2048];
     const char *data = "tests/fixtures/dpo/full_sigmoid/data.jsonl";
-    if (access(data, R_OK) != 0) { test_skip("dpo cli errors", "fixture not present"); return; }
+    if (!test_need(data, "dpo cli errors")) return;
     const char *bad[] = {"--loss kto", "--loss ipo --label-smoothing 0.1", "--method ia3", "--beta 0", "--pack",
                          "--max-prompt-len 64 --seq-len 64"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {

@@ -71,7 +71,7 @@ static void test_merged_sharded(void) {
 static void test_shipped_model(void) {
     const char *src = "models/tuna-stories";
     char out[400], cmd[2048], log[500];
-    if (access(src, R_OK) != 0) { test_skip("export shipped model", "models/tuna-stories missing"); return; }
+    if (!test_need(src, "export shipped model")) return;
     snprintf(out, sizeof out, "%s/stories_hf", tmpdir);
     snprintf(log, sizeof log, "%s/stories.log", tmpdir);
     snprintf(cmd, sizeof cmd, "%s export --model %s --format hf --out %s 2>%s", test_cli, src, out, log);

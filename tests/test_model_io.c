@@ -302,7 +302,7 @@ static void test_conversions(void) {
 }
 
 static void test_bad_data_and_cli(void) {
-    char p[600], cmd[2000];
+    char p[600], cmd[4096];
     tuna_pretok t;
     snprintf(p, sizeof p, "%s/bad.jsonl", tmpdir);
     struct { const char *text; const char *needle; } cases[] = {
@@ -327,10 +327,11 @@ static void test_bad_data_and_cli(void) {
     tuna_pretok_free(&t);
 
     /* the CLI: exit code 2 and one "tuna: error:" line for bad input */
+    if (!test_need_cli("tuna CLI errors")) return;
     spit(p, cases[1].text, strlen(cases[1].text));
     char err[600];
     snprintf(err, sizeof err, "%s/err.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "build/tuna eval --model %s --data %s 2>%s >/dev/null", FIX, p, err);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s 2>%s >/dev/null", test_cli, FIX, p, err);
     int rc = system(cmd);
     CHECKF(WEXITSTATUS(rc) == 2, "eval on bad data exit %d", WEXITSTATUS(rc));
     size_t n;
@@ -338,24 +339,27 @@ static void test_bad_data_and_cli(void) {
     CHECKF(e && n > 0 && !strncmp(e, "tuna: error: ", 13) && strstr(e, "bad.jsonl:1") && strchr(e, '\n') == e + n - 1,
            "stderr: %s", e ? e : "(none)");
     free(e);
-    snprintf(cmd, sizeof cmd, "build/tuna eval --model /nonexistent --data %s 2>/dev/null >/dev/null", p);
+    snprintf(cmd, sizeof cmd, "%s eval --model /nonexistent --data %s 2>/dev/null >/dev/null", test_cli, p);
     CHECK(WEXITSTATUS(system(cmd)) == 2);
-    snprintf(cmd, sizeof cmd, "build/tuna eval --model %s 2>/dev/null >/dev/null", FIX);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s 2>/dev/null >/dev/null", test_cli, FIX);
     CHECK(WEXITSTATUS(system(cmd)) == 2);
-    CHECK(WEXITSTATUS(system("build/tuna frobnicate 2>/dev/null")) == 2);
-    CHECK(WEXITSTATUS(system("build/tuna eval --help >/dev/null")) == 0);
-    CHECK(WEXITSTATUS(system("build/tuna info --model tests/fixtures/parity/gpt2 --json >/dev/null")) == 0);
+    snprintf(cmd, sizeof cmd, "%s frobnicate 2>/dev/null", test_cli);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "%s eval --help >/dev/null", test_cli);
+    CHECK(WEXITSTATUS(system(cmd)) == 0);
+    snprintf(cmd, sizeof cmd, "%s info --model tests/fixtures/parity/gpt2 --json >/dev/null", test_cli);
+    CHECK(WEXITSTATUS(system(cmd)) == 0);
 }
 
 /* eval's loss is the token-weighted mean over the file, whatever the batch size */
 static void test_eval_batching(void) {
-    char cmd[1200], out[600];
+    char cmd[4096], out[600];
     double loss[3] = {0};
     long long tok[3] = {0};
     int batches[3] = {1, 2, 8};
     snprintf(out, sizeof out, "%s/eval.json", tmpdir);
     for (int i = 0; i < 3; i++) {
-        snprintf(cmd, sizeof cmd, "build/tuna eval --model %s --data %s/data.jsonl --batch %d --json > %s", FIX, FIX,
+        snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s/data.jsonl --batch %d --json > %s", test_cli, FIX, FIX,
                  batches[i], out);
         CHECK(system(cmd) == 0);
         size_t n;
@@ -390,7 +394,9 @@ static void test_sliding_window(void) {
     tuna_model_free(m);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    test_set_cli(argv[0]); /* the sanitizer tier runs its own sanitized CLI */
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_io_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_bad_safetensors();

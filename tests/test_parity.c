@@ -24,7 +24,6 @@
 #endif
 #include <ftw.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -461,12 +460,7 @@ done:
 int main(int argc, char **argv) {
     (void)argc;
     for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) run_fixture(FIXTURES[i]);
-    /* The CLI sits next to the tests folder of the same build (build/ or
-     * build-san/), so derive its path from ours. */
-    char self[1024], bin[1100];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(bin, sizeof bin, "%s/../tuna", dirname(self));
-    if (access(bin, X_OK) != 0) snprintf(bin, sizeof bin, "build/tuna");
-    stories_check(bin);
+    test_set_cli(argv[0]); /* the CLI of this build (build/ or build-san/) */
+    if (test_need_cli("stories260K parity")) stories_check(test_cli);
     return test_done();
 }

@@ -63,8 +63,11 @@ static void test_train_parity(const char *name, int issue_command) {
     char dir[300], path[600], cmd[8192], out[400];
     snprintf(dir, sizeof dir, "tests/fixtures/peft/%s", name);
     snprintf(path, sizeof path, "%s/args.json", dir);
-    json_t *args = json_load_file(path, 0, NULL);
-    if (!args) { test_skip(name, "fixture not present"); return; }
+    if (!test_need(path, name)) return;
+    json_error_t je;
+    json_t *args = json_load_file(path, 0, &je);
+    CHECKF(args != NULL, "%s: %s", path, je.text);
+    if (!args) return;
     snprintf(out, sizeof out, "%s/%s%s", tmpdir, name, issue_command ? "_issue" : "");
     if (issue_command) {
         /* the exact command the issue names (r, alpha and dropout from the adapter's config) */
@@ -448,18 +451,22 @@ static void test_nf4_model(void) {
     int64_t qn = 0, qb = 0;
     tuna_model_quant_stats(q, &qn, &qb);
     CHECK(qn > 0 && qn + tuna_model_param_count(q) == tuna_model_param_count(f));
-    CHECK(qb == tuna_nf4_bytes(qn) || qb > 0);
     /* replace f's linear weights by nf4 round trips */
     tuna_linear *lq[64], *lf[64];
     int n = model_linears(q, lq);
     model_linears(f, lf);
     int all_quant = 1;
+    int64_t want_n = 0, want_bytes = 0; /* each weight is its own NF4 tensor */
     for (int i = 0; i < n; i++) {
         all_quant &= lq[i]->quant != NULL && lq[i]->w == NULL;
+        want_n += (int64_t)lq[i]->OC * lq[i]->IC;
+        want_bytes += tuna_nf4_bytes((int64_t)lq[i]->OC * lq[i]->IC);
         if (!lq[i]->quant) continue;
         nf4_dequantize(lf[i]->w, &lq[i]->quant->t, 0, (int64_t)lf[i]->OC * lf[i]->IC);
     }
     CHECK(all_quant);
+    CHECKF(qn == want_n && qb == want_bytes, "quant stats: %lld weights in %lld bytes, expected %lld in %lld", (long long)qn,
+           (long long)qb, (long long)want_n, (long long)want_bytes);
     const tuna_config *c = tuna_model_config(f);
     int32_t ids[24];
     make_ids(ids, 24, c->V, 13);

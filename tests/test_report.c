@@ -433,7 +433,7 @@ static int run_cli(const char *args) {
 }
 
 static void test_cli_command(void) {
-    if (access(test_cli, X_OK) != 0) { test_skip("tuna report CLI", "CLI not built"); return; }
+    if (!test_need_cli("tuna report CLI")) return;
     char a[600], out[600];
     snprintf(a, sizeof a, "%s/one", root);
     CHECK(run_cli(a) == 0);

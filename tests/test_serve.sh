@@ -4,7 +4,7 @@
 # starts the server (base + adapter, API key, --parallel 4, --ctx 512) and runs
 #   - tests/serve/client.test.mjs   (the official OpenAI Node client; references
 #                                     from `tuna generate --json`)
-#   - tests/serve/browser.test.mjs  (the chat page; SKIP while it does not exist)
+#   - tests/serve/browser.test.mjs  (the chat page)
 #   - curl checks: /health, errors (400, 401, 404, 405, 413), SSE [DONE], the page
 # then a server with --parallel 1 --queue 1 (429 when full) and its SIGTERM
 # drain (running and queued streams finish, exit 0, later requests refused).
@@ -29,7 +29,6 @@ passed=0; failed=0; skipped=0
 ok()   { passed=$((passed+1)); echo "ok - $1"; }
 fails=()   # repeated before RESULT: make test shows only a log's last lines
 bad()  { failed=$((failed+1)); echo "not ok - $1${2:+: $2}"; fails+=("not ok - $1${2:+: $2}"); }
-skip() { skipped=$((skipped+1)); echo "SKIP $1"; }
 # check WHAT CONDITION-COMMAND... : ok when the command succeeds
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what" "${detail:-}"; fi; detail=; }
 detail=
@@ -64,7 +63,7 @@ if [ ! -x "$tuna" ]; then bad "binary $tuna exists"; finish; fi
 if ! "$tuna" serve --help >/dev/null 2>&1; then bad "tuna serve --help exits 0" "$( "$tuna" serve --help 2>&1 | head -3)"; finish; fi
 have_node=1
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  have_node=0; skip "client and browser tests: node/npm not found (Node 20 needed)"
+  have_node=0; bad "client and browser tests" "node/npm not found (Node 20 needed; scripts/deps.sh installs nodejs + npm)"
 fi
 
 # ---- npm packages (tests/serve/package-lock.json) ---------------------------
@@ -156,7 +155,7 @@ if [ $npm_ok = 1 ]; then
   if [ -f tests/serve/browser.test.mjs ]; then
     run_node browser tests/serve/browser.test.mjs $((120*slow))
   else
-    skip "browser test: tests/serve/browser.test.mjs does not exist yet"
+    bad "browser test" "tests/serve/browser.test.mjs is missing"
   fi
 elif [ $have_node = 1 ]; then
   bad "client and browser tests" "not run: the npm packages are not installed"

@@ -749,7 +749,7 @@ static void test_bad_files(void) {
  * binary of this build (check.h's test_cli). */
 static void test_tokenize_cli(void) {
     const char *tuna = test_cli;
-    if (access(tuna, X_OK) != 0) { test_skip("tuna tokenize CLI", "tuna binary not built next to the tests"); return; }
+    if (!test_need_cli("tuna tokenize CLI")) return;
     const char *model = test_shared_path("tokenizers/llama2", "tuna tokenize CLI");
     if (!model) return;
     char in[] = "/tmp/tuna_cli_XXXXXX";

@@ -3,7 +3,9 @@
  * accumulation equal to one big batch, a NaN loss stopping with the step named,
  * and 5-step parity with PyTorch (fixtures in tests/fixtures/sft, made by
  * tools/make_sft_fixtures.py). Runs from the repository root. */
+#include <dirent.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +68,29 @@ static void test_resume(void) {
     CHECK(same_file(a, b)); /* checkpointing does not perturb the run */
 }
 
+/* The newest OUT/checkpoint-STEP (a complete one: checkpoints are written
+ * under a temporary name and renamed): its step, 0 (path "") when none. */
+static int newest_checkpoint(const char *dir, char *path, size_t n) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int best = 0;
+    while (d && (e = readdir(d))) {
+        int step;
+        char rest;
+        if (sscanf(e->d_name, "checkpoint-%d%c", &step, &rest) == 1 && step > best) best = step;
+    }
+    if (d) closedir(d);
+    if (best) snprintf(path, n, "%s/checkpoint-%d", dir, best);
+    else path[0] = 0;
+    return best;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* SIGINT mid-run: a checkpoint is written, exit status 1; resuming gives the
  * same final weights as a run that was never interrupted */
 static void test_sigint(void) {
@@ -94,16 +119,8 @@ static void test_sigint(void) {
     int status;
     waitpid(pid, &status, 0);
     CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 1, "interrupted run exit status %d", status);
-    /* find the checkpoint folder */
-    char lscmd[600];
-    snprintf(lscmd, sizeof lscmd, "ls -d %s/checkpoint-* 2>/dev/null | head -1", d2);
-    FILE *p = popen(lscmd, "r");
-    char ck[400] = "";
-    if (p) {
-        if (fgets(ck, sizeof ck, p)) ck[strcspn(ck, "\n")] = 0;
-        pclose(p);
-    }
-    CHECKF(ck[0] != 0, "no checkpoint after SIGINT");
+    char ck[400];
+    CHECKF(newest_checkpoint(d2, ck, sizeof ck) > 0, "no checkpoint after SIGINT");
     if (!ck[0]) return;
     char common[2048];
     snprintf(common, sizeof common,
@@ -139,45 +156,55 @@ static double weights_rel_diff(const char *d1, const char *d2) {
     return worst;
 }
 
-/* SIGKILL at an arbitrary moment (checkpointing every step) leaves the last
- * complete checkpoint usable: no temporary folder is mistaken for one, and
- * resuming from it finishes the run */
-static void test_sigkill(void) {
-    char d[300], data[300], cmd[4096];
-    snprintf(d, sizeof d, "%s/kill", tmpdir);
-    snprintf(data, sizeof data, "%s/data.jsonl", FIX);
-    const char *args[] = {test_cli, "sft", "--model", FIX, "--data", data, "--steps", "2000", "--batch", "3",
-                          "--micro-batch", "1", "--lr", "1e-4", "--quiet", "--save-every", "1", "--out", d, NULL};
-    for (int round = 0; round < 3; round++) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            execv(args[0], (char *const *)args);
-            _exit(127);
-        }
-        usleep(600000 + 170000 * round); /* lands at different moments of the write cycle */
+/* Starts argv; once OUT has a checkpoint (polled, at most limit_s seconds)
+ * waits delay_us more and SIGKILLs it. Returns the newest checkpoint's step
+ * after the kill (0: none came, or the run ended by itself). */
+static int kill_after_checkpoint(const char *const *argv, const char *out, useconds_t delay_us, double limit_s, char *ck, size_t n) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0, ended = 0;
+    double t0 = now_s();
+    while (!newest_checkpoint(out, ck, n) && !(ended = waitpid(pid, &status, WNOHANG) == pid) && now_s() - t0 < limit_s) usleep(2000);
+    if (!ended) {
+        if (ck[0]) usleep(delay_us);
         kill(pid, SIGKILL);
-        int status;
         waitpid(pid, &status, 0);
-        char lscmd[600], ck[400] = "";
-        snprintf(lscmd, sizeof lscmd, "ls -d %s/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1", d);
-        FILE *p = popen(lscmd, "r");
-        if (p) {
-            if (fgets(ck, sizeof ck, p)) ck[strcspn(ck, "\n")] = 0;
-            pclose(p);
-        }
-        if (!ck[0]) { test_skip("SIGKILL round", "killed before the first checkpoint"); continue; }
+    }
+    CHECKF(!ended && ck[0], "%s: %s before its first checkpoint (%.1f s)", out, ended ? "the run ended" : "no checkpoint", now_s() - t0);
+    return ended ? 0 : newest_checkpoint(out, ck, n);
+}
+
+/* SIGKILL at different moments of the checkpoint cycle (checkpointing every
+ * step), always after the first checkpoint: the newest checkpoint is complete
+ * (no temporary folder is mistaken for one), and resuming from it ends with
+ * the same weights as a run that was never killed. The constant schedule makes
+ * a step's update independent of --steps. */
+static void test_sigkill(void) {
+    char d[300], data[300], common[2048], cmd[4096], ck[400], a[400], b[400];
+    snprintf(data, sizeof data, "%s/data.jsonl", FIX);
+    snprintf(common, sizeof common, "%s sft --model %s --data %s --batch 3 --micro-batch 1 --lr 1e-4 --schedule constant --quiet",
+             test_cli, FIX, data);
+    for (int round = 0; round < 3; round++) {
+        snprintf(d, sizeof d, "%s/kill%d", tmpdir, round);
+        const char *args[] = {test_cli, "sft", "--model", FIX, "--data", data, "--steps", "1000000", "--batch", "3",
+                              "--micro-batch", "1", "--lr", "1e-4", "--schedule", "constant", "--quiet", "--save-every", "1",
+                              "--out", d, NULL};
+        int step = kill_after_checkpoint(args, d, 4000 + 9000 * round, 300, ck, sizeof ck);
+        if (!step) continue;
         tuna_model *m = NULL;
         CHECKF(tuna_model_load(&m, ck) == TUNA_OK, "checkpoint %s after SIGKILL: %s", ck, tuna_last_error());
         tuna_model_free(m);
-        /* resuming from it runs one more step */
-        const char *dash = strrchr(ck, '-');
-        int step = dash ? atoi(dash + 1) : 0;
-        char resumed[400], steps[32];
-        snprintf(resumed, sizeof resumed, "%s/kill_resumed%d", tmpdir, round);
-        snprintf(steps, sizeof steps, "%d", step + 1);
-        snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --steps %s --batch 3 --micro-batch 1 --lr 1e-4 --quiet "
-                                  "--out %s --resume %s", test_cli, FIX, data, steps, resumed, ck);
-        CHECKF(step > 0 && system(cmd) == 0, "resume from %s after SIGKILL", ck);
+        snprintf(cmd, sizeof cmd, "%s --steps %d --out %s/kill_resumed%d --resume %s", common, step + 2, tmpdir, round, ck);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        snprintf(cmd, sizeof cmd, "%s --steps %d --out %s/kill_straight%d", common, step + 2, tmpdir, round);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        snprintf(a, sizeof a, "%s/kill_resumed%d/model.safetensors", tmpdir, round);
+        snprintf(b, sizeof b, "%s/kill_straight%d/model.safetensors", tmpdir, round);
+        CHECKF(same_file(a, b), "killed at checkpoint-%d, resumed to step %d: weights differ from a run never killed", step, step + 2);
+        printf("SIGKILL round %d: newest checkpoint-%d, resumed to step %d\n", round, step, step + 2);
     }
 }
 
@@ -381,8 +408,10 @@ static void test_sft_parity(const char *name) {
     char dir[300], path[400], cmd[4096], out[300];
     snprintf(dir, sizeof dir, "tests/fixtures/sft/%s", name);
     snprintf(path, sizeof path, "%s/args.json", dir);
+    if (!test_need(path, name)) return;
     FILE *f = fopen(path, "r");
-    if (!f) { test_skip(name, "fixture not present"); return; }
+    CHECKF(f != NULL, "%s: cannot open", path);
+    if (!f) return;
     char buf[4096];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     buf[n] = 0;
@@ -524,9 +553,12 @@ static long child_maxrss_kb(const char *cmd) {
 
 /* `tuna plan` predicts the peak RSS of `tuna sft` within 15%, for the test
  * fixtures (dominated by the process baseline) and for a model whose training
- * state dominates (~4M parameters, created here) */
+ * state dominates (~4M parameters, created here). In the sanitizer tier
+ * (TUNA_SANITIZED) both commands still run and must succeed, but RSS is not
+ * compared: ASan's shadow memory and quarantine are RSS no plan models. */
 static void test_plan(void) {
-    if (getenv("TUNA_SANITIZED")) { test_skip("plan vs RSS", "sanitizer build inflates RSS"); return; }
+    int compare_rss = getenv("TUNA_SANITIZED") == NULL;
+    if (!compare_rss) printf("plan vs RSS: commands run, RSS compared in the unsanitized tier only\n");
     char cfg[400], model[400], data[400], cmd[4096], out[400];
     snprintf(cfg, sizeof cfg, "%s/mid.json", tmpdir);
     snprintf(model, sizeof model, "%s/mid", tmpdir);
@@ -567,10 +599,12 @@ static void test_plan(void) {
         snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --batch %d --steps 2 --quiet --out %s/planrun", test_cli,
                  cases[i].dir, cases[i].data, cases[i].batch, tmpdir);
         long kb = child_maxrss_kb(cmd);
+        CHECKF(pred > 0 && kb > 0, "plan %.0f bytes, sft peak RSS %ld KiB for %s", pred, kb, cases[i].dir);
+        if (!compare_rss) continue;
         double meas = kb * 1024.0, err = fabs(pred - meas) / meas;
         printf("plan %s: predicted %.1f MiB, measured peak RSS %.1f MiB (%+.1f%%)\n", cases[i].dir, pred / 1048576,
                meas / 1048576, (pred - meas) / meas * 100);
-        CHECKF(kb > 0 && err <= 0.15, "plan off by %.1f%% for %s", err * 100, cases[i].dir);
+        CHECKF(err <= 0.15, "plan off by %.1f%% for %s", err * 100, cases[i].dir);
     }
 }
 
