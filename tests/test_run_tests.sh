@@ -73,5 +73,27 @@ expect "an executable tests/test_*.sh runs and counts" script 0 0 ': 3 passed, 0
 printf '#!/bin/sh\necho "RESULT 2 0 0"\n' >"$tmp/script/scripts/test_b.sh"
 expect "a tests/test_*.sh that is not executable fails" script 0 1 '^FAIL test_b.sh \(not executable'
 
+# scripts/test_all.sh (make test): a failing tier fails the whole run
+# all_expect WHAT RC-WANTED PATTERN BUILD-TIER SAN-TIER FUZZ-TIER (commands)
+all_expect() {
+  local what=$1 want=$2 pattern=$3 out rc
+  out=$(TUNA_TIER_BUILD="$4" TUNA_TIER_SAN="$5" TUNA_TIER_FUZZ="$6" scripts/test_all.sh 2>&1); rc=$?
+  if { [ "$want" = 0 ] && [ $rc -eq 0 ]; } || { [ "$want" != 0 ] && [ $rc -ne 0 ]; } && grep -qE -- "$pattern" <<<"$out"; then
+    passed=$((passed+1)); echo "ok - $what"; return
+  fi
+  failed=$((failed+1))
+  echo "not ok - $what: exit $rc, wanted $([ "$want" = 0 ] && echo 0 || echo non-zero) and /$pattern/; output:"
+  sed 's/^/    /' <<<"$out"
+}
+tier() { # tier NAME P F RC : a fake tier command printing its summary line
+  printf '#!/bin/sh\necho "%s: %s passed, %s failed, 0 skipped"\nexit %s\n' "$1" "$2" "$3" "$4" >"$tmp/tier-$1-$4"
+  chmod +x "$tmp/tier-$1-$4"; echo "$tmp/tier-$1-$4"
+}
+fz=$tmp/fuzz-ok; printf '#!/bin/sh\necho "Done 100 runs in 1 second(s)"\n' >"$fz"; chmod +x "$fz"
+all_expect "test_all: every tier passing passes" 0 '^total: 8 passed, 0 failed' "$(tier build 3 0 0)" "$(tier build-san 4 0 0)" "$fz"
+all_expect "test_all: a failing first tier fails make test" 1 '^total: .* [1-9][0-9]* failed' "$(tier build 3 1 1)" "$(tier build-san 4 0 0)" "$fz"
+all_expect "test_all: a failing sanitizer tier fails make test" 1 '^total: .* [1-9][0-9]* failed' "$(tier build 3 0 0)" "$(tier build-san 4 2 1)" "$fz"
+all_expect "test_all: a tier that ran nothing fails" 1 'FAIL tier build-san ran no tests' "$(tier build 3 0 0)" "$(tier build-san 0 0 0)" "$fz"
+
 echo "RESULT $passed $failed 0"
 [ "$failed" -eq 0 ]
