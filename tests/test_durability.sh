@@ -22,14 +22,10 @@ build=${1:-build}
 case $build in /*) tuna=$build/tuna ;; *) tuna=$root/$build/tuna ;; esac
 model=$root/models/tuna-stories
 
-passed=0; failed=0; skipped=0
-ok()   { passed=$((passed+1)); echo "ok - $1"; }
-bad()  { failed=$((failed+1)); echo "not ok - $1${2:+: $2}"; }
-skip() { skipped=$((skipped+1)); echo "SKIP $1"; }
-finish() { echo "RESULT $passed $failed $skipped"; [ "$failed" -eq 0 ]; exit; }
+. "$root/tests/tap.sh"
 
 if ! command -v strace >/dev/null || ! strace -o /dev/null true 2>/dev/null; then
-  skip "strace not installed or not permitted"; finish
+  absent "strace (installed by scripts/deps.sh) runs"; finish
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-durability.XXXXXX")
 tmp=$(realpath "$tmp")   # strace -y prints resolved paths

@@ -13,9 +13,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${1:-build}
-passed=0; failed=0
-ok()  { passed=$((passed+1)); echo "ok - $1"; }
-bad() { failed=$((failed+1)); echo "FAIL - $1"; }
+. tests/tap.sh
 
 ends_process=(exit _exit _Exit quick_exit abort __assert_fail)
 ends_re=$(IFS="|"; echo "${ends_process[*]}")
@@ -35,7 +33,7 @@ references() {
 
 archives=()
 for a in "$build/libtuna.a" "$build/libtuna_internal.a"; do [ -f "$a" ] && archives+=("$a"); done
-if [ ! -f "$build/libtuna.a" ]; then bad "$build/libtuna.a exists (build it first)"; echo "RESULT $passed $failed 0"; exit 1; fi
+if [ ! -f "$build/libtuna.a" ]; then bad "$build/libtuna.a exists (build it first)"; finish; fi
 
 for a in "${archives[@]}"; do
   # the reading works: the library's own status function and its call to vsnprintf are seen
@@ -54,5 +52,4 @@ for a in "${archives[@]}"; do
   if [ -z "$offenders" ]; then ok "$a: MPI_Abort only in tuna_dist_abort_job"
   else bad "$a: process-ending calls outside the allowed places:"; echo "$offenders"; fi
 done
-echo "RESULT $passed $failed 0"
-[ "$failed" -eq 0 ]
+finish

@@ -13,10 +13,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${1:-build}
-passed=0; failed=0
-ok()  { passed=$((passed+1)); echo "ok - $1"; }
-bad() { failed=$((failed+1)); echo "FAIL - $1"; }
-finish() { echo "RESULT $passed $failed 0"; [ "$failed" -eq 0 ]; exit; }
+. tests/tap.sh
 
 lib=$build/libtuna.a
 if [ ! -f "$lib" ] || [ ! -f "$build/libtuna.ldlibs" ]; then bad "$lib and $build/libtuna.ldlibs exist (build first)"; finish; fi

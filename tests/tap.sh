@@ -1,0 +1,14 @@
+# tests/tap.sh — the verdict helpers of the tests/test_*.sh scripts (sourced,
+# not run): ok / bad count a check and print it, absent records something
+# outside the repository that is missing (a SKIP line outside CI, a failure
+# under CI=true, as check.h's test_absent), finish prints the
+# "RESULT <passed> <failed> <skipped>" line scripts/run_tests.sh reads and
+# exits 1 when a check failed.
+passed=0; failed=0; skipped=0
+ok()  { passed=$((passed+1)); echo "ok - $1"; }
+bad() { failed=$((failed+1)); echo "not ok - $1${2:+: $2}"; }
+in_ci() { [ -n "${CI:-}" ] && [ "$CI" != false ] && [ "$CI" != 0 ]; }
+absent() {
+  if in_ci; then bad "$1" "absent (required under CI=true)"; else skipped=$((skipped+1)); echo "SKIP $1"; fi
+}
+finish() { echo "RESULT $passed $failed $skipped"; [ "$failed" -eq 0 ]; exit; }
