@@ -111,6 +111,14 @@ fuzz: deps
 fuzz-long: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-600} FUZZ_MERGE=1 nice -n 10 scripts/run_fuzz.sh
 
+# Outside `make test`: SIGKILL / resume soak of sft checkpoints (full and LoRA)
+# and the serve soak under well-behaved and hostile clients.
+soak: soak-train soak-serve
+soak-train: $(BUILD)/tuna
+	@TUNA=$(BUILD)/tuna scripts/soak_train.sh
+soak-serve: $(BUILD)/tuna
+	@TUNA=$(BUILD)/tuna scripts/soak_serve.sh
+
 bench: all
 	@echo "benchmarks: see bench/README.md"; ls $(BUILD)/bench
 

@@ -64,6 +64,14 @@ static void test_resume(void) {
     CHECKF(same_file(a, b), "10 steps vs 5 + resume + 5 differ");
     snprintf(b, sizeof b, "%s/model.safetensors", d2);
     CHECK(same_file(a, b)); /* checkpointing does not perturb the run */
+    /* resumed in its own folder, the run removes the checkpoint it resumed
+     * from once the next one is complete (checkpoints do not pile up) */
+    snprintf(a, sizeof a, "%s --steps 15 --save-every 5 --out %s --resume", common, d2);
+    CHECK(run("%s %s", a, ck) == 0);
+    struct stat sb;
+    snprintf(b, sizeof b, "%s/checkpoint-10", d2);
+    CHECK(stat(b, &sb) == 0);
+    CHECKF(stat(ck, &sb) != 0, "%s left after a resume in the same folder wrote checkpoint-10", ck);
 }
 
 /* SIGINT mid-run: a checkpoint is written, exit status 1; resuming gives the
