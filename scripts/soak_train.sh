@@ -5,7 +5,9 @@
 # checkpoint-* folder left must load (a zero-step --resume from it), then the
 # run resumes from the newest one (or starts over when there is none); each
 # run, however often killed, must end with safetensors byte-identical to one
-# uninterrupted run. Prints the seed and the counts; exits 1 on any failure.
+# uninterrupted run. Every third kill is aimed at a checkpoint write: it waits
+# for a new .checkpoint-N.tmp folder, then 0-60 ms more. Prints the seed and
+# the counts; exits 1 on any failure.
 # Settings (environment): SOAK_KILLS (kills per method, 30), SOAK_SEED (random
 # when unset), SOAK_METHODS ("full lora"), SOAK_WORK (a temporary folder),
 # TUNA (build/tuna). One thread (OMP_NUM_THREADS=1): the machine is shared.
@@ -82,6 +84,22 @@ classify_kill() {
   fi
 }
 
+exec {nap_fd}<> <(:)
+nap() { read -rt "$1" -u "$nap_fd"; }   # sleeps without a process per call
+
+# waits (at most ms) until the run starts a checkpoint write, then 0-60 ms
+aim_at_write() {
+  local out=$1 ms=$2 d t=0 late
+  while [ "$t" -lt "$ms" ]; do
+    for d in "$out"/.checkpoint-*.tmp; do
+      if [ -d "$d" ] && [ "$d" -nt "$work/started" ]; then
+        late=$((RANDOM % 61)); nap "0.$(printf %03d "$late")"; return
+      fi
+    done
+    nap 0.003; t=$((t + 3))
+  done
+}
+
 soak_method() {
   local method=$1 ref="$work/$method-ref" out="$work/$method-run" t0 ms pid rc resume segs
   local runs=0 kills=0 in_tmp=0 two_ckpt=0 in_old=0 mismatches=0
@@ -99,8 +117,11 @@ soak_method() {
       pid=$!
       segs=$((segs + 1))
       if [ "$kills" -lt "$kills_wanted" ] && [ "$segs" -le 8 ]; then
-        local at=$((RANDOM * 32768 + RANDOM)); at=$((at % ms + 1))
-        sleep "$((at / 1000)).$(printf %03d $((at % 1000)))"
+        if [ $((kills % 3)) -eq 2 ]; then aim_at_write "$out" "$ms"
+        else
+          local at=$((RANDOM * 32768 + RANDOM)); at=$((at % ms + 1))
+          sleep "$((at / 1000)).$(printf %03d $((at % 1000)))"
+        fi
         kill -9 "$pid" 2>/dev/null
       fi
       wait "$pid" 2>/dev/null; rc=$?
