@@ -6,7 +6,7 @@
 # run resumes from the newest one (or starts over when there is none); each
 # run, however often killed, must end with safetensors byte-identical to one
 # uninterrupted run. Every third kill is aimed at a checkpoint write: it waits
-# for a new .checkpoint-N.tmp folder, then 0-60 ms more. Prints the seed and
+# for a new .checkpoint-N.tmp folder, then 0-20 ms more. Prints the seed and
 # the counts; exits 1 on any failure.
 # Settings (environment): SOAK_KILLS (kills per method, 30), SOAK_SEED (random
 # when unset), SOAK_METHODS ("full lora"), SOAK_WORK (a temporary folder),
@@ -87,16 +87,16 @@ classify_kill() {
 exec {nap_fd}<> <(:)
 nap() { read -rt "$1" -u "$nap_fd"; }   # sleeps without a process per call
 
-# waits (at most ms) until the run starts a checkpoint write, then 0-60 ms
+# waits (at most ms) until the run starts a checkpoint write, then 0-20 ms
 aim_at_write() {
   local out=$1 ms=$2 d t=0 late
   while [ "$t" -lt "$ms" ]; do
     for d in "$out"/.checkpoint-*.tmp; do
       if [ -d "$d" ] && [ "$d" -nt "$work/started" ]; then
-        late=$((RANDOM % 61)); nap "0.$(printf %03d "$late")"; return
+        late=$((RANDOM % 21)); nap "0.$(printf %03d "$late")"; return
       fi
     done
-    nap 0.003; t=$((t + 3))
+    nap 0.002; t=$((t + 2))
   done
 }
 
