@@ -5,7 +5,6 @@
  * the first one drains (no new requests; running and queued ones finish),
  * a second one, or --drain-timeout, stops at once. */
 #include <limits.h>
-#include <malloc.h>
 #include <omp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -78,13 +77,6 @@ static int fit_connections(int n) {
     }
     return n;
 }
-
-/* glibc raises its mmap threshold each time a large mmapped block is freed,
- * so after the first request bodies of ~1 MB, such buffers come from the
- * connection threads' heaps and stay in them: measured (make soak-serve),
- * VmRSS grew 60 -> 67 -> 70 MiB over three 60-s runs with hostile bodies. A
- * fixed threshold keeps large buffers in mmap, given back on free. */
-static void keep_large_buffers_mapped(void) { mallopt(M_MMAP_THRESHOLD, 128 * 1024); }
 
 static double now_s(void) {
     struct timespec ts;
@@ -191,7 +183,6 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    keep_large_buffers_mapped();
     srv_engine_opts eo = {.parallel = parallel, .queue = queue, .ctx = ctx, .threads = threads};
     st = srv_engine_create(&eng, models, n_ad + 1, tok, &eo);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
