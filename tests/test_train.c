@@ -74,6 +74,32 @@ static void test_resume(void) {
     CHECKF(stat(ck, &sb) != 0, "%s left after a resume in the same folder wrote checkpoint-10", ck);
 }
 
+/* The previous checkpoint is hidden before it is deleted: a removal that
+ * stops midway (a kill, here a file that cannot be deleted: chattr +i) must
+ * not leave a half-deleted checkpoint-N that looks like a checkpoint */
+static void test_checkpoint_discard(void) {
+    char common[2048], d[300], ck[400], pin[500], cmd[4096];
+    snprintf(common, sizeof common, "%s sft --model %s --data %s/data.jsonl --batch 2 --micro-batch 1 --seed 3 --quiet "
+             "--save-every 5", test_cli, FIX, FIX);
+    snprintf(d, sizeof d, "%s/pinned", tmpdir);
+    snprintf(ck, sizeof ck, "%s/checkpoint-5", d);
+    snprintf(pin, sizeof pin, "%s/pinned", ck);
+    snprintf(cmd, sizeof cmd, "%s --steps 10 --out %s", common, d);
+    CHECK(system(cmd) == 0);
+    if (run("touch '%s' && chattr +i '%s' 2>/dev/null", pin, pin) != 0) {
+        test_skip("interrupted checkpoint removal", "chattr +i not available (needs root and ext4-like /tmp)");
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "%s --steps 15 --out %s --resume %s", common, d, ck);
+    CHECK(system(cmd) == 0);
+    struct stat sb;
+    char next[400];
+    snprintf(next, sizeof next, "%s/checkpoint-10", d);
+    CHECK(stat(next, &sb) == 0);
+    CHECKF(stat(ck, &sb) != 0, "%s still visible after its removal failed midway", ck);
+    run("chattr -i '%s'/.checkpoint-5.old/pinned '%s' 2>/dev/null", d, pin);
+}
+
 /* SIGINT mid-run: a checkpoint is written, exit status 1; resuming gives the
  * same final weights as a run that was never interrupted */
 static void test_sigint(void) {
@@ -625,6 +651,7 @@ int main(int argc, char **argv) {
     test_grad_checkpoint("tests/fixtures/parity/gpt2");
     test_grad_checkpoint("tests/fixtures/parity/llama_gqa");
     test_resume();
+    test_checkpoint_discard();
     test_accumulation();
     test_packing();
     test_mixing();
