@@ -51,7 +51,7 @@ static const char *serve_help =
     "                         all cores); leave cores free for anything else on the machine\n"
     "  --drain-timeout S      on SIGTERM, wait at most S seconds for running requests (default 60)\n"
     "  --max-connections N    open connections served at once, one thread each (default\n"
-    "                         4096, within the open-files limit); more are refused\n"
+    "                         4096, within the open-files limit); more wait to be accepted\n"
     "  --idle-timeout S       close a connection silent for S seconds (default 30)\n"
     "  --quiet                no line per request on stderr\n"
     "Sampling follows OpenAI's fields (temperature 1 and top_p 1 unless the\n"
