@@ -4,6 +4,8 @@
 #   make test       unit + parity tests, the same under ASan+UBSan, fuzz smoke runs
 #   make test-fast  unit + parity tests only (no sanitizer rebuild)
 #   make fuzz       libFuzzer targets (clang), run briefly
+#   make fuzz-long  each libFuzzer target 10 minutes, new coverage merged into fuzz/corpus/
+#   make soak       kill -9 / resume soak of sft checkpoints, then the serve soak
 #   make bench      benchmarks (see bench/README.md)
 #   make demo       the quick start's main job (scripts/demo.sh)
 #   make demo-prefs its preference stage: DPO after the demo's SFT adapter
@@ -48,7 +50,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-fast test-san fuzz bench clean demo demo-prefs
+.PHONY: all deps test test-fast test-san fuzz fuzz-long soak soak-train soak-serve bench clean demo demo-prefs
 
 all: $(BUILD)/libtuna.a $(BUILD)/tuna $(TESTS) $(BENCHES)
 
@@ -127,6 +129,20 @@ test: all
 
 fuzz: deps
 	@scripts/run_fuzz.sh
+
+# Outside `make test` (long; see bench/README.md "Soak and long fuzz"): each
+# target FUZZ_SECONDS (600) at low priority, one at a time, then its new
+# inputs merged into fuzz/corpus/<target>/ by coverage (-merge=1).
+fuzz-long: deps
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-600} FUZZ_MERGE=1 nice -n 10 scripts/run_fuzz.sh
+
+# Outside `make test`: SIGKILL / resume soak of sft checkpoints (full and LoRA)
+# and the serve soak under well-behaved and hostile clients.
+soak: soak-train soak-serve
+soak-train: $(BUILD)/tuna
+	@TUNA=$(BUILD)/tuna scripts/soak_train.sh
+soak-serve: $(BUILD)/tuna
+	@TUNA=$(BUILD)/tuna scripts/soak_serve.sh
 
 bench: all
 	@echo "benchmarks: see bench/README.md"; ls $(BUILD)/bench

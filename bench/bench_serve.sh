@@ -45,19 +45,11 @@ spid=
 cleanup() { [ -n "$spid" ] && kill -KILL "$spid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# (exec'd directly, not through a function: $! must be the server's own pid)
-"${envcmd[@]}" build/tuna serve --model "$model" --host 127.0.0.1 --port 0 --parallel "$parallel" --threads "$sthreads" --queue $((clients * 2)) \
-    2>"$tmp/serve.log" >/dev/null &
-spid=$!
-port=
-for _ in $(seq 300); do
-  port=$(grep -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$tmp/serve.log" | head -1 | grep -oE '[0-9]+$') && [ -n "$port" ] && break
-  kill -0 "$spid" 2>/dev/null || { echo "bench_serve: server exited: $(tail -5 "$tmp/serve.log")" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "bench_serve: no 'listening on' line in 30 s" >&2; exit 1; }
+. bench/serve_common.sh
+serve_start "$tmp/serve.log" "${envcmd[@]}" build/tuna serve --model "$model" --host 127.0.0.1 --port 0 --parallel "$parallel" \
+    --threads "$sthreads" --queue $((clients * 2)) || { echo "bench_serve: the server did not start" >&2; exit 1; }
 url=http://127.0.0.1:$port
-rss() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$spid/status"; }
+rss() { serve_rss; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$spid/stat"; }   # utime + stime, clock ticks
 hz=$(getconf CLK_TCK)
 

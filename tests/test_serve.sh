@@ -163,6 +163,13 @@ fi
 
 # ---- curl checks ---------------------------------------------------------------------
 c=(curl -sS --max-time $((30*slow)))
+ends_ok() {  # the stream ends with a finish_reason chunk, then data: [DONE]
+  local last fin
+  last=$(grep -v '^\s*$' "$1" | tail -1 | tr -d '\r')
+  fin=$(grep '^data: {' "$1" | tail -1 | grep -oE '"finish_reason": *"(stop|length)"')
+  [ "$last" = "data: [DONE]" ] && [ -n "$fin" ] ||
+    { detail="$(basename "$1"): last line ${last:0:80}; last chunk $(grep '^data: {' "$1" | tail -1 | head -c 200)"; return 1; }
+}
 # req NAME [curl args...] : body in $tmp/NAME.json, headers in $tmp/NAME.h, status in $code
 req() { local n=$1; shift; code=$("${c[@]}" -o "$tmp/$n.json" -D "$tmp/$n.h" -w '%{http_code}' "$@" 2>"$tmp/$n.err"); }
 # is_error FILE TYPE-REGEX CODE : the OpenAI error shape
@@ -269,17 +276,48 @@ if start_server "$sv2" --parallel 1 --queue 1 --ctx 1024; then
     bad "the draining server exits with status 0 within 20 s of SIGTERM" "still running"; kill -KILL "$pid2" 2>/dev/null
   fi
   wait "$d1" "$d2" 2>/dev/null
-  ends_ok() {  # the stream ends with a finish_reason chunk, then data: [DONE]
-    local last fin
-    last=$(grep -v '^\s*$' "$1" | tail -1 | tr -d '\r')
-    fin=$(grep '^data: {' "$1" | tail -1 | grep -oE '"finish_reason": *"(stop|length)"')
-    [ "$last" = "data: [DONE]" ] && [ -n "$fin" ] ||
-      { detail="$(basename "$1"): last line ${last:0:80}; last chunk $(grep '^data: {' "$1" | tail -1 | head -c 200)"; return 1; }
-  }
   check "SIGTERM while streaming: the running stream still ends with a finish_reason and data: [DONE] (server held: $held)" ends_ok "$tmp/d1.txt"
   check "SIGTERM while streaming: the queued stream is served to its end too" ends_ok "$tmp/d2.txt"
 else
   bad "second server starts (--parallel 1 --queue 1)" "$detail"
+fi
+
+# ---- idle connections, --idle-timeout ---------------------------------------------------
+# 1100 silent connections, more than parallel + queue + 64 (the connection
+# limit before, which left every later client unaccepted until the idle ones
+# timed out after 600 s) and past descriptor 1024 (select()'s limit, which
+# refused them): /health still answers, and the idle ones are closed after
+# --idle-timeout. Streams queued longer than the idle timeout are kept open by
+# SSE comments (": waiting") and served to their end.
+sv3=$tmp/serve3.log
+if start_server "$sv3" --parallel 1 --queue 4 --ctx 1024 --idle-timeout 1; then
+  url3=$surl; pid3=$spid
+  # prints how many the server closed: all of them, or those closed within ms
+  node -e 'const net = require("net"), [port, n, ms] = process.argv.slice(1).map(Number); let closed = 0;
+    const done = () => { console.log(closed); process.exit(0); };
+    for (let i = 0; i < n; i++) net.connect({ host: "127.0.0.1", port }).on("close", () => ++closed === n && done()).on("error", () => {});
+    setTimeout(done, ms);' "${url3##*:}" 1100 $((30000*slow)) >"$tmp/idle.count" &
+  idlep=$!
+  sleep $((2*slow))
+  hcode=$("${c[@]}" --max-time $((5*slow)) -o /dev/null -w '%{http_code}' "$url3/health" 2>/dev/null)
+  check "GET /health beside 1100 idle connections → 200" eval '[ "$hcode" = 200 ] || { detail="HTTP $hcode"; false; }'
+  wait "$idlep"
+  check "the 1100 idle connections are closed after --idle-timeout 1 (within 30 s)" eval \
+    '[ "$(cat $tmp/idle.count)" = 1100 ] || { detail="$(cat $tmp/idle.count) closed"; false; }'
+  for i in 1 2 3; do
+    "${c[@]}" --max-time $((60*slow)) -N "${json[@]}" -o "$tmp/w$i.txt" \
+      -d "{\"model\":\"$base_id\",\"prompt\":\"Once upon a time\",\"max_tokens\":$dtok,\"temperature\":0,\"stream\":true}" \
+      "$url3/v1/completions" 2>/dev/null &
+    wp[$i]=$!
+    sleep 0.1
+  done
+  wait "${wp[@]}" 2>/dev/null
+  check "3 streams at --parallel 1 --idle-timeout 1: the last one, queued, gets ': waiting' comments" \
+    eval 'grep -q "^: waiting" "$tmp/w3.txt" || { detail="no comment in w3.txt"; false; }'
+  for i in 1 2 3; do check "3 streams at --parallel 1 --idle-timeout 1: stream $i ends with data: [DONE]" ends_ok "$tmp/w$i.txt"; done
+  kill -TERM "$pid3"; wait_exit "$pid3" 20 || kill -KILL "$pid3" 2>/dev/null
+else
+  bad "third server starts (--idle-timeout 1)" "$detail"
 fi
 
 finish

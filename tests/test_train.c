@@ -66,6 +66,40 @@ static void test_resume(void) {
     CHECKF(same_file(a, b), "10 steps vs 5 + resume + 5 differ");
     snprintf(b, sizeof b, "%s/model.safetensors", d2);
     CHECK(same_file(a, b)); /* checkpointing does not perturb the run */
+    /* resumed in its own folder, the run removes the checkpoint it resumed
+     * from once the next one is complete (checkpoints do not pile up) */
+    snprintf(a, sizeof a, "%s --steps 15 --save-every 5 --out %s --resume", common, d2);
+    CHECK(run("%s %s", a, ck) == 0);
+    struct stat sb;
+    snprintf(b, sizeof b, "%s/checkpoint-10", d2);
+    CHECK(stat(b, &sb) == 0);
+    CHECKF(stat(ck, &sb) != 0, "%s left after a resume in the same folder wrote checkpoint-10", ck);
+}
+
+/* The previous checkpoint is hidden before it is deleted: a removal that
+ * stops midway (a kill, here a file that cannot be deleted: chattr +i) must
+ * not leave a half-deleted checkpoint-N that looks like a checkpoint */
+static void test_checkpoint_discard(void) {
+    char common[2048], d[300], ck[400], pin[500], cmd[4096];
+    snprintf(common, sizeof common, "%s sft --model %s --data %s/data.jsonl --batch 2 --micro-batch 1 --seed 3 --quiet "
+             "--save-every 5", test_cli, FIX, FIX);
+    snprintf(d, sizeof d, "%s/pinned", tmpdir);
+    snprintf(ck, sizeof ck, "%s/checkpoint-5", d);
+    snprintf(pin, sizeof pin, "%s/pinned", ck);
+    snprintf(cmd, sizeof cmd, "%s --steps 10 --out %s", common, d);
+    CHECK(system(cmd) == 0);
+    if (run("touch '%s' && chattr +i '%s' 2>/dev/null", pin, pin) != 0) {
+        test_skip("interrupted checkpoint removal", "chattr +i not available (needs root and ext4-like /tmp)");
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "%s --steps 15 --out %s --resume %s", common, d, ck);
+    CHECK(system(cmd) == 0);
+    struct stat sb;
+    char next[400];
+    snprintf(next, sizeof next, "%s/checkpoint-10", d);
+    CHECK(stat(next, &sb) == 0);
+    CHECKF(stat(ck, &sb) != 0, "%s still visible after its removal failed midway", ck);
+    run("chattr -i '%s'/.checkpoint-5.old/pinned '%s' 2>/dev/null", d, pin);
 }
 
 /* The newest OUT/checkpoint-STEP (a complete one: checkpoints are written
@@ -684,6 +718,7 @@ int main(int argc, char **argv) {
     test_grad_checkpoint("tests/fixtures/parity/gpt2");
     test_grad_checkpoint("tests/fixtures/parity/llama_gqa");
     test_resume();
+    test_checkpoint_discard();
     test_accumulation();
     test_packing();
     test_mixing();

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "commands.h"
@@ -49,11 +50,33 @@ static const char *serve_help =
     "  --threads N            threads of the forward passes (default: $OMP_NUM_THREADS or\n"
     "                         all cores); leave cores free for anything else on the machine\n"
     "  --drain-timeout S      on SIGTERM, wait at most S seconds for running requests (default 60)\n"
+    "  --max-connections N    open connections served at once, one thread each (default\n"
+    "                         4096, within the open-files limit); more wait to be accepted\n"
+    "  --idle-timeout S       close a connection silent for S seconds (default 30)\n"
     "  --quiet                no line per request on stderr\n"
     "Sampling follows OpenAI's fields (temperature 1 and top_p 1 unless the\n"
     "request says otherwise; temperature 0 is greedy; seed for repeatable\n"
     "samples); generation stops at the model's EOS ids (generation_config.json)\n"
     "and the request's stop strings.\n";
+
+/* Connections beyond what the open-files limit allows would fail in accept():
+ * raises the soft limit to the hard one and clamps n to fit (64 kept for the
+ * model files and the rest). */
+static int fit_connections(int n) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return n;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)n + 64 > rl.rlim_cur) {
+        int fit = rl.rlim_cur > 80 ? (int)(rl.rlim_cur - 64) : 16;
+        fprintf(stderr, "tuna serve: --max-connections %d lowered to %d (open-files limit %llu)\n", n, fit, (unsigned long long)rl.rlim_cur);
+        return fit;
+    }
+    return n;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -66,6 +89,7 @@ int cmd_serve(int argc, char **argv) {
     const char *model_dir = NULL, *name = NULL, *tmpl_arg = NULL, *host = "127.0.0.1", *api_key = getenv("TUNA_API_KEY");
     const char *anames[MAX_ADAPTERS], *adirs[MAX_ADAPTERS];
     int n_ad = 0, port = 8080, parallel = 4, queue = 64, ctx = 0, max_body = 1 << 20, drain_timeout = 60, quiet = 0, threads = 0;
+    int max_conn = 4096, idle_timeout = 30;
     char *adapter_args[MAX_ADAPTERS] = {0};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -93,6 +117,8 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(o, "--max-body")) bad = cli_parse_int(o, v, 1024, 1 << 30, &max_body), i++;
         else if (!strcmp(o, "--threads")) bad = cli_parse_int(o, v, 1, 1024, &threads), i++;
         else if (!strcmp(o, "--drain-timeout")) bad = cli_parse_int(o, v, 0, 1 << 20, &drain_timeout), i++;
+        else if (!strcmp(o, "--max-connections")) bad = cli_parse_int(o, v, 1, 1 << 20, &max_conn), i++;
+        else if (!strcmp(o, "--idle-timeout")) bad = cli_parse_int(o, v, 1, 1 << 20, &idle_timeout), i++;
         else if (!strcmp(o, "--quiet")) quiet = 1;
         else {
             for (int k = 0; k < n_ad; k++) free(adapter_args[k]);
@@ -161,7 +187,7 @@ int cmd_serve(int argc, char **argv) {
     st = srv_engine_create(&eng, models, n_ad + 1, tok, &eo);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     srv_config sc = {.host = host, .port = port, .api_key = api_key, .max_body = (size_t)max_body,
-                     .max_connections = parallel + queue + 64, .engine = eng, .tok = tok, .tmpl = tmpl,
+                     .max_connections = fit_connections(max_conn), .idle_timeout = idle_timeout, .engine = eng, .tok = tok, .tmpl = tmpl,
                      .model_names = names, .n_models = n_ad + 1, .eos = eos, .n_eos = n_eos,
                      .page = tuna_chat_page, .page_len = tuna_chat_page_len, .log = !quiet};
     st = srv_server_start(&srv, &sc);

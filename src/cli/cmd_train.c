@@ -149,6 +149,24 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 static void remove_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+/* Removes a checkpoint folder of OUT so that a kill never leaves a half-removed
+ * one looking like a checkpoint: renamed to a hidden name first, then deleted. */
+static void discard_checkpoint(const char *out_dir, const char *dir) {
+    char gone[2 * PATH_MAX + 8];
+    const char *base = strrchr(dir, '/');
+    snprintf(gone, sizeof gone, "%s/.%s.old", out_dir, base ? base + 1 : dir);
+    remove_tree(gone);
+    if (rename(dir, gone) == 0) remove_tree(gone);
+}
+
+/* A run resumed from OUT/checkpoint-STEP of its own output folder takes that
+ * checkpoint as its previous one: removed once the next one is complete. */
+static void adopt_resumed_checkpoint(const char *resume, const char *out_dir, int step, char *prev, size_t prev_n) {
+    char own[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    snprintf(own, sizeof own, "%s/checkpoint-%d", out_dir, step);
+    if (realpath(resume, a) && realpath(own, b) && !strcmp(a, b)) snprintf(prev, prev_n, "%s", own);
+}
+
 /* Writes OUT/checkpoint-STEP atomically and durably: a temporary folder, synced
  * and renamed into place (io/atomic_file.h); only then is the previous
  * checkpoint removed, so a crash at any point leaves one complete checkpoint. */
@@ -163,10 +181,10 @@ static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const
     if (st != TUNA_OK) { remove_tree(tmp); return st; }
     const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) cli_copy_file(model_dir, tmp, names[k]);
-    remove_tree(fin);
+    discard_checkpoint(out_dir, fin);
     st = atomic_dir_commit(tmp, fin);
     if (st != TUNA_OK) { remove_tree(tmp); return st; }
-    if (prev[0] && strcmp(prev, fin)) remove_tree(prev);
+    if (prev[0] && strcmp(prev, fin)) discard_checkpoint(out_dir, prev);
     snprintf(prev, prev_n, "%s", fin);
     return TUNA_OK;
 }
@@ -792,6 +810,7 @@ int cli_train_command(int argc, char **argv, int mode) {
             }
             free(extra);
         }
+        if (writer) adopt_resumed_checkpoint(resume, out_dir, tuna_trainer_step_count(tr), prev_ck, sizeof prev_ck);
         if (!quiet) fprintf(stderr, "resumed from %s at step %d\n", resume, tuna_trainer_step_count(tr));
     }
     snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);

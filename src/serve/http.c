@@ -152,7 +152,7 @@ typedef struct {
     char *out;                /* formatted bytes not yet handed to MHD */
     size_t olen, ooff, ocap;
     int sent_role, ended;
-    double t0;
+    double t0, last_out;      /* start; when bytes last went to MHD */
     char method_url[96];
 } gen_stream;
 
@@ -217,6 +217,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             size_t n = g->olen - g->ooff < max ? g->olen - g->ooff : max;
             memcpy(buf, g->out + g->ooff, n);
             g->ooff += n;
+            g->last_out = now_s();
             return (ssize_t)n;
         }
         g->olen = g->ooff = 0;
@@ -228,6 +229,12 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         int fin = srv_request_take(g->r, 250, &g->text, &g->tlen, &g->tcap);
         if (fin < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+        /* waiting in the queue: an SSE comment well within --idle-timeout,
+         * which would otherwise close the silent connection */
+        if (!fin && !g->tlen && now_s() - g->last_out > g->s->c.idle_timeout / 3.0) {
+            if (out_append(g, ": waiting\n\n", 11)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
         if (g->tlen) {
             if (out_event(g, chunk(g, g->text, g->tlen, NULL, 0))) return MHD_CONTENT_READER_END_WITH_ERROR;
             g->tlen = 0;
@@ -376,7 +383,7 @@ static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, 
         srv_request_release(r);
         return MHD_NO;
     }
-    *g = (gen_stream){.s = s, .c = c, .r = r, .chat = chat, .include_usage = include_usage, .model = model, .created = time(NULL), .t0 = t0};
+    *g = (gen_stream){.s = s, .c = c, .r = r, .chat = chat, .include_usage = include_usage, .model = model, .created = time(NULL), .t0 = t0, .last_out = now_s()};
     new_id(s, g->id, sizeof g->id, chat ? "chatcmpl" : "cmpl");
     snprintf(g->method_url, sizeof g->method_url, "%s %s", method, url);
     if (stream) {
@@ -547,7 +554,9 @@ tuna_status srv_server_start(srv_server **out, const srv_config *c) {
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     const struct sockaddr *addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* poll(), not select(): select() cannot watch descriptors from 1024 on,
+     * so MHD refused every connection past about a thousand open ones */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     const char *host = !strcmp(c->host, "localhost") ? "127.0.0.1" : c->host;
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
@@ -565,7 +574,7 @@ tuna_status srv_server_start(srv_server **out, const srv_config *c) {
     }
     s->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->d) {
         pthread_mutex_destroy(&s->tok_mu);
         free(s);

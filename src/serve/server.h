@@ -15,7 +15,8 @@ typedef struct {
     int port;                     /* 0: any free port (see srv_server_port) */
     const char *api_key;          /* NULL: no authentication */
     size_t max_body;              /* request bodies above this get 413 */
-    int max_connections;
+    int max_connections;          /* open at once; more wait to be accepted */
+    int idle_timeout;             /* seconds a silent connection stays open */
     srv_engine *engine;
     tuna_tokenizer *tok;          /* used under the server's lock (encoding keeps state) */
     const tuna_template *tmpl;    /* chat template, or NULL: chat requests are refused */
