@@ -290,7 +290,7 @@ fi
 # --idle-timeout. Streams queued longer than the idle timeout are kept open by
 # SSE comments (": waiting") and served to their end.
 sv3=$tmp/serve3.log
-if start_server "$sv3" --parallel 1 --queue 4 --ctx 1024 --idle-timeout 1; then
+if start_server "$sv3" --parallel 1 --queue 4 --ctx 1024 --idle-timeout 1 --request-timeout 3; then
   url3=$surl; pid3=$spid
   # prints how many the server closed: all of them, or those closed within ms
   node -e 'const net = require("net"), [port, n, ms] = process.argv.slice(1).map(Number); let closed = 0;
@@ -315,9 +315,24 @@ if start_server "$sv3" --parallel 1 --queue 4 --ctx 1024 --idle-timeout 1; then
   check "3 streams at --parallel 1 --idle-timeout 1: the last one, queued, gets ': waiting' comments" \
     eval 'grep -q "^: waiting" "$tmp/w3.txt" || { detail="no comment in w3.txt"; false; }'
   for i in 1 2 3; do check "3 streams at --parallel 1 --idle-timeout 1: stream $i ends with data: [DONE]" ends_ok "$tmp/w$i.txt"; done
+  # slow senders (slowloris): a byte every 0.3 s keeps the idle timeout of 1 s
+  # from firing; --request-timeout 3 closes the connection all the same, in
+  # the headers and in the body. Prints the seconds until the server closed.
+  for part in headers body; do
+    node -e 'const net = require("net"), [port, part] = [Number(process.argv[1]), process.argv[2]], t0 = Date.now();
+      const s = net.connect({ host: "127.0.0.1", port }, () => {
+        s.write("POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + (part === "body" ? "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" : ""));
+        const tick = setInterval(() => s.write(part === "body" ? " " : "X"), 300);
+        s.on("close", () => { clearInterval(tick); console.log(((Date.now() - t0) / 1000).toFixed(1)); process.exit(0); });
+      }).on("error", () => {});
+      setTimeout(() => { console.log("open"); process.exit(0); }, 20000);' "${url3##*:}" "$part" >"$tmp/slow-$part.txt"
+    took=$(cat "$tmp/slow-$part.txt")
+    check "a client sending its $part one byte every 0.3 s is closed by --request-timeout 3 (in 3-$((6*slow)) s)" eval \
+      '[ "$took" != open ] && awk -v t="$took" -v hi=$((6*slow)) "BEGIN { exit !(t >= 2.9 && t <= hi) }" || { detail="closed after ${took} s"; false; }'
+  done
   kill -TERM "$pid3"; wait_exit "$pid3" 20 || kill -KILL "$pid3" 2>/dev/null
 else
-  bad "third server starts (--idle-timeout 1)" "$detail"
+  bad "third server starts (--idle-timeout 1 --request-timeout 3)" "$detail"
 fi
 
 finish

@@ -53,6 +53,9 @@ static const char *serve_help =
     "  --max-connections N    open connections served at once, one thread each (default\n"
     "                         4096, within the open-files limit); more wait to be accepted\n"
     "  --idle-timeout S       close a connection silent for S seconds (default 30)\n"
+    "  --request-timeout S    close a connection whose request (headers and body) has not\n"
+    "                         arrived whole S seconds after it opened or after its last\n"
+    "                         response (default 60; slow senders cannot hold a connection)\n"
     "  --quiet                no line per request on stderr\n"
     "Sampling follows OpenAI's fields (temperature 1 and top_p 1 unless the\n"
     "request says otherwise; temperature 0 is greedy; seed for repeatable\n"
@@ -89,7 +92,7 @@ int cmd_serve(int argc, char **argv) {
     const char *model_dir = NULL, *name = NULL, *tmpl_arg = NULL, *host = "127.0.0.1", *api_key = getenv("TUNA_API_KEY");
     const char *anames[MAX_ADAPTERS], *adirs[MAX_ADAPTERS];
     int n_ad = 0, port = 8080, parallel = 4, queue = 64, ctx = 0, max_body = 1 << 20, drain_timeout = 60, quiet = 0, threads = 0;
-    int max_conn = 4096, idle_timeout = 30;
+    int max_conn = 4096, idle_timeout = 30, request_timeout = 60;
     char *adapter_args[MAX_ADAPTERS] = {0};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -119,6 +122,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(o, "--drain-timeout")) bad = cli_parse_int(o, v, 0, 1 << 20, &drain_timeout), i++;
         else if (!strcmp(o, "--max-connections")) bad = cli_parse_int(o, v, 1, 1 << 20, &max_conn), i++;
         else if (!strcmp(o, "--idle-timeout")) bad = cli_parse_int(o, v, 1, 1 << 20, &idle_timeout), i++;
+        else if (!strcmp(o, "--request-timeout")) bad = cli_parse_int(o, v, 1, 1 << 20, &request_timeout), i++;
         else if (!strcmp(o, "--quiet")) quiet = 1;
         else {
             for (int k = 0; k < n_ad; k++) free(adapter_args[k]);
@@ -187,7 +191,8 @@ int cmd_serve(int argc, char **argv) {
     st = srv_engine_create(&eng, models, n_ad + 1, tok, &eo);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     srv_config sc = {.host = host, .port = port, .api_key = api_key, .max_body = (size_t)max_body,
-                     .max_connections = fit_connections(max_conn), .idle_timeout = idle_timeout, .engine = eng, .tok = tok, .tmpl = tmpl,
+                     .max_connections = fit_connections(max_conn), .idle_timeout = idle_timeout,
+                     .request_timeout = request_timeout, .engine = eng, .tok = tok, .tmpl = tmpl,
                      .model_names = names, .n_models = n_ad + 1, .eos = eos, .n_eos = n_eos,
                      .page = tuna_chat_page, .page_len = tuna_chat_page_len, .log = !quiet};
     st = srv_server_start(&srv, &sc);

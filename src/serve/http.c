@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "serve/deadline.h"
 #include "serve/request.h"
 #include "serve/server.h"
 #include "tuna_dataset.h"
@@ -31,6 +32,7 @@
 struct srv_server {
     srv_config c;
     struct MHD_Daemon *d;
+    srv_deadline *dl;         /* whole-request deadline of every connection */
     int port;
     pthread_mutex_t tok_mu;
     atomic_int inflight;
@@ -477,6 +479,23 @@ static enum MHD_Result route(srv_server *s, struct MHD_Connection *c, const char
     return handle_generate(s, c, method, url, cs, is_chat);
 }
 
+/* the deadline watch of a connection (set when it opened) */
+static srv_watch *watch_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe) {
+    srv_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? srv_deadline_open(s->dl, ci->connect_fd) : NULL;
+    } else {
+        srv_deadline_close(s->dl, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
@@ -489,6 +508,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->c.max_body) { /* answer before reading it */
             cs->too_large = 1;
+            srv_deadline_received(s->dl, watch_of(c));
             srv_error e;
             return send_error(s, c, method, url,
                               (srv_fail(&e, 413, "invalid_request_error", NULL, "request_too_large",
@@ -514,14 +534,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    srv_deadline_received(s->dl, watch_of(c));
     return route(s, c, url, method, cs);
 }
 
 /* after the response was sent (or the connection failed) */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why) {
-    (void)c;
     (void)why;
     srv_server *s = cls;
+    srv_deadline_restart(s->dl, watch_of(c)); /* the next request's clock */
     conn_state *cs = *con_cls;
     if (!cs) return;
     if (cs->generating) atomic_fetch_sub(&s->inflight, 1);
@@ -551,6 +572,12 @@ tuna_status srv_server_start(srv_server **out, const srv_config *c) {
     atomic_init(&s->inflight, 0);
     atomic_init(&s->quiesced, 0);
     atomic_init(&s->ids, 1);
+    tuna_status st = srv_deadline_start(&s->dl, c->request_timeout);
+    if (st != TUNA_OK) {
+        pthread_mutex_destroy(&s->tok_mu);
+        free(s);
+        return st;
+    }
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     const struct sockaddr *addr;
@@ -568,14 +595,17 @@ tuna_status srv_server_start(srv_server **out, const srv_config *c) {
         addr = (const struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
+        srv_deadline_stop(s->dl);
         pthread_mutex_destroy(&s->tok_mu);
         free(s);
         return tuna_fail(TUNA_ERR_ARG, "--host %s: not an IPv4 or IPv6 address", c->host);
     }
     s->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->d) {
+        srv_deadline_stop(s->dl);
         pthread_mutex_destroy(&s->tok_mu);
         free(s);
         return tuna_fail(TUNA_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)", c->host, c->port);
@@ -599,6 +629,7 @@ int srv_server_inflight(srv_server *s) { return atomic_load(&s->inflight); }
 void srv_server_stop(srv_server *s) {
     if (!s) return;
     MHD_stop_daemon(s->d);
+    srv_deadline_stop(s->dl);
     pthread_mutex_destroy(&s->tok_mu);
     free(s);
 }

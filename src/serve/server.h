@@ -17,6 +17,7 @@ typedef struct {
     size_t max_body;              /* request bodies above this get 413 */
     int max_connections;          /* open at once; more wait to be accepted */
     int idle_timeout;             /* seconds a silent connection stays open */
+    int request_timeout;          /* seconds a request (headers and body) may take to arrive whole */
     srv_engine *engine;
     tuna_tokenizer *tok;          /* used under the server's lock (encoding keeps state) */
     const tuna_template *tmpl;    /* chat template, or NULL: chat requests are refused */
