@@ -67,6 +67,10 @@ function quoted(s, k,   n, i, out) { # k-th "..." argument of a call
   } else if (call ~ /^rename/) {
     from = quoted(line, 1); to = quoted(line, 2)
     if (index(to, prefix) != 1) next
+    if (to ~ /\/\.[^\/]*\.old$/) {  # a folder moved aside to be deleted: removal, not publication
+      if (old != "" && from == old) { removed++; if (!first_rm) first_rm = ev }
+      next
+    }
     n++; rto[n] = to; rfrom[n] = from; rev[n] = ev
     if (into[from]) {     # a folder that files were renamed into
       dirs++
@@ -80,6 +84,7 @@ function quoted(s, k,   n, i, out) { # k-th "..." argument of a call
   } else if (call == "unlink" || call == "unlinkat" || call == "rmdir") {
     p = quoted(line, 1)
     if (old != "" && (p == old || index(p, old "/") == 1)) { removed++; if (!first_rm) first_rm = ev }
+    if (p ~ /\/\.[^\/]*\.old(\/|$)/) removed++   # what was moved aside is deleted
   }
   if (call == "fsync" && new_ev && !new_sync && p == parent(new)) new_sync = ev
 }
