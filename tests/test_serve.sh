@@ -306,9 +306,11 @@ if start_server "$sv3" --parallel 1 --queue 4 --ctx 1024 --idle-timeout 1 --requ
   wait "$idlep"
   check "the 1100 idle connections are closed after --idle-timeout 1 (within 30 s)" eval \
     '[ "$(cat $tmp/idle.count)" = 1100 ] || { detail="$(cat $tmp/idle.count) closed"; false; }'
+  # 1000 tokens in both tiers: the third stream waits in the queue longer than
+  # the idle timeout, which is what it must survive
   for i in 1 2 3; do
     "${c[@]}" --max-time $((60*slow)) -N "${json[@]}" -o "$tmp/w$i.txt" \
-      -d "{\"model\":\"$base_id\",\"prompt\":\"Once upon a time\",\"max_tokens\":$dtok,\"temperature\":0,\"stream\":true}" \
+      -d "{\"model\":\"$base_id\",\"prompt\":\"Once upon a time\",\"max_tokens\":1000,\"temperature\":0,\"stream\":true}" \
       "$url3/v1/completions" 2>/dev/null &
     wp[$i]=$!
     sleep 0.1
