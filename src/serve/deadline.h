@@ -6,7 +6,13 @@
  * request (headers and body) must have arrived whole within the deadline,
  * else a watchdog thread shuts the socket down (MHD then closes the
  * connection as it does for a client that hung up). Generation and streaming
- * after the request arrived are not limited by it. */
+ * after the request arrived are not limited by it.
+ * The watchdog is also the server's housekeeping: every 5 s it hands freed
+ * heap memory back to the system (malloc_trim). Connection threads allocate
+ * from up to 8 glibc arenas per core and free memory stays in them: under
+ * scripts/soak_serve.sh's hostile mix (3 x 30 s) the server's RSS grew
+ * 58.6 -> 65.5 -> 68.7 MiB without it and stays flat with it (55.9, 55.2,
+ * 55.4 MiB; LeakSanitizer finds no leak either way; same tokens/s). */
 #ifndef TUNA_SERVE_DEADLINE_H
 #define TUNA_SERVE_DEADLINE_H
 #include "tuna.h"
