@@ -4,7 +4,8 @@
 # streaming clients, well-behaved) and, at the same time, bench/serve_hostile.mjs
 # (slowloris on headers and on the body, 100 MB bodies with and without
 # Content-Length, invalid UTF-8 in JSON strings, a wrong API key, 1,000 idle
-# connections), SOAK_RUNS (2) runs of SOAK_SECONDS (60) on the same server. Asserts:
+# connections), SOAK_RUNS (3) runs of SOAK_SECONDS (60) on the same server (the
+# first brings the allocator's per-thread arenas to their working size). Asserts:
 # the server alive with /health ok at the end, no error for the well-behaved
 # clients, every hostile attempt answered with its 4xx or closed (slowloris:
 # by --request-timeout 20, well inside the run), and VmRSS after the last run within
@@ -13,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T=${TUNA:-build/tuna}
-secs=${SOAK_SECONDS:-60}; runs=${SOAK_RUNS:-2}; clients=${SOAK_CLIENTS:-32}; idle=${SOAK_IDLE:-1000}; rss_pct=${SOAK_RSS_PCT:-5}
+secs=${SOAK_SECONDS:-60}; runs=${SOAK_RUNS:-3}; clients=${SOAK_CLIENTS:-32}; idle=${SOAK_IDLE:-1000}; rss_pct=${SOAK_RSS_PCT:-5}
 command -v node >/dev/null || { echo "soak-serve: node (20+) needed" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -gt $((idle + clients + 200)) ] ||
@@ -58,6 +59,10 @@ for i in $(seq "$runs"); do
     fail "run $i: serve_hostile.mjs failed"
   wait "$lpid" || fail "run $i: well-behaved clients saw errors: $(grep -o '"error_samples":.*' "$tmp/load$i.json")"
   kill -0 "$spid" 2>/dev/null || { fail "run $i: the server died: $(tail -5 "$tmp/serve.log")"; spid=; break; }
+  # RSS once the run has settled: every connection closed and one pass of the
+  # server's 5-s housekeeping (memory handed back) after it, so what is
+  # compared between runs is what the server keeps, not the last moment's load
+  sleep 6
   rss[i]=$(serve_rss)
   echo "run $i: well-behaved: $(grep -oE '"(requests|errors|tokens_per_s|latency_ms_p99)":[^,]*' "$tmp/load$i.json" | tr '\n' ' ')"
   echo "run $i: hostile:"
