@@ -8,7 +8,7 @@
  *           place, then the parent fsync'd — only after that may the caller
  *           remove what the new folder replaces (an older checkpoint).
  * Internal to libtuna (and the CLI); all writers go through it, nothing else
- * calls rename(). Functions return TUNA_OK or record the path and the reason
+ * publishes a file with rename(). Functions return TUNA_OK or record the path and the reason
  * with tuna_fail. */
 #ifndef TUNA_IO_ATOMIC_FILE_H
 #define TUNA_IO_ATOMIC_FILE_H

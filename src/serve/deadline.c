@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "serve/deadline.h"
+#include "core/clock.h"
 
 struct srv_watch {
     int fd;
@@ -30,15 +31,9 @@ struct srv_deadline {
     pthread_t thread;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* one pass over the list (mutex held): shut down what is overdue */
 static void expire(srv_deadline *d) {
-    double now = now_s();
+    double now = core_now_s();
     for (srv_watch *w = d->head; w; w = w->next)
         if (w->waiting && now - w->t0 > d->seconds) {
             shutdown(w->fd, SHUT_RDWR);
@@ -99,7 +94,7 @@ srv_watch *srv_deadline_open(srv_deadline *d, int fd) {
     srv_watch *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->fd = fd;
-    w->t0 = now_s();
+    w->t0 = core_now_s();
     w->waiting = 1;
     pthread_mutex_lock(&d->mu);
     w->next = d->head;
@@ -113,7 +108,7 @@ static void set_waiting(srv_deadline *d, srv_watch *w, int waiting) {
     if (!w) return;
     pthread_mutex_lock(&d->mu);
     w->waiting = waiting;
-    w->t0 = now_s();
+    w->t0 = core_now_s();
     pthread_mutex_unlock(&d->mu);
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "serve/engine.h"
+#include "core/clock.h"
 
 #define MAX_EOS 16
 #define MAX_STOP 4
@@ -66,12 +67,6 @@ struct srv_engine {
     int draining, stopping, started, threads;
     pthread_t thread;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void request_free(srv_request *r) {
     free(r->ids);
@@ -152,7 +147,7 @@ int srv_request_take(srv_request *r, int timeout_ms, char **buf, size_t *len, si
 double srv_request_queue_seconds(srv_request *r) {
     srv_engine *e = r->e;
     pthread_mutex_lock(&e->mu);
-    double q = r->t_admit > 0 ? r->t_admit - r->t_submit : now_s() - r->t_submit;
+    double q = r->t_admit > 0 ? r->t_admit - r->t_submit : core_now_s() - r->t_submit;
     pthread_mutex_unlock(&e->mu);
     return q;
 }
@@ -196,7 +191,7 @@ int srv_engine_submit(srv_engine *e, int model, const int32_t *ids, int n, const
     if (bad) { request_free(r); return SRV_NOMEM; }
     memcpy(r->ids, ids, (size_t)n * sizeof(int32_t));
     r->prompt_tokens = n;
-    r->t_submit = now_s();
+    r->t_submit = core_now_s();
     pthread_mutex_lock(&e->mu);
     /* queued requests whose requester left hold no place */
     for (srv_request **pp = &e->qhead, *prev = NULL; *pp;) {
@@ -308,7 +303,7 @@ static void *engine_loop(void *arg) {
             r->next = NULL;
             e->nq--;
             e->slot[row] = r;
-            r->t_admit = now_s();
+            r->t_admit = core_now_s();
             e->nactive++;
             e->fresh[nfresh++] = row;
         }

@@ -28,6 +28,7 @@
 #include "serve/request.h"
 #include "serve/server.h"
 #include "tuna_dataset.h"
+#include "core/clock.h"
 
 struct srv_server {
     srv_config c;
@@ -48,12 +49,6 @@ typedef struct {
     int too_large;
     int generating;           /* counted in inflight until the response is sent */
 } conn_state;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void log_line(srv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void log_line(srv_server *s, const char *fmt, ...) {
@@ -208,7 +203,7 @@ static void gen_finish_log(gen_stream *g, int status) {
     const char *fin, *err;
     srv_request_result(g->r, &p, &n, &fin, &err);
     log_line(g->s, "%s %d model=%s prompt=%d completion=%d %s %.2fs (queued %.2fs)", g->method_url, status, g->s->c.model_names[g->model], p,
-             n, err ? err : fin, now_s() - g->t0, srv_request_queue_seconds(g->r));
+             n, err ? err : fin, core_now_s() - g->t0, srv_request_queue_seconds(g->r));
 }
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -219,7 +214,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             size_t n = g->olen - g->ooff < max ? g->olen - g->ooff : max;
             memcpy(buf, g->out + g->ooff, n);
             g->ooff += n;
-            g->last_out = now_s();
+            g->last_out = core_now_s();
             return (ssize_t)n;
         }
         g->olen = g->ooff = 0;
@@ -233,7 +228,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (fin < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
         /* waiting in the queue: an SSE comment well within --idle-timeout,
          * which would otherwise close the silent connection */
-        if (!fin && !g->tlen && now_s() - g->last_out > g->s->c.idle_timeout / 3.0) {
+        if (!fin && !g->tlen && core_now_s() - g->last_out > g->s->c.idle_timeout / 3.0) {
             if (out_append(g, ": waiting\n\n", 11)) return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
@@ -327,7 +322,7 @@ static int prompt_ids(srv_server *s, srv_params *p, int32_t **ids, size_t *n, sr
 
 static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, const char *method, const char *url, conn_state *cs,
                                        int chat) {
-    double t0 = now_s();
+    double t0 = core_now_s();
     srv_params p;
     srv_error e;
     if (srv_parse_request(cs->body ? cs->body : "", cs->len, chat, &p, &e)) return send_error(s, c, method, url, &e);
@@ -385,7 +380,7 @@ static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, 
         srv_request_release(r);
         return MHD_NO;
     }
-    *g = (gen_stream){.s = s, .c = c, .r = r, .chat = chat, .include_usage = include_usage, .model = model, .created = time(NULL), .t0 = t0, .last_out = now_s()};
+    *g = (gen_stream){.s = s, .c = c, .r = r, .chat = chat, .include_usage = include_usage, .model = model, .created = time(NULL), .t0 = t0, .last_out = core_now_s()};
     new_id(s, g->id, sizeof g->id, chat ? "chatcmpl" : "cmpl");
     snprintf(g->method_url, sizeof g->method_url, "%s %s", method, url);
     if (stream) {

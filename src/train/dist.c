@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "tuna_dist.h"
 
 #ifdef TUNA_MPI
@@ -24,12 +25,6 @@ double tuna_dist_comm_seconds(void) { return g_comm; }
 
 #ifdef TUNA_MPI
 static int g_mpi = 0, g_own = 0; /* in a job; MPI initialised here (so finalised here) */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* TUNA_OK for MPI_SUCCESS, else the failed call and MPI's words for rc */
 static tuna_status mpi_ok(int rc, const char *call) {
@@ -79,14 +74,14 @@ void tuna_dist_abort_job(int code) {
 
 static tuna_status sum(void *buf, int64_t n, MPI_Datatype type, size_t elem) {
     if (!g_mpi || g_size == 1) return TUNA_OK;
-    double t0 = now_s();
+    double t0 = core_now_s();
     for (int64_t at = 0; at < n;) {
         int k = n - at > (1 << 30) ? (1 << 30) : (int)(n - at);
         tuna_status st = mpi_ok(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem, k, type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
         if (st != TUNA_OK) return st;
         at += k;
     }
-    g_comm += now_s() - t0;
+    g_comm += core_now_s() - t0;
     return TUNA_OK;
 }
 
@@ -100,7 +95,7 @@ static int g_nreq;
 
 tuna_status tuna_dist_isum_f32(float *buf, int64_t n) {
     if (!g_mpi || g_size == 1) return TUNA_OK;
-    double t0 = now_s();
+    double t0 = core_now_s();
     for (int64_t at = 0; at < n;) {
         int k = n - at > (1 << 30) ? (1 << 30) : (int)(n - at);
         if (g_nreq == MAX_PENDING) return tuna_fail(TUNA_ERR_INTERNAL, "more than %d gradient sums in flight", MAX_PENDING);
@@ -109,25 +104,25 @@ tuna_status tuna_dist_isum_f32(float *buf, int64_t n) {
         g_nreq++;
         at += k;
     }
-    g_comm += now_s() - t0;
+    g_comm += core_now_s() - t0;
     return TUNA_OK;
 }
 
 tuna_status tuna_dist_progress(void) {
     if (!g_nreq) return TUNA_OK;
-    double t0 = now_s();
+    double t0 = core_now_s();
     int flag;
     tuna_status st = mpi_ok(MPI_Testall(g_nreq, g_req, &flag, MPI_STATUSES_IGNORE), "MPI_Testall");
-    g_comm += now_s() - t0;
+    g_comm += core_now_s() - t0;
     return st;
 }
 
 tuna_status tuna_dist_wait(void) {
     if (!g_nreq) return TUNA_OK;
-    double t0 = now_s();
+    double t0 = core_now_s();
     int rc = MPI_Waitall(g_nreq, g_req, MPI_STATUSES_IGNORE);
     g_nreq = 0;
-    g_comm += now_s() - t0;
+    g_comm += core_now_s() - t0;
     return mpi_ok(rc, "MPI_Waitall");
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/rng.h"
 #include "model/model_internal.h"
 #include "tuna_dist.h"
@@ -400,12 +401,6 @@ static int64_t seq_at(tuna_trainer *t, int64_t pos) {
     return t->perm[i];
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Fills the micro-batch buffers with sequences idx[0 .. nb) (truncated to
  * seq_len, right-padded); returns the padded length. */
 static int fill_rows(tuna_trainer *t, const int64_t *idx, int nb, int64_t *input_tokens) {
@@ -558,7 +553,7 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
 }
 
 tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
-    double t0 = now_seconds();
+    double t0 = core_now_s();
     tuna_model *m = t->m;
     const tuna_train_args *a = &t->a;
     double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
@@ -649,7 +644,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     t->step++;
     t->stream_pos += a->batch;
     t->tokens_seen += input_tokens;
-    double dt = now_seconds() - t0;
+    double dt = core_now_s() - t0;
     t->elapsed += dt;
     if (info) {
         info->step = t->step;
