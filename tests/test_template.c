@@ -371,6 +371,21 @@ static void test_runtime(void) {
     CHECK(render_str("ok\n  {{ messages[0].content | frobnicate }}", msgs, 0, &out) == TUNA_ERR_FORMAT);
     CHECKF(strstr(tuna_last_error(), "line 2, column 28") != NULL, "%s", tuna_last_error());
     free(out);
+    /* division by zero is an error, as Jinja2's ZeroDivisionError (not inf or nan) */
+    static const char *const zero_div[][2] = {{"{{ 1/0 }}", "division by zero"},
+                                              {"{{ 1.5/0 }}", "float division by zero"},
+                                              {"{{ 7//0 }}", "integer division or modulo by zero"},
+                                              {"{{ 7%0 }}", "integer division or modulo by zero"},
+                                              {"{{ 7.0//0 }}", "float floor division by zero"},
+                                              {"{{ 7%0.0 }}", "float modulo"}};
+    for (size_t i = 0; i < sizeof zero_div / sizeof zero_div[0]; i++) {
+        tuna_status s = render_str(zero_div[i][0], msgs, 0, &out);
+        CHECKF(s == TUNA_ERR_FORMAT && strstr(tuna_last_error(), zero_div[i][1]) && strstr(tuna_last_error(), "line 1, column "),
+               "%s: status %d, '%s' (want '%s')", zero_div[i][0], s, s ? tuna_last_error() : out, zero_div[i][1]);
+        free(out);
+    }
+    CHECK(render_str("{{ 7 % 2 }}|{{ 7 // 2 }}|{{ 1 / 4 }}", msgs, 0, &out) == TUNA_OK && out && !strcmp(out, "1|3|0.25"));
+    free(out);
     /* extra variables (tools) are visible, undefined ones render as "" */
     CHECK(render_str("{{ tools[0].name }}|{{ nothing }}|{{ bos_token }}{{ add_generation_prompt }}", msgs, 1, &out) == TUNA_OK);
     CHECK(out && !strcmp(out, "f||<s>true"));

@@ -1133,9 +1133,15 @@ static tv *binary(ev *E, const tp_node *x, scope *env) {
         if (tstr_eq(op, "+")) return tv_num(E->c, ft, a + b);
         if (tstr_eq(op, "-")) return tv_num(E->c, ft, a - b);
         if (tstr_eq(op, "*")) return tv_num(E->c, ft, a * b);
-        if (tstr_eq(op, "/")) return tv_num(E->c, V_FLOAT, a / b);
-        if (tstr_eq(op, "//")) return tv_num(E->c, ft, floor(a / b));
-        if (tstr_eq(op, "%")) return tv_num(E->c, ft, fmod(a, b));
+        int div = tstr_eq(op, "/"), floordiv = tstr_eq(op, "//"), mod = tstr_eq(op, "%");
+        /* Jinja2 (Python) raises ZeroDivisionError; its messages */
+        if ((div || floordiv || mod) && b == 0)
+            FAIL(E, x, "%s", div ? (ft == V_FLOAT ? "float division by zero" : "division by zero")
+                             : ft == V_FLOAT ? (mod ? "float modulo" : "float floor division by zero")
+                                             : "integer division or modulo by zero");
+        if (div) return tv_num(E->c, V_FLOAT, a / b);
+        if (floordiv) return tv_num(E->c, ft, floor(a / b));
+        if (mod) return tv_num(E->c, ft, fmod(a, b));
         if (tstr_eq(op, "<")) return TV_BOOL(a < b);
         if (tstr_eq(op, ">")) return TV_BOOL(a > b);
         if (tstr_eq(op, ">=")) return TV_BOOL(a >= b);
