@@ -40,7 +40,8 @@ void tuna_peft_config_default(tuna_peft_config *c, tuna_peft_type type);
 tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir);
 /* Attaches a fresh adapter with PEFT's initialisation: LoRA A Kaiming-uniform
  * (a = sqrt(5)), B zero; IA3 ones; prompt embeddings N(0,1) (text init: call
- * tuna_peft_prompt_init_tokens). Deterministic for a seed. Freezes the base. */
+ * tuna_peft_prompt_init_tokens). Deterministic for a seed. Freezes the base.
+ * TUNA_ERR_ARG when a LoRA rank exceeds a target layer's min(in, out). */
 tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t seed);
 /* Attaches the adapter of DIR (config + weights): the adapter's r, alpha,
  * targets and scaling come from its adapter_config.json. */

@@ -574,6 +574,37 @@ static void test_qlora_cli(void) {
     CHECKF(strstr(buf, "qlora") != NULL && strstr(buf, "original"), "merge note: %s", buf);
 }
 
+/* --- a LoRA rank above a target layer's smaller dimension is refused before training --- */
+static void test_rank_limit(void) {
+    const char *dir = "tests/fixtures/peft/llama_lora"; /* C 64, k_proj/v_proj 64 -> 16 */
+    tuna_model *m = NULL;
+    if (!load(dir, &m)) { CHECK(0); return; }
+    tuna_peft_config c;
+    tuna_peft_config_default(&c, TUNA_PEFT_LORA);
+    snprintf(c.targets, sizeof c.targets, "all-linear");
+    c.r = 17;
+    CHECK(tuna_peft_attach(m, &c, 1) == TUNA_ERR_ARG);
+    const char *e = tuna_last_error();
+    CHECKF(strstr(e, "r = 17") && strstr(e, "model.layers.0.self_attn.k_proj") && strstr(e, "in 64, out 16"), "%s", e);
+    c.r = 16;
+    CHECK(tuna_peft_attach(m, &c, 1) == TUNA_OK);
+    tuna_model_free(m);
+    /* the CLI: exit 2, one line naming the layer and both numbers, no output folder */
+    char cmd[3000], out[400], err[500], buf[1024] = "";
+    snprintf(out, sizeof out, "%s/rank", tmpdir);
+    snprintf(err, sizeof err, "%s/rank.err", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --method lora --lora-r 40 --lora-targets q_proj,v_proj --out %s --steps 1 2> %s",
+             test_cli, dir, dir, out, err);
+    int rc = system(cmd);
+    FILE *f = fopen(err, "r");
+    size_t nr = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[nr] = 0;
+    if (f) fclose(f);
+    CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "exit %d: %s", WEXITSTATUS(rc), buf);
+    CHECKF(strstr(buf, "r = 40") && strstr(buf, "v_proj") && strstr(buf, "= 16"), "%s", buf);
+    CHECK(access(out, F_OK) != 0);
+}
+
 /* --- exact resume of an adapter run with dropout --- */
 static void test_resume(void) {
     char cmd[4096], a[400], b[400], p1[500], p2[500];
@@ -808,6 +839,7 @@ int main(int argc, char **argv) {
     test_nf4_model();
     test_nf4_tiles();
     test_qlora_cli();
+    test_rank_limit();
     test_resume();
     test_prompt_cli();
     test_info_quant();

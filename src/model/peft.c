@@ -203,7 +203,20 @@ static void set_entry(tuna_param_entry *e, const char *name, int64_t d0, int64_t
     e->pub.numel = d0 * d1;
 }
 
-tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t seed) {
+/* A new adapter's rank above a layer's smaller dimension adds parameters but
+ * no capacity (B·A cannot exceed rank min(in, out)): refused, naming the first
+ * such layer. An adapter read from files is taken as saved (PEFT allows it). */
+static tuna_status check_rank(int r, tuna_linear **ls, int n, const char *flags) {
+    for (int i = 0; i < n; i++) {
+        int lim = ls[i]->IC < ls[i]->OC ? ls[i]->IC : ls[i]->OC;
+        if (flags[i] && r > lim)
+            return tuna_fail(TUNA_ERR_ARG, "LoRA rank r = %d is larger than layer %s allows: min(in %d, out %d) = %d", r,
+                             ls[i]->name, ls[i]->IC, ls[i]->OC, lim);
+    }
+    return TUNA_OK;
+}
+
+static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t seed, int fresh) {
     if (m->peft) return tuna_fail(TUNA_ERR_ARG, "an adapter is already attached");
     if (c->type == TUNA_PEFT_LORA && (c->r <= 0 || !(c->alpha > 0) || !(c->dropout >= 0 && c->dropout < 1)))
         return tuna_fail(TUNA_ERR_ARG, "LoRA needs r > 0 (got %d), alpha > 0 (got %g) and 0 <= dropout < 1 (got %g)", c->r,
@@ -217,6 +230,7 @@ tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t 
     memset(flags, 0, sizeof flags);
     if (c->type != TUNA_PEFT_PROMPT) {
         tuna_status st = select_targets(m, c, ls, n, flags);
+        if (st == TUNA_OK && fresh && c->type == TUNA_PEFT_LORA) st = check_rank(c->r, ls, n, flags);
         if (st != TUNA_OK) return st;
     }
     tuna_peft_state *p = peft_calloc(1, sizeof *p);
@@ -311,6 +325,8 @@ tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t 
     model_freeze_base(m);
     return TUNA_OK;
 }
+
+tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t seed) { return attach(m, c, seed, 1); }
 
 const tuna_peft_config *tuna_peft_get(const tuna_model *m) { return m->peft ? &m->peft->cfg : NULL; }
 int64_t tuna_peft_num_trainable(const tuna_model *m) { return m->peft ? m->peft->n_weights : 0; }
@@ -650,7 +666,7 @@ tuna_status tuna_peft_load(tuna_model *m, const char *dir) {
         json_decref(o);
         if (bad) return tuna_fail(TUNA_ERR_FORMAT, "%s: token_dim %lld but the model's hidden size is %d", path, got, m->cfg.C);
     }
-    st = tuna_peft_attach(m, &c, 0);
+    st = attach(m, &c, 0, 0);
     if (st != TUNA_OK) return st;
     st = tuna_peft_load_weights(m, dir);
     if (st != TUNA_OK) {
