@@ -180,6 +180,16 @@ static void test_utf8(void) {
         CHECKF(tuna_utf8_check(c[i].s, c[i].n) == c[i].bad, "case %zu", i);
 }
 
+/* a \u0000 escape is named as what it is, not by the JSON library's flag */
+static void test_nul_escape(void) {
+    tuna_record r = {0};
+    tuna_bad_kind why;
+    CHECK(parse1(&r, "{\"text\": \"a\\u0000b\"}", &why) == TUNA_ERR_FORMAT && why == TUNA_BAD_JSON);
+    const char *e = tuna_last_error();
+    CHECKF(strstr(e, "NUL characters (\\u0000) are not allowed") && !strstr(e, "JSON_ALLOW_NUL"), "%s", e);
+    tuna_record_clear(&r);
+}
+
 /* ---- malformed records: every reason, with FILE:LINE ---- */
 typedef struct {
     char msgs[64][400];
@@ -741,6 +751,7 @@ int main(int argc, char **argv) {
     if (system(cmd) != 0) return 1;
     test_formats();
     test_utf8();
+    test_nul_escape();
     test_malformed();
     test_policy();
     test_real_files();

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "core/json_error.h"
 
 static void template_usage(FILE *f) {
     fprintf(f,
@@ -91,7 +92,7 @@ int cmd_template(int argc, char **argv) {
         char path[4096];
         snprintf(path, sizeof path, "%s/tokenizer_config.json", model);
         cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je);
-        if (!cfg) { rc = cli_usage_error("%s: line %d: %s", path, je.line, je.text); goto done; }
+        if (!cfg) { rc = cli_usage_error("%s: line %d: %s", path, je.line, tuna_json_error_text(&je)); goto done; }
         vars.bos_token = token_string(json_object_get(cfg, "bos_token"));
         vars.eos_token = token_string(json_object_get(cfg, "eos_token"));
         json_t *ct = json_object_get(cfg, "chat_template");
@@ -126,7 +127,7 @@ int cmd_template(int argc, char **argv) {
         goto done;
     }
     msgs = json_load_file(messages_path, 0, &je);
-    if (!msgs) { rc = cli_usage_error("%s: line %d: %s", messages_path, je.line, je.text); goto done; }
+    if (!msgs) { rc = cli_usage_error("%s: line %d: %s", messages_path, je.line, tuna_json_error_text(&je)); goto done; }
     if (json_is_object(msgs) && json_is_array(json_object_get(msgs, "messages"))) {
         json_t *m = json_incref(json_object_get(msgs, "messages"));
         json_decref(msgs);

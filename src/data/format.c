@@ -12,6 +12,7 @@
 #include <utf8proc.h>
 
 #include "tuna.h"
+#include "core/json_error.h"
 
 /* ---- names ---- */
 static const char *const BAD_KEYS[] = {
@@ -621,7 +622,7 @@ tuna_status tuna_record_parse(tuna_record *rec, const char *bytes, size_t len, c
     json_error_t je;
     /* duplicate keys are refused: which value would count is a guess */
     json_t *o = json_loadb(bytes, len, JSON_REJECT_DUPLICATES, &je);
-    if (!o) return bad(&c, TUNA_BAD_JSON, "not valid JSON: %s (column %d)", je.text, je.column);
+    if (!o) return bad(&c, TUNA_BAD_JSON, "not valid JSON: %s (column %d)", tuna_json_error_text(&je), je.column);
     tuna_status s = from_json(rec, o, &c);
     json_decref(o);
     if (!s && !(rec->raw = dup_bytes(bytes, len))) s = nomem();

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "tuna.h"
+#include "core/json_error.h"
 
 void tuna_pretok_free(tuna_pretok *p) {
     if (!p) return;
@@ -57,7 +58,7 @@ tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size)
         if ((ssize_t)strlen(line) != len) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, lineno); break; }
         json_error_t jerr;
         json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
-        if (!o) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: not valid JSON: %s", path, lineno, jerr.text); break; }
+        if (!o) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: not valid JSON: %s", path, lineno, tuna_json_error_text(&jerr)); break; }
         json_t *ids = json_object_get(o, "input_ids"), *lab = json_object_get(o, "labels");
         if (!json_is_object(o) || !json_is_array(ids)) {
             st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: expected an object with an \"input_ids\" array", path, lineno);

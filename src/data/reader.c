@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tuna.h"
+#include "core/json_error.h"
 
 struct tuna_data_reader {
     char *path;
@@ -86,7 +87,7 @@ static tuna_status load_array(tuna_data_reader *r) {
     if (!r->arr) {
         free(buf);
         return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: not valid JSON: %s (column %d); a JSON array file cannot skip one record",
-                         r->path, je.line, je.text, je.column);
+                         r->path, je.line, tuna_json_error_text(&je), je.column);
     }
     if (!json_is_array(r->arr)) { free(buf); return tuna_fail(TUNA_ERR_FORMAT, "%s: expected a JSON array of records", r->path); }
     size_t cnt = json_array_size(r->arr);

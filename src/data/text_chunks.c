@@ -13,6 +13,7 @@
 
 #include "tuna.h"
 #include "tuna_text.h"
+#include "core/json_error.h"
 
 typedef struct {
     int32_t *ids;
@@ -73,7 +74,7 @@ tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len,
             json_error_t jerr;
             json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
             json_t *t = o ? json_object_get(o, "text") : NULL;
-            if (!o) st = tuna_fail(TUNA_ERR_FORMAT, "%s: not valid JSON: %s", where, jerr.text);
+            if (!o) st = tuna_fail(TUNA_ERR_FORMAT, "%s: not valid JSON: %s", where, tuna_json_error_text(&jerr));
             else if (!json_is_string(t)) st = tuna_fail(TUNA_ERR_FORMAT, "%s: expected an object with a \"text\" string", where);
             else st = add_doc(tok, &b, json_string_value(t), json_string_length(t), where);
             json_decref(o);

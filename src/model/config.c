@@ -11,6 +11,7 @@
 
 #include "io/atomic_file.h"
 #include "tuna.h"
+#include "core/json_error.h"
 
 static int get_int(json_t *o, const char *key, int def) {
     json_t *v = json_object_get(o, key);
@@ -84,7 +85,7 @@ tuna_status tuna_config_load(tuna_config *c, const char *path) {
     json_t *o = json_load_file(path, 0, &jerr);
     if (!o) {
         if (access(path, R_OK) != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot read config", path);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
     }
     if (!json_is_object(o)) { json_decref(o); return tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
     tuna_status st = TUNA_OK;

@@ -28,6 +28,7 @@
 #include "io/safetensors.h"
 #include "kernels/kernels.h"
 #include "model/model_internal.h"
+#include "core/json_error.h"
 
 #define KEY_PREFIX "base_model.model."
 
@@ -522,7 +523,7 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
     json_t *o = json_load_file(path, 0, &jerr);
     if (!o) {
         if (access(path, F_OK) != 0) return tuna_fail(TUNA_ERR_IO, "%s: no adapter_config.json (not a PEFT adapter folder)", dir);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
     }
     tuna_status st = TUNA_OK;
     const char *type = json_string_value(json_object_get(o, "peft_type"));

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "serve/request.h"
+#include "core/json_error.h"
 
 int srv_fail(srv_error *e, int status, const char *type, const char *param, const char *code, const char *fmt, ...) {
     e->status = status;
@@ -275,7 +276,7 @@ int srv_parse_request(const char *body, size_t len, int chat, srv_params *p, srv
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
         return srv_fail(e, 400, "invalid_request_error", NULL, "invalid_json",
-                        "We could not parse the JSON body of your request: %s (line %d, column %d).", je.text, je.line, je.column);
+                        "We could not parse the JSON body of your request: %s (line %d, column %d).", tuna_json_error_text(&je), je.line, je.column);
     int rc = json_is_object(root) ? parse_fields(root, chat, p, e) : bad_type(e, "body", "an object", root);
     json_decref(root);
     if (rc) srv_params_clear(p);

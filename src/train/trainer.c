@@ -726,6 +726,7 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
 
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "core/json_error.h"
 
 int tuna_trainer_step_count(const tuna_trainer *t) { return t->step; }
 int tuna_trainer_overlaps_comm(const tuna_trainer *t) { return t->overlap; }
@@ -793,7 +794,7 @@ tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_j
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
     json_error_t jerr;
     json_t *o = json_load_file(path, 0, &jerr);
-    if (!o) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, jerr.text);
+    if (!o) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, tuna_json_error_text(&jerr));
     json_t *js = json_object_get(o, "step"), *jp = json_object_get(o, "stream_pos"), *jn = json_object_get(o, "train_sequences");
     if (!json_is_integer(js) || !json_is_integer(jp) || json_integer_value(js) < 0 || json_integer_value(jp) < 0) {
         json_decref(o);
