@@ -22,7 +22,8 @@ static const char *inspect_help =
     "masked tokens, examples with no counted token, the share whose last counted\n"
     "token is EOS or an end-of-turn token,\n"
     "messages by role, and the first example with its counted tokens marked\n"
-    "(green on a terminal, [[brackets]] otherwise).\n";
+    "(green on a terminal, [[brackets]] otherwise; its first 4096 bytes, then how\n"
+    "many were left out).\n";
 
 static const char *tokenize_help =
     "usage: tuna data tokenize --model DIR FILE --out F [--seq-len N] [--truncate right|left|drop]\n"
@@ -68,28 +69,38 @@ static int parse_common(int argc, char **argv, const char **model, const char **
     return 0;
 }
 
-/* prints one example: counted runs marked */
+/* At most this many bytes of the example's text are printed: a record can be
+ * hundreds of megabytes. */
+enum { EXCERPT_BYTES = 4096 };
+
+/* prints one example, counted runs marked, cut after EXCERPT_BYTES of text
+ * (whole tokens) with a line saying how many bytes were left out */
 static void show_example(tuna_tokenizer *tok, const int32_t *ids, const int32_t *labels, size_t n, int tty) {
     int in = 0;
+    size_t shown = 0, left = 0;
     tuna_detok_stream *ds = NULL;
     if (tuna_detok_stream_new(&ds, tok, 0) != TUNA_OK) return;
+    const char *t;
+    size_t len;
     for (size_t i = 0; i < n; i++) {
         int counted = i > 0 && labels[i] != -100;
-        const char *t;
-        size_t len;
         if (tuna_detok_stream_push(ds, ids[i], &t, &len) != TUNA_OK) break;
+        if (left || shown + len > EXCERPT_BYTES) { left += len; continue; }
         if (counted != in) {
             fputs(counted ? (tty ? "\033[1;32m" : "[[") : (tty ? "\033[0m" : "]]"), stdout);
             in = counted;
         }
         fwrite(t, 1, len, stdout);
+        shown += len;
     }
-    const char *t;
-    size_t len;
-    if (tuna_detok_stream_finish(ds, &t, &len) == TUNA_OK) fwrite(t, 1, len, stdout);
+    if (tuna_detok_stream_finish(ds, &t, &len) == TUNA_OK) {
+        if (left || shown + len > EXCERPT_BYTES) left += len;
+        else fwrite(t, 1, len, stdout);
+    }
     tuna_detok_stream_free(ds);
     if (in) fputs(tty ? "\033[0m" : "]]", stdout);
     fputc('\n', stdout);
+    if (left) printf("[... %zu more bytes of this example not shown]\n", left);
 }
 
 int cmd_data_inspect(int argc, char **argv) {
