@@ -28,7 +28,8 @@ extern "C" {
     X(TUNA_ERR_NOMEM, "out of memory")                              \
     X(TUNA_ERR_NUMERIC, "numerical failure (NaN or inf)")           \
     X(TUNA_ERR_INTERRUPTED, "interrupted")                          \
-    X(TUNA_ERR_INTERNAL, "internal error")
+    X(TUNA_ERR_INTERNAL, "internal error")                          \
+    X(TUNA_ERR_WRITE, "cannot write file (disk full or I/O error)")
 
 typedef enum {
 #define TUNA_X_ENUM(name, msg) name,
@@ -50,7 +51,8 @@ tuna_status tuna_fail(tuna_status s, const char *fmt, ...)
 #define TUNA_VERSION_STRING "0.9.0"
 const char *tuna_version(void);
 const char *tuna_build_info(void);
-/* Exit code the CLI uses for a status: 0 ok, 2 bad input/usage, 1 otherwise. */
+/* Exit code the CLI uses for a status: 0 ok, 2 bad input/usage, 1 otherwise
+ * (TUNA_ERR_WRITE, a full disk or an I/O error, is a failure: 1). */
 int tuna_status_exit_code(tuna_status s);
 
 /* ---- model configuration (parsed from an HF config.json) ---- */

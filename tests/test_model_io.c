@@ -115,6 +115,11 @@ static void test_bad_models(void) {
     char p[700], q[700];
     expect_fail("missing folder", tuna_model_load(&m, "/nonexistent/model"), TUNA_ERR_IO, "/nonexistent/model", NULL);
     CHECK(m == NULL);
+    /* a regular file is "not a folder", not "No such file or directory" */
+    snprintf(p, sizeof p, "%s/plain.txt", tmpdir);
+    spit(p, "hello\n", 6);
+    expect_fail("a file as the model", tuna_model_load(&m, p), TUNA_ERR_IO, "plain.txt: not a folder", NULL);
+    CHECKF(!strstr(tuna_last_error(), "No such file"), "%s", tuna_last_error());
     const char *d = fresh("nost");
     snprintf(p, sizeof p, "%s/model.safetensors", d);
     unlink(p);

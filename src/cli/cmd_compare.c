@@ -400,7 +400,7 @@ int cmd_compare(int argc, char **argv) {
     if (passed_over && !json) fprintf(stderr, "tuna: %d train examples passed over as too long for the context\n", passed_over);
     if (report) {
         char path[PATH_MAX];
-        if (mkdir(report, 0755) != 0 && errno != EEXIST) { st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", report, strerror(errno)); goto done; }
+        if (mkdir(report, 0755) != 0 && errno != EEXIST) { st = tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", report, strerror(errno)); goto done; }
         snprintf(path, sizeof path, "%s/compare.json", report);
         st = atomic_file_write_json(path, all, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
         if (st == TUNA_OK) st = tuna_report_write(report);

@@ -162,7 +162,7 @@ int cmd_export(int argc, char **argv) {
     }
     tuna_dtype dtype = st == TUNA_OK ? tuna_model_config(m)->dtype : TUNA_DTYPE_F32;
     if (dt) dtype = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
-    if (st == TUNA_OK && !gguf && mkdir(out, 0755) != 0 && errno != EEXIST) st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
+    if (st == TUNA_OK && !gguf && mkdir(out, 0755) != 0 && errno != EEXIST) st = tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", out, strerror(errno));
     if (st == TUNA_OK && !gguf) st = tuna_model_save_sharded(m, out, dtype, shard);
     if (st != TUNA_OK) goto done;
     if (!gguf) {

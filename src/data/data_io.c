@@ -12,7 +12,7 @@
 
 tuna_status data_out_line(atomic_file *o, const char *s, size_t len) {
     if (fwrite(s, 1, len, o->f) != len || fputc('\n', o->f) == EOF)
-        return tuna_fail(TUNA_ERR_IO, "%s: write error: %s", o->path, strerror(errno));
+        return atomic_write_failed(o->path, errno ? errno : EIO);
     return TUNA_OK;
 }
 

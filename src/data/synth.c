@@ -7,6 +7,7 @@
  * which also name a second child (a distractor the SFT data never shows):
  * chosen is the correct concise JSON; rejected names the other child (most
  * pairs), wraps the answer in chatter, or is malformed JSON. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,9 +176,10 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
         json_decref(rec);
         i++;
     }
+    int e = errno ? errno : EIO;
     if (ok) return atomic_file_commit(&out);
     atomic_file_abort(&out);
-    return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
+    return atomic_write_failed(path, e);
 }
 
 tuna_status tuna_synth_task(const char *task, const char *out_dir, int n_train, int n_val, int n_eval, uint64_t seed) {

@@ -24,7 +24,7 @@ tuna_status atomic_sync_dir(const char *dir) {
     if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot open the folder to sync it: %s", dir, strerror(errno));
     int rc = sync_dir_fd(fd), e = errno;
     close(fd);
-    if (rc != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot sync the folder: %s", dir, strerror(e));
+    if (rc != 0) return tuna_fail(atomic_write_status(e), "%s: cannot sync the folder: %s", dir, strerror(e));
     return TUNA_OK;
 }
 
@@ -38,6 +38,14 @@ static tuna_status sync_parent(const char *path) {
     tuna_status st = atomic_sync_dir(dir);
     free(dir);
     return st;
+}
+
+tuna_status atomic_write_status(int err) {
+    return err == ENOSPC || err == EDQUOT || err == EFBIG || err == EIO ? TUNA_ERR_WRITE : TUNA_ERR_IO;
+}
+
+tuna_status atomic_write_failed(const char *path, int err) {
+    return tuna_fail(atomic_write_status(err), "%s: write failed: %s", path, strerror(err));
 }
 
 tuna_status atomic_file_open(atomic_file *a, const char *path) {
@@ -54,12 +62,18 @@ tuna_status atomic_file_open(atomic_file *a, const char *path) {
         if (fd < 0 && errno != EEXIST) break;
     }
     if (fd < 0) {
-        tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
+        /* named by the user's path: the temporary name is ours */
+        tuna_status st = tuna_fail(atomic_write_status(errno), "%s: cannot create (a temporary file beside it): %s", path,
+                                   strerror(errno));
         free(a->tmp);
         a->tmp = NULL;
         atomic_file_abort(a);
         return st;
     }
+    /* a file that replaces another keeps its permission bits (as sed -i does):
+     * a 0600 file rewritten in place must not become readable by others */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) (void)fchmod(fd, sb.st_mode & 0777);
     a->f = fdopen(fd, "wb");
     if (!a->f) {
         close(fd);
@@ -84,7 +98,7 @@ tuna_status atomic_file_commit(atomic_file *a) {
     int e = close_synced(a->f);
     a->f = NULL;
     tuna_status st = TUNA_OK;
-    if (e) st = tuna_fail(TUNA_ERR_IO, "%s: write failed: %s", a->path, strerror(e));
+    if (e) st = atomic_write_failed(a->path, e);
     else if (rename(a->tmp, a->path) != 0)
         st = tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", a->path, strerror(errno));
     if (st != TUNA_OK) { atomic_file_abort(a); return st; }
@@ -108,7 +122,7 @@ tuna_status atomic_file_write(const char *path, const void *data, size_t len) {
     tuna_status st = atomic_file_open(&a, path);
     if (st != TUNA_OK) return st;
     if (len && fwrite(data, 1, len, a.f) != len) {
-        st = tuna_fail(TUNA_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        st = atomic_write_failed(path, errno ? errno : EIO);
         atomic_file_abort(&a);
         return st;
     }
@@ -119,9 +133,11 @@ tuna_status atomic_file_write_json(const char *path, const json_t *j, size_t fla
     atomic_file a;
     tuna_status st = atomic_file_open(&a, path);
     if (st != TUNA_OK) return st;
+    errno = 0;
     if (!j || json_dumpf(j, a.f, flags) != 0) {
+        int e = errno;
         atomic_file_abort(&a);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot write the JSON", path);
+        return j && e ? atomic_write_failed(path, e) : tuna_fail(TUNA_ERR_IO, "%s: cannot write the JSON", path);
     }
     return atomic_file_commit(&a);
 }
@@ -141,7 +157,10 @@ static int sync_entry(const char *path, const struct stat *sb, int type, struct 
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
     /* depth first: each folder after its content, tmp_dir last */
     int e = nftw(tmp_dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (e != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot sync: %s", tmp_dir, strerror(e > 0 ? e : errno));
+    if (e != 0) {
+        int err = e > 0 ? e : errno;
+        return tuna_fail(atomic_write_status(err), "%s: cannot sync: %s", tmp_dir, strerror(err));
+    }
     if (rename(tmp_dir, dir) != 0)
         return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
     return sync_parent(dir);

@@ -23,9 +23,16 @@ typedef struct {
     char *tmp;   /* the temporary sibling */
 } atomic_file;
 
-/* Creates path's temporary sibling (mode 0666 less the umask, like fopen) and
- * opens it for writing. On failure nothing is left behind. */
+/* Creates path's temporary sibling (mode 0666 less the umask, like fopen; the
+ * permission bits of the regular file it will replace, if any) and opens it
+ * for writing. On failure nothing is left behind. */
 tuna_status atomic_file_open(atomic_file *a, const char *path);
+/* The status of a failed create, write or sync with errno err: TUNA_ERR_WRITE
+ * when the system ran out of room or failed (ENOSPC, EDQUOT, EFBIG, EIO: the
+ * CLI exits 1), else TUNA_ERR_IO (a path that cannot be written: exit 2). */
+tuna_status atomic_write_status(int err);
+/* Records "path: write failed: reason" with that status and returns it. */
+tuna_status atomic_write_failed(const char *path, int err);
 /* Flushes, fsyncs and closes the file, renames it to its final name and
  * fsyncs the folder. On failure the temporary file is removed. Either way a is
  * cleared. */

@@ -227,10 +227,11 @@ tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
         off += gguf_type_size(t->type, t->rows * t->cols);
         off += (GGUF_ALIGN - off % GGUF_ALIGN) % GGUF_ALIGN;
     }
-    int ok = !hw.oom && fwrite(hw.kv, 1, hw.kv_n, f) == hw.kv_n;
+    int err = 0, ok = !hw.oom && fwrite(hw.kv, 1, hw.kv_n, f) == hw.kv_n;
+    if (!ok && !hw.oom) err = errno ? errno : EIO;
     uint64_t pos = hw.kv_n;
     free(hw.kv);
-    ok = ok && pad_to(f, &pos);
+    if (ok && !(ok = pad_to(f, &pos))) err = errno ? errno : EIO;
     /* data, one row block at a time */
     size_t cap = 0;
     uint8_t *buf = NULL;
@@ -250,14 +251,15 @@ tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
             else if (t->type == GGML_Q8_0) gguf_quantize_q8_0(x, buf, t->cols);
             else gguf_quantize_q4_0(x, buf, t->cols);
             ok = fwrite(buf, 1, row_bytes, f) == row_bytes;
+            if (!ok) err = errno ? errno : EIO;
             pos += row_bytes;
         }
-        ok = ok && pad_to(f, &pos);
+        if (ok && !(ok = pad_to(f, &pos))) err = errno ? errno : EIO;
     }
     free(buf);
     if (ok) return atomic_file_commit(&out);
     atomic_file_abort(&out);
-    return tuna_fail(TUNA_ERR_IO, "%s: cannot write", path);
+    return err ? atomic_write_failed(path, err) : tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
 }
 
 /* ---------------- reader ---------------- */

@@ -190,8 +190,9 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
         if (quant != TUNA_QUANT_NONE) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
         return tuna_model_load_gguf(out, dir);
     }
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return tuna_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, errno ? strerror(errno) : "not a directory");
+    if (stat(dir, &sb) != 0) return tuna_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return tuna_fail(TUNA_ERR_IO, "%s: not a folder (a model is a folder with config.json and its weights, or a GGUF file)", dir);
     snprintf(path, sizeof path, "%s/config.json", dir);
     tuna_config cfg;
     tuna_status st = tuna_config_load(&cfg, path);
@@ -290,7 +291,7 @@ static void remove_stale(const char *dir, int n_shards) {
 }
 
 tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_dtype dtype, int64_t max_shard_bytes) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
     if (m->quant_type != TUNA_QUANT_NONE)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a model with NF4-quantized weights cannot be saved (load the original to merge or export)", dir);
     st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;

@@ -4,6 +4,7 @@
  * may not overlap. The header JSON is parsed with jansson. */
 #include "io/safetensors.h"
 #include "io/atomic_file.h"
+#include "core/json_error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,7 +70,7 @@ tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name)
                          (unsigned long long)hlen, size);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return tuna_fail(TUNA_ERR_FORMAT, "%s: header is not valid JSON: %s", name, jerr.text);
+    if (!root) return tuna_fail(TUNA_ERR_FORMAT, "%s: header is not valid JSON: %s", name, tuna_json_error_text(&jerr));
     if (!json_is_object(root)) {
         json_decref(root);
         return tuna_fail(TUNA_ERR_FORMAT, "%s: header is not a JSON object", name);
@@ -412,7 +413,7 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
     }
     if (ok) st = atomic_file_commit(&out);
     else {
-        st = tuna_fail(TUNA_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        st = atomic_write_failed(path, errno ? errno : EIO);
         atomic_file_abort(&out);
     }
     st_writer_free(w);

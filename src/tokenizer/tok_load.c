@@ -36,7 +36,6 @@ tuna_status tk_read_file(const char *path, char **data, size_t *len) {
 }
 
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
-static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 
 static char *join_path(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
@@ -484,7 +483,9 @@ tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
         json_decref(root);
         return st;
     }
-    if (!is_dir(dir)) return tuna_fail(TUNA_ERR_IO, "%s: no such file or directory", dir);
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return tuna_fail(TUNA_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return tuna_fail(TUNA_ERR_IO, "%s: not a folder", dir);
     char *tj = join_path(dir, "tokenizer.json"), *tc = join_path(dir, "tokenizer_config.json");
     char *vj = join_path(dir, "vocab.json"), *mt = join_path(dir, "merges.txt");
     char *tb = join_path(dir, "tokenizer.bin"), *cj = join_path(dir, "config.json");
