@@ -25,6 +25,9 @@ typedef struct {
     /* progress callback for long files (bytes read so far, total), may be NULL */
     void (*on_progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
+    /* the model's vocabulary size: every token id and label (but -100) of a
+     * record must be below it, else FILE:LINE is an error (0: not checked) */
+    int vocab_size;
 } tuna_dataset_options;
 
 typedef struct {

@@ -4,6 +4,7 @@
  * reason follow), so nothing is dropped without a word. */
 #include <jansson.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -93,14 +94,7 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
     return 0;
 }
 
-static int parse_long(const char *opt, const char *s, long *out) {
-    char *end;
-    if (!s) { cli_usage_error("%s needs a value", opt); return -1; }
-    long v = strtol(s, &end, 10);
-    if (*s == 0 || *end != 0 || v < 0) { cli_usage_error("%s: '%s' is not a non-negative integer", opt, s); return -1; }
-    *out = v;
-    return 0;
-}
+static int parse_long(const char *opt, const char *s, long *out) { return cli_parse_long(opt, s, 0, LONG_MAX, out); }
 
 /* --max-bad P: a percentage, with or without a trailing '%'. */
 static int parse_max_bad(const char *s, double *frac) {
@@ -241,8 +235,9 @@ static int data_split(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) {
             char *end;
             if (!v || !*v || v[0] == '-') return cli_usage_error("--seed needs a non-negative integer");
+            errno = 0;
             seed = strtoull(v, &end, 10);
-            if (*end) return cli_usage_error("--seed: '%s' is not a non-negative integer", v);
+            if (*end || errno == ERANGE) return cli_usage_error("--seed: '%s' is not an integer in [0, %llu]", v, ULLONG_MAX);
             i++;
         } else if (!strcmp(a, "--out-train")) { if (!v) return cli_usage_error("--out-train needs a value"); out_train = v; i++; }
         else if (!strcmp(a, "--out-val")) { if (!v) return cli_usage_error("--out-val needs a value"); out_val = v; i++; }

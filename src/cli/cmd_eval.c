@@ -3,6 +3,7 @@
  * token-weighted mean over all counted tokens of the file, never a mean of
  * batch means) and, with --generate, the model's answers to each prompt scored
  * against the reference response. Per-example results go to a JSONL file. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -68,6 +69,18 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* sequences (offsets off[0..n]) longer than the model's context: one warning
+ * (a model with learned positions refuses them at the forward instead) */
+static void warn_context(const char *path, const int64_t *off, long n, const char *what, int limit) {
+    long over = 0, longest = 0;
+    for (long i = 0; i < n; i++) {
+        long len = (long)(off[i + 1] - off[i]);
+        if (len > limit) over++;
+        if (len > limit && len > longest) longest = len;
+    }
+    cli_warn_context(path, over, n, what, longest, limit);
 }
 
 static void on_progress(void *ctx, int64_t done, int64_t total) {
@@ -246,6 +259,8 @@ int cmd_eval(int argc, char **argv) {
         for (int k = 0; k < nseq; k++) {
             for (size_t j = 0; j < sn[k] && st == TUNA_OK; j++)
                 if (sid[k][j] < 0 || sid[k][j] >= c->V) st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: token id %d is outside the model's vocabulary of %d", data, rec.line, sid[k][j], c->V);
+                else if (slab[k][j] != -100 && (slab[k][j] < 0 || slab[k][j] >= c->V))
+                    st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: label %d is neither -100 nor in the model's vocabulary of %d", data, rec.line, slab[k][j], c->V);
             if (sn[k] > (size_t)T) { sn[k] = (size_t)T; truncated++; }
         }
         if (st == TUNA_OK && n_ex + 2 > cap_seq) {
@@ -304,6 +319,7 @@ loaded:
     if (st != TUNA_OK) goto done;
     if (n_ex == 0) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: no records", data); goto done; }
     if (truncated) fprintf(stderr, "tuna: %ld of %ld sequences truncated to %d tokens\n", truncated, n_seq, T);
+    if (!c->learned_positions) warn_context(data, seqs.off, n_seq, "sequences are", c->max_positions);
     if (generate && no_ref) fprintf(stderr, "tuna: %ld of %ld records have no reference response (text, pre-tokenized): loss only\n", no_ref, n_ex);
 
     /* losses */
@@ -344,6 +360,14 @@ loaded:
                 if (st != TUNA_OK) st = fail_at(st, data, rec_line[i]);
             }
         if (st != TUNA_OK) goto done;
+        if (!c->learned_positions) {
+            int64_t *poff = malloc(((size_t)n_gen + 1) * sizeof *poff);
+            if (!poff) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+            poff[0] = 0;
+            for (long g = 0; g < n_gen; g++) poff[g + 1] = poff[g] + (int64_t)n_prompts[g];
+            warn_context(data, poff, n_gen, "prompts are", c->max_positions);
+            free(poff);
+        }
         tuna_gen_opts go = {.max_new_tokens = gf.max_new, .sample = sa, .eos_ids = eos, .n_eos = n_eos,
                             .stop = gf.stops, .n_stop = gf.n_stop};
         progress_start(&pr, "generate");
@@ -397,7 +421,8 @@ loaded:
         }
         if (o) {
             char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-            if (!s || fputs(s, out) == EOF || fputc('\n', out) == EOF) st = tuna_fail(TUNA_ERR_IO, "%s: write failed", out_path);
+            if (!s) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            else if (fputs(s, out) == EOF || fputc('\n', out) == EOF) st = atomic_write_failed(out_path, errno ? errno : EIO);
             free(s);
             json_decref(o);
         }

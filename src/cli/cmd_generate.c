@@ -258,6 +258,8 @@ static int generate_main(int argc, char **argv, int interactive) {
         free(rendered);
         if (st == TUNA_OK && n == 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
         int P = tuna_peft_get(m) && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT ? tuna_peft_get(m)->num_virtual_tokens : 0;
+        if (st == TUNA_OK && !cfg->learned_positions && (long)n + P > cfg->max_positions)
+            cli_warn_context(NULL, 1, 1, "prompts are", (long)n + P, cfg->max_positions);
         int ctx = (int)n + P + max_new;
         if (cfg->learned_positions && ctx > cfg->max_positions) ctx = cfg->max_positions;
         tuna_decoder_free(d);

@@ -2,6 +2,7 @@
  * Subcommands: train (byte-level BPE from text files, see
  * include/tuna_tokenizer_train.h). The summary goes to stdout, progress and
  * notes to stderr; bad usage or input exits 2 with "tuna: error: ...". */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +45,13 @@ static const char train_help[] =
 static int parse_bytes(const char *opt, const char *s, int64_t *out) {
     char *end;
     if (!s) return cli_usage_error("%s needs a value", opt), -1;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
     int64_t mul = 1;
     if (*end == 'K' || *end == 'k') mul = 1 << 10, end++;
     else if (*end == 'M' || *end == 'm') mul = 1 << 20, end++;
     else if (*end == 'G' || *end == 'g') mul = 1 << 30, end++;
-    if (*s == '\0' || *end != '\0' || v < 1 || v > INT64_MAX / mul)
+    if (*s == '\0' || *end != '\0' || errno == ERANGE || v < 1 || v > INT64_MAX / mul)
         return cli_usage_error("%s: '%s' is not a positive byte count (e.g. 500000, 64M)", opt, s), -1;
     *out = v * mul;
     return 0;

@@ -347,10 +347,33 @@ static tuna_status reference_logps(tuna_model *m, const tuna_pretok *train, cons
     return st;
 }
 
+/* every id and label (-100 aside) inside the model's vocabulary: data from the
+ * token cache was not checked record by record */
 static tuna_status check_vocab(const tuna_pretok *p, int V, const char *path) {
-    for (int64_t i = 0; i < (p->off ? p->off[p->n] : 0); i++)
+    for (int64_t i = 0; i < (p->off ? p->off[p->n] : 0); i++) {
         if (p->ids[i] < 0 || p->ids[i] >= V)
             return tuna_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)", path, p->ids[i], V - 1);
+        if (p->labels && p->labels[i] != -100 && (p->labels[i] < 0 || p->labels[i] >= V))
+            return tuna_fail(TUNA_ERR_FORMAT, "%s: label %d is neither -100 nor in the model's vocabulary (0..%d)", path,
+                             p->labels[i], V - 1);
+    }
+    return TUNA_OK;
+}
+
+/* sequences longer than the model's positions: a warning where positions are
+ * computed (RoPE runs on, untrained), an error where they are learned (no row
+ * of the table exists for them) */
+static tuna_status check_context(const tuna_pretok *p, const tuna_config *c, const char *path) {
+    long over = 0, longest = 0;
+    for (int64_t i = 0; i < p->n; i++) {
+        long len = (long)(p->off[i + 1] - p->off[i]);
+        if (len > c->max_positions) over++;
+        if (len > c->max_positions && len > longest) longest = len;
+    }
+    if (over && c->learned_positions)
+        return tuna_fail(TUNA_ERR_ARG, "%s: %ld of %lld sequences are longer than the model's %d learned positions (longest %ld tokens): lower --seq-len",
+                         path, over, (long long)p->n, c->max_positions, longest);
+    cli_warn_context(path, over, (long)p->n, "sequences are", longest, c->max_positions);
     return TUNA_OK;
 }
 
@@ -643,6 +666,7 @@ int cli_train_command(int argc, char **argv, int mode) {
             tuna_template *tmpl = NULL;
             char *tsrc = NULL;
             dso.seq_len = a.seq_len;
+            dso.vocab_size = tuna_model_config(m)->V;
             st = tuna_dataset_template(&tmpl, tok, template_arg, &tsrc);
             for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++) {
                 const char *fp = k < n_data ? data_paths[k] : val_paths[k - n_data];
@@ -668,14 +692,9 @@ int cli_train_command(int argc, char **argv, int mode) {
             }
             tuna_template_free(tmpl);
             free(tsrc);
-            int V = tuna_model_config(m)->V;
-            for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++) {
-                const tuna_pretok *pp = k < n_data ? &parts[k] : &vparts[k - n_data];
-                for (int64_t i = 0; st == TUNA_OK && i < pp->off[pp->n]; i++)
-                    if (pp->ids[i] < 0 || pp->ids[i] >= V)
-                        st = tuna_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)",
-                                       k < n_data ? data_paths[k] : val_paths[k - n_data], pp->ids[i], V - 1);
-            }
+            for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++)
+                st = check_vocab(k < n_data ? &parts[k] : &vparts[k - n_data], tuna_model_config(m)->V,
+                                 k < n_data ? data_paths[k] : val_paths[k - n_data]);
         } else {
             for (int k = 0; st == TUNA_OK && k < n_data; k++) st = tuna_pretok_load(&parts[k], data_paths[k], tuna_model_config(m)->V);
             for (int k = 0; st == TUNA_OK && k < n_val; k++) st = tuna_pretok_load(&vparts[k], val_paths[k], tuna_model_config(m)->V);
@@ -697,6 +716,9 @@ int cli_train_command(int argc, char **argv, int mode) {
     }
     for (int k = 0; st == TUNA_OK && k < n_data; k++)
         if (parts[k].n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", data_paths[k]);
+    for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++)
+        st = check_context(k < n_data ? &parts[k] : &vparts[k - n_data], tuna_model_config(m),
+                           k < n_data || !val_path ? data_paths[k % n_data] : val_paths[k - n_data]);
     for (int k = 0; st == TUNA_OK && pack && k < n_data; k++) {
         tuna_pretok packed;
         int64_t examples = parts[k].n;

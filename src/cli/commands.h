@@ -72,6 +72,10 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "tuna: error: <tuna_last_error() or status text>" and returns the
  * exit code for s. */
 int cli_status_error(tuna_status s);
+/* One warning line on stderr when count of total sequences or prompts (what,
+ * e.g. "sequences are") are longer than the model's context of limit
+ * positions; nothing when count is 0. where (a file) may be NULL. */
+void cli_warn_context(const char *where, long count, long total, const char *what, long longest, int limit);
 /* A failure on this rank alone of a multi-rank job: flushes this rank's
  * output, then ends every rank of the job with exit code `code` (the others
  * would wait in a collective forever). Returns when not in such a job. */
@@ -83,6 +87,8 @@ long long cli_safetensors_bytes(const char *dir);
 void cli_copy_file(const char *src_dir, const char *dst_dir, const char *name);
 /* True when argv[i] is "-h" or "--help" for any i. */
 int cli_wants_help(int argc, char **argv);
-/* Parses a positive int option value; returns 0 on success. */
+/* Parses an integer option value in [lo, hi] (an overflowing one is out of
+ * range, shown as given); returns 0 on success, else prints why and -1. */
+int cli_parse_long(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, int *out);
 #endif

@@ -3,6 +3,7 @@
  * statuses to exit codes (0 ok, 1 failure, 2 bad usage or input). Only the
  * CLI decides to end a process or a job: commands return their exit code to
  * main(), which leaves the MPI job (if any) on every path. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,13 @@ int cli_status_error(tuna_status s) {
     return tuna_status_exit_code(s);
 }
 
+void cli_warn_context(const char *where, long count, long total, const char *what, long longest, int limit) {
+    if (count <= 0 || limit <= 0) return;
+    fprintf(stderr, "tuna: warning: %s%s%ld of %ld %s longer than the model's context of %d positions "
+                    "(max_position_embeddings; longest %ld tokens)\n",
+            where ? where : "", where ? ": " : "", count, total, what, limit, longest);
+}
+
 void cli_abort_job(int code) {
     fflush(stdout);
     fflush(stderr);
@@ -80,14 +88,23 @@ int cli_wants_help(int argc, char **argv) {
     return 0;
 }
 
-int cli_parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
+int cli_parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end;
     if (!s) { cli_usage_error("%s needs a value", opt); return -1; }
+    errno = 0;
     long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+    /* strtol saturates on overflow: the text, not LONG_MAX, is what the user gave */
+    if (*s == '\0' || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
         cli_usage_error("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
         return -1;
     }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
+    long v;
+    if (cli_parse_long(opt, s, lo, hi, &v)) return -1;
     *out = (int)v;
     return 0;
 }

@@ -346,6 +346,18 @@ int data_builder_add(data_builder *b, const int32_t *ids, const int32_t *labels,
     return 1;
 }
 
+/* ids and labels (-100 aside) of one encoded record inside [0, V) */
+static tuna_status check_ids(const int32_t *ids, const int32_t *labels, size_t n, int V) {
+    for (size_t i = 0; V > 0 && i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= V)
+            return tuna_fail(TUNA_ERR_FORMAT, "token id %d (position %zu) is outside the model's vocabulary (0..%d)", ids[i], i, V - 1);
+        if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= V))
+            return tuna_fail(TUNA_ERR_FORMAT, "label %d (position %zu) is neither -100 nor in the model's vocabulary (0..%d)",
+                             labels[i], i, V - 1);
+    }
+    return TUNA_OK;
+}
+
 static uint64_t hash_str(uint64_t h, const char *s) {
     h = tuna_hash64(h, s ? s : "(null)", s ? strlen(s) : 6);
     return tuna_hash64(h, "\x1f", 1);
@@ -425,7 +437,10 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
         int32_t *ids = NULL, *labels = NULL;
         size_t n = 0;
         st = tuna_dataset_encode_record(&rec, tok, tmpl, o->loss_on_all, &ids, &labels, &n, NULL);
+        if (st == TUNA_OK) st = check_ids(ids, labels, n, o->vocab_size);
         if (st != TUNA_OK) {
+            free(ids);
+            free(labels);
             char msg[900];
             snprintf(msg, sizeof msg, "%s", tuna_last_error());
             st = tuna_fail(st, "%s:%ld: %s", path, rec.line, msg);
