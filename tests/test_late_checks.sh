@@ -144,6 +144,11 @@ run full_hf limited "$tuna" export --model "$model" --format hf --out "$tmp/full
 expect "export hf, no room: exit 1" 1 "write failed: File too large"
 run full_sft limited "$tuna" sft --model "$model" --data "$tmp/c.jsonl" --out "$tmp/full_run" --steps 1 --quiet
 expect "sft, no room for the model: exit 1" 1 "File too large"
+# stdout on a full device (a redirection: /dev/full is only ever opened for writing here)
+run full_stdout sh -c '"$0" data inspect --model "$1" "$2" >/dev/full' "$tuna" "$model" "$tmp/c.jsonl"
+expect "data inspect > /dev/full: exit 1" 1 "cannot write the standard output: No space left on device"
+run full_stdout2 sh -c '"$0" info --model "$1" >/dev/full' "$tuna" "$model"
+expect "info > /dev/full: exit 1" 1 "cannot write the standard output"
 ls "$tmp" | grep -q '\.tmp\.' && bad "no temporary file left behind" "$(ls "$tmp" | grep '\.tmp\.')" || ok "no temporary file left behind"
 
 finish

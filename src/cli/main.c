@@ -76,8 +76,18 @@ void cli_abort_job(int code) {
     tuna_dist_abort_job(code);
 }
 
+/* A command's output on stdout that could not all be written (a full disk
+ * behind a redirection) is a failure: exit 1, not a silent 0. */
+static int check_stdout(int rc) {
+    errno = 0;
+    if ((fflush(stdout) == 0 && !ferror(stdout)) || rc != 0) return rc; /* a failed command has said why */
+    fprintf(stderr, "tuna: error: cannot write the standard output: %s\n", errno ? strerror(errno) : "write error");
+    return 1;
+}
+
 /* a command's exit code, after leaving the MPI job it may have joined */
 static int cli_finish(int rc) {
+    rc = check_stdout(rc);
     tuna_status st = tuna_dist_finalize();
     return st != TUNA_OK && rc == 0 ? cli_status_error(st) : rc;
 }
