@@ -228,6 +228,12 @@ static void test_file_level(void) {
     tuna_status st = tuna_dataset_load(path, tok, tmpl, src, dir, &o, &d, NULL);
     CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "mixed.jsonl:1:") && strstr(tuna_last_error(), "dpo"),
            "%s", tuna_last_error());
+    /* vocab_size: a label outside the model's vocabulary is FILE:LINE while reading */
+    spit(path, "{\"input_ids\":[1,2,3],\"labels\":[-100,2,3]}\n{\"input_ids\":[1,2,3],\"labels\":[-100,2,500]}\n");
+    o.vocab_size = 100;
+    st = tuna_dataset_load(path, tok, tmpl, src, dir, &o, &d, NULL);
+    CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "mixed.jsonl:2: label 500"), "%s", tuna_last_error());
+    if (st == TUNA_OK) tuna_pretok_free(&d);
     free(src);
     tuna_template_free(tmpl);
     tuna_tokenizer_free(tok);
