@@ -54,26 +54,17 @@ run oov_eval "$tuna" eval --model "$model" --data "$tmp/oov.jsonl"
 expect "eval: an out-of-vocabulary label is FILE:LINE, exit 2" 2 "oov.jsonl:2: label 99999"
 
 # ---- 7b: longer than the model's context (1024 positions): a warning ----
-python3 - "$tmp" <<'EOF'
-import json, sys
-d = sys.argv[1]
-with open(d + "/long.jsonl", "w") as f:
-    f.write(json.dumps({"input_ids": list(range(1, 1300)), "labels": list(range(1, 1300))}) + "\n")
-    f.write(json.dumps({"input_ids": list(range(1, 100)), "labels": list(range(1, 100))}) + "\n")
-with open(d + "/longprompt.jsonl", "w") as f:
-    f.write(json.dumps({"prompt": "once upon a time " * 400, "completion": "the end"}) + "\n")
-    f.write(json.dumps({"prompt": "hi", "completion": "the end"}) + "\n")
-with open(d + "/huge.jsonl", "w") as f:
-    f.write(json.dumps({"prompt": "once upon a time " * 40000, "completion": "the end"}) + "\n")
-EOF
+# ids LO HI: the JSON list LO..HI; rep N TEXT: TEXT N times (awk: no Python needed)
+ids() { awk -v lo="$1" -v hi="$2" 'BEGIN { printf "["; for (i = lo; i <= hi; i++) printf "%s%d", (i > lo ? "," : ""), i; printf "]" }'; }
+rep() { awk -v n="$1" -v t="$2" 'BEGIN { for (i = 0; i < n; i++) printf "%s", t }'; }
+{ echo "{\"input_ids\":$(ids 1 1299),\"labels\":$(ids 1 1299)}"; echo "{\"input_ids\":$(ids 1 99),\"labels\":$(ids 1 99)}"; } >"$tmp/long.jsonl"
+{ echo "{\"prompt\":\"$(rep 400 'once upon a time ')\",\"completion\":\"the end\"}"; echo '{"prompt":"hi","completion":"the end"}'; } >"$tmp/longprompt.jsonl"
+echo "{\"prompt\":\"$(rep 40000 'once upon a time ')\",\"completion\":\"the end\"}" >"$tmp/huge.jsonl"
 ctx_warn="longer than the model's context of 1024 positions (max_position_embeddings"
 run long_sft "$tuna" sft --model "$model" --data "$tmp/long.jsonl" --out "$tmp/long_run" --steps 1 --batch 1 --seq-len 2048 --quiet
 expect "sft: sequences past max_position_embeddings are counted in a warning" 0 "long.jsonl: 1 of 2 sequences are $ctx_warn; longest 1299 tokens)"
 # learned positions (GPT-2, 64 of them): no row exists past them, so it is an error before any output
-python3 -c "
-import json
-print(json.dumps({'input_ids': list(range(1, 90)), 'labels': list(range(1, 90))}))
-print(json.dumps({'input_ids': list(range(1, 10)), 'labels': list(range(1, 10))}))" >"$tmp/long64.jsonl"
+{ echo "{\"input_ids\":$(ids 1 89),\"labels\":$(ids 1 89)}"; echo "{\"input_ids\":$(ids 1 9),\"labels\":$(ids 1 9)}"; } >"$tmp/long64.jsonl"
 run long_gpt2 "$tuna" sft --model "$root/tests/fixtures/peft/gpt2_lora" --data "$tmp/long64.jsonl" --out "$tmp/long64_run" --steps 1 --seq-len 100 --quiet
 expect "sft, learned positions: longer sequences are an error before training" 2 "long64.jsonl: 1 of 2 sequences are longer than the model's 64 learned positions (longest 89 tokens)"
 [ ! -e "$tmp/long64_run" ] && ok "sft, learned positions: no output folder" || bad "sft, learned positions: no output folder" "$(ls "$tmp/long64_run")"
@@ -81,7 +72,7 @@ run long_eval "$tuna" eval --model "$model" --data "$tmp/long.jsonl" --seq-len 2
 expect "eval --seq-len 2048: sequences past the context are counted in a warning" 0 "long.jsonl: 1 of 2 sequences are $ctx_warn"
 run long_evalgen "$tuna" eval --model "$model" --data "$tmp/longprompt.jsonl" --generate --max-new-tokens 1
 expect "eval --generate: prompts past the context are counted in a warning" 0 "longprompt.jsonl: 1 of 2 prompts are $ctx_warn"
-run long_gen "$tuna" generate --model "$model" --prompt "$(printf 'once upon a time %.0s' $(seq 400))" --max-new-tokens 1
+run long_gen "$tuna" generate --model "$model" --prompt "$(rep 400 'once upon a time ')" --max-new-tokens 1
 expect "generate: a prompt past the context is a warning" 0 "1 of 1 prompts are $ctx_warn"
 run short_gen "$tuna" generate --model "$model" --prompt "once upon a time" --max-new-tokens 1
 if [ "$rc" = 0 ] && ! grep -q warning <<<"$err"; then ok "generate: a short prompt gives no warning"; else bad "generate: a short prompt gives no warning" "$err"; fi
@@ -129,9 +120,7 @@ expect "export gguf into a missing folder names the output and the reason" 2 "$t
 grep -q '\.tmp\.' <<<"$err" && bad "the export error does not show the temporary name" "$err" || ok "the export error does not show the temporary name"
 
 # ---- 8g: no room to write is a failure (exit 1), not bad input (exit 2) ----
-python3 -c "
-import json
-for i in range(400): print(json.dumps({'text': ' '.join('w%d_%d' % (i, k) for k in range(30))}))" >"$tmp/big.jsonl"
+awk 'BEGIN { for (i = 0; i < 400; i++) { printf "{\"text\": \""; for (k = 0; k < 30; k++) printf "%sw%d_%d", (k ? " " : ""), i, k; print "\"}" } }' >"$tmp/big.jsonl"
 # limited CMD...: CMD with files limited to 64 KiB, SIGXFSZ ignored (write() fails with EFBIG)
 limited() { (trap '' XFSZ; ulimit -f 64; exec "$@"); }
 run full_clean limited "$tuna" data clean "$tmp/big.jsonl" --out "$tmp/full_c.jsonl"
