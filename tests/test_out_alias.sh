@@ -67,6 +67,7 @@ refused "data clean --out c --dropped ./c" --out --dropped F.jsonl data clean F.
 refused "eval --data F --out F" --out --data F.jsonl eval --model M --data F.jsonl --out F.jsonl
 refused "data tokenize FILE --out ./FILE" --out FILE F.jsonl data tokenize --model M F.jsonl --out ./F.jsonl
 refused "eval --out M/config.json" --out --model M eval --model M --data F.jsonl --out M/config.json
+refused "eval --out M/tokenizer.model (not there yet)" --out --model M eval --model M --data F.jsonl --out M/tokenizer.model
 ln F.jsonl hard.jsonl
 refused "eval --out HARDLINK-of-data" --out --data F.jsonl eval --model M --data F.jsonl --out hard.jsonl
 ln -s M L

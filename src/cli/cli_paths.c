@@ -90,7 +90,8 @@ static int check_pair(const char *cmd, const cli_path *o, const path_id *oi, con
     }
     if (oi->exists && S_ISDIR(oi->st.st_mode) && inside(ii->real, oi->real) && !(in_dir && (in->flags & CLI_NESTED_OK)))
         return cli_usage_error("%s: the %s folder %s holds %s (%s)", cmd, o->opt, o->path, in->opt, in->path);
-    if (oi->exists && !S_ISDIR(oi->st.st_mode) && in_dir && inside(oi->real, ii->real) && model_file(oi->real))
+    /* even a missing one: the folder's next load would read it */
+    if (!(oi->exists && S_ISDIR(oi->st.st_mode)) && in_dir && inside(oi->real, ii->real) && model_file(oi->real))
         return cli_usage_error("%s: %s (%s) is a file of the %s folder (%s)", cmd, o->opt, o->path, in->opt, in->path);
     return 0;
 }

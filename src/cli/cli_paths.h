@@ -2,7 +2,9 @@
  *  - cli_check_paths: before any work, no output may name an input or another
  *    output, however the path is spelled (./x, a/../x, a symlink, a hard link:
  *    files are compared by device and inode, missing outputs by their resolved
- *    folder and name), and a folder output may not hold an input.
+ *    folder and name), a folder output may not hold an input, and a file
+ *    output may not take the name of a model folder's own file (config.json,
+ *    *.safetensors, tokenizer files) inside an input folder.
  *  - cli_out_dir: a folder output written under a temporary sibling and
  *    published whole (io/atomic_file.h); an existing non-empty folder is
  *    replaced only with --overwrite, and only once the new one is complete.
