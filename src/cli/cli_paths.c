@@ -96,9 +96,8 @@ static int check_pair(const char *cmd, const cli_path *o, const path_id *oi, con
     return 0;
 }
 
-int cli_check_paths(const char *cmd, const cli_path *in, int n_in, const cli_path *out, int n_out) {
-    path_id ii[64], oi[16];
-    if (n_in > 64 || n_out > 16) return cli_usage_error("%s: too many files", cmd);
+/* every output against the outputs before it and against every input */
+static int check_all(const char *cmd, const cli_path *in, path_id *ii, int n_in, const cli_path *out, path_id *oi, int n_out) {
     for (int i = 0; i < n_in; i++)
         if (in[i].path) identify(in[i].path, &ii[i]);
     for (int k = 0; k < n_out; k++) {
@@ -114,6 +113,14 @@ int cli_check_paths(const char *cmd, const cli_path *in, int n_in, const cli_pat
         }
     }
     return 0;
+}
+
+int cli_check_paths(const char *cmd, const cli_path *in, int n_in, const cli_path *out, int n_out) {
+    path_id *ii = calloc((size_t)n_in + 1, sizeof *ii), *oi = calloc((size_t)n_out + 1, sizeof *oi);
+    int rc = ii && oi ? check_all(cmd, in, ii, n_in, out, oi, n_out) : (fputs("tuna: error: out of memory\n", stderr), 1);
+    free(ii);
+    free(oi);
+    return rc;
 }
 
 /* ---- folder outputs published whole ---- */

@@ -31,7 +31,7 @@ typedef struct {
 /* 0 when the outputs are safe to write; else prints "tuna: error: CMD: --out
  * and --model name the same folder (M)" (or what else is wrong) and returns 2.
  * Inputs that do not exist are skipped (nothing to lose); paths NULL are not
- * given. */
+ * given. 1 when out of memory. */
 int cli_check_paths(const char *cmd, const cli_path *in, int n_in, const cli_path *out, int n_out);
 
 /* A folder output published whole. */
