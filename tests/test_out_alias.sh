@@ -77,6 +77,13 @@ for i in 1 2 3 4 5 6; do echo "{\"text\":\"Once upon a time a cat named Tom $i f
 refused "sft --out R holding --data R/d.jsonl" --out --data R sft --model M --data R/d.jsonl "${train[@]}" --out R
 refused "tokenizer train --out R holding --data" --out --data R tokenizer train --data R/t.jsonl --vocab-size 300 --out R
 
+mkdir R2; cp F.jsonl R2/compare.json
+refused "compare --report R2 over --eval R2/compare.json" "compare.json" --eval R2 compare --model M --eval R2/compare.json --shots 0 \
+  --limit 1 --max-new-tokens 4 --report R2
+if "$tuna" compare --model M --adapter A --eval F.jsonl --shots none --limit 1 --max-new-tokens 4 --report A >/dev/null 2>err.log &&
+   [ -f A/compare.json ]; then ok "compare --adapter A --report A (the run's own report) still works"
+else bad "compare --report into the adapter's run folder" "$(head -c 300 err.log)"; fi
+
 # commands that add their files to a folder: refused where those files exist
 cp M/config.json arch.json; cp R/t.jsonl T.jsonl
 refused "init --out M (has config.json)" --out --overwrite M init --config arch.json --out M

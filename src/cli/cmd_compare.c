@@ -213,7 +213,8 @@ int cmd_compare(int argc, char **argv) {
         const cli_path ins[] = {{"--eval", eval, CLI_FILE}, {"--train", train, CLI_FILE}, {"--model", model, CLI_DIR},
                                 {"--adapter", adapter, CLI_DIR}, {"--tuned", tuned, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
         const cli_path outs[] = {{"--report's compare.json", cj, CLI_FILE}, {"--report's report.html", rh, CLI_FILE}};
-        if (cli_check_paths("compare", ins, 6, outs, 2)) return 2;
+        int prc = cli_check_paths("compare", ins, 6, outs, 2);
+        if (prc) return prc;
     }
     json_t *prior = NULL;
     if (append) {

@@ -134,7 +134,8 @@ int cmd_init(int argc, char **argv) {
     else if (!strcmp(dt, "bf16")) dtype = TUNA_DTYPE_BF16;
     else return cli_usage_error("init: --dtype must be f32, f16 or bf16");
     const cli_path in[] = {{"--config", cfgp, CLI_FILE}}, outs[] = {{"--out", out, CLI_DIR}};
-    if (cli_check_paths("init", in, 1, outs, 1)) return 2;
+    int prc = cli_check_paths("init", in, 1, outs, 1);
+    if (prc) return prc;
     static const char *const writes[] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
     if (cli_out_names_free("init", out, writes, 3, overwrite)) return 2;
     tuna_config c;

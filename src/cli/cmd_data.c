@@ -180,7 +180,8 @@ static int data_clean(int argc, char **argv) {
     }
     /* --out may be FILE itself (cleaned in place: read whole before it is replaced) */
     const cli_path ins[] = {{"FILE", in, CLI_FILE}}, outs[] = {{"--out", out, CLI_FILE | CLI_IN_PLACE}, {"--dropped", dropped, CLI_FILE}};
-    if (cli_check_paths("data clean", ins, 1, outs, 2)) { free(dflt); return 2; }
+    int prc = cli_check_paths("data clean", ins, 1, outs, 2);
+    if (prc) { free(dflt); return prc; }
     bad_printer bp = {0, 0, o.data.strict};
     o.data.on_bad = print_bad;
     o.data.ctx = &bp;

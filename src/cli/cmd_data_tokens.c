@@ -227,7 +227,8 @@ int cmd_data_tokenize(int argc, char **argv) {
     if (!out) return cli_usage_error("data tokenize: --out F is required");
     const cli_path ins[] = {{"FILE", file, CLI_FILE}, {"--model", model, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
     const cli_path outs[] = {{"--out", out, CLI_FILE}};
-    if (cli_check_paths("data tokenize", ins, 3, outs, 1)) return 2;
+    int prc = cli_check_paths("data tokenize", ins, 3, outs, 1);
+    if (prc) return prc;
     o.seq_len = seq_len;
     bad_ctx bc = {0};
     o.data.on_bad = on_bad;

@@ -143,7 +143,8 @@ int cmd_eval(int argc, char **argv) {
     if (regex && tuna_score_regex("", regex) < 0) return cli_usage_error("--regex: the pattern does not compile: %s", regex);
     const cli_path ins[] = {{"--data", data, CLI_FILE}, {"--model", model, CLI_DIR}, {"--adapter", adapter, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
     const cli_path outs[] = {{"--out", out_path, CLI_FILE}};
-    if (cli_check_paths("eval", ins, 4, outs, 1)) return 2;
+    int prc = cli_check_paths("eval", ins, 4, outs, 1);
+    if (prc) return prc;
 
     tuna_model *m = NULL;
     tuna_tokenizer *tok = NULL;

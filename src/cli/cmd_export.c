@@ -140,7 +140,8 @@ int cmd_export(int argc, char **argv) {
     if (strcmp(format, "hf") && !gguf && !lora) return cli_usage_error("export: --format must be hf, gguf or gguf-lora (got '%s')", format);
     const cli_path in[] = {{"--model", model, CLI_DIR}, {"--adapter", adapter, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
     const cli_path outs[] = {{"--out", out, gguf || lora ? CLI_FILE : CLI_DIR}};
-    if (cli_check_paths("export", in, 3, outs, 1)) return 2;
+    int prc = cli_check_paths("export", in, 3, outs, 1);
+    if (prc) return prc;
     if (lora) {
         if (!adapter) return cli_usage_error("--format gguf-lora needs --adapter DIR");
         if (strcmp(gtype, "f32") && strcmp(gtype, "f16")) return cli_usage_error("--format gguf-lora: --type must be f32 or f16 (got '%s')", gtype);

@@ -514,7 +514,8 @@ int cli_train_command(int argc, char **argv, int mode) {
         for (size_t k = 0; k < sizeof named / sizeof *named; k++) ins[n_in++] = named[k];
         for (int k = 0; k < n_data; k++) ins[n_in++] = (cli_path){"--data", data_paths[k], CLI_FILE};
         for (int k = 0; k < n_val; k++) ins[n_in++] = (cli_path){"--val", val_paths[k], CLI_FILE};
-        if (cli_check_paths(cmd, ins, n_in, outs, 1)) return 2;
+        int prc = cli_check_paths(cmd, ins, n_in, outs, 1);
+        if (prc) return prc;
     }
     /* data-parallel under mpirun: rank 0 alone prints and writes files */
     tuna_status dst = tuna_dist_init();
