@@ -43,7 +43,7 @@ echo "train: $(wc -l < "$work/train.jsonl") stories, $(wc -c < "$work/train.json
 #    the Alpaca chat template (it ends a response with the EOS token, which
 #    pre-training teaches: every story ends with it)
 $T tokenizer train --data "$work/train.jsonl" --vocab-size 4096 --special '<|endoftext|>' \
-  --chat-template alpaca --model-max-length 1024 --out "$work/tokenizer"
+  --chat-template alpaca --model-max-length 1024 --out "$work/tokenizer" --overwrite
 
 # 3. pre-training: 512-token rows (stories concatenated, EOS between them),
 #    8 rows per step, cosine schedule, AdamW with weight decay 0.1; validation
@@ -55,9 +55,11 @@ $T pretrain --config configs/tuna-stories.json --tokenizer "$work/tokenizer" \
   --save-every 500 --seed 1 --out "$work/model" ${RESUME:+--resume "$RESUME"}
 
 # 4. the shipped folder: bf16 weights, tokenizer files, generation config
-#    (greedy, stop at <|endoftext|>); models/tuna-stories/README.md is the card
+#    (greedy, stop at <|endoftext|>); models/tuna-stories/README.md is the card,
+#    kept: the converted files are copied next to it
 printf '{\n  "bos_token_id": 0,\n  "eos_token_id": 0,\n  "do_sample": false,\n  "max_length": 1024\n}\n' \
   > "$work/model/generation_config.json"
-$T convert dtype --model "$work/model" --dtype bf16 --out models/tuna-stories
+$T convert dtype --model "$work/model" --dtype bf16 --out "$work/shipped" --overwrite
+cp "$work/shipped"/* models/tuna-stories/
 echo "validation loss of the shipped (bf16) model:"
 $T eval --model models/tuna-stories --data "$work/val.txt" --seq-len 512 --quiet

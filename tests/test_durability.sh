@@ -12,8 +12,9 @@
 #     fsync'd (never a moment with neither on disk);
 #   - nothing is left under a temporary name.
 # Runs: a checkpointing `tuna sft` (token cache, checkpoints 2 and 4, the
-# final folder, report), `tuna export` (GGUF q8_0 and HF), `tuna convert
-# dtype`, `tuna data split`. Needs strace (else SKIP).
+# final folder, report), `tuna export` (GGUF q8_0 and HF: the folder published
+# whole), `tuna convert dtype` (to a new folder, and over it with
+# --overwrite), `tuna data split`. Needs strace (else SKIP).
 # Ends with "RESULT <passed> <failed> <skipped>"; exit 1 if anything failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -142,11 +143,15 @@ if traced gguf "$tuna" export --model "$model" --format gguf --type q8_0 --out "
   ok "export gguf under strace"; check_order "export gguf" gguf 1 0
 else bad "export gguf under strace" "$(tail -3 "$tmp/gguf.log")"; fi
 if traced hf "$tuna" export --model "$model" --format hf --dtype bf16 --out "$tmp/hf" >"$tmp/hf.log" 2>&1; then
-  ok "export hf under strace"; check_order "export hf" hf 3 0
+  ok "export hf under strace"; check_order "export hf" hf 3 1
 else bad "export hf under strace" "$(tail -3 "$tmp/hf.log")"; fi
 if traced conv "$tuna" convert dtype --model "$model" --dtype f16 --out "$tmp/f16" >"$tmp/conv.log" 2>&1; then
-  ok "convert dtype under strace"; check_order "convert dtype" conv 3 0
+  ok "convert dtype under strace"; check_order "convert dtype" conv 3 1
 else bad "convert dtype under strace" "$(tail -3 "$tmp/conv.log")"; fi
+# --overwrite: the complete new folder swapped with the old one in one rename
+if traced conv2 "$tuna" convert dtype --model "$model" --dtype bf16 --out "$tmp/f16" --overwrite >"$tmp/conv2.log" 2>&1; then
+  ok "convert dtype --overwrite under strace"; check_order "convert dtype --overwrite" conv2 3 1
+else bad "convert dtype --overwrite under strace" "$(tail -3 "$tmp/conv2.log")"; fi
 if traced split "$tuna" data split "$tmp/data.jsonl" --val 0.5 --out-train "$tmp/tr.jsonl" --out-val "$tmp/va.jsonl" >"$tmp/split.log" 2>&1; then
   ok "data split under strace"; check_order "data split" split 2 0
 else bad "data split under strace" "$(tail -3 "$tmp/split.log")"; fi

@@ -524,8 +524,8 @@ static void test_synth(void) {
              "%s data synth --out %s --train 300 --val 20 --eval 30 --seed 5 >/dev/null && cmp -s %s/train.jsonl %s/train.jsonl && "
              "cmp -s %s/eval.jsonl %s/eval.jsonl", dir, test_cli, a, test_cli, b, a, b, a, b);
     CHECK(run(cmd) == 0);
-    /* a larger train split leaves eval unchanged */
-    snprintf(cmd, sizeof cmd, "%s data synth --out %s --train 600 --val 20 --eval 30 --seed 5 >/dev/null && cmp -s %s/eval.jsonl %s/eval.jsonl && "
+    /* a larger train split leaves eval unchanged (written over b: --overwrite) */
+    snprintf(cmd, sizeof cmd, "%s data synth --out %s --train 600 --val 20 --eval 30 --seed 5 --overwrite >/dev/null && cmp -s %s/eval.jsonl %s/eval.jsonl && "
              "! cmp -s %s/train.jsonl %s/train.jsonl", test_cli, b, a, b, a, b);
     CHECK(run(cmd) == 0);
     const char *splits[3] = {"train", "val", "eval"};

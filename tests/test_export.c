@@ -61,8 +61,8 @@ static void test_merged_sharded(void) {
     CHECK(json_integer_value(json_object_get(json_object_get(idx, "metadata"), "total_size")) > 0 &&
           json_object_size(json_object_get(idx, "weight_map")) > 0);
     json_decref(idx);
-    /* again, unsharded, into the same folder: the old shards and index go */
-    snprintf(cmd, sizeof cmd, "%s export --model %s --format hf --out %s 2>/dev/null", test_cli, base, out);
+    /* again, unsharded, into the same folder (--overwrite): the old shards and index go */
+    snprintf(cmd, sizeof cmd, "%s export --model %s --format hf --out %s --overwrite 2>/dev/null", test_cli, base, out);
     CHECKF(system(cmd) == 0, "%s", cmd);
     CHECK(exists(out, "model.safetensors") && !exists(out, "model.safetensors.index.json") &&
           !exists(out, "model-00001-of-00006.safetensors") && !exists(out, "model-00006-of-00006.safetensors"));

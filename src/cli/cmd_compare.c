@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "core/rng.h"
@@ -202,6 +203,19 @@ int cmd_compare(int argc, char **argv) {
     }
     if (kmax > 0 && !train) return cli_usage_error("compare: --shots above 0 need --train FILE (the in-context examples)");
     if (!n_shots && !adapter && !tuned) return cli_usage_error("compare: nothing to run (--shots none and no --adapter or --tuned)");
+    if (report) {
+        /* --report may be the run folder of --adapter / --tuned (its report gains
+         * the comparison) and --append its compare.json; no other input may be
+         * written over */
+        char cj[PATH_MAX], rh[PATH_MAX];
+        snprintf(cj, sizeof cj, "%s/compare.json", report);
+        snprintf(rh, sizeof rh, "%s/report.html", report);
+        const cli_path ins[] = {{"--eval", eval, CLI_FILE}, {"--train", train, CLI_FILE}, {"--model", model, CLI_DIR},
+                                {"--adapter", adapter, CLI_DIR}, {"--tuned", tuned, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
+        const cli_path outs[] = {{"--report's compare.json", cj, CLI_FILE}, {"--report's report.html", rh, CLI_FILE}};
+        int prc = cli_check_paths("compare", ins, 6, outs, 2);
+        if (prc) return prc;
+    }
     json_t *prior = NULL;
     if (append) {
         json_error_t je;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli_paths.h"
 #include "commands.h"
 
 #define MAX_PRINTED 20
@@ -171,7 +172,10 @@ static int data_clean(int argc, char **argv) {
         snprintf(dflt, n, "%s.dropped.jsonl", out);
         dropped = dflt;
     }
-    if (!strcmp(dropped, out)) { free(dflt); return cli_usage_error("data clean: --out and --dropped must be different files"); }
+    /* --out may be FILE itself (cleaned in place: read whole before it is replaced) */
+    const cli_path ins[] = {{"FILE", in, CLI_FILE}}, outs[] = {{"--out", out, CLI_FILE | CLI_IN_PLACE}, {"--dropped", dropped, CLI_FILE}};
+    int prc = cli_check_paths("data clean", ins, 1, outs, 2);
+    if (prc) { free(dflt); return prc; }
     bad_printer bp = {0, 0, o.data.strict};
     o.data.on_bad = print_bad;
     o.data.ctx = &bp;
@@ -253,8 +257,10 @@ static int data_split(int argc, char **argv) {
     if (!out_val) out_val = dv;
     int rc = 0;
     if (!out_train || !out_val) rc = 1;
-    else if (!strcmp(out_train, out_val) || !strcmp(out_train, in) || !strcmp(out_val, in))
-        rc = cli_usage_error("data split: the input and the two outputs must be three different files");
+    else {
+        const cli_path ins[] = {{"FILE", in, CLI_FILE}}, outs[] = {{"--out-train", out_train, CLI_FILE}, {"--out-val", out_val, CLI_FILE}};
+        rc = cli_check_paths("data split", ins, 1, outs, 2);
+    }
     if (!rc) {
         bad_printer bp = {0, 0, o.strict};
         o.on_bad = print_bad;
@@ -286,6 +292,7 @@ static int data_split(int argc, char **argv) {
 
 static const char *synth_help =
     "usage: tuna data synth --out DIR [--task story-json|story-json-prefs] [--train N] [--val N] [--eval N] [--seed N]\n"
+    "                       [--overwrite]\n"
     "\n"
     "Writes seeded synthetic data (chat records {\"messages\":[user, assistant]},\n"
     "or preference pairs) to DIR/train.jsonl, DIR/val.jsonl and DIR/eval.jsonl,\n"
@@ -299,16 +306,19 @@ static const char *synth_help =
     "              the correct concise JSON, rejected the other child as \"who\" (60%),\n"
     "              the answer wrapped in chatter (20%) or\n"
     "              malformed JSON (20%); tuna eval on them gives the preference accuracy\n"
-    "Defaults: 2000 train, 100 val, 100 eval, seed 1.\n";
+    "Defaults: 2000 train, 100 val, 100 eval, seed 1. DIR is written under a\n"
+    "temporary name and published whole; an existing non-empty DIR is refused\n"
+    "unless --overwrite is given (then replaced once the new one is complete).\n";
 
 static int data_synth(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(synth_help, stdout); return 0; }
     const char *out = NULL, *task = "story-json";
-    int n_train = 2000, n_val = 100, n_eval = 100, seed = 1;
+    int n_train = 2000, n_val = 100, n_eval = 100, seed = 1, overwrite = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--out") && v) out = argv[++i];
         else if (!strcmp(a, "--task") && v) task = argv[++i];
+        else if (!strcmp(a, "--overwrite")) overwrite = 1;
         else if (!strcmp(a, "--train")) { if (cli_parse_int(a, v, 0, 10000000, &n_train)) return 2; i++; }
         else if (!strcmp(a, "--val")) { if (cli_parse_int(a, v, 0, 10000000, &n_val)) return 2; i++; }
         else if (!strcmp(a, "--eval")) { if (cli_parse_int(a, v, 0, 10000000, &n_eval)) return 2; i++; }
@@ -316,8 +326,14 @@ static int data_synth(int argc, char **argv) {
         else return cli_usage_error("data synth: unknown option or missing value '%s' (try tuna data synth --help)", a);
     }
     if (!out) return cli_usage_error("data synth: --out DIR is required");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) return cli_usage_error("%s: cannot create the folder", out);
-    tuna_status st = tuna_synth_task(task, out, n_train, n_val, n_eval, (uint64_t)seed);
+    if (strcmp(task, "story-json") && strcmp(task, "story-json-prefs"))
+        return cli_usage_error("data synth: unknown --task '%s' (known: story-json, story-json-prefs)", task);
+    cli_out_dir od;
+    int rc = cli_out_dir_begin(&od, "data synth", out, overwrite);
+    if (rc) return rc;
+    tuna_status st = tuna_synth_task(task, od.tmp, n_train, n_val, n_eval, (uint64_t)seed);
+    if (st == TUNA_OK) st = cli_out_dir_commit(&od);
+    cli_out_dir_abort(&od);
     if (st != TUNA_OK) return cli_status_error(st);
     printf("%s: %d train, %d val, %d eval examples (%s, seed %d)\n", out, n_train, n_val, n_eval, task, seed);
     return 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
@@ -235,6 +236,10 @@ int cmd_data_tokenize(int argc, char **argv) {
     int rc = parse_common(argc, argv, &model, &file, &out, &tmpl_arg, &o, NULL, &seq_len);
     if (rc) return rc;
     if (!out) return cli_usage_error("data tokenize: --out F is required");
+    const cli_path ins[] = {{"FILE", file, CLI_FILE}, {"--model", model, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
+    const cli_path outs[] = {{"--out", out, CLI_FILE}};
+    int prc = cli_check_paths("data tokenize", ins, 3, outs, 1);
+    if (prc) return prc;
     o.seq_len = seq_len;
     bad_ctx bc = {0};
     o.data.on_bad = on_bad;

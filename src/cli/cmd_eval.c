@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
@@ -153,6 +154,10 @@ int cmd_eval(int argc, char **argv) {
     if (quant && strcmp(quant, "nf4")) return cli_usage_error("eval: --quant must be nf4 (got '%s')", quant);
     if (regex && !generate) return cli_usage_error("eval: --regex scores generated answers; add --generate");
     if (regex && tuna_score_regex("", regex) < 0) return cli_usage_error("--regex: the pattern does not compile: %s", regex);
+    const cli_path ins[] = {{"--data", data, CLI_FILE}, {"--model", model, CLI_DIR}, {"--adapter", adapter, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
+    const cli_path outs[] = {{"--out", out_path, CLI_FILE}};
+    int prc = cli_check_paths("eval", ins, 4, outs, 1);
+    if (prc) return prc;
 
     tuna_model *m = NULL;
     tuna_tokenizer *tok = NULL;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
@@ -22,7 +23,7 @@
 #include "tuna_peft.h"
 
 static const char *export_help =
-    "usage: tuna export --model DIR [--adapter DIR] --format hf|gguf|gguf-lora --out PATH [options]\n"
+    "usage: tuna export --model DIR [--adapter DIR] --format hf|gguf|gguf-lora --out PATH [--overwrite] [options]\n"
     "\n"
     "Writes the model, with a LoRA or IA3 adapter folded in (--adapter), for other\n"
     "tools.\n"
@@ -48,6 +49,9 @@ static const char *export_help =
     "  --shard-size SIZE      largest weight file, e.g. 2GB, 500MB, 4GiB (default 5GB,\n"
     "                         as transformers; GB = 10^9 bytes, GiB = 2^30)\n"
     "  --template NAME|FILE   chat template to check and ship when the model has none\n"
+    "  --overwrite            --format hf: replace an existing non-empty OUT folder (only\n"
+    "                         once the new folder is complete; without it such an OUT is\n"
+    "                         refused). OUT may not be or hold an input.\n"
     "The stop tokens (the tokenizer's EOS and the chat template's end-of-turn\n"
     "token, e.g. <|im_end|> or <|eot_id|>) go to generation_config.json\n"
     "eos_token_id. After writing, a sample conversation is rendered and tokenized\n"
@@ -94,7 +98,7 @@ static tuna_status sample_ids(const char *dir, const char *tmpl_arg, int32_t **i
 
 /* generation_config.json with eos_token_id = the stop tokens (one, or a list) */
 static tuna_status write_generation_config(const char *src_dir, const char *out_dir, const int32_t *stops, int n_stops, int bos) {
-    char path[PATH_MAX];
+    char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/generation_config.json", src_dir);
     json_t *g = json_load_file(path, 0, NULL);
     if (!json_is_object(g)) { json_decref(g); g = json_object(); }
@@ -115,6 +119,7 @@ int cmd_export(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(export_help, stdout); return 0; }
     const char *model = NULL, *adapter = NULL, *format = NULL, *out = NULL, *dt = NULL, *tmpl_arg = NULL, *gtype = "f16";
     int64_t shard = 5000000000LL;
+    int overwrite = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--model") && v) model = argv[++i];
@@ -124,6 +129,7 @@ int cmd_export(int argc, char **argv) {
         else if (!strcmp(o, "--dtype") && v) dt = argv[++i];
         else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
         else if (!strcmp(o, "--type") && v) gtype = argv[++i];
+        else if (!strcmp(o, "--overwrite")) overwrite = 1;
         else if (!strcmp(o, "--shard-size") && v) {
             shard = parse_size(argv[++i]);
             if (shard < 1) return cli_usage_error("--shard-size: '%s' is not a size (e.g. 2GB, 500MB, 4GiB)", argv[i]);
@@ -132,6 +138,10 @@ int cmd_export(int argc, char **argv) {
     if (!model || !format || !out) return cli_usage_error("export: --model, --format and --out are required");
     int gguf = !strcmp(format, "gguf"), lora = !strcmp(format, "gguf-lora");
     if (strcmp(format, "hf") && !gguf && !lora) return cli_usage_error("export: --format must be hf, gguf or gguf-lora (got '%s')", format);
+    const cli_path in[] = {{"--model", model, CLI_DIR}, {"--adapter", adapter, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
+    const cli_path outs[] = {{"--out", out, gguf || lora ? CLI_FILE : CLI_DIR}};
+    int prc = cli_check_paths("export", in, 3, outs, 1);
+    if (prc) return prc;
     if (lora) {
         if (!adapter) return cli_usage_error("--format gguf-lora needs --adapter DIR");
         if (strcmp(gtype, "f32") && strcmp(gtype, "f16")) return cli_usage_error("--format gguf-lora: --type must be f32 or f16 (got '%s')", gtype);
@@ -150,6 +160,12 @@ int cmd_export(int argc, char **argv) {
     if (dt && strcmp(dt, "f32") && strcmp(dt, "f16") && strcmp(dt, "bf16"))
         return cli_usage_error("--dtype must be f32, f16 or bf16 for --format hf (got '%s')", dt);
 
+    cli_out_dir od = {0};
+    if (!gguf) {
+        int rc = cli_out_dir_begin(&od, "export", out, overwrite);
+        if (rc) return rc;
+    }
+    const char *dst = gguf ? out : od.tmp; /* where the files are written; published as out */
     tuna_model *m = NULL;
     int32_t *want = NULL, *want_lab = NULL, *got = NULL, *got_lab = NULL;
     size_t n_want = 0, n_got = 0;
@@ -162,12 +178,11 @@ int cmd_export(int argc, char **argv) {
     }
     tuna_dtype dtype = st == TUNA_OK ? tuna_model_config(m)->dtype : TUNA_DTYPE_F32;
     if (dt) dtype = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
-    if (st == TUNA_OK && !gguf && mkdir(out, 0755) != 0 && errno != EEXIST) st = tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", out, strerror(errno));
-    if (st == TUNA_OK && !gguf) st = tuna_model_save_sharded(m, out, dtype, shard);
+    if (st == TUNA_OK && !gguf) st = tuna_model_save_sharded(m, dst, dtype, shard);
     if (st != TUNA_OK) goto done;
     if (!gguf) {
         const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt"};
-        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, out, names[k]);
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, dst, names[k]);
     }
 
     /* stop tokens: EOS, and the special tokens the template writes at the end
@@ -231,13 +246,13 @@ int cmd_export(int argc, char **argv) {
         goto done;
     }
     free(tsrc);
-    st = write_generation_config(model, out, stops, n_stops, bos);
+    st = write_generation_config(model, dst, stops, n_stops, bos);
     if (st != TUNA_OK) goto done;
     if (n_stops || bos >= 0) {
         /* config.json names the same BOS and EOS as the tokenizer (its list of
          * stop tokens is generation_config.json's) */
-        char cp[4096];
-        snprintf(cp, sizeof cp, "%s/config.json", out);
+        char cp[PATH_MAX + 16];
+        snprintf(cp, sizeof cp, "%s/config.json", dst);
         tuna_config cfg;
         st = tuna_config_load(&cfg, cp);
         if (st == TUNA_OK) {
@@ -250,12 +265,14 @@ int cmd_export(int argc, char **argv) {
 
     /* the exported files must encode a conversation as training did */
     if (want) {
-        st = sample_ids(out, tmpl_arg, &got, &got_lab, &n_got);
+        st = sample_ids(dst, tmpl_arg, &got, &got_lab, &n_got);
         if (st == TUNA_OK && (n_got != n_want || memcmp(got, want, n_want * sizeof *got) || memcmp(got_lab, want_lab, n_want * sizeof *got)))
             st = tuna_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the exported files (%zu vs %zu tokens)",
                            out, n_got, n_want);
         if (st != TUNA_OK) goto done;
     }
+    st = cli_out_dir_commit(&od);
+    if (st != TUNA_OK) goto done;
     {
         char line[256] = "";
         for (int k = 0; k < n_stops; k++) snprintf(line + strlen(line), sizeof line - strlen(line), "%s%d", k ? ", " : "", stops[k]);
@@ -264,6 +281,7 @@ int cmd_export(int argc, char **argv) {
                 want ? "same token ids as training" : "not checked (no tokenizer or chat template)");
     }
 done:
+    cli_out_dir_abort(&od);
     free(want);
     free(want_lab);
     free(got);

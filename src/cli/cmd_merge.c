@@ -6,11 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_paths.h"
 #include "commands.h"
 #include "tuna_peft.h"
 
 static const char *merge_help =
-    "usage: tuna merge --model DIR --adapter DIR --out DIR [--save-dtype f32|bf16|f16]\n"
+    "usage: tuna merge --model DIR --adapter DIR --out DIR [--save-dtype f32|bf16|f16] [--overwrite]\n"
     "\n"
     "Folds the adapter into the base weights and writes OUT as a plain model folder\n"
     "(model.safetensors, config.json, the base's tokenizer files) that any tool\n"
@@ -18,7 +19,10 @@ static const char *merge_help =
     "stored in DIR (for an adapter trained with --method qlora: the full-precision\n"
     "weights, not the NF4 copy it was trained against). Prompt-tuning adapters\n"
     "cannot be merged (they add virtual tokens, not weights).\n"
-    "  --save-dtype D   dtype of the written weights (default f32)\n";
+    "  --save-dtype D   dtype of the written weights (default f32)\n"
+    "  --overwrite      replace an existing non-empty OUT (only once the new folder\n"
+    "                   is complete; without it such an OUT is refused). OUT may not\n"
+    "                   be or hold --model or --adapter.\n";
 
 /* the method an adapter folder written by `tuna sft` was trained with, if known */
 static int trained_with_qlora(const char *adapter) {
@@ -34,20 +38,26 @@ static int trained_with_qlora(const char *adapter) {
 int cmd_merge(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(merge_help, stdout); return 0; }
     const char *model = NULL, *adapter = NULL, *out = NULL, *dt = "f32";
+    int overwrite = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--adapter") && i + 1 < argc) adapter = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--save-dtype") && i + 1 < argc) dt = argv[++i];
+        else if (!strcmp(argv[i], "--overwrite")) overwrite = 1;
         else return cli_usage_error("merge: unknown option '%s' (see tuna merge --help)", argv[i]);
     }
     if (!model || !adapter || !out) return cli_usage_error("merge: --model, --adapter and --out are required");
     tuna_dtype sdt = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
     if (strcmp(dt, "f32") && strcmp(dt, "bf16") && strcmp(dt, "f16")) return cli_usage_error("--save-dtype must be f32, bf16 or f16");
-    tuna_model *m;
+    const cli_path in[] = {{"--model", model, CLI_DIR}, {"--adapter", adapter, CLI_DIR}}, outs[] = {{"--out", out, CLI_DIR}};
+    cli_out_dir od;
+    int rc = cli_check_paths("merge", in, 2, outs, 1);
+    if (!rc) rc = cli_out_dir_begin(&od, "merge", out, overwrite);
+    if (rc) return rc;
+    tuna_model *m = NULL;
     tuna_status st = tuna_model_load(&m, model);
-    if (st != TUNA_OK) return cli_status_error(st);
-    st = tuna_peft_load(m, adapter);
+    if (st == TUNA_OK) st = tuna_peft_load(m, adapter);
     const char *kind = "";
     if (st == TUNA_OK) {
         const tuna_peft_config *c = tuna_peft_get(m);
@@ -61,13 +71,15 @@ int cmd_merge(int argc, char **argv) {
     if (st == TUNA_OK && trained_with_qlora(adapter))
         fprintf(stderr, "note: this adapter was trained with --method qlora against NF4-quantized base weights; the delta is "
                         "added to the original full-precision weights, as QLoRA merges do\n");
-    if (st == TUNA_OK) st = tuna_model_save(m, out, sdt);
+    if (st == TUNA_OK) st = tuna_model_save(m, od.tmp, sdt);
     if (st == TUNA_OK) {
         const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
                                "tokenizer.model", "vocab.json", "merges.txt"};
-        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, out, names[k]);
-        fprintf(stderr, "wrote %s/model.safetensors\n", out);
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, od.tmp, names[k]);
+        st = cli_out_dir_commit(&od);
     }
+    cli_out_dir_abort(&od);
+    if (st == TUNA_OK) fprintf(stderr, "wrote %s/model.safetensors\n", out);
     tuna_model_free(m);
     return st == TUNA_OK ? 0 : cli_status_error(st);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cli_paths.h"
 #include "commands.h"
 #include "tuna_template.h"
 #include "tuna_tokenizer_train.h"
@@ -18,7 +19,7 @@ static const char tokenizer_help[] =
     "  train    train a byte-level BPE tokenizer (Hugging Face tokenizer.json) on text\n";
 
 static const char train_help[] =
-    "usage: tuna tokenizer train --data FILE [--data FILE ...] --vocab-size N --out DIR\n"
+    "usage: tuna tokenizer train --data FILE [--data FILE ...] --vocab-size N --out DIR [--overwrite]\n"
     "                            [--min-frequency N] [--special TOK ...] [--max-bytes N]\n"
     "                            [--regex PATTERN] [--model-max-length N]\n"
     "\n"
@@ -28,7 +29,8 @@ static const char train_help[] =
     "  --data FILE          training text: plain UTF-8 (read line by line), or JSONL\n"
     "                       with {\"text\": ...} records when FILE ends in .jsonl\n"
     "  --vocab-size N       vocabulary size including special tokens (>= 256 + specials)\n"
-    "  --out DIR            output folder (created if missing)\n"
+    "  --out DIR            output folder (created if missing; may hold other files)\n"
+    "  --overwrite          replace DIR's tokenizer files (without it they are refused)\n"
     "  --min-frequency N    stop merging when the best pair occurs fewer times (default 2)\n"
     "  --special TOK        special token (repeatable; replaces the defaults). The first\n"
     "                       is bos/eos/pad/unk. Default: <|endoftext|> <|im_start|> <|im_end|>\n"
@@ -79,11 +81,12 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     tuna_bpe_train_opts_default(&o);
     const char **files = calloc((size_t)argc, sizeof *files), **specials = calloc((size_t)argc, sizeof *specials);
     if (!files || !specials) { free(files); free(specials); return cli_usage_error("out of memory"); }
-    const char *out = NULL;
+    const char *out = NULL, *tmpl_arg = NULL;
     char *tmpl_src = NULL;
-    int nf = 0, ns = 0, rc = 0;
+    int nf = 0, ns = 0, rc = 0, overwrite = 0;
     for (int i = 1; i < argc && !rc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--overwrite")) { overwrite = 1; continue; }
         int takes = !strcmp(a, "--data") || !strcmp(a, "--out") || !strcmp(a, "--special") || !strcmp(a, "--regex") ||
                     !strcmp(a, "--vocab-size") || !strcmp(a, "--min-frequency") || !strcmp(a, "--max-bytes") ||
                     !strcmp(a, "--model-max-length") || !strcmp(a, "--chat-template");
@@ -98,6 +101,7 @@ static int cmd_tokenizer_train(int argc, char **argv) {
         else if (!strcmp(a, "--min-frequency")) rc = cli_parse_int(a, v, 0, 1 << 30, &o.min_frequency) ? 2 : 0;
         else if (!strcmp(a, "--model-max-length")) rc = cli_parse_int(a, v, 1, 1 << 30, &o.model_max_length) ? 2 : 0;
         else if (!strcmp(a, "--chat-template")) {
+            tmpl_arg = v;
             free(tmpl_src);
             tmpl_src = NULL;
             const char *b = tuna_template_builtin(v);
@@ -132,6 +136,15 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     if (!rc && !nf) rc = cli_usage_error("tokenizer train: --data FILE is required");
     if (!rc && !o.vocab_size) rc = cli_usage_error("tokenizer train: --vocab-size N is required");
     if (!rc && !out) rc = cli_usage_error("tokenizer train: --out DIR is required");
+    if (!rc) {
+        cli_path in[65], outs[] = {{"--out", out, CLI_DIR}};
+        int n_in = 0;
+        for (int k = 0; k < nf && n_in < 64; k++) in[n_in++] = (cli_path){"--data", files[k], CLI_FILE};
+        if (tmpl_arg) in[n_in++] = (cli_path){"--chat-template", tmpl_arg, CLI_FILE};
+        rc = cli_check_paths("tokenizer train", in, n_in, outs, 1);
+    }
+    static const char *const writes[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+    if (!rc) rc = cli_out_names_free("tokenizer train", out, writes, 3, overwrite);
     if (rc) { free(files); free(specials); free(tmpl_src); return rc; }
     o.files = files;
     o.n_files = nf;

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "cli/train_metrics.h"
+#include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
@@ -527,6 +528,18 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (pretrain && (!config_path || !tok_dir || !data_path || !out_dir))
         return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
     if (!pretrain && (!model_dir || !data_path || !out_dir)) return cli_usage_error("%s: --model, --data and --out are required", cmd);
+    {   /* --out may not be or hold an input (--resume OUT/checkpoint-N aside) */
+        const cli_path named[] = {{"--model", model_dir, CLI_DIR}, {"--ref-model", ref_model, CLI_DIR}, {"--adapter", adapter_dir, CLI_DIR},
+                                  {"--resume", resume, CLI_DIR | CLI_NESTED_OK}, {"--tokenizer", tok_dir, CLI_DIR},
+                                  {"--config", config_path, CLI_FILE}, {"--general-eval", general, CLI_FILE}, {"--template", template_arg, CLI_FILE}};
+        cli_path ins[2 * MAX_DATA + 8], outs[] = {{"--out", out_dir, CLI_DIR}};
+        int n_in = 0;
+        for (size_t k = 0; k < sizeof named / sizeof *named; k++) ins[n_in++] = named[k];
+        for (int k = 0; k < n_data; k++) ins[n_in++] = (cli_path){"--data", data_paths[k], CLI_FILE};
+        for (int k = 0; k < n_val; k++) ins[n_in++] = (cli_path){"--val", val_paths[k], CLI_FILE};
+        int prc = cli_check_paths(cmd, ins, n_in, outs, 1);
+        if (prc) return prc;
+    }
     /* data-parallel under mpirun: rank 0 alone prints and writes files */
     tuna_status dst = tuna_dist_init();
     if (dst != TUNA_OK) return cli_status_error(dst);

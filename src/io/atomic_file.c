@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <ftw.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -154,14 +156,46 @@ static int sync_entry(const char *path, const struct stat *sb, int type, struct 
     return rc == 0 ? 0 : e;
 }
 
-tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
-    /* depth first: each folder after its content, tmp_dir last */
+/* everything under tmp_dir durable: depth first, each folder after its
+ * content, tmp_dir last */
+static tuna_status sync_tree(const char *tmp_dir) {
     int e = nftw(tmp_dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (e != 0) {
         int err = e > 0 ? e : errno;
         return tuna_fail(atomic_write_status(err), "%s: cannot sync: %s", tmp_dir, strerror(err));
     }
+    return TUNA_OK;
+}
+
+tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
+    tuna_status st = sync_tree(tmp_dir);
+    if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0)
         return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
+    return sync_parent(dir);
+}
+
+/* Without RENAME_EXCHANGE (a file system that lacks it): dir moved aside,
+ * tmp_dir renamed into place (dir put back if that fails), the old folder
+ * then named tmp_dir. */
+static int swap_by_renames(const char *tmp_dir, const char *dir) {
+    char aside[PATH_MAX];
+    if (snprintf(aside, sizeof aside, "%s.old", tmp_dir) >= (int)sizeof aside) { errno = ENAMETOOLONG; return -1; }
+    if (rename(dir, aside) != 0) return -1;
+    if (rename(tmp_dir, dir) != 0) {
+        int e = errno;
+        rename(aside, dir);
+        errno = e;
+        return -1;
+    }
+    return rename(aside, tmp_dir);
+}
+
+tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir) {
+    tuna_status st = sync_tree(tmp_dir);
+    if (st != TUNA_OK) return st;
+    int rc = renameat2(AT_FDCWD, tmp_dir, AT_FDCWD, dir, RENAME_EXCHANGE);
+    if (rc != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) rc = swap_by_renames(tmp_dir, dir);
+    if (rc != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot replace it with the new folder: %s", dir, strerror(errno));
     return sync_parent(dir);
 }

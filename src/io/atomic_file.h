@@ -49,6 +49,11 @@ tuna_status atomic_file_write_json(const char *path, const json_t *j, size_t fla
 /* Makes everything under tmp_dir durable (files, subfolders, tmp_dir), renames
  * tmp_dir to dir (which must not exist or be empty) and fsyncs dir's parent. */
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir);
+/* The same for a dir that exists: tmp_dir's content made durable, then
+ * swapped with dir in one step (RENAME_EXCHANGE; moved aside and back where
+ * the file system lacks it), dir's parent fsync'd. On success tmp_dir names
+ * the old folder, for the caller to remove; on failure dir is untouched. */
+tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir);
 /* fsync of a folder (so the names created or renamed in it are durable). */
 tuna_status atomic_sync_dir(const char *dir);
 #endif
