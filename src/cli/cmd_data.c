@@ -172,6 +172,9 @@ static int data_clean(int argc, char **argv) {
         dropped = dflt;
     }
     if (!strcmp(dropped, out)) { free(dflt); return cli_usage_error("data clean: --out and --dropped must be different files"); }
+    int refused = cli_output_refused(out, 0);
+    if (!refused) refused = cli_output_refused(dropped, 0);
+    if (refused) { free(dflt); return refused; }
     bad_printer bp = {0, 0, o.data.strict};
     o.data.on_bad = print_bad;
     o.data.ctx = &bp;
@@ -255,6 +258,8 @@ static int data_split(int argc, char **argv) {
     if (!out_train || !out_val) rc = 1;
     else if (!strcmp(out_train, out_val) || !strcmp(out_train, in) || !strcmp(out_val, in))
         rc = cli_usage_error("data split: the input and the two outputs must be three different files");
+    if (!rc) rc = cli_output_refused(out_train, 0);
+    if (!rc) rc = cli_output_refused(out_val, 0);
     if (!rc) {
         bad_printer bp = {0, 0, o.strict};
         o.on_bad = print_bad;

@@ -235,6 +235,7 @@ int cmd_data_tokenize(int argc, char **argv) {
     int rc = parse_common(argc, argv, &model, &file, &out, &tmpl_arg, &o, NULL, &seq_len);
     if (rc) return rc;
     if (!out) return cli_usage_error("data tokenize: --out F is required");
+    if (cli_output_refused(out, 0)) return 2;
     o.seq_len = seq_len;
     bad_ctx bc = {0};
     o.data.on_bad = on_bad;

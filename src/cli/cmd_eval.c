@@ -150,6 +150,7 @@ int cmd_eval(int argc, char **argv) {
         else return cli_usage_error("eval: unknown option or missing value '%s' (see tuna eval --help)", o);
     }
     if (!model || !data) return cli_usage_error("eval: --model DIR and --data FILE are required");
+    if (cli_output_refused(out_path, 0)) return 2;
     if (quant && strcmp(quant, "nf4")) return cli_usage_error("eval: --quant must be nf4 (got '%s')", quant);
     if (regex && !generate) return cli_usage_error("eval: --regex scores generated answers; add --generate");
     if (regex && tuna_score_regex("", regex) < 0) return cli_usage_error("--regex: the pattern does not compile: %s", regex);

@@ -132,6 +132,7 @@ int cmd_export(int argc, char **argv) {
     if (!model || !format || !out) return cli_usage_error("export: --model, --format and --out are required");
     int gguf = !strcmp(format, "gguf"), lora = !strcmp(format, "gguf-lora");
     if (strcmp(format, "hf") && !gguf && !lora) return cli_usage_error("export: --format must be hf, gguf or gguf-lora (got '%s')", format);
+    if (cli_output_refused(out, !gguf && !lora)) return 2;
     if (lora) {
         if (!adapter) return cli_usage_error("--format gguf-lora needs --adapter DIR");
         if (strcmp(gtype, "f32") && strcmp(gtype, "f16")) return cli_usage_error("--format gguf-lora: --type must be f32 or f16 (got '%s')", gtype);

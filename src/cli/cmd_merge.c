@@ -42,6 +42,7 @@ int cmd_merge(int argc, char **argv) {
         else return cli_usage_error("merge: unknown option '%s' (see tuna merge --help)", argv[i]);
     }
     if (!model || !adapter || !out) return cli_usage_error("merge: --model, --adapter and --out are required");
+    if (cli_output_refused(out, 1)) return 2;
     tuna_dtype sdt = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
     if (strcmp(dt, "f32") && strcmp(dt, "bf16") && strcmp(dt, "f16")) return cli_usage_error("--save-dtype must be f32, bf16 or f16");
     tuna_model *m;
