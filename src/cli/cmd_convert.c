@@ -49,6 +49,7 @@ static int convert_dtype(int argc, char **argv) {
     if (!model || !out || !dt) return cli_usage_error("convert dtype: --model, --dtype and --out are required");
     if (!parse_dtype(dt, &dtype)) return cli_usage_error("convert dtype: --dtype must be f32, f16 or bf16");
     if (!strcmp(model, out)) return cli_usage_error("convert dtype: --out must differ from --model");
+    if (cli_output_refused(out, 1)) return 2;
     if (mkdir(out, 0755) != 0 && errno != EEXIST) return cli_usage_error("%s: cannot create: %s", out, strerror(errno));
     tuna_model *m;
     tuna_status st = tuna_model_load(&m, model);
@@ -78,6 +79,7 @@ int cmd_convert(int argc, char **argv) {
         else return cli_usage_error("convert: unknown option '%s' (see tuna convert --help)", argv[i]);
     }
     if (!ckpt || !out) return cli_usage_error("convert: --checkpoint and --out are required");
+    if (cli_output_refused(out, 1)) return 2;
     if (mkdir(out, 0755) != 0 && errno != EEXIST) return cli_usage_error("%s: cannot create: %s", out, strerror(errno));
     tuna_status st = tuna_llama2c_convert(ckpt, out);
     if (st != TUNA_OK) return cli_status_error(st);
@@ -108,6 +110,7 @@ int cmd_init(int argc, char **argv) {
         else return cli_usage_error("init: unknown option '%s' (see tuna init --help)", argv[i]);
     }
     if (!cfgp || !out) return cli_usage_error("init: --config and --out are required");
+    if (cli_output_refused(out, 1)) return 2;
     tuna_dtype dtype;
     if (!strcmp(dt, "f32")) dtype = TUNA_DTYPE_F32;
     else if (!strcmp(dt, "f16")) dtype = TUNA_DTYPE_F16;

@@ -321,6 +321,7 @@ static int data_synth(int argc, char **argv) {
         else return cli_usage_error("data synth: unknown option or missing value '%s' (try tuna data synth --help)", a);
     }
     if (!out) return cli_usage_error("data synth: --out DIR is required");
+    if (cli_output_refused(out, 1)) return 2;
     if (mkdir(out, 0777) != 0 && errno != EEXIST) return cli_usage_error("%s: cannot create the folder", out);
     tuna_status st = tuna_synth_task(task, out, n_train, n_val, n_eval, (uint64_t)seed);
     if (st != TUNA_OK) return cli_status_error(st);

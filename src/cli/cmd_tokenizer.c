@@ -132,6 +132,7 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     if (!rc && !nf) rc = cli_usage_error("tokenizer train: --data FILE is required");
     if (!rc && !o.vocab_size) rc = cli_usage_error("tokenizer train: --vocab-size N is required");
     if (!rc && !out) rc = cli_usage_error("tokenizer train: --out DIR is required");
+    if (!rc) rc = cli_output_refused(out, 1);
     if (rc) { free(files); free(specials); free(tmpl_src); return rc; }
     o.files = files;
     o.n_files = nf;
