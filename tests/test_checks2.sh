@@ -131,6 +131,8 @@ int mkdir(const char *path, mode_t mode) {
     return real(path, mode);
 }
 EOF
+# (an ASan build must be told that a library comes before its runtime)
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 if ${CC:-cc} -shared -fPIC -o "$tmp/nospc.so" "$tmp/nospc.c" -ldl 2>"$tmp/cc.err"; then
   run nospc_ck env NOSPC_MKDIR=.checkpoint- LD_PRELOAD="$tmp/nospc.so" "$tuna" sft --model "$tmp/llama16" --data "$tmp/ten.jsonl" --out "$tmp/ns_ck" --steps 2 --save-every 1 --quiet
   expect "sft: no room for the checkpoint folder: exit 1" 1 ".checkpoint-1.tmp: cannot create: No space left on device"
