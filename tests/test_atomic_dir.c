@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -55,6 +56,19 @@ int main(void) {
     CHECK(atomic_dir_replace(tmp, dir) != TUNA_OK);
     CHECK(strstr(tuna_last_error(), ".out.tmp") != NULL);
     CHECK(!strcmp(get(dir, "new.txt"), "new"));
+
+    /* the lowest level refuses outputs that are not regular files (a FIFO,
+     * as a device would be): nothing is created, the FIFO stays */
+    char fifo[320];
+    snprintf(fifo, sizeof fifo, "%s/pipe", root);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    atomic_file af;
+    CHECK(atomic_file_open(&af, fifo) != TUNA_OK);
+    CHECKF(strstr(tuna_last_error(), "FIFO") != NULL, "names the FIFO: %s", tuna_last_error());
+    mkdir(tmp, 0755);
+    CHECK(atomic_dir_commit(tmp, fifo) != TUNA_OK);
+    struct stat sb;
+    CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
 
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     CHECK(system(cmd) == 0);

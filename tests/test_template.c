@@ -386,6 +386,14 @@ static void test_runtime(void) {
     }
     CHECK(render_str("{{ 7 % 2 }}|{{ 7 // 2 }}|{{ 1 / 4 }}", msgs, 0, &out) == TUNA_OK && out && !strcmp(out, "1|3|0.25"));
     free(out);
+    /* modulo and floor division follow Python's signs (the result of % has
+     * the divisor's sign; // rounds toward minus infinity), not C's fmod */
+    const char *py = "{{ (-7) % 3 }}|{{ 7 % -3 }}|{{ (-7) // 2 }}|{{ 7 // -2 }}|{{ (-7.5) % 2 }}|{{ 7.5 % -2 }}|{{ (-6) % 3 }}|"
+                     "{{ 1 // 0.1 }}|{{ (-7.5) // 2 }}";
+    tuna_status ps = render_str(py, msgs, 0, &out);
+    CHECKF(ps == TUNA_OK && out && !strcmp(out, "2|-2|-4|-4|0.5|-0.5|0|9.0|-4.0"), "status %d, '%s' (want Python's 2|-2|-4|-4|0.5|-0.5|0|9.0|-4.0)",
+           ps, ps ? tuna_last_error() : out);
+    free(out);
     /* extra variables (tools) are visible, undefined ones render as "" */
     CHECK(render_str("{{ tools[0].name }}|{{ nothing }}|{{ bos_token }}{{ add_generation_prompt }}", msgs, 1, &out) == TUNA_OK);
     CHECK(out && !strcmp(out, "f||<s>true"));

@@ -118,6 +118,8 @@ static int check_all(const char *cmd, const cli_path *in, path_id *ii, int n_in,
 int cli_check_paths(const char *cmd, const cli_path *in, int n_in, const cli_path *out, int n_out) {
     path_id *ii = calloc((size_t)n_in + 1, sizeof *ii), *oi = calloc((size_t)n_out + 1, sizeof *oi);
     int rc = ii && oi ? check_all(cmd, in, ii, n_in, out, oi, n_out) : (fputs("tuna: error: out of memory\n", stderr), 1);
+    /* an output that is a device, FIFO or a file of the other kind is refused too */
+    for (int k = 0; !rc && k < n_out; k++) rc = cli_output_refused(out[k].path, (out[k].flags & CLI_DIR) != 0);
     free(ii);
     free(oi);
     return rc;

@@ -183,6 +183,7 @@ int cmd_compare(int argc, char **argv) {
         else return cli_usage_error("compare: unknown option or missing value '%s' (see tuna compare --help)", o);
     }
     if (!model || !eval) return cli_usage_error("compare: --model DIR and --eval FILE are required");
+    if (cli_output_refused(report, 1)) return 2;
     if (adapter && tuned) return cli_usage_error("compare: give --adapter or --tuned, not both");
     if (!tuna_eval_metric_known(metric) || !strcmp(metric, "loss") || !strcmp(metric, "ppl"))
         return cli_usage_error("compare: unknown --metric '%s' (exact_match, contains, rouge_l, json_valid, json_fields, regex)", metric);

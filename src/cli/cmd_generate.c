@@ -135,6 +135,32 @@ static const char *chat_help =
     "With --json each reply is one JSON object (see tuna generate --help).\n";
 
 static int generate_main(int argc, char **argv, int interactive);
+/* The new tokens that fit after a prompt of `used` positions (prompt-tuning
+ * virtual tokens included), in *fit. RoPE models: all max_new, with one
+ * warning when the prompt, or the prompt and max_new together, run past
+ * max_position_embeddings (sft and eval warn alike; serve refuses). Learned
+ * positions (GPT-2) have none past the last: generation stops there, with a
+ * warning saying when, and a prompt that leaves no room is an error. */
+static tuna_status fit_context(const tuna_config *cfg, long used, int max_new, int *fit) {
+    int limit = cfg->max_positions;
+    *fit = max_new;
+    if (limit <= 0 || used + max_new <= limit) return TUNA_OK;
+    if (!cfg->learned_positions) {
+        if (used > limit) cli_warn_context(NULL, 1, 1, "prompts are", used, limit);
+        else
+            fprintf(stderr, "tuna: warning: the prompt's %ld tokens and --max-new-tokens %d run past the model's context of %d "
+                            "positions (max_position_embeddings): generation goes on past it\n", used, max_new, limit);
+        return TUNA_OK;
+    }
+    if (used >= limit)
+        return tuna_fail(TUNA_ERR_ARG, "the prompt's %ld tokens leave no room for a new token in the model's %d learned positions",
+                         used, limit);
+    *fit = (int)(limit - used);
+    fprintf(stderr, "tuna: warning: the prompt's %ld tokens and --max-new-tokens %d run past the model's %d learned positions: "
+                    "generation stops after %d new tokens\n", used, max_new, limit, *fit);
+    return TUNA_OK;
+}
+
 int cmd_generate(int argc, char **argv) { return generate_main(argc, argv, 0); }
 int cmd_chat(int argc, char **argv) { return generate_main(argc, argv, 1); }
 
@@ -258,20 +284,14 @@ static int generate_main(int argc, char **argv, int interactive) {
         free(rendered);
         if (st == TUNA_OK && n == 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
         int P = tuna_peft_get(m) && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT ? tuna_peft_get(m)->num_virtual_tokens : 0;
-        if (st == TUNA_OK && !cfg->learned_positions && (long)n + P > cfg->max_positions)
-            cli_warn_context(NULL, 1, 1, "prompts are", (long)n + P, cfg->max_positions);
-        int ctx = (int)n + P + max_new;
-        if (cfg->learned_positions && ctx > cfg->max_positions) ctx = cfg->max_positions;
+        int fit = max_new;
+        if (st == TUNA_OK) st = fit_context(cfg, (long)n + P, max_new, &fit);
         tuna_decoder_free(d);
         d = NULL;
-        if (st == TUNA_OK) st = tuna_decoder_create(&d, m, 1, ctx, (int)n + P > 1 ? (int)n + P : 1);
-        tuna_gen_opts go = {.max_new_tokens = max_new, .sample = sa, .eos_ids = eos, .n_eos = n_eos, .stop = stops,
+        if (st == TUNA_OK) st = tuna_decoder_create(&d, m, 1, (int)n + P + fit, (int)n + P > 1 ? (int)n + P : 1);
+        tuna_gen_opts go = {.max_new_tokens = fit, .sample = sa, .eos_ids = eos, .n_eos = n_eos, .stop = stops,
                             .n_stop = n_stop, .on_text = json ? NULL : on_text};
         tuna_gen_result res;
-        if (st == TUNA_OK) {
-            if ((int)n + P + max_new > ctx) go.max_new_tokens = ctx - (int)n - P;
-            if (go.max_new_tokens < 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt's %zu tokens exceed the model's %d positions", n, ctx);
-        }
         if (st == TUNA_OK) st = tuna_generate(d, tok, ids, (int)n, &go, &res);
         free(ids);
         if (st != TUNA_OK) break;

@@ -177,8 +177,11 @@ static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const
     int step = tuna_trainer_step_count(tr);
     snprintf(fin, sizeof fin, "%s/checkpoint-%d", out_dir, step);
     snprintf(tmp, sizeof tmp, "%s/.checkpoint-%d.tmp", out_dir, step);
+    /* a device or file of that name is refused, not discarded below */
+    tuna_status st = atomic_check_output(fin, 1);
+    if (st != TUNA_OK) return st;
     remove_tree(tmp);
-    tuna_status st = tuna_trainer_save(tr, tmp, extra);
+    st = tuna_trainer_save(tr, tmp, extra);
     if (st != TUNA_OK) { remove_tree(tmp); return st; }
     const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) cli_copy_file(model_dir, tmp, names[k]);
@@ -273,6 +276,19 @@ static tuna_status general_eval(tuna_trainer *tr, tuna_tokenizer *tok, const cha
     return st;
 }
 
+/* the positions a prompt-tuning adapter's virtual tokens take (else 0) */
+static int virtual_tokens(tuna_model *m) {
+    const tuna_peft_config *c = tuna_peft_get(m);
+    return c && c->type == TUNA_PEFT_PROMPT ? c->num_virtual_tokens : 0;
+}
+
+/* The file that part k came from: data_paths[k] for the training parts
+ * (k < n_data), then val_paths[k - n_data] — or, with --val-split (val_paths
+ * NULL), the data file whose share part k is. */
+static const char *part_file(int k, int n_data, const char *const *data_paths, const char *const *val_paths) {
+    return k < n_data ? data_paths[k] : val_paths ? val_paths[k - n_data] : data_paths[k - n_data];
+}
+
 /* Writes the result: the adapter when one is trained, else the model. */
 static tuna_status save_result(tuna_model *m, const char *out_dir, tuna_dtype dt) {
     return tuna_peft_get(m) ? tuna_peft_save(m, out_dir) : tuna_model_save(m, out_dir, dt);
@@ -363,18 +379,21 @@ static tuna_status check_vocab(const tuna_pretok *p, int V, const char *path) {
 
 /* sequences longer than the model's positions: a warning where positions are
  * computed (RoPE runs on, untrained), an error where they are learned (no row
- * of the table exists for them) */
-static tuna_status check_context(const tuna_pretok *p, const tuna_config *c, const char *path) {
+ * of the table exists for them). virt: the prompt-tuning virtual tokens put
+ * before every sequence, which take positions too. */
+static tuna_status check_context(const tuna_pretok *p, const tuna_config *c, int virt, const char *path) {
     long over = 0, longest = 0;
     for (int64_t i = 0; i < p->n; i++) {
-        long len = (long)(p->off[i + 1] - p->off[i]);
+        long len = (long)(p->off[i + 1] - p->off[i]) + virt;
         if (len > c->max_positions) over++;
         if (len > c->max_positions && len > longest) longest = len;
     }
+    char what[96];
+    snprintf(what, sizeof what, virt ? "sequences (with %d virtual tokens) are" : "sequences are", virt);
     if (over && c->learned_positions)
-        return tuna_fail(TUNA_ERR_ARG, "%s: %ld of %lld sequences are longer than the model's %d learned positions (longest %ld tokens): lower --seq-len",
-                         path, over, (long long)p->n, c->max_positions, longest);
-    cli_warn_context(path, over, (long)p->n, "sequences are", longest, c->max_positions);
+        return tuna_fail(TUNA_ERR_ARG, "%s: %ld of %lld %s longer than the model's %d learned positions (longest %ld tokens): lower --seq-len%s",
+                         path, over, (long long)p->n, what, c->max_positions, longest, virt ? " or --num-virtual-tokens" : "");
+    cli_warn_context(path, over, (long)p->n, what, longest, c->max_positions);
     return TUNA_OK;
 }
 
@@ -724,14 +743,15 @@ int cli_train_command(int argc, char **argv, int mode) {
         int64_t before = pp->n, removed = tuna_pretok_drop_uncounted(pp);
         if (removed < 0) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
         else if (removed > 0 && !quiet)
-            fprintf(stderr, "%s: %lld of %lld examples have no counted token (response truncated away at --seq-len %d?): left out\n",
-                    k < n_data ? data_paths[k] : val_paths[k - n_data], (long long)removed, (long long)before, a.seq_len);
+            fprintf(stderr, "%s%s: %lld of %lld examples have no counted token (response truncated away at --seq-len %d?): left out\n",
+                    part_file(k, n_data, data_paths, val_path ? val_paths : NULL), k >= n_data && !val_path ? " (--val-split share)" : "",
+                    (long long)removed, (long long)before, a.seq_len);
     }
     for (int k = 0; st == TUNA_OK && k < n_data; k++)
         if (parts[k].n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", data_paths[k]);
     for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++)
-        st = check_context(k < n_data ? &parts[k] : &vparts[k - n_data], tuna_model_config(m),
-                           k < n_data || !val_path ? data_paths[k % n_data] : val_paths[k - n_data]);
+        st = check_context(k < n_data ? &parts[k] : &vparts[k - n_data], tuna_model_config(m), virtual_tokens(m),
+                           part_file(k, n_data, data_paths, val_path ? val_paths : NULL));
     for (int k = 0; st == TUNA_OK && pack && k < n_data; k++) {
         tuna_pretok packed;
         int64_t examples = parts[k].n;

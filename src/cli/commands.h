@@ -80,6 +80,11 @@ void cli_warn_context(const char *where, long count, long total, const char *wha
  * output, then ends every rank of the job with exit code `code` (the others
  * would wait in a collective forever). Returns when not in such a job. */
 void cli_abort_job(int code);
+/* 0 when path may be written as an output file (folder 0) or output folder
+ * (folder 1) — absent, or a regular file / a folder; else prints why ("is a
+ * character device, not a regular file") and returns 2. NULL is fine. Called
+ * before any work; atomic_file_open and atomic_dir_commit check again. */
+int cli_output_refused(const char *path, int folder);
 /* Total bytes of the *.safetensors files in a folder (0 if none). */
 long long cli_safetensors_bytes(const char *dir);
 /* Copies src_dir/name to dst_dir/name (temporary name, then rename); silently

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "tuna_dist.h"
 
 typedef struct {
@@ -68,6 +69,11 @@ void cli_warn_context(const char *where, long count, long total, const char *wha
     fprintf(stderr, "tuna: warning: %s%s%ld of %ld %s longer than the model's context of %d positions "
                     "(max_position_embeddings; longest %ld tokens)\n",
             where ? where : "", where ? ": " : "", count, total, what, limit, longest);
+}
+
+int cli_output_refused(const char *path, int folder) {
+    if (!path || atomic_check_output(path, folder) == TUNA_OK) return 0;
+    return cli_status_error(TUNA_ERR_IO);
 }
 
 void cli_abort_job(int code) {

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* distinguishes the temporary names of one process's threads */
@@ -50,23 +51,56 @@ tuna_status atomic_write_failed(const char *path, int err) {
     return tuna_fail(atomic_write_status(err), "%s: write failed: %s", path, strerror(err));
 }
 
+/* what a file system object is, for the messages below */
+static const char *kind_of(mode_t m) {
+    if (S_ISDIR(m)) return "a folder";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISSOCK(m)) return "a socket";
+    return S_ISREG(m) ? "a regular file" : "not a file or folder";
+}
+
+tuna_status atomic_check_output(const char *path, int folder) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT) return TUNA_OK; /* the create will say why */
+        if (lstat(path, &sb) == 0) /* a symbolic link to nothing */
+            return tuna_fail(TUNA_ERR_IO, "%s: is a symbolic link to a missing file: tuna writes its outputs by replacing a %s",
+                             path, folder ? "folder" : "file");
+        return TUNA_OK;
+    }
+    if (folder ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode)) return TUNA_OK;
+    return tuna_fail(TUNA_ERR_IO, folder ? "%s: is %s, not a folder: tuna writes this output as a folder"
+                                         : "%s: is %s, not a regular file: tuna writes its outputs by replacing a file",
+                     path, kind_of(sb.st_mode));
+}
+
 tuna_status atomic_file_open(atomic_file *a, const char *path) {
     memset(a, 0, sizeof *a);
-    size_t n = strlen(path) + 48;
-    a->path = strdup(path);
+    tuna_status st = atomic_check_output(path, 0);
+    if (st != TUNA_OK) return st;
+    /* a symbolic link to a regular file: that file is replaced, the link stays */
+    char *real = realpath(path, NULL);
+    if (real) {
+        struct stat lsb;
+        if (lstat(path, &lsb) != 0 || !S_ISLNK(lsb.st_mode)) { free(real); real = NULL; }
+    }
+    size_t n = strlen(real ? real : path) + 48;
+    a->path = real ? real : strdup(path);
     a->tmp = malloc(n);
     if (!a->path || !a->tmp) { atomic_file_abort(a); return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); }
     /* a leftover of a dead process with the same pid is skipped, never reused */
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(a->tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&tmp_counter, 1));
+        snprintf(a->tmp, n, "%s.tmp.%ld.%u", a->path, (long)getpid(), atomic_fetch_add(&tmp_counter, 1));
         fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST) break;
     }
     if (fd < 0) {
         /* named by the user's path: the temporary name is ours */
-        tuna_status st = tuna_fail(atomic_write_status(errno), "%s: cannot create (a temporary file beside it): %s", path,
-                                   strerror(errno));
+        st = tuna_fail(atomic_write_status(errno), "%s: cannot create (a temporary file beside it): %s", path,
+                       strerror(errno));
         free(a->tmp);
         a->tmp = NULL;
         atomic_file_abort(a);
@@ -75,7 +109,7 @@ tuna_status atomic_file_open(atomic_file *a, const char *path) {
     /* a file that replaces another keeps its permission bits (as sed -i does):
      * a 0600 file rewritten in place must not become readable by others */
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) (void)fchmod(fd, sb.st_mode & 0777);
+    if (stat(a->path, &sb) == 0 && S_ISREG(sb.st_mode)) (void)fchmod(fd, sb.st_mode & 0777);
     a->f = fdopen(fd, "wb");
     if (!a->f) {
         close(fd);
@@ -168,7 +202,8 @@ static tuna_status sync_tree(const char *tmp_dir) {
 }
 
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
-    tuna_status st = sync_tree(tmp_dir);
+    tuna_status st = atomic_check_output(dir, 1);
+    if (st == TUNA_OK) st = sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0)
         return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
@@ -192,7 +227,8 @@ static int swap_by_renames(const char *tmp_dir, const char *dir) {
 }
 
 tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir) {
-    tuna_status st = sync_tree(tmp_dir);
+    tuna_status st = atomic_check_output(dir, 1);
+    if (st == TUNA_OK) st = sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
     int rc = renameat2(AT_FDCWD, tmp_dir, AT_FDCWD, dir, RENAME_EXCHANGE);
     if (rc != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) rc = swap_by_renames(tmp_dir, dir);

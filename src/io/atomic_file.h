@@ -23,9 +23,18 @@ typedef struct {
     char *tmp;   /* the temporary sibling */
 } atomic_file;
 
-/* Creates path's temporary sibling (mode 0666 less the umask, like fopen; the
+/* TUNA_OK when path may be replaced by an output: it does not exist, or is
+ * a regular file (folder 0) or a folder (folder 1), a symbolic link counting
+ * as what it points at. Else "path: is a character device, not a regular
+ * file: ..." (a device, FIFO, socket or folder where a file is expected; a
+ * file where a folder is; a link to nothing) as TUNA_ERR_IO: renaming over
+ * such a path would replace the device or pipe itself, never write to it. */
+tuna_status atomic_check_output(const char *path, int folder);
+/* Refuses what atomic_check_output refuses, then creates path's temporary
+ * sibling (mode 0666 less the umask, like fopen; the
  * permission bits of the regular file it will replace, if any) and opens it
- * for writing. On failure nothing is left behind. */
+ * for writing. A symbolic link to a regular file: the file it points at is
+ * replaced (beside it), the link stays. On failure nothing is left behind. */
 tuna_status atomic_file_open(atomic_file *a, const char *path);
 /* The status of a failed create, write or sync with errno err: TUNA_ERR_WRITE
  * when the system ran out of room or failed (ENOSPC, EDQUOT, EFBIG, EIO: the
@@ -47,7 +56,8 @@ tuna_status atomic_file_write(const char *path, const void *data, size_t len);
 tuna_status atomic_file_write_json(const char *path, const json_t *j, size_t flags);
 
 /* Makes everything under tmp_dir durable (files, subfolders, tmp_dir), renames
- * tmp_dir to dir (which must not exist or be empty) and fsyncs dir's parent. */
+ * tmp_dir to dir (which must not exist or be an empty folder: anything else
+ * is refused first, as atomic_check_output does) and fsyncs dir's parent. */
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir);
 /* The same for a dir that exists: tmp_dir's content made durable, then
  * swapped with dir in one step (RENAME_EXCHANGE; moved aside and back where

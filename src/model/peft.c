@@ -423,7 +423,7 @@ static json_t *number(double v) {
 tuna_status tuna_peft_save(const tuna_model *m, const char *dir) {
     const tuna_peft_state *p = m->peft;
     if (!p) return tuna_fail(TUNA_ERR_ARG, "no adapter attached");
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
     const tuna_peft_config *c = &p->cfg;
     json_t *o = json_object();
     json_object_set_new(o, "base_model_name_or_path", c->base_model[0] ? json_string(c->base_model) : json_null());

@@ -1105,6 +1105,21 @@ static tv *concat_str(ev *E, tv *a, tv *b) {
     return tv_str_ref(E->c, (tstr){o.p, o.n});
 }
 
+/* Python's divmod for b != 0 (CPython's float_divmod): the remainder has
+ * b's sign, the quotient is rounded toward minus infinity, and
+ * q * b + r == a — -7 % 3 is 2 and -7 // 2 is -4, where C's fmod gives -1 */
+static void py_divmod(double a, double b, double *q, double *r) {
+    double m = fmod(a, b), d = (a - m) / b;
+    if (m != 0 && (b < 0) != (m < 0)) {
+        m += b;
+        d -= 1.0;
+    } else if (m == 0) m = copysign(0.0, b);
+    double f = floor(d);
+    if (d != 0 && d - f > 0.5) f += 1.0;
+    *q = d != 0 ? f : copysign(0.0, a / b);
+    *r = m;
+}
+
 static tv *binary(ev *E, const tp_node *x, scope *env) {
     tstr op = x->s;
     tv *l = eval(E, x->a, env);
@@ -1140,8 +1155,11 @@ static tv *binary(ev *E, const tp_node *x, scope *env) {
                              : ft == V_FLOAT ? (mod ? "float modulo" : "float floor division by zero")
                                              : "integer division or modulo by zero");
         if (div) return tv_num(E->c, V_FLOAT, a / b);
-        if (floordiv) return tv_num(E->c, ft, floor(a / b));
-        if (mod) return tv_num(E->c, ft, fmod(a, b));
+        if (floordiv || mod) {
+            double q, r;
+            py_divmod(a, b, &q, &r);
+            return tv_num(E->c, ft, floordiv ? q : r);
+        }
         if (tstr_eq(op, "<")) return TV_BOOL(a < b);
         if (tstr_eq(op, ">")) return TV_BOOL(a > b);
         if (tstr_eq(op, ">=")) return TV_BOOL(a >= b);

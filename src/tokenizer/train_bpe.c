@@ -576,7 +576,7 @@ static tuna_status make_dir(const char *dir) {
         char c = p[i];
         p[i] = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: cannot create directory: %s", p, strerror(errno));
+            tuna_status st = tuna_fail(atomic_write_status(errno), "%s: cannot create directory: %s", p, strerror(errno));
             free(p);
             return st;
         }

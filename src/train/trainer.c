@@ -732,7 +732,7 @@ int tuna_trainer_step_count(const tuna_trainer *t) { return t->step; }
 int tuna_trainer_overlaps_comm(const tuna_trainer *t) { return t->overlap; }
 
 tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extra_json) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
     /* an adapter run checkpoints the adapter (PEFT files), not the frozen base */
     tuna_status st = tuna_peft_get(t->m) ? tuna_peft_save(t->m, dir) : tuna_model_save(t->m, dir, TUNA_DTYPE_F32);
     if (st != TUNA_OK) return st;
