@@ -655,6 +655,7 @@ int cli_train_command(int argc, char **argv, int mode) {
                     dso.progress_ctx = &lp;
                 }
                 st = tuna_dataset_load(fp, tok, tmpl, tsrc, model_dir, &dso, k < n_data ? &parts[k] : &vparts[k - n_data], &ds);
+                if (ds.cache_note[0]) fprintf(stderr, "tuna: note: %s\n", ds.cache_note);
                 if (st == TUNA_OK && !quiet) {
                     fprintf(stderr, "%s: %ld examples%s, %lld tokens, %lld counted (%.1f%%)", fp, ds.examples,
                             ds.from_cache ? " (token cache)" : "", (long long)ds.tokens, (long long)ds.counted,
