@@ -155,7 +155,7 @@ tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok *out, ca
         return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (too short)", path);
     }
     size_t size = (size_t)sb.st_size;
-    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0); /* read whole: the checksum */
     close(fd);
     if (map == MAP_FAILED) return tuna_fail(TUNA_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     uint64_t extra_bytes = 0;
