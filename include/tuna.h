@@ -239,7 +239,8 @@ int64_t tuna_pretok_drop_uncounted(tuna_pretok *p);
  * memory-mapped when read back. key should hash everything the tokens depend
  * on (file content, tokenizer, template, options): see tuna_hash64. Load
  * returns TUNA_ERR_IO when there is no entry, TUNA_ERR_FORMAT when the entry is
- * damaged. Store writes a temporary file and renames it. */
+ * damaged (any byte changed: entries carry a checksum, verified on load).
+ * Store writes a temporary file and renames it. */
 tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out);
 tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p);
 /* 64-bit FNV-1a, continuing from h (start with TUNA_HASH_INIT). */

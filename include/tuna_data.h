@@ -227,7 +227,10 @@ typedef struct tuna_data_reader tuna_data_reader;
 
 /* Opens path: JSONL (read line by line; memory bounded by the longest line) or
  * a file whose first non-blank byte is '[' (one JSON array, loaded whole). A
- * gzip file is refused (decompress it first). opts is copied (NULL =
+ * gzip file is refused (decompress it first). A pipe, FIFO or device is read
+ * once, whole, into memory first (limits TUNA_INPUT_MAX_BYTES and
+ * TUNA_INPUT_MAX_LINE, TUNA_ERR_ARG beyond them); a directory is refused
+ * (TUNA_ERR_ARG "PATH: is a directory"). opts is copied (NULL =
  * defaults). On success *out owns the reader (free with
  * tuna_data_reader_free). A JSON array that does not parse fails here with
  * FILE:LINE (one broken element cannot be skipped in an array). */

@@ -39,6 +39,10 @@ typedef struct {
     int64_t tokens, counted;  /* all tokens; tokens counted by the loss (labels[1:] != -100) */
     int from_cache;           /* 1 when the result came from the token cache */
     uint64_t key;             /* cache key */
+    /* non-empty: what went wrong with the cache, one line for the user (a
+     * damaged entry read again; a cache folder that cannot be written, so
+     * the run goes on uncached) */
+    char cache_note[1024];
 } tuna_dataset_stats;
 
 void tuna_dataset_options_init(tuna_dataset_options *o);
@@ -63,7 +67,13 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
 tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n);
 
 /* Reads and processes a whole file (streaming) into out; uses and fills the
- * cache when o->cache_dir is set. template_source is hashed into the key. */
+ * cache when o->cache_dir is set and path is a regular file (a pipe or device
+ * is read once, uncached). template_source is hashed into the key. A hit
+ * applies o->data's bad-record policy to the counts and first bad records
+ * the entry keeps (the callback sees at most the first 100, without their
+ * raw bytes), so it fails, and reports, as reading the file would. A damaged
+ * entry is read again and replaced; a cache that cannot be written leaves
+ * the data in memory; both say so in stats->cache_note. */
 tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
                               const char *template_source, const char *tokenizer_dir,
                               const tuna_dataset_options *o, tuna_pretok *out, tuna_dataset_stats *stats);

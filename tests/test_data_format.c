@@ -2,11 +2,15 @@
  * reason texts), the skip / max-bad / strict policy, `data clean` (exact and
  * near duplicates, invalid UTF-8, empty responses, determinism) and `data
  * split` (deterministic, disjoint, complete, fraction, order independence),
- * plus the real shared files (parse with the counts MANIFEST.md states). */
+ * the policy replayed from a remembered read (token cache hits), data read
+ * from a pipe (whole) and refused inputs (a directory, /dev/zero, a pipe over
+ * the limit), plus the real shared files (parse with the counts MANIFEST.md states). */
 #include <jansson.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
+#include "data/reader_internal.h"
 #include "tuna.h"
 
 static char tmpdir[256];
@@ -396,7 +400,106 @@ static void test_policy(void) {
     snprintf(want, sizeof want, "%s:51: \"text\" is an integer, expected a string", path);
     CHECKF(!strcmp(tuna_last_error(), want), "got %s", tuna_last_error());
     tuna_data_reader_free(rd);
+    /* the policy replayed from a remembered read (a token cache hit) fails
+     * with the same lines as reading again */
+    tuna_data_options_init(&o);
+    o.max_bad = 1.0;
+    CHECK(tuna_data_reader_open(&rd, path, &o) == TUNA_OK);
+    while ((s = tuna_data_reader_next(rd, &rec, &got)) == TUNA_OK && got) {}
+    tuna_data_stats st;
+    tuna_data_reader_stats(rd, &st);
+    const data_bad_note *notes;
+    int n_notes = data_reader_notes(rd, &notes);
+    CHECK(n_notes == 2 && notes[0].line == 51 && notes[1].line == 121 && st.bad == 2 && st.records == 200);
+    CHECK(data_policy_replay(path, &o, 0, &st, notes, n_notes) == TUNA_OK);
+    o.strict = 1;
+    CHECK(data_policy_replay(path, &o, 0, &st, notes, n_notes) == TUNA_ERR_FORMAT);
+    CHECKF(!strcmp(tuna_last_error(), want), "got %s", tuna_last_error());
+    o.strict = 0;
+    o.max_bad = 0.005;
+    collected c = {0};
+    o.on_bad = collect;
+    o.ctx = &c;
+    CHECK(data_policy_replay(path, &o, 0, &st, notes, n_notes) == TUNA_ERR_FORMAT);
+    snprintf(want, sizeof want, "%s: 2 of 200 records are bad (1.00%%), more than the 0.5%% allowed (--max-bad); first: %s:51: \"text\" is an integer, expected a string",
+             path, path);
+    CHECKF(!strcmp(tuna_last_error(), want), "got %s", tuna_last_error());
+    snprintf(want, sizeof want, "%s:121: \"text\" is an integer, expected a string", path);
+    CHECKF(c.n == 2 && !strcmp(c.msgs[1], want), "%d reports, %s", c.n, c.msgs[1]);
+    tuna_data_reader_free(rd);
     tuna_record_clear(&rec);
+}
+
+/* /dev/fd/N of a pipe fed by a child process with text (then EOF) */
+static pid_t pipe_from(const char *text, char *path, size_t cap, int *fd) {
+    int p[2];
+    if (pipe(p) != 0) { perror("pipe"); exit(1); }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        size_t n = strlen(text);
+        _exit(write(p[1], text, n) == (ssize_t)n ? 0 : 1);
+    }
+    close(p[1]);
+    *fd = p[0];
+    snprintf(path, cap, "/dev/fd/%d", p[0]);
+    return pid;
+}
+
+/* records read from path (max_bad 1); -1 when it does not open */
+static long count_good(const char *path, long *bad) {
+    tuna_data_options o;
+    tuna_data_options_init(&o);
+    o.max_bad = 1.0;
+    tuna_data_reader *rd = NULL;
+    if (tuna_data_reader_open(&rd, path, &o) != TUNA_OK) return -1;
+    tuna_record rec = {0};
+    int got;
+    long n = 0;
+    while (tuna_data_reader_next(rd, &rec, &got) == TUNA_OK && got) n++;
+    tuna_data_stats st;
+    tuna_data_reader_stats(rd, &st);
+    *bad = st.bad;
+    tuna_record_clear(&rec);
+    tuna_data_reader_free(rd);
+    return n;
+}
+
+/* a pipe is read once, whole (the format sniff used to lose its first 4 KB);
+ * a directory, an endless device and a pipe over the limit are refused */
+static void test_pipes(void) {
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap), path[64];
+    for (int i = 0; i < 400; i++) len += (size_t)snprintf(text + len, cap - len, "{\"text\": \"record %d\"}\n", i);
+    CHECK(len > 8192);
+    int fd;
+    long bad = -1;
+    pid_t pid = pipe_from(text, path, sizeof path, &fd);
+    long n = count_good(path, &bad);
+    CHECKF(n == 400 && bad == 0, "%ld records, %ld bad from a pipe: %s", n, bad, n < 0 ? tuna_last_error() : "");
+    close(fd);
+    waitpid(pid, NULL, 0);
+    tuna_data_reader *rd = NULL;
+    tuna_status st = tuna_data_reader_open(&rd, tmpdir, NULL);
+    char want[600];
+    snprintf(want, sizeof want, "%s: is a directory", tmpdir);
+    CHECKF(st == TUNA_ERR_ARG && !strcmp(tuna_last_error(), want), "%s", tuna_last_error());
+    tuna_pretok p;
+    CHECK(tuna_pretok_load(&p, tmpdir, 0) == TUNA_ERR_ARG && strstr(tuna_last_error(), "is a directory"));
+    setenv("TUNA_INPUT_MAX_LINE", "4096", 1);
+    st = tuna_data_reader_open(&rd, "/dev/zero", NULL);
+    CHECKF(st == TUNA_ERR_ARG && !strcmp(tuna_last_error(), "/dev/zero:1: a line longer than 4096 bytes from a pipe or device (TUNA_INPUT_MAX_LINE)"),
+           "%s", tuna_last_error());
+    unsetenv("TUNA_INPUT_MAX_LINE");
+    setenv("TUNA_INPUT_MAX_BYTES", "4096", 1);
+    pid = pipe_from(text, path, sizeof path, &fd);
+    st = tuna_data_reader_open(&rd, path, NULL);
+    CHECKF(st == TUNA_ERR_ARG && strstr(tuna_last_error(), "more than 4096 bytes") && strstr(tuna_last_error(), path),
+           "%s", tuna_last_error());
+    close(fd);
+    waitpid(pid, NULL, 0);
+    unsetenv("TUNA_INPUT_MAX_BYTES");
+    free(text);
 }
 
 /* ---- real files ---- */
@@ -754,6 +857,7 @@ int main(int argc, char **argv) {
     test_nul_escape();
     test_malformed();
     test_policy();
+    test_pipes();
     test_real_files();
     test_clean();
     test_split();

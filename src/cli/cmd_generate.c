@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "io/gguf.h"
+#include "io/input_file.h"
 #include "tuna_gguf.h"
 #include "tuna_dataset.h"
 #include "tuna_infer.h"
@@ -230,8 +231,9 @@ static int generate_main(int argc, char **argv, int interactive) {
     int n_eos = 0;
     cli_gen_setup(model, tok, &gf, 1, eos, &n_eos, &sa);
     if (file) {
-        FILE *f = fopen(file, "rb");
-        if (!f) { rc = cli_usage_error("%s: cannot open", file); goto done; }
+        FILE *f;
+        st = input_file_open(file, 0, &f);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
         fseek(f, 0, SEEK_END);
         long sz = ftell(f);
         fseek(f, 0, SEEK_SET);

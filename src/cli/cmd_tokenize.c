@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "io/input_file.h"
 #include "tuna_tokenizer.h"
 
 static const char tokenize_help[] =
@@ -72,8 +73,8 @@ static int parse_opts(int argc, char **argv, tok_opts *o, int detok) {
 static int open_input(const tok_opts *o, FILE **f) {
     *f = stdin;
     if (!o->file) return 0;
-    *f = fopen(o->file, "rb");
-    if (!*f) return cli_usage_error("cannot open '%s'", o->file);
+    tuna_status st = input_file_open(o->file, 0, f);
+    if (st != TUNA_OK) { *f = stdin; return cli_status_error(st); }
     return 0;
 }
 

@@ -44,14 +44,17 @@ static const char *sft_help =
     "taken in file order with --no-shuffle. Records are rendered with the model's\n"
     "chat template; the loss counts the assistant turns (with their stop token)\n"
     "or the completion (+EOS). A model folder without tokenizer files takes\n"
-    "pre-tokenized records only.\n"
+    "pre-tokenized records only. FILE may be a pipe, FIFO, /dev/stdin or <(...):\n"
+    "read once into memory (limits TUNA_INPUT_MAX_BYTES, default 2 GiB, and\n"
+    "TUNA_INPUT_MAX_LINE, default 256 MiB), not cached.\n"
     "  --template NAME|FILE   chat template: built-in (chatml, llama3, llama2, alpaca,\n"
     "                         zephyr) or a Jinja file, instead of the model's\n"
     "  --loss-on response|all  count the responses (default) or every token\n"
     "  --truncate right|left|drop  sequences longer than --seq-len (default right)\n"
     "  --max-bad X --strict   bad records: skipped and reported, failing above the\n"
     "                         fraction X (default 0.01); --strict stops at the first\n"
-    "  --cache-dir DIR --no-cache  token cache (default $XDG_CACHE_HOME/tuna or ~/.cache/tuna)\n"
+    "  --cache-dir DIR --no-cache  token cache (default $XDG_CACHE_HOME/tuna or ~/.cache/tuna;\n"
+    "                         not written: a note, and the run goes on uncached)\n"
     "  --method M             full (default), lora, qlora (LoRA on an NF4-quantized base),\n"
     "                         ia3 or prompt (prompt tuning); adapters are written in\n"
     "                         PEFT's format (adapter_config.json, adapter_model.safetensors)\n"
@@ -711,6 +714,7 @@ int cli_train_command(int argc, char **argv, int mode) {
                     dso.progress_ctx = &lp;
                 }
                 st = tuna_dataset_load(fp, tok, tmpl, tsrc, model_dir, &dso, k < n_data ? &parts[k] : &vparts[k - n_data], &ds);
+                if (ds.cache_note[0]) fprintf(stderr, "tuna: note: %s\n", ds.cache_note);
                 if (st == TUNA_OK && !quiet) {
                     fprintf(stderr, "%s: %ld examples%s, %lld tokens, %lld counted (%.1f%%)", fp, ds.examples,
                             ds.from_cache ? " (token cache)" : "", (long long)ds.tokens, (long long)ds.counted,

@@ -1,10 +1,14 @@
 /* cache.c — the binary token cache. Tokenizing a large data set through a chat
  * template costs far more than reading ids back, so a processed data set is
  * stored once per (file content, tokenizer, template, options) key and
- * memory-mapped on the next run. Layout (little-endian):
- *   "TUNATOK1" | u64 key | i64 n | i64 tokens | i32 max_len | i32 flags (1: pos) |
- *   i64 off[n+1] | i32 ids[tokens] | i32 labels[tokens] | (i32 pos[tokens])
- * Every size is checked against the file length before use. */
+ * memory-mapped on the next run. Layout (host byte order, little-endian):
+ *   "TUNATOK2" | u64 key | i64 n | i64 tokens | i32 max_len | i32 flags (1: pos) |
+ *   u64 extra_bytes | u64 checksum |
+ *   i64 off[n+1] | i32 ids[tokens] | i32 labels[tokens] | (i32 pos[tokens]) |
+ *   extra[extra_bytes] (the loader's own: dataset.c keeps the read's counts)
+ * The checksum covers every byte of the file but its own 8: an entry changed
+ * in any field or token is refused as damaged (and then rebuilt by its user),
+ * never trained on. Every size is also checked against the file length. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,9 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/cache_internal.h"
+#include "data/data_io.h"
+#include "io/atomic_file.h"
 #include "tuna.h"
 
-#define HEADER_BYTES 40
+#define MAGIC "TUNATOK2"
+#define SUM_AT 48       /* the checksum's offset */
+#define HEADER_BYTES 56 /* 8-aligned: off[] follows */
 
 uint64_t tuna_hash64(uint64_t h, const void *data, size_t len) {
     const unsigned char *p = data;
@@ -26,6 +35,59 @@ uint64_t tuna_hash64(uint64_t h, const void *data, size_t len) {
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+/* ---- the entry checksum: 8 bytes per step, each step a bijection of the
+ * state (xor, rotate, odd multiply), so one changed word always changes the
+ * result; streamed, as entries are written in pieces. ---- */
+typedef struct {
+    uint64_t h, len;
+    unsigned char tail[8];
+    unsigned nt;
+} cache_sum;
+
+static uint64_t load64(const unsigned char *p) {
+    uint64_t w = 0;
+    for (int k = 7; k >= 0; k--) w = (w << 8) | p[k];
+    return w;
+}
+
+static void sum_word(cache_sum *s, uint64_t w) {
+    uint64_t x = s->h ^ w;
+    s->h = ((x << 29) | (x >> 35)) * 0x9e3779b97f4a7c15ULL;
+}
+
+static void sum_add(cache_sum *s, const void *data, size_t n) {
+    const unsigned char *p = data;
+    s->len += n;
+    if (s->nt) { /* complete the word begun by the last piece */
+        size_t k = 8 - s->nt < n ? 8 - s->nt : n;
+        memcpy(s->tail + s->nt, p, k);
+        s->nt += (unsigned)k;
+        p += k;
+        n -= k;
+        if (s->nt == 8) { sum_word(s, load64(s->tail)); s->nt = 0; }
+    }
+    for (; n >= 8; p += 8, n -= 8) sum_word(s, load64(p));
+    if (n) { /* here nt is 0: the loop above emptied the tail or used all of n */
+        memcpy(s->tail, p, n);
+        s->nt = (unsigned)n;
+    }
+}
+
+static uint64_t sum_end(cache_sum *s) {
+    if (s->nt) {
+        memset(s->tail + s->nt, 0, 8 - s->nt);
+        sum_word(s, load64(s->tail));
+    }
+    return data_mix64(s->h ^ s->len);
+}
+
+static uint64_t entry_sum(const unsigned char *map, size_t size) {
+    cache_sum s = {0x243f6a8885a308d3ULL, 0, {0}, 0};
+    sum_add(&s, map, SUM_AT);
+    sum_add(&s, map + HEADER_BYTES, size - HEADER_BYTES);
+    return sum_end(&s);
 }
 
 tuna_status tuna_hash_file(uint64_t *h, const char *path) {
@@ -43,8 +105,46 @@ static void cache_path(char *out, size_t n, const char *dir, uint64_t key) {
     snprintf(out, n, "%s/%016llx.tokens", dir, (unsigned long long)key);
 }
 
-tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out) {
+/* The entry's fields, checked against its length; 0 when they do not fit. */
+static int parse_header(const unsigned char *map, size_t size, uint64_t key, tuna_pretok *out, uint64_t *extra) {
+    uint64_t k;
+    int64_t n, tokens;
+    int32_t max_len, flags;
+    memcpy(&k, map + 8, 8);
+    memcpy(&n, map + 16, 8);
+    memcpy(&tokens, map + 24, 8);
+    memcpy(&max_len, map + 32, 4);
+    memcpy(&flags, map + 36, 4);
+    memcpy(extra, map + 40, 8);
+    int has_pos = flags & 1;
+    if (k != key || n < 0 || tokens < 0 || n >= (1LL << 40) || tokens >= (1LL << 40) || *extra > size) return 0;
+    uint64_t need = HEADER_BYTES + (uint64_t)(n + 1) * 8 + (uint64_t)tokens * 4 * (has_pos ? 3 : 2) + *extra;
+    if (need != size) return 0;
+    out->n = n;
+    out->off = (int64_t *)(map + HEADER_BYTES);
+    out->ids = (int32_t *)(map + HEADER_BYTES + (n + 1) * 8);
+    out->labels = out->ids + tokens;
+    out->pos = has_pos ? out->labels + tokens : NULL;
+    out->max_len = max_len;
+    return 1;
+}
+
+/* what is wrong with the mapped entry, or NULL */
+static const char *entry_damage(const unsigned char *map, size_t size, uint64_t key, tuna_pretok *out, uint64_t *extra) {
+    if (size < HEADER_BYTES || memcmp(map, MAGIC, 8)) return "not a cache entry of this version";
+    uint64_t sum;
+    memcpy(&sum, map + SUM_AT, 8);
+    if (sum != entry_sum(map, size)) return "checksum mismatch";
+    if (!parse_header(map, size, key, out, extra)) return "header";
+    /* offsets must be monotone and end at the token count */
+    int ok = out->off[0] == 0 && out->off[out->n] == (int64_t)((uint64_t)(out->labels - out->ids));
+    for (int64_t i = 0; ok && i < out->n; i++) ok = out->off[i] <= out->off[i + 1];
+    return ok ? NULL : "offsets";
+}
+
+tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok *out, cache_blob *extra) {
     memset(out, 0, sizeof *out);
+    memset(extra, 0, sizeof *extra);
     char path[PATH_MAX];
     cache_path(path, sizeof path, dir, key);
     int fd = open(path, O_RDONLY);
@@ -55,97 +155,112 @@ tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out) {
         return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (too short)", path);
     }
     size_t size = (size_t)sb.st_size;
-    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0); /* read whole: the checksum */
     close(fd);
     if (map == MAP_FAILED) return tuna_fail(TUNA_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-    uint64_t k;
-    int64_t n, tokens;
-    int32_t max_len, flags;
-    memcpy(&k, map + 8, 8);
-    memcpy(&n, map + 16, 8);
-    memcpy(&tokens, map + 24, 8);
-    memcpy(&max_len, map + 32, 4);
-    memcpy(&flags, map + 36, 4);
-    int has_pos = flags & 1;
-    uint64_t need = HEADER_BYTES;
-    int ok = !memcmp(map, "TUNATOK1", 8) && k == key && n >= 0 && tokens >= 0 && n < (1LL << 40) && tokens < (1LL << 40);
-    if (ok) need += (uint64_t)(n + 1) * 8 + (uint64_t)tokens * 4 * (has_pos ? 3 : 2);
-    if (!ok || need != size) {
-        munmap(map, size);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry", path);
-    }
-    out->n = n;
-    out->off = (int64_t *)(map + HEADER_BYTES);
-    out->ids = (int32_t *)(map + HEADER_BYTES + (n + 1) * 8);
-    out->labels = out->ids + tokens;
-    out->pos = has_pos ? out->labels + tokens : NULL;
-    out->max_len = max_len;
-    /* offsets must be monotone and end at the token count */
-    ok = out->off[0] == 0 && out->off[n] == tokens;
-    for (int64_t i = 0; ok && i < n; i++) ok = out->off[i] <= out->off[i + 1];
-    if (!ok) {
+    uint64_t extra_bytes = 0;
+    const char *why = entry_damage(map, size, key, out, &extra_bytes);
+    if (why) {
         munmap(map, size);
         memset(out, 0, sizeof *out);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (offsets)", path);
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (%s)", path, why);
     }
     out->map = map;
     out->map_size = size;
+    extra->p = map + size - extra_bytes;
+    extra->n = (size_t)extra_bytes;
     return TUNA_OK;
 }
 
-#include "data/cache_internal.h"
-#include "io/atomic_file.h"
+tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out) {
+    cache_blob extra;
+    return cache_load_entry(dir, key, out, &extra);
+}
 
 /* Both writers: create dir/<key>.tokens's temporary sibling, write the header
- * and the offsets, let the caller append the token arrays, then commit
- * (synced and renamed into place: io/atomic_file.h). */
+ * and the offsets, let the caller append the token arrays and the extra
+ * bytes, then fill in the checksum and commit (synced and renamed into place:
+ * io/atomic_file.h). */
+typedef struct {
+    atomic_file w;
+    cache_sum sum;
+    int ok;
+} entry_writer;
 
-/* commits the entry, or (ok 0) removes it */
-static tuna_status entry_end(atomic_file *w, int ok) {
-    if (ok) return atomic_file_commit(w);
-    tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry", w->path);
-    atomic_file_abort(w);
+static void put(entry_writer *e, const void *p, size_t n) {
+    if (!e->ok || n == 0) return;
+    e->ok = fwrite(p, 1, n, e->w.f) == n;
+    sum_add(&e->sum, p, n);
+}
+
+/* the extra bytes, the checksum, then commits the entry; or (on a failed
+ * write) removes it */
+static tuna_status entry_end(entry_writer *e, cache_blob extra) {
+    put(e, extra.p, extra.n);
+    uint64_t sum = sum_end(&e->sum);
+    if (e->ok) e->ok = fseek(e->w.f, SUM_AT, SEEK_SET) == 0 && fwrite(&sum, 8, 1, e->w.f) == 1;
+    if (e->ok) return atomic_file_commit(&e->w);
+    tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry: %s", e->w.path, strerror(errno));
+    atomic_file_abort(&e->w);
     return st;
 }
 
-static tuna_status entry_begin(atomic_file *w, const char *dir, uint64_t key, int64_t n, const int64_t *off,
-                               int max_len, int has_pos) {
+static tuna_status entry_begin(entry_writer *e, const char *dir, uint64_t key, int64_t n, const int64_t *off,
+                               int max_len, int has_pos, size_t extra) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     char path[PATH_MAX];
     cache_path(path, sizeof path, dir, key);
-    tuna_status st = atomic_file_open(w, path);
+    tuna_status st = atomic_file_open(&e->w, path);
     if (st != TUNA_OK) return st;
+    e->sum = (cache_sum){0x243f6a8885a308d3ULL, 0, {0}, 0};
+    e->ok = 1;
     int64_t tokens = off[n];
     int32_t ml = max_len, flags = has_pos ? 1 : 0;
-    int ok = fwrite("TUNATOK1", 1, 8, w->f) == 8 && fwrite(&key, 8, 1, w->f) == 1 && fwrite(&n, 8, 1, w->f) == 1 &&
-             fwrite(&tokens, 8, 1, w->f) == 1 && fwrite(&ml, 4, 1, w->f) == 1 && fwrite(&flags, 4, 1, w->f) == 1 &&
-             fwrite(off, 8, (size_t)n + 1, w->f) == (size_t)n + 1;
-    return ok ? TUNA_OK : entry_end(w, 0);
+    uint64_t extra_bytes = extra, no_sum = 0;
+    put(e, MAGIC, 8);
+    put(e, &key, 8);
+    put(e, &n, 8);
+    put(e, &tokens, 8);
+    put(e, &ml, 4);
+    put(e, &flags, 4);
+    put(e, &extra_bytes, 8);
+    if (e->ok) e->ok = fwrite(&no_sum, 8, 1, e->w.f) == 1; /* filled in at the end; not summed */
+    put(e, off, 8 * ((size_t)n + 1));
+    if (e->ok) return TUNA_OK;
+    st = tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry: %s", e->w.path, strerror(errno));
+    atomic_file_abort(&e->w);
+    return st;
+}
+
+tuna_status cache_store_entry(const char *dir, uint64_t key, const tuna_pretok *p, cache_blob extra) {
+    entry_writer e;
+    tuna_status st = entry_begin(&e, dir, key, p->n, p->off, p->max_len, p->pos != NULL, extra.n);
+    if (st != TUNA_OK) return st;
+    size_t tokens = (size_t)p->off[p->n];
+    put(&e, p->ids, 4 * tokens);
+    put(&e, p->labels, 4 * tokens);
+    if (p->pos) put(&e, p->pos, 4 * tokens);
+    return entry_end(&e, extra);
 }
 
 tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p) {
-    atomic_file w;
-    tuna_status st = entry_begin(&w, dir, key, p->n, p->off, p->max_len, p->pos != NULL);
-    if (st != TUNA_OK) return st;
-    size_t tokens = (size_t)p->off[p->n];
-    int ok = fwrite(p->ids, 4, tokens, w.f) == tokens && fwrite(p->labels, 4, tokens, w.f) == tokens &&
-             (!p->pos || fwrite(p->pos, 4, tokens, w.f) == tokens);
-    return entry_end(&w, ok);
+    return cache_store_entry(dir, key, p, (cache_blob){NULL, 0});
 }
 
-static int copy_stream(FILE *dst, FILE *src) {
+static void copy_stream(entry_writer *e, FILE *src) {
     static _Thread_local char buf[1 << 16];
     rewind(src);
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, src)) > 0)
-        if (fwrite(buf, 1, n, dst) != n) return 0;
-    return !ferror(src);
+    while (e->ok && (n = fread(buf, 1, sizeof buf, src)) > 0) put(e, buf, n);
+    if (ferror(src)) e->ok = 0;
 }
 
 tuna_status tuna_cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
-                                     FILE *ids, FILE *labels) {
-    atomic_file w;
-    tuna_status st = entry_begin(&w, dir, key, n, off, max_len, 0);
+                                     FILE *ids, FILE *labels, cache_blob extra) {
+    entry_writer e;
+    tuna_status st = entry_begin(&e, dir, key, n, off, max_len, 0, extra.n);
     if (st != TUNA_OK) return st;
-    return entry_end(&w, copy_stream(w.f, ids) && copy_stream(w.f, labels));
+    copy_stream(&e, ids);
+    copy_stream(&e, labels);
+    return entry_end(&e, extra);
 }

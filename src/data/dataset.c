@@ -23,9 +23,10 @@
 #include <sys/stat.h>
 
 #include "data/cache_internal.h"
+#include "io/input_file.h"
 #include "tuna_dataset.h"
 
-#define DATASET_FORMAT_VERSION "tuna-dataset-2" /* 2: masks with rstrip special tokens (Phi-3) */
+#define DATASET_FORMAT_VERSION "tuna-dataset-3" /* 2: masks with rstrip special tokens (Phi-3); 3: entries keep the read's counts */
 
 void tuna_dataset_options_init(tuna_dataset_options *o) {
     memset(o, 0, sizeof *o);
@@ -380,57 +381,132 @@ static void count_stats(const tuna_pretok *p, tuna_tokenizer *tok, tuna_dataset_
     }
 }
 
-tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
-                              const char *template_source, const char *tokenizer_dir,
-                              const tuna_dataset_options *o, tuna_pretok *out, tuna_dataset_stats *stats) {
-    memset(out, 0, sizeof *out);
-    tuna_dataset_stats st_local;
-    tuna_dataset_stats *s = stats ? stats : &st_local;
-    memset(s, 0, sizeof *s);
-    /* cache key: everything the tokens depend on */
-    uint64_t key = TUNA_HASH_INIT;
-    tuna_status st = TUNA_OK;
-    if (o->cache_dir) {
-        key = hash_str(key, DATASET_FORMAT_VERSION);
-        st = tuna_hash_file(&key, path);
-        const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.bin", "vocab.json", "merges.txt"};
-        for (size_t i = 0; st == TUNA_OK && tokenizer_dir && i < sizeof tok_files / sizeof tok_files[0]; i++) {
-            char p[PATH_MAX];
-            snprintf(p, sizeof p, "%s/%s", tokenizer_dir, tok_files[i]);
-            struct stat sb;
-            if (stat(p, &sb) == 0) st = tuna_hash_file(&key, p);
-            key = hash_str(key, tok_files[i]);
-        }
-        if (st != TUNA_OK) return st;
-        key = hash_str(key, template_source);
-        char opts[128];
-        snprintf(opts, sizeof opts, "%d/%d/%d", o->seq_len, (int)o->truncate, o->loss_on_all);
-        key = hash_str(key, opts);
-        s->key = key;
-        if (tuna_cache_load(o->cache_dir, key, out) == TUNA_OK) {
-            s->from_cache = 1;
-            count_stats(out, tok, s);
-            return TUNA_OK;
-        }
+/* The cache key: everything the tokens depend on. */
+static tuna_status dataset_key(const char *path, const char *template_source, const char *tokenizer_dir,
+                               const tuna_dataset_options *o, uint64_t *key) {
+    uint64_t k = hash_str(TUNA_HASH_INIT, DATASET_FORMAT_VERSION);
+    tuna_status st = tuna_hash_file(&k, path);
+    const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.bin", "vocab.json", "merges.txt"};
+    for (size_t i = 0; st == TUNA_OK && tokenizer_dir && i < sizeof tok_files / sizeof tok_files[0]; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", tokenizer_dir, tok_files[i]);
+        struct stat sb;
+        if (stat(p, &sb) == 0) st = tuna_hash_file(&k, p);
+        k = hash_str(k, tok_files[i]);
     }
-    tuna_data_reader *r = NULL;
-    st = tuna_data_reader_open(&r, path, &o->data);
     if (st != TUNA_OK) return st;
-    data_builder b = {0};
-    if (o->cache_dir) {
-        /* spool to anonymous temporary files: memory holds offsets only */
-        b.spool_ids = tmpfile();
-        b.spool_labels = tmpfile();
-        if (!b.spool_ids || !b.spool_labels) {
-            if (b.spool_ids) fclose(b.spool_ids);
-            if (b.spool_labels) fclose(b.spool_labels);
-            b.spool_ids = b.spool_labels = NULL; /* fall back to memory */
-        }
+    k = hash_str(k, template_source);
+    char opts[160];
+    snprintf(opts, sizeof opts, "%d/%d/%d/%s", o->seq_len, (int)o->truncate, o->loss_on_all,
+             o->data.instruction_sep ? o->data.instruction_sep : "\n");
+    *key = hash_str(k, opts);
+    return TUNA_OK;
+}
+
+/* appends one line to the stats' cache note ("; " between) */
+static void add_note(tuna_dataset_stats *s, const char *what) {
+    size_t n = strlen(s->cache_note);
+    snprintf(s->cache_note + n, sizeof s->cache_note - n, "%s%s", n ? "; " : "", what);
+}
+
+static void note_uncached(tuna_dataset_stats *s) {
+    char msg[900];
+    snprintf(msg, sizeof msg, "token cache not written (%s): running uncached", tuna_last_error());
+    add_note(s, msg);
+}
+
+static void set_stats(const tuna_pretok *p, tuna_tokenizer *tok, tuna_dataset_stats *s) {
+    long trunc = s->truncated, drop = s->dropped;
+    count_stats(p, tok, s);
+    s->truncated = trunc;
+    s->dropped = drop;
+}
+
+/* A cache hit: the tokens, and the bad-record policy applied to the read
+ * they came from (a hit checks what a read checks). *hit 0: no usable entry
+ * (a damaged one is left in the cache note and rebuilt by the caller). */
+static tuna_status from_cache(const char *path, tuna_tokenizer *tok, const tuna_dataset_options *o, uint64_t key,
+                              tuna_pretok *out, tuna_dataset_stats *s, int *hit) {
+    *hit = 0;
+    cache_blob extra;
+    cache_meta m;
+    tuna_status st = cache_load_entry(o->cache_dir, key, out, &extra);
+    if (st == TUNA_ERR_IO) return TUNA_OK; /* no entry */
+    if (st == TUNA_OK && (st = cache_meta_decode(&m, extra.p, extra.n)) != TUNA_OK) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "%s", tuna_last_error());
+        tuna_pretok_free(out);
+        tuna_fail(st, "%s/%016llx.tokens: damaged cache entry (%s)", o->cache_dir, (unsigned long long)key, msg);
     }
+    if (st != TUNA_OK) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s: read again", tuna_last_error());
+        add_note(s, msg);
+        return TUNA_OK;
+    }
+    st = data_policy_replay(path, &o->data, m.is_array, &m.data, m.notes, m.n_notes);
+    if (st == TUNA_OK) {
+        *hit = s->from_cache = 1;
+        s->data = m.data;
+        s->truncated = m.truncated;
+        s->dropped = m.dropped;
+        set_stats(out, tok, s);
+    } else tuna_pretok_free(out);
+    cache_meta_free(&m);
+    return st;
+}
+
+/* What the reader saw, for the cache entry (*meta malloc'ed). */
+static tuna_status read_meta(const tuna_data_reader *r, const tuna_dataset_stats *s, void **meta, size_t *len) {
+    const data_bad_note *notes;
+    cache_meta m = {s->data, s->truncated, s->dropped, tuna_data_reader_is_array(r), 0, NULL};
+    m.n_notes = data_reader_notes(r, &notes);
+    m.notes = (data_bad_note *)notes;
+    return cache_meta_encode(&m, meta, len);
+}
+
+/* The tokens spooled to temporary files back into memory (the cache could
+ * not take them). */
+static tuna_status unspool(data_builder *b) {
+    size_t n = (size_t)b->ntok;
+    b->ids = malloc((n ? n : 1) * 4);
+    b->labels = malloc((n ? n : 1) * 4);
+    int ok = b->ids && b->labels;
+    rewind(b->spool_ids);
+    rewind(b->spool_labels);
+    ok = ok && fread(b->ids, 4, n, b->spool_ids) == n && fread(b->labels, 4, n, b->spool_labels) == n;
+    fclose(b->spool_ids);
+    fclose(b->spool_labels);
+    b->spool_ids = b->spool_labels = NULL;
+    return ok ? TUNA_OK : tuna_fail(TUNA_ERR_IO, "cannot read the temporary token files back");
+}
+
+/* Spooled tokens into the cache and back as its mapping (*mapped 1); when the
+ * cache cannot take them, a note and the tokens back in memory. */
+static tuna_status publish_spooled(data_builder *b, const char *dir, uint64_t key, cache_blob meta, tuna_pretok *out,
+                                   tuna_dataset_stats *s, int *mapped) {
+    fflush(b->spool_ids);
+    fflush(b->spool_labels);
+    tuna_status st = tuna_cache_store_spooled(dir, key, b->n, b->off, b->max_len, b->spool_ids, b->spool_labels, meta);
+    if (st == TUNA_OK) st = tuna_cache_load(dir, key, out);
+    if (st == TUNA_OK) {
+        *mapped = 1;
+        fclose(b->spool_ids);
+        fclose(b->spool_labels);
+        b->spool_ids = b->spool_labels = NULL;
+        return TUNA_OK;
+    }
+    note_uncached(s);
+    return unspool(b);
+}
+
+/* Reads and tokenizes the file into b (spooled when b has spool files). */
+static tuna_status read_records(tuna_data_reader *r, const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
+                                const tuna_dataset_options *o, data_builder *b, tuna_dataset_stats *s) {
     tuna_record rec = {0};
     int got = 1;
-    struct stat sb;
-    uint64_t total = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0, done = 0;
+    tuna_status st = TUNA_OK;
+    uint64_t total = data_reader_size(r), done = 0;
     while (st == TUNA_OK) {
         st = tuna_data_reader_next(r, &rec, &got);
         if (st != TUNA_OK || !got) break;
@@ -460,33 +536,72 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
             keep = (size_t)o->seq_len;
             if (o->truncate == TUNA_TRUNCATE_LEFT) keep0 = n - keep;
         }
-        if (!data_builder_add(&b, ids + keep0, labels + keep0, keep))
-            st = tuna_fail(b.spool_ids ? TUNA_ERR_IO : TUNA_ERR_NOMEM, "%s while reading %s",
-                           b.spool_ids ? "cannot write temporary token files" : "out of memory", path);
+        if (!data_builder_add(b, ids + keep0, labels + keep0, keep))
+            st = tuna_fail(b->spool_ids ? TUNA_ERR_IO : TUNA_ERR_NOMEM, "%s while reading %s",
+                           b->spool_ids ? "cannot write temporary token files" : "out of memory", path);
         s->examples++;
         free(ids);
         free(labels);
     }
     tuna_record_clear(&rec);
     tuna_data_reader_stats(r, &s->data);
-    tuna_data_reader_free(r);
-    if (st == TUNA_OK && b.n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no usable records", path);
-    if (st == TUNA_OK && b.spool_ids) {
-        fflush(b.spool_ids);
-        fflush(b.spool_labels);
-        st = tuna_cache_store_spooled(o->cache_dir, key, b.n, b.off, b.max_len, b.spool_ids, b.spool_labels);
-        if (st == TUNA_OK) st = tuna_cache_load(o->cache_dir, key, out);
-        long trunc = s->truncated, drop = s->dropped;
-        if (st == TUNA_OK) count_stats(out, tok, s);
-        s->truncated = trunc;
-        s->dropped = drop;
+    if (st == TUNA_OK && b->n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no usable records", path);
+    if (o->on_progress && st == TUNA_OK) o->on_progress(o->progress_ctx, total, total);
+    return st;
+}
+
+static void builder_free(data_builder *b) {
+    if (b->spool_ids) fclose(b->spool_ids);
+    if (b->spool_labels) fclose(b->spool_labels);
+    free(b->off);
+    free(b->ids);
+    free(b->labels);
+    memset(b, 0, sizeof *b);
+}
+
+tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
+                              const char *template_source, const char *tokenizer_dir,
+                              const tuna_dataset_options *o, tuna_pretok *out, tuna_dataset_stats *stats) {
+    memset(out, 0, sizeof *out);
+    tuna_dataset_stats st_local;
+    tuna_dataset_stats *s = stats ? stats : &st_local;
+    memset(s, 0, sizeof *s);
+    /* a pipe or device is read once and has no identity to key on: uncached */
+    const char *cache = o->cache_dir && input_file_is_regular(path) ? o->cache_dir : NULL;
+    uint64_t key = 0;
+    tuna_status st = TUNA_OK;
+    if (cache) {
+        int hit = 0;
+        st = dataset_key(path, template_source, tokenizer_dir, o, &key);
+        if (st == TUNA_OK) st = from_cache(path, tok, o, key, out, s, &hit);
+        s->key = key;
+        if (st != TUNA_OK || hit) return st;
     }
-    if (b.spool_ids) { fclose(b.spool_ids); fclose(b.spool_labels); }
-    if (st != TUNA_OK || b.spool_ids) {
-        free(b.off);
-        free(b.ids);
-        free(b.labels);
-        if (st == TUNA_OK && o->on_progress) o->on_progress(o->progress_ctx, total, total);
+    tuna_data_reader *r = NULL;
+    st = tuna_data_reader_open(&r, path, &o->data);
+    if (st != TUNA_OK) return st;
+    data_builder b = {0};
+    if (cache) {
+        /* spool to anonymous temporary files: memory holds offsets only */
+        b.spool_ids = tmpfile();
+        b.spool_labels = tmpfile();
+        if (!b.spool_ids || !b.spool_labels) {
+            if (b.spool_ids) fclose(b.spool_ids);
+            if (b.spool_labels) fclose(b.spool_labels);
+            b.spool_ids = b.spool_labels = NULL; /* fall back to memory */
+        }
+    }
+    st = read_records(r, path, tok, tmpl, o, &b, s);
+    void *meta = NULL;
+    size_t meta_len = 0;
+    if (st == TUNA_OK && cache) st = read_meta(r, s, &meta, &meta_len);
+    tuna_data_reader_free(r);
+    int mapped = 0, spooled = b.spool_ids != NULL;
+    if (st == TUNA_OK && spooled) st = publish_spooled(&b, cache, key, (cache_blob){meta, meta_len}, out, s, &mapped);
+    if (st != TUNA_OK || mapped) {
+        builder_free(&b);
+        free(meta);
+        if (st == TUNA_OK) set_stats(out, tok, s);
         return st;
     }
     out->n = b.n;
@@ -494,11 +609,9 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
     out->ids = b.ids;
     out->labels = b.labels;
     out->max_len = b.max_len;
-    long trunc = s->truncated, drop = s->dropped;
-    count_stats(out, tok, s);
-    s->truncated = trunc;
-    s->dropped = drop;
-    if (o->on_progress) o->on_progress(o->progress_ctx, total, total);
-    if (o->cache_dir) tuna_cache_store(o->cache_dir, key, out); /* a failed cache write only costs time */
+    set_stats(out, tok, s);
+    /* a failed cache write only costs time */
+    if (cache && !spooled && cache_store_entry(cache, key, out, (cache_blob){meta, meta_len}) != TUNA_OK) note_uncached(s);
+    free(meta);
     return TUNA_OK;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "io/input_file.h"
 #include "tuna.h"
 #include "core/json_error.h"
 
@@ -38,8 +39,9 @@ static int grow(void **buf, int64_t *cap, int64_t need, size_t elem) {
 
 tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "r");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    tuna_status st = input_file_open(path, 0, &f);
+    if (st != TUNA_OK) return st;
     tuna_pretok p;
     memset(&p, 0, sizeof p);
     int64_t cap_seq = 0, cap_tok = 0, cap_lab = 0;
@@ -47,7 +49,6 @@ tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size)
     size_t lcap = 0;
     ssize_t len;
     long lineno = 0;
-    tuna_status st = TUNA_OK;
     if (!grow((void **)&p.off, &cap_seq, 1, sizeof(int64_t))) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st == TUNA_OK) p.off[0] = 0;
     while (st == TUNA_OK && (len = getline(&line, &lcap, f)) != -1) {

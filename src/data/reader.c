@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "data/reader_internal.h"
+#include "io/input_file.h"
 #include "tuna.h"
 #include "core/json_error.h"
 
@@ -28,6 +31,8 @@ struct tuna_data_reader {
     int finished;
     tuna_data_stats st;
     char first_bad[600];  /* first report, for the max-bad message */
+    data_bad_note *notes; /* the first DATA_BAD_NOTES reports */
+    int n_notes;
 };
 
 /* Line of each top-level element of a JSON array text (which has parsed, so
@@ -106,9 +111,8 @@ tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, cons
     else tuna_data_options_init(&r->o);
     r->path = strdup(path);
     if (!r->path) { free(r); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
-    r->f = fopen(path, "rb");
-    if (!r->f) {
-        tuna_status s = tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    tuna_status s = input_file_open(path, 0, &r->f);
+    if (s != TUNA_OK) {
         tuna_data_reader_free(r);
         return s;
     }
@@ -124,39 +128,87 @@ tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, cons
     r->is_array = i < hn && head[i] == '[';
     rewind(r->f);
     if (r->is_array) {
-        tuna_status s = load_array(r);
+        s = load_array(r);
         if (s) { tuna_data_reader_free(r); return s; }
     }
     *out = r;
     return TUNA_OK;
 }
 
+static void format_report(char *msg, size_t n, const char *path, int is_array, long line, long index, const char *reason) {
+    if (is_array) snprintf(msg, n, "%s:%ld: record %ld: %s", path, line, index, reason);
+    else snprintf(msg, n, "%s:%ld: %s", path, line, reason);
+}
+
+/* Hands one bad record to the callback; returns TUNA_ERR_FORMAT under strict. */
+static tuna_status deliver(const tuna_data_options *o, const tuna_bad_record *b) {
+    if (o->on_bad) o->on_bad(o->ctx, b);
+    if (o->strict) return tuna_fail(TUNA_ERR_FORMAT, "%s", b->message);
+    return TUNA_OK;
+}
+
+/* Keeps the first reports for data_reader_notes. */
+static void note(tuna_data_reader *r, long line, long index, tuna_bad_kind kind, const char *reason) {
+    if (r->n_notes >= DATA_BAD_NOTES) return;
+    if (!r->notes && !(r->notes = calloc(DATA_BAD_NOTES, sizeof *r->notes))) return;
+    data_bad_note *b = &r->notes[r->n_notes++];
+    b->line = line;
+    b->index = index;
+    b->kind = (int)kind;
+    snprintf(b->reason, sizeof b->reason, "%s", reason);
+}
+
 /* Reports one bad record; returns TUNA_ERR_FORMAT under strict. */
 static tuna_status report(tuna_data_reader *r, long line, long index, tuna_bad_kind kind, const char *reason,
                           const char *raw, size_t raw_len) {
     char msg[sizeof r->first_bad];
-    if (r->is_array) snprintf(msg, sizeof msg, "%s:%ld: record %ld: %s", r->path, line, index, reason);
-    else snprintf(msg, sizeof msg, "%s:%ld: %s", r->path, line, reason);
+    format_report(msg, sizeof msg, r->path, r->is_array, line, index, reason);
     r->st.records++;
     r->st.bad++;
     r->st.bad_by_kind[kind]++;
     if (!r->first_bad[0]) snprintf(r->first_bad, sizeof r->first_bad, "%s", msg);
-    if (r->o.on_bad) {
-        tuna_bad_record b = {r->path, line, index, kind, reason, msg, raw, raw_len};
-        r->o.on_bad(r->o.ctx, &b);
-    }
-    if (r->o.strict) return tuna_fail(TUNA_ERR_FORMAT, "%s", msg);
+    note(r, line, index, kind, reason);
+    tuna_bad_record b = {r->path, line, index, kind, reason, msg, raw, raw_len};
+    return deliver(&r->o, &b);
+}
+
+/* more than max_bad of the records bad: the end-of-read failure */
+static tuna_status check_max_bad(const char *path, const tuna_data_stats *st, double max_bad, const char *first_bad) {
+    double allowed = max_bad * (double)st->records;
+    if (st->bad > 0 && (double)st->bad > allowed + 1e-9)
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: %ld of %ld records are bad (%.2f%%), more than the %g%% allowed (--max-bad); first: %s",
+                         path, st->bad, st->records, 100.0 * (double)st->bad / (double)st->records,
+                         100.0 * max_bad, first_bad);
     return TUNA_OK;
 }
 
 static tuna_status finish(tuna_data_reader *r) {
     r->finished = 1;
-    double allowed = r->o.max_bad * (double)r->st.records;
-    if (r->st.bad > 0 && (double)r->st.bad > allowed + 1e-9)
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: %ld of %ld records are bad (%.2f%%), more than the %g%% allowed (--max-bad); first: %s",
-                         r->path, r->st.bad, r->st.records, 100.0 * (double)r->st.bad / (double)r->st.records,
-                         100.0 * r->o.max_bad, r->first_bad);
-    return TUNA_OK;
+    return check_max_bad(r->path, &r->st, r->o.max_bad, r->first_bad);
+}
+
+tuna_status data_policy_replay(const char *path, const tuna_data_options *o, int is_array, const tuna_data_stats *st,
+                               const data_bad_note *notes, int n_notes) {
+    char msg[600], first[600] = "";
+    for (int i = 0; i < n_notes; i++) {
+        const data_bad_note *n = &notes[i];
+        format_report(msg, sizeof msg, path, is_array, n->line, n->index, n->reason);
+        if (i == 0) snprintf(first, sizeof first, "%s", msg);
+        tuna_bad_record b = {path, n->line, n->index, (tuna_bad_kind)n->kind, n->reason, msg, "", 0};
+        tuna_status s = deliver(o, &b);
+        if (s != TUNA_OK) return s;
+    }
+    return check_max_bad(path, st, o->max_bad, first);
+}
+
+int data_reader_notes(const tuna_data_reader *r, const data_bad_note **notes) {
+    *notes = r->notes;
+    return r->n_notes;
+}
+
+uint64_t data_reader_size(const tuna_data_reader *r) {
+    struct stat sb;
+    return r->f && fstat(fileno(r->f), &sb) == 0 && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
 }
 
 tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *got) {
@@ -242,6 +294,7 @@ void tuna_data_reader_free(tuna_data_reader *r) {
     free(r->line);
     json_decref(r->arr);
     free(r->arr_line);
+    free(r->notes);
     free(r->path);
     free(r);
 }

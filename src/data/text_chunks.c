@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/input_file.h"
 #include "tuna.h"
 #include "tuna_text.h"
 #include "core/json_error.h"
@@ -53,12 +54,12 @@ static tuna_status add_doc(tuna_tokenizer *tok, id_buf *b, const char *text, siz
 tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len, tuna_pretok *out) {
     memset(out, 0, sizeof *out);
     if (seq_len < 2) return tuna_fail(TUNA_ERR_ARG, "sequence length %d too short", seq_len);
-    FILE *f = fopen(path, "r");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    tuna_status st = input_file_open(path, 0, &f);
+    if (st != TUNA_OK) return st;
     size_t plen = strlen(path);
     int jsonl = plen > 6 && !strcmp(path + plen - 6, ".jsonl");
     id_buf b = {0};
-    tuna_status st = TUNA_OK;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;

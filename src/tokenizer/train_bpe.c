@@ -38,6 +38,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include "io/input_file.h"
 #include "tok_internal.h"
 #include "tuna_tokenizer_train.h"
 
@@ -314,14 +315,17 @@ static int is_jsonl(const char *path) {
 }
 
 static tuna_status read_file(trainer *t, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
+    /* a pipe is copied only as far as --max-bytes can use; one byte more, so
+     * that a line crossing the limit is seen to cross it and left out */
+    uint64_t want = t->o->max_bytes > 0 ? (uint64_t)(t->o->max_bytes - t->bytes) + 1 : 0;
+    FILE *f;
+    tuna_status st = input_file_open(path, want, &f);
+    if (st != TUNA_OK) return st;
     int jsonl = is_jsonl(path);
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     int64_t lineno = 0;
-    tuna_status st = TUNA_OK;
     while (!st && (got = getline(&line, &cap, f)) >= 0) {
         lineno++;
         size_t n = (size_t)got;
@@ -645,12 +649,13 @@ tuna_status tuna_bpe_train(const tuna_bpe_train_opts *o, const char *out_dir, tu
     t.o = o;
     tuna_status st = check_opts(&t, o, out_dir);
     if (st) return st;
-    /* inputs must exist before any work is done */
+    /* inputs must exist before any work is done (a pipe's size is unknown:
+     * it is read when its turn comes, see read_file) */
     for (int i = 0; i < o->n_files; i++) {
         struct stat sb;
         if (stat(o->files[i], &sb) != 0) return tuna_fail(TUNA_ERR_IO, "%s: %s", o->files[i], strerror(errno));
-        if (!S_ISREG(sb.st_mode)) return tuna_fail(TUNA_ERR_IO, "%s: not a regular file", o->files[i]);
-        t.total_bytes += (int64_t)sb.st_size;
+        if (S_ISDIR(sb.st_mode)) return tuna_fail(TUNA_ERR_ARG, "%s: is a directory", o->files[i]);
+        if (S_ISREG(sb.st_mode)) t.total_bytes += (int64_t)sb.st_size;
     }
     if (o->max_bytes > 0 && t.total_bytes > o->max_bytes) t.total_bytes = o->max_bytes;
     const char *rx = o->split_regex ? o->split_regex : GPT2_SPLIT_REGEX;
