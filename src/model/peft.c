@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -623,6 +624,7 @@ tuna_status tuna_peft_load_weights(tuna_model *m, const char *dir) {
             break;
         }
         st = st_to_f32(x, t->data);
+        st = core_fail_in(st, path); /* a NaN or infinite weight: name the file */
     }
     for (int j = 0; st == TUNA_OK && j < f.n_tensors; j++) {
         int found = 0;
