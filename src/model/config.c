@@ -4,121 +4,30 @@
  * architectures, activations and rope types are refused with a clear message
  * rather than approximated.
  *
- * Every key is read strictly, through one table per family: integers must be
- * JSON integers (or reals with an integral value, as Python accepts 64.0) in
- * range of the int they land in, numbers must be numbers that stay finite as a
- * float, booleans booleans, strings strings; null is the same as absent (HF
- * writes null for "use the default"). A value of the wrong type or out of
- * range is an error naming the file, the key and the value as JSON writes it,
- * never a silent default or a truncation. */
+ * Every key is read strictly (core/json_keys.h), through one table per
+ * family: a value of the wrong type or out of range (an integer that does not
+ * fit the int it lands in, a fraction, a number as a string, a float that
+ * overflows) is an error naming the file, the key and the value, never a
+ * silent default or a truncation; null is the same as absent. */
 #include <float.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_keys.h"
 #include "io/atomic_file.h"
 #include "tuna.h"
 
-/* ---- strict reading of one key ---- */
-
-/* where keys are read from: the object, its file and the key path before the
- * key ("rope_scaling." inside that object); st keeps the first error */
-typedef struct {
-    json_t *o;
-    const char *path, *prefix;
-    tuna_status st;
-} cfg_reader;
-
-/* the value of key, or NULL when absent or null */
-static json_t *cfg_get(const cfg_reader *r, const char *key) {
-    json_t *v = json_object_get(r->o, key);
-    return json_is_null(v) ? NULL : v;
-}
-
-/* records "<file>: <key> <value as JSON>: <what is wrong>" (the first error
- * only); TUNA_ERR_FORMAT, or TUNA_ERR_UNSUPPORTED for a valid value tuna
- * does not implement */
-static void cfg_fail(cfg_reader *r, tuna_status st, const char *key, const json_t *v, const char *fmt, ...) {
-    if (r->st != TUNA_OK) return;
-    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(10));
-    char why[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    r->st = tuna_fail(st, "%s: %s%s %.80s%s: %s", r->path, r->prefix, key, s ? s : "?",
-                      s && strlen(s) > 80 ? "..." : "", why);
-    free(s);
-}
-
-/* an integer in [lo, hi] (a real with an integral value counts); def when absent */
-static long long cfg_int(cfg_reader *r, const char *key, long long lo, long long hi, long long def) {
-    json_t *v = cfg_get(r, key);
-    if (!v) return def;
-    long long n;
-    if (json_is_integer(v)) n = json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 0x1p62)
-        n = (long long)json_real_value(v);
-    else { cfg_fail(r, TUNA_ERR_FORMAT, key, v, "must be an integer"); return def; }
-    if (n < lo || n > hi) { cfg_fail(r, TUNA_ERR_FORMAT, key, v, "must be an integer in [%lld, %lld]", lo, hi); return def; }
-    return n;
-}
-
-/* a number that stays finite as a float, > 0 (positive) or >= 0; def when absent */
-static float cfg_num(cfg_reader *r, const char *key, int positive, double def) {
-    json_t *v = cfg_get(r, key);
-    if (!v) return (float)def;
-    if (!json_is_number(v)) { cfg_fail(r, TUNA_ERR_FORMAT, key, v, "must be a number"); return (float)def; }
-    double x = json_number_value(v);
-    if (!(positive ? x > 0 : x >= 0) || x > FLT_MAX) {
-        cfg_fail(r, TUNA_ERR_FORMAT, key, v, "must be a finite number %s", positive ? "> 0" : ">= 0");
-        return (float)def;
-    }
-    return (float)x;
-}
-
-static int cfg_bool(cfg_reader *r, const char *key, int def) {
-    json_t *v = cfg_get(r, key);
-    if (!v) return def;
-    if (!json_is_boolean(v)) { cfg_fail(r, TUNA_ERR_FORMAT, key, v, "must be true or false"); return def; }
-    return json_is_true(v);
-}
-
-/* a string (any when allowed is NULL, else one of the NULL-terminated list); def when absent */
-static const char *cfg_str(cfg_reader *r, const char *key, const char *const *allowed, const char *def) {
-    json_t *v = cfg_get(r, key);
-    if (!v) return def;
-    if (!json_is_string(v)) { cfg_fail(r, TUNA_ERR_FORMAT, key, v, "must be a string"); return def; }
-    const char *s = json_string_value(v);
-    if (!allowed) return s;
-    char list[200] = "";
-    for (int i = 0; allowed[i]; i++) {
-        if (!strcmp(s, allowed[i])) return s;
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", allowed[i]);
-    }
-    cfg_fail(r, TUNA_ERR_UNSUPPORTED, key, v, "is not supported (tuna implements %s)", list);
-    return def;
-}
-
-/* a token id: an integer, or a list of them (HF's eos lists: the first is
- * kept); -1 (some configs' "none") or absent gives -1 */
-static int cfg_token_id(cfg_reader *r, const char *key) {
-    json_t *v = cfg_get(r, key);
-    if (!json_is_array(v)) return (int)cfg_int(r, key, -1, INT_MAX, -1);
-    size_t i;
-    json_t *e;
-    json_array_foreach(v, i, e) if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > INT_MAX) {
-        cfg_fail(r, TUNA_ERR_FORMAT, key, v, "must be a token id or a list of token ids (integers >= 0)");
-        return -1;
-    }
-    return json_array_size(v) ? (int)json_integer_value(json_array_get(v, 0)) : -1;
+/* a token id: the first of a list (HF's EOS lists); -1 when none */
+static int cfg_token_id(jkeys *r, const char *key) {
+    int32_t id = -1;
+    jkeys_token_ids(r, key, &id, 1);
+    return id;
 }
 
 /* ---- the keys of each family ---- */
@@ -172,20 +81,20 @@ static const cfg_key llama3_keys[] = { /* inside rope_scaling */
 };
 #undef F
 
-static void cfg_read_table(cfg_reader *r, const cfg_key *keys, tuna_config *c) {
+static void cfg_read_table(jkeys *r, const cfg_key *keys, tuna_config *c) {
     for (const cfg_key *k = keys; k->key; k++) {
         char *field = (char *)c + k->off;
         int derived = isnan(k->def);
-        if (derived && !cfg_get(r, k->key)) continue;
-        if (k->kind == K_INT) *(int *)field = (int)cfg_int(r, k->key, k->lo, k->hi, derived ? 0 : (long long)k->def);
-        else if (k->kind == K_BOOL) *(int *)field = cfg_bool(r, k->key, (int)k->def);
-        else *(float *)field = cfg_num(r, k->key, k->kind == K_POS, k->def);
+        if (derived && !jkeys_get(r, k->key)) continue;
+        if (k->kind == K_INT) *(int *)field = (int)jkeys_int(r, k->key, k->lo, k->hi, derived ? 0 : (long long)k->def);
+        else if (k->kind == K_BOOL) *(int *)field = jkeys_bool(r, k->key, (int)k->def);
+        else *(float *)field = jkeys_num(r, k->key, 0, k->kind == K_POS, FLT_MAX, k->def);
     }
 }
 
 /* ---- families ---- */
 
-static void read_gpt2(cfg_reader *r, tuna_config *c) {
+static void read_gpt2(jkeys *r, tuna_config *c) {
     static const char *const acts[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", NULL};
     c->family = TUNA_FAMILY_GPT2;
     if (!c->model_type[0]) snprintf(c->model_type, sizeof c->model_type, "gpt2");
@@ -195,24 +104,24 @@ static void read_gpt2(cfg_reader *r, tuna_config *c) {
     c->NKV = c->NH;
     c->HD = c->C / c->NH; /* validate refuses n_embd % n_head */
     if (!c->FF) c->FF = 4 * c->C;
-    int n_ctx = (int)cfg_int(r, "n_ctx", 1, INT_MAX, 1024);
+    int n_ctx = (int)jkeys_int(r, "n_ctx", 1, INT_MAX, 1024);
     if (!c->max_positions) c->max_positions = n_ctx;
     c->learned_positions = 1;
     c->qkv_bias = c->o_bias = c->mlp_bias = 1;
-    cfg_str(r, "activation_function", acts, "gelu_new");
-    if (r->st == TUNA_OK && (cfg_bool(r, "scale_attn_by_inverse_layer_idx", 0) || cfg_bool(r, "reorder_and_upcast_attn", 0)))
+    jkeys_str(r, "activation_function", acts, "gelu_new");
+    if (r->st == TUNA_OK && (jkeys_bool(r, "scale_attn_by_inverse_layer_idx", 0) || jkeys_bool(r, "reorder_and_upcast_attn", 0)))
         r->st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported", r->path);
 }
 
 /* rope_scaling: null/absent, or an object with rope_type (or type) */
-static void read_rope_scaling(cfg_reader *r, tuna_config *c) {
+static void read_rope_scaling(jkeys *r, tuna_config *c) {
     static const char *const types[] = {"default", "linear", "llama3", NULL};
-    json_t *rs = cfg_get(r, "rope_scaling");
+    json_t *rs = jkeys_get(r, "rope_scaling");
     if (!rs) return;
-    if (!json_is_object(rs)) { cfg_fail(r, TUNA_ERR_FORMAT, "rope_scaling", rs, "must be an object or null"); return; }
-    cfg_reader sub = {rs, r->path, "rope_scaling.", TUNA_OK};
-    const char *tk = cfg_get(&sub, "rope_type") ? "rope_type" : "type";
-    const char *ts = cfg_str(&sub, tk, NULL, "");
+    if (!json_is_object(rs)) { jkeys_fail(r, TUNA_ERR_FORMAT, "rope_scaling", rs, "must be an object or null"); return; }
+    jkeys sub = {rs, r->path, "rope_scaling.", TUNA_OK};
+    const char *tk = jkeys_get(&sub, "rope_type") ? "rope_type" : "type";
+    const char *ts = jkeys_str(&sub, tk, NULL, "");
     if (sub.st == TUNA_OK) {
         int i = 0;
         while (types[i] && strcmp(types[i], ts)) i++;
@@ -220,12 +129,12 @@ static void read_rope_scaling(cfg_reader *r, tuna_config *c) {
             sub.st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (none, linear, llama3)", r->path, ts);
         c->rope_scaling = i == 1 ? TUNA_ROPE_LINEAR : i == 2 ? TUNA_ROPE_LLAMA3 : TUNA_ROPE_NONE;
     }
-    if (c->rope_scaling != TUNA_ROPE_NONE) c->rope_factor = cfg_num(&sub, "factor", 1, 1.0);
+    if (c->rope_scaling != TUNA_ROPE_NONE) c->rope_factor = jkeys_num(&sub, "factor", 0, 1, FLT_MAX, 1.0);
     if (c->rope_scaling == TUNA_ROPE_LLAMA3) cfg_read_table(&sub, llama3_keys, c);
     if (r->st == TUNA_OK) r->st = sub.st;
 }
 
-static void read_llama(cfg_reader *r, tuna_config *c, const char *arch) {
+static void read_llama(jkeys *r, tuna_config *c, const char *arch) {
     static const char *const acts[] = {"silu", NULL};
     c->family = TUNA_FAMILY_LLAMA;
     c->norm = TUNA_NORM_RMSNORM;
@@ -240,17 +149,17 @@ static void read_llama(cfg_reader *r, tuna_config *c, const char *arch) {
     }
     int qwen = !strcmp(arch, "Qwen2ForCausalLM");
     c->qkv_bias = qwen || c->o_bias;
-    if (!strcmp(arch, "MistralForCausalLM") || (qwen && cfg_bool(r, "use_sliding_window", 0)))
-        c->sliding_window = (int)cfg_int(r, "sliding_window", 0, INT_MAX, 0);
-    cfg_str(r, "hidden_act", acts, "silu");
+    if (!strcmp(arch, "MistralForCausalLM") || (qwen && jkeys_bool(r, "use_sliding_window", 0)))
+        c->sliding_window = (int)jkeys_int(r, "sliding_window", 0, INT_MAX, 0);
+    jkeys_str(r, "hidden_act", acts, "silu");
     read_rope_scaling(r, c);
 }
 
 /* architectures[0], else the one model_type names; "" when neither */
-static const char *read_arch(cfg_reader *r, const char *mt) {
-    json_t *archs = cfg_get(r, "architectures");
+static const char *read_arch(jkeys *r, const char *mt) {
+    json_t *archs = jkeys_get(r, "architectures");
     if (archs && (!json_is_array(archs) || (json_array_size(archs) && !json_is_string(json_array_get(archs, 0))))) {
-        cfg_fail(r, TUNA_ERR_FORMAT, "architectures", archs, "must be a list of strings");
+        jkeys_fail(r, TUNA_ERR_FORMAT, "architectures", archs, "must be a list of strings");
         return "";
     }
     if (archs && json_array_size(archs)) return json_string_value(json_array_get(archs, 0));
@@ -261,13 +170,13 @@ static const char *read_arch(cfg_reader *r, const char *mt) {
     return "";
 }
 
-static void read_common(cfg_reader *r, tuna_config *c) {
+static void read_common(jkeys *r, tuna_config *c) {
     static const char *const dtypes[] = {"float32", "float16", "bfloat16", NULL};
     c->bos_token_id = cfg_token_id(r, "bos_token_id");
     c->eos_token_id = cfg_token_id(r, "eos_token_id");
     c->pad_token_id = cfg_token_id(r, "pad_token_id");
-    const char *dk = cfg_get(r, "torch_dtype") ? "torch_dtype" : "dtype";
-    const char *dts = cfg_str(r, dk, dtypes, "float32");
+    const char *dk = jkeys_get(r, "torch_dtype") ? "torch_dtype" : "dtype";
+    const char *dts = jkeys_str(r, dk, dtypes, "float32");
     c->dtype = !strcmp(dts, "float16") ? TUNA_DTYPE_F16 : !strcmp(dts, "bfloat16") ? TUNA_DTYPE_BF16 : TUNA_DTYPE_F32;
 }
 
@@ -324,8 +233,8 @@ tuna_status tuna_config_load(tuna_config *c, const char *path) {
         return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
     }
     if (!json_is_object(o)) { json_decref(o); return tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
-    cfg_reader r = {o, path, "", TUNA_OK};
-    const char *mt = cfg_str(&r, "model_type", NULL, "");
+    jkeys r = {o, path, "", TUNA_OK};
+    const char *mt = jkeys_str(&r, "model_type", NULL, "");
     const char *arch = read_arch(&r, mt);
     snprintf(c->architecture, sizeof c->architecture, "%s", arch);
     snprintf(c->model_type, sizeof c->model_type, "%s", mt);
