@@ -5,6 +5,7 @@
  * infinite weight is refused at load by every loader (safetensors folder,
  * GGUF, llama2.c), the tensor and file named; a non-finite logit during
  * generation is an error naming the step, not an empty answer with exit 0.
+ * generation_config.json and adapter_config.json are read as strictly.
  * Runs from the repository root (models/tuna-stories, tests/fixtures). */
 #include <math.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "tuna_gguf.h"
 #include "tuna_infer.h"
 #include "tuna_llama2c.h"
+#include "tuna_peft.h"
 #include "tuna_tokenizer.h"
 
 static const char *MODEL = "models/tuna-stories", *GPT2 = "tests/fixtures/parity/gpt2";
@@ -279,6 +281,40 @@ static void test_nonfinite_logits(tuna_model *m) {
     tuna_tokenizer_free(tok);
 }
 
+/* adapter_config.json: values of the wrong type are errors, not defaults */
+static void test_bad_adapter_configs(void) {
+    static const char *ADAPTER = "tests/fixtures/peft/llama_lora/adapter0";
+    static const struct { const char *from, *to; tuna_status st; const char *key, *value; } cases[] = {
+        {"\"lora_dropout\": 0.0", "\"lora_dropout\": \"0.1\"", TUNA_ERR_FORMAT, "lora_dropout", "\"0.1\""},
+        {"\"lora_dropout\": 0.0", "\"lora_dropout\": 1.5", TUNA_ERR_FORMAT, "lora_dropout", "1.5"},
+        {"\"use_rslora\": false", "\"use_rslora\": \"true\"", TUNA_ERR_FORMAT, "use_rslora", "\"true\""},
+        {"\"r\": 4", "\"r\": 4.5", TUNA_ERR_FORMAT, "json: r 4.5", NULL},
+        {"\"r\": 4", "\"r\": 4.0", TUNA_OK, NULL, NULL},
+        {"\"bias\": \"none\"", "\"bias\": false", TUNA_ERR_FORMAT, "bias", "false"},
+        {"\"bias\": \"none\"", "\"bias\": \"all\"", TUNA_ERR_UNSUPPORTED, "bias", "\"all\""},
+    };
+    char d[600], cmd[1400];
+    snprintf(d, sizeof d, "%s/adapter", tmpdir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r %s '%s'", d, ADAPTER, d);
+        CHECK(system(cmd) == 0);
+        char p[700];
+        snprintf(p, sizeof p, "%s/adapter_config.json", ADAPTER);
+        char *src = slurp(p), *at = src ? strstr(src, cases[i].from) : NULL;
+        CHECKF(at != NULL, "%s not in %s", cases[i].from, p);
+        if (!at) { free(src); continue; }
+        char out[4096];
+        snprintf(out, sizeof out, "%.*s%s%s", (int)(at - src), src, cases[i].to, at + strlen(cases[i].from));
+        snprintf(p, sizeof p, "%s/adapter_config.json", d);
+        spit(p, out);
+        free(src);
+        tuna_peft_config c;
+        tuna_status st = tuna_peft_read_config(&c, d);
+        if (cases[i].st == TUNA_OK) CHECKF(st == TUNA_OK && c.r == 4, "%s: %s", cases[i].to, tuna_last_error());
+        else expect_fail(cases[i].to, st, cases[i].st, "adapter_config.json", cases[i].key, cases[i].value);
+    }
+}
+
 /* the CLI: exit 2 and one "tuna: error:" line naming config.json, the key and
  * the value; a NaN weight named by tensor; overflowing logits exit 1 with the step */
 static int run(const char *args, char **err) {
@@ -319,6 +355,22 @@ static void test_cli_errors(tuna_model *poisoned) {
     edit_config(MODEL, d, "\"hidden_size\": 192", "\"hidden_size\": 4294967488");
     snprintf(args, sizeof args, "info --model '%s'", d);
     expect_cli(args, 2, "config.json: hidden_size 4294967488", NULL);
+    /* generation_config.json: a wrong type, a range, invalid JSON */
+    static const struct { const char *text, *needle; } gen[] = {
+        {"{\"eos_token_id\": \"0\"}", "generation_config.json: eos_token_id \"0\""},
+        {"{\"eos_token_id\": 0, \"do_sample\": true, \"top_p\": 1.5}", "generation_config.json: top_p 1.5"},
+        {"{\"eos_token_id\": 0, \"do_sample\": \"yes\"}", "generation_config.json: do_sample \"yes\""},
+        {"{\"eos_token_id\": 0,", "generation_config.json:1: invalid JSON"},
+    };
+    d = copy_model(MODEL, "cli_gen");
+    add_tokenizer(d);
+    for (size_t i = 0; i < sizeof gen / sizeof *gen; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/generation_config.json", d);
+        spit(p, gen[i].text);
+        snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 4", d);
+        expect_cli(args, 2, gen[i].needle, NULL);
+    }
     /* a NaN weight */
     char nd[600];
     snprintf(nd, sizeof nd, "%s/nan_float32_0", tmpdir);
@@ -344,6 +396,7 @@ int main(int argc, char **argv) {
     test_bad_gguf_metadata();
     test_nonfinite_weights();
     test_nonfinite_llama2c();
+    test_bad_adapter_configs();
     tuna_model *m = NULL;
     CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
     if (m) test_nonfinite_logits(m);
