@@ -88,7 +88,8 @@ typedef struct tuna_gen_seq tuna_gen_seq;
 tuna_status tuna_gen_seq_create(tuna_gen_seq **out, const tuna_tokenizer *tok, int model_vocab, const int32_t *prompt,
                                 int n_prompt, const tuna_gen_opts *o);
 void tuna_gen_seq_free(tuna_gen_seq *s);
-/* logits [model_vocab] of the sequence's last position (modified in place). */
+/* logits [model_vocab] of the sequence's last position (modified in place).
+ * TUNA_ERR_NUMERIC, the step named, when one is NaN or +inf. */
 tuna_status tuna_gen_seq_push_logits(tuna_gen_seq *s, float *logits);
 int tuna_gen_seq_done(const tuna_gen_seq *s);
 int tuna_gen_seq_generated(const tuna_gen_seq *s);      /* ids generated so far (EOS excluded) */

@@ -185,6 +185,38 @@ static void test_engine_batching(void) {
     tuna_tokenizer_free(tok);
 }
 
+/* finite weights whose logits overflow (final norm weight 1e38): the request
+ * fails with the step named, rather than finishing with an empty answer */
+static void test_engine_nonfinite_logits(void) {
+    tuna_model *m = NULL;
+    tuna_tokenizer *tok = NULL;
+    if (tuna_model_load(&m, MODEL) != TUNA_OK || tuna_tokenizer_load(&tok, MODEL) != TUNA_OK) { CHECK(0); return; }
+    float *w = tuna_model_find_param(m, "model.norm.weight")->data;
+    for (int i = 0; i < tuna_model_config(m)->C; i++) w[i] = 1e38f;
+    srv_engine *e = NULL;
+    srv_engine_opts eo = {.parallel = 1, .queue = 1, .ctx = 512};
+    CHECK(srv_engine_create(&e, &m, 1, tok, &eo) == TUNA_OK);
+    int n = 0;
+    int32_t *ids = encode(tok, "Once upon a time", &n);
+    tuna_gen_opts o = {.max_new_tokens = 8};
+    tuna_sample_args_default(&o.sample);
+    o.sample.temperature = 0;
+    srv_request *a = NULL;
+    CHECK(e && srv_engine_submit(e, 0, ids, n, &o, &a) == SRV_SUBMITTED);
+    if (a) {
+        free(collect(a, NULL, 0));
+        int pt, ct;
+        const char *fin, *err;
+        srv_request_result(a, &pt, &ct, &fin, &err);
+        CHECKF(err && strstr(err, "generation step 1") && strstr(err, "not finite"), "overflowing logits: %s", err ? err : fin);
+        srv_request_release(a);
+    }
+    srv_engine_free(e);
+    free(ids);
+    tuna_tokenizer_free(tok);
+    tuna_model_free(m);
+}
+
 /* one row and one queue place: the third request is refused; a cancelled
  * request frees its row; draining refuses new work; stopping fails the rest */
 static void test_engine_limits(void) {
@@ -449,6 +481,7 @@ int main(void) {
     test_share();
     test_engine_batching();
     test_engine_limits();
+    test_engine_nonfinite_logits();
     test_queue_purge();
     test_decoder_larger_team();
     test_stream_whole_chars();

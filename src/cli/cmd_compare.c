@@ -253,7 +253,8 @@ int cmd_compare(int argc, char **argv) {
     int32_t eos[16];
     int n_eos = 0;
     tuna_sample_args sa;
-    cli_gen_setup(model, tok, &gf, 0, eos, &n_eos, &sa);
+    st = cli_gen_setup(model, tok, &gf, 0, eos, &n_eos, &sa);
+    if (st != TUNA_OK) goto done;
     const char *stops[17];
     int n_stop = 0;
     for (int i = 0; i < gf.n_stop; i++) stops[n_stop++] = gf.stops[i];

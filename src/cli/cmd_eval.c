@@ -351,7 +351,8 @@ loaded:
     int32_t eos[16];
     int n_eos = 0;
     tuna_sample_args sa;
-    cli_gen_setup(model, tok, &gf, 0, eos, &n_eos, &sa);
+    st = cli_gen_setup(model, tok, &gf, 0, eos, &n_eos, &sa);
+    if (st != TUNA_OK) goto done;
     if (n_gen) {
         prompts = calloc((size_t)n_gen, sizeof *prompts);
         n_prompts = calloc((size_t)n_gen, sizeof *n_prompts);

@@ -2,6 +2,7 @@
  * file) with the KV cache, optionally through the chat template and with an
  * adapter applied unmerged; streamed to the terminal, or one JSON object per
  * prompt with --json. */
+#include <float.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "core/json_keys.h"
 #include "io/gguf.h"
 #include "io/input_file.h"
 #include "tuna_gguf.h"
@@ -44,37 +46,45 @@ static void on_text(void *ctx, const char *text, size_t len) {
     fflush(stdout);
 }
 
-/* generation_config.json: eos ids and sampling defaults (absent file: none) */
-static void read_generation_config(const char *dir, int32_t *eos, int *n_eos, tuna_sample_args *sa, int sampling) {
+/* generation_config.json: eos ids and sampling defaults (absent file: none).
+ * Read strictly (core/json_keys.h): a value of the wrong type or out of range
+ * is an error naming the file and key, as in config.json. */
+static tuna_status read_generation_config(const char *dir, int32_t *eos, int *n_eos, tuna_sample_args *sa, int sampling) {
     char p[PATH_MAX];
     if (tuna_is_gguf(dir)) { /* a llama.cpp file: its EOS and end-of-turn ids */
         gguf_file g;
-        if (gguf_open(&g, dir) != TUNA_OK) return;
+        if (gguf_open(&g, dir) != TUNA_OK) return TUNA_OK;
         const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"};
         for (int k = 0; k < 2; k++) {
             uint64_t id;
             if (gguf_get_u64(&g, keys[k], &id) == 0 && id < (1u << 30) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)id;
         }
         gguf_close(&g);
-        return;
+        return TUNA_OK;
     }
     snprintf(p, sizeof p, "%s/generation_config.json", dir);
-    json_t *o = json_load_file(p, 0, NULL);
-    if (!o) return;
-    json_t *e = json_object_get(o, "eos_token_id");
-    if (json_is_integer(e) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)json_integer_value(e);
-    size_t i;
-    json_t *v;
-    if (json_is_array(e)) json_array_foreach(e, i, v) if (json_is_integer(v) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)json_integer_value(v);
-    if (sampling && json_is_true(json_object_get(o, "do_sample"))) {
-        json_t *t = json_object_get(o, "temperature"), *k = json_object_get(o, "top_k"), *tp = json_object_get(o, "top_p");
-        sa->temperature = json_is_number(t) ? (float)json_number_value(t) : 1.0f;
-        if (json_is_integer(k)) sa->top_k = (int)json_integer_value(k);
-        if (json_is_number(tp)) sa->top_p = (float)json_number_value(tp);
+    json_error_t jerr;
+    json_t *o = json_load_file(p, 0, &jerr);
+    if (!o) {
+        if (access(p, F_OK) != 0) return TUNA_OK;
+        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", p, jerr.line, jerr.text);
     }
-    json_t *rp = json_object_get(o, "repetition_penalty");
-    if (sampling && json_is_number(rp)) sa->repetition_penalty = (float)json_number_value(rp);
+    jkeys r = {o, p, "", json_is_object(o) ? TUNA_OK : tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", p)};
+    int n = jkeys_token_ids(&r, "eos_token_id", eos, 16);
+    *n_eos = n < 16 ? n : 16;
+    int do_sample = jkeys_bool(&r, "do_sample", 0);
+    float t = jkeys_num(&r, "temperature", 0, 0, FLT_MAX, 1.0);
+    int k = (int)jkeys_int(&r, "top_k", 0, INT_MAX, sa->top_k);
+    float tp = jkeys_num(&r, "top_p", 0, 1, 1, sa->top_p);
+    float rp = jkeys_num(&r, "repetition_penalty", 0, 1, FLT_MAX, sa->repetition_penalty);
+    if (sampling && do_sample) {
+        sa->temperature = t;
+        sa->top_k = k;
+        sa->top_p = tp;
+    }
+    if (sampling) sa->repetition_penalty = rp;
     json_decref(o);
+    return r.st;
 }
 
 static int parse_f(const char *opt, const char *s, double lo, double hi, float *out) {
@@ -112,12 +122,13 @@ int cli_gen_flag(cli_gen_flags *f, int argc, char **argv, int *i) {
     return 1;
 }
 
-void cli_gen_setup(const char *model_dir, const tuna_tokenizer *tok, const cli_gen_flags *f, int config_sampling,
-                   int32_t eos[16], int *n_eos, tuna_sample_args *sa) {
+tuna_status cli_gen_setup(const char *model_dir, const tuna_tokenizer *tok, const cli_gen_flags *f, int config_sampling,
+                          int32_t eos[16], int *n_eos, tuna_sample_args *sa) {
     tuna_sample_args_default(sa);
     sa->temperature = 0; /* HF generate: greedy unless asked to sample */
     *n_eos = 0;
-    read_generation_config(model_dir, eos, n_eos, sa, config_sampling);
+    tuna_status st = read_generation_config(model_dir, eos, n_eos, sa, config_sampling);
+    if (st != TUNA_OK) return st;
     if (!*n_eos && tuna_tokenizer_eos_id(tok) >= 0) eos[(*n_eos)++] = tuna_tokenizer_eos_id(tok);
     if (f->temperature >= 0) sa->temperature = f->temperature;
     if (f->top_k >= 0) sa->top_k = f->top_k;
@@ -125,6 +136,7 @@ void cli_gen_setup(const char *model_dir, const tuna_tokenizer *tok, const cli_g
     if (f->min_p >= 0) sa->min_p = f->min_p;
     if (f->rep >= 0) sa->repetition_penalty = f->rep;
     sa->seed = (uint64_t)f->seed;
+    return TUNA_OK;
 }
 
 static const char *chat_help =
@@ -229,7 +241,8 @@ static int generate_main(int argc, char **argv, int interactive) {
     tuna_sample_args sa;
     int32_t eos[16];
     int n_eos = 0;
-    cli_gen_setup(model, tok, &gf, 1, eos, &n_eos, &sa);
+    st = cli_gen_setup(model, tok, &gf, 1, eos, &n_eos, &sa);
+    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (file) {
         FILE *f;
         st = input_file_open(file, 0, &f);

@@ -173,7 +173,8 @@ int cmd_serve(int argc, char **argv) {
     int32_t eos[16];
     int n_eos = 0;
     tuna_sample_args unused;
-    cli_gen_setup(model_dir, tok, &gf, 0, eos, &n_eos, &unused);
+    st = cli_gen_setup(model_dir, tok, &gf, 0, eos, &n_eos, &unused);
+    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
 
     const tuna_config *cfg = tuna_model_config(models[0]);
     if (!ctx) ctx = cfg->max_positions > 0 && cfg->max_positions < 4096 ? cfg->max_positions : 4096;

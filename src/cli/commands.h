@@ -59,10 +59,11 @@ void cli_gen_flags_init(cli_gen_flags *f, int max_new);
 int cli_gen_flag(cli_gen_flags *f, int argc, char **argv, int *i);
 /* EOS ids from the model's generation_config.json (else the tokenizer's
  * EOS), sampling defaults (greedy; the config's sampling settings when
- * config_sampling), then the flags. */
+ * config_sampling), then the flags. TUNA_ERR_FORMAT naming the file and key
+ * when generation_config.json holds a value of the wrong type or range. */
 struct tuna_tokenizer;
-void cli_gen_setup(const char *model_dir, const struct tuna_tokenizer *tok, const cli_gen_flags *f, int config_sampling,
-                   int32_t eos[16], int *n_eos, tuna_sample_args *sa);
+tuna_status cli_gen_setup(const char *model_dir, const struct tuna_tokenizer *tok, const cli_gen_flags *f, int config_sampling,
+                          int32_t eos[16], int *n_eos, tuna_sample_args *sa);
 
 /* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */
 tuna_status cli_convert_llama2c_tokenizer(const char *bin, const char *out_dir);

@@ -3,6 +3,7 @@
  * status; only the CLI prints. */
 #include <stdarg.h>
 #include <stdio.h>
+#include "core/error.h"
 #include "tuna.h"
 
 static _Thread_local char last_error[1024];
@@ -35,4 +36,11 @@ int tuna_status_exit_code(tuna_status s) {
     case TUNA_ERR_ARG: return 2;
     default: return 1;
     }
+}
+
+tuna_status core_fail_in(tuna_status st, const char *where) {
+    if (st == TUNA_OK) return st;
+    char msg[sizeof last_error];
+    snprintf(msg, sizeof msg, "%s", last_error);
+    return tuna_fail(st, "%s: %s", where, msg);
 }

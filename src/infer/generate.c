@@ -130,9 +130,22 @@ static tuna_status row_accept(tuna_gen_seq *r, int32_t id) {
     return TUNA_OK;
 }
 
+/* A NaN or infinite logit (an overflow in the model) is an error naming the
+ * step, never a sample drawn from it: argmax and the softmax would quietly
+ * return token 0 or an arbitrary one. -inf is allowed (a masked token). */
+static tuna_status check_logits(const tuna_gen_seq *g, const float *logits) {
+    for (int v = 0; v < g->MV; v++)
+        if (isnan(logits[v]) || logits[v] == INFINITY)
+            return tuna_fail(TUNA_ERR_NUMERIC, "generation step %d (predicting position %d): the logit of token %d is %s (the model's output is not finite)",
+                             g->n_ctx - g->n_prompt + 1, g->n_ctx, v, isnan(logits[v]) ? "NaN" : "+inf");
+    return TUNA_OK;
+}
+
 tuna_status tuna_gen_seq_push_logits(tuna_gen_seq *g, float *logits) {
     if (g->done) return TUNA_OK;
     if (g->n_ctx == g->n_prompt && !g->t_prompt_end) g->t_prompt_end = now_s();
+    tuna_status cs = check_logits(g, logits);
+    if (cs != TUNA_OK) return cs;
     for (int v = g->V; v < g->MV; v++) logits[v] = -INFINITY; /* ids the tokenizer cannot decode (padded vocabularies) */
     tuna_status st = row_accept(g, tuna_sampler_next(g->smp, logits, g->ctx, g->n_ctx));
     if (g->done) g->t_end = now_s();

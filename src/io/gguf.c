@@ -14,7 +14,7 @@
 
 #include "io/gguf.h"
 #include "io/atomic_file.h"
-#include "io/safetensors.h" /* fp16 conversions */
+#include "io/safetensors.h" /* fp16 conversions, the finiteness check */
 
 #define GGUF_ALIGN 32
 #define QK 32
@@ -518,5 +518,5 @@ tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *
         break;
     default: return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u", f->path, t->name, t->type);
     }
-    return TUNA_OK;
+    return st_check_finite(out, t->numel, f->path, t->name);
 }

@@ -85,7 +85,8 @@ int gguf_get_f64(const gguf_file *f, const char *key, double *out);
 const char *gguf_get_str(const gguf_file *f, const char *key, size_t *len);
 /* i-th string of a string array (bounds already validated at open). */
 const char *gguf_arr_str(const gguf_kv *kv, uint64_t i, size_t *len);
-/* Dequantizes a tensor (F32, F16, Q8_0, Q4_0) into out[numel]. */
+/* Dequantizes a tensor (F32, F16, Q8_0, Q4_0) into out[numel]; TUNA_ERR_FORMAT
+ * naming the file and tensor when a value is NaN or infinite. */
 tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out);
 size_t gguf_type_size(int type, int64_t n); /* bytes of n elements; 0 if unknown or n not a block multiple */
 const char *gguf_type_name(int type);

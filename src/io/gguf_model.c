@@ -6,6 +6,7 @@
  * merges do, types), special ids, chat template, and the reverse mapping for
  * loading an export back. Conventions follow llama.cpp's convert_hf_to_gguf.py
  * and gguf-py constants; the code is tuna's own. */
+#include <float.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "tuna_peft.h"
@@ -493,18 +495,50 @@ int tuna_is_gguf(const char *path) {
     return ok;
 }
 
-static int u32_of(const gguf_file *f, const char *arch, const char *k, int dflt) {
-    char key[128];
-    uint64_t v;
-    snprintf(key, sizeof key, "%s.%s", arch, k);
-    return gguf_get_u64(f, key, &v) == 0 && v <= INT_MAX ? (int)v : dflt;
+/* The metadata read as strictly as config.json (model/config.c): a key of
+ * another type or out of range is an error naming the file, the key and the
+ * value, never the default. The first error is kept in *st. */
+static void meta_bad(tuna_status *st, const gguf_file *f, const char *key, const char *fmt, double v, const char *want) {
+    if (*st != TUNA_OK) return;
+    char val[64];
+    if (fmt) snprintf(val, sizeof val, fmt, v);
+    else snprintf(val, sizeof val, "(GGUF type %u)", gguf_find_kv(f, key)->type);
+    *st = tuna_fail(TUNA_ERR_FORMAT, "%s: %s %s: must be %s", f->path, key, val, want);
 }
 
-static double f64_of(const gguf_file *f, const char *arch, const char *k, double dflt) {
-    char key[128];
+/* an integer in [lo, INT_MAX]; dflt when absent */
+static int meta_int(const gguf_file *f, const char *key, int lo, int dflt, tuna_status *st) {
+    uint64_t v;
+    if (!gguf_find_kv(f, key)) return dflt;
+    if (gguf_get_u64(f, key, &v) != 0) { meta_bad(st, f, key, NULL, 0, "an integer"); return dflt; }
+    if (v < (uint64_t)lo || v > INT_MAX) {
+        char want[64];
+        snprintf(want, sizeof want, "an integer in [%d, %d]", lo, INT_MAX);
+        meta_bad(st, f, key, "%.0f", (double)v, want);
+        return dflt;
+    }
+    return (int)v;
+}
+
+/* a number > 0 that stays finite as a float; dflt when absent */
+static double meta_pos(const gguf_file *f, const char *key, double dflt, tuna_status *st) {
     double v;
+    if (!gguf_find_kv(f, key)) return dflt;
+    if (gguf_get_f64(f, key, &v) != 0) { meta_bad(st, f, key, NULL, 0, "a number"); return dflt; }
+    if (!(v > 0 && v <= FLT_MAX)) { meta_bad(st, f, key, "%g", v, "a finite number > 0"); return dflt; }
+    return v;
+}
+
+static int u32_of(const gguf_file *f, const char *arch, const char *k, int dflt, tuna_status *st) {
+    char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, k);
-    return gguf_get_f64(f, key, &v) == 0 ? v : dflt;
+    return meta_int(f, key, 1, dflt, st);
+}
+
+static double f64_of(const gguf_file *f, const char *arch, const char *k, double dflt, tuna_status *st) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return meta_pos(f, key, dflt, st);
 }
 
 tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
@@ -524,13 +558,13 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' (tuna loads llama, qwen2, gpt2)", path, arch[0] ? arch : "(none)");
     }
     const gguf_tensor *emb = gguf_find_tensor(&f, "token_embd.weight");
-    c.C = u32_of(&f, arch, "embedding_length", 0);
-    c.L = u32_of(&f, arch, "block_count", 0);
-    c.FF = u32_of(&f, arch, "feed_forward_length", 0);
-    c.NH = u32_of(&f, arch, "attention.head_count", 0);
-    c.NKV = u32_of(&f, arch, "attention.head_count_kv", c.NH);
-    c.max_positions = u32_of(&f, arch, "context_length", 0);
-    c.V = u32_of(&f, arch, "vocab_size", emb ? (int)emb->ne[1] : 0);
+    c.C = u32_of(&f, arch, "embedding_length", 0, &st);
+    c.L = u32_of(&f, arch, "block_count", 0, &st);
+    c.FF = u32_of(&f, arch, "feed_forward_length", 0, &st);
+    c.NH = u32_of(&f, arch, "attention.head_count", 0, &st);
+    c.NKV = u32_of(&f, arch, "attention.head_count_kv", c.NH, &st);
+    c.max_positions = u32_of(&f, arch, "context_length", 0, &st);
+    c.V = u32_of(&f, arch, "vocab_size", emb ? (int)emb->ne[1] : 0, &st);
     c.bos_token_id = c.eos_token_id = c.pad_token_id = -1;
     c.initializer_range = 0.02f;
     c.dtype = TUNA_DTYPE_F32;
@@ -542,7 +576,7 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
         c.mlp = TUNA_MLP_GELU_TANH;
         c.NKV = c.NH;
         c.HD = c.NH ? c.C / c.NH : 0;
-        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_epsilon", 1e-5);
+        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_epsilon", 1e-5, &st);
         c.learned_positions = 1;
         c.qkv_bias = c.o_bias = c.mlp_bias = 1;
     } else {
@@ -552,9 +586,9 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
         c.family = TUNA_FAMILY_LLAMA;
         c.norm = TUNA_NORM_RMSNORM;
         c.mlp = TUNA_MLP_SWIGLU;
-        c.HD = u32_of(&f, arch, "attention.key_length", c.NH ? c.C / c.NH : 0);
-        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_rms_epsilon", 1e-6);
-        c.rope_theta = (float)f64_of(&f, arch, "rope.freq_base", 10000.0);
+        c.HD = u32_of(&f, arch, "attention.key_length", c.NH ? c.C / c.NH : 0, &st);
+        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_rms_epsilon", 1e-6, &st);
+        c.rope_theta = (float)f64_of(&f, arch, "rope.freq_base", 10000.0, &st);
         c.qkv_bias = gguf_find_tensor(&f, "blk.0.attn_q.bias") != NULL;
         c.o_bias = gguf_find_tensor(&f, "blk.0.attn_output.bias") != NULL;
         c.mlp_bias = gguf_find_tensor(&f, "blk.0.ffn_up.bias") != NULL;
@@ -565,7 +599,7 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
         sc = gguf_get_str(&f, key, &sl);
         if (sc && sl == 6 && !memcmp(sc, "linear", 6)) {
             c.rope_scaling = TUNA_ROPE_LINEAR;
-            c.rope_factor = (float)f64_of(&f, arch, "rope.scaling.factor", 1.0);
+            c.rope_factor = (float)f64_of(&f, arch, "rope.scaling.factor", 1.0, &st);
         } else if (sc && !(sl == 4 && !memcmp(sc, "none", 4))) {
             gguf_close(&f);
             return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported in GGUF files", path, (int)sl, sc);
@@ -587,12 +621,11 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
         }
     }
     c.tie_embeddings = gguf_find_tensor(&f, "output.weight") == NULL;
-    uint64_t v;
-    if (gguf_get_u64(&f, "tokenizer.ggml.bos_token_id", &v) == 0) c.bos_token_id = (int)v;
-    if (gguf_get_u64(&f, "tokenizer.ggml.eos_token_id", &v) == 0) c.eos_token_id = (int)v;
-    if (gguf_get_u64(&f, "tokenizer.ggml.padding_token_id", &v) == 0) c.pad_token_id = (int)v;
+    c.bos_token_id = meta_int(&f, "tokenizer.ggml.bos_token_id", 0, -1, &st);
+    c.eos_token_id = meta_int(&f, "tokenizer.ggml.eos_token_id", 0, -1, &st);
+    c.pad_token_id = meta_int(&f, "tokenizer.ggml.padding_token_id", 0, -1, &st);
     tuna_model *m = NULL;
-    st = tuna_config_validate(&c);
+    if (st == TUNA_OK) st = core_fail_in(tuna_config_validate(&c), path);
     if (st == TUNA_OK) st = tuna_model_create(&m, &c);
     float *buf = NULL;
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {

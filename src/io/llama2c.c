@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "tuna_llama2c.h"
 
@@ -92,7 +93,9 @@ tuna_status tuna_llama2c_convert(const char *checkpoint, const char *out_dir) {
     free(tmp);
     fclose(f);
     if (!ok) { tuna_model_free(m); return tuna_fail(TUNA_ERR_FORMAT, "%s: read failed (truncated?)", checkpoint); }
-    st = tuna_model_save(m, out_dir, TUNA_DTYPE_F32);
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) /* a NaN or infinite weight, named as HF names it */
+        st = st_check_finite(m->params[i].pub.data, m->params[i].pub.numel, checkpoint, m->params[i].pub.name);
+    if (st == TUNA_OK) st = tuna_model_save(m, out_dir, TUNA_DTYPE_F32);
     tuna_model_free(m);
     return st;
 }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
@@ -120,7 +121,7 @@ static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const ch
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
                          p->name, st_dtype_name(t->dtype));
-    if (!p->transposed) return st_to_f32(t, dest);
+    if (!p->transposed) return core_fail_in(st_to_f32(t, dest), file);
     /* file [in, out] -> ours [out, in] */
     int64_t R = p->shape[0], Cc = p->shape[1];
     float *tmp = malloc((size_t)p->numel * sizeof(float));
@@ -132,7 +133,7 @@ static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const ch
             for (int64_t j = 0; j < Cc; j++) dest[j * R + i] = tmp[i * Cc + j];
     }
     free(tmp);
-    return st;
+    return core_fail_in(st, file);
 }
 
 /* NF4 storage of the block linears: one tuna_quant per quantized weight and

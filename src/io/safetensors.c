@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,20 +251,54 @@ uint16_t tuna_f32_to_f16(float f) {
     return (uint16_t)(sign | r);
 }
 
+/* an fp32 bit pattern with the exponent all ones: NaN or infinity */
+#define F32_NONFINITE(u) (((u) & 0x7f800000u) == 0x7f800000u)
+
+/* 1 when x[0..n) holds a NaN or infinity (exponent bits all ones); a loop
+ * the compiler vectorizes */
+static int any_nonfinite(const float *x, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        bad |= F32_NONFINITE(u);
+    }
+    return bad != 0;
+}
+
+tuna_status st_check_finite(const float *x, int64_t n, const char *file, const char *tensor) {
+    if (!any_nonfinite(x, n)) return TUNA_OK;
+    int64_t i = 0;
+    while (isfinite(x[i])) i++;
+    return tuna_fail(TUNA_ERR_FORMAT, "%s%stensor '%s' holds %s at element %lld (weights must be finite)", file ? file : "",
+                     file ? ": " : "", tensor, isnan(x[i]) ? "NaN" : x[i] > 0 ? "+inf" : "-inf", (long long)i);
+}
+
+/* F16/BF16 are converted in chunks that stay in the L1 cache, each checked
+ * right after, so the check reads no memory a second time (64 Mi values:
+ * bf16 33 -> 37 ms, f16 68 -> 68 ms). F32 keeps memcpy's streaming stores
+ * and pays one vectorized read (24 -> 42 ms; a fused copy-and-check loop
+ * was slower, 55 ms): loading a 156 M-parameter F32 folder 275 -> 327 ms. */
+#define ST_CHUNK 4096
 tuna_status st_to_f32(const st_tensor *t, float *out) {
     const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case ST_F32: memcpy(out, p, (size_t)t->numel * 4); return TUNA_OK;
-    case ST_F16:
-        for (int64_t i = 0; i < t->numel; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = tuna_f16_to_f32(h); }
-        return TUNA_OK;
-    case ST_BF16:
-        for (int64_t i = 0; i < t->numel; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = tuna_bf16_to_f32(h); }
-        return TUNA_OK;
-    default:
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "tensor '%s': dtype %s cannot be used as floating-point weights",
                          t->name, st_dtype_name(t->dtype));
+    int bad = 0;
+    if (t->dtype == ST_F32) {
+        memcpy(out, p, (size_t)t->numel * 4);
+        bad = any_nonfinite(out, t->numel);
     }
+    for (int64_t c0 = 0; t->dtype != ST_F32 && c0 < t->numel; c0 += ST_CHUNK) {
+        int64_t c1 = c0 + ST_CHUNK < t->numel ? c0 + ST_CHUNK : t->numel;
+        if (t->dtype == ST_F16)
+            for (int64_t i = c0; i < c1; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = tuna_f16_to_f32(h); }
+        else
+            for (int64_t i = c0; i < c1; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = tuna_bf16_to_f32(h); }
+        bad |= any_nonfinite(out + c0, c1 - c0);
+    }
+    return bad ? st_check_finite(out, t->numel, NULL, t->name) : TUNA_OK;
 }
 
 /* ---- writer ---- */

@@ -43,8 +43,13 @@ const st_tensor *st_find(const st_file *f, const char *name);
 size_t st_dtype_size(st_dtype d);
 const char *st_dtype_name(st_dtype d);
 
-/* Converts a tensor of dtype F32/F16/BF16 to fp32 into out[numel]. */
+/* Converts a tensor of dtype F32/F16/BF16 to fp32 into out[numel].
+ * TUNA_ERR_FORMAT, the tensor and the first bad element named, when a value
+ * is NaN or infinite (checked in the same pass as the conversion). */
 tuna_status st_to_f32(const st_tensor *t, float *out);
+/* TUNA_OK when x[0..n) are all finite, else TUNA_ERR_FORMAT naming file (may
+ * be NULL), tensor and the first NaN or infinity. */
+tuna_status st_check_finite(const float *x, int64_t n, const char *file, const char *tensor);
 
 /* Writer: collect (name, dtype, shape, fp32 data) and write atomically. Data
  * are converted from fp32 to dtype (F32, F16 or BF16, round-to-nearest-even)

@@ -2,37 +2,183 @@
  * families. GPT-2 and the Llama family (Llama, Mistral, Qwen2) map onto one
  * tuna_config that the single decoder implementation is driven by. Unknown
  * architectures, activations and rope types are refused with a clear message
- * rather than approximated. */
+ * rather than approximated.
+ *
+ * Every key is read strictly (core/json_keys.h), through one table per
+ * family: a value of the wrong type or out of range (an integer that does not
+ * fit the int it lands in, a fraction, a number as a string, a float that
+ * overflows) is an error naming the file, the key and the value, never a
+ * silent default or a truncation; null is the same as absent. */
+#include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/error.h"
+#include "core/json_keys.h"
 #include "io/atomic_file.h"
 #include "tuna.h"
 #include "core/json_error.h"
 
-static int get_int(json_t *o, const char *key, int def) {
-    json_t *v = json_object_get(o, key);
-    if (json_is_integer(v)) return (int)json_integer_value(v);
-    if (json_is_real(v)) return (int)json_real_value(v);
-    return def;
+/* a token id: the first of a list (HF's EOS lists); -1 when none */
+static int cfg_token_id(jkeys *r, const char *key) {
+    int32_t id = -1;
+    jkeys_token_ids(r, key, &id, 1);
+    return id;
 }
-static double get_num(json_t *o, const char *key, double def) {
-    json_t *v = json_object_get(o, key);
-    return json_is_number(v) ? json_number_value(v) : def;
+
+/* ---- the keys of each family ---- */
+
+enum { K_INT, K_POS /* number > 0 */, K_NONNEG /* number >= 0 */, K_BOOL };
+#define DERIVED NAN /* absent: computed from other keys afterwards (the field stays 0) */
+
+typedef struct {
+    const char *key;
+    int kind;
+    size_t off;            /* the tuna_config field (int for K_INT/K_BOOL, float otherwise) */
+    long long lo, hi;      /* K_INT's range */
+    double def;            /* when absent or null */
+} cfg_key;
+
+#define F(field) offsetof(tuna_config, field)
+static const cfg_key gpt2_keys[] = {
+    {"vocab_size", K_INT, F(V), 1, INT_MAX, 50257},
+    {"n_embd", K_INT, F(C), 1, INT_MAX / 4, 768}, /* 4 * n_embd is n_inner's default */
+    {"n_layer", K_INT, F(L), 1, 4096, 12},
+    {"n_head", K_INT, F(NH), 1, INT_MAX, 12},
+    {"n_inner", K_INT, F(FF), 1, INT_MAX, DERIVED},
+    {"n_positions", K_INT, F(max_positions), 1, INT_MAX, DERIVED},
+    {"layer_norm_epsilon", K_POS, F(norm_eps), 0, 0, 1e-5},
+    {"tie_word_embeddings", K_BOOL, F(tie_embeddings), 0, 1, 1},
+    {"initializer_range", K_NONNEG, F(initializer_range), 0, 0, 0.02},
+    {NULL, 0, 0, 0, 0, 0},
+};
+static const cfg_key llama_keys[] = {
+    {"vocab_size", K_INT, F(V), 1, INT_MAX, 32000},
+    {"hidden_size", K_INT, F(C), 1, INT_MAX, 4096},
+    {"num_hidden_layers", K_INT, F(L), 1, 4096, 32},
+    {"num_attention_heads", K_INT, F(NH), 1, INT_MAX, 32},
+    {"num_key_value_heads", K_INT, F(NKV), 1, INT_MAX, DERIVED},
+    {"head_dim", K_INT, F(HD), 1, INT_MAX, DERIVED},
+    {"intermediate_size", K_INT, F(FF), 1, INT_MAX, 11008},
+    {"max_position_embeddings", K_INT, F(max_positions), 1, INT_MAX, 2048},
+    {"rms_norm_eps", K_POS, F(norm_eps), 0, 0, 1e-6},
+    {"rope_theta", K_POS, F(rope_theta), 0, 0, 10000.0},
+    {"tie_word_embeddings", K_BOOL, F(tie_embeddings), 0, 1, 0},
+    {"attention_bias", K_BOOL, F(o_bias), 0, 1, 0},
+    {"mlp_bias", K_BOOL, F(mlp_bias), 0, 1, 0},
+    {"initializer_range", K_NONNEG, F(initializer_range), 0, 0, 0.02},
+    {NULL, 0, 0, 0, 0, 0},
+};
+static const cfg_key llama3_keys[] = { /* inside rope_scaling */
+    {"low_freq_factor", K_POS, F(rope_low_freq_factor), 0, 0, 1.0},
+    {"high_freq_factor", K_POS, F(rope_high_freq_factor), 0, 0, 4.0},
+    {"original_max_position_embeddings", K_INT, F(rope_original_max_positions), 1, INT_MAX, 8192},
+    {NULL, 0, 0, 0, 0, 0},
+};
+#undef F
+
+static void cfg_read_table(jkeys *r, const cfg_key *keys, tuna_config *c) {
+    for (const cfg_key *k = keys; k->key; k++) {
+        char *field = (char *)c + k->off;
+        int derived = isnan(k->def);
+        if (derived && !jkeys_get(r, k->key)) continue;
+        if (k->kind == K_INT) *(int *)field = (int)jkeys_int(r, k->key, k->lo, k->hi, derived ? 0 : (long long)k->def);
+        else if (k->kind == K_BOOL) *(int *)field = jkeys_bool(r, k->key, (int)k->def);
+        else *(float *)field = jkeys_num(r, k->key, 0, k->kind == K_POS, FLT_MAX, k->def);
+    }
 }
-static int get_bool(json_t *o, const char *key, int def) {
-    json_t *v = json_object_get(o, key);
-    return json_is_boolean(v) ? json_is_true(v) : def;
+
+/* ---- families ---- */
+
+static void read_gpt2(jkeys *r, tuna_config *c) {
+    static const char *const acts[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", NULL};
+    c->family = TUNA_FAMILY_GPT2;
+    if (!c->model_type[0]) snprintf(c->model_type, sizeof c->model_type, "gpt2");
+    c->norm = TUNA_NORM_LAYERNORM;
+    c->mlp = TUNA_MLP_GELU_TANH;
+    cfg_read_table(r, gpt2_keys, c);
+    c->NKV = c->NH;
+    c->HD = c->C / c->NH; /* validate refuses n_embd % n_head */
+    if (!c->FF) c->FF = 4 * c->C;
+    int n_ctx = (int)jkeys_int(r, "n_ctx", 1, INT_MAX, 1024);
+    if (!c->max_positions) c->max_positions = n_ctx;
+    c->learned_positions = 1;
+    c->qkv_bias = c->o_bias = c->mlp_bias = 1;
+    jkeys_str(r, "activation_function", acts, "gelu_new");
+    if (r->st == TUNA_OK && (jkeys_bool(r, "scale_attn_by_inverse_layer_idx", 0) || jkeys_bool(r, "reorder_and_upcast_attn", 0)))
+        r->st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported", r->path);
 }
-static int get_token_id(json_t *o, const char *key) {
-    json_t *v = json_object_get(o, key);
-    if (json_is_integer(v)) return (int)json_integer_value(v);
-    if (json_is_array(v) && json_array_size(v) > 0 && json_is_integer(json_array_get(v, 0)))
-        return (int)json_integer_value(json_array_get(v, 0));
-    return -1;
+
+/* rope_scaling: null/absent, or an object with rope_type (or type) */
+static void read_rope_scaling(jkeys *r, tuna_config *c) {
+    static const char *const types[] = {"default", "linear", "llama3", NULL};
+    json_t *rs = jkeys_get(r, "rope_scaling");
+    if (!rs) return;
+    if (!json_is_object(rs)) { jkeys_fail(r, TUNA_ERR_FORMAT, "rope_scaling", rs, "must be an object or null"); return; }
+    jkeys sub = {rs, r->path, "rope_scaling.", TUNA_OK};
+    const char *tk = jkeys_get(&sub, "rope_type") ? "rope_type" : "type";
+    const char *ts = jkeys_str(&sub, tk, NULL, "");
+    if (sub.st == TUNA_OK) {
+        int i = 0;
+        while (types[i] && strcmp(types[i], ts)) i++;
+        if (!types[i])
+            sub.st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (none, linear, llama3)", r->path, ts);
+        c->rope_scaling = i == 1 ? TUNA_ROPE_LINEAR : i == 2 ? TUNA_ROPE_LLAMA3 : TUNA_ROPE_NONE;
+    }
+    if (c->rope_scaling != TUNA_ROPE_NONE) c->rope_factor = jkeys_num(&sub, "factor", 0, 1, FLT_MAX, 1.0);
+    if (c->rope_scaling == TUNA_ROPE_LLAMA3) cfg_read_table(&sub, llama3_keys, c);
+    if (r->st == TUNA_OK) r->st = sub.st;
+}
+
+static void read_llama(jkeys *r, tuna_config *c, const char *arch) {
+    static const char *const acts[] = {"silu", NULL};
+    c->family = TUNA_FAMILY_LLAMA;
+    c->norm = TUNA_NORM_RMSNORM;
+    c->mlp = TUNA_MLP_SWIGLU;
+    cfg_read_table(r, llama_keys, c);
+    if (!c->NKV) c->NKV = c->NH;
+    if (!c->HD && r->st == TUNA_OK) {
+        if (c->C % c->NH)
+            r->st = tuna_fail(TUNA_ERR_FORMAT, "%s: hidden_size %d not divisible by num_attention_heads %d (and no head_dim)",
+                              r->path, c->C, c->NH);
+        c->HD = c->C / c->NH;
+    }
+    int qwen = !strcmp(arch, "Qwen2ForCausalLM");
+    c->qkv_bias = qwen || c->o_bias;
+    if (!strcmp(arch, "MistralForCausalLM") || (qwen && jkeys_bool(r, "use_sliding_window", 0)))
+        c->sliding_window = (int)jkeys_int(r, "sliding_window", 0, INT_MAX, 0);
+    jkeys_str(r, "hidden_act", acts, "silu");
+    read_rope_scaling(r, c);
+}
+
+/* architectures[0], else the one model_type names; "" when neither */
+static const char *read_arch(jkeys *r, const char *mt) {
+    json_t *archs = jkeys_get(r, "architectures");
+    if (archs && (!json_is_array(archs) || (json_array_size(archs) && !json_is_string(json_array_get(archs, 0))))) {
+        jkeys_fail(r, TUNA_ERR_FORMAT, "architectures", archs, "must be a list of strings");
+        return "";
+    }
+    if (archs && json_array_size(archs)) return json_string_value(json_array_get(archs, 0));
+    if (!strcmp(mt, "gpt2")) return "GPT2LMHeadModel";
+    if (!strcmp(mt, "llama")) return "LlamaForCausalLM";
+    if (!strcmp(mt, "mistral")) return "MistralForCausalLM";
+    if (!strcmp(mt, "qwen2")) return "Qwen2ForCausalLM";
+    return "";
+}
+
+static void read_common(jkeys *r, tuna_config *c) {
+    static const char *const dtypes[] = {"float32", "float16", "bfloat16", NULL};
+    c->bos_token_id = cfg_token_id(r, "bos_token_id");
+    c->eos_token_id = cfg_token_id(r, "eos_token_id");
+    c->pad_token_id = cfg_token_id(r, "pad_token_id");
+    const char *dk = jkeys_get(r, "torch_dtype") ? "torch_dtype" : "dtype";
+    const char *dts = jkeys_str(r, dk, dtypes, "float32");
+    c->dtype = !strcmp(dts, "float16") ? TUNA_DTYPE_F16 : !strcmp(dts, "bfloat16") ? TUNA_DTYPE_BF16 : TUNA_DTYPE_F32;
 }
 
 const char *tuna_dtype_name(tuna_dtype d) {
@@ -44,8 +190,8 @@ const char *tuna_dtype_name(tuna_dtype d) {
  * 1/sqrt(mean + eps)). Names are config.json's. */
 static tuna_status validate_divisors(const tuna_config *c) {
     const char *eps = c->family == TUNA_FAMILY_GPT2 ? "layer_norm_epsilon" : "rms_norm_eps";
-    if (!(c->norm_eps >= 0) || !isfinite(c->norm_eps))
-        return tuna_fail(TUNA_ERR_FORMAT, "config: %s %g must be a finite number >= 0", eps, c->norm_eps);
+    if (!(c->norm_eps > 0) || !isfinite(c->norm_eps))
+        return tuna_fail(TUNA_ERR_FORMAT, "config: %s %g must be a finite number > 0", eps, c->norm_eps);
     if (c->family != TUNA_FAMILY_LLAMA) return TUNA_OK;
     if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
         return tuna_fail(TUNA_ERR_FORMAT, "config: rope_theta %g must be positive", c->rope_theta);
@@ -88,110 +234,22 @@ tuna_status tuna_config_load(tuna_config *c, const char *path) {
         return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
     }
     if (!json_is_object(o)) { json_decref(o); return tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
-    tuna_status st = TUNA_OK;
-    json_t *archs = json_object_get(o, "architectures");
-    const char *arch = json_is_array(archs) && json_is_string(json_array_get(archs, 0))
-                           ? json_string_value(json_array_get(archs, 0)) : "";
-    const char *mt = json_is_string(json_object_get(o, "model_type")) ? json_string_value(json_object_get(o, "model_type")) : "";
-    if (!arch[0]) {
-        if (!strcmp(mt, "gpt2")) arch = "GPT2LMHeadModel";
-        else if (!strcmp(mt, "llama")) arch = "LlamaForCausalLM";
-        else if (!strcmp(mt, "mistral")) arch = "MistralForCausalLM";
-        else if (!strcmp(mt, "qwen2")) arch = "Qwen2ForCausalLM";
-    }
+    jkeys r = {o, path, "", TUNA_OK};
+    const char *mt = jkeys_str(&r, "model_type", NULL, "");
+    const char *arch = read_arch(&r, mt);
     snprintf(c->architecture, sizeof c->architecture, "%s", arch);
     snprintf(c->model_type, sizeof c->model_type, "%s", mt);
-    c->bos_token_id = get_token_id(o, "bos_token_id");
-    c->eos_token_id = get_token_id(o, "eos_token_id");
-    c->pad_token_id = get_token_id(o, "pad_token_id");
-    c->initializer_range = (float)get_num(o, "initializer_range", 0.02);
-    json_t *dt = json_object_get(o, "torch_dtype");
-    if (!json_is_string(dt)) dt = json_object_get(o, "dtype");
-    const char *dts = json_is_string(dt) ? json_string_value(dt) : "float32";
-    c->dtype = !strcmp(dts, "float16") ? TUNA_DTYPE_F16 : !strcmp(dts, "bfloat16") ? TUNA_DTYPE_BF16 : TUNA_DTYPE_F32;
-
-    if (!strcmp(arch, "GPT2LMHeadModel")) {
-        c->family = TUNA_FAMILY_GPT2;
-        if (!c->model_type[0]) snprintf(c->model_type, sizeof c->model_type, "gpt2");
-        c->norm = TUNA_NORM_LAYERNORM;
-        c->mlp = TUNA_MLP_GELU_TANH;
-        c->V = get_int(o, "vocab_size", 50257);
-        c->C = get_int(o, "n_embd", 768);
-        c->L = get_int(o, "n_layer", 12);
-        c->NH = c->NKV = get_int(o, "n_head", 12);
-        c->HD = c->NH > 0 ? c->C / c->NH : 0;
-        c->FF = get_int(o, "n_inner", 4 * c->C);
-        c->max_positions = get_int(o, "n_positions", get_int(o, "n_ctx", 1024));
-        c->norm_eps = (float)get_num(o, "layer_norm_epsilon", 1e-5);
-        c->learned_positions = 1;
-        c->qkv_bias = c->o_bias = c->mlp_bias = 1;
-        c->tie_embeddings = get_bool(o, "tie_word_embeddings", 1);
-        json_t *act = json_object_get(o, "activation_function");
-        const char *a = json_is_string(act) ? json_string_value(act) : "gelu_new";
-        if (strcmp(a, "gelu_new") && strcmp(a, "gelu_pytorch_tanh") && strcmp(a, "gelu_fast"))
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: activation_function '%s' is not supported (tuna implements the tanh GELU)", path, a);
-        if (get_bool(o, "scale_attn_by_inverse_layer_idx", 0) || get_bool(o, "reorder_and_upcast_attn", 0))
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported", path);
-    } else if (!strcmp(arch, "LlamaForCausalLM") || !strcmp(arch, "MistralForCausalLM") ||
-               !strcmp(arch, "Qwen2ForCausalLM")) {
-        c->family = TUNA_FAMILY_LLAMA;
-        c->norm = TUNA_NORM_RMSNORM;
-        c->mlp = TUNA_MLP_SWIGLU;
-        c->V = get_int(o, "vocab_size", 32000);
-        c->C = get_int(o, "hidden_size", 4096);
-        c->L = get_int(o, "num_hidden_layers", 32);
-        c->NH = get_int(o, "num_attention_heads", 32);
-        c->NKV = get_int(o, "num_key_value_heads", c->NH);
-        c->HD = get_int(o, "head_dim", c->NH > 0 ? c->C / c->NH : 0);
-        c->FF = get_int(o, "intermediate_size", 11008);
-        c->max_positions = get_int(o, "max_position_embeddings", 2048);
-        c->norm_eps = (float)get_num(o, "rms_norm_eps", 1e-6);
-        c->rope_theta = (float)get_num(o, "rope_theta", 10000.0);
-        c->tie_embeddings = get_bool(o, "tie_word_embeddings", 0);
-        int qwen = !strcmp(arch, "Qwen2ForCausalLM");
-        int ab = get_bool(o, "attention_bias", 0);
-        c->qkv_bias = qwen || ab;
-        c->o_bias = ab;
-        c->mlp_bias = get_bool(o, "mlp_bias", 0);
-        if (!strcmp(arch, "MistralForCausalLM")) c->sliding_window = get_int(o, "sliding_window", 0);
-        if (qwen && get_bool(o, "use_sliding_window", 0)) c->sliding_window = get_int(o, "sliding_window", 0);
-        if (c->sliding_window < 0) c->sliding_window = 0;
-        json_t *act = json_object_get(o, "hidden_act");
-        const char *a = json_is_string(act) ? json_string_value(act) : "silu";
-        if (strcmp(a, "silu"))
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported (tuna implements SwiGLU with silu)", path, a);
-        json_t *rs = json_object_get(o, "rope_scaling");
-        if (json_is_object(rs)) {
-            json_t *t = json_object_get(rs, "rope_type");
-            if (!json_is_string(t)) t = json_object_get(rs, "type");
-            const char *ts = json_is_string(t) ? json_string_value(t) : "";
-            c->rope_factor = (float)get_num(rs, "factor", 1.0);
-            if (!strcmp(ts, "default")) c->rope_scaling = TUNA_ROPE_NONE;
-            else if (!strcmp(ts, "linear")) c->rope_scaling = TUNA_ROPE_LINEAR;
-            else if (!strcmp(ts, "llama3")) {
-                c->rope_scaling = TUNA_ROPE_LLAMA3;
-                c->rope_low_freq_factor = (float)get_num(rs, "low_freq_factor", 1.0);
-                c->rope_high_freq_factor = (float)get_num(rs, "high_freq_factor", 4.0);
-                c->rope_original_max_positions = get_int(rs, "original_max_position_embeddings", 8192);
-            } else
-                st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (none, linear, llama3)", path, ts);
-        } else if (rs && !json_is_null(rs))
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: rope_scaling must be an object or null", path);
-    } else {
-        st = tuna_fail(TUNA_ERR_UNSUPPORTED,
-                       "%s: architecture '%s' is not supported (GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
-                       path, arch[0] ? arch : "(none)");
-    }
+    read_common(&r, c);
+    int llama = !strcmp(arch, "LlamaForCausalLM") || !strcmp(arch, "MistralForCausalLM") || !strcmp(arch, "Qwen2ForCausalLM");
+    if (!strcmp(arch, "GPT2LMHeadModel")) read_gpt2(&r, c);
+    else if (llama) read_llama(&r, c, arch);
+    else if (r.st == TUNA_OK)
+        r.st = tuna_fail(TUNA_ERR_UNSUPPORTED,
+                         "%s: architecture '%s' is not supported (GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
+                         path, arch[0] ? arch : "(none)");
     json_decref(o);
-    if (st == TUNA_OK) {
-        st = tuna_config_validate(c);
-        if (st != TUNA_OK) {
-            char msg[900];
-            snprintf(msg, sizeof msg, "%s", tuna_last_error());
-            st = tuna_fail(st, "%s: %s", path, msg);
-        }
-    }
-    return st;
+    tuna_status st = r.st;
+    return st == TUNA_OK ? core_fail_in(tuna_config_validate(c), path) : st;
 }
 
 tuna_status tuna_config_save(const tuna_config *c, const char *path) {

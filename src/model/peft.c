@@ -13,6 +13,7 @@
  * the whole module path. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -23,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/error.h"
+#include "core/json_keys.h"
 #include "core/rng.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -543,7 +546,9 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
         st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: peft_type %s is not supported (LORA, IA3, PROMPT_TUNING)", path, type);
         goto done;
     }
-    const char *base = json_string_value(json_object_get(o, "base_model_name_or_path"));
+    jkeys keys = {o, path, "", TUNA_OK}; /* the typed keys, read strictly (core/json_keys.h) */
+    const char *base = jkeys_str(&keys, "base_model_name_or_path", NULL, NULL);
+    if ((st = keys.st) != TUNA_OK) goto done;
     if (base) snprintf(c->base_model, sizeof c->base_model, "%s", base);
     /* options tuna does not implement must not be silently ignored */
     const char *unsupported[] = {"use_dora", "rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save",
@@ -554,20 +559,17 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
             goto done;
         }
     if (c->type == TUNA_PEFT_LORA) {
-        json_t *r = json_object_get(o, "r"), *al = json_object_get(o, "lora_alpha"), *dr = json_object_get(o, "lora_dropout");
-        const char *bias = json_string_value(json_object_get(o, "bias"));
-        if (!json_is_integer(r) || json_integer_value(r) <= 0 || json_integer_value(r) > 65536 || !json_is_number(al)) {
+        if (!jkeys_get(&keys, "r") || !jkeys_get(&keys, "lora_alpha")) {
             st = tuna_fail(TUNA_ERR_FORMAT, "%s: \"r\" must be a positive integer and \"lora_alpha\" a number", path);
             goto done;
         }
-        if (bias && strcmp(bias, "none")) {
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: bias \"%s\" (tuna trains LoRA with bias \"none\")", path, bias);
-            goto done;
-        }
-        c->r = (int)json_integer_value(r);
-        c->alpha = (float)json_number_value(al);
-        c->dropout = json_is_number(dr) ? (float)json_number_value(dr) : 0.0f;
-        c->rslora = json_is_true(json_object_get(o, "use_rslora"));
+        static const char *const biases[] = {"none", NULL};
+        c->r = (int)jkeys_int(&keys, "r", 1, 65536, 8);
+        c->alpha = jkeys_num(&keys, "lora_alpha", -FLT_MAX, 0, FLT_MAX, 8);
+        c->dropout = jkeys_num(&keys, "lora_dropout", 0, 0, 1, 0);
+        c->rslora = jkeys_bool(&keys, "use_rslora", 0);
+        jkeys_str(&keys, "bias", biases, "none");
+        if ((st = keys.st) != TUNA_OK) goto done;
     }
     if (c->type != TUNA_PEFT_PROMPT) {
         json_t *t = json_object_get(o, "target_modules");
@@ -585,22 +587,23 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
             }
         }
     } else {
-        json_t *nv = json_object_get(o, "num_virtual_tokens"), *ns = json_object_get(o, "num_transformer_submodules");
-        if (!json_is_integer(nv) || json_integer_value(nv) <= 0 || json_integer_value(nv) > 4096) {
+        if (!jkeys_get(&keys, "num_virtual_tokens")) {
             st = tuna_fail(TUNA_ERR_FORMAT, "%s: \"num_virtual_tokens\" must be an integer in 1..4096", path);
             goto done;
         }
-        if (json_is_integer(ns) && json_integer_value(ns) != 1) {
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: num_transformer_submodules %lld (decoder-only models use 1)", path,
-                           (long long)json_integer_value(ns));
+        static const char *const inits[] = {"RANDOM", "TEXT", NULL};
+        c->num_virtual_tokens = (int)jkeys_int(&keys, "num_virtual_tokens", 1, 4096, 1);
+        long long ns = jkeys_int(&keys, "num_transformer_submodules", 1, INT_MAX, 1);
+        const char *init = jkeys_str(&keys, "prompt_tuning_init", inits, "RANDOM");
+        const char *text = jkeys_str(&keys, "prompt_tuning_init_text", NULL, NULL);
+        const char *tok = jkeys_str(&keys, "tokenizer_name_or_path", NULL, NULL);
+        if ((st = keys.st) != TUNA_OK) goto done;
+        if (ns != 1) {
+            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: num_transformer_submodules %lld (decoder-only models use 1)", path, ns);
             goto done;
         }
-        c->num_virtual_tokens = (int)json_integer_value(nv);
-        const char *init = json_string_value(json_object_get(o, "prompt_tuning_init"));
-        const char *text = json_string_value(json_object_get(o, "prompt_tuning_init_text"));
-        c->init_from_text = init && !strcmp(init, "TEXT");
+        c->init_from_text = !strcmp(init, "TEXT");
         if (text) snprintf(c->init_text, sizeof c->init_text, "%s", text);
-        const char *tok = json_string_value(json_object_get(o, "tokenizer_name_or_path"));
         if (tok) snprintf(c->tokenizer_name, sizeof c->tokenizer_name, "%s", tok);
     }
 done:
@@ -640,6 +643,7 @@ tuna_status tuna_peft_load_weights(tuna_model *m, const char *dir) {
             break;
         }
         st = st_to_f32(x, t->data);
+        st = core_fail_in(st, path); /* a NaN or infinite weight: name the file */
     }
     for (int j = 0; st == TUNA_OK && j < f.n_tensors; j++) {
         int found = 0;

@@ -1,0 +1,9 @@
+/* error.h — internal helpers over the per-thread error detail (error.c). */
+#ifndef TUNA_CORE_ERROR_H
+#define TUNA_CORE_ERROR_H
+#include "tuna.h"
+
+/* st unchanged; when it is a failure, the recorded detail becomes
+ * "<where>: <detail>" (e.g. the file a tensor's message did not name). */
+tuna_status core_fail_in(tuna_status st, const char *where);
+#endif

@@ -1,0 +1,409 @@
+/* test_config_strict.c — config.json read strictly (issue 19, item 6): every
+ * key of a wrong type or out of range is refused with one line naming the
+ * file, the key and the value; valid variants (64.0, null) still load as
+ * before. The GGUF metadata that carries the same values likewise. A NaN or
+ * infinite weight is refused at load by every loader (safetensors folder,
+ * GGUF, llama2.c), the tensor and file named; a non-finite logit during
+ * generation is an error naming the step, not an empty answer with exit 0.
+ * generation_config.json and adapter_config.json are read as strictly.
+ * Runs from the repository root (models/tuna-stories, tests/fixtures). */
+#include <math.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "io/gguf.h"
+#include "tuna.h"
+#include "tuna_gguf.h"
+#include "tuna_infer.h"
+#include "tuna_llama2c.h"
+#include "tuna_peft.h"
+#include "tuna_tokenizer.h"
+
+static const char *MODEL = "models/tuna-stories", *GPT2 = "tests/fixtures/parity/gpt2";
+static char tmpdir[256];
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = calloc((size_t)n + 1, 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) b[0] = 0;
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* <tmpdir>/<name>: a copy of folder src (config.json and weights) */
+static const char *copy_model(const char *src, const char *name) {
+    static char d[512];
+    char cmd[2600];
+    snprintf(d, sizeof d, "%s/%s", tmpdir, name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && cp %s/config.json %s/model.safetensors '%s'/", d, d, src, src, d);
+    if (system(cmd) != 0) fprintf(stderr, "setup failed: %s\n", cmd);
+    return d;
+}
+
+/* writes dir/config.json = src's config.json with from replaced by to */
+static int edit_config(const char *src, const char *dir, const char *from, const char *to) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", src);
+    char *s = slurp(p), *at = s ? strstr(s, from) : NULL;
+    if (!at) { free(s); return 0; }
+    size_t n = strlen(s) + strlen(to) + 1;
+    char *o = malloc(n);
+    snprintf(o, n, "%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    spit(p, o);
+    free(s);
+    free(o);
+    return 1;
+}
+
+static void expect_fail(const char *what, tuna_status st, tuna_status want, const char *n1, const char *n2, const char *n3) {
+    const char *msg = tuna_last_error();
+    CHECKF(st == want, "%s: status %d (%s), want %d; message: %s", what, st, tuna_status_str(st), want, msg);
+    const char *needles[] = {n1, n2, n3};
+    for (int i = 0; i < 3; i++) CHECKF(!needles[i] || strstr(msg, needles[i]), "%s: message lacks '%s': %s", what, needles[i], msg);
+    CHECKF(!strchr(msg, '\n'), "%s: message is not one line", what);
+}
+
+/* each: (model, text in its config.json, replacement, status, key, value as written) */
+static const struct {
+    const char *model, *from, *to;
+    tuna_status st;
+    const char *key, *value;
+} bad_cases[] = {
+    {"stories", "\"hidden_size\": 192", "\"hidden_size\": 4294967488", TUNA_ERR_FORMAT, "hidden_size", "4294967488"},
+    {"stories", "\"rope_theta\": 10000.0", "\"rope_theta\": \"500000.0\"", TUNA_ERR_FORMAT, "rope_theta", "\"500000.0\""},
+    {"stories", "\"rms_norm_eps\": 9.99999975e-6", "\"rms_norm_eps\": \"1e-5\"", TUNA_ERR_FORMAT, "rms_norm_eps", "\"1e-5\""},
+    {"stories", "\"hidden_act\": \"silu\"", "\"hidden_act\": 5", TUNA_ERR_FORMAT, "hidden_act", "5"},
+    {"stories", "\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", TUNA_ERR_UNSUPPORTED, "hidden_act", "\"gelu\""},
+    {"stories", "\"hidden_size\": 192", "\"hidden_size\": 192.5", TUNA_ERR_FORMAT, "hidden_size", "192.5"},
+    {"stories", "\"rms_norm_eps\": 9.99999975e-6", "\"rms_norm_eps\": -1", TUNA_ERR_FORMAT, "rms_norm_eps", "-1"},
+    {"stories", "\"rms_norm_eps\": 9.99999975e-6", "\"rms_norm_eps\": 0", TUNA_ERR_FORMAT, "rms_norm_eps", "0"},
+    {"stories", "\"rope_theta\": 10000.0", "\"rope_theta\": 0", TUNA_ERR_FORMAT, "rope_theta", "0"},
+    {"stories", "\"rope_theta\": 10000.0", "\"rope_theta\": 1e39", TUNA_ERR_FORMAT, "rope_theta", "1e39"},
+    {"stories", "\"num_hidden_layers\": 6", "\"num_hidden_layers\": -6", TUNA_ERR_FORMAT, "num_hidden_layers", "-6"},
+    {"stories", "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": 1", TUNA_ERR_FORMAT, "tie_word_embeddings", "1"},
+    {"stories", "\"eos_token_id\": 0", "\"eos_token_id\": \"0\"", TUNA_ERR_FORMAT, "eos_token_id", "\"0\""},
+    {"stories", "\"torch_dtype\": \"bfloat16\"", "\"torch_dtype\": \"float8\"", TUNA_ERR_UNSUPPORTED, "torch_dtype", "\"float8\""},
+    {"stories", "\"rope_scaling\": null", "\"rope_scaling\": 5", TUNA_ERR_FORMAT, "rope_scaling", "5"},
+    {"stories", "\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": \"2\"}", TUNA_ERR_FORMAT,
+     "rope_scaling.factor", "\"2\""},
+    {"stories", "\"head_dim\": 32,\n  \"max_position_embeddings\"", "\"max_position_embeddings\"", TUNA_OK, NULL, NULL}, /* valid: 192/6 */
+    {"stories", "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4", TUNA_ERR_FORMAT, "not divisible", "4"},
+    {"stories", "[\n    \"LlamaForCausalLM\"\n  ]", "\"LlamaForCausalLM\"", TUNA_ERR_FORMAT, "architectures", "\"LlamaForCausalLM\""},
+    {"gpt2", "\"n_embd\": 48", "\"n_embd\": 48.5", TUNA_ERR_FORMAT, "n_embd", "48.5"},
+    {"gpt2", "\"activation_function\": \"gelu_new\"", "\"activation_function\": \"relu\"", TUNA_ERR_UNSUPPORTED,
+     "activation_function", "\"relu\""},
+    {"gpt2", "\"layer_norm_epsilon\": 1e-05", "\"layer_norm_epsilon\": \"1e-5\"", TUNA_ERR_FORMAT, "layer_norm_epsilon", "\"1e-5\""},
+};
+
+static void test_bad_configs(void) {
+    for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
+        const char *src = !strcmp(bad_cases[i].model, "gpt2") ? GPT2 : MODEL;
+        char name[32];
+        snprintf(name, sizeof name, "bad%zu", i);
+        const char *d = copy_model(src, name);
+        char what[160];
+        snprintf(what, sizeof what, "%s -> %s", bad_cases[i].from, bad_cases[i].to);
+        int edited = edit_config(src, d, bad_cases[i].from, bad_cases[i].to);
+        CHECKF(edited, "%s: not found in %s", bad_cases[i].from, src);
+        if (!edited) continue;
+        tuna_model *m = NULL;
+        tuna_status st = tuna_model_load(&m, d);
+        if (bad_cases[i].st == TUNA_OK) CHECKF(st == TUNA_OK, "%s: %s", what, tuna_last_error());
+        else expect_fail(what, st, bad_cases[i].st, "config.json", bad_cases[i].key, bad_cases[i].value);
+        tuna_model_free(m);
+    }
+}
+
+/* spellings HF accepts load exactly as the shipped config does */
+static void test_valid_variants(void) {
+    static const struct { const char *from, *to; } ok[] = {
+        {"\"hidden_size\": 192", "\"hidden_size\": 192.0"},
+        {"\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"default\"}"},
+        {"\"eos_token_id\": 0", "\"eos_token_id\": [0, 3]"},
+        {"\"eos_token_id\": 0", "\"eos_token_id\": 0, \"pad_token_id\": null, \"sliding_window\": null"},
+        {"\"num_key_value_heads\": 2", "\"num_key_value_heads\": 2.0"},
+        {"\"rms_norm_eps\": 9.99999975e-6", "\"rms_norm_eps\": 9.99999975e-6, \"initializer_range\": null"},
+    };
+    tuna_config ref;
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", MODEL);
+    CHECK(tuna_config_load(&ref, p) == TUNA_OK);
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        const char *d = copy_model(MODEL, "valid");
+        int edited = edit_config(MODEL, d, ok[i].from, ok[i].to);
+        CHECKF(edited, "%s not found", ok[i].from);
+        if (!edited) continue;
+        tuna_model *m = NULL;
+        tuna_status st = tuna_model_load(&m, d);
+        CHECKF(st == TUNA_OK, "%s: %s", ok[i].to, tuna_last_error());
+        if (m) CHECKF(!memcmp(tuna_model_config(m), &ref, sizeof ref), "%s: loads as a different config", ok[i].to);
+        tuna_model_free(m);
+    }
+}
+
+/* GGUF metadata keys of the wrong type or out of range */
+static void test_bad_gguf_metadata(void) {
+    for (int k = 0; k < 4; k++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/meta%d.gguf", tmpdir, k);
+        gguf_writer *w = gguf_writer_new();
+        gguf_kv_str(w, "general.architecture", "llama");
+        if (k == 0) gguf_kv_str(w, "llama.embedding_length", "64");
+        if (k == 1) gguf_kv_i32(w, "llama.context_length", -1);
+        if (k == 2) gguf_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", 0.0f);
+        if (k == 3) gguf_kv_f32(w, "llama.rope.freq_base", INFINITY);
+        CHECK(gguf_writer_finish(w, p) == TUNA_OK);
+        gguf_writer_free(w);
+        tuna_model *m = NULL;
+        static const char *key[] = {"llama.embedding_length", "llama.context_length", "llama.attention.layer_norm_rms_epsilon",
+                                    "llama.rope.freq_base"};
+        static const char *val[] = {"(GGUF type", NULL, " 0:", "inf"};
+        expect_fail(key[k], tuna_model_load_gguf(&m, p), TUNA_ERR_FORMAT, p, key[k], val[k]);
+        tuna_model_free(m);
+    }
+}
+
+/* one NaN and one infinity put into two tensors of a model in memory */
+static void poison(tuna_model *m, const char *nan_tensor, const char *inf_tensor) {
+    float *a = tuna_model_find_param(m, nan_tensor)->data, *b = tuna_model_find_param(m, inf_tensor)->data;
+    a[7] = NAN;
+    b[3] = -INFINITY;
+}
+
+static void test_nonfinite_weights(void) {
+    static const char *NAN_T = "model.layers.2.mlp.up_proj.weight", *INF_T = "model.norm.weight";
+    tuna_model *m = NULL;
+    /* safetensors, each dtype: the NaN tensor is met first, then (NaN removed) the inf one */
+    static const tuna_dtype dts[] = {TUNA_DTYPE_F32, TUNA_DTYPE_BF16, TUNA_DTYPE_F16};
+    for (int k = 0; k < 3; k++) {
+        for (int which = 0; which < 2; which++) {
+            char d[600];
+            snprintf(d, sizeof d, "%s/nan_%s_%d", tmpdir, tuna_dtype_name(dts[k]), which);
+            tuna_model *w = NULL;
+            CHECK(tuna_model_load(&w, MODEL) == TUNA_OK);
+            if (!w) return;
+            poison(w, NAN_T, INF_T);
+            if (which) tuna_model_find_param(w, NAN_T)->data[7] = 0;
+            CHECK(tuna_model_save(w, d, dts[k]) == TUNA_OK);
+            tuna_model_free(w);
+            char what[80];
+            snprintf(what, sizeof what, "%s %s", tuna_dtype_name(dts[k]), which ? "inf" : "NaN");
+            expect_fail(what, tuna_model_load(&m, d), TUNA_ERR_FORMAT, "model.safetensors", which ? INF_T : NAN_T,
+                        which ? "-inf" : "NaN");
+            tuna_model_free(m);
+            m = NULL;
+        }
+    }
+    /* GGUF (F32 and F16 tensors) */
+    for (int k = 0; k < 2; k++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/nan%d.gguf", tmpdir, k);
+        tuna_model *w = NULL;
+        CHECK(tuna_model_load(&w, MODEL) == TUNA_OK);
+        if (!w) return;
+        poison(w, NAN_T, INF_T);
+        if (k) tuna_model_find_param(w, NAN_T)->data[7] = 0;
+        tuna_gguf_meta meta = {NULL, NULL, "nan", -1, -1, -1, -1, 0, 0};
+        CHECKF(tuna_export_gguf(w, &meta, k ? "f16" : "f32", p) == TUNA_OK, "%s", tuna_last_error());
+        tuna_model_free(w);
+        expect_fail(k ? "gguf inf" : "gguf NaN", tuna_model_load(&m, p), TUNA_ERR_FORMAT, p, k ? "output_norm.weight" : "blk.2.ffn_up.weight",
+                    k ? "-inf" : "NaN");
+        tuna_model_free(m);
+        m = NULL;
+    }
+}
+
+/* a tiny llama2.c checkpoint (dim 8, hidden 16, 1 layer, 2 heads, vocab 16,
+ * seq_len 4, shared classifier), 0.01 everywhere but one bad value at float
+ * index bad_at (counted from the first weight) */
+static void write_llama2c(const char *path, long bad_at, float bad) {
+    int32_t h[7] = {8, 16, 1, 2, 2, 16, 4};
+    long n = 16 * 8 + 8 + 8 * 8 * 2 + 2 * 8 * 8 + 8 + 3 * 16 * 8 + 8 + 4 * 4; /* wte, ln1, wq wo, wk wv, ln2, w1 w2 w3, lnf, freqs */
+    float *x = malloc((size_t)n * sizeof *x);
+    for (long i = 0; i < n; i++) x[i] = 0.01f;
+    if (bad_at >= 0) x[bad_at] = bad;
+    FILE *f = fopen(path, "wb");
+    fwrite(h, 4, 7, f);
+    fwrite(x, 4, (size_t)n, f);
+    fclose(f);
+    free(x);
+}
+
+static void test_nonfinite_llama2c(void) {
+    char p[600], out[600];
+    snprintf(p, sizeof p, "%s/tiny.bin", tmpdir);
+    snprintf(out, sizeof out, "%s/tiny_out", tmpdir);
+    write_llama2c(p, -1, 0);
+    CHECKF(tuna_llama2c_convert(p, out) == TUNA_OK, "clean llama2.c file: %s", tuna_last_error());
+    write_llama2c(p, 5, NAN); /* in the token embeddings */
+    expect_fail("llama2.c NaN", tuna_llama2c_convert(p, out), TUNA_ERR_FORMAT, "tiny.bin", "model.embed_tokens.weight", "NaN");
+    write_llama2c(p, 16 * 8 + 8 + 3, INFINITY); /* in layer 0's q projection */
+    expect_fail("llama2.c inf", tuna_llama2c_convert(p, out), TUNA_ERR_FORMAT, "tiny.bin", "model.layers.0.self_attn.q_proj.weight",
+                "+inf");
+}
+
+/* finite weights whose logits overflow (final norm weight 1e38): an error
+ * naming step 1, not a token drawn from NaNs */
+static void test_nonfinite_logits(tuna_model *m) {
+    tuna_tokenizer *tok = NULL;
+    tuna_decoder *d = NULL;
+    CHECK(tuna_tokenizer_load(&tok, MODEL) == TUNA_OK);
+    float *w = tuna_model_find_param(m, "model.norm.weight")->data;
+    for (int i = 0; i < tuna_model_config(m)->C; i++) w[i] = 1e38f;
+    CHECK(tok && tuna_decoder_create(&d, m, 1, 64, 64) == TUNA_OK);
+    if (!tok || !d) { tuna_tokenizer_free(tok); return; }
+    int32_t prompt[3] = {0, 100, 200};
+    tuna_gen_opts o;
+    memset(&o, 0, sizeof o);
+    o.max_new_tokens = 4;
+    tuna_sample_args_default(&o.sample);
+    o.sample.temperature = 0;
+    for (int t = 0; t < 2; t++) { /* greedy, then sampling */
+        o.sample.temperature = t ? 1.0f : 0.0f;
+        tuna_gen_result r;
+        expect_fail(t ? "logits, sampled" : "logits, greedy", tuna_generate(d, tok, prompt, 3, &o, &r), TUNA_ERR_NUMERIC,
+                    "generation step 1", "predicting position 3", "not finite");
+    }
+    tuna_decoder_free(d);
+    tuna_tokenizer_free(tok);
+}
+
+/* adapter_config.json: values of the wrong type are errors, not defaults */
+static void test_bad_adapter_configs(void) {
+    static const char *ADAPTER = "tests/fixtures/peft/llama_lora/adapter0";
+    static const struct { const char *from, *to; tuna_status st; const char *key, *value; } cases[] = {
+        {"\"lora_dropout\": 0.0", "\"lora_dropout\": \"0.1\"", TUNA_ERR_FORMAT, "lora_dropout", "\"0.1\""},
+        {"\"lora_dropout\": 0.0", "\"lora_dropout\": 1.5", TUNA_ERR_FORMAT, "lora_dropout", "1.5"},
+        {"\"use_rslora\": false", "\"use_rslora\": \"true\"", TUNA_ERR_FORMAT, "use_rslora", "\"true\""},
+        {"\"r\": 4", "\"r\": 4.5", TUNA_ERR_FORMAT, "json: r 4.5", NULL},
+        {"\"r\": 4", "\"r\": 4.0", TUNA_OK, NULL, NULL},
+        {"\"bias\": \"none\"", "\"bias\": false", TUNA_ERR_FORMAT, "bias", "false"},
+        {"\"bias\": \"none\"", "\"bias\": \"all\"", TUNA_ERR_UNSUPPORTED, "bias", "\"all\""},
+    };
+    char d[600], cmd[1400];
+    snprintf(d, sizeof d, "%s/adapter", tmpdir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r %s '%s'", d, ADAPTER, d);
+        CHECK(system(cmd) == 0);
+        char p[700];
+        snprintf(p, sizeof p, "%s/adapter_config.json", ADAPTER);
+        char *src = slurp(p), *at = src ? strstr(src, cases[i].from) : NULL;
+        CHECKF(at != NULL, "%s not in %s", cases[i].from, p);
+        if (!at) { free(src); continue; }
+        char out[4096];
+        snprintf(out, sizeof out, "%.*s%s%s", (int)(at - src), src, cases[i].to, at + strlen(cases[i].from));
+        snprintf(p, sizeof p, "%s/adapter_config.json", d);
+        spit(p, out);
+        free(src);
+        tuna_peft_config c;
+        tuna_status st = tuna_peft_read_config(&c, d);
+        if (cases[i].st == TUNA_OK) CHECKF(st == TUNA_OK && c.r == 4, "%s: %s", cases[i].to, tuna_last_error());
+        else expect_fail(cases[i].to, st, cases[i].st, "adapter_config.json", cases[i].key, cases[i].value);
+    }
+}
+
+/* the CLI: exit 2 and one "tuna: error:" line naming config.json, the key and
+ * the value; a NaN weight named by tensor; overflowing logits exit 1 with the step */
+static int run(const char *args, char **err) {
+    char cmd[2000], ep[600];
+    snprintf(ep, sizeof ep, "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>'%s'", test_cli, args, ep);
+    int rc = system(cmd);
+    *err = slurp(ep);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void expect_cli(const char *args, int want_rc, const char *n1, const char *n2) {
+    char *e = NULL;
+    int rc = run(args, &e);
+    size_t n = e ? strlen(e) : 0;
+    CHECKF(rc == want_rc, "%s: exit %d, want %d; stderr: %s", args, rc, want_rc, e ? e : "");
+    CHECKF(e && !strncmp(e, "tuna: error: ", 13) && strchr(e, '\n') == e + n - 1, "%s: not one error line: %s", args, e ? e : "");
+    CHECKF(e && strstr(e, n1) && (!n2 || strstr(e, n2)), "%s: stderr lacks '%s' / '%s': %s", args, n1, n2 ? n2 : "", e ? e : "");
+    free(e);
+}
+
+/* the shipped tokenizer beside a model folder's weights, so the CLI gets to them */
+static void add_tokenizer(const char *dir) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp %s/tokenizer.json %s/tokenizer_config.json '%s'/", MODEL, MODEL, dir);
+    CHECK(system(cmd) == 0);
+}
+
+static void test_cli_errors(tuna_model *poisoned) {
+    if (!test_need_cli("tuna CLI")) return;
+    char args[1400];
+    const char *d = copy_model(MODEL, "cli_theta");
+    edit_config(MODEL, d, "\"rope_theta\": 10000.0", "\"rope_theta\": \"500000.0\"");
+    add_tokenizer(d);
+    snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 4", d);
+    expect_cli(args, 2, "config.json: rope_theta \"500000.0\"", NULL);
+    d = copy_model(MODEL, "cli_hidden");
+    edit_config(MODEL, d, "\"hidden_size\": 192", "\"hidden_size\": 4294967488");
+    snprintf(args, sizeof args, "info --model '%s'", d);
+    expect_cli(args, 2, "config.json: hidden_size 4294967488", NULL);
+    /* generation_config.json: a wrong type, a range, invalid JSON */
+    static const struct { const char *text, *needle; } gen[] = {
+        {"{\"eos_token_id\": \"0\"}", "generation_config.json: eos_token_id \"0\""},
+        {"{\"eos_token_id\": 0, \"do_sample\": true, \"top_p\": 1.5}", "generation_config.json: top_p 1.5"},
+        {"{\"eos_token_id\": 0, \"do_sample\": \"yes\"}", "generation_config.json: do_sample \"yes\""},
+        {"{\"eos_token_id\": 0,", "generation_config.json:1: invalid JSON"},
+    };
+    d = copy_model(MODEL, "cli_gen");
+    add_tokenizer(d);
+    for (size_t i = 0; i < sizeof gen / sizeof *gen; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/generation_config.json", d);
+        spit(p, gen[i].text);
+        snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 4", d);
+        expect_cli(args, 2, gen[i].needle, NULL);
+    }
+    /* a NaN weight */
+    char nd[600];
+    snprintf(nd, sizeof nd, "%s/nan_float32_0", tmpdir);
+    add_tokenizer(nd);
+    snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 4", nd);
+    expect_cli(args, 2, "model.safetensors: tensor 'model.layers.2.mlp.up_proj.weight' holds NaN", NULL);
+    /* overflowing logits (finite weights): the model of test_nonfinite_logits, saved with the tokenizer */
+    char od[600];
+    snprintf(od, sizeof od, "%s/overflow", tmpdir);
+    CHECK(tuna_model_save(poisoned, od, TUNA_DTYPE_F32) == TUNA_OK);
+    add_tokenizer(od);
+    snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 4", od);
+    expect_cli(args, 1, "generation step 1", "not finite");
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    test_set_cli(argv[0]);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_cfg_XXXXXX");
+    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    test_bad_configs();
+    test_valid_variants();
+    test_bad_gguf_metadata();
+    test_nonfinite_weights();
+    test_nonfinite_llama2c();
+    test_bad_adapter_configs();
+    tuna_model *m = NULL;
+    CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
+    if (m) test_nonfinite_logits(m);
+    if (m) test_cli_errors(m);
+    tuna_model_free(m);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+    return test_done();
+}
