@@ -801,14 +801,14 @@ typedef struct {
  * be checked. */
 static tuna_status parse_state(tuna_trainer *t, const json_t *o, const char *path, saved_state *s) {
     const json_t *js = json_object_get(o, "step"), *jp = json_object_get(o, "stream_pos"),
-                 *jn = json_object_get(o, "train_sequences"), *rc = json_object_get(o, "resume_check");
+                 *jn = json_object_get(o, "train_sequences"), *jc = json_object_get(o, "resume_check");
     if (!json_is_integer(js) || !json_is_integer(jp) || json_integer_value(js) < 0 || json_integer_value(jp) < 0)
         return tuna_fail(TUNA_ERR_FORMAT, "%s: missing step or stream_pos", path);
     if (json_is_integer(jn) && json_integer_value(jn) != t->data->n)
         return tuna_fail(TUNA_ERR_ARG, "%s: checkpoint was trained on %lld sequences, this run has %lld (same data needed to resume)",
                          path, (long long)json_integer_value(jn), (long long)t->data->n);
-    if (rc) {
-        tuna_status st = resume_compare(rc, t->run_desc, path, t->resume_notice, sizeof t->resume_notice);
+    if (jc) {
+        tuna_status st = resume_compare(jc, t->run_desc, path, t->resume_notice, sizeof t->resume_notice);
         if (st != TUNA_OK) return st;
     } else
         snprintf(t->resume_notice, sizeof t->resume_notice,
