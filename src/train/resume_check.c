@@ -162,8 +162,8 @@ static void fmt_value(char *out, size_t n, const json_t *v, int prec) {
     }
 }
 
-/* Appends "KEY OLD -> NEW" (a fingerprint: "KEY: different ..." with both
- * values) to buf[n] after a ", " when it holds something. */
+/* Appends "KEY OLD -> NEW" to buf[n] (after ", " when buf holds something);
+ * the fingerprints "data" and "model" also say what they stand for. */
 static void append_change(char *buf, size_t n, const char *key, const json_t *old, const json_t *now) {
     char a[256], b[256];
     int prec = 6;
