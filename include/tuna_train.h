@@ -85,13 +85,34 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info);
  * (adapter_config.json + adapter_model.safetensors) or model.safetensors and
  * config.json (F32), optimizer.safetensors (AdamW moments), trainer_state.json
  * (step, data position, tokens seen, elapsed time, the caller's extra JSON
- * object string or NULL). Files are written under temporary names and renamed. */
+ * object string or NULL, and "resume_check": what a resume must agree on, see
+ * tuna_trainer_resume). Files are written under temporary names and renamed. */
 tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extra_json);
+/* Records the caller's own settings (a flat JSON object such as
+ * {"eval_every":5}) in the checkpoints this trainer writes; a resume lists
+ * those that changed in its notice. Keys the trainer records itself keep the
+ * trainer's values. TUNA_ERR_ARG when settings_json is not a JSON object. */
+tuna_status tuna_trainer_set_run_settings(tuna_trainer *t, const char *settings_json);
 /* Restores a checkpoint written by tuna_trainer_save into a trainer created
- * with the same model architecture and arguments: weights, moments, step and
- * data position, so the next steps are exactly those of an uninterrupted run.
- * If extra_json is not NULL it receives a malloc'd copy of the extra object. */
+ * with the same model and arguments: weights, moments, step and data
+ * position, so the next steps are exactly those of an uninterrupted run.
+ * Before loading anything it compares the checkpoint's record of its run with
+ * this trainer's (fingerprints taken when each trainer was created): different
+ * training sequences (tokens, masks, order, count), a different starting model
+ * (config or weights), method or adapter settings, batch, micro-batch, seq_len,
+ * packing, schedule, seed, shuffle, loss normalisation, task weights or
+ * preference loss are TUNA_ERR_ARG naming each difference (exact resume is
+ * impossible); a changed learning rate, other optimizer setting, warmup, step
+ * count, gradient checkpointing, rank count or caller setting is accepted and
+ * listed by tuna_trainer_resume_notice. A checkpoint without that record
+ * (older tuna) is resumed when its number of sequences matches, with a notice
+ * saying the rest was not checked. If extra_json is not NULL it receives a
+ * malloc'd copy of the extra object. */
 tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json);
+/* After a successful tuna_trainer_resume: one line naming what changed since
+ * the checkpoint ("lr 0.001 -> 0.0005, steps 10 -> 15") or what could not be
+ * checked; "" when nothing. Owned by the trainer. */
+const char *tuna_trainer_resume_notice(const tuna_trainer *t);
 int tuna_trainer_step_count(const tuna_trainer *t);
 /* Sequences of each task consumed so far (counts[n_tasks]). */
 void tuna_trainer_task_counts(const tuna_trainer *t, int64_t *counts);

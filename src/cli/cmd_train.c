@@ -96,7 +96,11 @@ static const char *sft_help =
     "                         positions restarting and attention confined per example\n"
     "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
     "                         previous one is removed once the new one is complete)\n"
-    "  --resume DIR           continue exactly from a checkpoint folder\n"
+    "  --resume DIR           continue exactly from a checkpoint folder: different data,\n"
+    "                         model, method/adapter, batch, micro-batch, seq-len, packing,\n"
+    "                         schedule, seed or loss settings are refused; a changed\n"
+    "                         --lr, --steps/--epochs, warmup, optimizer or eval/save\n"
+    "                         cadence is allowed and listed\n"
     "  --general-eval FILE    perplexity on plain text (JSONL {\"text\"} or .txt) before\n"
     "                         and after training, to see forgetting (general_eval.json)\n"
     "  --quiet                no progress output\n"
@@ -857,10 +861,17 @@ int cli_train_command(int argc, char **argv, int mode) {
     double best = INFINITY;
     int bad_evals = 0, saved_best = 0;
     char prev_ck[PATH_MAX] = "";
+    /* the driver's own settings, recorded in checkpoints: a resume lists those that changed */
+    char run_settings[200];
+    snprintf(run_settings, sizeof run_settings, "{\"eval_every\":%d,\"early_stop\":%d,\"save_every\":%d,\"save_dtype\":\"%s\"}",
+             eval_every, early_stop, save_every, save_dtype);
+    st = tuna_trainer_set_run_settings(tr, run_settings);
+    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (resume) {
         char *extra = NULL;
         st = tuna_trainer_resume(tr, resume, &extra);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        if (writer && tuna_trainer_resume_notice(tr)[0]) fprintf(stderr, "tuna: note: %s\n", tuna_trainer_resume_notice(tr));
         if (extra) {
             double b;
             int be, sb;

@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/rng.h"
 #include "model/model_internal.h"
+#include "train/resume_check.h"
 #include "tuna_dist.h"
 #include "tuna_train.h"
 
@@ -65,6 +66,8 @@ struct tuna_trainer {
     int n_rest;
     float *grad_base;
     tuna_status comm_st;
+    json_t *run_desc;          /* what a checkpoint must agree on to be resumed (resume_check.h) */
+    char resume_notice[2048];  /* what the last resume found changed or could not check, or "" */
 };
 
 void tuna_train_args_default(tuna_train_args *a) {
@@ -129,6 +132,7 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->d_pc); free(t->d_pr); free(t->pl_c); free(t->pl_r); free(t->rl_c); free(t->rl_r);
     free(t->n_c); free(t->n_r);
     free(t->layer_lo); free(t->layer_hi); free(t->rest);
+    json_decref(t->run_desc);
     free(t);
 }
 
@@ -318,6 +322,9 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     }
     /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
     for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
+    /* before any checkpoint replaces the weights: the model's identity is the starting one */
+    t->run_desc = resume_describe(m, data, a, t->total_steps, t->n_tasks > 1 ? t->cum_w : NULL, t->n_tasks);
+    if (!t->run_desc) { tuna_trainer_free(t); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
     if (tuna_dist_size() > 1) {
         if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
         /* every rank must issue the same collectives: overlap only if all can */
@@ -756,6 +763,7 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
     json_t *o = json_pack("{s:i, s:I, s:I, s:f, s:i, s:I}", "step", t->step, "stream_pos", (json_int_t)t->stream_pos,
                           "tokens_seen", (json_int_t)t->tokens_seen, "elapsed_seconds", t->elapsed, "total_steps",
                           t->total_steps, "train_sequences", (json_int_t)t->data->n);
+    json_object_set(o, "resume_check", t->run_desc);
     if (extra_json) {
         json_t *e = json_loads(extra_json, 0, NULL);
         if (e) json_object_set_new(o, "extra", e);
@@ -766,7 +774,69 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
     return st;
 }
 
-tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json) {
+tuna_status tuna_trainer_set_run_settings(tuna_trainer *t, const char *settings_json) {
+    json_error_t jerr;
+    json_t *o = json_loads(settings_json, 0, &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return tuna_fail(TUNA_ERR_ARG, "run settings: not a JSON object: %s", o ? settings_json : jerr.text);
+    }
+    /* the trainer's own settings keep their values */
+    int rc = json_object_update_missing(json_object_get(t->run_desc, "adjustable"), o);
+    json_decref(o);
+    return rc ? tuna_fail(TUNA_ERR_NOMEM, "out of memory") : TUNA_OK;
+}
+
+const char *tuna_trainer_resume_notice(const tuna_trainer *t) { return t->resume_notice; }
+
+/* The values of a checkpoint's trainer_state.json that a resume restores. */
+typedef struct {
+    int step;
+    int64_t stream_pos, tokens_seen;
+    double elapsed;
+    char *extra; /* malloc'd compact JSON or NULL */
+} saved_state;
+
+/* Checks trainer_state.json (object o, read from path) against this run and
+ * takes its values into *s; t->resume_notice says what changed or could not
+ * be checked. */
+static tuna_status parse_state(tuna_trainer *t, const json_t *o, const char *path, saved_state *s) {
+    const json_t *js = json_object_get(o, "step"), *jp = json_object_get(o, "stream_pos"),
+                 *jn = json_object_get(o, "train_sequences"), *jc = json_object_get(o, "resume_check");
+    if (!json_is_integer(js) || !json_is_integer(jp) || json_integer_value(js) < 0 || json_integer_value(jp) < 0)
+        return tuna_fail(TUNA_ERR_FORMAT, "%s: missing step or stream_pos", path);
+    if (json_is_integer(jn) && json_integer_value(jn) != t->data->n)
+        return tuna_fail(TUNA_ERR_ARG, "%s: checkpoint was trained on %lld sequences, this run has %lld (same data needed to resume)",
+                         path, (long long)json_integer_value(jn), (long long)t->data->n);
+    if (jc) {
+        tuna_status st = resume_compare(jc, t->run_desc, path, t->resume_notice, sizeof t->resume_notice);
+        if (st != TUNA_OK) return st;
+    } else
+        snprintf(t->resume_notice, sizeof t->resume_notice,
+                 "the checkpoint records no fingerprint of its run's data and settings (written by an older tuna): "
+                 "resumed without checking that they are the same%s", json_is_integer(jn) ? " (only the number of sequences is)" : "");
+    s->step = (int)json_integer_value(js);
+    s->stream_pos = json_integer_value(jp);
+    s->tokens_seen = json_integer_value(json_object_get(o, "tokens_seen"));
+    s->elapsed = json_number_value(json_object_get(o, "elapsed_seconds"));
+    const json_t *e = json_object_get(o, "extra");
+    s->extra = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    return TUNA_OK;
+}
+
+static tuna_status read_state(tuna_trainer *t, const char *dir, saved_state *s) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    if (!o) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, tuna_json_error_text(&jerr));
+    tuna_status st = parse_state(t, o, path, s);
+    json_decref(o);
+    return st;
+}
+
+/* The checkpoint's weights (or adapter) and AdamW moments. */
+static tuna_status load_weights_and_moments(tuna_trainer *t, const char *dir) {
     char path[PATH_MAX];
     tuna_model *m = t->m;
     tuna_status st = tuna_peft_get(m) ? tuna_peft_load_weights(m, dir) : tuna_model_load_weights(m, dir);
@@ -790,30 +860,25 @@ tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_j
         }
     }
     st_close(&f);
-    if (st != TUNA_OK) return st;
-    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
-    json_error_t jerr;
-    json_t *o = json_load_file(path, 0, &jerr);
-    if (!o) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, tuna_json_error_text(&jerr));
-    json_t *js = json_object_get(o, "step"), *jp = json_object_get(o, "stream_pos"), *jn = json_object_get(o, "train_sequences");
-    if (!json_is_integer(js) || !json_is_integer(jp) || json_integer_value(js) < 0 || json_integer_value(jp) < 0) {
-        json_decref(o);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: missing step or stream_pos", path);
+    return st;
+}
+
+tuna_status tuna_trainer_resume(tuna_trainer *t, const char *dir, char **extra_json) {
+    saved_state s = {0};
+    t->resume_notice[0] = 0;
+    /* the run is checked before anything of the checkpoint is loaded */
+    tuna_status st = read_state(t, dir, &s);
+    if (st == TUNA_OK) st = load_weights_and_moments(t, dir);
+    if (st != TUNA_OK) {
+        free(s.extra);
+        return st;
     }
-    if (json_is_integer(jn) && json_integer_value(jn) != t->data->n) {
-        json_decref(o);
-        return tuna_fail(TUNA_ERR_ARG, "%s: checkpoint was trained on %lld sequences, this run has %lld (same data needed to resume)",
-                         path, (long long)json_integer_value(jn), (long long)t->data->n);
-    }
-    t->step = (int)json_integer_value(js);
-    t->stream_pos = json_integer_value(jp);
-    t->tokens_seen = json_integer_value(json_object_get(o, "tokens_seen"));
-    t->elapsed = json_number_value(json_object_get(o, "elapsed_seconds"));
-    if (extra_json) {
-        json_t *e = json_object_get(o, "extra");
-        *extra_json = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    }
-    json_decref(o);
+    t->step = s.step;
+    t->stream_pos = s.stream_pos;
+    t->tokens_seen = s.tokens_seen;
+    t->elapsed = s.elapsed;
+    if (extra_json) *extra_json = s.extra;
+    else free(s.extra);
     t->perm_epoch = -1;
     /* replay the data stream up to the resumed position (cheap: no model work) */
     for (int k = 0; k < t->n_tasks; k++) t->task_used[k] = 0;

@@ -1,0 +1,367 @@
+/* test_resume.c — what a resume checks (issue 19, item 5). A checkpoint
+ * records its run's data and settings; tuna_trainer_resume refuses, before
+ * loading anything, a run whose training sequences (tokens, masks, count),
+ * starting model, adapter settings or seq_len differ, naming the difference,
+ * and accepts a changed learning rate with a notice; a checkpoint without
+ * that record (older tuna) still resumes. Library cases on the tiny
+ * llama_gqa fixture, then the same through `tuna sft --resume` (exit 2 and
+ * the message; the notice; exactness of a plain resume). Runs from the
+ * repository root; a few seconds. Uses only the API older checkpoints were
+ * resumed with, so it also runs against code without the check. */
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tuna_peft.h"
+#include "tuna_train.h"
+
+static char tmpdir[256];
+static const char *FIX = "tests/fixtures/parity/llama_gqa"; /* vocabulary of 100, no tokenizer */
+static const char *DATA_DIFF = "data: different training sequences";
+
+/* ---------------- library ---------------- */
+
+/* A model of the fixture, with a LoRA adapter of rank lora_r when lora_r > 0. */
+static tuna_model *load_model(int lora_r) {
+    tuna_model *m = NULL;
+    CHECKF(tuna_model_load(&m, FIX) == TUNA_OK, "%s: %s", FIX, tuna_last_error());
+    if (m && lora_r > 0) {
+        tuna_peft_config c;
+        tuna_peft_config_default(&c, TUNA_PEFT_LORA);
+        c.r = lora_r;
+        CHECKF(tuna_peft_attach(m, &c, 7) == TUNA_OK, "attach: %s", tuna_last_error());
+    }
+    return m;
+}
+
+/* 1 when every tensor of a and b holds the same bytes */
+static int same_weights(const tuna_model *a, const tuna_model *b) {
+    int same = a && b && tuna_model_num_params(a) == tuna_model_num_params(b);
+    for (int i = 0; same && i < tuna_model_num_params(a); i++) {
+        const tuna_param *p = tuna_model_param(a, i), *q = tuna_model_param(b, i);
+        same = p->numel == q->numel && !memcmp(p->data, q->data, (size_t)p->numel * sizeof(float));
+    }
+    return same;
+}
+
+static void default_args(tuna_train_args *a) {
+    tuna_train_args_default(a);
+    a->batch = 2;
+    a->micro_batch = 1;
+    a->lr = 1e-3f;
+    a->steps = 4;
+    a->seed = 3;
+}
+
+/* Trains `steps` steps of (model, data, args) and writes checkpoint dir. */
+static void make_checkpoint(tuna_model *m, const tuna_pretok *d, const tuna_train_args *a, int steps, const char *dir) {
+    tuna_trainer *t = NULL;
+    tuna_step_info info;
+    CHECKF(tuna_trainer_create(&t, m, d, a) == TUNA_OK, "create: %s", tuna_last_error());
+    for (int s = 0; t && s < steps; s++) CHECK(tuna_trainer_step(t, &info) == TUNA_OK);
+    if (t) CHECKF(tuna_trainer_save(t, dir, NULL) == TUNA_OK, "save %s: %s", dir, tuna_last_error());
+    tuna_trainer_free(t);
+}
+
+/* Resumes dir into a fresh trainer over (m, d, a); returns the status, the
+ * error detail in err[n] and the resumed step count in *step. */
+static tuna_status try_resume(tuna_model *m, const tuna_pretok *d, const tuna_train_args *a, const char *dir, char *err, size_t n,
+                              int *step) {
+    tuna_trainer *t = NULL;
+    tuna_status st = tuna_trainer_create(&t, m, d, a);
+    CHECKF(st == TUNA_OK, "create: %s", tuna_last_error());
+    if (st == TUNA_OK) st = tuna_trainer_resume(t, dir, NULL);
+    snprintf(err, n, "%s", st == TUNA_OK ? "" : tuna_last_error());
+    *step = t ? tuna_trainer_step_count(t) : -1;
+    tuna_trainer_free(t);
+    return st;
+}
+
+/* A deep copy of d whose arrays can be changed. */
+static tuna_pretok copy_data(const tuna_pretok *d) {
+    tuna_pretok c = *d;
+    size_t nt = (size_t)d->off[d->n];
+    c.off = malloc((size_t)(d->n + 1) * sizeof *c.off);
+    c.ids = malloc(nt * sizeof *c.ids);
+    c.labels = malloc(nt * sizeof *c.labels);
+    memcpy(c.off, d->off, (size_t)(d->n + 1) * sizeof *c.off);
+    memcpy(c.ids, d->ids, nt * sizeof *c.ids);
+    memcpy(c.labels, d->labels, nt * sizeof *c.labels);
+    c.pos = NULL;
+    c.task_off = NULL;
+    c.map = NULL;
+    return c;
+}
+
+static void free_copy(tuna_pretok *c) { free(c->off); free(c->ids); free(c->labels); }
+
+/* a refused resume is TUNA_ERR_ARG naming the difference */
+static void expect_refusal(const char *what, tuna_status st, const char *err, const char *needle) {
+    CHECKF(st == TUNA_ERR_ARG && strstr(err, needle), "%s: status %d, want %d naming '%s': %s", what, st, TUNA_ERR_ARG, needle, err);
+}
+
+/* The checkpoint's record of its number of sequences is read while the JSON
+ * holding it is alive (it was read after json_decref: "trained on 0
+ * sequences"); the refusal comes before the checkpoint's weights are loaded. */
+static void test_count_message(const char *ck, const tuna_pretok *d) {
+    tuna_model *m = load_model(0);
+    if (!m) return;
+    tuna_train_args a;
+    default_args(&a);
+    tuna_pretok fewer = *d;
+    fewer.n = d->n - 1;
+    char err[2048];
+    int step;
+    tuna_status st = try_resume(m, &fewer, &a, ck, err, sizeof err, &step);
+    char want[160];
+    snprintf(want, sizeof want, "trained on %lld sequences, this run has %lld", (long long)d->n, (long long)fewer.n);
+    expect_refusal("fewer sequences", st, err, want);
+    tuna_model *base = load_model(0);
+    CHECKF(same_weights(m, base), "a refused resume loaded the checkpoint's weights");
+    tuna_model_free(base);
+    tuna_model_free(m);
+}
+
+/* Same number of sequences, one token or one mask entry different: refused. */
+static void test_same_size_other_data(const char *ck, const tuna_pretok *d) {
+    tuna_model *m = load_model(0);
+    if (!m) return;
+    tuna_train_args a;
+    default_args(&a);
+    char err[2048];
+    int step;
+    tuna_pretok other = copy_data(d);
+    other.ids[d->off[1] + 2] = (other.ids[d->off[1] + 2] + 1) % 100;
+    expect_refusal("one token changed", try_resume(m, &other, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
+    memcpy(other.ids, d->ids, (size_t)d->off[d->n] * sizeof *other.ids);
+    other.labels[d->off[0]] = other.labels[d->off[0]] == -100 ? other.ids[d->off[0]] : -100;
+    expect_refusal("one mask entry changed", try_resume(m, &other, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
+    /* the same sequences stored in another order are drawn in another order */
+    tuna_pretok swapped = copy_data(d);
+    int64_t l0 = d->off[1] - d->off[0], l1 = d->off[2] - d->off[1];
+    memcpy(swapped.ids, d->ids + d->off[1], (size_t)l1 * 4);
+    memcpy(swapped.ids + l1, d->ids, (size_t)l0 * 4);
+    memcpy(swapped.labels, d->labels + d->off[1], (size_t)l1 * 4);
+    memcpy(swapped.labels + l1, d->labels, (size_t)l0 * 4);
+    swapped.off[1] = l1;
+    expect_refusal("two sequences swapped", try_resume(m, &swapped, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
+    free_copy(&other);
+    free_copy(&swapped);
+    tuna_model_free(m);
+}
+
+/* seq_len and seed are exact settings; the learning rate and step count are not */
+static void test_settings(const char *ck, const tuna_pretok *d) {
+    tuna_model *m = load_model(0);
+    if (!m) return;
+    tuna_train_args a;
+    char err[2048];
+    int step;
+    default_args(&a);
+    a.seq_len = 64;
+    expect_refusal("seq_len", try_resume(m, d, &a, ck, err, sizeof err, &step), err, "seq_len 512 -> 64");
+    default_args(&a);
+    a.seed = 4;
+    expect_refusal("seed", try_resume(m, d, &a, ck, err, sizeof err, &step), err, "seed 3 -> 4");
+    default_args(&a);
+    a.lr = 5e-4f;
+    a.steps = 6;
+    tuna_status st = try_resume(m, d, &a, ck, err, sizeof err, &step);
+    CHECKF(st == TUNA_OK && step == 2, "changed lr and steps: status %d, step %d: %s", st, step, err);
+    tuna_model_free(m);
+}
+
+/* An adapter run: a different rank, or a different frozen base of the same
+ * architecture, is refused by name */
+static void test_adapter(const tuna_pretok *d) {
+    char ck[400], err[2048];
+    int step;
+    snprintf(ck, sizeof ck, "%s/lora-ck", tmpdir);
+    tuna_train_args a;
+    default_args(&a);
+    tuna_model *m = load_model(4);
+    if (m) make_checkpoint(m, d, &a, 2, ck);
+    tuna_model_free(m);
+    m = load_model(8);
+    if (m) expect_refusal("lora r", try_resume(m, d, &a, ck, err, sizeof err, &step), err, "lora_r 4 -> 8");
+    tuna_model_free(m);
+    m = load_model(0);
+    if (m) {
+        tuna_model_param(m, 1)->data[3] += 0.25f; /* another base model */
+        tuna_peft_config c;
+        tuna_peft_config_default(&c, TUNA_PEFT_LORA);
+        c.r = 4;
+        CHECK(tuna_peft_attach(m, &c, 7) == TUNA_OK);
+        expect_refusal("other base", try_resume(m, d, &a, ck, err, sizeof err, &step), err, "model: a different model");
+    }
+    tuna_model_free(m);
+    m = load_model(4);
+    if (m) CHECKF(try_resume(m, d, &a, ck, err, sizeof err, &step) == TUNA_OK && step == 2, "same adapter run: %s", err);
+    tuna_model_free(m);
+}
+
+/* 2 steps, checkpoint, resume, 2 steps: the weights of 4 straight steps */
+static void test_exact(const char *ck, const tuna_pretok *d) {
+    tuna_train_args a;
+    default_args(&a);
+    tuna_model *m1 = load_model(0), *m2 = load_model(0);
+    tuna_trainer *t1 = NULL, *t2 = NULL;
+    tuna_step_info info;
+    if (m1 && m2 && tuna_trainer_create(&t1, m1, d, &a) == TUNA_OK && tuna_trainer_create(&t2, m2, d, &a) == TUNA_OK) {
+        for (int s = 0; s < 4; s++) CHECK(tuna_trainer_step(t1, &info) == TUNA_OK);
+        CHECKF(tuna_trainer_resume(t2, ck, NULL) == TUNA_OK, "resume: %s", tuna_last_error());
+        for (int s = 0; s < 2; s++) CHECK(tuna_trainer_step(t2, &info) == TUNA_OK);
+        CHECKF(same_weights(m1, m2), "2 steps + resume + 2 steps differ from 4 steps");
+    } else CHECKF(0, "trainers: %s", tuna_last_error());
+    tuna_trainer_free(t1);
+    tuna_trainer_free(t2);
+    tuna_model_free(m1);
+    tuna_model_free(m2);
+}
+
+/* Removes "resume_check" from dir/trainer_state.json (as an older tuna wrote it). */
+static void strip_record(const char *dir) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    json_t *o = json_load_file(path, 0, NULL);
+    CHECKF(o != NULL, "cannot read %s", path);
+    if (!o) return;
+    json_object_del(o, "resume_check");
+    CHECK(json_dump_file(o, path, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) == 0);
+    json_decref(o);
+}
+
+static void test_old_checkpoint(const char *ck, const tuna_pretok *d) {
+    char old[400], cmd[1200], err[2048];
+    int step;
+    snprintf(old, sizeof old, "%s/old-ck", tmpdir);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", ck, old);
+    CHECK(system(cmd) == 0);
+    strip_record(old);
+    tuna_model *m = load_model(0);
+    tuna_train_args a;
+    default_args(&a);
+    if (m) CHECKF(try_resume(m, d, &a, old, err, sizeof err, &step) == TUNA_OK && step == 2, "older checkpoint: %s", err);
+    tuna_model_free(m);
+}
+
+static void library_cases(void) {
+    char data[300], ck[400];
+    snprintf(data, sizeof data, "%s/data.jsonl", FIX);
+    snprintf(ck, sizeof ck, "%s/ck", tmpdir);
+    tuna_pretok d;
+    if (!test_need(data, "resume") || tuna_pretok_load(&d, data, 0) != TUNA_OK) {
+        CHECKF(0, "%s: %s", data, tuna_last_error());
+        return;
+    }
+    tuna_model *m = load_model(0);
+    tuna_train_args a;
+    default_args(&a);
+    if (m) make_checkpoint(m, &d, &a, 2, ck);
+    tuna_model_free(m);
+    test_count_message(ck, &d);
+    test_same_size_other_data(ck, &d);
+    test_settings(ck, &d);
+    test_adapter(&d);
+    test_exact(ck, &d);
+    test_old_checkpoint(ck, &d);
+    tuna_pretok_free(&d);
+}
+
+/* ---------------- CLI ---------------- */
+
+/* n pre-tokenized records of 8 ids in [5, 95), seeded. */
+static void write_records(const char *path, int n, uint32_t seed) {
+    FILE *f = fopen(path, "w");
+    CHECKF(f != NULL, "cannot create %s", path);
+    if (!f) return;
+    for (int i = 0; i < n; i++) {
+        fputs("{\"input_ids\":[", f);
+        for (int k = 0; k < 8; k++) {
+            seed = seed * 1664525u + 1013904223u;
+            fprintf(f, "%s%u", k ? "," : "", 5 + (seed >> 8) % 90);
+        }
+        fputs("]}\n", f);
+    }
+    fclose(f);
+}
+
+/* Runs `tuna sft` with the common options and extra ones, stderr to tmpdir/err.txt
+ * (read into err[n]); returns the exit status. */
+static int sft(const char *extra, char *err, size_t n) {
+    char cmd[4096], path[400];
+    snprintf(path, sizeof path, "%s/err.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --batch 2 --micro-batch 1 --lr 1e-3 --seed 3 --quiet %s 2>'%s'", test_cli, FIX,
+             extra, path);
+    int rc = system(cmd);
+    err[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t got = fread(err, 1, n - 1, f);
+        err[got] = 0;
+        fclose(f);
+    }
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void expect_cli(const char *what, int rc, int want_rc, const char *err, const char *needle) {
+    CHECKF(rc == want_rc && strstr(err, needle), "%s: exit %d (want %d), stderr should name '%s': %s", what, rc, want_rc, needle, err);
+}
+
+static void cli_cases(void) {
+    if (!test_need_cli("resume through the CLI")) return;
+    char a[400], b[400], fewer[400], ck[500], opt[2048], err[4096], x[500], y[500];
+    snprintf(a, sizeof a, "%s/a.jsonl", tmpdir);
+    snprintf(b, sizeof b, "%s/b.jsonl", tmpdir);
+    snprintf(fewer, sizeof fewer, "%s/fewer.jsonl", tmpdir);
+    write_records(a, 6, 1);
+    write_records(b, 6, 2);
+    write_records(fewer, 5, 1);
+    snprintf(ck, sizeof ck, "%s/run/checkpoint-3", tmpdir);
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --save-every 3 --out %s/run", a, tmpdir);
+    CHECKF(sft(opt, err, sizeof err) == 0, "first run: %s", err);
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --save-every 3 --method lora --lora-r 4 --out %s/lora", a, tmpdir);
+    CHECKF(sft(opt, err, sizeof err) == 0, "lora run: %s", err);
+
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --out %s/r1 --resume %s", b, tmpdir, ck);
+    expect_cli("same-size other data", sft(opt, err, sizeof err), 2, err, DATA_DIFF);
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --out %s/r2 --resume %s", fewer, tmpdir, ck);
+    expect_cli("fewer records", sft(opt, err, sizeof err), 2, err, "trained on 6 sequences, this run has 5");
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --seq-len 64 --out %s/r3 --resume %s", a, tmpdir, ck);
+    expect_cli("--seq-len", sft(opt, err, sizeof err), 2, err, "seq_len 512 -> 64");
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --method lora --lora-r 8 --out %s/r4 --resume %s/lora/checkpoint-3", a, tmpdir, tmpdir);
+    expect_cli("--lora-r", sft(opt, err, sizeof err), 2, err, "lora_r 4 -> 8");
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --lr 5e-4 --save-every 3 --out %s/r5 --resume %s", a, tmpdir, ck);
+    expect_cli("--lr", sft(opt, err, sizeof err), 0, err, "tuna: note: lr 0.001 -> 0.0005");
+    CHECKF(!strstr(err, "steps"), "unchanged settings listed: %s", err);
+
+    /* same data and settings: no notice, and the weights of the straight run */
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --save-every 3 --out %s/r6 --resume %s", a, tmpdir, ck);
+    CHECKF(sft(opt, err, sizeof err) == 0 && !strstr(err, "note"), "plain resume: %s", err);
+    snprintf(x, sizeof x, "%s/run/model.safetensors", tmpdir);
+    snprintf(y, sizeof y, "%s/r6/model.safetensors", tmpdir);
+    snprintf(opt, sizeof opt, "cmp -s '%s' '%s'", x, y);
+    CHECKF(system(opt) == 0, "3 steps + resume + 3 steps differ from 6 steps");
+
+    /* an older checkpoint resumes, saying what it could not check */
+    snprintf(x, sizeof x, "%s/run-old", tmpdir);
+    snprintf(opt, sizeof opt, "cp -r '%s' '%s'", ck, x);
+    CHECK(system(opt) == 0);
+    strip_record(x);
+    snprintf(opt, sizeof opt, "--data %s --steps 6 --save-every 3 --out %s/r7 --resume %s", a, tmpdir, x);
+    expect_cli("older checkpoint", sft(opt, err, sizeof err), 0, err, "no fingerprint");
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    test_set_cli(argv[0]);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_resume_XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    library_cases();
+    cli_cases();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return test_done();
+}
