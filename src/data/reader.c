@@ -13,6 +13,7 @@
 
 #include "data/reader_internal.h"
 #include "io/input_file.h"
+#include "io/input_kind.h"
 #include "tuna.h"
 #include "core/json_error.h"
 
@@ -116,17 +117,12 @@ tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, cons
         tuna_data_reader_free(r);
         return s;
     }
-    /* peek: gzip magic, or '[' as the first non-blank byte (after a BOM) */
-    unsigned char head[4096];
-    size_t hn = fread(head, 1, sizeof head, r->f);
-    if (hn >= 2 && head[0] == 0x1f && head[1] == 0x8b) {
+    input_kind kind = input_kind_sniff(r->f);
+    if (kind == INPUT_GZIP) {
         tuna_data_reader_free(r);
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: gzip-compressed; decompress it first (gzip -dk)", path);
     }
-    size_t i = (hn >= 3 && !memcmp(head, "\xEF\xBB\xBF", 3)) ? 3 : 0;
-    while (i < hn && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')) i++;
-    r->is_array = i < hn && head[i] == '[';
-    rewind(r->f);
+    r->is_array = kind == INPUT_JSON_ARRAY;
     if (r->is_array) {
         s = load_array(r);
         if (s) { tuna_data_reader_free(r); return s; }
