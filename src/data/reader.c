@@ -31,6 +31,7 @@ struct tuna_data_reader {
     size_t arr_i;
     int finished;
     tuna_data_stats st;
+    uint64_t hash;        /* FNV-1a of the bytes read so far (data_reader_hash) */
     char first_bad[600];  /* first report, for the max-bad message */
     data_bad_note *notes; /* the first DATA_BAD_NOTES reports */
     int n_notes;
@@ -76,6 +77,7 @@ static tuna_status load_array(tuna_data_reader *r) {
         n += k;
     }
     if (ferror(r->f)) { free(buf); return tuna_fail(TUNA_ERR_IO, "%s: read error", r->path); }
+    r->hash = tuna_hash64(r->hash, buf, n);
     size_t skip = (n >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) ? 3 : 0;
     size_t bad_at = tuna_utf8_check(buf + skip, n - skip);
     if (bad_at < n - skip) {
@@ -112,6 +114,7 @@ tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, cons
     else tuna_data_options_init(&r->o);
     r->path = strdup(path);
     if (!r->path) { free(r); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    r->hash = TUNA_HASH_INIT;
     tuna_status s = input_file_open(path, 0, &r->f);
     if (s != TUNA_OK) {
         tuna_data_reader_free(r);
@@ -207,6 +210,8 @@ uint64_t data_reader_size(const tuna_data_reader *r) {
     return r->f && fstat(fileno(r->f), &sb) == 0 && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
 }
 
+uint64_t data_reader_hash(const tuna_data_reader *r) { return r->hash; }
+
 tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *got) {
     *got = 0;
     tuna_record_clear(rec);
@@ -244,6 +249,7 @@ tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *go
     }
     ssize_t len;
     while ((len = getline(&r->line, &r->cap, r->f)) != -1) {
+        r->hash = tuna_hash64(r->hash, r->line, (size_t)len);
         r->lineno++;
         const char *p = r->line;
         size_t n = (size_t)len;
