@@ -73,7 +73,8 @@ tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size
  * the entry keeps (the callback sees at most the first 100, without their
  * raw bytes), so it fails, and reports, as reading the file would. A damaged
  * entry is read again and replaced; a cache that cannot be written leaves
- * the data in memory; both say so in stats->cache_note. */
+ * the data in memory; a file whose bytes changed between the key's read and
+ * the tokenizing read is not stored; each says so in stats->cache_note. */
 tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
                               const char *template_source, const char *tokenizer_dir,
                               const tuna_dataset_options *o, tuna_pretok *out, tuna_dataset_stats *stats);

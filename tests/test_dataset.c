@@ -239,6 +239,75 @@ static void test_file_level(void) {
     tuna_tokenizer_free(tok);
 }
 
+/* the token cache keys a file by one read and tokenizes it in a second: a
+ * file rewritten in between (here: from the progress callback, after the
+ * first record, while the reader is past its first 4 KB buffer) must not be
+ * stored under the first content's key */
+typedef struct {
+    const char *path, *text;
+    int done;
+} rewrite_ctx;
+
+static void rewrite_once(void *ctx, uint64_t done, uint64_t total) {
+    (void)done; (void)total;
+    rewrite_ctx *c = ctx;
+    if (!c->done) spit(c->path, c->text);
+    c->done = 1;
+}
+
+/* lines {"text": "record N WORD ..."}, n of them (malloc'ed) */
+static char *text_records(int n, const char *word) {
+    char *s = malloc((size_t)n * 80 + 1), *p = s;
+    for (int i = 0; i < n; i++) p += sprintf(p, "{\"text\":\"record %d %s %s of the story\"}\n", i, word, word);
+    return s;
+}
+
+static void test_cache_changed_file(void) {
+    const char *dir = test_shared_path("tokenizers/SmolLM2-135M-Instruct", "dataset: file changed while read");
+    if (!dir) return;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    char *src = NULL;
+    CHECK(tuna_tokenizer_load(&tok, dir) == TUNA_OK);
+    CHECK(tuna_dataset_template(&tmpl, tok, NULL, &src) == TUNA_OK);
+    char path[400], cache[400];
+    snprintf(path, sizeof path, "%s/changing.jsonl", tmpdir);
+    snprintf(cache, sizeof cache, "%s/cache-changed", tmpdir);
+    char *a = text_records(2000, "alpha"), *b = text_records(2000, "omega"); /* ~100 KB each */
+    spit(path, a);
+    tuna_dataset_options o;
+    tuna_dataset_options_init(&o);
+    o.cache_dir = cache;
+    rewrite_ctx rc = {path, b, 0};
+    o.on_progress = rewrite_once;
+    o.progress_ctx = &rc;
+    tuna_pretok p1, p2, ref;
+    tuna_dataset_stats s1, s2, sr;
+    CHECKF(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &p1, &s1) == TUNA_OK, "%s", tuna_last_error());
+    CHECKF(rc.done && strstr(s1.cache_note, "changed while it was read: token cache not written"), "note '%s'", s1.cache_note);
+    tuna_pretok_free(&p1);
+    /* the first content again: not a hit on tokens of the mixed read */
+    spit(path, a);
+    o.on_progress = NULL;
+    CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &p2, &s2) == TUNA_OK);
+    CHECKF(!s2.from_cache, "a cache hit after a read of a changing file ('%s')", s2.cache_note);
+    o.cache_dir = NULL;
+    CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &ref, &sr) == TUNA_OK);
+    CHECK(p2.n == ref.n && p2.off[p2.n] == ref.off[ref.n] && !memcmp(p2.ids, ref.ids, (size_t)ref.off[ref.n] * 4));
+    tuna_pretok_free(&p2);
+    /* an unchanged file is stored and hit as before */
+    o.cache_dir = cache;
+    CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &p2, &s2) == TUNA_OK && s2.from_cache && !s2.cache_note[0]);
+    CHECK(p2.n == ref.n && !memcmp(p2.ids, ref.ids, (size_t)ref.off[ref.n] * 4));
+    tuna_pretok_free(&p2);
+    tuna_pretok_free(&ref);
+    free(a);
+    free(b);
+    free(src);
+    tuna_template_free(tmpl);
+    tuna_tokenizer_free(tok);
+}
+
 /* the CLI: data tokenize writes what sft would train on; inspect's numbers */
 static void test_data_cli(void) {
     const char *dir = test_shared_path("tokenizers/SmolLM2-135M-Instruct", "dataset: data tokenize/inspect CLI");
@@ -280,6 +349,7 @@ int main(int argc, char **argv) {
     test_phi3();
     test_llama2();
     test_file_level();
+    test_cache_changed_file();
     test_data_cli();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -5,9 +5,12 @@
  * and `c` agree before c exists. */
 #include "cli_paths.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +162,33 @@ static int make_folders(char *path) {
     }
 }
 
+/* Removes the temporary siblings .NAME.tmp.PID in parent that runs killed
+ * before they could clean up left behind: folders whose process is gone
+ * (kill(pid, 0) fails with ESRCH), each with a note. A live run's folder, and
+ * anything else of that name, is left alone. */
+static void remove_stale_tmp(const char *parent, const char *name) {
+    char prefix[PATH_MAX];
+    size_t plen = (size_t)snprintf(prefix, sizeof prefix, ".%s.tmp.", name);
+    DIR *d = plen < sizeof prefix ? opendir(parent) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *digits = e->d_name + plen;
+        if (strncmp(e->d_name, prefix, plen) || !isdigit((unsigned char)*digits)) continue;
+        char *end, path[PATH_MAX];
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (*end || errno || pid <= 0 || pid > INT_MAX || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", parent, e->d_name) >= (int)sizeof path || lstat(path, &st) != 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        cli_remove_tree(path);
+        fprintf(stderr, "tuna: note: removed %s, left by an interrupted run (process %ld is gone)\n", path, pid);
+    }
+    if (d) closedir(d);
+}
+
 int cli_out_dir_begin(cli_out_dir *d, const char *cmd, const char *dir, int overwrite) {
     char buf[PATH_MAX];
     d->tmp[0] = '\0';
@@ -178,6 +208,7 @@ int cli_out_dir_begin(cli_out_dir *d, const char *cmd, const char *dir, int over
         fprintf(stderr, "tuna: error: %s: cannot create: %s\n", buf, strerror(errno));
         return 1;
     }
+    remove_stale_tmp(buf, slash + 1);
     if (snprintf(d->tmp, sizeof d->tmp, "%s/.%s.tmp.%ld", buf, slash + 1, (long)getpid()) >= (int)sizeof d->tmp)
         return cli_usage_error("%s: --out %s: path too long", cmd, dir);
     cli_remove_tree(d->tmp);

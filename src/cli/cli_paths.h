@@ -42,7 +42,9 @@ typedef struct {
 
 /* Refuses (prints, returns 2) an existing dir that is not a folder, or a
  * non-empty one without overwrite; else creates the temporary sibling
- * (returns 0; 1 when it cannot be created). */
+ * (returns 0; 1 when it cannot be created). Temporary siblings of dir left by
+ * runs that were killed (their process is gone) are removed first, with a
+ * note; a live run's is never touched. */
 int cli_out_dir_begin(cli_out_dir *d, const char *cmd, const char *dir, int overwrite);
 /* Publishes tmp as dir: renamed into place (an existing dir is swapped with it
  * atomically, then removed). On failure tmp is removed and dir is untouched. */

@@ -381,11 +381,14 @@ static void count_stats(const tuna_pretok *p, tuna_tokenizer *tok, tuna_dataset_
     }
 }
 
-/* The cache key: everything the tokens depend on. */
+/* The cache key: everything the tokens depend on; *content: the hash of the
+ * file's bytes in it (data_reader_hash's, for a read of the same bytes). */
 static tuna_status dataset_key(const char *path, const char *template_source, const char *tokenizer_dir,
-                               const tuna_dataset_options *o, uint64_t *key) {
+                               const tuna_dataset_options *o, uint64_t *key, uint64_t *content) {
     uint64_t k = hash_str(TUNA_HASH_INIT, DATASET_FORMAT_VERSION);
-    tuna_status st = tuna_hash_file(&k, path);
+    *content = TUNA_HASH_INIT;
+    tuna_status st = tuna_hash_file(content, path);
+    k = tuna_hash64(k, content, sizeof *content);
     const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.bin", "vocab.json", "merges.txt"};
     for (size_t i = 0; st == TUNA_OK && tokenizer_dir && i < sizeof tok_files / sizeof tok_files[0]; i++) {
         char p[PATH_MAX];
@@ -412,6 +415,14 @@ static void add_note(tuna_dataset_stats *s, const char *what) {
 static void note_uncached(tuna_dataset_stats *s) {
     char msg[900];
     snprintf(msg, sizeof msg, "token cache not written (%s): running uncached", tuna_last_error());
+    add_note(s, msg);
+}
+
+/* The file's bytes as the reader read them differ from those the key was
+ * made of (rewritten in between): the tokens may mix both, so no entry. */
+static void note_changed(tuna_dataset_stats *s, const char *path) {
+    char msg[900];
+    snprintf(msg, sizeof msg, "%s changed while it was read: token cache not written", path);
     add_note(s, msg);
 }
 
@@ -568,11 +579,11 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
     memset(s, 0, sizeof *s);
     /* a pipe or device is read once and has no identity to key on: uncached */
     const char *cache = o->cache_dir && input_file_is_regular(path) ? o->cache_dir : NULL;
-    uint64_t key = 0;
+    uint64_t key = 0, content = 0;
     tuna_status st = TUNA_OK;
     if (cache) {
         int hit = 0;
-        st = dataset_key(path, template_source, tokenizer_dir, o, &key);
+        st = dataset_key(path, template_source, tokenizer_dir, o, &key, &content);
         if (st == TUNA_OK) st = from_cache(path, tok, o, key, out, s, &hit);
         s->key = key;
         if (st != TUNA_OK || hit) return st;
@@ -592,12 +603,17 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
         }
     }
     st = read_records(r, path, tok, tmpl, o, &b, s);
+    if (st == TUNA_OK && cache && data_reader_hash(r) != content) {
+        note_changed(s, path);
+        cache = NULL;
+    }
     void *meta = NULL;
     size_t meta_len = 0;
     if (st == TUNA_OK && cache) st = read_meta(r, s, &meta, &meta_len);
     tuna_data_reader_free(r);
     int mapped = 0, spooled = b.spool_ids != NULL;
-    if (st == TUNA_OK && spooled) st = publish_spooled(&b, cache, key, (cache_blob){meta, meta_len}, out, s, &mapped);
+    if (st == TUNA_OK && spooled)
+        st = cache ? publish_spooled(&b, cache, key, (cache_blob){meta, meta_len}, out, s, &mapped) : unspool(&b);
     if (st != TUNA_OK || mapped) {
         builder_free(&b);
         free(meta);

@@ -13,6 +13,7 @@
 
 #include "data/reader_internal.h"
 #include "io/input_file.h"
+#include "io/input_kind.h"
 #include "tuna.h"
 #include "core/json_error.h"
 
@@ -30,6 +31,7 @@ struct tuna_data_reader {
     size_t arr_i;
     int finished;
     tuna_data_stats st;
+    uint64_t hash;        /* FNV-1a of the bytes read so far (data_reader_hash) */
     char first_bad[600];  /* first report, for the max-bad message */
     data_bad_note *notes; /* the first DATA_BAD_NOTES reports */
     int n_notes;
@@ -75,6 +77,7 @@ static tuna_status load_array(tuna_data_reader *r) {
         n += k;
     }
     if (ferror(r->f)) { free(buf); return tuna_fail(TUNA_ERR_IO, "%s: read error", r->path); }
+    r->hash = tuna_hash64(r->hash, buf, n);
     size_t skip = (n >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) ? 3 : 0;
     size_t bad_at = tuna_utf8_check(buf + skip, n - skip);
     if (bad_at < n - skip) {
@@ -111,22 +114,18 @@ tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, cons
     else tuna_data_options_init(&r->o);
     r->path = strdup(path);
     if (!r->path) { free(r); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    r->hash = TUNA_HASH_INIT;
     tuna_status s = input_file_open(path, 0, &r->f);
     if (s != TUNA_OK) {
         tuna_data_reader_free(r);
         return s;
     }
-    /* peek: gzip magic, or '[' as the first non-blank byte (after a BOM) */
-    unsigned char head[4096];
-    size_t hn = fread(head, 1, sizeof head, r->f);
-    if (hn >= 2 && head[0] == 0x1f && head[1] == 0x8b) {
+    input_kind kind = input_kind_sniff(r->f);
+    if (kind == INPUT_GZIP) {
         tuna_data_reader_free(r);
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: gzip-compressed; decompress it first (gzip -dk)", path);
     }
-    size_t i = (hn >= 3 && !memcmp(head, "\xEF\xBB\xBF", 3)) ? 3 : 0;
-    while (i < hn && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')) i++;
-    r->is_array = i < hn && head[i] == '[';
-    rewind(r->f);
+    r->is_array = kind == INPUT_JSON_ARRAY;
     if (r->is_array) {
         s = load_array(r);
         if (s) { tuna_data_reader_free(r); return s; }
@@ -211,6 +210,8 @@ uint64_t data_reader_size(const tuna_data_reader *r) {
     return r->f && fstat(fileno(r->f), &sb) == 0 && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
 }
 
+uint64_t data_reader_hash(const tuna_data_reader *r) { return r->hash; }
+
 tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *got) {
     *got = 0;
     tuna_record_clear(rec);
@@ -248,6 +249,7 @@ tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *go
     }
     ssize_t len;
     while ((len = getline(&r->line, &r->cap, r->f)) != -1) {
+        r->hash = tuna_hash64(r->hash, r->line, (size_t)len);
         r->lineno++;
         const char *p = r->line;
         size_t n = (size_t)len;

@@ -18,6 +18,10 @@ typedef struct {
 /* The first bad records r reported (at most DATA_BAD_NOTES), in order; the
  * count is returned, *notes stays valid while r lives. */
 int data_reader_notes(const tuna_data_reader *r, const data_bad_note **notes);
+/* The FNV-1a hash (from TUNA_HASH_INIT) of the bytes r has read: once r has
+ * read to the end, tuna_hash_file's of the content it read, so a caller can
+ * tell that a file changed between its own read and r's (the token cache). */
+uint64_t data_reader_hash(const tuna_data_reader *r);
 /* Bytes of r's input (a pipe's too, once read), for progress. */
 uint64_t data_reader_size(const tuna_data_reader *r);
 /* The policy of o applied to a remembered read of path with counts st: each

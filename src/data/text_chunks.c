@@ -1,7 +1,8 @@
 /* text_chunks.c — plain text into fixed-length training sequences, for
  * pre-training and for the general-text perplexity check. Documents (JSONL
- * {"text": ...} lines, or a whole .txt file) are tokenized with the special
- * tokens the tokenizer adds by default (BOS for Llama-family tokenizers), each
+ * {"text": ...} lines, or a whole text file: io/input_kind.h tells which,
+ * by name or content) are tokenized with the special tokens the tokenizer
+ * adds by default (BOS for Llama-family tokenizers), each
  * followed by EOS when the tokenizer has one, concatenated, and cut into
  * sequences of seq_len tokens (the last partial one kept if it has at least 2
  * tokens). Labels equal input ids: every token counts. */
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "io/input_file.h"
+#include "io/input_kind.h"
 #include "tuna.h"
 #include "tuna_text.h"
 #include "core/json_error.h"
@@ -57,8 +59,7 @@ tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len,
     FILE *f;
     tuna_status st = input_file_open(path, 0, &f);
     if (st != TUNA_OK) return st;
-    size_t plen = strlen(path);
-    int jsonl = plen > 6 && !strcmp(path + plen - 6, ".jsonl");
+    int jsonl = input_kind_is_jsonl(path, f);
     id_buf b = {0};
     char *line = NULL;
     size_t cap = 0;

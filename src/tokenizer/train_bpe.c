@@ -35,10 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include "io/input_file.h"
+#include "io/input_kind.h"
 #include "tok_internal.h"
 #include "tuna_tokenizer_train.h"
 
@@ -309,11 +309,6 @@ static int over_limit(trainer *t, size_t len) {
     return 0;
 }
 
-static int is_jsonl(const char *path) {
-    size_t n = strlen(path);
-    return n >= 6 && !strcasecmp(path + n - 6, ".jsonl");
-}
-
 static tuna_status read_file(trainer *t, const char *path) {
     /* a pipe is copied only as far as --max-bytes can use; one byte more, so
      * that a line crossing the limit is seen to cross it and left out */
@@ -321,7 +316,7 @@ static tuna_status read_file(trainer *t, const char *path) {
     FILE *f;
     tuna_status st = input_file_open(path, want, &f);
     if (st != TUNA_OK) return st;
-    int jsonl = is_jsonl(path);
+    int jsonl = input_kind_is_jsonl(path, f);
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
