@@ -176,6 +176,65 @@ static void test_bad_gguf_metadata(void) {
     }
 }
 
+/* the Llama 3 rope settings beside rope_freqs.weight: read as strictly */
+static void test_bad_gguf_rope(void) {
+    static const struct { int k; const char *key, *val; tuna_status st; } cases[] = {
+        {0, "tuna.rope.llama3.factor", "(GGUF type 8)", TUNA_ERR_FORMAT},
+        {1, "tuna.rope.llama3.low_freq_factor", " 0:", TUNA_ERR_FORMAT},
+        {2, "tuna.rope.llama3.high_freq_factor", "-4:", TUNA_ERR_FORMAT},
+        {3, "tuna.rope.llama3.original_context_length", " 0:", TUNA_ERR_FORMAT},
+        {4, "rope_freqs without the Llama 3 settings", NULL, TUNA_ERR_UNSUPPORTED},
+    };
+    static const float freqs[2] = {1, 1};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/rope%zu.gguf", tmpdir, i);
+        int k = cases[i].k;
+        gguf_writer *w = gguf_writer_new();
+        gguf_kv_str(w, "general.architecture", "llama");
+        if (k == 0) gguf_kv_str(w, "tuna.rope.llama3.factor", "8");
+        else gguf_kv_f32(w, "tuna.rope.llama3.factor", 8);
+        gguf_kv_f32(w, "tuna.rope.llama3.low_freq_factor", k == 1 ? 0.0f : 1.0f);
+        gguf_kv_f32(w, "tuna.rope.llama3.high_freq_factor", k == 2 ? -4.0f : 4.0f);
+        if (k != 4) gguf_kv_u32(w, "tuna.rope.llama3.original_context_length", k == 3 ? 0 : 8192);
+        CHECK(gguf_add_tensor(w, "rope_freqs.weight", 1, 1, 2, GGML_F32, freqs) == TUNA_OK);
+        CHECK(gguf_writer_finish(w, p) == TUNA_OK);
+        gguf_writer_free(w);
+        tuna_model *m = NULL;
+        expect_fail(cases[i].key, tuna_model_load_gguf(&m, p), cases[i].st, p, cases[i].key, cases[i].val);
+        tuna_model_free(m);
+    }
+}
+
+/* token_embd.weight with more than INT_MAX rows (a sparse file of 8 GiB):
+ * the vocabulary size it implies is refused, not truncated to 64 */
+static void test_gguf_huge_vocab(void) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/vocab.gguf", tmpdir);
+    static const float one = 1;
+    gguf_writer *w = gguf_writer_new();
+    gguf_kv_str(w, "general.architecture", "llama");
+    CHECK(gguf_add_tensor(w, "token_embd.weight", 2, 1, 1, GGML_F16, &one) == TUNA_OK);
+    CHECK(gguf_writer_finish(w, p) == TUNA_OK);
+    gguf_writer_free(w);
+    char *b = NULL;
+    FILE *f = fopen(p, "r+b");
+    long n = f && !fseek(f, 0, SEEK_END) ? ftell(f) : -1;
+    if (n > 0 && (b = malloc((size_t)n)) && !fseek(f, 0, SEEK_SET) && fread(b, 1, (size_t)n, f) == (size_t)n) {
+        char *at = memmem(b, (size_t)n, "token_embd.weight", 17);
+        CHECK(at != NULL);
+        int64_t rows = (1LL << 32) + 64; /* ne = {1, rows} after the name and ndim */
+        if (at && !fseek(f, (long)(at - b) + 17 + 4 + 8, SEEK_SET)) CHECK(fwrite(&rows, 8, 1, f) == 1);
+        CHECK(ftruncate(fileno(f), (off_t)n + 2 * rows) == 0);
+    } else CHECK(!"cannot rewrite the GGUF file");
+    free(b);
+    if (f) fclose(f);
+    tuna_model *m = NULL;
+    expect_fail("huge vocab", tuna_model_load_gguf(&m, p), TUNA_ERR_FORMAT, "token_embd.weight", "4294967360 rows", "vocabulary");
+    tuna_model_free(m);
+    unlink(p);
+}
+
 /* one NaN and one infinity put into two tensors of a model in memory */
 static void poison(tuna_model *m, const char *nan_tensor, const char *inf_tensor) {
     float *a = tuna_model_find_param(m, nan_tensor)->data, *b = tuna_model_find_param(m, inf_tensor)->data;
@@ -394,6 +453,8 @@ int main(int argc, char **argv) {
     test_bad_configs();
     test_valid_variants();
     test_bad_gguf_metadata();
+    test_bad_gguf_rope();
+    test_gguf_huge_vocab();
     test_nonfinite_weights();
     test_nonfinite_llama2c();
     test_bad_adapter_configs();
