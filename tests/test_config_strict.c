@@ -176,6 +176,27 @@ static void test_bad_gguf_metadata(void) {
     }
 }
 
+/* where needle first occurs in file path (binary), or -1 */
+static long find_in_file(const char *path, const char *needle) {
+    FILE *f = fopen(path, "rb");
+    long n = f && !fseek(f, 0, SEEK_END) ? ftell(f) : -1, at = -1;
+    char *b = n > 0 ? malloc((size_t)n) : NULL;
+    if (b && !fseek(f, 0, SEEK_SET) && fread(b, 1, (size_t)n, f) == (size_t)n) {
+        char *p = memmem(b, (size_t)n, needle, strlen(needle));
+        if (p) at = p - b;
+    }
+    free(b);
+    if (f) fclose(f);
+    return at;
+}
+
+/* writes len bytes at offset at of file path */
+static void patch_file(const char *path, long at, const void *bytes, size_t len) {
+    FILE *f = fopen(path, "r+b");
+    CHECKF(f && at >= 0 && !fseek(f, at, SEEK_SET) && fwrite(bytes, 1, len, f) == len, "cannot patch %s at %ld", path, at);
+    if (f) fclose(f);
+}
+
 /* the Llama 3 rope settings beside rope_freqs.weight: read as strictly */
 static void test_bad_gguf_rope(void) {
     static const struct { int k; const char *key, *val; tuna_status st; } cases[] = {
@@ -217,18 +238,10 @@ static void test_gguf_huge_vocab(void) {
     CHECK(gguf_add_tensor(w, "token_embd.weight", 2, 1, 1, GGML_F16, &one) == TUNA_OK);
     CHECK(gguf_writer_finish(w, p) == TUNA_OK);
     gguf_writer_free(w);
-    char *b = NULL;
-    FILE *f = fopen(p, "r+b");
-    long n = f && !fseek(f, 0, SEEK_END) ? ftell(f) : -1;
-    if (n > 0 && (b = malloc((size_t)n)) && !fseek(f, 0, SEEK_SET) && fread(b, 1, (size_t)n, f) == (size_t)n) {
-        char *at = memmem(b, (size_t)n, "token_embd.weight", 17);
-        CHECK(at != NULL);
-        int64_t rows = (1LL << 32) + 64; /* ne = {1, rows} after the name and ndim */
-        if (at && !fseek(f, (long)(at - b) + 17 + 4 + 8, SEEK_SET)) CHECK(fwrite(&rows, 8, 1, f) == 1);
-        CHECK(ftruncate(fileno(f), (off_t)n + 2 * rows) == 0);
-    } else CHECK(!"cannot rewrite the GGUF file");
-    free(b);
-    if (f) fclose(f);
+    long at = find_in_file(p, "token_embd.weight");
+    int64_t rows = (1LL << 32) + 64; /* ne = {1, rows} after the name and ndim */
+    patch_file(p, at + 17 + 4 + 8, &rows, 8);
+    CHECK(truncate(p, (off_t)(at + 4096) + 2 * rows) == 0);
     tuna_model *m = NULL;
     expect_fail("huge vocab", tuna_model_load_gguf(&m, p), TUNA_ERR_FORMAT, "token_embd.weight", "4294967360 rows", "vocabulary");
     tuna_model_free(m);
@@ -445,6 +458,46 @@ static void test_cli_errors(tuna_model *poisoned) {
     expect_cli(args, 1, "generation step 1", "not finite");
 }
 
+/* The stories model as GGUF with its tokenizer and the end-of-turn id eot;
+ * neg: that key rewritten in place as the int32 -1 */
+static void write_gguf_eot(const tuna_model *m, const char *path, int32_t eot, int neg) {
+    tuna_gguf_meta meta = {MODEL, NULL, "eot", -1, 0, eot, -1, 0, 0};
+    CHECKF(tuna_export_gguf(m, &meta, "f32", path) == TUNA_OK, "%s", tuna_last_error());
+    if (!neg) return;
+    /* the type and value that follow the key's name: I32 -1 */
+    const int32_t tv[2] = {5, -1};
+    patch_file(path, find_in_file(path, "tokenizer.ggml.eot_token_id") + 27, tv, 8);
+}
+
+/* a GGUF file's EOS/EOT ids in generate: an id outside the vocabulary is
+ * ignored with one warning (as llama.cpp does), a negative one is an error */
+static void test_gguf_eot(void) {
+    if (!test_need_cli("tuna CLI")) return;
+    tuna_model *m = NULL;
+    CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
+    if (!m) return;
+    static const struct { int32_t eot; int neg, rc; const char *needle; } cases[] = {
+        {1 << 30, 0, 0, "tokenizer.ggml.eot_token_id 1073741824 is not a token id"},
+        {100000, 0, 0, "tokenizer.ggml.eot_token_id 100000 is not a token id"},
+        {0, 1, 2, "tokenizer.ggml.eot_token_id (GGUF type 5): must be an integer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char p[600], args[1400];
+        snprintf(p, sizeof p, "%s/eot%zu.gguf", tmpdir, i);
+        write_gguf_eot(m, p, cases[i].eot, cases[i].neg);
+        snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 2", p);
+        if (cases[i].rc) { expect_cli(args, cases[i].rc, p, cases[i].needle); continue; }
+        char *e = NULL;
+        int rc = run(args, &e);
+        const char *w = e ? strstr(e, cases[i].needle) : NULL;
+        CHECKF(rc == 0 && w && !strstr(w + 1, cases[i].needle), "%s: exit %d, want 0 and one warning '%s'; stderr: %s", args, rc,
+               cases[i].needle, e ? e : "");
+        CHECKF(e && !strncmp(e, "tuna: warning: ", 15), "%s: stderr: %s", args, e ? e : "");
+        free(e);
+    }
+    tuna_model_free(m);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
@@ -463,6 +516,7 @@ int main(int argc, char **argv) {
     if (m) test_nonfinite_logits(m);
     if (m) test_cli_errors(m);
     tuna_model_free(m);
+    test_gguf_eot();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
