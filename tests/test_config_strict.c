@@ -52,20 +52,24 @@ static const char *copy_model(const char *src, const char *name) {
     return d;
 }
 
-/* writes dir/config.json = src's config.json with from replaced by to */
-static int edit_config(const char *src, const char *dir, const char *from, const char *to) {
+/* writes dir/name = src's name with from replaced by to (0: from not found) */
+static int edit_file(const char *src, const char *dir, const char *name, const char *from, const char *to) {
     char p[600];
-    snprintf(p, sizeof p, "%s/config.json", src);
+    snprintf(p, sizeof p, "%s/%s", src, name);
     char *s = slurp(p), *at = s ? strstr(s, from) : NULL;
     if (!at) { free(s); return 0; }
     size_t n = strlen(s) + strlen(to) + 1;
     char *o = malloc(n);
     snprintf(o, n, "%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
-    snprintf(p, sizeof p, "%s/config.json", dir);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
     spit(p, o);
     free(s);
     free(o);
     return 1;
+}
+
+static int edit_config(const char *src, const char *dir, const char *from, const char *to) {
+    return edit_file(src, dir, "config.json", from, to);
 }
 
 static void expect_fail(const char *what, tuna_status st, tuna_status want, const char *n1, const char *n2, const char *n3) {
@@ -387,6 +391,68 @@ static void test_bad_adapter_configs(void) {
     }
 }
 
+/* tokenizer_config.json (and config.json's ids beside a tokenizer) read
+ * strictly: a special token, chat_template, tokenizer_class or add_*_token of
+ * another type is an error naming the file, the key and the value */
+static void test_bad_tokenizer_configs(void) {
+    static const struct { const char *from, *to; tuna_status st; const char *key, *value; } cases[] = {
+        {"\"bos_token\": \"<|endoftext|>\"", "\"bos_token\": 5", TUNA_ERR_FORMAT, "bos_token", "5"},
+        {"\"eos_token\": \"<|endoftext|>\"", "\"eos_token\": {\"content\": 3}", TUNA_ERR_FORMAT, "eos_token", "{\"content\":3"},
+        {"\"chat_template\": \"", "\"chat_template\": 5, \"x\": \"", TUNA_ERR_FORMAT, "chat_template", "5"},
+        {"\"chat_template\": \"", "\"chat_template\": [{\"name\": \"default\", \"template\": 7}], \"x\": \"", TUNA_ERR_FORMAT,
+         "chat_template", "\"template\":7"},
+        {"\"tokenizer_class\": \"PreTrainedTokenizerFast\"", "\"tokenizer_class\": \"LlamaTokenizerFast\", \"add_bos_token\": \"false\"",
+         TUNA_ERR_FORMAT, "add_bos_token", "\"false\""},
+        {"\"tokenizer_class\": \"PreTrainedTokenizerFast\"", "\"tokenizer_class\": 1", TUNA_ERR_FORMAT, "tokenizer_class", "1"},
+        {"\"bos_token\": \"<|endoftext|>\"", "\"bos_token\": {\"content\": \"<|endoftext|>\", \"special\": true}", TUNA_OK, NULL, NULL},
+        {"\"pad_token\": \"<|endoftext|>\"", "\"pad_token\": null", TUNA_OK, NULL, NULL},
+    };
+    char d[600], cmd[2000];
+    snprintf(d, sizeof d, "%s/tok", tmpdir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp %s/tokenizer.json '%s'/", d, d, MODEL, d);
+        CHECK(system(cmd) == 0);
+        CHECKF(edit_file(MODEL, d, "tokenizer_config.json", cases[i].from, cases[i].to), "%s not found", cases[i].from);
+        tuna_tokenizer *t = NULL;
+        tuna_status st = tuna_tokenizer_load(&t, d);
+        if (cases[i].st == TUNA_OK) CHECKF(st == TUNA_OK && tuna_tokenizer_bos_id(t) == 0, "%s: %s", cases[i].to, tuna_last_error());
+        else expect_fail(cases[i].to, st, cases[i].st, "tokenizer_config.json", cases[i].key, cases[i].value);
+        tuna_tokenizer_free(t);
+    }
+    /* config.json's eos_token_id beside a tokenizer.json without tokenizer_config.json */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp %s/tokenizer.json '%s'/", d, d, MODEL, d);
+    CHECK(system(cmd) == 0);
+    CHECK(edit_config(MODEL, d, "\"eos_token_id\": 0", "\"eos_token_id\": \"0\""));
+    tuna_tokenizer *t = NULL;
+    expect_fail("config.json eos_token_id", tuna_tokenizer_load(&t, d), TUNA_ERR_FORMAT, "config.json", "eos_token_id", "\"0\"");
+    tuna_tokenizer_free(t);
+}
+
+/* vocab.json + merges.txt: tokenizer_config.json's added_tokens_decoder keys
+ * are token ids (was: "x" read as id 0) */
+static void test_bad_slow_bpe_config(void) {
+    const char *g = test_shared_path("tokenizers/gpt2/vocab.json", "slow BPE tokenizer_config.json");
+    const char *mg = test_shared_path("tokenizers/gpt2/merges.txt", "slow BPE tokenizer_config.json");
+    if (!g || !mg) return;
+    static const struct { const char *cfg, *key, *value; } cases[] = {
+        {"{\"added_tokens_decoder\": {\"x\": {\"content\": \"<|endoftext|>\"}}}", "added_tokens_decoder.x", "{\"content\""},
+        {"{\"added_tokens_decoder\": {\"50256\": \"<|endoftext|>\"}}", "added_tokens_decoder.50256", "\"<|endoftext|>\""},
+        {"{\"add_prefix_space\": \"yes\"}", "add_prefix_space", "\"yes\""},
+        {"{\"tokenizer_class\": [\"GPT2Tokenizer\"]}", "tokenizer_class", "[\"GPT2Tokenizer\"]"},
+    };
+    char d[600], cmd[4000], p[700];
+    snprintf(d, sizeof d, "%s/slow", tmpdir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp '%s' '%s' '%s'/", d, d, g, mg, d);
+    CHECK(system(cmd) == 0);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", d);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        spit(p, cases[i].cfg);
+        tuna_tokenizer *t = NULL;
+        expect_fail(cases[i].cfg, tuna_tokenizer_load(&t, d), TUNA_ERR_FORMAT, "tokenizer_config.json", cases[i].key, cases[i].value);
+        tuna_tokenizer_free(t);
+    }
+}
+
 /* the CLI: exit 2 and one "tuna: error:" line naming config.json, the key and
  * the value; a NaN weight named by tensor; overflowing logits exit 1 with the step */
 static int run(const char *args, char **err) {
@@ -443,6 +509,14 @@ static void test_cli_errors(tuna_model *poisoned) {
         snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 4", d);
         expect_cli(args, 2, gen[i].needle, NULL);
     }
+    /* tuna template: tokenizer_config.json's chat_template of another type */
+    d = copy_model(MODEL, "cli_tmpl");
+    CHECK(edit_file(MODEL, d, "tokenizer_config.json", "\"chat_template\": \"", "\"chat_template\": 5, \"x\": \""));
+    char msgs[700];
+    snprintf(msgs, sizeof msgs, "%s/messages.json", d);
+    spit(msgs, "[{\"role\": \"user\", \"content\": \"hi\"}]");
+    snprintf(args, sizeof args, "template --model '%s' --messages '%s'", d, msgs);
+    expect_cli(args, 2, "tokenizer_config.json: chat_template 5", NULL);
     /* a NaN weight */
     char nd[600];
     snprintf(nd, sizeof nd, "%s/nan_float32_0", tmpdir);
@@ -511,6 +585,8 @@ int main(int argc, char **argv) {
     test_nonfinite_weights();
     test_nonfinite_llama2c();
     test_bad_adapter_configs();
+    test_bad_tokenizer_configs();
+    test_bad_slow_bpe_config();
     tuna_model *m = NULL;
     CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
     if (m) test_nonfinite_logits(m);

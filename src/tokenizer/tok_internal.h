@@ -209,7 +209,7 @@ void tk_dec_free(tk_dec *d);
 /* tok_load.c helpers shared with tok_llama2c.c (files are written through
  * io/atomic_file.h) */
 tuna_status tk_read_file(const char *path, char **data, size_t *len);
-tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config);
+tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config, const char *cfg_path);
 /* tok_gguf.c: the vocabulary of a GGUF file */
 tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path);
 /* Builds a tokenizer.json object from a llama2.c tokenizer.bin image. */
