@@ -9,6 +9,7 @@
  * Runs from the repository root (models/tuna-stories, tests/fixtures). */
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -368,6 +369,8 @@ static void test_bad_adapter_configs(void) {
         {"\"r\": 4", "\"r\": 4.0", TUNA_OK, NULL, NULL},
         {"\"bias\": \"none\"", "\"bias\": false", TUNA_ERR_FORMAT, "bias", "false"},
         {"\"bias\": \"none\"", "\"bias\": \"all\"", TUNA_ERR_UNSUPPORTED, "bias", "\"all\""},
+        {"\"task_type\": \"CAUSAL_LM\"", "\"task_type\": 5", TUNA_ERR_FORMAT, "task_type 5: must be a string", NULL},
+        {"\"peft_type\": \"LORA\"", "\"peft_type\": 5", TUNA_ERR_FORMAT, "peft_type 5: must be a string", NULL},
     };
     char d[600], cmd[1400];
     snprintf(d, sizeof d, "%s/adapter", tmpdir);
@@ -389,6 +392,29 @@ static void test_bad_adapter_configs(void) {
         if (cases[i].st == TUNA_OK) CHECKF(st == TUNA_OK && c.r == 4, "%s: %s", cases[i].to, tuna_last_error());
         else expect_fail(cases[i].to, st, cases[i].st, "adapter_config.json", cases[i].key, cases[i].value);
     }
+}
+
+/* a prompt-tuning adapter's token_dim: an integer, the model's width */
+static void test_prompt_token_dim(void) {
+    static const struct { const char *td, *needle; } cases[] = {
+        {"\"192\"", "token_dim \"192\": must be an integer"},
+        {"192.5", "token_dim 192.5: must be an integer"},
+        {"64", "token_dim 64 but the model's hidden size is 192"},
+    };
+    tuna_model *m = NULL;
+    CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
+    if (!m) return;
+    char d[600], p[700], text[400];
+    snprintf(d, sizeof d, "%s/prompt", tmpdir);
+    CHECK(mkdir(d, 0755) == 0);
+    snprintf(p, sizeof p, "%s/adapter_config.json", d);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(text, sizeof text, "{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"CAUSAL_LM\", \"num_virtual_tokens\": 4, "
+                                    "\"token_dim\": %s}", cases[i].td);
+        spit(p, text);
+        expect_fail(cases[i].td, tuna_peft_load(m, d), TUNA_ERR_FORMAT, "adapter_config.json", cases[i].needle, NULL);
+    }
+    tuna_model_free(m);
 }
 
 /* tokenizer_config.json (and config.json's ids beside a tokenizer) read
@@ -585,6 +611,7 @@ int main(int argc, char **argv) {
     test_nonfinite_weights();
     test_nonfinite_llama2c();
     test_bad_adapter_configs();
+    test_prompt_token_dim();
     test_bad_tokenizer_configs();
     test_bad_slow_bpe_config();
     tuna_model *m = NULL;
