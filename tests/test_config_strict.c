@@ -509,7 +509,7 @@ static void add_tokenizer(const char *dir) {
 
 static void test_cli_errors(tuna_model *poisoned) {
     if (!test_need_cli("tuna CLI")) return;
-    char args[1400];
+    char args[1400], cmd[1400];
     const char *d = copy_model(MODEL, "cli_theta");
     edit_config(MODEL, d, "\"rope_theta\": 10000.0", "\"rope_theta\": \"500000.0\"");
     add_tokenizer(d);
@@ -543,6 +543,29 @@ static void test_cli_errors(tuna_model *poisoned) {
     spit(msgs, "[{\"role\": \"user\", \"content\": \"hi\"}]");
     snprintf(args, sizeof args, "template --model '%s' --messages '%s'", d, msgs);
     expect_cli(args, 2, "tokenizer_config.json: chat_template 5", NULL);
+    /* tuna export: an invalid generation_config.json or a broken tokenizer_config.json
+     * is an error, not an export without them (nothing is written) */
+    static const struct { const char *file, *from, *to, *needle; } exp[] = {
+        {"generation_config.json", "{", "{,", "generation_config.json:1: invalid JSON"},
+        {"tokenizer_config.json", "\"bos_token\": \"<|endoftext|>\"", "\"bos_token\": 5", "tokenizer_config.json: bos_token 5"},
+    };
+    for (size_t i = 0; i < sizeof exp / sizeof *exp; i++) {
+        d = copy_model(MODEL, "cli_export");
+        add_tokenizer(d);
+        snprintf(cmd, sizeof cmd, "cp %s/generation_config.json '%s'/", MODEL, d);
+        CHECK(system(cmd) == 0);
+        CHECK(edit_file(MODEL, d, exp[i].file, exp[i].from, exp[i].to));
+        for (int gguf = 0; gguf < 2; gguf++) {
+            char out[700];
+            snprintf(out, sizeof out, "%s/exported%s", tmpdir, gguf ? ".gguf" : "");
+            snprintf(args, sizeof args, "export --model '%s' --format %s --out '%s'", d, gguf ? "gguf" : "hf", out);
+            if (gguf && i == 0) continue; /* GGUF takes no generation_config.json */
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+            CHECK(system(cmd) == 0);
+            expect_cli(args, 2, exp[i].needle, NULL);
+            CHECKF(access(out, F_OK) != 0, "%s: %s was written", args, out);
+        }
+    }
     /* a NaN weight */
     char nd[600];
     snprintf(nd, sizeof nd, "%s/nan_float32_0", tmpdir);
