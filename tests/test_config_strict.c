@@ -454,6 +454,27 @@ static void test_bad_tokenizer_configs(void) {
     tuna_tokenizer_free(t);
 }
 
+/* tokenizer.json's flags and numbers of another type are errors naming the
+ * key path and value (were: read as false, or ignored) */
+static void test_bad_tokenizer_json(void) {
+    static const struct { const char *from, *to, *needle; } cases[] = {
+        {"\"byte_fallback\": false", "\"byte_fallback\": \"false\"", "tokenizer.json: model.byte_fallback \"false\""},
+        {"\"dropout\": null", "\"dropout\": \"0.1\"", "tokenizer.json: model.dropout \"0.1\""},
+        {"\"add_prefix_space\": false", "\"add_prefix_space\": \"no\"", "tokenizer.json: pre_tokenizer.add_prefix_space \"no\""},
+        {"\"special\": true", "\"special\": 1", "tokenizer.json: added_tokens[0].special 1"},
+    };
+    char d[600], cmd[2000];
+    snprintf(d, sizeof d, "%s/tokjson", tmpdir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp %s/tokenizer_config.json '%s'/", d, d, MODEL, d);
+        CHECK(system(cmd) == 0);
+        CHECKF(edit_file(MODEL, d, "tokenizer.json", cases[i].from, cases[i].to), "%s not found", cases[i].from);
+        tuna_tokenizer *t = NULL;
+        expect_fail(cases[i].to, tuna_tokenizer_load(&t, d), TUNA_ERR_FORMAT, cases[i].needle, NULL, NULL);
+        tuna_tokenizer_free(t);
+    }
+}
+
 /* vocab.json + merges.txt: tokenizer_config.json's added_tokens_decoder keys
  * are token ids (was: "x" read as id 0) */
 static void test_bad_slow_bpe_config(void) {
@@ -637,6 +658,7 @@ int main(int argc, char **argv) {
     test_prompt_token_dim();
     test_bad_tokenizer_configs();
     test_bad_slow_bpe_config();
+    test_bad_tokenizer_json();
     tuna_model *m = NULL;
     CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
     if (m) test_nonfinite_logits(m);

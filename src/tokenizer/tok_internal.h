@@ -15,6 +15,7 @@
 #include <jansson.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include "core/json_keys.h"
 #include "io/atomic_file.h"
 #include "tuna.h"
 #include "tuna_tokenizer.h"

@@ -141,9 +141,12 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
     json_t *unk = json_object_get(model, "unk_token");
     tok->unk_id = -1;
     if (json_is_string(unk)) tok->unk_id = tk_map_get(&tok->vocab, json_string_value(unk), json_string_length(unk));
-    tok->fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
-    tok->byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
-    tok->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
+    jkeys r = {model, "tokenizer.json", "model.", TUNA_OK}; /* the flags, read strictly (core/json_keys.h) */
+    tok->fuse_unk = jkeys_bool(&r, "fuse_unk", 0);
+    tok->byte_fallback = jkeys_bool(&r, "byte_fallback", 0);
+    tok->ignore_merges = jkeys_bool(&r, "ignore_merges", 0);
+    float dropout = jkeys_num(&r, "dropout", 0, 0, 1, 0);
+    if (r.st != TUNA_OK) return r.st;
     json_t *pre = json_object_get(model, "continuing_subword_prefix"), *suf = json_object_get(model, "end_of_word_suffix");
     if (json_is_string(pre) && json_string_length(pre)) {
         tok->subword_prefix_len = json_string_length(pre);
@@ -153,8 +156,7 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
         tok->word_suffix_len = json_string_length(suf);
         if (!(tok->word_suffix = strdup(json_string_value(suf)))) return nomem();
     }
-    json_t *dropout = json_object_get(model, "dropout");
-    if (json_is_number(dropout) && json_number_value(dropout) > 0)
+    if (dropout > 0)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: BPE dropout is not supported (encoding would not be deterministic)");
     for (int b = 0; b < 256; b++) {
         char name[8];
@@ -199,13 +201,15 @@ static tuna_status parse_added(tuna_tokenizer *tok, json_t *added) {
         a->len = json_string_length(c);
         if (!(a->content = malloc(a->len + 1))) return nomem();
         memcpy(a->content, json_string_value(c), a->len + 1);
-        a->special = json_is_true(json_object_get(v, "special"));
-        a->lstrip = json_is_true(json_object_get(v, "lstrip"));
-        a->rstrip = json_is_true(json_object_get(v, "rstrip"));
-        a->single_word = json_is_true(json_object_get(v, "single_word"));
-        /* HF's default: special tokens are matched on the raw text */
-        json_t *norm = json_object_get(v, "normalized");
-        a->normalized = norm ? json_is_true(norm) : !a->special;
+        char pfx[48];
+        snprintf(pfx, sizeof pfx, "added_tokens[%zu].", i);
+        jkeys r = {v, "tokenizer.json", pfx, TUNA_OK};
+        a->special = jkeys_bool(&r, "special", 0);
+        a->lstrip = jkeys_bool(&r, "lstrip", 0);
+        a->rstrip = jkeys_bool(&r, "rstrip", 0);
+        a->single_word = jkeys_bool(&r, "single_word", 0);
+        a->normalized = jkeys_bool(&r, "normalized", !a->special); /* HF's default: special tokens match the raw text */
+        if (r.st != TUNA_OK) return r.st;
         tok->special[a->id] = (uint8_t)a->special;
         tuna_status st = set_token(tok, a->id, a->content, a->len);
         if (st) return st;
@@ -257,6 +261,8 @@ static tuna_status parse_post(tuna_tokenizer *tok, json_t *j) {
             size_t k;
             json_t *id;
             json_array_foreach(ids, k, id) {
+                if (!json_is_integer(id))
+                    return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing special token \"%s\": ids[%zu] is not an integer", name ? name : "?", k);
                 if ((st = check_id(tok, json_integer_value(id)))) return st;
                 st = seen_a ? push_post(&tok->post_post, &tok->n_post_post, (int32_t)json_integer_value(id))
                             : push_post(&tok->post_pre, &tok->n_post_pre, (int32_t)json_integer_value(id));
