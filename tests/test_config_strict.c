@@ -5,8 +5,11 @@
  * infinite weight is refused at load by every loader (safetensors folder,
  * GGUF, llama2.c), the tensor and file named; a non-finite logit during
  * generation is an error naming the step, not an empty answer with exit 0.
- * generation_config.json and adapter_config.json are read as strictly.
- * Runs from the repository root (models/tuna-stories, tests/fixtures). */
+ * generation_config.json, adapter_config.json, tokenizer_config.json and
+ * tokenizer.json are read as strictly (tuna template and tuna export too); a
+ * GGUF file's Llama 3 rope keys, its embedding rows and the EOS/EOT ids that
+ * generate reads likewise. Runs from the repository root
+ * (models/tuna-stories, tests/fixtures; ../shared/data for a slow BPE folder). */
 #include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
