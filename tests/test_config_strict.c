@@ -5,10 +5,14 @@
  * infinite weight is refused at load by every loader (safetensors folder,
  * GGUF, llama2.c), the tensor and file named; a non-finite logit during
  * generation is an error naming the step, not an empty answer with exit 0.
- * generation_config.json and adapter_config.json are read as strictly.
- * Runs from the repository root (models/tuna-stories, tests/fixtures). */
+ * generation_config.json, adapter_config.json, tokenizer_config.json and
+ * tokenizer.json are read as strictly (tuna template and tuna export too); a
+ * GGUF file's Llama 3 rope keys, its embedding rows and the EOS/EOT ids that
+ * generate reads likewise. Runs from the repository root
+ * (models/tuna-stories, tests/fixtures; ../shared/data for a slow BPE folder). */
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,20 +56,24 @@ static const char *copy_model(const char *src, const char *name) {
     return d;
 }
 
-/* writes dir/config.json = src's config.json with from replaced by to */
-static int edit_config(const char *src, const char *dir, const char *from, const char *to) {
+/* writes dir/name = src's name with from replaced by to (0: from not found) */
+static int edit_file(const char *src, const char *dir, const char *name, const char *from, const char *to) {
     char p[600];
-    snprintf(p, sizeof p, "%s/config.json", src);
+    snprintf(p, sizeof p, "%s/%s", src, name);
     char *s = slurp(p), *at = s ? strstr(s, from) : NULL;
     if (!at) { free(s); return 0; }
     size_t n = strlen(s) + strlen(to) + 1;
     char *o = malloc(n);
     snprintf(o, n, "%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
-    snprintf(p, sizeof p, "%s/config.json", dir);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
     spit(p, o);
     free(s);
     free(o);
     return 1;
+}
+
+static int edit_config(const char *src, const char *dir, const char *from, const char *to) {
+    return edit_file(src, dir, "config.json", from, to);
 }
 
 static void expect_fail(const char *what, tuna_status st, tuna_status want, const char *n1, const char *n2, const char *n3) {
@@ -174,6 +182,78 @@ static void test_bad_gguf_metadata(void) {
         expect_fail(key[k], tuna_model_load_gguf(&m, p), TUNA_ERR_FORMAT, p, key[k], val[k]);
         tuna_model_free(m);
     }
+}
+
+/* where needle first occurs in file path (binary), or -1 */
+static long find_in_file(const char *path, const char *needle) {
+    FILE *f = fopen(path, "rb");
+    long n = f && !fseek(f, 0, SEEK_END) ? ftell(f) : -1, at = -1;
+    char *b = n > 0 ? malloc((size_t)n) : NULL;
+    if (b && !fseek(f, 0, SEEK_SET) && fread(b, 1, (size_t)n, f) == (size_t)n) {
+        char *p = memmem(b, (size_t)n, needle, strlen(needle));
+        if (p) at = p - b;
+    }
+    free(b);
+    if (f) fclose(f);
+    return at;
+}
+
+/* writes len bytes at offset at of file path */
+static void patch_file(const char *path, long at, const void *bytes, size_t len) {
+    FILE *f = fopen(path, "r+b");
+    CHECKF(f && at >= 0 && !fseek(f, at, SEEK_SET) && fwrite(bytes, 1, len, f) == len, "cannot patch %s at %ld", path, at);
+    if (f) fclose(f);
+}
+
+/* the Llama 3 rope settings beside rope_freqs.weight: read as strictly */
+static void test_bad_gguf_rope(void) {
+    static const struct { int k; const char *key, *val; tuna_status st; } cases[] = {
+        {0, "tuna.rope.llama3.factor", "(GGUF type 8)", TUNA_ERR_FORMAT},
+        {1, "tuna.rope.llama3.low_freq_factor", " 0:", TUNA_ERR_FORMAT},
+        {2, "tuna.rope.llama3.high_freq_factor", "-4:", TUNA_ERR_FORMAT},
+        {3, "tuna.rope.llama3.original_context_length", " 0:", TUNA_ERR_FORMAT},
+        {4, "rope_freqs without the Llama 3 settings", NULL, TUNA_ERR_UNSUPPORTED},
+    };
+    static const float freqs[2] = {1, 1};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/rope%zu.gguf", tmpdir, i);
+        int k = cases[i].k;
+        gguf_writer *w = gguf_writer_new();
+        gguf_kv_str(w, "general.architecture", "llama");
+        if (k == 0) gguf_kv_str(w, "tuna.rope.llama3.factor", "8");
+        else gguf_kv_f32(w, "tuna.rope.llama3.factor", 8);
+        gguf_kv_f32(w, "tuna.rope.llama3.low_freq_factor", k == 1 ? 0.0f : 1.0f);
+        gguf_kv_f32(w, "tuna.rope.llama3.high_freq_factor", k == 2 ? -4.0f : 4.0f);
+        if (k != 4) gguf_kv_u32(w, "tuna.rope.llama3.original_context_length", k == 3 ? 0 : 8192);
+        CHECK(gguf_add_tensor(w, "rope_freqs.weight", 1, 1, 2, GGML_F32, freqs) == TUNA_OK);
+        CHECK(gguf_writer_finish(w, p) == TUNA_OK);
+        gguf_writer_free(w);
+        tuna_model *m = NULL;
+        expect_fail(cases[i].key, tuna_model_load_gguf(&m, p), cases[i].st, p, cases[i].key, cases[i].val);
+        tuna_model_free(m);
+    }
+}
+
+/* token_embd.weight with more than INT_MAX rows (a sparse file of 8 GiB):
+ * the vocabulary size it implies is refused, not truncated to 64 */
+static void test_gguf_huge_vocab(void) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/vocab.gguf", tmpdir);
+    static const float one = 1;
+    gguf_writer *w = gguf_writer_new();
+    gguf_kv_str(w, "general.architecture", "llama");
+    CHECK(gguf_add_tensor(w, "token_embd.weight", 2, 1, 1, GGML_F16, &one) == TUNA_OK);
+    CHECK(gguf_writer_finish(w, p) == TUNA_OK);
+    gguf_writer_free(w);
+    long at = find_in_file(p, "token_embd.weight");
+    int64_t rows = (1LL << 32) + 64; /* ne = {1, rows} after the name and ndim */
+    patch_file(p, at + 17 + 4 + 8, &rows, 8);
+    CHECK(truncate(p, (off_t)(at + 4096) + 2 * rows) == 0);
+    tuna_model *m = NULL;
+    expect_fail("huge vocab", tuna_model_load_gguf(&m, p), TUNA_ERR_FORMAT, "token_embd.weight", "4294967360 rows", "vocabulary");
+    tuna_model_free(m);
+    unlink(p);
 }
 
 /* one NaN and one infinity put into two tensors of a model in memory */
@@ -292,6 +372,8 @@ static void test_bad_adapter_configs(void) {
         {"\"r\": 4", "\"r\": 4.0", TUNA_OK, NULL, NULL},
         {"\"bias\": \"none\"", "\"bias\": false", TUNA_ERR_FORMAT, "bias", "false"},
         {"\"bias\": \"none\"", "\"bias\": \"all\"", TUNA_ERR_UNSUPPORTED, "bias", "\"all\""},
+        {"\"task_type\": \"CAUSAL_LM\"", "\"task_type\": 5", TUNA_ERR_FORMAT, "task_type 5: must be a string", NULL},
+        {"\"peft_type\": \"LORA\"", "\"peft_type\": 5", TUNA_ERR_FORMAT, "peft_type 5: must be a string", NULL},
     };
     char d[600], cmd[1400];
     snprintf(d, sizeof d, "%s/adapter", tmpdir);
@@ -312,6 +394,112 @@ static void test_bad_adapter_configs(void) {
         tuna_status st = tuna_peft_read_config(&c, d);
         if (cases[i].st == TUNA_OK) CHECKF(st == TUNA_OK && c.r == 4, "%s: %s", cases[i].to, tuna_last_error());
         else expect_fail(cases[i].to, st, cases[i].st, "adapter_config.json", cases[i].key, cases[i].value);
+    }
+}
+
+/* a prompt-tuning adapter's token_dim: an integer, the model's width */
+static void test_prompt_token_dim(void) {
+    static const struct { const char *td, *needle; } cases[] = {
+        {"\"192\"", "token_dim \"192\": must be an integer"},
+        {"192.5", "token_dim 192.5: must be an integer"},
+        {"64", "token_dim 64 but the model's hidden size is 192"},
+    };
+    tuna_model *m = NULL;
+    CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
+    if (!m) return;
+    char d[600], p[700], text[400];
+    snprintf(d, sizeof d, "%s/prompt", tmpdir);
+    CHECK(mkdir(d, 0755) == 0);
+    snprintf(p, sizeof p, "%s/adapter_config.json", d);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(text, sizeof text, "{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"CAUSAL_LM\", \"num_virtual_tokens\": 4, "
+                                    "\"token_dim\": %s}", cases[i].td);
+        spit(p, text);
+        expect_fail(cases[i].td, tuna_peft_load(m, d), TUNA_ERR_FORMAT, "adapter_config.json", cases[i].needle, NULL);
+    }
+    tuna_model_free(m);
+}
+
+/* tokenizer_config.json (and config.json's ids beside a tokenizer) read
+ * strictly: a special token, chat_template, tokenizer_class or add_*_token of
+ * another type is an error naming the file, the key and the value */
+static void test_bad_tokenizer_configs(void) {
+    static const struct { const char *from, *to; tuna_status st; const char *key, *value; } cases[] = {
+        {"\"bos_token\": \"<|endoftext|>\"", "\"bos_token\": 5", TUNA_ERR_FORMAT, "bos_token", "5"},
+        {"\"eos_token\": \"<|endoftext|>\"", "\"eos_token\": {\"content\": 3}", TUNA_ERR_FORMAT, "eos_token", "{\"content\":3"},
+        {"\"chat_template\": \"", "\"chat_template\": 5, \"x\": \"", TUNA_ERR_FORMAT, "chat_template", "5"},
+        {"\"chat_template\": \"", "\"chat_template\": [{\"name\": \"default\", \"template\": 7}], \"x\": \"", TUNA_ERR_FORMAT,
+         "chat_template", "\"template\":7"},
+        {"\"tokenizer_class\": \"PreTrainedTokenizerFast\"", "\"tokenizer_class\": \"LlamaTokenizerFast\", \"add_bos_token\": \"false\"",
+         TUNA_ERR_FORMAT, "add_bos_token", "\"false\""},
+        {"\"tokenizer_class\": \"PreTrainedTokenizerFast\"", "\"tokenizer_class\": 1", TUNA_ERR_FORMAT, "tokenizer_class", "1"},
+        {"\"bos_token\": \"<|endoftext|>\"", "\"bos_token\": {\"content\": \"<|endoftext|>\", \"special\": true}", TUNA_OK, NULL, NULL},
+        {"\"pad_token\": \"<|endoftext|>\"", "\"pad_token\": null", TUNA_OK, NULL, NULL},
+    };
+    char d[600], cmd[2000];
+    snprintf(d, sizeof d, "%s/tok", tmpdir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp %s/tokenizer.json '%s'/", d, d, MODEL, d);
+        CHECK(system(cmd) == 0);
+        CHECKF(edit_file(MODEL, d, "tokenizer_config.json", cases[i].from, cases[i].to), "%s not found", cases[i].from);
+        tuna_tokenizer *t = NULL;
+        tuna_status st = tuna_tokenizer_load(&t, d);
+        if (cases[i].st == TUNA_OK) CHECKF(st == TUNA_OK && tuna_tokenizer_bos_id(t) == 0, "%s: %s", cases[i].to, tuna_last_error());
+        else expect_fail(cases[i].to, st, cases[i].st, "tokenizer_config.json", cases[i].key, cases[i].value);
+        tuna_tokenizer_free(t);
+    }
+    /* config.json's eos_token_id beside a tokenizer.json without tokenizer_config.json */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp %s/tokenizer.json '%s'/", d, d, MODEL, d);
+    CHECK(system(cmd) == 0);
+    CHECK(edit_config(MODEL, d, "\"eos_token_id\": 0", "\"eos_token_id\": \"0\""));
+    tuna_tokenizer *t = NULL;
+    expect_fail("config.json eos_token_id", tuna_tokenizer_load(&t, d), TUNA_ERR_FORMAT, "config.json", "eos_token_id", "\"0\"");
+    tuna_tokenizer_free(t);
+}
+
+/* tokenizer.json's flags and numbers of another type are errors naming the
+ * key path and value (were: read as false, or ignored) */
+static void test_bad_tokenizer_json(void) {
+    static const struct { const char *from, *to, *needle; } cases[] = {
+        {"\"byte_fallback\": false", "\"byte_fallback\": \"false\"", "tokenizer.json: model.byte_fallback \"false\""},
+        {"\"dropout\": null", "\"dropout\": \"0.1\"", "tokenizer.json: model.dropout \"0.1\""},
+        {"\"add_prefix_space\": false", "\"add_prefix_space\": \"no\"", "tokenizer.json: pre_tokenizer.add_prefix_space \"no\""},
+        {"\"special\": true", "\"special\": 1", "tokenizer.json: added_tokens[0].special 1"},
+    };
+    char d[600], cmd[2000];
+    snprintf(d, sizeof d, "%s/tokjson", tmpdir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp %s/tokenizer_config.json '%s'/", d, d, MODEL, d);
+        CHECK(system(cmd) == 0);
+        CHECKF(edit_file(MODEL, d, "tokenizer.json", cases[i].from, cases[i].to), "%s not found", cases[i].from);
+        tuna_tokenizer *t = NULL;
+        expect_fail(cases[i].to, tuna_tokenizer_load(&t, d), TUNA_ERR_FORMAT, cases[i].needle, NULL, NULL);
+        tuna_tokenizer_free(t);
+    }
+}
+
+/* vocab.json + merges.txt: tokenizer_config.json's added_tokens_decoder keys
+ * are token ids (was: "x" read as id 0) */
+static void test_bad_slow_bpe_config(void) {
+    const char *g = test_shared_path("tokenizers/gpt2/vocab.json", "slow BPE tokenizer_config.json");
+    const char *mg = test_shared_path("tokenizers/gpt2/merges.txt", "slow BPE tokenizer_config.json");
+    if (!g || !mg) return;
+    static const struct { const char *cfg, *key, *value; } cases[] = {
+        {"{\"added_tokens_decoder\": {\"x\": {\"content\": \"<|endoftext|>\"}}}", "added_tokens_decoder.x", "{\"content\""},
+        {"{\"added_tokens_decoder\": {\"50256\": \"<|endoftext|>\"}}", "added_tokens_decoder.50256", "\"<|endoftext|>\""},
+        {"{\"add_prefix_space\": \"yes\"}", "add_prefix_space", "\"yes\""},
+        {"{\"tokenizer_class\": [\"GPT2Tokenizer\"]}", "tokenizer_class", "[\"GPT2Tokenizer\"]"},
+    };
+    char d[600], cmd[4000], p[700];
+    snprintf(d, sizeof d, "%s/slow", tmpdir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp '%s' '%s' '%s'/", d, d, g, mg, d);
+    CHECK(system(cmd) == 0);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", d);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        spit(p, cases[i].cfg);
+        tuna_tokenizer *t = NULL;
+        expect_fail(cases[i].cfg, tuna_tokenizer_load(&t, d), TUNA_ERR_FORMAT, "tokenizer_config.json", cases[i].key, cases[i].value);
+        tuna_tokenizer_free(t);
     }
 }
 
@@ -345,7 +533,7 @@ static void add_tokenizer(const char *dir) {
 
 static void test_cli_errors(tuna_model *poisoned) {
     if (!test_need_cli("tuna CLI")) return;
-    char args[1400];
+    char args[1400], cmd[1400];
     const char *d = copy_model(MODEL, "cli_theta");
     edit_config(MODEL, d, "\"rope_theta\": 10000.0", "\"rope_theta\": \"500000.0\"");
     add_tokenizer(d);
@@ -371,6 +559,37 @@ static void test_cli_errors(tuna_model *poisoned) {
         snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 4", d);
         expect_cli(args, 2, gen[i].needle, NULL);
     }
+    /* tuna template: tokenizer_config.json's chat_template of another type */
+    d = copy_model(MODEL, "cli_tmpl");
+    CHECK(edit_file(MODEL, d, "tokenizer_config.json", "\"chat_template\": \"", "\"chat_template\": 5, \"x\": \""));
+    char msgs[700];
+    snprintf(msgs, sizeof msgs, "%s/messages.json", d);
+    spit(msgs, "[{\"role\": \"user\", \"content\": \"hi\"}]");
+    snprintf(args, sizeof args, "template --model '%s' --messages '%s'", d, msgs);
+    expect_cli(args, 2, "tokenizer_config.json: chat_template 5", NULL);
+    /* tuna export: an invalid generation_config.json or a broken tokenizer_config.json
+     * is an error, not an export without them (nothing is written) */
+    static const struct { const char *file, *from, *to, *needle; } exp[] = {
+        {"generation_config.json", "{", "{,", "generation_config.json:1: invalid JSON"},
+        {"tokenizer_config.json", "\"bos_token\": \"<|endoftext|>\"", "\"bos_token\": 5", "tokenizer_config.json: bos_token 5"},
+    };
+    for (size_t i = 0; i < sizeof exp / sizeof *exp; i++) {
+        d = copy_model(MODEL, "cli_export");
+        add_tokenizer(d);
+        snprintf(cmd, sizeof cmd, "cp %s/generation_config.json '%s'/", MODEL, d);
+        CHECK(system(cmd) == 0);
+        CHECK(edit_file(MODEL, d, exp[i].file, exp[i].from, exp[i].to));
+        for (int gguf = 0; gguf < 2; gguf++) {
+            char out[700];
+            snprintf(out, sizeof out, "%s/exported%s", tmpdir, gguf ? ".gguf" : "");
+            snprintf(args, sizeof args, "export --model '%s' --format %s --out '%s'", d, gguf ? "gguf" : "hf", out);
+            if (gguf && i == 0) continue; /* GGUF takes no generation_config.json */
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+            CHECK(system(cmd) == 0);
+            expect_cli(args, 2, exp[i].needle, NULL);
+            CHECKF(access(out, F_OK) != 0, "%s: %s was written", args, out);
+        }
+    }
     /* a NaN weight */
     char nd[600];
     snprintf(nd, sizeof nd, "%s/nan_float32_0", tmpdir);
@@ -386,6 +605,46 @@ static void test_cli_errors(tuna_model *poisoned) {
     expect_cli(args, 1, "generation step 1", "not finite");
 }
 
+/* The stories model as GGUF with its tokenizer and the end-of-turn id eot;
+ * neg: that key rewritten in place as the int32 -1 */
+static void write_gguf_eot(const tuna_model *m, const char *path, int32_t eot, int neg) {
+    tuna_gguf_meta meta = {MODEL, NULL, "eot", -1, 0, eot, -1, 0, 0};
+    CHECKF(tuna_export_gguf(m, &meta, "f32", path) == TUNA_OK, "%s", tuna_last_error());
+    if (!neg) return;
+    /* the type and value that follow the key's name: I32 -1 */
+    const int32_t tv[2] = {5, -1};
+    patch_file(path, find_in_file(path, "tokenizer.ggml.eot_token_id") + 27, tv, 8);
+}
+
+/* a GGUF file's EOS/EOT ids in generate: an id outside the vocabulary is
+ * ignored with one warning (as llama.cpp does), a negative one is an error */
+static void test_gguf_eot(void) {
+    if (!test_need_cli("tuna CLI")) return;
+    tuna_model *m = NULL;
+    CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
+    if (!m) return;
+    static const struct { int32_t eot; int neg, rc; const char *needle; } cases[] = {
+        {1 << 30, 0, 0, "tokenizer.ggml.eot_token_id 1073741824 is not a token id"},
+        {100000, 0, 0, "tokenizer.ggml.eot_token_id 100000 is not a token id"},
+        {0, 1, 2, "tokenizer.ggml.eot_token_id (GGUF type 5): must be an integer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char p[600], args[1400];
+        snprintf(p, sizeof p, "%s/eot%zu.gguf", tmpdir, i);
+        write_gguf_eot(m, p, cases[i].eot, cases[i].neg);
+        snprintf(args, sizeof args, "generate --model '%s' --prompt Once --max-new-tokens 2", p);
+        if (cases[i].rc) { expect_cli(args, cases[i].rc, p, cases[i].needle); continue; }
+        char *e = NULL;
+        int rc = run(args, &e);
+        const char *w = e ? strstr(e, cases[i].needle) : NULL;
+        CHECKF(rc == 0 && w && !strstr(w + 1, cases[i].needle), "%s: exit %d, want 0 and one warning '%s'; stderr: %s", args, rc,
+               cases[i].needle, e ? e : "");
+        CHECKF(e && !strncmp(e, "tuna: warning: ", 15), "%s: stderr: %s", args, e ? e : "");
+        free(e);
+    }
+    tuna_model_free(m);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
@@ -394,14 +653,21 @@ int main(int argc, char **argv) {
     test_bad_configs();
     test_valid_variants();
     test_bad_gguf_metadata();
+    test_bad_gguf_rope();
+    test_gguf_huge_vocab();
     test_nonfinite_weights();
     test_nonfinite_llama2c();
     test_bad_adapter_configs();
+    test_prompt_token_dim();
+    test_bad_tokenizer_configs();
+    test_bad_slow_bpe_config();
+    test_bad_tokenizer_json();
     tuna_model *m = NULL;
     CHECK(tuna_model_load(&m, MODEL) == TUNA_OK);
     if (m) test_nonfinite_logits(m);
     if (m) test_cli_errors(m);
     tuna_model_free(m);
+    test_gguf_eot();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

@@ -17,6 +17,7 @@
 
 #include "cli_paths.h"
 #include "commands.h"
+#include "core/json_error.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
 #include "tuna_gguf.h"
@@ -100,8 +101,11 @@ static tuna_status sample_ids(const char *dir, const char *tmpl_arg, int32_t **i
 static tuna_status write_generation_config(const char *src_dir, const char *out_dir, const int32_t *stops, int n_stops, int bos) {
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/generation_config.json", src_dir);
-    json_t *g = json_load_file(path, 0, NULL);
-    if (!json_is_object(g)) { json_decref(g); g = json_object(); }
+    json_error_t je;
+    json_t *g = json_load_file(path, 0, &je);
+    if (!g && access(path, F_OK) == 0) return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, je.line, tuna_json_error_text(&je));
+    if (g && !json_is_object(g)) { json_decref(g); return tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
+    if (!g) g = json_object();
     if (bos >= 0 && !json_object_get(g, "bos_token_id")) json_object_set_new(g, "bos_token_id", json_integer(bos));
     if (n_stops == 1) json_object_set_new(g, "eos_token_id", json_integer(stops[0]));
     else if (n_stops > 1) {
@@ -192,7 +196,9 @@ int cmd_export(int argc, char **argv) {
     char *tsrc = NULL;
     {
         tuna_tokenizer *tok = NULL;
-        if (tuna_tokenizer_load(&tok, model) == TUNA_OK) {
+        tuna_status ts = tuna_tokenizer_load(&tok, model);
+        if (ts != TUNA_OK && ts != TUNA_ERR_IO) { st = ts; goto done; } /* a broken tokenizer, not a missing one */
+        if (ts == TUNA_OK) {
             have_tok = 1;
             bos = tuna_tokenizer_bos_id(tok);
             pad = tuna_tokenizer_pad_id(tok);

@@ -46,22 +46,32 @@ static void on_text(void *ctx, const char *text, size_t len) {
     fflush(stdout);
 }
 
+/* A GGUF file's EOS and end-of-turn ids. A value of another type, negative
+ * or over INT_MAX is an error naming the key (as llama.cpp refuses a key of
+ * the wrong type); an id outside the vocabulary is ignored with a warning, as
+ * llama.cpp does ("bad special token ... using default id"). */
+static tuna_status read_gguf_eos(const char *path, int vocab, int32_t *eos, int *n_eos) {
+    gguf_file g;
+    tuna_status st = gguf_open(&g, path);
+    if (st != TUNA_OK) return st;
+    const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"};
+    for (int k = 0; k < 2 && st == TUNA_OK; k++) {
+        int id = gguf_meta_int(&g, keys[k], 0, -1, &st);
+        if (id >= vocab)
+            fprintf(stderr, "tuna: warning: %s: %s %d is not a token id (the vocabulary has %d): ignored, as llama.cpp does\n", path,
+                    keys[k], id, vocab);
+        else if (id >= 0 && *n_eos < 16) eos[(*n_eos)++] = id;
+    }
+    gguf_close(&g);
+    return st;
+}
+
 /* generation_config.json: eos ids and sampling defaults (absent file: none).
  * Read strictly (core/json_keys.h): a value of the wrong type or out of range
  * is an error naming the file and key, as in config.json. */
-static tuna_status read_generation_config(const char *dir, int32_t *eos, int *n_eos, tuna_sample_args *sa, int sampling) {
+static tuna_status read_generation_config(const char *dir, int vocab, int32_t *eos, int *n_eos, tuna_sample_args *sa, int sampling) {
     char p[PATH_MAX];
-    if (tuna_is_gguf(dir)) { /* a llama.cpp file: its EOS and end-of-turn ids */
-        gguf_file g;
-        if (gguf_open(&g, dir) != TUNA_OK) return TUNA_OK;
-        const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"};
-        for (int k = 0; k < 2; k++) {
-            uint64_t id;
-            if (gguf_get_u64(&g, keys[k], &id) == 0 && id < (1u << 30) && *n_eos < 16) eos[(*n_eos)++] = (int32_t)id;
-        }
-        gguf_close(&g);
-        return TUNA_OK;
-    }
+    if (tuna_is_gguf(dir)) return read_gguf_eos(dir, vocab, eos, n_eos);
     snprintf(p, sizeof p, "%s/generation_config.json", dir);
     json_error_t jerr;
     json_t *o = json_load_file(p, 0, &jerr);
@@ -127,7 +137,7 @@ tuna_status cli_gen_setup(const char *model_dir, const tuna_tokenizer *tok, cons
     tuna_sample_args_default(sa);
     sa->temperature = 0; /* HF generate: greedy unless asked to sample */
     *n_eos = 0;
-    tuna_status st = read_generation_config(model_dir, eos, n_eos, sa, config_sampling);
+    tuna_status st = read_generation_config(model_dir, tuna_tokenizer_vocab_size(tok), eos, n_eos, sa, config_sampling);
     if (st != TUNA_OK) return st;
     if (!*n_eos && tuna_tokenizer_eos_id(tok) >= 0) eos[(*n_eos)++] = tuna_tokenizer_eos_id(tok);
     if (f->temperature >= 0) sa->temperature = f->temperature;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "commands.h"
 #include "core/json_error.h"
+#include "tokenizer/tok_config.h"
 
 static void template_usage(FILE *f) {
     fprintf(f,
@@ -54,13 +55,6 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 /* bos_token / eos_token are strings or AddedToken objects {"content": ...} */
-static const char *token_string(json_t *v) {
-    if (json_is_string(v)) return json_string_value(v);
-    if (json_is_object(v) && json_is_string(json_object_get(v, "content")))
-        return json_string_value(json_object_get(v, "content"));
-    return NULL;
-}
-
 int cmd_template(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { template_usage(stdout); return 0; }
     const char *model = NULL, *messages_path = NULL, *tmpl_arg = NULL;
@@ -93,18 +87,12 @@ int cmd_template(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/tokenizer_config.json", model);
         cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je);
         if (!cfg) { rc = cli_usage_error("%s: line %d: %s", path, je.line, tuna_json_error_text(&je)); goto done; }
-        vars.bos_token = token_string(json_object_get(cfg, "bos_token"));
-        vars.eos_token = token_string(json_object_get(cfg, "eos_token"));
-        json_t *ct = json_object_get(cfg, "chat_template");
-        if (json_is_array(ct)) { /* [{"name": ..., "template": ...}]: take "default" */
-            size_t i;
-            json_t *e;
-            json_array_foreach(ct, i, e) {
-                json_t *nm = json_object_get(e, "name");
-                if (json_is_string(nm) && !strcmp(json_string_value(nm), "default")) { ct = json_object_get(e, "template"); break; }
-            }
-        }
-        if (json_is_string(ct)) { src = json_string_value(ct); src_len = json_string_length(ct); }
+        jkeys r = {cfg, path, "", json_is_object(cfg) ? TUNA_OK : tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path)};
+        vars.bos_token = tk_config_token(&r, "bos_token");
+        vars.eos_token = tk_config_token(&r, "eos_token");
+        src = tk_config_template(&r);
+        if (r.st != TUNA_OK) { rc = cli_status_error(r.st); goto done; }
+        if (src) src_len = strlen(src);
         if (!src && !tmpl_arg) {
             rc = cli_usage_error("%s has no chat_template; pass --template NAME (chatml, llama3, llama2, alpaca, zephyr) or a file", path);
             goto done;

@@ -60,7 +60,9 @@ int cli_gen_flag(cli_gen_flags *f, int argc, char **argv, int *i);
 /* EOS ids from the model's generation_config.json (else the tokenizer's
  * EOS), sampling defaults (greedy; the config's sampling settings when
  * config_sampling), then the flags. TUNA_ERR_FORMAT naming the file and key
- * when generation_config.json holds a value of the wrong type or range. */
+ * when generation_config.json holds a value of the wrong type or range. For a
+ * GGUF file: its EOS and EOT ids (the key of another type or negative is an
+ * error; an id outside the vocabulary is ignored with a warning). */
 struct tuna_tokenizer;
 tuna_status cli_gen_setup(const char *model_dir, const struct tuna_tokenizer *tok, const cli_gen_flags *f, int config_sampling,
                           int32_t eos[16], int *n_eos, tuna_sample_args *sa);

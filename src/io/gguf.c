@@ -4,6 +4,8 @@
  * second copy of the weights). See gguf.h for the layout. */
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -477,6 +479,38 @@ int gguf_get_f64(const gguf_file *f, const char *k, double *out) {
     uint64_t u;
     if (gguf_get_u64(f, k, &u) == 0) { *out = (double)u; return 0; }
     return -1;
+}
+
+/* The metadata read as strictly as config.json (model/config.c): a key of
+ * another type or out of range is an error naming the file, the key and the
+ * value, never the default (io/gguf.h). */
+static void meta_bad(tuna_status *st, const gguf_file *f, const char *key, const char *fmt, double v, const char *want) {
+    if (*st != TUNA_OK) return;
+    char val[64];
+    if (fmt) snprintf(val, sizeof val, fmt, v);
+    else snprintf(val, sizeof val, "(GGUF type %u)", gguf_find_kv(f, key)->type);
+    *st = tuna_fail(TUNA_ERR_FORMAT, "%s: %s %s: must be %s", f->path, key, val, want);
+}
+
+int gguf_meta_int(const gguf_file *f, const char *key, int lo, int dflt, tuna_status *st) {
+    uint64_t v;
+    if (!gguf_find_kv(f, key)) return dflt;
+    if (gguf_get_u64(f, key, &v) != 0) { meta_bad(st, f, key, NULL, 0, "an integer"); return dflt; }
+    if (v < (uint64_t)lo || v > INT_MAX) {
+        char want[64];
+        snprintf(want, sizeof want, "an integer in [%d, %d]", lo, INT_MAX);
+        meta_bad(st, f, key, "%.0f", (double)v, want);
+        return dflt;
+    }
+    return (int)v;
+}
+
+double gguf_meta_pos(const gguf_file *f, const char *key, double dflt, tuna_status *st) {
+    double v;
+    if (!gguf_find_kv(f, key)) return dflt;
+    if (gguf_get_f64(f, key, &v) != 0) { meta_bad(st, f, key, NULL, 0, "a number"); return dflt; }
+    if (!(v > 0 && v <= FLT_MAX)) { meta_bad(st, f, key, "%g", v, "a finite number > 0"); return dflt; }
+    return v;
 }
 
 const char *gguf_get_str(const gguf_file *f, const char *k, size_t *len) {

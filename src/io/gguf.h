@@ -81,6 +81,12 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 /* Scalar getters: 0 on success (numeric types converted), -1 when missing or of another kind. */
 int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out);
 int gguf_get_f64(const gguf_file *f, const char *key, double *out);
+/* Metadata read as strictly as config.json: absent gives dflt; a key of
+ * another type or out of range records one line "<file>: <key> <value>: must
+ * be ..." into *st (the first error only; TUNA_ERR_FORMAT) and gives dflt.
+ * _int: an integer in [lo, INT_MAX]; _pos: a number > 0, finite as a float. */
+int gguf_meta_int(const gguf_file *f, const char *key, int lo, int dflt, tuna_status *st);
+double gguf_meta_pos(const gguf_file *f, const char *key, double dflt, tuna_status *st);
 /* A string value (not NUL-terminated) or NULL. */
 const char *gguf_get_str(const gguf_file *f, const char *key, size_t *len);
 /* i-th string of a string array (bounds already validated at open). */

@@ -495,50 +495,26 @@ int tuna_is_gguf(const char *path) {
     return ok;
 }
 
-/* The metadata read as strictly as config.json (model/config.c): a key of
- * another type or out of range is an error naming the file, the key and the
- * value, never the default. The first error is kept in *st. */
-static void meta_bad(tuna_status *st, const gguf_file *f, const char *key, const char *fmt, double v, const char *want) {
-    if (*st != TUNA_OK) return;
-    char val[64];
-    if (fmt) snprintf(val, sizeof val, fmt, v);
-    else snprintf(val, sizeof val, "(GGUF type %u)", gguf_find_kv(f, key)->type);
-    *st = tuna_fail(TUNA_ERR_FORMAT, "%s: %s %s: must be %s", f->path, key, val, want);
-}
-
-/* an integer in [lo, INT_MAX]; dflt when absent */
-static int meta_int(const gguf_file *f, const char *key, int lo, int dflt, tuna_status *st) {
-    uint64_t v;
-    if (!gguf_find_kv(f, key)) return dflt;
-    if (gguf_get_u64(f, key, &v) != 0) { meta_bad(st, f, key, NULL, 0, "an integer"); return dflt; }
-    if (v < (uint64_t)lo || v > INT_MAX) {
-        char want[64];
-        snprintf(want, sizeof want, "an integer in [%d, %d]", lo, INT_MAX);
-        meta_bad(st, f, key, "%.0f", (double)v, want);
-        return dflt;
-    }
-    return (int)v;
-}
-
-/* a number > 0 that stays finite as a float; dflt when absent */
-static double meta_pos(const gguf_file *f, const char *key, double dflt, tuna_status *st) {
-    double v;
-    if (!gguf_find_kv(f, key)) return dflt;
-    if (gguf_get_f64(f, key, &v) != 0) { meta_bad(st, f, key, NULL, 0, "a number"); return dflt; }
-    if (!(v > 0 && v <= FLT_MAX)) { meta_bad(st, f, key, "%g", v, "a finite number > 0"); return dflt; }
-    return v;
-}
-
 static int u32_of(const gguf_file *f, const char *arch, const char *k, int dflt, tuna_status *st) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, k);
-    return meta_int(f, key, 1, dflt, st);
+    return gguf_meta_int(f, key, 1, dflt, st);
 }
 
 static double f64_of(const gguf_file *f, const char *arch, const char *k, double dflt, tuna_status *st) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, k);
-    return meta_pos(f, key, dflt, st);
+    return gguf_meta_pos(f, key, dflt, st);
+}
+
+/* token_embd.weight's rows: the vocabulary size when the metadata has none */
+static int emb_rows(const char *path, const gguf_tensor *emb, tuna_status *st) {
+    if (!emb) return 0;
+    if (emb->ne[1] <= INT_MAX) return (int)emb->ne[1];
+    if (*st == TUNA_OK)
+        *st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor token_embd.weight has %lld rows (the vocabulary size): more than %d", path,
+                        (long long)emb->ne[1], INT_MAX);
+    return 0;
 }
 
 tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
@@ -564,7 +540,7 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
     c.NH = u32_of(&f, arch, "attention.head_count", 0, &st);
     c.NKV = u32_of(&f, arch, "attention.head_count_kv", c.NH, &st);
     c.max_positions = u32_of(&f, arch, "context_length", 0, &st);
-    c.V = u32_of(&f, arch, "vocab_size", emb ? (int)emb->ne[1] : 0, &st);
+    c.V = u32_of(&f, arch, "vocab_size", emb_rows(path, emb, &st), &st);
     c.bos_token_id = c.eos_token_id = c.pad_token_id = -1;
     c.initializer_range = 0.02f;
     c.dtype = TUNA_DTYPE_F32;
@@ -605,25 +581,22 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
             return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported in GGUF files", path, (int)sl, sc);
         }
         if (gguf_find_tensor(&f, "rope_freqs.weight")) {
-            double fa, lo, hi;
-            uint64_t oc;
-            if (gguf_get_f64(&f, "tuna.rope.llama3.factor", &fa) || gguf_get_f64(&f, "tuna.rope.llama3.low_freq_factor", &lo) ||
-                gguf_get_f64(&f, "tuna.rope.llama3.high_freq_factor", &hi) ||
-                gguf_get_u64(&f, "tuna.rope.llama3.original_context_length", &oc) || oc > INT_MAX) {
+            if (!gguf_find_kv(&f, "tuna.rope.llama3.factor") || !gguf_find_kv(&f, "tuna.rope.llama3.low_freq_factor") ||
+                !gguf_find_kv(&f, "tuna.rope.llama3.high_freq_factor") || !gguf_find_kv(&f, "tuna.rope.llama3.original_context_length")) {
                 gguf_close(&f);
                 return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_freqs without the Llama 3 settings tuna writes beside it: not supported", path);
             }
             c.rope_scaling = TUNA_ROPE_LLAMA3;
-            c.rope_factor = (float)fa;
-            c.rope_low_freq_factor = (float)lo;
-            c.rope_high_freq_factor = (float)hi;
-            c.rope_original_max_positions = (int)oc;
+            c.rope_factor = (float)gguf_meta_pos(&f, "tuna.rope.llama3.factor", 1.0, &st);
+            c.rope_low_freq_factor = (float)gguf_meta_pos(&f, "tuna.rope.llama3.low_freq_factor", 1.0, &st);
+            c.rope_high_freq_factor = (float)gguf_meta_pos(&f, "tuna.rope.llama3.high_freq_factor", 4.0, &st);
+            c.rope_original_max_positions = gguf_meta_int(&f, "tuna.rope.llama3.original_context_length", 1, 8192, &st);
         }
     }
     c.tie_embeddings = gguf_find_tensor(&f, "output.weight") == NULL;
-    c.bos_token_id = meta_int(&f, "tokenizer.ggml.bos_token_id", 0, -1, &st);
-    c.eos_token_id = meta_int(&f, "tokenizer.ggml.eos_token_id", 0, -1, &st);
-    c.pad_token_id = meta_int(&f, "tokenizer.ggml.padding_token_id", 0, -1, &st);
+    c.bos_token_id = gguf_meta_int(&f, "tokenizer.ggml.bos_token_id", 0, -1, &st);
+    c.eos_token_id = gguf_meta_int(&f, "tokenizer.ggml.eos_token_id", 0, -1, &st);
+    c.pad_token_id = gguf_meta_int(&f, "tokenizer.ggml.padding_token_id", 0, -1, &st);
     tuna_model *m = NULL;
     if (st == TUNA_OK) st = core_fail_in(tuna_config_validate(&c), path);
     if (st == TUNA_OK) st = tuna_model_create(&m, &c);

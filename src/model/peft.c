@@ -529,8 +529,9 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
         return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
     }
     tuna_status st = TUNA_OK;
-    const char *type = json_string_value(json_object_get(o, "peft_type"));
-    const char *task = json_string_value(json_object_get(o, "task_type"));
+    jkeys keys = {o, path, "", TUNA_OK}; /* the typed keys, read strictly (core/json_keys.h) */
+    const char *type = jkeys_str(&keys, "peft_type", NULL, NULL), *task = jkeys_str(&keys, "task_type", NULL, NULL);
+    if ((st = keys.st) != TUNA_OK) goto done;
     if (!json_is_object(o) || !type) {
         st = tuna_fail(TUNA_ERR_FORMAT, "%s: missing \"peft_type\"", path);
         goto done;
@@ -546,7 +547,6 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
         st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: peft_type %s is not supported (LORA, IA3, PROMPT_TUNING)", path, type);
         goto done;
     }
-    jkeys keys = {o, path, "", TUNA_OK}; /* the typed keys, read strictly (core/json_keys.h) */
     const char *base = jkeys_str(&keys, "base_model_name_or_path", NULL, NULL);
     if ((st = keys.st) != TUNA_OK) goto done;
     if (base) snprintf(c->base_model, sizeof c->base_model, "%s", base);
@@ -665,11 +665,11 @@ tuna_status tuna_peft_load(tuna_model *m, const char *dir) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/adapter_config.json", dir);
         json_t *o = json_load_file(path, 0, NULL);
-        json_t *td = o ? json_object_get(o, "token_dim") : NULL;
-        int bad = json_is_integer(td) && json_integer_value(td) != m->cfg.C;
-        long long got = bad ? (long long)json_integer_value(td) : 0;
+        jkeys r = {json_is_object(o) ? o : NULL, path, "", TUNA_OK};
+        long long td = jkeys_int(&r, "token_dim", 1, INT_MAX, m->cfg.C);
         json_decref(o);
-        if (bad) return tuna_fail(TUNA_ERR_FORMAT, "%s: token_dim %lld but the model's hidden size is %d", path, got, m->cfg.C);
+        if (r.st != TUNA_OK) return r.st;
+        if (td != m->cfg.C) return tuna_fail(TUNA_ERR_FORMAT, "%s: token_dim %lld but the model's hidden size is %d", path, td, m->cfg.C);
     }
     st = attach(m, &c, 0, 0);
     if (st != TUNA_OK) return st;

@@ -10,6 +10,7 @@
  * space strip) exact; the window restarts after every emission, so the cost
  * per id stays constant. */
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include "tok_internal.h"
 
@@ -39,6 +40,7 @@ tuna_status tk_dec_parse(tuna_tokenizer *tok, json_t *j) {
     if (!type) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: decoder without \"type\"");
     tk_dec d;
     memset(&d, 0, sizeof d);
+    jkeys r = {j, "tokenizer.json", "decoder.", TUNA_OK}; /* numbers and flags, read strictly (core/json_keys.h) */
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(j, "decoders");
         if (!json_is_array(list)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence decoder without \"decoders\" list");
@@ -65,15 +67,16 @@ tuna_status tk_dec_parse(tuna_tokenizer *tok, json_t *j) {
         d.type = TD_STRIP;
         d.a = dup_json_str(json_object_get(j, "content"), &d.alen);
         if (!d.a || d.alen == 0) { tk_dec_free(&d); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Strip decoder without \"content\""); }
-        d.start = (int)json_integer_value(json_object_get(j, "start"));
-        d.stop = (int)json_integer_value(json_object_get(j, "stop"));
+        d.start = (int)jkeys_int(&r, "start", 0, INT_MAX, 0);
+        d.stop = (int)jkeys_int(&r, "stop", 0, INT_MAX, 0);
+        if (r.st != TUNA_OK) { tk_dec_free(&d); return r.st; }
     } else if (!strcmp(type, "Metaspace")) {
         d.type = TD_METASPACE;
         d.a = dup_json_str(json_object_get(j, "replacement"), &d.alen);
         if (!d.a || d.alen == 0) { free(d.a); d.a = strdup("\xE2\x96\x81"); d.alen = 3; }
-        const char *ps = json_string_value(json_object_get(j, "prepend_scheme"));
-        json_t *aps = json_object_get(j, "add_prefix_space");
-        d.prepend = ps ? strcmp(ps, "never") != 0 : !(aps && !json_is_true(aps));
+        const char *ps = jkeys_str(&r, "prepend_scheme", NULL, NULL);
+        d.prepend = ps ? strcmp(ps, "never") != 0 : jkeys_bool(&r, "add_prefix_space", 1);
+        if (r.st != TUNA_OK) { tk_dec_free(&d); return r.st; }
     } else if (!strcmp(type, "BPEDecoder")) {
         d.type = TD_BPE_SUFFIX;
         d.a = dup_json_str(json_object_get(j, "suffix"), &d.alen);

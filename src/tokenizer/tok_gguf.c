@@ -198,7 +198,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     }
     const char *ct = gguf_get_str(&f, "tokenizer.chat_template", &n);
     if (ct) json_object_set_new(cfg, "chat_template", json_stringn(ct, n));
-    if (st == TUNA_OK) st = tk_load_from_json(out, root, cfg);
+    if (st == TUNA_OK) st = tk_load_from_json(out, root, cfg, path);
     json_decref(root);
     json_decref(cfg);
     gguf_close(&f);

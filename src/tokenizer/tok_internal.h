@@ -15,6 +15,7 @@
 #include <jansson.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include "core/json_keys.h"
 #include "io/atomic_file.h"
 #include "tuna.h"
 #include "tuna_tokenizer.h"
@@ -209,7 +210,7 @@ void tk_dec_free(tk_dec *d);
 /* tok_load.c helpers shared with tok_llama2c.c (files are written through
  * io/atomic_file.h) */
 tuna_status tk_read_file(const char *path, char **data, size_t *len);
-tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config);
+tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config, const char *cfg_path);
 /* tok_gguf.c: the vocabulary of a GGUF file */
 tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path);
 /* Builds a tokenizer.json object from a llama2.c tokenizer.bin image. */

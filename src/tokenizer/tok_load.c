@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "tok_internal.h"
+#include "tokenizer/tok_config.h"
 #include "tuna_gguf.h"
 
 #define QWEN2_REGEX "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
@@ -140,9 +141,12 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
     json_t *unk = json_object_get(model, "unk_token");
     tok->unk_id = -1;
     if (json_is_string(unk)) tok->unk_id = tk_map_get(&tok->vocab, json_string_value(unk), json_string_length(unk));
-    tok->fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
-    tok->byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
-    tok->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
+    jkeys r = {model, "tokenizer.json", "model.", TUNA_OK}; /* the flags, read strictly (core/json_keys.h) */
+    tok->fuse_unk = jkeys_bool(&r, "fuse_unk", 0);
+    tok->byte_fallback = jkeys_bool(&r, "byte_fallback", 0);
+    tok->ignore_merges = jkeys_bool(&r, "ignore_merges", 0);
+    float dropout = jkeys_num(&r, "dropout", 0, 0, 1, 0);
+    if (r.st != TUNA_OK) return r.st;
     json_t *pre = json_object_get(model, "continuing_subword_prefix"), *suf = json_object_get(model, "end_of_word_suffix");
     if (json_is_string(pre) && json_string_length(pre)) {
         tok->subword_prefix_len = json_string_length(pre);
@@ -152,8 +156,7 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
         tok->word_suffix_len = json_string_length(suf);
         if (!(tok->word_suffix = strdup(json_string_value(suf)))) return nomem();
     }
-    json_t *dropout = json_object_get(model, "dropout");
-    if (json_is_number(dropout) && json_number_value(dropout) > 0)
+    if (dropout > 0)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: BPE dropout is not supported (encoding would not be deterministic)");
     for (int b = 0; b < 256; b++) {
         char name[8];
@@ -198,13 +201,15 @@ static tuna_status parse_added(tuna_tokenizer *tok, json_t *added) {
         a->len = json_string_length(c);
         if (!(a->content = malloc(a->len + 1))) return nomem();
         memcpy(a->content, json_string_value(c), a->len + 1);
-        a->special = json_is_true(json_object_get(v, "special"));
-        a->lstrip = json_is_true(json_object_get(v, "lstrip"));
-        a->rstrip = json_is_true(json_object_get(v, "rstrip"));
-        a->single_word = json_is_true(json_object_get(v, "single_word"));
-        /* HF's default: special tokens are matched on the raw text */
-        json_t *norm = json_object_get(v, "normalized");
-        a->normalized = norm ? json_is_true(norm) : !a->special;
+        char pfx[48];
+        snprintf(pfx, sizeof pfx, "added_tokens[%zu].", i);
+        jkeys r = {v, "tokenizer.json", pfx, TUNA_OK};
+        a->special = jkeys_bool(&r, "special", 0);
+        a->lstrip = jkeys_bool(&r, "lstrip", 0);
+        a->rstrip = jkeys_bool(&r, "rstrip", 0);
+        a->single_word = jkeys_bool(&r, "single_word", 0);
+        a->normalized = jkeys_bool(&r, "normalized", !a->special); /* HF's default: special tokens match the raw text */
+        if (r.st != TUNA_OK) return r.st;
         tok->special[a->id] = (uint8_t)a->special;
         tuna_status st = set_token(tok, a->id, a->content, a->len);
         if (st) return st;
@@ -256,6 +261,8 @@ static tuna_status parse_post(tuna_tokenizer *tok, json_t *j) {
             size_t k;
             json_t *id;
             json_array_foreach(ids, k, id) {
+                if (!json_is_integer(id))
+                    return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing special token \"%s\": ids[%zu] is not an integer", name ? name : "?", k);
                 if ((st = check_id(tok, json_integer_value(id)))) return st;
                 st = seen_a ? push_post(&tok->post_post, &tok->n_post_post, (int32_t)json_integer_value(id))
                             : push_post(&tok->post_pre, &tok->n_post_pre, (int32_t)json_integer_value(id));
@@ -274,13 +281,6 @@ static tuna_status parse_post(tuna_tokenizer *tok, json_t *j) {
     return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: post_processor \"%s\" is not supported", type);
 }
 
-/* bos_token etc. in tokenizer_config.json: a string or {"content": ...}. */
-static const char *config_token(json_t *cfg, const char *name) {
-    json_t *v = json_object_get(cfg, name);
-    if (json_is_object(v)) v = json_object_get(v, "content");
-    return json_string_value(v);
-}
-
 static int32_t first_known(const tuna_tokenizer *tok, const char *const *names) {
     for (; *names; names++) {
         int32_t id = tuna_tokenizer_token_to_id(tok, *names);
@@ -289,25 +289,20 @@ static int32_t first_known(const tuna_tokenizer *tok, const char *const *names) 
     return -1;
 }
 
-static tuna_status parse_config(tuna_tokenizer *tok, json_t *cfg) {
+/* tokenizer_config.json (cfg_path names it in messages), read strictly (tok_config.h) */
+static tuna_status parse_config(tuna_tokenizer *tok, json_t *cfg, const char *cfg_path) {
     tok->bos_id = tok->eos_id = tok->pad_id = tok->cfg_unk_id = -1;
-    const char *bos = config_token(cfg, "bos_token"), *eos = config_token(cfg, "eos_token");
-    const char *pad = config_token(cfg, "pad_token"), *unk = config_token(cfg, "unk_token");
+    jkeys r = {cfg, cfg_path, "", TUNA_OK};
+    const char *bos = tk_config_token(&r, "bos_token"), *eos = tk_config_token(&r, "eos_token");
+    const char *pad = tk_config_token(&r, "pad_token"), *unk = tk_config_token(&r, "unk_token");
+    const char *ct = tk_config_template(&r), *cls = jkeys_str(&r, "tokenizer_class", NULL, NULL);
+    int ab = jkeys_bool(&r, "add_bos_token", -1), ae = jkeys_bool(&r, "add_eos_token", -1);
+    if (r.st != TUNA_OK) return r.st;
     if (bos) { tok->bos_id = tuna_tokenizer_token_to_id(tok, bos); if (!(tok->bos_tok = strdup(bos))) return nomem(); }
     if (eos) { tok->eos_id = tuna_tokenizer_token_to_id(tok, eos); if (!(tok->eos_tok = strdup(eos))) return nomem(); }
     if (pad) tok->pad_id = tuna_tokenizer_token_to_id(tok, pad);
     if (unk) tok->cfg_unk_id = tuna_tokenizer_token_to_id(tok, unk);
-    json_t *ct = json_object_get(cfg, "chat_template");
-    if (json_is_array(ct)) { /* [{name, template}, ...]: the "default" one */
-        size_t i;
-        json_t *e, *pick = NULL;
-        json_array_foreach(ct, i, e) {
-            const char *name = json_string_value(json_object_get(e, "name"));
-            if (name && !strcmp(name, "default")) pick = e;
-        }
-        ct = pick ? json_object_get(pick, "template") : NULL;
-    }
-    if (json_is_string(ct) && !(tok->chat_template = strdup(json_string_value(ct)))) return nomem();
+    if (ct && !(tok->chat_template = strdup(ct))) return nomem();
     /* files without a config: the usual names */
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", NULL};
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", NULL};
@@ -323,20 +318,17 @@ static tuna_status parse_config(tuna_tokenizer *tok, json_t *cfg) {
     /* transformers' Llama/Gemma fast tokenizers rebuild the post-processor
      * from add_bos_token / add_eos_token, so those flags decide what
      * add_special_tokens=True adds for such files */
-    const char *cls = json_string_value(json_object_get(cfg, "tokenizer_class"));
-    json_t *ab = json_object_get(cfg, "add_bos_token"), *ae = json_object_get(cfg, "add_eos_token");
-    if (cls && (!strncmp(cls, "Llama", 5) || !strncmp(cls, "CodeLlama", 9) || !strncmp(cls, "Gemma", 5)) &&
-        (json_is_boolean(ab) || json_is_boolean(ae))) {
+    if (cls && (!strncmp(cls, "Llama", 5) || !strncmp(cls, "CodeLlama", 9) || !strncmp(cls, "Gemma", 5)) && (ab >= 0 || ae >= 0)) {
         tok->n_post_pre = tok->n_post_post = 0;
         tuna_status st = TUNA_OK;
-        if (json_is_true(ab) && tok->bos_id >= 0) st = push_post(&tok->post_pre, &tok->n_post_pre, tok->bos_id);
-        if (!st && json_is_true(ae) && tok->eos_id >= 0) st = push_post(&tok->post_post, &tok->n_post_post, tok->eos_id);
+        if (ab > 0 && tok->bos_id >= 0) st = push_post(&tok->post_pre, &tok->n_post_pre, tok->bos_id);
+        if (!st && ae > 0 && tok->eos_id >= 0) st = push_post(&tok->post_post, &tok->n_post_post, tok->eos_id);
         if (st) return st;
     }
     return TUNA_OK;
 }
 
-tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config) {
+tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config, const char *cfg_path) {
     *out = NULL;
     if (!json_is_object(root)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: top level is not an object");
     tuna_tokenizer *tok = calloc(1, sizeof *tok);
@@ -355,7 +347,7 @@ tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config
     if (!st) st = parse_post(tok, json_object_get(root, "post_processor"));
     if (!st) st = tk_trie_build(tok);
     if (!st && tk_map_init(&tok->cache, 4096)) st = nomem();
-    if (!st) st = parse_config(tok, json_is_object(config) ? config : NULL);
+    if (!st) st = parse_config(tok, json_is_object(config) ? config : NULL, cfg_path);
     if (st) { tuna_tokenizer_free(tok); return st; }
     *out = tok;
     return TUNA_OK;
@@ -374,16 +366,43 @@ tuna_status tuna_tokenizer_load_json(tuna_tokenizer **out, const char *json, siz
         cfg = json_loadb(config_json, config_len, JSON_DECODE_INT_AS_REAL, &e);
         if (!cfg) { json_decref(root); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer_config.json:%d: invalid JSON: %s", e.line, e.text); }
     }
-    tuna_status st = tk_load_from_json(out, root, cfg);
+    tuna_status st = tk_load_from_json(out, root, cfg, "tokenizer_config.json");
     json_decref(root);
     json_decref(cfg);
     return st;
 }
 
 /* ---- vocab.json + merges.txt (GPT2Tokenizer / Qwen2Tokenizer folders) ---- */
+/* tokenizer_config.json's added_tokens_decoder: {"<id>": {"content": ...}},
+ * each key a token id (decimal, below 2^24), each value an object; NULL when
+ * absent. A bad entry is recorded in r. */
+static json_t *added_tokens_decoder(jkeys *r) {
+    json_t *atd = jkeys_get(r, "added_tokens_decoder"), *v;
+    if (!atd || r->st != TUNA_OK) return NULL;
+    if (!json_is_object(atd)) { jkeys_fail(r, TUNA_ERR_FORMAT, "added_tokens_decoder", atd, "must be an object"); return NULL; }
+    const char *key;
+    json_object_foreach(atd, key, v) {
+        char *end;
+        long id = strtol(key, &end, 10);
+        if (key[0] < '0' || key[0] > '9' || *end || id >= (1L << 24) || !json_is_object(v)) {
+            jkeys sub = {atd, r->path, "added_tokens_decoder.", TUNA_OK};
+            jkeys_fail(&sub, TUNA_ERR_FORMAT, key, v, "must be a token id (0 to 16777215) holding an object");
+            r->st = sub.st;
+            return NULL;
+        }
+    }
+    return atd;
+}
+
 tuna_status tk_slow_bpe_to_json(const char *dir, json_t *config, json_t **out) {
     *out = NULL;
-    const char *cls = json_string_value(json_object_get(config, "tokenizer_class"));
+    char *cpath = join_path(dir, "tokenizer_config.json");
+    jkeys r = {json_is_object(config) ? config : NULL, cpath ? cpath : "tokenizer_config.json", "", TUNA_OK};
+    const char *cls = jkeys_str(&r, "tokenizer_class", NULL, NULL);
+    int prefix_space = jkeys_bool(&r, "add_prefix_space", 0);
+    json_t *atd = added_tokens_decoder(&r);
+    free(cpath);
+    if (r.st != TUNA_OK) return r.st;
     int qwen = cls && !strncmp(cls, "Qwen2Tokenizer", 14);
     if (cls && !qwen && strncmp(cls, "GPT2Tokenizer", 13) != 0)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: vocab.json + merges.txt with tokenizer_class \"%s\" is not supported (GPT2Tokenizer and Qwen2Tokenizer are)", dir, cls);
@@ -408,7 +427,6 @@ tuna_status tk_slow_bpe_to_json(const char *dir, json_t *config, json_t **out) {
     }
     /* added tokens: tokenizer_config's added_tokens_decoder, else <|endoftext|> */
     json_t *added = json_array();
-    json_t *atd = json_object_get(config, "added_tokens_decoder");
     const char *key;
     json_t *v;
     json_object_foreach(atd, key, v) {
@@ -432,7 +450,7 @@ tuna_status tk_slow_bpe_to_json(const char *dir, json_t *config, json_t **out) {
     } else {
         norm = json_null();
         pre = json_pack("{s:s, s:b, s:b}", "type", "ByteLevel", "add_prefix_space",
-                        json_is_true(json_object_get(config, "add_prefix_space")), "use_regex", 1);
+                        prefix_space, "use_regex", 1);
     }
     root = json_pack("{s:o, s:o, s:o, s:o, s:{s:s}, s:n}", "added_tokens", added, "model", model, "normalizer", norm,
                      "pre_tokenizer", pre, "decoder", "type", "ByteLevel", "post_processor");
@@ -464,10 +482,27 @@ static tuna_status load_llama2c(tuna_tokenizer **out, const char *path) {
     if (st) return st;
     json_t *cfg = json_pack("{s:s, s:s, s:s, s:b}", "bos_token", "<s>", "eos_token", "</s>", "unk_token", "<unk>",
                             "add_bos_token", 1);
-    st = tk_load_from_json(out, root, cfg);
+    st = tk_load_from_json(out, root, cfg, path);
     json_decref(root);
     json_decref(cfg);
     return st;
+}
+
+/* config.json's bos_token_id / eos_token_id (the first of a list), read as
+ * strictly as the model loader does, for what cfg leaves out; ids outside the
+ * vocabulary are ignored, as before */
+static tuna_status ids_from_model_config(tuna_tokenizer *t, const char *path, json_t *cfg) {
+    tuna_status st;
+    json_t *mc = load_json_file(path, 0, &st);
+    if (!mc) return st;
+    jkeys r = {mc, path, "", json_is_object(mc) ? TUNA_OK : tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path)};
+    int32_t b = -1, e = -1;
+    int nb = jkeys_token_ids(&r, "bos_token_id", &b, 1), ne = jkeys_token_ids(&r, "eos_token_id", &e, 1);
+    json_decref(mc);
+    if (r.st != TUNA_OK) return r.st;
+    if (nb && b < t->vocab_size && (!cfg || !json_object_get(cfg, "bos_token"))) t->bos_id = b;
+    if (ne && e < t->vocab_size && (!cfg || !json_object_get(cfg, "eos_token"))) t->eos_id = e;
+    return TUNA_OK;
 }
 
 tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
@@ -479,7 +514,7 @@ tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
         tuna_status st;
         json_t *root = load_json_file(dir, 0, &st);
         if (!root) return st;
-        st = tk_load_from_json(out, root, NULL);
+        st = tk_load_from_json(out, root, NULL, dir);
         json_decref(root);
         return st;
     }
@@ -504,18 +539,12 @@ tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
         st = tuna_fail(TUNA_ERR_IO, "%s: no tokenizer.json, vocab.json + merges.txt, or tokenizer.bin", dir);
         goto done;
     }
-    if ((st = tk_load_from_json(out, root, cfg))) goto done;
+    if ((st = tk_load_from_json(out, root, cfg, tc))) goto done;
     /* config.json's ids fill in what tokenizer_config.json leaves out */
-    if (is_file(cj) && (!cfg || !json_object_get(cfg, "bos_token") || !json_object_get(cfg, "eos_token"))) {
-        tuna_status st2;
-        json_t *mc = load_json_file(cj, 1, &st2);
-        json_t *b = json_object_get(mc, "bos_token_id"), *e = json_object_get(mc, "eos_token_id");
-        if (json_is_array(e)) e = json_array_get(e, 0);
-        tuna_tokenizer *t = *out;
-        double bv = json_is_number(b) ? json_number_value(b) : -1, ev = json_is_number(e) ? json_number_value(e) : -1;
-        if (bv >= 0 && bv < t->vocab_size && (!cfg || !json_object_get(cfg, "bos_token"))) t->bos_id = (int32_t)bv;
-        if (ev >= 0 && ev < t->vocab_size && (!cfg || !json_object_get(cfg, "eos_token"))) t->eos_id = (int32_t)ev;
-        json_decref(mc);
+    if (is_file(cj) && (!cfg || !json_object_get(cfg, "bos_token") || !json_object_get(cfg, "eos_token")) &&
+        (st = ids_from_model_config(*out, cj, cfg))) {
+        tuna_tokenizer_free(*out);
+        *out = NULL;
     }
 done:
     json_decref(root);

@@ -78,8 +78,10 @@ tuna_status tk_norm_parse(tuna_tokenizer *tok, json_t *j) {
         if (!n.has_re && n.alen == 0) { tk_norm_free(&n); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Replace normalizer with an empty pattern"); }
     } else if (!strcmp(type, "Strip")) {
         n.type = TN_STRIP;
-        n.left = json_is_true(json_object_get(j, "strip_left"));
-        n.right = json_is_true(json_object_get(j, "strip_right"));
+        jkeys r = {j, "tokenizer.json", "normalizer.", TUNA_OK};
+        n.left = jkeys_bool(&r, "strip_left", 0);
+        n.right = jkeys_bool(&r, "strip_right", 0);
+        if (r.st != TUNA_OK) return r.st;
     } else {
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: normalizer \"%s\" is not supported", type);
     }

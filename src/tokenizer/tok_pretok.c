@@ -40,11 +40,10 @@ static tuna_status parse_behavior(json_t *j, tk_behavior *b, const char *what) {
 }
 
 /* Metaspace: prepend_scheme (newer files) or add_prefix_space (older). */
-static int parse_prepend(json_t *j) {
-    const char *s = json_string_value(json_object_get(j, "prepend_scheme"));
+static int parse_prepend(jkeys *r) {
+    const char *s = jkeys_str(r, "prepend_scheme", NULL, NULL);
     if (s) return !strcmp(s, "never") ? 0 : !strcmp(s, "first") ? 1 : 2;
-    json_t *a = json_object_get(j, "add_prefix_space");
-    return a && !json_is_true(a) ? 0 : 2;
+    return jkeys_bool(r, "add_prefix_space", 1) ? 2 : 0;
 }
 
 tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
@@ -54,6 +53,7 @@ tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
     tk_pre p;
     memset(&p, 0, sizeof p);
     tuna_status st = TUNA_OK;
+    jkeys k = {j, "tokenizer.json", "pre_tokenizer.", TUNA_OK}; /* flags, read strictly (core/json_keys.h) */
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(j, "pretokenizers");
         if (!json_is_array(list)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence pre_tokenizer without \"pretokenizers\" list");
@@ -66,9 +66,9 @@ tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
     }
     if (!strcmp(type, "ByteLevel")) {
         p.type = TP_BYTELEVEL;
-        p.add_prefix_space = json_is_true(json_object_get(j, "add_prefix_space"));
-        json_t *ur = json_object_get(j, "use_regex");
-        p.use_regex = !ur || json_is_true(ur);
+        p.add_prefix_space = jkeys_bool(&k, "add_prefix_space", 0);
+        p.use_regex = jkeys_bool(&k, "use_regex", 1);
+        if (k.st != TUNA_OK) return k.st;
         if (p.use_regex) {
             st = tk_regex_compile(&p.re, GPT2_REGEX, strlen(GPT2_REGEX), "ByteLevel pre_tokenizer");
             p.has_re = !st;
@@ -89,10 +89,12 @@ tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
             return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Split pre_tokenizer needs a non-empty \"String\" or \"Regex\" pattern");
         }
         if (!st) st = parse_behavior(json_object_get(j, "behavior"), &p.behavior, "Split");
-        p.invert = json_is_true(json_object_get(j, "invert"));
+        p.invert = jkeys_bool(&k, "invert", 0);
+        if (!st) st = k.st;
     } else if (!strcmp(type, "Digits")) {
         p.type = TP_DIGITS;
-        p.individual_digits = json_is_true(json_object_get(j, "individual_digits"));
+        p.individual_digits = jkeys_bool(&k, "individual_digits", 0);
+        if (k.st != TUNA_OK) return k.st;
     } else if (!strcmp(type, "Metaspace")) {
         p.type = TP_METASPACE;
         const char *r = json_string_value(json_object_get(j, "replacement"));
@@ -101,9 +103,9 @@ tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
         p.str = malloc(p.slen + 1);
         if (!p.str) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
         memcpy(p.str, r, p.slen + 1);
-        p.prepend = parse_prepend(j);
-        json_t *sp = json_object_get(j, "split");
-        p.split = !sp || json_is_true(sp);
+        p.prepend = parse_prepend(&k);
+        p.split = jkeys_bool(&k, "split", 1);
+        if (k.st != TUNA_OK) { free(p.str); return k.st; }
     } else if (!strcmp(type, "Whitespace")) {
         p.type = TP_WHITESPACE;
         st = tk_regex_compile(&p.re, WHITESPACE_REGEX, strlen(WHITESPACE_REGEX), "Whitespace pre_tokenizer");
