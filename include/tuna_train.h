@@ -93,6 +93,12 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
  * those that changed in its notice. Keys the trainer records itself keep the
  * trainer's values. TUNA_ERR_ARG when settings_json is not a JSON object. */
 tuna_status tuna_trainer_set_run_settings(tuna_trainer *t, const char *settings_json);
+/* Records settings of the caller's that a resume must agree on (a flat JSON
+ * object, e.g. {"ref_model":"<fingerprint>"} of a preference run's reference
+ * model): a resume whose value differs is refused naming the key, as for the
+ * trainer's own exact settings (a checkpoint without the key is not checked).
+ * TUNA_ERR_ARG when settings_json is not a JSON object. */
+tuna_status tuna_trainer_set_exact_settings(tuna_trainer *t, const char *settings_json);
 /* Restores a checkpoint written by tuna_trainer_save into a trainer created
  * with the same model and arguments: weights, moments, step and data
  * position, so the next steps are exactly those of an uninterrupted run.

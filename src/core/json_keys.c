@@ -38,18 +38,27 @@ long long jkeys_int(jkeys *r, const char *key, long long lo, long long hi, long 
     return n;
 }
 
-float jkeys_num(jkeys *r, const char *key, double lo, int lo_open, double hi, double def) {
+/* a number in [lo, hi] with hi at most max (the type's largest finite value) */
+static double read_number(jkeys *r, const char *key, double lo, int lo_open, double hi, double max, double def) {
     json_t *v = jkeys_get(r, key);
-    if (!v) return (float)def;
-    if (!json_is_number(v)) { jkeys_fail(r, TUNA_ERR_FORMAT, key, v, "must be a number"); return (float)def; }
+    if (!v) return def;
+    if (!json_is_number(v)) { jkeys_fail(r, TUNA_ERR_FORMAT, key, v, "must be a number"); return def; }
     double x = json_number_value(v);
-    if (hi > FLT_MAX) hi = FLT_MAX;
+    if (hi > max) hi = max;
     if (!(lo_open ? x > lo : x >= lo) || !(x <= hi)) {
-        if (hi == FLT_MAX) jkeys_fail(r, TUNA_ERR_FORMAT, key, v, "must be a finite number %s %g", lo_open ? ">" : ">=", lo);
+        if (hi == max) jkeys_fail(r, TUNA_ERR_FORMAT, key, v, "must be a finite number %s %g", lo_open ? ">" : ">=", lo);
         else jkeys_fail(r, TUNA_ERR_FORMAT, key, v, "must be a number in %s%g, %g]", lo_open ? "(" : "[", lo, hi);
-        return (float)def;
+        return def;
     }
-    return (float)x;
+    return x;
+}
+
+float jkeys_num(jkeys *r, const char *key, double lo, int lo_open, double hi, double def) {
+    return (float)read_number(r, key, lo, lo_open, hi, FLT_MAX, def);
+}
+
+double jkeys_real(jkeys *r, const char *key, double lo, int lo_open, double hi, double def) {
+    return read_number(r, key, lo, lo_open, hi, DBL_MAX, def);
 }
 
 int jkeys_bool(jkeys *r, const char *key, int def) {

@@ -31,6 +31,8 @@ void jkeys_fail(jkeys *r, tuna_status st, const char *key, const json_t *v, cons
 long long jkeys_int(jkeys *r, const char *key, long long lo, long long hi, long long def);
 /* a number in [lo, hi] (lo excluded when lo_open; hi at most FLT_MAX); def when absent */
 float jkeys_num(jkeys *r, const char *key, double lo, int lo_open, double hi, double def);
+/* the same as a double (hi at most DBL_MAX), for values kept at full precision */
+double jkeys_real(jkeys *r, const char *key, double lo, int lo_open, double hi, double def);
 int jkeys_bool(jkeys *r, const char *key, int def);
 /* a string (any when allowed is NULL, else one of the NULL-terminated list:
  * another is TUNA_ERR_UNSUPPORTED, the list named); def when absent */

@@ -163,7 +163,7 @@ static void fmt_value(char *out, size_t n, const json_t *v, int prec) {
 }
 
 /* Appends "KEY OLD -> NEW" to buf[n] (after ", " when buf holds something);
- * the fingerprints "data" and "model" also say what they stand for. */
+ * the fingerprints "data", "model" and "ref_model" also say what they stand for. */
 static void append_change(char *buf, size_t n, const char *key, const json_t *old, const json_t *now) {
     char a[256], b[256];
     int prec = 6;
@@ -173,8 +173,9 @@ static void append_change(char *buf, size_t n, const char *key, const json_t *ol
         prec += 5; /* reals that print alike at 6 digits: show more */
     } while (!strcmp(a, b) && prec <= 17);
     size_t used = strlen(buf);
-    const char *what = !strcmp(key, "data") ? ": different training sequences (tokens, masks or order); fingerprint"
-                       : !strcmp(key, "model") ? ": a different model (config or weights); fingerprint" : "";
+    const char *what = !strcmp(key, "data")        ? ": different training sequences (tokens, masks or order); fingerprint"
+                       : !strcmp(key, "model")     ? ": a different model (config or weights); fingerprint"
+                       : !strcmp(key, "ref_model") ? ": a different reference model (config or weights); fingerprint" : "";
     snprintf(buf + used, n - used, "%s%s%s %s -> %s", used ? ", " : "", key, what, a, b);
 }
 

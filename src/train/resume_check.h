@@ -11,7 +11,8 @@
  *    of the model (config and a sample of every tensor, taken before any
  *    checkpoint is loaded), the method and its adapter settings, batch,
  *    micro-batch, seq_len, packing, schedule, seed, shuffle, loss
- *    normalisation, task weights, preference loss;
+ *    normalisation, task weights, preference loss; and the caller's exact
+ *    settings (tuna_trainer_set_exact_settings: dpo's reference model);
  *  - adjustable: what a resumed run may change on purpose — learning rate and
  *    the other optimizer settings, warmup, the step count, gradient
  *    checkpointing, the number of ranks, and the caller's own settings.

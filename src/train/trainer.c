@@ -774,17 +774,26 @@ tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extr
     return st;
 }
 
-tuna_status tuna_trainer_set_run_settings(tuna_trainer *t, const char *settings_json) {
+/* Adds the caller's flat JSON object to part ("exact" or "adjustable") of
+ * the run's description; the trainer's own keys keep their values. */
+static tuna_status add_settings(tuna_trainer *t, const char *part, const char *settings_json) {
     json_error_t jerr;
     json_t *o = json_loads(settings_json, 0, &jerr);
     if (!json_is_object(o)) {
         json_decref(o);
         return tuna_fail(TUNA_ERR_ARG, "run settings: not a JSON object: %s", o ? settings_json : jerr.text);
     }
-    /* the trainer's own settings keep their values */
-    int rc = json_object_update_missing(json_object_get(t->run_desc, "adjustable"), o);
+    int rc = json_object_update_missing(json_object_get(t->run_desc, part), o);
     json_decref(o);
     return rc ? tuna_fail(TUNA_ERR_NOMEM, "out of memory") : TUNA_OK;
+}
+
+tuna_status tuna_trainer_set_run_settings(tuna_trainer *t, const char *settings_json) {
+    return add_settings(t, "adjustable", settings_json);
+}
+
+tuna_status tuna_trainer_set_exact_settings(tuna_trainer *t, const char *settings_json) {
+    return add_settings(t, "exact", settings_json);
 }
 
 const char *tuna_trainer_resume_notice(const tuna_trainer *t) { return t->resume_notice; }
