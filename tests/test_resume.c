@@ -5,7 +5,10 @@
  * and accepts a changed learning rate with a notice; a checkpoint without
  * that record (older tuna) still resumes. Library cases on the tiny
  * llama_gqa fixture, then the same through `tuna sft --resume` (exit 2 and
- * the message; the notice; exactness of a plain resume). Runs from the
+ * the message; the notice; exactness of a plain resume), and the driver's
+ * own records: dpo's --ref-model (refused when another), the validation
+ * data (other data resets the best loss, with a note) and the checkpoint's
+ * "extra" read strictly (keys in any order; a bad value names the key). Runs from the
  * repository root; a few seconds. Uses only the API older checkpoints were
  * resumed with, so it also runs against code without the check. */
 #include <jansson.h>
@@ -287,13 +290,12 @@ static void write_records(const char *path, int n, uint32_t seed) {
     fclose(f);
 }
 
-/* Runs `tuna sft` with the common options and extra ones, stderr to tmpdir/err.txt
- * (read into err[n]); returns the exit status. */
-static int sft(const char *extra, char *err, size_t n) {
+/* Runs `tuna ARGS`, stderr to tmpdir/err.txt (read into err[n]); returns the
+ * exit status. */
+static int tuna(const char *args, char *err, size_t n) {
     char cmd[4096], path[400];
     snprintf(path, sizeof path, "%s/err.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s sft --model %s --batch 2 --micro-batch 1 --lr 1e-3 --seed 3 --quiet %s 2>'%s'", test_cli, FIX,
-             extra, path);
+    snprintf(cmd, sizeof cmd, "%s %s 2>'%s'", test_cli, args, path);
     int rc = system(cmd);
     err[0] = 0;
     FILE *f = fopen(path, "r");
@@ -305,8 +307,128 @@ static int sft(const char *extra, char *err, size_t n) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+/* `tuna sft` with the common options and extra ones */
+static int sft(const char *extra, char *err, size_t n) {
+    char args[3000];
+    snprintf(args, sizeof args, "sft --model %s --batch 2 --micro-batch 1 --lr 1e-3 --seed 3 --quiet %s", FIX, extra);
+    return tuna(args, err, n);
+}
+
 static void expect_cli(const char *what, int rc, int want_rc, const char *err, const char *needle) {
     CHECKF(rc == want_rc && strstr(err, needle), "%s: exit %d (want %d), stderr should name '%s': %s", what, rc, want_rc, needle, err);
+}
+
+/* `tuna dpo` on the preference fixture with the common options and extra ones */
+static int dpo(const char *extra, char *err, size_t n) {
+    char args[3000];
+    snprintf(args, sizeof args, "dpo --model %s --data tests/fixtures/dpo/full_sigmoid/data.jsonl --method full --batch 2 "
+             "--micro-batch 1 --lr 1e-3 --seed 3 --quiet %s", FIX, extra);
+    return tuna(args, err, n);
+}
+
+/* A DPO run's reference model is part of what a resume must match. */
+static void cli_dpo_reference(void) {
+    char opt[2048], err[4096];
+    snprintf(opt, sizeof opt, "--ref-model %s --steps 4 --save-every 2 --out %s/dpo", FIX, tmpdir);
+    CHECKF(dpo(opt, err, sizeof err) == 0, "dpo run: %s", err);
+    /* another reference model: the weights of the sft run */
+    snprintf(opt, sizeof opt, "--ref-model %s/run --steps 4 --out %s/dpo-r1 --resume %s/dpo/checkpoint-2", tmpdir, tmpdir, tmpdir);
+    expect_cli("dpo, another --ref-model", dpo(opt, err, sizeof err), 2, err, "ref_model: a different reference model");
+    /* the starting model as reference: the same weights, so the same reference */
+    snprintf(opt, sizeof opt, "--steps 4 --save-every 2 --out %s/dpo-r2 --resume %s/dpo/checkpoint-2", tmpdir, tmpdir);
+    CHECKF(dpo(opt, err, sizeof err) == 0 && !strstr(err, "note"), "dpo, reference the starting model itself: %s", err);
+}
+
+/* Copies checkpoint src to tmpdir/name and sets key of its trainer_state.json
+ * "extra" to v (stolen; NULL: keep the values), with the keys in reverse
+ * order when reverse; dst receives the copy's path. */
+static void edit_extra(const char *src, const char *name, const char *key, json_t *v, int reverse, char *dst, size_t n) {
+    char cmd[1400], path[600];
+    snprintf(dst, n, "%s/%s", tmpdir, name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst, src, dst);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/trainer_state.json", dst);
+    json_t *o = json_load_file(path, 0, NULL), *e = json_object_get(o, "extra"), *r = json_object();
+    CHECKF(json_is_object(e), "%s: no extra object", path);
+    if (!json_is_object(e)) { json_decref(o); json_decref(r); json_decref(v); return; }
+    if (v) json_object_set_new(e, key, v);
+    const char *keys[16];
+    size_t k = 0;
+    const char *kk;
+    json_t *vv;
+    json_object_foreach(e, kk, vv) if (k < 16) keys[k++] = kk;
+    for (size_t i = 0; i < k; i++) {
+        const char *take = keys[reverse ? k - 1 - i : i];
+        json_object_set(r, take, json_object_get(e, take));
+    }
+    json_object_set_new(o, "extra", r);
+    CHECK(json_dump_file(o, path, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) == 0);
+    json_decref(o);
+}
+
+/* extra.best of checkpoint dir (NAN when unreadable) */
+static double extra_best(const char *dir) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    json_t *o = json_load_file(path, 0, NULL);
+    json_t *b = json_object_get(json_object_get(o, "extra"), "best");
+    double v = json_is_number(b) ? json_number_value(b) : NAN;
+    json_decref(o);
+    return v;
+}
+
+/* The best validation loss saved in a checkpoint belongs to its validation
+ * data: with other validation data it is reset, with a notice. The
+ * checkpoint's best is set to 1e-9 (as if its validation data were easy), so
+ * a best kept by mistake shows in the next checkpoint. */
+static void cli_validation_data(const char *a, const char *b) {
+    char opt[2048], err[4096], ck[600], next[600];
+    snprintf(opt, sizeof opt, "--data %s --val %s --eval-every 1 --steps 6 --save-every 3 --out %s/vrun", a, a, tmpdir);
+    CHECKF(sft(opt, err, sizeof err) == 0, "validated run: %s", err);
+    snprintf(opt, sizeof opt, "%s/vrun/checkpoint-3", tmpdir);
+    edit_extra(opt, "vck", "best", json_real(1e-9), 0, ck, sizeof ck);
+
+    snprintf(opt, sizeof opt, "--data %s --val %s --eval-every 1 --steps 9 --save-every 3 --out %s/v1 --resume %s", a, b, tmpdir, ck);
+    expect_cli("other --val", sft(opt, err, sizeof err), 0, err, "the best validation loss and the early-stopping count are reset");
+    snprintf(next, sizeof next, "%s/v1/checkpoint-6", tmpdir);
+    double best = extra_best(next);
+    CHECKF(best > 1e-3 && best < 100, "other --val: best kept from the other validation data: %g", best);
+    snprintf(opt, sizeof opt, "%s/v1/model.safetensors", tmpdir);
+    CHECKF(access(opt, F_OK) == 0, "other --val: the best weights on this validation data were not written");
+
+    /* the same validation data: the saved best stands */
+    snprintf(opt, sizeof opt, "--data %s --val %s --eval-every 1 --steps 9 --save-every 3 --out %s/v2 --resume %s", a, a, tmpdir, ck);
+    CHECKF(sft(opt, err, sizeof err) == 0 && !strstr(err, "validation data"), "same --val: %s", err);
+    snprintf(next, sizeof next, "%s/v2/checkpoint-6", tmpdir);
+    CHECKF(extra_best(next) == 1e-9, "same --val: best %g, want the checkpoint's 1e-9", extra_best(next));
+}
+
+/* The checkpoint's extra is read as JSON, strictly: keys in another order
+ * are still read; a value of the wrong type is an error naming the key. */
+static void cli_extra_strict(const char *a) {
+    char opt[2048], err[4096], ck[600], next[600];
+    snprintf(opt, sizeof opt, "%s/vrun/checkpoint-3", tmpdir);
+    edit_extra(opt, "rev", "best", json_real(1e-9), 1, ck, sizeof ck);
+    snprintf(opt, sizeof opt, "--data %s --val %s --eval-every 1 --steps 9 --save-every 3 --out %s/x1 --resume %s", a, a, tmpdir, ck);
+    CHECKF(sft(opt, err, sizeof err) == 0, "keys reordered: %s", err);
+    snprintf(next, sizeof next, "%s/x1/checkpoint-6", tmpdir);
+    CHECKF(extra_best(next) == 1e-9, "keys reordered: best %g, want the checkpoint's 1e-9 (extra ignored)", extra_best(next));
+
+    static const struct { const char *key, *value, *needle; } bad[] = {
+        {"best", "\"0.5\"", "extra.best \"0.5\": must be a number"},
+        {"bad_evals", "1.5", "extra.bad_evals 1.5: must be an integer"},
+        {"saved_best", "2", "extra.saved_best 2: must be an integer in [0, 1]"},
+        {"val", "7", "extra.val 7: must be a string or null"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(opt, sizeof opt, "%s/vrun/checkpoint-3", tmpdir);
+        edit_extra(opt, "bad", bad[k].key, json_loads(bad[k].value, JSON_DECODE_ANY, NULL), 0, ck, sizeof ck);
+        snprintf(opt, sizeof opt, "--data %s --val %s --eval-every 1 --steps 9 --out %s/x2 --resume %s", a, a, tmpdir, ck);
+        int rc = sft(opt, err, sizeof err);
+        CHECKF(rc == 2 && strstr(err, "bad/trainer_state.json: ") && strstr(err, bad[k].needle),
+               "extra.%s = %s: exit %d (want 2), stderr should name trainer_state.json and '%s': %s", bad[k].key, bad[k].value,
+               rc, bad[k].needle, err);
+    }
 }
 
 static void cli_cases(void) {
@@ -351,6 +473,10 @@ static void cli_cases(void) {
     strip_record(x);
     snprintf(opt, sizeof opt, "--data %s --steps 6 --save-every 3 --out %s/r7 --resume %s", a, tmpdir, x);
     expect_cli("older checkpoint", sft(opt, err, sizeof err), 0, err, "no fingerprint");
+
+    cli_dpo_reference();
+    cli_validation_data(a, b);
+    cli_extra_strict(a);
 }
 
 int main(int argc, char **argv) {

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "cli/train_metrics.h"
+#include "cli/train_resume.h"
 #include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
@@ -98,9 +99,10 @@ static const char *sft_help =
     "                         previous one is removed once the new one is complete)\n"
     "  --resume DIR           continue exactly from a checkpoint folder: different data,\n"
     "                         model, method/adapter, batch, micro-batch, seq-len, packing,\n"
-    "                         schedule, seed or loss settings are refused; a changed\n"
-    "                         --lr, --steps/--epochs, warmup, optimizer or eval/save\n"
-    "                         cadence is allowed and listed\n"
+    "                         schedule, seed, loss settings or dpo --ref-model are\n"
+    "                         refused; a changed --lr, --steps/--epochs, warmup,\n"
+    "                         optimizer or eval/save cadence is allowed and listed;\n"
+    "                         other validation data resets the best-so-far loss\n"
     "  --general-eval FILE    perplexity on plain text (JSONL {\"text\"} or .txt) before\n"
     "                         and after training, to see forgetting (general_eval.json)\n"
     "  --quiet                no progress output\n"
@@ -629,6 +631,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     double gen_before = NAN, gen_after = NAN;
     int64_t gen_tokens = 0;
     double *ref_train = NULL, *ref_val = NULL; /* dpo: reference log-probabilities per sequence */
+    char ref_fp[17] = "";                      /* dpo: the reference model's fingerprint */
     tuna_status st = TUNA_OK;
     if (pretrain) {
         tuna_config cfg;
@@ -671,6 +674,7 @@ int cli_train_command(int argc, char **argv, int mode) {
                 fprintf(stderr, "reference: %s (log-probabilities of %lld sequences, computed once)\n", ref_model,
                         (long long)(parts[0].n + vparts[0].n));
             if (st == TUNA_OK) st = reference_logps(rm, &parts[0], &vparts[0], 2 * a.micro_batch, ref_train, ref_val);
+            if (st == TUNA_OK) train_model_fingerprint(rm, ref_fp);
             tuna_model_free(rm);
         }
         if (st == TUNA_OK) st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
@@ -681,6 +685,7 @@ int cli_train_command(int argc, char **argv, int mode) {
             if (!quiet) fprintf(stderr, "reference: the starting model (log-probabilities of %lld sequences, computed once)\n",
                                 (long long)(parts[0].n + vparts[0].n));
             st = reference_logps(m, &parts[0], &vparts[0], 2 * a.micro_batch, ref_train, ref_val);
+            train_model_fingerprint(m, ref_fp);
         }
         a.ref_logps = ref_train;
     } else {
@@ -860,26 +865,27 @@ int cli_train_command(int argc, char **argv, int mode) {
     json_decref(ja);
     double best = INFINITY;
     int bad_evals = 0, saved_best = 0;
+    train_progress pg; /* best, bad_evals and saved_best as checkpoints record them */
+    train_progress_init(&pg, &val);
     char prev_ck[PATH_MAX] = "";
     /* the driver's own settings, recorded in checkpoints: a resume lists those that changed */
     char run_settings[200];
     snprintf(run_settings, sizeof run_settings, "{\"eval_every\":%d,\"early_stop\":%d,\"save_every\":%d,\"save_dtype\":\"%s\"}",
              eval_every, early_stop, save_every, save_dtype);
     st = tuna_trainer_set_run_settings(tr, run_settings);
+    if (st == TUNA_OK && dpo) st = train_set_reference(tr, ref_fp); /* a resume needs the same reference model */
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (resume) {
         char *extra = NULL;
         st = tuna_trainer_resume(tr, resume, &extra);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
         if (writer && tuna_trainer_resume_notice(tr)[0]) fprintf(stderr, "tuna: note: %s\n", tuna_trainer_resume_notice(tr));
-        if (extra) {
-            double b;
-            int be, sb;
-            if (sscanf(extra, "{\"best\":%lf,\"bad_evals\":%d,\"saved_best\":%d}", &b, &be, &sb) == 3) {
-                best = b; bad_evals = be; saved_best = sb;
-            }
-            free(extra);
-        }
+        char note[512] = "";
+        st = extra ? train_progress_resume(&pg, extra, resume, note, sizeof note) : TUNA_OK;
+        free(extra);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        if (writer && note[0]) fprintf(stderr, "tuna: note: %s\n", note);
+        best = pg.best, bad_evals = pg.bad_evals, saved_best = pg.saved_best;
         if (writer) adopt_resumed_checkpoint(resume, out_dir, tuna_trainer_step_count(tr), prev_ck, sizeof prev_ck);
         if (!quiet) fprintf(stderr, "resumed from %s at step %d\n", resume, tuna_trainer_step_count(tr));
     }
@@ -981,8 +987,8 @@ int cli_train_command(int argc, char **argv, int mode) {
             }
         }
         if (save_every && info.step % save_every == 0 && info.step < total) {
-            snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
-                     isfinite(best) ? best : 1e308, bad_evals, saved_best);
+            pg.best = best, pg.bad_evals = bad_evals, pg.saved_best = saved_best;
+            train_progress_json(&pg, extra, sizeof extra);
             st = writer ? write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
             if (st != TUNA_OK) break;
         }
@@ -1002,8 +1008,8 @@ int cli_train_command(int argc, char **argv, int mode) {
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     }
     if (stop_requested) {
-        snprintf(extra, sizeof extra, "{\"best\":%.17g,\"bad_evals\":%d,\"saved_best\":%d}",
-                 isfinite(best) ? best : 1e308, bad_evals, saved_best);
+        pg.best = best, pg.bad_evals = bad_evals, pg.saved_best = saved_best;
+        train_progress_json(&pg, extra, sizeof extra);
         st = writer ? write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
         if (writer) fprintf(stderr, "tuna: interrupted at step %d; checkpoint saved: resume with --resume %s\n",
