@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -138,11 +139,52 @@ static int sync_entry(const char *path, const struct stat *sb, int type, struct 
     return rc == 0 ? 0 : e;
 }
 
+/* everything under dir durable: depth first, each folder after its content,
+ * dir last */
+static tuna_status sync_tree(const char *dir) {
+    int e = nftw(dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (e != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot sync: %s", dir, strerror(e > 0 ? e : errno));
+    return TUNA_OK;
+}
+
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
-    /* depth first: each folder after its content, tmp_dir last */
-    int e = nftw(tmp_dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (e != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot sync: %s", tmp_dir, strerror(e > 0 ? e : errno));
+    tuna_status st = sync_tree(tmp_dir);
+    if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0)
         return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
+    return sync_parent(dir);
+}
+
+/* dir and tmp_dir swapped where the file system can (one atomic step); else
+ * dir moved aside to tmp_dir.old, tmp_dir renamed to dir, and the old folder
+ * renamed to tmp_dir — a crash between the first two renames leaves dir
+ * absent and its old content at tmp_dir.old (atomic_file.h) */
+static int exchange_dirs(const char *tmp_dir, const char *dir) {
+    if (renameat2(AT_FDCWD, tmp_dir, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) return -1;
+    size_t n = strlen(tmp_dir) + 8;
+    char *aside = malloc(n);
+    if (!aside) return errno = ENOMEM, -1;
+    snprintf(aside, n, "%s.old", tmp_dir);
+    int rc = rename(dir, aside);
+    if (rc == 0 && (rc = rename(tmp_dir, dir)) != 0) {
+        int e = errno;
+        (void)rename(aside, dir); /* put the old folder back */
+        errno = e;
+    }
+    if (rc == 0) (void)rename(aside, tmp_dir);
+    free(aside);
+    return rc;
+}
+
+tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchanged) {
+    *exchanged = 0;
+    tuna_status st = sync_tree(tmp_dir);
+    if (st != TUNA_OK) return st;
+    if (rename(tmp_dir, dir) != 0) {
+        if ((errno != ENOTEMPTY && errno != EEXIST) || exchange_dirs(tmp_dir, dir) != 0)
+            return tuna_fail(TUNA_ERR_IO, "%s: cannot move the new folder into place: %s", dir, strerror(errno));
+        *exchanged = 1;
+    }
     return sync_parent(dir);
 }

@@ -5,8 +5,9 @@
  *           flushed and fsync'd, renamed over path, then the folder fsync'd
  *           (the rename itself is only durable once its folder is);
  *   folder: every file in it and the folder itself fsync'd, renamed into
- *           place, then the parent fsync'd — only after that may the caller
- *           remove what the new folder replaces (an older checkpoint).
+ *           place (or exchanged with the folder it replaces), then the
+ *           parent fsync'd — only after that may the caller remove what the
+ *           new folder replaces (an older checkpoint, a run's old output).
  * Internal to libtuna (and the CLI); all writers go through it, nothing else
  * publishes a file with rename(). Functions return TUNA_OK or record the path and the reason
  * with tuna_fail. */
@@ -42,6 +43,13 @@ tuna_status atomic_file_write_json(const char *path, const json_t *j, size_t fla
 /* Makes everything under tmp_dir durable (files, subfolders, tmp_dir), renames
  * tmp_dir to dir (which must not exist or be empty) and fsyncs dir's parent. */
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir);
+/* As atomic_dir_commit, but dir may hold files: then the two folders are
+ * exchanged in one step (renameat2 RENAME_EXCHANGE), so dir is at every
+ * moment the old folder or the new one; *exchanged = 1, and tmp_dir holds the
+ * old content for the caller to remove. On a file system without the exchange,
+ * dir is moved aside to tmp_dir.old first (a crash right then leaves dir
+ * absent and the old content there). */
+tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchanged);
 /* fsync of a folder (so the names created or renamed in it are durable). */
 tuna_status atomic_sync_dir(const char *dir);
 #endif
