@@ -92,7 +92,9 @@ static const char *sft_help =
     "                         positions restarting and attention confined per example\n"
     "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
     "                         previous one is removed once the new one is complete)\n"
-    "  --resume DIR           continue exactly from a checkpoint folder\n"
+    "  --resume DIR           continue exactly from a checkpoint folder (one of OUT's:\n"
+    "                         the run goes on in OUT)\n"
+    "  --overwrite            replace a non-empty OUT (refused without it)\n"
     "  --general-eval FILE    perplexity on plain text (JSONL {\"text\"} or .txt) before\n"
     "                         and after training, to see forgetting (general_eval.json)\n"
     "  --quiet                no progress output\n"
@@ -100,7 +102,10 @@ static const char *sft_help =
     "--batch and the gradients are summed across ranks (README: Data-parallel training).\n"
     "Ctrl-C or SIGTERM saves a checkpoint and exits (status 1) with the resume command.\n"
     "Writes OUT/model.safetensors (or the adapter files), config.json, tokenizer files,\n"
-    "metrics.jsonl, train_args.json. With validation, OUT holds the best weights seen.\n";
+    "metrics.jsonl, train_args.json. With validation, OUT holds the best weights seen.\n"
+    "They are written in a hidden sibling, .OUT.run-PID, which takes OUT's place at the\n"
+    "run's first checkpoint, best-weights save or final save: a run that fails before\n"
+    "leaves OUT as it was (or absent).\n";
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
