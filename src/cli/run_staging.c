@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,48 @@ static int resumes_in(const char *resume, const char *out) {
     return realpath(parent, a) && realpath(out, b) && !strcmp(a, b);
 }
 
+/* 1 when dir is the root of a mount (a container's volume): it cannot be
+ * renamed. statx says so where the kernel knows (Linux 5.8); else a device
+ * other than its parent's. */
+static int is_mount_root(const char *dir, const char *parent) {
+    struct statx sx;
+    if (statx(AT_FDCWD, dir, 0, STATX_BASIC_STATS, &sx) == 0 && (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+        return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+    struct stat a, b;
+    return stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+/* 1 when name is PREFIX + the number of a process that is gone (or of this
+ * one: a leftover of an earlier process with the same number) + suffix
+ * (a suffix may be absent when optional) */
+static int dead_run(const char *name, const char *prefix, const char *suffix, int optional, long *pid) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n)) return 0;
+    char *end;
+    *pid = strtol(name + n, &end, 10);
+    if (*pid <= 0 || end == name + n || (strcmp(end, suffix) && !(optional && !*end))) return 0;
+    return *pid == (long)getpid() || (kill((pid_t)*pid, 0) != 0 && errno != EPERM);
+}
+
+/* Inside out (the folder could not be swapped): a dead run's staging folder
+ * .tuna-run-PID is removed; .tuna-old-PID holds out's old entries from a
+ * replacement a crash cut short, and is only pointed out. */
+static void clean_inside(const char *out) {
+    char path[2 * PATH_MAX + 8];
+    long pid;
+    DIR *d = opendir(out);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        snprintf(path, sizeof path, "%s/%s", out, e->d_name);
+        if (dead_run(e->d_name, ".tuna-run-", "", 0, &pid)) {
+            fprintf(stderr, "tuna: notice: removing %s, left by an interrupted run (process %ld)\n", path, pid);
+            cli_remove_tree(path);
+        } else if (dead_run(e->d_name, ".tuna-old-", "", 0, &pid))
+            fprintf(stderr, "tuna: notice: %s holds what %s held before a replacement that a crash interrupted\n", path, out);
+    }
+    if (d) closedir(d);
+}
+
 /* Staging folders of out (".BASE.run-PID", ".BASE.run-PID.old") whose
  * process is gone: removed; a ".old" one when out is absent holds out's old
  * content (a crash between the two renames of a replacement) and is put back. */
@@ -68,15 +111,12 @@ static void clean_leftovers(const char *parent, const char *base, const char *ou
     DIR *d = opendir(parent);
     if (!d) return;
     struct dirent *e;
+    long pid;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, strlen(prefix))) continue;
-        char *end;
-        long pid = strtol(e->d_name + strlen(prefix), &end, 10);
-        if (pid <= 0 || (*end && strcmp(end, ".old"))) continue;
-        if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue; /* a live run's */
+        if (!dead_run(e->d_name, prefix, ".old", 1, &pid)) continue; /* another name, or a live run's */
         snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
         struct stat sb;
-        if (*end && stat(out, &sb) != 0 && rename(path, out) == 0) {
+        if (strstr(e->d_name + strlen(prefix), ".old") && stat(out, &sb) != 0 && rename(path, out) == 0) {
             fprintf(stderr, "tuna: notice: %s put back from %s (a replacement interrupted by a crash)\n", out, path);
             continue;
         }
@@ -98,6 +138,7 @@ int cli_run_dir_check(const char *out, const char *resume, int overwrite, int *i
     *in_place = 0;
     if (split_path(out, parent, base) != 0) return cli_usage_error("--out %s: cannot be an output folder", out);
     clean_leftovers(parent, base, out);
+    clean_inside(out);
     struct stat sb;
     if (stat(out, &sb) != 0) return 0;
     if (!S_ISDIR(sb.st_mode)) return cli_usage_error("--out %s exists and is not a folder", out);
@@ -117,8 +158,14 @@ tuna_status cli_run_dir_begin(cli_run_dir *r, const char *out, int in_place) {
         return TUNA_OK;
     }
     /* the resolved name: a symbolic link to a folder is replaced through, not itself */
-    if (split_path(out, parent, base) != 0 || snprintf(r->out, sizeof r->out, "%s/%s", parent, base) >= (int)sizeof r->out ||
-        snprintf(r->stage, sizeof r->stage, "%s/.%s.run-%ld", parent, base, (long)getpid()) >= (int)sizeof r->stage) {
+    if (split_path(out, parent, base) != 0 || snprintf(r->out, sizeof r->out, "%s/%s", parent, base) >= (int)sizeof r->out) {
+        r->stage[0] = '\0';
+        return tuna_fail(TUNA_ERR_ARG, "--out %s: cannot be an output folder (name too long?)", out);
+    }
+    struct stat sb;
+    r->inside = stat(r->out, &sb) == 0 && (is_mount_root(r->out, parent) || access(parent, W_OK) != 0);
+    if ((r->inside ? snprintf(r->stage, sizeof r->stage, "%s/.tuna-run-%ld", r->out, (long)getpid())
+                   : snprintf(r->stage, sizeof r->stage, "%s/.%s.run-%ld", parent, base, (long)getpid())) >= (int)sizeof r->stage) {
         r->stage[0] = '\0';
         return tuna_fail(TUNA_ERR_ARG, "--out %s: cannot be an output folder (name too long?)", out);
     }
@@ -128,14 +175,78 @@ tuna_status cli_run_dir_begin(cli_run_dir *r, const char *out, int in_place) {
         r->stage[0] = '\0';
         return st;
     }
-    struct stat sb;
-    if (stat(r->out, &sb) == 0) chmod(r->stage, sb.st_mode & 07777); /* the folder keeps its permissions */
+    if (!r->inside && stat(r->out, &sb) == 0) chmod(r->stage, sb.st_mode & 07777); /* the folder keeps its permissions */
     r->dir = r->stage;
+    return TUNA_OK;
+}
+
+/* Moves every entry of from into to, except the names skip_a and skip_b
+ * (NULL: none). 0, or -1 with errno after the first failure (the entries
+ * before it moved). */
+static int move_entries(const char *from, const char *to, const char *skip_a, const char *skip_b) {
+    DIR *d = opendir(from);
+    if (!d) return -1;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) { /* names first: the folder is not changed while it is read */
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (skip_a && !strcmp(e->d_name, skip_a)) ||
+            (skip_b && !strcmp(e->d_name, skip_b)))
+            continue;
+        if (n == cap) {
+            char **g = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof *names);
+            if (!g) { rc = -1; errno = ENOMEM; break; }
+            names = g;
+        }
+        if (!(names[n] = strdup(e->d_name))) { rc = -1; errno = ENOMEM; break; }
+        n++;
+    }
+    closedir(d);
+    char a[2 * PATH_MAX], b[2 * PATH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(a, sizeof a, "%s/%s", from, names[i]);
+        snprintf(b, sizeof b, "%s/%s", to, names[i]);
+        if (rc == 0 && rename(a, b) != 0) rc = -1;
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* The commit when out cannot be swapped: out's entries aside into
+ * .tuna-old-PID, the staged ones up, the renames synced, the old removed;
+ * a failure on the way moves everything back. */
+static tuna_status commit_inside(cli_run_dir *r) {
+    char old[PATH_MAX + 32];
+    const char *sname = strrchr(r->stage, '/') + 1;
+    snprintf(old, sizeof old, "%s/.tuna-old-%ld", r->out, (long)getpid());
+    const char *oname = strrchr(old, '/') + 1;
+    tuna_status st = atomic_sync_tree(r->stage);
+    if (st != TUNA_OK) return st;
+    if (mkdir(old, 0700) != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", old, strerror(errno));
+    int aside = move_entries(r->out, old, sname, oname) == 0, e = errno;
+    if (!aside || move_entries(r->stage, r->out, sname, oname) != 0) {
+        e = aside ? errno : e;
+        if (aside) move_entries(r->out, r->stage, sname, oname); /* the new entries moved so far */
+        move_entries(old, r->out, NULL, NULL);
+        rmdir(old);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot move the run's files into place: %s", r->out, strerror(e));
+    }
+    st = atomic_sync_dir(r->out);
+    if (st != TUNA_OK) return st;
+    cli_remove_tree(old);
+    rmdir(r->stage);
     return TUNA_OK;
 }
 
 tuna_status cli_run_dir_commit(cli_run_dir *r) {
     if (!r->stage[0]) return TUNA_OK;
+    if (r->inside) {
+        tuna_status st = commit_inside(r);
+        if (st == TUNA_OK) { r->dir = r->out; r->stage[0] = '\0'; }
+        return st;
+    }
     int exchanged = 0;
     tuna_status st = atomic_dir_replace(r->stage, r->out, &exchanged);
     if (st != TUNA_OK) return st;

@@ -13,6 +13,11 @@
  *     then on the run writes in --out itself, file by file atomically;
  *   - a run that fails before that point removes its staging folder: --out is
  *     byte for byte as it was, or absent when it was new.
+ * When --out is a mount point (a container's volume) or its parent folder is
+ * not writable, the folder cannot be swapped: the staging folder is then a
+ * hidden entry of --out itself (.tuna-run-PID) and the commit moves --out's
+ * old entries aside (.tuna-old-PID), the new ones up, and removes the old —
+ * the same outcome, but several renames instead of one.
  * A resume of --out's own checkpoint writes in place, but only once the
  * checkpoint was accepted (a refused --resume leaves the folder untouched). */
 #ifndef TUNA_CLI_RUN_STAGING_H
@@ -26,6 +31,7 @@ typedef struct {
     char out[PATH_MAX];   /* --out as given */
     char stage[PATH_MAX]; /* the staging sibling until the commit, else "" */
     const char *dir;      /* where the run writes now: stage, then out */
+    int inside;           /* stage is an entry of out (out cannot be swapped) */
 } cli_run_dir;
 
 /* The check before any work. Returns 0, or 2 after printing one line: --out

@@ -139,16 +139,14 @@ static int sync_entry(const char *path, const struct stat *sb, int type, struct 
     return rc == 0 ? 0 : e;
 }
 
-/* everything under dir durable: depth first, each folder after its content,
- * dir last */
-static tuna_status sync_tree(const char *dir) {
+tuna_status atomic_sync_tree(const char *dir) {
     int e = nftw(dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (e != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot sync: %s", dir, strerror(e > 0 ? e : errno));
     return TUNA_OK;
 }
 
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
-    tuna_status st = sync_tree(tmp_dir);
+    tuna_status st = atomic_sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0)
         return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
@@ -179,7 +177,7 @@ static int exchange_dirs(const char *tmp_dir, const char *dir) {
 
 tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchanged) {
     *exchanged = 0;
-    tuna_status st = sync_tree(tmp_dir);
+    tuna_status st = atomic_sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0) {
         if ((errno != ENOTEMPTY && errno != EEXIST) || exchange_dirs(tmp_dir, dir) != 0)

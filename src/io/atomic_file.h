@@ -50,6 +50,9 @@ tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir);
  * dir is moved aside to tmp_dir.old first (a crash right then leaves dir
  * absent and the old content there). */
 tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchanged);
+/* fsync of everything under dir: depth first, each folder after its
+ * content, dir last. */
+tuna_status atomic_sync_tree(const char *dir);
 /* fsync of a folder (so the names created or renamed in it are durable). */
 tuna_status atomic_sync_dir(const char *dir);
 #endif
