@@ -200,6 +200,25 @@ static void test_resume_in_place(void) {
     CHECK(leftovers("inplace") == 0);
 }
 
+/* A resume from another folder's checkpoint, taken after validation saved
+ * the best weights there: the new --out gets weights of its own (the run
+ * took the best as already saved: no weights, or with staging no --out). */
+static void test_resume_elsewhere(void) {
+    char a[600], b[600], val[600], cmd[4096], path[700];
+    snprintf(a, sizeof a, "%s/validated", tmpdir);
+    snprintf(b, sizeof b, "%s/continued", tmpdir);
+    snprintf(val, sizeof val, "%s/val.jsonl", tmpdir);
+    write_text(val, "{\"input_ids\":[5,6,7,8,9,10,11,12]}\n{\"input_ids\":[13,14,15,16,17,18,19,20]}\n");
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --val %s --eval-every 2 --save-every 2 --steps 4 --batch 2 --quiet --out %s",
+             test_cli, MODEL, DATA, val, a);
+    CHECKF(run(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --val %s --eval-every 2 --steps 2 --batch 2 --quiet --out %s --resume %s/checkpoint-2",
+             test_cli, MODEL, DATA, val, b, a);
+    CHECKF(run(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/model.safetensors", b);
+    CHECKF(access(path, F_OK) == 0, "no %s after a resume from another folder's checkpoint", path);
+}
+
 /* Non-empty --out: refused without --overwrite (one line naming it, exit 2,
  * untouched), replaced with it; an empty folder is used; a file refused. */
 static void test_non_empty(void) {
@@ -292,6 +311,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmpdir)) return 1;
     test_failures();
     test_resume_in_place();
+    test_resume_elsewhere();
     test_non_empty();
     test_kill();
     char cmd[512];

@@ -738,7 +738,9 @@ int cli_train_command(int argc, char **argv, int mode) {
             double b;
             int be, sb;
             if (sscanf(extra, "{\"best\":%lf,\"bad_evals\":%d,\"saved_best\":%d}", &b, &be, &sb) == 3) {
-                best = b; bad_evals = be; saved_best = sb;
+                /* the best weights saved so far are in the checkpoint's own folder:
+                 * a run going on elsewhere writes its own at the end */
+                best = b; bad_evals = be; saved_best = sb && in_place;
             }
             free(extra);
         }
