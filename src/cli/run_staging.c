@@ -5,12 +5,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -180,60 +180,12 @@ tuna_status cli_run_dir_begin(cli_run_dir *r, const char *out, int in_place) {
     return TUNA_OK;
 }
 
-/* Moves every entry of from into to, except the names skip_a and skip_b
- * (NULL: none). 0, or -1 with errno after the first failure (the entries
- * before it moved). */
-static int move_entries(const char *from, const char *to, const char *skip_a, const char *skip_b) {
-    DIR *d = opendir(from);
-    if (!d) return -1;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) { /* names first: the folder is not changed while it is read */
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (skip_a && !strcmp(e->d_name, skip_a)) ||
-            (skip_b && !strcmp(e->d_name, skip_b)))
-            continue;
-        if (n == cap) {
-            char **g = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof *names);
-            if (!g) { rc = -1; errno = ENOMEM; break; }
-            names = g;
-        }
-        if (!(names[n] = strdup(e->d_name))) { rc = -1; errno = ENOMEM; break; }
-        n++;
-    }
-    closedir(d);
-    char a[2 * PATH_MAX], b[2 * PATH_MAX];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(a, sizeof a, "%s/%s", from, names[i]);
-        snprintf(b, sizeof b, "%s/%s", to, names[i]);
-        if (rc == 0 && rename(a, b) != 0) rc = -1;
-        free(names[i]);
-    }
-    free(names);
-    return rc;
-}
-
-/* The commit when out cannot be swapped: out's entries aside into
- * .tuna-old-PID, the staged ones up, the renames synced, the old removed;
- * a failure on the way moves everything back. */
+/* The commit when out cannot be swapped (io/atomic_file.h); the old
+ * entries, set aside, are removed once the new ones are in place. */
 static tuna_status commit_inside(cli_run_dir *r) {
     char old[PATH_MAX + 32];
-    const char *sname = strrchr(r->stage, '/') + 1;
     snprintf(old, sizeof old, "%s/.tuna-old-%ld", r->out, (long)getpid());
-    const char *oname = strrchr(old, '/') + 1;
-    tuna_status st = atomic_sync_tree(r->stage);
-    if (st != TUNA_OK) return st;
-    if (mkdir(old, 0700) != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", old, strerror(errno));
-    int aside = move_entries(r->out, old, sname, oname) == 0, e = errno;
-    if (!aside || move_entries(r->stage, r->out, sname, oname) != 0) {
-        e = aside ? errno : e;
-        if (aside) move_entries(r->out, r->stage, sname, oname); /* the new entries moved so far */
-        move_entries(old, r->out, NULL, NULL);
-        rmdir(old);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot move the run's files into place: %s", r->out, strerror(e));
-    }
-    st = atomic_sync_dir(r->out);
+    tuna_status st = atomic_dir_move_in(r->stage, r->out, old);
     if (st != TUNA_OK) return st;
     cli_remove_tree(old);
     rmdir(r->stage);

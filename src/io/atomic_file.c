@@ -6,11 +6,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* distinguishes the temporary names of one process's threads */
@@ -185,4 +188,54 @@ tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchan
         *exchanged = 1;
     }
     return sync_parent(dir);
+}
+
+/* Moves every entry of from into to, except the names skip_a and skip_b
+ * (NULL: none). 0, or -1 with errno after the first failure (the entries
+ * before it moved). */
+static int move_entries(const char *from, const char *to, const char *skip_a, const char *skip_b) {
+    DIR *d = opendir(from);
+    if (!d) return -1;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) { /* names first: the folder is not changed while it is read */
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (skip_a && !strcmp(e->d_name, skip_a)) ||
+            (skip_b && !strcmp(e->d_name, skip_b)))
+            continue;
+        if (n == cap) {
+            char **g = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof *names);
+            if (!g) { rc = -1; errno = ENOMEM; break; }
+            names = g;
+        }
+        if (!(names[n] = strdup(e->d_name))) { rc = -1; errno = ENOMEM; break; }
+        n++;
+    }
+    closedir(d);
+    char a[2 * PATH_MAX], b[2 * PATH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(a, sizeof a, "%s/%s", from, names[i]);
+        snprintf(b, sizeof b, "%s/%s", to, names[i]);
+        if (rc == 0 && rename(a, b) != 0) rc = -1;
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+tuna_status atomic_dir_move_in(const char *tmp_dir, const char *dir, const char *aside) {
+    const char *tname = strrchr(tmp_dir, '/') + 1, *aname = strrchr(aside, '/') + 1;
+    tuna_status st = atomic_sync_tree(tmp_dir);
+    if (st != TUNA_OK) return st;
+    if (mkdir(aside, 0700) != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", aside, strerror(errno));
+    int moved = move_entries(dir, aside, tname, aname) == 0, e = errno;
+    if (!moved || move_entries(tmp_dir, dir, tname, aname) != 0) {
+        e = moved ? errno : e;
+        if (moved) move_entries(dir, tmp_dir, tname, aname); /* the new entries moved so far */
+        move_entries(aside, dir, NULL, NULL);
+        rmdir(aside);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot move the new files into place: %s", dir, strerror(e));
+    }
+    return atomic_sync_dir(dir);
 }

@@ -5,9 +5,10 @@
  *           flushed and fsync'd, renamed over path, then the folder fsync'd
  *           (the rename itself is only durable once its folder is);
  *   folder: every file in it and the folder itself fsync'd, renamed into
- *           place (or exchanged with the folder it replaces), then the
- *           parent fsync'd — only after that may the caller remove what the
- *           new folder replaces (an older checkpoint, a run's old output).
+ *           place (or exchanged with the folder it replaces; or, for a
+ *           mount point, its entries moved in), then the parent fsync'd —
+ *           only after that may the caller remove what the new folder
+ *           replaces (an older checkpoint, a run's old output).
  * Internal to libtuna (and the CLI); all writers go through it, nothing else
  * publishes a file with rename(). Functions return TUNA_OK or record the path and the reason
  * with tuna_fail. */
@@ -50,6 +51,13 @@ tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir);
  * dir is moved aside to tmp_dir.old first (a crash right then leaves dir
  * absent and the old content there). */
 tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchanged);
+/* For a folder that cannot be renamed (a mount point): tmp_dir and aside are
+ * entries of dir. tmp_dir's content is made durable, dir's other entries are
+ * moved into aside (created), tmp_dir's moved up into dir, and dir fsync'd;
+ * the caller then removes aside and the empty tmp_dir. On failure everything
+ * is moved back. Several renames, not one: a crash midway leaves dir's
+ * entries split between dir and aside. */
+tuna_status atomic_dir_move_in(const char *tmp_dir, const char *dir, const char *aside);
 /* fsync of everything under dir: depth first, each folder after its
  * content, dir last. */
 tuna_status atomic_sync_tree(const char *dir);
