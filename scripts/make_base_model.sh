@@ -49,10 +49,13 @@ $T tokenizer train --data "$work/train.jsonl" --vocab-size 4096 --special '<|end
 #    8 rows per step, cosine schedule, AdamW with weight decay 0.1; validation
 #    every 100 steps, the best model kept, stopping after 4 evaluations
 #    without improvement
+#    A rerun replaces the earlier model (at its first checkpoint); RESUME=DIR
+#    continues from one of its checkpoints instead
+if [ -n "${RESUME:-}" ]; then continue_args=(--resume "$RESUME"); else continue_args=(--overwrite); fi
 $T pretrain --config configs/tuna-stories.json --tokenizer "$work/tokenizer" \
   --data "$work/train.jsonl" --val "$work/val.txt" --seq-len 512 --batch 8 \
   --steps "$steps" --lr 1.5e-3 --warmup 0.03 --weight-decay 0.1 --eval-every 100 --early-stop 4 \
-  --save-every 500 --seed 1 --out "$work/model" ${RESUME:+--resume "$RESUME"}
+  --save-every 500 --seed 1 --out "$work/model" "${continue_args[@]}"
 
 # 4. the shipped folder: bf16 weights, tokenizer files, generation config
 #    (greedy, stop at <|endoftext|>); models/tuna-stories/README.md is the card,

@@ -6,7 +6,10 @@
 # run resumes from the newest one (or starts over when there is none); each
 # run, however often killed, must end with safetensors byte-identical to one
 # uninterrupted run. Every third kill is aimed at a checkpoint write: it waits
-# for a new .checkpoint-N.tmp folder, then 0-20 ms more. Prints the seed and
+# for a new .checkpoint-N.tmp folder, then 0-20 ms more. A run killed before
+# its first checkpoint leaves no output folder (its files are staged in a
+# hidden sibling, src/cli/run_staging.h), which the next start removes: no
+# staging folder may be left once a run has finished. Prints the seed and
 # the counts; exits 1 on any failure.
 # Settings (environment): SOAK_KILLS (kills per method, 30), SOAK_SEED (random
 # when unset), SOAK_METHODS ("full lora"), SOAK_WORK (a temporary folder),
@@ -77,6 +80,7 @@ check_after_kill() {
 # checkpoint (two present), or removing the previous one (a hidden .old)
 classify_kill() {
   local out=$1 hidden
+  [ -d "$out" ] || { staged=$((staged + 1)); return; }
   hidden=$(find "$out" -maxdepth 1 -name '.checkpoint-*' -cnewer "$work/started")
   if [[ $hidden == *.tmp* ]]; then in_tmp=$((in_tmp + 1))
   elif [ "$(compgen -G "$out/checkpoint-*" | wc -l)" -gt 1 ]; then two_ckpt=$((two_ckpt + 1))
@@ -102,7 +106,7 @@ aim_at_write() {
 
 soak_method() {
   local method=$1 ref="$work/$method-ref" out="$work/$method-run" t0 ms pid rc resume segs
-  local runs=0 kills=0 in_tmp=0 two_ckpt=0 in_old=0 mismatches=0
+  local runs=0 kills=0 in_tmp=0 two_ckpt=0 in_old=0 staged=0 mismatches=0
   t0=$(date +%s%N)
   # shellcheck disable=SC2046
   "$T" sft $(sft_args "$method") --out "$ref" || { fail "$method: the reference run failed"; return; }
@@ -135,11 +139,12 @@ soak_method() {
       [ "$rc" -eq 0 ] || { fail "$method: run ended with status $rc: $(tail -2 "$work/run.log")"; break; }
       runs=$((runs + 1))
       same_weights "$ref" "$out" || { mismatches=$((mismatches + 1)); fail "$method: run $runs differs"; }
+      compgen -G "$work/.$(basename "$out").run-*" >/dev/null && fail "$method: a staging folder is left: $(compgen -G "$work/.$(basename "$out").run-*")"
       break
     done
   done
-  echo "soak-train: $method: runs $runs, kills $kills, kills during a checkpoint write" \
-       "$((in_tmp + two_ckpt + in_old)) (writing $in_tmp, renamed $two_ckpt, removing the previous $in_old)," \
+  echo "soak-train: $method: runs $runs, kills $kills, kills before the first checkpoint $staged, kills during a" \
+       "checkpoint write $((in_tmp + two_ckpt + in_old)) (writing $in_tmp, renamed $two_ckpt, removing the previous $in_old)," \
        "mismatches $mismatches"
 }
 

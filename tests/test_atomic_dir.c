@@ -45,7 +45,9 @@ int main(void) {
     put(tmp, "new.txt", "new");
 
     /* the swap: dir holds the new content, tmp the old */
-    CHECK(atomic_dir_replace(tmp, dir) == TUNA_OK);
+    int exchanged = 0;
+    CHECK(atomic_dir_replace(tmp, dir, &exchanged) == TUNA_OK);
+    CHECK(exchanged == 1);
     CHECKF(!strcmp(get(dir, "new.txt"), "new"), "new content in place: '%s'", get(dir, "new.txt"));
     CHECK(access(dir, F_OK) == 0 && strcmp(get(dir, "old.txt"), "old") != 0);
     CHECKF(!strcmp(get(tmp, "old.txt"), "old"), "old content under the temporary name: '%s'", get(tmp, "old.txt"));
@@ -53,7 +55,7 @@ int main(void) {
     /* a failed replace (nothing to publish) leaves dir as it was */
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     CHECK(system(cmd) == 0);
-    CHECK(atomic_dir_replace(tmp, dir) != TUNA_OK);
+    CHECK(atomic_dir_replace(tmp, dir, &exchanged) != TUNA_OK);
     CHECK(strstr(tuna_last_error(), ".out.tmp") != NULL);
     CHECK(!strcmp(get(dir, "new.txt"), "new"));
 

@@ -91,12 +91,13 @@ mkdir "$tmp/synth"; mkfifo "$tmp/synth/train.jsonl"
 run synth_fifo "$tuna" data synth --out "$tmp/synth" --train 3 --val 1 --eval 1
 expect "data synth: a folder holding a FIFO is not replaced" 2 "is not empty (add --overwrite"
 still "data synth" -p "$tmp/synth/train.jsonl"
-# a checkpoint folder's name taken by a device: refused, not discarded (atomic_dir_commit's check)
-mkdir "$tmp/ck_run"
-if [ "$node_test" = -c ]; then mknod "$tmp/ck_run/checkpoint-1" c 1 7; else mkfifo "$tmp/ck_run/checkpoint-1"; fi
-run ck_node "$tuna" sft --model "$tmp/llama16" --data "$tmp/ten.jsonl" --out "$tmp/ck_run" --steps 2 --save-every 1 --quiet
-expect "sft: a device named like the checkpoint is refused" 2 "$tmp/ck_run/checkpoint-1: is $node_kind, not a folder"
-still "sft checkpoint" $node_test "$tmp/ck_run/checkpoint-1"
+# a checkpoint folder's name taken by a device: refused, not discarded (atomic_dir_commit's
+# check). A run resumed in its own --out writes its checkpoints there (a new run's are staged)
+"$tuna" sft --model "$tmp/llama16" --data "$tmp/ten.jsonl" --out "$tmp/ck_run" --steps 2 --save-every 1 --quiet 2>/dev/null
+if [ "$node_test" = -c ]; then mknod "$tmp/ck_run/checkpoint-2" c 1 7; else mkfifo "$tmp/ck_run/checkpoint-2"; fi
+run ck_node "$tuna" sft --model "$tmp/llama16" --data "$tmp/ten.jsonl" --out "$tmp/ck_run" --steps 3 --save-every 1 --quiet --resume "$tmp/ck_run/checkpoint-1"
+expect "sft: a device named like the checkpoint is refused" 2 "$tmp/ck_run/checkpoint-2: is $node_kind, not a folder"
+still "sft checkpoint" $node_test "$tmp/ck_run/checkpoint-2"
 # a symbolic link to a regular file: the file it points at is written, the link stays
 echo old >"$tmp/target.jsonl"; ln -s "$tmp/target.jsonl" "$tmp/link.jsonl"
 run clean_link "$tuna" data clean "$tmp/text.jsonl" --out "$tmp/link.jsonl"
@@ -137,9 +138,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 if ${CC:-cc} -shared -fPIC -o "$tmp/nospc.so" "$tmp/nospc.c" -ldl 2>"$tmp/cc.err"; then
   run nospc_ck env NOSPC_MKDIR=.checkpoint- LD_PRELOAD="$tmp/nospc.so" "$tuna" sft --model "$tmp/llama16" --data "$tmp/ten.jsonl" --out "$tmp/ns_ck" --steps 2 --save-every 1 --quiet
   expect "sft: no room for the checkpoint folder: exit 1" 1 ".checkpoint-1.tmp: cannot create: No space left on device"
-  # the CLI creates --out (first call), the adapter save creates it again (second): that one fails
+  # the CLI creates the run's staging folder .ns_lora.run-PID (first call), the adapter save creates it again (second): that one fails
   run nospc_lora env NOSPC_MKDIR=ns_lora NOSPC_SKIP=1 LD_PRELOAD="$tmp/nospc.so" "$tuna" sft --model "$tmp/llama16" --data "$tmp/ten.jsonl" --method lora --out "$tmp/ns_lora" --steps 1 --quiet
-  expect "sft --method lora: no room for the adapter folder: exit 1" 1 "ns_lora: cannot create: No space left on device"
+  expect "sft --method lora: no room for the adapter folder: exit 1" 1 "cannot create: No space left on device"
   run nospc_tok env NOSPC_MKDIR=ns_tok LD_PRELOAD="$tmp/nospc.so" "$tuna" tokenizer train --data "$tmp/text.jsonl" --vocab-size 300 --out "$tmp/ns_tok"
   expect "tokenizer train: no room for the folder: exit 1" 1 "ns_tok: cannot create directory: No space left on device"
 else bad "the mkdir shim builds" "$(cat "$tmp/cc.err")"; fi

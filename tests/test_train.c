@@ -141,9 +141,10 @@ static void test_sigint(void) {
         execv(args[0], (char *const *)args);
         _exit(127);
     }
-    /* wait until training has started (metrics file has a line) */
+    /* wait until training has started (metrics file has a line; in the run's
+     * staging folder until its first checkpoint) */
     char mpath[400];
-    snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", d2);
+    snprintf(mpath, sizeof mpath, "%s/.sig.run-%ld/metrics.jsonl", tmpdir, (long)pid);
     for (int i = 0; i < 200; i++) {
         struct stat sb;
         if (stat(mpath, &sb) == 0 && sb.st_size > 0) break;
@@ -312,7 +313,7 @@ static void test_mixing(void) {
     double share = s ? atof(s + 9) : -1;
     /* 1200 draws at p = 0.7: 3 standard deviations = 0.04 */
     CHECKF(fabs(share - 0.7) < 0.04, "mixture share %.4f for weight 0.7 (%s)", share, line);
-    snprintf(cmd, sizeof cmd, "%s --steps 10 --out %s", base, d1);
+    snprintf(cmd, sizeof cmd, "%s --steps 10 --overwrite --out %s", base, d1); /* the same folder again */
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, "%s --steps 10 --save-every 5 --out %s", base, d2);
     CHECK(system(cmd) == 0);
@@ -634,7 +635,7 @@ static void test_plan(void) {
             if (s) pred = atof(s + 17);
         }
         if (f) fclose(f);
-        snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --batch %d --steps 2 --quiet --out %s/planrun", test_cli,
+        snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --batch %d --steps 2 --quiet --overwrite --out %s/planrun", test_cli,
                  cases[i].dir, cases[i].data, cases[i].batch, tmpdir);
         long kb = child_maxrss_kb(cmd);
         CHECKF(pred > 0 && kb > 0, "plan %.0f bytes, sft peak RSS %ld KiB for %s", pred, kb, cases[i].dir);

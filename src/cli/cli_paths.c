@@ -221,10 +221,8 @@ int cli_out_dir_begin(cli_out_dir *d, const char *cmd, const char *dir, int over
 }
 
 tuna_status cli_out_dir_commit(cli_out_dir *d) {
-    struct stat st;
-    /* rename(2) takes over an empty folder; a full one is swapped */
-    int replace = stat(d->dir, &st) == 0 && dir_has_entries(d->dir) != 0;
-    tuna_status s = replace ? atomic_dir_replace(d->tmp, d->dir) : atomic_dir_commit(d->tmp, d->dir);
+    int exchanged; /* rename(2) takes over an empty folder; a full one is swapped */
+    tuna_status s = atomic_dir_replace(d->tmp, d->dir, &exchanged);
     cli_remove_tree(d->tmp); /* on success: the old folder; on failure: the unfinished new one */
     d->tmp[0] = '\0';
     return s;

@@ -7,7 +7,6 @@
  * output folder Hugging Face tools can load. */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "cli/run_staging.h"
 #include "cli/train_metrics.h"
 #include "cli/train_resume.h"
 #include "cli_paths.h"
@@ -97,12 +97,14 @@ static const char *sft_help =
     "                         positions restarting and attention confined per example\n"
     "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
     "                         previous one is removed once the new one is complete)\n"
-    "  --resume DIR           continue exactly from a checkpoint folder: different data,\n"
-    "                         model, method/adapter, batch, micro-batch, seq-len, packing,\n"
+    "  --resume DIR           continue exactly from a checkpoint folder (one of OUT's:\n"
+    "                         the run goes on in OUT): different data, model,\n"
+    "                         method/adapter, batch, micro-batch, seq-len, packing,\n"
     "                         schedule, seed, loss settings or dpo --ref-model are\n"
     "                         refused; a changed --lr, --steps/--epochs, warmup,\n"
     "                         optimizer or eval/save cadence is allowed and listed;\n"
     "                         other validation data resets the best-so-far loss\n"
+    "  --overwrite            replace a non-empty OUT (refused without it)\n"
     "  --general-eval FILE    perplexity on plain text (JSONL {\"text\"} or .txt) before\n"
     "                         and after training, to see forgetting (general_eval.json)\n"
     "  --quiet                no progress output\n"
@@ -110,7 +112,10 @@ static const char *sft_help =
     "--batch and the gradients are summed across ranks (README: Data-parallel training).\n"
     "Ctrl-C or SIGTERM saves a checkpoint and exits (status 1) with the resume command.\n"
     "Writes OUT/model.safetensors (or the adapter files), config.json, tokenizer files,\n"
-    "metrics.jsonl, train_args.json. With validation, OUT holds the best weights seen.\n";
+    "metrics.jsonl, train_args.json. With validation, OUT holds the best weights seen.\n"
+    "They are written in a hidden sibling, .OUT.run-PID, which takes OUT's place at the\n"
+    "run's first checkpoint, best-weights save or final save: a run that fails before\n"
+    "leaves OUT as it was (or absent).\n";
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
@@ -153,53 +158,52 @@ void cli_copy_file(const char *src_dir, const char *dst_dir, const char *name) {
     else atomic_file_abort(&out);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(path);
-}
-static void remove_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 /* Removes a checkpoint folder of OUT so that a kill never leaves a half-removed
  * one looking like a checkpoint: renamed to a hidden name first, then deleted. */
 static void discard_checkpoint(const char *out_dir, const char *dir) {
     char gone[2 * PATH_MAX + 8];
     const char *base = strrchr(dir, '/');
     snprintf(gone, sizeof gone, "%s/.%s.old", out_dir, base ? base + 1 : dir);
-    remove_tree(gone);
-    if (rename(dir, gone) == 0) remove_tree(gone);
+    cli_remove_tree(gone);
+    if (rename(dir, gone) == 0) cli_remove_tree(gone);
 }
 
 /* A run resumed from OUT/checkpoint-STEP of its own output folder takes that
- * checkpoint as its previous one: removed once the next one is complete. */
+ * checkpoint as its previous one (prev: its name in OUT): removed once the
+ * next one is complete. */
 static void adopt_resumed_checkpoint(const char *resume, const char *out_dir, int step, char *prev, size_t prev_n) {
     char own[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
     snprintf(own, sizeof own, "%s/checkpoint-%d", out_dir, step);
-    if (realpath(resume, a) && realpath(own, b) && !strcmp(a, b)) snprintf(prev, prev_n, "%s", own);
+    if (realpath(resume, a) && realpath(own, b) && !strcmp(a, b)) snprintf(prev, prev_n, "checkpoint-%d", step);
 }
 
 /* Writes OUT/checkpoint-STEP atomically and durably: a temporary folder, synced
  * and renamed into place (io/atomic_file.h); only then is the previous
- * checkpoint removed, so a crash at any point leaves one complete checkpoint. */
-static tuna_status write_checkpoint(tuna_trainer *tr, const char *out_dir, const char *extra, char *prev, size_t prev_n,
+ * checkpoint (prev, a name in the run's folder) removed, so a crash at any
+ * point leaves one complete checkpoint. A checkpoint is a complete result: a
+ * staged run's folder takes --out's place (run_staging.h). */
+static tuna_status write_checkpoint(tuna_trainer *tr, cli_run_dir *rd, const char *extra, char *prev, size_t prev_n,
                                     const char *model_dir) {
-    char tmp[PATH_MAX], fin[PATH_MAX];
+    char tmp[PATH_MAX], fin[PATH_MAX], old[PATH_MAX];
+    const char *out_dir = rd->dir;
     int step = tuna_trainer_step_count(tr);
     snprintf(fin, sizeof fin, "%s/checkpoint-%d", out_dir, step);
     snprintf(tmp, sizeof tmp, "%s/.checkpoint-%d.tmp", out_dir, step);
     /* a device or file of that name is refused, not discarded below */
     tuna_status st = atomic_check_output(fin, 1);
     if (st != TUNA_OK) return st;
-    remove_tree(tmp);
+    cli_remove_tree(tmp);
     st = tuna_trainer_save(tr, tmp, extra);
-    if (st != TUNA_OK) { remove_tree(tmp); return st; }
+    if (st != TUNA_OK) { cli_remove_tree(tmp); return st; }
     const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) cli_copy_file(model_dir, tmp, names[k]);
     discard_checkpoint(out_dir, fin);
     st = atomic_dir_commit(tmp, fin);
-    if (st != TUNA_OK) { remove_tree(tmp); return st; }
-    if (prev[0] && strcmp(prev, fin)) discard_checkpoint(out_dir, prev);
-    snprintf(prev, prev_n, "%s", fin);
-    return TUNA_OK;
+    if (st != TUNA_OK) { cli_remove_tree(tmp); return st; }
+    snprintf(old, sizeof old, "%s/%s", out_dir, prev);
+    if (prev[0] && strcmp(old, fin)) discard_checkpoint(out_dir, old);
+    snprintf(prev, prev_n, "checkpoint-%d", step);
+    return cli_run_dir_commit(rd);
 }
 
 /* progress of tokenizing a large file: a live line on a terminal, else a line
@@ -298,9 +302,11 @@ static const char *part_file(int k, int n_data, const char *const *data_paths, c
     return k < n_data ? data_paths[k] : val_paths ? val_paths[k - n_data] : data_paths[k - n_data];
 }
 
-/* Writes the result: the adapter when one is trained, else the model. */
-static tuna_status save_result(tuna_model *m, const char *out_dir, tuna_dtype dt) {
-    return tuna_peft_get(m) ? tuna_peft_save(m, out_dir) : tuna_model_save(m, out_dir, dt);
+/* Writes the result: the adapter when one is trained, else the model. A
+ * complete result: a staged run's folder takes --out's place (run_staging.h). */
+static tuna_status save_result(tuna_model *m, cli_run_dir *rd, tuna_dtype dt) {
+    tuna_status st = tuna_peft_get(m) ? tuna_peft_save(m, rd->dir) : tuna_model_save(m, rd->dir, dt);
+    return st == TUNA_OK ? cli_run_dir_commit(rd) : st;
 }
 
 /* Attaches the adapter to train: the one of adapter_dir (its config wins), or
@@ -429,7 +435,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     tuna_peft_config pc;
     tuna_peft_config_default(&pc, TUNA_PEFT_LORA);
     const char *lora_targets = NULL, *ia3_targets = NULL, *ia3_ff = NULL;
-    int lr_given = 0;
+    int lr_given = 0, overwrite = 0, in_place = 0;
     int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv, save_every = 0;
     tuna_train_args a;
     tuna_train_args_default(&a);
@@ -502,6 +508,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         else if (!strcmp(o, "--method") && v) method = NEXT();
         else if (!strcmp(o, "--save-dtype") && v) save_dtype = NEXT();
         else if (!strcmp(o, "--resume") && v) resume = NEXT();
+        else if (!strcmp(o, "--overwrite")) overwrite = 1;
         else if (!strcmp(o, "--save-every")) { if (cli_parse_int(o, NEXT(), 1, 1 << 30, &save_every)) return 2; }
         else if (!strcmp(o, "--lr")) { if (parse_float(o, NEXT(), 0, 10, &x)) return 2; a.lr = (float)x; lr_given = 1; }
         else if (!strcmp(o, "--adapter") && v && !pretrain) adapter_dir = NEXT();
@@ -573,6 +580,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (dst != TUNA_OK) return cli_status_error(dst);
     const int writer = tuna_dist_rank() == 0;
     if (!writer) quiet = 1;
+    if (writer && (iv = cli_run_dir_check(out_dir, resume, overwrite, &in_place)) != 0) { cli_abort_job(iv); return iv; }
     if (!pretrain && tuna_is_gguf(model_dir))
         return cli_usage_error("%s: %s is a GGUF file; training starts from a Hugging Face model folder (GGUF is read for info, eval and generate)",
                                cmd, model_dir);
@@ -627,6 +635,8 @@ int cli_train_command(int argc, char **argv, int mode) {
     memset(parts, 0, sizeof parts);
     memset(vparts, 0, sizeof vparts);
     FILE *metrics = NULL;
+    cli_run_dir rd; /* rank 0's output folder: staged, then --out */
+    memset(&rd, 0, sizeof rd);
     int rc = 0;
     double gen_before = NAN, gen_after = NAN;
     int64_t gen_tokens = 0;
@@ -785,7 +795,6 @@ int cli_train_command(int argc, char **argv, int mode) {
     a.eval_max_len = val.max_len > (general ? a.seq_len : 0) ? val.max_len : (general ? a.seq_len : 0);
     if (st == TUNA_OK) st = tuna_trainer_create(&tr, m, &data, &a);
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    if (writer && mkdir(out_dir, 0755) != 0 && errno != EEXIST) { rc = cli_usage_error("%s: cannot create: %s", out_dir, strerror(errno)); goto done; }
     int total = tuna_trainer_total_steps(tr);
     if (tuna_dist_size() > 1 && !quiet)
         fprintf(stderr, "data-parallel: %d ranks, each takes %d of every %d %s; gradients summed %s\n", tuna_dist_size(),
@@ -793,6 +802,37 @@ int cli_train_command(int argc, char **argv, int mode) {
                 tuna_trainer_overlaps_comm(tr) ? "block by block during backward" : "after backward");
     int have_val = val.n > 0;
     if (have_val && !eval_every) eval_every = total / 10 > 0 ? total / 10 : 1;
+    double best = INFINITY;
+    int bad_evals = 0, saved_best = 0;
+    train_progress pg; /* best, bad_evals and saved_best as checkpoints record them */
+    train_progress_init(&pg, &val);
+    char prev_ck[PATH_MAX] = "";
+    /* the driver's own settings, recorded in checkpoints: a resume lists those that changed */
+    char run_settings[200];
+    snprintf(run_settings, sizeof run_settings, "{\"eval_every\":%d,\"early_stop\":%d,\"save_every\":%d,\"save_dtype\":\"%s\"}",
+             eval_every, early_stop, save_every, save_dtype);
+    st = tuna_trainer_set_run_settings(tr, run_settings);
+    if (st == TUNA_OK && dpo) st = train_set_reference(tr, ref_fp); /* a resume needs the same reference model */
+    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+    if (resume) {
+        char *extra = NULL;
+        st = tuna_trainer_resume(tr, resume, &extra);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        if (writer && tuna_trainer_resume_notice(tr)[0]) fprintf(stderr, "tuna: note: %s\n", tuna_trainer_resume_notice(tr));
+        char note[512] = "";
+        st = extra ? train_progress_resume(&pg, extra, resume, note, sizeof note) : TUNA_OK;
+        free(extra);
+        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        if (writer && note[0]) fprintf(stderr, "tuna: note: %s\n", note);
+        /* the best weights saved so far are in the checkpoint's own folder:
+         * a run going on elsewhere writes its own at the end */
+        best = pg.best, bad_evals = pg.bad_evals, saved_best = pg.saved_best && in_place;
+        if (writer) adopt_resumed_checkpoint(resume, out_dir, tuna_trainer_step_count(tr), prev_ck, sizeof prev_ck);
+        if (!quiet) fprintf(stderr, "resumed from %s at step %d\n", resume, tuna_trainer_step_count(tr));
+    }
+    /* nothing is written before a resume was accepted; then in --out itself
+     * (a resume of its own checkpoint) or in a staging folder (run_staging.h) */
+    if (writer && (st = cli_run_dir_begin(&rd, out_dir, in_place)) != TUNA_OK) { rc = cli_status_error(st); goto done; }
     char path[PATH_MAX];
     const char *sched[] = {"constant", "linear", "cosine"};
     json_t *ja = json_object();
@@ -860,36 +900,10 @@ int cli_train_command(int argc, char **argv, int mode) {
     json_object_set_new(ja, "val_sequences", json_integer(val.n));
     json_object_set_new(ja, "parameters", json_integer(tuna_model_param_count(m)));
     json_object_set_new(ja, "ranks", json_integer(tuna_dist_size()));
-    snprintf(path, sizeof path, "%s/train_args.json", out_dir);
+    cli_run_dir_path(&rd, "train_args.json", path, sizeof path);
     if (writer) atomic_file_write_json(path, ja, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(ja);
-    double best = INFINITY;
-    int bad_evals = 0, saved_best = 0;
-    train_progress pg; /* best, bad_evals and saved_best as checkpoints record them */
-    train_progress_init(&pg, &val);
-    char prev_ck[PATH_MAX] = "";
-    /* the driver's own settings, recorded in checkpoints: a resume lists those that changed */
-    char run_settings[200];
-    snprintf(run_settings, sizeof run_settings, "{\"eval_every\":%d,\"early_stop\":%d,\"save_every\":%d,\"save_dtype\":\"%s\"}",
-             eval_every, early_stop, save_every, save_dtype);
-    st = tuna_trainer_set_run_settings(tr, run_settings);
-    if (st == TUNA_OK && dpo) st = train_set_reference(tr, ref_fp); /* a resume needs the same reference model */
-    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    if (resume) {
-        char *extra = NULL;
-        st = tuna_trainer_resume(tr, resume, &extra);
-        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-        if (writer && tuna_trainer_resume_notice(tr)[0]) fprintf(stderr, "tuna: note: %s\n", tuna_trainer_resume_notice(tr));
-        char note[512] = "";
-        st = extra ? train_progress_resume(&pg, extra, resume, note, sizeof note) : TUNA_OK;
-        free(extra);
-        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-        if (writer && note[0]) fprintf(stderr, "tuna: note: %s\n", note);
-        best = pg.best, bad_evals = pg.bad_evals, saved_best = pg.saved_best;
-        if (writer) adopt_resumed_checkpoint(resume, out_dir, tuna_trainer_step_count(tr), prev_ck, sizeof prev_ck);
-        if (!quiet) fprintf(stderr, "resumed from %s at step %d\n", resume, tuna_trainer_step_count(tr));
-    }
-    snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
+    cli_run_dir_path(&rd, "metrics.jsonl", path, sizeof path);
     metrics = writer ? fopen(path, resume ? "a" : "w") : fopen("/dev/null", "w");
     if (!metrics) { rc = cli_usage_error("%s: cannot create: %s", path, strerror(errno)); goto done; }
     signal(SIGINT, on_signal);
@@ -898,7 +912,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     int log_every = total / 20 > 0 ? total / 20 : 1;
     const char *copy_names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                 "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"};
-    for (size_t k = 0; writer && k < sizeof copy_names / sizeof copy_names[0]; k++) cli_copy_file(files_dir, out_dir, copy_names[k]);
+    for (size_t k = 0; writer && k < sizeof copy_names / sizeof copy_names[0]; k++) cli_copy_file(files_dir, rd.dir, copy_names[k]);
     /* general text is measured by rank 0 alone: no collectives, and the
      * other ranks may not see the output folder it reloads from */
     if (general && !resume && writer) {
@@ -977,7 +991,7 @@ int cli_train_command(int argc, char **argv, int mode) {
             if (vl < best) {
                 best = vl;
                 bad_evals = 0;
-                st = writer ? save_result(m, out_dir, sdt) : TUNA_OK;
+                st = writer ? save_result(m, &rd, sdt) : TUNA_OK;
                 if (st != TUNA_OK) break;
                 saved_best = 1;
             } else if (early_stop && ++bad_evals >= early_stop) {
@@ -989,7 +1003,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         if (save_every && info.step % save_every == 0 && info.step < total) {
             pg.best = best, pg.bad_evals = bad_evals, pg.saved_best = saved_best;
             train_progress_json(&pg, extra, sizeof extra);
-            st = writer ? write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
+            st = writer ? write_checkpoint(tr, &rd, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
             if (st != TUNA_OK) break;
         }
     }
@@ -1004,28 +1018,28 @@ int cli_train_command(int argc, char **argv, int mode) {
     }
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     if (!saved_best && writer) {
-        st = save_result(m, out_dir, sdt);
+        st = save_result(m, &rd, sdt);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     }
     if (stop_requested) {
         pg.best = best, pg.bad_evals = bad_evals, pg.saved_best = saved_best;
         train_progress_json(&pg, extra, sizeof extra);
-        st = writer ? write_checkpoint(tr, out_dir, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
+        st = writer ? write_checkpoint(tr, &rd, extra, prev_ck, sizeof prev_ck, files_dir) : TUNA_OK;
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-        if (writer) fprintf(stderr, "tuna: interrupted at step %d; checkpoint saved: resume with --resume %s\n",
-                tuna_trainer_step_count(tr), prev_ck);
+        if (writer) fprintf(stderr, "tuna: interrupted at step %d; checkpoint saved: resume with --resume %s/%s\n",
+                tuna_trainer_step_count(tr), rd.dir, prev_ck);
         rc = 1;
         goto done;
     }
     if (general && writer) {
         /* measured on the weights written to the output (the best ones when validating) */
-        if (saved_best) st = tuna_peft_get(m) ? tuna_peft_load_weights(m, out_dir) : tuna_model_load_weights(m, out_dir);
+        if (saved_best) st = tuna_peft_get(m) ? tuna_peft_load_weights(m, rd.dir) : tuna_model_load_weights(m, rd.dir);
         if (st == TUNA_OK) st = general_eval(tr, tok, general, a.seq_len, &gen_after, &gen_tokens);
         if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
         json_t *g = json_pack("{s:{s:f,s:f,s:I},s:{s:f,s:f,s:I},s:f}", "before", "loss", gen_before, "ppl", exp(gen_before),
                               "tokens", (json_int_t)gen_tokens, "after", "loss", gen_after, "ppl", exp(gen_after), "tokens",
                               (json_int_t)gen_tokens, "ppl_change_pct", (exp(gen_after) / exp(gen_before) - 1) * 100);
-        snprintf(path, sizeof path, "%s/general_eval.json", out_dir);
+        cli_run_dir_path(&rd, "general_eval.json", path, sizeof path);
         if (writer && isfinite(gen_before) && g) atomic_file_write_json(path, g, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
         json_decref(g);
         if (!quiet)
@@ -1056,13 +1070,15 @@ int cli_train_command(int argc, char **argv, int mode) {
         fprintf(stderr, "done after %d steps: %s/%s\n", tuna_trainer_step_count(tr), out_dir,
                 tuna_peft_get(m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors");
 done:;
-    int report = metrics && writer;
+    /* a run that failed before its first result leaves --out as it was */
+    int report = metrics && writer && cli_run_dir_committed(&rd);
     if (metrics) fclose(metrics);
+    cli_run_dir_abort(&rd);
     if (report) {
         /* the report is written whenever there are metrics, also after a stop */
         char rpath[PATH_MAX];
-        snprintf(rpath, sizeof rpath, "%s/report.html", out_dir);
-        if (tuna_report_write(out_dir) == TUNA_OK) {
+        cli_run_dir_path(&rd, "report.html", rpath, sizeof rpath);
+        if (tuna_report_write(rd.dir) == TUNA_OK) {
             if (!quiet) fprintf(stderr, "report: %s\n", rpath);
         } else fprintf(stderr, "tuna: warning: report not written: %s\n", tuna_last_error());
     }

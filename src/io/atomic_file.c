@@ -6,10 +6,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -190,48 +191,105 @@ static int sync_entry(const char *path, const struct stat *sb, int type, struct 
     return rc == 0 ? 0 : e;
 }
 
-/* everything under tmp_dir durable: depth first, each folder after its
- * content, tmp_dir last */
-static tuna_status sync_tree(const char *tmp_dir) {
-    int e = nftw(tmp_dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
+tuna_status atomic_sync_tree(const char *dir) {
+    int e = nftw(dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (e != 0) {
         int err = e > 0 ? e : errno;
-        return tuna_fail(atomic_write_status(err), "%s: cannot sync: %s", tmp_dir, strerror(err));
+        return tuna_fail(atomic_write_status(err), "%s: cannot sync: %s", dir, strerror(err));
     }
     return TUNA_OK;
 }
 
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
     tuna_status st = atomic_check_output(dir, 1);
-    if (st == TUNA_OK) st = sync_tree(tmp_dir);
+    if (st == TUNA_OK) st = atomic_sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0)
         return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
     return sync_parent(dir);
 }
 
-/* Without RENAME_EXCHANGE (a file system that lacks it): dir moved aside,
- * tmp_dir renamed into place (dir put back if that fails), the old folder
- * then named tmp_dir. */
-static int swap_by_renames(const char *tmp_dir, const char *dir) {
-    char aside[PATH_MAX];
-    if (snprintf(aside, sizeof aside, "%s.old", tmp_dir) >= (int)sizeof aside) { errno = ENAMETOOLONG; return -1; }
-    if (rename(dir, aside) != 0) return -1;
-    if (rename(tmp_dir, dir) != 0) {
+/* dir and tmp_dir swapped where the file system can (one atomic step); else
+ * dir moved aside to tmp_dir.old, tmp_dir renamed to dir, and the old folder
+ * renamed to tmp_dir — a crash between the first two renames leaves dir
+ * absent and its old content at tmp_dir.old (atomic_file.h) */
+static int exchange_dirs(const char *tmp_dir, const char *dir) {
+    if (renameat2(AT_FDCWD, tmp_dir, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) return -1;
+    size_t n = strlen(tmp_dir) + 8;
+    char *aside = malloc(n);
+    if (!aside) return errno = ENOMEM, -1;
+    snprintf(aside, n, "%s.old", tmp_dir);
+    int rc = rename(dir, aside);
+    if (rc == 0 && (rc = rename(tmp_dir, dir)) != 0) {
         int e = errno;
-        rename(aside, dir);
+        (void)rename(aside, dir); /* put the old folder back */
         errno = e;
-        return -1;
     }
-    return rename(aside, tmp_dir);
+    if (rc == 0) (void)rename(aside, tmp_dir);
+    free(aside);
+    return rc;
 }
 
-tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir) {
+tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchanged) {
+    *exchanged = 0;
     tuna_status st = atomic_check_output(dir, 1);
-    if (st == TUNA_OK) st = sync_tree(tmp_dir);
+    if (st == TUNA_OK) st = atomic_sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
-    int rc = renameat2(AT_FDCWD, tmp_dir, AT_FDCWD, dir, RENAME_EXCHANGE);
-    if (rc != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) rc = swap_by_renames(tmp_dir, dir);
-    if (rc != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot replace it with the new folder: %s", dir, strerror(errno));
+    if (rename(tmp_dir, dir) != 0) {
+        if ((errno != ENOTEMPTY && errno != EEXIST) || exchange_dirs(tmp_dir, dir) != 0)
+            return tuna_fail(TUNA_ERR_IO, "%s: cannot move the new folder into place: %s", dir, strerror(errno));
+        *exchanged = 1;
+    }
     return sync_parent(dir);
+}
+
+/* Moves every entry of from into to, except the names skip_a and skip_b
+ * (NULL: none). 0, or -1 with errno after the first failure (the entries
+ * before it moved). */
+static int move_entries(const char *from, const char *to, const char *skip_a, const char *skip_b) {
+    DIR *d = opendir(from);
+    if (!d) return -1;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) { /* names first: the folder is not changed while it is read */
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (skip_a && !strcmp(e->d_name, skip_a)) ||
+            (skip_b && !strcmp(e->d_name, skip_b)))
+            continue;
+        if (n == cap) {
+            char **g = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof *names);
+            if (!g) { rc = -1; errno = ENOMEM; break; }
+            names = g;
+        }
+        if (!(names[n] = strdup(e->d_name))) { rc = -1; errno = ENOMEM; break; }
+        n++;
+    }
+    closedir(d);
+    char a[2 * PATH_MAX], b[2 * PATH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(a, sizeof a, "%s/%s", from, names[i]);
+        snprintf(b, sizeof b, "%s/%s", to, names[i]);
+        if (rc == 0 && rename(a, b) != 0) rc = -1;
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+tuna_status atomic_dir_move_in(const char *tmp_dir, const char *dir, const char *aside) {
+    const char *tname = strrchr(tmp_dir, '/') + 1, *aname = strrchr(aside, '/') + 1;
+    tuna_status st = atomic_sync_tree(tmp_dir);
+    if (st != TUNA_OK) return st;
+    if (mkdir(aside, 0700) != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", aside, strerror(errno));
+    int moved = move_entries(dir, aside, tname, aname) == 0, e = errno;
+    if (!moved || move_entries(tmp_dir, dir, tname, aname) != 0) {
+        e = moved ? errno : e;
+        if (moved) move_entries(dir, tmp_dir, tname, aname); /* the new entries moved so far */
+        move_entries(aside, dir, NULL, NULL);
+        rmdir(aside);
+        return tuna_fail(TUNA_ERR_IO, "%s: cannot move the new files into place: %s", dir, strerror(e));
+    }
+    return atomic_sync_dir(dir);
 }

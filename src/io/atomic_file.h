@@ -5,8 +5,10 @@
  *           flushed and fsync'd, renamed over path, then the folder fsync'd
  *           (the rename itself is only durable once its folder is);
  *   folder: every file in it and the folder itself fsync'd, renamed into
- *           place, then the parent fsync'd — only after that may the caller
- *           remove what the new folder replaces (an older checkpoint).
+ *           place (or exchanged with the folder it replaces; or, for a
+ *           mount point, its entries moved in), then the parent fsync'd —
+ *           only after that may the caller remove what the new folder
+ *           replaces (an older checkpoint, a run's old output).
  * Internal to libtuna (and the CLI); all writers go through it, nothing else
  * publishes a file with rename(). Functions return TUNA_OK or record the path and the reason
  * with tuna_fail. */
@@ -59,11 +61,23 @@ tuna_status atomic_file_write_json(const char *path, const json_t *j, size_t fla
  * tmp_dir to dir (which must not exist or be an empty folder: anything else
  * is refused first, as atomic_check_output does) and fsyncs dir's parent. */
 tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir);
-/* The same for a dir that exists: tmp_dir's content made durable, then
- * swapped with dir in one step (RENAME_EXCHANGE; moved aside and back where
- * the file system lacks it), dir's parent fsync'd. On success tmp_dir names
- * the old folder, for the caller to remove; on failure dir is untouched. */
-tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir);
+/* As atomic_dir_commit, but dir may hold files: then the two folders are
+ * exchanged in one step (renameat2 RENAME_EXCHANGE), so dir is at every
+ * moment the old folder or the new one; *exchanged = 1, and tmp_dir holds the
+ * old content for the caller to remove. On a file system without the exchange,
+ * dir is moved aside to tmp_dir.old first (a crash right then leaves dir
+ * absent and the old content there). */
+tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchanged);
+/* For a folder that cannot be renamed (a mount point): tmp_dir and aside are
+ * entries of dir. tmp_dir's content is made durable, dir's other entries are
+ * moved into aside (created), tmp_dir's moved up into dir, and dir fsync'd;
+ * the caller then removes aside and the empty tmp_dir. On failure everything
+ * is moved back. Several renames, not one: a crash midway leaves dir's
+ * entries split between dir and aside. */
+tuna_status atomic_dir_move_in(const char *tmp_dir, const char *dir, const char *aside);
+/* fsync of everything under dir: depth first, each folder after its
+ * content, dir last. */
+tuna_status atomic_sync_tree(const char *dir);
 /* fsync of a folder (so the names created or renamed in it are durable). */
 tuna_status atomic_sync_dir(const char *dir);
 #endif
