@@ -149,7 +149,7 @@ cp "$entry" "$tmp/entry.orig"
 damaged() {
   cp "$tmp/entry.orig" "$entry"
   printf '\x5a' | dd of="$entry" bs=1 seek="$2" conv=notrunc 2>/dev/null
-  sft --data "$tmp/bad.jsonl" --cache-dir "$tmp/c1" --out "$tmp/o9" >"$tmp/dm.log" 2>&1; local rc=$?
+  sft --data "$tmp/bad.jsonl" --cache-dir "$tmp/c1" --out "$tmp/o9" --overwrite >"$tmp/dm.log" 2>&1; local rc=$?
   if [ $rc -eq 0 ] && grep -q "tuna: note: .*damaged cache entry" "$tmp/dm.log" && ! grep -q '(token cache)' "$tmp/dm.log" \
      && [ "$(counts "$tmp/dm.log")" = "$(counts "$tmp/b0.log")" ] && cmp -s "$entry" "$tmp/entry.orig"; then
     ok "$1: $(grep -m1 note "$tmp/dm.log")"
