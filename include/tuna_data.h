@@ -187,6 +187,12 @@ typedef struct {
     /* Called for each bad record (may be NULL). */
     void (*on_bad)(void *ctx, const tuna_bad_record *bad);
     void *ctx;
+    /* Called while an input that is not a regular file (a pipe, FIFO,
+     * /dev/stdin, <(...)) is read into memory at open: after every 64 MiB
+     * (TUNA_INPUT_PROGRESS_BYTES) with the bytes read so far, and once with
+     * done = 1 at the end when it was called before (may be NULL). */
+    void (*on_read)(void *read_ctx, const char *file, uint64_t bytes, int done);
+    void *read_ctx;
 } tuna_data_options;
 
 /* Sets the defaults above. */

@@ -502,6 +502,75 @@ static void test_pipes(void) {
     free(text);
 }
 
+/* the reads of a pipe reported through on_read */
+typedef struct { int n; uint64_t bytes[16]; int done[16]; } read_log;
+
+static void log_read(void *ctx, const char *file, uint64_t bytes, int done) {
+    read_log *l = ctx;
+    (void)file;
+    if (l->n < 16) { l->bytes[l->n] = bytes; l->done[l->n] = done; }
+    l->n++;
+}
+
+/* records of path counted with on_read logging to l */
+static long count_logged(const char *path, read_log *l) {
+    tuna_data_options o;
+    tuna_data_options_init(&o);
+    CHECK(o.on_read == NULL && o.read_ctx == NULL);
+    o.on_read = log_read;
+    o.read_ctx = l;
+    tuna_data_reader *rd = NULL;
+    if (tuna_data_reader_open(&rd, path, &o) != TUNA_OK) return -1;
+    tuna_record rec = {0};
+    int got;
+    long n = 0;
+    while (tuna_data_reader_next(rd, &rec, &got) == TUNA_OK && got) n++;
+    tuna_record_clear(&rec);
+    tuna_data_reader_free(rd);
+    return n;
+}
+
+/* a pipe read into memory reports once per TUNA_INPUT_PROGRESS_BYTES crossed
+ * (reads are at most 64 KiB, under the 100000-byte step: exactly 2 for
+ * 250000 bytes) and once more at the end; a small pipe and a regular file
+ * report nothing */
+static void test_read_progress(void) {
+    size_t cap = 300000, len = 0;
+    char *text = malloc(cap), path[64];
+    for (int i = 0; len < 250000; i++) len += (size_t)snprintf(text + len, cap - len, "{\"text\": \"record %d\"}\n", i);
+    setenv("TUNA_INPUT_PROGRESS_BYTES", "100000", 1);
+    int fd;
+    read_log l = {0};
+    pid_t pid = pipe_from(text, path, sizeof path, &fd);
+    long n = count_logged(path, &l);
+    CHECKF(n > 10000, "%ld records: %s", n, tuna_last_error());
+    CHECKF(l.n == 3, "%d reports", l.n);
+    CHECKF(l.n == 3 && l.bytes[0] >= 100000 && l.bytes[0] < 200000 && !l.done[0] && l.bytes[1] >= 200000 &&
+               l.bytes[1] > l.bytes[0] && !l.done[1] && l.bytes[2] == len && l.done[2],
+           "reports %llu/%d %llu/%d %llu/%d of %zu bytes", (unsigned long long)l.bytes[0], l.done[0],
+           (unsigned long long)l.bytes[1], l.done[1], (unsigned long long)l.bytes[2], l.done[2], len);
+    close(fd);
+    waitpid(pid, NULL, 0);
+    text[99000] = 0; /* a small pipe: under one step */
+    text[98999] = '\n';
+    memset(&l, 0, sizeof l);
+    pid = pipe_from(text, path, sizeof path, &fd);
+    CHECK(count_logged(path, &l) > 0 && l.n == 0);
+    close(fd);
+    waitpid(pid, NULL, 0);
+    char file[300];
+    snprintf(file, sizeof file, "%s/progress.jsonl", tmpdir);
+    write_file(file, text);
+    CHECK(count_logged(file, &l) > 0 && l.n == 0);
+    setenv("TUNA_INPUT_PROGRESS_BYTES", "0", 1); /* a step must be positive */
+    pid = pipe_from(text, path, sizeof path, &fd);
+    CHECK(count_logged(path, &l) == -1 && strstr(tuna_last_error(), "TUNA_INPUT_PROGRESS_BYTES='0'"));
+    close(fd);
+    waitpid(pid, NULL, 0);
+    unsetenv("TUNA_INPUT_PROGRESS_BYTES");
+    free(text);
+}
+
 /* ---- real files ---- */
 static long read_count(const char *path, long *bad, long by_format[TUNA_FORMAT_COUNT]) {
     tuna_data_options o;
@@ -858,6 +927,7 @@ int main(int argc, char **argv) {
     test_malformed();
     test_policy();
     test_pipes();
+    test_read_progress();
     test_real_files();
     test_clean();
     test_split();

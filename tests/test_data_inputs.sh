@@ -13,7 +13,9 @@
 #   - a cache entry with a changed header byte or token byte is noticed, read
 #     again and rewritten as it was, never trained on;
 #   - an unwritable cache folder (XDG_CACHE_HOME under a regular file, or
-#     read-only) means running uncached with a note.
+#     read-only) means running uncached with a note;
+#   - reading a pipe shows progress every 64 MiB (TUNA_INPUT_PROGRESS_BYTES)
+#     and at its end on stderr (eval, sft, dpo); a small pipe and --quiet none.
 # Every command runs under `timeout 60`: a hang fails instead of blocking.
 # Ends with "RESULT <passed> <failed> <skipped>"; exit 1 if anything failed.
 set -u
@@ -172,4 +174,28 @@ XDG_CACHE_HOME=$tmp/ro sft --data "$data" --out "$tmp/o12" >"$tmp/x3.log" 2>&1; 
 # root writes there anyway; anyone else gets the note: either way the run goes on
 [ $rc -eq 0 ] && [ "$(counts "$tmp/x3.log")" = "$(counts "$tmp/ref.log")" ] && ok "XDG_CACHE_HOME read-only: exit 0 ($(id -u) = uid)" \
   || bad "XDG_CACHE_HOME read-only" "exit $rc; $(grep -m1 -E 'note|error' "$tmp/x3.log")"
+
+# ---- progress while a pipe is read into memory: "reading PATH: N MiB" every
+# 64 MiB and the total at the end (a plain line each off a terminal); a small
+# pipe and --quiet say nothing. eval --limit 2 stops after two records, so
+# 70 MB of one repeated record costs only the copy.
+big() { yes "$(head -1 "$data")" | head -c 70000000; }
+big | t60 "$tuna" eval --model "$model" --limit 2 --data /dev/stdin >/dev/null 2>"$tmp/p1.err"; rc=${PIPESTATUS[1]}
+if [ $rc -eq 0 ] && [ "$(grep '^reading ' "$tmp/p1.err")" = $'reading /dev/stdin: 64 MiB\nreading /dev/stdin: 66 MiB, done' ]; then
+  ok "eval --data /dev/stdin (70 MB pipe): progress at 64 MiB and the end"
+else bad "eval --data /dev/stdin (70 MB pipe): progress" "exit $rc; $(head -3 "$tmp/p1.err" | tr '\n' ' ')"; fi
+big | t60 "$tuna" eval --model "$model" --limit 2 --quiet --data /dev/stdin >/dev/null 2>"$tmp/p2.err"; rc=${PIPESTATUS[1]}
+[ $rc -eq 0 ] && ! grep -q reading "$tmp/p2.err" && ok "eval --quiet (70 MB pipe): no progress" \
+  || bad "eval --quiet (70 MB pipe)" "exit $rc; $(head -2 "$tmp/p2.err" | tr '\n' ' ')"
+cat "$data" | t60 "$tuna" eval --model "$model" --limit 2 --data /dev/stdin >/dev/null 2>"$tmp/p3.err"; rc=${PIPESTATUS[1]}
+[ $rc -eq 0 ] && ! grep -q reading "$tmp/p3.err" && ok "eval (22 KB pipe): no progress" \
+  || bad "eval (22 KB pipe)" "exit $rc; $(head -2 "$tmp/p3.err" | tr '\n' ' ')"
+# sft and dpo pass the same on: a small step shows it without 64 MiB of data
+TUNA_INPUT_PROGRESS_BYTES=8000 sft --data <(cat "$data") --out "$tmp/o13" >"$tmp/p4.log" 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -q '^reading /dev/fd/[0-9]*: 0 MiB, done$' "$tmp/p4.log" && ok "sft --data <(cat F): progress" \
+  || bad "sft --data <(cat F): progress" "exit $rc; $(head -2 "$tmp/p4.log" | tr '\n' ' ')"
+TUNA_INPUT_PROGRESS_BYTES=4000 t60 "$tuna" dpo --model "$model" --steps 1 --batch 2 --data <(cat "$tmp/prefs/train.jsonl") \
+  --out "$tmp/o14" >"$tmp/p5.log" 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -q '^reading /dev/fd/[0-9]*: 0 MiB, done$' "$tmp/p5.log" && ok "dpo --data <(cat F): progress" \
+  || bad "dpo --data <(cat F): progress" "exit $rc; $(head -2 "$tmp/p5.log" | tr '\n' ' ')"
 finish

@@ -200,6 +200,7 @@ int cmd_eval(int argc, char **argv) {
     tuna_data_options_init(&dopt);
     dopt.strict = max_bad == 0;
     dopt.max_bad = max_bad;
+    cli_read_progress(&dopt, quiet);
     size_t dl = strlen(data);
     if (!text_mode && dl > 4 && !strcmp(data + dl - 4, ".txt")) text_mode = 1;
     if (text_mode) {

@@ -47,7 +47,7 @@ static const char *sft_help =
     "or the completion (+EOS). A model folder without tokenizer files takes\n"
     "pre-tokenized records only. FILE may be a pipe, FIFO, /dev/stdin or <(...):\n"
     "read once into memory (limits TUNA_INPUT_MAX_BYTES, default 2 GiB, and\n"
-    "TUNA_INPUT_MAX_LINE, default 256 MiB), not cached.\n"
+    "TUNA_INPUT_MAX_LINE, default 256 MiB), not cached; progress every 64 MiB.\n"
     "  --template NAME|FILE   chat template: built-in (chatml, llama3, llama2, alpaca,\n"
     "                         zephyr) or a Jinja file, instead of the model's\n"
     "  --loss-on response|all  count the responses (default) or every token\n"
@@ -580,6 +580,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (dst != TUNA_OK) return cli_status_error(dst);
     const int writer = tuna_dist_rank() == 0;
     if (!writer) quiet = 1;
+    cli_read_progress(&dso.data, quiet);
     if (writer && (iv = cli_run_dir_check(out_dir, resume, overwrite, &in_place)) != 0) { cli_abort_job(iv); return iv; }
     if (!pretrain && tuna_is_gguf(model_dir))
         return cli_usage_error("%s: %s is a GGUF file; training starts from a Hugging Face model folder (GGUF is read for info, eval and generate)",

@@ -79,6 +79,10 @@ int cli_status_error(tuna_status s);
  * e.g. "sequences are") are longer than the model's context of limit
  * positions; nothing when count is 0. where (a file) may be NULL. */
 void cli_warn_context(const char *where, long count, long total, const char *what, long longest, int limit);
+/* Unless quiet, sets o's on_read so that reading a pipe or other special
+ * file prints "reading PATH: N MiB" on stderr: one line updated in place on
+ * a terminal, a line per step otherwise, and the total at the end. */
+void cli_read_progress(tuna_data_options *o, int quiet);
 /* A failure on this rank alone of a multi-rank job: flushes this rank's
  * output, then ends every rank of the job with exit code `code` (the others
  * would wait in a collective forever). Returns when not in such a job. */

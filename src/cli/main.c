@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dist.h"
@@ -69,6 +70,18 @@ void cli_warn_context(const char *where, long count, long total, const char *wha
     fprintf(stderr, "tuna: warning: %s%s%ld of %ld %s longer than the model's context of %d positions "
                     "(max_position_embeddings; longest %ld tokens)\n",
             where ? where : "", where ? ": " : "", count, total, what, limit, longest);
+}
+
+static void print_read_progress(void *ctx, const char *path, uint64_t bytes, int done) {
+    (void)ctx;
+    int tty = isatty(2);
+    fprintf(stderr, "%sreading %s: %llu MiB%s", tty ? "\r" : "", path, (unsigned long long)(bytes >> 20),
+            done ? ", done\n" : tty ? "" : "\n");
+}
+
+void cli_read_progress(tuna_data_options *o, int quiet) {
+    o->on_read = quiet ? NULL : print_read_progress;
+    o->read_ctx = NULL;
 }
 
 int cli_output_refused(const char *path, int folder) {

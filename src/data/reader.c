@@ -115,7 +115,8 @@ tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, cons
     r->path = strdup(path);
     if (!r->path) { free(r); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
     r->hash = TUNA_HASH_INIT;
-    tuna_status s = input_file_open(path, 0, &r->f);
+    const input_progress progress = {r->o.on_read, r->o.read_ctx};
+    tuna_status s = input_file_open_ex(path, 0, &progress, &r->f);
     if (s != TUNA_OK) {
         tuna_data_reader_free(r);
         return s;

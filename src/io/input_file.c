@@ -48,7 +48,19 @@ typedef struct {
     uint64_t max_bytes, max_line;
     uint64_t total, line_len; /* bytes so far; bytes of the current line */
     long line;                /* current line, from 1 */
+    const input_progress *progress; /* may be NULL */
+    uint64_t step, next_report;     /* report every step bytes; the next at */
 } copy_state;
+
+/* tells progress about the bytes copied so far: at each step, and at the end
+ * (done) only when something was said before */
+static void report(copy_state *c, int done) {
+    if (!c->progress || !c->progress->on_read) return;
+    if (done ? c->next_report > c->step : c->total >= c->next_report) {
+        c->progress->on_read(c->progress->ctx, c->path, c->total, done);
+        c->next_report = (c->total / c->step + 1) * c->step;
+    }
+}
 
 /* the limits over one block read from the stream */
 static tuna_status check_block(copy_state *c, const char *p, size_t n) {
@@ -97,18 +109,22 @@ static tuna_status copy_stream(copy_state *c, int src, int dst, uint64_t prefix)
         if (st != TUNA_OK) return st;
         if (!write_all(dst, buf, (size_t)k))
             return tuna_fail(TUNA_ERR_NOMEM, "%s: cannot hold the input in memory: %s", c->path, strerror(errno));
+        report(c, 0);
     }
 }
 
 /* reads the stream src whole into memory; *out reads the copy from its start */
-static tuna_status slurp(const char *path, int src, uint64_t prefix, FILE **out) {
-    copy_state c = {path, 0, 0, 0, 0, 1};
+static tuna_status slurp(const char *path, int src, uint64_t prefix, const input_progress *p, FILE **out) {
+    copy_state c = {path, 0, 0, 0, 0, 1, p, 0, 0};
     tuna_status st = env_bytes("TUNA_INPUT_MAX_BYTES", INPUT_MAX_BYTES_DEFAULT, &c.max_bytes);
     if (st == TUNA_OK) st = env_bytes("TUNA_INPUT_MAX_LINE", INPUT_MAX_LINE_DEFAULT, &c.max_line);
+    if (st == TUNA_OK) st = env_bytes("TUNA_INPUT_PROGRESS_BYTES", INPUT_PROGRESS_BYTES_DEFAULT, &c.step);
     if (st != TUNA_OK) return st;
+    c.next_report = c.step;
     int mem = memory_file();
     if (mem < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot create a memory file: %s", path, strerror(errno));
     st = copy_stream(&c, src, mem, prefix);
+    if (st == TUNA_OK) report(&c, 1);
     if (st == TUNA_OK && lseek(mem, 0, SEEK_SET) != 0) st = tuna_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
     if (st == TUNA_OK && !(*out = fdopen(mem, "rb"))) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st != TUNA_OK) close(mem);
@@ -116,6 +132,10 @@ static tuna_status slurp(const char *path, int src, uint64_t prefix, FILE **out)
 }
 
 tuna_status input_file_open(const char *path, uint64_t prefix, FILE **out) {
+    return input_file_open_ex(path, prefix, NULL, out);
+}
+
+tuna_status input_file_open_ex(const char *path, uint64_t prefix, const input_progress *p, FILE **out) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -126,7 +146,7 @@ tuna_status input_file_open(const char *path, uint64_t prefix, FILE **out) {
     else if (S_ISREG(sb.st_mode)) {
         if ((*out = fdopen(fd, "rb"))) return TUNA_OK;
         st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
-    } else st = slurp(path, fd, prefix, out);
+    } else st = slurp(path, fd, prefix, p, out);
     close(fd);
     return st;
 }
