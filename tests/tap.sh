@@ -12,3 +12,23 @@ absent() {
   if in_ci; then bad "$1" "absent (required under CI=true)"; else skipped=$((skipped+1)); echo "SKIP $1"; fi
 }
 finish() { echo "RESULT $passed $failed $skipped"; [ "$failed" -eq 0 ]; exit; }
+
+# tap_cli BUILD: $tuna, the CLI of the build folder BUILD (relative to the
+# repository root, or absolute), and $model, the shipped model.
+tap_cli() {
+  case $1 in /*) tuna=$1/tuna ;; *) tuna=$root/$1/tuna ;; esac
+  model=$root/models/tuna-stories
+}
+# run NAME CMD...: runs CMD, its exit code in $rc, stdout in $tmp/NAME.out,
+# stderr in $tmp/NAME.err and in $err
+run() {
+  local name=$1; shift
+  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+  rc=$?
+  err=$(cat "$tmp/$name.err")
+}
+# expect NAME CODE TEXT: the last run exited CODE and its stderr holds TEXT
+expect() {
+  if [ "$rc" = "$2" ] && grep -qF -- "$3" <<<"$err"; then ok "$1"
+  else bad "$1" "exit $rc (want $2), stderr: $(tail -c 400 <<<"$err") (want '$3')"; fi
+}

@@ -21,11 +21,9 @@
 set -u
 cd "$(dirname "$0")/.."
 root=$PWD
-build=${1:-build}
-case $build in /*) tuna=$build/tuna ;; *) tuna=$root/$build/tuna ;; esac
-stories=$root/models/tuna-stories
-
 . "$root/tests/tap.sh"
+tap_cli "${1:-build}"
+stories=$model
 
 [ -x "$tuna" ] || { bad "$tuna is built"; finish; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-checks2.XXXXXX")
@@ -33,18 +31,6 @@ trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 export XDG_CACHE_HOME=$tmp/cache   # no token cache entry from another run
 mkdir -p "$XDG_CACHE_HOME"
 
-# run NAME CMD...: runs CMD, its exit code in $rc, stderr in $err
-run() {
-  local name=$1; shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
-  rc=$?
-  err=$(cat "$tmp/$name.err")
-}
-# expect NAME CODE TEXT: the last run exited CODE and its stderr holds TEXT
-expect() {
-  if [ "$rc" = "$2" ] && grep -qF -- "$3" <<<"$err"; then ok "$1"
-  else bad "$1" "exit $rc (want $2), stderr: $(tail -c 400 <<<"$err") (want '$3')"; fi
-}
 # model NAME CONFIG_JSON: a small model made by tuna init, with a tokenizer
 model() {
   echo "$2" >"$tmp/$1.json"

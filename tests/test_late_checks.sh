@@ -19,11 +19,8 @@
 set -u
 cd "$(dirname "$0")/.."
 root=$PWD
-build=${1:-build}
-case $build in /*) tuna=$build/tuna ;; *) tuna=$root/$build/tuna ;; esac
-model=$root/models/tuna-stories
-
 . "$root/tests/tap.sh"
+tap_cli "${1:-build}"
 
 [ -x "$tuna" ] || { bad "$tuna is built"; finish; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-late.XXXXXX")
@@ -31,19 +28,6 @@ trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 export XDG_CACHE_HOME=$tmp/cache   # no token cache entry from another run
 mkdir -p "$XDG_CACHE_HOME"
 
-# run NAME CMD...: runs CMD, its exit code in $rc, stdout in $tmp/NAME.out,
-# stderr in $tmp/NAME.err (and $err)
-run() {
-  local name=$1; shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
-  rc=$?
-  err=$(cat "$tmp/$name.err")
-}
-# expect NAME CODE TEXT: the last run exited CODE and its stderr holds TEXT
-expect() {
-  if [ "$rc" = "$2" ] && grep -qF -- "$3" <<<"$err"; then ok "$1"
-  else bad "$1" "exit $rc (want $2), stderr: $(tail -c 400 <<<"$err") (want '$3')"; fi
-}
 
 # ---- 7a: out-of-vocabulary labels found with the file and line, before any output ----
 printf '%s\n' '{"input_ids":[1,2,3,4],"labels":[-100,2,3,4]}' '{"input_ids":[1,2,3,4],"labels":[-100,2,99999,4]}' >"$tmp/oov.jsonl"

@@ -11,11 +11,8 @@
 set -u
 cd "$(dirname "$0")/.."
 root=$PWD
-build=${1:-build}
-case $build in /*) tuna=$build/tuna ;; *) tuna=$root/$build/tuna ;; esac
-model=$root/models/tuna-stories
-
 . "$root/tests/tap.sh"
+tap_cli "${1:-build}"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-pipes2.XXXXXX")
 sleeper=
