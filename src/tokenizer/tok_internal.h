@@ -28,6 +28,8 @@ int tk_buf_put(tk_buf *b, const void *s, size_t n);
 int tk_buf_putc(tk_buf *b, char c);
 int tk_ids_push(tk_ids *v, int32_t id);
 void tk_buf_free(tk_buf *b);
+/* Records "tokenizer: out of memory" and returns TUNA_ERR_NOMEM. */
+tuna_status tk_nomem(void);
 
 /* ---- string -> int32 hash map; owns copies of its keys ---- */
 typedef struct { uint64_t h; uint32_t off, len; int32_t val; } tk_slot;
@@ -207,16 +209,28 @@ static inline int tk_cp_to_byte(uint32_t cp) { /* -1 when cp is not a byte-level
 tuna_status tk_dec_parse(tuna_tokenizer *tok, json_t *j);
 void tk_dec_free(tk_dec *d);
 
-/* tok_load.c helpers shared with tok_llama2c.c (files are written through
- * io/atomic_file.h) */
+/* Loading, in the order of the calls (never back):
+ * tok_open.c (public tuna_tokenizer_load*: decides the kind) -> the readers
+ * (tok_llama2c.c, tok_gguf.c, tok_slow_bpe.c) -> tok_build.c; tok_file.c
+ * serves the first two. Files are written through io/atomic_file.h. */
+/* tok_file.c */
 tuna_status tk_read_file(const char *path, char **data, size_t *len);
+int tk_is_file(const char *path);                        /* 1: a regular file */
+char *tk_join_path(const char *dir, const char *name);   /* "dir/name"; NULL when out of memory */
+/* Parses a JSON file; NULL with *st set on failure. int_as_real: see tok_file.c. */
+json_t *tk_load_json_file(const char *path, int int_as_real, tuna_status *st);
+/* tok_build.c: a tokenizer from a tokenizer.json object and an optional
+ * tokenizer_config.json object (cfg_path names it in messages) */
 tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config, const char *cfg_path);
 /* tok_gguf.c: the vocabulary of a GGUF file */
 tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path);
+/* tok_llama2c.c: a tokenizer from a llama2.c tokenizer.bin file */
+tuna_status tk_load_llama2c(tuna_tokenizer **out, const char *path);
 /* Builds a tokenizer.json object from a llama2.c tokenizer.bin image. */
 tuna_status tk_llama2c_to_json(const char *data, size_t len, const char *what, json_t **out);
-/* Builds a tokenizer.json object from vocab.json + merges.txt of a GPT-2-style
- * folder; cls is the tokenizer_class (selects the pre-tokenizer regex). */
+/* tok_slow_bpe.c: a tokenizer.json object from vocab.json + merges.txt of a
+ * GPT-2-style folder; config is its tokenizer_config.json (its
+ * tokenizer_class selects the pre-tokenizer regex). */
 tuna_status tk_slow_bpe_to_json(const char *dir, json_t *config, json_t **out);
 
 /* tok_encode.c */

@@ -156,6 +156,23 @@ done:
     return st;
 }
 
+tuna_status tk_load_llama2c(tuna_tokenizer **out, const char *path) {
+    char *data;
+    size_t len;
+    tuna_status st = tk_read_file(path, &data, &len);
+    if (st) return st;
+    json_t *root = NULL;
+    st = tk_llama2c_to_json(data, len, path, &root);
+    free(data);
+    if (st) return st;
+    json_t *cfg = json_pack("{s:s, s:s, s:s, s:b}", "bos_token", "<s>", "eos_token", "</s>", "unk_token", "<unk>",
+                            "add_bos_token", 1);
+    st = tk_load_from_json(out, root, cfg, path);
+    json_decref(root);
+    json_decref(cfg);
+    return st;
+}
+
 tuna_status tuna_tokenizer_convert_llama2c(const char *bin_path, const char *out_dir) {
     if (!bin_path || !out_dir) return tuna_fail(TUNA_ERR_ARG, "tokenizer: convert: NULL argument");
     char *data;

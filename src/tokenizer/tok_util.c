@@ -28,6 +28,8 @@ int tk_buf_put(tk_buf *b, const void *s, size_t n) {
 
 int tk_buf_putc(tk_buf *b, char c) { return tk_buf_put(b, &c, 1); }
 
+tuna_status tk_nomem(void) { return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory"); }
+
 void tk_buf_free(tk_buf *b) {
     free(b->p);
     b->p = NULL;

@@ -1,73 +1,22 @@
-/* tok_load.c — building a tokenizer from files: tokenizer.json (HF "fast"
- * format), tokenizer_config.json (special tokens, chat template), a GPT-2-style
- * vocab.json + merges.txt folder, or llama2.c's tokenizer.bin (via
- * tok_llama2c.c); plus the public accessors.
+/* tok_build.c — building a tokenizer from a parsed tokenizer.json (HF "fast"
+ * format) and tokenizer_config.json (special tokens, chat template):
+ * tk_load_from_json, where every way of loading ends (called by tok_open.c for
+ * tokenizer.json files and vocab.json + merges.txt folders, by tok_gguf.c and
+ * tok_llama2c.c); plus freeing and the public accessors. It opens no file and
+ * calls no reader.
  *
  * Every field the encoder depends on is read explicitly; unknown model types
  * and pipeline components are refused with a message naming them, since
  * ignoring one would silently change the ids. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "tok_internal.h"
 #include "tokenizer/tok_config.h"
-#include "tuna_gguf.h"
-
-#define QWEN2_REGEX "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-
-tuna_status tk_read_file(const char *path, char **data, size_t *len) {
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
-    tk_buf b = {0};
-    char chunk[65536];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (tk_buf_put(&b, chunk, k)) { fclose(f); tk_buf_free(&b); return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { tk_buf_free(&b); return tuna_fail(TUNA_ERR_IO, "%s: read error", path); }
-    if (!b.p && tk_buf_put(&b, "", 0)) return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
-    *data = b.p;
-    *len = b.n;
-    return TUNA_OK;
-}
-
-static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
-
-static char *join_path(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-/* int_as_real: for config files, whose model_max_length can be 1e30 written
- * as an integer, which jansson refuses; their ids are then read as numbers. */
-static json_t *load_json_file(const char *path, int int_as_real, tuna_status *st) {
-    char *data;
-    size_t len;
-    *st = tk_read_file(path, &data, &len);
-    if (*st) return NULL;
-    json_error_t e;
-    json_t *j = json_loadb(data, len, int_as_real ? JSON_DECODE_INT_AS_REAL : 0, &e);
-    free(data);
-    if (!j) *st = tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, e.line, e.text);
-    return j;
-}
-
-/* ---- tokenizer.json ---- */
-static tuna_status nomem(void) { return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory"); }
 
 static tuna_status set_token(tuna_tokenizer *tok, int32_t id, const char *s, size_t n) {
     uint32_t off = (uint32_t)tok->strs.n;
-    if (tk_buf_put(&tok->strs, s, n) || tk_buf_putc(&tok->strs, '\0')) return nomem();
+    if (tk_buf_put(&tok->strs, s, n) || tk_buf_putc(&tok->strs, '\0')) return tk_nomem();
     tok->str_off[id] = off;
     return TUNA_OK;
 }
@@ -125,14 +74,14 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
     tok->vocab_size = (int)maxid + 1;
     tok->str_off = malloc((size_t)tok->vocab_size * sizeof *tok->str_off);
     tok->special = calloc((size_t)tok->vocab_size, 1);
-    if (!tok->str_off || !tok->special) return nomem();
+    if (!tok->str_off || !tok->special) return tk_nomem();
     for (int k = 0; k < tok->vocab_size; k++) tok->str_off[k] = UINT32_MAX;
     if (tk_map_init(&tok->vocab, json_object_size(vocab)) || tk_map_init(&tok->added_vocab, json_array_size(added) + 1))
-        return nomem();
+        return tk_nomem();
     json_object_foreach(vocab, key, v) {
         size_t kl = strlen(key); /* jansson keys are NUL-terminated; NULs inside are refused */
         int32_t id = (int32_t)json_integer_value(v);
-        if (tk_map_put(&tok->vocab, key, kl, id)) return nomem();
+        if (tk_map_put(&tok->vocab, key, kl, id)) return tk_nomem();
         tuna_status st = set_token(tok, id, key, kl);
         if (st) return st;
     }
@@ -150,11 +99,11 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
     json_t *pre = json_object_get(model, "continuing_subword_prefix"), *suf = json_object_get(model, "end_of_word_suffix");
     if (json_is_string(pre) && json_string_length(pre)) {
         tok->subword_prefix_len = json_string_length(pre);
-        if (!(tok->subword_prefix = strdup(json_string_value(pre)))) return nomem();
+        if (!(tok->subword_prefix = strdup(json_string_value(pre)))) return tk_nomem();
     }
     if (json_is_string(suf) && json_string_length(suf)) {
         tok->word_suffix_len = json_string_length(suf);
-        if (!(tok->word_suffix = strdup(json_string_value(suf)))) return nomem();
+        if (!(tok->word_suffix = strdup(json_string_value(suf)))) return tk_nomem();
     }
     if (dropout > 0)
         return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: BPE dropout is not supported (encoding would not be deterministic)");
@@ -166,7 +115,7 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
 
     /* merges, ranked by position */
     size_t nm = merges ? json_array_size(merges) : 0;
-    if (tk_merges_init(&tok->merges, nm + 1)) return nomem();
+    if (tk_merges_init(&tok->merges, nm + 1)) return tk_nomem();
     tk_buf tmp = {0};
     json_t *m;
     json_array_foreach(merges, i, m) {
@@ -179,10 +128,10 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
         size_t cut = tok->subword_prefix_len && bl >= tok->subword_prefix_len &&
                      !memcmp(b, tok->subword_prefix, tok->subword_prefix_len) ? tok->subword_prefix_len : 0;
         tmp.n = 0;
-        if (tk_buf_put(&tmp, a, al) || tk_buf_put(&tmp, b + cut, bl - cut)) { tk_buf_free(&tmp); return nomem(); }
+        if (tk_buf_put(&tmp, a, al) || tk_buf_put(&tmp, b + cut, bl - cut)) { tk_buf_free(&tmp); return tk_nomem(); }
         int32_t id = tk_map_get(&tok->vocab, tmp.p, tmp.n);
         if (id < 0) { tk_buf_free(&tmp); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: merges[%zu]: merged token is not in the vocabulary", i); }
-        if (tk_merges_put(&tok->merges, ia, ib, (int32_t)i, id)) { tk_buf_free(&tmp); return nomem(); }
+        if (tk_merges_put(&tok->merges, ia, ib, (int32_t)i, id)) { tk_buf_free(&tmp); return tk_nomem(); }
     }
     tk_buf_free(&tmp);
     return TUNA_OK;
@@ -192,14 +141,14 @@ static tuna_status parse_added(tuna_tokenizer *tok, json_t *added) {
     size_t n = json_array_size(added), i;
     if (!n) return TUNA_OK;
     tok->added = calloc(n, sizeof *tok->added);
-    if (!tok->added) return nomem();
+    if (!tok->added) return tk_nomem();
     json_t *v;
     json_array_foreach(added, i, v) {
         tk_added *a = &tok->added[tok->n_added++];
         json_t *c = json_object_get(v, "content");
         a->id = (int32_t)json_integer_value(json_object_get(v, "id"));
         a->len = json_string_length(c);
-        if (!(a->content = malloc(a->len + 1))) return nomem();
+        if (!(a->content = malloc(a->len + 1))) return tk_nomem();
         memcpy(a->content, json_string_value(c), a->len + 1);
         char pfx[48];
         snprintf(pfx, sizeof pfx, "added_tokens[%zu].", i);
@@ -213,14 +162,14 @@ static tuna_status parse_added(tuna_tokenizer *tok, json_t *added) {
         tok->special[a->id] = (uint8_t)a->special;
         tuna_status st = set_token(tok, a->id, a->content, a->len);
         if (st) return st;
-        if (tk_map_put(&tok->added_vocab, a->content, a->len, a->id)) return nomem();
+        if (tk_map_put(&tok->added_vocab, a->content, a->len, a->id)) return tk_nomem();
     }
     return TUNA_OK;
 }
 
 static tuna_status push_post(int32_t **arr, int *n, int32_t id) {
     int32_t *p = realloc(*arr, (size_t)(*n + 1) * sizeof *p);
-    if (!p) return nomem();
+    if (!p) return tk_nomem();
     p[(*n)++] = id;
     *arr = p;
     return TUNA_OK;
@@ -298,11 +247,11 @@ static tuna_status parse_config(tuna_tokenizer *tok, json_t *cfg, const char *cf
     const char *ct = tk_config_template(&r), *cls = jkeys_str(&r, "tokenizer_class", NULL, NULL);
     int ab = jkeys_bool(&r, "add_bos_token", -1), ae = jkeys_bool(&r, "add_eos_token", -1);
     if (r.st != TUNA_OK) return r.st;
-    if (bos) { tok->bos_id = tuna_tokenizer_token_to_id(tok, bos); if (!(tok->bos_tok = strdup(bos))) return nomem(); }
-    if (eos) { tok->eos_id = tuna_tokenizer_token_to_id(tok, eos); if (!(tok->eos_tok = strdup(eos))) return nomem(); }
+    if (bos) { tok->bos_id = tuna_tokenizer_token_to_id(tok, bos); if (!(tok->bos_tok = strdup(bos))) return tk_nomem(); }
+    if (eos) { tok->eos_id = tuna_tokenizer_token_to_id(tok, eos); if (!(tok->eos_tok = strdup(eos))) return tk_nomem(); }
     if (pad) tok->pad_id = tuna_tokenizer_token_to_id(tok, pad);
     if (unk) tok->cfg_unk_id = tuna_tokenizer_token_to_id(tok, unk);
-    if (ct && !(tok->chat_template = strdup(ct))) return nomem();
+    if (ct && !(tok->chat_template = strdup(ct))) return tk_nomem();
     /* files without a config: the usual names */
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", NULL};
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", NULL};
@@ -312,8 +261,8 @@ static tuna_status parse_config(tuna_tokenizer *tok, json_t *cfg, const char *cf
     }
     if (!cfg || !json_object_get(cfg, "eos_token")) tok->eos_id = first_known(tok, eos_names);
     const char *bt = tuna_tokenizer_id_to_token(tok, tok->bos_id), *et = tuna_tokenizer_id_to_token(tok, tok->eos_id);
-    if (bt && !tok->bos_tok && !(tok->bos_tok = strdup(bt))) return nomem();
-    if (et && !tok->eos_tok && !(tok->eos_tok = strdup(et))) return nomem();
+    if (bt && !tok->bos_tok && !(tok->bos_tok = strdup(bt))) return tk_nomem();
+    if (et && !tok->eos_tok && !(tok->eos_tok = strdup(et))) return tk_nomem();
     if (tok->cfg_unk_id < 0) tok->cfg_unk_id = tok->unk_id;
     /* transformers' Llama/Gemma fast tokenizers rebuild the post-processor
      * from add_bos_token / add_eos_token, so those flags decide what
@@ -332,7 +281,7 @@ tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config
     *out = NULL;
     if (!json_is_object(root)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: top level is not an object");
     tuna_tokenizer *tok = calloc(1, sizeof *tok);
-    if (!tok) return nomem();
+    if (!tok) return tk_nomem();
     json_t *added = json_object_get(root, "added_tokens");
     if (added && !json_is_array(added) && !json_is_null(added)) { free(tok); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: \"added_tokens\" is not a list"); }
     if (!json_is_array(added)) added = NULL;
@@ -346,211 +295,11 @@ tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config
     if (!st) st = tk_dec_parse(tok, json_object_get(root, "decoder"));
     if (!st) st = parse_post(tok, json_object_get(root, "post_processor"));
     if (!st) st = tk_trie_build(tok);
-    if (!st && tk_map_init(&tok->cache, 4096)) st = nomem();
+    if (!st && tk_map_init(&tok->cache, 4096)) st = tk_nomem();
     if (!st) st = parse_config(tok, json_is_object(config) ? config : NULL, cfg_path);
     if (st) { tuna_tokenizer_free(tok); return st; }
     *out = tok;
     return TUNA_OK;
-}
-
-tuna_status tuna_tokenizer_load_json(tuna_tokenizer **out, const char *json, size_t len,
-                                     const char *config_json, size_t config_len) {
-    if (!out) return tuna_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
-    *out = NULL;
-    if (!json) return tuna_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
-    json_error_t e;
-    json_t *root = json_loadb(json, len, 0, &e);
-    if (!root) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json:%d: invalid JSON: %s", e.line, e.text);
-    json_t *cfg = NULL;
-    if (config_json) {
-        cfg = json_loadb(config_json, config_len, JSON_DECODE_INT_AS_REAL, &e);
-        if (!cfg) { json_decref(root); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer_config.json:%d: invalid JSON: %s", e.line, e.text); }
-    }
-    tuna_status st = tk_load_from_json(out, root, cfg, "tokenizer_config.json");
-    json_decref(root);
-    json_decref(cfg);
-    return st;
-}
-
-/* ---- vocab.json + merges.txt (GPT2Tokenizer / Qwen2Tokenizer folders) ---- */
-/* tokenizer_config.json's added_tokens_decoder: {"<id>": {"content": ...}},
- * each key a token id (decimal, below 2^24), each value an object; NULL when
- * absent. A bad entry is recorded in r. */
-static json_t *added_tokens_decoder(jkeys *r) {
-    json_t *atd = jkeys_get(r, "added_tokens_decoder"), *v;
-    if (!atd || r->st != TUNA_OK) return NULL;
-    if (!json_is_object(atd)) { jkeys_fail(r, TUNA_ERR_FORMAT, "added_tokens_decoder", atd, "must be an object"); return NULL; }
-    const char *key;
-    json_object_foreach(atd, key, v) {
-        char *end;
-        long id = strtol(key, &end, 10);
-        if (key[0] < '0' || key[0] > '9' || *end || id >= (1L << 24) || !json_is_object(v)) {
-            jkeys sub = {atd, r->path, "added_tokens_decoder.", TUNA_OK};
-            jkeys_fail(&sub, TUNA_ERR_FORMAT, key, v, "must be a token id (0 to 16777215) holding an object");
-            r->st = sub.st;
-            return NULL;
-        }
-    }
-    return atd;
-}
-
-tuna_status tk_slow_bpe_to_json(const char *dir, json_t *config, json_t **out) {
-    *out = NULL;
-    char *cpath = join_path(dir, "tokenizer_config.json");
-    jkeys r = {json_is_object(config) ? config : NULL, cpath ? cpath : "tokenizer_config.json", "", TUNA_OK};
-    const char *cls = jkeys_str(&r, "tokenizer_class", NULL, NULL);
-    int prefix_space = jkeys_bool(&r, "add_prefix_space", 0);
-    json_t *atd = added_tokens_decoder(&r);
-    free(cpath);
-    if (r.st != TUNA_OK) return r.st;
-    int qwen = cls && !strncmp(cls, "Qwen2Tokenizer", 14);
-    if (cls && !qwen && strncmp(cls, "GPT2Tokenizer", 13) != 0)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: vocab.json + merges.txt with tokenizer_class \"%s\" is not supported (GPT2Tokenizer and Qwen2Tokenizer are)", dir, cls);
-    char *vpath = join_path(dir, "vocab.json"), *mpath = join_path(dir, "merges.txt");
-    tuna_status st = TUNA_OK;
-    json_t *vocab = NULL, *root = NULL, *merges = json_array();
-    char *mtext = NULL;
-    size_t mlen = 0;
-    if (!vpath || !mpath || !merges) { st = nomem(); goto done; }
-    if (!(vocab = load_json_file(vpath, 0, &st))) goto done;
-    if (!json_is_object(vocab)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", vpath); goto done; }
-    if ((st = tk_read_file(mpath, &mtext, &mlen))) goto done;
-    for (size_t i = 0; i < mlen;) {
-        size_t e = i;
-        while (e < mlen && mtext[e] != '\n') e++;
-        size_t le = e;
-        if (le > i && mtext[le - 1] == '\r') le--;
-        if (le > i && !(le - i >= 8 && !memcmp(mtext + i, "#version", 8))) {
-            if (json_array_append_new(merges, json_stringn(mtext + i, le - i))) { st = nomem(); goto done; }
-        }
-        i = e + 1;
-    }
-    /* added tokens: tokenizer_config's added_tokens_decoder, else <|endoftext|> */
-    json_t *added = json_array();
-    const char *key;
-    json_t *v;
-    json_object_foreach(atd, key, v) {
-        json_t *t = json_deep_copy(v);
-        json_object_del(t, "__type");
-        json_object_set_new(t, "id", json_integer(strtol(key, NULL, 10)));
-        json_array_append_new(added, t);
-    }
-    if (json_array_size(added) == 0 && json_is_integer(json_object_get(vocab, "<|endoftext|>")))
-        json_array_append_new(added, json_pack("{s:I, s:s, s:b, s:b, s:b, s:b, s:b}", "id",
-                              json_integer_value(json_object_get(vocab, "<|endoftext|>")), "content", "<|endoftext|>",
-                              "special", 1, "lstrip", 0, "rstrip", 0, "single_word", 0, "normalized", 0));
-    json_t *model = json_pack("{s:s, s:O, s:O, s:n, s:b, s:b, s:b}", "type", "BPE", "vocab", vocab, "merges", merges,
-                              "unk_token", "fuse_unk", 0, "byte_fallback", 0, "ignore_merges", 0);
-    json_t *pre, *norm;
-    if (qwen) {
-        norm = json_pack("{s:s}", "type", "NFC");
-        pre = json_pack("{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, {s:s, s:b, s:b, s:b}]}", "type", "Sequence", "pretokenizers",
-                        "type", "Split", "pattern", "Regex", QWEN2_REGEX, "behavior", "Isolated", "invert", 0,
-                        "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 0, "use_regex", 0);
-    } else {
-        norm = json_null();
-        pre = json_pack("{s:s, s:b, s:b}", "type", "ByteLevel", "add_prefix_space",
-                        prefix_space, "use_regex", 1);
-    }
-    root = json_pack("{s:o, s:o, s:o, s:o, s:{s:s}, s:n}", "added_tokens", added, "model", model, "normalizer", norm,
-                     "pre_tokenizer", pre, "decoder", "type", "ByteLevel", "post_processor");
-    if (!root) st = nomem();
-done:
-    free(vpath);
-    free(mpath);
-    free(mtext);
-    json_decref(vocab);
-    json_decref(merges);
-    *out = root;
-    return st;
-}
-
-/* ---- entry point ---- */
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
-static tuna_status load_llama2c(tuna_tokenizer **out, const char *path) {
-    char *data;
-    size_t len;
-    tuna_status st = tk_read_file(path, &data, &len);
-    if (st) return st;
-    json_t *root = NULL;
-    st = tk_llama2c_to_json(data, len, path, &root);
-    free(data);
-    if (st) return st;
-    json_t *cfg = json_pack("{s:s, s:s, s:s, s:b}", "bos_token", "<s>", "eos_token", "</s>", "unk_token", "<unk>",
-                            "add_bos_token", 1);
-    st = tk_load_from_json(out, root, cfg, path);
-    json_decref(root);
-    json_decref(cfg);
-    return st;
-}
-
-/* config.json's bos_token_id / eos_token_id (the first of a list), read as
- * strictly as the model loader does, for what cfg leaves out; ids outside the
- * vocabulary are ignored, as before */
-static tuna_status ids_from_model_config(tuna_tokenizer *t, const char *path, json_t *cfg) {
-    tuna_status st;
-    json_t *mc = load_json_file(path, 0, &st);
-    if (!mc) return st;
-    jkeys r = {mc, path, "", json_is_object(mc) ? TUNA_OK : tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path)};
-    int32_t b = -1, e = -1;
-    int nb = jkeys_token_ids(&r, "bos_token_id", &b, 1), ne = jkeys_token_ids(&r, "eos_token_id", &e, 1);
-    json_decref(mc);
-    if (r.st != TUNA_OK) return r.st;
-    if (nb && b < t->vocab_size && (!cfg || !json_object_get(cfg, "bos_token"))) t->bos_id = b;
-    if (ne && e < t->vocab_size && (!cfg || !json_object_get(cfg, "eos_token"))) t->eos_id = e;
-    return TUNA_OK;
-}
-
-tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
-    if (!out || !dir) return tuna_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
-    *out = NULL;
-    if (is_file(dir)) {
-        if (ends_with(dir, ".bin")) return load_llama2c(out, dir);
-        if (tuna_is_gguf(dir)) return tk_load_gguf(out, dir);
-        tuna_status st;
-        json_t *root = load_json_file(dir, 0, &st);
-        if (!root) return st;
-        st = tk_load_from_json(out, root, NULL, dir);
-        json_decref(root);
-        return st;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0) return tuna_fail(TUNA_ERR_IO, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(sb.st_mode)) return tuna_fail(TUNA_ERR_IO, "%s: not a folder", dir);
-    char *tj = join_path(dir, "tokenizer.json"), *tc = join_path(dir, "tokenizer_config.json");
-    char *vj = join_path(dir, "vocab.json"), *mt = join_path(dir, "merges.txt");
-    char *tb = join_path(dir, "tokenizer.bin"), *cj = join_path(dir, "config.json");
-    tuna_status st = TUNA_OK;
-    json_t *root = NULL, *cfg = NULL;
-    if (!tj || !tc || !vj || !mt || !tb || !cj) { st = nomem(); goto done; }
-    if (is_file(tc) && !(cfg = load_json_file(tc, 1, &st))) goto done;
-    if (is_file(tj)) {
-        if (!(root = load_json_file(tj, 0, &st))) goto done;
-    } else if (is_file(vj) && is_file(mt)) {
-        if ((st = tk_slow_bpe_to_json(dir, cfg, &root))) goto done;
-    } else if (is_file(tb)) {
-        st = load_llama2c(out, tb);
-        goto done;
-    } else {
-        st = tuna_fail(TUNA_ERR_IO, "%s: no tokenizer.json, vocab.json + merges.txt, or tokenizer.bin", dir);
-        goto done;
-    }
-    if ((st = tk_load_from_json(out, root, cfg, tc))) goto done;
-    /* config.json's ids fill in what tokenizer_config.json leaves out */
-    if (is_file(cj) && (!cfg || !json_object_get(cfg, "bos_token") || !json_object_get(cfg, "eos_token")) &&
-        (st = ids_from_model_config(*out, cj, cfg))) {
-        tuna_tokenizer_free(*out);
-        *out = NULL;
-    }
-done:
-    json_decref(root);
-    json_decref(cfg);
-    free(tj); free(tc); free(vj); free(mt); free(tb); free(cj);
-    return st;
 }
 
 void tuna_tokenizer_free(tuna_tokenizer *tok) {
