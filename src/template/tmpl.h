@@ -74,7 +74,10 @@ struct tp_node {
     tp_list l1, l2;
 };
 
-/* Tokenizes and parses src (HF preprocessing applied); returns N_PROGRAM,
+/* lex.c: preprocesses and tokenizes src (c->src set by the caller, for error
+ * positions); returns the tokens, *ntok of them, generation markers included. */
+tp_token *tp_lex(tp_ctx *c, const char *src, size_t len, int *ntok);
+/* parse.c: tokenizes and parses src (HF preprocessing applied); returns N_PROGRAM,
  * whose flag counts the {% generation %} tags kept as N_GEN nodes. */
 tp_node *tp_parse(tp_ctx *c, const char *src, size_t len);
 
