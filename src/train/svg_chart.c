@@ -302,6 +302,158 @@ static int log_ticks(double lo, double hi, double *t, int max) {
     return n;
 }
 
+/* Scales the frame to the data's range: x from 0 (or a window around a
+ * lone step), y linear or log (co->log_ratio), padded. */
+static void fit_axes(frame *f, const chart_opts *co, double xmin, double xmax, double ymin, double ymax) {
+    /* x: steps from 0 (or the first step if negative); a single step gets a window around it */
+    f->xlo = xmin >= 0 && xmax > xmin ? 0 : xmin - 1;
+    f->xhi = xmax > xmin ? xmax : xmax + 1;
+    /* y */
+    f->logy = co->log_ratio > 0 && ymin > 0 && ymax / ymin >= co->log_ratio;
+    if (f->logy) {
+        double pad = pow(10, 0.04 * (log10(ymax) - log10(ymin)));
+        f->ylo = ymin / pad;
+        f->yhi = ymax * pad;
+    } else if (ymax - ymin <= 1e-9 * fmax(fabs(ymax), fabs(ymin))) {
+        /* constant (up to rounding, as an EMA of a constant is): centre the flat line */
+        ymin = ymax = 0.5 * (ymin + ymax);
+        double pad = ymin == 0 ? 1 : fabs(ymin) * 0.1;
+        f->ylo = ymin - pad;
+        f->yhi = ymax + pad;
+        if (co->zero_floor && ymin > 0 && f->ylo < 0) f->ylo = 0;
+    } else {
+        double pad = 0.06 * (ymax - ymin);
+        f->ylo = ymin - pad;
+        f->yhi = ymax + pad;
+        if (co->zero_floor && ymin >= 0 && f->ylo < 0) f->ylo = 0;
+    }
+}
+
+/* Grid, tick labels, the frame, the axis note and the reference line. */
+static void draw_axes(sbuf *o, const frame *f, const chart_opts *co) {
+    char nb[48];
+    double t[32];
+    /* grid and tick labels */
+    int nt = f->logy ? log_ticks(f->ylo, f->yhi, t, 32) : linear_ticks(f->ylo, f->yhi, co->small ? 4 : 5, t, 32);
+    sb_puts(o, "<g class=\"grid\">");
+    for (int i = 0; i < nt; i++) {
+        double y = fy(f, t[i]);
+        sb_printf(o, "<path d=\"M%g ", f->x0);
+        put_coord(o, y);
+        sb_printf(o, "H%g\"/>", f->x1);
+    }
+    int ntx = linear_ticks(f->xlo, f->xhi, co->small ? 3 : 8, t + 16, 16);
+    for (int i = 0; i < ntx; i++) {
+        if (t[16 + i] != floor(t[16 + i])) continue; /* steps are whole */
+        sb_puts(o, "<path d=\"M");
+        put_coord(o, fx(f, t[16 + i]));
+        sb_printf(o, " %gV%g\"/>", f->y0, f->y1);
+    }
+    sb_puts(o, "</g><g class=\"ylab\">");
+    nt = f->logy ? log_ticks(f->ylo, f->yhi, t, 16) : linear_ticks(f->ylo, f->yhi, co->small ? 4 : 5, t, 16);
+    for (int i = 0; i < nt; i++) {
+        sb_printf(o, "<text x=\"%g\" y=\"", f->x0 - 6);
+        put_coord(o, fy(f, t[i]) + 4);
+        sb_printf(o, "\">%s</text>", fmt_tick(nb, sizeof nb, t[i]));
+    }
+    sb_puts(o, "</g><g class=\"xlab\">");
+    for (int i = 0; i < ntx; i++) {
+        if (t[16 + i] != floor(t[16 + i])) continue;
+        sb_puts(o, "<text x=\"");
+        put_coord(o, fx(f, t[16 + i]));
+        sb_printf(o, "\" y=\"%g\">%s</text>", f->y1 + 16, fmt_step(nb, sizeof nb, t[16 + i]));
+    }
+    sb_puts(o, "</g>");
+    sb_printf(o, "<rect class=\"frame\" x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\"/>", f->x0, f->y0, f->x1 - f->x0,
+              f->y1 - f->y0);
+    if (!co->small)
+        sb_printf(o, "<text class=\"axis\" x=\"%g\" y=\"%g\">step%s</text>", f->x1, f->H - 4,
+                  f->logy ? " · log y axis" : "");
+    else if (f->logy)
+        sb_printf(o, "<text class=\"axis\" x=\"%g\" y=\"%g\">log y</text>", f->x1, f->H - 2);
+    if (isfinite(co->ref)) {
+        sb_printf(o, "<path class=\"ref\" d=\"M%g ", f->x0);
+        put_coord(o, fy(f, co->ref));
+        sb_printf(o, "H%g\"/>", f->x1);
+    }
+}
+
+/* The layers in order (raw first so the smoothed line sits on top), then
+ * the marks of non-finite values along the top edge. */
+static void draw_layers(sbuf *o, const frame *f, const chart_layer *L, int nl, size_t nonfinite) {
+    char nb[48];
+    double *marks = malloc(((size_t)(f->x1 - f->x0) + 2 + nonfinite) * sizeof *marks);
+    size_t n_marks = 0;
+    for (int l = 0; l < nl; l++) {
+        const chart_series *s = &L[l].s;
+        if (!s || !s->n) continue;
+        int envelope = L[l].style == LAYER_LINE && needs_buckets(f, s);
+        const char *cls = L[l].style == LAYER_RAW || envelope ? "raw" : L[l].style == LAYER_DASH ? "dash" : "line";
+        sb_printf(o, "<path class=\"%s\" stroke=\"%s\"", cls, L[l].color);
+        if (!envelope && L[l].label) { sb_puts(o, " data-n=\""); sb_esc(o, L[l].label); sb_puts(o, "\""); }
+        sb_puts(o, " d=\"");
+        if (L[l].style == LAYER_SMOOTH && needs_buckets(f, s)) draw_column_means(o, f, s);
+        else draw_series_path(o, f, s, marks, &n_marks);
+        sb_puts(o, "\"/>");
+        if (envelope) {
+            sb_printf(o, "<path class=\"line\" stroke=\"%s\" data-n=\"", L[l].color);
+            sb_esc(o, L[l].label ? L[l].label : "");
+            sb_puts(o, " (mean)\" d=\"");
+            draw_column_means(o, f, s);
+            sb_puts(o, "\"/>");
+        }
+        if (L[l].style == LAYER_EVAL && s->n <= 200) { /* points with native hover titles (no script needed) */
+            sb_printf(o, "<g fill=\"%s\">", L[l].color);
+            for (size_t i = 0; i < s->n; i++) {
+                if (!isfinite(s->p[i].y)) continue;
+                sb_puts(o, "<circle r=\"3.2\" cx=\"");
+                put_coord(o, fx(f, s->p[i].x));
+                sb_puts(o, "\" cy=\"");
+                put_coord(o, fy(f, s->p[i].y));
+                sb_printf(o, "\"><title>step %.0f: ", s->p[i].x);
+                sb_esc(o, L[l].label);
+                sb_printf(o, " %s</title></circle>", fmt_g(nb, sizeof nb, s->p[i].y, 5));
+            }
+            sb_puts(o, "</g>");
+        }
+    }
+    if (marks && n_marks) { /* non-finite values: red ticks hanging from the top edge */
+        sb_printf(o, "<g class=\"nf\"><title>%zu non-finite value%s (NaN/inf) not drawn</title><path d=\"", nonfinite,
+                  nonfinite == 1 ? "" : "s");
+        for (size_t i = 0; i < n_marks; i++) {
+            sb_puts(o, "M");
+            put_coord(o, marks[i]);
+            sb_printf(o, " %gl-4 -7h8z", f->y0);
+        }
+        sb_puts(o, "\"/></g>");
+    }
+    free(marks);
+}
+
+/* The legend along the top: a swatch and label per layer, the reference line, the non-finite count. */
+static void draw_legend(sbuf *o, const frame *f, const chart_opts *co, const chart_layer *L, int nl, size_t nonfinite) {
+    double lx = f->x0 + 4;
+    for (int l = 0; l < nl; l++) {
+        if (!L[l].s.n || !L[l].label) continue;
+        const char *cls = L[l].style == LAYER_RAW ? "raw" : L[l].style == LAYER_DASH ? "dash" : "line";
+        sb_printf(o, "<path class=\"%s\" stroke=\"%s\" d=\"M%g 16h18\"/>", cls, L[l].color, lx);
+        if (L[l].style == LAYER_EVAL) sb_printf(o, "<circle r=\"3.2\" cx=\"%g\" cy=\"16\" fill=\"%s\"/>", lx + 9, L[l].color);
+        sb_printf(o, "<text class=\"leg\" x=\"%g\" y=\"20\">", lx + 24);
+        sb_esc(o, L[l].label);
+        sb_puts(o, "</text>");
+        lx += 24 + 6.6 * (double)strlen(L[l].label) + 18;
+    }
+    if (isfinite(co->ref) && co->ref_label) {
+        sb_printf(o, "<path class=\"ref\" d=\"M%g 16h18\"/><text class=\"leg\" x=\"%g\" y=\"20\">", lx, lx + 24);
+        sb_esc(o, co->ref_label);
+        sb_puts(o, "</text>");
+        lx += 24 + 6.6 * (double)strlen(co->ref_label) + 18;
+    }
+    if (nonfinite)
+        sb_printf(o, "<path class=\"nf\" d=\"M%g 20l-5 -8h10z\"/><text class=\"leg\" x=\"%g\" y=\"20\">%zu non-finite "
+                     "(not drawn)</text>", lx + 5, lx + 16, nonfinite);
+}
+
 void svg_chart(sbuf *o, const chart_opts *co, const chart_layer *L, int nl) {
     frame f = {.W = co->W, .H = co->H};
     f.x0 = co->small ? 46 : 62;
@@ -330,145 +482,12 @@ void svg_chart(sbuf *o, const chart_opts *co, const chart_layer *L, int nl) {
                   !(xmin <= xmax) ? "no data" : !(ymin <= ymax) ? "no finite values" : "values too large to plot");
         return;
     }
-    /* x: steps from 0 (or the first step if negative); a single step gets a window around it */
-    f.xlo = xmin >= 0 && xmax > xmin ? 0 : xmin - 1;
-    f.xhi = xmax > xmin ? xmax : xmax + 1;
-    /* y */
-    f.logy = co->log_ratio > 0 && ymin > 0 && ymax / ymin >= co->log_ratio;
-    if (f.logy) {
-        double pad = pow(10, 0.04 * (log10(ymax) - log10(ymin)));
-        f.ylo = ymin / pad;
-        f.yhi = ymax * pad;
-    } else if (ymax - ymin <= 1e-9 * fmax(fabs(ymax), fabs(ymin))) {
-        /* constant (up to rounding, as an EMA of a constant is): centre the flat line */
-        ymin = ymax = 0.5 * (ymin + ymax);
-        double pad = ymin == 0 ? 1 : fabs(ymin) * 0.1;
-        f.ylo = ymin - pad;
-        f.yhi = ymax + pad;
-        if (co->zero_floor && ymin > 0 && f.ylo < 0) f.ylo = 0;
-    } else {
-        double pad = 0.06 * (ymax - ymin);
-        f.ylo = ymin - pad;
-        f.yhi = ymax + pad;
-        if (co->zero_floor && ymin >= 0 && f.ylo < 0) f.ylo = 0;
-    }
+    fit_axes(&f, co, xmin, xmax, ymin, ymax);
     /* the frame, for the hover script to turn pixels back into steps and values */
     sb_printf(o, "\" data-f=\"%g %g %g %g %.17g %.17g %.17g %.17g %d\">", f.x0, f.x1, f.y0, f.y1, f.xlo, f.xhi, f.ylo,
               f.yhi, f.logy);
-    char nb[48];
-    double t[32];
-    /* grid and tick labels */
-    int nt = f.logy ? log_ticks(f.ylo, f.yhi, t, 32) : linear_ticks(f.ylo, f.yhi, co->small ? 4 : 5, t, 32);
-    sb_puts(o, "<g class=\"grid\">");
-    for (int i = 0; i < nt; i++) {
-        double y = fy(&f, t[i]);
-        sb_printf(o, "<path d=\"M%g ", f.x0);
-        put_coord(o, y);
-        sb_printf(o, "H%g\"/>", f.x1);
-    }
-    int ntx = linear_ticks(f.xlo, f.xhi, co->small ? 3 : 8, t + 16, 16);
-    for (int i = 0; i < ntx; i++) {
-        if (t[16 + i] != floor(t[16 + i])) continue; /* steps are whole */
-        sb_puts(o, "<path d=\"M");
-        put_coord(o, fx(&f, t[16 + i]));
-        sb_printf(o, " %gV%g\"/>", f.y0, f.y1);
-    }
-    sb_puts(o, "</g><g class=\"ylab\">");
-    nt = f.logy ? log_ticks(f.ylo, f.yhi, t, 16) : linear_ticks(f.ylo, f.yhi, co->small ? 4 : 5, t, 16);
-    for (int i = 0; i < nt; i++) {
-        sb_printf(o, "<text x=\"%g\" y=\"", f.x0 - 6);
-        put_coord(o, fy(&f, t[i]) + 4);
-        sb_printf(o, "\">%s</text>", fmt_tick(nb, sizeof nb, t[i]));
-    }
-    sb_puts(o, "</g><g class=\"xlab\">");
-    for (int i = 0; i < ntx; i++) {
-        if (t[16 + i] != floor(t[16 + i])) continue;
-        sb_puts(o, "<text x=\"");
-        put_coord(o, fx(&f, t[16 + i]));
-        sb_printf(o, "\" y=\"%g\">%s</text>", f.y1 + 16, fmt_step(nb, sizeof nb, t[16 + i]));
-    }
-    sb_puts(o, "</g>");
-    sb_printf(o, "<rect class=\"frame\" x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\"/>", f.x0, f.y0, f.x1 - f.x0,
-              f.y1 - f.y0);
-    if (!co->small)
-        sb_printf(o, "<text class=\"axis\" x=\"%g\" y=\"%g\">step%s</text>", f.x1, f.H - 4,
-                  f.logy ? " · log y axis" : "");
-    else if (f.logy)
-        sb_printf(o, "<text class=\"axis\" x=\"%g\" y=\"%g\">log y</text>", f.x1, f.H - 2);
-    if (isfinite(co->ref)) {
-        sb_printf(o, "<path class=\"ref\" d=\"M%g ", f.x0);
-        put_coord(o, fy(&f, co->ref));
-        sb_printf(o, "H%g\"/>", f.x1);
-    }
-    /* layers, in order (raw first so the smoothed line sits on top) */
-    double *marks = malloc(((size_t)(f.x1 - f.x0) + 2 + nonfinite) * sizeof *marks);
-    size_t n_marks = 0;
-    for (int l = 0; l < nl; l++) {
-        const chart_series *s = &L[l].s;
-        if (!s || !s->n) continue;
-        int envelope = L[l].style == LAYER_LINE && needs_buckets(&f, s);
-        const char *cls = L[l].style == LAYER_RAW || envelope ? "raw" : L[l].style == LAYER_DASH ? "dash" : "line";
-        sb_printf(o, "<path class=\"%s\" stroke=\"%s\"", cls, L[l].color);
-        if (!envelope && L[l].label) { sb_puts(o, " data-n=\""); sb_esc(o, L[l].label); sb_puts(o, "\""); }
-        sb_puts(o, " d=\"");
-        if (L[l].style == LAYER_SMOOTH && needs_buckets(&f, s)) draw_column_means(o, &f, s);
-        else draw_series_path(o, &f, s, marks, &n_marks);
-        sb_puts(o, "\"/>");
-        if (envelope) {
-            sb_printf(o, "<path class=\"line\" stroke=\"%s\" data-n=\"", L[l].color);
-            sb_esc(o, L[l].label ? L[l].label : "");
-            sb_puts(o, " (mean)\" d=\"");
-            draw_column_means(o, &f, s);
-            sb_puts(o, "\"/>");
-        }
-        if (L[l].style == LAYER_EVAL && s->n <= 200) { /* points with native hover titles (no script needed) */
-            sb_printf(o, "<g fill=\"%s\">", L[l].color);
-            for (size_t i = 0; i < s->n; i++) {
-                if (!isfinite(s->p[i].y)) continue;
-                sb_puts(o, "<circle r=\"3.2\" cx=\"");
-                put_coord(o, fx(&f, s->p[i].x));
-                sb_puts(o, "\" cy=\"");
-                put_coord(o, fy(&f, s->p[i].y));
-                sb_printf(o, "\"><title>step %.0f: ", s->p[i].x);
-                sb_esc(o, L[l].label);
-                sb_printf(o, " %s</title></circle>", fmt_g(nb, sizeof nb, s->p[i].y, 5));
-            }
-            sb_puts(o, "</g>");
-        }
-    }
-    if (marks && n_marks) { /* non-finite values: red ticks hanging from the top edge */
-        sb_printf(o, "<g class=\"nf\"><title>%zu non-finite value%s (NaN/inf) not drawn</title><path d=\"", nonfinite,
-                  nonfinite == 1 ? "" : "s");
-        for (size_t i = 0; i < n_marks; i++) {
-            sb_puts(o, "M");
-            put_coord(o, marks[i]);
-            sb_printf(o, " %gl-4 -7h8z", f.y0);
-        }
-        sb_puts(o, "\"/></g>");
-    }
-    free(marks);
-    /* legend along the top */
-    if (!co->small) {
-        double lx = f.x0 + 4;
-        for (int l = 0; l < nl; l++) {
-            if (!L[l].s.n || !L[l].label) continue;
-            const char *cls = L[l].style == LAYER_RAW ? "raw" : L[l].style == LAYER_DASH ? "dash" : "line";
-            sb_printf(o, "<path class=\"%s\" stroke=\"%s\" d=\"M%g 16h18\"/>", cls, L[l].color, lx);
-            if (L[l].style == LAYER_EVAL) sb_printf(o, "<circle r=\"3.2\" cx=\"%g\" cy=\"16\" fill=\"%s\"/>", lx + 9, L[l].color);
-            sb_printf(o, "<text class=\"leg\" x=\"%g\" y=\"20\">", lx + 24);
-            sb_esc(o, L[l].label);
-            sb_puts(o, "</text>");
-            lx += 24 + 6.6 * (double)strlen(L[l].label) + 18;
-        }
-        if (isfinite(co->ref) && co->ref_label) {
-            sb_printf(o, "<path class=\"ref\" d=\"M%g 16h18\"/><text class=\"leg\" x=\"%g\" y=\"20\">", lx, lx + 24);
-            sb_esc(o, co->ref_label);
-            sb_puts(o, "</text>");
-            lx += 24 + 6.6 * (double)strlen(co->ref_label) + 18;
-        }
-        if (nonfinite)
-            sb_printf(o, "<path class=\"nf\" d=\"M%g 20l-5 -8h10z\"/><text class=\"leg\" x=\"%g\" y=\"20\">%zu non-finite "
-                         "(not drawn)</text>", lx + 5, lx + 16, nonfinite);
-    }
+    draw_axes(o, &f, co);
+    draw_layers(o, &f, L, nl, nonfinite);
+    if (!co->small) draw_legend(o, &f, co, L, nl, nonfinite);
     sb_puts(o, "</svg>");
 }
