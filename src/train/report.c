@@ -237,7 +237,7 @@ static void charts(sbuf *o, const metrics *m) {
     L[nl++] = (chart_layer){series_chart(loss), ema.n ? LAYER_RAW : LAYER_LINE, "#4c8bd6", ema.n ? "train (raw)" : "train"};
     snprintf(lab, sizeof lab, "train (EMA, span %d)", span);
     if (ema.n) L[nl++] = (chart_layer){series_chart(&ema), LAYER_SMOOTH, "#1c4f9c", lab};
-    if (val) L[nl++] = (chart_layer){series_chart(val), LAYER_EVAL, "#e8590c", "val"};
+    if (val) L[nl++] = (chart_layer){series_chart(val), LAYER_DOTS, "#e8590c", "val"};
     /* per-task validation losses ("eval_loss/<file>") share the axes, dashed */
     char task_labels[16][96];
     for (size_t i = 0, c = 1; i < m->n && nl < 16; i++)
@@ -249,22 +249,22 @@ static void charts(sbuf *o, const metrics *m) {
     sb_puts(o, "<h2>Loss</h2>");
     snprintf(cap, sizeof cap, "per optimizer step%s", val ? "; validation loss at each evaluation" : "");
     figure(o, "Training and validation loss", cap);
-    svg_chart(o, &(chart_opts){1000, 330, 3, 0, NAN, NULL, "training and validation loss per step", 0}, L, nl);
+    svg_chart(o, &(chart_opts){1000, 330, 3, 0, NAN, NULL, "training and validation loss per step", 0, "step"}, L, nl);
     sb_puts(o, "</figure>");
     free(ema.p);
 
     sb_puts(o, "<h2>Optimisation</h2>");
     figure(o, "Learning rate", "as used by each step");
-    svg_chart(o, &(chart_opts){1000, 200, 0, 1, NAN, NULL, "learning rate per step", 0},
+    svg_chart(o, &(chart_opts){1000, 200, 0, 1, NAN, NULL, "learning rate per step", 0, "step"},
               (chart_layer[]){{series_chart(metrics_find(m, "lr")), LAYER_LINE, "#2f9e44", "lr"}}, 1);
     sb_puts(o, "</figure>");
     figure(o, "Gradient norm", "global L2 norm before clipping");
-    svg_chart(o, &(chart_opts){1000, 200, 10, 1, NAN, NULL, "gradient norm per step", 0},
+    svg_chart(o, &(chart_opts){1000, 200, 10, 1, NAN, NULL, "gradient norm per step", 0, "step"},
               (chart_layer[]){{series_chart(metrics_find(m, "grad_norm")), LAYER_LINE, "#ae3ec9", "grad norm"}}, 1);
     sb_puts(o, "</figure>");
     double med = series_median(metrics_find(m, "tokens_per_s"));
     figure(o, "Throughput", "tokens per second of each step");
-    svg_chart(o, &(chart_opts){1000, 200, 0, 1, med, "median", "tokens per second per step", 0},
+    svg_chart(o, &(chart_opts){1000, 200, 0, 1, med, "median", "tokens per second per step", 0, "step"},
               (chart_layer[]){{series_chart(metrics_find(m, "tokens_per_s")), LAYER_LINE, "#1098ad", "tokens/s"}}, 1);
     sb_puts(o, "</figure>");
 
@@ -292,8 +292,9 @@ static void charts(sbuf *o, const metrics *m) {
         if (lp) sb_printf(o, " — last %s", fmt_g(nb, sizeof nb, lp->y, 4));
         if (m->s[i].nonfinite) sb_printf(o, " · <span class=\"bad\">%zu non-finite</span>", m->s[i].nonfinite);
         sb_puts(o, "</figcaption>");
-        svg_chart(o, &(chart_opts){330, 190, 30, 0, NAN, NULL, k, 1},
-                  (chart_layer[]){{series_chart(&m->s[i]), m->s[i].eval ? LAYER_EVAL : LAYER_LINE, palette[i % 8], k}}, 1);
+        svg_chart(o, &(chart_opts){330, 190, 30, 0, NAN, NULL, k, 1, "step"},
+                  (chart_layer[]){{series_chart(&m->s[i]), m->s[i].eval ? LAYER_DOTS : LAYER_LINE, palette[i % 8],
+                                   k}}, 1);
         sb_puts(o, "</figure>");
     }
     if (extra) sb_puts(o, "</div>");

@@ -87,8 +87,8 @@ static const char *fmt_tick(char *buf, size_t n, double v) {
     return buf;
 }
 
-/* Step numbers on the x axis: 20000 -> "20k". */
-static const char *fmt_step(char *buf, size_t n, double v) {
+/* x labels: 20000 -> "20k". */
+static const char *fmt_x(char *buf, size_t n, double v) {
     if (fabs(v) >= 10000 && fmod(v, 1000) == 0) snprintf(buf, n, "%.0fk", v / 1000);
     else fmt_g(buf, n, v, 6);
     return buf;
@@ -344,7 +344,7 @@ static void draw_axes(sbuf *o, const frame *f, const chart_opts *co) {
     }
     int ntx = linear_ticks(f->xlo, f->xhi, co->small ? 3 : 8, t + 16, 16);
     for (int i = 0; i < ntx; i++) {
-        if (t[16 + i] != floor(t[16 + i])) continue; /* steps are whole */
+        if (t[16 + i] != floor(t[16 + i])) continue; /* grid lines and labels at whole x */
         sb_puts(o, "<path d=\"M");
         put_coord(o, fx(f, t[16 + i]));
         sb_printf(o, " %gV%g\"/>", f->y0, f->y1);
@@ -361,15 +361,16 @@ static void draw_axes(sbuf *o, const frame *f, const chart_opts *co) {
         if (t[16 + i] != floor(t[16 + i])) continue;
         sb_puts(o, "<text x=\"");
         put_coord(o, fx(f, t[16 + i]));
-        sb_printf(o, "\" y=\"%g\">%s</text>", f->y1 + 16, fmt_step(nb, sizeof nb, t[16 + i]));
+        sb_printf(o, "\" y=\"%g\">%s</text>", f->y1 + 16, fmt_x(nb, sizeof nb, t[16 + i]));
     }
     sb_puts(o, "</g>");
     sb_printf(o, "<rect class=\"frame\" x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\"/>", f->x0, f->y0, f->x1 - f->x0,
               f->y1 - f->y0);
-    if (!co->small)
-        sb_printf(o, "<text class=\"axis\" x=\"%g\" y=\"%g\">step%s</text>", f->x1, f->H - 4,
-                  f->logy ? " · log y axis" : "");
-    else if (f->logy)
+    if (!co->small) {
+        sb_printf(o, "<text class=\"axis\" x=\"%g\" y=\"%g\">", f->x1, f->H - 4);
+        sb_esc(o, co->x_name);
+        sb_printf(o, "%s</text>", f->logy ? " · log y axis" : "");
+    } else if (f->logy)
         sb_printf(o, "<text class=\"axis\" x=\"%g\" y=\"%g\">log y</text>", f->x1, f->H - 2);
     if (isfinite(co->ref)) {
         sb_printf(o, "<path class=\"ref\" d=\"M%g ", f->x0);
@@ -380,7 +381,7 @@ static void draw_axes(sbuf *o, const frame *f, const chart_opts *co) {
 
 /* The layers in order (raw first so the smoothed line sits on top), then
  * the marks of non-finite values along the top edge. */
-static void draw_layers(sbuf *o, const frame *f, const chart_layer *L, int nl, size_t nonfinite) {
+static void draw_layers(sbuf *o, const frame *f, const chart_layer *L, int nl, size_t nonfinite, const char *x_name) {
     char nb[48];
     double *marks = malloc(((size_t)(f->x1 - f->x0) + 2 + nonfinite) * sizeof *marks);
     size_t n_marks = 0;
@@ -402,7 +403,7 @@ static void draw_layers(sbuf *o, const frame *f, const chart_layer *L, int nl, s
             draw_column_means(o, f, s);
             sb_puts(o, "\"/>");
         }
-        if (L[l].style == LAYER_EVAL && s->n <= 200) { /* points with native hover titles (no script needed) */
+        if (L[l].style == LAYER_DOTS && s->n <= 200) { /* points with native hover titles (no script needed) */
             sb_printf(o, "<g fill=\"%s\">", L[l].color);
             for (size_t i = 0; i < s->n; i++) {
                 if (!isfinite(s->p[i].y)) continue;
@@ -410,7 +411,9 @@ static void draw_layers(sbuf *o, const frame *f, const chart_layer *L, int nl, s
                 put_coord(o, fx(f, s->p[i].x));
                 sb_puts(o, "\" cy=\"");
                 put_coord(o, fy(f, s->p[i].y));
-                sb_printf(o, "\"><title>step %.0f: ", s->p[i].x);
+                sb_printf(o, "\"><title>");
+                sb_esc(o, x_name);
+                sb_printf(o, " %.0f: ", s->p[i].x);
                 sb_esc(o, L[l].label);
                 sb_printf(o, " %s</title></circle>", fmt_g(nb, sizeof nb, s->p[i].y, 5));
             }
@@ -437,7 +440,8 @@ static void draw_legend(sbuf *o, const frame *f, const chart_opts *co, const cha
         if (!L[l].s.n || !L[l].label) continue;
         const char *cls = L[l].style == LAYER_RAW ? "raw" : L[l].style == LAYER_DASH ? "dash" : "line";
         sb_printf(o, "<path class=\"%s\" stroke=\"%s\" d=\"M%g 16h18\"/>", cls, L[l].color, lx);
-        if (L[l].style == LAYER_EVAL) sb_printf(o, "<circle r=\"3.2\" cx=\"%g\" cy=\"16\" fill=\"%s\"/>", lx + 9, L[l].color);
+        if (L[l].style == LAYER_DOTS)
+            sb_printf(o, "<circle r=\"3.2\" cx=\"%g\" cy=\"16\" fill=\"%s\"/>", lx + 9, L[l].color);
         sb_printf(o, "<text class=\"leg\" x=\"%g\" y=\"20\">", lx + 24);
         sb_esc(o, L[l].label);
         sb_puts(o, "</text>");
@@ -487,7 +491,7 @@ void svg_chart(sbuf *o, const chart_opts *co, const chart_layer *L, int nl) {
     sb_printf(o, "\" data-f=\"%g %g %g %g %.17g %.17g %.17g %.17g %d\">", f.x0, f.x1, f.y0, f.y1, f.xlo, f.xhi, f.ylo,
               f.yhi, f.logy);
     draw_axes(o, &f, co);
-    draw_layers(o, &f, L, nl, nonfinite);
+    draw_layers(o, &f, L, nl, nonfinite, co->x_name);
     if (!co->small) draw_legend(o, &f, co, L, nl, nonfinite);
     sb_puts(o, "</svg>");
 }

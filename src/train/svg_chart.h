@@ -32,7 +32,7 @@ void sb_esc(sbuf *b, const char *s);
 const char *fmt_g(char *buf, size_t n, double v, int sig);
 
 typedef struct {
-    double x, y; /* x (whole numbers on the axis labels), value (NaN or inf: not drawn, marked) */
+    double x, y; /* x (whole numbers get grid lines and labels), value (NaN or inf: not drawn, marked) */
     long ord;    /* the caller's input order (ties on x); not used by the chart */
 } chart_point;
 
@@ -44,8 +44,8 @@ typedef struct {
 
 /* RAW: light, thin; LINE: solid (a light min/max band plus the column mean when
  * longer than the plot is wide); SMOOTH: solid, already smooth (column means
- * only); EVAL: line plus dots; DASH: dashed. */
-typedef enum { LAYER_RAW, LAYER_LINE, LAYER_SMOOTH, LAYER_EVAL, LAYER_DASH } layer_style;
+ * only); DOTS: line plus dots (with hover titles up to 200 points); DASH: dashed. */
+typedef enum { LAYER_RAW, LAYER_LINE, LAYER_SMOOTH, LAYER_DOTS, LAYER_DASH } layer_style;
 
 typedef struct {
     chart_series s; /* empty (n = 0): not drawn, not in the legend */
@@ -62,6 +62,7 @@ typedef struct {
     const char *ref_label;
     const char *aria;
     int small;          /* small multiple: tighter margins, smaller text */
+    const char *x_name; /* what x counts (plain text): the axis note and the dots' titles */
 } chart_opts;
 
 /* Appends one <svg> drawing the layers in order (the first underneath), with
