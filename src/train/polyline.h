@@ -1,5 +1,5 @@
 /* polyline.h — simplification of a drawn polyline (internal to the library;
- * report.c draws every chart series through it, tests call it directly).
+ * svg_chart.c draws every chart series through it, tests call it directly).
  *
  * Ramer–Douglas–Peucker: the first and last points are kept, and a range
  * between two kept points is split at its farthest point while that point is
