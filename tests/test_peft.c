@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "kernels/nf4.h"
+#include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "tuna.h"
 #include "tuna_peft.h"
@@ -219,7 +220,8 @@ static void test_roundtrip(void) {
     CHECK(tuna_peft_attach(m, &c, 5) == TUNA_OK);
     CHECK(tuna_peft_num_adapted(m) == 4 * tuna_model_config(m)->L);
     /* PEFT init: B zero, A uniform in +-1/sqrt(in) and not zero */
-    const tuna_peft_state *p = m->peft;
+    tuna_trainable tp, *p = &tp;
+    CHECK(peft_trainable(m->peft, p));
     int a_ok = 1, b_zero = 1, a_nonzero = 0;
     for (int i = 0; i < p->n_params; i++) {
         const tuna_param *t = &p->params[i].pub;
@@ -279,7 +281,7 @@ static void test_roundtrip(void) {
 
 /* --- finite differences over a few adapter scalars --- */
 static double loss_of(tuna_model *m, const tuna_batch *bt, uint64_t forwards) {
-    if (m->peft) m->peft->forwards = forwards; /* same dropout mask for every evaluation */
+    peft_set_forward_count(m->peft, forwards); /* same dropout mask for every evaluation */
     tuna_loss l;
     if (tuna_model_forward(m, bt, &l) != TUNA_OK) return NAN;
     m->have_forward = 0;
@@ -296,11 +298,12 @@ static void fd_check(tuna_model *m, const char *what) {
     CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
     tuna_peft_set_training(m, 1);
     tuna_model_zero_grad(m);
-    m->peft->forwards = 41;
+    peft_set_forward_count(m->peft, 41);
     tuna_loss l;
     CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
     CHECK(tuna_model_backward(m, &bt, (float)(1.0 / l.tokens)) == TUNA_OK);
-    tuna_peft_state *p = m->peft;
+    tuna_trainable tp, *p = &tp;
+    CHECK(peft_trainable(m->peft, p));
     double worst = 0;
     int probes = 0;
     for (int i = 0; i < p->n_params; i++) {
@@ -341,8 +344,10 @@ static void test_lora_dropout_fd(void) {
     snprintf(c.targets, sizeof c.targets, "q_proj,o_proj,up_proj,down_proj");
     CHECK(tuna_peft_attach(m, &c, 3) == TUNA_OK);
     /* non-zero B so that A gets gradient */
-    for (int i = 0; i < m->peft->n_params; i++) {
-        tuna_param *t = &m->peft->params[i].pub;
+    tuna_trainable ad = {0};
+    CHECK(peft_trainable(m->peft, &ad));
+    for (int i = 0; i < ad.n_params; i++) {
+        tuna_param *t = &ad.params[i].pub;
         if (strstr(t->name, "lora_B"))
             for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.05f * (float)((j * 5 + i) % 11 - 5);
     }
@@ -434,8 +439,10 @@ static void test_ia3_fd(void) {
     tuna_peft_config_default(&c, TUNA_PEFT_IA3); /* GPT-2 defaults: c_attn (output, with bias), mlp.c_proj (input) */
     CHECK(tuna_peft_attach(m, &c, 2) == TUNA_OK);
     CHECK(tuna_peft_num_adapted(m) == 2 * tuna_model_config(m)->L);
-    for (int i = 0; i < m->peft->n_params; i++) {
-        tuna_param *t = &m->peft->params[i].pub;
+    tuna_trainable ad = {0};
+    CHECK(peft_trainable(m->peft, &ad));
+    for (int i = 0; i < ad.n_params; i++) {
+        tuna_param *t = &ad.params[i].pub;
         for (int64_t j = 0; j < t->numel; j++) t->data[j] = 1.0f + 0.1f * (float)((j * 3 + i) % 7 - 3);
     }
     fd_check(m, "IA3 on GPT-2 (c_attn, mlp.c_proj)");
@@ -513,12 +520,15 @@ static void test_nf4_tiles(void) {
     snprintf(c.targets, sizeof c.targets, "all-linear");
     CHECK(tuna_peft_attach(q, &c, 9) == TUNA_OK && tuna_peft_attach(fp, &c, 9) == TUNA_OK);
     tuna_model *ms[2] = {q, fp};
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < ms[k]->peft->n_params; i++) {
-            tuna_param *t = &ms[k]->peft->params[i].pub;
+    tuna_trainable ad[2] = {{0}};
+    for (int k = 0; k < 2; k++) {
+        CHECK(peft_trainable(ms[k]->peft, &ad[k]));
+        for (int i = 0; i < ad[k].n_params; i++) {
+            tuna_param *t = &ad[k].params[i].pub;
             if (strstr(t->name, "lora_B"))
                 for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.02f * (float)((j * 7 + i) % 9 - 4);
         }
+    }
     int32_t ids[32], lab[32];
     make_ids(ids, 32, 64, 21);
     memcpy(lab, ids, sizeof lab);
@@ -532,7 +542,7 @@ static void test_nf4_tiles(void) {
         loss[k] = l.loss_sum;
         CHECK(tuna_model_backward(ms[k], &bt, 1.0f / (float)l.tokens) == TUNA_OK);
     }
-    double e = rel_l2(q->peft->grads, fp->peft->grads, (long)q->peft->n_weights);
+    double e = rel_l2(ad[0].grads, ad[1].grads, (long)ad[0].n_weights);
     CHECKF(fabs(loss[0] - loss[1]) <= 1e-6 * fabs(loss[1]) && e < 1e-5, "NF4 tiles: loss %.9g vs %.9g, adapter grads rel %.3g",
            loss[0], loss[1], e);
     printf("NF4 tiled forward/backward vs fp32 on the dequantized weights: loss rel %.2g, adapter grads rel %.2g\n",
@@ -673,7 +683,7 @@ static void test_prompt_cli(void) {
         int same = c != NULL && n > 0;
         int C = tuna_model_config(m)->C;
         for (int i = 0; same && i < 7; i++)
-            same = !memcmp(m->peft->prompt + (size_t)i * C, m->wte + (size_t)ids[i % n] * C, (size_t)C * sizeof(float));
+            same = !memcmp(peft_prompt(m->peft) + (size_t)i * C, m->wte + (size_t)ids[i % n] * C, (size_t)C * sizeof(float));
         CHECKF(same, "prompt rows are the embeddings of the init text's %zu tokens, repeated", n);
         free(ids);
     }
@@ -721,7 +731,7 @@ static void test_info_quant(void) {
 static void forward_logits(tuna_model *m, const tuna_batch *bt, float *out) {
     tuna_loss l;
     CHECK(tuna_model_forward(m, bt, &l) == TUNA_OK);
-    int P = m->peft ? m->peft->P : 0;
+    int P = peft_prompt_rows(m->peft);
     memcpy(out, tuna_model_logits(m), (size_t)bt->B * (bt->T + P) * tuna_model_config(m)->V * sizeof(float));
 }
 
@@ -770,7 +780,9 @@ static void test_alloc_failure(tuna_peft_type type) {
     /* adapter weights away from their identity start, so they show in the logits */
     tuna_rng rng;
     tuna_rng_seed(&rng, 9, 9);
-    for (int64_t i = 0; i < m->peft->n_weights; i++) m->peft->weights[i] += 0.1f * tuna_rng_normal(&rng);
+    tuna_trainable ad = {0};
+    CHECK(peft_trainable(m->peft, &ad));
+    for (int64_t i = 0; i < ad.n_weights; i++) ad.weights[i] += 0.1f * tuna_rng_normal(&rng);
     CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
     forward_logits(m, &bt, want);
     failed = 0;
@@ -781,10 +793,11 @@ static void test_alloc_failure(tuna_peft_type type) {
         peft_fail_alloc_at(0);
         if (st == TUNA_OK) break;
         failed++;
-        CHECKF(st == TUNA_ERR_NOMEM && m->peft->Nmax >= B * (T + m->peft->P),
-               "type %d, prepare allocation %d fails: status %d, adapter buffers for %d rows", type, n, st, m->peft->Nmax);
+        CHECKF(st == TUNA_ERR_NOMEM && peft_prepared_rows(m->peft) >= B * (T + peft_prompt_rows(m->peft)),
+               "type %d, prepare allocation %d fails: status %d, adapter buffers for %d rows", type, n, st,
+               peft_prepared_rows(m->peft));
         forward_logits(m, &bt, got);
-        CHECK(!memcmp(got, want, (size_t)B * (T + m->peft->P) * V * sizeof(float)));
+        CHECK(!memcmp(got, want, (size_t)B * (T + peft_prompt_rows(m->peft)) * V * sizeof(float)));
         CHECK(tuna_model_backward(m, &bt, 1.0f) == TUNA_OK);
     }
     CHECKF(st == TUNA_OK && failed >= 3, "type %d: prepare succeeded after %d injected failures", type, failed);

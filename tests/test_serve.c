@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "serve/engine.h"
 #include "serve/request.h"
@@ -19,8 +20,10 @@
 static const char *MODEL = "models/tuna-stories";
 
 static void perturb_lora(tuna_model *m, int salt) {
-    for (int i = 0; i < m->peft->n_params; i++) {
-        tuna_param *t = &m->peft->params[i].pub;
+    tuna_trainable ad = {0};
+    CHECK(peft_trainable(m->peft, &ad));
+    for (int i = 0; i < ad.n_params; i++) {
+        tuna_param *t = &ad.params[i].pub;
         if (strstr(t->name, "lora_B"))
             for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.02f * (float)((j * 7 + i * 3 + salt) % 13 - 6);
     }

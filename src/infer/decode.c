@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "tuna_infer.h"
 
@@ -131,10 +132,11 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
     const tuna_config *c = &m->cfg;
     int N = nrows * n, C = c->C;
     long KD = (long)c->NKV * c->HD, QD = (long)c->NH * c->HD, QKV = QD + 2 * KD;
+    const float *prompt = peft_prompt(m->peft);
     for (int i = 0; i < N; i++) {
         int r = i / n, t = i % n, p = d->len[rows[r]] + t;
         d->pos[i] = p;
-        const float *e = ids ? m->wte + (long)ids[i] * C : m->peft->prompt + (long)t * C;
+        const float *e = ids ? m->wte + (long)ids[i] * C : prompt + (long)t * C;
         float *xi = d->x + (long)i * C;
         if (c->learned_positions)
             for (int j = 0; j < C; j++) xi[j] = e[j] + m->wpe[(long)p * C + j];
@@ -188,7 +190,7 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
 
 tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const int32_t *ids, int n, float *logits) {
     const tuna_config *c = &d->m->cfg;
-    int P = d->m->peft ? d->m->peft->P : 0;
+    int P = peft_prompt_rows(d->m->peft);
     if (nrows <= 0 || n <= 0) return tuna_fail(TUNA_ERR_ARG, "decode step needs rows and tokens (%d rows, %d tokens)", nrows, n);
     if ((long)nrows * n > d->max_tokens || nrows > d->max_rows)
         return tuna_fail(TUNA_ERR_ARG, "decode step of %d rows x %d tokens exceeds the decoder's %d tokens", nrows, n, d->max_tokens);

@@ -15,6 +15,7 @@
 
 #include "core/rng.h"
 #include "kernels/kernels.h"
+#include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 
 /* ---------------- parameter table ---------------- */
@@ -250,6 +251,11 @@ void model_freeze_base(tuna_model *m) {
     m->acts.B = 0; /* the next prepare rebuilds activations (adapter buffers, prefix) */
 }
 
+void model_unfreeze_base(tuna_model *m) {
+    m->base_frozen = 0;
+    m->acts.B = 0; /* the next prepare rebuilds activations (no prefix) */
+}
+
 tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg) {
     *out = NULL;
     tuna_status st = tuna_config_validate(cfg);
@@ -470,7 +476,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     if (B <= 0 || T <= 0) return tuna_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
     if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return tuna_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
     int train = mode != TUNA_MODE_EVAL;
-    int P = m->peft ? m->peft->P : 0;
+    int P = peft_prompt_rows(m->peft);
     T += P; /* prompt tuning: virtual tokens lead every row */
     if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode) return TUNA_OK;
     if (train && !m->base_frozen) {
@@ -594,13 +600,6 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
 
 static void block_forward(tuna_model *m, int l, int B, int T, int packed);
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *loss) {
     tuna_status st = check_batch(m, bt);
     if (st != TUNA_OK) return st;
@@ -613,13 +612,14 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
         a->pos[n] = bt->pos_ids ? bt->pos_ids[n] : t;
         a->targets[n] = (bt->labels && t < TT - 1 && tl >= 0 && bt->labels[b * T + tl] != -100) ? bt->labels[b * T + tl] : -1;
     }
-    if (m->peft && m->peft->rt.training) m->peft->rt.key = mix64(m->peft->seed ^ mix64(++m->peft->forwards));
+    peft_begin_forward(m->peft); /* this forward's dropout key */
     /* embeddings */
     float *x = a->resid[0];
+    const float *prompt = peft_prompt(m->peft);
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         int b = n / TT, t = n % TT;
-        const float *e = t < P ? m->peft->prompt + (long)t * C : m->wte + (long)bt->input_ids[b * T + t - P] * C;
+        const float *e = t < P ? prompt + (long)t * C : m->wte + (long)bt->input_ids[b * T + t - P] * C;
         float *xn = x + (long)n * C;
         if (c->learned_positions) {
             const float *p = m->wpe + (long)a->pos[n] * C;
@@ -698,7 +698,7 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
     for (int n = 0; n < N; n++) a->tok_w[n] = token_weight * (bt->row_weight ? bt->row_weight[n / TT] : 1.0f);
     /* with a frozen embedding and no prompt nothing needs the gradient of the
      * first layer's input: skip those GEMMs */
-    float *dprompt = P ? m->peft->dprompt : NULL;
+    float *dprompt = P ? peft_prompt_grad(m->peft) : NULL;
     int need_dx0 = m->dwte || dprompt;
     k_crossentropy_bwd(a->logits, a->lse, a->targets, a->tok_w, N, c->V);
     linear_backward(&m->lm_head, a->dtmp, 0, a->logits, a->normf, N);
@@ -776,15 +776,11 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
 
 void tuna_model_zero_grad(tuna_model *m) {
     if (m->grads) memset(m->grads, 0, (size_t)m->n_weights * sizeof(float));
-    if (m->peft && m->peft->grads) memset(m->peft->grads, 0, (size_t)m->peft->n_weights * sizeof(float));
+    peft_zero_grads(m->peft);
 }
 
 void model_trainable(tuna_model *m, tuna_trainable *t) {
-    if (m->peft) {
-        *t = (tuna_trainable){m->peft->params, m->peft->n_params, m->peft->weights, m->peft->grads, m->peft->n_weights};
-    } else {
-        *t = (tuna_trainable){m->params, m->n_params, m->weights, m->grads, m->n_weights};
-    }
+    if (!peft_trainable(m->peft, t)) *t = (tuna_trainable){m->params, m->n_params, m->weights, m->grads, m->n_weights};
 }
 
 tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {

@@ -59,24 +59,9 @@ typedef struct {
     int external;          /* stored outside the fp32 buffer (NF4): pub.data NULL */
 } tuna_param_entry;
 
-/* An attached adapter (src/model/peft.c): its own table of named tensors in
- * PEFT's key names, carved from one buffer (and one gradient buffer), the
- * per-layer states hung on the linears, and the prompt-tuning prefix. */
-typedef struct tuna_peft_state {
-    tuna_peft_config cfg;
-    tuna_param_entry *params;
-    int n_params;
-    float *weights, *grads;
-    int64_t n_weights;
-    tuna_adapter *ad;        /* [n_ad] one per adapted linear */
-    int n_ad;
-    tuna_adapter_rt rt;
-    float *saved;            /* h / z buffers of every adapted layer, for Nmax rows */
-    int Nmax;
-    uint64_t seed, forwards; /* dropout streams: one per training forward */
-    int P;                   /* virtual tokens (prompt tuning) */
-    float *prompt, *dprompt; /* [P, C] */
-} tuna_peft_state;
+/* An attached adapter: its state is private to src/model/peft.c; the model
+ * reaches it only through model/adapter_hooks.h. */
+typedef struct tuna_peft_state tuna_peft_state;
 
 struct tuna_model {
     tuna_config cfg;
@@ -123,14 +108,11 @@ void model_trainable(tuna_model *m, tuna_trainable *t);
 int model_linears(tuna_model *m, tuna_linear **out);
 /* RoPE cos/sin tables [T, HD/2] for positions 0..T-1 (HF's inv_freq and scaling). */
 void model_rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T);
-/* Frees the base's gradients and marks it frozen (an adapter is attached). */
+/* Frees the base's gradients and marks it frozen (an adapter is attached);
+ * model_unfreeze_base undoes the mark (the adapter is gone). Both make the
+ * next prepare rebuild the activations. */
 void model_freeze_base(tuna_model *m);
-/* peft.c hooks called by the model */
-tuna_status peft_prepare(tuna_model *m, int N);
-void peft_free(tuna_peft_state *p);
-/* Tests only: the nth allocation of adapter setup on this thread from now on
- * fails (tuna_peft_attach, the adapter buffers of tuna_model_prepare); 0 never. */
-void peft_fail_alloc_at(int n);
+void model_unfreeze_base(tuna_model *m);
 
 /* Builds the parameter table and carves weights (and grads if with_grads). */
 tuna_status model_build(tuna_model *m, int with_grads);

@@ -8,6 +8,9 @@
  * [P, C] table the decoder prepends to every row. Attaching freezes the base:
  * its gradients are freed and never allocated again.
  *
+ * The adapter's state is private to this file: the model, the decoder and
+ * the trainer reach it only through model/adapter_hooks.h.
+ *
  * Target matching is PEFT's: a list matches a module whose path equals a name
  * or ends with "." + name; a string is a regular expression that must match
  * the whole module path. */
@@ -30,8 +33,28 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "kernels/kernels.h"
+#include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "core/json_error.h"
+
+/* An attached adapter: its own table of named tensors in PEFT's key names,
+ * carved from one buffer (and one gradient buffer), the per-layer states hung
+ * on the linears, and the prompt-tuning prefix. */
+struct tuna_peft_state {
+    tuna_peft_config cfg;
+    tuna_param_entry *params;
+    int n_params;
+    float *weights, *grads;
+    int64_t n_weights;
+    tuna_adapter *ad;        /* [n_ad] one per adapted linear */
+    int n_ad;
+    tuna_adapter_rt rt;
+    float *saved;            /* h / z buffers of every adapted layer, for Nmax rows */
+    int Nmax;
+    uint64_t seed, forwards; /* dropout streams: one per training forward */
+    int P;                   /* virtual tokens (prompt tuning) */
+    float *prompt, *dprompt; /* [P, C] */
+};
 
 #define KEY_PREFIX "base_model.model."
 
@@ -351,6 +374,38 @@ tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int 
     return TUNA_OK;
 }
 
+/* ---------------- hooks called by the model (adapter_hooks.h) ---------------- */
+
+int peft_prompt_rows(const tuna_peft_state *p) { return p ? p->P : 0; }
+int peft_prepared_rows(const tuna_peft_state *p) { return p ? p->Nmax : 0; }
+const float *peft_prompt(const tuna_peft_state *p) { return p ? p->prompt : NULL; }
+float *peft_prompt_grad(tuna_peft_state *p) { return p ? p->dprompt : NULL; }
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+void peft_begin_forward(tuna_peft_state *p) {
+    if (p && p->rt.training) p->rt.key = mix64(p->seed ^ mix64(++p->forwards));
+}
+
+void peft_set_forward_count(tuna_peft_state *p, uint64_t count) {
+    if (p) p->forwards = count;
+}
+
+int peft_trainable(tuna_peft_state *p, tuna_trainable *t) {
+    if (!p) return 0;
+    *t = (tuna_trainable){p->params, p->n_params, p->weights, p->grads, p->n_weights};
+    return 1;
+}
+
+void peft_zero_grads(tuna_peft_state *p) {
+    if (p && p->grads) memset(p->grads, 0, (size_t)p->n_weights * sizeof(float));
+}
+
 /* ---------------- merge ---------------- */
 
 /* Removes the adapter: the model is a plain (trainable) model again. */
@@ -360,8 +415,7 @@ static void detach(tuna_model *m) {
     for (int i = 0; i < n; i++) ls[i]->adapter = NULL;
     peft_free(m->peft);
     m->peft = NULL;
-    m->base_frozen = 0;
-    m->acts.B = 0; /* the next prepare rebuilds activations */
+    model_unfreeze_base(m);
 }
 
 tuna_status tuna_peft_merge(tuna_model *m) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data/data_io.h"
+#include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "resume_check.h"
 #include "tuna_dist.h"
@@ -48,7 +49,9 @@ uint64_t resume_model_fingerprint(tuna_model *m) {
         h = hash_sample(h, t->packed, (t->n + 1) / 2, 1);
         h = hash_sample(h, t->absmax_q, t->nblocks, 1);
     }
-    for (int i = 0; m->peft && i < m->peft->n_params; i++) h = hash_tensor(h, &m->peft->params[i].pub);
+    tuna_trainable ad;
+    if (peft_trainable(m->peft, &ad))
+        for (int i = 0; i < ad.n_params; i++) h = hash_tensor(h, &ad.params[i].pub);
     return h;
 }
 

@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/rng.h"
+#include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "train/resume_check.h"
 #include "tuna_dist.h"
@@ -571,10 +572,10 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     int64_t tokens, input_tokens = 0;
     tuna_peft_set_training(m, 1); /* adapter dropout on */
     /* dropout masks follow the step number, so a resumed run draws the same ones */
-    if (m->peft) m->peft->forwards = (uint64_t)t->step << 20;
     /* data-parallel: this rank's first micro-batch is number lo/micro of the
      * step, so it draws the masks one process would draw for those rows */
-    if (m->peft) m->peft->forwards += (uint64_t)((int64_t)a->batch * tuna_dist_rank() / tuna_dist_size() / a->micro_batch);
+    peft_set_forward_count(m->peft, ((uint64_t)t->step << 20) +
+                                        (uint64_t)((int64_t)a->batch * tuna_dist_rank() / tuna_dist_size() / a->micro_batch));
     tuna_dpo_stats ds = {0};
     tuna_status st;
     if (a->dpo) {
