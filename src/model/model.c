@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mix.h"
 #include "core/rng.h"
 #include "kernels/kernels.h"
 #include "model/model_internal.h"
@@ -594,13 +595,6 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
 
 static void block_forward(tuna_model *m, int l, int B, int T, int packed);
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *loss) {
     tuna_status st = check_batch(m, bt);
     if (st != TUNA_OK) return st;
@@ -613,7 +607,8 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
         a->pos[n] = bt->pos_ids ? bt->pos_ids[n] : t;
         a->targets[n] = (bt->labels && t < TT - 1 && tl >= 0 && bt->labels[b * T + tl] != -100) ? bt->labels[b * T + tl] : -1;
     }
-    if (m->peft && m->peft->rt.training) m->peft->rt.key = mix64(m->peft->seed ^ mix64(++m->peft->forwards));
+    if (m->peft && m->peft->rt.training)
+        m->peft->rt.key = core_splitmix64(m->peft->seed ^ core_splitmix64(++m->peft->forwards));
     /* embeddings */
     float *x = a->resid[0];
 #pragma omp parallel for

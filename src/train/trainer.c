@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/mix.h"
 #include "core/rng.h"
 #include "model/model_internal.h"
 #include "train/resume_check.h"
@@ -337,13 +338,6 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     return TUNA_OK;
 }
 
-static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 static void shuffle_range(int64_t *p, int64_t n, uint64_t seed, uint64_t stream) {
     tuna_rng r;
     tuna_rng_seed(&r, seed, stream);
@@ -363,7 +357,7 @@ static int64_t mixed_seq_at(tuna_trainer *t, int64_t pos) {
     }
     int64_t seq = 0;
     while (t->mix_pos <= pos) {
-        double u = (double)(mix64(t->a.seed * 0x100000001b3ULL ^ (uint64_t)t->mix_pos) >> 11) / 9007199254740992.0;
+        double u = (double)(core_splitmix64(t->a.seed * 0x100000001b3ULL ^ (uint64_t)t->mix_pos) >> 11) / 9007199254740992.0;
         int k = 0;
         while (k < t->n_tasks - 1 && u >= t->cum_w[k]) k++;
         int64_t lo = t->data->task_off[k], n = t->data->task_off[k + 1] - lo;
