@@ -338,6 +338,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     return TUNA_OK;
 }
 
+/* Fisher-Yates shuffle of p[0 .. n) with the PCG stream (seed, stream) */
 static void shuffle_range(int64_t *p, int64_t n, uint64_t seed, uint64_t stream) {
     tuna_rng r;
     tuna_rng_seed(&r, seed, stream);
@@ -388,15 +389,8 @@ static int64_t seq_at(tuna_trainer *t, int64_t pos) {
     int64_t n = t->n_items, epoch = pos / n, i = pos % n;
     if (!t->a.shuffle) return i;
     if (epoch != t->perm_epoch) {
-        tuna_rng r;
-        tuna_rng_seed(&r, t->a.seed, (uint64_t)epoch + 1);
         for (int64_t k = 0; k < n; k++) t->perm[k] = k;
-        for (int64_t k = n - 1; k > 0; k--) { /* Fisher-Yates */
-            int64_t j = (int64_t)(((uint64_t)tuna_rng_u32(&r) << 32 | tuna_rng_u32(&r)) % (uint64_t)(k + 1));
-            int64_t tmp = t->perm[k];
-            t->perm[k] = t->perm[j];
-            t->perm[j] = tmp;
-        }
+        shuffle_range(t->perm, n, t->a.seed, (uint64_t)epoch + 1);
         t->perm_epoch = epoch;
     }
     return t->perm[i];
