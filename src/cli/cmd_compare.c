@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_model.h"
 #include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
@@ -237,8 +238,7 @@ int cmd_compare(int argc, char **argv) {
     row_result rows[17];
     int n_rows = 0;
     json_t *all = NULL;
-    tuna_status st = tuna_model_load(&m, model);
-    if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, model);
+    tuna_status st = cli_load_model(&(cli_model_spec){.dir = model}, &m, &tok);
     if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
     if (st == TUNA_OK) st = read_examples(eval, limit, &ev, &n_ev, &skipped_ev);
     if (st == TUNA_OK && n_ev == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no records with a reference response", eval);

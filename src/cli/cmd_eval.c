@@ -12,12 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_model.h"
 #include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
 #include "tuna_eval.h"
-#include "tuna_peft.h"
 #include "tuna_score.h"
 #include "tuna_text.h"
 
@@ -182,16 +182,12 @@ int cmd_eval(int argc, char **argv) {
     progress pr = {.tty = isatty(2), .quiet = quiet};
     tuna_record rec = {0};
 
-    tuna_status st = quant ? tuna_model_load_quantized(&m, model, TUNA_QUANT_NF4) : tuna_model_load(&m, model);
     /* pre-tokenized data needs no tokenizer: its absence only matters for
      * records that must be rendered and encoded, and for generation */
     char no_tok[600] = "";
-    if (st == TUNA_OK && tuna_tokenizer_load(&tok, model) != TUNA_OK) {
-        snprintf(no_tok, sizeof no_tok, "%s", tuna_last_error());
-        tok = NULL;
-        if (generate || tmpl_arg) st = tuna_fail(TUNA_ERR_ARG, "%s", no_tok);
-    }
-    if (st == TUNA_OK && adapter) st = tuna_peft_load(m, adapter);
+    cli_model_spec ms = {.dir = model, .quant = quant, .adapter = adapter, .tok_err = no_tok,
+                         .tok_err_len = sizeof no_tok, .tok_needed = generate || tmpl_arg};
+    tuna_status st = cli_load_model(&ms, &m, &tok);
     if (st == TUNA_OK && tok) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
     if (st != TUNA_OK) goto done;
     const tuna_config *c = tuna_model_config(m);

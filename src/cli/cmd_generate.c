@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_model.h"
 #include "commands.h"
 #include "core/json_keys.h"
 #include "io/gguf.h"
@@ -240,9 +241,7 @@ static int generate_main(int argc, char **argv, int interactive) {
     tuna_decoder *d = NULL;
     char *tsrc = NULL, *filebuf = NULL;
     int rc = 0;
-    tuna_status st = quant ? tuna_model_load_quantized(&m, model, TUNA_QUANT_NF4) : tuna_model_load(&m, model);
-    if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, model);
-    if (st == TUNA_OK && adapter) st = tuna_peft_load(m, adapter);
+    tuna_status st = cli_load_model(&(cli_model_spec){.dir = model, .quant = quant, .adapter = adapter}, &m, &tok);
     if (st == TUNA_OK && chat) {
         st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
         if (st == TUNA_OK && !tmpl) st = tuna_fail(TUNA_ERR_ARG, "%s: the tokenizer has no chat template; give --template NAME|FILE", model);

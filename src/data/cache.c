@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/mix.h"
 #include "data/cache_internal.h"
 #include "data/data_io.h"
 #include "io/atomic_file.h"
@@ -80,7 +81,7 @@ static uint64_t sum_end(cache_sum *s) {
         memset(s->tail + s->nt, 0, 8 - s->nt);
         sum_word(s, load64(s->tail));
     }
-    return data_mix64(s->h ^ s->len);
+    return core_mix64(s->h ^ s->len);
 }
 
 static uint64_t entry_sum(const unsigned char *map, size_t size) {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mix.h"
 #include "data/data_io.h"
 #include "tuna.h"
 
@@ -53,7 +54,7 @@ static int map_grow(u64map *m) {
     if (!k || !v) { free(k); free(v); return 0; }
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->key[i]) continue;
-        size_t j = data_mix64(m->key[i]) & (nc - 1);
+        size_t j = core_mix64(m->key[i]) & (nc - 1);
         while (k[j]) j = (j + 1) & (nc - 1);
         k[j] = m->key[i];
         v[j] = m->val[i];
@@ -69,7 +70,7 @@ static int map_grow(u64map *m) {
 static int32_t *map_slot(u64map *m, uint64_t key, int *is_new) {
     if (!key) key = 1;
     if ((m->n + 1) * 2 > m->cap && !map_grow(m)) return NULL;
-    size_t j = data_mix64(key) & (m->cap - 1);
+    size_t j = core_mix64(key) & (m->cap - 1);
     while (m->key[j] && m->key[j] != key) j = (j + 1) & (m->cap - 1);
     *is_new = !m->key[j];
     if (*is_new) { m->key[j] = key; m->n++; m->val[j] = -1; }
@@ -189,17 +190,17 @@ static void minhash(const cleaner *c, const char *t, size_t n, uint32_t *sig) {
         nw++;
         if (nw >= k) {
             uint64_t h = 0x243f6a8885a308d3ULL;
-            for (int j = 0; j < k; j++) h = data_mix64(h ^ ring[(nw - k + j) % k]) + (uint64_t)j;
+            for (int j = 0; j < k; j++) h = core_mix64(h ^ ring[(nw - k + j) % k]) + (uint64_t)j;
             for (int p = 0; p < c->P; p++) {
-                uint64_t v = data_mix64(h ^ c->perm_seed[p]);
+                uint64_t v = core_mix64(h ^ c->perm_seed[p]);
                 if (v < mins[p]) mins[p] = v;
             }
         }
     }
     if (nw < k) { /* short record: all its words are one shingle */
         uint64_t h = 0x243f6a8885a308d3ULL;
-        for (long j = 0; j < nw; j++) h = data_mix64(h ^ ring[j]) + (uint64_t)j;
-        for (int p = 0; p < c->P; p++) mins[p] = data_mix64(h ^ c->perm_seed[p]);
+        for (long j = 0; j < nw; j++) h = core_mix64(h ^ ring[j]) + (uint64_t)j;
+        for (int p = 0; p < c->P; p++) mins[p] = core_mix64(h ^ c->perm_seed[p]);
     }
     for (int p = 0; p < c->P; p++) sig[p] = (uint32_t)(mins[p] >> 32);
 }
@@ -325,7 +326,7 @@ tuna_status tuna_data_clean(const char *in_path, const char *out_path, const cha
     stats->bands = c.bands;
     stats->rows = c.rows;
     uint64_t s = opts->seed;
-    for (int i = 0; i < c.P; i++) c.perm_seed[i] = data_mix64(s += 0x9e3779b97f4a7c15ULL);
+    for (int i = 0; i < c.P; i++) c.perm_seed[i] = core_mix64(s += 0x9e3779b97f4a7c15ULL);
 
     tuna_data_options dopt = opts->data;
     dopt.on_bad = on_bad;

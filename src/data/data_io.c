@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/mix.h"
 #include "data/data_io.h"
 
 tuna_status data_out_line(atomic_file *o, const char *s, size_t len) {
@@ -16,25 +17,16 @@ tuna_status data_out_line(atomic_file *o, const char *s, size_t len) {
     return TUNA_OK;
 }
 
-uint64_t data_mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 uint64_t data_hash64(const void *p, size_t n, uint64_t seed) {
     const unsigned char *s = p;
-    uint64_t h = data_mix64(seed ^ 0x9e3779b97f4a7c15ULL) ^ (n * 0xff51afd7ed558ccdULL);
+    uint64_t h = core_mix64(seed ^ 0x9e3779b97f4a7c15ULL) ^ (n * 0xff51afd7ed558ccdULL);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w = 0;
         for (int k = 7; k >= 0; k--) w = (w << 8) | s[i + (size_t)k];
-        h = data_mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+        h = core_mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
     }
     uint64_t w = 0;
     for (size_t k = n; k > i; k--) w = (w << 8) | s[k - 1];
-    return data_mix64(h ^ w ^ 0x2545f4914f6cdd1dULL);
+    return core_mix64(h ^ w ^ 0x2545f4914f6cdd1dULL);
 }

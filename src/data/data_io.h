@@ -14,6 +14,4 @@ tuna_status data_out_line(atomic_file *o, const char *s, size_t len);
 
 /* Seeded 64-bit hash of bytes (not cryptographic; well mixed). */
 uint64_t data_hash64(const void *p, size_t n, uint64_t seed);
-/* A 64-bit mixer (bijective), for deriving hash functions from a seed. */
-uint64_t data_mix64(uint64_t x);
 #endif

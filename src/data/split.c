@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mix.h"
 #include "data/data_io.h"
 #include "tuna.h"
 
 static double unit_hash(const char *t, size_t n, uint64_t seed) {
-    uint64_t h = data_hash64(t, n, data_mix64(seed ^ 0x73706c6974ULL));
+    uint64_t h = data_hash64(t, n, core_mix64(seed ^ 0x73706c6974ULL));
     return (double)(h >> 11) * (1.0 / 9007199254740992.0); /* top 53 bits */
 }
 

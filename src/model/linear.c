@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "model/linear.h"
+#include "core/mix.h"
 #include "kernels/kernels.h"
 
 /* NF4 base: rows [o0, o1) of W dequantized into the shared scratch, one tile
@@ -60,20 +61,12 @@ static void base_backward(const tuna_linear *l, float *din, int acc, const float
     if (din) base_input_grad(l, din, acc, dout, N);
 }
 
-
-static inline uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* dropout(x) into out with inverted scaling 1/(1-p), as torch.nn.Dropout.
  * The mask is a 32-bit integer hash of (stream, element): it vectorizes
  * (AVX2 has 32-bit multiplies, not 64-bit) and backward regenerates it. */
 static void dropout_apply(float *out, const float *in, long n, const tuna_adapter *a) {
     const tuna_adapter_rt *rt = a->rt;
-    uint64_t k64 = mix64(rt->key ^ ((uint64_t)a->id << 40));
+    uint64_t k64 = core_splitmix64(rt->key ^ ((uint64_t)a->id << 40));
     uint32_t key = (uint32_t)(k64 ^ (k64 >> 32));
     uint32_t thresh = (uint32_t)(rt->dropout * 4294967296.0);
     float keep = (float)(1.0 / (1.0 - rt->dropout));

@@ -349,8 +349,10 @@ int64_t tuna_model_param_count(const tuna_model *m) { return m->n_weights; }
 /* ---------------- activations ---------------- */
 
 /* Computes the layout of the activation block; with base != NULL also carves
- * the pointers. Returns bytes needed. In eval mode (train == 0) every layer
- * shares one set of buffers, and the residual stream alternates between two. */
+ * the pointers. Returns bytes needed. Only TUNA_MODE_TRAIN keeps per-layer
+ * buffers; in eval and checkpointed training every layer shares one set, and
+ * in eval the residual stream also alternates between two. The norm outputs
+ * and the MLP activation are always one buffer for all layers. */
 static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_acts *a, char *base) {
     int train = mode != TUNA_MODE_EVAL, keep_layers = mode == TUNA_MODE_TRAIN;
     size_t off = 0;

@@ -2,7 +2,7 @@
  * src/infer (not public). Split by lifetime as in llama2.c: config; weights
  * and gradients (one allocation each, pointers carved from a table of named
  * tensors); activations for one (B,T) batch (one allocation, sized by
- * tuna_model_activation_bytes). */
+ * tuna_model_activation_bytes, plus one small table of per-layer pointers). */
 #ifndef TUNA_MODEL_INTERNAL_H
 #define TUNA_MODEL_INTERNAL_H
 #include "model/linear.h"
@@ -23,17 +23,19 @@ typedef struct {
     int B, T, train, mode;  /* mode: TUNA_MODE_*; T includes the prompt-tuning prefix */
     int P;                  /* virtual tokens prepended to every row (prompt tuning) */
     int fwd_B, fwd_T, fwd_packed; /* the last forward's batch: backward and row losses must be given the same */
-    /* per layer l (N = B*T rows) */
-    float **resid;      /* [L+1][N,C] residual stream entering layer l; resid[L] = final */
-    float **norm1;      /* [L][N,C] */
+    /* indexed by layer l (N = B*T rows). [L] means one buffer per layer in
+     * TUNA_MODE_TRAIN only: in eval and checkpointed training every l points
+     * to the one buffer of slot 0. The pointer arrays are one small block. */
+    float **resid;      /* [L+1][N,C] residual stream entering layer l; resid[L] = final (eval: two, alternating) */
+    float **norm1;      /* [L] -> one [N,C] buffer (backward recomputes it from mean1/rstd1) */
     float **mean1, **rstd1; /* [L][N] (mean only for LayerNorm) */
     float **qkv;        /* [L][N,(NH+2NKV)*HD]: q,k,v (post-RoPE) */
     float **attn_out;   /* [L][N,NH*HD] */
     float **resid_mid;  /* [L][N,C] */
-    float **norm2;      /* [L][N,C] */
-    float **mean2, **rstd2;
+    float **norm2;      /* [L] -> one [N,C] buffer (backward recomputes it from mean2/rstd2) */
+    float **mean2, **rstd2; /* [L][N] (mean only for LayerNorm) */
     float **mlp_a;      /* [L][N,FF] fc output (GELU) or gate (SwiGLU) */
-    float **mlp_b;      /* [L][N,FF] up (SwiGLU only) */
+    float **mlp_b;      /* [L][N,FF] up (SwiGLU only; NULL otherwise) */
     float **mlp_act;    /* [L] -> one [N,FF] buffer (backward recomputes it) */
     float *normf, *meanf, *rstdf; /* [N,C], [N], [N] */
     float *logits;      /* [N,V]; becomes dlogits in backward */
@@ -41,8 +43,10 @@ typedef struct {
     float *tok_w;       /* [N] loss weight per position (backward) */
     int32_t *targets;   /* [N] labels shifted left; -1 where not counted */
     int32_t *pos;       /* [N] positions */
-    float *rope_cos, *rope_sin; /* [T, HD/2] */
-    /* backward scratch (train only) */
+    float *rope_cos, *rope_sin; /* [T, HD/2] (Llama family only) */
+    /* backward scratch (train modes only), one of each for all layers:
+     * dresid, dtmp [N,C]; dqkv [N,(NH+2NKV)*HD]; dattn [N,NH*HD];
+     * dmlp_a, dmlp_b (SwiGLU only), dmlp_act [N,FF] */
     float *dresid, *dtmp, *dqkv, *dattn, *dmlp_a, *dmlp_b, *dmlp_act;
     float *att_scratch; /* [att_slots, 2, T, T] attention probabilities (never kept) */
     int att_slots;      /* threads of the team that prepared: the kernels run on at most this many */
@@ -50,8 +54,9 @@ typedef struct {
     size_t bytes;
 } tuna_acts;
 
-/* One entry of the parameter table: name as in the checkpoint, file shape,
- * whether our fp32 layout is the transpose of the file layout (GPT-2 Conv1D). */
+/* One entry of the parameter table: name as in the checkpoint; in pub, the
+ * file shape and whether our fp32 layout is the transpose of the file layout
+ * (GPT-2 Conv1D). */
 typedef struct {
     tuna_param pub;        /* the public view; pub.name points to name */
     char name[160];

@@ -29,6 +29,7 @@
 
 #include "core/error.h"
 #include "core/json_keys.h"
+#include "core/mix.h"
 #include "core/rng.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -381,15 +382,8 @@ int peft_prepared_rows(const tuna_peft_state *p) { return p ? p->Nmax : 0; }
 const float *peft_prompt(const tuna_peft_state *p) { return p ? p->prompt : NULL; }
 float *peft_prompt_grad(tuna_peft_state *p) { return p ? p->dprompt : NULL; }
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 void peft_begin_forward(tuna_peft_state *p) {
-    if (p && p->rt.training) p->rt.key = mix64(p->seed ^ mix64(++p->forwards));
+    if (p && p->rt.training) p->rt.key = core_splitmix64(p->seed ^ core_splitmix64(++p->forwards));
 }
 
 void peft_set_forward_count(tuna_peft_state *p, uint64_t count) {

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/mix.h"
 #include "core/rng.h"
 #include "model/adapter_hooks.h"
 #include "model/model_internal.h"
@@ -338,13 +339,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     return TUNA_OK;
 }
 
-static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
+/* Fisher-Yates shuffle of p[0 .. n) with the PCG stream (seed, stream) */
 static void shuffle_range(int64_t *p, int64_t n, uint64_t seed, uint64_t stream) {
     tuna_rng r;
     tuna_rng_seed(&r, seed, stream);
@@ -364,7 +359,7 @@ static int64_t mixed_seq_at(tuna_trainer *t, int64_t pos) {
     }
     int64_t seq = 0;
     while (t->mix_pos <= pos) {
-        double u = (double)(mix64(t->a.seed * 0x100000001b3ULL ^ (uint64_t)t->mix_pos) >> 11) / 9007199254740992.0;
+        double u = (double)(core_splitmix64(t->a.seed * 0x100000001b3ULL ^ (uint64_t)t->mix_pos) >> 11) / 9007199254740992.0;
         int k = 0;
         while (k < t->n_tasks - 1 && u >= t->cum_w[k]) k++;
         int64_t lo = t->data->task_off[k], n = t->data->task_off[k + 1] - lo;
@@ -395,15 +390,8 @@ static int64_t seq_at(tuna_trainer *t, int64_t pos) {
     int64_t n = t->n_items, epoch = pos / n, i = pos % n;
     if (!t->a.shuffle) return i;
     if (epoch != t->perm_epoch) {
-        tuna_rng r;
-        tuna_rng_seed(&r, t->a.seed, (uint64_t)epoch + 1);
         for (int64_t k = 0; k < n; k++) t->perm[k] = k;
-        for (int64_t k = n - 1; k > 0; k--) { /* Fisher-Yates */
-            int64_t j = (int64_t)(((uint64_t)tuna_rng_u32(&r) << 32 | tuna_rng_u32(&r)) % (uint64_t)(k + 1));
-            int64_t tmp = t->perm[k];
-            t->perm[k] = t->perm[j];
-            t->perm[j] = tmp;
-        }
+        shuffle_range(t->perm, n, t->a.seed, (uint64_t)epoch + 1);
         t->perm_epoch = epoch;
     }
     return t->perm[i];

@@ -1,0 +1,21 @@
+/* cli_model.c — loading the model, tokenizer and adapter a command runs on
+ * (see cli_model.h); the commands print the failure and pick the exit code. */
+#include "cli_model.h"
+
+#include <stdio.h>
+
+#include "tuna_peft.h"
+
+tuna_status cli_load_model(const cli_model_spec *s, tuna_model **m, tuna_tokenizer **tok) {
+    tuna_status st = s->quant ? tuna_model_load_quantized(m, s->dir, TUNA_QUANT_NF4) : tuna_model_load(m, s->dir);
+    if (st != TUNA_OK) return st;
+    st = tuna_tokenizer_load(tok, s->dir);
+    if (st != TUNA_OK && s->tok_err) {
+        /* the caller runs without one (eval of pre-tokenized data) */
+        snprintf(s->tok_err, s->tok_err_len, "%s", tuna_last_error());
+        *tok = NULL;
+        st = s->tok_needed ? tuna_fail(TUNA_ERR_ARG, "%s", s->tok_err) : TUNA_OK;
+    }
+    if (st == TUNA_OK && s->adapter) st = tuna_peft_load(*m, s->adapter);
+    return st;
+}
