@@ -5,8 +5,8 @@
  * bases work unchanged), RoPE at each token's absolute position, keys and
  * values appended to the row's cache, attention of the new positions against
  * the whole cache (k_attention_cached), and the final norm + lm_head only for
- * each row's last new position. Workspace and caches are allocated once in
- * tuna_decoder_create. */
+ * each row's last new position. The struct, caches and workspace are one
+ * block, allocated once in tuna_decoder_create (see decoder_layout). */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +24,50 @@ struct tuna_decoder {
     float *kc, *vc;           /* [L][max_rows][max_ctx][NKV*HD] */
     /* workspace for up to max_tokens new positions */
     float *x, *xn, *tmp, *qkv, *att, *mlp_a, *mlp_b, *mlp_act, *mean, *rstd, *last, *scores;
-    float *rope_cos, *rope_sin; /* [max_ctx, HD/2] */
+    float *rope_cos, *rope_sin; /* [max_ctx, HD/2], llama only */
     int32_t *pos;
 };
 
-void tuna_decoder_free(tuna_decoder *d) {
-    if (!d) return;
-    void *ps[] = {d->len, d->kc, d->vc, d->x, d->xn, d->tmp, d->qkv, d->att, d->mlp_a, d->mlp_b, d->mlp_act,
-                  d->mean, d->rstd, d->last, d->scores, d->rope_cos, d->rope_sin, d->pos};
-    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) free(ps[i]);
-    free(d);
+/* The decoder has one lifetime: everything is sized at creation and nothing
+ * is resized later, so the struct, the row lengths, the caches and the
+ * workspace live in one block. decoder_layout computes its size (base NULL)
+ * and, given the block, carves it into d's pointers with the same code. */
+static size_t decoder_layout(const tuna_config *c, int max_rows, int max_ctx, int max_tokens, int nthr,
+                             tuna_decoder *d, char *base) {
+    size_t off = 0;
+    long N = max_tokens, KD = (long)c->NKV * c->HD, QD = (long)c->NH * c->HD, QKV = QD + 2 * KD;
+    size_t cache = (size_t)c->L * max_rows * max_ctx * KD;
+#define CARVE(ptr, count, type)                                       \
+    do {                                                              \
+        if (base) (ptr) = (type *)(base + off);                       \
+        off += (((size_t)(count) * sizeof(type)) + 63) & ~(size_t)63; \
+    } while (0)
+    off += (sizeof *d + 63) & ~(size_t)63; /* the struct itself heads the block */
+    CARVE(d->len, max_rows, int);
+    CARVE(d->kc, cache, float);
+    CARVE(d->vc, cache, float);
+    CARVE(d->x, N * c->C, float);
+    CARVE(d->xn, N * c->C, float);
+    CARVE(d->tmp, N * c->C, float);
+    CARVE(d->qkv, N * QKV, float);
+    CARVE(d->att, N * QD, float);
+    CARVE(d->mlp_a, N * c->FF, float);
+    CARVE(d->mlp_b, N * c->FF, float);
+    CARVE(d->mlp_act, N * c->FF, float);
+    CARVE(d->mean, N, float);
+    CARVE(d->rstd, N, float);
+    CARVE(d->last, 2L * max_rows * c->C, float);
+    CARVE(d->scores, (long)nthr * N * max_ctx, float);
+    CARVE(d->pos, N, int32_t);
+    if (c->family == TUNA_FAMILY_LLAMA) {
+        CARVE(d->rope_cos, (long)max_ctx * (c->HD / 2), float);
+        CARVE(d->rope_sin, (long)max_ctx * (c->HD / 2), float);
+    }
+#undef CARVE
+    return off;
 }
+
+void tuna_decoder_free(tuna_decoder *d) { free(d); /* the one block decoder_layout carved */ }
 
 tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows, int max_ctx, int max_tokens) {
     *out = NULL;
@@ -43,43 +76,23 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
         return tuna_fail(TUNA_ERR_ARG, "decoder sizes must be positive (rows %d, context %d, tokens %d)", max_rows, max_ctx,
                          max_tokens);
     if (c->learned_positions && max_ctx > c->max_positions) max_ctx = c->max_positions;
-    tuna_decoder *d = calloc(1, sizeof *d);
-    if (!d) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    int nthr = omp_get_max_threads();
+    size_t bytes = decoder_layout(c, max_rows, max_ctx, max_tokens, nthr, NULL, NULL);
+    char *base = NULL;
+    if (posix_memalign((void **)&base, 64, bytes) != 0) {
+        size_t cache = (size_t)c->L * max_rows * max_ctx * c->NKV * c->HD;
+        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: KV cache for %d rows x %d positions needs %.1f MiB", max_rows,
+                         max_ctx, 2.0 * cache * 4 / 1048576.0);
+    }
+    tuna_decoder *d = (tuna_decoder *)base;
+    memset(d, 0, sizeof *d);
+    decoder_layout(c, max_rows, max_ctx, max_tokens, nthr, d, base);
+    memset(d->len, 0, (size_t)max_rows * sizeof *d->len);
     d->m = m;
     d->max_rows = max_rows;
     d->max_ctx = max_ctx;
     d->max_tokens = max_tokens;
-    long N = max_tokens, KD = (long)c->NKV * c->HD, QD = (long)c->NH * c->HD, QKV = QD + 2 * KD;
-    size_t cache = (size_t)c->L * max_rows * max_ctx * KD;
-    int nthr = omp_get_max_threads();
     d->nthr = nthr;
-    d->len = calloc((size_t)max_rows, sizeof *d->len);
-    d->kc = malloc(cache * sizeof(float));
-    d->vc = malloc(cache * sizeof(float));
-    d->x = malloc((size_t)N * c->C * sizeof(float));
-    d->xn = malloc((size_t)N * c->C * sizeof(float));
-    d->tmp = malloc((size_t)N * c->C * sizeof(float));
-    d->qkv = malloc((size_t)N * QKV * sizeof(float));
-    d->att = malloc((size_t)N * QD * sizeof(float));
-    d->mlp_a = malloc((size_t)N * c->FF * sizeof(float));
-    d->mlp_b = malloc((size_t)N * c->FF * sizeof(float));
-    d->mlp_act = malloc((size_t)N * c->FF * sizeof(float));
-    d->mean = malloc((size_t)N * sizeof(float));
-    d->rstd = malloc((size_t)N * sizeof(float));
-    d->last = malloc((size_t)2 * max_rows * c->C * sizeof(float));
-    d->scores = malloc((size_t)nthr * N * max_ctx * sizeof(float));
-    d->pos = malloc((size_t)N * sizeof(int32_t));
-    if (c->family == TUNA_FAMILY_LLAMA) {
-        d->rope_cos = malloc((size_t)max_ctx * (c->HD / 2) * sizeof(float));
-        d->rope_sin = malloc((size_t)max_ctx * (c->HD / 2) * sizeof(float));
-    }
-    if (!d->len || !d->kc || !d->vc || !d->x || !d->xn || !d->tmp || !d->qkv || !d->att || !d->mlp_a || !d->mlp_b ||
-        !d->mlp_act || !d->mean || !d->rstd || !d->last || !d->scores || !d->pos ||
-        (c->family == TUNA_FAMILY_LLAMA && (!d->rope_cos || !d->rope_sin))) {
-        tuna_decoder_free(d);
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: KV cache for %d rows x %d positions needs %.1f MiB", max_rows,
-                         max_ctx, 2.0 * cache * 4 / 1048576.0);
-    }
     if (c->family == TUNA_FAMILY_LLAMA) model_rope_tables(c, d->rope_cos, d->rope_sin, max_ctx);
     if (m->peft) {
         tuna_status st = peft_prepare(m, max_tokens > max_rows ? max_tokens : max_rows);
