@@ -80,6 +80,24 @@ static inline void test_set_cli(const char *argv0) {
 /* 1 when the CLI is built beside this test; otherwise a failure naming it. */
 static inline int test_need_cli(const char *what) { return test_need(test_cli, what); }
 
+/* A fresh folder $TMPDIR/tuna_test_NAME_XXXXXX (or under /tmp) in dir
+ * (n bytes): 0, or -1 after printing why. test_rmdir removes it again
+ * (unless KEEP is set). */
+static inline int test_tmpdir(char *dir, size_t n, const char *name) {
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, n, "%s/tuna_test_%s_XXXXXX", base && *base ? base : "/tmp", name);
+    if (mkdtemp(dir)) return 0;
+    perror(dir);
+    return -1;
+}
+static inline void test_rmdir(const char *dir) {
+    const char *keep = getenv("KEEP");
+    if (keep && *keep) return;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static inline int test_done(void) {
     printf("RESULT %d %d %d\n", check_passed, check_failed, check_skipped);
     return check_failed ? 1 : 0;

@@ -32,3 +32,10 @@ expect() {
   if [ "$rc" = "$2" ] && grep -qF -- "$3" <<<"$err"; then ok "$1"
   else bad "$1" "exit $rc (want $2), stderr: $(tail -c 400 <<<"$err") (want '$3')"; fi
 }
+# tap_tmp NAME [CLEANUP]: a fresh folder $tmp (under $TMPDIR or /tmp), removed
+# at exit unless KEEP is set; CLEANUP (shell code) runs first at exit
+tap_tmp() {
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-$1.XXXXXX") || { bad "mktemp"; finish; }
+  # shellcheck disable=SC2064
+  trap "${2:-:}; [ -n \"\${KEEP:-}\" ] || { chmod -R u+w \"\$tmp\" 2>/dev/null; rm -rf \"\$tmp\"; }" EXIT
+}

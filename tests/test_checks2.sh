@@ -26,8 +26,7 @@ tap_cli "${1:-build}"
 stories=$model
 
 [ -x "$tuna" ] || { bad "$tuna is built"; finish; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-checks2.XXXXXX")
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+tap_tmp checks2
 export XDG_CACHE_HOME=$tmp/cache   # no token cache entry from another run
 mkdir -p "$XDG_CACHE_HOME"
 

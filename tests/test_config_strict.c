@@ -648,8 +648,7 @@ static void test_gguf_eot(void) {
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_cfg_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (test_tmpdir(tmpdir, sizeof tmpdir, "cfg") != 0) return 1;
     test_bad_configs();
     test_valid_variants();
     test_bad_gguf_metadata();
@@ -668,8 +667,6 @@ int main(int argc, char **argv) {
     if (m) test_cli_errors(m);
     tuna_model_free(m);
     test_gguf_eot();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+    test_rmdir(tmpdir);
     return test_done();
 }

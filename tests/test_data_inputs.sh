@@ -24,9 +24,8 @@ root=$PWD
 . "$root/tests/tap.sh"
 tap_cli "${1:-build}"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-inputs.XXXXXX")
 writer=
-trap '[ -n "$writer" ] && kill "$writer" 2>/dev/null; [ -n "${KEEP:-}" ] || { chmod -R u+w "$tmp"; rm -rf "$tmp"; }' EXIT
+tap_tmp inputs '[ -n "$writer" ] && kill "$writer" 2>/dev/null'
 t60() { timeout 60 "$@"; }
 
 # data: 60 chat records (about 22 KB: several times the 4 KB a format sniff reads)

@@ -28,9 +28,8 @@ model=$root/models/tuna-stories
 if ! command -v strace >/dev/null || ! strace -o /dev/null true 2>/dev/null; then
   absent "strace (installed by scripts/deps.sh) runs"; finish
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-durability.XXXXXX")
+tap_tmp durability
 tmp=$(realpath "$tmp")   # strace -y prints resolved paths
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 
 # traced NAME CMD...: runs CMD under strace, the trace in $tmp/NAME.trace
 # (LeakSanitizer stops the world with ptrace, which a traced process cannot:

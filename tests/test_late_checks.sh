@@ -23,8 +23,7 @@ root=$PWD
 tap_cli "${1:-build}"
 
 [ -x "$tuna" ] || { bad "$tuna is built"; finish; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-late.XXXXXX")
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+tap_tmp late
 export XDG_CACHE_HOME=$tmp/cache   # no token cache entry from another run
 mkdir -p "$XDG_CACHE_HOME"
 

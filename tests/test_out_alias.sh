@@ -16,8 +16,7 @@ case $build in /*) tuna=$build/tuna ;; *) tuna=$root/$build/tuna ;; esac
 
 . "$root/tests/tap.sh"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-alias.XXXXXX")
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+tap_tmp alias
 cd "$tmp"
 cp -r "$root/models/tuna-stories" M
 for i in 1 2 3 4 5 6; do

@@ -14,9 +14,8 @@ root=$PWD
 . "$root/tests/tap.sh"
 tap_cli "${1:-build}"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-pipes2.XXXXXX")
 sleeper=
-trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+tap_tmp pipes2 '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null'
 t60() { timeout 60 "$@"; }
 
 # ---- JSONL text through a pipe: the same documents as the .jsonl file

@@ -482,12 +482,9 @@ static void cli_cases(void) {
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_resume_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (test_tmpdir(tmpdir, sizeof tmpdir, "resume") != 0) return 1;
     library_cases();
     cli_cases();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_rmdir(tmpdir);
     return test_done();
 }

@@ -309,15 +309,12 @@ int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
     if (!test_need_cli("tuna CLI")) return test_done();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_run_staging_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (test_tmpdir(tmpdir, sizeof tmpdir, "run_staging") != 0) return 1;
     test_failures();
     test_resume_in_place();
     test_resume_elsewhere();
     test_non_empty();
     test_kill();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (run(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_rmdir(tmpdir);
     return test_done();
 }

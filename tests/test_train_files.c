@@ -158,13 +158,10 @@ static void test_info_json(void) {
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tuna_test_train_files_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (test_tmpdir(tmpdir, sizeof tmpdir, "train_files") != 0) return 1;
     test_val_split_tasks();
     test_odd_paths();
     test_info_json();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (run(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_rmdir(tmpdir);
     return test_done();
 }
