@@ -42,9 +42,6 @@ const char *tuna_status_str(tuna_status s);
 /* Detail of the last failure in this thread ("" if none). Valid until the next
  * failing call in the same thread. */
 const char *tuna_last_error(void);
-/* Records a failure detail (printf-style) and returns s, for library code. */
-tuna_status tuna_fail(tuna_status s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 /* This library's version ("0.9.0"), and its build configuration as lines
  * "key: value" (MPI, BLAS library and the kernel it runs, compiler flags, CPU
  * features compiled for). Static strings; tuna_build_info is not reentrant. */

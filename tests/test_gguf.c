@@ -45,7 +45,7 @@ static void test_blocks(void) {
     /* Q8_0: values j - 16, amax 16: d = 16/127, codes round(x * 127 / 16) */
     for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
     gguf_quantize_q8_0(x, q, 32);
-    uint16_t d = tuna_f32_to_f16(16.0f / 127.0f);
+    uint16_t d = st_f32_to_f16(16.0f / 127.0f);
     CHECK(q[0] == (d & 0xFF) && q[1] == (d >> 8));
     ok = 1;
     for (int j = 0; j < 32; j++) ok &= (int8_t)q[2 + j] == (int8_t)lrintf((float)(j - 16) * 127.0f / 16.0f);

@@ -14,7 +14,7 @@ static tuna_rng rng;
 
 static float *rnd(long n) {
     float *p = malloc((size_t)n * sizeof(float));
-    for (long i = 0; i < n; i++) p[i] = tuna_rng_normal(&rng);
+    for (long i = 0; i < n; i++) p[i] = rng_normal(&rng);
     return p;
 }
 static float *zeros(long n) { return calloc((size_t)n, sizeof(float)); }
@@ -264,7 +264,7 @@ static void test_crossentropy(void) {
 }
 
 int main(void) {
-    tuna_rng_seed(&rng, 42, 1);
+    rng_seed(&rng, 42, 1);
     test_matmul();
     test_norms();
     test_activations();

@@ -37,7 +37,7 @@ if [ ! -f "$build/libtuna.a" ]; then bad "$build/libtuna.a exists (build it firs
 
 for a in "${archives[@]}"; do
   # the reading works: the library's own status function and its call to vsnprintf are seen
-  if nm --defined-only "$a" 2>/dev/null | grep -qw tuna_status_str && references "$a" vsnprintf | grep -qw tuna_fail; then
+  if nm --defined-only "$a" 2>/dev/null | grep -qw tuna_status_str && references "$a" vsnprintf | grep -qw core_fail; then
     ok "$a: symbols and calls readable"
   else
     bad "$a: cannot read its symbols or calls (nm/objdump)"; continue

@@ -4,6 +4,9 @@
 # uses the same internal names (llama.cpp's gguf_*, or its own helpers):
 #   1. `nm -g --defined-only` lists no defined global symbol outside tuna_*
 #      (no exception is needed today: the C runtime's symbols are not in it);
+#      and the tuna_* names it defines are exactly the functions the public
+#      headers include/*.h declare (no internal helper under the public
+#      prefix, no declaration left without its definition);
 #   2. a program that defines gguf_open, gguf_find_tensor, gguf_get_str,
 #      gguf_close, st_open, data_hash64 and k_gemm itself links with
 #      libtuna.a (the libraries it needs listed in BUILD/libtuna.ldlibs),
@@ -23,6 +26,12 @@ others=$(grep -v '^tuna_' <<<"$defined" | sort -u)
 if ! grep -qx tuna_status_str <<<"$defined"; then bad "nm lists tuna_status_str as defined in $lib"
 elif [ -z "$others" ]; then ok "$lib defines $(wc -l <<<"$defined") global symbols, all tuna_*"
 else bad "$lib defines $(wc -l <<<"$others") global symbols outside tuna_*: $(head -20 <<<"$others" | tr '\n' ' ')..."; fi
+
+declared=$(cat include/*.h | grep -oE '\btuna_[a-z0-9_]+\(' | tr -d '(' | sort -u)
+undeclared=$(comm -23 <(sort -u <<<"$defined") <(echo "$declared"))
+undefined=$(comm -13 <(sort -u <<<"$defined") <(echo "$declared"))
+if [ -z "$undeclared" ] && [ -z "$undefined" ]; then ok "the $(wc -l <<<"$declared") functions include/*.h declares are exactly those $lib exports"
+else bad "exported but not declared in include/: $(tr '\n' ' ' <<<"$undeclared"); declared but not defined: $(tr '\n' ' ' <<<"$undefined")"; fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -17,8 +17,8 @@ static const char *FIX = "tests/fixtures/parity/llama_gqa";
 /* [B,T] ids and labels drawn from the vocabulary (seeded) */
 static void fill_batch(int32_t *ids, int32_t *labels, int n, int V) {
     tuna_rng rng;
-    tuna_rng_seed(&rng, 7, 1);
-    for (int i = 0; i < n; i++) ids[i] = labels[i] = (int32_t)(tuna_rng_u32(&rng) % (uint32_t)V);
+    rng_seed(&rng, 7, 1);
+    for (int i = 0; i < n; i++) ids[i] = labels[i] = (int32_t)(rng_u32(&rng) % (uint32_t)V);
 }
 
 /* forward (+ backward from zeroed gradients in the training modes); logits[N*V]

@@ -276,7 +276,7 @@ static void test_sharded_and_roundtrip(void) {
         for (int i = 0; ok && i < tuna_model_num_params(a); i++) {
             const tuna_param *x = tuna_model_param(a, i), *y = tuna_model_param(c, i);
             for (int64_t j = 0; ok && j < x->numel; j++)
-                ok = y->data[j] == tuna_bf16_to_f32(tuna_f32_to_bf16(x->data[j]));
+                ok = y->data[j] == st_bf16_to_f32(st_f32_to_bf16(x->data[j]));
         }
         CHECK(ok);
     }
@@ -289,19 +289,19 @@ static void test_conversions(void) {
     /* exactly representable values survive; rounding is to nearest even */
     float vals[] = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 6.103515625e-05f, 5.960464477539063e-08f, 0.333251953125f};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
-        CHECKF(tuna_f16_to_f32(tuna_f32_to_f16(vals[i])) == vals[i], "f16 round trip of %g", vals[i]);
-    CHECK(tuna_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00);          /* tie -> even (down) */
-    CHECK(tuna_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02);          /* tie -> even (up) */
-    CHECK(tuna_f32_to_f16(70000.0f) == 0x7c00);                    /* overflow -> inf */
-    CHECK(tuna_f32_to_f16(2.9802322387695312e-08f) == 0x0000);    /* 2^-25: tie to even -> 0 */
-    CHECK(tuna_f32_to_f16(4.470348358154297e-08f) == 0x0001);     /* 1.5 * 2^-25 -> 1 */
-    CHECK(tuna_bf16_to_f32(tuna_f32_to_bf16(1.0f + 1.0f / 256)) == 1.0f); /* tie -> even */
-    CHECK(tuna_f32_to_bf16(1.0f + 3.0f / 256) == 0x3f82);
+        CHECKF(st_f16_to_f32(st_f32_to_f16(vals[i])) == vals[i], "f16 round trip of %g", vals[i]);
+    CHECK(st_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00);          /* tie -> even (down) */
+    CHECK(st_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02);          /* tie -> even (up) */
+    CHECK(st_f32_to_f16(70000.0f) == 0x7c00);                    /* overflow -> inf */
+    CHECK(st_f32_to_f16(2.9802322387695312e-08f) == 0x0000);    /* 2^-25: tie to even -> 0 */
+    CHECK(st_f32_to_f16(4.470348358154297e-08f) == 0x0001);     /* 1.5 * 2^-25 -> 1 */
+    CHECK(st_bf16_to_f32(st_f32_to_bf16(1.0f + 1.0f / 256)) == 1.0f); /* tie -> even */
+    CHECK(st_f32_to_bf16(1.0f + 3.0f / 256) == 0x3f82);
     /* every f16 bit pattern (finite) round-trips through f32 */
     int ok = 1;
     for (uint32_t h = 0; h < 0x10000; h++) {
         if ((h & 0x7c00) == 0x7c00) continue;
-        ok &= tuna_f32_to_f16(tuna_f16_to_f32((uint16_t)h)) == h;
+        ok &= st_f32_to_f16(st_f16_to_f32((uint16_t)h)) == h;
     }
     CHECK(ok);
 }

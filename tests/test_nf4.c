@@ -117,7 +117,7 @@ static void test_matrix(const char *mat) {
     float *part = malloc((size_t)n * sizeof(float));
     int ok = 1;
     for (int r = 0; r < 200; r++) {
-        int64_t s = tuna_rng_u32(&rng) % n, c = 1 + tuna_rng_u32(&rng) % (n - s);
+        int64_t s = rng_u32(&rng) % n, c = 1 + rng_u32(&rng) % (n - s);
         if (r < 4) s = r, c = n - r; /* whole tail from an even/odd start */
         nf4_dequantize(part, &q, s, c);
         ok &= same(part, deq + s, (size_t)c * sizeof(float));
@@ -149,7 +149,7 @@ static int nearest_ok(const nf4_tensor *q, const float *w, int64_t n) {
 
 static float *normal(int64_t n, float scale) {
     float *p = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) p[i] = scale * tuna_rng_normal(&rng);
+    for (int64_t i = 0; i < n; i++) p[i] = scale * rng_normal(&rng);
     return p;
 }
 
@@ -234,7 +234,7 @@ static void test_large(void) {
      * parallel path equals the serial one, bits per value ~4.127 */
     int64_t n = 640 * 1000;
     float *w = normal(n, 0.02f), *d = malloc((size_t)n * sizeof(float)), *d2 = malloc((size_t)n * sizeof(float));
-    for (int i = 0; i < 50; i++) w[tuna_rng_u32(&rng) % n] *= 20.0f; /* outliers */
+    for (int i = 0; i < 50; i++) w[rng_u32(&rng) % n] *= 20.0f; /* outliers */
     nf4_tensor q;
     CHECK(nf4_quantize(&q, w, n) == TUNA_OK);
     double bits = 8.0 * (double)nf4_storage_bytes(&q) / (double)n;
@@ -261,7 +261,7 @@ static void test_large(void) {
 }
 
 int main(void) {
-    tuna_rng_seed(&rng, 4242, 1);
+    rng_seed(&rng, 4242, 1);
     if (st_open(&fx, FIX) != TUNA_OK) {
         CHECKF(0, "cannot open %s: %s", FIX, tuna_last_error());
         return test_done();

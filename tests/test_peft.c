@@ -779,10 +779,10 @@ static void test_alloc_failure(tuna_peft_type type) {
     if (st != TUNA_OK) { tuna_model_free(m); free(want); free(got); return; }
     /* adapter weights away from their identity start, so they show in the logits */
     tuna_rng rng;
-    tuna_rng_seed(&rng, 9, 9);
+    rng_seed(&rng, 9, 9);
     tuna_trainable ad = {0};
     CHECK(peft_trainable(m->peft, &ad));
-    for (int64_t i = 0; i < ad.n_weights; i++) ad.weights[i] += 0.1f * tuna_rng_normal(&rng);
+    for (int64_t i = 0; i < ad.n_weights; i++) ad.weights[i] += 0.1f * rng_normal(&rng);
     CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
     forward_logits(m, &bt, want);
     failed = 0;

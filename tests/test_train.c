@@ -611,10 +611,10 @@ static void test_plan(void) {
     CHECK(system(cmd) == 0);
     f = fopen(data, "w");
     tuna_rng r;
-    tuna_rng_seed(&r, 5, 5);
+    rng_seed(&r, 5, 5);
     for (int i = 0; i < 16; i++) {
         fprintf(f, "{\"input_ids\":[");
-        for (int j = 0; j < 128; j++) fprintf(f, "%s%u", j ? "," : "", tuna_rng_u32(&r) % 4096);
+        for (int j = 0; j < 128; j++) fprintf(f, "%s%u", j ? "," : "", rng_u32(&r) % 4096);
         fprintf(f, "]}\n");
     }
     fclose(f);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "tuna_peft.h"
+#include "core/error.h"
 
 tuna_status cli_load_model(const cli_model_spec *s, tuna_model **m, tuna_tokenizer **tok) {
     tuna_status st = s->quant ? tuna_model_load_quantized(m, s->dir, TUNA_QUANT_NF4) : tuna_model_load(m, s->dir);
@@ -14,7 +15,7 @@ tuna_status cli_load_model(const cli_model_spec *s, tuna_model **m, tuna_tokeniz
         /* the caller runs without one (eval of pre-tokenized data) */
         snprintf(s->tok_err, s->tok_err_len, "%s", tuna_last_error());
         *tok = NULL;
-        st = s->tok_needed ? tuna_fail(TUNA_ERR_ARG, "%s", s->tok_err) : TUNA_OK;
+        st = s->tok_needed ? core_fail(TUNA_ERR_ARG, "%s", s->tok_err) : TUNA_OK;
     }
     if (st == TUNA_OK && s->adapter) st = tuna_peft_load(*m, s->adapter);
     return st;

@@ -25,6 +25,7 @@
 #include "tuna_peft.h"
 #include "tuna_report.h"
 #include "tuna_score.h"
+#include "core/error.h"
 
 static const char *compare_help =
     "usage: tuna compare --model DIR --eval FILE [--adapter DIR | --tuned DIR] [--train FILE]\n"
@@ -78,7 +79,7 @@ static tuna_status read_examples(const char *path, int limit, tuna_eval_example 
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
             tuna_eval_example *e = realloc(*out, (size_t)cap * sizeof *e);
-            if (!e) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!e) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
             *out = e;
         }
         if (tuna_eval_example_from_record(&rec, &(*out)[*n]) == TUNA_OK) (*n)++;
@@ -112,11 +113,11 @@ static tuna_status run_row(tuna_model *m, tuna_tokenizer *tok, const tuna_templa
     size_t *lens = calloc((size_t)n_ev, sizeof *lens);
     tuna_gen_result *res = calloc((size_t)n_ev, sizeof *res);
     tuna_eval_tally *t = tuna_eval_tally_new();
-    tuna_status st = prompts && lens && res && t ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = prompts && lens && res && t ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; st == TUNA_OK && i < n_ev; i++) {
         st = tuna_eval_prompt(tok, tmpl, &ev[i], shots, k, fmt, &prompts[i], &lens[i], NULL);
         if (st == TUNA_OK && (long)lens[i] + go->max_new_tokens > ctx)
-            st = tuna_fail(TUNA_ERR_ARG, "eval example %d: its %d-shot prompt has %zu tokens; with %d new tokens that exceeds the "
+            st = core_fail(TUNA_ERR_ARG, "eval example %d: its %d-shot prompt has %zu tokens; with %d new tokens that exceeds the "
                            "model's %d positions (fewer --shots or --max-new-tokens)", i, k, lens[i], go->max_new_tokens, ctx);
     }
     if (st == TUNA_OK) st = tuna_eval_generate(m, tok, prompts, lens, n_ev, batch, go, res, NULL, NULL);
@@ -241,7 +242,7 @@ int cmd_compare(int argc, char **argv) {
     tuna_status st = cli_load_model(&(cli_model_spec){.dir = model}, &m, &tok);
     if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
     if (st == TUNA_OK) st = read_examples(eval, limit, &ev, &n_ev, &skipped_ev);
-    if (st == TUNA_OK && n_ev == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no records with a reference response", eval);
+    if (st == TUNA_OK && n_ev == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no records with a reference response", eval);
     if (st == TUNA_OK && kmax) st = read_examples(train, 0, &tr, &n_tr, &skipped_tr);
     if (st != TUNA_OK) goto done;
     /* chat models take shots as turns; base models (no template of their own) as a document */
@@ -281,12 +282,12 @@ int cmd_compare(int argc, char **argv) {
         long room = (long)ctx - gf.max_new - (long)longest, per_shot = room / kmax;
         int *order = malloc((size_t)(n_tr ? n_tr : 1) * sizeof *order);
         picked = calloc((size_t)kmax, sizeof *picked);
-        if (!order || !picked) { free(order); st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+        if (!order || !picked) { free(order); st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
         tuna_rng rng;
-        tuna_rng_seed(&rng, (uint64_t)seed, 0x5107);
+        rng_seed(&rng, (uint64_t)seed, 0x5107);
         for (int i = 0; i < n_tr; i++) order[i] = i;
         for (int i = n_tr - 1; i > 0; i--) { /* Fisher-Yates */
-            int j = (int)(tuna_rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
+            int j = (int)(rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
             order[i] = order[j];
             order[j] = t;
         }
@@ -307,7 +308,7 @@ int cmd_compare(int argc, char **argv) {
         free(order);
         if (st != TUNA_OK) goto done;
         if (got < kmax) {
-            st = tuna_fail(TUNA_ERR_ARG, "%s: only %d of %d train examples fit in %ld tokens each (the model's %d positions less "
+            st = core_fail(TUNA_ERR_ARG, "%s: only %d of %d train examples fit in %ld tokens each (the model's %d positions less "
                            "--max-new-tokens %d and the longest query, %zu tokens); use fewer --shots", train, got, n_tr,
                            per_shot > 0 ? per_shot : 0, ctx, gf.max_new, longest);
             goto done;
@@ -416,7 +417,7 @@ int cmd_compare(int argc, char **argv) {
     if (passed_over && !json) fprintf(stderr, "tuna: %d train examples passed over as too long for the context\n", passed_over);
     if (report) {
         char path[PATH_MAX];
-        if (mkdir(report, 0755) != 0 && errno != EEXIST) { st = tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", report, strerror(errno)); goto done; }
+        if (mkdir(report, 0755) != 0 && errno != EEXIST) { st = core_fail(atomic_write_status(errno), "%s: cannot create: %s", report, strerror(errno)); goto done; }
         snprintf(path, sizeof path, "%s/compare.json", report);
         st = atomic_file_write_json(path, all, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
         if (st == TUNA_OK) st = tuna_report_write(report);

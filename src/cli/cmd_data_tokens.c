@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dataset.h"
+#include "core/error.h"
 
 static const char *inspect_help =
     "usage: tuna data inspect --model DIR FILE [--seq-len N] [--template NAME|FILE] [--loss-on response|all] [--json]\n"
@@ -265,7 +266,7 @@ int cmd_data_tokenize(int argc, char **argv) {
         if (st != TUNA_OK) {
             char msg[900];
             snprintf(msg, sizeof msg, "%s", tuna_last_error());
-            st = tuna_fail(st, "%s:%ld: %s", file, rec.line, msg);
+            st = core_fail(st, "%s:%ld: %s", file, rec.line, msg);
             break;
         }
         size_t k0 = 0, keep = n;

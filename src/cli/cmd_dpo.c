@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "tuna_dataset.h"
+#include "core/error.h"
 
 const char cli_dpo_help[] =
     "usage: tuna dpo --model DIR --data PREFS.jsonl --out DIR [options]\n"
@@ -86,7 +87,7 @@ tuna_status cli_dpo_load(const char *data_path, const char *val_path, double val
     if (st != TUNA_OK) return st;
     if (!quiet) report_load(data_path, &s, max_len, max_prompt_len);
     if (val_split > 0 && !val_path && val->n == 0)
-        return tuna_fail(TUNA_ERR_ARG, "%s: --val-split %g left no validation pairs (%ld pairs in all)", data_path, val_split,
+        return core_fail(TUNA_ERR_ARG, "%s: --val-split %g left no validation pairs (%ld pairs in all)", data_path, val_split,
                          s.pairs);
     if (!val_path) return TUNA_OK;
     tuna_pretok_free(val);

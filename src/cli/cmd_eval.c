@@ -20,6 +20,7 @@
 #include "tuna_eval.h"
 #include "tuna_score.h"
 #include "tuna_text.h"
+#include "core/error.h"
 
 static const char *eval_help =
     "usage: tuna eval --model DIR --data FILE [options]\n"
@@ -107,7 +108,7 @@ static void on_progress(void *ctx, int64_t done, int64_t total) {
 static tuna_status fail_at(tuna_status st, const char *file, long line) {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", tuna_last_error());
-    return tuna_fail(st, "%s:%ld: %s", file, line, msg);
+    return core_fail(st, "%s:%ld: %s", file, line, msg);
 }
 
 static void progress_start(progress *p, const char *what) {
@@ -201,8 +202,8 @@ int cmd_eval(int argc, char **argv) {
     if (!text_mode && dl > 4 && !strcmp(data + dl - 4, ".txt")) text_mode = 1;
     if (text_mode) {
         /* plain text as pre-training reads it: one stream cut into T-token rows */
-        if (generate) { st = tuna_fail(TUNA_ERR_ARG, "--generate needs records with responses, not plain text"); goto done; }
-        if (!tok) { st = tuna_fail(TUNA_ERR_ARG, "%s", no_tok); goto done; }
+        if (generate) { st = core_fail(TUNA_ERR_ARG, "--generate needs records with responses, not plain text"); goto done; }
+        if (!tok) { st = core_fail(TUNA_ERR_ARG, "%s", no_tok); goto done; }
         st = tuna_text_chunks(tok, data, T, &seqs);
         if (st != TUNA_OK) goto done;
         n_ex = (long)seqs.n;
@@ -211,17 +212,17 @@ int cmd_eval(int argc, char **argv) {
         rec_index = calloc((size_t)n_ex + 1, sizeof *rec_index);
         gen_of = malloc(((size_t)n_ex + 1) * sizeof *gen_of);
         exs = calloc((size_t)n_ex + 1, sizeof *exs);
-        if (!rec_line || !rec_index || !gen_of || !exs) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+        if (!rec_line || !rec_index || !gen_of || !exs) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
         seq_of = calloc((size_t)n_ex + 1, sizeof *seq_of);
         rej_of = calloc((size_t)n_ex + 1, sizeof *rej_of);
-        if (!seq_of || !rej_of) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+        if (!seq_of || !rej_of) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
         for (long i = 0; i < n_ex; i++) { gen_of[i] = -1; rec_index[i] = i; seq_of[i] = i; rej_of[i] = -1; }
         n_seq = n_ex;
         goto loaded;
     }
     st = tuna_data_reader_open(&rd, data, &dopt);
     seqs.off = malloc(sizeof *seqs.off);
-    if (st == TUNA_OK && !seqs.off) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK && !seqs.off) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st != TUNA_OK) goto done;
     seqs.off[0] = 0;
 
@@ -231,7 +232,7 @@ int cmd_eval(int argc, char **argv) {
         if (st != TUNA_OK || !got) break;
         int pair = rec.kind == TUNA_RECORD_PREFERENCE || rec.kind == TUNA_RECORD_PREFERENCE_TOKENS;
         if (!tok && rec.kind != TUNA_RECORD_PRETOKENIZED && rec.kind != TUNA_RECORD_PREFERENCE_TOKENS) {
-            st = tuna_fail(TUNA_ERR_ARG, "%s:%ld: a %s record needs the model's tokenizer: %s", data, rec.line,
+            st = core_fail(TUNA_ERR_ARG, "%s:%ld: a %s record needs the model's tokenizer: %s", data, rec.line,
                            tuna_record_kind_name(rec.kind), no_tok);
             break;
         }
@@ -243,14 +244,14 @@ int cmd_eval(int argc, char **argv) {
             tuna_pref_tokens pt;
             st = tuna_dataset_encode_preference(&rec, tok, tmpl, &pt);
             if (st == TUNA_OK && pt.n_prompt >= (size_t)T)
-                st = tuna_fail(TUNA_ERR_ARG, "the prompt has %zu tokens, --seq-len %d leaves no room for a response", pt.n_prompt, T);
+                st = core_fail(TUNA_ERR_ARG, "the prompt has %zu tokens, --seq-len %d leaves no room for a response", pt.n_prompt, T);
             for (int k = 0; k < 2 && st == TUNA_OK; k++) {
                 const int32_t *r = k ? pt.rejected : pt.chosen;
                 size_t nr = k ? pt.n_rejected : pt.n_chosen;
                 sn[k] = pt.n_prompt + nr;
                 sid[k] = malloc(sn[k] * 4);
                 slab[k] = malloc(sn[k] * 4);
-                if (!sid[k] || !slab[k]) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+                if (!sid[k] || !slab[k]) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
                 memcpy(sid[k], pt.prompt, pt.n_prompt * 4);
                 memcpy(sid[k] + pt.n_prompt, r, nr * 4);
                 for (size_t j = 0; j < sn[k]; j++) slab[k][j] = j < pt.n_prompt ? -100 : sid[k][j];
@@ -260,9 +261,9 @@ int cmd_eval(int argc, char **argv) {
         if (st != TUNA_OK) { st = fail_at(st, data, rec.line); free(sid[0]); free(sid[1]); free(slab[0]); free(slab[1]); break; }
         for (int k = 0; k < nseq; k++) {
             for (size_t j = 0; j < sn[k] && st == TUNA_OK; j++)
-                if (sid[k][j] < 0 || sid[k][j] >= c->V) st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: token id %d is outside the model's vocabulary of %d", data, rec.line, sid[k][j], c->V);
+                if (sid[k][j] < 0 || sid[k][j] >= c->V) st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: token id %d is outside the model's vocabulary of %d", data, rec.line, sid[k][j], c->V);
                 else if (slab[k][j] != -100 && (slab[k][j] < 0 || slab[k][j] >= c->V))
-                    st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: label %d is neither -100 nor in the model's vocabulary of %d", data, rec.line, slab[k][j], c->V);
+                    st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: label %d is neither -100 nor in the model's vocabulary of %d", data, rec.line, slab[k][j], c->V);
             if (sn[k] > (size_t)T) { sn[k] = (size_t)T; truncated++; }
         }
         if (st == TUNA_OK && n_ex + 2 > cap_seq) {
@@ -281,7 +282,7 @@ int cmd_eval(int argc, char **argv) {
             if (s1) seq_of = s1;
             long *s2 = s1 ? realloc(rej_of, (size_t)cap_seq * sizeof *s2) : NULL;
             if (s2) rej_of = s2;
-            if (!s2) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            if (!s2) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         }
         if (st == TUNA_OK && seqs.off[n_seq] + (int64_t)(sn[0] + sn[1]) > cap_tok) {
             long c2 = cap_tok ? 2 * cap_tok : 65536;
@@ -290,7 +291,7 @@ int cmd_eval(int argc, char **argv) {
             if (a) seqs.ids = a;
             if (b) seqs.labels = b;
             if (b) cap_tok = c2;
-            else st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            else st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         }
         if (st == TUNA_OK) {
             seq_of[n_ex] = n_seq;
@@ -319,7 +320,7 @@ int cmd_eval(int argc, char **argv) {
     tuna_record_clear(&rec);
 loaded:
     if (st != TUNA_OK) goto done;
-    if (n_ex == 0) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: no records", data); goto done; }
+    if (n_ex == 0) { st = core_fail(TUNA_ERR_FORMAT, "%s: no records", data); goto done; }
     if (truncated) fprintf(stderr, "tuna: %ld of %ld sequences truncated to %d tokens\n", truncated, n_seq, T);
     if (!c->learned_positions) warn_context(data, seqs.off, n_seq, "sequences are", c->max_positions);
     if (generate && no_ref) fprintf(stderr, "tuna: %ld of %ld records have no reference response (text, pre-tokenized): loss only\n", no_ref, n_ex);
@@ -328,7 +329,7 @@ loaded:
     loss_sum = calloc((size_t)n_seq, sizeof *loss_sum);
     tokens = calloc((size_t)n_seq, sizeof *tokens);
     tally = tuna_eval_tally_new();
-    if (!loss_sum || !tokens || !tally) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+    if (!loss_sum || !tokens || !tally) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
     progress_start(&pr, "loss");
     st = tuna_eval_losses(m, &seqs, batch, loss_sum, tokens, on_progress, &pr);
     if (st != TUNA_OK) goto done;
@@ -355,7 +356,7 @@ loaded:
         n_prompts = calloc((size_t)n_gen, sizeof *n_prompts);
         res = calloc((size_t)n_gen, sizeof *res);
         ptexts = calloc((size_t)n_gen, sizeof *ptexts);
-        if (!prompts || !n_prompts || !res || !ptexts) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+        if (!prompts || !n_prompts || !res || !ptexts) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
         for (long i = 0; i < n_ex && st == TUNA_OK; i++)
             if (gen_of[i] >= 0) {
                 st = tuna_eval_prompt(tok, tmpl, &exs[i], NULL, 0, TUNA_SHOTS_TURNS, &prompts[gen_of[i]], &n_prompts[gen_of[i]],
@@ -365,7 +366,7 @@ loaded:
         if (st != TUNA_OK) goto done;
         if (!c->learned_positions) {
             int64_t *poff = malloc(((size_t)n_gen + 1) * sizeof *poff);
-            if (!poff) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
+            if (!poff) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
             poff[0] = 0;
             for (long g = 0; g < n_gen; g++) poff[g + 1] = poff[g] + (int64_t)n_prompts[g];
             warn_context(data, poff, n_gen, "prompts are", c->max_positions);
@@ -424,7 +425,7 @@ loaded:
         }
         if (o) {
             char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-            if (!s) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            if (!s) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
             else if (fputs(s, out) == EOF || fputc('\n', out) == EOF) st = atomic_write_failed(out_path, errno ? errno : EIO);
             free(s);
             json_decref(o);
@@ -443,7 +444,7 @@ loaded:
                                                          pref_correct / n_pairs, "mean_logp_chosen", pref_lc / n_pairs,
                                                          "mean_logp_rejected", pref_lr / n_pairs, "mean_margin",
                                                          (pref_lc - pref_lr) / n_pairs));
-    if (!json_object_get(sum, "loss")) { json_decref(sum); st = tuna_fail(TUNA_ERR_FORMAT, "%s: no counted tokens (every label is -100)", data); goto done; }
+    if (!json_object_get(sum, "loss")) { json_decref(sum); st = core_fail(TUNA_ERR_FORMAT, "%s: no counted tokens (every label is -100)", data); goto done; }
     if (json) {
         /* loss, tokens, ppl first: the summary's stable prefix */
         json_t *o = json_pack("{s:O,s:O,s:O}", "loss", json_object_get(sum, "loss"), "tokens", json_object_get(sum, "tokens"), "ppl",

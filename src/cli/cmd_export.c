@@ -22,6 +22,7 @@
 #include "tuna_dataset.h"
 #include "tuna_gguf.h"
 #include "tuna_peft.h"
+#include "core/error.h"
 
 static const char *export_help =
     "usage: tuna export --model DIR [--adapter DIR] --format hf|gguf|gguf-lora --out PATH [--overwrite] [options]\n"
@@ -81,7 +82,7 @@ static tuna_status sample_ids(const char *dir, const char *tmpl_arg, int32_t **i
     char *src = NULL;
     tuna_status st = tuna_tokenizer_load(&tok, dir);
     if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &src);
-    if (st == TUNA_OK && !tmpl) st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: no chat template", dir);
+    if (st == TUNA_OK && !tmpl) st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: no chat template", dir);
     tuna_record rec = {0};
     /* one exchange: templates that end a conversation differently from a turn
      * (Phi-3 appends EOS) cannot be split into turns beyond the last */
@@ -103,8 +104,8 @@ static tuna_status write_generation_config(const char *src_dir, const char *out_
     snprintf(path, sizeof path, "%s/generation_config.json", src_dir);
     json_error_t je;
     json_t *g = json_load_file(path, 0, &je);
-    if (!g && access(path, F_OK) == 0) return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, je.line, tuna_json_error_text(&je));
-    if (g && !json_is_object(g)) { json_decref(g); return tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
+    if (!g && access(path, F_OK) == 0) return core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, je.line, tuna_json_error_text(&je));
+    if (g && !json_is_object(g)) { json_decref(g); return core_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
     if (!g) g = json_object();
     if (bos >= 0 && !json_object_get(g, "bos_token_id")) json_object_set_new(g, "bos_token_id", json_integer(bos));
     if (n_stops == 1) json_object_set_new(g, "eos_token_id", json_integer(stops[0]));
@@ -177,7 +178,7 @@ int cmd_export(int argc, char **argv) {
     if (st == TUNA_OK && adapter) {
         st = tuna_peft_load(m, adapter);
         if (st == TUNA_OK && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT)
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a prompt-tuning adapter adds virtual tokens, not weights: it cannot be merged into an export", adapter);
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: a prompt-tuning adapter adds virtual tokens, not weights: it cannot be merged into an export", adapter);
         if (st == TUNA_OK) st = tuna_peft_merge(m);
     }
     tuna_dtype dtype = st == TUNA_OK ? tuna_model_config(m)->dtype : TUNA_DTYPE_F32;
@@ -242,7 +243,7 @@ int cmd_export(int argc, char **argv) {
         if (want) {
             st = sample_ids(out, tmpl_arg, &got, &got_lab, &n_got);
             if (st == TUNA_OK && (n_got != n_want || memcmp(got, want, n_want * sizeof *got) || memcmp(got_lab, want_lab, n_want * sizeof *got)))
-                st = tuna_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the GGUF vocabulary and template (%zu vs %zu tokens)",
+                st = core_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the GGUF vocabulary and template (%zu vs %zu tokens)",
                                out, n_got, n_want);
             if (st != TUNA_OK) { unlink(out); goto done; }
         }
@@ -273,7 +274,7 @@ int cmd_export(int argc, char **argv) {
     if (want) {
         st = sample_ids(dst, tmpl_arg, &got, &got_lab, &n_got);
         if (st == TUNA_OK && (n_got != n_want || memcmp(got, want, n_want * sizeof *got) || memcmp(got_lab, want_lab, n_want * sizeof *got)))
-            st = tuna_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the exported files (%zu vs %zu tokens)",
+            st = core_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the exported files (%zu vs %zu tokens)",
                            out, n_got, n_want);
         if (st != TUNA_OK) goto done;
     }

@@ -19,6 +19,7 @@
 #include "tuna_dataset.h"
 #include "tuna_infer.h"
 #include "tuna_peft.h"
+#include "core/error.h"
 
 static const char *generate_help =
     "usage: tuna generate --model DIR (--prompt TEXT | --file F) [options]\n"
@@ -78,9 +79,9 @@ static tuna_status read_generation_config(const char *dir, int vocab, int32_t *e
     json_t *o = json_load_file(p, 0, &jerr);
     if (!o) {
         if (access(p, F_OK) != 0) return TUNA_OK;
-        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", p, jerr.line, jerr.text);
+        return core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", p, jerr.line, jerr.text);
     }
-    jkeys r = {o, p, "", json_is_object(o) ? TUNA_OK : tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", p)};
+    jkeys r = {o, p, "", json_is_object(o) ? TUNA_OK : core_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", p)};
     int n = jkeys_token_ids(&r, "eos_token_id", eos, 16);
     *n_eos = n < 16 ? n : 16;
     int do_sample = jkeys_bool(&r, "do_sample", 0);
@@ -177,7 +178,7 @@ static tuna_status fit_context(const tuna_config *cfg, long used, int max_new, i
         return TUNA_OK;
     }
     if (used >= limit)
-        return tuna_fail(TUNA_ERR_ARG, "the prompt's %ld tokens leave no room for a new token in the model's %d learned positions",
+        return core_fail(TUNA_ERR_ARG, "the prompt's %ld tokens leave no room for a new token in the model's %d learned positions",
                          used, limit);
     *fit = (int)(limit - used);
     fprintf(stderr, "tuna: warning: the prompt's %ld tokens and --max-new-tokens %d run past the model's %d learned positions: "
@@ -244,7 +245,7 @@ static int generate_main(int argc, char **argv, int interactive) {
     tuna_status st = cli_load_model(&(cli_model_spec){.dir = model, .quant = quant, .adapter = adapter}, &m, &tok);
     if (st == TUNA_OK && chat) {
         st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
-        if (st == TUNA_OK && !tmpl) st = tuna_fail(TUNA_ERR_ARG, "%s: the tokenizer has no chat template; give --template NAME|FILE", model);
+        if (st == TUNA_OK && !tmpl) st = core_fail(TUNA_ERR_ARG, "%s: the tokenizer has no chat template; give --template NAME|FILE", model);
     }
     if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
     tuna_sample_args sa;
@@ -306,7 +307,7 @@ static int generate_main(int argc, char **argv, int interactive) {
         st = chat ? tuna_dataset_encode_text(tok, to_encode, strlen(to_encode), &ids, &n)
                   : tuna_tokenizer_encode(tok, to_encode, strlen(to_encode), 1, &ids, &n);
         free(rendered);
-        if (st == TUNA_OK && n == 0) st = tuna_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
+        if (st == TUNA_OK && n == 0) st = core_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
         int P = tuna_peft_get(m) && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT ? tuna_peft_get(m)->num_virtual_tokens : 0;
         int fit = max_new;
         if (st == TUNA_OK) st = fit_context(cfg, (long)n + P, max_new, &fit);

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "core/json_error.h"
 #include "tokenizer/tok_config.h"
+#include "core/error.h"
 
 static void template_usage(FILE *f) {
     fprintf(f,
@@ -87,7 +88,7 @@ int cmd_template(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/tokenizer_config.json", model);
         cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je);
         if (!cfg) { rc = cli_usage_error("%s: line %d: %s", path, je.line, tuna_json_error_text(&je)); goto done; }
-        jkeys r = {cfg, path, "", json_is_object(cfg) ? TUNA_OK : tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path)};
+        jkeys r = {cfg, path, "", json_is_object(cfg) ? TUNA_OK : core_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path)};
         vars.bos_token = tk_config_token(&r, "bos_token");
         vars.eos_token = tk_config_token(&r, "eos_token");
         src = tk_config_template(&r);

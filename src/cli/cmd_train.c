@@ -33,6 +33,7 @@
 #include "tuna_peft.h"
 #include "tuna_dist.h"
 #include "tuna_train.h"
+#include "core/error.h"
 
 static const char *sft_help =
     "usage: tuna sft --model DIR --data FILE.jsonl --out DIR [options]\n"
@@ -242,7 +243,7 @@ static tuna_status split_val(tuna_pretok *train, tuna_pretok *val, double frac) 
     va.ids = malloc((size_t)ntok * 4); va.labels = malloc((size_t)ntok * 4);
     if (!tr.off || !va.off || !tr.ids || !tr.labels || !va.ids || !va.labels) {
         tuna_pretok_free(&tr); tuna_pretok_free(&va);
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory splitting data");
+        return core_fail(TUNA_ERR_NOMEM, "out of memory splitting data");
     }
     tr.off[0] = va.off[0] = 0;
     for (int64_t i = 0; i < train->n; i++) {
@@ -319,13 +320,13 @@ static tuna_status attach_adapter(tuna_model *m, tuna_tokenizer *tok, tuna_peft_
         if (st != TUNA_OK) return st;
         const tuna_peft_config *c = tuna_peft_get(m);
         if (c->type != pc->type)
-            return tuna_fail(TUNA_ERR_ARG, "%s: the adapter is %s but --method is %s", adapter_dir,
+            return core_fail(TUNA_ERR_ARG, "%s: the adapter is %s but --method is %s", adapter_dir,
                              c->type == TUNA_PEFT_LORA ? "LoRA" : c->type == TUNA_PEFT_IA3 ? "IA3" : "prompt tuning", method);
         /* the dropout of this run applies (PEFT keeps it in the config too) */
     } else {
         snprintf(pc->base_model, sizeof pc->base_model, "%s", model_dir);
         if (pc->init_from_text && !tok)
-            return tuna_fail(TUNA_ERR_ARG, "--prompt-init TEXT needs a tokenizer in %s", model_dir);
+            return core_fail(TUNA_ERR_ARG, "--prompt-init TEXT needs a tokenizer in %s", model_dir);
         if (pc->init_from_text) snprintf(pc->tokenizer_name, sizeof pc->tokenizer_name, "%s", model_dir);
         st = tuna_peft_attach(m, pc, seed);
         if (st != TUNA_OK) return st;
@@ -370,7 +371,7 @@ static int has_tokenizer(const char *model_dir) {
 static tuna_status reference_logps(tuna_model *m, const tuna_pretok *train, const tuna_pretok *val, int rows, double *ref_train,
                                    double *ref_val) {
     int64_t *tokens = malloc((size_t)(train->n > val->n ? train->n : val->n) * sizeof *tokens + 1);
-    if (!tokens) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!tokens) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     tuna_status st = tuna_eval_losses(m, train, rows, ref_train, tokens, NULL, NULL);
     if (st == TUNA_OK && val->n) st = tuna_eval_losses(m, val, rows, ref_val, tokens, NULL, NULL);
     for (int64_t i = 0; st == TUNA_OK && i < train->n; i++) ref_train[i] = -ref_train[i];
@@ -384,9 +385,9 @@ static tuna_status reference_logps(tuna_model *m, const tuna_pretok *train, cons
 static tuna_status check_vocab(const tuna_pretok *p, int V, const char *path) {
     for (int64_t i = 0; i < (p->off ? p->off[p->n] : 0); i++) {
         if (p->ids[i] < 0 || p->ids[i] >= V)
-            return tuna_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)", path, p->ids[i], V - 1);
+            return core_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)", path, p->ids[i], V - 1);
         if (p->labels && p->labels[i] != -100 && (p->labels[i] < 0 || p->labels[i] >= V))
-            return tuna_fail(TUNA_ERR_FORMAT, "%s: label %d is neither -100 nor in the model's vocabulary (0..%d)", path,
+            return core_fail(TUNA_ERR_FORMAT, "%s: label %d is neither -100 nor in the model's vocabulary (0..%d)", path,
                              p->labels[i], V - 1);
     }
     return TUNA_OK;
@@ -406,7 +407,7 @@ static tuna_status check_context(const tuna_pretok *p, const tuna_config *c, int
     char what[96];
     snprintf(what, sizeof what, virt ? "sequences (with %d virtual tokens) are" : "sequences are", virt);
     if (over && c->learned_positions)
-        return tuna_fail(TUNA_ERR_ARG, "%s: %ld of %lld %s longer than the model's %d learned positions (longest %ld tokens): lower --seq-len%s",
+        return core_fail(TUNA_ERR_ARG, "%s: %ld of %lld %s longer than the model's %d learned positions (longest %ld tokens): lower --seq-len%s",
                          path, over, (long long)p->n, what, c->max_positions, longest, virt ? " or --num-virtual-tokens" : "");
     cli_warn_context(path, over, (long)p->n, what, longest, c->max_positions);
     return TUNA_OK;
@@ -649,7 +650,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         st = tuna_config_load(&cfg, config_path);
         if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, tok_dir);
         if (st == TUNA_OK && tuna_tokenizer_vocab_size(tok) > cfg.V)
-            st = tuna_fail(TUNA_ERR_ARG, "%s: vocab_size %d is smaller than the tokenizer's %d ids", config_path, cfg.V,
+            st = core_fail(TUNA_ERR_ARG, "%s: vocab_size %d is smaller than the tokenizer's %d ids", config_path, cfg.V,
                            tuna_tokenizer_vocab_size(tok));
         if (st == TUNA_OK) st = tuna_model_create(&m, &cfg);
         if (st == TUNA_OK) st = tuna_model_init_random(m, a.seed);
@@ -673,7 +674,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         if (st == TUNA_OK) {
             ref_train = malloc((size_t)parts[0].n * sizeof(double));
             ref_val = malloc((size_t)(vparts[0].n + 1) * sizeof(double));
-            if (!ref_train || !ref_val) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            if (!ref_train || !ref_val) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         }
         const char *val_name = val_path ? val_path : data_path;
         if (st == TUNA_OK && ref_model) {
@@ -765,14 +766,14 @@ int cli_train_command(int argc, char **argv, int mode) {
     for (int k = 0; st == TUNA_OK && !dpo && k < n_data + n_val; k++) {
         tuna_pretok *pp = k < n_data ? &parts[k] : &vparts[k - n_data];
         int64_t before = pp->n, removed = tuna_pretok_drop_uncounted(pp);
-        if (removed < 0) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (removed < 0) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         else if (removed > 0 && !quiet)
             fprintf(stderr, "%s%s: %lld of %lld examples have no counted token (response truncated away at --seq-len %d?): left out\n",
                     part_file(k, n_data, data_paths, val_path ? val_paths : NULL), k >= n_data && !val_path ? " (--val-split share)" : "",
                     (long long)removed, (long long)before, a.seq_len);
     }
     for (int k = 0; st == TUNA_OK && k < n_data; k++)
-        if (parts[k].n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", data_paths[k]);
+        if (parts[k].n == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", data_paths[k]);
     for (int k = 0; st == TUNA_OK && k < n_data + n_val; k++)
         st = check_context(k < n_data ? &parts[k] : &vparts[k - n_data], tuna_model_config(m), virtual_tokens(m),
                            part_file(k, n_data, data_paths, val_path ? val_paths : NULL));

@@ -16,6 +16,7 @@
 #include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
+#include "core/error.h"
 
 
 /* path without its trailing slashes, cut into its folder and its last name
@@ -125,7 +126,7 @@ static void clean_leftovers(const char *parent, const char *base, const char *ou
  * such parent, no permission) a bad --out */
 static tuna_status mkdir_failed(const char *dir) {
     int e = errno;
-    return tuna_fail(e == ENOSPC || e == EDQUOT || e == EIO ? TUNA_ERR_IO : TUNA_ERR_ARG, "%s: cannot create: %s", dir, strerror(e));
+    return core_fail(e == ENOSPC || e == EDQUOT || e == EIO ? TUNA_ERR_IO : TUNA_ERR_ARG, "%s: cannot create: %s", dir, strerror(e));
 }
 
 int cli_run_dir_check(const char *out, const char *resume, int overwrite, int *in_place) {
@@ -155,14 +156,14 @@ tuna_status cli_run_dir_begin(cli_run_dir *r, const char *out, int in_place) {
     /* the resolved name: a symbolic link to a folder is replaced through, not itself */
     if (split_path(out, parent, base) != 0 || snprintf(r->out, sizeof r->out, "%s/%s", parent, base) >= (int)sizeof r->out) {
         r->stage[0] = '\0';
-        return tuna_fail(TUNA_ERR_ARG, "--out %s: cannot be an output folder (name too long?)", out);
+        return core_fail(TUNA_ERR_ARG, "--out %s: cannot be an output folder (name too long?)", out);
     }
     struct stat sb;
     r->inside = stat(r->out, &sb) == 0 && (is_mount_root(r->out, parent) || access(parent, W_OK) != 0);
     if ((r->inside ? snprintf(r->stage, sizeof r->stage, "%s/.tuna-run-%ld", r->out, (long)getpid())
                    : snprintf(r->stage, sizeof r->stage, "%s/.%s.run-%ld", parent, base, (long)getpid())) >= (int)sizeof r->stage) {
         r->stage[0] = '\0';
-        return tuna_fail(TUNA_ERR_ARG, "--out %s: cannot be an output folder (name too long?)", out);
+        return core_fail(TUNA_ERR_ARG, "--out %s: cannot be an output folder (name too long?)", out);
     }
     cli_remove_tree(r->stage);
     if (mkdir(r->stage, 0755) != 0) {

@@ -10,6 +10,7 @@
 
 #include "core/json_keys.h"
 #include "train/resume_check.h"
+#include "core/error.h"
 
 static void hex64(uint64_t v, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)v); }
 
@@ -43,7 +44,7 @@ static tuna_status read_progress(json_t *o, const char *path, train_progress *p,
     jkeys r = {o, path, "extra.", TUNA_OK};
     static const char *const need[] = {"best", "bad_evals", "saved_best"};
     for (size_t k = 0; k < sizeof need / sizeof need[0]; k++)
-        if (!jkeys_get(&r, need[k])) return tuna_fail(TUNA_ERR_FORMAT, "%s: extra.%s is missing", path, need[k]);
+        if (!jkeys_get(&r, need[k])) return core_fail(TUNA_ERR_FORMAT, "%s: extra.%s is missing", path, need[k]);
     p->best = jkeys_real(&r, "best", -INFINITY, 0, INFINITY, INFINITY);
     p->bad_evals = (int)jkeys_int(&r, "bad_evals", 0, INT_MAX, 0);
     p->saved_best = (int)jkeys_int(&r, "saved_best", 0, 1, 0);
@@ -62,7 +63,7 @@ tuna_status train_progress_resume(train_progress *p, const char *extra, const ch
     json_t *o = json_loads(extra, 0, &jerr);
     if (!json_is_object(o)) {
         json_decref(o);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: extra must be an object", path);
+        return core_fail(TUNA_ERR_FORMAT, "%s: extra must be an object", path);
     }
     train_progress s = *p;
     const json_t *val = NULL;

@@ -19,7 +19,7 @@ const char *tuna_status_str(tuna_status s) {
 
 const char *tuna_last_error(void) { return last_error; }
 
-tuna_status tuna_fail(tuna_status s, const char *fmt, ...) {
+tuna_status core_fail(tuna_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
@@ -42,5 +42,5 @@ tuna_status core_fail_in(tuna_status st, const char *where) {
     if (st == TUNA_OK) return st;
     char msg[sizeof last_error];
     snprintf(msg, sizeof msg, "%s", last_error);
-    return tuna_fail(st, "%s: %s", where, msg);
+    return core_fail(st, "%s: %s", where, msg);
 }

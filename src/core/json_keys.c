@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/error.h"
 
 json_t *jkeys_get(const jkeys *r, const char *key) {
     json_t *v = json_object_get(r->o, key);
@@ -22,7 +23,7 @@ void jkeys_fail(jkeys *r, tuna_status st, const char *key, const json_t *v, cons
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    r->st = tuna_fail(st, "%s: %s%s %.80s%s: %s", r->path, r->prefix, key, s ? s : "?", s && strlen(s) > 80 ? "..." : "", why);
+    r->st = core_fail(st, "%s: %s%s %.80s%s: %s", r->path, r->prefix, key, s ? s : "?", s && strlen(s) > 80 ? "..." : "", why);
     free(s);
 }
 

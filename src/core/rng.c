@@ -2,15 +2,15 @@
 #include "core/rng.h"
 #include <math.h>
 
-void tuna_rng_seed(tuna_rng *r, uint64_t seed, uint64_t stream) {
+void rng_seed(tuna_rng *r, uint64_t seed, uint64_t stream) {
     r->state = 0;
     r->inc = (stream << 1u) | 1u;
-    tuna_rng_u32(r);
+    rng_u32(r);
     r->state += seed;
-    tuna_rng_u32(r);
+    rng_u32(r);
 }
 
-uint32_t tuna_rng_u32(tuna_rng *r) {
+uint32_t rng_u32(tuna_rng *r) {
     uint64_t old = r->state;
     r->state = old * 6364136223846793005ULL + r->inc;
     uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
@@ -18,11 +18,11 @@ uint32_t tuna_rng_u32(tuna_rng *r) {
     return (xorshifted >> rot) | (xorshifted << ((-rot) & 31));
 }
 
-float tuna_rng_uniform(tuna_rng *r) { return (float)(tuna_rng_u32(r) >> 8) / 16777216.0f; }
+float rng_uniform(tuna_rng *r) { return (float)(rng_u32(r) >> 8) / 16777216.0f; }
 
-float tuna_rng_normal(tuna_rng *r) {
+float rng_normal(tuna_rng *r) {
     /* one draw per call (the sine half is discarded) keeps the state simple */
-    double u1 = ((double)(tuna_rng_u32(r) >> 8) + 1.0) / 16777217.0;
-    double u2 = (double)(tuna_rng_u32(r) >> 8) / 16777216.0;
+    double u1 = ((double)(rng_u32(r) >> 8) + 1.0) / 16777217.0;
+    double u2 = (double)(rng_u32(r) >> 8) / 16777216.0;
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }

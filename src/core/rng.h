@@ -8,10 +8,10 @@
 
 typedef struct { uint64_t state, inc; } tuna_rng;
 
-void tuna_rng_seed(tuna_rng *r, uint64_t seed, uint64_t stream);
-uint32_t tuna_rng_u32(tuna_rng *r);
+void rng_seed(tuna_rng *r, uint64_t seed, uint64_t stream);
+uint32_t rng_u32(tuna_rng *r);
 /* uniform in [0,1) with 24 random bits */
-float tuna_rng_uniform(tuna_rng *r);
+float rng_uniform(tuna_rng *r);
 /* standard normal */
-float tuna_rng_normal(tuna_rng *r);
+float rng_normal(tuna_rng *r);
 #endif

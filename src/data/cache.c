@@ -24,6 +24,7 @@
 #include "data/data_io.h"
 #include "io/atomic_file.h"
 #include "tuna.h"
+#include "core/error.h"
 
 #define MAGIC "TUNATOK2"
 #define SUM_AT 48       /* the checksum's offset */
@@ -93,13 +94,13 @@ static uint64_t entry_sum(const unsigned char *map, size_t size) {
 
 tuna_status tuna_hash_file(uint64_t *h, const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     static _Thread_local unsigned char buf[1 << 16];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = tuna_hash64(*h, buf, n);
     int err = ferror(f);
     fclose(f);
-    return err ? tuna_fail(TUNA_ERR_IO, "%s: read error", path) : TUNA_OK;
+    return err ? core_fail(TUNA_ERR_IO, "%s: read error", path) : TUNA_OK;
 }
 
 static void cache_path(char *out, size_t n, const char *dir, uint64_t key) {
@@ -149,22 +150,22 @@ tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok *out, ca
     char path[PATH_MAX];
     cache_path(path, sizeof path, dir, key);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: no cache entry", path);
+    if (fd < 0) return core_fail(TUNA_ERR_IO, "%s: no cache entry", path);
     struct stat sb;
     if (fstat(fd, &sb) != 0 || sb.st_size < HEADER_BYTES) {
         close(fd);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (too short)", path);
+        return core_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (too short)", path);
     }
     size_t size = (size_t)sb.st_size;
     unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0); /* read whole: the checksum */
     close(fd);
-    if (map == MAP_FAILED) return tuna_fail(TUNA_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    if (map == MAP_FAILED) return core_fail(TUNA_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     uint64_t extra_bytes = 0;
     const char *why = entry_damage(map, size, key, out, &extra_bytes);
     if (why) {
         munmap(map, size);
         memset(out, 0, sizeof *out);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (%s)", path, why);
+        return core_fail(TUNA_ERR_FORMAT, "%s: damaged cache entry (%s)", path, why);
     }
     out->map = map;
     out->map_size = size;
@@ -201,14 +202,14 @@ static tuna_status entry_end(entry_writer *e, cache_blob extra) {
     uint64_t sum = sum_end(&e->sum);
     if (e->ok) e->ok = fseek(e->w.f, SUM_AT, SEEK_SET) == 0 && fwrite(&sum, 8, 1, e->w.f) == 1;
     if (e->ok) return atomic_file_commit(&e->w);
-    tuna_status st = tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry: %s", e->w.path, strerror(errno));
+    tuna_status st = core_fail(TUNA_ERR_IO, "%s: cannot write cache entry: %s", e->w.path, strerror(errno));
     atomic_file_abort(&e->w);
     return st;
 }
 
 static tuna_status entry_begin(entry_writer *e, const char *dir, uint64_t key, int64_t n, const int64_t *off,
                                int max_len, int has_pos, size_t extra) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return core_fail(TUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     char path[PATH_MAX];
     cache_path(path, sizeof path, dir, key);
     tuna_status st = atomic_file_open(&e->w, path);
@@ -228,7 +229,7 @@ static tuna_status entry_begin(entry_writer *e, const char *dir, uint64_t key, i
     if (e->ok) e->ok = fwrite(&no_sum, 8, 1, e->w.f) == 1; /* filled in at the end; not summed */
     put(e, off, 8 * ((size_t)n + 1));
     if (e->ok) return TUNA_OK;
-    st = tuna_fail(TUNA_ERR_IO, "%s: cannot write cache entry: %s", e->w.path, strerror(errno));
+    st = core_fail(TUNA_ERR_IO, "%s: cannot write cache entry: %s", e->w.path, strerror(errno));
     atomic_file_abort(&e->w);
     return st;
 }
@@ -256,7 +257,7 @@ static void copy_stream(entry_writer *e, FILE *src) {
     if (ferror(src)) e->ok = 0;
 }
 
-tuna_status tuna_cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
+tuna_status cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
                                      FILE *ids, FILE *labels, cache_blob extra) {
     entry_writer e;
     tuna_status st = entry_begin(&e, dir, key, n, off, max_len, 0, extra.n);

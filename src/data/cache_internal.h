@@ -35,7 +35,7 @@ tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok *out, ca
 tuna_status cache_store_entry(const char *dir, uint64_t key, const tuna_pretok *p, cache_blob extra);
 /* Writes dir/<key>.tokens from offsets in memory and ids/labels spooled to
  * the two temporary files (rewound and copied), and extra, atomically. */
-tuna_status tuna_cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
+tuna_status cache_store_spooled(const char *dir, uint64_t key, int64_t n, const int64_t *off, int max_len,
                                      FILE *ids, FILE *labels, cache_blob extra);
 
 /* What a data set's entry remembers of its read (cache_meta.c): the record

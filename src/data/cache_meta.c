@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "data/cache_internal.h"
+#include "core/error.h"
 
 #define META_MAGIC "TUNAMETA"
 #define META_SCALARS (3 + TUNA_BAD_COUNT + TUNA_FORMAT_COUNT + 4)
@@ -70,7 +71,7 @@ tuna_status cache_meta_encode(const cache_meta *m, void **out, size_t *len) {
         put_i64(&b, (int64_t)rl);
         put_bytes(&b, n->reason, rl);
     }
-    if (!b.ok) { free(b.p); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!b.ok) { free(b.p); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     *out = b.p;
     *len = b.n;
     return TUNA_OK;
@@ -114,11 +115,11 @@ tuna_status cache_meta_decode(cache_meta *m, const void *p, size_t len) {
     for (int i = 0; ok && i < 2; i++)
         if ((ok = get_i64(&in, &v) && v >= 0 && v <= DATA_BAD_NOTES)) *ints[i] = (int)v;
     if (ok && m->n_notes && !(m->notes = calloc((size_t)m->n_notes, sizeof *m->notes)))
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        return core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; ok && i < m->n_notes; i++) ok = get_note(&in, &m->notes[i]);
     if (ok && in.at == len) return TUNA_OK;
     cache_meta_free(m);
-    return tuna_fail(TUNA_ERR_FORMAT, "record counts unreadable");
+    return core_fail(TUNA_ERR_FORMAT, "record counts unreadable");
 }
 
 void cache_meta_free(cache_meta *m) {

@@ -22,6 +22,7 @@
 #include "core/mix.h"
 #include "data/data_io.h"
 #include "tuna.h"
+#include "core/error.h"
 
 #define MAX_PERM 256
 
@@ -117,7 +118,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
 static tuna_status write_dropped(cleaner *c, const char *file, long line, const char *reason, const char *detail,
                                  const char *raw, size_t raw_len) {
     json_t *o = json_object();
-    if (!o) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!o) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     json_object_set_new(o, "file", json_string(file));
     json_object_set_new(o, "line", json_integer(line));
     json_object_set_new(o, "reason", json_string(reason));
@@ -126,14 +127,14 @@ static tuna_status write_dropped(cleaner *c, const char *file, long line, const 
         json_object_set_new(o, "raw", json_stringn(raw, raw_len));
     } else { /* not representable as a JSON string: keep the bytes exactly */
         char *hex = malloc(raw_len * 2 + 1);
-        if (!hex) { json_decref(o); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+        if (!hex) { json_decref(o); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
         for (size_t i = 0; i < raw_len; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)raw[i]);
         json_object_set_new(o, "raw_hex", json_stringn(hex, raw_len * 2));
         free(hex);
     }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (!s) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!s) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     tuna_status st = data_out_line(&c->dropped, s, strlen(s));
     free(s);
     return st;
@@ -213,14 +214,14 @@ static uint64_t band_key(const cleaner *c, const uint32_t *sig, int band) {
 static long exact_check(cleaner *c, uint64_t h1, uint64_t h2, long line, tuna_status *err) {
     int is_new;
     int32_t *head = map_slot(&c->exact, h1, &is_new);
-    if (!head) { *err = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); return 0; }
+    if (!head) { *err = core_fail(TUNA_ERR_NOMEM, "out of memory"); return 0; }
     for (int32_t e = *head; e >= 0; e = c->ex_next[e])
         if (c->ex_h2[e] == h2) return c->ex_line[e];
     size_t cap = c->ex_cap;
     if (!grow((void **)&c->ex_h2, &cap, c->ex_n + 1, sizeof *c->ex_h2) ||
         !grow((void **)&c->ex_line, &(size_t){c->ex_cap}, c->ex_n + 1, sizeof *c->ex_line) ||
         !grow((void **)&c->ex_next, &(size_t){c->ex_cap}, c->ex_n + 1, sizeof *c->ex_next)) {
-        *err = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        *err = core_fail(TUNA_ERR_NOMEM, "out of memory");
         return 0;
     }
     c->ex_cap = cap;
@@ -258,7 +259,7 @@ static tuna_status keep_sig(cleaner *c, const uint32_t *sig, long line) {
     if (!grow((void **)&c->sig, &cap, c->n_kept + 1, (size_t)c->P * sizeof *c->sig) ||
         !grow((void **)&c->kept_line, &(size_t){c->kept_cap}, c->n_kept + 1, sizeof *c->kept_line) ||
         !grow((void **)&c->seen, &(size_t){c->kept_cap}, c->n_kept + 1, sizeof *c->seen))
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        return core_fail(TUNA_ERR_NOMEM, "out of memory");
     c->kept_cap = cap;
     int32_t id = (int32_t)c->n_kept++;
     memcpy(c->sig + (size_t)id * (size_t)c->P, sig, (size_t)c->P * sizeof *sig);
@@ -270,7 +271,7 @@ static tuna_status keep_sig(cleaner *c, const uint32_t *sig, long line) {
         size_t ecap = c->ent_cap;
         if (!head || !grow((void **)&c->ent_rec, &ecap, c->ent_n + 1, sizeof *c->ent_rec) ||
             !grow((void **)&c->ent_next, &(size_t){c->ent_cap}, c->ent_n + 1, sizeof *c->ent_next))
-            return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            return core_fail(TUNA_ERR_NOMEM, "out of memory");
         c->ent_cap = ecap;
         c->ent_rec[c->ent_n] = id;
         c->ent_next[c->ent_n] = *head;
@@ -310,11 +311,11 @@ tuna_status tuna_data_clean(const char *in_path, const char *out_path, const cha
     tuna_clean_stats st_local;
     if (!stats) stats = &st_local;
     memset(stats, 0, sizeof *stats);
-    if (!(opts->near_dup > 0)) return tuna_fail(TUNA_ERR_ARG, "near-duplicate threshold %g must be in (0, 1] (above 1: off)", opts->near_dup);
+    if (!(opts->near_dup > 0)) return core_fail(TUNA_ERR_ARG, "near-duplicate threshold %g must be in (0, 1] (above 1: off)", opts->near_dup);
     if (opts->num_perm < 1 || opts->num_perm > MAX_PERM)
-        return tuna_fail(TUNA_ERR_ARG, "MinHash permutations %d must be in [1, %d]", opts->num_perm, MAX_PERM);
+        return core_fail(TUNA_ERR_ARG, "MinHash permutations %d must be in [1, %d]", opts->num_perm, MAX_PERM);
     if (opts->min_chars < 0 || opts->max_chars < 0 || (opts->max_chars && opts->min_chars > opts->max_chars))
-        return tuna_fail(TUNA_ERR_ARG, "length limits: min %ld, max %ld", opts->min_chars, opts->max_chars);
+        return core_fail(TUNA_ERR_ARG, "length limits: min %ld, max %ld", opts->min_chars, opts->max_chars);
 
     cleaner c;
     memset(&c, 0, sizeof c);
@@ -367,7 +368,7 @@ tuna_status tuna_data_clean(const char *in_path, const char *out_path, const cha
                 minhash(&c, norm, nl, sig);
                 double jac = 0;
                 long other = near_check(&c, sig, (int32_t)rec.index, &jac);
-                if (other < 0) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+                if (other < 0) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
                 if (other) {
                     why = TUNA_DROP_NEAR_DUP;
                     snprintf(detail, sizeof detail, "estimated Jaccard %.3f with line %ld (threshold %g)", jac, other, opts->near_dup);

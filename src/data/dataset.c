@@ -25,6 +25,7 @@
 #include "data/cache_internal.h"
 #include "io/input_file.h"
 #include "tuna_dataset.h"
+#include "core/error.h"
 
 #define DATASET_FORMAT_VERSION "tuna-dataset-3" /* 2: masks with rstrip special tokens (Phi-3); 3: entries keep the read's counts */
 
@@ -59,7 +60,7 @@ tuna_status tuna_dataset_template(tuna_template **out, const tuna_tokenizer *tok
         if (!src) {
             owned = slurp_file(override, &len);
             if (!owned)
-                return tuna_fail(TUNA_ERR_IO, "--template %s: neither a built-in template name nor a readable file", override);
+                return core_fail(TUNA_ERR_IO, "--template %s: neither a built-in template name nor a readable file", override);
             src = owned;
         } else len = strlen(src);
     } else {
@@ -72,7 +73,7 @@ tuna_status tuna_dataset_template(tuna_template **out, const tuna_tokenizer *tok
         char msg[900];
         snprintf(msg, sizeof msg, "%s", tuna_last_error());
         free(owned);
-        return tuna_fail(st, "chat template%s%s: %s", override ? " " : "", override ? override : "", msg);
+        return core_fail(st, "chat template%s%s: %s", override ? " " : "", override ? override : "", msg);
     }
     if (source_out) *source_out = owned ? owned : strdup(src);
     else free(owned);
@@ -91,7 +92,7 @@ static tuna_status encode_with_offsets(tuna_tokenizer *tok, const char *text, si
     if (st != TUNA_OK) return st;
     *starts = malloc((*n ? *n : 1) * sizeof(size_t));
     tuna_detok_stream *ds = NULL;
-    if (!*starts) { free(*ids); *ids = NULL; return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!*starts) { free(*ids); *ids = NULL; return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     st = tuna_detok_stream_new(&ds, tok, 0);
     size_t o = 0; /* aligned position in text */
     for (size_t i = 0; st == TUNA_OK && i < *n; i++) {
@@ -152,7 +153,7 @@ tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size
     if (st == TUNA_OK) {
         size_t skip = npre > 0 && nb >= npre && !memcmp(body, pre, npre * sizeof(int32_t)) ? 0 : npre;
         *ids = malloc((skip + nb + 1) * sizeof(int32_t));
-        if (!*ids) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!*ids) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         else {
             if (skip) memcpy(*ids, pre, skip * sizeof(int32_t));
             if (nb) memcpy(*ids + skip, body, nb * sizeof(int32_t));
@@ -202,14 +203,14 @@ static tuna_status encode_spans(tuna_tokenizer *tok, const char *text, size_t le
     free(ids);
     free(starts);
     free(pre);
-    return ok ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    return ok ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
 }
 
 static tuna_status template_spans(const tuna_template *tmpl, const tuna_tokenizer *tok, const tuna_message *msgs, int n,
                                   int first_counted, char **text, size_t *len, byte_span **spans, int *nspans) {
-    if (!tmpl) return tuna_fail(TUNA_ERR_ARG, "the model has no chat template (tokenizer_config.json chat_template); pass --template NAME|FILE");
+    if (!tmpl) return core_fail(TUNA_ERR_ARG, "the model has no chat template (tokenizer_config.json chat_template); pass --template NAME|FILE");
     json_t *arr = tuna_messages_to_json(msgs, n);
-    if (!arr) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!arr) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     tuna_template_vars vars = {0};
     vars.bos_token = tuna_tokenizer_bos_token(tok);
     vars.eos_token = tuna_tokenizer_eos_token(tok);
@@ -220,7 +221,7 @@ static tuna_status template_spans(const tuna_template *tmpl, const tuna_tokenize
     if (st != TUNA_OK) return st;
     *spans = malloc((size_t)(nts ? nts : 1) * sizeof **spans);
     *nspans = 0;
-    if (!*spans) { free(ts); free(*text); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!*spans) { free(ts); free(*text); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     for (int i = 0; i < nts; i++) {
         int m = ts[i].message;
         if (m >= 0 && m < first_counted) continue;                 /* prompt turns of a prompt/completion */
@@ -248,12 +249,12 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
     case TUNA_RECORD_PROMPT_COMPLETION:
         if (rec->prompt.is_messages || rec->completion.is_messages) {
             if (!rec->prompt.is_messages || !rec->completion.is_messages) {
-                st = tuna_fail(TUNA_ERR_FORMAT, "prompt and completion must both be strings or both message lists");
+                st = core_fail(TUNA_ERR_FORMAT, "prompt and completion must both be strings or both message lists");
                 break;
             }
             int np = rec->prompt.n, nc = rec->completion.n;
             tuna_message *all = malloc((size_t)(np + nc) * sizeof *all);
-            if (!all) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!all) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
             memcpy(all, rec->prompt.msgs, (size_t)np * sizeof *all);
             memcpy(all + np, rec->completion.msgs, (size_t)nc * sizeof *all);
             st = template_spans(tmpl, tok, all, np + nc, np, &text, &len, &spans, &nspans);
@@ -263,7 +264,7 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
             len = rec->prompt.len + rec->completion.len;
             text = malloc(len + 1);
             spans = malloc(sizeof *spans);
-            if (!text || !spans) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!text || !spans) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
             memcpy(text, rec->prompt.text, rec->prompt.len);
             memcpy(text + rec->prompt.len, rec->completion.text, rec->completion.len);
             text[len] = 0;
@@ -275,7 +276,7 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
     case TUNA_RECORD_TEXT: {
         text = malloc(rec->text_len + 1);
         spans = malloc(sizeof *spans);
-        if (!text || !spans) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+        if (!text || !spans) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
         memcpy(text, rec->text, rec->text_len);
         text[rec->text_len] = 0;
         len = rec->text_len;
@@ -286,15 +287,15 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
     case TUNA_RECORD_PRETOKENIZED:
         for (int64_t i = 0; i < rec->n_ids; i++) {
             int32_t l = loss_on_all || !rec->labels ? rec->input_ids[i] : rec->labels[i];
-            if (!seq_push(&out, rec->input_ids[i], l)) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!seq_push(&out, rec->input_ids[i], l)) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
         }
         break;
     case TUNA_RECORD_PREFERENCE:
     case TUNA_RECORD_PREFERENCE_TOKENS:
-        st = tuna_fail(TUNA_ERR_FORMAT, "a preference record (chosen/rejected) in SFT data: use tuna dpo for these");
+        st = core_fail(TUNA_ERR_FORMAT, "a preference record (chosen/rejected) in SFT data: use tuna dpo for these");
         break;
     default:
-        st = tuna_fail(TUNA_ERR_FORMAT, "record of unknown kind");
+        st = core_fail(TUNA_ERR_FORMAT, "record of unknown kind");
     }
     free(spans);
     if (st != TUNA_OK) {
@@ -351,9 +352,9 @@ int data_builder_add(data_builder *b, const int32_t *ids, const int32_t *labels,
 static tuna_status check_ids(const int32_t *ids, const int32_t *labels, size_t n, int V) {
     for (size_t i = 0; V > 0 && i < n; i++) {
         if (ids[i] < 0 || ids[i] >= V)
-            return tuna_fail(TUNA_ERR_FORMAT, "token id %d (position %zu) is outside the model's vocabulary (0..%d)", ids[i], i, V - 1);
+            return core_fail(TUNA_ERR_FORMAT, "token id %d (position %zu) is outside the model's vocabulary (0..%d)", ids[i], i, V - 1);
         if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= V))
-            return tuna_fail(TUNA_ERR_FORMAT, "label %d (position %zu) is neither -100 nor in the model's vocabulary (0..%d)",
+            return core_fail(TUNA_ERR_FORMAT, "label %d (position %zu) is neither -100 nor in the model's vocabulary (0..%d)",
                              labels[i], i, V - 1);
     }
     return TUNA_OK;
@@ -447,7 +448,7 @@ static tuna_status from_cache(const char *path, tuna_tokenizer *tok, const tuna_
         char msg[700];
         snprintf(msg, sizeof msg, "%s", tuna_last_error());
         tuna_pretok_free(out);
-        tuna_fail(st, "%s/%016llx.tokens: damaged cache entry (%s)", o->cache_dir, (unsigned long long)key, msg);
+        core_fail(st, "%s/%016llx.tokens: damaged cache entry (%s)", o->cache_dir, (unsigned long long)key, msg);
     }
     if (st != TUNA_OK) {
         char msg[900];
@@ -489,7 +490,7 @@ static tuna_status unspool(data_builder *b) {
     fclose(b->spool_ids);
     fclose(b->spool_labels);
     b->spool_ids = b->spool_labels = NULL;
-    return ok ? TUNA_OK : tuna_fail(TUNA_ERR_IO, "cannot read the temporary token files back");
+    return ok ? TUNA_OK : core_fail(TUNA_ERR_IO, "cannot read the temporary token files back");
 }
 
 /* Spooled tokens into the cache and back as its mapping (*mapped 1); when the
@@ -498,7 +499,7 @@ static tuna_status publish_spooled(data_builder *b, const char *dir, uint64_t ke
                                    tuna_dataset_stats *s, int *mapped) {
     fflush(b->spool_ids);
     fflush(b->spool_labels);
-    tuna_status st = tuna_cache_store_spooled(dir, key, b->n, b->off, b->max_len, b->spool_ids, b->spool_labels, meta);
+    tuna_status st = cache_store_spooled(dir, key, b->n, b->off, b->max_len, b->spool_ids, b->spool_labels, meta);
     if (st == TUNA_OK) st = tuna_cache_load(dir, key, out);
     if (st == TUNA_OK) {
         *mapped = 1;
@@ -530,7 +531,7 @@ static tuna_status read_records(tuna_data_reader *r, const char *path, tuna_toke
             free(labels);
             char msg[900];
             snprintf(msg, sizeof msg, "%s", tuna_last_error());
-            st = tuna_fail(st, "%s:%ld: %s", path, rec.line, msg);
+            st = core_fail(st, "%s:%ld: %s", path, rec.line, msg);
             break;
         }
         done += rec.raw_len + 1;
@@ -548,7 +549,7 @@ static tuna_status read_records(tuna_data_reader *r, const char *path, tuna_toke
             if (o->truncate == TUNA_TRUNCATE_LEFT) keep0 = n - keep;
         }
         if (!data_builder_add(b, ids + keep0, labels + keep0, keep))
-            st = tuna_fail(b->spool_ids ? TUNA_ERR_IO : TUNA_ERR_NOMEM, "%s while reading %s",
+            st = core_fail(b->spool_ids ? TUNA_ERR_IO : TUNA_ERR_NOMEM, "%s while reading %s",
                            b->spool_ids ? "cannot write temporary token files" : "out of memory", path);
         s->examples++;
         free(ids);
@@ -556,7 +557,7 @@ static tuna_status read_records(tuna_data_reader *r, const char *path, tuna_toke
     }
     tuna_record_clear(&rec);
     tuna_data_reader_stats(r, &s->data);
-    if (st == TUNA_OK && b->n == 0) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no usable records", path);
+    if (st == TUNA_OK && b->n == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no usable records", path);
     if (o->on_progress && st == TUNA_OK) o->on_progress(o->progress_ctx, total, total);
     return st;
 }

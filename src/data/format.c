@@ -1,7 +1,7 @@
 /* format.c — one training record: detection of its layout by its keys,
  * normalisation into tuna_record, and validation (see tuna_data.h for the
  * formats and the choices). No I/O here: the reader (reader.c) feeds lines or
- * array elements and adds FILE:LINE to the reasons recorded with tuna_fail.
+ * array elements and adds FILE:LINE to the reasons recorded with core_fail.
  * Rule: every rejection names the key or message index and what is wrong, and
  * sets the tuna_bad_kind the summaries count. */
 #include <jansson.h>
@@ -13,6 +13,7 @@
 
 #include "tuna.h"
 #include "core/json_error.h"
+#include "core/error.h"
 
 /* ---- names ---- */
 static const char *const BAD_KEYS[] = {
@@ -116,9 +117,9 @@ static tuna_status bad(ctx *c, tuna_bad_kind k, const char *fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (c->why) *c->why = k;
-    return tuna_fail(TUNA_ERR_FORMAT, "%s", buf);
+    return core_fail(TUNA_ERR_FORMAT, "%s", buf);
 }
-static tuna_status nomem(void) { return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+static tuna_status nomem(void) { return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
 
 static int blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -688,7 +689,7 @@ static tuna_status normalize(const char *s, size_t n, char **out, size_t *len) {
     utf8proc_ssize_t ml = n ? utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &m,
                                            UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD)
                             : 0;
-    if (ml < 0) return tuna_fail(TUNA_ERR_FORMAT, "cannot normalise text: %s", utf8proc_errmsg(ml));
+    if (ml < 0) return core_fail(TUNA_ERR_FORMAT, "cannot normalise text: %s", utf8proc_errmsg(ml));
     const char *src = n ? (const char *)m : "";
     char *d = malloc((size_t)ml + 1);
     if (!d) { free(m); return nomem(); }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tuna.h"
+#include "core/error.h"
 
 typedef struct { int64_t idx, len; } item;
 
@@ -36,7 +37,7 @@ static int64_t tree_first(const maxtree *m, int64_t need) {
 
 tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *out) {
     memset(out, 0, sizeof *out);
-    if (seq_len < 2) return tuna_fail(TUNA_ERR_ARG, "pack: sequence length %d too short", seq_len);
+    if (seq_len < 2) return core_fail(TUNA_ERR_ARG, "pack: sequence length %d too short", seq_len);
     int64_t n = in->n;
     item *items = malloc((size_t)(n ? n : 1) * sizeof *items);
     int64_t size = 1;
@@ -45,7 +46,7 @@ tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *ou
     int64_t *row_of = malloc((size_t)(n ? n : 1) * sizeof(int64_t)), *row_fill = calloc((size_t)size, sizeof(int64_t));
     if (!items || !tree.t || !row_of || !row_fill) {
         free(items); free(tree.t); free(row_of); free(row_fill);
-        return tuna_fail(TUNA_ERR_NOMEM, "pack: out of memory");
+        return core_fail(TUNA_ERR_NOMEM, "pack: out of memory");
     }
     for (int64_t i = 0; i < n; i++) {
         int64_t len = in->off[i + 1] - in->off[i];
@@ -68,7 +69,7 @@ tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *ou
     out->pos = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
     int64_t *cursor = malloc((size_t)(rows ? rows : 1) * sizeof(int64_t));
     tuna_status st = TUNA_OK;
-    if (!out->off || !out->ids || !out->labels || !out->pos || !cursor) st = tuna_fail(TUNA_ERR_NOMEM, "pack: out of memory");
+    if (!out->off || !out->ids || !out->labels || !out->pos || !cursor) st = core_fail(TUNA_ERR_NOMEM, "pack: out of memory");
     else {
         out->off[0] = 0;
         for (int64_t r = 0; r < rows; r++) {

@@ -13,6 +13,7 @@
 
 #include "data/cache_internal.h"
 #include "tuna_dataset.h"
+#include "core/error.h"
 
 void tuna_pref_tokens_free(tuna_pref_tokens *p) {
     if (!p) return;
@@ -22,7 +23,7 @@ void tuna_pref_tokens_free(tuna_pref_tokens *p) {
     memset(p, 0, sizeof *p);
 }
 
-static tuna_status nomem(void) { return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+static tuna_status nomem(void) { return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
 
 static int32_t *dup_ids(const int32_t *a, int64_t n) {
     int32_t *d = malloc((size_t)(n ? n : 1) * sizeof *d);
@@ -92,9 +93,9 @@ tuna_status tuna_dataset_encode_preference(const tuna_record *rec, tuna_tokenize
         return TUNA_OK;
     }
     if (rec->kind != TUNA_RECORD_PREFERENCE)
-        return tuna_fail(TUNA_ERR_FORMAT, "a %s record in preference data (tuna dpo needs chosen/rejected pairs)",
+        return core_fail(TUNA_ERR_FORMAT, "a %s record in preference data (tuna dpo needs chosen/rejected pairs)",
                          tuna_record_kind_name(rec->kind));
-    if (!tok) return tuna_fail(TUNA_ERR_ARG, "text preference records need a tokenizer (the model folder has none)");
+    if (!tok) return core_fail(TUNA_ERR_ARG, "text preference records need a tokenizer (the model folder has none)");
     char *texts[3] = {NULL, NULL, NULL};
     size_t lens[3] = {0, 0, 0};
     const char *resp[2];
@@ -102,7 +103,7 @@ tuna_status tuna_dataset_encode_preference(const tuna_record *rec, tuna_tokenize
     tuna_status st = TUNA_OK;
     if (rec->chosen.is_messages) {
         if (!tmpl)
-            return tuna_fail(TUNA_ERR_ARG, "the model has no chat template (tokenizer_config.json chat_template); pass --template NAME|FILE");
+            return core_fail(TUNA_ERR_ARG, "the model has no chat template (tokenizer_config.json chat_template); pass --template NAME|FILE");
         st = render(tmpl, tok, rec->prompt.msgs, rec->prompt.n, NULL, 0, 1, &texts[0], &lens[0]);
         if (st == TUNA_OK) st = render(tmpl, tok, rec->prompt.msgs, rec->prompt.n, rec->chosen.msgs, rec->chosen.n, 0, &texts[1], &lens[1]);
         if (st == TUNA_OK) st = render(tmpl, tok, rec->prompt.msgs, rec->prompt.n, rec->rejected.msgs, rec->rejected.n, 0, &texts[2], &lens[2]);
@@ -131,7 +132,7 @@ tuna_status tuna_dataset_encode_preference(const tuna_record *rec, tuna_tokenize
         rlen[1] = rec->rejected.len;
     }
     if (st == TUNA_OK && (rlen[0] == 0 || rlen[1] == 0))
-        st = tuna_fail(TUNA_ERR_FORMAT, "the template renders an empty %s response", rlen[0] == 0 ? "chosen" : "rejected");
+        st = core_fail(TUNA_ERR_FORMAT, "the template renders an empty %s response", rlen[0] == 0 ? "chosen" : "rejected");
     if (st == TUNA_OK) st = tuna_dataset_encode_text(tok, texts[0], lens[0], &out->prompt, &out->n_prompt);
     if (st == TUNA_OK) st = encode_response(tok, resp[0], rlen[0], &out->chosen, &out->n_chosen);
     if (st == TUNA_OK) st = encode_response(tok, resp[1], rlen[1], &out->rejected, &out->n_rejected);
@@ -183,7 +184,7 @@ tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok,
         if (st != TUNA_OK) {
             char msg[900];
             snprintf(msg, sizeof msg, "%s", tuna_last_error());
-            st = tuna_fail(st, "%s:%ld: %s", path, rec.line, msg);
+            st = core_fail(st, "%s:%ld: %s", path, rec.line, msg);
             break;
         }
         const int32_t *prompt = pt.prompt;
@@ -225,7 +226,7 @@ tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok,
     tuna_data_reader_stats(r, &s->data);
     tuna_data_reader_free(r);
     if (st == TUNA_OK && tr.n == 0)
-        st = tuna_fail(TUNA_ERR_FORMAT, "%s: no usable preference pairs%s", path,
+        st = core_fail(TUNA_ERR_FORMAT, "%s: no usable preference pairs%s", path,
                        s->dropped ? " (every prompt fills --max-len)" : "");
     if (st != TUNA_OK) {
         free(tr.off); free(tr.ids); free(tr.labels);

@@ -11,6 +11,7 @@
 #include "io/input_file.h"
 #include "tuna.h"
 #include "core/json_error.h"
+#include "core/error.h"
 
 void tuna_pretok_free(tuna_pretok *p) {
     if (!p) return;
@@ -49,49 +50,49 @@ tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size)
     size_t lcap = 0;
     ssize_t len;
     long lineno = 0;
-    if (!grow((void **)&p.off, &cap_seq, 1, sizeof(int64_t))) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!grow((void **)&p.off, &cap_seq, 1, sizeof(int64_t))) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st == TUNA_OK) p.off[0] = 0;
     while (st == TUNA_OK && (len = getline(&line, &lcap, f)) != -1) {
         lineno++;
         int blank = 1;
         for (ssize_t i = 0; i < len && blank; i++) blank = (line[i] == ' ' || line[i] == '\t' || line[i] == '\n' || line[i] == '\r');
         if (blank) continue;
-        if ((ssize_t)strlen(line) != len) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, lineno); break; }
+        if ((ssize_t)strlen(line) != len) { st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, lineno); break; }
         json_error_t jerr;
         json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
-        if (!o) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: not valid JSON: %s", path, lineno, tuna_json_error_text(&jerr)); break; }
+        if (!o) { st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: not valid JSON: %s", path, lineno, tuna_json_error_text(&jerr)); break; }
         json_t *ids = json_object_get(o, "input_ids"), *lab = json_object_get(o, "labels");
         if (!json_is_object(o) || !json_is_array(ids)) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: expected an object with an \"input_ids\" array", path, lineno);
+            st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: expected an object with an \"input_ids\" array", path, lineno);
         } else if (lab && !json_is_null(lab) && (!json_is_array(lab) || json_array_size(lab) != json_array_size(ids))) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: \"labels\" must be an array of the same length as \"input_ids\" (%zu)",
+            st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: \"labels\" must be an array of the same length as \"input_ids\" (%zu)",
                            path, lineno, json_array_size(ids));
         } else if (json_array_size(ids) == 0) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: \"input_ids\" is empty", path, lineno);
+            st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: \"input_ids\" is empty", path, lineno);
         } else if (json_array_size(ids) > (1u << 24)) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: sequence too long", path, lineno);
+            st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: sequence too long", path, lineno);
         } else {
             int64_t n = (int64_t)json_array_size(ids), base = p.off[p.n];
             if (!grow((void **)&p.ids, &cap_tok, base + n, sizeof(int32_t)) ||
                 !grow((void **)&p.labels, &cap_lab, base + n, sizeof(int32_t)) ||
                 !grow((void **)&p.off, &cap_seq, p.n + 2, sizeof(int64_t)))
-                st = tuna_fail(TUNA_ERR_NOMEM, "out of memory reading %s", path);
+                st = core_fail(TUNA_ERR_NOMEM, "out of memory reading %s", path);
             for (int64_t i = 0; st == TUNA_OK && i < n; i++) {
                 json_t *v = json_array_get(ids, (size_t)i);
-                if (!json_is_integer(v)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: input_ids[%lld] is not an integer", path, lineno, (long long)i); break; }
+                if (!json_is_integer(v)) { st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: input_ids[%lld] is not an integer", path, lineno, (long long)i); break; }
                 json_int_t id = json_integer_value(v);
                 if (id < 0 || (vocab_size > 0 && id >= vocab_size) || id > INT32_MAX) {
-                    st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: input_ids[%lld] = %lld is outside the vocabulary (0..%d)", path,
+                    st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: input_ids[%lld] = %lld is outside the vocabulary (0..%d)", path,
                                    lineno, (long long)i, (long long)id, vocab_size - 1);
                     break;
                 }
                 p.ids[base + i] = (int32_t)id;
                 if (lab && !json_is_null(lab)) {
                     json_t *lv = json_array_get(lab, (size_t)i);
-                    if (!json_is_integer(lv)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: labels[%lld] is not an integer", path, lineno, (long long)i); break; }
+                    if (!json_is_integer(lv)) { st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: labels[%lld] is not an integer", path, lineno, (long long)i); break; }
                     json_int_t l = json_integer_value(lv);
                     if (l != -100 && (l < 0 || (vocab_size > 0 && l >= vocab_size) || l > INT32_MAX)) {
-                        st = tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: labels[%lld] = %lld is neither -100 nor a token id (0..%d)",
+                        st = core_fail(TUNA_ERR_FORMAT, "%s:%ld: labels[%lld] = %lld is neither -100 nor a token id (0..%d)",
                                        path, lineno, (long long)i, (long long)l, vocab_size - 1);
                         break;
                     }
@@ -107,7 +108,7 @@ tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size)
         json_decref(o);
     }
     free(line);
-    if (st == TUNA_OK && ferror(f)) st = tuna_fail(TUNA_ERR_IO, "%s: read error", path);
+    if (st == TUNA_OK && ferror(f)) st = core_fail(TUNA_ERR_IO, "%s: read error", path);
     fclose(f);
     if (st != TUNA_OK) { tuna_pretok_free(&p); return st; }
     *out = p;
@@ -119,7 +120,7 @@ tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out
     int64_t seqs = 0, toks = 0;
     int packed = n > 0 && parts[0].pos;
     for (int i = 0; i < n; i++) {
-        if (!parts[i].pos != !packed) return tuna_fail(TUNA_ERR_ARG, "concat: packed and unpacked data sets mixed");
+        if (!parts[i].pos != !packed) return core_fail(TUNA_ERR_ARG, "concat: packed and unpacked data sets mixed");
         seqs += parts[i].n;
         toks += parts[i].off[parts[i].n];
     }
@@ -130,7 +131,7 @@ tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out
     if (packed) out->pos = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
     if (!out->off || !out->ids || !out->labels || !out->task_off || (packed && !out->pos)) {
         tuna_pretok_free(out);
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory concatenating data");
+        return core_fail(TUNA_ERR_NOMEM, "out of memory concatenating data");
     }
     out->off[0] = 0;
     out->task_off[0] = 0;

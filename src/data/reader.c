@@ -16,6 +16,7 @@
 #include "io/input_kind.h"
 #include "tuna.h"
 #include "core/json_error.h"
+#include "core/error.h"
 
 struct tuna_data_reader {
     char *path;
@@ -64,11 +65,11 @@ static void element_lines(const char *s, size_t n, long *out, size_t count) {
 static tuna_status load_array(tuna_data_reader *r) {
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
-    if (!buf) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!buf) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (;;) {
         if (n == cap) {
             char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); return tuna_fail(TUNA_ERR_NOMEM, "out of memory reading %s", r->path); }
+            if (!nb) { free(buf); return core_fail(TUNA_ERR_NOMEM, "out of memory reading %s", r->path); }
             buf = nb;
             cap *= 2;
         }
@@ -76,7 +77,7 @@ static tuna_status load_array(tuna_data_reader *r) {
         if (k == 0) break;
         n += k;
     }
-    if (ferror(r->f)) { free(buf); return tuna_fail(TUNA_ERR_IO, "%s: read error", r->path); }
+    if (ferror(r->f)) { free(buf); return core_fail(TUNA_ERR_IO, "%s: read error", r->path); }
     r->hash = tuna_hash64(r->hash, buf, n);
     size_t skip = (n >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) ? 3 : 0;
     size_t bad_at = tuna_utf8_check(buf + skip, n - skip);
@@ -87,20 +88,20 @@ static tuna_status load_array(tuna_data_reader *r) {
         }
         unsigned char b = (unsigned char)buf[skip + bad_at];
         free(buf);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s:%ld: invalid UTF-8 (byte 0x%02X at column %ld); a JSON array file cannot skip one record: fix it or use JSONL",
+        return core_fail(TUNA_ERR_FORMAT, "%s:%ld: invalid UTF-8 (byte 0x%02X at column %ld); a JSON array file cannot skip one record: fix it or use JSONL",
                          r->path, line, b, col);
     }
     json_error_t je;
     r->arr = json_loadb(buf + skip, n - skip, JSON_REJECT_DUPLICATES, &je);
     if (!r->arr) {
         free(buf);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: not valid JSON: %s (column %d); a JSON array file cannot skip one record",
+        return core_fail(TUNA_ERR_FORMAT, "%s:%d: not valid JSON: %s (column %d); a JSON array file cannot skip one record",
                          r->path, je.line, tuna_json_error_text(&je), je.column);
     }
-    if (!json_is_array(r->arr)) { free(buf); return tuna_fail(TUNA_ERR_FORMAT, "%s: expected a JSON array of records", r->path); }
+    if (!json_is_array(r->arr)) { free(buf); return core_fail(TUNA_ERR_FORMAT, "%s: expected a JSON array of records", r->path); }
     size_t cnt = json_array_size(r->arr);
     r->arr_line = malloc((cnt ? cnt : 1) * sizeof *r->arr_line);
-    if (!r->arr_line) { free(buf); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!r->arr_line) { free(buf); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     element_lines(buf + skip, n - skip, r->arr_line, cnt);
     free(buf);
     return TUNA_OK;
@@ -109,11 +110,11 @@ static tuna_status load_array(tuna_data_reader *r) {
 tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, const tuna_data_options *opts) {
     *out = NULL;
     tuna_data_reader *r = calloc(1, sizeof *r);
-    if (!r) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!r) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     if (opts) r->o = *opts;
     else tuna_data_options_init(&r->o);
     r->path = strdup(path);
-    if (!r->path) { free(r); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!r->path) { free(r); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     r->hash = TUNA_HASH_INIT;
     const input_progress progress = {r->o.on_read, r->o.read_ctx};
     tuna_status s = input_file_open_ex(path, 0, &progress, &r->f);
@@ -124,7 +125,7 @@ tuna_status tuna_data_reader_open(tuna_data_reader **out, const char *path, cons
     input_kind kind = input_kind_sniff(r->f);
     if (kind == INPUT_GZIP) {
         tuna_data_reader_free(r);
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: gzip-compressed; decompress it first (gzip -dk)", path);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: gzip-compressed; decompress it first (gzip -dk)", path);
     }
     r->is_array = kind == INPUT_JSON_ARRAY;
     if (r->is_array) {
@@ -143,7 +144,7 @@ static void format_report(char *msg, size_t n, const char *path, int is_array, l
 /* Hands one bad record to the callback; returns TUNA_ERR_FORMAT under strict. */
 static tuna_status deliver(const tuna_data_options *o, const tuna_bad_record *b) {
     if (o->on_bad) o->on_bad(o->ctx, b);
-    if (o->strict) return tuna_fail(TUNA_ERR_FORMAT, "%s", b->message);
+    if (o->strict) return core_fail(TUNA_ERR_FORMAT, "%s", b->message);
     return TUNA_OK;
 }
 
@@ -176,7 +177,7 @@ static tuna_status report(tuna_data_reader *r, long line, long index, tuna_bad_k
 static tuna_status check_max_bad(const char *path, const tuna_data_stats *st, double max_bad, const char *first_bad) {
     double allowed = max_bad * (double)st->records;
     if (st->bad > 0 && (double)st->bad > allowed + 1e-9)
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: %ld of %ld records are bad (%.2f%%), more than the %g%% allowed (--max-bad); first: %s",
+        return core_fail(TUNA_ERR_FORMAT, "%s: %ld of %ld records are bad (%.2f%%), more than the %g%% allowed (--max-bad); first: %s",
                          path, st->bad, st->records, 100.0 * (double)st->bad / (double)st->records,
                          100.0 * max_bad, first_bad);
     return TUNA_OK;
@@ -225,7 +226,7 @@ tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *go
             json_t *e = json_array_get(r->arr, i);
             tuna_status s = tuna_record_from_json(rec, e, &r->o, &why);
             char *raw = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (!raw) { tuna_record_clear(rec); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+            if (!raw) { tuna_record_clear(rec); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
             if (s == TUNA_ERR_FORMAT) {
                 char reason[512];
                 snprintf(reason, sizeof reason, "%s", tuna_last_error());
@@ -265,7 +266,7 @@ tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *go
         tuna_status s;
         if (memchr(p, 0, body)) {
             why = TUNA_BAD_JSON;
-            s = tuna_fail(TUNA_ERR_FORMAT, "not valid JSON: a NUL byte in the line");
+            s = core_fail(TUNA_ERR_FORMAT, "not valid JSON: a NUL byte in the line");
         } else
             s = tuna_record_parse(rec, p, body, &r->o, &why);
         if (s == TUNA_ERR_FORMAT) {
@@ -284,7 +285,7 @@ tuna_status tuna_data_reader_next(tuna_data_reader *r, tuna_record *rec, int *go
         *got = 1;
         return TUNA_OK;
     }
-    if (ferror(r->f)) return tuna_fail(TUNA_ERR_IO, "%s: read error", r->path);
+    if (ferror(r->f)) return core_fail(TUNA_ERR_IO, "%s: read error", r->path);
     return finish(r);
 }
 

@@ -11,6 +11,7 @@
 #include "core/mix.h"
 #include "data/data_io.h"
 #include "tuna.h"
+#include "core/error.h"
 
 static double unit_hash(const char *t, size_t n, uint64_t seed) {
     uint64_t h = data_hash64(t, n, core_mix64(seed ^ 0x73706c6974ULL));
@@ -32,7 +33,7 @@ tuna_status tuna_data_split(const char *in_path, const char *train_path, const c
     if (!stats) stats = &local;
     memset(stats, 0, sizeof *stats);
     if (!(val_fraction >= 0 && val_fraction <= 1))
-        return tuna_fail(TUNA_ERR_ARG, "validation fraction %g must be in [0, 1]", val_fraction);
+        return core_fail(TUNA_ERR_ARG, "validation fraction %g must be in [0, 1]", val_fraction);
     tuna_data_reader *rd = NULL;
     atomic_file tr = {0}, va = {0};
     tuna_record rec;

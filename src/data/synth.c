@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "io/atomic_file.h"
 #include "tuna_data.h"
+#include "core/error.h"
 
 static const char *const NAMES[] = {"Lily", "Tom", "Ben", "Sue", "Max", "Anna", "Tim", "Mia", "Sam", "Lucy", "Jack", "Amy",
                                     "Bob", "Kate", "Joe", "Zoe", "Mark", "Emma", "Leo", "Sara"};
@@ -115,35 +116,35 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
     FILE *f = out.f;
     int ok = 1, tries = 0;
     for (int i = 0; i < n && ok;) {
-        if (++tries > 100 * n + 1000) { atomic_file_abort(&out); return tuna_fail(TUNA_ERR_ARG, "story-json: not enough distinct passages for %d examples", n); }
-        int wi = (int)(tuna_rng_u32(rng) % COUNT(NAMES)), ai = (int)(tuna_rng_u32(rng) % COUNT(ANIMALS));
-        int pi = (int)(tuna_rng_u32(rng) % COUNT(PLACES)), fi = (int)(tuna_rng_u32(rng) % COUNT(FEELINGS));
+        if (++tries > 100 * n + 1000) { atomic_file_abort(&out); return core_fail(TUNA_ERR_ARG, "story-json: not enough distinct passages for %d examples", n); }
+        int wi = (int)(rng_u32(rng) % COUNT(NAMES)), ai = (int)(rng_u32(rng) % COUNT(ANIMALS));
+        int pi = (int)(rng_u32(rng) % COUNT(PLACES)), fi = (int)(rng_u32(rng) % COUNT(FEELINGS));
         const char *w = NAMES[wi], *a = ANIMALS[ai], *p = PLACES[pi], *fe = FEELINGS[fi], *h = NAME_IS_GIRL[wi] ? "her" : "his";
         char passage[1024] = "";
         int di = 0, dis_first = 0;
         if (prefs) {
-            di = (wi + 1 + (int)(tuna_rng_u32(rng) % (COUNT(NAMES) - 1))) % COUNT(NAMES);
+            di = (wi + 1 + (int)(rng_u32(rng) % (COUNT(NAMES) - 1))) % COUNT(NAMES);
             dis_d = NAMES[di];
             dis_g = NAME_IS_GIRL[di] ? "her" : "his";
-            dis_first = tuna_rng_u32(rng) % 10 < 7; /* usually before the main character: the harder case */
+            dis_first = rng_u32(rng) % 10 < 7; /* usually before the main character: the harder case */
             if (dis_first) {
-                put(passage, sizeof passage, DISTRACT[tuna_rng_u32(rng) % COUNT(DISTRACT)], w, a, p, h, fe);
+                put(passage, sizeof passage, DISTRACT[rng_u32(rng) % COUNT(DISTRACT)], w, a, p, h, fe);
                 put(passage, sizeof passage, " ", w, a, p, h, fe);
             }
         }
-        put(passage, sizeof passage, MEET[tuna_rng_u32(rng) % COUNT(MEET)], w, a, p, h, fe);
+        put(passage, sizeof passage, MEET[rng_u32(rng) % COUNT(MEET)], w, a, p, h, fe);
         if (prefs && !dis_first) {
             put(passage, sizeof passage, " ", w, a, p, h, fe);
-            put(passage, sizeof passage, DISTRACT[tuna_rng_u32(rng) % COUNT(DISTRACT)], w, a, p, h, fe);
+            put(passage, sizeof passage, DISTRACT[rng_u32(rng) % COUNT(DISTRACT)], w, a, p, h, fe);
         }
-        int extras = (int)(tuna_rng_u32(rng) % 3); /* 0..2 sentences that name none of the facts */
-        int e0 = (int)(tuna_rng_u32(rng) % COUNT(EXTRA));
+        int extras = (int)(rng_u32(rng) % 3); /* 0..2 sentences that name none of the facts */
+        int e0 = (int)(rng_u32(rng) % COUNT(EXTRA));
         for (int e = 0; e < extras; e++) {
             put(passage, sizeof passage, " ", w, a, p, h, fe);
             put(passage, sizeof passage, EXTRA[(e0 + 3 * e) % COUNT(EXTRA)], w, a, p, h, fe);
         }
         put(passage, sizeof passage, " ", w, a, p, h, fe);
-        put(passage, sizeof passage, FEEL[tuna_rng_u32(rng) % COUNT(FEEL)], w, a, p, h, fe);
+        put(passage, sizeof passage, FEEL[rng_u32(rng) % COUNT(FEEL)], w, a, p, h, fe);
         if (!hset_add(seen, hash_str(passage))) continue;
         char instruction[1400], answer[256];
         snprintf(instruction, sizeof instruction,
@@ -152,15 +153,15 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
         json_t *rec;
         if (prefs) {
             char rejected[512];
-            unsigned kind = tuna_rng_u32(rng) % 10;
+            unsigned kind = rng_u32(rng) % 10;
             if (kind < 6) { /* the other child as "who" */
                 snprintf(rejected, sizeof rejected, "{\"who\": \"%s\", \"animal\": \"%s\", \"where\": \"%s\", \"feeling\": \"%s\"}",
                          NAMES[di], a, p, fe);
             } else if (kind < 8) { /* right facts, wrapped in chatter */
-                int c = (int)(tuna_rng_u32(rng) % COUNT(CHATTER));
+                int c = (int)(rng_u32(rng) % COUNT(CHATTER));
                 snprintf(rejected, sizeof rejected, "%s%s%s", CHATTER[c][0], answer, CHATTER[c][1]);
             } else { /* malformed: single quotes, a missing brace, or no quotes on values */
-                unsigned how = tuna_rng_u32(rng) % 3;
+                unsigned how = rng_u32(rng) % 3;
                 if (how == 0) snprintf(rejected, sizeof rejected, "{'who': '%s', 'animal': '%s', 'where': '%s', 'feeling': '%s'}", w, a, p, fe);
                 else if (how == 1) snprintf(rejected, sizeof rejected, "{\"who\": \"%s\", \"animal\": \"%s\", \"where\": \"%s\", \"feeling\": \"%s\"", w, a, p, fe);
                 else snprintf(rejected, sizeof rejected, "{\"who\": %s, \"animal\": %s, \"where\": %s, \"feeling\": %s}", w, a, p, fe);
@@ -185,21 +186,21 @@ static tuna_status write_split(const char *dir, const char *name, int n, tuna_rn
 tuna_status tuna_synth_task(const char *task, const char *out_dir, int n_train, int n_val, int n_eval, uint64_t seed) {
     int prefs = !strcmp(task, "story-json-prefs");
     if (strcmp(task, "story-json") && !prefs)
-        return tuna_fail(TUNA_ERR_ARG, "unknown synthetic task '%s' (known: story-json, story-json-prefs)", task);
-    if (n_train < 0 || n_val < 0 || n_eval < 0) return tuna_fail(TUNA_ERR_ARG, "negative split size");
+        return core_fail(TUNA_ERR_ARG, "unknown synthetic task '%s' (known: story-json, story-json-prefs)", task);
+    if (n_train < 0 || n_val < 0 || n_eval < 0) return core_fail(TUNA_ERR_ARG, "negative split size");
     size_t total = (size_t)n_train + (size_t)n_val + (size_t)n_eval, cap = 1024;
     while (cap < 4 * total) cap *= 2;
     hset seen = {calloc(cap, sizeof(uint64_t)), cap};
-    if (!seen.k) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!seen.k) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     /* one stream per split, so a split's size does not change the others' text */
     tuna_rng r;
     tuna_status st;
     uint64_t base = prefs ? 10 : 0; /* other streams: preference passages are other stories */
-    tuna_rng_seed(&r, seed, base + 3);
+    rng_seed(&r, seed, base + 3);
     st = write_split(out_dir, "eval", n_eval, &r, &seen, prefs);
-    tuna_rng_seed(&r, seed, base + 2);
+    rng_seed(&r, seed, base + 2);
     if (st == TUNA_OK) st = write_split(out_dir, "val", n_val, &r, &seen, prefs);
-    tuna_rng_seed(&r, seed, base + 1);
+    rng_seed(&r, seed, base + 1);
     if (st == TUNA_OK) st = write_split(out_dir, "train", n_train, &r, &seen, prefs);
     free(seen.k);
     return st;

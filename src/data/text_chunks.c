@@ -17,6 +17,7 @@
 #include "tuna.h"
 #include "tuna_text.h"
 #include "core/json_error.h"
+#include "core/error.h"
 
 typedef struct {
     int32_t *ids;
@@ -44,18 +45,18 @@ static tuna_status add_doc(tuna_tokenizer *tok, id_buf *b, const char *text, siz
     if (st != TUNA_OK) {
         char msg[800];
         snprintf(msg, sizeof msg, "%s", tuna_last_error());
-        return tuna_fail(st, "%s: %s", where, msg);
+        return core_fail(st, "%s: %s", where, msg);
     }
     int ok = push_ids(b, ids, n);
     free(ids);
     int32_t eos = tuna_tokenizer_eos_id(tok);
     if (ok && eos >= 0 && (n == 0 || b->ids[b->n - 1] != eos)) ok = push_ids(b, &eos, 1);
-    return ok ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory tokenizing %s", where);
+    return ok ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory tokenizing %s", where);
 }
 
 tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len, tuna_pretok *out) {
     memset(out, 0, sizeof *out);
-    if (seq_len < 2) return tuna_fail(TUNA_ERR_ARG, "sequence length %d too short", seq_len);
+    if (seq_len < 2) return core_fail(TUNA_ERR_ARG, "sequence length %d too short", seq_len);
     FILE *f;
     tuna_status st = input_file_open(path, 0, &f);
     if (st != TUNA_OK) return st;
@@ -76,8 +77,8 @@ tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len,
             json_error_t jerr;
             json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
             json_t *t = o ? json_object_get(o, "text") : NULL;
-            if (!o) st = tuna_fail(TUNA_ERR_FORMAT, "%s: not valid JSON: %s", where, tuna_json_error_text(&jerr));
-            else if (!json_is_string(t)) st = tuna_fail(TUNA_ERR_FORMAT, "%s: expected an object with a \"text\" string", where);
+            if (!o) st = core_fail(TUNA_ERR_FORMAT, "%s: not valid JSON: %s", where, tuna_json_error_text(&jerr));
+            else if (!json_is_string(t)) st = core_fail(TUNA_ERR_FORMAT, "%s: expected an object with a \"text\" string", where);
             else st = add_doc(tok, &b, json_string_value(t), json_string_length(t), where);
             json_decref(o);
         }
@@ -87,8 +88,8 @@ tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len,
         long sz = ftell(f);
         fseek(f, 0, SEEK_SET);
         char *buf = sz >= 0 ? malloc((size_t)sz + 1) : NULL;
-        if (!buf) st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
-        else if (fread(buf, 1, (size_t)sz, f) != (size_t)sz) st = tuna_fail(TUNA_ERR_IO, "%s: read error", path);
+        if (!buf) st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
+        else if (fread(buf, 1, (size_t)sz, f) != (size_t)sz) st = core_fail(TUNA_ERR_IO, "%s: read error", path);
         else st = add_doc(tok, &b, buf, (size_t)sz, path);
         free(buf);
     }
@@ -97,11 +98,11 @@ tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len,
     if (st != TUNA_OK) { free(b.ids); return st; }
     int64_t nseq = (b.n + seq_len - 1) / seq_len;
     if (nseq > 0 && b.n - (nseq - 1) * seq_len < 2) nseq--;
-    if (nseq <= 0) { free(b.ids); return tuna_fail(TUNA_ERR_FORMAT, "%s: fewer than 2 tokens of text", path); }
+    if (nseq <= 0) { free(b.ids); return core_fail(TUNA_ERR_FORMAT, "%s: fewer than 2 tokens of text", path); }
     out->n = nseq;
     out->off = malloc((size_t)(nseq + 1) * sizeof(int64_t));
     out->labels = malloc((size_t)b.n * sizeof(int32_t));
-    if (!out->off || !out->labels) { free(b.ids); tuna_pretok_free(out); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!out->off || !out->labels) { free(b.ids); tuna_pretok_free(out); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     for (int64_t i = 0; i <= nseq; i++) out->off[i] = i * seq_len < b.n ? i * seq_len : b.n;
     out->off[nseq] = nseq * seq_len < b.n ? nseq * seq_len : b.n;
     out->ids = b.ids;

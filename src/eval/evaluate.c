@@ -11,6 +11,7 @@
 #include "tuna_eval.h"
 #include "tuna_peft.h"
 #include "tuna_score.h"
+#include "core/error.h"
 
 /* ---- examples ---- */
 
@@ -30,12 +31,12 @@ void tuna_eval_example_clear(tuna_eval_example *ex) {
 
 static tuna_status copy_msgs(tuna_eval_example *ex, const tuna_message *m, int n) {
     ex->msgs = calloc((size_t)(n ? n : 1), sizeof *ex->msgs);
-    if (!ex->msgs) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!ex->msgs) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         ex->msgs[i] = m[i];
         ex->msgs[i].content = dup_n(m[i].content, m[i].len);
         ex->n_msgs = i + 1;
-        if (!ex->msgs[i].content) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!ex->msgs[i].content) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     }
     return TUNA_OK;
 }
@@ -49,30 +50,30 @@ tuna_status tuna_eval_example_from_record(const tuna_record *rec, tuna_eval_exam
     if (rec->kind == TUNA_RECORD_CHAT) {
         int last = rec->n_messages - 1;
         while (last >= 0 && rec->messages[last].role != TUNA_ROLE_ASSISTANT) last--;
-        if (last < 0) return tuna_fail(TUNA_ERR_UNSUPPORTED, "the conversation has no assistant turn to compare with");
+        if (last < 0) return core_fail(TUNA_ERR_UNSUPPORTED, "the conversation has no assistant turn to compare with");
         st = copy_msgs(ex, rec->messages, last);
         if (st == TUNA_OK && !(ex->reference = dup_n(rec->messages[last].content, rec->messages[last].len)))
-            st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     } else if (paired && comp->is_messages && (rec->prompt.is_messages || rec->prompt.len == 0)) {
         int last = comp->n - 1;
         while (last >= 0 && comp->msgs[last].role != TUNA_ROLE_ASSISTANT) last--;
-        if (last < 0) return tuna_fail(TUNA_ERR_UNSUPPORTED, "the response has no assistant message to compare with");
+        if (last < 0) return core_fail(TUNA_ERR_UNSUPPORTED, "the response has no assistant message to compare with");
         /* earlier response messages (rare) belong to the prompt */
         int np = rec->prompt.n, n = np + last;
         tuna_message *all = malloc((size_t)(n ? n : 1) * sizeof *all);
-        if (!all) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!all) return core_fail(TUNA_ERR_NOMEM, "out of memory");
         if (np) memcpy(all, rec->prompt.msgs, (size_t)np * sizeof *all);
         if (last) memcpy(all + np, comp->msgs, (size_t)last * sizeof *all);
         st = copy_msgs(ex, all, n);
         free(all);
         const tuna_message *r = &comp->msgs[last];
-        if (st == TUNA_OK && !(ex->reference = dup_n(r->content, r->len))) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (st == TUNA_OK && !(ex->reference = dup_n(r->content, r->len))) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     } else if (paired && !comp->is_messages && !rec->prompt.is_messages) {
         ex->prompt_text = dup_n(rec->prompt.text ? rec->prompt.text : "", rec->prompt.len);
         ex->reference = dup_n(comp->text, comp->len);
-        st = ex->prompt_text && ex->reference ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        st = ex->prompt_text && ex->reference ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
     } else {
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "a %s record has no single reference response to generate against",
+        return core_fail(TUNA_ERR_UNSUPPORTED, "a %s record has no single reference response to generate against",
                          tuna_record_kind_name(rec->kind));
     }
     if (st != TUNA_OK) tuna_eval_example_clear(ex);
@@ -89,9 +90,9 @@ static void document_prompt(FILE *f, const tuna_eval_example *ex) {
 
 static tuna_status render_turns(const tuna_template *tmpl, tuna_tokenizer *tok, const tuna_eval_example *ex,
                                 const tuna_eval_example *shots, int k, char **out) {
-    if (!tmpl) return tuna_fail(TUNA_ERR_ARG, "the model has no chat template (tokenizer_config.json chat_template); pass --template NAME|FILE");
+    if (!tmpl) return core_fail(TUNA_ERR_ARG, "the model has no chat template (tokenizer_config.json chat_template); pass --template NAME|FILE");
     json_t *arr = json_array();
-    if (!arr) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!arr) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     /* the query's system turn stays first; shots come as earlier exchanges */
     int first = ex->n_msgs > 0 && ex->msgs[0].role == TUNA_ROLE_SYSTEM;
     if (first) json_array_append_new(arr, json_pack("{s:s,s:s}", "role", "system", "content", ex->msgs[0].content));
@@ -123,13 +124,13 @@ tuna_status tuna_eval_prompt(tuna_tokenizer *tok, const tuna_template *tmpl, con
     if (fmt == TUNA_SHOTS_DOCUMENT || (ex->prompt_text && k == 0)) {
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
-        if (!f) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!f) return core_fail(TUNA_ERR_NOMEM, "out of memory");
         for (int s = 0; s < k; s++) {
             document_prompt(f, &shots[s]);
             fprintf(f, "%s\n\n", shots[s].reference);
         }
         document_prompt(f, ex);
-        if (fclose(f) != 0 || !text) { free(text); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+        if (fclose(f) != 0 || !text) { free(text); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     } else {
         st = render_turns(tmpl, tok, ex, shots, k, &text);
         if (st != TUNA_OK) return st;
@@ -157,7 +158,7 @@ tuna_status tuna_eval_score(const char *pred, const char *ref, const char *regex
     s->regex = -1;
     if (regex) {
         int m = tuna_score_regex(pred, regex);
-        if (m < 0) return tuna_fail(TUNA_ERR_ARG, "--regex: the pattern does not compile: %s", regex);
+        if (m < 0) return core_fail(TUNA_ERR_ARG, "--regex: the pattern does not compile: %s", regex);
         s->regex = m;
     }
     return TUNA_OK;
@@ -295,7 +296,7 @@ tuna_status tuna_eval_losses(tuna_model *m, const tuna_pretok *data, int batch, 
     int B = batch < data->n ? batch : (int)data->n, T = data->max_len > 1 ? data->max_len : 2;
     int32_t *ids = malloc((size_t)B * T * sizeof *ids), *labels = malloc((size_t)B * T * sizeof *labels);
     double *rows = malloc((size_t)B * sizeof *rows);
-    tuna_status st = ids && labels && rows ? tuna_model_prepare(m, B, T, 0) : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = ids && labels && rows ? tuna_model_prepare(m, B, T, 0) : core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int64_t s0 = 0; st == TUNA_OK && s0 < data->n; s0 += B) {
         int b = (int)(data->n - s0 < B ? data->n - s0 : B), t = 2;
         for (int i = 0; i < b; i++) {
@@ -343,7 +344,7 @@ tuna_status tuna_eval_generate(tuna_model *m, const tuna_tokenizer *tok, int32_t
     if (c->learned_positions && (long)longest + P + go.max_new_tokens > c->max_positions) {
         go.max_new_tokens = c->max_positions - (int)longest - P;
         if (go.max_new_tokens < 1)
-            return tuna_fail(TUNA_ERR_ARG, "prompt %d has %zu tokens, more than the model's %d positions leave room for", longest_i,
+            return core_fail(TUNA_ERR_ARG, "prompt %d has %zu tokens, more than the model's %d positions leave room for", longest_i,
                              longest, c->max_positions);
     }
     int B = batch < n ? batch : n;
@@ -353,7 +354,7 @@ tuna_status tuna_eval_generate(tuna_model *m, const tuna_tokenizer *tok, int32_t
     tuna_status st = tuna_decoder_create(&d, m, B, ctx_len, max_tok);
     uint64_t *seeds = malloc((size_t)B * sizeof *seeds);
     int *lens = malloc((size_t)B * sizeof *lens);
-    if (st == TUNA_OK && (!seeds || !lens)) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK && (!seeds || !lens)) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     int done = 0;
     for (int s0 = 0; st == TUNA_OK && s0 < n; s0 += B) {
         int b = n - s0 < B ? n - s0 : B;

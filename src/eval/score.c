@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tuna_score.h"
+#include "core/error.h"
 
 char *tuna_score_normalize(const char *s) {
     size_t n = strlen(s), j = 0;
@@ -47,7 +48,7 @@ int tuna_score_regex(const char *pred, const char *pattern) {
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(err, msg, sizeof msg);
-        return tuna_fail(TUNA_ERR_ARG, "regex '%s': %s at offset %zu", pattern, (char *)msg, (size_t)off), -1;
+        return core_fail(TUNA_ERR_ARG, "regex '%s': %s at offset %zu", pattern, (char *)msg, (size_t)off), -1;
     }
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)pred, strlen(pred), 0, 0, md, NULL) : -1;
@@ -96,7 +97,7 @@ tuna_status tuna_score_json_fields_each(const char *pred, const char *ref, int *
     json_t *r = parse(ref);
     if (!json_is_object(r)) {
         json_decref(r);
-        return tuna_fail(TUNA_ERR_FORMAT, "reference is not a JSON object: %.60s", ref);
+        return core_fail(TUNA_ERR_FORMAT, "reference is not a JSON object: %.60s", ref);
     }
     json_t *p = parse(pred);
     const char *k;

@@ -15,6 +15,7 @@
 #include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "tuna_infer.h"
+#include "core/error.h"
 
 struct tuna_decoder {
     tuna_model *m;
@@ -73,7 +74,7 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
     *out = NULL;
     const tuna_config *c = &m->cfg;
     if (max_rows <= 0 || max_ctx <= 0 || max_tokens <= 0)
-        return tuna_fail(TUNA_ERR_ARG, "decoder sizes must be positive (rows %d, context %d, tokens %d)", max_rows, max_ctx,
+        return core_fail(TUNA_ERR_ARG, "decoder sizes must be positive (rows %d, context %d, tokens %d)", max_rows, max_ctx,
                          max_tokens);
     if (c->learned_positions && max_ctx > c->max_positions) max_ctx = c->max_positions;
     int nthr = omp_get_max_threads();
@@ -81,7 +82,7 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
     char *base = NULL;
     if (posix_memalign((void **)&base, 64, bytes) != 0) {
         size_t cache = (size_t)c->L * max_rows * max_ctx * c->NKV * c->HD;
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: KV cache for %d rows x %d positions needs %.1f MiB", max_rows,
+        return core_fail(TUNA_ERR_NOMEM, "out of memory: KV cache for %d rows x %d positions needs %.1f MiB", max_rows,
                          max_ctx, 2.0 * cache * 4 / 1048576.0);
     }
     tuna_decoder *d = (tuna_decoder *)base;
@@ -107,7 +108,7 @@ tuna_status tuna_decoder_set_model(tuna_decoder *d, tuna_model *m) {
     const tuna_config *a = &d->m->cfg, *b = &m->cfg;
     if (a->family != b->family || a->L != b->L || a->C != b->C || a->NH != b->NH || a->NKV != b->NKV || a->HD != b->HD ||
         a->FF != b->FF || a->V != b->V)
-        return tuna_fail(TUNA_ERR_ARG, "the decoder's caches were made for a model of another shape");
+        return core_fail(TUNA_ERR_ARG, "the decoder's caches were made for a model of another shape");
     if (m->peft) {
         tuna_status st = peft_prepare(m, d->max_tokens > d->max_rows ? d->max_tokens : d->max_rows);
         if (st != TUNA_OK) return st;
@@ -204,29 +205,29 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
 tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const int32_t *ids, int n, float *logits) {
     const tuna_config *c = &d->m->cfg;
     int P = peft_prompt_rows(d->m->peft);
-    if (nrows <= 0 || n <= 0) return tuna_fail(TUNA_ERR_ARG, "decode step needs rows and tokens (%d rows, %d tokens)", nrows, n);
+    if (nrows <= 0 || n <= 0) return core_fail(TUNA_ERR_ARG, "decode step needs rows and tokens (%d rows, %d tokens)", nrows, n);
     if ((long)nrows * n > d->max_tokens || nrows > d->max_rows)
-        return tuna_fail(TUNA_ERR_ARG, "decode step of %d rows x %d tokens exceeds the decoder's %d tokens", nrows, n, d->max_tokens);
+        return core_fail(TUNA_ERR_ARG, "decode step of %d rows x %d tokens exceeds the decoder's %d tokens", nrows, n, d->max_tokens);
     for (int r = 0; r < nrows; r++) {
         int row = rows[r];
-        if (row < 0 || row >= d->max_rows) return tuna_fail(TUNA_ERR_ARG, "row %d outside the decoder's %d rows", row, d->max_rows);
+        if (row < 0 || row >= d->max_rows) return core_fail(TUNA_ERR_ARG, "row %d outside the decoder's %d rows", row, d->max_rows);
         for (int r2 = 0; r2 < r; r2++)
-            if (rows[r2] == row) return tuna_fail(TUNA_ERR_ARG, "row %d listed twice in one decode step", row);
+            if (rows[r2] == row) return core_fail(TUNA_ERR_ARG, "row %d listed twice in one decode step", row);
         int need = d->len[row] + n + (d->len[row] == 0 ? P : 0);
         if (need > d->max_ctx)
-            return tuna_fail(TUNA_ERR_ARG, "row %d would hold %d positions; the context is %d%s", row, need, d->max_ctx,
+            return core_fail(TUNA_ERR_ARG, "row %d would hold %d positions; the context is %d%s", row, need, d->max_ctx,
                              c->learned_positions ? " (the model's learned positions)" : "");
         if (c->sliding_window > 0 && need > c->sliding_window)
-            return tuna_fail(TUNA_ERR_UNSUPPORTED, "row %d would exceed the model's sliding_window of %d", row, c->sliding_window);
+            return core_fail(TUNA_ERR_UNSUPPORTED, "row %d would exceed the model's sliding_window of %d", row, c->sliding_window);
         for (int t = 0; t < n; t++)
             if (ids[(long)r * n + t] < 0 || ids[(long)r * n + t] >= c->V)
-                return tuna_fail(TUNA_ERR_ARG, "token id %d outside the vocabulary (0..%d)", ids[(long)r * n + t], c->V - 1);
+                return core_fail(TUNA_ERR_ARG, "token id %d outside the vocabulary (0..%d)", ids[(long)r * n + t], c->V - 1);
     }
     tuna_status st = TUNA_OK;
     /* prompt tuning: a row that starts gets the virtual tokens first */
     for (int r = 0; P && st == TUNA_OK && r < nrows; r++)
         if (d->len[rows[r]] == 0) {
-            if (P > d->max_tokens) st = tuna_fail(TUNA_ERR_ARG, "%d virtual tokens exceed the decoder's %d tokens", P, d->max_tokens);
+            if (P > d->max_tokens) st = core_fail(TUNA_ERR_ARG, "%d virtual tokens exceed the decoder's %d tokens", P, d->max_tokens);
             else st = run(d, &rows[r], 1, NULL, P, NULL);
         }
     if (st == TUNA_OK) st = run(d, rows, nrows, ids, n, logits);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "tuna_infer.h"
+#include "core/error.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -65,12 +66,12 @@ void tuna_gen_seq_free(tuna_gen_seq *r) {
 tuna_status tuna_gen_seq_create(tuna_gen_seq **out, const tuna_tokenizer *tok, int model_vocab, const int32_t *prompt,
                                 int n_prompt, const tuna_gen_opts *o) {
     *out = NULL;
-    if (n_prompt <= 0) return tuna_fail(TUNA_ERR_ARG, "the prompt is empty (no tokens)");
-    if (o->max_new_tokens < 0) return tuna_fail(TUNA_ERR_ARG, "max_new_tokens must be >= 0");
+    if (n_prompt <= 0) return core_fail(TUNA_ERR_ARG, "the prompt is empty (no tokens)");
+    if (o->max_new_tokens < 0) return core_fail(TUNA_ERR_ARG, "max_new_tokens must be >= 0");
     int V = tuna_tokenizer_vocab_size(tok);
-    if (V > model_vocab) return tuna_fail(TUNA_ERR_ARG, "the tokenizer has %d ids but the model only %d", V, model_vocab);
+    if (V > model_vocab) return core_fail(TUNA_ERR_ARG, "the tokenizer has %d ids but the model only %d", V, model_vocab);
     tuna_gen_seq *g = calloc(1, sizeof *g);
-    if (!g) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!g) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     g->o = *o;
     g->V = V;
     g->MV = model_vocab;
@@ -80,7 +81,7 @@ tuna_status tuna_gen_seq_create(tuna_gen_seq **out, const tuna_tokenizer *tok, i
     g->ctx = malloc((size_t)(n_prompt + o->max_new_tokens + 1) * sizeof(int32_t));
     g->tcap = 256;
     g->text = malloc(g->tcap);
-    tuna_status st = g->ctx && g->text ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = g->ctx && g->text ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st == TUNA_OK) {
         memcpy(g->ctx, prompt, (size_t)n_prompt * sizeof(int32_t));
         st = tuna_sampler_create(&g->smp, model_vocab, &o->sample);
@@ -112,7 +113,7 @@ static tuna_status row_accept(tuna_gen_seq *r, int32_t id) {
         size_t cap = r->tcap;
         while (r->tlen + plen + 1 > cap) cap *= 2;
         char *nt = realloc(r->text, cap);
-        if (!nt) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!nt) return core_fail(TUNA_ERR_NOMEM, "out of memory");
         r->text = nt;
         r->tcap = cap;
     }
@@ -136,7 +137,7 @@ static tuna_status row_accept(tuna_gen_seq *r, int32_t id) {
 static tuna_status check_logits(const tuna_gen_seq *g, const float *logits) {
     for (int v = 0; v < g->MV; v++)
         if (isnan(logits[v]) || logits[v] == INFINITY)
-            return tuna_fail(TUNA_ERR_NUMERIC, "generation step %d (predicting position %d): the logit of token %d is %s (the model's output is not finite)",
+            return core_fail(TUNA_ERR_NUMERIC, "generation step %d (predicting position %d): the logit of token %d is %s (the model's output is not finite)",
                              g->n_ctx - g->n_prompt + 1, g->n_ctx, v, isnan(logits[v]) ? "NaN" : "+inf");
     return TUNA_OK;
 }
@@ -162,7 +163,7 @@ tuna_status tuna_gen_seq_result(tuna_gen_seq *g, tuna_gen_result *x) {
     x->n = g->n_ctx - g->n_prompt;
     x->ids = malloc((size_t)(x->n ? x->n : 1) * sizeof(int32_t));
     x->text = malloc(g->tlen + 1);
-    if (!x->ids || !x->text) { tuna_gen_result_free(x); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!x->ids || !x->text) { tuna_gen_result_free(x); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     memcpy(x->ids, g->ctx + g->n_prompt, (size_t)x->n * sizeof(int32_t));
     memcpy(x->text, g->text, g->tlen);
     x->text[g->tlen] = 0;
@@ -177,16 +178,16 @@ tuna_status tuna_gen_seq_result(tuna_gen_seq *g, tuna_gen_result *x) {
 tuna_status tuna_generate_batch(tuna_decoder *d, const tuna_tokenizer *tok, const int32_t *const *prompts,
                                 const int *n_prompts, int nrows, const uint64_t *seeds, const tuna_gen_opts *o,
                                 tuna_gen_result *res) {
-    if (nrows <= 0) return tuna_fail(TUNA_ERR_ARG, "no prompts to generate from");
+    if (nrows <= 0) return core_fail(TUNA_ERR_ARG, "no prompts to generate from");
     for (int r = 0; r < nrows; r++) memset(&res[r], 0, sizeof res[r]);
     for (int r = 0; r < nrows; r++)
-        if (n_prompts[r] <= 0) return tuna_fail(TUNA_ERR_ARG, "prompt %d is empty (no tokens)", r);
+        if (n_prompts[r] <= 0) return core_fail(TUNA_ERR_ARG, "prompt %d is empty (no tokens)", r);
     int MV = tuna_decoder_vocab(d);
     tuna_gen_seq **rows = calloc((size_t)nrows, sizeof *rows);
     float *logits = malloc((size_t)nrows * MV * sizeof(float));
     int *active = malloc((size_t)nrows * sizeof *active);
     int32_t *next = malloc((size_t)nrows * sizeof *next);
-    tuna_status st = rows && logits && active && next ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = rows && logits && active && next ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int r = 0; st == TUNA_OK && r < nrows; r++) {
         tuna_gen_opts ro = *o;
         if (seeds) ro.sample.seed = seeds[r];

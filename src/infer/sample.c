@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "tuna_sample.h"
+#include "core/error.h"
 
 struct tuna_sampler {
     tuna_sample_args a;
@@ -29,21 +30,21 @@ void tuna_sample_args_default(tuna_sample_args *a) {
 
 tuna_status tuna_sampler_create(tuna_sampler **out, int V, const tuna_sample_args *a) {
     *out = NULL;
-    if (V <= 0) return tuna_fail(TUNA_ERR_ARG, "vocabulary size %d", V);
-    if (!(a->temperature >= 0)) return tuna_fail(TUNA_ERR_ARG, "temperature must be >= 0 (got %g)", a->temperature);
-    if (a->top_k < 0) return tuna_fail(TUNA_ERR_ARG, "top_k must be >= 0 (got %d)", a->top_k);
-    if (!(a->top_p > 0 && a->top_p <= 1)) return tuna_fail(TUNA_ERR_ARG, "top_p must be in (0, 1] (got %g)", a->top_p);
-    if (!(a->min_p >= 0 && a->min_p <= 1)) return tuna_fail(TUNA_ERR_ARG, "min_p must be in [0, 1] (got %g)", a->min_p);
-    if (!(a->repetition_penalty > 0)) return tuna_fail(TUNA_ERR_ARG, "repetition_penalty must be > 0 (got %g)", a->repetition_penalty);
+    if (V <= 0) return core_fail(TUNA_ERR_ARG, "vocabulary size %d", V);
+    if (!(a->temperature >= 0)) return core_fail(TUNA_ERR_ARG, "temperature must be >= 0 (got %g)", a->temperature);
+    if (a->top_k < 0) return core_fail(TUNA_ERR_ARG, "top_k must be >= 0 (got %d)", a->top_k);
+    if (!(a->top_p > 0 && a->top_p <= 1)) return core_fail(TUNA_ERR_ARG, "top_p must be in (0, 1] (got %g)", a->top_p);
+    if (!(a->min_p >= 0 && a->min_p <= 1)) return core_fail(TUNA_ERR_ARG, "min_p must be in [0, 1] (got %g)", a->min_p);
+    if (!(a->repetition_penalty > 0)) return core_fail(TUNA_ERR_ARG, "repetition_penalty must be > 0 (got %g)", a->repetition_penalty);
     tuna_sampler *s = calloc(1, sizeof *s);
-    if (!s) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!s) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     s->a = *a;
     s->V = V;
     s->idx = malloc((size_t)V * sizeof *s->idx);
     s->prob = malloc((size_t)V * sizeof *s->prob);
     s->seen = calloc((size_t)V, 1);
-    if (!s->idx || !s->prob || !s->seen) { tuna_sampler_free(s); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
-    tuna_rng_seed(&s->rng, a->seed, 0x73616d70 /* "samp" */);
+    if (!s->idx || !s->prob || !s->seen) { tuna_sampler_free(s); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    rng_seed(&s->rng, a->seed, 0x73616d70 /* "samp" */);
     *out = s;
     return TUNA_OK;
 }
@@ -120,7 +121,7 @@ int32_t tuna_sampler_next(tuna_sampler *s, float *x, const int32_t *ctx, int n_c
         for (int i = 0; i < n; i++) t += s->prob[i];
         for (int i = 0; i < n; i++) s->prob[i] = (float)(s->prob[i] / t);
     }
-    double u = tuna_rng_uniform(&s->rng), c = 0;
+    double u = rng_uniform(&s->rng), c = 0;
     for (int i = 0; i < n; i++) {
         c += s->prob[i];
         if (u < c) return s->idx[i];

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/error.h"
 
 /* distinguishes the temporary names of one process's threads */
 static atomic_uint tmp_counter;
@@ -25,10 +26,10 @@ static int sync_dir_fd(int fd) { return fsync(fd) == 0 || errno == EINVAL ? 0 : 
 
 tuna_status atomic_sync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot open the folder to sync it: %s", dir, strerror(errno));
+    if (fd < 0) return core_fail(TUNA_ERR_IO, "%s: cannot open the folder to sync it: %s", dir, strerror(errno));
     int rc = sync_dir_fd(fd), e = errno;
     close(fd);
-    if (rc != 0) return tuna_fail(atomic_write_status(e), "%s: cannot sync the folder: %s", dir, strerror(e));
+    if (rc != 0) return core_fail(atomic_write_status(e), "%s: cannot sync the folder: %s", dir, strerror(e));
     return TUNA_OK;
 }
 
@@ -38,7 +39,7 @@ static tuna_status sync_parent(const char *path) {
     if (!slash) return atomic_sync_dir(".");
     if (slash == path) return atomic_sync_dir("/");
     char *dir = strndup(path, (size_t)(slash - path));
-    if (!dir) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!dir) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     tuna_status st = atomic_sync_dir(dir);
     free(dir);
     return st;
@@ -49,7 +50,7 @@ tuna_status atomic_write_status(int err) {
 }
 
 tuna_status atomic_write_failed(const char *path, int err) {
-    return tuna_fail(atomic_write_status(err), "%s: write failed: %s", path, strerror(err));
+    return core_fail(atomic_write_status(err), "%s: write failed: %s", path, strerror(err));
 }
 
 /* what a file system object is, for the messages below */
@@ -67,12 +68,12 @@ tuna_status atomic_check_output(const char *path, int folder) {
     if (stat(path, &sb) != 0) {
         if (errno != ENOENT) return TUNA_OK; /* the create will say why */
         if (lstat(path, &sb) == 0) /* a symbolic link to nothing */
-            return tuna_fail(TUNA_ERR_IO, "%s: is a symbolic link to a missing file: tuna writes its outputs by replacing a %s",
+            return core_fail(TUNA_ERR_IO, "%s: is a symbolic link to a missing file: tuna writes its outputs by replacing a %s",
                              path, folder ? "folder" : "file");
         return TUNA_OK;
     }
     if (folder ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode)) return TUNA_OK;
-    return tuna_fail(TUNA_ERR_IO, folder ? "%s: is %s, not a folder: tuna writes this output as a folder"
+    return core_fail(TUNA_ERR_IO, folder ? "%s: is %s, not a folder: tuna writes this output as a folder"
                                          : "%s: is %s, not a regular file: tuna writes its outputs by replacing a file",
                      path, kind_of(sb.st_mode));
 }
@@ -90,7 +91,7 @@ tuna_status atomic_file_open(atomic_file *a, const char *path) {
     size_t n = strlen(real ? real : path) + 48;
     a->path = real ? real : strdup(path);
     a->tmp = malloc(n);
-    if (!a->path || !a->tmp) { atomic_file_abort(a); return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); }
+    if (!a->path || !a->tmp) { atomic_file_abort(a); return core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); }
     /* a leftover of a dead process with the same pid is skipped, never reused */
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
@@ -100,7 +101,7 @@ tuna_status atomic_file_open(atomic_file *a, const char *path) {
     }
     if (fd < 0) {
         /* named by the user's path: the temporary name is ours */
-        st = tuna_fail(atomic_write_status(errno), "%s: cannot create (a temporary file beside it): %s", path,
+        st = core_fail(atomic_write_status(errno), "%s: cannot create (a temporary file beside it): %s", path,
                        strerror(errno));
         free(a->tmp);
         a->tmp = NULL;
@@ -115,7 +116,7 @@ tuna_status atomic_file_open(atomic_file *a, const char *path) {
     if (!a->f) {
         close(fd);
         atomic_file_abort(a);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot open for writing", path);
+        return core_fail(TUNA_ERR_IO, "%s: cannot open for writing", path);
     }
     return TUNA_OK;
 }
@@ -137,7 +138,7 @@ tuna_status atomic_file_commit(atomic_file *a) {
     tuna_status st = TUNA_OK;
     if (e) st = atomic_write_failed(a->path, e);
     else if (rename(a->tmp, a->path) != 0)
-        st = tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", a->path, strerror(errno));
+        st = core_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", a->path, strerror(errno));
     if (st != TUNA_OK) { atomic_file_abort(a); return st; }
     free(a->tmp);
     a->tmp = NULL;
@@ -174,7 +175,7 @@ tuna_status atomic_file_write_json(const char *path, const json_t *j, size_t fla
     if (!j || json_dumpf(j, a.f, flags) != 0) {
         int e = errno;
         atomic_file_abort(&a);
-        return j && e ? atomic_write_failed(path, e) : tuna_fail(TUNA_ERR_IO, "%s: cannot write the JSON", path);
+        return j && e ? atomic_write_failed(path, e) : core_fail(TUNA_ERR_IO, "%s: cannot write the JSON", path);
     }
     return atomic_file_commit(&a);
 }
@@ -195,7 +196,7 @@ tuna_status atomic_sync_tree(const char *dir) {
     int e = nftw(dir, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (e != 0) {
         int err = e > 0 ? e : errno;
-        return tuna_fail(atomic_write_status(err), "%s: cannot sync: %s", dir, strerror(err));
+        return core_fail(atomic_write_status(err), "%s: cannot sync: %s", dir, strerror(err));
     }
     return TUNA_OK;
 }
@@ -205,7 +206,7 @@ tuna_status atomic_dir_commit(const char *tmp_dir, const char *dir) {
     if (st == TUNA_OK) st = atomic_sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0)
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
+        return core_fail(TUNA_ERR_IO, "%s: cannot rename into place: %s", dir, strerror(errno));
     return sync_parent(dir);
 }
 
@@ -238,7 +239,7 @@ tuna_status atomic_dir_replace(const char *tmp_dir, const char *dir, int *exchan
     if (st != TUNA_OK) return st;
     if (rename(tmp_dir, dir) != 0) {
         if ((errno != ENOTEMPTY && errno != EEXIST) || exchange_dirs(tmp_dir, dir) != 0)
-            return tuna_fail(TUNA_ERR_IO, "%s: cannot move the new folder into place: %s", dir, strerror(errno));
+            return core_fail(TUNA_ERR_IO, "%s: cannot move the new folder into place: %s", dir, strerror(errno));
         *exchanged = 1;
     }
     return sync_parent(dir);
@@ -282,14 +283,14 @@ tuna_status atomic_dir_move_in(const char *tmp_dir, const char *dir, const char 
     const char *tname = strrchr(tmp_dir, '/') + 1, *aname = strrchr(aside, '/') + 1;
     tuna_status st = atomic_sync_tree(tmp_dir);
     if (st != TUNA_OK) return st;
-    if (mkdir(aside, 0700) != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot create: %s", aside, strerror(errno));
+    if (mkdir(aside, 0700) != 0) return core_fail(TUNA_ERR_IO, "%s: cannot create: %s", aside, strerror(errno));
     int moved = move_entries(dir, aside, tname, aname) == 0, e = errno;
     if (!moved || move_entries(tmp_dir, dir, tname, aname) != 0) {
         e = moved ? errno : e;
         if (moved) move_entries(dir, tmp_dir, tname, aname); /* the new entries moved so far */
         move_entries(aside, dir, NULL, NULL);
         rmdir(aside);
-        return tuna_fail(TUNA_ERR_IO, "%s: cannot move the new files into place: %s", dir, strerror(e));
+        return core_fail(TUNA_ERR_IO, "%s: cannot move the new files into place: %s", dir, strerror(e));
     }
     return atomic_sync_dir(dir);
 }

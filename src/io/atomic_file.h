@@ -11,13 +11,14 @@
  *           replaces (an older checkpoint, a run's old output).
  * Internal to libtuna (and the CLI); all writers go through it, nothing else
  * publishes a file with rename(). Functions return TUNA_OK or record the path and the reason
- * with tuna_fail. */
+ * with core_fail. */
 #ifndef TUNA_IO_ATOMIC_FILE_H
 #define TUNA_IO_ATOMIC_FILE_H
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include "tuna.h"
+#include "core/error.h"
 
 typedef struct {
     FILE *f;     /* write through this between open and commit */

@@ -17,6 +17,7 @@
 #include "io/gguf.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h" /* fp16 conversions, the finiteness check */
+#include "core/error.h"
 
 #define GGUF_ALIGN 32
 #define QK 32
@@ -43,11 +44,11 @@ const char *gguf_type_name(int type) {
 }
 
 static void put_f16(uint8_t *p, float v) {
-    uint16_t h = tuna_f32_to_f16(v);
+    uint16_t h = st_f32_to_f16(v);
     p[0] = (uint8_t)h;
     p[1] = (uint8_t)(h >> 8);
 }
-static float get_f16(const uint8_t *p) { return tuna_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static float get_f16(const uint8_t *p) { return st_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 /* ggml quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d) */
 void gguf_quantize_q8_0(const float *x, uint8_t *out, int64_t n) {
@@ -170,23 +171,23 @@ static int64_t first_non_finite(const float *x, int64_t n) {
 
 tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data) {
     if (!gguf_type_size(type, cols) && cols > 0)
-        return tuna_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of 32)", name, (long long)cols, gguf_type_name(type));
+        return core_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of 32)", name, (long long)cols, gguf_type_name(type));
     /* a block's scale and integer codes have no NaN or infinity (and the
      * float-to-int conversion of one is undefined): refused before anything
      * is written */
     int64_t bad = type == GGML_Q8_0 || type == GGML_Q4_0 ? first_non_finite(data, rows * cols) : -1;
     if (bad >= 0)
-        return tuna_fail(TUNA_ERR_NUMERIC, "%s: element %lld is %g: %s cannot store NaN or infinite weights", name, (long long)bad,
+        return core_fail(TUNA_ERR_NUMERIC, "%s: element %lld is %g: %s cannot store NaN or infinite weights", name, (long long)bad,
                          (double)data[bad], gguf_type_name(type));
     if (w->n_t == w->cap_t) {
         size_t c = w->cap_t ? 2 * w->cap_t : 64;
         wtensor *q = realloc(w->t, c * sizeof *q);
-        if (!q) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!q) return core_fail(TUNA_ERR_NOMEM, "out of memory");
         w->t = q;
         w->cap_t = c;
     }
     wtensor *t = &w->t[w->n_t];
-    if (!(t->name = strdup(name))) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!(t->name = strdup(name))) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     t->ndim = ndim;
     t->rows = rows;
     t->cols = cols;
@@ -204,7 +205,7 @@ static int pad_to(FILE *f, uint64_t *pos) {
 }
 
 tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
-    if (w->oom) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (w->oom) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     atomic_file out;
     tuna_status st = atomic_file_open(&out, path);
     if (st != TUNA_OK) return st;
@@ -261,7 +262,7 @@ tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
     free(buf);
     if (ok) return atomic_file_commit(&out);
     atomic_file_abort(&out);
-    return err ? atomic_write_failed(path, err) : tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
+    return err ? atomic_write_failed(path, err) : core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
 }
 
 /* ---------------- reader ---------------- */
@@ -309,28 +310,28 @@ void gguf_close(gguf_file *f) {
 static tuna_status parse_impl(gguf_file *f, size_t size) {
     cur c = {f->map, f->map + size, f->path};
     uint32_t magic_ok = size >= 4 && !memcmp(f->map, "GGUF", 4), ver = 0;
-    if (!magic_ok) return tuna_fail(TUNA_ERR_FORMAT, "%s: not a GGUF file (no \"GGUF\" magic)", f->path);
+    if (!magic_ok) return core_fail(TUNA_ERR_FORMAT, "%s: not a GGUF file (no \"GGUF\" magic)", f->path);
     c.p += 4;
     uint64_t nt = 0, nkv = 0;
-    if (!rd_u32(&c, &ver) || !rd_u64(&c, &nt) || !rd_u64(&c, &nkv)) return tuna_fail(TUNA_ERR_FORMAT, "%s: truncated header", f->path);
-    if (ver != 3 && ver != 2) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF version %u (tuna reads 2 and 3)", f->path, ver);
+    if (!rd_u32(&c, &ver) || !rd_u64(&c, &nt) || !rd_u64(&c, &nkv)) return core_fail(TUNA_ERR_FORMAT, "%s: truncated header", f->path);
+    if (ver != 3 && ver != 2) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF version %u (tuna reads 2 and 3)", f->path, ver);
     uint64_t rest = (uint64_t)(c.end - c.p);
     if (nkv > rest / GGUF_MIN_KV_BYTES || nt > rest / GGUF_MIN_TENSOR_BYTES ||
         nkv * GGUF_MIN_KV_BYTES + nt * GGUF_MIN_TENSOR_BYTES > rest)
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: %llu key/values and %llu tensors cannot fit in the %llu bytes after the header (%d and %d bytes each at least)",
+        return core_fail(TUNA_ERR_FORMAT, "%s: %llu key/values and %llu tensors cannot fit in the %llu bytes after the header (%d and %d bytes each at least)",
                          f->path, (unsigned long long)nkv, (unsigned long long)nt, (unsigned long long)rest, GGUF_MIN_KV_BYTES,
                          GGUF_MIN_TENSOR_BYTES);
     f->kv = calloc(nkv ? nkv : 1, sizeof *f->kv);
     f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
-    if (!f->kv || !f->tensors) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!f->kv || !f->tensors) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     f->alignment = GGUF_ALIGN;
     for (uint64_t i = 0; i < nkv; i++) {
         gguf_kv *kv = &f->kv[i];
         const char *k;
         uint64_t kn;
-        if (!rd_str(&c, &k, &kn) || !rd_u32(&c, &kv->type)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %llu: truncated", f->path, (unsigned long long)i);
+        if (!rd_str(&c, &k, &kn) || !rd_u32(&c, &kv->type)) return core_fail(TUNA_ERR_FORMAT, "%s: key %llu: truncated", f->path, (unsigned long long)i);
         if (kn > GGUF_MAX_KEY)
-            return tuna_fail(TUNA_ERR_FORMAT, "%s: key %llu: %llu bytes long (GGUF keys have at most %d)", f->path, (unsigned long long)i,
+            return core_fail(TUNA_ERR_FORMAT, "%s: key %llu: %llu bytes long (GGUF keys have at most %d)", f->path, (unsigned long long)i,
                              (unsigned long long)kn, GGUF_MAX_KEY);
         kv->key = k;
         kv->key_len = (size_t)kn;
@@ -339,38 +340,38 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
             const char *s;
             uint64_t sn;
             kv->val = c.p;
-            if (!rd_str(&c, &s, &sn)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated string", f->path, (int)kn, k);
+            if (!rd_str(&c, &s, &sn)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated string", f->path, (int)kn, k);
         } else if (kv->type == GGUF_T_ARRAY) {
             if (!rd_u32(&c, &kv->arr_type) || !rd_u64(&c, &kv->arr_n))
-                return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated array", f->path, (int)kn, k);
+                return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated array", f->path, (int)kn, k);
             kv->val = c.p;
             if (kv->arr_type == GGUF_T_STRING) {
-                if (kv->arr_n > (uint64_t)(c.end - c.p) / 8) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: %llu strings cannot fit", f->path, (int)kn, k, (unsigned long long)kv->arr_n);
+                if (kv->arr_n > (uint64_t)(c.end - c.p) / 8) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: %llu strings cannot fit", f->path, (int)kn, k, (unsigned long long)kv->arr_n);
                 kv->strs = malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof *kv->strs);
-                if (!kv->strs) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+                if (!kv->strs) return core_fail(TUNA_ERR_NOMEM, "out of memory");
                 for (uint64_t j = 0; j < kv->arr_n; j++) {
                     const char *s;
                     uint64_t sn;
                     kv->strs[j] = c.p;
-                    if (!rd_str(&c, &s, &sn)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: string %llu truncated", f->path, (int)kn, k, (unsigned long long)j);
+                    if (!rd_str(&c, &s, &sn)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: string %llu truncated", f->path, (int)kn, k, (unsigned long long)j);
                 }
             } else {
                 size_t es = scalar_size(kv->arr_type);
-                if (!es) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array of type %u", f->path, (int)kn, k, kv->arr_type);
-                if (kv->arr_n > (uint64_t)(c.end - c.p) / es) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array runs past the end", f->path, (int)kn, k);
+                if (!es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array of type %u", f->path, (int)kn, k, kv->arr_type);
+                if (kv->arr_n > (uint64_t)(c.end - c.p) / es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array runs past the end", f->path, (int)kn, k);
                 c.p += kv->arr_n * es;
             }
         } else {
             size_t es = scalar_size(kv->type);
-            if (!es) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: unknown value type %u", f->path, (int)kn, k, kv->type);
-            if (!need(&c, es)) return tuna_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated value", f->path, (int)kn, k);
+            if (!es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: unknown value type %u", f->path, (int)kn, k, kv->type);
+            if (!need(&c, es)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated value", f->path, (int)kn, k);
             kv->val = c.p;
             c.p += es;
         }
     }
     uint64_t al;
     if (gguf_get_u64(f, "general.alignment", &al) == 0) {
-        if (al == 0 || al > 65536 || (al & (al - 1))) return tuna_fail(TUNA_ERR_FORMAT, "%s: general.alignment %llu is not a power of two", f->path, (unsigned long long)al);
+        if (al == 0 || al > 65536 || (al & (al - 1))) return core_fail(TUNA_ERR_FORMAT, "%s: general.alignment %llu is not a power of two", f->path, (unsigned long long)al);
         f->alignment = (uint32_t)al;
     }
     for (uint64_t i = 0; i < nt; i++) {
@@ -378,28 +379,28 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
         const char *nm;
         uint64_t nn;
         uint32_t nd;
-        if (!rd_str(&c, &nm, &nn) || !rd_u32(&c, &nd)) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: truncated", f->path, (unsigned long long)i);
-        if (nn >= sizeof t->name) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: name of %llu bytes", f->path, (unsigned long long)i, (unsigned long long)nn);
+        if (!rd_str(&c, &nm, &nn) || !rd_u32(&c, &nd)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: truncated", f->path, (unsigned long long)i);
+        if (nn >= sizeof t->name) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: name of %llu bytes", f->path, (unsigned long long)i, (unsigned long long)nn);
         memcpy(t->name, nm, nn);
         t->name[nn] = 0;
-        if (nd < 1 || nd > 4) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: %u dimensions", f->path, t->name, nd);
+        if (nd < 1 || nd > 4) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: %u dimensions", f->path, t->name, nd);
         t->ndim = (int)nd;
         t->numel = 1;
         for (uint32_t d = 0; d < 4; d++) t->ne[d] = 1;
         for (uint32_t d = 0; d < nd; d++) {
             uint64_t v;
-            if (!rd_u64(&c, &v) || v == 0 || v > (1ULL << 40)) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: bad dimension", f->path, t->name);
+            if (!rd_u64(&c, &v) || v == 0 || v > (1ULL << 40)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: bad dimension", f->path, t->name);
             t->ne[d] = (int64_t)v;
-            if (t->numel > (int64_t)(1ULL << 50) / t->ne[d]) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: too many elements", f->path, t->name);
+            if (t->numel > (int64_t)(1ULL << 50) / t->ne[d]) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: too many elements", f->path, t->name);
             t->numel *= t->ne[d];
         }
         uint64_t off;
-        if (!rd_u32(&c, &t->type) || !rd_u64(&c, &off)) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: truncated", f->path, t->name);
+        if (!rd_u32(&c, &t->type) || !rd_u64(&c, &off)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: truncated", f->path, t->name);
         t->nbytes = gguf_type_size((int)t->type, t->numel);
         if (!t->nbytes || gguf_type_size((int)t->type, t->ne[0]) == 0)
-            return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0)",
+            return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0)",
                              f->path, t->name, t->type, gguf_type_name((int)t->type), (long long)t->ne[0]);
-        if (off % f->alignment) return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: offset %llu not aligned", f->path, t->name, (unsigned long long)off);
+        if (off % f->alignment) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: offset %llu not aligned", f->path, t->name, (unsigned long long)off);
         t->offset = off;
         f->n_tensors = i + 1;
     }
@@ -408,7 +409,7 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
     for (size_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
         if (t->offset > size || data > size - t->offset || t->nbytes > size - data - t->offset)
-            return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s: data (%llu bytes) runs past the end of the file", f->path, t->name,
+            return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: data (%llu bytes) runs past the end of the file", f->path, t->name,
                              (unsigned long long)t->nbytes);
         t->offset += data;
     }
@@ -419,12 +420,12 @@ tuna_status gguf_open(gguf_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size < 24) { close(fd); return tuna_fail(TUNA_ERR_FORMAT, "%s: too short for GGUF", path); }
+    if (fstat(fd, &sb) != 0 || sb.st_size < 24) { close(fd); return core_fail(TUNA_ERR_FORMAT, "%s: too short for GGUF", path); }
     void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (m == MAP_FAILED) return tuna_fail(TUNA_ERR_IO, "%s: cannot map", path);
+    if (m == MAP_FAILED) return core_fail(TUNA_ERR_IO, "%s: cannot map", path);
     f->map = m;
     f->size = (size_t)sb.st_size;
     tuna_status st = parse_impl(f, f->size);
@@ -489,7 +490,7 @@ static void meta_bad(tuna_status *st, const gguf_file *f, const char *key, const
     char val[64];
     if (fmt) snprintf(val, sizeof val, fmt, v);
     else snprintf(val, sizeof val, "(GGUF type %u)", gguf_find_kv(f, key)->type);
-    *st = tuna_fail(TUNA_ERR_FORMAT, "%s: %s %s: must be %s", f->path, key, val, want);
+    *st = core_fail(TUNA_ERR_FORMAT, "%s: %s %s: must be %s", f->path, key, val, want);
 }
 
 int gguf_meta_int(const gguf_file *f, const char *key, int lo, int dflt, tuna_status *st) {
@@ -550,7 +551,7 @@ tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *
             }
         }
         break;
-    default: return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u", f->path, t->name, t->type);
+    default: return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u", f->path, t->name, t->type);
     }
     return st_check_finite(out, t->numel, f->path, t->name);
 }

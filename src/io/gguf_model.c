@@ -194,7 +194,7 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
-    if (!root) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
+    if (!root) return core_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
     tuna_status st = TUNA_OK;
     json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab"), *mg = json_object_get(model, "merges");
     const char *mt = json_string_value(json_object_get(model, "type"));
@@ -204,14 +204,14 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     *pre = v->spm ? "default" : pre_name(json_object_get(root, "pre_tokenizer"));
     const char *why = v->spm && json_is_object(voc) ? spm_layout(root, voc, &v->add_prefix) : NULL;
     if (!mt || strcmp(mt, "BPE") || !json_is_object(voc))
-        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles BPE vocabularies (byte-level: GPT-2, Llama 3, Qwen2, SmolLM style; "
+        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles BPE vocabularies (byte-level: GPT-2, Llama 3, Qwen2, SmolLM style; "
                                              "SentencePiece-style with byte fallback: Llama 2, Mistral, Phi-3); this one is %s: "
                                              "export --format hf and convert with llama.cpp's converter", path, mt ? mt : "?");
     else if (why)
-        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a SentencePiece-style tokenizer with %s: llama.cpp's SPM tokenizer would not encode as it does",
+        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: a SentencePiece-style tokenizer with %s: llama.cpp's SPM tokenizer would not encode as it does",
                        path, why);
     else if (!*pre)
-        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
+        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
     int n = V;
     const json_t *added = json_object_get(root, "added_tokens");
     if (st == TUNA_OK) {
@@ -225,7 +225,7 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
         v->tokens = calloc((size_t)n, sizeof *v->tokens);
         v->types = calloc((size_t)n, sizeof *v->types);
         v->n_tokens = n;
-        if (!v->tokens || !v->types) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!v->tokens || !v->types) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         int bytes = 0;
         unsigned char seen_byte[256] = {0};
         json_object_foreach((json_t *)voc, k, val) {
@@ -242,7 +242,7 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
             }
         }
         if (st == TUNA_OK && v->spm && bytes != 256)
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: byte fallback with %d of the 256 byte tokens <0x00>..<0xFF>: llama.cpp needs all", path, bytes);
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: byte fallback with %d of the 256 byte tokens <0x00>..<0xFF>: llama.cpp needs all", path, bytes);
         for (size_t i = 0; st == TUNA_OK && i < json_array_size(added); i++) {
             const json_t *a = json_array_get(added, i);
             json_int_t id = json_integer_value(json_object_get(a, "id"));
@@ -266,15 +266,15 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
                 v->types[i] = 5;
             }
         for (int i = 0; st == TUNA_OK && i < n; i++)
-            if (!v->tokens[i]) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            if (!v->tokens[i]) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         if (st == TUNA_OK && n > V)
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
+            st = core_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
         /* llama.cpp refuses a vocabulary with two ids of one text */
         json_t *seen = json_object();
         for (int i = 0; st == TUNA_OK && i < n; i++) {
-            if (!seen) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+            if (!seen) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
             else if (json_object_get(seen, v->tokens[i]))
-                st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: ids %d and %d are both \"%s\": llama.cpp refuses duplicate tokens", path,
+                st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: ids %d and %d are both \"%s\": llama.cpp refuses duplicate tokens", path,
                                (int)json_integer_value(json_object_get(seen, v->tokens[i])), i, v->tokens[i]);
             else json_object_set_new(seen, v->tokens[i], json_integer(i));
         }
@@ -282,7 +282,7 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     }
     if (st == TUNA_OK) {
         v->merges = calloc(json_array_size(mg) + 1, sizeof *v->merges);
-        if (!v->merges) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!v->merges) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         for (size_t i = 0; st == TUNA_OK && i < json_array_size(mg); i++) {
             const json_t *e = json_array_get(mg, i);
             char *s = NULL;
@@ -291,7 +291,7 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
                 const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
                 if (a && b && (s = malloc(strlen(a) + strlen(b) + 2))) sprintf(s, "%s %s", a, b);
             }
-            if (!s) st = tuna_fail(TUNA_ERR_FORMAT, "%s: merge %zu is not \"a b\" or [a, b]", path, i);
+            if (!s) st = core_fail(TUNA_ERR_FORMAT, "%s: merge %zu is not \"a b\" or [a, b]", path, i);
             else v->merges[v->n_merges++] = s;
         }
     }
@@ -306,11 +306,11 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
          * unknown token score 0 as SentencePiece gives them, added tokens
          * and padding -1000 as llama.cpp's converter writes them. */
         v->scores = malloc((size_t)n * sizeof *v->scores);
-        if (!v->scores) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!v->scores) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         for (int i = 0; st == TUNA_OK && i < n; i++)
             v->scores[i] = v->types[i] == 1 ? -(float)(v->n_merges + i) : v->types[i] == 6 || v->types[i] == 2 ? 0.0f : -1000.0f;
         unsigned char *done = st == TUNA_OK ? calloc((size_t)n, 1) : NULL;
-        if (st == TUNA_OK && !done) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (st == TUNA_OK && !done) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         char buf[1024];
         for (int i = 0; st == TUNA_OK && i < v->n_merges; i++) {
             const char *sp = strchr(v->merges[i], ' ');
@@ -356,7 +356,7 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
         json_decref(ex);
         json_decref(opts);
         json_decref(cfg);
-        if (!v->extra) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!v->extra) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     }
     json_decref(root);
     if (st != TUNA_OK) vocab_free(v);
@@ -367,12 +367,12 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     const tuna_config *c = &m->cfg;
     int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
            : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
-    if (gt < 0) return tuna_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
-    if (m->quant_type != TUNA_QUANT_NONE) return tuna_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
+    if (gt < 0) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
+    if (m->quant_type != TUNA_QUANT_NONE) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
     const char *arch = arch_of(c);
     int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch, "llama");
     gguf_writer *w = gguf_writer_new();
-    if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     char k[128];
     tuna_status st = TUNA_OK;
     vocab voc = {0};
@@ -440,17 +440,17 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
         }
     }
     tmp = calloc((size_t)m->n_params + 1, sizeof *tmp); /* permuted copies of q/k */
-    if (st == TUNA_OK && !tmp) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK && !tmp) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const tuna_param *p = &m->params[i].pub;
         char name[160];
-        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = tuna_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
+        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
         int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
         const float *data = p->data;
         int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
         if (permute && (is_q || is_k)) {
             float *t = malloc((size_t)p->numel * sizeof(float));
-            if (!t) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!t) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
             permute_rows(p->data, t, is_q ? c->NH : c->NKV, c->HD, p->ndim == 2 ? cols : 1, 0);
             tmp[n_tmp++] = t;
             data = t;
@@ -465,7 +465,7 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
          * factor for low ones, the smooth blend's divisor between */
         int half = c->HD / 2;
         freqs = malloc((size_t)half * sizeof *freqs);
-        if (!freqs) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!freqs) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         double old = c->rope_original_max_positions, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
         for (int i = 0; st == TUNA_OK && i < half; i++) {
             double freq = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->HD), wl = 2.0 * M_PI / freq;
@@ -512,7 +512,7 @@ static int emb_rows(const char *path, const gguf_tensor *emb, tuna_status *st) {
     if (!emb) return 0;
     if (emb->ne[1] <= INT_MAX) return (int)emb->ne[1];
     if (*st == TUNA_OK)
-        *st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor token_embd.weight has %lld rows (the vocabulary size): more than %d", path,
+        *st = core_fail(TUNA_ERR_FORMAT, "%s: tensor token_embd.weight has %lld rows (the vocabulary size): more than %d", path,
                         (long long)emb->ne[1], INT_MAX);
     return 0;
 }
@@ -531,7 +531,7 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
     int gpt2 = !strcmp(arch, "gpt2");
     if (!gpt2 && strcmp(arch, "llama") && strcmp(arch, "qwen2")) {
         gguf_close(&f);
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' (tuna loads llama, qwen2, gpt2)", path, arch[0] ? arch : "(none)");
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' (tuna loads llama, qwen2, gpt2)", path, arch[0] ? arch : "(none)");
     }
     const gguf_tensor *emb = gguf_find_tensor(&f, "token_embd.weight");
     c.C = u32_of(&f, arch, "embedding_length", 0, &st);
@@ -578,13 +578,13 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
             c.rope_factor = (float)f64_of(&f, arch, "rope.scaling.factor", 1.0, &st);
         } else if (sc && !(sl == 4 && !memcmp(sc, "none", 4))) {
             gguf_close(&f);
-            return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported in GGUF files", path, (int)sl, sc);
+            return core_fail(TUNA_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported in GGUF files", path, (int)sl, sc);
         }
         if (gguf_find_tensor(&f, "rope_freqs.weight")) {
             if (!gguf_find_kv(&f, "tuna.rope.llama3.factor") || !gguf_find_kv(&f, "tuna.rope.llama3.low_freq_factor") ||
                 !gguf_find_kv(&f, "tuna.rope.llama3.high_freq_factor") || !gguf_find_kv(&f, "tuna.rope.llama3.original_context_length")) {
                 gguf_close(&f);
-                return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_freqs without the Llama 3 settings tuna writes beside it: not supported", path);
+                return core_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_freqs without the Llama 3 settings tuna writes beside it: not supported", path);
             }
             c.rope_scaling = TUNA_ROPE_LLAMA3;
             c.rope_factor = (float)gguf_meta_pos(&f, "tuna.rope.llama3.factor", 1.0, &st);
@@ -604,19 +604,19 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         tuna_param *p = &m->params[i].pub;
         char name[160];
-        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = tuna_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
+        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
         const gguf_tensor *t = gguf_find_tensor(&f, name);
         int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
-        if (!t) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s missing", path, name); break; }
+        if (!t) { st = core_fail(TUNA_ERR_FORMAT, "%s: tensor %s missing", path, name); break; }
         if (t->numel != p->numel || t->ne[0] != cols) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor %s has %lld x %lld elements, the config implies %lld x %lld", path, name,
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor %s has %lld x %lld elements, the config implies %lld x %lld", path, name,
                            (long long)t->ne[0], (long long)(t->numel / t->ne[0]), (long long)cols, (long long)rows);
             break;
         }
         int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
         if (!gpt2 && !strcmp(arch, "llama") && (is_q || is_k)) {
             float *q = realloc(buf, (size_t)p->numel * sizeof(float));
-            if (!q) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!q) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
             buf = q;
             st = gguf_tensor_to_f32(&f, t, buf);
             if (st == TUNA_OK) permute_rows(buf, p->data, is_q ? c.NH : c.NKV, c.HD, p->ndim == 2 ? cols : 1, 1);
@@ -631,11 +631,11 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
 
 tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir, const char *type, const char *path) {
     int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : -1;
-    if (gt < 0) return tuna_fail(TUNA_ERR_ARG, "a GGUF LoRA adapter is written f32 or f16 (got '%s')", type);
+    if (gt < 0) return core_fail(TUNA_ERR_ARG, "a GGUF LoRA adapter is written f32 or f16 (got '%s')", type);
     tuna_peft_config pc;
     tuna_status st = tuna_peft_read_config(&pc, adapter_dir);
     if (st != TUNA_OK) return st;
-    if (pc.type != TUNA_PEFT_LORA) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: llama.cpp loads LoRA adapters only (this one is not LoRA)", adapter_dir);
+    if (pc.type != TUNA_PEFT_LORA) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: llama.cpp loads LoRA adapters only (this one is not LoRA)", adapter_dir);
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/adapter_model.safetensors", adapter_dir);
     st_file f;
@@ -645,7 +645,7 @@ tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir,
     int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch, "llama");
     gguf_writer *w = gguf_writer_new();
     float **bufs = calloc(2 * (size_t)f.n_tensors + 1, sizeof *bufs); /* a tensor and its permuted copy */
-    if (!w || !bufs) { st_close(&f); gguf_writer_free(w); free(bufs); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!w || !bufs) { st_close(&f); gguf_writer_free(w); free(bufs); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     gguf_kv_str(w, "general.architecture", arch);
     gguf_kv_str(w, "general.type", "adapter");
     gguf_kv_str(w, "adapter.type", "lora");
@@ -660,14 +660,14 @@ tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir,
         size_t n = strlen(t->name);
         int is_a = n > 14 && !strcmp(t->name + n - 14, ".lora_A.weight"), is_b = n > 14 && !strcmp(t->name + n - 14, ".lora_B.weight");
         if (strncmp(t->name, pre, strlen(pre)) || (!is_a && !is_b) || t->ndim != 2) {
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s is not a LoRA A/B matrix llama.cpp can take", p, t->name);
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s is not a LoRA A/B matrix llama.cpp can take", p, t->name);
             break;
         }
         char hf[200], name[200];
         snprintf(hf, sizeof hf, "%.*s.weight", (int)(n - 14 - strlen(pre)), t->name + strlen(pre));
-        if (gguf_name(hf, gpt2, name, sizeof name)) { st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: %s has no llama.cpp tensor", p, hf); break; }
+        if (gguf_name(hf, gpt2, name, sizeof name)) { st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: %s has no llama.cpp tensor", p, hf); break; }
         float *x = malloc((size_t)t->numel * sizeof *x);
-        if (!x) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+        if (!x) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
         bufs[nb++] = x;
         st = st_to_f32(t, x);
         int64_t rows = t->shape[0], cols = t->shape[1];
@@ -675,7 +675,7 @@ tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir,
         if (st == TUNA_OK && is_b && permute && (is_q || is_k)) {
             /* B's rows are the output rows the base permutes */
             float *y = malloc((size_t)t->numel * sizeof *y);
-            if (!y) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!y) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
             permute_rows(x, y, is_q ? c->NH : c->NKV, c->HD, cols, 0);
             bufs[nb++] = y;
             x = y;
@@ -685,7 +685,7 @@ tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir,
         if (st == TUNA_OK) st = gguf_add_tensor(w, full, 2, rows, cols, gt, x);
         pairs += is_a;
     }
-    if (st == TUNA_OK && !pairs) st = tuna_fail(TUNA_ERR_FORMAT, "%s: no LoRA tensors", p);
+    if (st == TUNA_OK && !pairs) st = core_fail(TUNA_ERR_FORMAT, "%s: no LoRA tensors", p);
     if (st == TUNA_OK) st = gguf_writer_finish(w, path);
     for (int i = 0; i < nb; i++) free(bufs[i]);
     free(bufs);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "io/input_file.h"
+#include "core/error.h"
 
 int input_file_is_regular(const char *path) {
     struct stat sb;
@@ -28,7 +29,7 @@ static tuna_status env_bytes(const char *name, uint64_t def, uint64_t *out) {
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end || s[0] == '-' || v == 0)
-        return tuna_fail(TUNA_ERR_ARG, "%s='%s': expected a positive number of bytes", name, s);
+        return core_fail(TUNA_ERR_ARG, "%s='%s': expected a positive number of bytes", name, s);
     *out = v;
     return TUNA_OK;
 }
@@ -65,7 +66,7 @@ static void report(copy_state *c, int done) {
 /* the limits over one block read from the stream */
 static tuna_status check_block(copy_state *c, const char *p, size_t n) {
     if (c->total + n > c->max_bytes)
-        return tuna_fail(TUNA_ERR_ARG, "%s: more than %llu bytes from a pipe or device (TUNA_INPUT_MAX_BYTES); save it to a file "
+        return core_fail(TUNA_ERR_ARG, "%s: more than %llu bytes from a pipe or device (TUNA_INPUT_MAX_BYTES); save it to a file "
                          "or raise the limit", c->path, (unsigned long long)c->max_bytes);
     const char *end = p + n, *nl;
     while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
@@ -77,7 +78,7 @@ static tuna_status check_block(copy_state *c, const char *p, size_t n) {
     }
     if (!nl) c->line_len += (uint64_t)(end - p);
     if (c->line_len > c->max_line)
-        return tuna_fail(TUNA_ERR_ARG, "%s:%ld: a line longer than %llu bytes from a pipe or device (TUNA_INPUT_MAX_LINE)",
+        return core_fail(TUNA_ERR_ARG, "%s:%ld: a line longer than %llu bytes from a pipe or device (TUNA_INPUT_MAX_LINE)",
                          c->path, c->line, (unsigned long long)c->max_line);
     c->total += n;
     return TUNA_OK;
@@ -103,12 +104,12 @@ static tuna_status copy_stream(copy_state *c, int src, int dst, uint64_t prefix)
         if (want == 0) return TUNA_OK;
         ssize_t k = read(src, buf, want);
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return tuna_fail(TUNA_ERR_IO, "%s: read error: %s", c->path, strerror(errno));
+        if (k < 0) return core_fail(TUNA_ERR_IO, "%s: read error: %s", c->path, strerror(errno));
         if (k == 0) return TUNA_OK;
         tuna_status st = check_block(c, buf, (size_t)k);
         if (st != TUNA_OK) return st;
         if (!write_all(dst, buf, (size_t)k))
-            return tuna_fail(TUNA_ERR_NOMEM, "%s: cannot hold the input in memory: %s", c->path, strerror(errno));
+            return core_fail(TUNA_ERR_NOMEM, "%s: cannot hold the input in memory: %s", c->path, strerror(errno));
         report(c, 0);
     }
 }
@@ -122,11 +123,11 @@ static tuna_status slurp(const char *path, int src, uint64_t prefix, const input
     if (st != TUNA_OK) return st;
     c.next_report = c.step;
     int mem = memory_file();
-    if (mem < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot create a memory file: %s", path, strerror(errno));
+    if (mem < 0) return core_fail(TUNA_ERR_IO, "%s: cannot create a memory file: %s", path, strerror(errno));
     st = copy_stream(&c, src, mem, prefix);
     if (st == TUNA_OK) report(&c, 1);
-    if (st == TUNA_OK && lseek(mem, 0, SEEK_SET) != 0) st = tuna_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
-    if (st == TUNA_OK && !(*out = fdopen(mem, "rb"))) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK && lseek(mem, 0, SEEK_SET) != 0) st = core_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
+    if (st == TUNA_OK && !(*out = fdopen(mem, "rb"))) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st != TUNA_OK) close(mem);
     return st;
 }
@@ -138,14 +139,14 @@ tuna_status input_file_open(const char *path, uint64_t prefix, FILE **out) {
 tuna_status input_file_open_ex(const char *path, uint64_t prefix, const input_progress *p, FILE **out) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     tuna_status st = TUNA_OK;
-    if (fstat(fd, &sb) != 0) st = tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    else if (S_ISDIR(sb.st_mode)) st = tuna_fail(TUNA_ERR_ARG, "%s: is a directory", path);
+    if (fstat(fd, &sb) != 0) st = core_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    else if (S_ISDIR(sb.st_mode)) st = core_fail(TUNA_ERR_ARG, "%s: is a directory", path);
     else if (S_ISREG(sb.st_mode)) {
         if ((*out = fdopen(fd, "rb"))) return TUNA_OK;
-        st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     } else st = slurp(path, fd, prefix, p, out);
     close(fd);
     return st;

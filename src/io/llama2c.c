@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "tuna_llama2c.h"
+#include "core/error.h"
 
 /* rows of one [H*HD, IC] projection: new row h*HD+j takes old row
  * h*HD + 2j (j < HD/2) or h*HD + 2(j-HD/2)+1 */
@@ -26,18 +27,18 @@ static void permute_rope_rows(float *dst, const float *src, int H, int HD, int I
 
 tuna_status tuna_llama2c_convert(const char *checkpoint, const char *out_dir) {
     FILE *f = fopen(checkpoint, "rb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", checkpoint, strerror(errno));
+    if (!f) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", checkpoint, strerror(errno));
     int32_t h[7];
     if (fread(h, sizeof(int32_t), 7, f) != 7) {
         fclose(f);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: too short for a llama2.c header", checkpoint);
+        return core_fail(TUNA_ERR_FORMAT, "%s: too short for a llama2.c header", checkpoint);
     }
     int dim = h[0], hidden = h[1], L = h[2], NH = h[3], NKV = h[4], V = h[5] < 0 ? -h[5] : h[5], S = h[6];
     int shared = h[5] > 0;
     if (dim <= 0 || hidden <= 0 || L <= 0 || NH <= 0 || NKV <= 0 || V <= 0 || S <= 0 || dim % NH || NH % NKV ||
         dim > 65536 || hidden > 1 << 20 || L > 1024 || V > 1 << 22 || S > 1 << 22 || (dim / NH) % 2) {
         fclose(f);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: implausible llama2.c header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d)",
+        return core_fail(TUNA_ERR_FORMAT, "%s: implausible llama2.c header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d)",
                          checkpoint, dim, hidden, L, NH, NKV, h[5], S);
     }
     int HD = dim / NH, KD = NKV * HD;
@@ -48,7 +49,7 @@ tuna_status tuna_llama2c_convert(const char *checkpoint, const char *out_dir) {
                                       (shared ? 0 : (long long)V * dim));
     if (sb.st_size != expect) {
         fclose(f);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: %lld bytes, but the header implies %lld (truncated or not a llama2.c checkpoint)",
+        return core_fail(TUNA_ERR_FORMAT, "%s: %lld bytes, but the header implies %lld (truncated or not a llama2.c checkpoint)",
                          checkpoint, (long long)sb.st_size, expect);
     }
     tuna_config c;
@@ -92,7 +93,7 @@ tuna_status tuna_llama2c_convert(const char *checkpoint, const char *out_dir) {
 #undef RD
     free(tmp);
     fclose(f);
-    if (!ok) { tuna_model_free(m); return tuna_fail(TUNA_ERR_FORMAT, "%s: read failed (truncated?)", checkpoint); }
+    if (!ok) { tuna_model_free(m); return core_fail(TUNA_ERR_FORMAT, "%s: read failed (truncated?)", checkpoint); }
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) /* a NaN or infinite weight, named as HF names it */
         st = st_check_finite(m->params[i].pub.data, m->params[i].pub.numel, checkpoint, m->params[i].pub.name);
     if (st == TUNA_OK) st = tuna_model_save(m, out_dir, TUNA_DTYPE_F32);

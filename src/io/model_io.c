@@ -49,14 +49,14 @@ static tuna_status shards_open(shard_set *s, const char *dir) {
     }
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     if (!file_exists(path))
-        return tuna_fail(TUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+        return core_fail(TUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     json_error_t jerr;
     json_t *idx = json_load_file(path, 0, &jerr);
-    if (!idx) return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
+    if (!idx) return core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
     json_t *wm = json_object_get(idx, "weight_map");
     if (!json_is_object(wm)) {
         json_decref(idx);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: missing \"weight_map\" object", path);
+        return core_fail(TUNA_ERR_FORMAT, "%s: missing \"weight_map\" object", path);
     }
     /* open each distinct shard once */
     const char *names[MAX_SHARDS];
@@ -65,13 +65,13 @@ static tuna_status shards_open(shard_set *s, const char *dir) {
     json_t *val;
     tuna_status st = TUNA_OK;
     json_object_foreach(wm, key, val) {
-        if (!json_is_string(val)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: weight_map[\"%s\"] is not a file name", path, key); break; }
+        if (!json_is_string(val)) { st = core_fail(TUNA_ERR_FORMAT, "%s: weight_map[\"%s\"] is not a file name", path, key); break; }
         const char *f = json_string_value(val);
-        if (strchr(f, '/') || !strcmp(f, "..")) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: shard name '%s' must be a plain file name", path, f); break; }
+        if (strchr(f, '/') || !strcmp(f, "..")) { st = core_fail(TUNA_ERR_FORMAT, "%s: shard name '%s' must be a plain file name", path, f); break; }
         int seen = 0;
         for (int i = 0; i < n; i++) if (!strcmp(names[i], f)) seen = 1;
         if (seen) continue;
-        if (n == MAX_SHARDS) { st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: more than %d shards", path, MAX_SHARDS); break; }
+        if (n == MAX_SHARDS) { st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: more than %d shards", path, MAX_SHARDS); break; }
         names[n++] = f;
     }
     for (int i = 0; st == TUNA_OK && i < n; i++) {
@@ -115,17 +115,17 @@ static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const ch
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)t->shape[d]);
         for (int d = 0; d < p->ndim; d++)
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)p->shape[d]);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%s]", file, p->name,
+        return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%s]", file, p->name,
                          got, want);
     }
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
                          p->name, st_dtype_name(t->dtype));
     if (!p->transposed) return core_fail_in(st_to_f32(t, dest), file);
     /* file [in, out] -> ours [out, in] */
     int64_t R = p->shape[0], Cc = p->shape[1];
     float *tmp = malloc((size_t)p->numel * sizeof(float));
-    if (!tmp) return tuna_fail(TUNA_ERR_NOMEM, "out of memory loading '%s'", p->name);
+    if (!tmp) return core_fail(TUNA_ERR_NOMEM, "out of memory loading '%s'", p->name);
     tuna_status st = st_to_f32(t, tmp);
     if (st == TUNA_OK) {
 #pragma omp parallel for
@@ -144,7 +144,7 @@ static tuna_status setup_quant(tuna_model *m, tuna_linear ***by_param) {
     int64_t maxn = 1;
     m->quants = calloc((size_t)n, sizeof *m->quants);
     *by_param = calloc((size_t)m->n_params, sizeof **by_param);
-    if (!m->quants || !*by_param) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!m->quants || !*by_param) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         tuna_param_entry *e = &m->params[ls[i]->wparam];
         if (!e->external) continue;
@@ -153,7 +153,7 @@ static tuna_status setup_quant(tuna_model *m, tuna_linear ***by_param) {
         (*by_param)[ls[i]->wparam] = ls[i];
     }
     m->quant_scratch = malloc((size_t)maxn * sizeof(float));
-    if (!m->quant_scratch) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!m->quant_scratch) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->n_quants; i++) m->quants[i].scratch = m->quant_scratch;
     return TUNA_OK;
 }
@@ -178,7 +178,7 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
 tuna_status tuna_model_load(tuna_model **out, const char *dir) { return load_impl(out, dir, TUNA_QUANT_NONE); }
 
 tuna_status tuna_model_load_quantized(tuna_model **out, const char *dir, tuna_quant_type q) {
-    if (q != TUNA_QUANT_NONE && q != TUNA_QUANT_NF4) return tuna_fail(TUNA_ERR_ARG, "unknown quantization %d", (int)q);
+    if (q != TUNA_QUANT_NONE && q != TUNA_QUANT_NF4) return core_fail(TUNA_ERR_ARG, "unknown quantization %d", (int)q);
     return load_impl(out, dir, q);
 }
 
@@ -188,22 +188,22 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
     struct stat sb;
     /* a llama.cpp file instead of a folder (e.g. one tuna exported) */
     if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode) && tuna_is_gguf(dir)) {
-        if (quant != TUNA_QUANT_NONE) return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
+        if (quant != TUNA_QUANT_NONE) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
         return tuna_model_load_gguf(out, dir);
     }
-    if (stat(dir, &sb) != 0) return tuna_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, strerror(errno));
+    if (stat(dir, &sb) != 0) return core_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
-        return tuna_fail(TUNA_ERR_IO, "%s: not a folder (a model is a folder with config.json and its weights, or a GGUF file)", dir);
+        return core_fail(TUNA_ERR_IO, "%s: not a folder (a model is a folder with config.json and its weights, or a GGUF file)", dir);
     snprintf(path, sizeof path, "%s/config.json", dir);
     tuna_config cfg;
     tuna_status st = tuna_config_load(&cfg, path);
     if (st != TUNA_OK) return st;
     shard_set *s = calloc(1, sizeof *s);
-    if (!s) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!s) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     st = shards_open(s, dir);
     if (st != TUNA_OK) { free(s); return st; }
     tuna_model *m = calloc(1, sizeof *m);
-    if (!m) { shards_close(s); free(s); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!m) { shards_close(s); free(s); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     m->cfg = cfg;
     if (cfg.family == TUNA_FAMILY_GPT2) {
         /* save_pretrained writes "transformer.*"; the original hub file has no prefix */
@@ -219,7 +219,7 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
         const st_file *f = NULL;
         const st_tensor *t = shards_find(s, m->params[i].name, &f);
         if (!t) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing from the checkpoint", dir, m->params[i].name);
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing from the checkpoint", dir, m->params[i].name);
             break;
         }
         if (!m->params[i].external) { st = load_tensor(&m->params[i], t, f->path, m->params[i].pub.data); continue; }
@@ -256,7 +256,7 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
             int found = 0;
             for (int i = 0; i < m->n_params && !found; i++) found = !strcmp(m->params[i].name, name);
             if (!found)
-                st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is not part of a %s with this config.json", s->files[fi].path,
+                st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is not part of a %s with this config.json", s->files[fi].path,
                                name, cfg.architecture);
         }
     (void)used_lm_head; /* a tied lm_head copy in the file is redundant: wte is used */
@@ -292,16 +292,16 @@ static void remove_stale(const char *dir, int n_shards) {
 }
 
 tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_dtype dtype, int64_t max_shard_bytes) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return core_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
     if (m->quant_type != TUNA_QUANT_NONE)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: a model with NF4-quantized weights cannot be saved (load the original to merge or export)", dir);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: a model with NF4-quantized weights cannot be saved (load the original to merge or export)", dir);
     st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
     size_t esz = st_dtype_size(sd);
     /* shards as transformers' save_pretrained splits them: tensors in order, a
      * new shard when the next tensor would pass the limit (a larger tensor
      * gets a shard of its own) */
     int *shard_of = malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof *shard_of);
-    if (!shard_of) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!shard_of) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     int n_shards = 1;
     int64_t cur = 0, total = 0;
     for (int i = 0; i < m->n_params; i++) {
@@ -311,13 +311,13 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
         cur += b;
         total += b;
     }
-    if (n_shards > 99999) { free(shard_of); return tuna_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
+    if (n_shards > 99999) { free(shard_of); return core_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
     tuna_status st = TUNA_OK;
     char path[PATH_MAX];
     json_t *wm = n_shards > 1 ? json_object() : NULL;
     for (int k = 0; st == TUNA_OK && k < n_shards; k++) {
         st_writer *w = st_writer_new();
-        if (!w) { st = tuna_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+        if (!w) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
         st_writer_meta(w, "format", "pt");
         char fname[64];
         if (n_shards > 1) snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
@@ -356,7 +356,7 @@ tuna_status tuna_model_load_weights(tuna_model *m, const char *dir) {
     if (st != TUNA_OK) return st;
     if (o->n_weights != m->n_weights || o->n_params != m->n_params) {
         tuna_model_free(o);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: weights of a different architecture than the model in memory", dir);
+        return core_fail(TUNA_ERR_FORMAT, "%s: weights of a different architecture than the model in memory", dir);
     }
     memcpy(m->weights, o->weights, (size_t)m->n_weights * sizeof(float));
     tuna_model_free(o);

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/error.h"
 
 #define ST_MAX_HEADER (100u << 20) /* the format's own limit is 100 MB */
 
@@ -63,18 +64,18 @@ static int span_cmp(const void *a, const void *b) {
 tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name) {
     memset(f, 0, sizeof *f);
     const unsigned char *p = buf;
-    if (size < 8) return tuna_fail(TUNA_ERR_FORMAT, "%s: file too short for a safetensors header (%zu bytes)", name, size);
+    if (size < 8) return core_fail(TUNA_ERR_FORMAT, "%s: file too short for a safetensors header (%zu bytes)", name, size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
     if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > size - 8)
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: header length %llu does not fit the file (%zu bytes)", name,
+        return core_fail(TUNA_ERR_FORMAT, "%s: header length %llu does not fit the file (%zu bytes)", name,
                          (unsigned long long)hlen, size);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return tuna_fail(TUNA_ERR_FORMAT, "%s: header is not valid JSON: %s", name, tuna_json_error_text(&jerr));
+    if (!root) return core_fail(TUNA_ERR_FORMAT, "%s: header is not valid JSON: %s", name, tuna_json_error_text(&jerr));
     if (!json_is_object(root)) {
         json_decref(root);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: header is not a JSON object", name);
+        return core_fail(TUNA_ERR_FORMAT, "%s: header is not a JSON object", name);
     }
     const unsigned char *data = p + 8 + hlen;
     uint64_t data_size = size - 8 - hlen;
@@ -82,7 +83,7 @@ tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name)
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
     span *spans = calloc(n ? n : 1, sizeof *spans);
     if (!f->tensors || !spans) { free(spans); json_decref(root); free(f->tensors); f->tensors = NULL;
-        return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory reading header", name); }
+        return core_fail(TUNA_ERR_NOMEM, "%s: out of memory reading header", name); }
     tuna_status st = TUNA_OK;
     const char *key;
     json_t *val;
@@ -93,15 +94,15 @@ tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name)
                *jo = json_object_get(val, "data_offsets");
         if (!json_is_object(val) || !json_is_string(jd) || !json_is_array(js) || !json_is_array(jo) ||
             json_array_size(jo) != 2) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': entry needs dtype, shape and data_offsets", name, key);
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': entry needs dtype, shape and data_offsets", name, key);
             break;
         }
         if (!dtype_from_name(json_string_value(jd), &t->dtype)) {
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", name, key, json_string_value(jd));
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", name, key, json_string_value(jd));
             break;
         }
         size_t nd = json_array_size(js);
-        if (nd > 8) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': %zu dimensions (max 8)", name, key, nd); break; }
+        if (nd > 8) { st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': %zu dimensions (max 8)", name, key, nd); break; }
         t->ndim = (int)nd;
         uint64_t numel = 1;
         int bad = 0;
@@ -112,29 +113,29 @@ tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name)
             if (t->shape[i] && numel > (UINT64_MAX >> 4) / (uint64_t)t->shape[i]) { bad = 1; break; }
             numel *= (uint64_t)t->shape[i];
         }
-        if (bad) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': invalid shape", name, key); break; }
+        if (bad) { st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': invalid shape", name, key); break; }
         t->numel = (int64_t)numel;
         json_t *b = json_array_get(jo, 0), *e = json_array_get(jo, 1);
         if (!json_is_integer(b) || !json_is_integer(e) || json_integer_value(b) < 0 ||
             json_integer_value(e) < json_integer_value(b)) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': invalid data_offsets", name, key);
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': invalid data_offsets", name, key);
             break;
         }
         uint64_t ob = (uint64_t)json_integer_value(b), oe = (uint64_t)json_integer_value(e);
         if (oe > data_size) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the file (data block is %llu bytes)",
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the file (data block is %llu bytes)",
                            name, key, (unsigned long long)ob, (unsigned long long)oe, (unsigned long long)data_size);
             break;
         }
         if (oe - ob != numel * st_dtype_size(t->dtype)) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': %llu bytes for %llu elements of %s", name, key,
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s': %llu bytes for %llu elements of %s", name, key,
                            (unsigned long long)(oe - ob), (unsigned long long)numel, st_dtype_name(t->dtype));
             break;
         }
         t->data = data + ob;
         t->nbytes = (size_t)(oe - ob);
         t->name = strdup(key);
-        if (!t->name) { st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", name); break; }
+        if (!t->name) { st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", name); break; }
         spans[f->n_tensors] = (span){ob, oe, f->n_tensors};
         f->n_tensors++;
     }
@@ -142,7 +143,7 @@ tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name)
         qsort(spans, (size_t)f->n_tensors, sizeof *spans, span_cmp);
         for (int i = 1; i < f->n_tensors; i++)
             if (spans[i].begin < spans[i - 1].end) {
-                st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data block", name,
+                st = core_fail(TUNA_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data block", name,
                                f->tensors[spans[i - 1].idx].name, f->tensors[spans[i].idx].name);
                 break;
             }
@@ -156,11 +157,11 @@ tuna_status st_parse(st_file *f, const void *buf, size_t size, const char *name)
 tuna_status st_open(st_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return tuna_fail(TUNA_ERR_IO, "%s: not a regular file", path);
+        return core_fail(TUNA_ERR_IO, "%s: not a regular file", path);
     }
     size_t size = (size_t)sb.st_size;
     void *map = NULL;
@@ -168,7 +169,7 @@ tuna_status st_open(st_file *f, const char *path) {
         map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
             close(fd);
-            return tuna_fail(TUNA_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+            return core_fail(TUNA_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
         }
     }
     close(fd);
@@ -198,14 +199,14 @@ const st_tensor *st_find(const st_file *f, const char *name) {
 }
 
 /* ---- scalar conversions ---- */
-float tuna_bf16_to_f32(uint16_t h) {
+float st_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-uint16_t tuna_f32_to_bf16(float f) {
+uint16_t st_f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
@@ -213,7 +214,7 @@ uint16_t tuna_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-float tuna_f16_to_f32(uint16_t h) {
+float st_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
     if (exp == 0) {
         if (man == 0) u = sign;
@@ -230,7 +231,7 @@ float tuna_f16_to_f32(uint16_t h) {
     return f;
 }
 
-uint16_t tuna_f32_to_f16(float f) {
+uint16_t st_f32_to_f16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000u;
@@ -270,7 +271,7 @@ tuna_status st_check_finite(const float *x, int64_t n, const char *file, const c
     if (!any_nonfinite(x, n)) return TUNA_OK;
     int64_t i = 0;
     while (isfinite(x[i])) i++;
-    return tuna_fail(TUNA_ERR_FORMAT, "%s%stensor '%s' holds %s at element %lld (weights must be finite)", file ? file : "",
+    return core_fail(TUNA_ERR_FORMAT, "%s%stensor '%s' holds %s at element %lld (weights must be finite)", file ? file : "",
                      file ? ": " : "", tensor, isnan(x[i]) ? "NaN" : x[i] > 0 ? "+inf" : "-inf", (long long)i);
 }
 
@@ -283,7 +284,7 @@ tuna_status st_check_finite(const float *x, int64_t n, const char *file, const c
 tuna_status st_to_f32(const st_tensor *t, float *out) {
     const unsigned char *p = t->data;
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tensor '%s': dtype %s cannot be used as floating-point weights",
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tensor '%s': dtype %s cannot be used as floating-point weights",
                          t->name, st_dtype_name(t->dtype));
     int bad = 0;
     if (t->dtype == ST_F32) {
@@ -293,9 +294,9 @@ tuna_status st_to_f32(const st_tensor *t, float *out) {
     for (int64_t c0 = 0; t->dtype != ST_F32 && c0 < t->numel; c0 += ST_CHUNK) {
         int64_t c1 = c0 + ST_CHUNK < t->numel ? c0 + ST_CHUNK : t->numel;
         if (t->dtype == ST_F16)
-            for (int64_t i = c0; i < c1; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = tuna_f16_to_f32(h); }
+            for (int64_t i = c0; i < c1; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = st_f16_to_f32(h); }
         else
-            for (int64_t i = c0; i < c1; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = tuna_bf16_to_f32(h); }
+            for (int64_t i = c0; i < c1; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = st_bf16_to_f32(h); }
         bad |= any_nonfinite(out + c0, c1 - c0);
     }
     return bad ? st_check_finite(out, t->numel, NULL, t->name) : TUNA_OK;
@@ -331,18 +332,18 @@ void st_writer_free(st_writer *w) {
 
 static tuna_status add_entry(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
                              const float *f32, const void *raw, size_t nbytes) {
-    if (ndim < 0 || ndim > 8) return tuna_fail(TUNA_ERR_ARG, "tensor '%s': %d dimensions", name, ndim);
+    if (ndim < 0 || ndim > 8) return core_fail(TUNA_ERR_ARG, "tensor '%s': %d dimensions", name, ndim);
     if (w->n == w->cap) {
         int cap = w->cap ? 2 * w->cap : 64;
         st_entry *e = realloc(w->e, (size_t)cap * sizeof *e);
-        if (!e) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        if (!e) return core_fail(TUNA_ERR_NOMEM, "out of memory");
         w->e = e;
         w->cap = cap;
     }
     st_entry *e = &w->e[w->n];
     memset(e, 0, sizeof *e);
     e->name = strdup(name);
-    if (!e->name) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!e->name) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     e->dtype = dtype;
     e->ndim = ndim;
     int64_t numel = 1;
@@ -352,7 +353,7 @@ static tuna_status add_entry(st_writer *w, const char *name, st_dtype dtype, int
     e->nbytes = raw ? nbytes : (size_t)numel * st_dtype_size(dtype);
     if (raw && nbytes != (size_t)numel * st_dtype_size(dtype)) {
         free(e->name);
-        return tuna_fail(TUNA_ERR_ARG, "tensor '%s': %zu bytes for %lld elements", name, nbytes, (long long)numel);
+        return core_fail(TUNA_ERR_ARG, "tensor '%s': %zu bytes for %lld elements", name, nbytes, (long long)numel);
     }
     w->n++;
     return TUNA_OK;
@@ -361,7 +362,7 @@ static tuna_status add_entry(st_writer *w, const char *name, st_dtype dtype, int
 tuna_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
                           const float *data) {
     if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16)
-        return tuna_fail(TUNA_ERR_ARG, "tensor '%s': cannot convert fp32 to %s", name, st_dtype_name(dtype));
+        return core_fail(TUNA_ERR_ARG, "tensor '%s': cannot convert fp32 to %s", name, st_dtype_name(dtype));
     return add_entry(w, name, dtype, ndim, shape, data, NULL, 0);
 }
 
@@ -402,7 +403,7 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
     }
     char *js = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(hdr);
-    if (!js) { st_writer_free(w); return tuna_fail(TUNA_ERR_NOMEM, "%s: cannot serialise header", path); }
+    if (!js) { st_writer_free(w); return core_fail(TUNA_ERR_NOMEM, "%s: cannot serialise header", path); }
     size_t jl = strlen(js), padded = (jl + 7) & ~(size_t)7;
     atomic_file out;
     st = atomic_file_open(&out, path);
@@ -426,7 +427,7 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
                 for (int64_t c = 0; c < C; c++) row[c] = e->f32[c * R + r];
                 if (e->dtype == ST_F32) ok = write_all(fp, row, (size_t)C * 4);
                 else {
-                    for (int64_t c = 0; c < C; c++) h[c] = e->dtype == ST_F16 ? tuna_f32_to_f16(row[c]) : tuna_f32_to_bf16(row[c]);
+                    for (int64_t c = 0; c < C; c++) h[c] = e->dtype == ST_F16 ? st_f32_to_f16(row[c]) : st_f32_to_bf16(row[c]);
                     ok = write_all(fp, h, (size_t)C * 2);
                 }
             }
@@ -442,7 +443,7 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
         for (size_t j = 0; ok && j < numel; j += 4096) {
             size_t m = numel - j < 4096 ? numel - j : 4096;
             for (size_t k = 0; k < m; k++)
-                chunk[k] = e->dtype == ST_F16 ? tuna_f32_to_f16(e->f32[j + k]) : tuna_f32_to_bf16(e->f32[j + k]);
+                chunk[k] = e->dtype == ST_F16 ? st_f32_to_f16(e->f32[j + k]) : st_f32_to_bf16(e->f32[j + k]);
             ok = write_all(fp, chunk, m * 2);
         }
     }

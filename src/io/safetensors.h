@@ -74,8 +74,8 @@ tuna_status st_writer_finish(st_writer *w, const char *path);
 void st_writer_free(st_writer *w);
 
 /* fp16/bf16 scalar conversions (exact, round-to-nearest-even). */
-float tuna_f16_to_f32(uint16_t h);
-float tuna_bf16_to_f32(uint16_t h);
-uint16_t tuna_f32_to_f16(float f);
-uint16_t tuna_f32_to_bf16(float f);
+float st_f16_to_f32(uint16_t h);
+float st_bf16_to_f32(uint16_t h);
+uint16_t st_f32_to_f16(float f);
+uint16_t st_f32_to_bf16(float f);
 #endif

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/error.h"
 
 /* dDequantizeNF4 (csrc/kernels.cu), as macros for the byte -> pair table */
 #define K0 -1.0f
@@ -283,14 +284,14 @@ void nf4_double_quant(uint8_t *absmax_q, float *absmax2, const float *absmax, in
 
 tuna_status nf4_quantize(nf4_tensor *q, const float *w, int64_t n) {
     memset(q, 0, sizeof *q);
-    if (n < 0) return tuna_fail(TUNA_ERR_ARG, "nf4: negative size %lld", (long long)n);
+    if (n < 0) return core_fail(TUNA_ERR_ARG, "nf4: negative size %lld", (long long)n);
     int bad = 0;
 #pragma omp parallel for reduction(| : bad) schedule(static) if (n >= NF4_PAR_MIN)
     for (int64_t i = 0; i < n; i++) bad |= !(fabsf(w[i]) <= FLT_MAX);
     if (bad) {
         for (int64_t i = 0; i < n; i++)
             if (!(fabsf(w[i]) <= FLT_MAX))
-                return tuna_fail(TUNA_ERR_NUMERIC, "nf4: non-finite weight %g at index %lld", (double)w[i],
+                return core_fail(TUNA_ERR_NUMERIC, "nf4: non-finite weight %g at index %lld", (double)w[i],
                                  (long long)i);
     }
     int64_t nb = (n + NF4_BLOCK - 1) / NF4_BLOCK, nb2 = (nb + NF4_BLOCK2 - 1) / NF4_BLOCK2;
@@ -303,7 +304,7 @@ tuna_status nf4_quantize(nf4_tensor *q, const float *w, int64_t n) {
     if (!q->packed || !q->absmax_q || !q->absmax2 || !absmax) {
         free(absmax);
         nf4_free(q);
-        return tuna_fail(TUNA_ERR_NOMEM, "nf4: out of memory quantizing %lld values", (long long)n);
+        return core_fail(TUNA_ERR_NOMEM, "nf4: out of memory quantizing %lld values", (long long)n);
     }
     nf4_quantize_blocks(q->packed, absmax, w, n);
     q->offset = nf4_offset(absmax, nb);

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "tuna.h"
+#include "core/error.h"
 
 #define NF4_BLOCK 64   /* values per NF4 block (one absmax) */
 #define NF4_BLOCK2 256 /* absmax values per double-quantization block */
@@ -58,7 +59,7 @@ typedef struct {
 
 /* Quantizes w[0..n) into *q (allocated here; free with nf4_free). Returns
  * TUNA_OK, TUNA_ERR_ARG (n < 0), TUNA_ERR_NUMERIC (a NaN/inf weight) or
- * TUNA_ERR_NOMEM, with detail via tuna_fail; on failure *q is left empty. */
+ * TUNA_ERR_NOMEM, with detail via core_fail; on failure *q is left empty. */
 tuna_status nf4_quantize(nf4_tensor *q, const float *w, int64_t n);
 /* Frees the arrays and zeroes *q; an empty or zeroed *q is fine. */
 void nf4_free(nf4_tensor *q);

@@ -111,7 +111,7 @@ static void read_gpt2(jkeys *r, tuna_config *c) {
     c->qkv_bias = c->o_bias = c->mlp_bias = 1;
     jkeys_str(r, "activation_function", acts, "gelu_new");
     if (r->st == TUNA_OK && (jkeys_bool(r, "scale_attn_by_inverse_layer_idx", 0) || jkeys_bool(r, "reorder_and_upcast_attn", 0)))
-        r->st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported", r->path);
+        r->st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported", r->path);
 }
 
 /* rope_scaling: null/absent, or an object with rope_type (or type) */
@@ -127,7 +127,7 @@ static void read_rope_scaling(jkeys *r, tuna_config *c) {
         int i = 0;
         while (types[i] && strcmp(types[i], ts)) i++;
         if (!types[i])
-            sub.st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (none, linear, llama3)", r->path, ts);
+            sub.st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (none, linear, llama3)", r->path, ts);
         c->rope_scaling = i == 1 ? TUNA_ROPE_LINEAR : i == 2 ? TUNA_ROPE_LLAMA3 : TUNA_ROPE_NONE;
     }
     if (c->rope_scaling != TUNA_ROPE_NONE) c->rope_factor = jkeys_num(&sub, "factor", 0, 1, FLT_MAX, 1.0);
@@ -144,7 +144,7 @@ static void read_llama(jkeys *r, tuna_config *c, const char *arch) {
     if (!c->NKV) c->NKV = c->NH;
     if (!c->HD && r->st == TUNA_OK) {
         if (c->C % c->NH)
-            r->st = tuna_fail(TUNA_ERR_FORMAT, "%s: hidden_size %d not divisible by num_attention_heads %d (and no head_dim)",
+            r->st = core_fail(TUNA_ERR_FORMAT, "%s: hidden_size %d not divisible by num_attention_heads %d (and no head_dim)",
                               r->path, c->C, c->NH);
         c->HD = c->C / c->NH;
     }
@@ -191,20 +191,20 @@ const char *tuna_dtype_name(tuna_dtype d) {
 static tuna_status validate_divisors(const tuna_config *c) {
     const char *eps = c->family == TUNA_FAMILY_GPT2 ? "layer_norm_epsilon" : "rms_norm_eps";
     if (!(c->norm_eps > 0) || !isfinite(c->norm_eps))
-        return tuna_fail(TUNA_ERR_FORMAT, "config: %s %g must be a finite number > 0", eps, c->norm_eps);
+        return core_fail(TUNA_ERR_FORMAT, "config: %s %g must be a finite number > 0", eps, c->norm_eps);
     if (c->family != TUNA_FAMILY_LLAMA) return TUNA_OK;
     if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
-        return tuna_fail(TUNA_ERR_FORMAT, "config: rope_theta %g must be positive", c->rope_theta);
+        return core_fail(TUNA_ERR_FORMAT, "config: rope_theta %g must be positive", c->rope_theta);
     if (c->rope_scaling != TUNA_ROPE_NONE && (!(c->rope_factor > 0) || !isfinite(c->rope_factor)))
-        return tuna_fail(TUNA_ERR_FORMAT, "config: rope_scaling factor %g must be positive", c->rope_factor);
+        return core_fail(TUNA_ERR_FORMAT, "config: rope_scaling factor %g must be positive", c->rope_factor);
     if (c->rope_scaling != TUNA_ROPE_LLAMA3) return TUNA_OK;
     if (!(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor) ||
         !isfinite(c->rope_high_freq_factor))
-        return tuna_fail(TUNA_ERR_FORMAT,
+        return core_fail(TUNA_ERR_FORMAT,
                          "config: rope_scaling low_freq_factor %g and high_freq_factor %g must satisfy 0 < low_freq_factor < high_freq_factor",
                          c->rope_low_freq_factor, c->rope_high_freq_factor);
     if (c->rope_original_max_positions <= 0)
-        return tuna_fail(TUNA_ERR_FORMAT, "config: rope_scaling original_max_position_embeddings %d must be positive",
+        return core_fail(TUNA_ERR_FORMAT, "config: rope_scaling original_max_position_embeddings %d must be positive",
                          c->rope_original_max_positions);
     return TUNA_OK;
 }
@@ -212,16 +212,16 @@ static tuna_status validate_divisors(const tuna_config *c) {
 tuna_status tuna_config_validate(const tuna_config *c) {
     if (c->V <= 0 || c->C <= 0 || c->L <= 0 || c->NH <= 0 || c->NKV <= 0 || c->HD <= 0 || c->FF <= 0 ||
         c->max_positions <= 0)
-        return tuna_fail(TUNA_ERR_FORMAT, "config: sizes must be positive (vocab %d, hidden %d, layers %d, heads %d/%d, head_dim %d, ff %d, positions %d)",
+        return core_fail(TUNA_ERR_FORMAT, "config: sizes must be positive (vocab %d, hidden %d, layers %d, heads %d/%d, head_dim %d, ff %d, positions %d)",
                          c->V, c->C, c->L, c->NH, c->NKV, c->HD, c->FF, c->max_positions);
     if (c->NH % c->NKV)
-        return tuna_fail(TUNA_ERR_FORMAT, "config: %d attention heads not divisible by %d key/value heads", c->NH, c->NKV);
+        return core_fail(TUNA_ERR_FORMAT, "config: %d attention heads not divisible by %d key/value heads", c->NH, c->NKV);
     if (c->family == TUNA_FAMILY_GPT2 && c->NH * c->HD != c->C)
-        return tuna_fail(TUNA_ERR_FORMAT, "config: n_embd %d not divisible by n_head %d", c->C, c->NH);
+        return core_fail(TUNA_ERR_FORMAT, "config: n_embd %d not divisible by n_head %d", c->C, c->NH);
     if (c->family == TUNA_FAMILY_LLAMA && (c->HD % 2))
-        return tuna_fail(TUNA_ERR_FORMAT, "config: head_dim %d must be even for RoPE", c->HD);
+        return core_fail(TUNA_ERR_FORMAT, "config: head_dim %d must be even for RoPE", c->HD);
     if ((long)c->V * c->C > (1L << 34) || c->L > 4096)
-        return tuna_fail(TUNA_ERR_FORMAT, "config: sizes implausibly large");
+        return core_fail(TUNA_ERR_FORMAT, "config: sizes implausibly large");
     return validate_divisors(c);
 }
 
@@ -230,10 +230,10 @@ tuna_status tuna_config_load(tuna_config *c, const char *path) {
     json_error_t jerr;
     json_t *o = json_load_file(path, 0, &jerr);
     if (!o) {
-        if (access(path, R_OK) != 0) return tuna_fail(TUNA_ERR_IO, "%s: cannot read config", path);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
+        if (access(path, R_OK) != 0) return core_fail(TUNA_ERR_IO, "%s: cannot read config", path);
+        return core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
     }
-    if (!json_is_object(o)) { json_decref(o); return tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
+    if (!json_is_object(o)) { json_decref(o); return core_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path); }
     jkeys r = {o, path, "", TUNA_OK};
     const char *mt = jkeys_str(&r, "model_type", NULL, "");
     const char *arch = read_arch(&r, mt);
@@ -244,7 +244,7 @@ tuna_status tuna_config_load(tuna_config *c, const char *path) {
     if (!strcmp(arch, "GPT2LMHeadModel")) read_gpt2(&r, c);
     else if (llama) read_llama(&r, c, arch);
     else if (r.st == TUNA_OK)
-        r.st = tuna_fail(TUNA_ERR_UNSUPPORTED,
+        r.st = core_fail(TUNA_ERR_UNSUPPORTED,
                          "%s: architecture '%s' is not supported (GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
                          path, arch[0] ? arch : "(none)");
     json_decref(o);

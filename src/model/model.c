@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "model/adapter_hooks.h"
 #include "model/model_internal.h"
+#include "core/error.h"
 
 /* ---------------- parameter table ---------------- */
 
@@ -208,8 +209,8 @@ tuna_status model_build(tuna_model *m, int with_grads) {
     m->blocks = calloc((size_t)m->cfg.L, sizeof *m->blocks);
     m->params = calloc((size_t)count_params(m), sizeof *m->params);
     m->linear_names = calloc((size_t)m->cfg.L * 7, sizeof *m->linear_names);
-    if (!m->blocks || !m->params || !m->linear_names) return tuna_fail(TUNA_ERR_NOMEM, "out of memory building the model");
-    if (m->cfg.L * 7 > 8 * 1024) return tuna_fail(TUNA_ERR_UNSUPPORTED, "more than %d layers", 8 * 1024 / 7);
+    if (!m->blocks || !m->params || !m->linear_names) return core_fail(TUNA_ERR_NOMEM, "out of memory building the model");
+    if (m->cfg.L * 7 > 8 * 1024) return core_fail(TUNA_ERR_UNSUPPORTED, "more than %d layers", 8 * 1024 / 7);
     builder b = {m, 0, 0, 0, 0};
     m->n_params = walk_params(&b);
     m->n_weights = 0;
@@ -220,11 +221,11 @@ tuna_status model_build(tuna_model *m, int with_grads) {
     }
     m->weights = calloc((size_t)m->n_weights, sizeof(float));
     if (!m->weights)
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: %lld parameters need %.1f MiB", (long long)m->n_weights,
+        return core_fail(TUNA_ERR_NOMEM, "out of memory: %lld parameters need %.1f MiB", (long long)m->n_weights,
                          m->n_weights * 4.0 / 1048576.0);
     if (with_grads) {
         m->grads = calloc((size_t)m->n_weights, sizeof(float));
-        if (!m->grads) return tuna_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
+        if (!m->grads) return core_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
     }
     b = (builder){m, 1, 0, 0, 0};
     walk_params(&b);
@@ -235,7 +236,7 @@ tuna_status model_build(tuna_model *m, int with_grads) {
 static tuna_status alloc_grads(tuna_model *m) {
     if (m->grads) return TUNA_OK;
     m->grads = calloc((size_t)m->n_weights, sizeof(float));
-    if (!m->grads) return tuna_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
+    if (!m->grads) return core_fail(TUNA_ERR_NOMEM, "out of memory for gradients");
     builder b = {m, 1, 0, 0, 0}; /* pass 1 again: offsets are recomputed in walk order */
     walk_params(&b);
     return TUNA_OK;
@@ -261,7 +262,7 @@ tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg) {
     tuna_status st = tuna_config_validate(cfg);
     if (st != TUNA_OK) return st;
     tuna_model *m = calloc(1, sizeof *m);
-    if (!m) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!m) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     m->cfg = *cfg;
     if (cfg->family == TUNA_FAMILY_GPT2) snprintf(m->prefix, sizeof m->prefix, "transformer.");
     st = model_build(m, 0);
@@ -303,9 +304,9 @@ void tuna_model_free(tuna_model *m) {
 tuna_status tuna_model_share(tuna_model **out, tuna_model *base) {
     *out = NULL;
     if (base->peft || base->shares_weights)
-        return tuna_fail(TUNA_ERR_ARG, "only a plain loaded model (no adapter, not itself shared) can be shared");
+        return core_fail(TUNA_ERR_ARG, "only a plain loaded model (no adapter, not itself shared) can be shared");
     tuna_model *m = calloc(1, sizeof *m);
-    if (!m) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!m) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     m->cfg = base->cfg;
     memcpy(m->prefix, base->prefix, sizeof m->prefix);
     m->shares_weights = 1;
@@ -316,7 +317,7 @@ tuna_status tuna_model_share(tuna_model **out, tuna_model *base) {
     m->blocks = calloc((size_t)m->cfg.L, sizeof *m->blocks);
     m->params = calloc((size_t)count_params(m), sizeof *m->params);
     m->linear_names = calloc((size_t)m->cfg.L * 7, sizeof *m->linear_names);
-    if (!m->blocks || !m->params || !m->linear_names) { tuna_model_free(m); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!m->blocks || !m->params || !m->linear_names) { tuna_model_free(m); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     builder b = {m, 0, 0, 0, 0};
     m->n_params = walk_params(&b);
     for (int i = 0; i < m->n_params; i++) m->params[i].external = base->params[i].external;
@@ -475,8 +476,8 @@ void model_rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T) 
 }
 
 tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
-    if (B <= 0 || T <= 0) return tuna_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
-    if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return tuna_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
+    if (B <= 0 || T <= 0) return core_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
+    if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return core_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
     int train = mode != TUNA_MODE_EVAL;
     int P = peft_prompt_rows(m->peft);
     T += P; /* prompt tuning: virtual tokens lead every row */
@@ -494,7 +495,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     int L = m->cfg.L;
     /* the 13 per-layer pointer arrays share one small allocation (freed via resid) */
     float **arr = calloc((size_t)(13 * (L + 1)), sizeof(float *));
-    if (!arr) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!arr) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->attn_out,
                         &a->resid_mid, &a->norm2, &a->mean2, &a->rstd2, &a->mlp_a, &a->mlp_b, &a->mlp_act};
     for (int i = 0; i < 13; i++) *slots[i] = arr + (long)i * (L + 1);
@@ -503,7 +504,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0) {
         free(arr);
         memset(a, 0, sizeof *a);
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory: activations for batch %d x %d need %.1f MiB", B, T,
+        return core_fail(TUNA_ERR_NOMEM, "out of memory: activations for batch %d x %d need %.1f MiB", B, T,
                          bytes / 1048576.0);
     }
     acts_layout(&m->cfg, B, T, mode, a, base);
@@ -551,7 +552,7 @@ static void norm_bwd(const tuna_config *c, float *din, float *dw, float *db, con
 static tuna_status check_id(const tuna_config *c, const tuna_batch *bt, int n) {
     int id = bt->input_ids[n];
     if (id < 0 || id >= c->V)
-        return tuna_fail(TUNA_ERR_ARG, "token id %d at row %d position %d is outside the vocabulary (0..%d)", id, n / bt->T,
+        return core_fail(TUNA_ERR_ARG, "token id %d at row %d position %d is outside the vocabulary (0..%d)", id, n / bt->T,
                          n % bt->T, c->V - 1);
     return TUNA_OK;
 }
@@ -560,9 +561,9 @@ static tuna_status check_id(const tuna_config *c, const tuna_batch *bt, int n) {
  * they must be given that batch's shape (B x T, packed or not). */
 static tuna_status check_forward_batch(const tuna_model *m, const char *what, int B, int T, int packed) {
     const tuna_acts *a = &m->acts;
-    if (!m->have_forward) return tuna_fail(TUNA_ERR_ARG, "%s without a preceding forward", what);
+    if (!m->have_forward) return core_fail(TUNA_ERR_ARG, "%s without a preceding forward", what);
     if (B != a->fwd_B || T != a->fwd_T || packed != a->fwd_packed)
-        return tuna_fail(TUNA_ERR_ARG, "%s of a batch %d x %d%s, but the last forward ran on %d x %d%s", what, B, T,
+        return core_fail(TUNA_ERR_ARG, "%s of a batch %d x %d%s, but the last forward ran on %d x %d%s", what, B, T,
                          packed ? " with position ids" : "", a->fwd_B, a->fwd_T, a->fwd_packed ? " with position ids" : "");
     return TUNA_OK;
 }
@@ -570,16 +571,16 @@ static tuna_status check_forward_batch(const tuna_model *m, const char *what, in
 static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
     const tuna_config *c = &m->cfg;
     tuna_acts *a = &m->acts;
-    if (!a->base) return tuna_fail(TUNA_ERR_ARG, "model not prepared for a batch (call tuna_model_prepare)");
+    if (!a->base) return core_fail(TUNA_ERR_ARG, "model not prepared for a batch (call tuna_model_prepare)");
     if (bt->B <= 0 || bt->T <= 0 || bt->B > a->B || bt->T + a->P > a->T)
-        return tuna_fail(TUNA_ERR_ARG, "batch %d x %d exceeds the prepared %d x %d", bt->B, bt->T, a->B, a->T - a->P);
+        return core_fail(TUNA_ERR_ARG, "batch %d x %d exceeds the prepared %d x %d", bt->B, bt->T, a->B, a->T - a->P);
     if (a->P && bt->pos_ids)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "prompt tuning does not support packed rows (position ids)");
+        return core_fail(TUNA_ERR_UNSUPPORTED, "prompt tuning does not support packed rows (position ids)");
     if (c->learned_positions && !bt->pos_ids && bt->T + a->P > c->max_positions)
-        return tuna_fail(TUNA_ERR_ARG, "%d tokens%s exceed the model's %d learned positions", bt->T + a->P,
+        return core_fail(TUNA_ERR_ARG, "%d tokens%s exceed the model's %d learned positions", bt->T + a->P,
                          a->P ? " (with the virtual tokens of prompt tuning)" : "", c->max_positions);
     if (c->sliding_window > 0 && bt->T + a->P > c->sliding_window)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED,
+        return core_fail(TUNA_ERR_UNSUPPORTED,
                          "sequence of %d tokens exceeds the model's sliding_window of %d (sliding-window attention is not implemented)",
                          bt->T, c->sliding_window);
     int maxpos = c->learned_positions ? c->max_positions : a->T;
@@ -588,12 +589,12 @@ static tuna_status check_batch(tuna_model *m, const tuna_batch *bt) {
         if (st != TUNA_OK) return st;
         int p = bt->pos_ids ? bt->pos_ids[n] : n % bt->T;
         if (p < 0 || p >= maxpos || p > n % bt->T)
-            return tuna_fail(TUNA_ERR_ARG, "position %d at row %d position %d is out of range (max %d)", p,
+            return core_fail(TUNA_ERR_ARG, "position %d at row %d position %d is out of range (max %d)", p,
                              n / bt->T, n % bt->T, maxpos - 1);
         if (bt->labels) {
             int lb = bt->labels[n];
             if (lb != -100 && (lb < 0 || lb >= c->V))
-                return tuna_fail(TUNA_ERR_ARG, "label %d at row %d position %d is outside the vocabulary", lb,
+                return core_fail(TUNA_ERR_ARG, "label %d at row %d position %d is outside the vocabulary", lb,
                                  n / bt->T, n % bt->T);
         }
     }
@@ -690,7 +691,7 @@ const float *tuna_model_logits(const tuna_model *m) { return m->acts.logits; }
 
 tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token_weight) {
     tuna_acts *a = &m->acts;
-    if (!a->train) return tuna_fail(TUNA_ERR_ARG, "model prepared without gradients (train=0)");
+    if (!a->train) return core_fail(TUNA_ERR_ARG, "model prepared without gradients (train=0)");
     tuna_status st = check_forward_batch(m, "backward", bt->B, bt->T, bt->pos_ids != NULL);
     const tuna_config *c = &m->cfg;
     for (int n = 0; st == TUNA_OK && n < bt->B * bt->T; n++) st = check_id(c, bt, n); /* embedding gradient rows */
@@ -788,7 +789,7 @@ void model_trainable(tuna_model *m, tuna_trainable *t) {
 tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
     const tuna_config *c = &m->cfg;
     tuna_rng rng;
-    tuna_rng_seed(&rng, seed, 0x74756e61 /* "tuna" */);
+    rng_seed(&rng, seed, 0x74756e61 /* "tuna" */);
     float std = c->initializer_range > 0 ? c->initializer_range : 0.02f;
     for (int i = 0; i < m->n_params; i++) {
         tuna_param *p = &m->params[i].pub;
@@ -800,7 +801,7 @@ tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {
         float s = std;
         if (c->family == TUNA_FAMILY_GPT2 && n > 14 && !strcmp(p->name + n - 14, "c_proj.weight"))
             s = std / sqrtf(2.0f * c->L);
-        for (int64_t j = 0; j < p->numel; j++) p->data[j] = s * tuna_rng_normal(&rng);
+        for (int64_t j = 0; j < p->numel; j++) p->data[j] = s * rng_normal(&rng);
     }
     return TUNA_OK;
 }

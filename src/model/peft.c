@@ -106,7 +106,7 @@ static tuna_status select_targets(tuna_model *m, const tuna_peft_config *c, tuna
         if (!re) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(err, msg, sizeof msg);
-            return tuna_fail(TUNA_ERR_ARG, "target_modules regex '%s': %s at offset %zu", targets, (char *)msg, (size_t)off);
+            return core_fail(TUNA_ERR_ARG, "target_modules regex '%s': %s at offset %zu", targets, (char *)msg, (size_t)off);
         }
     }
     pcre2_match_data *md = re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
@@ -124,7 +124,7 @@ static tuna_status select_targets(tuna_model *m, const tuna_peft_config *c, tuna
     if (md) pcre2_match_data_free(md);
     if (re) pcre2_code_free(re);
     if (!count)
-        return tuna_fail(TUNA_ERR_ARG, "target modules '%s' match no linear layer of this %s (names: %s)", targets,
+        return core_fail(TUNA_ERR_ARG, "target modules '%s' match no linear layer of this %s (names: %s)", targets,
                          m->cfg.architecture,
                          m->cfg.family == TUNA_FAMILY_GPT2 ? "c_attn, c_proj, c_fc, attn.c_proj, mlp.c_proj"
                                                            : "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
@@ -137,7 +137,7 @@ static tuna_status select_targets(tuna_model *m, const tuna_peft_config *c, tuna
             int any = 0;
             for (int i = 0; i < n && !any; i++) any = len && ends_with_component(ls[i]->name, p, len);
             if (len && !any)
-                return tuna_fail(TUNA_ERR_ARG, "target module '%.*s' matches no linear layer of this %s", (int)len, p,
+                return core_fail(TUNA_ERR_ARG, "target module '%.*s' matches no linear layer of this %s", (int)len, p,
                                  m->cfg.architecture);
             if (!e) break;
             p = e + 1;
@@ -202,7 +202,7 @@ tuna_status peft_prepare(tuna_model *m, int N) {
     if (!keep) {
         free(in);
         free(out);
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory for adapter buffers of %d rows", N);
+        return core_fail(TUNA_ERR_NOMEM, "out of memory for adapter buffers of %d rows", N);
     }
     free(p->rt.scratch_in);
     free(p->rt.scratch_out);
@@ -238,20 +238,20 @@ static tuna_status check_rank(int r, tuna_linear **ls, int n, const char *flags)
     for (int i = 0; i < n; i++) {
         int lim = ls[i]->IC < ls[i]->OC ? ls[i]->IC : ls[i]->OC;
         if (flags[i] && r > lim)
-            return tuna_fail(TUNA_ERR_ARG, "LoRA rank r = %d is larger than layer %s allows: min(in %d, out %d) = %d", r,
+            return core_fail(TUNA_ERR_ARG, "LoRA rank r = %d is larger than layer %s allows: min(in %d, out %d) = %d", r,
                              ls[i]->name, ls[i]->IC, ls[i]->OC, lim);
     }
     return TUNA_OK;
 }
 
 static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t seed, int fresh) {
-    if (m->peft) return tuna_fail(TUNA_ERR_ARG, "an adapter is already attached");
+    if (m->peft) return core_fail(TUNA_ERR_ARG, "an adapter is already attached");
     if (c->type == TUNA_PEFT_LORA && (c->r <= 0 || !(c->alpha > 0) || !(c->dropout >= 0 && c->dropout < 1)))
-        return tuna_fail(TUNA_ERR_ARG, "LoRA needs r > 0 (got %d), alpha > 0 (got %g) and 0 <= dropout < 1 (got %g)", c->r,
+        return core_fail(TUNA_ERR_ARG, "LoRA needs r > 0 (got %d), alpha > 0 (got %g) and 0 <= dropout < 1 (got %g)", c->r,
                          c->alpha, c->dropout);
     if (c->type == TUNA_PEFT_PROMPT && (c->num_virtual_tokens <= 0 || c->num_virtual_tokens > 4096))
-        return tuna_fail(TUNA_ERR_ARG, "prompt tuning needs 1..4096 virtual tokens (got %d)", c->num_virtual_tokens);
-    if (c->type < TUNA_PEFT_LORA || c->type > TUNA_PEFT_PROMPT) return tuna_fail(TUNA_ERR_ARG, "unknown adapter type %d", c->type);
+        return core_fail(TUNA_ERR_ARG, "prompt tuning needs 1..4096 virtual tokens (got %d)", c->num_virtual_tokens);
+    if (c->type < TUNA_PEFT_LORA || c->type > TUNA_PEFT_PROMPT) return core_fail(TUNA_ERR_ARG, "unknown adapter type %d", c->type);
     tuna_linear *ls[8 * 1024];
     int n = model_linears(m, ls);
     char flags[8 * 1024];
@@ -262,7 +262,7 @@ static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t see
         if (st != TUNA_OK) return st;
     }
     tuna_peft_state *p = peft_calloc(1, sizeof *p);
-    if (!p) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!p) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     p->cfg = *c;
     if (!p->cfg.targets[0] && c->type != TUNA_PEFT_PROMPT)
         snprintf(p->cfg.targets, sizeof p->cfg.targets, "%s", family_default_targets(m, c->type));
@@ -276,7 +276,7 @@ static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t see
     int np = c->type == TUNA_PEFT_PROMPT ? 1 : n_ad * per;
     p->params = peft_calloc((size_t)np, sizeof *p->params);
     p->ad = peft_calloc((size_t)(n_ad ? n_ad : 1), sizeof *p->ad);
-    if (!p->params || !p->ad) { peft_free(p); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!p->params || !p->ad) { peft_free(p); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     /* pass 1: names and shapes */
     char key[160];
     int k = 0;
@@ -302,7 +302,7 @@ static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t see
     for (int i = 0; i < k; i++) p->n_weights += p->params[i].pub.numel;
     p->weights = peft_calloc((size_t)p->n_weights, sizeof(float));
     p->grads = peft_calloc((size_t)p->n_weights, sizeof(float));
-    if (!p->weights || !p->grads) { peft_free(p); return tuna_fail(TUNA_ERR_NOMEM, "out of memory for the adapter"); }
+    if (!p->weights || !p->grads) { peft_free(p); return core_fail(TUNA_ERR_NOMEM, "out of memory for the adapter"); }
     int64_t off = 0;
     for (int i = 0; i < k; i++) {
         p->params[i].pub.data = p->weights + off;
@@ -311,12 +311,12 @@ static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t see
     }
     /* pass 2: hang the states on the linears and initialise as PEFT does */
     tuna_rng rng;
-    tuna_rng_seed(&rng, seed, 0x70656674 /* "peft" */);
+    rng_seed(&rng, seed, 0x70656674 /* "peft" */);
     k = 0;
     if (c->type == TUNA_PEFT_PROMPT) {
         p->prompt = p->params[0].pub.data;
         p->dprompt = p->params[0].pub.grad;
-        for (int64_t j = 0; j < p->params[0].pub.numel; j++) p->prompt[j] = tuna_rng_normal(&rng); /* nn.Embedding: N(0,1) */
+        for (int64_t j = 0; j < p->params[0].pub.numel; j++) p->prompt[j] = rng_normal(&rng); /* nn.Embedding: N(0,1) */
         k = 1;
     }
     int ai = 0;
@@ -336,7 +336,7 @@ static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t see
             a->dB = p->params[k + 1].pub.grad;
             /* kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = 1/sqrt(in); B = 0 */
             float bound = 1.0f / sqrtf((float)l->IC);
-            for (int64_t j = 0; j < (int64_t)c->r * l->IC; j++) a->A[j] = bound * (2.0f * tuna_rng_uniform(&rng) - 1.0f);
+            for (int64_t j = 0; j < (int64_t)c->r * l->IC; j++) a->A[j] = bound * (2.0f * rng_uniform(&rng) - 1.0f);
             k += 2;
         } else {
             a->kind = TUNA_ADAPTER_IA3;
@@ -364,12 +364,12 @@ void tuna_peft_set_training(tuna_model *m, int training) {
 }
 
 tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int n) {
-    if (!m->peft || !m->peft->P) return tuna_fail(TUNA_ERR_ARG, "no prompt-tuning adapter attached");
-    if (n <= 0) return tuna_fail(TUNA_ERR_ARG, "prompt init text has no tokens");
+    if (!m->peft || !m->peft->P) return core_fail(TUNA_ERR_ARG, "no prompt-tuning adapter attached");
+    if (n <= 0) return core_fail(TUNA_ERR_ARG, "prompt init text has no tokens");
     int C = m->cfg.C;
     for (int i = 0; i < m->peft->P; i++) {
         int id = ids[i % n];
-        if (id < 0 || id >= m->cfg.V) return tuna_fail(TUNA_ERR_ARG, "prompt init token %d outside the vocabulary", id);
+        if (id < 0 || id >= m->cfg.V) return core_fail(TUNA_ERR_ARG, "prompt init token %d outside the vocabulary", id);
         memcpy(m->peft->prompt + (int64_t)i * C, m->wte + (int64_t)id * C, (size_t)C * sizeof(float));
     }
     return TUNA_OK;
@@ -414,11 +414,11 @@ static void detach(tuna_model *m) {
 
 tuna_status tuna_peft_merge(tuna_model *m) {
     tuna_peft_state *p = m->peft;
-    if (!p) return tuna_fail(TUNA_ERR_ARG, "no adapter attached");
+    if (!p) return core_fail(TUNA_ERR_ARG, "no adapter attached");
     if (p->cfg.type == TUNA_PEFT_PROMPT)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "a prompt-tuning adapter cannot be merged into weights (it adds virtual tokens)");
+        return core_fail(TUNA_ERR_UNSUPPORTED, "a prompt-tuning adapter cannot be merged into weights (it adds virtual tokens)");
     if (m->quant_type != TUNA_QUANT_NONE)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "cannot merge into a quantized base; load the original weights to merge");
+        return core_fail(TUNA_ERR_UNSUPPORTED, "cannot merge into a quantized base; load the original weights to merge");
     tuna_linear *ls[8 * 1024];
     int n = model_linears(m, ls);
     for (int i = 0; i < n; i++) {
@@ -473,8 +473,8 @@ static json_t *number(double v) {
 
 tuna_status tuna_peft_save(const tuna_model *m, const char *dir) {
     const tuna_peft_state *p = m->peft;
-    if (!p) return tuna_fail(TUNA_ERR_ARG, "no adapter attached");
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
+    if (!p) return core_fail(TUNA_ERR_ARG, "no adapter attached");
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return core_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
     const tuna_peft_config *c = &p->cfg;
     json_t *o = json_object();
     json_object_set_new(o, "base_model_name_or_path", c->base_model[0] ? json_string(c->base_model) : json_null());
@@ -519,7 +519,7 @@ tuna_status tuna_peft_save(const tuna_model *m, const char *dir) {
     }
     char path[PATH_MAX];
     st_writer *w = st_writer_new();
-    if (!w) { json_decref(o); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!w) { json_decref(o); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     st_writer_meta(w, "format", "pt");
     tuna_status st = TUNA_OK;
     for (int i = 0; st == TUNA_OK && i < p->n_params; i++) {
@@ -542,21 +542,21 @@ static tuna_status read_names(const json_t *v, char *out, size_t cap, int *is_re
     if (is_regex) *is_regex = 0;
     out[0] = 0;
     if (json_is_string(v)) {
-        if (!is_regex) return tuna_fail(TUNA_ERR_FORMAT, "%s: \"%s\" must be a list of module names", path, key);
+        if (!is_regex) return core_fail(TUNA_ERR_FORMAT, "%s: \"%s\" must be a list of module names", path, key);
         const char *s = json_string_value(v);
-        if (strlen(s) >= cap) return tuna_fail(TUNA_ERR_FORMAT, "%s: \"%s\" is too long", path, key);
+        if (strlen(s) >= cap) return core_fail(TUNA_ERR_FORMAT, "%s: \"%s\" is too long", path, key);
         snprintf(out, cap, "%s", s);
         *is_regex = strcmp(s, "all-linear") != 0;
         return TUNA_OK;
     }
-    if (!json_is_array(v)) return tuna_fail(TUNA_ERR_FORMAT, "%s: \"%s\" must be a list of module names or a string", path, key);
+    if (!json_is_array(v)) return core_fail(TUNA_ERR_FORMAT, "%s: \"%s\" must be a list of module names or a string", path, key);
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
         if (!json_is_string(e) || !json_string_value(e)[0] || strchr(json_string_value(e), ','))
-            return tuna_fail(TUNA_ERR_FORMAT, "%s: \"%s\"[%zu] is not a module name", path, key, i);
+            return core_fail(TUNA_ERR_FORMAT, "%s: \"%s\"[%zu] is not a module name", path, key, i);
         size_t len = strlen(out);
-        if (len + strlen(json_string_value(e)) + 2 >= cap) return tuna_fail(TUNA_ERR_FORMAT, "%s: \"%s\" is too long", path, key);
+        if (len + strlen(json_string_value(e)) + 2 >= cap) return core_fail(TUNA_ERR_FORMAT, "%s: \"%s\" is too long", path, key);
         snprintf(out + len, cap - len, "%s%s", len ? "," : "", json_string_value(e));
     }
     return TUNA_OK;
@@ -573,26 +573,26 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
     json_error_t jerr;
     json_t *o = json_load_file(path, 0, &jerr);
     if (!o) {
-        if (access(path, F_OK) != 0) return tuna_fail(TUNA_ERR_IO, "%s: no adapter_config.json (not a PEFT adapter folder)", dir);
-        return tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
+        if (access(path, F_OK) != 0) return core_fail(TUNA_ERR_IO, "%s: no adapter_config.json (not a PEFT adapter folder)", dir);
+        return core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, tuna_json_error_text(&jerr));
     }
     tuna_status st = TUNA_OK;
     jkeys keys = {o, path, "", TUNA_OK}; /* the typed keys, read strictly (core/json_keys.h) */
     const char *type = jkeys_str(&keys, "peft_type", NULL, NULL), *task = jkeys_str(&keys, "task_type", NULL, NULL);
     if ((st = keys.st) != TUNA_OK) goto done;
     if (!json_is_object(o) || !type) {
-        st = tuna_fail(TUNA_ERR_FORMAT, "%s: missing \"peft_type\"", path);
+        st = core_fail(TUNA_ERR_FORMAT, "%s: missing \"peft_type\"", path);
         goto done;
     }
     if (task && strcmp(task, "CAUSAL_LM")) {
-        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: task_type %s (tuna trains causal language models: CAUSAL_LM)", path, task);
+        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: task_type %s (tuna trains causal language models: CAUSAL_LM)", path, task);
         goto done;
     }
     if (!strcmp(type, "LORA")) tuna_peft_config_default(c, TUNA_PEFT_LORA);
     else if (!strcmp(type, "IA3")) tuna_peft_config_default(c, TUNA_PEFT_IA3);
     else if (!strcmp(type, "PROMPT_TUNING")) tuna_peft_config_default(c, TUNA_PEFT_PROMPT);
     else {
-        st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: peft_type %s is not supported (LORA, IA3, PROMPT_TUNING)", path, type);
+        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: peft_type %s is not supported (LORA, IA3, PROMPT_TUNING)", path, type);
         goto done;
     }
     const char *base = jkeys_str(&keys, "base_model_name_or_path", NULL, NULL);
@@ -603,12 +603,12 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
                                  "use_qalora", "lora_bias", "megatron_config", "exclude_modules"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (!is_empty_or_null(json_object_get(o, unsupported[i]))) {
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: option \"%s\" is set; tuna does not support it", path, unsupported[i]);
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: option \"%s\" is set; tuna does not support it", path, unsupported[i]);
             goto done;
         }
     if (c->type == TUNA_PEFT_LORA) {
         if (!jkeys_get(&keys, "r") || !jkeys_get(&keys, "lora_alpha")) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: \"r\" must be a positive integer and \"lora_alpha\" a number", path);
+            st = core_fail(TUNA_ERR_FORMAT, "%s: \"r\" must be a positive integer and \"lora_alpha\" a number", path);
             goto done;
         }
         static const char *const biases[] = {"none", NULL};
@@ -636,7 +636,7 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
         }
     } else {
         if (!jkeys_get(&keys, "num_virtual_tokens")) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: \"num_virtual_tokens\" must be an integer in 1..4096", path);
+            st = core_fail(TUNA_ERR_FORMAT, "%s: \"num_virtual_tokens\" must be an integer in 1..4096", path);
             goto done;
         }
         static const char *const inits[] = {"RANDOM", "TEXT", NULL};
@@ -647,7 +647,7 @@ tuna_status tuna_peft_read_config(tuna_peft_config *c, const char *dir) {
         const char *tok = jkeys_str(&keys, "tokenizer_name_or_path", NULL, NULL);
         if ((st = keys.st) != TUNA_OK) goto done;
         if (ns != 1) {
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: num_transformer_submodules %lld (decoder-only models use 1)", path, ns);
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: num_transformer_submodules %lld (decoder-only models use 1)", path, ns);
             goto done;
         }
         c->init_from_text = !strcmp(init, "TEXT");
@@ -661,15 +661,15 @@ done:
 
 tuna_status tuna_peft_load_weights(tuna_model *m, const char *dir) {
     tuna_peft_state *p = m->peft;
-    if (!p) return tuna_fail(TUNA_ERR_ARG, "no adapter attached");
+    if (!p) return core_fail(TUNA_ERR_ARG, "no adapter attached");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     if (access(path, F_OK) != 0) {
         char bin[PATH_MAX + 32];
         snprintf(bin, sizeof bin, "%s/adapter_model.bin", dir);
         if (access(bin, F_OK) == 0)
-            return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: only adapter_model.bin (pickle); save the adapter with safe_serialization", dir);
-        return tuna_fail(TUNA_ERR_IO, "%s: no adapter_model.safetensors", dir);
+            return core_fail(TUNA_ERR_UNSUPPORTED, "%s: only adapter_model.bin (pickle); save the adapter with safe_serialization", dir);
+        return core_fail(TUNA_ERR_IO, "%s: no adapter_model.safetensors", dir);
     }
     st_file f;
     tuna_status st = st_open(&f, path);
@@ -677,16 +677,16 @@ tuna_status tuna_peft_load_weights(tuna_model *m, const char *dir) {
     for (int i = 0; st == TUNA_OK && i < p->n_params; i++) {
         tuna_param *t = &p->params[i].pub;
         const st_tensor *x = st_find(&f, t->name);
-        if (!x) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing", path, t->name); break; }
+        if (!x) { st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing", path, t->name); break; }
         int ok = x->ndim == 2 && x->shape[0] == t->shape[0] && x->shape[1] == t->shape[1];
         if (!ok) {
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has %d dims [%lld, %lld, ...], expected [%lld, %lld]", path, t->name,
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has %d dims [%lld, %lld, ...], expected [%lld, %lld]", path, t->name,
                            x->ndim, (long long)x->shape[0], (long long)(x->ndim > 1 ? x->shape[1] : 0),
                            (long long)t->shape[0], (long long)t->shape[1]);
             break;
         }
         if (x->dtype != ST_F32 && x->dtype != ST_F16 && x->dtype != ST_BF16) {
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (F32, F16, BF16 supported)", path, t->name,
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (F32, F16, BF16 supported)", path, t->name,
                            st_dtype_name(x->dtype));
             break;
         }
@@ -697,7 +697,7 @@ tuna_status tuna_peft_load_weights(tuna_model *m, const char *dir) {
         int found = 0;
         for (int i = 0; i < p->n_params && !found; i++) found = !strcmp(p->params[i].name, f.tensors[j].name);
         if (!found)
-            st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' does not belong to this adapter on this model (targets: %s)", path,
+            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' does not belong to this adapter on this model (targets: %s)", path,
                            f.tensors[j].name, p->cfg.type == TUNA_PEFT_PROMPT ? "prompt" : p->cfg.targets);
     }
     st_close(&f);
@@ -717,7 +717,7 @@ tuna_status tuna_peft_load(tuna_model *m, const char *dir) {
         long long td = jkeys_int(&r, "token_dim", 1, INT_MAX, m->cfg.C);
         json_decref(o);
         if (r.st != TUNA_OK) return r.st;
-        if (td != m->cfg.C) return tuna_fail(TUNA_ERR_FORMAT, "%s: token_dim %lld but the model's hidden size is %d", path, td, m->cfg.C);
+        if (td != m->cfg.C) return core_fail(TUNA_ERR_FORMAT, "%s: token_dim %lld but the model's hidden size is %d", path, td, m->cfg.C);
     }
     st = attach(m, &c, 0, 0);
     if (st != TUNA_OK) return st;

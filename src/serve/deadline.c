@@ -13,6 +13,7 @@
 
 #include "serve/deadline.h"
 #include "core/clock.h"
+#include "core/error.h"
 
 struct srv_watch {
     int fd;
@@ -61,9 +62,9 @@ static void *watchdog(void *arg) {
 
 tuna_status srv_deadline_start(srv_deadline **out, double seconds) {
     *out = NULL;
-    if (!(seconds > 0)) return tuna_fail(TUNA_ERR_ARG, "request deadline %g s: must be positive", seconds);
+    if (!(seconds > 0)) return core_fail(TUNA_ERR_ARG, "request deadline %g s: must be positive", seconds);
     srv_deadline *d = calloc(1, sizeof *d);
-    if (!d) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!d) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     d->seconds = seconds;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
@@ -71,7 +72,7 @@ tuna_status srv_deadline_start(srv_deadline **out, double seconds) {
         pthread_cond_destroy(&d->cv);
         pthread_mutex_destroy(&d->mu);
         free(d);
-        return tuna_fail(TUNA_ERR_NOMEM, "cannot start the request-deadline thread");
+        return core_fail(TUNA_ERR_NOMEM, "cannot start the request-deadline thread");
     }
     *out = d;
     return TUNA_OK;

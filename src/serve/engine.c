@@ -18,6 +18,7 @@
 
 #include "serve/engine.h"
 #include "core/clock.h"
+#include "core/error.h"
 
 #define MAX_EOS 16
 #define MAX_STOP 4
@@ -355,9 +356,9 @@ tuna_status srv_engine_create(srv_engine **out, tuna_model *const *models, int n
                               const srv_engine_opts *o) {
     *out = NULL;
     if (n_models <= 0 || o->parallel <= 0 || o->queue < 0 || o->ctx <= 0)
-        return tuna_fail(TUNA_ERR_ARG, "engine: need models, parallel > 0, queue >= 0 and ctx > 0");
+        return core_fail(TUNA_ERR_ARG, "engine: need models, parallel > 0, queue >= 0 and ctx > 0");
     srv_engine *e = calloc(1, sizeof *e);
-    if (!e) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!e) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     e->tok = tok;
     e->models = models;
     e->n_models = n_models;
@@ -385,10 +386,10 @@ tuna_status srv_engine_create(srv_engine **out, tuna_model *const *models, int n
     e->next = malloc((size_t)e->parallel * sizeof *e->next);
     e->slot = calloc((size_t)e->parallel, sizeof *e->slot);
     e->fresh = malloc((size_t)e->parallel * sizeof *e->fresh);
-    if (st == TUNA_OK && (!e->logits || !e->rows || !e->next || !e->slot || !e->fresh)) st = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK && (!e->logits || !e->rows || !e->next || !e->slot || !e->fresh)) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work, NULL);
-    if (st == TUNA_OK && pthread_create(&e->thread, NULL, engine_loop, e) != 0) st = tuna_fail(TUNA_ERR_IO, "cannot start the engine thread");
+    if (st == TUNA_OK && pthread_create(&e->thread, NULL, engine_loop, e) != 0) st = core_fail(TUNA_ERR_IO, "cannot start the engine thread");
     if (st != TUNA_OK) { srv_engine_free(e); return st; }
     e->started = 1;
     *out = e;

@@ -29,6 +29,7 @@
 #include "serve/server.h"
 #include "tuna_dataset.h"
 #include "core/clock.h"
+#include "core/error.h"
 
 struct srv_server {
     srv_config c;
@@ -560,7 +561,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 tuna_status srv_server_start(srv_server **out, const srv_config *c) {
     *out = NULL;
     srv_server *s = calloc(1, sizeof *s);
-    if (!s) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!s) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     s->c = *c;
     s->started = time(NULL);
     pthread_mutex_init(&s->tok_mu, NULL);
@@ -593,7 +594,7 @@ tuna_status srv_server_start(srv_server **out, const srv_config *c) {
         srv_deadline_stop(s->dl);
         pthread_mutex_destroy(&s->tok_mu);
         free(s);
-        return tuna_fail(TUNA_ERR_ARG, "--host %s: not an IPv4 or IPv6 address", c->host);
+        return core_fail(TUNA_ERR_ARG, "--host %s: not an IPv4 or IPv6 address", c->host);
     }
     s->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
@@ -603,7 +604,7 @@ tuna_status srv_server_start(srv_server **out, const srv_config *c) {
         srv_deadline_stop(s->dl);
         pthread_mutex_destroy(&s->tok_mu);
         free(s);
-        return tuna_fail(TUNA_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)", c->host, c->port);
+        return core_fail(TUNA_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)", c->host, c->port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : c->port;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "template/tmpl.h"
 #include <locale.h>
+#include "core/error.h"
 
 struct tuna_template {
     tp_ctx ctx;          /* owns the syntax tree */
@@ -19,19 +20,19 @@ struct tuna_template {
 #define DEFAULT_MAX_STEPS 10000000L
 
 tuna_status tuna_template_compile(tuna_template **out, const char *src, size_t len) {
-    if (!out || (!src && len)) return tuna_fail(TUNA_ERR_ARG, "tuna_template_compile: NULL argument");
+    if (!out || (!src && len)) return core_fail(TUNA_ERR_ARG, "tuna_template_compile: NULL argument");
     *out = NULL;
     tuna_template *t = calloc(1, sizeof *t);
-    if (!t) return tuna_fail(TUNA_ERR_NOMEM, "out of memory compiling a chat template");
+    if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory compiling a chat template");
     t->src = malloc(len + 1);
-    if (!t->src) { free(t); return tuna_fail(TUNA_ERR_NOMEM, "out of memory compiling a chat template"); }
+    if (!t->src) { free(t); return core_fail(TUNA_ERR_NOMEM, "out of memory compiling a chat template"); }
     if (len) memcpy(t->src, src, len);
     t->src[len] = 0;
     t->src_len = len;
     jmp_buf jb;
     t->ctx.jb = &jb;
     if (setjmp(jb)) {
-        tuna_status s = tuna_fail(t->ctx.err, "chat template: %s", t->ctx.msg);
+        tuna_status s = core_fail(t->ctx.err, "chat template: %s", t->ctx.msg);
         tuna_template_free(t);
         return s;
     }
@@ -81,8 +82,8 @@ static tuna_status render_run(render_state *const st) {
     c->jb = &jb;
     if (setjmp(jb)) {
         tuna_status s = c->err == TUNA_ERR_NOMEM || !strncmp(c->msg, "chat template", 13)
-                            ? tuna_fail(c->err, "%s", c->msg)
-                            : tuna_fail(c->err, "chat template: %s", c->msg);
+                            ? core_fail(c->err, "%s", c->msg)
+                            : core_fail(c->err, "chat template: %s", c->msg);
         render_state_free(st);
         return s;
     }
@@ -144,7 +145,7 @@ static tuna_status render_n(const tuna_template *t, const json_t *messages, long
                             const tuna_template_vars *vars, int agp, char **out, size_t *out_len) {
     static const tuna_template_vars dv = {0};
     render_state *st = calloc(1, sizeof *st);
-    if (!st) return tuna_fail(TUNA_ERR_NOMEM, "out of memory rendering a chat template");
+    if (!st) return core_fail(TUNA_ERR_NOMEM, "out of memory rendering a chat template");
     st->t = t;
     st->messages = messages;
     st->n = n;
@@ -163,7 +164,7 @@ static tuna_status generation_spans(const tuna_template *t, const json_t *messag
     static const tuna_template_vars dv = {0};
     render_state *st = calloc(1, sizeof *st);
     tp_marks m = {0};
-    if (!st) return tuna_fail(TUNA_ERR_NOMEM, "out of memory rendering a chat template");
+    if (!st) return core_fail(TUNA_ERR_NOMEM, "out of memory rendering a chat template");
     char *full;
     size_t full_len;
     st->t = t;
@@ -182,10 +183,10 @@ static tuna_status generation_spans(const tuna_template *t, const json_t *messag
     }
     tuna_template_span *sp = malloc(sizeof *sp * (size_t)(m.n / 2 + 1));
     int k = 0;
-    if (!sp) s = tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!sp) s = core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; !s && i < m.n; i += 2) {
         if (m.kind[i] != 0 || i + 1 >= m.n || m.kind[i + 1] != 1) {
-            s = tuna_fail(TUNA_ERR_FORMAT, "chat template: {%% generation %%} and {%% endgeneration %%} do not pair up");
+            s = core_fail(TUNA_ERR_FORMAT, "chat template: {%% generation %%} and {%% endgeneration %%} do not pair up");
             break;
         }
         sp[k++] = (tuna_template_span){m.off[i], m.off[i + 1], -1};
@@ -209,7 +210,7 @@ static tuna_status generation_spans(const tuna_template *t, const json_t *messag
 
 tuna_status tuna_template_render(const tuna_template *t, const json_t *messages,
                                  const tuna_template_vars *vars, char **out, size_t *out_len) {
-    if (!t || !out) return tuna_fail(TUNA_ERR_ARG, "tuna_template_render: NULL argument");
+    if (!t || !out) return core_fail(TUNA_ERR_ARG, "tuna_template_render: NULL argument");
     *out = NULL;
     return render_n(t, messages, -1, vars, vars ? vars->add_generation_prompt : 0, out, out_len);
 }
@@ -219,11 +220,11 @@ tuna_status tuna_template_assistant_spans(const tuna_template *t, const json_t *
                                           size_t *text_len, tuna_template_span **spans,
                                           int *n_spans) {
     if (!t || !messages || !text || !spans || !n_spans)
-        return tuna_fail(TUNA_ERR_ARG, "tuna_template_assistant_spans: NULL argument");
+        return core_fail(TUNA_ERR_ARG, "tuna_template_assistant_spans: NULL argument");
     *text = NULL;
     *spans = NULL;
     *n_spans = 0;
-    if (!json_is_array(messages)) return tuna_fail(TUNA_ERR_ARG, "chat template: messages must be a JSON array");
+    if (!json_is_array(messages)) return core_fail(TUNA_ERR_ARG, "chat template: messages must be a JSON array");
     if (t->prog->flag > 0) return generation_spans(t, messages, vars, text, text_len, spans, n_spans);
     size_t full_len;
     char *full;
@@ -231,7 +232,7 @@ tuna_status tuna_template_assistant_spans(const tuna_template *t, const json_t *
     if (s) return s;
     size_t n = json_array_size(messages);
     tuna_template_span *sp = malloc(sizeof *sp * (n ? n : 1));
-    if (!sp) { free(full); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!sp) { free(full); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     int k = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *role = json_object_get(json_array_get(messages, i), "role");
@@ -243,7 +244,7 @@ tuna_status tuna_template_assistant_spans(const tuna_template *t, const json_t *
         int ok = b_len <= full_len && !memcmp(pre, full, b_len);
         free(pre);
         if (!ok) {
-            s = tuna_fail(TUNA_ERR_UNSUPPORTED, "chat template: the prompt before message %zu (rendered with "
+            s = core_fail(TUNA_ERR_UNSUPPORTED, "chat template: the prompt before message %zu (rendered with "
                           "add_generation_prompt) is not a prefix of the whole conversation", i);
             goto fail;
         }
@@ -253,13 +254,13 @@ tuna_status tuna_template_assistant_spans(const tuna_template *t, const json_t *
             ok = e_len <= full_len && !memcmp(pre, full, e_len);
             free(pre);
             if (!ok) {
-                s = tuna_fail(TUNA_ERR_UNSUPPORTED, "chat template: the conversation up to message %zu is not "
+                s = core_fail(TUNA_ERR_UNSUPPORTED, "chat template: the conversation up to message %zu is not "
                               "a prefix of the whole conversation (the template ends conversations differently)", i);
                 goto fail;
             }
         }
         if (e_len < b_len) {
-            s = tuna_fail(TUNA_ERR_UNSUPPORTED, "chat template: assistant message %zu renders before its prompt ends", i);
+            s = core_fail(TUNA_ERR_UNSUPPORTED, "chat template: assistant message %zu renders before its prompt ends", i);
             goto fail;
         }
         sp[k++] = (tuna_template_span){b_len, e_len, (int)i};

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 /* Words longer than this are encoded every time: long runs are rare and
  * would crowd the cache. */
@@ -156,7 +157,7 @@ static int32_t char_id(tuna_tokenizer *tok, const char *c, size_t n, int first, 
 }
 
 static tuna_status bpe_merge_word(tuna_tokenizer *tok, const char *w, size_t n) {
-    if (grow_scratch(tok, n + 1)) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+    if (grow_scratch(tok, n + 1)) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
     sym *s = tok->sym;
     int32_t ns = 0;
     for (size_t i = 0; i < n;) {
@@ -203,7 +204,7 @@ static tuna_status bpe_merge_word(tuna_tokenizer *tok, const char *w, size_t n) 
         push_pair(tok, s, h, &hn, a);
     }
     for (int32_t i = 0; i >= 0 && ns > 0; i = s[i].next)
-        if (tk_ids_push(&tok->out, s[i].id)) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+        if (tk_ids_push(&tok->out, s[i].id)) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
     return TUNA_OK;
 }
 
@@ -211,7 +212,7 @@ static tuna_status bpe_word_cached(tuna_tokenizer *tok, const char *w, size_t n)
     if (n == 0) return TUNA_OK;
     if (tok->ignore_merges) {
         int32_t id = tk_map_get(&tok->vocab, w, n);
-        if (id >= 0) return tk_ids_push(&tok->out, id) ? tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory") : TUNA_OK;
+        if (id >= 0) return tk_ids_push(&tok->out, id) ? core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory") : TUNA_OK;
     }
     int cacheable = n <= CACHE_MAX_WORD;
     if (cacheable) {
@@ -220,7 +221,7 @@ static tuna_status bpe_word_cached(tuna_tokenizer *tok, const char *w, size_t n)
             int32_t cnt = tok->cache_ids.p[off];
             for (int32_t i = 0; i < cnt; i++)
                 if (tk_ids_push(&tok->out, tok->cache_ids.p[off + 1 + i]))
-                    return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+                    return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
             return TUNA_OK;
         }
     }

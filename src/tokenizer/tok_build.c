@@ -13,6 +13,7 @@
 #include <string.h>
 #include "tok_internal.h"
 #include "tokenizer/tok_config.h"
+#include "core/error.h"
 
 static tuna_status set_token(tuna_tokenizer *tok, int32_t id, const char *s, size_t n) {
     uint32_t off = (uint32_t)tok->strs.n;
@@ -43,15 +44,15 @@ static int merge_parts(json_t *m, const char **a, size_t *al, const char **b, si
 }
 
 static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added) {
-    if (!json_is_object(model)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: no \"model\" object");
+    if (!json_is_object(model)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: no \"model\" object");
     const char *type = json_string_value(json_object_get(model, "type"));
     json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
     if (type && strcmp(type, "BPE") != 0)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: model type \"%s\" is not supported (only BPE tokenizers are)", type);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: model type \"%s\" is not supported (only BPE tokenizers are)", type);
     if (!type && !merges)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: model without \"type\" or \"merges\" is not supported (only BPE tokenizers are)");
-    if (!json_is_object(vocab)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: BPE model without a \"vocab\" object");
-    if (merges && !json_is_array(merges)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: BPE \"merges\" is not a list");
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: model without \"type\" or \"merges\" is not supported (only BPE tokenizers are)");
+    if (!json_is_object(vocab)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: BPE model without a \"vocab\" object");
+    if (merges && !json_is_array(merges)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: BPE \"merges\" is not a list");
 
     /* size the id space over vocab and added tokens */
     json_int_t maxid = -1;
@@ -59,7 +60,7 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
     json_t *v;
     json_object_foreach(vocab, key, v) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= (1 << 24))
-            return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: vocab entry \"%.64s\" has no valid id", key);
+            return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: vocab entry \"%.64s\" has no valid id", key);
         if (json_integer_value(v) > maxid) maxid = json_integer_value(v);
     }
     size_t i;
@@ -67,10 +68,10 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
         json_t *id = json_object_get(v, "id");
         if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (1 << 24) ||
             !json_is_string(json_object_get(v, "content")))
-            return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: added_tokens[%zu] needs an integer \"id\" and a \"content\"", i);
+            return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: added_tokens[%zu] needs an integer \"id\" and a \"content\"", i);
         if (json_integer_value(id) > maxid) maxid = json_integer_value(id);
     }
-    if (maxid < 0) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: empty vocabulary");
+    if (maxid < 0) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: empty vocabulary");
     tok->vocab_size = (int)maxid + 1;
     tok->str_off = malloc((size_t)tok->vocab_size * sizeof *tok->str_off);
     tok->special = calloc((size_t)tok->vocab_size, 1);
@@ -106,7 +107,7 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
         if (!(tok->word_suffix = strdup(json_string_value(suf)))) return tk_nomem();
     }
     if (dropout > 0)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: BPE dropout is not supported (encoding would not be deterministic)");
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: BPE dropout is not supported (encoding would not be deterministic)");
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
@@ -121,16 +122,16 @@ static tuna_status parse_model(tuna_tokenizer *tok, json_t *model, json_t *added
     json_array_foreach(merges, i, m) {
         const char *a, *b;
         size_t al, bl;
-        if (merge_parts(m, &a, &al, &b, &bl)) { tk_buf_free(&tmp); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: merges[%zu] is not \"a b\" or [a, b]", i); }
+        if (merge_parts(m, &a, &al, &b, &bl)) { tk_buf_free(&tmp); return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: merges[%zu] is not \"a b\" or [a, b]", i); }
         int32_t ia = tk_map_get(&tok->vocab, a, al), ib = tk_map_get(&tok->vocab, b, bl);
-        if (ia < 0 || ib < 0) { tk_buf_free(&tmp); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: merges[%zu]: a part is not in the vocabulary", i); }
+        if (ia < 0 || ib < 0) { tk_buf_free(&tmp); return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: merges[%zu]: a part is not in the vocabulary", i); }
         /* with a continuing-subword prefix the right part carries it, the merged token does not */
         size_t cut = tok->subword_prefix_len && bl >= tok->subword_prefix_len &&
                      !memcmp(b, tok->subword_prefix, tok->subword_prefix_len) ? tok->subword_prefix_len : 0;
         tmp.n = 0;
         if (tk_buf_put(&tmp, a, al) || tk_buf_put(&tmp, b + cut, bl - cut)) { tk_buf_free(&tmp); return tk_nomem(); }
         int32_t id = tk_map_get(&tok->vocab, tmp.p, tmp.n);
-        if (id < 0) { tk_buf_free(&tmp); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: merges[%zu]: merged token is not in the vocabulary", i); }
+        if (id < 0) { tk_buf_free(&tmp); return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: merges[%zu]: merged token is not in the vocabulary", i); }
         if (tk_merges_put(&tok->merges, ia, ib, (int32_t)i, id)) { tk_buf_free(&tmp); return tk_nomem(); }
     }
     tk_buf_free(&tmp);
@@ -176,14 +177,14 @@ static tuna_status push_post(int32_t **arr, int *n, int32_t id) {
 }
 
 static tuna_status check_id(const tuna_tokenizer *tok, json_int_t id) {
-    if (id < 0 || id >= tok->vocab_size) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: post_processor id %lld is out of range", (long long)id);
+    if (id < 0 || id >= tok->vocab_size) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: post_processor id %lld is out of range", (long long)id);
     return TUNA_OK;
 }
 
 static tuna_status parse_post(tuna_tokenizer *tok, json_t *j) {
     if (!j || json_is_null(j)) return TUNA_OK;
     const char *type = json_string_value(json_object_get(j, "type"));
-    if (!type) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: post_processor without \"type\"");
+    if (!type) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: post_processor without \"type\"");
     tuna_status st = TUNA_OK;
     if (!strcmp(type, "Sequence")) {
         size_t i;
@@ -196,22 +197,22 @@ static tuna_status parse_post(tuna_tokenizer *tok, json_t *j) {
     if (!strcmp(type, "ByteLevel")) return TUNA_OK; /* offsets only */
     if (!strcmp(type, "TemplateProcessing")) {
         json_t *single = json_object_get(j, "single"), *specials = json_object_get(j, "special_tokens");
-        if (!json_is_array(single)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing without \"single\"");
+        if (!json_is_array(single)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing without \"single\"");
         int seen_a = 0;
         size_t i;
         json_t *item;
         json_array_foreach(single, i, item) {
             json_t *sp = json_object_get(item, "SpecialToken");
             if (json_object_get(item, "Sequence")) { seen_a = 1; continue; }
-            if (!sp) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing item %zu is neither SpecialToken nor Sequence", i);
+            if (!sp) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing item %zu is neither SpecialToken nor Sequence", i);
             const char *name = json_string_value(json_object_get(sp, "id"));
             json_t *ids = json_object_get(json_object_get(specials, name ? name : ""), "ids");
-            if (!json_is_array(ids)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing special token \"%s\" has no ids", name ? name : "?");
+            if (!json_is_array(ids)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing special token \"%s\" has no ids", name ? name : "?");
             size_t k;
             json_t *id;
             json_array_foreach(ids, k, id) {
                 if (!json_is_integer(id))
-                    return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing special token \"%s\": ids[%zu] is not an integer", name ? name : "?", k);
+                    return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: TemplateProcessing special token \"%s\": ids[%zu] is not an integer", name ? name : "?", k);
                 if ((st = check_id(tok, json_integer_value(id)))) return st;
                 st = seen_a ? push_post(&tok->post_post, &tok->n_post_post, (int32_t)json_integer_value(id))
                             : push_post(&tok->post_pre, &tok->n_post_pre, (int32_t)json_integer_value(id));
@@ -222,12 +223,12 @@ static tuna_status parse_post(tuna_tokenizer *tok, json_t *j) {
     }
     if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
         json_t *cls = json_array_get(json_object_get(j, "cls"), 1), *sep = json_array_get(json_object_get(j, "sep"), 1);
-        if (!json_is_integer(cls) || !json_is_integer(sep)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: %s needs cls and sep", type);
+        if (!json_is_integer(cls) || !json_is_integer(sep)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: %s needs cls and sep", type);
         if ((st = check_id(tok, json_integer_value(cls))) || (st = check_id(tok, json_integer_value(sep)))) return st;
         if ((st = push_post(&tok->post_pre, &tok->n_post_pre, (int32_t)json_integer_value(cls)))) return st;
         return push_post(&tok->post_post, &tok->n_post_post, (int32_t)json_integer_value(sep));
     }
-    return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: post_processor \"%s\" is not supported", type);
+    return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: post_processor \"%s\" is not supported", type);
 }
 
 static int32_t first_known(const tuna_tokenizer *tok, const char *const *names) {
@@ -279,11 +280,11 @@ static tuna_status parse_config(tuna_tokenizer *tok, json_t *cfg, const char *cf
 
 tuna_status tk_load_from_json(tuna_tokenizer **out, json_t *root, json_t *config, const char *cfg_path) {
     *out = NULL;
-    if (!json_is_object(root)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: top level is not an object");
+    if (!json_is_object(root)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: top level is not an object");
     tuna_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) return tk_nomem();
     json_t *added = json_object_get(root, "added_tokens");
-    if (added && !json_is_array(added) && !json_is_null(added)) { free(tok); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: \"added_tokens\" is not a list"); }
+    if (added && !json_is_array(added) && !json_is_null(added)) { free(tok); return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: \"added_tokens\" is not a list"); }
     if (!json_is_array(added)) added = NULL;
     json_t *empty = json_array();
     tuna_status st = parse_model(tok, json_object_get(root, "model"), added ? added : empty);

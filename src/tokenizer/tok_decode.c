@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <string.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 #define REPL "\xEF\xBF\xBD" /* U+FFFD */
 
@@ -27,7 +28,7 @@ static char *dup_json_str(json_t *j, size_t *len) {
 
 static tuna_status add_dec(tuna_tokenizer *tok, tk_dec *d) {
     tk_dec *p = realloc(tok->decs, (size_t)(tok->n_decs + 1) * sizeof *p);
-    if (!p) { tk_dec_free(d); return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory"); }
+    if (!p) { tk_dec_free(d); return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory"); }
     tok->decs = p;
     tok->decs[tok->n_decs++] = *d;
     return TUNA_OK;
@@ -37,13 +38,13 @@ tuna_status tk_dec_parse(tuna_tokenizer *tok, json_t *j) {
     if (!j || json_is_null(j)) return TUNA_OK;
     tok->has_decoder = 1;
     const char *type = json_string_value(json_object_get(j, "type"));
-    if (!type) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: decoder without \"type\"");
+    if (!type) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: decoder without \"type\"");
     tk_dec d;
     memset(&d, 0, sizeof d);
     jkeys r = {j, "tokenizer.json", "decoder.", TUNA_OK}; /* numbers and flags, read strictly (core/json_keys.h) */
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(j, "decoders");
-        if (!json_is_array(list)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence decoder without \"decoders\" list");
+        if (!json_is_array(list)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence decoder without \"decoders\" list");
         size_t i;
         json_t *c;
         json_array_foreach(list, i, c) {
@@ -61,12 +62,12 @@ tuna_status tk_dec_parse(tuna_tokenizer *tok, json_t *j) {
         d.b = dup_json_str(json_object_get(j, "content"), &d.blen);
         if (!d.a || !d.b || d.alen == 0) {
             tk_dec_free(&d);
-            return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: Replace decoder needs a non-empty \"String\" pattern and a content");
+            return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: Replace decoder needs a non-empty \"String\" pattern and a content");
         }
     } else if (!strcmp(type, "Strip")) {
         d.type = TD_STRIP;
         d.a = dup_json_str(json_object_get(j, "content"), &d.alen);
-        if (!d.a || d.alen == 0) { tk_dec_free(&d); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Strip decoder without \"content\""); }
+        if (!d.a || d.alen == 0) { tk_dec_free(&d); return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Strip decoder without \"content\""); }
         d.start = (int)jkeys_int(&r, "start", 0, INT_MAX, 0);
         d.stop = (int)jkeys_int(&r, "stop", 0, INT_MAX, 0);
         if (r.st != TUNA_OK) { tk_dec_free(&d); return r.st; }
@@ -82,10 +83,10 @@ tuna_status tk_dec_parse(tuna_tokenizer *tok, json_t *j) {
         d.a = dup_json_str(json_object_get(j, "suffix"), &d.alen);
         if (!d.a) { d.a = strdup("</w>"); d.alen = 4; }
     } else {
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: decoder \"%s\" is not supported", type);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: decoder \"%s\" is not supported", type);
     }
     if (!d.a && (d.type == TD_METASPACE || d.type == TD_BPE_SUFFIX))
-        return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
+        return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
     return add_dec(tok, &d);
 }
 
@@ -289,7 +290,7 @@ static tuna_status decode_into(const tuna_tokenizer *tok, const int32_t *ids, si
     for (size_t i = 0; i < n && !st; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= tok->vocab_size || tok->str_off[id] == UINT32_MAX) {
-            st = tuna_fail(TUNA_ERR_ARG, "tokenizer: id %d is not in the vocabulary (size %d)", (int)id, tok->vocab_size);
+            st = core_fail(TUNA_ERR_ARG, "tokenizer: id %d is not in the vocabulary (size %d)", (int)id, tok->vocab_size);
             break;
         }
         if (skip_special && tok->special[id]) continue;
@@ -308,13 +309,13 @@ static tuna_status decode_into(const tuna_tokenizer *tok, const int32_t *ids, si
     if (!st && tk_buf_put(out, "", 0)) st = TUNA_ERR_NOMEM;
     tl_free(&a);
     tl_free(&b);
-    if (st == TUNA_ERR_NOMEM) return tuna_fail(st, "tokenizer: out of memory");
+    if (st == TUNA_ERR_NOMEM) return core_fail(st, "tokenizer: out of memory");
     return st;
 }
 
 tuna_status tuna_tokenizer_decode(const tuna_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,
                                   char **text, size_t *len) {
-    if (!tok || !text || (!ids && n)) return tuna_fail(TUNA_ERR_ARG, "tokenizer: decode: NULL argument");
+    if (!tok || !text || (!ids && n)) return core_fail(TUNA_ERR_ARG, "tokenizer: decode: NULL argument");
     *text = NULL;
     tk_buf out = {0};
     tuna_status st = decode_into(tok, ids, n, skip_special, &out);
@@ -334,9 +335,9 @@ struct tuna_detok_stream {
 };
 
 tuna_status tuna_detok_stream_new(tuna_detok_stream **out, const tuna_tokenizer *tok, int skip_special) {
-    if (!out || !tok) return tuna_fail(TUNA_ERR_ARG, "tokenizer: stream: NULL argument");
+    if (!out || !tok) return core_fail(TUNA_ERR_ARG, "tokenizer: stream: NULL argument");
     *out = calloc(1, sizeof **out);
-    if (!*out) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+    if (!*out) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
     (*out)->tok = tok;
     (*out)->skip_special = skip_special;
     return TUNA_OK;
@@ -360,7 +361,7 @@ static tuna_status stream_step(tuna_detok_stream *s, int final, const char **tex
     if (st) return st;
     if (s->after.n > s->before.n && (final || !ends_incomplete(&s->after))) {
         if (tk_buf_put(&s->emit, s->after.p + s->before.n, s->after.n - s->before.n))
-            return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+            return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
         s->prefix = s->read;
         s->read = s->ids.n;
         /* drop ids before the window so the buffer stays small */
@@ -371,22 +372,22 @@ static tuna_status stream_step(tuna_detok_stream *s, int final, const char **tex
             s->prefix = 0;
         }
     }
-    if (tk_buf_put(&s->emit, "", 0)) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+    if (tk_buf_put(&s->emit, "", 0)) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
     *text = s->emit.p;
     if (len) *len = s->emit.n;
     return TUNA_OK;
 }
 
 tuna_status tuna_detok_stream_push(tuna_detok_stream *s, int32_t id, const char **text, size_t *len) {
-    if (!s || !text) return tuna_fail(TUNA_ERR_ARG, "tokenizer: stream: NULL argument");
+    if (!s || !text) return core_fail(TUNA_ERR_ARG, "tokenizer: stream: NULL argument");
     if (id < 0 || id >= s->tok->vocab_size || s->tok->str_off[id] == UINT32_MAX)
-        return tuna_fail(TUNA_ERR_ARG, "tokenizer: id %d is not in the vocabulary (size %d)", (int)id, s->tok->vocab_size);
-    if (tk_ids_push(&s->ids, id)) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+        return core_fail(TUNA_ERR_ARG, "tokenizer: id %d is not in the vocabulary (size %d)", (int)id, s->tok->vocab_size);
+    if (tk_ids_push(&s->ids, id)) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
     return stream_step(s, 0, text, len);
 }
 
 tuna_status tuna_detok_stream_finish(tuna_detok_stream *s, const char **text, size_t *len) {
-    if (!s || !text) return tuna_fail(TUNA_ERR_ARG, "tokenizer: stream: NULL argument");
+    if (!s || !text) return core_fail(TUNA_ERR_ARG, "tokenizer: stream: NULL argument");
     tuna_status st = stream_step(s, 1, text, len);
     s->ids.n = s->prefix = s->read = 0;
     return st;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <utf8proc.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 /* ---- trie ---- */
 static int32_t trie_node(tk_trie *t, unsigned char byte) {
@@ -59,13 +60,13 @@ tuna_status tk_trie_build(tuna_tokenizer *tok) {
             if (st) { tk_buf_free(&nb); return st; }
             a->pattern = nb.p ? nb.p : calloc(1, 1);
             a->plen = nb.n;
-            if (!a->pattern) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+            if (!a->pattern) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
         }
         const char *p = a->normalized ? a->pattern : a->content;
         size_t pl = a->normalized ? a->plen : a->len;
         if (pl == 0) continue;
         if (trie_insert(a->normalized ? &tok->trie_norm : &tok->trie_raw, p, pl, i))
-            return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+            return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
     }
     return TUNA_OK;
 }
@@ -134,7 +135,7 @@ static tuna_status split_added(tuna_tokenizer *tok, const tk_trie *t, const char
                 end += (size_t)l;
             }
         if (start > done && (st = fn(tok, s + done, start - done, at_start && done == 0))) return st;
-        if (tk_ids_push(&tok->out, a->id)) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+        if (tk_ids_push(&tok->out, a->id)) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
         done = i = end;
     }
     if (done < n) return fn(tok, s + done, n - done, at_start && done == 0);
@@ -151,11 +152,11 @@ static tuna_status encode_raw_piece(tuna_tokenizer *tok, const char *s, size_t n
 
 tuna_status tuna_tokenizer_encode(tuna_tokenizer *tok, const char *text, size_t len, int add_special,
                                   int32_t **ids, size_t *n) {
-    if (!tok || !ids || !n || (!text && len)) return tuna_fail(TUNA_ERR_ARG, "tokenizer: encode: NULL argument");
+    if (!tok || !ids || !n || (!text && len)) return core_fail(TUNA_ERR_ARG, "tokenizer: encode: NULL argument");
     *ids = NULL;
     *n = 0;
     size_t bad = tk_utf8_check(text, len);
-    if (bad != len) return tuna_fail(TUNA_ERR_ARG, "tokenizer: input is not valid UTF-8 (byte %zu)", bad);
+    if (bad != len) return core_fail(TUNA_ERR_ARG, "tokenizer: input is not valid UTF-8 (byte %zu)", bad);
     tok->out.n = 0;
     tuna_status st = TUNA_OK;
     if (add_special)
@@ -165,11 +166,11 @@ tuna_status tuna_tokenizer_encode(tuna_tokenizer *tok, const char *text, size_t 
     if (!st && add_special)
         for (int i = 0; i < tok->n_post_post && !st; i++)
             if (tk_ids_push(&tok->out, tok->post_post[i])) st = TUNA_ERR_NOMEM;
-    if (st == TUNA_ERR_NOMEM) return tuna_fail(st, "tokenizer: out of memory");
+    if (st == TUNA_ERR_NOMEM) return core_fail(st, "tokenizer: out of memory");
     if (st) return st;
     if (tok->out.n) {
         *ids = malloc(tok->out.n * sizeof **ids);
-        if (!*ids) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
+        if (!*ids) return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory");
         memcpy(*ids, tok->out.p, tok->out.n * sizeof **ids);
     }
     *n = tok->out.n;

@@ -7,21 +7,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 tuna_status tk_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!f) return core_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
     tk_buf b = {0};
     char chunk[65536];
     size_t k;
     while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (tk_buf_put(&b, chunk, k)) { fclose(f); tk_buf_free(&b); return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); }
+        if (tk_buf_put(&b, chunk, k)) { fclose(f); tk_buf_free(&b); return core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); }
     int err = ferror(f);
     fclose(f);
-    if (err) { tk_buf_free(&b); return tuna_fail(TUNA_ERR_IO, "%s: read error", path); }
-    if (!b.p && tk_buf_put(&b, "", 0)) return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
+    if (err) { tk_buf_free(&b); return core_fail(TUNA_ERR_IO, "%s: read error", path); }
+    if (!b.p && tk_buf_put(&b, "", 0)) return core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
     *data = b.p;
     *len = b.n;
     return TUNA_OK;
@@ -49,6 +50,6 @@ json_t *tk_load_json_file(const char *path, int int_as_real, tuna_status *st) {
     json_error_t e;
     json_t *j = json_loadb(data, len, int_as_real ? JSON_DECODE_INT_AS_REAL : 0, &e);
     free(data);
-    if (!j) *st = tuna_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, e.line, e.text);
+    if (!j) *st = core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, e.line, e.text);
     return j;
 }

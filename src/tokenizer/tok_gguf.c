@@ -20,6 +20,7 @@
 
 #include "io/gguf.h"
 #include "tok_internal.h"
+#include "core/error.h"
 
 #define SP_SPACE "\xE2\x96\x81"
 
@@ -39,7 +40,7 @@ static tuna_status spm_merges(const gguf_file *f, const gguf_kv *toks, const ggu
                               const char *path) {
     const gguf_kv *sc = gguf_find_kv(f, "tokenizer.ggml.scores");
     if (!sc || sc->arr_type != GGUF_T_F32 || sc->arr_n != toks->arr_n)
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: a \"llama\" vocabulary without one float score per token", path);
+        return core_fail(TUNA_ERR_FORMAT, "%s: a \"llama\" vocabulary without one float score per token", path);
     spm_merge *m = NULL;
     size_t n = 0, cap = 0;
     for (uint64_t i = 0; i < toks->arr_n; i++) {
@@ -62,7 +63,7 @@ static tuna_status spm_merges(const gguf_file *f, const gguf_kv *toks, const ggu
             if (!json_object_get(vocab, buf)) continue;
             if (n == cap) {
                 spm_merge *p = realloc(m, (cap = cap ? 2 * cap : 4096) * sizeof *m);
-                if (!p) { free(m); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+                if (!p) { free(m); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
                 m = p;
             }
             m[n++] = (spm_merge){s, (int32_t)i, (int32_t)c};
@@ -73,7 +74,7 @@ static tuna_status spm_merges(const gguf_file *f, const gguf_kv *toks, const ggu
         size_t l;
         const char *t = gguf_arr_str(toks, (uint64_t)m[k].id, &l);
         json_t *pair = json_pack("[s#,s#]", t, (int)m[k].cut, t + m[k].cut, (int)(l - (size_t)m[k].cut));
-        if (!pair || json_array_append_new(mg, pair)) { free(m); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+        if (!pair || json_array_append_new(mg, pair)) { free(m); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     }
     free(m);
     return TUNA_OK;
@@ -97,7 +98,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     if (merges && !merges->strs) merges = NULL;
     if (!model || !(spm || (n == 4 && !memcmp(model, "gpt2", 4))) || !toks || !toks->strs || (!spm && !merges)) {
         gguf_close(&f);
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: no BPE vocabulary (tokenizer.ggml.model \"gpt2\" with tokens and merges, "
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: no BPE vocabulary (tokenizer.ggml.model \"gpt2\" with tokens and merges, "
                                                "or \"llama\" with tokens and scores)", path);
     }
     if (types && (types->arr_type != GGUF_T_I32 || types->arr_n != toks->arr_n)) types = NULL;
@@ -107,7 +108,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
         size_t l;
         const char *t = gguf_arr_str(toks, i, &l);
         json_t *js = json_stringn(t, l);
-        if (!js) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: token %llu is not valid UTF-8", path, (unsigned long long)i); break; }
+        if (!js) { st = core_fail(TUNA_ERR_FORMAT, "%s: token %llu is not valid UTF-8", path, (unsigned long long)i); break; }
         int32_t ty = 1;
         if (types) memcpy(&ty, types->val + 4 * i, 4);
         /* control and user-defined tokens (and the unknown token of a
@@ -123,7 +124,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
         size_t l;
         const char *t = gguf_arr_str(merges, i, &l);
         json_t *js = json_stringn(t, l);
-        if (!js) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: merge %llu is not valid UTF-8", path, (unsigned long long)i); break; }
+        if (!js) { st = core_fail(TUNA_ERR_FORMAT, "%s: merge %llu is not valid UTF-8", path, (unsigned long long)i); break; }
         json_array_append_new(mg, js);
     }
     if (st == TUNA_OK && spm && !merges) st = spm_merges(&f, toks, types, vocab, mg, path);
@@ -136,7 +137,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     if (st == TUNA_OK && ex) {
         json_error_t je;
         json_t *parts = json_loadb(ex, n, 0, &je);
-        if (!json_is_object(parts)) st = tuna_fail(TUNA_ERR_FORMAT, "%s: tuna.tokenizer.json_parts: %s", path, je.text);
+        if (!json_is_object(parts)) st = core_fail(TUNA_ERR_FORMAT, "%s: tuna.tokenizer.json_parts: %s", path, je.text);
         else {
             /* the BPE model's options and tokenizer_config's switches go where
              * they belong; the rest (pipeline, added tokens) replaces the top
@@ -178,7 +179,7 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     } else if (st == TUNA_OK) {
         const char *pre = gguf_get_str(&f, "tokenizer.ggml.pre", &n);
         if (pre && !(n == 5 && !memcmp(pre, "gpt-2", 5)) && !(n == 7 && !memcmp(pre, "default", 7)))
-            st = tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: pre-tokenizer '%.*s': tuna rebuilds gpt-2 ones (or its own exports)", path, (int)n, pre);
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: pre-tokenizer '%.*s': tuna rebuilds gpt-2 ones (or its own exports)", path, (int)n, pre);
         json_object_set_new(root, "pre_tokenizer", json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1));
         json_object_set_new(root, "decoder", json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 1, "trim_offsets", 1, "use_regex", 1));
         if (get_bool(&f, "tokenizer.ggml.add_bos_token", 0)) {

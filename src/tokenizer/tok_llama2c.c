@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 #define SPACE_MARK "\xE2\x96\x81"
 
@@ -28,24 +29,24 @@ static void free_pieces(piece *p, size_t n) {
 static tuna_status read_bin(const char *data, size_t len, const char *what, piece **out, size_t *count) {
     *out = NULL;
     *count = 0;
-    if (len < 4) return tuna_fail(TUNA_ERR_FORMAT, "%s: too short for a llama2.c tokenizer", what);
+    if (len < 4) return core_fail(TUNA_ERR_FORMAT, "%s: too short for a llama2.c tokenizer", what);
     int32_t maxlen;
     memcpy(&maxlen, data, 4);
-    if (maxlen <= 0 || maxlen > 4096) return tuna_fail(TUNA_ERR_FORMAT, "%s: max_token_length %d is not plausible", what, (int)maxlen);
+    if (maxlen <= 0 || maxlen > 4096) return core_fail(TUNA_ERR_FORMAT, "%s: max_token_length %d is not plausible", what, (int)maxlen);
     size_t pos = 4, cap = 0, n = 0;
     piece *p = NULL;
     while (pos < len) {
-        if (len - pos < 8) { free_pieces(p, n); return tuna_fail(TUNA_ERR_FORMAT, "%s: truncated entry %zu", what, n); }
+        if (len - pos < 8) { free_pieces(p, n); return core_fail(TUNA_ERR_FORMAT, "%s: truncated entry %zu", what, n); }
         float score;
         int32_t l;
         memcpy(&score, data + pos, 4);
         memcpy(&l, data + pos + 4, 4);
         pos += 8;
-        if (l < 0 || l > maxlen || (size_t)l > len - pos) { free_pieces(p, n); return tuna_fail(TUNA_ERR_FORMAT, "%s: entry %zu has bad length %d", what, n, (int)l); }
+        if (l < 0 || l > maxlen || (size_t)l > len - pos) { free_pieces(p, n); return core_fail(TUNA_ERR_FORMAT, "%s: entry %zu has bad length %d", what, n, (int)l); }
         if (n == cap) {
             cap = cap ? cap * 2 : 1024;
             piece *q = realloc(p, cap * sizeof *q);
-            if (!q) { free_pieces(p, n); return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); }
+            if (!q) { free_pieces(p, n); return core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); }
             p = q;
         }
         /* back to SentencePiece's form: ' ' -> U+2581 */
@@ -54,19 +55,19 @@ static tuna_status read_bin(const char *data, size_t len, const char *what, piec
         for (int32_t k = 0; k < l && !bad; k++)
             bad = data[pos + k] == ' ' ? tk_buf_put(&b, SPACE_MARK, 3) : tk_buf_putc(&b, data[pos + k]);
         if (!bad && !b.p) bad = tk_buf_put(&b, "", 0);
-        if (bad) { tk_buf_free(&b); free_pieces(p, n); return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); }
+        if (bad) { tk_buf_free(&b); free_pieces(p, n); return core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); }
         p[n] = (piece){b.p, b.n, score, (int32_t)n, 0};
-        if (tk_utf8_check(b.p, b.n) != b.n) { free_pieces(p, n + 1); return tuna_fail(TUNA_ERR_FORMAT, "%s: token %zu is not valid UTF-8", what, n); }
+        if (tk_utf8_check(b.p, b.n) != b.n) { free_pieces(p, n + 1); return core_fail(TUNA_ERR_FORMAT, "%s: token %zu is not valid UTF-8", what, n); }
         n++;
         pos += (size_t)l;
     }
-    if (n < 3) { free_pieces(p, n); return tuna_fail(TUNA_ERR_FORMAT, "%s: only %zu tokens", what, n); }
+    if (n < 3) { free_pieces(p, n); return core_fail(TUNA_ERR_FORMAT, "%s: only %zu tokens", what, n); }
     /* llama2.c's special pieces get their SentencePiece names */
     const char *names[3] = {"<unk>", "<s>", "</s>"};
     for (int i = 0; i < 3; i++) {
         free(p[i].s);
         p[i].s = strdup(names[i]);
-        if (!p[i].s) { free_pieces(p, n); return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); }
+        if (!p[i].s) { free_pieces(p, n); return core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); }
         p[i].n = strlen(names[i]);
         p[i].kind = 1;
     }
@@ -95,10 +96,10 @@ tuna_status tk_llama2c_to_json(const char *data, size_t len, const char *what, j
     piece **order = malloc(n * sizeof *order);
     json_t *vocab = json_object(), *merges = json_array(), *added = json_array();
     tk_buf pair = {0};
-    if (!order || !vocab || !merges || !added || tk_map_init(&ids, n)) { st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); goto done; }
+    if (!order || !vocab || !merges || !added || tk_map_init(&ids, n)) { st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); goto done; }
     for (size_t i = 0; i < n; i++) {
         /* a repeated piece keeps its first id, as a lookup in llama2.c finds */
-        if (tk_map_get(&ids, p[i].s, p[i].n) < 0 && tk_map_put(&ids, p[i].s, p[i].n, (int32_t)i)) { st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); goto done; }
+        if (tk_map_get(&ids, p[i].s, p[i].n) < 0 && tk_map_put(&ids, p[i].s, p[i].n, (int32_t)i)) { st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what); goto done; }
         if (!json_object_get(vocab, p[i].s)) json_object_set_new(vocab, p[i].s, json_integer((json_int_t)i));
         order[i] = &p[i];
     }
@@ -116,7 +117,7 @@ tuna_status tk_llama2c_to_json(const char *data, size_t len, const char *what, j
             pair.n = 0;
             if (tk_buf_put(&pair, t->s, k) || tk_buf_putc(&pair, ' ') || tk_buf_put(&pair, t->s + k, t->n - k) ||
                 json_array_append_new(merges, json_stringn(pair.p, pair.n))) {
-                st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what);
+                st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what);
                 goto done;
             }
         }
@@ -138,13 +139,13 @@ tuna_status tk_llama2c_to_json(const char *data, size_t len, const char *what, j
                              "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>");
     if (!model || !norm || !dec || !post) {
         json_decref(model); json_decref(norm); json_decref(dec); json_decref(post);
-        st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what);
+        st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what);
         goto done;
     }
     *out = json_pack("{s:s, s:n, s:n, s:O, s:o, s:n, s:o, s:o, s:o}", "version", "1.0", "truncation", "padding",
                      "added_tokens", added, "normalizer", norm, "pre_tokenizer", "post_processor", post,
                      "decoder", dec, "model", model);
-    if (!*out) st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", what);
+    if (!*out) st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", what);
 done:
     tk_buf_free(&pair);
     tk_map_free(&ids);
@@ -174,7 +175,7 @@ tuna_status tk_load_llama2c(tuna_tokenizer **out, const char *path) {
 }
 
 tuna_status tuna_tokenizer_convert_llama2c(const char *bin_path, const char *out_dir) {
-    if (!bin_path || !out_dir) return tuna_fail(TUNA_ERR_ARG, "tokenizer: convert: NULL argument");
+    if (!bin_path || !out_dir) return core_fail(TUNA_ERR_ARG, "tokenizer: convert: NULL argument");
     char *data;
     size_t len;
     tuna_status st = tk_read_file(bin_path, &data, &len);
@@ -193,7 +194,7 @@ tuna_status tuna_tokenizer_convert_llama2c(const char *bin_path, const char *out
     json_decref(cfg);
     size_t dl = strlen(out_dir);
     char *p1 = malloc(dl + 32), *p2 = malloc(dl + 32);
-    if (!tj || !cj || !p1 || !p2) st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", bin_path);
+    if (!tj || !cj || !p1 || !p2) st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", bin_path);
     if (!st) {
         snprintf(p1, dl + 32, "%s/tokenizer.json", out_dir);
         snprintf(p2, dl + 32, "%s/tokenizer_config.json", out_dir);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <utf8proc.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 static char *dup_str(const char *s, size_t *len) {
     size_t n = strlen(s);
@@ -17,7 +18,7 @@ static char *dup_str(const char *s, size_t *len) {
 
 static tuna_status add_norm(tuna_tokenizer *tok, tk_norm *n) {
     tk_norm *p = realloc(tok->norms, (size_t)(tok->n_norms + 1) * sizeof *p);
-    if (!p) { tk_norm_free(n); return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory"); }
+    if (!p) { tk_norm_free(n); return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory"); }
     tok->norms = p;
     tok->norms[tok->n_norms++] = *n;
     return TUNA_OK;
@@ -29,25 +30,25 @@ static tuna_status parse_pattern(json_t *pat, char **lit, size_t *litlen, tk_reg
     json_t *s = json_object_get(pat, "String"), *r = json_object_get(pat, "Regex");
     if (json_is_string(s)) {
         *lit = dup_str(json_string_value(s), litlen);
-        return *lit ? TUNA_OK : tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
+        return *lit ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
     }
     if (json_is_string(r)) {
         tuna_status st = tk_regex_compile(re, json_string_value(r), json_string_length(r), what);
         if (!st) *has_re = 1;
         return st;
     }
-    return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: %s pattern needs \"String\" or \"Regex\"", what);
+    return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: %s pattern needs \"String\" or \"Regex\"", what);
 }
 
 tuna_status tk_norm_parse(tuna_tokenizer *tok, json_t *j) {
     if (json_is_null(j) || !j) return TUNA_OK;
     const char *type = json_string_value(json_object_get(j, "type"));
-    if (!type) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: normalizer without \"type\"");
+    if (!type) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: normalizer without \"type\"");
     tk_norm n;
     memset(&n, 0, sizeof n);
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(j, "normalizers");
-        if (!json_is_array(list)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence normalizer without \"normalizers\" list");
+        if (!json_is_array(list)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence normalizer without \"normalizers\" list");
         size_t i;
         json_t *c;
         json_array_foreach(list, i, c) {
@@ -65,17 +66,17 @@ tuna_status tk_norm_parse(tuna_tokenizer *tok, json_t *j) {
     else if (!strcmp(type, "Prepend")) {
         n.type = TN_PREPEND;
         const char *p = json_string_value(json_object_get(j, "prepend"));
-        if (!p) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Prepend normalizer without \"prepend\"");
-        if (!(n.a = dup_str(p, &n.alen))) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
+        if (!p) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Prepend normalizer without \"prepend\"");
+        if (!(n.a = dup_str(p, &n.alen))) return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
     } else if (!strcmp(type, "Replace")) {
         n.type = TN_REPLACE;
         const char *c = json_string_value(json_object_get(j, "content"));
-        if (!c) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Replace normalizer without \"content\"");
-        if (!(n.b = dup_str(c, &n.blen))) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
+        if (!c) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Replace normalizer without \"content\"");
+        if (!(n.b = dup_str(c, &n.blen))) return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
         tuna_status st = parse_pattern(json_object_get(j, "pattern"), &n.a, &n.alen, &n.re, &n.has_re,
                                        "Replace normalizer");
         if (st) { tk_norm_free(&n); return st; }
-        if (!n.has_re && n.alen == 0) { tk_norm_free(&n); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Replace normalizer with an empty pattern"); }
+        if (!n.has_re && n.alen == 0) { tk_norm_free(&n); return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Replace normalizer with an empty pattern"); }
     } else if (!strcmp(type, "Strip")) {
         n.type = TN_STRIP;
         jkeys r = {j, "tokenizer.json", "normalizer.", TUNA_OK};
@@ -83,7 +84,7 @@ tuna_status tk_norm_parse(tuna_tokenizer *tok, json_t *j) {
         n.right = jkeys_bool(&r, "strip_right", 0);
         if (r.st != TUNA_OK) return r.st;
     } else {
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: normalizer \"%s\" is not supported", type);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: normalizer \"%s\" is not supported", type);
     }
     return add_norm(tok, &n);
 }
@@ -128,7 +129,7 @@ static tuna_status norm_one(const tk_norm *nm, const char *s, size_t n, tk_buf *
         else opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
         utf8proc_uint8_t *r = NULL;
         utf8proc_ssize_t rl = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &r, opt);
-        if (rl < 0) { free(r); return tuna_fail(TUNA_ERR_ARG, "tokenizer: cannot normalize text: %s", utf8proc_errmsg(rl)); }
+        if (rl < 0) { free(r); return core_fail(TUNA_ERR_ARG, "tokenizer: cannot normalize text: %s", utf8proc_errmsg(rl)); }
         int bad = tk_buf_put(out, r, (size_t)rl);
         free(r);
         return bad ? TUNA_ERR_NOMEM : TUNA_OK;
@@ -162,7 +163,7 @@ static tuna_status norm_one(const tk_norm *nm, const char *s, size_t n, tk_buf *
                 if (tk_buf_put(out, s + i, ms - i) || tk_buf_put(out, nm->b, nm->blen)) return TUNA_ERR_NOMEM;
                 i = me;
             }
-            if (rc < 0) return tuna_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in Replace normalizer");
+            if (rc < 0) return core_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in Replace normalizer");
         } else {
             while (i < n) {
                 const char *hit = n - i >= nm->alen ? memmem(s + i, n - i, nm->a, nm->alen) : NULL;
@@ -193,7 +194,7 @@ static tuna_status norm_one(const tk_norm *nm, const char *s, size_t n, tk_buf *
 
 tuna_status tk_normalize(const tuna_tokenizer *tok, const char *s, size_t n, tk_buf *out) {
     out->n = 0;
-    if (tok->n_norms == 0) return tk_buf_put(out, s, n) ? tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory") : TUNA_OK;
+    if (tok->n_norms == 0) return tk_buf_put(out, s, n) ? core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory") : TUNA_OK;
     tk_buf tmp = {0};
     tuna_status st = TUNA_OK;
     if (tk_buf_put(&tmp, s, n)) st = TUNA_ERR_NOMEM;
@@ -203,6 +204,6 @@ tuna_status tk_normalize(const tuna_tokenizer *tok, const char *s, size_t n, tk_
     }
     if (!st) { tk_buf t = tmp; tmp = *out; *out = t; }
     tk_buf_free(&tmp);
-    if (st == TUNA_ERR_NOMEM) return tuna_fail(st, "tokenizer: out of memory");
+    if (st == TUNA_ERR_NOMEM) return core_fail(st, "tokenizer: out of memory");
     return st;
 }

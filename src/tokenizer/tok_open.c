@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include "tok_internal.h"
 #include "tuna_gguf.h"
+#include "core/error.h"
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -24,7 +25,7 @@ static tuna_status ids_from_model_config(tuna_tokenizer *t, const char *path, js
     tuna_status st;
     json_t *mc = tk_load_json_file(path, 0, &st);
     if (!mc) return st;
-    jkeys r = {mc, path, "", json_is_object(mc) ? TUNA_OK : tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path)};
+    jkeys r = {mc, path, "", json_is_object(mc) ? TUNA_OK : core_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", path)};
     int32_t b = -1, e = -1;
     int nb = jkeys_token_ids(&r, "bos_token_id", &b, 1), ne = jkeys_token_ids(&r, "eos_token_id", &e, 1);
     json_decref(mc);
@@ -35,7 +36,7 @@ static tuna_status ids_from_model_config(tuna_tokenizer *t, const char *path, js
 }
 
 tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
-    if (!out || !dir) return tuna_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
+    if (!out || !dir) return core_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
     *out = NULL;
     if (tk_is_file(dir)) {
         if (ends_with(dir, ".bin")) return tk_load_llama2c(out, dir);
@@ -48,8 +49,8 @@ tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
         return st;
     }
     struct stat sb;
-    if (stat(dir, &sb) != 0) return tuna_fail(TUNA_ERR_IO, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(sb.st_mode)) return tuna_fail(TUNA_ERR_IO, "%s: not a folder", dir);
+    if (stat(dir, &sb) != 0) return core_fail(TUNA_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return core_fail(TUNA_ERR_IO, "%s: not a folder", dir);
     char *tj = tk_join_path(dir, "tokenizer.json"), *tc = tk_join_path(dir, "tokenizer_config.json");
     char *vj = tk_join_path(dir, "vocab.json"), *mt = tk_join_path(dir, "merges.txt");
     char *tb = tk_join_path(dir, "tokenizer.bin"), *cj = tk_join_path(dir, "config.json");
@@ -65,7 +66,7 @@ tuna_status tuna_tokenizer_load(tuna_tokenizer **out, const char *dir) {
         st = tk_load_llama2c(out, tb);
         goto done;
     } else {
-        st = tuna_fail(TUNA_ERR_IO, "%s: no tokenizer.json, vocab.json + merges.txt, or tokenizer.bin", dir);
+        st = core_fail(TUNA_ERR_IO, "%s: no tokenizer.json, vocab.json + merges.txt, or tokenizer.bin", dir);
         goto done;
     }
     if ((st = tk_load_from_json(out, root, cfg, tc))) goto done;
@@ -84,16 +85,16 @@ done:
 
 tuna_status tuna_tokenizer_load_json(tuna_tokenizer **out, const char *json, size_t len,
                                      const char *config_json, size_t config_len) {
-    if (!out) return tuna_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
+    if (!out) return core_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
     *out = NULL;
-    if (!json) return tuna_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
+    if (!json) return core_fail(TUNA_ERR_ARG, "tokenizer: load: NULL argument");
     json_error_t e;
     json_t *root = json_loadb(json, len, 0, &e);
-    if (!root) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json:%d: invalid JSON: %s", e.line, e.text);
+    if (!root) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json:%d: invalid JSON: %s", e.line, e.text);
     json_t *cfg = NULL;
     if (config_json) {
         cfg = json_loadb(config_json, config_len, JSON_DECODE_INT_AS_REAL, &e);
-        if (!cfg) { json_decref(root); return tuna_fail(TUNA_ERR_FORMAT, "tokenizer_config.json:%d: invalid JSON: %s", e.line, e.text); }
+        if (!cfg) { json_decref(root); return core_fail(TUNA_ERR_FORMAT, "tokenizer_config.json:%d: invalid JSON: %s", e.line, e.text); }
     }
     tuna_status st = tk_load_from_json(out, root, cfg, "tokenizer_config.json");
     json_decref(root);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <utf8proc.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 #define WHITESPACE_REGEX "\\w+|[^\\w\\s]+"
@@ -18,10 +19,10 @@
 static tuna_status add_pre(tuna_tokenizer *tok, tk_pre *p) {
     if (tok->n_pres >= MAX_STEPS) {
         tk_pre_free(p);
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: more than %d pre-tokenizer steps", MAX_STEPS);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: more than %d pre-tokenizer steps", MAX_STEPS);
     }
     tk_pre *a = realloc(tok->pres, (size_t)(tok->n_pres + 1) * sizeof *a);
-    if (!a) { tk_pre_free(p); return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory"); }
+    if (!a) { tk_pre_free(p); return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory"); }
     tok->pres = a;
     tok->pres[tok->n_pres++] = *p;
     return TUNA_OK;
@@ -35,7 +36,7 @@ static tuna_status parse_behavior(json_t *j, tk_behavior *b, const char *what) {
     else if (!strcmp(s, "MergedWithPrevious")) *b = TB_MERGED_PREV;
     else if (!strcmp(s, "MergedWithNext")) *b = TB_MERGED_NEXT;
     else if (!strcmp(s, "Contiguous")) *b = TB_CONTIGUOUS;
-    else return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: %s: unknown behavior \"%s\"", what, s);
+    else return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: %s: unknown behavior \"%s\"", what, s);
     return TUNA_OK;
 }
 
@@ -49,14 +50,14 @@ static int parse_prepend(jkeys *r) {
 tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
     if (!j || json_is_null(j)) return TUNA_OK;
     const char *type = json_string_value(json_object_get(j, "type"));
-    if (!type) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: pre_tokenizer without \"type\"");
+    if (!type) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: pre_tokenizer without \"type\"");
     tk_pre p;
     memset(&p, 0, sizeof p);
     tuna_status st = TUNA_OK;
     jkeys k = {j, "tokenizer.json", "pre_tokenizer.", TUNA_OK}; /* flags, read strictly (core/json_keys.h) */
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(j, "pretokenizers");
-        if (!json_is_array(list)) return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence pre_tokenizer without \"pretokenizers\" list");
+        if (!json_is_array(list)) return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Sequence pre_tokenizer without \"pretokenizers\" list");
         size_t i;
         json_t *c;
         json_array_foreach(list, i, c) {
@@ -83,10 +84,10 @@ tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
         } else if (json_is_string(s) && json_string_length(s) > 0) {
             p.slen = json_string_length(s);
             p.str = malloc(p.slen + 1);
-            if (!p.str) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
+            if (!p.str) return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
             memcpy(p.str, json_string_value(s), p.slen + 1);
         } else {
-            return tuna_fail(TUNA_ERR_FORMAT, "tokenizer.json: Split pre_tokenizer needs a non-empty \"String\" or \"Regex\" pattern");
+            return core_fail(TUNA_ERR_FORMAT, "tokenizer.json: Split pre_tokenizer needs a non-empty \"String\" or \"Regex\" pattern");
         }
         if (!st) st = parse_behavior(json_object_get(j, "behavior"), &p.behavior, "Split");
         p.invert = jkeys_bool(&k, "invert", 0);
@@ -101,7 +102,7 @@ tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
         if (!r || !*r) r = "\xE2\x96\x81";
         p.slen = strlen(r);
         p.str = malloc(p.slen + 1);
-        if (!p.str) return tuna_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
+        if (!p.str) return core_fail(TUNA_ERR_NOMEM, "tokenizer.json: out of memory");
         memcpy(p.str, r, p.slen + 1);
         p.prepend = parse_prepend(&k);
         p.split = jkeys_bool(&k, "split", 1);
@@ -116,7 +117,7 @@ tuna_status tk_pre_parse(tuna_tokenizer *tok, json_t *j) {
         p.type = TP_PUNCT;
         st = parse_behavior(json_object_get(j, "behavior"), &p.behavior, "Punctuation");
     } else {
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer \"%s\" is not supported", type);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer \"%s\" is not supported", type);
     }
     if (st) { tk_pre_free(&p); return st; }
     return add_pre(tok, &p);
@@ -270,7 +271,7 @@ static int byte_map(tk_buf *buf, const char *s, size_t n) {
     return 0;
 }
 
-static tuna_status nomem(void) { return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory"); }
+static tuna_status nomem(void) { return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory"); }
 
 static tuna_status run_step(tuna_tokenizer *tok, int i, const char *s, size_t n, int at_start) {
     if (i == tok->n_pres) return tk_bpe_word(tok, s, n);
@@ -298,7 +299,7 @@ static tuna_status run_step(tuna_tokenizer *tok, int i, const char *s, size_t n,
                 if (!st) st = byte_map(buf, s + ms, me - ms) ? nomem() : run_step(tok, i + 1, buf->p, buf->n, at_start && ms == 0);
                 pos = me;
             }
-            if (!st && rc < 0) st = tuna_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in ByteLevel");
+            if (!st && rc < 0) st = core_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in ByteLevel");
             if (!st && pos < n) st = byte_map(buf, s + pos, n - pos) ? nomem() : run_step(tok, i + 1, buf->p, buf->n, at_start && pos == 0);
         }
         tk_buf_free(&pref);
@@ -306,7 +307,7 @@ static tuna_status run_step(tuna_tokenizer *tok, int i, const char *s, size_t n,
     }
     case TP_SPLIT:
         if (p->has_re ? regex_spans((tk_regex *)&p->re, s, n, &v, &err) : literal_spans(p->str, p->slen, s, n, &v))
-            st = err ? tuna_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in Split") : nomem();
+            st = err ? core_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in Split") : nomem();
         else st = emit_split(tok, i + 1, s, at_start, &v, p->behavior, p->invert);
         break;
     case TP_DIGITS:
@@ -323,7 +324,7 @@ static tuna_status run_step(tuna_tokenizer *tok, int i, const char *s, size_t n,
         break;
     case TP_WHITESPACE:
         if (regex_spans((tk_regex *)&p->re, s, n, &v, &err))
-            st = err ? tuna_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in Whitespace") : nomem();
+            st = err ? core_fail(TUNA_ERR_INTERNAL, "tokenizer: regex match failed in Whitespace") : nomem();
         else st = emit_split(tok, i + 1, s, at_start, &v, TB_REMOVED, 1);
         break;
     case TP_METASPACE: {

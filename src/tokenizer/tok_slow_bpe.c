@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 #define QWEN2_REGEX "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
@@ -40,7 +41,7 @@ tuna_status tk_slow_bpe_to_json(const char *dir, json_t *config, json_t **out) {
     if (r.st != TUNA_OK) return r.st;
     int qwen = cls && !strncmp(cls, "Qwen2Tokenizer", 14);
     if (cls && !qwen && strncmp(cls, "GPT2Tokenizer", 13) != 0)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: vocab.json + merges.txt with tokenizer_class \"%s\" is not supported (GPT2Tokenizer and Qwen2Tokenizer are)", dir, cls);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: vocab.json + merges.txt with tokenizer_class \"%s\" is not supported (GPT2Tokenizer and Qwen2Tokenizer are)", dir, cls);
     char *vpath = tk_join_path(dir, "vocab.json"), *mpath = tk_join_path(dir, "merges.txt");
     tuna_status st = TUNA_OK;
     json_t *vocab = NULL, *root = NULL, *merges = json_array();
@@ -48,7 +49,7 @@ tuna_status tk_slow_bpe_to_json(const char *dir, json_t *config, json_t **out) {
     size_t mlen = 0;
     if (!vpath || !mpath || !merges) { st = tk_nomem(); goto done; }
     if (!(vocab = tk_load_json_file(vpath, 0, &st))) goto done;
-    if (!json_is_object(vocab)) { st = tuna_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", vpath); goto done; }
+    if (!json_is_object(vocab)) { st = core_fail(TUNA_ERR_FORMAT, "%s: not a JSON object", vpath); goto done; }
     if ((st = tk_read_file(mpath, &mtext, &mlen))) goto done;
     for (size_t i = 0; i < mlen;) {
         size_t e = i;

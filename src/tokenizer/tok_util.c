@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tok_internal.h"
+#include "core/error.h"
 
 int tk_buf_reserve(tk_buf *b, size_t extra) {
     if (b->n + extra <= b->cap) return 0;
@@ -28,7 +29,7 @@ int tk_buf_put(tk_buf *b, const void *s, size_t n) {
 
 int tk_buf_putc(tk_buf *b, char c) { return tk_buf_put(b, &c, 1); }
 
-tuna_status tk_nomem(void) { return tuna_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory"); }
+tuna_status tk_nomem(void) { return core_fail(TUNA_ERR_NOMEM, "tokenizer: out of memory"); }
 
 void tk_buf_free(tk_buf *b) {
     free(b->p);
@@ -243,7 +244,7 @@ tuna_status tk_regex_compile(tk_regex *re, const char *pattern, size_t len, cons
     tk_buf pat = {0};
     if (translate_pattern(pattern, len, &pat) || tk_buf_putc(&pat, '\0')) {
         tk_buf_free(&pat);
-        return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory compiling regex", what);
+        return core_fail(TUNA_ERR_NOMEM, "%s: out of memory compiling regex", what);
     }
     int err;
     PCRE2_SIZE off;
@@ -252,7 +253,7 @@ tuna_status tk_regex_compile(tk_regex *re, const char *pattern, size_t len, cons
     if (!re->code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "%s: regex '%.*s' not supported: %s", what,
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: regex '%.*s' not supported: %s", what,
                          (int)(len > 200 ? 200 : len), pattern, (const char *)msg);
     }
     /* JIT is an optimisation: patterns still match without it. */
@@ -265,7 +266,7 @@ tuna_status tk_regex_compile(tk_regex *re, const char *pattern, size_t len, cons
     }
     if (!re->md || !re->mctx) {
         tk_regex_free(re);
-        return tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory compiling regex", what);
+        return core_fail(TUNA_ERR_NOMEM, "%s: out of memory compiling regex", what);
     }
     return TUNA_OK;
 }

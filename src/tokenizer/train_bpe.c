@@ -41,6 +41,7 @@
 #include "io/input_kind.h"
 #include "tok_internal.h"
 #include "tuna_tokenizer_train.h"
+#include "core/error.h"
 
 /* The pattern tok_pretok.c uses for ByteLevel(use_regex=true): GPT-2's. */
 #define GPT2_SPLIT_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
@@ -95,7 +96,7 @@ typedef struct {
     size_t *spec_next;          /* per special: next occurrence in the current text */
 } trainer;
 
-static tuna_status nomem(void) { return tuna_fail(TUNA_ERR_NOMEM, "tokenizer train: out of memory"); }
+static tuna_status nomem(void) { return core_fail(TUNA_ERR_NOMEM, "tokenizer train: out of memory"); }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
@@ -262,7 +263,7 @@ static tuna_status pretokenize(trainer *t, const char *s, size_t n) {
         if (add_word(t, s + ms, me - ms)) return nomem();
         pos = me;
     }
-    if (rc < 0) return tuna_fail(TUNA_ERR_INTERNAL, "tokenizer train: regex match failed");
+    if (rc < 0) return core_fail(TUNA_ERR_INTERNAL, "tokenizer train: regex match failed");
     if (pos < n && add_word(t, s + pos, n - pos)) return nomem();
     return TUNA_OK;
 }
@@ -329,7 +330,7 @@ static tuna_status read_file(trainer *t, const char *path) {
         if (!jsonl) {
             size_t bad = tk_utf8_check(line, n);
             if (bad < n)
-                st = tuna_fail(TUNA_ERR_FORMAT, "%s:%lld: invalid UTF-8 at byte %zu of the line", path,
+                st = core_fail(TUNA_ERR_FORMAT, "%s:%lld: invalid UTF-8 at byte %zu of the line", path,
                                (long long)lineno, bad + 1);
             else
                 st = feed(t, line, n);
@@ -341,16 +342,16 @@ static tuna_status read_file(trainer *t, const char *path) {
             json_t *j = json_loadb(line, n, 0, &err);
             json_t *text = json_object_get(j, "text");
             if (!j)
-                st = tuna_fail(TUNA_ERR_FORMAT, "%s:%lld: not JSON: %s", path, (long long)lineno, err.text);
+                st = core_fail(TUNA_ERR_FORMAT, "%s:%lld: not JSON: %s", path, (long long)lineno, err.text);
             else if (!json_is_string(text))
-                st = tuna_fail(TUNA_ERR_FORMAT, "%s:%lld: no \"text\" string in the record", path, (long long)lineno);
+                st = core_fail(TUNA_ERR_FORMAT, "%s:%lld: no \"text\" string in the record", path, (long long)lineno);
             else
                 st = feed(t, json_string_value(text), json_string_length(text));
             json_decref(j);
         }
         report_read(t);
     }
-    if (!st && ferror(f)) st = tuna_fail(TUNA_ERR_IO, "%s: read error: %s", path, strerror(errno));
+    if (!st && ferror(f)) st = core_fail(TUNA_ERR_IO, "%s: read error: %s", path, strerror(errno));
     free(line);
     fclose(f);
     return st;
@@ -575,7 +576,7 @@ static tuna_status make_dir(const char *dir) {
         char c = p[i];
         p[i] = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            tuna_status st = tuna_fail(atomic_write_status(errno), "%s: cannot create directory: %s", p, strerror(errno));
+            tuna_status st = core_fail(atomic_write_status(errno), "%s: cannot create directory: %s", p, strerror(errno));
             free(p);
             return st;
         }
@@ -583,39 +584,39 @@ static tuna_status make_dir(const char *dir) {
     }
     free(p);
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return tuna_fail(TUNA_ERR_IO, "%s: not a directory", dir);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return core_fail(TUNA_ERR_IO, "%s: not a directory", dir);
     return TUNA_OK;
 }
 
 /* ---- setup ---- */
 static tuna_status check_opts(trainer *t, const tuna_bpe_train_opts *o, const char *out_dir) {
-    if (!out_dir || !*out_dir) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: no output directory");
-    if (!o->files || o->n_files <= 0) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: no input files");
+    if (!out_dir || !*out_dir) return core_fail(TUNA_ERR_ARG, "tokenizer train: no output directory");
+    if (!o->files || o->n_files <= 0) return core_fail(TUNA_ERR_ARG, "tokenizer train: no input files");
     for (int i = 0; i < o->n_files; i++)
-        if (!o->files[i] || !*o->files[i]) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: empty input file name");
+        if (!o->files[i] || !*o->files[i]) return core_fail(TUNA_ERR_ARG, "tokenizer train: empty input file name");
     t->spec = o->special ? o->special : default_specials;
     t->n_spec = o->special ? o->n_special : 3;
     if (t->n_spec < 1 || t->n_spec > 4096)
-        return tuna_fail(TUNA_ERR_ARG, "tokenizer train: %d special tokens (1 to 4096 wanted; the first is bos/eos/pad)",
+        return core_fail(TUNA_ERR_ARG, "tokenizer train: %d special tokens (1 to 4096 wanted; the first is bos/eos/pad)",
                          t->n_spec);
     for (int k = 0; k < t->n_spec; k++) {
         const char *s = t->spec[k];
         size_t n = s ? strlen(s) : 0;
-        if (!n) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: special token %d is empty", k);
-        if (tk_utf8_check(s, n) != n) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: special token %d is not UTF-8", k);
+        if (!n) return core_fail(TUNA_ERR_ARG, "tokenizer train: special token %d is empty", k);
+        if (tk_utf8_check(s, n) != n) return core_fail(TUNA_ERR_ARG, "tokenizer train: special token %d is not UTF-8", k);
         uint32_t cp;
         if (tk_utf8_decode(s, n, &cp) == (int)n && tk_cp_to_byte(cp) >= 0)
-            return tuna_fail(TUNA_ERR_ARG, "tokenizer train: special token \"%s\" is a byte symbol of the base vocabulary", s);
+            return core_fail(TUNA_ERR_ARG, "tokenizer train: special token \"%s\" is a byte symbol of the base vocabulary", s);
         for (int j = 0; j < k; j++)
-            if (!strcmp(t->spec[j], s)) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: special token \"%s\" given twice", s);
+            if (!strcmp(t->spec[j], s)) return core_fail(TUNA_ERR_ARG, "tokenizer train: special token \"%s\" given twice", s);
     }
     int need = t->n_spec + 256;
     if (o->vocab_size < need || o->vocab_size > (1 << 24))
-        return tuna_fail(TUNA_ERR_ARG,
+        return core_fail(TUNA_ERR_ARG,
                          "tokenizer train: vocab size %d is out of range: it must hold the 256 byte tokens and the "
                          "%d special tokens (at least %d, at most %d)", o->vocab_size, t->n_spec, need, 1 << 24);
-    if (o->min_frequency < 0) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: min frequency %d < 0", o->min_frequency);
-    if (o->max_bytes < 0) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: max bytes < 0");
+    if (o->min_frequency < 0) return core_fail(TUNA_ERR_ARG, "tokenizer train: min frequency %d < 0", o->min_frequency);
+    if (o->max_bytes < 0) return core_fail(TUNA_ERR_ARG, "tokenizer train: max bytes < 0");
     return TUNA_OK;
 }
 
@@ -638,7 +639,7 @@ void tuna_bpe_train_opts_default(tuna_bpe_train_opts *o) {
 
 tuna_status tuna_bpe_train(const tuna_bpe_train_opts *o, const char *out_dir, tuna_bpe_train_stats *stats) {
     if (stats) memset(stats, 0, sizeof *stats);
-    if (!o) return tuna_fail(TUNA_ERR_ARG, "tokenizer train: no options");
+    if (!o) return core_fail(TUNA_ERR_ARG, "tokenizer train: no options");
     trainer t;
     memset(&t, 0, sizeof t);
     t.o = o;
@@ -648,8 +649,8 @@ tuna_status tuna_bpe_train(const tuna_bpe_train_opts *o, const char *out_dir, tu
      * it is read when its turn comes, see read_file) */
     for (int i = 0; i < o->n_files; i++) {
         struct stat sb;
-        if (stat(o->files[i], &sb) != 0) return tuna_fail(TUNA_ERR_IO, "%s: %s", o->files[i], strerror(errno));
-        if (S_ISDIR(sb.st_mode)) return tuna_fail(TUNA_ERR_ARG, "%s: is a directory", o->files[i]);
+        if (stat(o->files[i], &sb) != 0) return core_fail(TUNA_ERR_IO, "%s: %s", o->files[i], strerror(errno));
+        if (S_ISDIR(sb.st_mode)) return core_fail(TUNA_ERR_ARG, "%s: is a directory", o->files[i]);
         if (S_ISREG(sb.st_mode)) t.total_bytes += (int64_t)sb.st_size;
     }
     if (o->max_bytes > 0 && t.total_bytes > o->max_bytes) t.total_bytes = o->max_bytes;

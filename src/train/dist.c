@@ -14,6 +14,7 @@
 
 #ifdef TUNA_MPI
 #include <mpi.h>
+#include "core/error.h"
 #endif
 
 static int g_rank = 0, g_size = 1;
@@ -32,7 +33,7 @@ static tuna_status mpi_ok(int rc, const char *call) {
     char msg[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", rc);
-    return tuna_fail(TUNA_ERR_IO, "%s failed on rank %d of %d: %s", call, g_rank, g_size, msg);
+    return core_fail(TUNA_ERR_IO, "%s failed on rank %d of %d: %s", call, g_rank, g_size, msg);
 }
 
 int tuna_dist_available(void) { return 1; }
@@ -49,7 +50,7 @@ tuna_status tuna_dist_init(void) {
     if (st != TUNA_OK) return st;
     g_mpi = 1;
     g_own = !inited;
-    if (provided < MPI_THREAD_FUNNELED) return tuna_fail(TUNA_ERR_UNSUPPORTED, "this MPI library does not support MPI_THREAD_FUNNELED");
+    if (provided < MPI_THREAD_FUNNELED) return core_fail(TUNA_ERR_UNSUPPORTED, "this MPI library does not support MPI_THREAD_FUNNELED");
     /* errors come back as statuses; the caller decides whether to end the job */
     st = mpi_ok(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     if (st == TUNA_OK) st = mpi_ok(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank), "MPI_Comm_rank");
@@ -98,7 +99,7 @@ tuna_status tuna_dist_isum_f32(float *buf, int64_t n) {
     double t0 = core_now_s();
     for (int64_t at = 0; at < n;) {
         int k = n - at > (1 << 30) ? (1 << 30) : (int)(n - at);
-        if (g_nreq == MAX_PENDING) return tuna_fail(TUNA_ERR_INTERNAL, "more than %d gradient sums in flight", MAX_PENDING);
+        if (g_nreq == MAX_PENDING) return core_fail(TUNA_ERR_INTERNAL, "more than %d gradient sums in flight", MAX_PENDING);
         tuna_status st = mpi_ok(MPI_Iallreduce(MPI_IN_PLACE, buf + at, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[g_nreq]), "MPI_Iallreduce");
         if (st != TUNA_OK) return st;
         g_nreq++;
@@ -142,7 +143,7 @@ tuna_status tuna_dist_barrier(void) {
 int tuna_dist_available(void) { return 0; }
 tuna_status tuna_dist_init(void) {
     if (getenv("OMPI_COMM_WORLD_SIZE") && atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1)
-        return tuna_fail(TUNA_ERR_UNSUPPORTED, "started by mpirun, but this tuna was built without MPI (install libopenmpi-dev and rebuild)");
+        return core_fail(TUNA_ERR_UNSUPPORTED, "started by mpirun, but this tuna was built without MPI (install libopenmpi-dev and rebuild)");
     return TUNA_OK;
 }
 tuna_status tuna_dist_finalize(void) { return TUNA_OK; }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tuna_dpo.h"
+#include "core/error.h"
 
 int tuna_dpo_loss_from_name(const char *name) {
     if (!strcmp(name, "sigmoid")) return TUNA_DPO_SIGMOID;
@@ -22,18 +23,18 @@ static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (
 tuna_status tuna_dpo_loss(const tuna_dpo_args *a, int n, const double *pc, const double *pr, const double *rc,
                           const double *rr, const int64_t *nc, const int64_t *nr, double *d_pc, double *d_pr,
                           tuna_dpo_stats *stats) {
-    if (n < 1) return tuna_fail(TUNA_ERR_ARG, "dpo: no pairs");
-    if (!(a->beta > 0)) return tuna_fail(TUNA_ERR_ARG, "dpo: beta must be > 0 (got %g)", a->beta);
+    if (n < 1) return core_fail(TUNA_ERR_ARG, "dpo: no pairs");
+    if (!(a->beta > 0)) return core_fail(TUNA_ERR_ARG, "dpo: beta must be > 0 (got %g)", a->beta);
     if (!(a->label_smoothing >= 0 && a->label_smoothing <= 0.5))
-        return tuna_fail(TUNA_ERR_ARG, "dpo: label smoothing must be in [0, 0.5] (got %g)", a->label_smoothing);
+        return core_fail(TUNA_ERR_ARG, "dpo: label smoothing must be in [0, 0.5] (got %g)", a->label_smoothing);
     if (a->label_smoothing > 0 && a->type != TUNA_DPO_SIGMOID)
-        return tuna_fail(TUNA_ERR_ARG, "dpo: label smoothing applies to the sigmoid loss only");
+        return core_fail(TUNA_ERR_ARG, "dpo: label smoothing applies to the sigmoid loss only");
     double b = a->beta, e = a->label_smoothing, sum = 0;
     tuna_dpo_stats s = {0};
     for (int i = 0; i < n; i++) {
         double sc = 1, sr = 1; /* IPO: log-probabilities averaged over the response */
         if (a->type == TUNA_DPO_IPO) {
-            if (!nc || !nr || nc[i] < 1 || nr[i] < 1) return tuna_fail(TUNA_ERR_ARG, "dpo: pair %d has an empty response", i);
+            if (!nc || !nr || nc[i] < 1 || nr[i] < 1) return core_fail(TUNA_ERR_ARG, "dpo: pair %d has an empty response", i);
             sc = 1.0 / (double)nc[i];
             sr = 1.0 / (double)nr[i];
         }

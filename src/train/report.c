@@ -22,6 +22,7 @@
 #include "train/report_data.h"
 #include "train/svg_chart.h"
 #include "tuna_report.h"
+#include "core/error.h"
 
 /* Human duration: "42.0 s", "3 min 12 s", "2 h 05 min". */
 static const char *fmt_dur(char *buf, size_t n, double s) {
@@ -470,10 +471,10 @@ static void settings(sbuf *o, const json_t *args) {
 }
 
 tuna_status tuna_report_write(const char *run_dir) {
-    if (!run_dir || !run_dir[0]) return tuna_fail(TUNA_ERR_ARG, "report: no run folder given");
+    if (!run_dir || !run_dir[0]) return core_fail(TUNA_ERR_ARG, "report: no run folder given");
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir) >= sizeof path)
-        return tuna_fail(TUNA_ERR_ARG, "report: run folder path too long");
+        return core_fail(TUNA_ERR_ARG, "report: run folder path too long");
     metrics m;
     char cpath[4096 + 32];
     snprintf(cpath, sizeof cpath, "%s/compare.json", run_dir);
@@ -549,7 +550,7 @@ tuna_status tuna_report_write(const char *run_dir) {
     int oom = o.oom || notes.oom || gnotes.oom;
     free(notes.p);
     free(gnotes.p);
-    if (oom) { free(o.p); return tuna_fail(TUNA_ERR_NOMEM, "report: out of memory"); }
+    if (oom) { free(o.p); return core_fail(TUNA_ERR_NOMEM, "report: out of memory"); }
 
     snprintf(path, sizeof path, "%s/report.html", run_dir);
     st = atomic_file_write(path, o.p, o.n);

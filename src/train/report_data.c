@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "train/report_data.h"
+#include "core/error.h"
 
 void metrics_free(metrics *m) {
     for (size_t i = 0; i < m->n; i++) { free(m->s[i].name); free(m->s[i].p); }
@@ -123,7 +124,7 @@ tuna_status metrics_load(metrics *m, const char *path) {
     memset(m, 0, sizeof *m);
     m->elapsed = m->epoch = NAN;
     FILE *f = fopen(path, "r");
-    if (!f) return tuna_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *line = NULL;
     size_t lcap = 0;
     ssize_t len;
@@ -136,7 +137,7 @@ tuna_status metrics_load(metrics *m, const char *path) {
         json_t *o = json_loads(line, 0, NULL);
         if (!o) {
             char *fixed = nonfinite_to_null(line);
-            if (!fixed) { st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); break; }
+            if (!fixed) { st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); break; }
             o = json_loads(fixed, 0, NULL);
             free(fixed);
         }
@@ -159,7 +160,7 @@ tuna_status metrics_load(metrics *m, const char *path) {
             else if (json_is_null(v)) y = NAN;
             else continue;
             series *s = metrics_get(m, key);
-            if (!s || !series_add(s, step, y, ln)) { st = tuna_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); break; }
+            if (!s || !series_add(s, step, y, ln)) { st = core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path); break; }
             s->eval |= eval;
         }
         if (!eval) {
@@ -171,7 +172,7 @@ tuna_status metrics_load(metrics *m, const char *path) {
         json_decref(o);
     }
     free(line);
-    if (st == TUNA_OK && ferror(f)) st = tuna_fail(TUNA_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    if (st == TUNA_OK && ferror(f)) st = core_fail(TUNA_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     fclose(f);
     if (st != TUNA_OK) { metrics_free(m); return st; }
     for (size_t i = 0; i < m->n; i++) {

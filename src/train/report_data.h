@@ -5,6 +5,7 @@
 
 #include "tuna.h"
 #include "train/svg_chart.h"
+#include "core/error.h"
 
 /* x: step; y: value (NaN or inf when the file had a non-finite value);
  * ord: line number (ties on x keep file order, the later line wins) */
@@ -28,7 +29,7 @@ typedef struct {
 
 /* Reads path (one JSON object per line) into m: a series per numeric key,
  * sorted by step, the last value of a repeated step kept; bad lines counted
- * in m, not fatal. TUNA_ERR_IO / TUNA_ERR_NOMEM with tuna_fail's detail;
+ * in m, not fatal. TUNA_ERR_IO / TUNA_ERR_NOMEM with core_fail's detail;
  * free m with metrics_free either way. */
 tuna_status metrics_load(metrics *m, const char *path);
 void metrics_free(metrics *m);

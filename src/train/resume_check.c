@@ -12,6 +12,7 @@
 #include "resume_check.h"
 #include "tuna_dist.h"
 #include "tuna_peft.h"
+#include "core/error.h"
 
 #define FP_SAMPLES 4096 /* values sampled per tensor */
 
@@ -200,10 +201,10 @@ static int list_changes(const json_t *old, const json_t *now, char *buf, size_t 
 tuna_status resume_compare(const json_t *saved, const json_t *now, const char *path, char *notice, size_t n) {
     const json_t *ex = json_object_get(saved, "exact"), *adj = json_object_get(saved, "adjustable");
     if (!json_is_object(ex) || !json_is_object(adj))
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: resume_check needs the objects \"exact\" and \"adjustable\"", path);
+        return core_fail(TUNA_ERR_FORMAT, "%s: resume_check needs the objects \"exact\" and \"adjustable\"", path);
     char diff[2048] = "";
     if (list_changes(ex, json_object_get(now, "exact"), diff, sizeof diff))
-        return tuna_fail(TUNA_ERR_ARG, "%s: this run differs from the checkpoint's: %s; exact resume is impossible "
+        return core_fail(TUNA_ERR_ARG, "%s: this run differs from the checkpoint's: %s; exact resume is impossible "
                                        "(resume with the same data and settings, or start a new run)", path, diff);
     notice[0] = 0;
     list_changes(adj, json_object_get(now, "adjustable"), notice, n);

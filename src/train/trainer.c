@@ -228,25 +228,25 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     *out = NULL;
     const tuna_train_args *a = args;
     if (a->batch <= 0 || a->micro_batch <= 0 || a->seq_len < 2)
-        return tuna_fail(TUNA_ERR_ARG, "batch (%d), micro-batch (%d) must be positive and seq-len (%d) at least 2",
+        return core_fail(TUNA_ERR_ARG, "batch (%d), micro-batch (%d) must be positive and seq-len (%d) at least 2",
                          a->batch, a->micro_batch, a->seq_len);
     if (a->batch % a->micro_batch)
-        return tuna_fail(TUNA_ERR_ARG, "batch %d is not a multiple of micro-batch %d", a->batch, a->micro_batch);
+        return core_fail(TUNA_ERR_ARG, "batch %d is not a multiple of micro-batch %d", a->batch, a->micro_batch);
     if (!(a->lr >= 0) || !(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1) || !(a->eps > 0) ||
         !(a->weight_decay >= 0) || !(a->grad_clip >= 0))
-        return tuna_fail(TUNA_ERR_ARG, "invalid optimizer settings (lr %g, betas %g/%g, eps %g, weight decay %g, clip %g)",
+        return core_fail(TUNA_ERR_ARG, "invalid optimizer settings (lr %g, betas %g/%g, eps %g, weight decay %g, clip %g)",
                          a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->grad_clip);
-    if (data->n <= 0) return tuna_fail(TUNA_ERR_ARG, "no training sequences");
+    if (data->n <= 0) return core_fail(TUNA_ERR_ARG, "no training sequences");
     if (a->batch % tuna_dist_size())
-        return tuna_fail(TUNA_ERR_ARG, "--batch %d is not divisible by the %d ranks of this job (each rank takes an equal share of every batch)",
+        return core_fail(TUNA_ERR_ARG, "--batch %d is not divisible by the %d ranks of this job (each rank takes an equal share of every batch)",
                          a->batch, tuna_dist_size());
     if (a->dpo && (data->n % 2 || !a->ref_logps || data->n_tasks > 1 || data->pos))
-        return tuna_fail(TUNA_ERR_ARG, "preference training needs unpacked single-task pair data (2 sequences per pair) "
+        return core_fail(TUNA_ERR_ARG, "preference training needs unpacked single-task pair data (2 sequences per pair) "
                                        "and reference log-probabilities");
     if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
-        return tuna_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
+        return core_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
     tuna_trainer *t = calloc(1, sizeof *t);
-    if (!t) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     t->m = m;
     t->data = data;
     t->a = *a;
@@ -294,7 +294,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     if (!ok || !t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
         !t->row_w || !t->row_loss || !t->row_idx) {
         tuna_trainer_free(t);
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
+        return core_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
     }
     t->n_tasks = data->n_tasks > 1 ? data->n_tasks : 1;
     t->cum_w = calloc((size_t)t->n_tasks, sizeof(double));
@@ -303,7 +303,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->task_used = calloc((size_t)t->n_tasks, sizeof(int64_t));
     if (!t->cum_w || !t->task_cursor || !t->task_epoch || !t->task_used) {
         tuna_trainer_free(t);
-        return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+        return core_fail(TUNA_ERR_NOMEM, "out of memory");
     }
     if (t->n_tasks > 1) {
         double sum = 0;
@@ -312,13 +312,13 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
             double w = a->task_weights ? a->task_weights[k] : (double)size;
             if (!(w >= 0) || size == 0) {
                 tuna_trainer_free(t);
-                return tuna_fail(TUNA_ERR_ARG, "task %d: weight %g and %lld sequences (need weight >= 0 and data)", k + 1, w,
+                return core_fail(TUNA_ERR_ARG, "task %d: weight %g and %lld sequences (need weight >= 0 and data)", k + 1, w,
                                  (long long)size);
             }
             sum += w;
             t->cum_w[k] = sum;
         }
-        if (!(sum > 0)) { tuna_trainer_free(t); return tuna_fail(TUNA_ERR_ARG, "task weights sum to 0"); }
+        if (!(sum > 0)) { tuna_trainer_free(t); return core_fail(TUNA_ERR_ARG, "task weights sum to 0"); }
         for (int k = 0; k < t->n_tasks; k++) t->cum_w[k] /= sum;
         for (int k = 0; k < t->n_tasks; k++) t->task_epoch[k] = -1;
     }
@@ -326,7 +326,7 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
     /* before any checkpoint replaces the weights: the model's identity is the starting one */
     t->run_desc = resume_describe(m, data, a, t->total_steps, t->n_tasks > 1 ? t->cum_w : NULL, t->n_tasks);
-    if (!t->run_desc) { tuna_trainer_free(t); return tuna_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!t->run_desc) { tuna_trainer_free(t); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     if (tuna_dist_size() > 1) {
         if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
         /* every rank must issue the same collectives: overlap only if all can */
@@ -342,9 +342,9 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
 /* Fisher-Yates shuffle of p[0 .. n) with the PCG stream (seed, stream) */
 static void shuffle_range(int64_t *p, int64_t n, uint64_t seed, uint64_t stream) {
     tuna_rng r;
-    tuna_rng_seed(&r, seed, stream);
+    rng_seed(&r, seed, stream);
     for (int64_t k = n - 1; k > 0; k--) {
-        int64_t j = (int64_t)(((uint64_t)tuna_rng_u32(&r) << 32 | tuna_rng_u32(&r)) % (uint64_t)(k + 1));
+        int64_t j = (int64_t)(((uint64_t)rng_u32(&r) << 32 | rng_u32(&r)) % (uint64_t)(k + 1));
         int64_t tmp = p[k];
         p[k] = p[j];
         p[j] = tmp;
@@ -607,7 +607,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     for (int64_t i = 0; i < W; i++) ss += (double)g[i] * g[i];
     double norm = sqrt(ss);
     if (!isfinite(loss) || !isfinite(norm))
-        return tuna_fail(TUNA_ERR_NUMERIC, "step %d: loss is %g and gradient norm %g; stopping (weights not updated)",
+        return core_fail(TUNA_ERR_NUMERIC, "step %d: loss is %g and gradient norm %g; stopping (weights not updated)",
                          t->step + 1, loss, norm);
     if (tokens > 0) {
         if (a->grad_clip > 0) {
@@ -661,8 +661,8 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
 }
 
 tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, const double *ref, tuna_dpo_stats *stats) {
-    if (!t->a.dpo) return tuna_fail(TUNA_ERR_ARG, "preference metrics need a preference trainer");
-    if (data->n < 2 || data->n % 2) return tuna_fail(TUNA_ERR_ARG, "preference evaluation data must hold pairs");
+    if (!t->a.dpo) return core_fail(TUNA_ERR_ARG, "preference metrics need a preference trainer");
+    if (data->n < 2 || data->n % 2) return core_fail(TUNA_ERR_ARG, "preference evaluation data must hold pairs");
     tuna_dpo_stats acc = {0};
     int64_t npairs = data->n / 2, idx[256], tokens, dummy = 0;
     const tuna_pretok *saved = t->data; /* the row buffers are filled from t->data */
@@ -723,17 +723,18 @@ tuna_status tuna_trainer_eval(tuna_trainer *t, const tuna_pretok *data, double *
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "core/json_error.h"
+#include "core/error.h"
 
 int tuna_trainer_step_count(const tuna_trainer *t) { return t->step; }
 int tuna_trainer_overlaps_comm(const tuna_trainer *t) { return t->overlap; }
 
 tuna_status tuna_trainer_save(tuna_trainer *t, const char *dir, const char *extra_json) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return tuna_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return core_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
     /* an adapter run checkpoints the adapter (PEFT files), not the frozen base */
     tuna_status st = tuna_peft_get(t->m) ? tuna_peft_save(t->m, dir) : tuna_model_save(t->m, dir, TUNA_DTYPE_F32);
     if (st != TUNA_OK) return st;
     st_writer *w = st_writer_new();
-    if (!w) return tuna_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     char name[200], path[PATH_MAX];
     tuna_trainable tr;
     model_trainable(t->m, &tr);
@@ -770,11 +771,11 @@ static tuna_status add_settings(tuna_trainer *t, const char *part, const char *s
     json_t *o = json_loads(settings_json, 0, &jerr);
     if (!json_is_object(o)) {
         json_decref(o);
-        return tuna_fail(TUNA_ERR_ARG, "run settings: not a JSON object: %s", o ? settings_json : jerr.text);
+        return core_fail(TUNA_ERR_ARG, "run settings: not a JSON object: %s", o ? settings_json : jerr.text);
     }
     int rc = json_object_update_missing(json_object_get(t->run_desc, part), o);
     json_decref(o);
-    return rc ? tuna_fail(TUNA_ERR_NOMEM, "out of memory") : TUNA_OK;
+    return rc ? core_fail(TUNA_ERR_NOMEM, "out of memory") : TUNA_OK;
 }
 
 tuna_status tuna_trainer_set_run_settings(tuna_trainer *t, const char *settings_json) {
@@ -802,9 +803,9 @@ static tuna_status parse_state(tuna_trainer *t, const json_t *o, const char *pat
     const json_t *js = json_object_get(o, "step"), *jp = json_object_get(o, "stream_pos"),
                  *jn = json_object_get(o, "train_sequences"), *jc = json_object_get(o, "resume_check");
     if (!json_is_integer(js) || !json_is_integer(jp) || json_integer_value(js) < 0 || json_integer_value(jp) < 0)
-        return tuna_fail(TUNA_ERR_FORMAT, "%s: missing step or stream_pos", path);
+        return core_fail(TUNA_ERR_FORMAT, "%s: missing step or stream_pos", path);
     if (json_is_integer(jn) && json_integer_value(jn) != t->data->n)
-        return tuna_fail(TUNA_ERR_ARG, "%s: checkpoint was trained on %lld sequences, this run has %lld (same data needed to resume)",
+        return core_fail(TUNA_ERR_ARG, "%s: checkpoint was trained on %lld sequences, this run has %lld (same data needed to resume)",
                          path, (long long)json_integer_value(jn), (long long)t->data->n);
     if (jc) {
         tuna_status st = resume_compare(jc, t->run_desc, path, t->resume_notice, sizeof t->resume_notice);
@@ -827,7 +828,7 @@ static tuna_status read_state(tuna_trainer *t, const char *dir, saved_state *s) 
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
     json_error_t jerr;
     json_t *o = json_load_file(path, 0, &jerr);
-    if (!o) return tuna_fail(TUNA_ERR_FORMAT, "%s: %s", path, tuna_json_error_text(&jerr));
+    if (!o) return core_fail(TUNA_ERR_FORMAT, "%s: %s", path, tuna_json_error_text(&jerr));
     tuna_status st = parse_state(t, o, path, s);
     json_decref(o);
     return st;
@@ -853,7 +854,7 @@ static tuna_status load_weights_and_moments(tuna_trainer *t, const char *dir) {
             snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
             const st_tensor *tt = st_find(&f, name);
             if (!tt || tt->dtype != ST_F32 || tt->numel != p->numel)
-                st = tuna_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' missing or of the wrong size", path, name);
+                st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' missing or of the wrong size", path, name);
             else st = st_to_f32(tt, (k ? t->adam_v : t->adam_m) + off);
         }
     }
