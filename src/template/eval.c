@@ -38,7 +38,7 @@ static tv *lookup(scope *env, tstr name) {
     return TV_UNDEF;
 }
 
-tv *tp_fn_value(ev *E, int kind, int method, tv *self, const tp_node *macro) {
+static tv *fn_value(ev *E, int kind, int method, tv *self, const tp_node *macro) {
     tv *f = tv_obj(E->c, V_FUNC);
     f->u.fn.kind = kind;
     f->u.fn.method = method;
@@ -49,7 +49,7 @@ tv *tp_fn_value(ev *E, int kind, int method, tv *self, const tp_node *macro) {
 
 /* ---------------- calls ---------------- */
 
-tv *tp_call_macro(ev *E, const tp_node *x, const tp_node *m, tv **args, int n, scope *caller) {
+static tv *call_macro(ev *E, const tp_node *x, const tp_node *m, tv **args, int n, scope *caller) {
     if (++E->depth > 100) FAIL(E, x, "macros recurse too deeply");
     scope *ms = new_scope(E, caller);
     int np = tp_npositional(args, n);
@@ -87,7 +87,7 @@ tv *tp_call_macro(ev *E, const tp_node *x, const tp_node *m, tv **args, int n, s
     return tv_str_ref(E->c, (tstr){b.p, b.n});
 }
 
-argv_t tp_eval_args(ev *E, tp_list l, scope *env) {
+static argv_t eval_args(ev *E, tp_list l, scope *env) {
     argv_t a = {tp_alloc(E->c, sizeof(tv *) * (size_t)(l.n + 1)), 0};
     tv *kw = NULL;
     for (int i = 0; i < l.n; i++)
@@ -112,7 +112,7 @@ static tv *member(ev *E, const tp_node *x, tv *obj, tv *prop) {
         r = tv_obj_get(obj, prop->u.str);
         if (!r && obj->t != V_NS) {
             int m = tp_find_name(tp_obj_methods, prop->u.str);
-            if (m >= 0) r = tp_fn_value(E, FN_OBJMETHOD, m, obj, NULL);
+            if (m >= 0) r = fn_value(E, FN_OBJMETHOD, m, obj, NULL);
         }
     } else if (obj->t == V_ARRAY || obj->t == V_TUPLE || obj->t == V_STR) {
         if (prop->t == V_INT) {
@@ -135,7 +135,7 @@ static tv *member(ev *E, const tp_node *x, tv *obj, tv *prop) {
                 r = tv_num(E->c, V_INT, obj->t == V_STR ? (double)tp_utf16_len(obj->u.str) : (double)obj->u.arr.n);
             else if (obj->t == V_STR) {
                 int m = tp_find_name(tp_str_methods, prop->u.str);
-                if (m >= 0) r = tp_fn_value(E, FN_STRMETHOD, m, obj, NULL);
+                if (m >= 0) r = fn_value(E, FN_STRMETHOD, m, obj, NULL);
             }
         } else FAIL(E, x, "cannot access property with non-string/non-number: got %s", tv_type_name(prop));
     } else {
@@ -313,7 +313,7 @@ static tv *eval(ev *E, const tp_node *x, scope *env) {
         break;
     }
     case N_CALL: {
-        argv_t a = tp_eval_args(E, x->l1, env);
+        argv_t a = eval_args(E, x->l1, env);
         tv *f = eval(E, x->a, env);
         if (f->t != V_FUNC) FAIL(E, x, "cannot call something that is not a function: got %s", tv_type_name(f));
         r = tp_call_fn(E, x, f, a.v, a.n, env);
@@ -456,7 +456,7 @@ static void exec(ev *E, const tp_node *x, scope *env, tp_buf *out) {
         assign(E, x->a, v, env, x);
         break;
     }
-    case N_MACRO: tv_obj_set(E->c, env->vars, x->s, tp_fn_value(E, FN_MACRO, 0, NULL, x)); break;
+    case N_MACRO: tv_obj_set(E->c, env->vars, x->s, fn_value(E, FN_MACRO, 0, NULL, x)); break;
     case N_GEN:
         if (out == E->top && E->marks) {
             tp_marks *m = E->marks;
@@ -490,13 +490,13 @@ static void exec(ev *E, const tp_node *x, scope *env, tp_buf *out) {
 }
 
 void tp_eval(tp_ctx *c, const tp_node *prog, tv *globals, const tp_limits *lim, tp_buf *out, tp_marks *marks) {
-    ev E = {c, 0, lim->max_steps, lim->max_out, 0, 0, NULL, out, marks};
+    ev E = {c, 0, lim->max_steps, lim->max_out, 0, 0, NULL, out, marks, eval_args, fn_value, call_macro};
     scope *g = new_scope(&E, NULL);
     static const struct { const char *name; int kind; } fns[] = {
         {"raise_exception", FN_RAISE}, {"range", FN_RANGE}, {"namespace", FN_NAMESPACE},
         {"strftime_now", FN_STRFTIME}};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
-        tv_obj_set(c, g->vars, (tstr){fns[i].name, strlen(fns[i].name)}, tp_fn_value(&E, fns[i].kind, 0, NULL, NULL));
+        tv_obj_set(c, g->vars, (tstr){fns[i].name, strlen(fns[i].name)}, fn_value(&E, fns[i].kind, 0, NULL, NULL));
     static const struct { const char *name; tv *v; } consts[] = {
         {"true", &tv_true_}, {"false", &tv_false_}, {"none", &tv_null_},
         {"True", &tv_true_}, {"False", &tv_false_}, {"None", &tv_null_}};

@@ -186,13 +186,13 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
     }
     if (f->kind != N_CALL || f->a->kind != N_IDENT) FAIL(E, f, "unknown filter");
     tstr nm = f->a->s;
-    if (tstr_eq(nm, "tojson")) return to_json_value(E, f, v, tp_eval_args(E, f->l1, env));
+    if (tstr_eq(nm, "tojson")) return to_json_value(E, f, v, E->eval_args(E, f->l1, env));
     if (tstr_eq(nm, "join")) {
         tv *arr;
         if (v->t == V_STR) arr = str_chars(E, v->u.str);
         else if (v->t == V_ARRAY || v->t == V_TUPLE) arr = v;
         else FAIL(E, f, "cannot apply filter \"join\" to type: %s", tv_type_name(v));
-        argv_t a = tp_eval_args(E, f->l1, env);
+        argv_t a = E->eval_args(E, f->l1, env);
         int np = tp_npositional(a.v, a.n);
         tv *sep = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "separator");
         if (!sep) sep = tv_str(E->c, "", 0);
@@ -201,7 +201,7 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
     }
     if (tstr_eq(nm, "int") || tstr_eq(nm, "float")) {
         int is_int = tstr_eq(nm, "int");
-        argv_t a = tp_eval_args(E, f->l1, env);
+        argv_t a = E->eval_args(E, f->l1, env);
         int np = tp_npositional(a.v, a.n);
         tv *def = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "default");
         if (!def) def = tv_num(E->c, is_int ? V_INT : V_FLOAT, 0);
@@ -214,7 +214,7 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
         FAIL(E, f, "cannot apply filter \"%.*s\" to type: %s", (int)nm.n, nm.s, tv_type_name(v));
     }
     if (tstr_eq(nm, "default")) {
-        argv_t a = tp_eval_args(E, f->l1, env);
+        argv_t a = E->eval_args(E, f->l1, env);
         int np = tp_npositional(a.v, a.n);
         tv *def = np > 0 ? a.v[0] : tv_str(E->c, "", 0);
         tv *bo = np > 1 ? a.v[1] : tp_kwarg(a.v, a.n, "boolean");
@@ -225,7 +225,7 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
     }
     if (v->t == V_ARRAY || v->t == V_TUPLE) {
         if (tstr_eq(nm, "sort")) {
-            argv_t a = tp_eval_args(E, f->l1, env);
+            argv_t a = E->eval_args(E, f->l1, env);
             int np = tp_npositional(a.v, a.n);
             tv *rev = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "reverse");
             tv *cs = np > 1 ? a.v[1] : tp_kwarg(a.v, a.n, "case_sensitive");
@@ -272,7 +272,7 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
             return tp_tvvec_array(E, &r);
         }
         if (tstr_eq(nm, "map")) {
-            argv_t a = tp_eval_args(E, f->l1, env);
+            argv_t a = E->eval_args(E, f->l1, env);
             tv *at = tp_kwarg(a.v, a.n, "attribute");
             if (!at) FAIL(E, f, "`map` expressions without `attribute` set are not currently supported.");
             if (at->t != V_STR) FAIL(E, f, "attribute must be a string");
@@ -291,7 +291,7 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
     }
     if (v->t == V_STR) {
         if (tstr_eq(nm, "indent")) {
-            argv_t a = tp_eval_args(E, f->l1, env);
+            argv_t a = E->eval_args(E, f->l1, env);
             int np = tp_npositional(a.v, a.n);
             tv *w = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "width");
             tv *first = np > 1 ? a.v[1] : tp_kwarg(a.v, a.n, "first");
@@ -302,7 +302,7 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
             return indent_str(E, v->u.str, width, first && tv_truthy(first), blank && tv_truthy(blank));
         }
         if (tstr_eq(nm, "replace")) {
-            argv_t a = tp_eval_args(E, f->l1, env);
+            argv_t a = E->eval_args(E, f->l1, env);
             int np = tp_npositional(a.v, a.n);
             tv **all = tp_alloc(E->c, sizeof(tv *) * (size_t)(np + 1));
             memcpy(all, a.v, sizeof(tv *) * (size_t)np);
@@ -314,8 +314,8 @@ tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
     if (v->t == V_OBJECT || v->t == V_KWARGS) {
         int m = tp_find_name(tp_obj_methods, nm);
         if (m >= 0) {
-            argv_t a = tp_eval_args(E, f->l1, env);
-            tv *fn = tp_fn_value(E, FN_OBJMETHOD, m, v, NULL);
+            argv_t a = E->eval_args(E, f->l1, env);
+            tv *fn = E->fn_value(E, FN_OBJMETHOD, m, v, NULL);
             return tp_call_fn(E, f, fn, a.v, a.n, env);
         }
         FAIL(E, f, "unknown filter '%.*s' for a dict", (int)nm.n, nm.s);

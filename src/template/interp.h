@@ -1,8 +1,11 @@
 /* interp.h — what the evaluator core (eval.c) and its built-ins share:
  * the rendering state and scopes, the callable-value kinds, and the helpers
- * each side calls in the other (methods.c: functions, string and object
+ * the core calls in them (methods.c: functions, string and object
  * methods, JS text and comparison semantics, sorting; filters.c: filters and
- * tests). Internal to src/template/; errors unwind through FAIL (tp_fail). */
+ * tests). The built-ins reach the evaluator only through the three hooks in
+ * ev (argument evaluation, callable values, macro calls), so calls go one way:
+ * eval.c -> filters.c -> methods.c. Internal to src/template/; errors unwind
+ * through FAIL (tp_fail). */
 #ifndef TUNA_TEMPLATE_INTERP_H
 #define TUNA_TEMPLATE_INTERP_H
 #include "template/tmpl.h"
@@ -21,7 +24,9 @@ struct scope {
     tv *vars;
 };
 
-typedef struct {
+typedef struct ev ev;
+typedef struct { tv **v; int n; } argv_t;                /* evaluated call arguments (kwargs last) */
+struct ev {
     tp_ctx *c;
     long steps, max_steps;
     size_t max_out;
@@ -30,19 +35,17 @@ typedef struct {
     scope *global;
     tp_buf *top;    /* the rendering's own output (generation marks refer to it) */
     tp_marks *marks;
-} ev;
+    /* the evaluator's hooks for the built-ins (set by eval.c's tp_eval) */
+    argv_t (*eval_args)(ev *E, tp_list l, scope *env);
+    tv *(*fn_value)(ev *E, int kind, int method, tv *self, const tp_node *macro);
+    tv *(*call_macro)(ev *E, const tp_node *x, const tp_node *m, tv **args, int n, scope *caller);
+};
 
 #define FAIL(E, x, ...) tp_fail((E)->c, (x) ? (x)->pos : -1, __VA_ARGS__)
 
-typedef struct { tv **v; int n; } argv_t;                /* evaluated call arguments (kwargs last) */
 typedef struct { tv **v; size_t n, cap; } tvvec;         /* growable array of values */
 /* a sort's settings; the comparison may fail (longjmp) */
 typedef struct { ev *E; const tp_node *x; int cs, rev; tstr attr; int by_value; int has_attr; } sort_ctx;
-
-/* ---- eval.c ---- */
-tv *tp_fn_value(ev *E, int kind, int method, tv *self, const tp_node *macro);
-tv *tp_call_macro(ev *E, const tp_node *x, const tp_node *m, tv **args, int n, scope *caller);
-argv_t tp_eval_args(ev *E, tp_list l, scope *env);
 
 /* ---- methods.c ---- */
 int tp_find_name(const char *const *names, tstr s);

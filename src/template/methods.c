@@ -542,7 +542,7 @@ tv *tp_call_fn(ev *E, const tp_node *x, tv *f, tv **args, int n, scope *env) {
         break;
     }
     case FN_MACRO:
-        return tp_call_macro(E, x, f->u.fn.macro, args, n, env);
+        return E->call_macro(E, x, f->u.fn.macro, args, n, env);
     }
     FAIL(E, x, "internal error: bad function");
 }
