@@ -66,7 +66,7 @@ static double check_model(tuna_model *m, const char *name, int prompt_len, int s
             ids[T] = next;
             if (s + 1 < steps) CHECK(tuna_decoder_step(d, &row, 1, &ids[T], 1, lc) == TUNA_OK);
         }
-        CHECK(tuna_decoder_length(d, row) == prompt_len + steps - 1 + peft_prompt_rows(m->peft));
+        CHECK(tuna_decoder_length(d, row) == prompt_len + steps - 1 + adapter_prompt_rows(m));
     }
     CHECKF(worst <= 1e-5, "%s: cached vs full logits rel %.3g", name, worst);
     CHECKF(same_tokens, "%s: greedy tokens with the cache differ from repeated full forwards", name);

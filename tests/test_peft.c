@@ -221,7 +221,7 @@ static void test_roundtrip(void) {
     CHECK(tuna_peft_num_adapted(m) == 4 * tuna_model_config(m)->L);
     /* PEFT init: B zero, A uniform in +-1/sqrt(in) and not zero */
     tuna_trainable tp, *p = &tp;
-    CHECK(peft_trainable(m->peft, p));
+    CHECK(adapter_trainable(m, p));
     int a_ok = 1, b_zero = 1, a_nonzero = 0;
     for (int i = 0; i < p->n_params; i++) {
         const tuna_param *t = &p->params[i].pub;
@@ -281,7 +281,7 @@ static void test_roundtrip(void) {
 
 /* --- finite differences over a few adapter scalars --- */
 static double loss_of(tuna_model *m, const tuna_batch *bt, uint64_t forwards) {
-    peft_set_forward_count(m->peft, forwards); /* same dropout mask for every evaluation */
+    adapter_set_forward_count(m, forwards); /* same dropout mask for every evaluation */
     tuna_loss l;
     if (tuna_model_forward(m, bt, &l) != TUNA_OK) return NAN;
     m->have_forward = 0;
@@ -298,12 +298,12 @@ static void fd_check(tuna_model *m, const char *what) {
     CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
     tuna_peft_set_training(m, 1);
     tuna_model_zero_grad(m);
-    peft_set_forward_count(m->peft, 41);
+    adapter_set_forward_count(m, 41);
     tuna_loss l;
     CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
     CHECK(tuna_model_backward(m, &bt, (float)(1.0 / l.tokens)) == TUNA_OK);
     tuna_trainable tp, *p = &tp;
-    CHECK(peft_trainable(m->peft, p));
+    CHECK(adapter_trainable(m, p));
     double worst = 0;
     int probes = 0;
     for (int i = 0; i < p->n_params; i++) {
@@ -345,7 +345,7 @@ static void test_lora_dropout_fd(void) {
     CHECK(tuna_peft_attach(m, &c, 3) == TUNA_OK);
     /* non-zero B so that A gets gradient */
     tuna_trainable ad = {0};
-    CHECK(peft_trainable(m->peft, &ad));
+    CHECK(adapter_trainable(m, &ad));
     for (int i = 0; i < ad.n_params; i++) {
         tuna_param *t = &ad.params[i].pub;
         if (strstr(t->name, "lora_B"))
@@ -440,7 +440,7 @@ static void test_ia3_fd(void) {
     CHECK(tuna_peft_attach(m, &c, 2) == TUNA_OK);
     CHECK(tuna_peft_num_adapted(m) == 2 * tuna_model_config(m)->L);
     tuna_trainable ad = {0};
-    CHECK(peft_trainable(m->peft, &ad));
+    CHECK(adapter_trainable(m, &ad));
     for (int i = 0; i < ad.n_params; i++) {
         tuna_param *t = &ad.params[i].pub;
         for (int64_t j = 0; j < t->numel; j++) t->data[j] = 1.0f + 0.1f * (float)((j * 3 + i) % 7 - 3);
@@ -522,7 +522,7 @@ static void test_nf4_tiles(void) {
     tuna_model *ms[2] = {q, fp};
     tuna_trainable ad[2] = {{0}};
     for (int k = 0; k < 2; k++) {
-        CHECK(peft_trainable(ms[k]->peft, &ad[k]));
+        CHECK(adapter_trainable(ms[k], &ad[k]));
         for (int i = 0; i < ad[k].n_params; i++) {
             tuna_param *t = &ad[k].params[i].pub;
             if (strstr(t->name, "lora_B"))
@@ -683,7 +683,7 @@ static void test_prompt_cli(void) {
         int same = c != NULL && n > 0;
         int C = tuna_model_config(m)->C;
         for (int i = 0; same && i < 7; i++)
-            same = !memcmp(peft_prompt(m->peft) + (size_t)i * C, m->wte + (size_t)ids[i % n] * C, (size_t)C * sizeof(float));
+            same = !memcmp(adapter_prompt(m) + (size_t)i * C, m->wte + (size_t)ids[i % n] * C, (size_t)C * sizeof(float));
         CHECKF(same, "prompt rows are the embeddings of the init text's %zu tokens, repeated", n);
         free(ids);
     }
@@ -731,7 +731,7 @@ static void test_info_quant(void) {
 static void forward_logits(tuna_model *m, const tuna_batch *bt, float *out) {
     tuna_loss l;
     CHECK(tuna_model_forward(m, bt, &l) == TUNA_OK);
-    int P = peft_prompt_rows(m->peft);
+    int P = adapter_prompt_rows(m);
     memcpy(out, tuna_model_logits(m), (size_t)bt->B * (bt->T + P) * tuna_model_config(m)->V * sizeof(float));
 }
 
@@ -781,7 +781,7 @@ static void test_alloc_failure(tuna_peft_type type) {
     tuna_rng rng;
     rng_seed(&rng, 9, 9);
     tuna_trainable ad = {0};
-    CHECK(peft_trainable(m->peft, &ad));
+    CHECK(adapter_trainable(m, &ad));
     for (int64_t i = 0; i < ad.n_weights; i++) ad.weights[i] += 0.1f * rng_normal(&rng);
     CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
     forward_logits(m, &bt, want);
@@ -793,11 +793,11 @@ static void test_alloc_failure(tuna_peft_type type) {
         peft_fail_alloc_at(0);
         if (st == TUNA_OK) break;
         failed++;
-        CHECKF(st == TUNA_ERR_NOMEM && peft_prepared_rows(m->peft) >= B * (T + peft_prompt_rows(m->peft)),
+        CHECKF(st == TUNA_ERR_NOMEM && peft_prepared_rows(m) >= B * (T + adapter_prompt_rows(m)),
                "type %d, prepare allocation %d fails: status %d, adapter buffers for %d rows", type, n, st,
-               peft_prepared_rows(m->peft));
+               peft_prepared_rows(m));
         forward_logits(m, &bt, got);
-        CHECK(!memcmp(got, want, (size_t)B * (T + peft_prompt_rows(m->peft)) * V * sizeof(float)));
+        CHECK(!memcmp(got, want, (size_t)B * (T + adapter_prompt_rows(m)) * V * sizeof(float)));
         CHECK(tuna_model_backward(m, &bt, 1.0f) == TUNA_OK);
     }
     CHECKF(st == TUNA_OK && failed >= 3, "type %d: prepare succeeded after %d injected failures", type, failed);

@@ -21,7 +21,7 @@ static const char *MODEL = "models/tuna-stories";
 
 static void perturb_lora(tuna_model *m, int salt) {
     tuna_trainable ad = {0};
-    CHECK(peft_trainable(m->peft, &ad));
+    CHECK(adapter_trainable(m, &ad));
     for (int i = 0; i < ad.n_params; i++) {
         tuna_param *t = &ad.params[i].pub;
         if (strstr(t->name, "lora_B"))

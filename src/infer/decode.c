@@ -96,7 +96,7 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
     d->nthr = nthr;
     if (c->family == TUNA_FAMILY_LLAMA) model_rope_tables(c, d->rope_cos, d->rope_sin, max_ctx);
     if (m->peft) {
-        tuna_status st = peft_prepare(m, max_tokens > max_rows ? max_tokens : max_rows);
+        tuna_status st = adapter_prepare(m, max_tokens > max_rows ? max_tokens : max_rows);
         if (st != TUNA_OK) { tuna_decoder_free(d); return st; }
         tuna_peft_set_training(m, 0);
     }
@@ -110,7 +110,7 @@ tuna_status tuna_decoder_set_model(tuna_decoder *d, tuna_model *m) {
         a->FF != b->FF || a->V != b->V)
         return core_fail(TUNA_ERR_ARG, "the decoder's caches were made for a model of another shape");
     if (m->peft) {
-        tuna_status st = peft_prepare(m, d->max_tokens > d->max_rows ? d->max_tokens : d->max_rows);
+        tuna_status st = adapter_prepare(m, d->max_tokens > d->max_rows ? d->max_tokens : d->max_rows);
         if (st != TUNA_OK) return st;
         tuna_peft_set_training(m, 0);
     }
@@ -146,7 +146,7 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
     const tuna_config *c = &m->cfg;
     int N = nrows * n, C = c->C;
     long KD = (long)c->NKV * c->HD, QD = (long)c->NH * c->HD, QKV = QD + 2 * KD;
-    const float *prompt = peft_prompt(m->peft);
+    const float *prompt = adapter_prompt(m);
     for (int i = 0; i < N; i++) {
         int r = i / n, t = i % n, p = d->len[rows[r]] + t;
         d->pos[i] = p;
@@ -204,7 +204,7 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
 
 tuna_status tuna_decoder_step(tuna_decoder *d, const int *rows, int nrows, const int32_t *ids, int n, float *logits) {
     const tuna_config *c = &d->m->cfg;
-    int P = peft_prompt_rows(d->m->peft);
+    int P = adapter_prompt_rows(d->m);
     if (nrows <= 0 || n <= 0) return core_fail(TUNA_ERR_ARG, "decode step needs rows and tokens (%d rows, %d tokens)", nrows, n);
     if ((long)nrows * n > d->max_tokens || nrows > d->max_rows)
         return core_fail(TUNA_ERR_ARG, "decode step of %d rows x %d tokens exceeds the decoder's %d tokens", nrows, n, d->max_tokens);

@@ -285,7 +285,7 @@ static void acts_free(tuna_acts *a) {
 void tuna_model_free(tuna_model *m) {
     if (!m) return;
     acts_free(&m->acts);
-    peft_free(m->peft);
+    adapter_free(m);
     if (!m->shares_weights) {
         for (int i = 0; i < m->n_quants; i++) nf4_free(&m->quants[i].t);
         free(m->quants);
@@ -479,7 +479,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     if (B <= 0 || T <= 0) return core_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
     if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return core_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
     int train = mode != TUNA_MODE_EVAL;
-    int P = peft_prompt_rows(m->peft);
+    int P = adapter_prompt_rows(m);
     T += P; /* prompt tuning: virtual tokens lead every row */
     if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode) return TUNA_OK;
     if (train && !m->base_frozen) {
@@ -487,7 +487,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
         if (st != TUNA_OK) return st;
     }
     if (m->peft) {
-        tuna_status st = peft_prepare(m, B * T);
+        tuna_status st = adapter_prepare(m, B * T);
         if (st != TUNA_OK) return st;
     }
     acts_free(&m->acts);
@@ -615,10 +615,10 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
         a->pos[n] = bt->pos_ids ? bt->pos_ids[n] : t;
         a->targets[n] = (bt->labels && t < TT - 1 && tl >= 0 && bt->labels[b * T + tl] != -100) ? bt->labels[b * T + tl] : -1;
     }
-    peft_begin_forward(m->peft); /* this forward's dropout key */
+    adapter_begin_forward(m); /* this forward's dropout key */
     /* embeddings */
     float *x = a->resid[0];
-    const float *prompt = peft_prompt(m->peft);
+    const float *prompt = adapter_prompt(m);
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         int b = n / TT, t = n % TT;
@@ -701,7 +701,7 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
     for (int n = 0; n < N; n++) a->tok_w[n] = token_weight * (bt->row_weight ? bt->row_weight[n / TT] : 1.0f);
     /* with a frozen embedding and no prompt nothing needs the gradient of the
      * first layer's input: skip those GEMMs */
-    float *dprompt = P ? peft_prompt_grad(m->peft) : NULL;
+    float *dprompt = P ? adapter_prompt_grad(m) : NULL;
     int need_dx0 = m->dwte || dprompt;
     k_crossentropy_bwd(a->logits, a->lse, a->targets, a->tok_w, N, c->V);
     linear_backward(&m->lm_head, a->dtmp, 0, a->logits, a->normf, N);
@@ -779,11 +779,11 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
 
 void tuna_model_zero_grad(tuna_model *m) {
     if (m->grads) memset(m->grads, 0, (size_t)m->n_weights * sizeof(float));
-    peft_zero_grads(m->peft);
+    adapter_zero_grads(m);
 }
 
 void model_trainable(tuna_model *m, tuna_trainable *t) {
-    if (!peft_trainable(m->peft, t)) *t = (tuna_trainable){m->params, m->n_params, m->weights, m->grads, m->n_weights};
+    if (!adapter_trainable(m, t)) *t = (tuna_trainable){m->params, m->n_params, m->weights, m->grads, m->n_weights};
 }
 
 tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed) {

@@ -67,6 +67,7 @@ typedef struct {
 /* An attached adapter: its state is private to src/model/peft.c; the model
  * reaches it only through model/adapter_hooks.h. */
 typedef struct tuna_peft_state tuna_peft_state;
+typedef struct adapter_ops adapter_ops;   /* model/adapter_hooks.h */
 
 struct tuna_model {
     tuna_config cfg;
@@ -87,6 +88,7 @@ struct tuna_model {
     char (*linear_names)[64];/* module paths of the block linears [L*7] */
     int base_frozen;         /* no base gradients (an adapter is trained) */
     tuna_peft_state *peft;   /* attached adapter or NULL */
+    const adapter_ops *peft_ops; /* its hooks (set with peft) */
     int quant_type;          /* tuna_quant_type of the block linears */
     tuna_quant *quants;      /* [n_quants] */
     int n_quants;

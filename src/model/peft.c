@@ -38,6 +38,8 @@
 #include "model/model_internal.h"
 #include "core/json_error.h"
 
+static const adapter_ops peft_ops; /* the hooks, defined with them below */
+
 /* An attached adapter: its own table of named tensors in PEFT's key names,
  * carved from one buffer (and one gradient buffer), the per-layer states hung
  * on the linears, and the prompt-tuning prefix. */
@@ -162,7 +164,7 @@ static void *peft_malloc(size_t size) { return injected_failure() ? NULL : mallo
 
 /* ---------------- state ---------------- */
 
-void peft_free(tuna_peft_state *p) {
+static void peft_free(tuna_peft_state *p) {
     if (!p) return;
     free(p->params);
     free(p->weights);
@@ -174,7 +176,7 @@ void peft_free(tuna_peft_state *p) {
     free(p);
 }
 
-tuna_status peft_prepare(tuna_model *m, int N) {
+static tuna_status peft_prepare(tuna_model *m, int N) {
     tuna_peft_state *p = m->peft;
     if (N <= p->Nmax) return TUNA_OK;
     int64_t max_in = 1, max_out = 1, saved = 0, max_r = 0;
@@ -350,6 +352,7 @@ static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t see
     }
     p->n_ad = ai;
     m->peft = p;
+    m->peft_ops = &peft_ops;
     model_freeze_base(m);
     return TUNA_OK;
 }
@@ -377,28 +380,31 @@ tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int 
 
 /* ---------------- hooks called by the model (adapter_hooks.h) ---------------- */
 
-int peft_prompt_rows(const tuna_peft_state *p) { return p ? p->P : 0; }
-int peft_prepared_rows(const tuna_peft_state *p) { return p ? p->Nmax : 0; }
-const float *peft_prompt(const tuna_peft_state *p) { return p ? p->prompt : NULL; }
-float *peft_prompt_grad(tuna_peft_state *p) { return p ? p->dprompt : NULL; }
+static int peft_prompt_rows(const tuna_peft_state *p) { return p->P; }
+static const float *peft_prompt(const tuna_peft_state *p) { return p->prompt; }
+static float *peft_prompt_grad(tuna_peft_state *p) { return p->dprompt; }
 
-void peft_begin_forward(tuna_peft_state *p) {
-    if (p && p->rt.training) p->rt.key = core_splitmix64(p->seed ^ core_splitmix64(++p->forwards));
+static void peft_begin_forward(tuna_peft_state *p) {
+    if (p->rt.training) p->rt.key = core_splitmix64(p->seed ^ core_splitmix64(++p->forwards));
 }
 
-void peft_set_forward_count(tuna_peft_state *p, uint64_t count) {
-    if (p) p->forwards = count;
-}
+static void peft_set_forward_count(tuna_peft_state *p, uint64_t count) { p->forwards = count; }
 
-int peft_trainable(tuna_peft_state *p, tuna_trainable *t) {
-    if (!p) return 0;
+static void peft_trainable(tuna_peft_state *p, tuna_trainable *t) {
     *t = (tuna_trainable){p->params, p->n_params, p->weights, p->grads, p->n_weights};
-    return 1;
 }
 
-void peft_zero_grads(tuna_peft_state *p) {
-    if (p && p->grads) memset(p->grads, 0, (size_t)p->n_weights * sizeof(float));
+static void peft_zero_grads(tuna_peft_state *p) {
+    if (p->grads) memset(p->grads, 0, (size_t)p->n_weights * sizeof(float));
 }
+
+/* Tests only (adapter_hooks.h): the rows the adapter buffers hold now. */
+int peft_prepared_rows(const tuna_model *m) { return m->peft ? m->peft->Nmax : 0; }
+
+static const adapter_ops peft_ops = {
+    .prompt_rows = peft_prompt_rows, .prompt = peft_prompt, .prompt_grad = peft_prompt_grad,
+    .begin_forward = peft_begin_forward, .set_forward_count = peft_set_forward_count,
+    .trainable = peft_trainable, .zero_grads = peft_zero_grads, .prepare = peft_prepare, .free = peft_free};
 
 /* ---------------- merge ---------------- */
 
@@ -407,8 +413,7 @@ static void detach(tuna_model *m) {
     tuna_linear *ls[8 * 1024];
     int n = model_linears(m, ls);
     for (int i = 0; i < n; i++) ls[i]->adapter = NULL;
-    peft_free(m->peft);
-    m->peft = NULL;
+    adapter_free(m);
     model_unfreeze_base(m);
 }
 

@@ -51,7 +51,7 @@ uint64_t resume_model_fingerprint(tuna_model *m) {
         h = hash_sample(h, t->absmax_q, t->nblocks, 1);
     }
     tuna_trainable ad;
-    if (peft_trainable(m->peft, &ad))
+    if (adapter_trainable(m, &ad))
         for (int i = 0; i < ad.n_params; i++) h = hash_tensor(h, &ad.params[i].pub);
     return h;
 }

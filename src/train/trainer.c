@@ -562,7 +562,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     /* dropout masks follow the step number, so a resumed run draws the same ones */
     /* data-parallel: this rank's first micro-batch is number lo/micro of the
      * step, so it draws the masks one process would draw for those rows */
-    peft_set_forward_count(m->peft, ((uint64_t)t->step << 20) +
+    adapter_set_forward_count(m, ((uint64_t)t->step << 20) +
                                         (uint64_t)((int64_t)a->batch * tuna_dist_rank() / tuna_dist_size() / a->micro_batch));
     tuna_dpo_stats ds = {0};
     tuna_status st;
