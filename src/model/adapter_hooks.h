@@ -28,6 +28,9 @@ void peft_zero_grads(tuna_peft_state *p);
 /* Adapter buffers for N rows (grown, never shrunk), the rows they hold now,
  * and the release of the state. */
 tuna_status peft_prepare(tuna_model *m, int N);
+/* Planning (no model needed): trainable scalars and adapter buffer bytes for
+ * N rows that an adapter of config c on a model of config cfg would need. */
+tuna_status peft_plan(const tuna_config *cfg, const tuna_peft_config *c, int64_t N, int64_t *trainable, int64_t *buffer_bytes);
 int peft_prepared_rows(const tuna_peft_state *p);
 void peft_free(tuna_peft_state *p);
 /* Tests only: the nth allocation of adapter setup on this thread from now on
