@@ -48,23 +48,25 @@ export XDG_CACHE_HOME=$tmp/cache
 has_row() { case ",$rows," in *",$1,"*) return 0 ;; esac; return 1; }
 
 table=$tmp/table.txt
-printf '%-58s %10s %8s %10s %6s %9s\n' command "peak RSS" target "plan" ratio "tokens/s" > "$table"
+printf '%-52s %10s %7s %8s %10s %6s %9s\n' command "peak RSS" "time" target "plan" ratio "tokens/s" > "$table"
+# gib BYTES: "1.23 GiB", or "45.6 MiB" below 1 GiB
+gib() { awk -v b="$1" 'BEGIN { if (b >= 1073741824) printf "%.2f GiB", b / 1073741824; else printf "%.1f MiB", b / 1048576 }'; }
 # row LABEL TARGET_GIB PLAN_BYTES TOKS: adds the last measured run to the table
 row() {
-  local kb rss ratio=- plan=-
-  kb=$(tail -1 "$tmp/rss" 2>/dev/null)
-  rss=$(awk -v k="${kb:-0}" 'BEGIN { printf "%.2f GiB", k * 1024 / 1073741824 }')
+  local kb secs rss ratio=- plan=-
+  read -r kb secs < <(tail -1 "$tmp/rss" 2>/dev/null)
+  rss=$(gib "$((${kb:-0} * 1024))")
   if [ -n "$3" ] && [ "$3" != - ]; then
-    plan=$(awk -v b="$3" 'BEGIN { printf "%.2f GiB", b / 1073741824 }')
+    plan=$(gib "$3")
     ratio=$(awk -v b="$3" -v k="${kb:-0}" 'BEGIN { if (k > 0) printf "%.2f", b / (k * 1024); else print "-" }')
   fi
-  printf '%-58s %10s %8s %10s %6s %9s\n' "$1" "$rss" "$2" "$plan" "$ratio" "${4:--}" >> "$table"
+  printf '%-52s %10s %6ss %8s %10s %6s %9s\n' "$1" "$rss" "${secs:--}" "$2" "$plan" "$ratio" "${4:--}" >> "$table"
 }
 # measure NAME CMD...: runs CMD under /usr/bin/time; exit code in $rc, output in $tmp/NAME.log
 measure() {
   local name=$1; shift
   echo "== $name: $*" >&2
-  /usr/bin/time -f %M -o "$tmp/rss" "$@" > "$tmp/$name.log" 2>&1
+  /usr/bin/time -f "%M %e" -o "$tmp/rss" "$@" > "$tmp/$name.log" 2>&1
   rc=$?
   [ "$rc" = 0 ] || { echo "   exit $rc: $(grep -v '^Command exited' "$tmp/$name.log" | tail -2)" >&2; }
 }
@@ -141,8 +143,8 @@ for s in "${shapes[@]}"; do
     row "$s: sft full b1x256 ($verdict, exit $rc)" "$([ $big = 1 ] && echo refuse || echo -)" "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" -
     [ "$verdict" = refused ] && echo "   $(grep 'this run needs' "$tmp/full.log")" >&2
   fi
-  rm -rf "$dir" "$tmp/qlora" "$tmp/lora" "$tmp/full"
+  [ -n "$keep" ] || rm -rf "$dir" "$tmp/qlora" "$tmp/lora" "$tmp/full"
 done
 echo
 cat "$table"
-echo "(target in GiB; plan: tuna plan --json peak_rss_bytes for the same options; ratio = plan / measured)"
+echo "(time: wall seconds; target in GiB; plan: tuna plan --json peak_rss_bytes for the same options; ratio = plan / measured)"
