@@ -52,7 +52,7 @@ static int job_of(const char *s, mem_job *j) {
 }
 
 typedef struct {
-    const char *model, *quant;
+    const char *model, *quant, *lora_targets, *ia3_targets;
     const char *data[16];
     int n_data, json;
 } plan_args;
@@ -65,10 +65,9 @@ static int plan_option(mem_opts *o, plan_args *p, int argc, char **argv, int *i)
     if ((!strcmp(s, "--model") || !strcmp(s, "--config")) && v) text = p->model = v;
     else if (!strcmp(s, "--method") && v) text = o->method = v;
     else if (!strcmp(s, "--quant") && v) text = p->quant = v;
-    else if ((!strcmp(s, "--lora-targets") || !strcmp(s, "--ia3-targets")) && v) {
-        if (strlen(v) >= sizeof o->pc.targets) return cli_usage_error("plan: target list too long");
-        snprintf(o->pc.targets, sizeof o->pc.targets, "%s", text = v);
-    } else if (!strcmp(s, "--data") && v) {
+    else if (!strcmp(s, "--lora-targets") && v) text = p->lora_targets = v;
+    else if (!strcmp(s, "--ia3-targets") && v) text = p->ia3_targets = v;
+    else if (!strcmp(s, "--data") && v) {
         if (p->n_data == 16) return cli_usage_error("plan: at most 16 --data files");
         text = p->data[p->n_data++] = v;
     } else if (!strcmp(s, "--batch") || !strcmp(s, "--parallel")) num = &o->batch;
@@ -155,6 +154,9 @@ int cmd_plan(int argc, char **argv) {
     if (mem_method_type(o.method) < 0) return cli_usage_error("plan: --method '%s' is not available (full, lora, qlora, ia3, prompt)", o.method);
     if (p.quant && strcmp(p.quant, "nf4")) return cli_usage_error("plan: --quant must be nf4 (got '%s')", p.quant);
     o.nf4 = p.quant != NULL;
+    const char *tg = mem_method_type(o.method) == TUNA_PEFT_IA3 ? p.ia3_targets : p.lora_targets; /* as sft picks them */
+    if (tg && strlen(tg) >= sizeof o.pc.targets) return cli_usage_error("plan: target list too long");
+    if (tg) snprintf(o.pc.targets, sizeof o.pc.targets, "%s", tg);
     if (job == MEM_GENERATE || job == MEM_SERVE) o.rows = o.batch ? o.batch : 1;
     if (!o.batch) o.batch = 8;
     ckpt_info ci;
