@@ -45,6 +45,7 @@ if [ ! -x "$tuna" ] || [ ! -x "$mk" ]; then echo "bench_scale: run make first (b
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna-scale.XXXXXX") || exit 1
 if [ -n "$keep" ]; then echo "folder: $tmp (kept)"; else trap 'rm -rf "$tmp"' EXIT; fi
 export XDG_CACHE_HOME=$tmp/cache
+mkdir -p "$XDG_CACHE_HOME"
 has_row() { case ",$rows," in *",$1,"*) return 0 ;; esac; return 1; }
 
 table=$tmp/table.txt
