@@ -161,7 +161,7 @@ static void print_text(const ckpt_info *ci, const info_sum *s, int quant) {
             printf("  %-18s %s, %lld parameters, %.2f MiB\n", ckpt_group_name(g), s->group_dtypes[g], (long long)s->group_params[g],
                    s->group_bytes[g] / mib);
     printf("stored dtypes ");
-    for (int k = 0; k < s->n_dt; k++) printf(" %s%s %d tensors (%lld parameters)", k ? ";" : "", s->dt[k].name, s->dt[k].tensors,
+    for (int k = 0; k < s->n_dt; k++) printf("%s%s %d tensors (%lld parameters)", k ? "; " : " ", s->dt[k].name, s->dt[k].tensors,
                                              (long long)s->dt[k].params);
     printf("\n");
     printf("memory         %.2f MiB fp32 weights; %.2f MiB for full fine-tuning state (weights, grads, AdamW moments)\n",
