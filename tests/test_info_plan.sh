@@ -54,6 +54,18 @@ run info_json "$tuna" info --model "$tmp/sharded" --quant nf4 --json
   grep -q '"block_linears":{"parameters":2359296,"dtype":"BF16","bytes":4718592}' "$tmp/info_json.out" && grep -q '"sft_qlora":' "$tmp/info_json.out" &&
   ok "info --json --quant nf4: counts, dtypes, groups, NF4 from shapes" || bad "info --json" "$(cat "$tmp/info_json.out" "$tmp/info_json.err")"
 
+# GGUF: its metadata and tensor table; llama2.c: its 28-byte header
+"$tuna" export --model "$model" --format gguf --type q8_0 --out "$tmp/m.gguf" >/dev/null 2>&1
+run info_gguf "$tuna" info --model "$tmp/m.gguf"
+[ "$rc" = 0 ] && grep -q '^stored dtypes  Q8_0 43 tensors (3145728 parameters); F32 13 tensors (2496 parameters)' "$tmp/info_gguf.out" &&
+  grep -q '^parameters     3148224 ' "$tmp/info_gguf.out" && ok "info on a GGUF file: Q8_0 and F32 tensors counted" || bad "info gguf" "$(cat "$tmp/info_gguf.out" "$tmp/info_gguf.err")"
+l2c=$root/../shared/data/llama2c/stories260K/stories260K.bin
+if [ -f "$l2c" ]; then
+  run info_l2c "$tuna" info --model "$l2c"
+  [ "$rc" = 0 ] && grep -q '^parameters     260032 ' "$tmp/info_l2c.out" && grep -q '^stored dtypes  F32 47 tensors' "$tmp/info_l2c.out" &&
+    ok "info on a llama2.c checkpoint: from its header" || bad "info llama2c" "$(cat "$tmp/info_l2c.out" "$tmp/info_l2c.err")"
+else absent "../shared/data/llama2c/stories260K/stories260K.bin"; fi
+
 # --- plan: sft's options, every method, exact bytes ---
 run plan_paste "$tuna" plan --model "$model" --method lora --lora-r 16 --lora-alpha 32 --lr 2e-4 --steps 3 --out "$tmp/x" --quiet \
   --data "$data" --batch 4 --micro-batch 2 --seq-len 64 --json

@@ -16,6 +16,7 @@
 #include "cli/ckpt_scan.h"
 #include "core/error.h"
 #include "io/gguf.h"
+#include "io/llama2c.h"
 #include "model/model_internal.h"
 #include "tuna_gguf.h"
 
@@ -161,7 +162,8 @@ static tuna_status scan_gguf(ckpt_info *ci, const char *path) {
     return st;
 }
 
-/* A config.json alone: the tensors of its parameter table, in its torch_dtype. */
+/* A config.json alone (or a llama2.c checkpoint, all fp32): the tensors of
+ * its parameter table, in its torch_dtype. */
 static tuna_status scan_config_only(ckpt_info *ci) {
     tuna_model *m;
     tuna_status st = model_skeleton(&m, &ci->cfg);
@@ -176,15 +178,30 @@ static tuna_status scan_config_only(ckpt_info *ci) {
     return st;
 }
 
+/* A llama2.c checkpoint: its 28-byte header. */
+static tuna_status scan_llama2c(ckpt_info *ci, const char *path, int64_t size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return core_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
+    tuna_status st = llama2c_config(f, path, &ci->cfg);
+    fclose(f);
+    if (st == TUNA_OK) st = scan_config_only(ci);
+    ci->disk_bytes = size;
+    ci->n_files = 1;
+    return st;
+}
+
 tuna_status ckpt_scan(ckpt_info *ci, const char *path) {
     memset(ci, 0, sizeof *ci);
     struct stat sb;
     if (stat(path, &sb) != 0) return core_fail(TUNA_ERR_IO, "%s: %s", path, strerror(errno));
     tuna_status st;
+    size_t n = strlen(path);
     if (S_ISREG(sb.st_mode) && tuna_is_gguf(path)) st = scan_gguf(ci, path);
-    else if (S_ISREG(sb.st_mode)) {
+    else if (S_ISREG(sb.st_mode) && n >= 5 && !strcmp(path + n - 5, ".json")) {
         st = tuna_config_load(&ci->cfg, path);
         if (st == TUNA_OK) st = scan_config_only(ci);
+    } else if (S_ISREG(sb.st_mode)) {
+        st = scan_llama2c(ci, path, (int64_t)sb.st_size);
     } else {
         char cp[PATH_MAX];
         snprintf(cp, sizeof cp, "%s/config.json", path);

@@ -1,7 +1,7 @@
 /* ckpt_scan.h — what a checkpoint holds, read from its headers only:
  * config.json and each safetensors shard's JSON header (through
- * model.safetensors.index.json when sharded), or a GGUF file's metadata and
- * tensor table. No weight byte is read, so `tuna info` and the memory
+ * model.safetensors.index.json when sharded), a GGUF file's metadata and
+ * tensor table, or a llama2.c checkpoint's header. No weight byte is read, so `tuna info` and the memory
  * planner describe a 70 GB model in a few MiB. */
 #ifndef TUNA_CLI_CKPT_SCAN_H
 #define TUNA_CLI_CKPT_SCAN_H
@@ -29,8 +29,8 @@ typedef struct {
     int gguf;
 } ckpt_info;
 
-/* path: a model folder, a GGUF file, or a config.json (then the tensors are
- * the config's, stored in its torch_dtype). */
+/* path: a model folder, a GGUF file, a llama2.c checkpoint (fp32), or a
+ * *.json config (then the tensors are the config's, in its torch_dtype). */
 tuna_status ckpt_scan(ckpt_info *ci, const char *path);
 void ckpt_free(ckpt_info *ci);
 const char *ckpt_group_name(ckpt_group g);

@@ -18,7 +18,7 @@
 #include "tuna_peft.h"
 
 static const char *info_help =
-    "usage: tuna info --model DIR|FILE.gguf [--quant nf4] [--json]\n"
+    "usage: tuna info --model DIR|FILE.gguf|LLAMA2C.bin [--quant nf4] [--json]\n"
     "\n"
     "Describes a model from config.json and the weight files' headers (no weight is\n"
     "read): architecture, sizes, parameter count, the stored dtype of each group of\n"
@@ -26,7 +26,7 @@ static const char *info_help =
     "and the peak memory each command would need, predicted as `tuna plan` does:\n"
     "sft with each method (full, lora, qlora, ia3, prompt) at sft's defaults, and\n"
     "generation with the weights as stored and with --quant nf4.\n"
-    "  --model DIR   HF-layout model folder (or a GGUF file)\n"
+    "  --model DIR   HF-layout model folder (or a GGUF file, or a llama2.c checkpoint)\n"
     "  --quant nf4   also report the NF4 storage of the block linears as QLoRA\n"
     "                keeps them (bits per quantized parameter), computed from shapes\n"
     "  --json        one JSON object on stdout\n";
@@ -192,9 +192,6 @@ int cmd_info(int argc, char **argv) {
     }
     if (!model) return cli_usage_error("info: --model DIR is required");
     if (quant && strcmp(quant, "nf4")) return cli_usage_error("info: --quant must be nf4 (got '%s')", quant);
-    struct stat sb;
-    if (stat(model, &sb) == 0 && S_ISREG(sb.st_mode) && !tuna_is_gguf(model))
-        return cli_usage_error("info: %s is a file: give a model folder (config.json and weights) or a GGUF file", model);
     ckpt_info ci;
     info_sum s;
     tuna_status st = ckpt_scan(&ci, model);
