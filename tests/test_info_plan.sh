@@ -98,6 +98,10 @@ a1=$(num activation_bytes "$tmp/plan_lora.out"); a2=$(num activation_bytes "$tmp
 run plan_dpo "$tuna" plan dpo --model "$model" --method lora --micro-batch 2 --beta 0.1 --max-len 128 --json
 [ "$rc" = 0 ] && grep -q '"command":"dpo"' "$tmp/plan_dpo.out" && grep -q '"rows":4' "$tmp/plan_dpo.out" && [ "$(num reference_bytes "$tmp/plan_dpo.out")" -gt 0 ] &&
   ok "plan dpo: 2 rows per pair, its reference pass" || bad "plan dpo" "$(cat "$tmp/plan_dpo.out") $err"
+# pre-tokenized pairs: rows as long as the longest pair (7 + 10 ... = 17 tokens), 146 tokens held
+run plan_dpo2 "$tuna" plan dpo --model "$model" --data "$root/tests/fixtures/dpo/full_sigmoid/data.jsonl" --max-len 128 --json
+[ "$(num seq_len "$tmp/plan_dpo2.out")" = 17 ] && [ "$(num data_bytes "$tmp/plan_dpo2.out")" = $((8 * 146 + 12 * 16 * 17)) ] &&
+  ok "plan dpo --data: T from the longest pair, the pairs' tokens counted" || bad "plan dpo --data" "$(cat "$tmp/plan_dpo2.out") $err"
 run plan_gen "$tuna" plan generate --model "$model" --quant nf4 --json
 run plan_gen2 "$tuna" plan generate --model "$model" --json
 [ "$(num frozen_bytes "$tmp/plan_gen.out")" -lt "$(num frozen_bytes "$tmp/plan_gen2.out")" ] && [ "$(num frozen_bytes "$tmp/plan_gen2.out")" = 6296448 ] &&

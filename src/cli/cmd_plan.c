@@ -8,6 +8,7 @@
 
 #include "cli/mem_plan.h"
 #include "commands.h"
+#include "tuna_dataset.h"
 
 static const char *plan_help =
     "usage: tuna plan [sft|pretrain|dpo|generate|chat|eval|serve] --model DIR|CONFIG.json|FILE.gguf\n"
@@ -84,15 +85,28 @@ static int plan_option(mem_opts *o, plan_args *p, int argc, char **argv, int *i)
     return 0;
 }
 
+/* One --data file as the run holds it: pre-tokenized sequences (sft), or
+ * pre-tokenized preference pairs as 2 rows each (dpo). */
+static tuna_status load_tokens(const char *path, mem_job job, int V, int max_len, tuna_pretok *t) {
+    if (job != MEM_DPO) return tuna_pretok_load(t, path, V);
+    tuna_pref_options po = {0};
+    tuna_data_options_init(&po.data);
+    po.max_len = max_len;
+    tuna_pref_stats ps;
+    return tuna_dataset_load_preferences(path, NULL, NULL, &po, t, NULL, &ps);
+}
+
 /* Pre-tokenized --data files: their tokens are held during training and the
- * trainer sizes T by their longest row. Other record formats are tokenized
- * by the run itself: not counted (a note says so). */
+ * trainer sizes T by their longest row. Records that need the model's
+ * tokenizer are tokenized by the run itself: not counted (a note says so),
+ * and T stays --seq-len (an upper bound). */
 static void count_data(const plan_args *p, const tuna_config *c, mem_opts *o) {
     int max_len = 0;
     for (int k = 0; k < p->n_data; k++) {
         tuna_pretok t;
-        if (tuna_pretok_load(&t, p->data[k], c->V) != TUNA_OK) {
-            fprintf(stderr, "tuna: note: %s is not pre-tokenized ({\"input_ids\"}): its tokens are not counted\n", p->data[k]);
+        if (load_tokens(p->data[k], o->job, c->V, o->seq_len, &t) != TUNA_OK) {
+            fprintf(stderr, "tuna: note: %s is not pre-tokenized: its tokens are not counted, rows of --seq-len assumed\n", p->data[k]);
+            o->data_tokens = 0;
             return;
         }
         o->data_tokens += t.off[t.n];
