@@ -153,7 +153,8 @@ int cmd_plan(int argc, char **argv) {
     mem_job job = MEM_SFT;
     int first = 1;
     if (argc > 1 && argv[1][0] != '-') {
-        if (!job_of(argv[1], &job)) return cli_usage_error("plan: '%s' is not a command plan knows (sft, pretrain, dpo, generate, chat, eval, serve)", argv[1]);
+        if (!job_of(argv[1], &job))
+            return cli_usage_error("plan: '%s' is not a command plan knows (sft, pretrain, dpo, generate, chat, eval, serve)", argv[1]);
         first = 2;
     }
     mem_opts o;
@@ -165,7 +166,8 @@ int cmd_plan(int argc, char **argv) {
         if (rc) return rc;
     }
     if (!p.model) return cli_usage_error("plan: --model is required");
-    if (mem_method_type(o.method) < 0) return cli_usage_error("plan: --method '%s' is not available (full, lora, qlora, ia3, prompt)", o.method);
+    if (mem_method_type(o.method) < 0)
+        return cli_usage_error("plan: --method '%s' is not available (full, lora, qlora, ia3, prompt)", o.method);
     if (p.quant && strcmp(p.quant, "nf4")) return cli_usage_error("plan: --quant must be nf4 (got '%s')", p.quant);
     o.nf4 = p.quant != NULL;
     const char *tg = mem_method_type(o.method) == TUNA_PEFT_IA3 ? p.ia3_targets : p.lora_targets; /* as sft picks them */
