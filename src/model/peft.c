@@ -205,14 +205,16 @@ tuna_status peft_prepare(tuna_model *m, int N) {
     if (N <= p->Nmax) return TUNA_OK;
     /* sizes come from the linears the adapters hang on */
     tuna_linear *ls[8 * 1024];
-    static _Thread_local adapter_shape shapes[8 * 1024];
     int n = model_linears(m, ls);
+    adapter_shape *shapes = malloc((size_t)(n ? n : 1) * sizeof *shapes);
+    if (!shapes) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         tuna_adapter *a = ls[i]->adapter;
         shapes[i] = a ? (adapter_shape){a->kind, a->r, a->ff} : (adapter_shape){0, 0, 0};
     }
     int64_t f[3];
     buffer_floats(ls, shapes, n, N, f);
+    free(shapes);
     /* all three new buffers before any old one is freed: on failure the
      * adapters keep their buffers (and h / z pointers) for Nmax rows */
     float *in = peft_malloc((size_t)f[0] * sizeof(float));
@@ -388,10 +390,10 @@ tuna_status peft_plan(const tuna_config *cfg, const tuna_peft_config *c, int64_t
     tuna_status st = model_skeleton(&m, cfg);
     if (st != TUNA_OK) return st;
     tuna_linear *ls[8 * 1024];
-    static _Thread_local adapter_shape shapes[8 * 1024];
     char flags[8 * 1024];
     int n = model_linears(m, ls);
-    st = select_targets(m, c, ls, n, flags);
+    adapter_shape *shapes = malloc((size_t)(n ? n : 1) * sizeof *shapes);
+    st = shapes ? select_targets(m, c, ls, n, flags) : core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; st == TUNA_OK && i < n; i++) {
         int lora = c->type == TUNA_PEFT_LORA;
         shapes[i] = flags[i] ? (adapter_shape){lora ? TUNA_ADAPTER_LORA : TUNA_ADAPTER_IA3, c->r, flags[i] == 2} : (adapter_shape){0, 0, 0};
@@ -402,6 +404,7 @@ tuna_status peft_plan(const tuna_config *cfg, const tuna_peft_config *c, int64_t
         buffer_floats(ls, shapes, n, N, f);
         *buffer_bytes = (f[0] + f[1] + f[2]) * (int64_t)sizeof(float);
     }
+    free(shapes);
     tuna_model_free(m);
     return st;
 }
