@@ -16,6 +16,9 @@ typedef struct tuna_decoder tuna_decoder;
  * memory is allocated here. The model must outlive the decoder and must not
  * be prepared for other batches while the decoder is in use. */
 tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows, int max_ctx, int max_tokens);
+/* Bytes tuna_decoder_create allocates for these sizes (computed by the code
+ * that carves the block): what `tuna plan` counts for generation. */
+size_t tuna_decoder_bytes(const tuna_config *c, int max_rows, int max_ctx, int max_tokens);
 void tuna_decoder_free(tuna_decoder *d);
 /* Makes the next steps run m (a model of the same shape, e.g. the base with
  * another adapter: tuna_model_share); rows keep their caches, so a row must

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "cli/mem_plan.h"
 #include "cli/run_staging.h"
 #include "cli/train_metrics.h"
 #include "cli/train_resume.h"
@@ -94,6 +95,8 @@ static const char *sft_help =
     "  --early-stop N         stop after N evaluations without improvement\n"
     "  --save-dtype f32|bf16|f16   dtype of the saved weights (default f32)\n"
     "  --grad-checkpoint      keep only each block's input; recompute in backward\n"
+    "  --no-mem-check         start even when `tuna plan`'s predicted peak RSS exceeds the\n"
+    "                         memory available (refused by default: exit 2, options that fit)\n"
     "  --pack                 pack several examples per row (first-fit decreasing),\n"
     "                         positions restarting and attention confined per example\n"
     "  --save-every N         checkpoint every N steps into OUT/checkpoint-STEP (the\n"
@@ -436,7 +439,7 @@ int cli_train_command(int argc, char **argv, int mode) {
     tuna_peft_config pc;
     tuna_peft_config_default(&pc, TUNA_PEFT_LORA);
     const char *lora_targets = NULL, *ia3_targets = NULL, *ia3_ff = NULL;
-    int lr_given = 0, overwrite = 0, in_place = 0;
+    int lr_given = 0, overwrite = 0, in_place = 0, no_mem_check = 0;
     int eval_every = 0, early_stop = 0, quiet = 0, mb_given = 0, iv, save_every = 0;
     tuna_train_args a;
     tuna_train_args_default(&a);
@@ -556,6 +559,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         }
         else if (!strcmp(o, "--no-shuffle")) a.shuffle = 0;
         else if (!strcmp(o, "--grad-checkpoint")) a.grad_checkpoint = 1;
+        else if (!strcmp(o, "--no-mem-check")) no_mem_check = 1;
         else if (!strcmp(o, "--pack")) pack = 1;
         else if (!strcmp(o, "--quiet")) quiet = 1;
         else return cli_usage_error("%s: unknown option or missing value '%s' (see tuna %s --help)", cmd, o, cmd);
@@ -629,6 +633,8 @@ int cli_train_command(int argc, char **argv, int mode) {
     if (any_weight)
         for (int k = 0; k < n_data; k++)
             if (data_w[k] < 0) return cli_usage_error("--data %s: give a weight to every file or to none", data_paths[k]);
+    if (!no_mem_check && (iv = mem_check_train(cmd, pretrain ? config_path : model_dir, pretrain ? MEM_PRETRAIN : dpo ? MEM_DPO : MEM_SFT,
+                                               method, &pc, &a)) != 0) { cli_abort_job(iv); return iv; }
 
     tuna_model *m = NULL;
     tuna_trainer *tr = NULL;

@@ -68,6 +68,11 @@ static size_t decoder_layout(const tuna_config *c, int max_rows, int max_ctx, in
     return off;
 }
 
+size_t tuna_decoder_bytes(const tuna_config *c, int max_rows, int max_ctx, int max_tokens) {
+    if (c->learned_positions && max_ctx > c->max_positions) max_ctx = c->max_positions;
+    return decoder_layout(c, max_rows, max_ctx, max_tokens, omp_get_max_threads(), NULL, NULL);
+}
+
 void tuna_decoder_free(tuna_decoder *d) { free(d); /* the one block decoder_layout carved */ }
 
 tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows, int max_ctx, int max_tokens) {

@@ -76,6 +76,9 @@ tuna_status gguf_open(gguf_file *f, const char *path);
 /* The same on a buffer the caller owns (fuzz target); name for messages. */
 tuna_status gguf_parse(gguf_file *f, const void *buf, size_t size, const char *name);
 void gguf_close(gguf_file *f);
+/* The model config a GGUF file's metadata describes (validated; no tensor
+ * data read): what tuna_model_load_gguf builds and `tuna info` prints. */
+tuna_status gguf_model_config(const gguf_file *f, const char *path, tuna_config *out);
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 /* Scalar getters: 0 on success (numeric types converted), -1 when missing or of another kind. */

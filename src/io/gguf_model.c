@@ -517,30 +517,26 @@ static int emb_rows(const char *path, const gguf_tensor *emb, tuna_status *st) {
     return 0;
 }
 
-tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
-    *out = NULL;
-    gguf_file f;
-    tuna_status st = gguf_open(&f, path);
-    if (st != TUNA_OK) return st;
+/* The tuna_config of an open GGUF file, from its metadata (no weight read). */
+tuna_status gguf_model_config(const gguf_file *f, const char *path, tuna_config *out) {
+    tuna_status st = TUNA_OK;
     size_t al = 0;
-    const char *a = gguf_get_str(&f, "general.architecture", &al);
+    const char *a = gguf_get_str(f, "general.architecture", &al);
     char arch[32] = "";
     if (a && al < sizeof arch) memcpy(arch, a, al), arch[al] = 0;
     tuna_config c;
     memset(&c, 0, sizeof c);
     int gpt2 = !strcmp(arch, "gpt2");
-    if (!gpt2 && strcmp(arch, "llama") && strcmp(arch, "qwen2")) {
-        gguf_close(&f);
+    if (!gpt2 && strcmp(arch, "llama") && strcmp(arch, "qwen2"))
         return core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' (tuna loads llama, qwen2, gpt2)", path, arch[0] ? arch : "(none)");
-    }
-    const gguf_tensor *emb = gguf_find_tensor(&f, "token_embd.weight");
-    c.C = u32_of(&f, arch, "embedding_length", 0, &st);
-    c.L = u32_of(&f, arch, "block_count", 0, &st);
-    c.FF = u32_of(&f, arch, "feed_forward_length", 0, &st);
-    c.NH = u32_of(&f, arch, "attention.head_count", 0, &st);
-    c.NKV = u32_of(&f, arch, "attention.head_count_kv", c.NH, &st);
-    c.max_positions = u32_of(&f, arch, "context_length", 0, &st);
-    c.V = u32_of(&f, arch, "vocab_size", emb_rows(path, emb, &st), &st);
+    const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    c.C = u32_of(f, arch, "embedding_length", 0, &st);
+    c.L = u32_of(f, arch, "block_count", 0, &st);
+    c.FF = u32_of(f, arch, "feed_forward_length", 0, &st);
+    c.NH = u32_of(f, arch, "attention.head_count", 0, &st);
+    c.NKV = u32_of(f, arch, "attention.head_count_kv", c.NH, &st);
+    c.max_positions = u32_of(f, arch, "context_length", 0, &st);
+    c.V = u32_of(f, arch, "vocab_size", emb_rows(path, emb, &st), &st);
     c.bos_token_id = c.eos_token_id = c.pad_token_id = -1;
     c.initializer_range = 0.02f;
     c.dtype = TUNA_DTYPE_F32;
@@ -552,7 +548,7 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
         c.mlp = TUNA_MLP_GELU_TANH;
         c.NKV = c.NH;
         c.HD = c.NH ? c.C / c.NH : 0;
-        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_epsilon", 1e-5, &st);
+        c.norm_eps = (float)f64_of(f, arch, "attention.layer_norm_epsilon", 1e-5, &st);
         c.learned_positions = 1;
         c.qkv_bias = c.o_bias = c.mlp_bias = 1;
     } else {
@@ -562,43 +558,54 @@ tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
         c.family = TUNA_FAMILY_LLAMA;
         c.norm = TUNA_NORM_RMSNORM;
         c.mlp = TUNA_MLP_SWIGLU;
-        c.HD = u32_of(&f, arch, "attention.key_length", c.NH ? c.C / c.NH : 0, &st);
-        c.norm_eps = (float)f64_of(&f, arch, "attention.layer_norm_rms_epsilon", 1e-6, &st);
-        c.rope_theta = (float)f64_of(&f, arch, "rope.freq_base", 10000.0, &st);
-        c.qkv_bias = gguf_find_tensor(&f, "blk.0.attn_q.bias") != NULL;
-        c.o_bias = gguf_find_tensor(&f, "blk.0.attn_output.bias") != NULL;
-        c.mlp_bias = gguf_find_tensor(&f, "blk.0.ffn_up.bias") != NULL;
+        c.HD = u32_of(f, arch, "attention.key_length", c.NH ? c.C / c.NH : 0, &st);
+        c.norm_eps = (float)f64_of(f, arch, "attention.layer_norm_rms_epsilon", 1e-6, &st);
+        c.rope_theta = (float)f64_of(f, arch, "rope.freq_base", 10000.0, &st);
+        c.qkv_bias = gguf_find_tensor(f, "blk.0.attn_q.bias") != NULL;
+        c.o_bias = gguf_find_tensor(f, "blk.0.attn_output.bias") != NULL;
+        c.mlp_bias = gguf_find_tensor(f, "blk.0.ffn_up.bias") != NULL;
         size_t sl = 0;
         const char *sc = NULL;
         char key[96];
         snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-        sc = gguf_get_str(&f, key, &sl);
+        sc = gguf_get_str(f, key, &sl);
         if (sc && sl == 6 && !memcmp(sc, "linear", 6)) {
             c.rope_scaling = TUNA_ROPE_LINEAR;
-            c.rope_factor = (float)f64_of(&f, arch, "rope.scaling.factor", 1.0, &st);
+            c.rope_factor = (float)f64_of(f, arch, "rope.scaling.factor", 1.0, &st);
         } else if (sc && !(sl == 4 && !memcmp(sc, "none", 4))) {
-            gguf_close(&f);
-            return core_fail(TUNA_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported in GGUF files", path, (int)sl, sc);
+                return core_fail(TUNA_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported in GGUF files", path, (int)sl, sc);
         }
-        if (gguf_find_tensor(&f, "rope_freqs.weight")) {
-            if (!gguf_find_kv(&f, "tuna.rope.llama3.factor") || !gguf_find_kv(&f, "tuna.rope.llama3.low_freq_factor") ||
-                !gguf_find_kv(&f, "tuna.rope.llama3.high_freq_factor") || !gguf_find_kv(&f, "tuna.rope.llama3.original_context_length")) {
-                gguf_close(&f);
-                return core_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_freqs without the Llama 3 settings tuna writes beside it: not supported", path);
+        if (gguf_find_tensor(f, "rope_freqs.weight")) {
+            if (!gguf_find_kv(f, "tuna.rope.llama3.factor") || !gguf_find_kv(f, "tuna.rope.llama3.low_freq_factor") ||
+                !gguf_find_kv(f, "tuna.rope.llama3.high_freq_factor") || !gguf_find_kv(f, "tuna.rope.llama3.original_context_length")) {
+                        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: rope_freqs without the Llama 3 settings tuna writes beside it: not supported", path);
             }
             c.rope_scaling = TUNA_ROPE_LLAMA3;
-            c.rope_factor = (float)gguf_meta_pos(&f, "tuna.rope.llama3.factor", 1.0, &st);
-            c.rope_low_freq_factor = (float)gguf_meta_pos(&f, "tuna.rope.llama3.low_freq_factor", 1.0, &st);
-            c.rope_high_freq_factor = (float)gguf_meta_pos(&f, "tuna.rope.llama3.high_freq_factor", 4.0, &st);
-            c.rope_original_max_positions = gguf_meta_int(&f, "tuna.rope.llama3.original_context_length", 1, 8192, &st);
+            c.rope_factor = (float)gguf_meta_pos(f, "tuna.rope.llama3.factor", 1.0, &st);
+            c.rope_low_freq_factor = (float)gguf_meta_pos(f, "tuna.rope.llama3.low_freq_factor", 1.0, &st);
+            c.rope_high_freq_factor = (float)gguf_meta_pos(f, "tuna.rope.llama3.high_freq_factor", 4.0, &st);
+            c.rope_original_max_positions = gguf_meta_int(f, "tuna.rope.llama3.original_context_length", 1, 8192, &st);
         }
     }
-    c.tie_embeddings = gguf_find_tensor(&f, "output.weight") == NULL;
-    c.bos_token_id = gguf_meta_int(&f, "tokenizer.ggml.bos_token_id", 0, -1, &st);
-    c.eos_token_id = gguf_meta_int(&f, "tokenizer.ggml.eos_token_id", 0, -1, &st);
-    c.pad_token_id = gguf_meta_int(&f, "tokenizer.ggml.padding_token_id", 0, -1, &st);
-    tuna_model *m = NULL;
+    c.tie_embeddings = gguf_find_tensor(f, "output.weight") == NULL;
+    c.bos_token_id = gguf_meta_int(f, "tokenizer.ggml.bos_token_id", 0, -1, &st);
+    c.eos_token_id = gguf_meta_int(f, "tokenizer.ggml.eos_token_id", 0, -1, &st);
+    c.pad_token_id = gguf_meta_int(f, "tokenizer.ggml.padding_token_id", 0, -1, &st);
     if (st == TUNA_OK) st = core_fail_in(tuna_config_validate(&c), path);
+    *out = c;
+    return st;
+}
+
+tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
+    *out = NULL;
+    gguf_file f;
+    tuna_status st = gguf_open(&f, path);
+    if (st != TUNA_OK) return st;
+    tuna_config c;
+    st = gguf_model_config(&f, path, &c);
+    int gpt2 = c.family == TUNA_FAMILY_GPT2;
+    const char *arch = gpt2 ? "gpt2" : !strcmp(c.model_type, "qwen2") ? "qwen2" : "llama";
+    tuna_model *m = NULL;
     if (st == TUNA_OK) st = tuna_model_create(&m, &c);
     float *buf = NULL;
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {

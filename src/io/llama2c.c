@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/llama2c.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "tuna_llama2c.h"
@@ -25,33 +26,25 @@ static void permute_rope_rows(float *dst, const float *src, int H, int HD, int I
         }
 }
 
-tuna_status tuna_llama2c_convert(const char *checkpoint, const char *out_dir) {
-    FILE *f = fopen(checkpoint, "rb");
-    if (!f) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", checkpoint, strerror(errno));
+tuna_status llama2c_config(FILE *f, const char *checkpoint, tuna_config *cfg) {
     int32_t h[7];
-    if (fread(h, sizeof(int32_t), 7, f) != 7) {
-        fclose(f);
+    if (fseek(f, 0, SEEK_SET) != 0 || fread(h, sizeof(int32_t), 7, f) != 7)
         return core_fail(TUNA_ERR_FORMAT, "%s: too short for a llama2.c header", checkpoint);
-    }
     int dim = h[0], hidden = h[1], L = h[2], NH = h[3], NKV = h[4], V = h[5] < 0 ? -h[5] : h[5], S = h[6];
     int shared = h[5] > 0;
     if (dim <= 0 || hidden <= 0 || L <= 0 || NH <= 0 || NKV <= 0 || V <= 0 || S <= 0 || dim % NH || NH % NKV ||
-        dim > 65536 || hidden > 1 << 20 || L > 1024 || V > 1 << 22 || S > 1 << 22 || (dim / NH) % 2) {
-        fclose(f);
+        dim > 65536 || hidden > 1 << 20 || L > 1024 || V > 1 << 22 || S > 1 << 22 || (dim / NH) % 2)
         return core_fail(TUNA_ERR_FORMAT, "%s: implausible llama2.c header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d)",
                          checkpoint, dim, hidden, L, NH, NKV, h[5], S);
-    }
     int HD = dim / NH, KD = NKV * HD;
     struct stat sb;
     fstat(fileno(f), &sb);
     long long expect = 7 * 4 + 4LL * ((long long)V * dim + 2LL * L * dim + (long long)L * dim * dim * 2 +
                                       2LL * L * KD * dim + 3LL * L * hidden * dim + dim + (long long)S * HD +
                                       (shared ? 0 : (long long)V * dim));
-    if (sb.st_size != expect) {
-        fclose(f);
+    if (sb.st_size != expect)
         return core_fail(TUNA_ERR_FORMAT, "%s: %lld bytes, but the header implies %lld (truncated or not a llama2.c checkpoint)",
                          checkpoint, (long long)sb.st_size, expect);
-    }
     tuna_config c;
     memset(&c, 0, sizeof c);
     snprintf(c.architecture, sizeof c.architecture, "LlamaForCausalLM");
@@ -69,6 +62,18 @@ tuna_status tuna_llama2c_convert(const char *checkpoint, const char *out_dir) {
     c.pad_token_id = -1;
     c.dtype = TUNA_DTYPE_F32;
     c.initializer_range = 0.02f;
+    *cfg = c;
+    return TUNA_OK;
+}
+
+tuna_status tuna_llama2c_convert(const char *checkpoint, const char *out_dir) {
+    FILE *f = fopen(checkpoint, "rb");
+    if (!f) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", checkpoint, strerror(errno));
+    tuna_config c;
+    tuna_status hst = llama2c_config(f, checkpoint, &c);
+    if (hst != TUNA_OK) { fclose(f); return hst; }
+    int dim = c.C, hidden = c.FF, L = c.L, NH = c.NH, NKV = c.NKV, V = c.V, S = c.max_positions, HD = c.HD, KD = NKV * HD;
+    int shared = c.tie_embeddings;
     tuna_model *m;
     tuna_status st = tuna_model_create(&m, &c);
     if (st != TUNA_OK) { fclose(f); return st; }

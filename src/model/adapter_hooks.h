@@ -57,6 +57,10 @@ static inline void adapter_free(tuna_model *m) {
     m->peft_ops = NULL;
 }
 
+/* Planning (peft.c; no model needed): trainable scalars and adapter buffer
+ * bytes for N rows that an adapter of config c on a model of config cfg would
+ * need (the sizes peft_prepare allocates). */
+tuna_status peft_plan(const tuna_config *cfg, const tuna_peft_config *c, int64_t N, int64_t *trainable, int64_t *buffer_bytes);
 /* Tests only (peft.c): the nth allocation of adapter setup on this thread
  * from now on fails (tuna_peft_attach, the adapter buffers of
  * tuna_model_prepare); 0 never. */

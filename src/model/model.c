@@ -334,6 +334,32 @@ tuna_status tuna_model_share(tuna_model **out, tuna_model *base) {
     return TUNA_OK;
 }
 
+/* A model without weights for planning (mem_plan, peft_plan): the parameter
+ * table and the linears' sizes and module names, every tensor marked
+ * external so nothing is allocated or carved. Free with tuna_model_free. */
+tuna_status model_skeleton(tuna_model **out, const tuna_config *cfg) {
+    *out = NULL;
+    tuna_status st = tuna_config_validate(cfg);
+    if (st != TUNA_OK) return st;
+    if (cfg->L * 7 > 8 * 1024) return core_fail(TUNA_ERR_UNSUPPORTED, "more than %d layers", 8 * 1024 / 7);
+    tuna_model *m = calloc(1, sizeof *m);
+    if (!m) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    m->cfg = *cfg;
+    if (cfg->family == TUNA_FAMILY_GPT2) snprintf(m->prefix, sizeof m->prefix, "transformer.");
+    m->blocks = calloc((size_t)cfg->L, sizeof *m->blocks);
+    m->params = calloc((size_t)count_params(m), sizeof *m->params);
+    m->linear_names = calloc((size_t)cfg->L * 7, sizeof *m->linear_names);
+    if (!m->blocks || !m->params || !m->linear_names) { tuna_model_free(m); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    builder b = {m, 0, 0, 0, 0};
+    m->n_params = walk_params(&b);
+    for (int i = 0; i < m->n_params; i++) m->params[i].external = 1;
+    b = (builder){m, 1, 0, 0, 0};
+    walk_params(&b);
+    name_linears(m);
+    *out = m;
+    return TUNA_OK;
+}
+
 const tuna_config *tuna_model_config(const tuna_model *m) { return &m->cfg; }
 int tuna_model_num_params(const tuna_model *m) { return m->n_params; }
 const tuna_param *tuna_model_param(const tuna_model *m, int i) {

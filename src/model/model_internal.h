@@ -113,6 +113,9 @@ void model_trainable(tuna_model *m, tuna_trainable *t);
 /* Block linears in module order (Llama: q k v o gate up down; GPT-2: c_attn
  * attn.c_proj c_fc mlp.c_proj); returns the count (at most 7 * L). */
 int model_linears(tuna_model *m, tuna_linear **out);
+/* A weightless model of config cfg (parameter table, linear sizes and names;
+ * every tensor external): what planning measures. */
+tuna_status model_skeleton(tuna_model **out, const tuna_config *cfg);
 /* RoPE cos/sin tables [T, HD/2] for positions 0..T-1 (HF's inv_freq and scaling). */
 void model_rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T);
 /* Frees the base's gradients and marks it frozen (an adapter is attached);

@@ -176,31 +176,52 @@ static void peft_free(tuna_peft_state *p) {
     free(p);
 }
 
+/* What adapter i hangs on a linear, for sizing: kind 0 (none), LoRA of rank
+ * r, or IA3 (ff: on the input side, keeps nothing). */
+typedef struct { int kind, r, ff; } adapter_shape;
+
+/* Floats of the three buffers peft_prepare allocates for N rows: scratch in,
+ * scratch out, and the h / z every adapted layer keeps. One function for the
+ * allocator and for planning (peft_plan), so the two cannot drift. */
+static void buffer_floats(tuna_linear **ls, const adapter_shape *s, int n, int64_t N, int64_t f[3]) {
+    int64_t max_in = 1, max_out = 1, saved = 0, max_r = 0;
+    for (int i = 0; i < n; i++) {
+        if (!s[i].kind) continue;
+        if (ls[i]->IC > max_in) max_in = ls[i]->IC;
+        if (ls[i]->OC > max_out) max_out = ls[i]->OC;
+        if (s[i].kind == TUNA_ADAPTER_LORA) {
+            if (s[i].r > max_r) max_r = s[i].r;
+            saved += N * s[i].r;
+        } else if (!s[i].ff) saved += N * ls[i]->OC;
+    }
+    /* IA3's dz [N, OC] or scaled input [N, IC]; LoRA's dhT [r, N] + dBT [r, OC] */
+    int64_t out_n = N * (max_in > max_out ? max_in : max_out);
+    if (max_r * (N + max_out) > out_n) out_n = max_r * (N + max_out);
+    f[0] = N * max_in;
+    f[1] = out_n;
+    f[2] = saved ? saved : 1;
+}
+
 static tuna_status peft_prepare(tuna_model *m, int N) {
     tuna_peft_state *p = m->peft;
     if (N <= p->Nmax) return TUNA_OK;
-    int64_t max_in = 1, max_out = 1, saved = 0, max_r = 0;
     /* sizes come from the linears the adapters hang on */
     tuna_linear *ls[8 * 1024];
     int n = model_linears(m, ls);
+    adapter_shape *shapes = malloc((size_t)(n ? n : 1) * sizeof *shapes);
+    if (!shapes) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         tuna_adapter *a = ls[i]->adapter;
-        if (!a) continue;
-        if (ls[i]->IC > max_in) max_in = ls[i]->IC;
-        if (ls[i]->OC > max_out) max_out = ls[i]->OC;
-        if (a->kind == TUNA_ADAPTER_LORA) {
-            if (a->r > max_r) max_r = a->r;
-            saved += (int64_t)N * a->r;
-        } else if (!a->ff) saved += (int64_t)N * ls[i]->OC;
+        shapes[i] = a ? (adapter_shape){a->kind, a->r, a->ff} : (adapter_shape){0, 0, 0};
     }
-    /* IA3's dz [N, OC] or scaled input [N, IC]; LoRA's dhT [r, N] + dBT [r, OC] */
-    int64_t out_n = (int64_t)N * (max_in > max_out ? max_in : max_out);
-    if (max_r * (N + max_out) > out_n) out_n = max_r * (N + max_out);
+    int64_t f[3];
+    buffer_floats(ls, shapes, n, N, f);
+    free(shapes);
     /* all three new buffers before any old one is freed: on failure the
      * adapters keep their buffers (and h / z pointers) for Nmax rows */
-    float *in = peft_malloc((size_t)N * max_in * sizeof(float));
-    float *out = in ? peft_malloc((size_t)out_n * sizeof(float)) : NULL;
-    float *keep = out ? peft_malloc((size_t)(saved ? saved : 1) * sizeof(float)) : NULL;
+    float *in = peft_malloc((size_t)f[0] * sizeof(float));
+    float *out = in ? peft_malloc((size_t)f[1] * sizeof(float)) : NULL;
+    float *keep = out ? peft_malloc((size_t)f[2] * sizeof(float)) : NULL;
     if (!keep) {
         free(in);
         free(out);
@@ -358,6 +379,38 @@ static tuna_status attach(tuna_model *m, const tuna_peft_config *c, uint64_t see
 }
 
 tuna_status tuna_peft_attach(tuna_model *m, const tuna_peft_config *c, uint64_t seed) { return attach(m, c, seed, 1); }
+
+/* Planning: the trainable scalars and the adapter buffers (bytes, for N rows)
+ * that attaching c to a model of config cfg would allocate, by the target
+ * matching and sizing code attach and peft_prepare run. */
+tuna_status peft_plan(const tuna_config *cfg, const tuna_peft_config *c, int64_t N, int64_t *trainable, int64_t *buffer_bytes) {
+    *trainable = *buffer_bytes = 0;
+    if (c->type == TUNA_PEFT_PROMPT) {
+        *trainable = (int64_t)c->num_virtual_tokens * cfg->C;
+        return TUNA_OK;
+    }
+    tuna_model *m;
+    tuna_status st = model_skeleton(&m, cfg);
+    if (st != TUNA_OK) return st;
+    tuna_linear *ls[8 * 1024];
+    char flags[8 * 1024];
+    int n = model_linears(m, ls);
+    adapter_shape *shapes = malloc((size_t)(n ? n : 1) * sizeof *shapes);
+    st = shapes ? select_targets(m, c, ls, n, flags) : core_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == TUNA_OK && i < n; i++) {
+        int lora = c->type == TUNA_PEFT_LORA;
+        shapes[i] = flags[i] ? (adapter_shape){lora ? TUNA_ADAPTER_LORA : TUNA_ADAPTER_IA3, c->r, flags[i] == 2} : (adapter_shape){0, 0, 0};
+        if (flags[i]) *trainable += lora ? (int64_t)c->r * (ls[i]->IC + ls[i]->OC) : flags[i] == 2 ? ls[i]->IC : ls[i]->OC;
+    }
+    if (st == TUNA_OK) {
+        int64_t f[3];
+        buffer_floats(ls, shapes, n, N, f);
+        *buffer_bytes = (f[0] + f[1] + f[2]) * (int64_t)sizeof(float);
+    }
+    free(shapes);
+    tuna_model_free(m);
+    return st;
+}
 
 const tuna_peft_config *tuna_peft_get(const tuna_model *m) { return m->peft ? &m->peft->cfg : NULL; }
 int64_t tuna_peft_num_trainable(const tuna_model *m) { return m->peft ? m->peft->n_weights : 0; }

@@ -1,0 +1,67 @@
+/* mem_plan.h — the one memory estimator: the peak RSS of a tuna command
+ * (sft, pretrain, dpo for every method; generate, eval, serve as stored or
+ * NF4) from a checkpoint's headers (ckpt_scan) and the command's options,
+ * with the size functions the allocators themselves use
+ * (tuna_model_activation_bytes, tuna_decoder_bytes, peft_plan,
+ * tuna_nf4_bytes). `tuna plan`, `tuna info` and the check that refuses a
+ * training run that cannot fit all call it.
+ *
+ * Storage it assumes (issue 21): frozen weights stay as stored and are used
+ * in place from the mapped file (bytes = their stored size); QLoRA keeps the
+ * block linears in NF4 and the rest as stored; trainable tensors are fp32
+ * with an fp32 gradient and two fp32 AdamW moments; --method full converts
+ * every weight to fp32 (loading holds one tensor's mapped pages beside it). */
+#ifndef TUNA_CLI_MEM_PLAN_H
+#define TUNA_CLI_MEM_PLAN_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli/ckpt_scan.h"
+#include "tuna.h"
+#include "tuna_peft.h"
+#include "tuna_train.h"
+
+typedef enum { MEM_SFT, MEM_PRETRAIN, MEM_DPO, MEM_GENERATE, MEM_EVAL, MEM_SERVE } mem_job;
+
+typedef struct {
+    mem_job job;
+    const char *method;    /* full, lora, qlora, ia3, prompt */
+    tuna_peft_config pc;   /* rank, targets, virtual tokens (type follows method) */
+    int batch, micro, seq_len, grad_checkpoint;
+    int64_t data_tokens;   /* pre-tokenized data held (0: not counted) */
+    int nf4;               /* inference: --quant nf4 */
+    int rows;              /* inference: sequences decoded at once (serve --parallel) */
+} mem_opts;
+
+typedef struct {
+    double frozen;      /* weights not trained, as stored / NF4 */
+    double trainable;   /* fp32 trained weights */
+    double grads, moments;
+    double acts;        /* activations (training) or decoder / eval buffers */
+    double adapter;     /* adapter buffers for one micro-batch */
+    double scratch;     /* NF4 dequantization tile */
+    double data;        /* token data and the trainer's batch buffers */
+    double baseline;    /* process baseline: code, libraries, BLAS buffers */
+    double load;        /* while loading: final weights + one tensor in flight */
+    double reference;   /* dpo: the reference pass (0 otherwise) */
+    double peak;        /* predicted peak RSS */
+    int rows, T;        /* rows per micro-batch and positions (prefix included) */
+} mem_est;
+
+void mem_opts_init(mem_opts *o, mem_job job);
+/* method "full" ... "prompt" to the adapter type; -1 when unknown. */
+int mem_method_type(const char *method);
+tuna_status mem_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e);
+
+/* Bytes this process may still use: TUNA_MEM_AVAILABLE (bytes, K/M/G
+ * suffixes), else the lower of /proc/meminfo's MemAvailable and the cgroup
+ * (v2, or v1) limit minus usage; what it came from in src. -1 unknown. */
+int64_t mem_available(char *src, size_t n);
+
+/* The check sft, pretrain and dpo run before reading any weight: 0 to go on;
+ * 2 after one line (needed, available, the options that would fit) when the
+ * predicted peak exceeds the memory available. model: the model folder (or
+ * pretrain's config.json). */
+int mem_check_train(const char *cmd, const char *model, mem_job job, const char *method, const tuna_peft_config *pc,
+                    const tuna_train_args *a);
+#endif
