@@ -10,7 +10,16 @@
  * into dlogits and runs the head's backward on those rows, so the head's
  * weight gradient accumulates chunk by chunk (the same sum in another order).
  * R is the most rows whose logits fit HEAD_CHUNK_BYTES, so one chunk covers
- * every row of a small vocabulary or batch and nothing is recomputed then. */
+ * every row of a small vocabulary or batch and nothing is recomputed then.
+ *
+ * A frozen head (adapter training) needs no weight gradient, and the input
+ * gradient of row n is tok_w[n] * ((softmax - onehot) W)[n]: linear in the
+ * row's weight, which only backward is given (DPO's row weights come from
+ * this forward's losses). A training forward then computes it with weight 1
+ * into dtmp (free until backward) while each chunk's logits are at hand, and
+ * backward only scales the rows: no logits are recomputed, and the head costs
+ * the two GEMMs it cost before chunking (one wasted on a forward that no
+ * backward follows, such as validation). */
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -28,9 +37,20 @@ static void chunk_logits(tuna_model *m, int r0, int n) {
     linear_forward(&m->lm_head, m->acts.logits, m->acts.normf + (long)r0 * m->cfg.C, n);
 }
 
+/* rows [r0, r0 + n) of a frozen head's input gradient with weight 1 into
+ * dtmp; the chunk's logits become its dlogits */
+static void chunk_unit_grad(tuna_model *m, int r0, int n) {
+    tuna_acts *a = &m->acts;
+    long C = m->cfg.C;
+    for (int i = 0; i < n; i++) a->tok_w[r0 + i] = 1.0f; /* backward sets the real weights */
+    k_crossentropy_bwd(a->logits, a->lse + r0, a->targets + r0, a->tok_w + r0, n, m->cfg.V);
+    linear_backward(&m->lm_head, a->dtmp + r0 * C, 0, a->logits, a->normf + r0 * C, n);
+}
+
 double head_forward(tuna_model *m, int N, int64_t *count) {
     tuna_acts *a = &m->acts;
     int V = m->cfg.V, R = a->head_rows;
+    a->head_fused = a->train && !m->lm_head.dw;
     double sum = 0;
     *count = 0;
     for (int r0 = 0; r0 < N; r0 += R) {
@@ -43,6 +63,7 @@ double head_forward(tuna_model *m, int N, int64_t *count) {
             int t = a->targets[r0 + i];
             a->tgt_logit[r0 + i] = t >= 0 ? a->logits[(long)i * V + t] : 0.0f;
         }
+        if (a->head_fused) chunk_unit_grad(m, r0, n);
     }
     a->full_fresh = 0;
     return sum;
@@ -51,6 +72,12 @@ double head_forward(tuna_model *m, int N, int64_t *count) {
 void head_backward(tuna_model *m, int N) {
     tuna_acts *a = &m->acts;
     int V = m->cfg.V, C = m->cfg.C, R = a->head_rows, last = (N - 1) / R * R;
+    if (a->head_fused) {
+#pragma omp parallel for
+        for (int r = 0; r < N; r++)
+            for (int i = 0; i < C; i++) a->dtmp[(long)r * C + i] *= a->tok_w[r];
+        return;
+    }
     for (int r0 = last; r0 >= 0; r0 -= R) {
         int n = N - r0 < R ? N - r0 : R;
         if (r0 != last) chunk_logits(m, r0, n);
@@ -60,12 +87,13 @@ void head_backward(tuna_model *m, int N) {
 }
 
 /* The whole [N,V] logits of the last forward: the chunk buffer when one chunk
- * held every row, else computed again into a buffer of their own, allocated
- * on the first call after a prepare. */
+ * held every row (and still holds logits, not a frozen head's dlogits), else
+ * computed again into a buffer of their own, allocated on the first call
+ * after a prepare. */
 const float *tuna_model_logits(tuna_model *m) {
     tuna_acts *a = &m->acts;
     long N = (long)a->fwd_B * (a->fwd_T + a->P);
-    if (N <= a->head_rows) return a->logits;
+    if (N <= a->head_rows && !a->head_fused) return a->logits;
     if (a->full_fresh) return a->full_logits;
     if (!a->full_logits) a->full_logits = malloc((size_t)a->B * a->T * m->cfg.V * sizeof(float));
     if (!a->full_logits) {

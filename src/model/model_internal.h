@@ -44,6 +44,7 @@ typedef struct {
     int head_rows;      /* R: rows per chunk of lm_head + cross-entropy (head_rows()) */
     float *full_logits; /* [N,V] only when tuna_model_logits asked for them and R < N (own allocation) */
     int full_fresh;     /* full_logits hold the last forward's */
+    int head_fused;     /* the last forward put a frozen head's input gradient (weight 1) in dtmp */
     float *tok_w;       /* [N] loss weight per position (backward) */
     int32_t *targets;   /* [N] labels shifted left; -1 where not counted */
     int32_t *pos;       /* [N] positions */
@@ -136,7 +137,9 @@ int head_rows(int V, long N, int knob);
  * returns the sum of counted losses and their count. */
 double head_forward(tuna_model *m, int N, int64_t *count);
 /* Backward of the head: dtmp[N,C] = dnormf (overwritten), the head's weight
- * gradient added to; reads lse, targets, tok_w; the chunk buffer is scratch. */
+ * gradient added to; reads lse, targets, tok_w; the chunk buffer is scratch.
+ * A frozen head's forward in training already left dnormf for weight 1 in
+ * dtmp: backward scales its rows by tok_w. */
 void head_backward(tuna_model *m, int N);
 /* Rows per chunk of this model's lm_head (0: the default); the next prepare
  * rebuilds the activations. For tests that need several chunks on a small model. */
