@@ -182,8 +182,13 @@ typedef struct {
  * prepared. */
 tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *batch, tuna_loss *loss);
 /* Logits of the last forward: [B,T,V], valid until backward. With a
- * prompt-tuning adapter each row starts with P virtual positions: [B,P+T,V]. */
-const float *tuna_model_logits(const tuna_model *m);
+ * prompt-tuning adapter each row starts with P virtual positions: [B,P+T,V].
+ * Forward computes them in chunks of rows and keeps only what the loss needs,
+ * so a large vocabulary's [B,T,V] never exists whole in training or
+ * evaluation; when they took more than one chunk (more than 64 MiB), this
+ * call computes them all again into a buffer the model owns until the next
+ * tuna_model_prepare. NULL (TUNA_ERR_NOMEM detail) when that allocation fails. */
+const float *tuna_model_logits(tuna_model *m);
 /* Backward of the last forward: ADDS to every parameter gradient the gradient
  * of (token_weight * sum over rows b of row_weight[b] * that row's counted
  * per-token losses). For a mean over the counted tokens of one optimizer step
@@ -193,7 +198,7 @@ const float *tuna_model_logits(const tuna_model *m);
 tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *batch, float token_weight);
 /* Per-row sums of counted losses of the last forward (out[B]); B x T must be
  * the forward's batch. TUNA_ERR_ARG when it is not, or when backward has run
- * since (it overwrites the logits). */
+ * since. */
 tuna_status tuna_model_row_losses(const tuna_model *m, int B, int T, double *out);
 /* Sets all gradients to zero. */
 void tuna_model_zero_grad(tuna_model *m);

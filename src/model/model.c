@@ -6,7 +6,7 @@
  * computes with the same code that carves it (acts_layout). Forward keeps what
  * backward needs; backward is written by hand per layer and ADDS into the
  * gradient buffers, so micro-batches accumulate. Nothing is allocated inside
- * forward or backward. */
+ * forward or backward. The lm_head and the loss run in chunks of rows (head.c). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -277,6 +277,7 @@ tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg) {
 }
 
 static void acts_free(tuna_acts *a) {
+    free(a->full_logits);
     free(a->base);
     free(a->resid);
     memset(a, 0, sizeof *a);
@@ -380,7 +381,7 @@ int64_t tuna_model_param_count(const tuna_model *m) { return m->n_weights; }
  * buffers; in eval and checkpointed training every layer shares one set, and
  * in eval the residual stream also alternates between two. The norm outputs
  * and the MLP activation are always one buffer for all layers. */
-static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_acts *a, char *base) {
+static size_t acts_layout(const tuna_config *c, int B, int T, int mode, int head_knob, tuna_acts *a, char *base) {
     int train = mode != TUNA_MODE_EVAL, keep_layers = mode == TUNA_MODE_TRAIN;
     size_t off = 0;
     long N = (long)B * T;
@@ -418,8 +419,11 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_act
     CARVE(a->normf, N * c->C, float);
     CARVE(a->meanf, N, float);
     CARVE(a->rstdf, N, float);
-    CARVE(a->logits, N * c->V, float);
+    /* the logits of one chunk of rows only (head.c) */
+    a->head_rows = head_rows(c->V, N, head_knob);
+    CARVE(a->logits, (long)a->head_rows * c->V, float);
     CARVE(a->lse, N, float);
+    CARVE(a->tgt_logit, N, float);
     CARVE(a->tok_w, N, float);
     CARVE(a->targets, N, int32_t);
     CARVE(a->pos, N, int32_t);
@@ -460,7 +464,7 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int mode, tuna_act
 size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int mode) {
     tuna_acts dummy;
     memset(&dummy, 0, sizeof dummy);
-    return acts_layout(cfg, B, T, mode, &dummy, NULL);
+    return acts_layout(cfg, B, T, mode, 0, &dummy, NULL);
 }
 
 size_t tuna_model_weight_bytes(const tuna_config *c) {
@@ -525,7 +529,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->attn_out,
                         &a->resid_mid, &a->norm2, &a->mean2, &a->rstd2, &a->mlp_a, &a->mlp_b, &a->mlp_act};
     for (int i = 0; i < 13; i++) *slots[i] = arr + (long)i * (L + 1);
-    size_t bytes = acts_layout(&m->cfg, B, T, mode, a, NULL);
+    size_t bytes = acts_layout(&m->cfg, B, T, mode, m->head_rows, a, NULL);
     char *base = NULL;
     if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0) {
         free(arr);
@@ -533,7 +537,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
         return core_fail(TUNA_ERR_NOMEM, "out of memory: activations for batch %d x %d need %.1f MiB", B, T,
                          bytes / 1048576.0);
     }
-    acts_layout(&m->cfg, B, T, mode, a, base);
+    acts_layout(&m->cfg, B, T, mode, m->head_rows, a, base);
     a->base = base;
     a->bytes = bytes;
     a->B = B;
@@ -657,9 +661,8 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
     }
     for (int l = 0; l < c->L; l++) block_forward(m, l, B, TT, bt->pos_ids != NULL);
     norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);
-    linear_forward(&m->lm_head, a->logits, a->normf, N);
     int64_t count = 0;
-    double sum = k_crossentropy_fwd(a->lse, &count, a->logits, a->targets, N, c->V);
+    double sum = head_forward(m, N, &count);
     if (loss) {
         loss->loss_sum = sum;
         loss->tokens = count;
@@ -713,8 +716,6 @@ static void block_forward(tuna_model *m, int l, int B, int T, int packed) {
     }
 }
 
-const float *tuna_model_logits(const tuna_model *m) { return m->acts.logits; }
-
 tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token_weight) {
     tuna_acts *a = &m->acts;
     if (!a->train) return core_fail(TUNA_ERR_ARG, "model prepared without gradients (train=0)");
@@ -729,8 +730,7 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
      * first layer's input: skip those GEMMs */
     float *dprompt = P ? adapter_prompt_grad(m) : NULL;
     int need_dx0 = m->dwte || dprompt;
-    k_crossentropy_bwd(a->logits, a->lse, a->targets, a->tok_w, N, c->V);
-    linear_backward(&m->lm_head, a->dtmp, 0, a->logits, a->normf, N);
+    head_backward(m, N);
     memset(a->dresid, 0, (size_t)N * C * sizeof(float));
     norm_bwd(c, a->dresid, m->dlnf_w, m->dlnf_b, a->dtmp, a->resid[c->L], m->lnf_w, a->meanf, a->rstdf, N);
     for (int l = c->L - 1; l >= 0; l--) {
@@ -836,12 +836,12 @@ tuna_status tuna_model_row_losses(const tuna_model *m, int B, int T, double *out
     const tuna_acts *a = &m->acts;
     tuna_status st = check_forward_batch(m, "row losses", B, T, a->fwd_packed);
     if (st != TUNA_OK) return st;
-    int V = m->cfg.V, TT = T + a->P;
+    int TT = T + a->P;
     for (int b = 0; b < B; b++) {
         double s = 0;
         for (int t = 0; t < TT; t++) {
             long n = (long)b * TT + t;
-            if (a->targets[n] >= 0) s += (double)a->lse[n] - a->logits[n * V + a->targets[n]];
+            if (a->targets[n] >= 0) s += (double)a->lse[n] - a->tgt_logit[n];
         }
         out[b] = s;
     }

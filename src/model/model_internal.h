@@ -38,8 +38,13 @@ typedef struct {
     float **mlp_b;      /* [L][N,FF] up (SwiGLU only; NULL otherwise) */
     float **mlp_act;    /* [L] -> one [N,FF] buffer (backward recomputes it) */
     float *normf, *meanf, *rstdf; /* [N,C], [N], [N] */
-    float *logits;      /* [N,V]; becomes dlogits in backward */
-    float *lse;         /* [N] */
+    float *logits;      /* [head_rows,V] one chunk of rows (head.c); becomes dlogits in backward */
+    float *lse;         /* [N] log-sum-exp of each row's logits */
+    float *tgt_logit;   /* [N] logit of each row's target (0 where not counted): the row losses */
+    int head_rows;      /* R: rows per chunk of lm_head + cross-entropy (head_rows()) */
+    float *full_logits; /* [N,V] only when tuna_model_logits asked for them and R < N (own allocation) */
+    int full_fresh;     /* full_logits hold the last forward's */
+    int head_fused;     /* the last forward put a frozen head's input gradient (weight 1) in dtmp */
     float *tok_w;       /* [N] loss weight per position (backward) */
     int32_t *targets;   /* [N] labels shifted left; -1 where not counted */
     int32_t *pos;       /* [N] positions */
@@ -85,6 +90,7 @@ struct tuna_model {
     tuna_linear lm_head;     /* w = wte when tied */
     tuna_acts acts;
     int have_forward;        /* a forward ran since the last backward */
+    int head_rows;           /* rows per lm_head chunk; 0: as many as fit HEAD_CHUNK_BYTES (tests set it) */
     char (*linear_names)[64];/* module paths of the block linears [L*7] */
     int base_frozen;         /* no base gradients (an adapter is trained) */
     tuna_peft_state *peft;   /* attached adapter or NULL */
@@ -123,6 +129,26 @@ void model_rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T);
  * next prepare rebuild the activations. */
 void model_freeze_base(tuna_model *m);
 void model_unfreeze_base(tuna_model *m);
+
+/* lm_head + cross-entropy in chunks of rows (head.c). A chunk's logits take
+ * at most HEAD_CHUNK_BYTES: 64 MiB, well under one layer's activations of the
+ * models that need it, and >= 100 rows for a 152K vocabulary, so each chunk's
+ * GEMM stays compute-bound while streaming the [V,C] head weight. */
+#define HEAD_CHUNK_BYTES (64L << 20)
+/* Rows per chunk for N rows of a V vocabulary: knob when > 0, else as many as
+ * fit HEAD_CHUNK_BYTES; at least 1, at most N. */
+int head_rows(int V, long N, int knob);
+/* Forward of the head over the N rows of acts.normf: fills lse, tgt_logit;
+ * returns the sum of counted losses and their count. */
+double head_forward(tuna_model *m, int N, int64_t *count);
+/* Backward of the head: dtmp[N,C] = dnormf (overwritten), the head's weight
+ * gradient added to; reads lse, targets, tok_w; the chunk buffer is scratch.
+ * A frozen head's forward in training already left dnormf for weight 1 in
+ * dtmp: backward scales its rows by tok_w. */
+void head_backward(tuna_model *m, int N);
+/* Rows per chunk of this model's lm_head (0: the default); the next prepare
+ * rebuilds the activations. For tests that need several chunks on a small model. */
+void model_set_head_rows(tuna_model *m, int rows);
 
 /* Builds the parameter table and carves weights (and grads if with_grads). */
 tuna_status model_build(tuna_model *m, int with_grads);
