@@ -1,10 +1,8 @@
 /* cmd_info.c — `tuna info`: what a model folder holds (architecture, sizes,
  * parameter count, storage dtype, memory), from config.json and the weights. */
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jansson.h>
 
