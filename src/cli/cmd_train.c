@@ -9,13 +9,17 @@
  * exact resume, the general-text perplexity check before and after, and an
  * output folder Hugging Face tools can load). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "cli/commands.h"
 #include "cli/run_staging.h"
 #include "cli/train_data.h"
 #include "cli/train_loop.h"
 #include "cli/train_resume.h"
+#include "core/error.h"
 #include "tuna_dist.h"
 
 /* The trainer over d's data, with the driver's own settings recorded in its
@@ -35,10 +39,12 @@ static tuna_status create_trainer(train_opts *o, train_data *d, tuna_trainer **t
                 a->batch / tuna_dist_size(), a->batch, o->mode->pairs ? "pairs" : "sequences",
                 tuna_trainer_overlaps_comm(*tr) ? "block by block during backward" : "after backward");
     if (d->val.n > 0 && !o->eval_every) o->eval_every = total / 10 > 0 ? total / 10 : 1;
-    char run_settings[200];
-    snprintf(run_settings, sizeof run_settings, "{\"eval_every\":%d,\"early_stop\":%d,\"save_every\":%d,\"save_dtype\":\"%s\"}",
-             o->eval_every, o->early_stop, o->save_every, o->save_dtype);
-    st = tuna_trainer_set_run_settings(*tr, run_settings);
+    json_t *rs = json_pack("{s:i,s:i,s:i,s:s}", "eval_every", o->eval_every, "early_stop", o->early_stop, "save_every",
+                           o->save_every, "save_dtype", o->save_dtype);
+    char *run_settings = rs ? json_dumps(rs, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(rs);
+    st = run_settings ? tuna_trainer_set_run_settings(*tr, run_settings) : core_fail(TUNA_ERR_NOMEM, "out of memory");
+    free(run_settings);
     if (st == TUNA_OK && o->mode->pairs) st = train_set_reference(*tr, d->ref_fp);
     return st;
 }
