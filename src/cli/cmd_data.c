@@ -83,18 +83,6 @@ static void print_bad_tail(const bad_printer *p) {
     if (p->total > p->printed) fprintf(stderr, "... and %ld more bad records\n", p->total - p->printed);
 }
 
-static int parse_double(const char *opt, const char *s, double lo, double hi, double *out) {
-    char *end;
-    if (!s) { cli_usage_error("%s needs a value", opt); return -1; }
-    double v = strtod(s, &end);
-    if (*s == 0 || *end != 0 || !(v >= lo && v <= hi)) {
-        cli_usage_error("%s: '%s' is not a number in [%g, %g]", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_long(const char *opt, const char *s, long *out) { return cli_parse_long(opt, s, 0, LONG_MAX, out); }
 
 /* --max-bad P: a percentage, with or without a trailing '%'. */
@@ -105,7 +93,7 @@ static int parse_max_bad(const char *s, double *frac) {
     size_t n = strlen(buf);
     if (n && buf[n - 1] == '%') buf[n - 1] = 0;
     double p;
-    if (parse_double("--max-bad", buf, 0, 100, &p)) return -1;
+    if (cli_parse_double("--max-bad", buf, 0, 100, &p)) return -1;
     *frac = p / 100.0;
     return 0;
 }
@@ -146,7 +134,7 @@ static int data_clean(int argc, char **argv) {
         else if (!strcmp(a, "--dropped")) { if (!v) return cli_usage_error("--dropped needs a value"); dropped = v; i++; }
         else if (!strcmp(a, "--near-dup")) {
             if (v && !strcmp(v, "off")) o.near_dup = 2.0;
-            else if (parse_double(a, v, 1e-9, 1, &o.near_dup)) return 2;
+            else if (cli_parse_double(a, v, 1e-9, 1, &o.near_dup)) return 2;
             i++;
         } else if (!strcmp(a, "--shingle")) {
             int k;
@@ -235,7 +223,7 @@ static int data_split(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--strict")) o.strict = 1;
-        else if (!strcmp(a, "--val")) { if (parse_double(a, v, 0, 1, &val)) return 2; i++; }
+        else if (!strcmp(a, "--val")) { if (cli_parse_double(a, v, 0, 1, &val)) return 2; i++; }
         else if (!strcmp(a, "--seed")) {
             char *end;
             if (!v || !*v || v[0] == '-') return cli_usage_error("--seed needs a non-negative integer");

@@ -99,10 +99,10 @@ static tuna_status read_generation_config(const char *dir, int vocab, int32_t *e
     return r.st;
 }
 
+/* a missing value reads as '' (not a number), as this parser always said */
 static int parse_f(const char *opt, const char *s, double lo, double hi, float *out) {
-    char *end;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || !*s || *end || !(v >= lo && v <= hi)) return cli_usage_error("%s: '%s' is not a number in [%g, %g]", opt, s ? s : "", lo, hi);
+    double v;
+    if (cli_parse_double(opt, s ? s : "", lo, hi, &v)) return -1;
     *out = (float)v;
     return 0;
 }

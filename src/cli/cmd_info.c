@@ -7,7 +7,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -30,25 +29,6 @@ static const char *info_help =
     "  --quant nf4   also report the NF4 storage of the block linears as QLoRA\n"
     "                keeps them (bits per quantized parameter), computed from shapes\n"
     "  --json        one JSON object on stdout\n";
-
-long long cli_safetensors_bytes(const char *dir) {
-    struct stat fs;
-    if (stat(dir, &fs) == 0 && S_ISREG(fs.st_mode)) return (long long)fs.st_size; /* a GGUF file */
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    long long total = 0;
-    struct dirent *e;
-    char p[PATH_MAX];
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 12 || strcmp(e->d_name + n - 12, ".safetensors")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (stat(p, &sb) == 0) total += sb.st_size;
-    }
-    closedir(d);
-    return total;
-}
 
 /* What info reports, summed from the headers. */
 typedef struct {

@@ -9,6 +9,7 @@
 #define TUNA_CLI_COMMANDS_H
 #include "tuna.h"
 #include "tuna_sample.h"
+#include "cli_util.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -32,17 +33,6 @@ int cmd_compare(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
-
-/* The training driver behind sft, pretrain and dpo (cmd_train.c). */
-enum { CLI_TRAIN_SFT = 0, CLI_TRAIN_PRETRAIN = 1, CLI_TRAIN_DPO = 2 };
-int cli_train_command(int argc, char **argv, int mode);
-extern const char cli_dpo_help[];
-/* tuna dpo's data: one preference file (and --val FILE or a hash-based
- * --val-split share of it) as pairs; prints what was read and truncated
- * unless quiet. val->n is 0 when there is no validation. */
-tuna_status cli_dpo_load(const char *data_path, const char *val_path, double val_split, uint64_t seed,
-                         tuna_tokenizer *tok, const tuna_template *tmpl, int max_len, int max_prompt_len,
-                         const tuna_data_options *reader, int quiet, tuna_pretok *train, tuna_pretok *val);
 
 /* Generation options shared by generate, chat, eval and compare:
  * --max-new-tokens --temperature --top-k --top-p --min-p
@@ -92,15 +82,4 @@ void cli_abort_job(int code);
  * character device, not a regular file") and returns 2. NULL is fine. Called
  * before any work; atomic_file_open and atomic_dir_commit check again. */
 int cli_output_refused(const char *path, int folder);
-/* Total bytes of the *.safetensors files in a folder (0 if none). */
-long long cli_safetensors_bytes(const char *dir);
-/* Copies src_dir/name to dst_dir/name (temporary name, then rename); silently
- * nothing when the source does not exist. */
-void cli_copy_file(const char *src_dir, const char *dst_dir, const char *name);
-/* True when argv[i] is "-h" or "--help" for any i. */
-int cli_wants_help(int argc, char **argv);
-/* Parses an integer option value in [lo, hi] (an overflowing one is out of
- * range, shown as given); returns 0 on success, else prints why and -1. */
-int cli_parse_long(const char *opt, const char *s, long lo, long hi, long *out);
-int cli_parse_int(const char *opt, const char *s, long lo, long hi, int *out);
 #endif

@@ -111,33 +111,6 @@ static int cli_finish(int rc) {
     return st != TUNA_OK && rc == 0 ? cli_status_error(st) : rc;
 }
 
-int cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    return 0;
-}
-
-int cli_parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    if (!s) { cli_usage_error("%s needs a value", opt); return -1; }
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    /* strtol saturates on overflow: the text, not LONG_MAX, is what the user gave */
-    if (*s == '\0' || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
-        cli_usage_error("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
-    long v;
-    if (cli_parse_long(opt, s, lo, hi, &v)) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
