@@ -1,7 +1,7 @@
-/* commands.h — the CLI's subcommands and the small helpers they share.
+/* commands.h — the CLI's subcommands and the generation options several share.
  * Each cmd_* takes (argc, argv) with argv[0] the subcommand name and returns
  * the process exit code (0 ok, 1 failure, 2 bad usage or input). Errors are
- * printed as "tuna: error: ..." on stderr through cli_error(). Commands
+ * printed as "tuna: error: ..." on stderr (cli_util.h). Commands
  * never exit: main() finalizes MPI after every command (cli_finish), so a
  * command that fails on one rank of a data-parallel job alone must end the
  * job itself (cli_abort_job) before it returns. */
@@ -60,26 +60,4 @@ tuna_status cli_gen_setup(const char *model_dir, const struct tuna_tokenizer *to
 /* Converts a llama2.c tokenizer.bin into tokenizer files in out_dir. */
 tuna_status cli_convert_llama2c_tokenizer(const char *bin, const char *out_dir);
 
-/* Prints "tuna: error: <fmt>" and returns 2 (bad usage/input). */
-int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prints "tuna: error: <tuna_last_error() or status text>" and returns the
- * exit code for s. */
-int cli_status_error(tuna_status s);
-/* One warning line on stderr when count of total sequences or prompts (what,
- * e.g. "sequences are") are longer than the model's context of limit
- * positions; nothing when count is 0. where (a file) may be NULL. */
-void cli_warn_context(const char *where, long count, long total, const char *what, long longest, int limit);
-/* Unless quiet, sets o's on_read so that reading a pipe or other special
- * file prints "reading PATH: N MiB" on stderr: one line updated in place on
- * a terminal, a line per step otherwise, and the total at the end. */
-void cli_read_progress(tuna_data_options *o, int quiet);
-/* A failure on this rank alone of a multi-rank job: flushes this rank's
- * output, then ends every rank of the job with exit code `code` (the others
- * would wait in a collective forever). Returns when not in such a job. */
-void cli_abort_job(int code);
-/* 0 when path may be written as an output file (folder 0) or output folder
- * (folder 1) — absent, or a regular file / a folder; else prints why ("is a
- * character device, not a regular file") and returns 2. NULL is fine. Called
- * before any work; atomic_file_open and atomic_dir_commit check again. */
-int cli_output_refused(const char *path, int folder);
 #endif

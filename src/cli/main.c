@@ -4,7 +4,6 @@
  * CLI decides to end a process or a job: commands return their exit code to
  * main(), which leaves the MPI job (if any) on every path. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,52 +46,6 @@ static void usage(FILE *f) {
                "       tuna --version               (version and build configuration)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-}
-
-int cli_usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tuna: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
-
-int cli_status_error(tuna_status s) {
-    const char *d = tuna_last_error();
-    fprintf(stderr, "tuna: error: %s\n", d && d[0] ? d : tuna_status_str(s));
-    return tuna_status_exit_code(s);
-}
-
-void cli_warn_context(const char *where, long count, long total, const char *what, long longest, int limit) {
-    if (count <= 0 || limit <= 0) return;
-    fprintf(stderr, "tuna: warning: %s%s%ld of %ld %s longer than the model's context of %d positions "
-                    "(max_position_embeddings; longest %ld tokens)\n",
-            where ? where : "", where ? ": " : "", count, total, what, limit, longest);
-}
-
-static void print_read_progress(void *ctx, const char *path, uint64_t bytes, int done) {
-    (void)ctx;
-    int tty = isatty(2);
-    fprintf(stderr, "%sreading %s: %llu MiB%s", tty ? "\r" : "", path, (unsigned long long)(bytes >> 20),
-            done ? ", done\n" : tty ? "" : "\n");
-}
-
-void cli_read_progress(tuna_data_options *o, int quiet) {
-    o->on_read = quiet ? NULL : print_read_progress;
-    o->read_ctx = NULL;
-}
-
-int cli_output_refused(const char *path, int folder) {
-    if (!path || atomic_check_output(path, folder) == TUNA_OK) return 0;
-    return cli_status_error(TUNA_ERR_IO);
-}
-
-void cli_abort_job(int code) {
-    fflush(stdout);
-    fflush(stderr);
-    tuna_dist_abort_job(code);
 }
 
 /* A command's output on stdout that could not all be written (a full disk
