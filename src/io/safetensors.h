@@ -50,6 +50,9 @@ tuna_status st_to_f32(const st_tensor *t, float *out);
 /* TUNA_OK when x[0..n) are all finite, else TUNA_ERR_FORMAT naming file (may
  * be NULL), tensor and the first NaN or infinity. */
 tuna_status st_check_finite(const float *x, int64_t n, const char *file, const char *tensor);
+/* The same check on a tensor's own bytes (F32, F16 or BF16, any alignment),
+ * without converting it: for weights kept as stored. */
+tuna_status st_check_finite_raw(const st_tensor *t, const char *file);
 
 /* Writer: collect (name, dtype, shape, fp32 data) and write atomically. Data
  * are converted from fp32 to dtype (F32, F16 or BF16, round-to-nearest-even)

@@ -370,7 +370,7 @@ tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int 
     for (int i = 0; i < m->peft->P; i++) {
         int id = ids[i % n];
         if (id < 0 || id >= m->cfg.V) return core_fail(TUNA_ERR_ARG, "prompt init token %d outside the vocabulary", id);
-        memcpy(m->peft->prompt + (int64_t)i * C, m->wte + (int64_t)id * C, (size_t)C * sizeof(float));
+        model_embed_row(m, id, m->peft->prompt + (int64_t)i * C);
     }
     return TUNA_OK;
 }
