@@ -142,6 +142,9 @@ static int is_known_buffer(const char *name) {
  * config.json implies and a dtype tuna computes from. */
 static tuna_status check_header(const tuna_param_entry *e, const st_tensor *t, const char *file) {
     const tuna_param *p = &e->pub;
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
+                         p->name, st_dtype_name(t->dtype));
     int ok = t->ndim == p->ndim;
     for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
     if (!ok) {
@@ -153,9 +156,6 @@ static tuna_status check_header(const tuna_param_entry *e, const st_tensor *t, c
         return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%s]", file, p->name,
                          got, want);
     }
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
-                         p->name, st_dtype_name(t->dtype));
     return TUNA_OK;
 }
 
@@ -381,6 +381,35 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
     return TUNA_OK;
 }
 
+/* A weight kept as stored, read a file row at a time as fp32 when written. */
+typedef struct { const tuna_model *m; int i; } stored_src;
+
+static void stored_row(void *ctx, int64_t r, float *out) {
+    const stored_src *s = ctx;
+    const tuna_param *p = &s->m->params[s->i].pub;
+    int64_t R = p->shape[0], C = p->numel / R;
+    if (!p->transposed) { model_param_read(s->m, s->i, r * C, C, out); return; }
+    for (int64_t c = 0; c < C; c++) model_param_read(s->m, s->i, c * R + r, 1, out + c); /* ours is [C, R] */
+}
+
+/* Adds parameter i to the shard being written: fp32 data, the stored bytes as
+ * they are when the dtype and layout match, else rows converted as written. */
+static tuna_status add_param(st_writer *w, const tuna_model *m, int i, st_dtype sd, stored_src *src) {
+    const tuna_param_entry *e = &m->params[i];
+    const tuna_param *p = &e->pub;
+    if (!e->external) {
+        /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
+        if (p->transposed) return st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
+        return st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
+    }
+    const tuna_stored *s = &m->stored[e->sidx];
+    static const st_dtype as_st[] = {[STORE_F32] = ST_F32, [STORE_BF16] = ST_BF16, [STORE_F16] = ST_F16, [STORE_NF4] = ST_U8};
+    if (!p->transposed && s->type != STORE_NF4 && as_st[s->type] == sd)
+        return st_writer_add_raw(w, p->name, sd, p->ndim, p->shape, s->data, stored_bytes(s));
+    *src = (stored_src){m, i};
+    return st_writer_add_rows(w, p->name, sd, p->ndim, p->shape, stored_row, src);
+}
+
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype) {
     return tuna_model_save_sharded(m, dir, dtype, 0);
 }
@@ -407,7 +436,7 @@ static void remove_stale(const char *dir, int n_shards) {
 
 tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_dtype dtype, int64_t max_shard_bytes) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return core_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
-    if (m->quant_type != TUNA_QUANT_NONE)
+    if (m->quant_type == TUNA_QUANT_NF4)
         return core_fail(TUNA_ERR_UNSUPPORTED, "%s: a model with NF4-quantized weights cannot be saved (load the original to merge or export)", dir);
     st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
     size_t esz = st_dtype_size(sd);
@@ -415,7 +444,8 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
      * new shard when the next tensor would pass the limit (a larger tensor
      * gets a shard of its own) */
     int *shard_of = malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof *shard_of);
-    if (!shard_of) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    stored_src *srcs = calloc((size_t)(m->n_params ? m->n_params : 1), sizeof *srcs);
+    if (!shard_of || !srcs) { free(shard_of); free(srcs); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     int n_shards = 1;
     int64_t cur = 0, total = 0;
     for (int i = 0; i < m->n_params; i++) {
@@ -425,7 +455,7 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
         cur += b;
         total += b;
     }
-    if (n_shards > 99999) { free(shard_of); return core_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
+    if (n_shards > 99999) { free(shard_of); free(srcs); return core_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
     tuna_status st = TUNA_OK;
     char path[PATH_MAX];
     json_t *wm = n_shards > 1 ? json_object() : NULL;
@@ -438,17 +468,15 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
         else snprintf(fname, sizeof fname, "model.safetensors");
         for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
             if (shard_of[i] != k) continue;
-            const tuna_param *p = &m->params[i].pub;
-            /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
-            if (p->transposed) st = st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
-            else st = st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
-            if (wm) json_object_set_new(wm, p->name, json_string(fname));
+            st = add_param(w, m, i, sd, &srcs[i]);
+            if (wm) json_object_set_new(wm, m->params[i].name, json_string(fname));
         }
         snprintf(path, sizeof path, "%s/%s", dir, fname);
         if (st == TUNA_OK) st = st_writer_finish(w, path);
         else st_writer_free(w);
     }
     free(shard_of);
+    free(srcs);
     if (st == TUNA_OK && wm) {
         json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total, "weight_map", wm);
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
@@ -465,6 +493,8 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
 }
 
 tuna_status tuna_model_load_weights(tuna_model *m, const char *dir) {
+    if (m->n_stored)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: weights cannot be replaced in a model whose weights are kept as stored", dir);
     tuna_model *o = NULL;
     tuna_status st = tuna_model_load(&o, dir);
     if (st != TUNA_OK) return st;

@@ -343,6 +343,8 @@ typedef struct {
     const void *raw;      /* written as is */
     size_t nbytes;
     int transposed;       /* f32 holds the [C, R] transpose of the file's [R, C] */
+    st_row_reader read;   /* or rows read when written */
+    void *ctx;
 } st_entry;
 
 struct st_writer {
@@ -405,6 +407,13 @@ tuna_status st_writer_add_transposed(st_writer *w, const char *name, st_dtype dt
     return st;
 }
 
+tuna_status st_writer_add_rows(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                               st_row_reader read, void *ctx) {
+    tuna_status st = st_writer_add(w, name, dtype, ndim, shape, NULL);
+    if (st == TUNA_OK) { w->e[w->n - 1].read = read; w->e[w->n - 1].ctx = ctx; }
+    return st;
+}
+
 tuna_status st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
                               const void *data, size_t nbytes) {
     return add_entry(w, name, dtype, ndim, shape, NULL, data, nbytes);
@@ -448,14 +457,16 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
     uint16_t chunk[4096];
     for (int i = 0; ok && i < w->n; i++) {
         st_entry *e = &w->e[i];
-        if (e->transposed) {
-            /* one file row at a time: element (r, c) is f32[c * R + r] */
-            int64_t R = e->shape[0], C = e->shape[1];
-            float *row = malloc((size_t)C * sizeof(float));
-            uint16_t *h = malloc((size_t)C * sizeof(uint16_t));
+        if (e->transposed || e->read) {
+            /* one file row at a time: element (r, c) is f32[c * R + r], or read */
+            int64_t numel = (int64_t)(e->nbytes / st_dtype_size(e->dtype));
+            int64_t R = e->ndim >= 2 ? e->shape[0] : 1, C = R ? numel / R : 0;
+            float *row = malloc((size_t)(C ? C : 1) * sizeof(float));
+            uint16_t *h = malloc((size_t)(C ? C : 1) * sizeof(uint16_t));
             ok = row && h;
             for (int64_t r = 0; ok && r < R; r++) {
-                for (int64_t c = 0; c < C; c++) row[c] = e->f32[c * R + r];
+                if (e->read) e->read(e->ctx, r, row);
+                else for (int64_t c = 0; c < C; c++) row[c] = e->f32[c * R + r];
                 if (e->dtype == ST_F32) ok = write_all(fp, row, (size_t)C * 4);
                 else {
                     for (int64_t c = 0; c < C; c++) h[c] = e->dtype == ST_F16 ? st_f32_to_f16(row[c]) : st_f32_to_bf16(row[c]);

@@ -66,6 +66,13 @@ tuna_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int nd
  * written, so no transposed copy is held in memory. */
 tuna_status st_writer_add_transposed(st_writer *w, const char *name, st_dtype dtype, int64_t R, int64_t C,
                                      const float *data);
+/* Adds a tensor whose fp32 values are read one file row at a time when
+ * written (rows = shape[0], or 1 for a 0/1-D tensor): read(ctx, r, out)
+ * fills out[numel / rows] with row r. For weights not held as fp32 (kept as
+ * stored), so no fp32 copy of the tensor is made. */
+typedef void (*st_row_reader)(void *ctx, int64_t r, float *out);
+tuna_status st_writer_add_rows(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                               st_row_reader read, void *ctx);
 /* Adds raw bytes already in dtype (e.g. int tensors, pre-quantized data). */
 tuna_status st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim,
                               const int64_t *shape, const void *data, size_t nbytes);

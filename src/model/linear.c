@@ -31,18 +31,19 @@ static const float *direct_w(const tuna_linear *l) {
 static void base_forward(const tuna_linear *l, float *out, const float *in, int N) {
     const float *w = direct_w(l);
     if (w) { k_matmul_fwd(out, in, w, l->b, N, l->IC, l->OC); return; }
+    /* the bias first and the products added to it, as k_matmul_fwd does: the
+     * same roundings as the fp32 layer */
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
     float *wt = l->stored->scratch;
-    for (int o0 = 0; o0 < OC; o0 += R) {
-        int o1 = o0 + R < OC ? o0 + R : OC;
-        stored_read(l->stored, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC, wt, 0);
-        k_gemm(0, 1, N, o1 - o0, IC, 1.0f, in, IC, wt, IC, 0.0f, out + o0, OC);
-    }
     if (l->b) {
         const float *b = l->b;
 #pragma omp parallel for
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[(long)n * OC + o] += b[o];
+        for (int n = 0; n < N; n++) memcpy(out + (long)n * OC, b, (size_t)OC * sizeof(float));
+    }
+    for (int o0 = 0; o0 < OC; o0 += R) {
+        int o1 = o0 + R < OC ? o0 + R : OC;
+        stored_read(l->stored, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC, wt, 0);
+        k_gemm(0, 1, N, o1 - o0, IC, 1.0f, in, IC, wt, IC, l->b ? 1.0f : 0.0f, out + o0, OC);
     }
 }
 
