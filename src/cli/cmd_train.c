@@ -22,6 +22,7 @@
 #include "cli/run_staging.h"
 #include "cli/train_metrics.h"
 #include "cli/train_resume.h"
+#include "cli_model.h"
 #include "cli_paths.h"
 #include "commands.h"
 #include "io/atomic_file.h"
@@ -689,7 +690,7 @@ int cli_train_command(int argc, char **argv, int mode) {
             if (st == TUNA_OK) train_model_fingerprint(rm, ref_fp);
             tuna_model_free(rm);
         }
-        if (st == TUNA_OK) st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
+        if (st == TUNA_OK) st = tuna_model_load_quantized(&m, model_dir, cli_load_mode(method));
         if (st == TUNA_OK) st = check_vocab(&parts[0], tuna_model_config(m)->V, data_path);
         if (st == TUNA_OK) st = check_vocab(&vparts[0], tuna_model_config(m)->V, val_name);
         if (st == TUNA_OK && !is_full) st = attach_adapter(m, tok, &pc, adapter_dir, model_dir, method, a.seed, quiet);
@@ -701,7 +702,7 @@ int cli_train_command(int argc, char **argv, int mode) {
         }
         a.ref_logps = ref_train;
     } else {
-        st = is_qlora ? tuna_model_load_quantized(&m, model_dir, TUNA_QUANT_NF4) : tuna_model_load(&m, model_dir);
+        st = tuna_model_load_quantized(&m, model_dir, cli_load_mode(method));
         if (st == TUNA_OK && has_tokenizer(model_dir)) st = tuna_tokenizer_load(&tok, model_dir);
         if (st == TUNA_OK && !is_full) st = attach_adapter(m, tok, &pc, adapter_dir, model_dir, method, a.seed, quiet);
         if (st == TUNA_OK && tok) {

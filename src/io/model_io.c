@@ -75,6 +75,19 @@ static tuna_status open_shard(shard_set *s, const char *dir, const char *idx_pat
     return st;
 }
 
+/* line n (from 1) of the file at path, trimmed, into buf ("" if unreadable) */
+static const char *line_of(const char *path, int n, char *buf, size_t size) {
+    FILE *f = fopen(path, "r");
+    buf[0] = 0;
+    for (int i = 0; f && i < n && fgets(buf, (int)size, f); i++) {}
+    if (f) fclose(f);
+    char *p = buf;
+    while (*p == ' ' || *p == '\t') p++;
+    size_t len = strlen(p);
+    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r' || p[len - 1] == ',')) p[--len] = 0;
+    return p;
+}
+
 static tuna_status shards_open(shard_set *s, const char *dir) {
     char path[PATH_MAX];
     memset(s, 0, sizeof *s);
@@ -89,6 +102,11 @@ static tuna_status shards_open(shard_set *s, const char *dir) {
         return core_fail(TUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     json_error_t jerr;
     json_t *idx = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!idx && json_error_code(&jerr) == json_error_duplicate_key) {
+        char line[512];
+        return core_fail(TUNA_ERR_FORMAT, "%s:%d: a key given twice (a tensor named twice?): %s", path, jerr.line,
+                         line_of(path, jerr.line, line, sizeof line));
+    }
     if (!idx) return core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
     json_t *wm = json_object_get(idx, "weight_map");
     if (!json_is_object(wm)) {
