@@ -1,9 +1,12 @@
 /* model_io.c — loading and saving HF model folders.
  * Loading: config.json, then model.safetensors or the shards named by
- * model.safetensors.index.json, memory-mapped; every tensor the config implies
- * must be present with the right shape and a float dtype (converted to fp32);
- * a tensor the model would not use is an error rather than silently dropped,
- * except known non-parameter buffers. Saving writes model.safetensors and
+ * model.safetensors.index.json, memory-mapped; every header is checked before
+ * any weight is read (each tensor the config implies present once, in the
+ * shard the index names, with the right shape and a float dtype; a tensor the
+ * model would not use is an error rather than silently dropped, except known
+ * non-parameter buffers). Then tensor by tensor: converted to fp32, quantized
+ * to NF4, or kept as stored (tuna_quant_type) — in place in the mapping, which
+ * the model then keeps, or copied; a converted tensor's pages are released. Saving writes model.safetensors and
  * config.json atomically in the file layout (GPT-2 Conv1D transposed back). */
 #include <dirent.h>
 #include <errno.h>
