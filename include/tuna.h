@@ -124,7 +124,9 @@ const tuna_config *tuna_model_config(const tuna_model *m);
 int tuna_model_num_params(const tuna_model *m);      /* number of tensors */
 const tuna_param *tuna_model_param(const tuna_model *m, int i);
 const tuna_param *tuna_model_find_param(const tuna_model *m, const char *name);
-int64_t tuna_model_param_count(const tuna_model *m); /* scalar parameters (tied counted once) */
+/* scalar parameters (tied counted once), except those held in NF4, which
+ * tuna_model_quant_stats counts */
+int64_t tuna_model_param_count(const tuna_model *m);
 /* Initialises weights as HF does for a model trained from scratch:
  * normal(0, initializer_range) for linear and embedding weights, zero biases,
  * unit norm weights; GPT-2's residual projections (c_proj) get std/sqrt(2L).

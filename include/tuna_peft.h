@@ -68,14 +68,28 @@ int tuna_peft_num_adapted(const tuna_model *m);
 /* Sets whether forward applies adapter dropout (training) or not (eval). */
 void tuna_peft_set_training(tuna_model *m, int training);
 
-/* ---- NF4 (QLoRA) storage of the base's linear weights ---- */
-typedef enum { TUNA_QUANT_NONE = 0, TUNA_QUANT_NF4 = 1 } tuna_quant_type;
-/* Loads a model folder as tuna_model_load does, but stores the weights of the
- * transformer blocks' linear layers as NF4 with double quantization
- * (bitsandbytes' layout: blocks of 64 over the [out, in] weight, absmax
- * 8-bit-quantized in blocks of 256); each tensor is quantized as it is read,
- * so the fp32 copy never exists in full. Embeddings, norms and lm_head stay
- * fp32. Such a model can be evaluated and adapter-trained, not saved. */
+/* ---- frozen weights kept as stored, or NF4 (QLoRA) ---- */
+typedef enum {
+    TUNA_QUANT_NONE = 0,   /* every weight converted to fp32 (tuna_model_load) */
+    TUNA_QUANT_NF4 = 1,    /* block linears NF4; embeddings and lm_head as stored */
+    TUNA_QUANT_STORED = 2  /* every frozen weight in the dtype the file stores it in */
+} tuna_quant_type;
+/* Loads a model folder as tuna_model_load does, but keeps its 2-D weights
+ * frozen in less memory. TUNA_QUANT_STORED: each weight stays in the file's
+ * dtype (F32, BF16, F16); one whose layout and alignment are the model's is
+ * used in place from the read-only mapping of the safetensors file (shared
+ * between processes and by tuna_model_share), the others (GPT-2's Conv1D,
+ * transposed) are copied in their dtype, and the file's pages are released
+ * tensor by tensor. TUNA_QUANT_NF4: the transformer blocks' linear weights
+ * become NF4 with double quantization (bitsandbytes' layout: blocks of 64
+ * over the [out, in] weight, absmax 8-bit-quantized in blocks of 256), each
+ * quantized as it is read; embeddings and lm_head are kept as stored. Norms
+ * and biases are always fp32. Linear layers convert stored weights tile by
+ * tile, so results equal those of the fp32 load of the same file (bf16 and
+ * f16 convert to fp32 exactly). Such a model can be evaluated, generated
+ * from, adapter-trained and saved; full fine-tuning (tuna_model_prepare in a
+ * training mode without an adapter) is TUNA_ERR_UNSUPPORTED. A GGUF file is
+ * loaded in fp32 by TUNA_QUANT_STORED, and refused by TUNA_QUANT_NF4. */
 tuna_status tuna_model_load_quantized(tuna_model **out, const char *dir, tuna_quant_type q);
 /* Bytes and count of the quantized storage (0 when not quantized). */
 void tuna_model_quant_stats(const tuna_model *m, int64_t *quantized_params, int64_t *quant_bytes);

@@ -465,11 +465,11 @@ static void test_nf4_model(void) {
     int all_quant = 1;
     int64_t want_n = 0, want_bytes = 0; /* each weight is its own NF4 tensor */
     for (int i = 0; i < n; i++) {
-        all_quant &= lq[i]->quant != NULL && lq[i]->w == NULL;
+        all_quant &= lq[i]->stored != NULL && lq[i]->w == NULL;
         want_n += (int64_t)lq[i]->OC * lq[i]->IC;
         want_bytes += tuna_nf4_bytes((int64_t)lq[i]->OC * lq[i]->IC);
-        if (!lq[i]->quant) continue;
-        nf4_dequantize(lf[i]->w, &lq[i]->quant->t, 0, (int64_t)lf[i]->OC * lf[i]->IC);
+        if (!lq[i]->stored) continue;
+        nf4_dequantize(lf[i]->w, &lq[i]->stored->nf4, 0, (int64_t)lf[i]->OC * lf[i]->IC);
     }
     CHECK(all_quant);
     CHECKF(qn == want_n && qb == want_bytes, "quant stats: %lld weights in %lld bytes, expected %lld in %lld", (long long)qn,
@@ -512,7 +512,7 @@ static void test_nf4_tiles(void) {
     tuna_linear *lq[16], *lf[16];
     int n = model_linears(q, lq);
     model_linears(fp, lf);
-    for (int i = 0; i < n; i++) nf4_dequantize(lf[i]->w, &lq[i]->quant->t, 0, (int64_t)lf[i]->OC * lf[i]->IC);
+    for (int i = 0; i < n; i++) nf4_dequantize(lf[i]->w, &lq[i]->stored->nf4, 0, (int64_t)lf[i]->OC * lf[i]->IC);
     CHECK((int64_t)lq[5]->OC * lq[5]->IC > LINEAR_TILE); /* up_proj spans tiles */
     tuna_peft_config c;
     tuna_peft_config_default(&c, TUNA_PEFT_LORA);

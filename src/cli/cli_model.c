@@ -3,12 +3,18 @@
 #include "cli_model.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "tuna_peft.h"
 #include "core/error.h"
 
+tuna_quant_type cli_load_mode(const char *method) {
+    if (method && !strcmp(method, "full")) return TUNA_QUANT_NONE;
+    return method && !strcmp(method, "qlora") ? TUNA_QUANT_NF4 : TUNA_QUANT_STORED;
+}
+
 tuna_status cli_load_model(const cli_model_spec *s, tuna_model **m, tuna_tokenizer **tok) {
-    tuna_status st = s->quant ? tuna_model_load_quantized(m, s->dir, TUNA_QUANT_NF4) : tuna_model_load(m, s->dir);
+    tuna_status st = tuna_model_load_quantized(m, s->dir, s->quant ? TUNA_QUANT_NF4 : cli_load_mode(NULL));
     if (st != TUNA_OK) return st;
     st = tuna_tokenizer_load(tok, s->dir);
     if (st != TUNA_OK && s->tok_err) {

@@ -333,7 +333,7 @@ int cmd_compare(int argc, char **argv) {
         if (tuned) {
             tuna_model_free(m);
             m = NULL;
-            st = tuna_model_load(&m, tuned);
+            st = tuna_model_load_quantized(&m, tuned, cli_load_mode(NULL));
         } else {
             st = tuna_peft_load(m, adapter);
         }

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli_model.h"
 #include "commands.h"
 #include "serve/server.h"
 #include "tuna_dataset.h"
@@ -159,7 +160,7 @@ int cmd_serve(int argc, char **argv) {
     char *tsrc = NULL;
     srv_engine *eng = NULL;
     srv_server *srv = NULL;
-    tuna_status st = tuna_model_load(&models[0], model_dir);
+    tuna_status st = tuna_model_load_quantized(&models[0], model_dir, cli_load_mode(NULL));
     if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, model_dir);
     for (int k = 0; st == TUNA_OK && k < n_ad; k++) {
         st = tuna_model_share(&models[k + 1], models[0]);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "cli/cli_model.h"
 #include "cli/train_data.h"
 #include "core/error.h"
 #include "tuna_gguf.h"
@@ -25,7 +26,8 @@ int train_has_tokenizer(const char *model_dir) {
 }
 
 tuna_status train_load_model(tuna_model **m, const train_opts *o) {
-    return o->is_qlora ? tuna_model_load_quantized(m, o->model_dir, TUNA_QUANT_NF4) : tuna_model_load(m, o->model_dir);
+    /* full: fp32; an adapter: the frozen base as stored (qlora: block linears in NF4) */
+    return tuna_model_load_quantized(m, o->model_dir, cli_load_mode(o->method));
 }
 
 /* a fresh adapter from the options; --prompt-init TEXT's tokens as its start */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/cli_model.h"
 #include "cli/train_data.h"
 #include "cli/train_resume.h"
 #include "core/error.h"
@@ -195,7 +196,7 @@ static tuna_status reference_pass(const train_opts *o, train_data *d, tuna_model
 /* --ref-model: loaded, used and freed before the policy loads */
 static tuna_status reference_model(const train_opts *o, train_data *d) {
     tuna_model *rm = NULL;
-    tuna_status st = tuna_model_load(&rm, o->ref_model);
+    tuna_status st = tuna_model_load_quantized(&rm, o->ref_model, cli_load_mode(NULL)); /* frozen: as stored */
     if (st == TUNA_OK) st = check_pairs(o, d, rm);
     if (st == TUNA_OK) st = reference_pass(o, d, rm, o->ref_model);
     tuna_model_free(rm);

@@ -155,11 +155,10 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
     for (int i = 0; i < N; i++) {
         int r = i / n, t = i % n, p = d->len[rows[r]] + t;
         d->pos[i] = p;
-        const float *e = ids ? m->wte + (long)ids[i] * C : prompt + (long)t * C;
         float *xi = d->x + (long)i * C;
-        if (c->learned_positions)
-            for (int j = 0; j < C; j++) xi[j] = e[j] + m->wpe[(long)p * C + j];
-        else memcpy(xi, e, (size_t)C * sizeof(float));
+        if (ids) model_embed_row(m, ids[i], xi);
+        else memcpy(xi, prompt + (long)t * C, (size_t)C * sizeof(float));
+        if (c->learned_positions) model_pos_add(m, p, xi);
     }
     /* q, k, v of all new tokens: GPT-2 interleaved [N, 3C]; Llama [N,QD] | [N,KD] | [N,KD] */
     int gpt2 = c->family == TUNA_FAMILY_GPT2;

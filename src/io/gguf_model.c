@@ -368,7 +368,7 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
            : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
     if (gt < 0) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
-    if (m->quant_type != TUNA_QUANT_NONE) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
+    if (m->quant_type == TUNA_QUANT_NF4) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
     const char *arch = arch_of(c);
     int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch, "llama");
     gguf_writer *w = gguf_writer_new();
@@ -439,7 +439,7 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
             gguf_kv_str(w, "tuna.tokenizer.json_parts", voc.extra);
         }
     }
-    tmp = calloc((size_t)m->n_params + 1, sizeof *tmp); /* permuted copies of q/k */
+    tmp = calloc((size_t)2 * m->n_params + 1, sizeof *tmp); /* fp32 copies of stored tensors, permuted q/k */
     if (st == TUNA_OK && !tmp) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const tuna_param *p = &m->params[i].pub;
@@ -447,11 +447,18 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
         if (gguf_name(p->name, gpt2, name, sizeof name)) { st = core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
         int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
         const float *data = p->data;
+        if (m->params[i].external) { /* kept as stored: an fp32 copy for the writer */
+            float *t = malloc((size_t)p->numel * sizeof(float));
+            if (!t) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            model_param_read(m, i, 0, p->numel, t);
+            tmp[n_tmp++] = t;
+            data = t;
+        }
         int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
         if (permute && (is_q || is_k)) {
             float *t = malloc((size_t)p->numel * sizeof(float));
             if (!t) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
-            permute_rows(p->data, t, is_q ? c->NH : c->NKV, c->HD, p->ndim == 2 ? cols : 1, 0);
+            permute_rows(data, t, is_q ? c->NH : c->NKV, c->HD, p->ndim == 2 ? cols : 1, 0);
             tmp[n_tmp++] = t;
             data = t;
         }

@@ -1,9 +1,12 @@
 /* model_io.c — loading and saving HF model folders.
  * Loading: config.json, then model.safetensors or the shards named by
- * model.safetensors.index.json, memory-mapped; every tensor the config implies
- * must be present with the right shape and a float dtype (converted to fp32);
- * a tensor the model would not use is an error rather than silently dropped,
- * except known non-parameter buffers. Saving writes model.safetensors and
+ * model.safetensors.index.json, memory-mapped; every header is checked before
+ * any weight is read (each tensor the config implies present once, in the
+ * shard the index names, with the right shape and a float dtype; a tensor the
+ * model would not use is an error rather than silently dropped, except known
+ * non-parameter buffers). Then tensor by tensor: converted to fp32, quantized
+ * to NF4, or kept as stored (tuna_quant_type) — in place in the mapping, which
+ * the model then keeps, or copied; a converted tensor's pages are released. Saving writes model.safetensors and
  * config.json atomically in the file layout (GPT-2 Conv1D transposed back). */
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +42,55 @@ static int file_exists(const char *p) {
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+/* the shard weight_map names for tensor `key` must hold it, and no tensor may
+ * sit in two shards (an index naming one file twice, under two names, shows
+ * up here too): checked on the headers, before any weight is read */
+static tuna_status check_index(const shard_set *s, json_t *wm, const char *path, const char *dir) {
+    const char *key;
+    json_t *val;
+    json_object_foreach(wm, key, val) {
+        char sp[PATH_MAX];
+        snprintf(sp, sizeof sp, "%s/%s", dir, json_string_value(val));
+        for (int i = 0; i < s->n; i++)
+            if (!strcmp(s->files[i].path, sp) && !st_find(&s->files[i], key))
+                return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is mapped to %s, which does not hold it", path, key,
+                                 json_string_value(val));
+    }
+    for (int i = 0; i < s->n; i++)
+        for (int j = i + 1; j < s->n; j++)
+            for (int k = 0; k < s->files[j].n_tensors; k++)
+                if (st_find(&s->files[i], s->files[j].tensors[k].name))
+                    return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is in two shards, %s and %s", path,
+                                     s->files[j].tensors[k].name, s->files[i].path, s->files[j].path);
+    return TUNA_OK;
+}
+
+/* opens the shard `name` the index maps `tensor` to: a missing file is bad
+ * input naming both */
+static tuna_status open_shard(shard_set *s, const char *dir, const char *idx_path, const char *name, const char *tensor) {
+    char sp[PATH_MAX];
+    snprintf(sp, sizeof sp, "%s/%s", dir, name);
+    if (!file_exists(sp))
+        return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is mapped to %s, which is missing from %s", idx_path, tensor,
+                         name, dir);
+    tuna_status st = st_open(&s->files[s->n], sp);
+    if (st == TUNA_OK) s->n++;
+    return st;
+}
+
+/* line n (from 1) of the file at path, trimmed, into buf ("" if unreadable) */
+static const char *line_of(const char *path, int n, char *buf, size_t size) {
+    FILE *f = fopen(path, "r");
+    buf[0] = 0;
+    for (int i = 0; f && i < n && fgets(buf, (int)size, f); i++) {}
+    if (f) fclose(f);
+    char *p = buf;
+    while (*p == ' ' || *p == '\t') p++;
+    size_t len = strlen(p);
+    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r' || p[len - 1] == ',')) p[--len] = 0;
+    return p;
+}
+
 static tuna_status shards_open(shard_set *s, const char *dir) {
     char path[PATH_MAX];
     memset(s, 0, sizeof *s);
@@ -51,7 +104,12 @@ static tuna_status shards_open(shard_set *s, const char *dir) {
     if (!file_exists(path))
         return core_fail(TUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     json_error_t jerr;
-    json_t *idx = json_load_file(path, 0, &jerr);
+    json_t *idx = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!idx && json_error_code(&jerr) == json_error_duplicate_key) {
+        char line[512];
+        return core_fail(TUNA_ERR_FORMAT, "%s:%d: a key given twice (a tensor named twice?): %s", path, jerr.line,
+                         line_of(path, jerr.line, line, sizeof line));
+    }
     if (!idx) return core_fail(TUNA_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
     json_t *wm = json_object_get(idx, "weight_map");
     if (!json_is_object(wm)) {
@@ -73,13 +131,10 @@ static tuna_status shards_open(shard_set *s, const char *dir) {
         if (seen) continue;
         if (n == MAX_SHARDS) { st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: more than %d shards", path, MAX_SHARDS); break; }
         names[n++] = f;
+        st = open_shard(s, dir, path, f, key);
+        if (st != TUNA_OK) break;
     }
-    for (int i = 0; st == TUNA_OK && i < n; i++) {
-        char sp[PATH_MAX];
-        snprintf(sp, sizeof sp, "%s/%s", dir, names[i]);
-        st = st_open(&s->files[s->n], sp);
-        if (st == TUNA_OK) s->n++;
-    }
+    if (st == TUNA_OK) st = check_index(s, wm, path, dir);
     json_decref(idx);
     if (st != TUNA_OK) shards_close(s);
     return st;
@@ -104,9 +159,13 @@ static int is_known_buffer(const char *name) {
     return 0;
 }
 
-/* Converts tensor t of the file into dest (fp32, our layout) after checking it. */
-static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const char *file, float *dest) {
-    tuna_param *p = &e->pub;
+/* Tensor t of the file against entry e, on the header alone: the shape
+ * config.json implies and a dtype tuna computes from. */
+static tuna_status check_header(const tuna_param_entry *e, const st_tensor *t, const char *file) {
+    const tuna_param *p = &e->pub;
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
+                         p->name, st_dtype_name(t->dtype));
     int ok = t->ndim == p->ndim;
     for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
     if (!ok) {
@@ -118,9 +177,22 @@ static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const ch
         return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%s]", file, p->name,
                          got, want);
     }
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file,
-                         p->name, st_dtype_name(t->dtype));
+    return TUNA_OK;
+}
+
+/* Gives back the memory of t's mapped pages once t has been converted (the
+ * whole pages inside it: a neighbour used in place keeps its own), so loading
+ * holds one tensor of the file at a time. */
+static void release_pages(const st_tensor *t) {
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), b = (uintptr_t)t->data, e = b + t->nbytes;
+    b = (b + pg - 1) / pg * pg;
+    e = e / pg * pg;
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
+/* Converts tensor t of the file into dest (fp32, our layout). */
+static tuna_status read_f32(const tuna_param_entry *e, const st_tensor *t, const char *file, float *dest) {
+    const tuna_param *p = &e->pub;
     if (!p->transposed) return core_fail_in(st_to_f32(t, dest), file);
     /* file [in, out] -> ours [out, in] */
     int64_t R = p->shape[0], Cc = p->shape[1];
@@ -136,26 +208,65 @@ static tuna_status load_tensor(tuna_param_entry *e, const st_tensor *t, const ch
     return core_fail_in(st, file);
 }
 
-/* NF4 storage of the block linears: one tuna_quant per quantized weight and
- * one fp32 scratch the size of the largest (the dequantization tile). */
-static tuna_status setup_quant(tuna_model *m, tuna_linear ***by_param) {
-    tuna_linear *ls[8 * 1024];
-    int n = model_linears(m, ls);
-    int64_t maxn = 1;
-    m->quants = calloc((size_t)n, sizeof *m->quants);
-    *by_param = calloc((size_t)m->n_params, sizeof **by_param);
-    if (!m->quants || !*by_param) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++) {
-        tuna_param_entry *e = &m->params[ls[i]->wparam];
-        if (!e->external) continue;
-        if (e->pub.numel > maxn) maxn = e->pub.numel;
-        ls[i]->quant = &m->quants[m->n_quants++];
-        (*by_param)[ls[i]->wparam] = ls[i];
+/* dst[C, R] = the transpose of src[R, C], values of esz bytes moved as they are */
+static void transpose_raw(void *dst, const void *src, int64_t R, int64_t C, size_t esz) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0; j < C; j++)
+            memcpy((char *)dst + (size_t)(j * R + i) * esz, (const char *)src + (size_t)(i * C + j) * esz, esz);
+}
+
+static store_type store_of(st_dtype d) { return d == ST_BF16 ? STORE_BF16 : d == ST_F16 ? STORE_F16 : STORE_F32; }
+
+/* Keeps t as the file stores it: in place in the mapping when its layout and
+ * alignment are ours (*in_place set), else an owned copy in the same dtype
+ * (GPT-2's Conv1D transposed; a misaligned tensor), the pages released. */
+static tuna_status keep_stored(tuna_stored *s, const tuna_param_entry *e, const st_tensor *t, const char *file,
+                               int *in_place) {
+    tuna_status st = st_check_finite_raw(t, file);
+    if (st != TUNA_OK) return st;
+    size_t esz = st_dtype_size(t->dtype);
+    s->type = store_of(t->dtype);
+    s->n = t->numel;
+    if (!e->pub.transposed && (uintptr_t)t->data % esz == 0) {
+        s->data = t->data;
+        *in_place = 1;
+        return TUNA_OK;
     }
-    m->quant_scratch = malloc((size_t)maxn * sizeof(float));
-    if (!m->quant_scratch) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < m->n_quants; i++) m->quants[i].scratch = m->quant_scratch;
+    s->owned = malloc(t->nbytes ? t->nbytes : 1);
+    if (!s->owned) return core_fail(TUNA_ERR_NOMEM, "out of memory loading '%s'", e->name);
+    if (e->pub.transposed) transpose_raw(s->owned, t->data, e->pub.shape[0], e->pub.shape[1], esz);
+    else memcpy(s->owned, t->data, t->nbytes);
+    s->data = s->owned;
+    release_pages(t);
     return TUNA_OK;
+}
+
+/* NF4 quantizes the block linears; embeddings and lm_head stay as stored */
+static int is_nf4_target(const tuna_model *m, int i) {
+    return m->quant_type == TUNA_QUANT_NF4 && i != m->wte_param && i != m->wpe_param &&
+           strcmp(m->params[i].name, "lm_head.weight") != 0;
+}
+
+/* Reads parameter i from tensor t: fp32 into the weights, kept as stored, or
+ * quantized through tmp (fp32, one tensor); converted tensors' pages are
+ * released right after. */
+static tuna_status load_param(tuna_model *m, int i, const st_tensor *t, const char *file, float *tmp, int *in_place) {
+    tuna_param_entry *e = &m->params[i];
+    tuna_status st;
+    if (!e->external) {
+        st = read_f32(e, t, file, e->pub.data);
+        release_pages(t);
+        return st;
+    }
+    tuna_stored *s = &m->stored[e->sidx];
+    if (!is_nf4_target(m, i)) return keep_stored(s, e, t, file, in_place);
+    st = read_f32(e, t, file, tmp);
+    release_pages(t);
+    if (st == TUNA_OK) st = core_fail_in(nf4_quantize(&s->nf4, tmp, e->pub.numel), file);
+    s->type = STORE_NF4;
+    s->n = e->pub.numel;
+    return st;
 }
 
 int64_t tuna_nf4_bytes(int64_t n) {
@@ -165,9 +276,10 @@ int64_t tuna_nf4_bytes(int64_t n) {
 
 void tuna_model_quant_stats(const tuna_model *m, int64_t *quantized_params, int64_t *quant_bytes) {
     int64_t n = 0, b = 0;
-    for (int i = 0; i < m->n_quants; i++) {
-        n += m->quants[i].t.n;
-        b += (int64_t)nf4_storage_bytes(&m->quants[i].t);
+    for (int i = 0; i < m->n_stored; i++) {
+        if (m->stored[i].type != STORE_NF4) continue;
+        n += m->stored[i].n;
+        b += (int64_t)nf4_storage_bytes(&m->stored[i].nf4);
     }
     *quantized_params = n;
     *quant_bytes = b;
@@ -178,17 +290,87 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
 tuna_status tuna_model_load(tuna_model **out, const char *dir) { return load_impl(out, dir, TUNA_QUANT_NONE); }
 
 tuna_status tuna_model_load_quantized(tuna_model **out, const char *dir, tuna_quant_type q) {
-    if (q != TUNA_QUANT_NONE && q != TUNA_QUANT_NF4) return core_fail(TUNA_ERR_ARG, "unknown quantization %d", (int)q);
+    if (q != TUNA_QUANT_NONE && q != TUNA_QUANT_NF4 && q != TUNA_QUANT_STORED)
+        return core_fail(TUNA_ERR_ARG, "unknown quantization %d", (int)q);
     return load_impl(out, dir, q);
+}
+
+/* Every tensor of the files must be one the model uses (or a known buffer,
+ * or the redundant copy of a tied lm_head). Headers only. */
+static tuna_status check_unused(const tuna_model *m, const shard_set *s) {
+    for (int fi = 0; fi < s->n; fi++)
+        for (int ti = 0; ti < s->files[fi].n_tensors; ti++) {
+            const char *name = s->files[fi].tensors[ti].name;
+            if (is_known_buffer(name)) continue;
+            if (m->cfg.tie_embeddings && !strcmp(name, "lm_head.weight")) continue;
+            int found = 0;
+            for (int i = 0; i < m->n_params && !found; i++) found = !strcmp(m->params[i].name, name);
+            if (!found)
+                return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is not part of a %s with this config.json",
+                                 s->files[fi].path, name, m->cfg.architecture);
+        }
+    return TUNA_OK;
+}
+
+/* The file tensor of every parameter (ts[i], in shard fs[i]), each checked on
+ * its header: nothing is read before the whole checkpoint is known good. */
+static tuna_status find_tensors(const tuna_model *m, const shard_set *s, const char *dir, const st_tensor **ts, int *fs) {
+    for (int i = 0; i < m->n_params; i++) {
+        const st_file *f = NULL;
+        ts[i] = shards_find(s, m->params[i].name, &f);
+        if (!ts[i]) return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing from the checkpoint", dir, m->params[i].name);
+        fs[i] = (int)(f - s->files);
+        tuna_status st = check_header(&m->params[i], ts[i], f->path);
+        if (st != TUNA_OK) return st;
+    }
+    return check_unused(m, s);
+}
+
+/* fp32 values of the largest tensor NF4 quantizes (0: none) */
+static int64_t nf4_tmp_values(const tuna_model *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].external && is_nf4_target(m, i) && m->params[i].pub.numel > n) n = m->params[i].pub.numel;
+    return n;
+}
+
+/* The model keeps the mappings its stored tensors point into (freed with it). */
+static tuna_status keep_maps(tuna_model *m, shard_set *s, const int *used) {
+    for (int fi = 0; fi < s->n; fi++) {
+        if (!used[fi]) continue;
+        struct model_map *mp = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *mp);
+        if (!mp) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+        m->maps = mp;
+        m->maps[m->n_maps++] = (struct model_map){s->files[fi].map, s->files[fi].map_size};
+        s->files[fi].map = NULL; /* st_close leaves it mapped */
+    }
+    return TUNA_OK;
+}
+
+static tuna_status load_all(tuna_model *m, shard_set *s, const char *dir) {
+    const st_tensor **ts = calloc((size_t)m->n_params, sizeof *ts);
+    int *fs = calloc((size_t)m->n_params, sizeof *fs), used[MAX_SHARDS] = {0};
+    int64_t nt = nf4_tmp_values(m);
+    float *tmp = nt ? malloc((size_t)nt * sizeof(float)) : NULL;
+    tuna_status st = !ts || !fs || (nt && !tmp) ? core_fail(TUNA_ERR_NOMEM, "out of memory") : TUNA_OK;
+    if (st == TUNA_OK) st = find_tensors(m, s, dir, ts, fs);
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++)
+        st = load_param(m, i, ts[i], s->files[fs[i]].path, tmp, &used[fs[i]]);
+    if (st == TUNA_OK) st = keep_maps(m, s, used);
+    if (st == TUNA_OK) st = model_link_stored(m);
+    free(tmp);
+    free(fs);
+    free(ts);
+    return st;
 }
 
 static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type quant) {
     *out = NULL;
     char path[PATH_MAX];
     struct stat sb;
-    /* a llama.cpp file instead of a folder (e.g. one tuna exported) */
+    /* a llama.cpp file instead of a folder (e.g. one tuna exported): fp32 */
     if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode) && tuna_is_gguf(dir)) {
-        if (quant != TUNA_QUANT_NONE) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
+        if (quant == TUNA_QUANT_NF4) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
         return tuna_model_load_gguf(out, dir);
     }
     if (stat(dir, &sb) != 0) return core_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, strerror(errno));
@@ -212,59 +394,41 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
     }
     m->quant_type = quant;
     st = model_build(m, 0);
-    tuna_linear **by_param = NULL;
-    if (st == TUNA_OK && quant != TUNA_QUANT_NONE) st = setup_quant(m, &by_param);
-    int used_lm_head = 0;
-    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
-        const st_file *f = NULL;
-        const st_tensor *t = shards_find(s, m->params[i].name, &f);
-        if (!t) {
-            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is missing from the checkpoint", dir, m->params[i].name);
-            break;
-        }
-        if (!m->params[i].external) { st = load_tensor(&m->params[i], t, f->path, m->params[i].pub.data); continue; }
-        /* quantize as it is read: the fp32 copy is one tensor in the scratch */
-        tuna_linear *l = by_param[i];
-        st = load_tensor(&m->params[i], t, f->path, m->quant_scratch);
-        if (st == TUNA_OK) st = nf4_quantize(&l->quant->t, m->quant_scratch, m->params[i].pub.numel);
-    }
-    free(by_param);
-    if (st == TUNA_OK && m->n_quants) {
-        /* training needs one dequantization tile, not a whole weight: shrink */
-        int64_t tile = 1;
-        tuna_linear *ls[8 * 1024];
-        int nl = model_linears(m, ls);
-        for (int i = 0; i < nl; i++) {
-            if (!ls[i]->quant) continue;
-            int64_t rows = LINEAR_TILE / ls[i]->IC;
-            if (rows < 1) rows = 1;
-            if (rows > ls[i]->OC) rows = ls[i]->OC;
-            if (rows * ls[i]->IC > tile) tile = rows * ls[i]->IC;
-        }
-        float *p = realloc(m->quant_scratch, (size_t)tile * sizeof(float));
-        if (p) {
-            m->quant_scratch = p;
-            for (int i = 0; i < m->n_quants; i++) m->quants[i].scratch = p;
-        }
-    }
-    /* every tensor in the files must have been used */
-    for (int fi = 0; st == TUNA_OK && fi < s->n; fi++)
-        for (int ti = 0; st == TUNA_OK && ti < s->files[fi].n_tensors; ti++) {
-            const char *name = s->files[fi].tensors[ti].name;
-            if (is_known_buffer(name)) continue;
-            if (cfg.tie_embeddings && !strcmp(name, "lm_head.weight")) { used_lm_head = 1; continue; }
-            int found = 0;
-            for (int i = 0; i < m->n_params && !found; i++) found = !strcmp(m->params[i].name, name);
-            if (!found)
-                st = core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' is not part of a %s with this config.json", s->files[fi].path,
-                               name, cfg.architecture);
-        }
-    (void)used_lm_head; /* a tied lm_head copy in the file is redundant: wte is used */
+    if (st == TUNA_OK) st = load_all(m, s, dir);
     shards_close(s);
     free(s);
     if (st != TUNA_OK) { tuna_model_free(m); return st; }
     *out = m;
     return TUNA_OK;
+}
+
+/* A weight kept as stored, read a file row at a time as fp32 when written. */
+typedef struct { const tuna_model *m; int i; } stored_src;
+
+static void stored_row(void *ctx, int64_t r, float *out) {
+    const stored_src *s = ctx;
+    const tuna_param *p = &s->m->params[s->i].pub;
+    int64_t R = p->shape[0], C = p->numel / R;
+    if (!p->transposed) { model_param_read(s->m, s->i, r * C, C, out); return; }
+    for (int64_t c = 0; c < C; c++) model_param_read(s->m, s->i, c * R + r, 1, out + c); /* ours is [C, R] */
+}
+
+/* Adds parameter i to the shard being written: fp32 data, the stored bytes as
+ * they are when the dtype and layout match, else rows converted as written. */
+static tuna_status add_param(st_writer *w, const tuna_model *m, int i, st_dtype sd, stored_src *src) {
+    const tuna_param_entry *e = &m->params[i];
+    const tuna_param *p = &e->pub;
+    if (!e->external) {
+        /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
+        if (p->transposed) return st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
+        return st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
+    }
+    const tuna_stored *s = &m->stored[e->sidx];
+    static const st_dtype as_st[] = {[STORE_F32] = ST_F32, [STORE_BF16] = ST_BF16, [STORE_F16] = ST_F16, [STORE_NF4] = ST_U8};
+    if (!p->transposed && s->type != STORE_NF4 && as_st[s->type] == sd)
+        return st_writer_add_raw(w, p->name, sd, p->ndim, p->shape, s->data, stored_bytes(s));
+    *src = (stored_src){m, i};
+    return st_writer_add_rows(w, p->name, sd, p->ndim, p->shape, stored_row, src);
 }
 
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype) {
@@ -293,7 +457,7 @@ static void remove_stale(const char *dir, int n_shards) {
 
 tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_dtype dtype, int64_t max_shard_bytes) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return core_fail(atomic_write_status(errno), "%s: cannot create: %s", dir, strerror(errno));
-    if (m->quant_type != TUNA_QUANT_NONE)
+    if (m->quant_type == TUNA_QUANT_NF4)
         return core_fail(TUNA_ERR_UNSUPPORTED, "%s: a model with NF4-quantized weights cannot be saved (load the original to merge or export)", dir);
     st_dtype sd = dtype == TUNA_DTYPE_F16 ? ST_F16 : dtype == TUNA_DTYPE_BF16 ? ST_BF16 : ST_F32;
     size_t esz = st_dtype_size(sd);
@@ -301,7 +465,8 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
      * new shard when the next tensor would pass the limit (a larger tensor
      * gets a shard of its own) */
     int *shard_of = malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof *shard_of);
-    if (!shard_of) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    stored_src *srcs = calloc((size_t)(m->n_params ? m->n_params : 1), sizeof *srcs);
+    if (!shard_of || !srcs) { free(shard_of); free(srcs); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     int n_shards = 1;
     int64_t cur = 0, total = 0;
     for (int i = 0; i < m->n_params; i++) {
@@ -311,7 +476,7 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
         cur += b;
         total += b;
     }
-    if (n_shards > 99999) { free(shard_of); return core_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
+    if (n_shards > 99999) { free(shard_of); free(srcs); return core_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
     tuna_status st = TUNA_OK;
     char path[PATH_MAX];
     json_t *wm = n_shards > 1 ? json_object() : NULL;
@@ -324,17 +489,15 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
         else snprintf(fname, sizeof fname, "model.safetensors");
         for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
             if (shard_of[i] != k) continue;
-            const tuna_param *p = &m->params[i].pub;
-            /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
-            if (p->transposed) st = st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
-            else st = st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
-            if (wm) json_object_set_new(wm, p->name, json_string(fname));
+            st = add_param(w, m, i, sd, &srcs[i]);
+            if (wm) json_object_set_new(wm, m->params[i].name, json_string(fname));
         }
         snprintf(path, sizeof path, "%s/%s", dir, fname);
         if (st == TUNA_OK) st = st_writer_finish(w, path);
         else st_writer_free(w);
     }
     free(shard_of);
+    free(srcs);
     if (st == TUNA_OK && wm) {
         json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total, "weight_map", wm);
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
@@ -351,6 +514,8 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
 }
 
 tuna_status tuna_model_load_weights(tuna_model *m, const char *dir) {
+    if (m->n_stored)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: weights cannot be replaced in a model whose weights are kept as stored", dir);
     tuna_model *o = NULL;
     tuna_status st = tuna_model_load(&o, dir);
     if (st != TUNA_OK) return st;

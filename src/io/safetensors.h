@@ -50,6 +50,9 @@ tuna_status st_to_f32(const st_tensor *t, float *out);
 /* TUNA_OK when x[0..n) are all finite, else TUNA_ERR_FORMAT naming file (may
  * be NULL), tensor and the first NaN or infinity. */
 tuna_status st_check_finite(const float *x, int64_t n, const char *file, const char *tensor);
+/* The same check on a tensor's own bytes (F32, F16 or BF16, any alignment),
+ * without converting it: for weights kept as stored. */
+tuna_status st_check_finite_raw(const st_tensor *t, const char *file);
 
 /* Writer: collect (name, dtype, shape, fp32 data) and write atomically. Data
  * are converted from fp32 to dtype (F32, F16 or BF16, round-to-nearest-even)
@@ -63,6 +66,13 @@ tuna_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int nd
  * written, so no transposed copy is held in memory. */
 tuna_status st_writer_add_transposed(st_writer *w, const char *name, st_dtype dtype, int64_t R, int64_t C,
                                      const float *data);
+/* Adds a tensor whose fp32 values are read one file row at a time when
+ * written (rows = shape[0], or 1 for a 0/1-D tensor): read(ctx, r, out)
+ * fills out[numel / rows] with row r. For weights not held as fp32 (kept as
+ * stored), so no fp32 copy of the tensor is made. */
+typedef void (*st_row_reader)(void *ctx, int64_t r, float *out);
+tuna_status st_writer_add_rows(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
+                               st_row_reader read, void *ctx);
 /* Adds raw bytes already in dtype (e.g. int tensors, pre-quantized data). */
 tuna_status st_writer_add_raw(st_writer *w, const char *name, st_dtype dtype, int ndim,
                               const int64_t *shape, const void *data, size_t nbytes);

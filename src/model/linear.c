@@ -1,5 +1,6 @@
 /* linear.c — forward/backward of one linear layer (see linear.h): a GEMM on
- * the fp32 or dequantized NF4 base weight, plus the layer's adapter.
+ * the fp32 base weight or a stored one converted tile by tile, plus the
+ * layer's adapter.
  *
  * LoRA keeps h = A·dropout(x) [N, r] from forward; backward needs only h, B
  * and A: dB += s dYᵀh, dh = s dY B, dA += dhᵀ dropout(x), dx += dh A (masked).
@@ -13,48 +14,57 @@
 #include "core/mix.h"
 #include "kernels/kernels.h"
 
-/* NF4 base: rows [o0, o1) of W dequantized into the shared scratch, one tile
+/* Stored base: rows [o0, o1) of W converted into the shared scratch, one tile
  * at a time (LINEAR_TILE values, see linear.h), each followed by its GEMM. */
 static int tile_rows(const tuna_linear *l) {
     int r = (int)(LINEAR_TILE / l->IC);
     return r < 1 ? 1 : r > l->OC ? l->OC : r;
 }
 
+/* the fp32 weight to multiply directly: w, or a stored F32 one; NULL: tiles */
+static const float *direct_w(const tuna_linear *l) {
+    if (!l->stored) return l->w;
+    return l->stored->type == STORE_F32 ? l->stored->data : NULL;
+}
+
 /* out[N,OC] = in @ W^T (+ b) */
 static void base_forward(const tuna_linear *l, float *out, const float *in, int N) {
-    if (!l->quant) { k_matmul_fwd(out, in, l->w, l->b, N, l->IC, l->OC); return; }
+    const float *w = direct_w(l);
+    if (w) { k_matmul_fwd(out, in, w, l->b, N, l->IC, l->OC); return; }
+    /* the bias first and the products added to it, as k_matmul_fwd does: the
+     * same roundings as the fp32 layer */
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
-    float *wt = l->quant->scratch;
-    for (int o0 = 0; o0 < OC; o0 += R) {
-        int o1 = o0 + R < OC ? o0 + R : OC;
-        nf4_dequantize(wt, &l->quant->t, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC);
-        k_gemm(0, 1, N, o1 - o0, IC, 1.0f, in, IC, wt, IC, 0.0f, out + o0, OC);
-    }
+    float *wt = l->stored->scratch;
     if (l->b) {
         const float *b = l->b;
 #pragma omp parallel for
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[(long)n * OC + o] += b[o];
+        for (int n = 0; n < N; n++) memcpy(out + (long)n * OC, b, (size_t)OC * sizeof(float));
+    }
+    for (int o0 = 0; o0 < OC; o0 += R) {
+        int o1 = o0 + R < OC ? o0 + R : OC;
+        stored_read(l->stored, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC, wt, 0);
+        k_gemm(0, 1, N, o1 - o0, IC, 1.0f, in, IC, wt, IC, l->b ? 1.0f : 0.0f, out + o0, OC);
     }
 }
 
 /* din (=, or += when acc) dout @ W */
 static void base_input_grad(const tuna_linear *l, float *din, int acc, const float *dout, int N) {
-    if (!l->quant) { k_matmul_bwd(din, NULL, NULL, dout, NULL, l->w, N, l->IC, l->OC, acc); return; }
+    const float *w = direct_w(l);
+    if (w) { k_matmul_bwd(din, NULL, NULL, dout, NULL, w, N, l->IC, l->OC, acc); return; }
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
-    float *wt = l->quant->scratch;
+    float *wt = l->stored->scratch;
     for (int o0 = 0; o0 < OC; o0 += R) {
         int o1 = o0 + R < OC ? o0 + R : OC;
-        nf4_dequantize(wt, &l->quant->t, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC);
+        stored_read(l->stored, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC, wt, 0);
         k_gemm(0, 0, N, IC, o1 - o0, 1.0f, dout + o0, OC, wt, IC, o0 == 0 && !acc ? 0.0f : 1.0f, din, IC);
     }
 }
 
 /* Backward of the base product: din (unless NULL), dw, db (when they exist).
- * A quantized base is frozen: only din. */
+ * A stored base is frozen: only din. */
 static void base_backward(const tuna_linear *l, float *din, int acc, const float *dout, const float *in, int N) {
     float *db = l->b ? l->db : NULL;
-    if (!l->quant) {
+    if (!l->stored) {
         if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dout, in, l->w, N, l->IC, l->OC, acc);
         return;
     }

@@ -1,12 +1,12 @@
 /* linear.h — the linear layer every block calls. Blocks never touch weights
  * directly: they call linear_forward/linear_backward, so adapters (LoRA, IA3)
- * and quantized base weights (NF4) hang on this struct without changing the
- * decoder. Weight layout is PyTorch nn.Linear's [OC, IC]. */
+ * and stored base weights (bf16, f16, NF4 ...) hang on this struct without
+ * changing the decoder. Weight layout is PyTorch nn.Linear's [OC, IC]. */
 #ifndef TUNA_MODEL_LINEAR_H
 #define TUNA_MODEL_LINEAR_H
 #include <stdint.h>
 
-#include "kernels/nf4.h"
+#include "model/stored.h"
 
 /* Scratch and switches shared by all adapters of a model. */
 typedef struct {
@@ -34,24 +34,21 @@ typedef struct tuna_adapter {
     tuna_adapter_rt *rt;
 } tuna_adapter;
 
-/* An NF4-stored base weight; forward and input-gradient backward dequantize
- * it in tiles of whole rows (at most LINEAR_TILE values, 4 MiB of fp32) into
- * the model's shared scratch, each tile followed by its GEMM. */
+/* A stored (frozen) base weight other than fp32: forward and input-gradient
+ * backward convert it in tiles of whole rows (at most LINEAR_TILE values,
+ * 4 MiB of fp32) into the model's shared scratch, each tile followed by its
+ * GEMM; a stored F32 weight (mapped in place) is multiplied directly. */
 #define LINEAR_TILE (1L << 20)
-typedef struct {
-    nf4_tensor t;
-    float *scratch;      /* fp32, shared by all layers: one tile (more while loading) */
-} tuna_quant;
 
 typedef struct tuna_linear {
     const char *name;   /* module path, e.g. "model.layers.0.self_attn.q_proj" */
     int IC, OC;
     int wparam;         /* index of the weight in the model's parameter table */
-    float *w;           /* [OC, IC], NULL when quantized */
+    float *w;           /* [OC, IC], NULL when stored */
     float *b;           /* [OC] or NULL */
     float *dw, *db;     /* gradients, NULL when frozen or not allocated */
     tuna_adapter *adapter; /* LoRA / IA3 state, NULL: plain layer */
-    tuna_quant *quant;  /* quantized base weight, NULL: fp32 w */
+    const tuna_stored *stored; /* frozen base weight as stored, NULL: fp32 w */
 } tuna_linear;
 
 /* out[N,OC] = in[N,IC] @ W^T + b (+ the adapter's contribution) */

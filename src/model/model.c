@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/rng.h"
 #include "kernels/kernels.h"
@@ -49,7 +50,7 @@ static float *add_param(builder *b, float **grad_out, const char *name, int ndim
         tuna_param_entry *e = &m->params[b->idx];
         if (ndim == 2) b->last2d = b->idx;
         b->idx++;
-        if (e->external) { /* quantized: lives in its linear's tuna_quant */
+        if (e->external) { /* kept as stored: model->stored[e->sidx] */
             e->pub.data = e->pub.grad = NULL;
             if (grad_out) *grad_out = NULL;
             return NULL;
@@ -89,8 +90,10 @@ static int walk_params(builder *b) {
 #define GP(ptr) (b->pass ? (ptr) : NULL)
     if (c->family == TUNA_FAMILY_GPT2) {
         snprintf(nm, sizeof nm, "%swte.weight", P);
+        m->wte_param = b->idx;
         m->wte = add_param(b, &m->dwte, nm, 2, V, C, 0, 0);
         snprintf(nm, sizeof nm, "%swpe.weight", P);
+        m->wpe_param = b->idx;
         m->wpe = add_param(b, &m->dwpe, nm, 2, c->max_positions, C, 0, 0);
         for (int l = 0; l < c->L; l++) {
             tuna_block *k = &m->blocks[l];
@@ -116,6 +119,8 @@ static int walk_params(builder *b) {
         snprintf(nm, sizeof nm, "%sln_f.weight", P); m->lnf_w = add_param(b, &m->dlnf_w, nm, 1, C, 0, 0, 0);
         snprintf(nm, sizeof nm, "%sln_f.bias", P);   m->lnf_b = add_param(b, &m->dlnf_b, nm, 1, C, 0, 0, 0);
     } else {
+        m->wte_param = b->idx;
+        m->wpe_param = -1;
         m->wte = add_param(b, &m->dwte, "model.embed_tokens.weight", 2, V, C, 0, 0);
         for (int l = 0; l < c->L; l++) {
             tuna_block *k = &m->blocks[l];
@@ -157,6 +162,7 @@ static int walk_params(builder *b) {
     }
     if (c->tie_embeddings) {
         if (b->pass) set_linear(b, &m->lm_head, (int)C, (int)V, m->wte, m->dwte, NULL, NULL);
+        m->lm_head.wparam = m->wte_param;
     } else {
         float *w = add_param(b, &g, "lm_head.weight", 2, V, C, 0, 0);
         if (b->pass) set_linear(b, &m->lm_head, (int)C, (int)V, w, g, NULL, NULL);
@@ -170,12 +176,10 @@ static int count_params(tuna_model *m) {
     return 8 + m->cfg.L * 24;
 }
 
-/* A block linear's weight (what NF4 quantizes): every 2-D tensor except the
- * embeddings and lm_head, which QLoRA keeps in full precision. */
-static int is_block_linear_weight(const tuna_param_entry *e) {
-    const char *n = e->name;
-    return e->pub.ndim == 2 && !strstr(n, "wte.") && !strstr(n, "wpe.") && !strstr(n, "embed_tokens.") &&
-           strcmp(n, "lm_head.weight") != 0;
+/* Frozen weights kept as stored (TUNA_QUANT_STORED, and NF4's embeddings and
+ * lm_head): every 2-D tensor; norms and biases are always fp32. */
+static int is_stored_weight(const tuna_model *m, const tuna_param_entry *e) {
+    return m->quant_type != TUNA_QUANT_NONE && e->pub.ndim == 2;
 }
 
 static void name_linears(tuna_model *m) {
@@ -214,11 +218,15 @@ tuna_status model_build(tuna_model *m, int with_grads) {
     builder b = {m, 0, 0, 0, 0};
     m->n_params = walk_params(&b);
     m->n_weights = 0;
+    m->n_stored = 0;
     for (int i = 0; i < m->n_params; i++) {
         tuna_param_entry *e = &m->params[i];
-        e->external = m->quant_type != TUNA_QUANT_NONE && is_block_linear_weight(e);
-        if (!e->external) m->n_weights += e->pub.numel;
+        e->external = is_stored_weight(m, e);
+        if (e->external) e->sidx = m->n_stored++;
+        else m->n_weights += e->pub.numel;
     }
+    m->stored = calloc((size_t)(m->n_stored ? m->n_stored : 1), sizeof *m->stored);
+    if (!m->stored) return core_fail(TUNA_ERR_NOMEM, "out of memory building the model");
     m->weights = calloc((size_t)m->n_weights, sizeof(float));
     if (!m->weights)
         return core_fail(TUNA_ERR_NOMEM, "out of memory: %lld parameters need %.1f MiB", (long long)m->n_weights,
@@ -231,6 +239,70 @@ tuna_status model_build(tuna_model *m, int with_grads) {
     walk_params(&b);
     name_linears(m);
     return TUNA_OK;
+}
+
+/* the conversion tile: LINEAR_TILE values or the largest stored row */
+static int64_t tile_values(const tuna_model *m) {
+    int64_t tile = 1;
+    for (int i = 0; i < m->n_params; i++) {
+        const tuna_param_entry *e = &m->params[i];
+        if (!e->external) continue;
+        int64_t cols = e->pub.transposed ? e->pub.shape[0] : e->pub.shape[1], rows = LINEAR_TILE / cols;
+        int64_t outs = e->pub.numel / cols;
+        if (rows < 1) rows = 1;
+        if (rows > outs) rows = outs;
+        if (rows * cols > tile) tile = rows * cols;
+    }
+    return tile;
+}
+
+static void link_linear(tuna_model *m, tuna_linear *l) {
+    const tuna_param_entry *e = &m->params[l->wparam];
+    l->stored = e->external ? &m->stored[e->sidx] : NULL;
+}
+
+tuna_status model_link_stored(tuna_model *m) {
+    if (m->n_stored && !m->stored_scratch) {
+        m->stored_scratch = malloc((size_t)tile_values(m) * sizeof(float));
+        if (!m->stored_scratch) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < m->n_stored; i++) m->stored[i].scratch = m->stored_scratch;
+    tuna_linear *ls[8 * 1024];
+    int n = model_linears(m, ls);
+    for (int i = 0; i < n; i++) link_linear(m, ls[i]);
+    link_linear(m, &m->lm_head);
+    return TUNA_OK;
+}
+
+/* fp32 table or stored tensor of parameter i */
+static void param_read(const tuna_model *m, int i, const float *f32, int64_t start, int64_t count, float *out, int add) {
+    const tuna_param_entry *e = &m->params[i];
+    if (e->external) { stored_read(&m->stored[e->sidx], start, count, out, add); return; }
+    if (add) for (int64_t j = 0; j < count; j++) out[j] += f32[start + j];
+    else memcpy(out, f32 + start, (size_t)count * sizeof(float));
+}
+
+void model_param_read(const tuna_model *m, int i, int64_t start, int64_t count, float *out) {
+    param_read(m, i, m->params[i].pub.data, start, count, out, 0);
+}
+
+void model_embed_row(const tuna_model *m, int64_t row, float *out) {
+    param_read(m, m->wte_param, m->wte, row * m->cfg.C, m->cfg.C, out, 0);
+}
+
+void model_pos_add(const tuna_model *m, int64_t row, float *out) {
+    param_read(m, m->wpe_param, m->wpe, row * m->cfg.C, m->cfg.C, out, 1);
+}
+
+void model_weight_bytes(const tuna_model *m, size_t *own, size_t *mapped) {
+    size_t o = (size_t)m->n_weights * sizeof(float), mp = 0;
+    for (int i = 0; i < m->n_stored; i++) {
+        size_t b = stored_own_bytes(&m->stored[i]);
+        o += b;
+        if (!b) mp += stored_bytes(&m->stored[i]);
+    }
+    *own = o;
+    *mapped = mp;
 }
 
 static tuna_status alloc_grads(tuna_model *m) {
@@ -288,10 +360,12 @@ void tuna_model_free(tuna_model *m) {
     acts_free(&m->acts);
     adapter_free(m);
     if (!m->shares_weights) {
-        for (int i = 0; i < m->n_quants; i++) nf4_free(&m->quants[i].t);
-        free(m->quants);
-        free(m->quant_scratch);
+        for (int i = 0; m->stored && i < m->n_stored; i++) stored_free(&m->stored[i]);
+        free(m->stored);
+        free(m->stored_scratch);
         free(m->weights);
+        for (int i = 0; i < m->n_maps; i++) munmap(m->maps[i].addr, m->maps[i].len);
+        free(m->maps);
     }
     free(m->linear_names);
     free(m->grads);
@@ -312,25 +386,25 @@ tuna_status tuna_model_share(tuna_model **out, tuna_model *base) {
     memcpy(m->prefix, base->prefix, sizeof m->prefix);
     m->shares_weights = 1;
     m->quant_type = base->quant_type;
-    m->quants = base->quants;
-    m->n_quants = base->n_quants;
-    m->quant_scratch = base->quant_scratch;
+    m->stored = base->stored;
+    m->n_stored = base->n_stored;
+    m->stored_scratch = base->stored_scratch;
     m->blocks = calloc((size_t)m->cfg.L, sizeof *m->blocks);
     m->params = calloc((size_t)count_params(m), sizeof *m->params);
     m->linear_names = calloc((size_t)m->cfg.L * 7, sizeof *m->linear_names);
     if (!m->blocks || !m->params || !m->linear_names) { tuna_model_free(m); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     builder b = {m, 0, 0, 0, 0};
     m->n_params = walk_params(&b);
-    for (int i = 0; i < m->n_params; i++) m->params[i].external = base->params[i].external;
+    for (int i = 0; i < m->n_params; i++) {
+        m->params[i].external = base->params[i].external;
+        m->params[i].sidx = base->params[i].sidx;
+    }
     m->weights = base->weights;
     m->n_weights = base->n_weights;
     b = (builder){m, 1, 0, 0, 0};
     walk_params(&b);
     name_linears(m);
-    tuna_linear *mine[8 * 1024], *theirs[8 * 1024];
-    int n = model_linears(m, mine);
-    model_linears(base, theirs);
-    for (int i = 0; i < n; i++) mine[i]->quant = theirs[i]->quant;
+    model_link_stored(m); /* the scratch exists: nothing to allocate */
     *out = m;
     return TUNA_OK;
 }
@@ -372,7 +446,14 @@ const tuna_param *tuna_model_find_param(const tuna_model *m, const char *name) {
         if (!strcmp(m->params[i].name, name)) return tuna_model_param(m, i);
     return NULL;
 }
-int64_t tuna_model_param_count(const tuna_model *m) { return m->n_weights; }
+int64_t tuna_model_param_count(const tuna_model *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const tuna_param_entry *e = &m->params[i];
+        if (!e->external || m->stored[e->sidx].type != STORE_NF4) n += e->pub.numel;
+    }
+    return n;
+}
 
 /* ---------------- activations ---------------- */
 
@@ -512,6 +593,10 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     int P = adapter_prompt_rows(m);
     T += P; /* prompt tuning: virtual tokens lead every row */
     if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode) return TUNA_OK;
+    if (train && !m->base_frozen && m->n_stored)
+        return core_fail(TUNA_ERR_UNSUPPORTED,
+                         "a model whose weights are kept as stored (%s) cannot be fully fine-tuned: load it in fp32 "
+                         "(tuna_model_load), or attach an adapter", m->quant_type == TUNA_QUANT_NF4 ? "NF4" : "bf16/f16");
     if (train && !m->base_frozen) {
         tuna_status st = alloc_grads(m);
         if (st != TUNA_OK) return st;
@@ -652,12 +737,10 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         int b = n / TT, t = n % TT;
-        const float *e = t < P ? prompt + (long)t * C : m->wte + (long)bt->input_ids[b * T + t - P] * C;
         float *xn = x + (long)n * C;
-        if (c->learned_positions) {
-            const float *p = m->wpe + (long)a->pos[n] * C;
-            for (int i = 0; i < C; i++) xn[i] = e[i] + p[i];
-        } else memcpy(xn, e, (size_t)C * sizeof(float));
+        if (t < P) memcpy(xn, prompt + (long)t * C, (size_t)C * sizeof(float));
+        else model_embed_row(m, bt->input_ids[b * T + t - P], xn);
+        if (c->learned_positions) model_pos_add(m, a->pos[n], xn);
     }
     for (int l = 0; l < c->L; l++) block_forward(m, l, B, TT, bt->pos_ids != NULL);
     norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);

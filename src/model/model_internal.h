@@ -66,7 +66,8 @@ typedef struct {
     tuna_param pub;        /* the public view; pub.name points to name */
     char name[160];
     int optional_in_file;  /* e.g. lm_head when tied */
-    int external;          /* stored outside the fp32 buffer (NF4): pub.data NULL */
+    int external;          /* kept as stored (model->stored[sidx]), outside the fp32 buffer: pub.data NULL */
+    int sidx;
 } tuna_param_entry;
 
 /* An attached adapter: its state is private to src/model/peft.c; the model
@@ -95,11 +96,14 @@ struct tuna_model {
     int base_frozen;         /* no base gradients (an adapter is trained) */
     tuna_peft_state *peft;   /* attached adapter or NULL */
     const adapter_ops *peft_ops; /* its hooks (set with peft) */
-    int quant_type;          /* tuna_quant_type of the block linears */
-    tuna_quant *quants;      /* [n_quants] */
-    int n_quants;
-    float *quant_scratch;    /* fp32 tile for dequantized weights */
-    int shares_weights;      /* weights and quants belong to another model (tuna_model_share) */
+    int quant_type;          /* tuna_quant_type: which frozen weights are kept as stored */
+    tuna_stored *stored;     /* [n_stored] the 2-D weights kept as stored (external entries) */
+    int n_stored;
+    float *stored_scratch;   /* fp32 tile for converted weights (LINEAR_TILE values) */
+    int wte_param, wpe_param;/* table indices of the embeddings (wpe: -1 without) */
+    struct model_map { void *addr; size_t len; } *maps; /* safetensors mappings stored tensors point into */
+    int n_maps;
+    int shares_weights;      /* weights, stored tensors and maps belong to another model (tuna_model_share) */
     /* called by backward when gradients are final for block `layer` (L-1 down
      * to 0), then with -1 once everything else is too (data-parallel
      * training starts summing each part across ranks while backward goes on) */
@@ -150,6 +154,22 @@ void head_backward(tuna_model *m, int N);
  * rebuilds the activations. For tests that need several chunks on a small model. */
 void model_set_head_rows(tuna_model *m, int rows);
 
-/* Builds the parameter table and carves weights (and grads if with_grads). */
+/* Builds the parameter table and carves weights (and grads if with_grads);
+ * with quant_type set, the 2-D weights become external entries whose
+ * model->stored[] the loader fills, then calls model_link_stored. */
 tuna_status model_build(tuna_model *m, int with_grads);
+/* Points the linears and embeddings at their stored tensors and sizes the
+ * shared conversion tile (after the loader filled model->stored). */
+tuna_status model_link_stored(tuna_model *m);
+/* out[0..count) = values start..start+count-1 of parameter i as fp32, in our
+ * layout, whatever its storage (fp32, as stored, NF4). */
+void model_param_read(const tuna_model *m, int i, int64_t start, int64_t count, float *out);
+/* out[0..C) = row `row` of the token embedding; model_pos_add: out += row of
+ * the learned positions (GPT-2). Either table fp32 or stored. */
+void model_embed_row(const tuna_model *m, int64_t row, float *out);
+void model_pos_add(const tuna_model *m, int64_t row, float *out);
+/* Bytes of the weights the model itself allocated (fp32 buffer, owned and NF4
+ * stored tensors; not the mapped file), and of the stored tensors mapped in
+ * place. */
+void model_weight_bytes(const tuna_model *m, size_t *own, size_t *mapped);
 #endif

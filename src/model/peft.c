@@ -426,7 +426,7 @@ tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int 
     for (int i = 0; i < m->peft->P; i++) {
         int id = ids[i % n];
         if (id < 0 || id >= m->cfg.V) return core_fail(TUNA_ERR_ARG, "prompt init token %d outside the vocabulary", id);
-        memcpy(m->peft->prompt + (int64_t)i * C, m->wte + (int64_t)id * C, (size_t)C * sizeof(float));
+        model_embed_row(m, id, m->peft->prompt + (int64_t)i * C);
     }
     return TUNA_OK;
 }
@@ -470,27 +470,47 @@ static void detach(tuna_model *m) {
     model_unfreeze_base(m);
 }
 
+/* The fp32 weight the adapter is folded into: w, or a weight kept as stored
+ * (bf16, f16) turned into an owned fp32 copy first (only the adapted layers
+ * grow); NULL when out of memory. */
+static float *merge_target(tuna_model *m, tuna_linear *l) {
+    if (!l->stored) return l->w;
+    const tuna_param_entry *e = &m->params[l->wparam];
+    tuna_stored *s = &m->stored[e->sidx];
+    float *w = malloc((size_t)s->n * sizeof(float));
+    if (!w) return NULL;
+    stored_read(s, 0, s->n, w, 0);
+    float *scratch = s->scratch;
+    stored_free(s);
+    *s = (tuna_stored){.type = STORE_F32, .n = e->pub.numel, .data = w, .owned = w, .scratch = scratch};
+    return w;
+}
+
 tuna_status tuna_peft_merge(tuna_model *m) {
     tuna_peft_state *p = m->peft;
     if (!p) return core_fail(TUNA_ERR_ARG, "no adapter attached");
     if (p->cfg.type == TUNA_PEFT_PROMPT)
         return core_fail(TUNA_ERR_UNSUPPORTED, "a prompt-tuning adapter cannot be merged into weights (it adds virtual tokens)");
-    if (m->quant_type != TUNA_QUANT_NONE)
+    if (m->quant_type == TUNA_QUANT_NF4)
         return core_fail(TUNA_ERR_UNSUPPORTED, "cannot merge into a quantized base; load the original weights to merge");
+    if (m->shares_weights && m->n_stored)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "cannot merge into weights shared with another model");
     tuna_linear *ls[8 * 1024];
     int n = model_linears(m, ls);
     for (int i = 0; i < n; i++) {
         tuna_linear *l = ls[i];
         tuna_adapter *a = l->adapter;
         if (!a) continue;
+        float *w = merge_target(m, l);
+        if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory merging %s", l->name);
         if (a->kind == TUNA_ADAPTER_LORA) {
-            k_gemm(0, 0, l->OC, l->IC, a->r, a->scale, a->B, a->r, a->A, l->IC, 1.0f, l->w, l->IC);
+            k_gemm(0, 0, l->OC, l->IC, a->r, a->scale, a->B, a->r, a->A, l->IC, 1.0f, w, l->IC);
         } else if (a->ff) {
             for (int o = 0; o < l->OC; o++)
-                for (int i2 = 0; i2 < l->IC; i2++) l->w[(int64_t)o * l->IC + i2] *= a->s[i2];
+                for (int i2 = 0; i2 < l->IC; i2++) w[(int64_t)o * l->IC + i2] *= a->s[i2];
         } else {
             for (int o = 0; o < l->OC; o++) {
-                for (int i2 = 0; i2 < l->IC; i2++) l->w[(int64_t)o * l->IC + i2] *= a->s[o];
+                for (int i2 = 0; i2 < l->IC; i2++) w[(int64_t)o * l->IC + i2] *= a->s[o];
                 if (l->b) l->b[o] *= a->s[o];
             }
         }

@@ -33,6 +33,22 @@ static uint64_t hash_tensor(uint64_t h, const tuna_param *p) {
     return hash_sample(h, p->data, p->data ? p->numel : 0, sizeof(float)); /* NF4 tensors: hashed from their blocks */
 }
 
+/* A weight kept as stored hashes the fp32 values hash_tensor would sample
+ * from the fp32 load of the same file (bf16/f16 -> fp32 is exact), so the
+ * fingerprint does not depend on how the base was loaded; NF4 tensors are
+ * hashed from their blocks (resume_model_fingerprint). */
+static uint64_t hash_param(uint64_t h, const tuna_model *m, int i) {
+    const tuna_param_entry *e = &m->params[i];
+    const tuna_param *p = &e->pub;
+    if (!e->external || m->stored[e->sidx].type == STORE_NF4) return hash_tensor(h, p);
+    float buf[FP_SAMPLES];
+    int64_t n = p->numel, step = n > FP_SAMPLES ? n / FP_SAMPLES : 1, k = 0;
+    for (int64_t j = 0; j < n && k < FP_SAMPLES; j += step) model_param_read(m, i, j, 1, &buf[k++]);
+    h = data_hash64(p->name, strlen(p->name), h);
+    h = data_hash64(p->shape, (size_t)p->ndim * sizeof p->shape[0], h);
+    return data_hash64(buf, (size_t)k * sizeof(float), h ^ (uint64_t)n);
+}
+
 static uint64_t hash_config(const tuna_config *c) {
     double v[] = {c->family, c->norm, c->mlp, c->V, c->C, c->L, c->NH, c->NKV, c->HD, c->FF, c->max_positions,
                   c->norm_eps, c->learned_positions, c->qkv_bias, c->o_bias, c->mlp_bias, c->tie_embeddings,
@@ -42,11 +58,12 @@ static uint64_t hash_config(const tuna_config *c) {
 }
 
 uint64_t resume_model_fingerprint(tuna_model *m) {
-    uint64_t h = hash_config(&m->cfg), q = (uint64_t)m->quant_type;
+    uint64_t h = hash_config(&m->cfg), q = (uint64_t)(m->quant_type == TUNA_QUANT_NF4); /* as stored: the fp32 values */
     h = data_hash64(&q, sizeof q, h);
-    for (int i = 0; i < m->n_params; i++) h = hash_tensor(h, &m->params[i].pub);
-    for (int i = 0; i < m->n_quants; i++) {
-        const nf4_tensor *t = &m->quants[i].t;
+    for (int i = 0; i < m->n_params; i++) h = hash_param(h, m, i);
+    for (int i = 0; i < m->n_stored; i++) {
+        if (m->stored[i].type != STORE_NF4) continue;
+        const nf4_tensor *t = &m->stored[i].nf4;
         h = hash_sample(h, t->packed, (t->n + 1) / 2, 1);
         h = hash_sample(h, t->absmax_q, t->nblocks, 1);
     }
