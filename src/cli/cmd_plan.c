@@ -58,12 +58,12 @@ int cmd_plan(int argc, char **argv) {
     double tokens = 0;
     int max_len = 0;
     if (data) {
-        tuna_pretok p;
+        tuna_pretok *p;
         st = tuna_pretok_load(&p, data, c.V);
         if (st != TUNA_OK) return cli_status_error(st);
-        tokens = (double)p.off[p.n];
-        max_len = p.max_len;
-        tuna_pretok_free(&p);
+        for (int64_t i = 0; i < tuna_pretok_count(p); i++) tokens += (double)tuna_pretok_seq(p, i, NULL, NULL, NULL);
+        max_len = tuna_pretok_max_len(p);
+        tuna_pretok_free(p);
         if (max_len < seq_len) seq_len = max_len < 2 ? 2 : max_len; /* the trainer sizes T by the data */
     }
     int nthr = 1;
