@@ -5,6 +5,15 @@
  *    prints or exits: the one-line detail (file, line or tensor, and what is
  *    wrong) is kept per thread and read with tuna_last_error().
  *  - Opaque handles (tuna_model, ...) have create/free pairs; free(NULL) is a no-op.
+ *  - Threads: the failure detail (tuna_last_error) is kept per thread. An
+ *    object (model, decoder, tokenizer, trainer, data set being changed) is
+ *    used by one thread at a time, unless its header says more: a model and
+ *    its shares (tuna_model_share), a compiled template (tuna_template.h),
+ *    decoders (tuna_infer.h) and data sets being read may be used from
+ *    several threads at once within the limits written there. Forwards on
+ *    several threads call the BLAS library at once: an OpenMP build of
+ *    OpenBLAS (what tuna links; `tuna --version`) is documented to need
+ *    NUM_PARALLEL set at its build to at least the number of such threads.
  *  - Dimension letters used everywhere: B batch, T time (sequence), C hidden,
  *    V vocab, L layers, NH query heads, NKV key/value heads, HD head dim,
  *    FF MLP hidden size.
@@ -118,7 +127,15 @@ tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg);
 void tuna_model_free(tuna_model *m);
 /* A model that uses base's weights without copying them (base must outlive
  * it and stay without an adapter), so one set of weights can carry several
- * adapters at once: attach a different adapter to each share. */
+ * adapters at once: attach a different adapter to each share.
+ * Threads: the base and each share have their own activations, gradients and
+ * adapter, and their forward and backward only read the shared weights, so
+ * each may run on its own thread at the same time; but not over an NF4 base
+ * (tuna_model_load_quantized): the base and its shares dequantize into one
+ * scratch tile, so their forwards and backwards must take turns. Anything
+ * that writes the weights (training without an adapter, tuna_model_load_weights,
+ * tuna_model_init_random, tuna_peft_merge on a share) changes the base and
+ * every share, and must not run while they are in use. */
 tuna_status tuna_model_share(tuna_model **out, tuna_model *base);
 const tuna_config *tuna_model_config(const tuna_model *m);
 int tuna_model_num_params(const tuna_model *m);      /* number of tensors */
