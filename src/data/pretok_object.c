@@ -45,12 +45,17 @@ tuna_status pretok_take(tuna_pretok *p, tuna_pretok **out) {
 tuna_status tuna_pretok_new(tuna_pretok **out) {
     tuna_pretok p;
     memset(&p, 0, sizeof p);
+    /* arrays from the start, as every other maker's: an empty set's ids and
+     * labels are valid pointers to no tokens (memcpy of 0 bytes from them) */
     p.off = calloc(1, sizeof *p.off);
-    if (!p.off) {
+    p.ids = malloc(sizeof *p.ids);
+    p.labels = malloc(sizeof *p.labels);
+    if (!p.off || !p.ids || !p.labels) {
+        pretok_clear(&p);
         *out = NULL;
         return core_fail(TUNA_ERR_NOMEM, "out of memory");
     }
-    p.cap_seq = 1;
+    p.cap_seq = p.cap_tok = 1;
     return pretok_take(&p, out);
 }
 
