@@ -39,13 +39,17 @@ FORCE:
 MPI_LDLIBS := $(TUNA_MPI_LDLIBS)
 CFLAGS   += $(TUNA_MPI_CFLAGS) -I$(BUILD)/gen
 LDLIBS   += $(TUNA_MPI_LDLIBS)
-LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+# test-only accessors (src/*/*_probe.c, e.g. tests/model_probe.h's): in
+# libtuna_internal.a, which the tests link, never in the public libtuna.a
+PROBE_SRC:= $(sort $(wildcard src/*/*_probe.c))
+LIB_SRC  := $(sort $(filter-out src/cli/% $(PROBE_SRC),$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+PROBE_OBJ:= $(PROBE_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -84,7 +88,7 @@ $(BUILD)/libtuna.a: $(LIB_OBJ) | $(BUILD)/libtuna.ldlibs
 	ar rcs $@ $(BUILD)/libtuna.o
 	@rm -f $(BUILD)/libtuna_all.o $(BUILD)/libtuna.o
 
-$(BUILD)/libtuna_internal.a: $(LIB_OBJ)
+$(BUILD)/libtuna_internal.a: $(LIB_OBJ) $(PROBE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -5,6 +5,15 @@
  *    prints or exits: the one-line detail (file, line or tensor, and what is
  *    wrong) is kept per thread and read with tuna_last_error().
  *  - Opaque handles (tuna_model, ...) have create/free pairs; free(NULL) is a no-op.
+ *  - Threads: the failure detail (tuna_last_error) is kept per thread. An
+ *    object (model, decoder, tokenizer, trainer, data set being changed) is
+ *    used by one thread at a time, unless its header says more: a model and
+ *    its shares (tuna_model_share), a compiled template (tuna_template.h),
+ *    decoders (tuna_infer.h) and data sets being read may be used from
+ *    several threads at once within the limits written there. Forwards on
+ *    several threads call the BLAS library at once: an OpenMP build of
+ *    OpenBLAS (what tuna links; `tuna --version`) is documented to need
+ *    NUM_PARALLEL set at its build to at least the number of such threads.
  *  - Dimension letters used everywhere: B batch, T time (sequence), C hidden,
  *    V vocab, L layers, NH query heads, NKV key/value heads, HD head dim,
  *    FF MLP hidden size.
@@ -118,7 +127,15 @@ tuna_status tuna_model_create(tuna_model **out, const tuna_config *cfg);
 void tuna_model_free(tuna_model *m);
 /* A model that uses base's weights without copying them (base must outlive
  * it and stay without an adapter), so one set of weights can carry several
- * adapters at once: attach a different adapter to each share. */
+ * adapters at once: attach a different adapter to each share.
+ * Threads: the base and each share have their own activations, gradients and
+ * adapter, and their forward and backward only read the shared weights, so
+ * each may run on its own thread at the same time; but not over an NF4 base
+ * (tuna_model_load_quantized): the base and its shares dequantize into one
+ * scratch tile, so their forwards and backwards must take turns. Anything
+ * that writes the weights (training without an adapter, tuna_model_load_weights,
+ * tuna_model_init_random, tuna_peft_merge on a share) changes the base and
+ * every share, and must not run while they are in use. */
 tuna_status tuna_model_share(tuna_model **out, tuna_model *base);
 const tuna_config *tuna_model_config(const tuna_model *m);
 int tuna_model_num_params(const tuna_model *m);      /* number of tensors */
@@ -208,36 +225,54 @@ void tuna_model_zero_grad(tuna_model *m);
 #include "tuna_template.h"
 
 /* ---- pre-tokenized data: JSONL lines {"input_ids":[...], "labels":[...]} ---- */
-/* Sequences stored back to back: sequence i is ids[off[i] .. off[i+1]). labels
- * default to input_ids when a line has none. */
-typedef struct {
-    int64_t n;          /* number of sequences */
-    int64_t *off;       /* [n+1] */
-    int32_t *ids;       /* [off[n]] */
-    int32_t *labels;    /* [off[n]] (-100 = not counted) */
-    int32_t *pos;       /* [off[n]] position ids of packed rows, or NULL */
-    int max_len;
-    int n_tasks;        /* 0 or 1: one data set; >1: sequences of task k are */
-    int64_t *task_off;  /* [task_off[k], task_off[k+1]) ([n_tasks+1]) */
-    void *map;          /* when loaded from a token cache: off/ids/labels point into */
-    size_t map_size;    /* this read-only mapping (freed with munmap) */
-} tuna_pretok;
+/* A data set of token sequences, opaque: each sequence has input ids, labels
+ * (-100 = not counted; they default to input_ids when a line has none) and,
+ * for packed rows, position ids. Objects are made by the library
+ * (tuna_pretok_new, _load, _pack, _concat, _view, tuna_cache_load,
+ * tuna_text_chunks, tuna_dataset_load*) into *out (NULL on failure), each
+ * owned by the caller and released with tuna_pretok_free (NULL allowed). Readers may share one object
+ * between threads; a function that changes it (append, drop_uncounted) needs
+ * it to itself. */
+typedef struct tuna_pretok tuna_pretok;
 
-/* Reads a JSONL file of pre-tokenized records. Every id must lie in
- * [0, vocab_size) (vocab_size <= 0 disables the check); labels must have the
- * input's length and hold ids or -100. Errors name FILE:LINE. Blank lines are
- * skipped. */
-tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size);
+/* Reads a JSONL file of pre-tokenized records into a new object *out. Every
+ * id must lie in [0, vocab_size) (vocab_size <= 0 disables the check); labels
+ * must have the input's length and hold ids or -100. Errors name FILE:LINE.
+ * Blank lines are skipped. */
+tuna_status tuna_pretok_load(tuna_pretok **out, const char *path, int vocab_size);
+/* A new empty data set, to fill with tuna_pretok_append. */
+tuna_status tuna_pretok_new(tuna_pretok **out);
+/* Appends a copy of one sequence of len tokens (labels[len], -100 = not
+ * counted). p must hold its own unpacked tokens of one task (not a view, not
+ * a token cache's mapping, not packed or concatenated data): TUNA_ERR_ARG
+ * otherwise. Views of p become invalid. */
+tuna_status tuna_pretok_append(tuna_pretok *p, const int32_t *ids, const int32_t *labels, int64_t len);
+/* A view of sequences [first, first + count) of base, as a data set of one
+ * task (the base's position ids kept): it shares the base's tokens, copying
+ * none. A view must be freed before its base and is invalid once the base is
+ * freed or changed. TUNA_ERR_ARG when the range is not inside base. */
+tuna_status tuna_pretok_view(const tuna_pretok *base, int64_t first, int64_t count, tuna_pretok **out);
 void tuna_pretok_free(tuna_pretok *p);
+/* Number of sequences; the longest sequence's length. */
+int64_t tuna_pretok_count(const tuna_pretok *p);
+int tuna_pretok_max_len(const tuna_pretok *p);
+/* Sequence i (0 <= i < count): returns its length; *ids, *labels and *pos
+ * (each pointer may be NULL) receive its tokens, valid while p is (*pos NULL
+ * unless the data is packed). */
+int64_t tuna_pretok_seq(const tuna_pretok *p, int64_t i, const int32_t **ids, const int32_t **labels, const int32_t **pos);
+/* Tasks of multi-task data (tuna_pretok_concat): their number (1 for one data
+ * set), and task k's sequences [*first, *first + *count). */
+int tuna_pretok_tasks(const tuna_pretok *p);
+void tuna_pretok_task(const tuna_pretok *p, int k, int64_t *first, int64_t *count);
 /* Packs sequences (truncated to seq_len) into rows of at most seq_len tokens
  * by first-fit decreasing. Each row carries position ids restarting at every
  * example (so attention stays within examples) and the first label of every
  * example is set to -100 (it would otherwise be scored against the previous
  * example's last position). Deterministic. */
-tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *out);
+tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok **out);
 /* Removes sequences with no counted token (labels[1:] all -100), e.g. whose
  * response was truncated away; returns how many were removed (-1 when out of
- * memory). Packed data (pos != NULL) is left as is. */
+ * memory). Packed data is left as is. */
 int64_t tuna_pretok_drop_uncounted(tuna_pretok *p);
 /* Token cache: a processed data set stored under dir/<key as 16 hex>.tokens,
  * memory-mapped when read back. key should hash everything the tokens depend
@@ -245,16 +280,17 @@ int64_t tuna_pretok_drop_uncounted(tuna_pretok *p);
  * returns TUNA_ERR_IO when there is no entry, TUNA_ERR_FORMAT when the entry is
  * damaged (any byte changed: entries carry a checksum, verified on load).
  * Store writes a temporary file and renames it. */
-tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out);
+tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok **out);
 tuna_status tuna_cache_store(const char *dir, uint64_t key, const tuna_pretok *p);
 /* 64-bit FNV-1a, continuing from h (start with TUNA_HASH_INIT). */
 #define TUNA_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t tuna_hash64(uint64_t h, const void *data, size_t len);
 /* Hash of a file's bytes (streamed), continuing from h. */
 tuna_status tuna_hash_file(uint64_t *h, const char *path);
-/* Concatenates data sets into one whose tasks are the inputs, in order
- * (for multi-task mixing). Inputs are all packed or all unpacked. */
-tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out);
+/* Concatenates data sets (copies of parts[0 .. n)) into one whose tasks are
+ * the inputs, in order (for multi-task mixing). Inputs are all packed or all
+ * unpacked. */
+tuna_status tuna_pretok_concat(const tuna_pretok *const *parts, int n, tuna_pretok **out);
 
 #include "tuna_tokenizer.h"
 #include "tuna_data.h"

@@ -66,9 +66,9 @@ tuna_status tuna_dataset_encode_record(const tuna_record *rec, tuna_tokenizer *t
  * *ids malloc'd. */
 tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n);
 
-/* Reads and processes a whole file (streaming) into out; uses and fills the
- * cache when o->cache_dir is set and path is a regular file (a pipe or device
- * is read once, uncached). template_source is hashed into the key. A hit
+/* Reads and processes a whole file (streaming) into a new data set *out;
+ * uses and fills the cache when o->cache_dir is set and path is a regular
+ * file (a pipe or device is read once, uncached). template_source is hashed into the key. A hit
  * applies o->data's bad-record policy to the counts and first bad records
  * the entry keeps (the callback sees at most the first 100, without their
  * raw bytes), so it fails, and reports, as reading the file would. A damaged
@@ -77,7 +77,7 @@ tuna_status tuna_dataset_encode_text(tuna_tokenizer *tok, const char *text, size
  * the tokenizing read is not stored; each says so in stats->cache_note. */
 tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
                               const char *template_source, const char *tokenizer_dir,
-                              const tuna_dataset_options *o, tuna_pretok *out, tuna_dataset_stats *stats);
+                              const tuna_dataset_options *o, tuna_pretok **out, tuna_dataset_stats *stats);
 
 /* ---- preference pairs (tuna dpo) ----
  * Encoded as TRL's DPOTrainer does: a conversational record's prompt is
@@ -125,8 +125,9 @@ typedef struct {
  * are minus the responses' log-probabilities). Truncation, as TRL: the prompt
  * keeps its last max_prompt_len tokens; when prompt + response exceeds
  * max_len the response keeps its first tokens. A record of another kind
- * (chat, text, ...) fails with FILE:LINE. val_out may be NULL. */
+ * (chat, text, ...) fails with FILE:LINE. New data sets in *out and *val_out
+ * (val_out may be NULL; without val_fraction *val_out holds no pair). */
 tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
-                                          const tuna_pref_options *o, tuna_pretok *out, tuna_pretok *val_out,
+                                          const tuna_pref_options *o, tuna_pretok **out, tuna_pretok **val_out,
                                           tuna_pref_stats *stats);
 #endif

@@ -92,7 +92,7 @@ double tuna_eval_tally_metric(const tuna_eval_tally *t, const char *name);
 /* 1 when name is a metric tuna_eval_tally_metric knows. */
 int tuna_eval_metric_known(const char *name);
 
-/* Per-example losses over sequences ids/labels (tuna_pretok layout), batch
+/* Per-example losses over the sequences of data (their ids and labels), batch
  * rows per forward pass; loss_sum[i], tokens[i] for sequence i. Sequences
  * longer than the model's positions must be truncated by the caller.
  * on_progress (may be NULL) after each batch. Prepares the model. */

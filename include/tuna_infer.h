@@ -14,7 +14,16 @@ typedef struct tuna_decoder tuna_decoder;
 /* Caches for max_rows rows of at most max_ctx positions (virtual tokens
  * included); one call processes at most max_tokens new tokens in all. All
  * memory is allocated here. The model must outlive the decoder and must not
- * be prepared for other batches while the decoder is in use. */
+ * be prepared for other batches while the decoder is in use.
+ * Threads: a decoder is used by one thread at a time. Its steps write only
+ * its own caches and workspace (not the model's activations) and read the
+ * model's weights, so several decoders may step one plain model (no adapter,
+ * not NF4), or shares of one fp32 base with their own adapters
+ * (tuna_model_share), from different threads at once. Steps do write an
+ * attached adapter's buffers and an NF4 base's dequantization tile: decoders
+ * (and forwards) on one adapted model, or over one NF4 base, take turns.
+ * Creating a decoder or setting its model prepares the model's adapter:
+ * nothing else may use that model meanwhile. */
 tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows, int max_ctx, int max_tokens);
 /* Bytes tuna_decoder_create allocates for these sizes (computed by the code
  * that carves the block): what `tuna plan` counts for generation. */

@@ -47,6 +47,8 @@ typedef struct {
  * count characters of the original source). */
 tuna_status tuna_template_compile(tuna_template **out, const char *src, size_t len);
 void tuna_template_free(tuna_template *t);
+/* Threads: rendering only reads a compiled template (each call keeps its own
+ * state), so several threads may render one template at once. */
 
 /* Renders messages (a JSON array of objects with at least "role" and
  * "content"; other keys are visible too) with vars (NULL = all defaults).

@@ -6,6 +6,6 @@
 /* Tokenizes the documents of path (JSONL {"text": ...} lines, or a whole
  * other file as one document) with default special tokens plus EOS after each,
  * concatenates them and cuts sequences of seq_len tokens (labels = ids).
- * Errors name FILE:LINE. */
-tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len, tuna_pretok *out);
+ * Errors name FILE:LINE. A new data set in *out. */
+tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len, tuna_pretok **out);
 #endif

@@ -7,7 +7,8 @@
  * Unigram and WordPiece files are refused with TUNA_ERR_UNSUPPORTED.
  *
  * Rules: a tokenizer handle may be used by one thread at a time (encoding
- * fills a per-handle cache); use one handle per thread. Strings returned by
+ * writes the handle's pre-token cache, regex match data and scratch
+ * buffers); use one handle per thread. Strings returned by
  * accessors belong to the tokenizer and live as long as it. Arrays returned
  * through pointer arguments are malloc'ed and belong to the caller (free()).
  * Text is UTF-8; invalid UTF-8 input is refused with TUNA_ERR_ARG. */

@@ -72,7 +72,9 @@ int tuna_trainer_overlaps_comm(const tuna_trainer *t);
 /* Creates a trainer over model m (not owned) and data (not owned, must outlive
  * the trainer). Allocates gradients, optimizer moments (of the adapter's tensors
  * when one is attached, else of every weight) and activations for
- * (micro_batch, seq_len) up front. */
+ * (micro_batch, seq_len) up front. Threads: a trainer and its model are used
+ * by one thread at a time (it runs the model's forward and backward); the
+ * data is only read. */
 tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
                                 const tuna_train_args *args);
 void tuna_trainer_free(tuna_trainer *t);

@@ -484,8 +484,8 @@ static void test_pipes(void) {
     char want[600];
     snprintf(want, sizeof want, "%s: is a directory", tmpdir);
     CHECKF(st == TUNA_ERR_ARG && !strcmp(tuna_last_error(), want), "%s", tuna_last_error());
-    tuna_pretok p;
-    CHECK(tuna_pretok_load(&p, tmpdir, 0) == TUNA_ERR_ARG && strstr(tuna_last_error(), "is a directory"));
+    tuna_pretok *p;
+    CHECK(tuna_pretok_load(&p, tmpdir, 0) == TUNA_ERR_ARG && strstr(tuna_last_error(), "is a directory") && !p);
     setenv("TUNA_INPUT_MAX_LINE", "4096", 1);
     st = tuna_data_reader_open(&rd, "/dev/zero", NULL);
     CHECKF(st == TUNA_ERR_ARG && !strcmp(tuna_last_error(), "/dev/zero:1: a line longer than 4096 bytes from a pipe or device (TUNA_INPUT_MAX_LINE)"),

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "pretok_check.h"
 #include "tuna_dataset.h"
 
 static char tmpdir[256];
@@ -185,46 +186,48 @@ static void test_file_level(void) {
         tuna_dataset_options_init(&o);
         o.seq_len = 40;
         o.truncate = modes[m];
-        tuna_pretok p;
+        tuna_pretok *p = NULL;
         tuna_dataset_stats s;
         CHECKF(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &p, &s) == TUNA_OK, "%s", tuna_last_error());
+        if (!p) continue;
         CHECK(s.data.good == 5 && s.data.bad == 0);
-        if (m < 2) CHECK(s.examples == 5 && s.truncated == 2 && s.dropped == 0 && p.max_len == 40);
+        if (m < 2) CHECK(s.examples == 5 && s.truncated == 2 && s.dropped == 0 && tuna_pretok_max_len(p) == 40);
         else CHECK(s.examples == 3 && s.dropped == 2);
-        lens[m] = (int)p.n;
-        if (m == 1 && p.n == 5) {
+        lens[m] = (int)tuna_pretok_count(p);
+        if (m == 1 && tuna_pretok_count(p) == 5) {
             /* left truncation keeps the end: the chat's final <|im_end|> (before its "\n") is counted */
-            CHECK(p.labels[p.off[1] - 2] != -100 && p.labels[p.off[1] - 1] == -100);
+            const int32_t *lab;
+            int64_t n0 = tuna_pretok_seq(p, 0, NULL, &lab, NULL);
+            CHECK(lab[n0 - 2] != -100 && lab[n0 - 1] == -100);
         }
-        tuna_pretok_free(&p);
+        tuna_pretok_free(p);
     }
     CHECK(lens[0] == 5 && lens[2] == 3);
     /* cache: second load comes from the cache, identical */
     tuna_dataset_options o;
     tuna_dataset_options_init(&o);
     o.cache_dir = cache;
-    tuna_pretok a, b;
+    tuna_pretok *a = NULL, *b = NULL;
     tuna_dataset_stats sa, sb;
     CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &a, &sa) == TUNA_OK && !sa.from_cache);
     CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &b, &sb) == TUNA_OK && sb.from_cache);
-    CHECK(a.n == b.n && a.off[a.n] == b.off[b.n] && !memcmp(a.ids, b.ids, (size_t)a.off[a.n] * 4) &&
-          !memcmp(a.labels, b.labels, (size_t)a.off[a.n] * 4));
+    CHECK(a && b && pretok_same(a, b));
     CHECK(sa.counted == sb.counted && sa.counted > 0 && sb.examples == 5);
     /* all five: chats end with <|im_end|>, prompt/completion and text get EOS, and
      * the pre-tokenized record ends with id 4, a special token of SmolLM2 */
     CHECK(sa.ends_with_eos == 5);
     /* options change the key */
     o.loss_on_all = 1;
-    tuna_pretok c;
+    tuna_pretok *c = NULL;
     tuna_dataset_stats sc;
     CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &c, &sc) == TUNA_OK && !sc.from_cache && sc.counted > sa.counted);
-    tuna_pretok_free(&a);
-    tuna_pretok_free(&b);
-    tuna_pretok_free(&c);
+    tuna_pretok_free(a);
+    tuna_pretok_free(b);
+    tuna_pretok_free(c);
     /* a preference record in SFT data: FILE:LINE error */
     spit(path, "{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}\n");
     tuna_dataset_options_init(&o);
-    tuna_pretok d;
+    tuna_pretok *d = NULL;
     tuna_status st = tuna_dataset_load(path, tok, tmpl, src, dir, &o, &d, NULL);
     CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "mixed.jsonl:1:") && strstr(tuna_last_error(), "dpo"),
            "%s", tuna_last_error());
@@ -233,7 +236,7 @@ static void test_file_level(void) {
     o.vocab_size = 100;
     st = tuna_dataset_load(path, tok, tmpl, src, dir, &o, &d, NULL);
     CHECKF(st == TUNA_ERR_FORMAT && strstr(tuna_last_error(), "mixed.jsonl:2: label 500"), "%s", tuna_last_error());
-    if (st == TUNA_OK) tuna_pretok_free(&d);
+    tuna_pretok_free(d);
     free(src);
     tuna_template_free(tmpl);
     tuna_tokenizer_free(tok);
@@ -281,11 +284,11 @@ static void test_cache_changed_file(void) {
     rewrite_ctx rc = {path, b, 0};
     o.on_progress = rewrite_once;
     o.progress_ctx = &rc;
-    tuna_pretok p1, p2, ref;
+    tuna_pretok *p1 = NULL, *p2 = NULL, *ref = NULL;
     tuna_dataset_stats s1, s2, sr;
     CHECKF(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &p1, &s1) == TUNA_OK, "%s", tuna_last_error());
     CHECKF(rc.done && strstr(s1.cache_note, "changed while it was read: token cache not written"), "note '%s'", s1.cache_note);
-    tuna_pretok_free(&p1);
+    tuna_pretok_free(p1);
     /* the first content again: not a hit on tokens of the mixed read */
     spit(path, a);
     o.on_progress = NULL;
@@ -293,14 +296,14 @@ static void test_cache_changed_file(void) {
     CHECKF(!s2.from_cache, "a cache hit after a read of a changing file ('%s')", s2.cache_note);
     o.cache_dir = NULL;
     CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &ref, &sr) == TUNA_OK);
-    CHECK(p2.n == ref.n && p2.off[p2.n] == ref.off[ref.n] && !memcmp(p2.ids, ref.ids, (size_t)ref.off[ref.n] * 4));
-    tuna_pretok_free(&p2);
+    CHECK(p2 && ref && pretok_same(p2, ref));
+    tuna_pretok_free(p2);
     /* an unchanged file is stored and hit as before */
     o.cache_dir = cache;
     CHECK(tuna_dataset_load(path, tok, tmpl, src, dir, &o, &p2, &s2) == TUNA_OK && s2.from_cache && !s2.cache_note[0]);
-    CHECK(p2.n == ref.n && !memcmp(p2.ids, ref.ids, (size_t)ref.off[ref.n] * 4));
-    tuna_pretok_free(&p2);
-    tuna_pretok_free(&ref);
+    CHECK(p2 && ref && pretok_same(p2, ref));
+    tuna_pretok_free(p2);
+    tuna_pretok_free(ref);
     free(a);
     free(b);
     free(src);
@@ -326,10 +329,10 @@ static void test_data_cli(void) {
     snprintf(buf, sizeof buf, "%s\n{\"prompt\":\"a\",\"completion\":\"b\"}\n", CHAT);
     spit(in, buf);
     CHECK(system(cmd) == 0);
-    tuna_pretok p;
+    tuna_pretok *p = NULL;
     CHECKF(tuna_pretok_load(&p, out, 0) == TUNA_OK, "%s", tuna_last_error());
-    CHECK(p.n == 2);
-    tuna_pretok_free(&p);
+    CHECK(p && tuna_pretok_count(p) == 2);
+    tuna_pretok_free(p);
     snprintf(cmd, sizeof cmd, "%s data inspect --model %s %s --json > %s", test_cli, dir, in, js);
     CHECK(system(cmd) == 0);
     FILE *f = fopen(js, "r");

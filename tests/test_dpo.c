@@ -331,7 +331,7 @@ static void test_resume(void) {
  * counted here from per-sequence losses; -1 when it cannot be computed. */
 static double preference_accuracy(const char *model_dir, const char *data, int *pairs) {
     tuna_model *m = NULL;
-    tuna_pretok seqs;
+    tuna_pretok *seqs = NULL;
     tuna_pref_options o = {0};
     tuna_pref_stats s;
     tuna_data_options_init(&o.data);
@@ -339,17 +339,18 @@ static double preference_accuracy(const char *model_dir, const char *data, int *
     *pairs = 0;
     if (tuna_model_load(&m, model_dir) != TUNA_OK) return -1;
     if (tuna_dataset_load_preferences(data, NULL, NULL, &o, &seqs, NULL, &s) == TUNA_OK) {
-        double *loss = calloc((size_t)seqs.n, sizeof *loss);
-        int64_t *tokens = calloc((size_t)seqs.n, sizeof *tokens);
-        if (loss && tokens && seqs.n > 0 && tuna_eval_losses(m, &seqs, 2, loss, tokens, NULL, NULL) == TUNA_OK) {
+        int64_t n = tuna_pretok_count(seqs);
+        double *loss = calloc((size_t)n, sizeof *loss);
+        int64_t *tokens = calloc((size_t)n, sizeof *tokens);
+        if (loss && tokens && n > 0 && tuna_eval_losses(m, seqs, 2, loss, tokens, NULL, NULL) == TUNA_OK) {
             int chosen_better = 0; /* sequence 2i is prompt + chosen, 2i+1 prompt + rejected */
-            for (int64_t i = 0; i + 1 < seqs.n; i += 2) chosen_better += loss[i] < loss[i + 1];
-            *pairs = (int)(seqs.n / 2);
+            for (int64_t i = 0; i + 1 < n; i += 2) chosen_better += loss[i] < loss[i + 1];
+            *pairs = (int)(n / 2);
             acc = (double)chosen_better / *pairs;
         }
         free(loss);
         free(tokens);
-        tuna_pretok_free(&seqs);
+        tuna_pretok_free(seqs);
     }
     tuna_model_free(m);
     return acc;
@@ -525,22 +526,24 @@ static void test_loader(void) {
     o.max_len = 8;
     o.max_prompt_len = 4;
     tuna_data_options_init(&o.data);
-    tuna_pretok tr, va;
+    tuna_pretok *tr = NULL, *va = NULL;
     tuna_pref_stats s;
     CHECKF(tuna_dataset_load_preferences(path, NULL, NULL, &o, &tr, &va, &s) == TUNA_OK, "%s", tuna_last_error());
     /* record 1: prompt 3..6 (last 4), responses fit; record 2: chosen cut to 6;
      * record 3: prompt cut to 4 then fits */
-    CHECK(s.pairs == 3 && s.prompts_truncated == 2 && s.responses_truncated == 1 && s.dropped == 0 && tr.n == 6 && va.n == 0);
-    if (tr.n == 6) {
-        CHECK(tr.off[1] - tr.off[0] == 7 && tr.ids[0] == 3 && tr.labels[3] == -100 && tr.labels[4] == 7);
-        CHECK(tr.off[3] - tr.off[2] == 8 && tr.ids[tr.off[2] + 7] == 12); /* 2 prompt + 6 of 7 chosen */
-        CHECK(tr.ids[tr.off[4]] == 7 && tr.off[5] - tr.off[4] == 5);
+    CHECK(s.pairs == 3 && s.prompts_truncated == 2 && s.responses_truncated == 1 && s.dropped == 0 && tr &&
+          tuna_pretok_count(tr) == 6 && va && tuna_pretok_count(va) == 0);
+    if (tr && tuna_pretok_count(tr) == 6) {
+        const int32_t *ids, *lab;
+        CHECK(tuna_pretok_seq(tr, 0, &ids, &lab, NULL) == 7 && ids[0] == 3 && lab[3] == -100 && lab[4] == 7);
+        CHECK(tuna_pretok_seq(tr, 2, &ids, NULL, NULL) == 8 && ids[7] == 12); /* 2 prompt + 6 of 7 chosen */
+        CHECK(tuna_pretok_seq(tr, 4, &ids, NULL, NULL) == 5 && ids[0] == 7);
     }
-    tuna_pretok_free(&tr);
-    tuna_pretok_free(&va);
+    tuna_pretok_free(tr);
+    tuna_pretok_free(va);
     o.max_prompt_len = 0; /* a prompt that fills --max-len: left out, counted */
     CHECK(tuna_dataset_load_preferences(path, NULL, NULL, &o, &tr, NULL, &s) == TUNA_OK && s.pairs == 2 && s.dropped == 1);
-    tuna_pretok_free(&tr);
+    tuna_pretok_free(tr);
     /* hash split by record: deterministic, pairs kept whole */
     snprintf(path, sizeof path, "%s/many.jsonl", tmpdir);
     FILE *f = fopen(path, "w");
@@ -550,10 +553,11 @@ static void test_loader(void) {
     o.val_fraction = 0.2;
     o.val_seed = 1;
     CHECK(tuna_dataset_load_preferences(path, NULL, NULL, &o, &tr, &va, &s) == TUNA_OK);
-    CHECKF(s.pairs + s.val_pairs == 200 && s.val_pairs > 20 && s.val_pairs < 60 && va.n == 2 * s.val_pairs && tr.n == 2 * s.pairs,
+    CHECKF(s.pairs + s.val_pairs == 200 && s.val_pairs > 20 && s.val_pairs < 60 && va && tuna_pretok_count(va) == 2 * s.val_pairs &&
+               tr && tuna_pretok_count(tr) == 2 * s.pairs,
            "split %ld / %ld", s.pairs, s.val_pairs);
-    tuna_pretok_free(&tr);
-    tuna_pretok_free(&va);
+    tuna_pretok_free(tr);
+    tuna_pretok_free(va);
     /* a chat record in preference data stops loading with FILE:LINE */
     snprintf(path, sizeof path, "%s/mixed.jsonl", tmpdir);
     write_file(path, "{\"prompt_ids\":[1],\"chosen_ids\":[2],\"rejected_ids\":[3]}\n{\"input_ids\":[1,2,3]}\n");

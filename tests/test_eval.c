@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "pretok_check.h"
 #include "tuna.h"
 #include "tuna_data.h"
 #include "tuna_dataset.h"
@@ -221,11 +222,16 @@ static void test_losses(tuna_model *m) {
         ids[i] = (int32_t)((i * 37 + 11) % 300);
         labels[i] = i % 4 == 1 ? -100 : ids[i];
     }
-    tuna_pretok p = {.n = N, .off = off, .ids = ids, .labels = labels, .max_len = 12};
+    tuna_pretok *p = NULL;
+    CHECK(tuna_pretok_new(&p) == TUNA_OK);
+    for (int i = 0; p && i < N; i++) CHECK(tuna_pretok_append(p, ids + off[i], labels + off[i], lens[i]) == TUNA_OK);
+    if (!p) return;
+    CHECK(tuna_pretok_count(p) == N && tuna_pretok_max_len(p) == 12);
     double l1[N], l3[N];
     int64_t t1[N], t3[N];
-    CHECK(tuna_eval_losses(m, &p, 1, l1, t1, NULL, NULL) == TUNA_OK);
-    CHECK(tuna_eval_losses(m, &p, 3, l3, t3, NULL, NULL) == TUNA_OK);
+    CHECK(tuna_eval_losses(m, p, 1, l1, t1, NULL, NULL) == TUNA_OK);
+    CHECK(tuna_eval_losses(m, p, 3, l3, t3, NULL, NULL) == TUNA_OK);
+    tuna_pretok_free(p);
     double worst = 0;
     for (int i = 0; i < N; i++) {
         tuna_batch bt = {.B = 1, .T = lens[i], .input_ids = ids + off[i], .labels = labels + off[i]};
@@ -349,11 +355,12 @@ static void test_eval_cli(void) {
     char mp[600], tp[700];
     snprintf(mp, sizeof mp, "%s/model", dir);
     snprintf(tp, sizeof tp, "%s/text.txt", dir);
-    tuna_pretok chunks = {0};
+    tuna_pretok *chunks = NULL;
     CHECK(tuna_tokenizer_load(&tk, mp) == TUNA_OK && tuna_text_chunks(tk, tp, 32, &chunks) == TUNA_OK);
-    CHECK(b && chunks.n > 0 && json_integer_value(json_object_get(b, "examples")) == chunks.n &&
-          json_integer_value(json_object_get(b, "tokens")) == chunks.off[chunks.n] - chunks.n);
-    tuna_pretok_free(&chunks);
+    CHECK(b && chunks && tuna_pretok_count(chunks) > 0 &&
+          json_integer_value(json_object_get(b, "examples")) == tuna_pretok_count(chunks) &&
+          json_integer_value(json_object_get(b, "tokens")) == pretok_tokens(chunks) - tuna_pretok_count(chunks));
+    tuna_pretok_free(chunks);
     tuna_tokenizer_free(tk);
     json_decref(b);
     /* bf16 storage: half the bytes, nearly the same loss */

@@ -12,8 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "model/adapter_hooks.h"
-#include "model/model_internal.h"
+#include "model_probe.h"
 #include "tuna.h"
 #include "tuna_infer.h"
 #include "tuna_peft.h"
@@ -32,7 +31,7 @@ static int full_last_logits(tuna_model *m, const int32_t *ids, int T, float *out
     if (tuna_model_prepare(m, 1, T, TUNA_MODE_EVAL) != TUNA_OK) return 0;
     tuna_batch bt = {.B = 1, .T = T, .input_ids = ids};
     if (tuna_model_forward(m, &bt, NULL) != TUNA_OK) return 0;
-    int V = tuna_model_config(m)->V, TT = T + m->acts.P;
+    int V = tuna_model_config(m)->V, TT = T + probe_virtual_tokens(m);
     memcpy(out, tuna_model_logits(m) + (size_t)(TT - 1) * V, (size_t)V * sizeof(float));
     return 1;
 }
@@ -66,7 +65,7 @@ static double check_model(tuna_model *m, const char *name, int prompt_len, int s
             ids[T] = next;
             if (s + 1 < steps) CHECK(tuna_decoder_step(d, &row, 1, &ids[T], 1, lc) == TUNA_OK);
         }
-        CHECK(tuna_decoder_length(d, row) == prompt_len + steps - 1 + adapter_prompt_rows(m));
+        CHECK(tuna_decoder_length(d, row) == prompt_len + steps - 1 + probe_virtual_tokens(m));
     }
     CHECKF(worst <= 1e-5, "%s: cached vs full logits rel %.3g", name, worst);
     CHECKF(same_tokens, "%s: greedy tokens with the cache differ from repeated full forwards", name);

@@ -308,7 +308,7 @@ static void test_conversions(void) {
 
 static void test_bad_data_and_cli(void) {
     char p[600], cmd[4096];
-    tuna_pretok t;
+    tuna_pretok *t;
     snprintf(p, sizeof p, "%s/bad.jsonl", tmpdir);
     struct { const char *text; const char *needle; } cases[] = {
         {"{\"input_ids\":[1,2,3]}\n{\"input_ids\":[1,2\n", "bad.jsonl:2"},
@@ -328,8 +328,10 @@ static void test_bad_data_and_cli(void) {
     }
     const char *good = "{\"input_ids\":[1,2,3]}\n\n{\"input_ids\":[4,5],\"labels\":[-100,5]}\n";
     spit(p, good, strlen(good));
-    CHECK(tuna_pretok_load(&t, p, 100) == TUNA_OK && t.n == 2 && t.max_len == 3 && t.labels[3] == -100);
-    tuna_pretok_free(&t);
+    const int32_t *lab = NULL;
+    CHECK(tuna_pretok_load(&t, p, 100) == TUNA_OK && tuna_pretok_count(t) == 2 && tuna_pretok_max_len(t) == 3 &&
+          tuna_pretok_seq(t, 1, NULL, &lab, NULL) == 2 && lab[0] == -100);
+    tuna_pretok_free(t);
 
     /* the CLI: exit code 2 and one "tuna: error:" line for bad input */
     if (!test_need_cli("tuna CLI errors")) return;

@@ -17,8 +17,7 @@
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "kernels/nf4.h"
-#include "model/adapter_hooks.h"
-#include "model/model_internal.h"
+#include "model_probe.h"
 #include "tuna.h"
 #include "tuna_peft.h"
 #include "tuna_tokenizer.h"
@@ -152,7 +151,7 @@ static int logits_of(tuna_model *m, const int32_t *ids, int B, int T, float *out
     tuna_batch bt = {.B = B, .T = T, .input_ids = ids};
     if (tuna_model_forward(m, &bt, NULL) != TUNA_OK) return 0;
     const tuna_config *c = tuna_model_config(m);
-    int P = m->acts.P;
+    int P = probe_virtual_tokens(m);
     const float *lg = tuna_model_logits(m);
     /* drop the virtual-token rows of prompt tuning */
     for (int b = 0; b < B; b++)
@@ -220,11 +219,11 @@ static void test_roundtrip(void) {
     CHECK(tuna_peft_attach(m, &c, 5) == TUNA_OK);
     CHECK(tuna_peft_num_adapted(m) == 4 * tuna_model_config(m)->L);
     /* PEFT init: B zero, A uniform in +-1/sqrt(in) and not zero */
-    tuna_trainable tp, *p = &tp;
-    CHECK(adapter_trainable(m, p));
+    int np = probe_adapter_tensors(m);
+    CHECK(np > 0);
     int a_ok = 1, b_zero = 1, a_nonzero = 0;
-    for (int i = 0; i < p->n_params; i++) {
-        const tuna_param *t = &p->params[i].pub;
+    for (int i = 0; i < np; i++) {
+        tuna_param *t = probe_adapter_tensor(m, i);
         int isA = strstr(t->name, "lora_A") != NULL;
         float bound = 1.0f / sqrtf((float)t->shape[1]);
         for (int64_t j = 0; j < t->numel; j++) {
@@ -281,10 +280,10 @@ static void test_roundtrip(void) {
 
 /* --- finite differences over a few adapter scalars --- */
 static double loss_of(tuna_model *m, const tuna_batch *bt, uint64_t forwards) {
-    adapter_set_forward_count(m, forwards); /* same dropout mask for every evaluation */
+    probe_set_forward_count(m, forwards); /* same dropout mask for every evaluation */
     tuna_loss l;
     if (tuna_model_forward(m, bt, &l) != TUNA_OK) return NAN;
-    m->have_forward = 0;
+    probe_forget_forward(m);
     return l.loss_sum / (double)l.tokens;
 }
 
@@ -298,16 +297,16 @@ static void fd_check(tuna_model *m, const char *what) {
     CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
     tuna_peft_set_training(m, 1);
     tuna_model_zero_grad(m);
-    adapter_set_forward_count(m, 41);
+    probe_set_forward_count(m, 41);
     tuna_loss l;
     CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
     CHECK(tuna_model_backward(m, &bt, (float)(1.0 / l.tokens)) == TUNA_OK);
-    tuna_trainable tp, *p = &tp;
-    CHECK(adapter_trainable(m, p));
+    int np = probe_adapter_tensors(m);
+    CHECK(np > 0);
     double worst = 0;
     int probes = 0;
-    for (int i = 0; i < p->n_params; i++) {
-        tuna_param *t = &p->params[i].pub;
+    for (int i = 0; i < np; i++) {
+        tuna_param *t = probe_adapter_tensor(m, i);
         int64_t jmax = 0; /* the largest gradient gives a meaningful relative check */
         for (int64_t j = 1; j < t->numel; j++)
             if (fabsf(t->grad[j]) > fabsf(t->grad[jmax])) jmax = j;
@@ -344,10 +343,10 @@ static void test_lora_dropout_fd(void) {
     snprintf(c.targets, sizeof c.targets, "q_proj,o_proj,up_proj,down_proj");
     CHECK(tuna_peft_attach(m, &c, 3) == TUNA_OK);
     /* non-zero B so that A gets gradient */
-    tuna_trainable ad = {0};
-    CHECK(adapter_trainable(m, &ad));
-    for (int i = 0; i < ad.n_params; i++) {
-        tuna_param *t = &ad.params[i].pub;
+    int np = probe_adapter_tensors(m);
+    CHECK(np > 0);
+    for (int i = 0; i < np; i++) {
+        tuna_param *t = probe_adapter_tensor(m, i);
         if (strstr(t->name, "lora_B"))
             for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.05f * (float)((j * 5 + i) % 11 - 5);
     }
@@ -397,7 +396,7 @@ static void test_prompt_tuning(void) {
     tuna_loss l;
     CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
     CHECK(l.tokens == T);
-    m->have_forward = 0;
+    probe_forget_forward(m);
     fd_check(m, "prompt tuning");
     char out[400];
     snprintf(out, sizeof out, "%s/prompt_adapter", tmpdir);
@@ -439,10 +438,10 @@ static void test_ia3_fd(void) {
     tuna_peft_config_default(&c, TUNA_PEFT_IA3); /* GPT-2 defaults: c_attn (output, with bias), mlp.c_proj (input) */
     CHECK(tuna_peft_attach(m, &c, 2) == TUNA_OK);
     CHECK(tuna_peft_num_adapted(m) == 2 * tuna_model_config(m)->L);
-    tuna_trainable ad = {0};
-    CHECK(adapter_trainable(m, &ad));
-    for (int i = 0; i < ad.n_params; i++) {
-        tuna_param *t = &ad.params[i].pub;
+    int np = probe_adapter_tensors(m);
+    CHECK(np > 0);
+    for (int i = 0; i < np; i++) {
+        tuna_param *t = probe_adapter_tensor(m, i);
         for (int64_t j = 0; j < t->numel; j++) t->data[j] = 1.0f + 0.1f * (float)((j * 3 + i) % 7 - 3);
     }
     fd_check(m, "IA3 on GPT-2 (c_attn, mlp.c_proj)");
@@ -460,8 +459,8 @@ static void test_nf4_model(void) {
     CHECK(qn > 0 && qn + tuna_model_param_count(q) == tuna_model_param_count(f));
     /* replace f's linear weights by nf4 round trips */
     tuna_linear *lq[64], *lf[64];
-    int n = model_linears(q, lq);
-    model_linears(f, lf);
+    int n = probe_linears(q, lq);
+    probe_linears(f, lf);
     int all_quant = 1;
     int64_t want_n = 0, want_bytes = 0; /* each weight is its own NF4 tensor */
     for (int i = 0; i < n; i++) {
@@ -510,8 +509,8 @@ static void test_nf4_tiles(void) {
     CHECK(tuna_model_load_quantized(&q, dir, TUNA_QUANT_NF4) == TUNA_OK && load(dir, &fp));
     if (!q || !fp) { tuna_model_free(q); tuna_model_free(fp); return; }
     tuna_linear *lq[16], *lf[16];
-    int n = model_linears(q, lq);
-    model_linears(fp, lf);
+    int n = probe_linears(q, lq);
+    probe_linears(fp, lf);
     for (int i = 0; i < n; i++) nf4_dequantize(lf[i]->w, &lq[i]->stored->nf4, 0, (int64_t)lf[i]->OC * lf[i]->IC);
     CHECK((int64_t)lq[5]->OC * lq[5]->IC > LINEAR_TILE); /* up_proj spans tiles */
     tuna_peft_config c;
@@ -520,11 +519,11 @@ static void test_nf4_tiles(void) {
     snprintf(c.targets, sizeof c.targets, "all-linear");
     CHECK(tuna_peft_attach(q, &c, 9) == TUNA_OK && tuna_peft_attach(fp, &c, 9) == TUNA_OK);
     tuna_model *ms[2] = {q, fp};
-    tuna_trainable ad[2] = {{0}};
     for (int k = 0; k < 2; k++) {
-        CHECK(adapter_trainable(ms[k], &ad[k]));
-        for (int i = 0; i < ad[k].n_params; i++) {
-            tuna_param *t = &ad[k].params[i].pub;
+        int np = probe_adapter_tensors(ms[k]);
+        CHECK(np > 0);
+        for (int i = 0; i < np; i++) {
+            tuna_param *t = probe_adapter_tensor(ms[k], i);
             if (strstr(t->name, "lora_B"))
                 for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.02f * (float)((j * 7 + i) % 9 - 4);
         }
@@ -542,7 +541,9 @@ static void test_nf4_tiles(void) {
         loss[k] = l.loss_sum;
         CHECK(tuna_model_backward(ms[k], &bt, 1.0f / (float)l.tokens) == TUNA_OK);
     }
-    double e = rel_l2(ad[0].grads, ad[1].grads, (long)ad[0].n_weights);
+    int64_t ng[2] = {0, 0};
+    const float *g0 = probe_adapter_grads(q, &ng[0]), *g1 = probe_adapter_grads(fp, &ng[1]);
+    double e = g0 && g1 && ng[0] == ng[1] ? rel_l2(g0, g1, (long)ng[0]) : INFINITY;
     CHECKF(fabs(loss[0] - loss[1]) <= 1e-6 * fabs(loss[1]) && e < 1e-5, "NF4 tiles: loss %.9g vs %.9g, adapter grads rel %.3g",
            loss[0], loss[1], e);
     printf("NF4 tiled forward/backward vs fp32 on the dequantized weights: loss rel %.2g, adapter grads rel %.2g\n",
@@ -683,7 +684,7 @@ static void test_prompt_cli(void) {
         int same = c != NULL && n > 0;
         int C = tuna_model_config(m)->C;
         for (int i = 0; same && i < 7; i++)
-            same = !memcmp(adapter_prompt(m) + (size_t)i * C, m->wte + (size_t)ids[i % n] * C, (size_t)C * sizeof(float));
+            same = !memcmp(probe_adapter_prompt(m) + (size_t)i * C, probe_embedding(m) + (size_t)ids[i % n] * C, (size_t)C * sizeof(float));
         CHECKF(same, "prompt rows are the embeddings of the init text's %zu tokens, repeated", n);
         free(ids);
     }
@@ -731,13 +732,13 @@ static void test_info_quant(void) {
 static void forward_logits(tuna_model *m, const tuna_batch *bt, float *out) {
     tuna_loss l;
     CHECK(tuna_model_forward(m, bt, &l) == TUNA_OK);
-    int P = adapter_prompt_rows(m);
+    int P = probe_virtual_tokens(m);
     memcpy(out, tuna_model_logits(m), (size_t)bt->B * (bt->T + P) * tuna_model_config(m)->V * sizeof(float));
 }
 
 static int adapted_linears(tuna_model *m) {
     tuna_linear *ls[8 * 1024];
-    int n = model_linears(m, ls), k = 0;
+    int n = probe_linears(m, ls), k = 0;
     for (int i = 0; i < n; i++) k += ls[i]->adapter != NULL;
     return k;
 }
@@ -764,9 +765,9 @@ static void test_alloc_failure(tuna_peft_type type) {
     tuna_status st = TUNA_ERR_NOMEM;
     int failed = 0;
     for (int n = 1; n < 64 && st != TUNA_OK; n++) {
-        peft_fail_alloc_at(n);
+        probe_fail_alloc_at(n);
         st = tuna_peft_attach(m, &c, 5);
-        peft_fail_alloc_at(0);
+        probe_fail_alloc_at(0);
         if (st == TUNA_OK) break;
         failed++;
         CHECKF(st == TUNA_ERR_NOMEM && !tuna_peft_get(m) && adapted_linears(m) == 0,
@@ -780,24 +781,25 @@ static void test_alloc_failure(tuna_peft_type type) {
     /* adapter weights away from their identity start, so they show in the logits */
     tuna_rng rng;
     rng_seed(&rng, 9, 9);
-    tuna_trainable ad = {0};
-    CHECK(adapter_trainable(m, &ad));
-    for (int64_t i = 0; i < ad.n_weights; i++) ad.weights[i] += 0.1f * rng_normal(&rng);
+    int64_t nw = 0;
+    float *aw = probe_adapter_weights(m, &nw);
+    CHECK(aw != NULL);
+    for (int64_t i = 0; aw && i < nw; i++) aw[i] += 0.1f * rng_normal(&rng);
     CHECK(tuna_model_prepare(m, B, T, TUNA_MODE_TRAIN) == TUNA_OK);
     forward_logits(m, &bt, want);
     failed = 0;
     st = TUNA_ERR_NOMEM;
     for (int n = 1; n < 64 && st != TUNA_OK; n++) {
-        peft_fail_alloc_at(n);
+        probe_fail_alloc_at(n);
         st = tuna_model_prepare(m, 2 * B, 2 * T, TUNA_MODE_TRAIN);
-        peft_fail_alloc_at(0);
+        probe_fail_alloc_at(0);
         if (st == TUNA_OK) break;
         failed++;
-        CHECKF(st == TUNA_ERR_NOMEM && peft_prepared_rows(m) >= B * (T + adapter_prompt_rows(m)),
+        CHECKF(st == TUNA_ERR_NOMEM && probe_adapter_prepared_rows(m) >= B * (T + probe_virtual_tokens(m)),
                "type %d, prepare allocation %d fails: status %d, adapter buffers for %d rows", type, n, st,
-               peft_prepared_rows(m));
+               probe_adapter_prepared_rows(m));
         forward_logits(m, &bt, got);
-        CHECK(!memcmp(got, want, (size_t)B * (T + adapter_prompt_rows(m)) * V * sizeof(float)));
+        CHECK(!memcmp(got, want, (size_t)B * (T + probe_virtual_tokens(m)) * V * sizeof(float)));
         CHECK(tuna_model_backward(m, &bt, 1.0f) == TUNA_OK);
     }
     CHECKF(st == TUNA_OK && failed >= 3, "type %d: prepare succeeded after %d injected failures", type, failed);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "pretok_check.h"
 #include "tuna_peft.h"
 #include "tuna_train.h"
 
@@ -81,24 +82,6 @@ static tuna_status try_resume(tuna_model *m, const tuna_pretok *d, const tuna_tr
     return st;
 }
 
-/* A deep copy of d whose arrays can be changed. */
-static tuna_pretok copy_data(const tuna_pretok *d) {
-    tuna_pretok c = *d;
-    size_t nt = (size_t)d->off[d->n];
-    c.off = malloc((size_t)(d->n + 1) * sizeof *c.off);
-    c.ids = malloc(nt * sizeof *c.ids);
-    c.labels = malloc(nt * sizeof *c.labels);
-    memcpy(c.off, d->off, (size_t)(d->n + 1) * sizeof *c.off);
-    memcpy(c.ids, d->ids, nt * sizeof *c.ids);
-    memcpy(c.labels, d->labels, nt * sizeof *c.labels);
-    c.pos = NULL;
-    c.task_off = NULL;
-    c.map = NULL;
-    return c;
-}
-
-static void free_copy(tuna_pretok *c) { free(c->off); free(c->ids); free(c->labels); }
-
 /* a refused resume is TUNA_ERR_ARG naming the difference */
 static void expect_refusal(const char *what, tuna_status st, const char *err, const char *needle) {
     CHECKF(st == TUNA_ERR_ARG && strstr(err, needle), "%s: status %d, want %d naming '%s': %s", what, st, TUNA_ERR_ARG, needle, err);
@@ -112,14 +95,16 @@ static void test_count_message(const char *ck, const tuna_pretok *d) {
     if (!m) return;
     tuna_train_args a;
     default_args(&a);
-    tuna_pretok fewer = *d;
-    fewer.n = d->n - 1;
+    tuna_pretok *fewer = NULL;
+    CHECK(tuna_pretok_view(d, 0, tuna_pretok_count(d) - 1, &fewer) == TUNA_OK);
     char err[2048];
     int step;
-    tuna_status st = try_resume(m, &fewer, &a, ck, err, sizeof err, &step);
+    tuna_status st = fewer ? try_resume(m, fewer, &a, ck, err, sizeof err, &step) : TUNA_ERR_NOMEM;
     char want[160];
-    snprintf(want, sizeof want, "trained on %lld sequences, this run has %lld", (long long)d->n, (long long)fewer.n);
+    snprintf(want, sizeof want, "trained on %lld sequences, this run has %lld", (long long)tuna_pretok_count(d),
+             (long long)tuna_pretok_count(d) - 1);
     expect_refusal("fewer sequences", st, err, want);
+    tuna_pretok_free(fewer);
     tuna_model *base = load_model(0);
     CHECKF(same_weights(m, base), "a refused resume loaded the checkpoint's weights");
     tuna_model_free(base);
@@ -134,23 +119,26 @@ static void test_same_size_other_data(const char *ck, const tuna_pretok *d) {
     default_args(&a);
     char err[2048];
     int step;
-    tuna_pretok other = copy_data(d);
-    other.ids[d->off[1] + 2] = (other.ids[d->off[1] + 2] + 1) % 100;
-    expect_refusal("one token changed", try_resume(m, &other, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
-    memcpy(other.ids, d->ids, (size_t)d->off[d->n] * sizeof *other.ids);
-    other.labels[d->off[0]] = other.labels[d->off[0]] == -100 ? other.ids[d->off[0]] : -100;
-    expect_refusal("one mask entry changed", try_resume(m, &other, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
+    const int32_t *ids0, *lab0, *ids1;
+    tuna_pretok_seq(d, 0, &ids0, &lab0, NULL);
+    tuna_pretok_seq(d, 1, &ids1, NULL, NULL);
+    pretok_token token = {1, 2, 0, (ids1[2] + 1) % 100}, mask = {0, 0, 1, lab0[0] == -100 ? ids0[0] : -100};
+    tuna_pretok *other = pretok_copy(d, NULL, pretok_set_token, &token);
+    CHECK(other != NULL);
+    if (other) expect_refusal("one token changed", try_resume(m, other, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
+    tuna_pretok_free(other);
+    other = pretok_copy(d, NULL, pretok_set_token, &mask);
+    CHECK(other != NULL);
+    if (other) expect_refusal("one mask entry changed", try_resume(m, other, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
     /* the same sequences stored in another order are drawn in another order */
-    tuna_pretok swapped = copy_data(d);
-    int64_t l0 = d->off[1] - d->off[0], l1 = d->off[2] - d->off[1];
-    memcpy(swapped.ids, d->ids + d->off[1], (size_t)l1 * 4);
-    memcpy(swapped.ids + l1, d->ids, (size_t)l0 * 4);
-    memcpy(swapped.labels, d->labels + d->off[1], (size_t)l1 * 4);
-    memcpy(swapped.labels + l1, d->labels, (size_t)l0 * 4);
-    swapped.off[1] = l1;
-    expect_refusal("two sequences swapped", try_resume(m, &swapped, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
-    free_copy(&other);
-    free_copy(&swapped);
+    int64_t n = tuna_pretok_count(d), *order = malloc((size_t)n * sizeof *order);
+    for (int64_t i = 0; order && i < n; i++) order[i] = i < 2 ? 1 - i : i;
+    tuna_pretok *swapped = order ? pretok_copy(d, order, NULL, NULL) : NULL;
+    CHECK(swapped != NULL);
+    if (swapped) expect_refusal("two sequences swapped", try_resume(m, swapped, &a, ck, err, sizeof err, &step), err, DATA_DIFF);
+    free(order);
+    tuna_pretok_free(other);
+    tuna_pretok_free(swapped);
     tuna_model_free(m);
 }
 
@@ -253,7 +241,7 @@ static void library_cases(void) {
     char data[300], ck[400];
     snprintf(data, sizeof data, "%s/data.jsonl", FIX);
     snprintf(ck, sizeof ck, "%s/ck", tmpdir);
-    tuna_pretok d;
+    tuna_pretok *d = NULL;
     if (!test_need(data, "resume") || tuna_pretok_load(&d, data, 0) != TUNA_OK) {
         CHECKF(0, "%s: %s", data, tuna_last_error());
         return;
@@ -261,15 +249,15 @@ static void library_cases(void) {
     tuna_model *m = load_model(0);
     tuna_train_args a;
     default_args(&a);
-    if (m) make_checkpoint(m, &d, &a, 2, ck);
+    if (m) make_checkpoint(m, d, &a, 2, ck);
     tuna_model_free(m);
-    test_count_message(ck, &d);
-    test_same_size_other_data(ck, &d);
-    test_settings(ck, &d);
-    test_adapter(&d);
-    test_exact(ck, &d);
-    test_old_checkpoint(ck, &d);
-    tuna_pretok_free(&d);
+    test_count_message(ck, d);
+    test_same_size_other_data(ck, d);
+    test_settings(ck, d);
+    test_adapter(d);
+    test_exact(ck, d);
+    test_old_checkpoint(ck, d);
+    tuna_pretok_free(d);
 }
 
 /* ---------------- CLI ---------------- */

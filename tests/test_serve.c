@@ -10,8 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "model/adapter_hooks.h"
-#include "model/model_internal.h"
+#include "model_probe.h"
 #include "serve/engine.h"
 #include "serve/request.h"
 #include "tuna_infer.h"
@@ -20,10 +19,10 @@
 static const char *MODEL = "models/tuna-stories";
 
 static void perturb_lora(tuna_model *m, int salt) {
-    tuna_trainable ad = {0};
-    CHECK(adapter_trainable(m, &ad));
-    for (int i = 0; i < ad.n_params; i++) {
-        tuna_param *t = &ad.params[i].pub;
+    int n = probe_adapter_tensors(m);
+    CHECK(n > 0);
+    for (int i = 0; i < n; i++) {
+        tuna_param *t = probe_adapter_tensor(m, i);
         if (strstr(t->name, "lora_B"))
             for (int64_t j = 0; j < t->numel; j++) t->data[j] = 0.02f * (float)((j * 7 + i * 3 + salt) % 13 - 6);
     }

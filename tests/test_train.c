@@ -13,6 +13,7 @@
 #include "check.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
+#include "pretok_check.h"
 #include "tuna_train.h"
 
 static char tmpdir[256];
@@ -276,18 +277,30 @@ static void test_packing(void) {
     double worst = weights_rel_diff(d1, d2);
     CHECKF(worst < 1e-5, "packed vs padded training: rel %.3g", worst);
     /* the packing itself: every example lands in exactly one row, with restarting positions */
-    tuna_pretok p, q;
+    tuna_pretok *p = NULL, *q = NULL;
     char data[300];
     snprintf(data, sizeof data, "%s/data.jsonl", FIX);
     CHECK(tuna_pretok_load(&p, data, 0) == TUNA_OK);
-    CHECK(tuna_pretok_pack(&p, 30, &q) == TUNA_OK);
+    CHECK(p && tuna_pretok_pack(p, 30, &q) == TUNA_OK);
+    if (!q) { tuna_pretok_free(p); return; }
     int64_t in_tokens = 0, starts = 0;
-    for (int64_t i = 0; i < p.n; i++) in_tokens += (p.off[i + 1] - p.off[i]) < 30 ? p.off[i + 1] - p.off[i] : 30;
-    for (int64_t k = 0; k < q.off[q.n]; k++) starts += q.pos[k] == 0;
-    CHECK(q.off[q.n] == in_tokens && starts == p.n && q.max_len <= 30);
-    for (int64_t r = 0; r < q.n; r++) CHECK(q.pos[q.off[r]] == 0 && q.labels[q.off[r]] == -100);
-    tuna_pretok_free(&p);
-    tuna_pretok_free(&q);
+    for (int64_t i = 0; i < tuna_pretok_count(p); i++) {
+        int64_t len = tuna_pretok_seq(p, i, NULL, NULL, NULL);
+        in_tokens += len < 30 ? len : 30;
+    }
+    for (int64_t r = 0; r < tuna_pretok_count(q); r++) {
+        const int32_t *pos;
+        int64_t len = tuna_pretok_seq(q, r, NULL, NULL, &pos);
+        for (int64_t k = 0; pos && k < len; k++) starts += pos[k] == 0;
+    }
+    CHECK(pretok_tokens(q) == in_tokens && starts == tuna_pretok_count(p) && tuna_pretok_max_len(q) <= 30);
+    for (int64_t r = 0; r < tuna_pretok_count(q); r++) {
+        const int32_t *pos, *lab;
+        tuna_pretok_seq(q, r, NULL, &lab, &pos);
+        CHECK(pos && pos[0] == 0 && lab[0] == -100);
+    }
+    tuna_pretok_free(p);
+    tuna_pretok_free(q);
 }
 
 /* multi-task mixing: actual shares near the weights; resume replays the mixed
@@ -539,18 +552,20 @@ static void test_grad_checkpoint(const char *fix) {
     char data[300];
     snprintf(data, sizeof data, "%s/data.jsonl", fix);
     tuna_model *m = NULL;
-    tuna_pretok p;
+    tuna_pretok *p = NULL;
     CHECK(tuna_model_load(&m, fix) == TUNA_OK);
     CHECK(tuna_pretok_load(&p, data, 0) == TUNA_OK);
-    if (!m) return;
-    int B = (int)p.n, T = p.max_len;
+    if (!m || !p) { tuna_model_free(m); tuna_pretok_free(p); return; }
+    int B = (int)tuna_pretok_count(p), T = tuna_pretok_max_len(p);
     int32_t *ids = calloc((size_t)B * T, 4), *lab = malloc((size_t)B * T * 4);
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        const int32_t *si, *sl;
+        int64_t len = tuna_pretok_seq(p, b, &si, &sl, NULL);
         for (int t = 0; t < T; t++) {
-            int64_t o = p.off[b], len = p.off[b + 1] - o;
-            ids[b * T + t] = t < len ? p.ids[o + t] : 0;
-            lab[b * T + t] = t < len ? p.labels[o + t] : -100;
+            ids[b * T + t] = t < len ? si[t] : 0;
+            lab[b * T + t] = t < len ? sl[t] : -100;
         }
+    }
     tuna_batch bt = {.B = B, .T = T, .input_ids = ids, .labels = lab};
     int64_t W = tuna_model_param_count(m);
     float *g1 = malloc((size_t)W * 4);
@@ -573,7 +588,7 @@ static void test_grad_checkpoint(const char *fix) {
     }
     CHECKF(ck < full, "%s: checkpointing does not save memory (%zu vs %zu)", fix, ck, full);
     free(g1); free(ids); free(lab);
-    tuna_pretok_free(&p);
+    tuna_pretok_free(p);
     tuna_model_free(m);
 }
 
@@ -687,29 +702,29 @@ static void test_eval_failure(void) {
     char data[300];
     snprintf(data, sizeof data, "%s/data.jsonl", FIX);
     tuna_model *m = NULL;
-    tuna_pretok p, bad;
+    tuna_pretok *p = NULL, *bad = NULL;
     tuna_trainer *t = NULL;
     CHECK(tuna_model_load(&m, FIX) == TUNA_OK);
     CHECK(tuna_pretok_load(&p, data, 0) == TUNA_OK);
     tuna_train_args a;
     tuna_train_args_default(&a);
     a.batch = a.micro_batch = 2;
-    if (m) CHECK(tuna_trainer_create(&t, m, &p, &a) == TUNA_OK);
-    if (!t) { tuna_model_free(m); return; }
-    bad = p;
-    bad.ids = malloc((size_t)p.off[p.n] * sizeof *bad.ids);
-    memcpy(bad.ids, p.ids, (size_t)p.off[p.n] * sizeof *bad.ids);
-    bad.ids[p.off[p.n - 1] + 1] = tuna_model_config(m)->V; /* the last micro-batch fails */
+    if (m && p) CHECK(tuna_trainer_create(&t, m, p, &a) == TUNA_OK);
+    if (!t) { tuna_model_free(m); tuna_pretok_free(p); return; }
+    /* the last sequence's second id outside the vocabulary: the last micro-batch fails */
+    pretok_token v = {tuna_pretok_count(p) - 1, 1, 0, tuna_model_config(m)->V};
+    bad = pretok_copy(p, NULL, pretok_set_token, &v);
+    CHECK(bad != NULL);
     double loss = 123.0;
     int64_t tokens = 77;
-    tuna_status st = tuna_trainer_eval(t, &bad, &loss, &tokens);
+    tuna_status st = bad ? tuna_trainer_eval(t, bad, &loss, &tokens) : TUNA_ERR_NOMEM;
     CHECKF(st == TUNA_ERR_ARG && strstr(tuna_last_error(), "vocabulary"), "eval with a bad id: status %d: %s", st,
            tuna_last_error());
     CHECKF(loss == 123.0 && tokens == 77, "failed eval wrote loss %g over %lld tokens", loss, (long long)tokens);
-    CHECK(tuna_trainer_eval(t, &p, &loss, &tokens) == TUNA_OK && isfinite(loss) && tokens > 0);
-    free(bad.ids);
+    CHECK(tuna_trainer_eval(t, p, &loss, &tokens) == TUNA_OK && isfinite(loss) && tokens > 0);
+    tuna_pretok_free(bad);
     tuna_trainer_free(t);
-    tuna_pretok_free(&p);
+    tuna_pretok_free(p);
     tuna_model_free(m);
 }
 

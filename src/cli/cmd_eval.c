@@ -75,10 +75,15 @@ static double now_s(void) {
 
 /* sequences (offsets off[0..n]) longer than the model's context: one warning
  * (a model with learned positions refuses them at the forward instead) */
-static void warn_context(const char *path, const int64_t *off, long n, const char *what, int limit) {
+/* the length of item i of src: a data set's sequence, or a prompt */
+static long seq_len_of(const void *seqs, long i) { return (long)tuna_pretok_seq(seqs, i, NULL, NULL, NULL); }
+static long prompt_len_of(const void *n_prompts, long i) { return (long)((const size_t *)n_prompts)[i]; }
+
+static void warn_context(const char *path, long (*len_of)(const void *src, long i), const void *src, long n, const char *what,
+                         int limit) {
     long over = 0, longest = 0;
     for (long i = 0; i < n; i++) {
-        long len = (long)(off[i + 1] - off[i]);
+        long len = len_of(src, i);
         if (len > limit) over++;
         if (len > limit && len > longest) longest = len;
     }
@@ -168,8 +173,8 @@ int cmd_eval(int argc, char **argv) {
     char *tsrc = NULL;
     atomic_file out_file = {0};
     FILE *out = NULL;
-    tuna_pretok seqs = {0};
-    long cap_seq = 0, cap_tok = 0, n_ex = 0, n_gen = 0, truncated = 0, no_ref = 0;
+    tuna_pretok *seqs = NULL, *text = NULL; /* text: plain text's rows, seqs a view of the first --limit */
+    long cap_seq = 0, n_ex = 0, n_gen = 0, truncated = 0, no_ref = 0;
     long *rec_line = NULL, *rec_index = NULL;
     long *seq_of = NULL, *rej_of = NULL, n_seq = 0, n_pairs = 0; /* example -> its sequence, its rejected sequence or -1 */
     int *gen_of = NULL; /* example -> generation slot or -1 */
@@ -204,10 +209,12 @@ int cmd_eval(int argc, char **argv) {
         /* plain text as pre-training reads it: one stream cut into T-token rows */
         if (generate) { st = core_fail(TUNA_ERR_ARG, "--generate needs records with responses, not plain text"); goto done; }
         if (!tok) { st = core_fail(TUNA_ERR_ARG, "%s", no_tok); goto done; }
-        st = tuna_text_chunks(tok, data, T, &seqs);
+        st = tuna_text_chunks(tok, data, T, &text);
         if (st != TUNA_OK) goto done;
-        n_ex = (long)seqs.n;
-        if (limit && n_ex > limit) n_ex = seqs.n = limit;
+        n_ex = (long)tuna_pretok_count(text);
+        if (limit && n_ex > limit) n_ex = limit;
+        st = tuna_pretok_view(text, 0, n_ex, &seqs);
+        if (st != TUNA_OK) goto done;
         rec_line = calloc((size_t)n_ex + 1, sizeof *rec_line);
         rec_index = calloc((size_t)n_ex + 1, sizeof *rec_index);
         gen_of = malloc(((size_t)n_ex + 1) * sizeof *gen_of);
@@ -221,10 +228,8 @@ int cmd_eval(int argc, char **argv) {
         goto loaded;
     }
     st = tuna_data_reader_open(&rd, data, &dopt);
-    seqs.off = malloc(sizeof *seqs.off);
-    if (st == TUNA_OK && !seqs.off) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK) st = tuna_pretok_new(&seqs);
     if (st != TUNA_OK) goto done;
-    seqs.off[0] = 0;
 
     /* read and tokenize every record (up to --limit) */
     for (int got = 1; st == TUNA_OK && (!limit || n_ex < limit);) {
@@ -268,9 +273,7 @@ int cmd_eval(int argc, char **argv) {
         }
         if (st == TUNA_OK && n_ex + 2 > cap_seq) {
             cap_seq = cap_seq ? 2 * cap_seq : 256;
-            int64_t *o = realloc(seqs.off, (size_t)(2 * cap_seq + 1) * sizeof *o);
-            long *l1 = o ? realloc(rec_line, (size_t)cap_seq * sizeof *l1) : NULL;
-            if (o) seqs.off = o;
+            long *l1 = realloc(rec_line, (size_t)cap_seq * sizeof *l1);
             if (l1) rec_line = l1;
             long *l2 = l1 ? realloc(rec_index, (size_t)cap_seq * sizeof *l2) : NULL;
             if (l2) rec_index = l2;
@@ -284,24 +287,12 @@ int cmd_eval(int argc, char **argv) {
             if (s2) rej_of = s2;
             if (!s2) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
         }
-        if (st == TUNA_OK && seqs.off[n_seq] + (int64_t)(sn[0] + sn[1]) > cap_tok) {
-            long c2 = cap_tok ? 2 * cap_tok : 65536;
-            while (c2 < seqs.off[n_seq] + (int64_t)(sn[0] + sn[1])) c2 *= 2;
-            int32_t *a = realloc(seqs.ids, (size_t)c2 * 4), *b = a ? realloc(seqs.labels, (size_t)c2 * 4) : NULL;
-            if (a) seqs.ids = a;
-            if (b) seqs.labels = b;
-            if (b) cap_tok = c2;
-            else st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        }
         if (st == TUNA_OK) {
             seq_of[n_ex] = n_seq;
             rej_of[n_ex] = pair ? n_seq + 1 : -1;
             n_pairs += pair;
-            for (int k = 0; k < nseq; k++) {
-                memcpy(seqs.ids + seqs.off[n_seq], sid[k], sn[k] * 4);
-                memcpy(seqs.labels + seqs.off[n_seq], slab[k], sn[k] * 4);
-                seqs.off[n_seq + 1] = seqs.off[n_seq] + (int64_t)sn[k];
-                if ((int)sn[k] > seqs.max_len) seqs.max_len = (int)sn[k];
+            for (int k = 0; k < nseq && st == TUNA_OK; k++) {
+                st = tuna_pretok_append(seqs, sid[k], slab[k], (int64_t)sn[k]);
                 n_seq++;
             }
             rec_line[n_ex] = rec.line;
@@ -313,7 +304,6 @@ int cmd_eval(int argc, char **argv) {
                 else no_ref++;
             }
             n_ex++;
-            seqs.n = n_seq;
         }
         for (int k = 0; k < 2; k++) { free(sid[k]); free(slab[k]); }
     }
@@ -322,7 +312,7 @@ loaded:
     if (st != TUNA_OK) goto done;
     if (n_ex == 0) { st = core_fail(TUNA_ERR_FORMAT, "%s: no records", data); goto done; }
     if (truncated) fprintf(stderr, "tuna: %ld of %ld sequences truncated to %d tokens\n", truncated, n_seq, T);
-    if (!c->learned_positions) warn_context(data, seqs.off, n_seq, "sequences are", c->max_positions);
+    if (!c->learned_positions) warn_context(data, seq_len_of, seqs, n_seq, "sequences are", c->max_positions);
     if (generate && no_ref) fprintf(stderr, "tuna: %ld of %ld records have no reference response (text, pre-tokenized): loss only\n", no_ref, n_ex);
 
     /* losses */
@@ -331,7 +321,7 @@ loaded:
     tally = tuna_eval_tally_new();
     if (!loss_sum || !tokens || !tally) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
     progress_start(&pr, "loss");
-    st = tuna_eval_losses(m, &seqs, batch, loss_sum, tokens, on_progress, &pr);
+    st = tuna_eval_losses(m, seqs, batch, loss_sum, tokens, on_progress, &pr);
     if (st != TUNA_OK) goto done;
     /* the loss of a pair is that of its chosen response */
     double pref_correct = 0, pref_lc = 0, pref_lr = 0;
@@ -364,14 +354,7 @@ loaded:
                 if (st != TUNA_OK) st = fail_at(st, data, rec_line[i]);
             }
         if (st != TUNA_OK) goto done;
-        if (!c->learned_positions) {
-            int64_t *poff = malloc(((size_t)n_gen + 1) * sizeof *poff);
-            if (!poff) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
-            poff[0] = 0;
-            for (long g = 0; g < n_gen; g++) poff[g + 1] = poff[g] + (int64_t)n_prompts[g];
-            warn_context(data, poff, n_gen, "prompts are", c->max_positions);
-            free(poff);
-        }
+        if (!c->learned_positions) warn_context(data, prompt_len_of, n_prompts, n_gen, "prompts are", c->max_positions);
         tuna_gen_opts go = {.max_new_tokens = gf.max_new, .sample = sa, .eos_ids = eos, .n_eos = n_eos,
                             .stop = gf.stops, .n_stop = gf.n_stop};
         progress_start(&pr, "generate");
@@ -510,7 +493,8 @@ done:
     free(seq_of);
     free(rej_of);
     free(gen_of);
-    tuna_pretok_free(&seqs);
+    tuna_pretok_free(seqs);
+    tuna_pretok_free(text);
     tuna_eval_tally_free(tally);
     tuna_data_reader_free(rd);
     tuna_template_free(tmpl);

@@ -87,7 +87,7 @@ static int plan_option(mem_opts *o, plan_args *p, int argc, char **argv, int *i)
 
 /* One --data file as the run holds it: pre-tokenized sequences (sft), or
  * pre-tokenized preference pairs as 2 rows each (dpo). */
-static tuna_status load_tokens(const char *path, mem_job job, int V, int max_len, tuna_pretok *t) {
+static tuna_status load_tokens(const char *path, mem_job job, int V, int max_len, tuna_pretok **t) {
     if (job != MEM_DPO) return tuna_pretok_load(t, path, V);
     tuna_pref_options po = {0};
     tuna_data_options_init(&po.data);
@@ -103,15 +103,15 @@ static tuna_status load_tokens(const char *path, mem_job job, int V, int max_len
 static void count_data(const plan_args *p, const tuna_config *c, mem_opts *o) {
     int max_len = 0;
     for (int k = 0; k < p->n_data; k++) {
-        tuna_pretok t;
+        tuna_pretok *t = NULL;
         if (load_tokens(p->data[k], o->job, c->V, o->seq_len, &t) != TUNA_OK) {
             fprintf(stderr, "tuna: note: %s is not pre-tokenized: its tokens are not counted, rows of --seq-len assumed\n", p->data[k]);
             o->data_tokens = 0;
             return;
         }
-        o->data_tokens += t.off[t.n];
-        if (t.max_len > max_len) max_len = t.max_len;
-        tuna_pretok_free(&t);
+        for (int64_t i = 0; i < tuna_pretok_count(t); i++) o->data_tokens += tuna_pretok_seq(t, i, NULL, NULL, NULL);
+        if (tuna_pretok_max_len(t) > max_len) max_len = tuna_pretok_max_len(t);
+        tuna_pretok_free(t);
     }
     if (p->n_data && max_len < o->seq_len) o->seq_len = max_len < 2 ? 2 : max_len;
 }

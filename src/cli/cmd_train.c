@@ -30,15 +30,16 @@ static tuna_status create_trainer(train_opts *o, train_data *d, tuna_trainer **t
     if (o->any_weight) a->task_weights = o->data_w;
     /* validation and general-text rows are evaluated whole, not cut to the longest training row */
     int general = o->general ? a->seq_len : 0;
-    a->eval_max_len = d->val.max_len > general ? d->val.max_len : general;
-    tuna_status st = tuna_trainer_create(tr, d->m, &d->data, a);
+    int val_max = tuna_pretok_max_len(d->val);
+    a->eval_max_len = val_max > general ? val_max : general;
+    tuna_status st = tuna_trainer_create(tr, d->m, d->data, a);
     if (st != TUNA_OK) return st;
     int total = tuna_trainer_total_steps(*tr);
     if (tuna_dist_size() > 1 && !o->quiet)
         fprintf(stderr, "data-parallel: %d ranks, each takes %d of every %d %s; gradients summed %s\n", tuna_dist_size(),
                 a->batch / tuna_dist_size(), a->batch, o->mode->pairs ? "pairs" : "sequences",
                 tuna_trainer_overlaps_comm(*tr) ? "block by block during backward" : "after backward");
-    if (d->val.n > 0 && !o->eval_every) o->eval_every = total / 10 > 0 ? total / 10 : 1;
+    if (tuna_pretok_count(d->val) > 0 && !o->eval_every) o->eval_every = total / 10 > 0 ? total / 10 : 1;
     json_t *rs = json_pack("{s:i,s:i,s:i,s:s}", "eval_every", o->eval_every, "early_stop", o->early_stop, "save_every",
                            o->save_every, "save_dtype", o->save_dtype);
     char *run_settings = rs ? json_dumps(rs, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

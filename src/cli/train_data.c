@@ -76,48 +76,46 @@ tuna_status train_attach_adapter(tuna_model *m, tuna_tokenizer *tok, train_opts 
 }
 
 tuna_status train_check_vocab(const tuna_pretok *p, int V, const char *path) {
-    for (int64_t i = 0; i < (p->off ? p->off[p->n] : 0); i++) {
-        if (p->ids[i] < 0 || p->ids[i] >= V)
-            return core_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)", path, p->ids[i], V - 1);
-        if (p->labels && p->labels[i] != -100 && (p->labels[i] < 0 || p->labels[i] >= V))
-            return core_fail(TUNA_ERR_FORMAT, "%s: label %d is neither -100 nor in the model's vocabulary (0..%d)", path,
-                             p->labels[i], V - 1);
+    for (int64_t s = 0; s < tuna_pretok_count(p); s++) {
+        const int32_t *ids, *labels;
+        int64_t n = tuna_pretok_seq(p, s, &ids, &labels, NULL);
+        for (int64_t i = 0; i < n; i++) {
+            if (ids[i] < 0 || ids[i] >= V)
+                return core_fail(TUNA_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (0..%d)", path, ids[i], V - 1);
+            if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= V))
+                return core_fail(TUNA_ERR_FORMAT, "%s: label %d is neither -100 nor in the model's vocabulary (0..%d)", path,
+                                 labels[i], V - 1);
+        }
     }
     return TUNA_OK;
 }
 
 static uint64_t seq_hash(const tuna_pretok *p, int64_t i) {
     uint64_t h = 1469598103934665603ULL;
-    for (int64_t k = p->off[i]; k < p->off[i + 1]; k++) {
-        h ^= (uint32_t)p->ids[k];
+    const int32_t *ids;
+    int64_t n = tuna_pretok_seq(p, i, &ids, NULL, NULL);
+    for (int64_t k = 0; k < n; k++) {
+        h ^= (uint32_t)ids[k];
         h *= 1099511628211ULL;
     }
     return h;
 }
 
-/* moves the sequences whose hash falls below frac into val */
-static tuna_status split_val(tuna_pretok *train, tuna_pretok *val, double frac) {
-    tuna_pretok tr = {0}, va = {0};
-    int64_t ntok = train->off[train->n];
-    tr.off = malloc((size_t)(train->n + 1) * sizeof(int64_t));
-    va.off = malloc((size_t)(train->n + 1) * sizeof(int64_t));
-    tr.ids = malloc((size_t)ntok * 4); tr.labels = malloc((size_t)ntok * 4);
-    va.ids = malloc((size_t)ntok * 4); va.labels = malloc((size_t)ntok * 4);
-    if (!tr.off || !va.off || !tr.ids || !tr.labels || !va.ids || !va.labels) {
-        tuna_pretok_free(&tr); tuna_pretok_free(&va);
+/* moves the sequences whose hash falls below frac into a new *val */
+static tuna_status split_val(tuna_pretok **train, tuna_pretok **val, double frac) {
+    tuna_pretok *tr = NULL, *va = NULL;
+    tuna_status st = tuna_pretok_new(&tr);
+    if (st == TUNA_OK) st = tuna_pretok_new(&va);
+    for (int64_t i = 0; st == TUNA_OK && i < tuna_pretok_count(*train); i++) {
+        const int32_t *ids, *labels;
+        int64_t len = tuna_pretok_seq(*train, i, &ids, &labels, NULL);
+        st = tuna_pretok_append((double)(seq_hash(*train, i) % 1000000) < frac * 1e6 ? va : tr, ids, labels, len);
+    }
+    if (st != TUNA_OK) {
+        tuna_pretok_free(tr); tuna_pretok_free(va);
         return core_fail(TUNA_ERR_NOMEM, "out of memory splitting data");
     }
-    tr.off[0] = va.off[0] = 0;
-    for (int64_t i = 0; i < train->n; i++) {
-        tuna_pretok *d = (double)(seq_hash(train, i) % 1000000) < frac * 1e6 ? &va : &tr;
-        int64_t len = train->off[i + 1] - train->off[i];
-        memcpy(d->ids + d->off[d->n], train->ids + train->off[i], (size_t)len * 4);
-        memcpy(d->labels + d->off[d->n], train->labels + train->off[i], (size_t)len * 4);
-        d->off[d->n + 1] = d->off[d->n] + len;
-        d->n++;
-        if (len > d->max_len) d->max_len = (int)len;
-    }
-    tuna_pretok_free(train);
+    tuna_pretok_free(*train);
     *train = tr;
     *val = va;
     return TUNA_OK;
@@ -131,7 +129,7 @@ static int virtual_tokens(tuna_model *m) {
 
 /* Part k of the training parts (k < n_data), then of the validation parts. */
 static tuna_pretok *part(train_data *d, const train_opts *o, int k) {
-    return k < o->n_data ? &d->parts[k] : &d->vparts[k - o->n_data];
+    return k < o->n_data ? d->parts[k] : d->vparts[k - o->n_data];
 }
 
 /* The file that part k came from: the --data file for a training part,
@@ -147,8 +145,8 @@ static const char *part_file(const train_opts *o, int k) {
  * before every sequence, which take positions too. */
 static tuna_status check_context(const tuna_pretok *p, const tuna_config *c, int virt, const char *path) {
     long over = 0, longest = 0;
-    for (int64_t i = 0; i < p->n; i++) {
-        long len = (long)(p->off[i + 1] - p->off[i]) + virt;
+    for (int64_t i = 0; i < tuna_pretok_count(p); i++) {
+        long len = (long)tuna_pretok_seq(p, i, NULL, NULL, NULL) + virt;
         if (len > c->max_positions) over++;
         if (len > c->max_positions && len > longest) longest = len;
     }
@@ -156,8 +154,8 @@ static tuna_status check_context(const tuna_pretok *p, const tuna_config *c, int
     snprintf(what, sizeof what, virt ? "sequences (with %d virtual tokens) are" : "sequences are", virt);
     if (over && c->learned_positions)
         return core_fail(TUNA_ERR_ARG, "%s: %ld of %lld %s longer than the model's %d learned positions (longest %ld tokens): lower --seq-len%s",
-                         path, over, (long long)p->n, what, c->max_positions, longest, virt ? " or --num-virtual-tokens" : "");
-    cli_warn_context(path, over, (long)p->n, what, longest, c->max_positions);
+                         path, over, (long long)tuna_pretok_count(p), what, c->max_positions, longest, virt ? " or --num-virtual-tokens" : "");
+    cli_warn_context(path, over, (long)tuna_pretok_count(p), what, longest, c->max_positions);
     return TUNA_OK;
 }
 
@@ -165,7 +163,7 @@ static tuna_status check_context(const tuna_pretok *p, const tuna_config *c, int
 static tuna_status drop_uncounted(train_opts *o, train_data *d) {
     for (int k = 0; k < o->n_data + d->n_val; k++) {
         tuna_pretok *pp = part(d, o, k);
-        int64_t before = pp->n, removed = tuna_pretok_drop_uncounted(pp);
+        int64_t before = tuna_pretok_count(pp), removed = tuna_pretok_drop_uncounted(pp);
         if (removed < 0) return core_fail(TUNA_ERR_NOMEM, "out of memory");
         if (removed > 0 && !o->quiet)
             fprintf(stderr, "%s%s: %lld of %lld examples have no counted token (response truncated away at --seq-len %d?): left out\n",
@@ -178,24 +176,24 @@ static tuna_status drop_uncounted(train_opts *o, train_data *d) {
 /* --pack: several examples per row, first-fit decreasing */
 static tuna_status pack_parts(train_opts *o, train_data *d) {
     for (int k = 0; k < o->n_data; k++) {
-        tuna_pretok packed;
-        int64_t examples = d->parts[k].n;
-        tuna_status st = tuna_pretok_pack(&d->parts[k], o->a.seq_len, &packed);
+        tuna_pretok *packed = NULL;
+        int64_t examples = tuna_pretok_count(d->parts[k]);
+        tuna_status st = tuna_pretok_pack(d->parts[k], o->a.seq_len, &packed);
         if (st != TUNA_OK) return st;
-        tuna_pretok_free(&d->parts[k]);
+        tuna_pretok_free(d->parts[k]);
         d->parts[k] = packed;
         if (!o->quiet)
             fprintf(stderr, "%s: packed %lld examples into %lld rows of up to %d tokens\n", o->data_paths[k], (long long)examples,
-                    (long long)d->parts[k].n, o->a.seq_len);
+                    (long long)tuna_pretok_count(d->parts[k]), o->a.seq_len);
     }
     return TUNA_OK;
 }
 
 /* n parts into one (taken over when n is 1) */
-static tuna_status join(tuna_pretok *parts, int n, tuna_pretok *out) {
-    if (n != 1) return tuna_pretok_concat(parts, n, out);
+static tuna_status join(tuna_pretok **parts, int n, tuna_pretok **out) {
+    if (n != 1) return tuna_pretok_concat((const tuna_pretok *const *)parts, n, out);
     *out = parts[0];
-    memset(&parts[0], 0, sizeof parts[0]);
+    parts[0] = NULL;
     return TUNA_OK;
 }
 
@@ -208,22 +206,23 @@ tuna_status train_data_prepare(train_opts *o, train_data *d) {
     }
     if (st == TUNA_OK && !o->mode->pairs) st = drop_uncounted(o, d);
     for (int k = 0; st == TUNA_OK && k < o->n_data; k++)
-        if (d->parts[k].n == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", o->data_paths[k]);
+        if (tuna_pretok_count(d->parts[k]) == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", o->data_paths[k]);
     for (int k = 0; st == TUNA_OK && k < o->n_data + d->n_val; k++)
         st = check_context(part(d, o, k), tuna_model_config(d->m), virtual_tokens(d->m), part_file(o, k));
     if (st == TUNA_OK && o->pack) st = pack_parts(o, d);
     if (st == TUNA_OK) st = join(d->parts, o->n_data, &d->data);
     if (st == TUNA_OK && d->n_val > 0) st = join(d->vparts, d->n_val, &d->val);
+    if (st == TUNA_OK && !d->val) st = tuna_pretok_new(&d->val); /* no validation data: an empty set */
     return st;
 }
 
 void train_data_free(train_data *d) {
     for (int k = 0; k < TRAIN_MAX_DATA; k++) {
-        tuna_pretok_free(&d->parts[k]);
-        tuna_pretok_free(&d->vparts[k]);
+        tuna_pretok_free(d->parts[k]);
+        tuna_pretok_free(d->vparts[k]);
     }
-    tuna_pretok_free(&d->data);
-    tuna_pretok_free(&d->val);
+    tuna_pretok_free(d->data);
+    tuna_pretok_free(d->val);
     tuna_model_free(d->m);
     tuna_tokenizer_free(d->tok);
     free(d->ref_train);

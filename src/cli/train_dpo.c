@@ -81,9 +81,9 @@ static void report_load(const char *path, const tuna_pref_stats *s, int max_len,
 }
 
 /* the preference file (and --val FILE or a hash-based --val-split share of
- * it) as pairs into train and val (val->n 0: no validation) */
-static tuna_status load_pairs(const train_opts *o, tuna_tokenizer *tok, const tuna_template *tmpl, tuna_pretok *train,
-                              tuna_pretok *val) {
+ * it) as pairs into new *train and *val (*val empty: no validation) */
+static tuna_status load_pairs(const train_opts *o, tuna_tokenizer *tok, const tuna_template *tmpl, tuna_pretok **train,
+                              tuna_pretok **val) {
     int max_len = o->a.seq_len;
     tuna_pref_options po = {0};
     po.max_len = max_len;
@@ -95,11 +95,12 @@ static tuna_status load_pairs(const train_opts *o, tuna_tokenizer *tok, const tu
     tuna_status st = tuna_dataset_load_preferences(o->data_path, tok, tmpl, &po, train, val, &s);
     if (st != TUNA_OK) return st;
     if (!o->quiet) report_load(o->data_path, &s, max_len, o->max_prompt_len);
-    if (o->val_split > 0 && !o->val_path && val->n == 0)
+    if (o->val_split > 0 && !o->val_path && tuna_pretok_count(*val) == 0)
         return core_fail(TUNA_ERR_ARG, "%s: --val-split %g left no validation pairs (%ld pairs in all)", o->data_path,
                          o->val_split, s.pairs);
     if (!o->val_path) return TUNA_OK;
-    tuna_pretok_free(val);
+    tuna_pretok_free(*val);
+    *val = NULL;
     po.val_fraction = 0;
     st = tuna_dataset_load_preferences(o->val_path, tok, tmpl, &po, val, NULL, &s);
     if (st == TUNA_OK && !o->quiet) report_load(o->val_path, &s, max_len, o->max_prompt_len);
@@ -145,12 +146,13 @@ static float dpo_default_lr(const train_opts *o) { return o->is_full ? 1e-6f : 5
  * sequence's counted tokens under m, as it is now (minus the row loss sums) */
 static tuna_status reference_logps(tuna_model *m, const tuna_pretok *train, const tuna_pretok *val, int rows, double *ref_train,
                                    double *ref_val) {
-    int64_t *tokens = malloc((size_t)(train->n > val->n ? train->n : val->n) * sizeof *tokens + 1);
+    int64_t nt = tuna_pretok_count(train), nv = tuna_pretok_count(val);
+    int64_t *tokens = malloc((size_t)(nt > nv ? nt : nv) * sizeof *tokens + 1);
     if (!tokens) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     tuna_status st = tuna_eval_losses(m, train, rows, ref_train, tokens, NULL, NULL);
-    if (st == TUNA_OK && val->n) st = tuna_eval_losses(m, val, rows, ref_val, tokens, NULL, NULL);
-    for (int64_t i = 0; st == TUNA_OK && i < train->n; i++) ref_train[i] = -ref_train[i];
-    for (int64_t i = 0; st == TUNA_OK && i < val->n; i++) ref_val[i] = -ref_val[i];
+    if (st == TUNA_OK && nv) st = tuna_eval_losses(m, val, rows, ref_val, tokens, NULL, NULL);
+    for (int64_t i = 0; st == TUNA_OK && i < nt; i++) ref_train[i] = -ref_train[i];
+    for (int64_t i = 0; st == TUNA_OK && i < nv; i++) ref_val[i] = -ref_val[i];
     free(tokens);
     return st;
 }
@@ -166,29 +168,29 @@ static tuna_status dpo_load_data(train_opts *o, train_data *d) {
     if (st == TUNA_OK) st = load_pairs(o, d->tok, tmpl, &d->parts[0], &d->vparts[0]);
     tuna_template_free(tmpl);
     free(tsrc);
-    if (st == TUNA_OK && d->vparts[0].n > 0) d->n_val = 1;
+    if (st == TUNA_OK && tuna_pretok_count(d->vparts[0]) > 0) d->n_val = 1;
     /* the --val-split share was taken per record above (and train_args.json
      * records val_split 0 for it) */
     o->val_split = 0;
     if (st != TUNA_OK) return st;
-    d->ref_train = malloc((size_t)d->parts[0].n * sizeof(double));
-    d->ref_val = malloc((size_t)(d->vparts[0].n + 1) * sizeof(double));
+    d->ref_train = malloc((size_t)tuna_pretok_count(d->parts[0]) * sizeof(double));
+    d->ref_val = malloc((size_t)(tuna_pretok_count(d->vparts[0]) + 1) * sizeof(double));
     return d->ref_train && d->ref_val ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
 }
 
 /* the pairs' tokens inside m's vocabulary */
 static tuna_status check_pairs(const train_opts *o, const train_data *d, tuna_model *m) {
     int V = tuna_model_config(m)->V;
-    tuna_status st = train_check_vocab(&d->parts[0], V, o->data_path);
-    return st == TUNA_OK ? train_check_vocab(&d->vparts[0], V, o->val_path ? o->val_path : o->data_path) : st;
+    tuna_status st = train_check_vocab(d->parts[0], V, o->data_path);
+    return st == TUNA_OK ? train_check_vocab(d->vparts[0], V, o->val_path ? o->val_path : o->data_path) : st;
 }
 
 /* the reference's log-probabilities under m ("reference: WHO (...)" unless quiet) */
 static tuna_status reference_pass(const train_opts *o, train_data *d, tuna_model *m, const char *who) {
     if (!o->quiet)
         fprintf(stderr, "reference: %s (log-probabilities of %lld sequences, computed once)\n", who,
-                (long long)(d->parts[0].n + d->vparts[0].n));
-    tuna_status st = reference_logps(m, &d->parts[0], &d->vparts[0], 2 * o->a.micro_batch, d->ref_train, d->ref_val);
+                (long long)(tuna_pretok_count(d->parts[0]) + tuna_pretok_count(d->vparts[0])));
+    tuna_status st = reference_logps(m, d->parts[0], d->vparts[0], 2 * o->a.micro_batch, d->ref_train, d->ref_val);
     if (st == TUNA_OK || m == d->m) train_model_fingerprint(m, d->ref_fp);
     return st;
 }
@@ -225,8 +227,8 @@ static void dpo_args_json(json_t *ja, const train_opts *o, const train_data *d) 
     json_object_set_new(ja, "label_smoothing", json_real(o->dargs.label_smoothing));
     json_object_set_new(ja, "ref_model", json_string(o->ref_model ? o->ref_model : o->model_dir));
     json_object_set_new(ja, "max_prompt_len", json_integer(o->max_prompt_len));
-    json_object_set_new(ja, "train_pairs", json_integer(d->data.n / 2));
-    json_object_set_new(ja, "val_pairs", json_integer(d->val.n / 2));
+    json_object_set_new(ja, "train_pairs", json_integer(tuna_pretok_count(d->data) / 2));
+    json_object_set_new(ja, "val_pairs", json_integer(tuna_pretok_count(d->val) / 2));
 }
 
 const train_mode train_mode_dpo = {

@@ -59,11 +59,11 @@ static void fmt_time(char *buf, size_t n, double s) {
 
 static tuna_status general_eval(tuna_trainer *tr, tuna_tokenizer *tok, const char *path, int seq_len, double *loss,
                                 int64_t *tokens) {
-    tuna_pretok g;
+    tuna_pretok *g = NULL;
     tuna_status st = tuna_text_chunks(tok, path, seq_len, &g);
     if (st != TUNA_OK) return st;
-    st = tuna_trainer_eval(tr, &g, loss, tokens);
-    tuna_pretok_free(&g);
+    st = tuna_trainer_eval(tr, g, loss, tokens);
+    tuna_pretok_free(g);
     return st;
 }
 
@@ -133,7 +133,7 @@ static void print_step(const train_loop *L, const tuna_step_info *info) {
  * preference statistics of a pairs mode. */
 static tuna_status eval_loss(train_loop *L, int step, double *vl, tuna_dpo_stats *es, json_t *ev) {
     int64_t vt = 0;
-    const tuna_pretok *val = &L->d->val;
+    const tuna_pretok *val = L->d->val;
     tuna_status st = L->o->mode->pairs ? tuna_trainer_eval_dpo(L->tr, val, L->d->ref_val, es)
                                        : tuna_trainer_eval(L->tr, val, vl, &vt);
     if (L->o->mode->pairs) *vl = es->loss;
@@ -147,7 +147,7 @@ static tuna_status eval_loss(train_loop *L, int step, double *vl, tuna_dpo_stats
     json_object_set_new(ev, "step", json_integer(step));
     json_object_set_new(ev, "eval_loss", cli_json_num(*vl));
     if (L->o->mode->pairs) {
-        json_object_set_new(ev, "eval_pairs", json_integer(val->n / 2));
+        json_object_set_new(ev, "eval_pairs", json_integer(tuna_pretok_count(val) / 2));
         cli_metrics_dpo(ev, "eval_", es);
     } else json_object_set_new(ev, "eval_tokens", json_integer(vt));
     return TUNA_OK;
@@ -157,18 +157,20 @@ static tuna_status eval_loss(train_loop *L, int step, double *vl, tuna_dpo_stats
  * into ev (eval_loss/FILE) and per_task (" [FILE loss, ...]"). */
 static tuna_status eval_tasks(train_loop *L, json_t *ev, char *per_task, size_t n) {
     const train_opts *o = L->o;
-    const tuna_pretok *val = &L->d->val;
+    const tuna_pretok *val = L->d->val;
     tuna_status st = TUNA_OK;
-    for (int k = 0; val->n_tasks > 1 && k < val->n_tasks && st == TUNA_OK; k++) {
-        /* a view of task k's sequences (offsets index the shared token arrays) */
-        tuna_pretok view = *val;
-        view.n = val->task_off[k + 1] - val->task_off[k];
-        view.off = val->off + val->task_off[k];
-        view.n_tasks = 0;
-        if (view.n == 0) continue; /* a --val-split share with no sequence: nothing to report */
+    int tasks = tuna_pretok_tasks(val);
+    for (int k = 0; tasks > 1 && k < tasks && st == TUNA_OK; k++) {
+        int64_t first, count;
+        tuna_pretok_task(val, k, &first, &count);
+        if (count == 0) continue; /* a --val-split share with no sequence: nothing to report */
+        tuna_pretok *view = NULL; /* task k's sequences, sharing val's tokens */
         double tl;
         int64_t tt;
-        st = tuna_trainer_eval(L->tr, &view, &tl, &tt);
+        st = tuna_pretok_view(val, first, count, &view);
+        if (st == TUNA_OK) st = tuna_trainer_eval(L->tr, view, &tl, &tt);
+        tuna_pretok_free(view);
+        if (st != TUNA_OK) break;
         /* named by the --val file, or by the --data file it was split from */
         const char *base = o->val_path ? o->val_paths[k] : o->data_paths[k];
         cli_json_set_named(ev, "eval_loss/", base, cli_json_num(tl));
@@ -224,7 +226,7 @@ static tuna_status run_steps(train_loop *L) {
     const train_opts *o = L->o;
     tuna_step_info info = {0};
     tuna_status st = TUNA_OK;
-    int have_val = L->d->val.n > 0, stop = 0;
+    int have_val = tuna_pretok_count(L->d->val) > 0, stop = 0;
     for (int s = tuna_trainer_step_count(L->tr); s < L->total && !stop; s++) {
         st = agree_stop();
         if (st != TUNA_OK || stop_requested) break;
@@ -267,20 +269,28 @@ static tuna_status general_after(train_loop *L) {
 
 /* with several --data files: the share of sequences each actually gave,
  * against its target (the weights, else the files' sizes) */
+/* sequences in task k of p */
+static int64_t task_size(const tuna_pretok *p, int k) {
+    int64_t first, count;
+    tuna_pretok_task(p, k, &first, &count);
+    return count;
+}
+
 static void report_mixture(train_loop *L) {
     const train_opts *o = L->o;
-    const tuna_pretok *data = &L->d->data;
+    const tuna_pretok *data = L->d->data;
+    int tasks = tuna_pretok_tasks(data);
     int64_t counts[TRAIN_MAX_DATA], sum = 0;
     double wsum = 0;
     tuna_trainer_task_counts(L->tr, counts);
-    for (int k = 0; k < data->n_tasks; k++) {
+    for (int k = 0; k < tasks; k++) {
         sum += counts[k];
-        wsum += o->any_weight ? o->data_w[k] : (double)(data->task_off[k + 1] - data->task_off[k]);
+        wsum += o->any_weight ? o->data_w[k] : (double)task_size(data, k);
     }
     json_t *mix = json_object();
     if (!o->quiet) fprintf(stderr, "mixture (actual vs target share of sequences):");
-    for (int k = 0; k < data->n_tasks; k++) {
-        double target = (o->any_weight ? o->data_w[k] : (double)(data->task_off[k + 1] - data->task_off[k])) / wsum;
+    for (int k = 0; k < tasks; k++) {
+        double target = (o->any_weight ? o->data_w[k] : (double)task_size(data, k)) / wsum;
         double actual = sum ? (double)counts[k] / sum : 0;
         cli_json_set_named(mix, "", o->data_paths[k], json_pack("{s:o,s:o,s:I}", "target", cli_json_num(target), "actual",
                                                                 cli_json_num(actual), "sequences", (json_int_t)counts[k]));
@@ -310,7 +320,7 @@ static int finish(train_loop *L, tuna_status st) {
         return 1;
     }
     if (o->general && L->writer && (st = general_after(L)) != TUNA_OK) return cli_status_error(st);
-    if (L->d->data.n_tasks > 1) report_mixture(L);
+    if (tuna_pretok_tasks(L->d->data) > 1) report_mixture(L);
     if (!o->quiet)
         fprintf(stderr, "done after %d steps: %s/%s\n", tuna_trainer_step_count(L->tr), o->out_dir,
                 tuna_peft_get(L->d->m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors");
@@ -361,7 +371,7 @@ int train_run(train_opts *o, train_data *d, tuna_trainer *tr, int in_place) {
     L.log_every = L.total / 20 > 0 ? L.total / 20 : 1;
     L.best = INFINITY;
     L.gen_before = NAN;
-    train_progress_init(&L.pg, &d->val);
+    train_progress_init(&L.pg, d->val);
     int rc = run(&L);
     close_output(&L);
     return rc;

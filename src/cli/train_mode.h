@@ -16,10 +16,10 @@
 typedef struct train_data {
     tuna_model *m;
     tuna_tokenizer *tok;                   /* NULL: pre-tokenized data only */
-    tuna_pretok parts[TRAIN_MAX_DATA];     /* per --data file */
-    tuna_pretok vparts[TRAIN_MAX_DATA];    /* per --val file, or per --data file's --val-split share */
+    tuna_pretok *parts[TRAIN_MAX_DATA];    /* per --data file */
+    tuna_pretok *vparts[TRAIN_MAX_DATA];   /* per --val file, or per --data file's --val-split share */
     int n_val;                             /* vparts in use */
-    tuna_pretok data, val;                 /* what the trainer takes: the parts joined */
+    tuna_pretok *data, *val;               /* what the trainer takes: the parts joined (val: empty when none) */
     double *ref_train, *ref_val;           /* preference pairs: reference log-probabilities per sequence */
     char ref_fp[17];                       /* preference pairs: the reference model's fingerprint */
 } train_data;

@@ -324,9 +324,9 @@ json_t *train_opts_json(const train_opts *o, const train_data *d, int total) {
     json_object_set_new(ja, "method", json_string(o->method));
     adapter_json(ja, o, d->m);
     trainer_json(ja, o, total);
-    json_object_set_new(ja, "train_sequences", json_integer(d->data.n));
+    json_object_set_new(ja, "train_sequences", json_integer(tuna_pretok_count(d->data)));
     if (o->mode->args_json) o->mode->args_json(ja, o, d);
-    json_object_set_new(ja, "val_sequences", json_integer(d->val.n));
+    json_object_set_new(ja, "val_sequences", json_integer(tuna_pretok_count(d->val)));
     json_object_set_new(ja, "parameters", json_integer(tuna_model_param_count(d->m)));
     json_object_set_new(ja, "ranks", json_integer(tuna_dist_size()));
     return ja;

@@ -27,7 +27,7 @@ void train_progress_init(train_progress *p, const tuna_pretok *val) {
     p->bad_evals = 0;
     p->saved_best = 0;
     p->val[0] = 0;
-    if (val->n > 0) hex64(resume_data_fingerprint(val), p->val);
+    if (tuna_pretok_count(val) > 0) hex64(resume_data_fingerprint(val), p->val);
 }
 
 void train_progress_json(const train_progress *p, char *buf, size_t n) {

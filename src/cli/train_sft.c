@@ -145,7 +145,7 @@ static void report_file(const char *fp, const tuna_dataset_stats *ds, int seq_le
 
 /* one file of any record format into p, through the token cache */
 static tuna_status load_file(train_opts *o, train_data *d, const tuna_template *tmpl, const char *tsrc, const char *fp,
-                             tuna_pretok *p) {
+                             tuna_pretok **p) {
     tuna_dataset_stats ds;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -178,7 +178,7 @@ static tuna_status load_records(train_opts *o, train_data *d) {
     tuna_template_free(tmpl);
     free(tsrc);
     for (int k = 0; st == TUNA_OK && k < o->n_data + o->n_val; k++)
-        st = train_check_vocab(k < o->n_data ? &d->parts[k] : &d->vparts[k - o->n_data], V,
+        st = train_check_vocab(k < o->n_data ? d->parts[k] : d->vparts[k - o->n_data], V,
                                k < o->n_data ? o->data_paths[k] : o->val_paths[k - o->n_data]);
     return st;
 }

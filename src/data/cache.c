@@ -144,7 +144,9 @@ static const char *entry_damage(const unsigned char *map, size_t size, uint64_t 
     return ok ? NULL : "offsets";
 }
 
-tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok *out, cache_blob *extra) {
+tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok **out_p, cache_blob *extra) {
+    *out_p = NULL;
+    tuna_pretok entry, *out = &entry;
     memset(out, 0, sizeof *out);
     memset(extra, 0, sizeof *extra);
     char path[PATH_MAX];
@@ -169,12 +171,14 @@ tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok *out, ca
     }
     out->map = map;
     out->map_size = size;
+    tuna_status st = pretok_take(out, out_p);
+    if (st != TUNA_OK) return st;
     extra->p = map + size - extra_bytes;
     extra->n = (size_t)extra_bytes;
     return TUNA_OK;
 }
 
-tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok *out) {
+tuna_status tuna_cache_load(const char *dir, uint64_t key, tuna_pretok **out) {
     cache_blob extra;
     return cache_load_entry(dir, key, out, &extra);
 }

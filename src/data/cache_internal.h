@@ -6,13 +6,15 @@
 #ifndef TUNA_DATA_CACHE_INTERNAL_H
 #define TUNA_DATA_CACHE_INTERNAL_H
 #include <stdio.h>
+#include "data/pretok_internal.h"
 #include "data/reader_internal.h"
 #include "tuna.h"
 #include "tuna_data.h"
 
 /* Sequences back to back; with spool files set, ids and labels go to disk and
  * only the offsets stay in memory (bounded memory for files of any size).
- * Zero-initialise; off/ids/labels become a tuna_pretok's arrays. */
+ * Zero-initialise; off/ids/labels become a tuna_pretok's arrays
+ * (data/pretok_internal.h). */
 typedef struct {
     int64_t *off;
     int32_t *ids, *labels;
@@ -30,8 +32,8 @@ typedef struct {
     size_t n;
 } cache_blob;
 /* tuna_cache_load / tuna_cache_store with the extra bytes: on load, extra
- * points into the entry's mapping (valid until tuna_pretok_free(out)). */
-tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok *out, cache_blob *extra);
+ * points into the entry's mapping (valid until tuna_pretok_free(*out)). */
+tuna_status cache_load_entry(const char *dir, uint64_t key, tuna_pretok **out, cache_blob *extra);
 tuna_status cache_store_entry(const char *dir, uint64_t key, const tuna_pretok *p, cache_blob extra);
 /* Writes dir/<key>.tokens from offsets in memory and ids/labels spooled to
  * the two temporary files (rewound and copied), and extra, atomically. */

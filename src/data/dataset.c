@@ -438,7 +438,7 @@ static void set_stats(const tuna_pretok *p, tuna_tokenizer *tok, tuna_dataset_st
  * they came from (a hit checks what a read checks). *hit 0: no usable entry
  * (a damaged one is left in the cache note and rebuilt by the caller). */
 static tuna_status from_cache(const char *path, tuna_tokenizer *tok, const tuna_dataset_options *o, uint64_t key,
-                              tuna_pretok *out, tuna_dataset_stats *s, int *hit) {
+                              tuna_pretok **out, tuna_dataset_stats *s, int *hit) {
     *hit = 0;
     cache_blob extra;
     cache_meta m;
@@ -447,7 +447,8 @@ static tuna_status from_cache(const char *path, tuna_tokenizer *tok, const tuna_
     if (st == TUNA_OK && (st = cache_meta_decode(&m, extra.p, extra.n)) != TUNA_OK) {
         char msg[700];
         snprintf(msg, sizeof msg, "%s", tuna_last_error());
-        tuna_pretok_free(out);
+        tuna_pretok_free(*out);
+        *out = NULL;
         core_fail(st, "%s/%016llx.tokens: damaged cache entry (%s)", o->cache_dir, (unsigned long long)key, msg);
     }
     if (st != TUNA_OK) {
@@ -462,8 +463,11 @@ static tuna_status from_cache(const char *path, tuna_tokenizer *tok, const tuna_
         s->data = m.data;
         s->truncated = m.truncated;
         s->dropped = m.dropped;
-        set_stats(out, tok, s);
-    } else tuna_pretok_free(out);
+        set_stats(*out, tok, s);
+    } else {
+        tuna_pretok_free(*out);
+        *out = NULL;
+    }
     cache_meta_free(&m);
     return st;
 }
@@ -495,7 +499,7 @@ static tuna_status unspool(data_builder *b) {
 
 /* Spooled tokens into the cache and back as its mapping (*mapped 1); when the
  * cache cannot take them, a note and the tokens back in memory. */
-static tuna_status publish_spooled(data_builder *b, const char *dir, uint64_t key, cache_blob meta, tuna_pretok *out,
+static tuna_status publish_spooled(data_builder *b, const char *dir, uint64_t key, cache_blob meta, tuna_pretok **out,
                                    tuna_dataset_stats *s, int *mapped) {
     fflush(b->spool_ids);
     fflush(b->spool_labels);
@@ -573,8 +577,8 @@ static void builder_free(data_builder *b) {
 
 tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
                               const char *template_source, const char *tokenizer_dir,
-                              const tuna_dataset_options *o, tuna_pretok *out, tuna_dataset_stats *stats) {
-    memset(out, 0, sizeof *out);
+                              const tuna_dataset_options *o, tuna_pretok **out, tuna_dataset_stats *stats) {
+    *out = NULL;
     tuna_dataset_stats st_local;
     tuna_dataset_stats *s = stats ? stats : &st_local;
     memset(s, 0, sizeof *s);
@@ -618,17 +622,18 @@ tuna_status tuna_dataset_load(const char *path, tuna_tokenizer *tok, const tuna_
     if (st != TUNA_OK || mapped) {
         builder_free(&b);
         free(meta);
-        if (st == TUNA_OK) set_stats(out, tok, s);
+        if (st == TUNA_OK) set_stats(*out, tok, s);
         return st;
     }
-    out->n = b.n;
-    out->off = b.off;
-    out->ids = b.ids;
-    out->labels = b.labels;
-    out->max_len = b.max_len;
-    set_stats(out, tok, s);
+    tuna_pretok p = {.n = b.n, .off = b.off, .ids = b.ids, .labels = b.labels, .max_len = b.max_len};
+    st = pretok_take(&p, out);
+    if (st != TUNA_OK) {
+        free(meta);
+        return st;
+    }
+    set_stats(*out, tok, s);
     /* a failed cache write only costs time */
-    if (cache && !spooled && cache_store_entry(cache, key, out, (cache_blob){meta, meta_len}) != TUNA_OK) note_uncached(s);
+    if (cache && !spooled && cache_store_entry(cache, key, *out, (cache_blob){meta, meta_len}) != TUNA_OK) note_uncached(s);
     free(meta);
     return TUNA_OK;
 }

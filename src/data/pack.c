@@ -9,6 +9,7 @@
 
 #include "tuna.h"
 #include "core/error.h"
+#include "data/pretok_internal.h"
 
 typedef struct { int64_t idx, len; } item;
 
@@ -35,7 +36,9 @@ static int64_t tree_first(const maxtree *m, int64_t need) {
     return i - m->size;
 }
 
-tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *out) {
+tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok **out_p) {
+    *out_p = NULL;
+    tuna_pretok packed, *out = &packed;
     memset(out, 0, sizeof *out);
     if (seq_len < 2) return core_fail(TUNA_ERR_ARG, "pack: sequence length %d too short", seq_len);
     int64_t n = in->n;
@@ -88,6 +91,9 @@ tuna_status tuna_pretok_pack(const tuna_pretok *in, int seq_len, tuna_pretok *ou
         }
     }
     free(cursor); free(items); free(tree.t); free(row_of); free(row_fill);
-    if (st != TUNA_OK) tuna_pretok_free(out);
-    return st;
+    if (st != TUNA_OK) {
+        pretok_clear(out);
+        return st;
+    }
+    return pretok_take(out, out_p);
 }

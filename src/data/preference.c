@@ -152,21 +152,19 @@ static int add_pair_row(data_builder *b, int32_t *scratch, const int32_t *prompt
     return data_builder_add(b, ids, labels, np + nr);
 }
 
-static void builder_to_pretok(data_builder *b, tuna_pretok *p) {
-    memset(p, 0, sizeof *p);
-    p->n = b->n;
-    p->off = b->off;
-    p->ids = b->ids;
-    p->labels = b->labels;
-    p->max_len = b->max_len;
-    if (!p->off) p->off = calloc(1, sizeof *p->off);
+/* b's sequences as a new data set *out (b's arrays move into it) */
+static tuna_status builder_to_pretok(data_builder *b, tuna_pretok **out) {
+    tuna_pretok p = {.n = b->n, .off = b->off, .ids = b->ids, .labels = b->labels, .max_len = b->max_len};
+    memset(b, 0, sizeof *b);
+    if (!p.off) p.off = calloc(1, sizeof *p.off);
+    return pretok_take(&p, out);
 }
 
 tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
-                                          const tuna_pref_options *o, tuna_pretok *out, tuna_pretok *val_out,
+                                          const tuna_pref_options *o, tuna_pretok **out, tuna_pretok **val_out,
                                           tuna_pref_stats *stats) {
-    memset(out, 0, sizeof *out);
-    if (val_out) memset(val_out, 0, sizeof *val_out);
+    *out = NULL;
+    if (val_out) *val_out = NULL;
     tuna_pref_stats local;
     tuna_pref_stats *s = stats ? stats : &local;
     memset(s, 0, sizeof *s);
@@ -233,7 +231,12 @@ tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok,
         free(va.off); free(va.ids); free(va.labels);
         return st;
     }
-    builder_to_pretok(&tr, out);
-    if (val_out) builder_to_pretok(&va, val_out);
-    return TUNA_OK;
+    st = builder_to_pretok(&tr, out);
+    if (st == TUNA_OK && val_out) st = builder_to_pretok(&va, val_out);
+    free(va.off); free(va.ids); free(va.labels); /* no val_out, or moved (NULL) */
+    if (st != TUNA_OK) {
+        tuna_pretok_free(*out);
+        *out = NULL;
+    }
+    return st;
 }

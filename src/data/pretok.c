@@ -1,31 +1,19 @@
 /* pretok.c — reader for pre-tokenized JSONL ({"input_ids":[...],"labels":[...]}),
  * the format `tuna eval` and outside tools exchange. Each bad line is reported
- * as FILE:LINE with what is wrong; nothing is skipped silently. */
+ * as FILE:LINE with what is wrong; nothing is skipped silently. Also the
+ * data set operations on whole sets: concatenation into tasks (mixing) and
+ * dropping sequences with no counted token. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "io/input_file.h"
 #include "tuna.h"
 #include "core/json_error.h"
 #include "core/error.h"
-
-void tuna_pretok_free(tuna_pretok *p) {
-    if (!p) return;
-    if (p->map) {
-        munmap(p->map, p->map_size); /* off, ids, labels, pos point into it */
-    } else {
-        free(p->off);
-        free(p->ids);
-        free(p->labels);
-        free(p->pos);
-    }
-    free(p->task_off);
-    memset(p, 0, sizeof *p);
-}
+#include "data/pretok_internal.h"
 
 static int grow(void **buf, int64_t *cap, int64_t need, size_t elem) {
     if (need <= *cap) return 1;
@@ -38,8 +26,8 @@ static int grow(void **buf, int64_t *cap, int64_t need, size_t elem) {
     return 1;
 }
 
-tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size) {
-    memset(out, 0, sizeof *out);
+tuna_status tuna_pretok_load(tuna_pretok **out, const char *path, int vocab_size) {
+    *out = NULL;
     FILE *f;
     tuna_status st = input_file_open(path, 0, &f);
     if (st != TUNA_OK) return st;
@@ -110,34 +98,35 @@ tuna_status tuna_pretok_load(tuna_pretok *out, const char *path, int vocab_size)
     free(line);
     if (st == TUNA_OK && ferror(f)) st = core_fail(TUNA_ERR_IO, "%s: read error", path);
     fclose(f);
-    if (st != TUNA_OK) { tuna_pretok_free(&p); return st; }
-    *out = p;
-    return TUNA_OK;
+    if (st != TUNA_OK) { pretok_clear(&p); return st; }
+    return pretok_take(&p, out);
 }
 
-tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out) {
-    memset(out, 0, sizeof *out);
+tuna_status tuna_pretok_concat(const tuna_pretok *const *parts, int n, tuna_pretok **out_p) {
+    *out_p = NULL;
     int64_t seqs = 0, toks = 0;
-    int packed = n > 0 && parts[0].pos;
+    int packed = n > 0 && parts[0]->pos;
     for (int i = 0; i < n; i++) {
-        if (!parts[i].pos != !packed) return core_fail(TUNA_ERR_ARG, "concat: packed and unpacked data sets mixed");
-        seqs += parts[i].n;
-        toks += parts[i].off[parts[i].n];
+        if (!parts[i]->pos != !packed) return core_fail(TUNA_ERR_ARG, "concat: packed and unpacked data sets mixed");
+        seqs += parts[i]->n;
+        toks += parts[i]->off[parts[i]->n];
     }
+    tuna_pretok all, *out = &all;
+    memset(out, 0, sizeof *out);
     out->off = malloc((size_t)(seqs + 1) * sizeof(int64_t));
     out->ids = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
     out->labels = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
     out->task_off = malloc((size_t)(n + 1) * sizeof(int64_t));
     if (packed) out->pos = malloc((size_t)(toks ? toks : 1) * sizeof(int32_t));
     if (!out->off || !out->ids || !out->labels || !out->task_off || (packed && !out->pos)) {
-        tuna_pretok_free(out);
+        pretok_clear(out);
         return core_fail(TUNA_ERR_NOMEM, "out of memory concatenating data");
     }
     out->off[0] = 0;
     out->task_off[0] = 0;
     out->n_tasks = n;
     for (int i = 0; i < n; i++) {
-        const tuna_pretok *p = &parts[i];
+        const tuna_pretok *p = parts[i];
         int64_t base = out->off[out->n];
         memcpy(out->ids + base, p->ids, (size_t)p->off[p->n] * sizeof(int32_t));
         memcpy(out->labels + base, p->labels, (size_t)p->off[p->n] * sizeof(int32_t));
@@ -147,7 +136,7 @@ tuna_status tuna_pretok_concat(const tuna_pretok *parts, int n, tuna_pretok *out
         out->task_off[i + 1] = out->n;
         if (p->max_len > out->max_len) out->max_len = p->max_len;
     }
-    return TUNA_OK;
+    return pretok_take(out, out_p);
 }
 
 int64_t tuna_pretok_drop_uncounted(tuna_pretok *p) {
@@ -178,7 +167,7 @@ int64_t tuna_pretok_drop_uncounted(tuna_pretok *p) {
         if (len > q.max_len) q.max_len = (int)len;
     }
     int64_t removed = p->n - q.n;
-    tuna_pretok_free(p);
+    pretok_clear(p);
     *p = q;
     return removed;
 }

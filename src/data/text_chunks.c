@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/pretok_internal.h"
 #include "io/input_file.h"
 #include "io/input_kind.h"
 #include "tuna.h"
@@ -54,7 +55,9 @@ static tuna_status add_doc(tuna_tokenizer *tok, id_buf *b, const char *text, siz
     return ok ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory tokenizing %s", where);
 }
 
-tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len, tuna_pretok *out) {
+tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len, tuna_pretok **out_p) {
+    *out_p = NULL;
+    tuna_pretok chunks, *out = &chunks;
     memset(out, 0, sizeof *out);
     if (seq_len < 2) return core_fail(TUNA_ERR_ARG, "sequence length %d too short", seq_len);
     FILE *f;
@@ -102,11 +105,11 @@ tuna_status tuna_text_chunks(tuna_tokenizer *tok, const char *path, int seq_len,
     out->n = nseq;
     out->off = malloc((size_t)(nseq + 1) * sizeof(int64_t));
     out->labels = malloc((size_t)b.n * sizeof(int32_t));
-    if (!out->off || !out->labels) { free(b.ids); tuna_pretok_free(out); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    if (!out->off || !out->labels) { free(b.ids); pretok_clear(out); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
     for (int64_t i = 0; i <= nseq; i++) out->off[i] = i * seq_len < b.n ? i * seq_len : b.n;
     out->off[nseq] = nseq * seq_len < b.n ? nseq * seq_len : b.n;
     out->ids = b.ids;
     memcpy(out->labels, b.ids, (size_t)out->off[nseq] * sizeof(int32_t));
     out->max_len = seq_len < out->off[nseq] ? seq_len : (int)out->off[nseq];
-    return TUNA_OK;
+    return pretok_take(out, out_p);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/pretok_internal.h"
 #include "tuna_dataset.h"
 #include "tuna_eval.h"
 #include "tuna_peft.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data/data_io.h"
+#include "data/pretok_internal.h"
 #include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "resume_check.h"

@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/mix.h"
 #include "core/rng.h"
+#include "data/pretok_internal.h"
 #include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "train/resume_check.h"
