@@ -184,18 +184,10 @@ static const char *spm_layout(const json_t *root, const json_t *voc, int *prefix
     return NULL;
 }
 
-/* tokenizer.json -> tokens by id (padded to V with [PADi], as the converter
- * does), token types (1 normal, 2 unknown, 3 control = special added,
- * 4 user-defined, 5 unused padding, 6 byte <0xNN>), merges "a b"; for a
- * SentencePiece-style one also the scores llama.cpp's SPM tokenizer ranks
- * merges by (see below) */
-static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) return core_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
-    tuna_status st = TUNA_OK;
+/* The model type and pre-tokenizer: a BPE vocabulary, SentencePiece-style
+ * with a layout llama.cpp reproduces, or byte-level with a pre-tokenizer
+ * llama.cpp knows by name (*pre) */
+static tuna_status vocab_kind(const json_t *root, const char *path, vocab *v, const char **pre) {
     json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab"), *mg = json_object_get(model, "merges");
     const char *mt = json_string_value(json_object_get(model, "type"));
     if (!mt && json_is_array(mg)) mt = "BPE"; /* older files (GPT-2's own) leave the type out */
@@ -204,160 +196,221 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     *pre = v->spm ? "default" : pre_name(json_object_get(root, "pre_tokenizer"));
     const char *why = v->spm && json_is_object(voc) ? spm_layout(root, voc, &v->add_prefix) : NULL;
     if (!mt || strcmp(mt, "BPE") || !json_is_object(voc))
-        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles BPE vocabularies (byte-level: GPT-2, Llama 3, Qwen2, SmolLM style; "
-                                             "SentencePiece-style with byte fallback: Llama 2, Mistral, Phi-3); this one is %s: "
-                                             "export --format hf and convert with llama.cpp's converter", path, mt ? mt : "?");
-    else if (why)
-        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: a SentencePiece-style tokenizer with %s: llama.cpp's SPM tokenizer would not encode as it does",
-                       path, why);
-    else if (!*pre)
-        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles BPE vocabularies (byte-level: GPT-2, Llama 3, Qwen2, SmolLM style; "
+                                               "SentencePiece-style with byte fallback: Llama 2, Mistral, Phi-3); this one is %s: "
+                                               "export --format hf and convert with llama.cpp's converter", path, mt ? mt : "?");
+    if (why)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: a SentencePiece-style tokenizer with %s: llama.cpp's SPM tokenizer would not encode as it does",
+                         path, why);
+    if (!*pre)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
+    return TUNA_OK;
+}
+
+/* ids 0..n-1: V, or more when the vocabulary or an added token has a larger id */
+static int vocab_ids(const json_t *voc, const json_t *added, int V) {
     int n = V;
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)voc, k, val) if (json_integer_value(val) + 1 > n) n = (int)json_integer_value(val) + 1;
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        json_int_t id = json_integer_value(json_object_get(json_array_get(added, i), "id"));
+        if (id + 1 > n) n = (int)id + 1;
+    }
+    return n;
+}
+
+/* the model's vocabulary: type 1, or 6 for a SentencePiece byte token;
+ * returns how many distinct byte tokens <0x00>..<0xFF> it has */
+static int model_tokens(const json_t *voc, vocab *v) {
+    int bytes = 0;
+    unsigned char seen_byte[256] = {0};
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)voc, k, val) {
+        json_int_t id = json_integer_value(val);
+        if (id < 0 || id >= v->n_tokens || v->tokens[id]) continue;
+        v->tokens[id] = strdup(k);
+        v->types[id] = 1;
+        int b = v->spm ? byte_token(k) : -1;
+        if (b >= 0) {
+            v->types[id] = 6;
+            bytes += !seen_byte[b];
+            seen_byte[b] = 1;
+        }
+    }
+    return bytes;
+}
+
+/* added tokens replace the vocabulary's text: 3 special, 4 user-defined */
+static void added_tokens(const json_t *added, vocab *v) {
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        const json_t *a = json_array_get(added, i);
+        json_int_t id = json_integer_value(json_object_get(a, "id"));
+        const char *c = json_string_value(json_object_get(a, "content"));
+        if (id < 0 || id >= v->n_tokens || !c) continue;
+        free(v->tokens[id]);
+        v->tokens[id] = strdup(c);
+        v->types[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+    }
+}
+
+/* the unknown token's id, and ids no token has as [PADi] (type 5) */
+static void unk_and_padding(const json_t *model, const json_t *voc, vocab *v) {
+    int n = v->n_tokens;
+    const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    json_t *uid = unk ? json_object_get(voc, unk) : NULL;
+    if (json_is_integer(uid) && json_integer_value(uid) >= 0 && json_integer_value(uid) < n) {
+        v->unk = (int32_t)json_integer_value(uid);
+        if (v->spm) v->types[v->unk] = 2; /* as SentencePiece marks it */
+    }
+    for (int i = 0; i < n; i++)
+        if (!v->tokens[i]) {
+            char pad[32];
+            snprintf(pad, sizeof pad, "[PAD%d]", i);
+            v->tokens[i] = strdup(pad);
+            v->types[i] = 5;
+        }
+}
+
+/* every id has its text, no more ids than embedding rows, and no text twice
+ * (llama.cpp refuses a vocabulary with two ids of one text) */
+static tuna_status vocab_check(const vocab *v, const char *path, int V) {
+    int n = v->n_tokens;
+    for (int i = 0; i < n; i++)
+        if (!v->tokens[i]) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (n > V) return core_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
+    json_t *seen = json_object();
+    tuna_status st = TUNA_OK;
+    for (int i = 0; st == TUNA_OK && i < n; i++) {
+        if (!seen) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+        else if (json_object_get(seen, v->tokens[i]))
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: ids %d and %d are both \"%s\": llama.cpp refuses duplicate tokens", path,
+                           (int)json_integer_value(json_object_get(seen, v->tokens[i])), i, v->tokens[i]);
+        else json_object_set_new(seen, v->tokens[i], json_integer(i));
+    }
+    json_decref(seen);
+    return st;
+}
+
+/* tokens by id (padded to V with [PADi], as the converter does) and their
+ * types (1 normal, 2 unknown, 3 control = special added, 4 user-defined,
+ * 5 unused padding, 6 byte <0xNN>) */
+static tuna_status vocab_tokens(const json_t *root, const char *path, int V, vocab *v) {
+    const json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab");
     const json_t *added = json_object_get(root, "added_tokens");
-    if (st == TUNA_OK) {
-        const char *k;
-        json_t *val;
-        json_object_foreach((json_t *)voc, k, val) if (json_integer_value(val) + 1 > n) n = (int)json_integer_value(val) + 1;
-        for (size_t i = 0; i < json_array_size(added); i++) {
-            json_int_t id = json_integer_value(json_object_get(json_array_get(added, i), "id"));
-            if (id + 1 > n) n = (int)id + 1;
+    int n = vocab_ids(voc, added, V);
+    v->tokens = calloc((size_t)n, sizeof *v->tokens);
+    v->types = calloc((size_t)n, sizeof *v->types);
+    v->n_tokens = n;
+    if (!v->tokens || !v->types) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    int bytes = model_tokens(voc, v);
+    if (v->spm && bytes != 256)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: byte fallback with %d of the 256 byte tokens <0x00>..<0xFF>: llama.cpp needs all", path, bytes);
+    added_tokens(added, v);
+    unk_and_padding(model, voc, v);
+    return vocab_check(v, path, V);
+}
+
+/* merges as "a b" (tokenizer.json has them as "a b" or [a, b]) */
+static tuna_status vocab_merges(const json_t *mg, const char *path, vocab *v) {
+    v->merges = calloc(json_array_size(mg) + 1, sizeof *v->merges);
+    if (!v->merges) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < json_array_size(mg); i++) {
+        const json_t *e = json_array_get(mg, i);
+        char *s = NULL;
+        if (json_is_string(e)) s = strdup(json_string_value(e));
+        else if (json_is_array(e) && json_array_size(e) == 2) {
+            const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
+            if (a && b && (s = malloc(strlen(a) + strlen(b) + 2))) sprintf(s, "%s %s", a, b);
         }
-        v->tokens = calloc((size_t)n, sizeof *v->tokens);
-        v->types = calloc((size_t)n, sizeof *v->types);
-        v->n_tokens = n;
-        if (!v->tokens || !v->types) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        int bytes = 0;
-        unsigned char seen_byte[256] = {0};
-        json_object_foreach((json_t *)voc, k, val) {
-            json_int_t id = json_integer_value(val);
-            if (st == TUNA_OK && id >= 0 && id < n && !v->tokens[id]) {
-                v->tokens[id] = strdup(k);
-                v->types[id] = 1;
-                int b = v->spm ? byte_token(k) : -1;
-                if (b >= 0) {
-                    v->types[id] = 6;
-                    bytes += !seen_byte[b];
-                    seen_byte[b] = 1;
-                }
-            }
-        }
-        if (st == TUNA_OK && v->spm && bytes != 256)
-            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: byte fallback with %d of the 256 byte tokens <0x00>..<0xFF>: llama.cpp needs all", path, bytes);
-        for (size_t i = 0; st == TUNA_OK && i < json_array_size(added); i++) {
-            const json_t *a = json_array_get(added, i);
-            json_int_t id = json_integer_value(json_object_get(a, "id"));
-            const char *c = json_string_value(json_object_get(a, "content"));
-            if (id < 0 || id >= n || !c) continue;
-            free(v->tokens[id]);
-            v->tokens[id] = strdup(c);
-            v->types[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
-        }
-        const char *unk = json_string_value(json_object_get(model, "unk_token"));
-        json_t *uid = unk ? json_object_get(voc, unk) : NULL;
-        if (st == TUNA_OK && json_is_integer(uid) && json_integer_value(uid) >= 0 && json_integer_value(uid) < n) {
-            v->unk = (int32_t)json_integer_value(uid);
-            if (v->spm) v->types[v->unk] = 2; /* as SentencePiece marks it */
-        }
-        for (int i = 0; st == TUNA_OK && i < n; i++)
-            if (!v->tokens[i]) {
-                char pad[32];
-                snprintf(pad, sizeof pad, "[PAD%d]", i);
-                v->tokens[i] = strdup(pad);
-                v->types[i] = 5;
-            }
-        for (int i = 0; st == TUNA_OK && i < n; i++)
-            if (!v->tokens[i]) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        if (st == TUNA_OK && n > V)
-            st = core_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
-        /* llama.cpp refuses a vocabulary with two ids of one text */
-        json_t *seen = json_object();
-        for (int i = 0; st == TUNA_OK && i < n; i++) {
-            if (!seen) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-            else if (json_object_get(seen, v->tokens[i]))
-                st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: ids %d and %d are both \"%s\": llama.cpp refuses duplicate tokens", path,
-                               (int)json_integer_value(json_object_get(seen, v->tokens[i])), i, v->tokens[i]);
-            else json_object_set_new(seen, v->tokens[i], json_integer(i));
-        }
-        json_decref(seen);
+        if (!s) return core_fail(TUNA_ERR_FORMAT, "%s: merge %zu is not \"a b\" or [a, b]", path, i);
+        v->merges[v->n_merges++] = s;
     }
-    if (st == TUNA_OK) {
-        v->merges = calloc(json_array_size(mg) + 1, sizeof *v->merges);
-        if (!v->merges) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        for (size_t i = 0; st == TUNA_OK && i < json_array_size(mg); i++) {
-            const json_t *e = json_array_get(mg, i);
-            char *s = NULL;
-            if (json_is_string(e)) s = strdup(json_string_value(e));
-            else if (json_is_array(e) && json_array_size(e) == 2) {
-                const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
-                if (a && b && (s = malloc(strlen(a) + strlen(b) + 2))) sprintf(s, "%s %s", a, b);
-            }
-            if (!s) st = core_fail(TUNA_ERR_FORMAT, "%s: merge %zu is not \"a b\" or [a, b]", path, i);
-            else v->merges[v->n_merges++] = s;
+    return TUNA_OK;
+}
+
+/* llama.cpp's SPM tokenizer merges, again and again, the adjacent pair whose
+ * joined text is the token of highest score (leftmost on ties); HF's BPE
+ * merges the pair of lowest rank. A token's score is minus the rank of the
+ * first merge that makes it, so both pick the same pair (every merge of these
+ * files is a split of a token into two tokens, and every such split is a
+ * merge). Tokens no merge makes (single characters) rank below all of them,
+ * byte tokens and the unknown token score 0 as SentencePiece gives them,
+ * added tokens and padding -1000 as llama.cpp's converter writes them. */
+static tuna_status vocab_scores(const json_t *voc, vocab *v) {
+    int n = v->n_tokens;
+    v->scores = malloc((size_t)n * sizeof *v->scores);
+    if (!v->scores) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        v->scores[i] = v->types[i] == 1 ? -(float)(v->n_merges + i) : v->types[i] == 6 || v->types[i] == 2 ? 0.0f : -1000.0f;
+    unsigned char *done = calloc((size_t)n, 1);
+    if (!done) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    char buf[1024];
+    for (int i = 0; i < v->n_merges; i++) {
+        const char *sp = strchr(v->merges[i], ' ');
+        size_t la = sp ? (size_t)(sp - v->merges[i]) : 0, lb = sp ? strlen(sp + 1) : 0;
+        if (!sp || la + lb >= sizeof buf) continue;
+        memcpy(buf, v->merges[i], la);
+        memcpy(buf + la, sp + 1, lb + 1);
+        json_t *id = json_object_get(voc, buf);
+        json_int_t t = json_integer_value(id);
+        if (json_is_integer(id) && t >= 0 && t < n && v->types[t] == 1 && !done[t]) {
+            v->scores[t] = -(float)i;
+            done[t] = 1;
         }
     }
-    if (st == TUNA_OK && v->spm) {
-        /* llama.cpp's SPM tokenizer merges, again and again, the adjacent pair
-         * whose joined text is the token of highest score (leftmost on ties);
-         * HF's BPE merges the pair of lowest rank. A token's score is minus
-         * the rank of the first merge that makes it, so both pick the same
-         * pair (every merge of these files is a split of a token into two
-         * tokens, and every such split is a merge). Tokens no merge makes
-         * (single characters) rank below all of them, byte tokens and the
-         * unknown token score 0 as SentencePiece gives them, added tokens
-         * and padding -1000 as llama.cpp's converter writes them. */
-        v->scores = malloc((size_t)n * sizeof *v->scores);
-        if (!v->scores) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        for (int i = 0; st == TUNA_OK && i < n; i++)
-            v->scores[i] = v->types[i] == 1 ? -(float)(v->n_merges + i) : v->types[i] == 6 || v->types[i] == 2 ? 0.0f : -1000.0f;
-        unsigned char *done = st == TUNA_OK ? calloc((size_t)n, 1) : NULL;
-        if (st == TUNA_OK && !done) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        char buf[1024];
-        for (int i = 0; st == TUNA_OK && i < v->n_merges; i++) {
-            const char *sp = strchr(v->merges[i], ' ');
-            size_t la = sp ? (size_t)(sp - v->merges[i]) : 0, lb = sp ? strlen(sp + 1) : 0;
-            if (!sp || la + lb >= sizeof buf) continue;
-            memcpy(buf, v->merges[i], la);
-            memcpy(buf + la, sp + 1, lb + 1);
-            json_t *id = json_object_get(voc, buf);
-            json_int_t t = json_integer_value(id);
-            if (json_is_integer(id) && t >= 0 && t < n && v->types[t] == 1 && !done[t]) {
-                v->scores[t] = -(float)i;
-                done[t] = 1;
-            }
-        }
-        free(done);
+    free(done);
+    return TUNA_OK;
+}
+
+/* normalizer, pre-tokenizer, decoder, post-processor, added tokens (with
+ * their strip/normalized flags), the BPE model's options and
+ * tokenizer_config.json's BOS/EOS switches: kept whole in a key of tuna's own
+ * (llama.cpp ignores it) so tuna rebuilds exactly this tokenizer from the file */
+static tuna_status vocab_extra(const json_t *root, const char *dir, vocab *v) {
+    json_t *ex = json_object(), *opts = json_object(), *cfg = json_object();
+    const char *parts[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor", "added_tokens"};
+    for (size_t i = 0; ex && i < sizeof parts / sizeof *parts; i++) {
+        json_t *p = json_object_get(root, parts[i]);
+        if (p) json_object_set(ex, parts[i], p);
     }
-    if (st == TUNA_OK) {
-        /* normalizer, pre-tokenizer, decoder, post-processor, added tokens
-         * (with their strip/normalized flags), the BPE model's options and
-         * tokenizer_config.json's BOS/EOS switches: kept whole in a key of
-         * tuna's own (llama.cpp ignores it) so tuna rebuilds exactly this
-         * tokenizer from the file */
-        json_t *ex = json_object(), *opts = json_object(), *cfg = json_object();
-        const char *parts[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor", "added_tokens"};
-        for (size_t i = 0; ex && i < sizeof parts / sizeof *parts; i++) {
-            json_t *p = json_object_get(root, parts[i]);
-            if (p) json_object_set(ex, parts[i], p);
-        }
-        const char *k;
-        json_t *val;
-        json_object_foreach(model, k, val) if (strcmp(k, "vocab") && strcmp(k, "merges") && opts) json_object_set(opts, k, val);
-        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-        json_t *tc = json_load_file(path, 0, NULL);
-        const char *ck[] = {"tokenizer_class", "add_bos_token", "add_eos_token"};
-        for (size_t i = 0; cfg && i < 3; i++)
-            if (json_object_get(tc, ck[i])) json_object_set(cfg, ck[i], json_object_get(tc, ck[i]));
-        json_decref(tc);
-        if (ex && opts && cfg) {
-            json_object_set(ex, "model", opts);
-            json_object_set(ex, "tokenizer_config", cfg);
-            v->extra = json_dumps(ex, JSON_COMPACT);
-        }
-        json_decref(ex);
-        json_decref(opts);
-        json_decref(cfg);
-        if (!v->extra) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+    const char *k;
+    json_t *val;
+    json_object_foreach(json_object_get(root, "model"), k, val) if (strcmp(k, "vocab") && strcmp(k, "merges") && opts) json_object_set(opts, k, val);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_t *tc = json_load_file(path, 0, NULL);
+    const char *ck[] = {"tokenizer_class", "add_bos_token", "add_eos_token"};
+    for (size_t i = 0; cfg && i < 3; i++)
+        if (json_object_get(tc, ck[i])) json_object_set(cfg, ck[i], json_object_get(tc, ck[i]));
+    json_decref(tc);
+    if (ex && opts && cfg) {
+        json_object_set(ex, "model", opts);
+        json_object_set(ex, "tokenizer_config", cfg);
+        v->extra = json_dumps(ex, JSON_COMPACT);
     }
+    json_decref(ex);
+    json_decref(opts);
+    json_decref(cfg);
+    return v->extra ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
+}
+
+/* tokenizer.json -> tokens, types, merges "a b"; for a SentencePiece-style
+ * one also the scores llama.cpp's SPM tokenizer ranks merges by; the parts
+ * GGUF has no keys for as JSON. On failure *v is freed. */
+static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) return core_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
+    const json_t *model = json_object_get(root, "model");
+    tuna_status st = vocab_kind(root, path, v, pre);
+    if (st == TUNA_OK) st = vocab_tokens(root, path, V, v);
+    if (st == TUNA_OK) st = vocab_merges(json_object_get(model, "merges"), path, v);
+    if (st == TUNA_OK && v->spm) st = vocab_scores(json_object_get(model, "vocab"), v);
+    if (st == TUNA_OK) st = vocab_extra(root, dir, v);
     json_decref(root);
     if (st != TUNA_OK) vocab_free(v);
     return st;
