@@ -416,22 +416,10 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     return st;
 }
 
-tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path) {
-    const tuna_config *c = &m->cfg;
-    int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
-           : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
-    if (gt < 0) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
-    if (m->quant_type != TUNA_QUANT_NONE) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
+/* general.* and the architecture's keys (sizes, norm epsilon, RoPE) */
+static void write_model_keys(gguf_writer *w, const tuna_config *c, const tuna_gguf_meta *meta, int gt) {
     const char *arch = arch_of(c);
-    int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch, "llama");
-    gguf_writer *w = gguf_writer_new();
-    if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     char k[128];
-    tuna_status st = TUNA_OK;
-    vocab voc = {0};
-    const char *pre = NULL;
-    float **tmp = NULL;
-    int n_tmp = 0;
     gguf_kv_str(w, "general.architecture", arch);
     gguf_kv_str(w, "general.name", meta && meta->name ? meta->name : "tuna");
     gguf_kv_u32(w, "general.alignment", 32);
@@ -443,7 +431,7 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     gguf_kv_u32(w, KEY("block_count"), (uint32_t)c->L);
     gguf_kv_u32(w, KEY("feed_forward_length"), (uint32_t)c->FF);
     gguf_kv_u32(w, KEY("attention.head_count"), (uint32_t)c->NH);
-    if (gpt2) gguf_kv_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+    if (c->family == TUNA_FAMILY_GPT2) gguf_kv_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
     else {
         gguf_kv_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->NKV);
         gguf_kv_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
@@ -467,70 +455,103 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     }
     gguf_kv_u32(w, KEY("vocab_size"), (uint32_t)c->V);
 #undef KEY
-    if (meta && meta->tokenizer_dir) {
-        st = read_vocab(meta->tokenizer_dir, c->V, &voc, &pre);
-        if (st == TUNA_OK) {
-            gguf_kv_str(w, "tokenizer.ggml.model", voc.spm ? "llama" : "gpt2");
-            gguf_kv_str(w, "tokenizer.ggml.pre", pre);
-            gguf_kv_str_array(w, "tokenizer.ggml.tokens", (const char *const *)voc.tokens, (size_t)voc.n_tokens);
-            if (voc.spm) gguf_kv_f32_array(w, "tokenizer.ggml.scores", voc.scores, (size_t)voc.n_tokens);
-            gguf_kv_i32_array(w, "tokenizer.ggml.token_type", voc.types, (size_t)voc.n_tokens);
-            /* llama.cpp's SPM tokenizer reads no merges (the scores order
-             * them); tuna keeps the exact list under its own key */
-            gguf_kv_str_array(w, voc.spm ? "tuna.tokenizer.merges" : "tokenizer.ggml.merges", (const char *const *)voc.merges,
-                              (size_t)voc.n_merges);
-            if (meta->bos >= 0) gguf_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)meta->bos);
-            if (meta->eos >= 0) gguf_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)meta->eos);
-            if (meta->eot >= 0) gguf_kv_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)meta->eot);
-            if (voc.spm && voc.unk >= 0) gguf_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)voc.unk);
-            if (meta->pad >= 0) gguf_kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)meta->pad);
-            gguf_kv_bool(w, "tokenizer.ggml.add_bos_token", meta->add_bos);
-            gguf_kv_bool(w, "tokenizer.ggml.add_eos_token", meta->add_eos);
-            /* llama.cpp's SPM default is true; written either way */
-            if (voc.spm) gguf_kv_bool(w, "tokenizer.ggml.add_space_prefix", voc.add_prefix);
-            if (meta->chat_template) gguf_kv_str(w, "tokenizer.chat_template", meta->chat_template);
-            gguf_kv_str(w, "tuna.tokenizer.json_parts", voc.extra);
-        }
-    }
-    tmp = calloc((size_t)m->n_params + 1, sizeof *tmp); /* permuted copies of q/k */
-    if (st == TUNA_OK && !tmp) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+}
+
+/* the tokenizer.* keys from meta->tokenizer_dir; voc holds what the writer
+ * points at until the file is written */
+static tuna_status write_vocab_keys(gguf_writer *w, const tuna_gguf_meta *meta, int V, vocab *voc) {
+    const char *pre = NULL;
+    tuna_status st = read_vocab(meta->tokenizer_dir, V, voc, &pre);
+    if (st != TUNA_OK) return st;
+    gguf_kv_str(w, "tokenizer.ggml.model", voc->spm ? "llama" : "gpt2");
+    gguf_kv_str(w, "tokenizer.ggml.pre", pre);
+    gguf_kv_str_array(w, "tokenizer.ggml.tokens", (const char *const *)voc->tokens, (size_t)voc->n_tokens);
+    if (voc->spm) gguf_kv_f32_array(w, "tokenizer.ggml.scores", voc->scores, (size_t)voc->n_tokens);
+    gguf_kv_i32_array(w, "tokenizer.ggml.token_type", voc->types, (size_t)voc->n_tokens);
+    /* llama.cpp's SPM tokenizer reads no merges (the scores order
+     * them); tuna keeps the exact list under its own key */
+    gguf_kv_str_array(w, voc->spm ? "tuna.tokenizer.merges" : "tokenizer.ggml.merges", (const char *const *)voc->merges,
+                      (size_t)voc->n_merges);
+    if (meta->bos >= 0) gguf_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)meta->bos);
+    if (meta->eos >= 0) gguf_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)meta->eos);
+    if (meta->eot >= 0) gguf_kv_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)meta->eot);
+    if (voc->spm && voc->unk >= 0) gguf_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)voc->unk);
+    if (meta->pad >= 0) gguf_kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)meta->pad);
+    gguf_kv_bool(w, "tokenizer.ggml.add_bos_token", meta->add_bos);
+    gguf_kv_bool(w, "tokenizer.ggml.add_eos_token", meta->add_eos);
+    /* llama.cpp's SPM default is true; written either way */
+    if (voc->spm) gguf_kv_bool(w, "tokenizer.ggml.add_space_prefix", voc->add_prefix);
+    if (meta->chat_template) gguf_kv_str(w, "tokenizer.chat_template", meta->chat_template);
+    gguf_kv_str(w, "tuna.tokenizer.json_parts", voc->extra);
+    return TUNA_OK;
+}
+
+/* every parameter under its llama.cpp name, q/k rows permuted for llama
+ * (copies kept in tmp[*n_tmp] until the file is written), 1-D tensors f32,
+ * quantized rows not a multiple of 32 f16 */
+static tuna_status add_weights(gguf_writer *w, const tuna_model *m, int gt, float **tmp, int *n_tmp) {
+    const tuna_config *c = &m->cfg;
+    int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch_of(c), "llama");
+    tuna_status st = TUNA_OK;
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const tuna_param *p = &m->params[i].pub;
         char name[160];
-        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
+        if (gguf_name(p->name, gpt2, name, sizeof name)) return core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name);
         int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
         const float *data = p->data;
         int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
         if (permute && (is_q || is_k)) {
             float *t = malloc((size_t)p->numel * sizeof(float));
-            if (!t) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
             permute_rows(p->data, t, is_q ? c->NH : c->NKV, c->HD, p->ndim == 2 ? cols : 1, 0);
-            tmp[n_tmp++] = t;
+            tmp[(*n_tmp)++] = t;
             data = t;
         }
         int type_i = p->ndim < 2 ? GGML_F32 : gt;
         if ((type_i == GGML_Q8_0 || type_i == GGML_Q4_0) && cols % 32) type_i = GGML_F16;
         st = gguf_add_tensor(w, name, p->ndim, rows, cols, type_i, data);
     }
-    float *freqs = NULL;
-    if (st == TUNA_OK && c->rope_scaling == TUNA_ROPE_LLAMA3) {
-        /* convert_hf_to_gguf's Llama 3 factors: 1 for high frequencies, the
-         * factor for low ones, the smooth blend's divisor between */
-        int half = c->HD / 2;
-        freqs = malloc((size_t)half * sizeof *freqs);
-        if (!freqs) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        double old = c->rope_original_max_positions, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
-        for (int i = 0; st == TUNA_OK && i < half; i++) {
-            double freq = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->HD), wl = 2.0 * M_PI / freq;
-            if (wl < old / hi) freqs[i] = 1.0f;
-            else if (wl > old / lo) freqs[i] = c->rope_factor;
-            else {
-                double smooth = (old / wl - lo) / (hi - lo);
-                freqs[i] = (float)(1.0 / ((1.0 - smooth) / c->rope_factor + smooth));
-            }
+    return st;
+}
+
+/* rope_freqs.weight, convert_hf_to_gguf's Llama 3 factors: 1 for high
+ * frequencies, the factor for low ones, the smooth blend's divisor between
+ * (*freqs kept until the file is written) */
+static tuna_status add_rope_freqs(gguf_writer *w, const tuna_config *c, float **freqs) {
+    int half = c->HD / 2;
+    float *f = *freqs = malloc((size_t)half * sizeof *f);
+    if (!f) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    double old = c->rope_original_max_positions, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+    for (int i = 0; i < half; i++) {
+        double freq = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->HD), wl = 2.0 * M_PI / freq;
+        if (wl < old / hi) f[i] = 1.0f;
+        else if (wl > old / lo) f[i] = c->rope_factor;
+        else {
+            double smooth = (old / wl - lo) / (hi - lo);
+            f[i] = (float)(1.0 / ((1.0 - smooth) / c->rope_factor + smooth));
         }
-        if (st == TUNA_OK) st = gguf_add_tensor(w, "rope_freqs.weight", 1, 1, half, GGML_F32, freqs);
     }
+    return gguf_add_tensor(w, "rope_freqs.weight", 1, 1, half, GGML_F32, f);
+}
+
+tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path) {
+    const tuna_config *c = &m->cfg;
+    int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
+           : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
+    if (gt < 0) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
+    if (m->quant_type != TUNA_QUANT_NONE) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = TUNA_OK;
+    vocab voc = {0};
+    float *freqs = NULL;
+    int n_tmp = 0;
+    write_model_keys(w, c, meta, gt);
+    if (meta && meta->tokenizer_dir) st = write_vocab_keys(w, meta, c->V, &voc);
+    float **tmp = calloc((size_t)m->n_params + 1, sizeof *tmp); /* permuted copies of q/k */
+    if (st == TUNA_OK && !tmp) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK) st = add_weights(w, m, gt, tmp, &n_tmp);
+    if (st == TUNA_OK && c->rope_scaling == TUNA_ROPE_LLAMA3) st = add_rope_freqs(w, c, &freqs);
     if (st == TUNA_OK) st = gguf_writer_finish(w, path);
     free(freqs);
     for (int i = 0; i < n_tmp; i++) free(tmp[i]);
