@@ -223,10 +223,8 @@ static void overlap_end(tuna_trainer *t) { t->m->grad_ready = NULL; }
 
 int tuna_trainer_total_steps(const tuna_trainer *t) { return t->total_steps; }
 
-tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
-                                const tuna_train_args *args) {
-    *out = NULL;
-    const tuna_train_args *a = args;
+/* the arguments and data a trainer can run with */
+static tuna_status check_train_args(const tuna_train_args *a, const tuna_pretok *data) {
     if (a->batch <= 0 || a->micro_batch <= 0 || a->seq_len < 2)
         return core_fail(TUNA_ERR_ARG, "batch (%d), micro-batch (%d) must be positive and seq-len (%d) at least 2",
                          a->batch, a->micro_batch, a->seq_len);
@@ -245,11 +243,12 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
                                        "and reference log-probabilities");
     if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
         return core_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
-    tuna_trainer *t = calloc(1, sizeof *t);
-    if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-    t->m = m;
-    t->data = data;
-    t->a = *a;
+    return TUNA_OK;
+}
+
+/* steps, warmup, and the micro-batch and row length actually used (T no
+ * longer than the longest sequence, at least 2) */
+static void plan_schedule(tuna_trainer *t, const tuna_train_args *a, const tuna_pretok *data) {
     t->rows_per_item = a->dpo ? 2 : 1;
     t->n_items = data->n / t->rows_per_item;
     if (a->dpo) t->dpo = *a->dpo;
@@ -260,22 +259,22 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     }
     t->warmup_steps = tuna_warmup_steps(a, t->total_steps);
     t->perm_epoch = -1;
-    int mb = a->micro_batch < a->batch ? a->micro_batch : a->batch;
     int longest = data->max_len > a->eval_max_len ? data->max_len : a->eval_max_len;
     int T = a->seq_len < longest ? a->seq_len : longest;
-    if (T < 2) T = 2;
-    t->a.micro_batch = mb;
-    t->a.seq_len = T;
-    const int R = t->rows_per_item, rows = R * mb;
-    tuna_status st = tuna_model_prepare(m, rows, T, a->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
-    if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
-    tuna_trainable tr;
-    model_trainable(m, &tr);
-    int64_t W = tr.n_weights;
+    t->a.micro_batch = a->micro_batch < a->batch ? a->micro_batch : a->batch;
+    t->a.seq_len = T < 2 ? 2 : T;
+}
+
+/* optimizer moments, the decay mask, the order and the per-micro-batch rows
+ * (and DPO's per-pair sums) */
+static tuna_status alloc_buffers(tuna_trainer *t, const tuna_trainable *tr) {
+    const tuna_train_args *a = &t->a;
+    int mb = a->micro_batch, T = a->seq_len, rows = t->rows_per_item * mb;
+    int64_t W = tr->n_weights;
     t->adam_m = calloc((size_t)W, sizeof(float));
     t->adam_v = calloc((size_t)W, sizeof(float));
-    t->decay = calloc((size_t)tr.n_params, 1);
-    t->perm = malloc((size_t)data->n * sizeof(int64_t));
+    t->decay = calloc((size_t)tr->n_params, 1);
+    t->perm = malloc((size_t)t->data->n * sizeof(int64_t));
     t->seq_idx = malloc((size_t)a->batch * sizeof(int64_t));
     t->seq_cnt = malloc((size_t)a->batch * sizeof(int64_t));
     t->ids = malloc((size_t)rows * T * sizeof(int32_t));
@@ -292,49 +291,76 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
         ok &= (t->n_r = malloc((size_t)mb * sizeof(int64_t))) != NULL;
     }
     if (!ok || !t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
-        !t->row_w || !t->row_loss || !t->row_idx) {
-        tuna_trainer_free(t);
+        !t->row_w || !t->row_loss || !t->row_idx)
         return core_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
-    }
+    return TUNA_OK;
+}
+
+/* the tasks' cumulative sampling weights (given, or each task's size) */
+static tuna_status plan_tasks(tuna_trainer *t, const tuna_pretok *data, const tuna_train_args *a) {
     t->n_tasks = data->n_tasks > 1 ? data->n_tasks : 1;
     t->cum_w = calloc((size_t)t->n_tasks, sizeof(double));
     t->task_cursor = calloc((size_t)t->n_tasks, sizeof(int64_t));
     t->task_epoch = calloc((size_t)t->n_tasks, sizeof(int64_t));
     t->task_used = calloc((size_t)t->n_tasks, sizeof(int64_t));
-    if (!t->cum_w || !t->task_cursor || !t->task_epoch || !t->task_used) {
-        tuna_trainer_free(t);
-        return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!t->cum_w || !t->task_cursor || !t->task_epoch || !t->task_used) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (t->n_tasks == 1) return TUNA_OK;
+    double sum = 0;
+    for (int k = 0; k < t->n_tasks; k++) {
+        int64_t size = data->task_off[k + 1] - data->task_off[k];
+        double w = a->task_weights ? a->task_weights[k] : (double)size;
+        if (!(w >= 0) || size == 0)
+            return core_fail(TUNA_ERR_ARG, "task %d: weight %g and %lld sequences (need weight >= 0 and data)", k + 1, w,
+                             (long long)size);
+        sum += w;
+        t->cum_w[k] = sum;
     }
-    if (t->n_tasks > 1) {
-        double sum = 0;
-        for (int k = 0; k < t->n_tasks; k++) {
-            int64_t size = data->task_off[k + 1] - data->task_off[k];
-            double w = a->task_weights ? a->task_weights[k] : (double)size;
-            if (!(w >= 0) || size == 0) {
-                tuna_trainer_free(t);
-                return core_fail(TUNA_ERR_ARG, "task %d: weight %g and %lld sequences (need weight >= 0 and data)", k + 1, w,
-                                 (long long)size);
-            }
-            sum += w;
-            t->cum_w[k] = sum;
-        }
-        if (!(sum > 0)) { tuna_trainer_free(t); return core_fail(TUNA_ERR_ARG, "task weights sum to 0"); }
-        for (int k = 0; k < t->n_tasks; k++) t->cum_w[k] /= sum;
-        for (int k = 0; k < t->n_tasks; k++) t->task_epoch[k] = -1;
+    if (!(sum > 0)) return core_fail(TUNA_ERR_ARG, "task weights sum to 0");
+    for (int k = 0; k < t->n_tasks; k++) t->cum_w[k] /= sum;
+    for (int k = 0; k < t->n_tasks; k++) t->task_epoch[k] = -1;
+    return TUNA_OK;
+}
+
+/* several ranks: gradients reduced in buckets while backward runs, if every
+ * rank can (every rank must issue the same collectives) */
+static tuna_status plan_overlap(tuna_trainer *t) {
+    if (tuna_dist_size() <= 1) return TUNA_OK;
+    if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
+    int any_cannot = 0;
+    tuna_status st = tuna_dist_any(!t->overlap, &any_cannot);
+    if (st != TUNA_OK) return st;
+    t->overlap = !any_cannot;
+    return TUNA_OK;
+}
+
+tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
+                                const tuna_train_args *args) {
+    *out = NULL;
+    tuna_status st = check_train_args(args, data);
+    if (st != TUNA_OK) return st;
+    tuna_trainer *t = calloc(1, sizeof *t);
+    if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    t->m = m;
+    t->data = data;
+    t->a = *args;
+    plan_schedule(t, args, data);
+    int rows = t->rows_per_item * t->a.micro_batch;
+    st = tuna_model_prepare(m, rows, t->a.seq_len, args->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
+    tuna_trainable tr;
+    if (st == TUNA_OK) {
+        model_trainable(m, &tr);
+        st = alloc_buffers(t, &tr);
     }
-    /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
-    for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
-    /* before any checkpoint replaces the weights: the model's identity is the starting one */
-    t->run_desc = resume_describe(m, data, a, t->total_steps, t->n_tasks > 1 ? t->cum_w : NULL, t->n_tasks);
-    if (!t->run_desc) { tuna_trainer_free(t); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
-    if (tuna_dist_size() > 1) {
-        if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
-        /* every rank must issue the same collectives: overlap only if all can */
-        int any_cannot = 0;
-        st = tuna_dist_any(!t->overlap, &any_cannot);
-        if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
-        t->overlap = !any_cannot;
+    if (st == TUNA_OK) st = plan_tasks(t, data, args);
+    if (st == TUNA_OK) {
+        /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
+        for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
+        /* before any checkpoint replaces the weights: the model's identity is the starting one */
+        t->run_desc = resume_describe(m, data, args, t->total_steps, t->n_tasks > 1 ? t->cum_w : NULL, t->n_tasks);
+        if (!t->run_desc) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     }
+    if (st == TUNA_OK) st = plan_overlap(t);
+    if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
     *out = t;
     return TUNA_OK;
 }
