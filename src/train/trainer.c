@@ -574,115 +574,143 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
     return TUNA_OK;
 }
 
-tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
-    double t0 = core_now_s();
+/* what one step's forward and backward passes sum up */
+typedef struct {
+    double loss;
+    tuna_dpo_stats ds;
+    int64_t tokens, input_tokens;
+} step_sums;
+
+/* the step's sequences through forward and backward, gradients summed into
+ * the model's (adapter dropout on) */
+static tuna_status forward_backward(tuna_trainer *t, step_sums *s) {
     tuna_model *m = t->m;
     const tuna_train_args *a = &t->a;
-    double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
     for (int j = 0; j < a->batch; j++) t->seq_idx[j] = seq_at(t, t->stream_pos + j);
     for (int j = 0; j < a->batch; j++) t->task_used[task_of(t, t->seq_idx[j])]++;
     tuna_model_zero_grad(m);
-    double loss;
-    int64_t tokens, input_tokens = 0;
     tuna_peft_set_training(m, 1); /* adapter dropout on */
     /* dropout masks follow the step number, so a resumed run draws the same ones */
     /* data-parallel: this rank's first micro-batch is number lo/micro of the
      * step, so it draws the masks one process would draw for those rows */
     adapter_set_forward_count(m, ((uint64_t)t->step << 20) +
                                         (uint64_t)((int64_t)a->batch * tuna_dist_rank() / tuna_dist_size() / a->micro_batch));
-    tuna_dpo_stats ds = {0};
     tuna_status st;
     if (a->dpo) {
-        st = run_dpo(t, a->ref_logps, t->seq_idx, a->batch, 1, &ds, &tokens, &input_tokens);
-        loss = ds.loss;
-    } else st = run_batch(t, a->batch, 1, &loss, &tokens, &input_tokens);
+        st = run_dpo(t, a->ref_logps, t->seq_idx, a->batch, 1, &s->ds, &s->tokens, &s->input_tokens);
+        s->loss = s->ds.loss;
+    } else st = run_batch(t, a->batch, 1, &s->loss, &s->tokens, &s->input_tokens);
     tuna_peft_set_training(m, 0);
+    return st;
+}
+
+/* several ranks: each holds its share's loss and gradient, already scaled by
+ * the whole step's normalisation, so the sums are the one-process values */
+static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums *s) {
+    tuna_dpo_stats *ds = &s->ds;
+    double r[8] = {s->loss, ds->rewards_chosen, ds->rewards_rejected, ds->rewards_margins, ds->rewards_accuracies,
+                   ds->logps_chosen, ds->logps_rejected, (double)s->input_tokens};
+    int64_t tk = t->a.dpo ? s->tokens : 0; /* sft's count is already the step's */
+    tuna_status st;
+    /* the gradient sums started during backward, or all of it now */
+    if (t->launched) st = t->comm_st != TUNA_OK ? t->comm_st : tuna_dist_wait();
+    else st = tuna_dist_sum_f32(g, W);
+    t->launched = 0;
+    t->comm_st = TUNA_OK;
+    if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 8);
+    if (st == TUNA_OK && t->a.dpo) st = tuna_dist_sum_i64(&tk, 1);
+    if (st != TUNA_OK) return st;
+    s->loss = r[0];
+    ds->loss = r[0];
+    ds->rewards_chosen = r[1];
+    ds->rewards_rejected = r[2];
+    ds->rewards_margins = r[3];
+    ds->rewards_accuracies = r[4];
+    ds->logps_chosen = r[5];
+    ds->logps_rejected = r[6];
+    s->input_tokens = (int64_t)r[7];
+    if (t->a.dpo) s->tokens = tk;
+    return TUNA_OK;
+}
+
+/* the gradient clipped to grad_clip (by its norm), then AdamW with bias
+ * correction; weight decay only where t->decay says */
+static void adamw_update(tuna_trainer *t, const tuna_trainable *tr, double lr, double norm) {
+    const tuna_train_args *a = &t->a;
+    const int64_t W = tr->n_weights;
+    float *g = tr->grads, *p = tr->weights;
+    if (a->grad_clip > 0) {
+        double coef = a->grad_clip / (norm + 1e-6);
+        if (coef < 1.0) {
+            float c = (float)coef;
+#pragma omp parallel for
+            for (int64_t i = 0; i < W; i++) g[i] *= c;
+        }
+    }
+    int step = t->step + 1;
+    double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
+    float *am = t->adam_m, *av = t->adam_v;
+    for (int pi = 0; pi < tr->n_params; pi++) {
+        const tuna_param *pp = &tr->params[pi].pub;
+        int64_t o0 = pp->data - p, o1 = o0 + pp->numel;
+        float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
+#pragma omp parallel for
+        for (int64_t i = o0; i < o1; i++) {
+            p[i] *= keep;
+            am[i] += (1.0f - b1) * (g[i] - am[i]);
+            av[i] = b2 * av[i] + (1.0f - b2) * g[i] * g[i];
+            float denom = sqrtf(av[i]) / bc2_sqrt + eps;
+            p[i] -= step_size * am[i] / denom;
+        }
+    }
+}
+
+static void fill_step_info(const tuna_trainer *t, tuna_step_info *info, const step_sums *s, double lr, double norm,
+                           double dt, double comm0) {
+    info->step = t->step;
+    info->total_steps = t->total_steps;
+    info->epoch = (double)t->stream_pos / (double)t->n_items;
+    info->dpo = s->ds;
+    info->loss = s->loss;
+    info->lr = lr;
+    info->grad_norm = norm;
+    info->tokens = s->tokens;
+    info->tokens_seen = t->tokens_seen;
+    info->step_seconds = dt;
+    info->elapsed_seconds = t->elapsed;
+    info->tokens_per_second = dt > 0 ? s->input_tokens / dt : 0;
+    info->comm_seconds = tuna_dist_comm_seconds() - comm0;
+}
+
+tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
+    double t0 = core_now_s();
+    const tuna_train_args *a = &t->a;
+    double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
+    step_sums s = {0, {0}, 0, 0};
+    tuna_status st = forward_backward(t, &s);
     if (st != TUNA_OK) return st;
     tuna_trainable tr;
-    model_trainable(m, &tr);
+    model_trainable(t->m, &tr);
     const int64_t W = tr.n_weights;
-    float *g = tr.grads, *p = tr.weights;
+    float *g = tr.grads;
     double comm0 = tuna_dist_comm_seconds();
-    if (tuna_dist_size() > 1) {
-        /* each rank holds its share's loss and gradient, already scaled by the
-         * whole step's normalisation: the sums are the one-process values */
-        double r[8] = {loss, ds.rewards_chosen, ds.rewards_rejected, ds.rewards_margins, ds.rewards_accuracies,
-                       ds.logps_chosen, ds.logps_rejected, (double)input_tokens};
-        int64_t tk = a->dpo ? tokens : 0; /* sft's count is already the step's */
-        /* the gradient sums started during backward, or all of it now */
-        if (t->launched) st = t->comm_st != TUNA_OK ? t->comm_st : tuna_dist_wait();
-        else st = tuna_dist_sum_f32(g, W);
-        t->launched = 0;
-        t->comm_st = TUNA_OK;
-        if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 8);
-        if (st == TUNA_OK && a->dpo) st = tuna_dist_sum_i64(&tk, 1);
-        if (st != TUNA_OK) return st;
-        loss = r[0];
-        ds.loss = r[0];
-        ds.rewards_chosen = r[1];
-        ds.rewards_rejected = r[2];
-        ds.rewards_margins = r[3];
-        ds.rewards_accuracies = r[4];
-        ds.logps_chosen = r[5];
-        ds.logps_rejected = r[6];
-        input_tokens = (int64_t)r[7];
-        if (a->dpo) tokens = tk;
-    }
+    if (tuna_dist_size() > 1 && (st = reduce_ranks(t, g, W, &s)) != TUNA_OK) return st;
     double ss = 0;
 #pragma omp parallel for reduction(+ : ss)
     for (int64_t i = 0; i < W; i++) ss += (double)g[i] * g[i];
     double norm = sqrt(ss);
-    if (!isfinite(loss) || !isfinite(norm))
+    if (!isfinite(s.loss) || !isfinite(norm))
         return core_fail(TUNA_ERR_NUMERIC, "step %d: loss is %g and gradient norm %g; stopping (weights not updated)",
-                         t->step + 1, loss, norm);
-    if (tokens > 0) {
-        if (a->grad_clip > 0) {
-            double coef = a->grad_clip / (norm + 1e-6);
-            if (coef < 1.0) {
-                float c = (float)coef;
-#pragma omp parallel for
-                for (int64_t i = 0; i < W; i++) g[i] *= c;
-            }
-        }
-        int step = t->step + 1;
-        double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
-        float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-        float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
-        float *am = t->adam_m, *av = t->adam_v;
-        for (int pi = 0; pi < tr.n_params; pi++) {
-            const tuna_param *pp = &tr.params[pi].pub;
-            int64_t o0 = pp->data - p, o1 = o0 + pp->numel;
-            float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
-#pragma omp parallel for
-            for (int64_t i = o0; i < o1; i++) {
-                p[i] *= keep;
-                am[i] += (1.0f - b1) * (g[i] - am[i]);
-                av[i] = b2 * av[i] + (1.0f - b2) * g[i] * g[i];
-                float denom = sqrtf(av[i]) / bc2_sqrt + eps;
-                p[i] -= step_size * am[i] / denom;
-            }
-        }
-    }
+                         t->step + 1, s.loss, norm);
+    if (s.tokens > 0) adamw_update(t, &tr, lr, norm);
     t->step++;
     t->stream_pos += a->batch;
-    t->tokens_seen += input_tokens;
+    t->tokens_seen += s.input_tokens;
     double dt = core_now_s() - t0;
     t->elapsed += dt;
-    if (info) {
-        info->step = t->step;
-        info->total_steps = t->total_steps;
-        info->epoch = (double)t->stream_pos / (double)t->n_items;
-        info->dpo = ds;
-        info->loss = loss;
-        info->lr = lr;
-        info->grad_norm = norm;
-        info->tokens = tokens;
-        info->tokens_seen = t->tokens_seen;
-        info->step_seconds = dt;
-        info->elapsed_seconds = t->elapsed;
-        info->tokens_per_second = dt > 0 ? input_tokens / dt : 0;
-        info->comm_seconds = tuna_dist_comm_seconds() - comm0;
-    }
+    if (info) fill_step_info(t, info, &s, lr, norm, dt, comm0);
     return TUNA_OK;
 }
 
