@@ -307,104 +307,117 @@ void gguf_close(gguf_file *f) {
     memset(f, 0, sizeof *f);
 }
 
-static tuna_status parse_impl(gguf_file *f, size_t size) {
-    cur c = {f->map, f->map + size, f->path};
-    uint32_t magic_ok = size >= 4 && !memcmp(f->map, "GGUF", 4), ver = 0;
-    if (!magic_ok) return core_fail(TUNA_ERR_FORMAT, "%s: not a GGUF file (no \"GGUF\" magic)", f->path);
-    c.p += 4;
-    uint64_t nt = 0, nkv = 0;
-    if (!rd_u32(&c, &ver) || !rd_u64(&c, &nt) || !rd_u64(&c, &nkv)) return core_fail(TUNA_ERR_FORMAT, "%s: truncated header", f->path);
+/* magic, version and counts; the key/value and tensor tables allocated */
+static tuna_status parse_header(gguf_file *f, cur *c, uint64_t *nt, uint64_t *nkv) {
+    uint32_t ver = 0;
+    if (!(c->end - c->p >= 4 && !memcmp(c->p, "GGUF", 4)))
+        return core_fail(TUNA_ERR_FORMAT, "%s: not a GGUF file (no \"GGUF\" magic)", f->path);
+    c->p += 4;
+    if (!rd_u32(c, &ver) || !rd_u64(c, nt) || !rd_u64(c, nkv)) return core_fail(TUNA_ERR_FORMAT, "%s: truncated header", f->path);
     if (ver != 3 && ver != 2) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF version %u (tuna reads 2 and 3)", f->path, ver);
-    uint64_t rest = (uint64_t)(c.end - c.p);
-    if (nkv > rest / GGUF_MIN_KV_BYTES || nt > rest / GGUF_MIN_TENSOR_BYTES ||
-        nkv * GGUF_MIN_KV_BYTES + nt * GGUF_MIN_TENSOR_BYTES > rest)
+    uint64_t rest = (uint64_t)(c->end - c->p);
+    if (*nkv > rest / GGUF_MIN_KV_BYTES || *nt > rest / GGUF_MIN_TENSOR_BYTES ||
+        *nkv * GGUF_MIN_KV_BYTES + *nt * GGUF_MIN_TENSOR_BYTES > rest)
         return core_fail(TUNA_ERR_FORMAT, "%s: %llu key/values and %llu tensors cannot fit in the %llu bytes after the header (%d and %d bytes each at least)",
-                         f->path, (unsigned long long)nkv, (unsigned long long)nt, (unsigned long long)rest, GGUF_MIN_KV_BYTES,
+                         f->path, (unsigned long long)*nkv, (unsigned long long)*nt, (unsigned long long)rest, GGUF_MIN_KV_BYTES,
                          GGUF_MIN_TENSOR_BYTES);
-    f->kv = calloc(nkv ? nkv : 1, sizeof *f->kv);
-    f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
+    f->kv = calloc(*nkv ? *nkv : 1, sizeof *f->kv);
+    f->tensors = calloc(*nt ? *nt : 1, sizeof *f->tensors);
     if (!f->kv || !f->tensors) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     f->alignment = GGUF_ALIGN;
-    for (uint64_t i = 0; i < nkv; i++) {
-        gguf_kv *kv = &f->kv[i];
-        const char *k;
-        uint64_t kn;
-        if (!rd_str(&c, &k, &kn) || !rd_u32(&c, &kv->type)) return core_fail(TUNA_ERR_FORMAT, "%s: key %llu: truncated", f->path, (unsigned long long)i);
-        if (kn > GGUF_MAX_KEY)
-            return core_fail(TUNA_ERR_FORMAT, "%s: key %llu: %llu bytes long (GGUF keys have at most %d)", f->path, (unsigned long long)i,
-                             (unsigned long long)kn, GGUF_MAX_KEY);
-        kv->key = k;
-        kv->key_len = (size_t)kn;
-        f->n_kv = i + 1;
-        if (kv->type == GGUF_T_STRING) {
-            const char *s;
-            uint64_t sn;
-            kv->val = c.p;
-            if (!rd_str(&c, &s, &sn)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated string", f->path, (int)kn, k);
-        } else if (kv->type == GGUF_T_ARRAY) {
-            if (!rd_u32(&c, &kv->arr_type) || !rd_u64(&c, &kv->arr_n))
-                return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated array", f->path, (int)kn, k);
-            kv->val = c.p;
-            if (kv->arr_type == GGUF_T_STRING) {
-                if (kv->arr_n > (uint64_t)(c.end - c.p) / 8) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: %llu strings cannot fit", f->path, (int)kn, k, (unsigned long long)kv->arr_n);
-                kv->strs = malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof *kv->strs);
-                if (!kv->strs) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-                for (uint64_t j = 0; j < kv->arr_n; j++) {
-                    const char *s;
-                    uint64_t sn;
-                    kv->strs[j] = c.p;
-                    if (!rd_str(&c, &s, &sn)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: string %llu truncated", f->path, (int)kn, k, (unsigned long long)j);
-                }
-            } else {
-                size_t es = scalar_size(kv->arr_type);
-                if (!es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array of type %u", f->path, (int)kn, k, kv->arr_type);
-                if (kv->arr_n > (uint64_t)(c.end - c.p) / es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array runs past the end", f->path, (int)kn, k);
-                c.p += kv->arr_n * es;
-            }
-        } else {
-            size_t es = scalar_size(kv->type);
-            if (!es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: unknown value type %u", f->path, (int)kn, k, kv->type);
-            if (!need(&c, es)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated value", f->path, (int)kn, k);
-            kv->val = c.p;
-            c.p += es;
-        }
+    return TUNA_OK;
+}
+
+/* an array value: strings (each one's start kept in kv->strs) or scalars */
+static tuna_status parse_array(gguf_file *f, cur *c, gguf_kv *kv) {
+    int kn = (int)kv->key_len;
+    const char *k = kv->key;
+    if (!rd_u32(c, &kv->arr_type) || !rd_u64(c, &kv->arr_n))
+        return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated array", f->path, kn, k);
+    kv->val = c->p;
+    if (kv->arr_type != GGUF_T_STRING) {
+        size_t es = scalar_size(kv->arr_type);
+        if (!es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array of type %u", f->path, kn, k, kv->arr_type);
+        if (kv->arr_n > (uint64_t)(c->end - c->p) / es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: array runs past the end", f->path, kn, k);
+        c->p += kv->arr_n * es;
+        return TUNA_OK;
     }
-    uint64_t al;
-    if (gguf_get_u64(f, "general.alignment", &al) == 0) {
-        if (al == 0 || al > 65536 || (al & (al - 1))) return core_fail(TUNA_ERR_FORMAT, "%s: general.alignment %llu is not a power of two", f->path, (unsigned long long)al);
-        f->alignment = (uint32_t)al;
+    if (kv->arr_n > (uint64_t)(c->end - c->p) / 8) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: %llu strings cannot fit", f->path, kn, k, (unsigned long long)kv->arr_n);
+    kv->strs = malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof *kv->strs);
+    if (!kv->strs) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (uint64_t j = 0; j < kv->arr_n; j++) {
+        const char *s;
+        uint64_t sn;
+        kv->strs[j] = c->p;
+        if (!rd_str(c, &s, &sn)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: string %llu truncated", f->path, kn, k, (unsigned long long)j);
     }
-    for (uint64_t i = 0; i < nt; i++) {
-        gguf_tensor *t = &f->tensors[i];
-        const char *nm;
-        uint64_t nn;
-        uint32_t nd;
-        if (!rd_str(&c, &nm, &nn) || !rd_u32(&c, &nd)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: truncated", f->path, (unsigned long long)i);
-        if (nn >= sizeof t->name) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: name of %llu bytes", f->path, (unsigned long long)i, (unsigned long long)nn);
-        memcpy(t->name, nm, nn);
-        t->name[nn] = 0;
-        if (nd < 1 || nd > 4) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: %u dimensions", f->path, t->name, nd);
-        t->ndim = (int)nd;
-        t->numel = 1;
-        for (uint32_t d = 0; d < 4; d++) t->ne[d] = 1;
-        for (uint32_t d = 0; d < nd; d++) {
-            uint64_t v;
-            if (!rd_u64(&c, &v) || v == 0 || v > (1ULL << 40)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: bad dimension", f->path, t->name);
-            t->ne[d] = (int64_t)v;
-            if (t->numel > (int64_t)(1ULL << 50) / t->ne[d]) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: too many elements", f->path, t->name);
-            t->numel *= t->ne[d];
-        }
-        uint64_t off;
-        if (!rd_u32(&c, &t->type) || !rd_u64(&c, &off)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: truncated", f->path, t->name);
-        t->nbytes = gguf_type_size((int)t->type, t->numel);
-        if (!t->nbytes || gguf_type_size((int)t->type, t->ne[0]) == 0)
-            return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0)",
-                             f->path, t->name, t->type, gguf_type_name((int)t->type), (long long)t->ne[0]);
-        if (off % f->alignment) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: offset %llu not aligned", f->path, t->name, (unsigned long long)off);
-        t->offset = off;
-        f->n_tensors = i + 1;
+    return TUNA_OK;
+}
+
+/* key/value i: its key, type and value (kv->val points at it in the map) */
+static tuna_status parse_kv(gguf_file *f, cur *c, uint64_t i) {
+    gguf_kv *kv = &f->kv[i];
+    const char *k;
+    uint64_t kn;
+    if (!rd_str(c, &k, &kn) || !rd_u32(c, &kv->type)) return core_fail(TUNA_ERR_FORMAT, "%s: key %llu: truncated", f->path, (unsigned long long)i);
+    if (kn > GGUF_MAX_KEY)
+        return core_fail(TUNA_ERR_FORMAT, "%s: key %llu: %llu bytes long (GGUF keys have at most %d)", f->path, (unsigned long long)i,
+                         (unsigned long long)kn, GGUF_MAX_KEY);
+    kv->key = k;
+    kv->key_len = (size_t)kn;
+    f->n_kv = i + 1;
+    if (kv->type == GGUF_T_ARRAY) return parse_array(f, c, kv);
+    if (kv->type == GGUF_T_STRING) {
+        const char *s;
+        uint64_t sn;
+        kv->val = c->p;
+        if (!rd_str(c, &s, &sn)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated string", f->path, (int)kn, k);
+        return TUNA_OK;
     }
-    uint64_t data = (uint64_t)(c.p - f->map);
+    size_t es = scalar_size(kv->type);
+    if (!es) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: unknown value type %u", f->path, (int)kn, k, kv->type);
+    if (!need(c, es)) return core_fail(TUNA_ERR_FORMAT, "%s: key %.*s: truncated value", f->path, (int)kn, k);
+    kv->val = c->p;
+    c->p += es;
+    return TUNA_OK;
+}
+
+/* tensor i's name, shape (1 to 4 dimensions), type and offset in the data */
+static tuna_status parse_tensor(gguf_file *f, cur *c, uint64_t i) {
+    gguf_tensor *t = &f->tensors[i];
+    const char *nm;
+    uint64_t nn, off;
+    uint32_t nd;
+    if (!rd_str(c, &nm, &nn) || !rd_u32(c, &nd)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: truncated", f->path, (unsigned long long)i);
+    if (nn >= sizeof t->name) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %llu: name of %llu bytes", f->path, (unsigned long long)i, (unsigned long long)nn);
+    memcpy(t->name, nm, nn);
+    t->name[nn] = 0;
+    if (nd < 1 || nd > 4) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: %u dimensions", f->path, t->name, nd);
+    t->ndim = (int)nd;
+    t->numel = 1;
+    for (uint32_t d = 0; d < 4; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+        uint64_t v;
+        if (!rd_u64(c, &v) || v == 0 || v > (1ULL << 40)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: bad dimension", f->path, t->name);
+        t->ne[d] = (int64_t)v;
+        if (t->numel > (int64_t)(1ULL << 50) / t->ne[d]) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: too many elements", f->path, t->name);
+        t->numel *= t->ne[d];
+    }
+    if (!rd_u32(c, &t->type) || !rd_u64(c, &off)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: truncated", f->path, t->name);
+    t->nbytes = gguf_type_size((int)t->type, t->numel);
+    if (!t->nbytes || gguf_type_size((int)t->type, t->ne[0]) == 0)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0)",
+                         f->path, t->name, t->type, gguf_type_name((int)t->type), (long long)t->ne[0]);
+    if (off % f->alignment) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: offset %llu not aligned", f->path, t->name, (unsigned long long)off);
+    t->offset = off;
+    f->n_tensors = i + 1;
+    return TUNA_OK;
+}
+
+/* tensor offsets made absolute: the data starts at the next aligned byte
+ * after the tensor table; every tensor must end inside the file */
+static tuna_status place_tensors(gguf_file *f, const cur *c, size_t size) {
+    uint64_t data = (uint64_t)(c->p - f->map);
     data += (f->alignment - data % f->alignment) % f->alignment;
     for (size_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
@@ -414,6 +427,20 @@ static tuna_status parse_impl(gguf_file *f, size_t size) {
         t->offset += data;
     }
     return TUNA_OK;
+}
+
+static tuna_status parse_impl(gguf_file *f, size_t size) {
+    cur c = {f->map, f->map + size, f->path};
+    uint64_t nt = 0, nkv = 0, al;
+    tuna_status st = parse_header(f, &c, &nt, &nkv);
+    for (uint64_t i = 0; st == TUNA_OK && i < nkv; i++) st = parse_kv(f, &c, i);
+    if (st != TUNA_OK) return st;
+    if (gguf_get_u64(f, "general.alignment", &al) == 0) {
+        if (al == 0 || al > 65536 || (al & (al - 1))) return core_fail(TUNA_ERR_FORMAT, "%s: general.alignment %llu is not a power of two", f->path, (unsigned long long)al);
+        f->alignment = (uint32_t)al;
+    }
+    for (uint64_t i = 0; st == TUNA_OK && i < nt; i++) st = parse_tensor(f, &c, i);
+    return st == TUNA_OK ? place_tensors(f, &c, size) : st;
 }
 
 tuna_status gguf_open(gguf_file *f, const char *path) {

@@ -184,18 +184,10 @@ static const char *spm_layout(const json_t *root, const json_t *voc, int *prefix
     return NULL;
 }
 
-/* tokenizer.json -> tokens by id (padded to V with [PADi], as the converter
- * does), token types (1 normal, 2 unknown, 3 control = special added,
- * 4 user-defined, 5 unused padding, 6 byte <0xNN>), merges "a b"; for a
- * SentencePiece-style one also the scores llama.cpp's SPM tokenizer ranks
- * merges by (see below) */
-static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) return core_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
-    tuna_status st = TUNA_OK;
+/* The model type and pre-tokenizer: a BPE vocabulary, SentencePiece-style
+ * with a layout llama.cpp reproduces, or byte-level with a pre-tokenizer
+ * llama.cpp knows by name (*pre) */
+static tuna_status vocab_kind(const json_t *root, const char *path, vocab *v, const char **pre) {
     json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab"), *mg = json_object_get(model, "merges");
     const char *mt = json_string_value(json_object_get(model, "type"));
     if (!mt && json_is_array(mg)) mt = "BPE"; /* older files (GPT-2's own) leave the type out */
@@ -204,181 +196,230 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     *pre = v->spm ? "default" : pre_name(json_object_get(root, "pre_tokenizer"));
     const char *why = v->spm && json_is_object(voc) ? spm_layout(root, voc, &v->add_prefix) : NULL;
     if (!mt || strcmp(mt, "BPE") || !json_is_object(voc))
-        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles BPE vocabularies (byte-level: GPT-2, Llama 3, Qwen2, SmolLM style; "
-                                             "SentencePiece-style with byte fallback: Llama 2, Mistral, Phi-3); this one is %s: "
-                                             "export --format hf and convert with llama.cpp's converter", path, mt ? mt : "?");
-    else if (why)
-        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: a SentencePiece-style tokenizer with %s: llama.cpp's SPM tokenizer would not encode as it does",
-                       path, why);
-    else if (!*pre)
-        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: GGUF export handles BPE vocabularies (byte-level: GPT-2, Llama 3, Qwen2, SmolLM style; "
+                                               "SentencePiece-style with byte fallback: Llama 2, Mistral, Phi-3); this one is %s: "
+                                               "export --format hf and convert with llama.cpp's converter", path, mt ? mt : "?");
+    if (why)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: a SentencePiece-style tokenizer with %s: llama.cpp's SPM tokenizer would not encode as it does",
+                         path, why);
+    if (!*pre)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: the pre-tokenizer is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2, smollm)", path);
+    return TUNA_OK;
+}
+
+/* ids 0..n-1: V, or more when the vocabulary or an added token has a larger id */
+static int vocab_ids(const json_t *voc, const json_t *added, int V) {
     int n = V;
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)voc, k, val) if (json_integer_value(val) + 1 > n) n = (int)json_integer_value(val) + 1;
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        json_int_t id = json_integer_value(json_object_get(json_array_get(added, i), "id"));
+        if (id + 1 > n) n = (int)id + 1;
+    }
+    return n;
+}
+
+/* the model's vocabulary: type 1, or 6 for a SentencePiece byte token;
+ * returns how many distinct byte tokens <0x00>..<0xFF> it has */
+static int model_tokens(const json_t *voc, vocab *v) {
+    int bytes = 0;
+    unsigned char seen_byte[256] = {0};
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)voc, k, val) {
+        json_int_t id = json_integer_value(val);
+        if (id < 0 || id >= v->n_tokens || v->tokens[id]) continue;
+        v->tokens[id] = strdup(k);
+        v->types[id] = 1;
+        int b = v->spm ? byte_token(k) : -1;
+        if (b >= 0) {
+            v->types[id] = 6;
+            bytes += !seen_byte[b];
+            seen_byte[b] = 1;
+        }
+    }
+    return bytes;
+}
+
+/* added tokens replace the vocabulary's text: 3 special, 4 user-defined */
+static void added_tokens(const json_t *added, vocab *v) {
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        const json_t *a = json_array_get(added, i);
+        json_int_t id = json_integer_value(json_object_get(a, "id"));
+        const char *c = json_string_value(json_object_get(a, "content"));
+        if (id < 0 || id >= v->n_tokens || !c) continue;
+        free(v->tokens[id]);
+        v->tokens[id] = strdup(c);
+        v->types[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+    }
+}
+
+/* the unknown token's id, and ids no token has as [PADi] (type 5) */
+static void unk_and_padding(const json_t *model, const json_t *voc, vocab *v) {
+    int n = v->n_tokens;
+    const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    json_t *uid = unk ? json_object_get(voc, unk) : NULL;
+    if (json_is_integer(uid) && json_integer_value(uid) >= 0 && json_integer_value(uid) < n) {
+        v->unk = (int32_t)json_integer_value(uid);
+        if (v->spm) v->types[v->unk] = 2; /* as SentencePiece marks it */
+    }
+    for (int i = 0; i < n; i++)
+        if (!v->tokens[i]) {
+            char pad[32];
+            snprintf(pad, sizeof pad, "[PAD%d]", i);
+            v->tokens[i] = strdup(pad);
+            v->types[i] = 5;
+        }
+}
+
+/* every id has its text, no more ids than embedding rows, and no text twice
+ * (llama.cpp refuses a vocabulary with two ids of one text) */
+static tuna_status vocab_check(const vocab *v, const char *path, int V) {
+    int n = v->n_tokens;
+    for (int i = 0; i < n; i++)
+        if (!v->tokens[i]) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (n > V) return core_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
+    json_t *seen = json_object();
+    tuna_status st = TUNA_OK;
+    for (int i = 0; st == TUNA_OK && i < n; i++) {
+        if (!seen) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+        else if (json_object_get(seen, v->tokens[i]))
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: ids %d and %d are both \"%s\": llama.cpp refuses duplicate tokens", path,
+                           (int)json_integer_value(json_object_get(seen, v->tokens[i])), i, v->tokens[i]);
+        else json_object_set_new(seen, v->tokens[i], json_integer(i));
+    }
+    json_decref(seen);
+    return st;
+}
+
+/* tokens by id (padded to V with [PADi], as the converter does) and their
+ * types (1 normal, 2 unknown, 3 control = special added, 4 user-defined,
+ * 5 unused padding, 6 byte <0xNN>) */
+static tuna_status vocab_tokens(const json_t *root, const char *path, int V, vocab *v) {
+    const json_t *model = json_object_get(root, "model"), *voc = json_object_get(model, "vocab");
     const json_t *added = json_object_get(root, "added_tokens");
-    if (st == TUNA_OK) {
-        const char *k;
-        json_t *val;
-        json_object_foreach((json_t *)voc, k, val) if (json_integer_value(val) + 1 > n) n = (int)json_integer_value(val) + 1;
-        for (size_t i = 0; i < json_array_size(added); i++) {
-            json_int_t id = json_integer_value(json_object_get(json_array_get(added, i), "id"));
-            if (id + 1 > n) n = (int)id + 1;
+    int n = vocab_ids(voc, added, V);
+    v->tokens = calloc((size_t)n, sizeof *v->tokens);
+    v->types = calloc((size_t)n, sizeof *v->types);
+    v->n_tokens = n;
+    if (!v->tokens || !v->types) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    int bytes = model_tokens(voc, v);
+    if (v->spm && bytes != 256)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: byte fallback with %d of the 256 byte tokens <0x00>..<0xFF>: llama.cpp needs all", path, bytes);
+    added_tokens(added, v);
+    unk_and_padding(model, voc, v);
+    return vocab_check(v, path, V);
+}
+
+/* merges as "a b" (tokenizer.json has them as "a b" or [a, b]) */
+static tuna_status vocab_merges(const json_t *mg, const char *path, vocab *v) {
+    v->merges = calloc(json_array_size(mg) + 1, sizeof *v->merges);
+    if (!v->merges) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < json_array_size(mg); i++) {
+        const json_t *e = json_array_get(mg, i);
+        char *s = NULL;
+        if (json_is_string(e)) s = strdup(json_string_value(e));
+        else if (json_is_array(e) && json_array_size(e) == 2) {
+            const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
+            if (a && b && (s = malloc(strlen(a) + strlen(b) + 2))) sprintf(s, "%s %s", a, b);
         }
-        v->tokens = calloc((size_t)n, sizeof *v->tokens);
-        v->types = calloc((size_t)n, sizeof *v->types);
-        v->n_tokens = n;
-        if (!v->tokens || !v->types) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        int bytes = 0;
-        unsigned char seen_byte[256] = {0};
-        json_object_foreach((json_t *)voc, k, val) {
-            json_int_t id = json_integer_value(val);
-            if (st == TUNA_OK && id >= 0 && id < n && !v->tokens[id]) {
-                v->tokens[id] = strdup(k);
-                v->types[id] = 1;
-                int b = v->spm ? byte_token(k) : -1;
-                if (b >= 0) {
-                    v->types[id] = 6;
-                    bytes += !seen_byte[b];
-                    seen_byte[b] = 1;
-                }
-            }
-        }
-        if (st == TUNA_OK && v->spm && bytes != 256)
-            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: byte fallback with %d of the 256 byte tokens <0x00>..<0xFF>: llama.cpp needs all", path, bytes);
-        for (size_t i = 0; st == TUNA_OK && i < json_array_size(added); i++) {
-            const json_t *a = json_array_get(added, i);
-            json_int_t id = json_integer_value(json_object_get(a, "id"));
-            const char *c = json_string_value(json_object_get(a, "content"));
-            if (id < 0 || id >= n || !c) continue;
-            free(v->tokens[id]);
-            v->tokens[id] = strdup(c);
-            v->types[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
-        }
-        const char *unk = json_string_value(json_object_get(model, "unk_token"));
-        json_t *uid = unk ? json_object_get(voc, unk) : NULL;
-        if (st == TUNA_OK && json_is_integer(uid) && json_integer_value(uid) >= 0 && json_integer_value(uid) < n) {
-            v->unk = (int32_t)json_integer_value(uid);
-            if (v->spm) v->types[v->unk] = 2; /* as SentencePiece marks it */
-        }
-        for (int i = 0; st == TUNA_OK && i < n; i++)
-            if (!v->tokens[i]) {
-                char pad[32];
-                snprintf(pad, sizeof pad, "[PAD%d]", i);
-                v->tokens[i] = strdup(pad);
-                v->types[i] = 5;
-            }
-        for (int i = 0; st == TUNA_OK && i < n; i++)
-            if (!v->tokens[i]) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        if (st == TUNA_OK && n > V)
-            st = core_fail(TUNA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's embedding %d rows", path, n, V);
-        /* llama.cpp refuses a vocabulary with two ids of one text */
-        json_t *seen = json_object();
-        for (int i = 0; st == TUNA_OK && i < n; i++) {
-            if (!seen) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-            else if (json_object_get(seen, v->tokens[i]))
-                st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: ids %d and %d are both \"%s\": llama.cpp refuses duplicate tokens", path,
-                               (int)json_integer_value(json_object_get(seen, v->tokens[i])), i, v->tokens[i]);
-            else json_object_set_new(seen, v->tokens[i], json_integer(i));
-        }
-        json_decref(seen);
+        if (!s) return core_fail(TUNA_ERR_FORMAT, "%s: merge %zu is not \"a b\" or [a, b]", path, i);
+        v->merges[v->n_merges++] = s;
     }
-    if (st == TUNA_OK) {
-        v->merges = calloc(json_array_size(mg) + 1, sizeof *v->merges);
-        if (!v->merges) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        for (size_t i = 0; st == TUNA_OK && i < json_array_size(mg); i++) {
-            const json_t *e = json_array_get(mg, i);
-            char *s = NULL;
-            if (json_is_string(e)) s = strdup(json_string_value(e));
-            else if (json_is_array(e) && json_array_size(e) == 2) {
-                const char *a = json_string_value(json_array_get(e, 0)), *b = json_string_value(json_array_get(e, 1));
-                if (a && b && (s = malloc(strlen(a) + strlen(b) + 2))) sprintf(s, "%s %s", a, b);
-            }
-            if (!s) st = core_fail(TUNA_ERR_FORMAT, "%s: merge %zu is not \"a b\" or [a, b]", path, i);
-            else v->merges[v->n_merges++] = s;
+    return TUNA_OK;
+}
+
+/* llama.cpp's SPM tokenizer merges, again and again, the adjacent pair whose
+ * joined text is the token of highest score (leftmost on ties); HF's BPE
+ * merges the pair of lowest rank. A token's score is minus the rank of the
+ * first merge that makes it, so both pick the same pair (every merge of these
+ * files is a split of a token into two tokens, and every such split is a
+ * merge). Tokens no merge makes (single characters) rank below all of them,
+ * byte tokens and the unknown token score 0 as SentencePiece gives them,
+ * added tokens and padding -1000 as llama.cpp's converter writes them. */
+static tuna_status vocab_scores(const json_t *voc, vocab *v) {
+    int n = v->n_tokens;
+    v->scores = malloc((size_t)n * sizeof *v->scores);
+    if (!v->scores) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        v->scores[i] = v->types[i] == 1 ? -(float)(v->n_merges + i) : v->types[i] == 6 || v->types[i] == 2 ? 0.0f : -1000.0f;
+    unsigned char *done = calloc((size_t)n, 1);
+    if (!done) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    char buf[1024];
+    for (int i = 0; i < v->n_merges; i++) {
+        const char *sp = strchr(v->merges[i], ' ');
+        size_t la = sp ? (size_t)(sp - v->merges[i]) : 0, lb = sp ? strlen(sp + 1) : 0;
+        if (!sp || la + lb >= sizeof buf) continue;
+        memcpy(buf, v->merges[i], la);
+        memcpy(buf + la, sp + 1, lb + 1);
+        json_t *id = json_object_get(voc, buf);
+        json_int_t t = json_integer_value(id);
+        if (json_is_integer(id) && t >= 0 && t < n && v->types[t] == 1 && !done[t]) {
+            v->scores[t] = -(float)i;
+            done[t] = 1;
         }
     }
-    if (st == TUNA_OK && v->spm) {
-        /* llama.cpp's SPM tokenizer merges, again and again, the adjacent pair
-         * whose joined text is the token of highest score (leftmost on ties);
-         * HF's BPE merges the pair of lowest rank. A token's score is minus
-         * the rank of the first merge that makes it, so both pick the same
-         * pair (every merge of these files is a split of a token into two
-         * tokens, and every such split is a merge). Tokens no merge makes
-         * (single characters) rank below all of them, byte tokens and the
-         * unknown token score 0 as SentencePiece gives them, added tokens
-         * and padding -1000 as llama.cpp's converter writes them. */
-        v->scores = malloc((size_t)n * sizeof *v->scores);
-        if (!v->scores) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        for (int i = 0; st == TUNA_OK && i < n; i++)
-            v->scores[i] = v->types[i] == 1 ? -(float)(v->n_merges + i) : v->types[i] == 6 || v->types[i] == 2 ? 0.0f : -1000.0f;
-        unsigned char *done = st == TUNA_OK ? calloc((size_t)n, 1) : NULL;
-        if (st == TUNA_OK && !done) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        char buf[1024];
-        for (int i = 0; st == TUNA_OK && i < v->n_merges; i++) {
-            const char *sp = strchr(v->merges[i], ' ');
-            size_t la = sp ? (size_t)(sp - v->merges[i]) : 0, lb = sp ? strlen(sp + 1) : 0;
-            if (!sp || la + lb >= sizeof buf) continue;
-            memcpy(buf, v->merges[i], la);
-            memcpy(buf + la, sp + 1, lb + 1);
-            json_t *id = json_object_get(voc, buf);
-            json_int_t t = json_integer_value(id);
-            if (json_is_integer(id) && t >= 0 && t < n && v->types[t] == 1 && !done[t]) {
-                v->scores[t] = -(float)i;
-                done[t] = 1;
-            }
-        }
-        free(done);
+    free(done);
+    return TUNA_OK;
+}
+
+/* normalizer, pre-tokenizer, decoder, post-processor, added tokens (with
+ * their strip/normalized flags), the BPE model's options and
+ * tokenizer_config.json's BOS/EOS switches: kept whole in a key of tuna's own
+ * (llama.cpp ignores it) so tuna rebuilds exactly this tokenizer from the file */
+static tuna_status vocab_extra(const json_t *root, const char *dir, vocab *v) {
+    json_t *ex = json_object(), *opts = json_object(), *cfg = json_object();
+    const char *parts[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor", "added_tokens"};
+    for (size_t i = 0; ex && i < sizeof parts / sizeof *parts; i++) {
+        json_t *p = json_object_get(root, parts[i]);
+        if (p) json_object_set(ex, parts[i], p);
     }
-    if (st == TUNA_OK) {
-        /* normalizer, pre-tokenizer, decoder, post-processor, added tokens
-         * (with their strip/normalized flags), the BPE model's options and
-         * tokenizer_config.json's BOS/EOS switches: kept whole in a key of
-         * tuna's own (llama.cpp ignores it) so tuna rebuilds exactly this
-         * tokenizer from the file */
-        json_t *ex = json_object(), *opts = json_object(), *cfg = json_object();
-        const char *parts[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor", "added_tokens"};
-        for (size_t i = 0; ex && i < sizeof parts / sizeof *parts; i++) {
-            json_t *p = json_object_get(root, parts[i]);
-            if (p) json_object_set(ex, parts[i], p);
-        }
-        const char *k;
-        json_t *val;
-        json_object_foreach(model, k, val) if (strcmp(k, "vocab") && strcmp(k, "merges") && opts) json_object_set(opts, k, val);
-        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-        json_t *tc = json_load_file(path, 0, NULL);
-        const char *ck[] = {"tokenizer_class", "add_bos_token", "add_eos_token"};
-        for (size_t i = 0; cfg && i < 3; i++)
-            if (json_object_get(tc, ck[i])) json_object_set(cfg, ck[i], json_object_get(tc, ck[i]));
-        json_decref(tc);
-        if (ex && opts && cfg) {
-            json_object_set(ex, "model", opts);
-            json_object_set(ex, "tokenizer_config", cfg);
-            v->extra = json_dumps(ex, JSON_COMPACT);
-        }
-        json_decref(ex);
-        json_decref(opts);
-        json_decref(cfg);
-        if (!v->extra) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+    const char *k;
+    json_t *val;
+    json_object_foreach(json_object_get(root, "model"), k, val) if (strcmp(k, "vocab") && strcmp(k, "merges") && opts) json_object_set(opts, k, val);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_t *tc = json_load_file(path, 0, NULL);
+    const char *ck[] = {"tokenizer_class", "add_bos_token", "add_eos_token"};
+    for (size_t i = 0; cfg && i < 3; i++)
+        if (json_object_get(tc, ck[i])) json_object_set(cfg, ck[i], json_object_get(tc, ck[i]));
+    json_decref(tc);
+    if (ex && opts && cfg) {
+        json_object_set(ex, "model", opts);
+        json_object_set(ex, "tokenizer_config", cfg);
+        v->extra = json_dumps(ex, JSON_COMPACT);
     }
+    json_decref(ex);
+    json_decref(opts);
+    json_decref(cfg);
+    return v->extra ? TUNA_OK : core_fail(TUNA_ERR_NOMEM, "out of memory");
+}
+
+/* tokenizer.json -> tokens, types, merges "a b"; for a SentencePiece-style
+ * one also the scores llama.cpp's SPM tokenizer ranks merges by; the parts
+ * GGUF has no keys for as JSON. On failure *v is freed. */
+static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) return core_fail(TUNA_ERR_FORMAT, "%s: %s", path, je.text);
+    const json_t *model = json_object_get(root, "model");
+    tuna_status st = vocab_kind(root, path, v, pre);
+    if (st == TUNA_OK) st = vocab_tokens(root, path, V, v);
+    if (st == TUNA_OK) st = vocab_merges(json_object_get(model, "merges"), path, v);
+    if (st == TUNA_OK && v->spm) st = vocab_scores(json_object_get(model, "vocab"), v);
+    if (st == TUNA_OK) st = vocab_extra(root, dir, v);
     json_decref(root);
     if (st != TUNA_OK) vocab_free(v);
     return st;
 }
 
-tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path) {
-    const tuna_config *c = &m->cfg;
-    int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
-           : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
-    if (gt < 0) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
-    if (m->quant_type == TUNA_QUANT_NF4) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
+/* general.* and the architecture's keys (sizes, norm epsilon, RoPE) */
+static void write_model_keys(gguf_writer *w, const tuna_config *c, const tuna_gguf_meta *meta, int gt) {
     const char *arch = arch_of(c);
-    int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch, "llama");
-    gguf_writer *w = gguf_writer_new();
-    if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     char k[128];
-    tuna_status st = TUNA_OK;
-    vocab voc = {0};
-    const char *pre = NULL;
-    float **tmp = NULL;
-    int n_tmp = 0;
     gguf_kv_str(w, "general.architecture", arch);
     gguf_kv_str(w, "general.name", meta && meta->name ? meta->name : "tuna");
     gguf_kv_u32(w, "general.alignment", 32);
@@ -390,7 +431,7 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     gguf_kv_u32(w, KEY("block_count"), (uint32_t)c->L);
     gguf_kv_u32(w, KEY("feed_forward_length"), (uint32_t)c->FF);
     gguf_kv_u32(w, KEY("attention.head_count"), (uint32_t)c->NH);
-    if (gpt2) gguf_kv_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+    if (c->family == TUNA_FAMILY_GPT2) gguf_kv_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
     else {
         gguf_kv_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->NKV);
         gguf_kv_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
@@ -414,77 +455,110 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     }
     gguf_kv_u32(w, KEY("vocab_size"), (uint32_t)c->V);
 #undef KEY
-    if (meta && meta->tokenizer_dir) {
-        st = read_vocab(meta->tokenizer_dir, c->V, &voc, &pre);
-        if (st == TUNA_OK) {
-            gguf_kv_str(w, "tokenizer.ggml.model", voc.spm ? "llama" : "gpt2");
-            gguf_kv_str(w, "tokenizer.ggml.pre", pre);
-            gguf_kv_str_array(w, "tokenizer.ggml.tokens", (const char *const *)voc.tokens, (size_t)voc.n_tokens);
-            if (voc.spm) gguf_kv_f32_array(w, "tokenizer.ggml.scores", voc.scores, (size_t)voc.n_tokens);
-            gguf_kv_i32_array(w, "tokenizer.ggml.token_type", voc.types, (size_t)voc.n_tokens);
-            /* llama.cpp's SPM tokenizer reads no merges (the scores order
-             * them); tuna keeps the exact list under its own key */
-            gguf_kv_str_array(w, voc.spm ? "tuna.tokenizer.merges" : "tokenizer.ggml.merges", (const char *const *)voc.merges,
-                              (size_t)voc.n_merges);
-            if (meta->bos >= 0) gguf_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)meta->bos);
-            if (meta->eos >= 0) gguf_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)meta->eos);
-            if (meta->eot >= 0) gguf_kv_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)meta->eot);
-            if (voc.spm && voc.unk >= 0) gguf_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)voc.unk);
-            if (meta->pad >= 0) gguf_kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)meta->pad);
-            gguf_kv_bool(w, "tokenizer.ggml.add_bos_token", meta->add_bos);
-            gguf_kv_bool(w, "tokenizer.ggml.add_eos_token", meta->add_eos);
-            /* llama.cpp's SPM default is true; written either way */
-            if (voc.spm) gguf_kv_bool(w, "tokenizer.ggml.add_space_prefix", voc.add_prefix);
-            if (meta->chat_template) gguf_kv_str(w, "tokenizer.chat_template", meta->chat_template);
-            gguf_kv_str(w, "tuna.tokenizer.json_parts", voc.extra);
-        }
-    }
-    tmp = calloc((size_t)2 * m->n_params + 1, sizeof *tmp); /* fp32 copies of stored tensors, permuted q/k */
-    if (st == TUNA_OK && !tmp) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+}
+
+/* the tokenizer.* keys from meta->tokenizer_dir; voc holds what the writer
+ * points at until the file is written */
+static tuna_status write_vocab_keys(gguf_writer *w, const tuna_gguf_meta *meta, int V, vocab *voc) {
+    const char *pre = NULL;
+    tuna_status st = read_vocab(meta->tokenizer_dir, V, voc, &pre);
+    if (st != TUNA_OK) return st;
+    gguf_kv_str(w, "tokenizer.ggml.model", voc->spm ? "llama" : "gpt2");
+    gguf_kv_str(w, "tokenizer.ggml.pre", pre);
+    gguf_kv_str_array(w, "tokenizer.ggml.tokens", (const char *const *)voc->tokens, (size_t)voc->n_tokens);
+    if (voc->spm) gguf_kv_f32_array(w, "tokenizer.ggml.scores", voc->scores, (size_t)voc->n_tokens);
+    gguf_kv_i32_array(w, "tokenizer.ggml.token_type", voc->types, (size_t)voc->n_tokens);
+    /* llama.cpp's SPM tokenizer reads no merges (the scores order
+     * them); tuna keeps the exact list under its own key */
+    gguf_kv_str_array(w, voc->spm ? "tuna.tokenizer.merges" : "tokenizer.ggml.merges", (const char *const *)voc->merges,
+                      (size_t)voc->n_merges);
+    if (meta->bos >= 0) gguf_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)meta->bos);
+    if (meta->eos >= 0) gguf_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)meta->eos);
+    if (meta->eot >= 0) gguf_kv_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)meta->eot);
+    if (voc->spm && voc->unk >= 0) gguf_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)voc->unk);
+    if (meta->pad >= 0) gguf_kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)meta->pad);
+    gguf_kv_bool(w, "tokenizer.ggml.add_bos_token", meta->add_bos);
+    gguf_kv_bool(w, "tokenizer.ggml.add_eos_token", meta->add_eos);
+    /* llama.cpp's SPM default is true; written either way */
+    if (voc->spm) gguf_kv_bool(w, "tokenizer.ggml.add_space_prefix", voc->add_prefix);
+    if (meta->chat_template) gguf_kv_str(w, "tokenizer.chat_template", meta->chat_template);
+    gguf_kv_str(w, "tuna.tokenizer.json_parts", voc->extra);
+    return TUNA_OK;
+}
+
+/* every parameter under its llama.cpp name, q/k rows permuted for llama
+ * (copies kept in tmp[*n_tmp] until the file is written), 1-D tensors f32,
+ * quantized rows not a multiple of 32 f16 */
+static tuna_status add_weights(gguf_writer *w, const tuna_model *m, int gt, float **tmp, int *n_tmp) {
+    const tuna_config *c = &m->cfg;
+    int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch_of(c), "llama");
+    tuna_status st = TUNA_OK;
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
         const tuna_param *p = &m->params[i].pub;
         char name[160];
-        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
+        if (gguf_name(p->name, gpt2, name, sizeof name)) return core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name);
         int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
         const float *data = p->data;
         if (m->params[i].external) { /* kept as stored: an fp32 copy for the writer */
             float *t = malloc((size_t)p->numel * sizeof(float));
-            if (!t) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
             model_param_read(m, i, 0, p->numel, t);
-            tmp[n_tmp++] = t;
+            tmp[(*n_tmp)++] = t;
             data = t;
         }
         int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
         if (permute && (is_q || is_k)) {
             float *t = malloc((size_t)p->numel * sizeof(float));
-            if (!t) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
+            if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
             permute_rows(data, t, is_q ? c->NH : c->NKV, c->HD, p->ndim == 2 ? cols : 1, 0);
-            tmp[n_tmp++] = t;
+            tmp[(*n_tmp)++] = t;
             data = t;
         }
         int type_i = p->ndim < 2 ? GGML_F32 : gt;
         if ((type_i == GGML_Q8_0 || type_i == GGML_Q4_0) && cols % 32) type_i = GGML_F16;
         st = gguf_add_tensor(w, name, p->ndim, rows, cols, type_i, data);
     }
-    float *freqs = NULL;
-    if (st == TUNA_OK && c->rope_scaling == TUNA_ROPE_LLAMA3) {
-        /* convert_hf_to_gguf's Llama 3 factors: 1 for high frequencies, the
-         * factor for low ones, the smooth blend's divisor between */
-        int half = c->HD / 2;
-        freqs = malloc((size_t)half * sizeof *freqs);
-        if (!freqs) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-        double old = c->rope_original_max_positions, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
-        for (int i = 0; st == TUNA_OK && i < half; i++) {
-            double freq = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->HD), wl = 2.0 * M_PI / freq;
-            if (wl < old / hi) freqs[i] = 1.0f;
-            else if (wl > old / lo) freqs[i] = c->rope_factor;
-            else {
-                double smooth = (old / wl - lo) / (hi - lo);
-                freqs[i] = (float)(1.0 / ((1.0 - smooth) / c->rope_factor + smooth));
-            }
+    return st;
+}
+
+/* rope_freqs.weight, convert_hf_to_gguf's Llama 3 factors: 1 for high
+ * frequencies, the factor for low ones, the smooth blend's divisor between
+ * (*freqs kept until the file is written) */
+static tuna_status add_rope_freqs(gguf_writer *w, const tuna_config *c, float **freqs) {
+    int half = c->HD / 2;
+    float *f = *freqs = malloc((size_t)half * sizeof *f);
+    if (!f) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    double old = c->rope_original_max_positions, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+    for (int i = 0; i < half; i++) {
+        double freq = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->HD), wl = 2.0 * M_PI / freq;
+        if (wl < old / hi) f[i] = 1.0f;
+        else if (wl > old / lo) f[i] = c->rope_factor;
+        else {
+            double smooth = (old / wl - lo) / (hi - lo);
+            f[i] = (float)(1.0 / ((1.0 - smooth) / c->rope_factor + smooth));
         }
-        if (st == TUNA_OK) st = gguf_add_tensor(w, "rope_freqs.weight", 1, 1, half, GGML_F32, freqs);
     }
+    return gguf_add_tensor(w, "rope_freqs.weight", 1, 1, half, GGML_F32, f);
+}
+
+tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path) {
+    const tuna_config *c = &m->cfg;
+    int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
+           : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
+    if (gt < 0) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
+    if (m->quant_type == TUNA_QUANT_NF4) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = TUNA_OK;
+    vocab voc = {0};
+    float *freqs = NULL;
+    int n_tmp = 0;
+    write_model_keys(w, c, meta, gt);
+    if (meta && meta->tokenizer_dir) st = write_vocab_keys(w, meta, c->V, &voc);
+    float **tmp = calloc((size_t)2 * m->n_params + 1, sizeof *tmp); /* fp32 copies of stored tensors, permuted q/k */
+    if (st == TUNA_OK && !tmp) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK) st = add_weights(w, m, gt, tmp, &n_tmp);
+    if (st == TUNA_OK && c->rope_scaling == TUNA_ROPE_LLAMA3) st = add_rope_freqs(w, c, &freqs);
     if (st == TUNA_OK) st = gguf_writer_finish(w, path);
     free(freqs);
     for (int i = 0; i < n_tmp; i++) free(tmp[i]);

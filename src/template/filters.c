@@ -91,236 +91,317 @@ static double parse_num_prefix(tstr s, int is_int) {
     return end == buf ? NAN : v;
 }
 
-tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
-    if (f->kind == N_IDENT) {
-        tstr nm = f->s;
-        if (tstr_eq(nm, "safe")) return v;
-        if (tstr_eq(nm, "tojson")) return to_json_value(E, f, v, (argv_t){NULL, 0});
-        if (v->t == V_ARRAY || v->t == V_TUPLE) {
-            size_t n = v->u.arr.n;
-            if (tstr_eq(nm, "list")) return v;
-            /* the reference fails on an empty list here (it reads past the end) */
-            if ((tstr_eq(nm, "first") || tstr_eq(nm, "last")) && n == 0)
-                FAIL(E, f, "filter %.*s on an empty list", (int)nm.n, nm.s);
-            if (tstr_eq(nm, "first")) return v->u.arr.v[0];
-            if (tstr_eq(nm, "last")) return v->u.arr.v[n - 1];
-            if (tstr_eq(nm, "length")) return tv_num(E->c, V_INT, (double)n);
-            if (tstr_eq(nm, "reverse")) {
-                tv *r = tv_arr(E->c, V_ARRAY, n);
-                for (size_t i = 0; i < n; i++) r->u.arr.v[i] = v->u.arr.v[n - 1 - i];
-                return r;
-            }
-            if (tstr_eq(nm, "sort")) {
-                sort_ctx S = {E, f, 0, 0, {0}, -1, 0};
-                return tp_sorted(E, &S, v);
-            }
-            if (tstr_eq(nm, "join")) return join_values(E, v, (tstr){"", 0});
-            if (tstr_eq(nm, "string")) {
-                tp_buf b = {0};
-                tp_buf_put(E->c, &b, "", 0);
-                static const tp_json_opts plain = {0, 0, 0, NULL, NULL};
-                tv_to_json(E->c, &b, v, &plain, 0, 0);
-                return tv_str_ref(E->c, (tstr){b.p, b.n});
-            }
-            if (tstr_eq(nm, "unique")) {
-                tvvec r = {0};
-                for (size_t i = 0; i < n; i++) {
-                    int seen = 0;
-                    for (size_t j = 0; j < r.n && !seen; j++) seen = tp_strict_eq(r.v[j], v->u.arr.v[i]);
-                    if (!seen) tp_tvpush(E, &r, v->u.arr.v[i]);
-                }
-                return tp_tvvec_array(E, &r);
-            }
-            FAIL(E, f, "unknown filter '%.*s' for a list", (int)nm.n, nm.s);
-        }
-        if (v->t == V_STR) {
-            tstr s = v->u.str;
-            if (tstr_eq(nm, "length")) return tv_num(E->c, V_INT, (double)tp_utf16_len(s));
-            if (tstr_eq(nm, "upper")) return tp_str_case(E, s, 1, 0);
-            if (tstr_eq(nm, "lower")) return tp_str_case(E, s, 0, 0);
-            if (tstr_eq(nm, "title")) return tp_str_title(E, s);
-            if (tstr_eq(nm, "capitalize")) return tp_str_case(E, s, 1, 1);
-            if (tstr_eq(nm, "trim")) return tp_str_trim(E, s, 1, 1);
-            if (tstr_eq(nm, "indent")) return indent_str(E, s, 4, 0, 0);
-            if (tstr_eq(nm, "join") || tstr_eq(nm, "string")) return v;
-            if (tstr_eq(nm, "int")) {
-                double d = parse_num_prefix(s, 1);
-                return tv_num(E->c, V_INT, isnan(d) ? 0 : d);
-            }
-            if (tstr_eq(nm, "float")) {
-                double d = parse_num_prefix(s, 0);
-                return tv_num(E->c, V_FLOAT, isnan(d) ? 0 : d);
-            }
-            FAIL(E, f, "unknown filter '%.*s' for a string", (int)nm.n, nm.s);
-        }
-        if (v->t == V_INT || v->t == V_FLOAT) {
-            if (tstr_eq(nm, "abs")) return tv_num(E->c, v->t, fabs(v->u.num));
-            if (tstr_eq(nm, "int")) return tv_num(E->c, V_INT, floor(v->u.num));
-            if (tstr_eq(nm, "float")) return tv_num(E->c, V_FLOAT, v->u.num);
-            if (tstr_eq(nm, "string")) {
-                tp_buf b = {0};
-                tp_buf_put(E->c, &b, "", 0);
-                tv_to_output(E->c, &b, v);
-                return tv_str_ref(E->c, (tstr){b.p, b.n});
-            }
-            FAIL(E, f, "unknown filter '%.*s' for a number", (int)nm.n, nm.s);
-        }
-        if (v->t == V_OBJECT || v->t == V_KWARGS) {
-            if (tstr_eq(nm, "items")) return tp_obj_items(E, v, 0);
-            if (tstr_eq(nm, "length")) return tv_num(E->c, V_INT, (double)v->u.obj.n);
-            int m = tp_find_name(tp_obj_methods, nm);
-            if (m == OM_GET) FAIL(E, f, "dict key must be a string: got undefined");
-            if (m == OM_KEYS) return tp_obj_items(E, v, 1);
-            if (m == OM_VALUES) return tp_obj_items(E, v, 2);
-            if (m == OM_DICTSORT) return tp_dictsort(E, f, v, NULL, 0);
-            FAIL(E, f, "unknown filter '%.*s' for a dict", (int)nm.n, nm.s);
-        }
-        if (v->t == V_BOOL) {
-            if (tstr_eq(nm, "bool")) return v;
-            if (tstr_eq(nm, "int")) return tv_num(E->c, V_INT, v->u.b);
-            if (tstr_eq(nm, "float")) return tv_num(E->c, V_FLOAT, v->u.b);
-            if (tstr_eq(nm, "string")) return tv_str(E->c, v->u.b ? "true" : "false", v->u.b ? 4 : 5);
-            FAIL(E, f, "unknown filter '%.*s' for a boolean", (int)nm.n, nm.s);
-        }
-        FAIL(E, f, "cannot apply filter \"%.*s\" to type: %s", (int)nm.n, nm.s, tv_type_name(v));
+/* ---------------- dispatch ---------------- */
+
+/* the kinds of value a filter applies to (a list is an array or a tuple, a
+ * dict an object or keyword arguments) */
+enum { F_LIST = 1, F_STR = 2, F_NUM = 4, F_DICT = 8, F_BOOL = 16, F_OTHER = 32, F_ANY = 63 };
+
+static int kind_of(const tv *v) {
+    switch (v->t) {
+    case V_ARRAY: case V_TUPLE: return F_LIST;
+    case V_STR: return F_STR;
+    case V_INT: case V_FLOAT: return F_NUM;
+    case V_OBJECT: case V_KWARGS: return F_DICT;
+    case V_BOOL: return F_BOOL;
+    default: return F_OTHER;
     }
-    if (f->kind != N_CALL || f->a->kind != N_IDENT) FAIL(E, f, "unknown filter");
-    tstr nm = f->a->s;
-    if (tstr_eq(nm, "tojson")) return to_json_value(E, f, v, E->eval_args(E, f->l1, env));
-    if (tstr_eq(nm, "join")) {
-        tv *arr;
-        if (v->t == V_STR) arr = str_chars(E, v->u.str);
-        else if (v->t == V_ARRAY || v->t == V_TUPLE) arr = v;
-        else FAIL(E, f, "cannot apply filter \"join\" to type: %s", tv_type_name(v));
-        argv_t a = E->eval_args(E, f->l1, env);
-        int np = tp_npositional(a.v, a.n);
-        tv *sep = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "separator");
-        if (!sep) sep = tv_str(E->c, "", 0);
-        if (sep->t != V_STR) FAIL(E, f, "separator must be a string");
-        return join_values(E, arr, sep->u.str);
+}
+
+/* one filter application: the filter node (a name, or a call whose
+ * arguments are f->l1), its name and the filtered value */
+typedef struct {
+    ev *E;
+    const tp_node *f;
+    tstr nm;
+    tv *v;
+    scope *env;
+} fcall;
+typedef tv *(*filter_fn)(const fcall *c);
+typedef struct { const char *name; int kinds; filter_fn fn; } filter_def;
+
+static argv_t call_args(const fcall *c) { return c->E->eval_args(c->E, c->f->l1, c->env); }
+
+/* ---------------- filters without arguments: {{ x | name }} ---------------- */
+
+static tv *f_self(const fcall *c) { return c->v; }
+static tv *f_tojson(const fcall *c) { return to_json_value(c->E, c->f, c->v, (argv_t){NULL, 0}); }
+static tv *f_upper(const fcall *c) { return tp_str_case(c->E, c->v->u.str, 1, 0); }
+static tv *f_lower(const fcall *c) { return tp_str_case(c->E, c->v->u.str, 0, 0); }
+static tv *f_title(const fcall *c) { return tp_str_title(c->E, c->v->u.str); }
+static tv *f_capitalize(const fcall *c) { return tp_str_case(c->E, c->v->u.str, 1, 1); }
+static tv *f_trim(const fcall *c) { return tp_str_trim(c->E, c->v->u.str, 1, 1); }
+static tv *f_indent(const fcall *c) { return indent_str(c->E, c->v->u.str, 4, 0, 0); }
+static tv *f_abs(const fcall *c) { return tv_num(c->E->c, c->v->t, fabs(c->v->u.num)); }
+static tv *f_join(const fcall *c) { return join_values(c->E, c->v, (tstr){"", 0}); }
+static tv *f_items(const fcall *c) { return tp_obj_items(c->E, c->v, 0); }
+static tv *f_keys(const fcall *c) { return tp_obj_items(c->E, c->v, 1); }
+static tv *f_values(const fcall *c) { return tp_obj_items(c->E, c->v, 2); }
+static tv *f_dictsort(const fcall *c) { return tp_dictsort(c->E, c->f, c->v, NULL, 0); }
+static tv *f_get(const fcall *c) { FAIL(c->E, c->f, "dict key must be a string: got undefined"); }
+
+static tv *f_first_last(const fcall *c) {
+    size_t n = c->v->u.arr.n;
+    /* the reference fails on an empty list here (it reads past the end) */
+    if (n == 0) FAIL(c->E, c->f, "filter %.*s on an empty list", (int)c->nm.n, c->nm.s);
+    return tstr_eq(c->nm, "first") ? c->v->u.arr.v[0] : c->v->u.arr.v[n - 1];
+}
+
+static tv *f_length(const fcall *c) {
+    const tv *v = c->v;
+    double n = v->t == V_STR ? (double)tp_utf16_len(v->u.str) : kind_of(v) == F_LIST ? (double)v->u.arr.n
+                                                                                        : (double)v->u.obj.n;
+    return tv_num(c->E->c, V_INT, n);
+}
+
+static tv *f_reverse(const fcall *c) {
+    size_t n = c->v->u.arr.n;
+    tv *r = tv_arr(c->E->c, V_ARRAY, n);
+    for (size_t i = 0; i < n; i++) r->u.arr.v[i] = c->v->u.arr.v[n - 1 - i];
+    return r;
+}
+
+static tv *f_sort(const fcall *c) {
+    sort_ctx S = {c->E, c->f, 0, 0, {0}, -1, 0};
+    return tp_sorted(c->E, &S, c->v);
+}
+
+static tv *f_unique(const fcall *c) {
+    tvvec r = {0};
+    for (size_t i = 0; i < c->v->u.arr.n; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < r.n && !seen; j++) seen = tp_strict_eq(r.v[j], c->v->u.arr.v[i]);
+        if (!seen) tp_tvpush(c->E, &r, c->v->u.arr.v[i]);
     }
-    if (tstr_eq(nm, "int") || tstr_eq(nm, "float")) {
-        int is_int = tstr_eq(nm, "int");
-        argv_t a = E->eval_args(E, f->l1, env);
-        int np = tp_npositional(a.v, a.n);
-        tv *def = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "default");
-        if (!def) def = tv_num(E->c, is_int ? V_INT : V_FLOAT, 0);
-        if (v->t == V_STR) {
-            double d = parse_num_prefix(v->u.str, is_int);
-            return isnan(d) ? def : tv_num(E->c, is_int ? V_INT : V_FLOAT, d);
-        }
-        if (v->t == V_INT || v->t == V_FLOAT) return v;
-        if (v->t == V_BOOL) return tv_num(E->c, is_int ? V_INT : V_FLOAT, v->u.b);
-        FAIL(E, f, "cannot apply filter \"%.*s\" to type: %s", (int)nm.n, nm.s, tv_type_name(v));
-    }
-    if (tstr_eq(nm, "default")) {
-        argv_t a = E->eval_args(E, f->l1, env);
-        int np = tp_npositional(a.v, a.n);
-        tv *def = np > 0 ? a.v[0] : tv_str(E->c, "", 0);
-        tv *bo = np > 1 ? a.v[1] : tp_kwarg(a.v, a.n, "boolean");
-        if (!bo) bo = TV_BOOL(0);
-        if (bo->t != V_BOOL) FAIL(E, f, "`default` filter flag must be a boolean");
-        if (v->t == V_UNDEF || (bo->u.b && !tv_truthy(v))) return def;
-        return v;
-    }
-    if (v->t == V_ARRAY || v->t == V_TUPLE) {
-        if (tstr_eq(nm, "sort")) {
-            argv_t a = E->eval_args(E, f->l1, env);
-            int np = tp_npositional(a.v, a.n);
-            tv *rev = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "reverse");
-            tv *cs = np > 1 ? a.v[1] : tp_kwarg(a.v, a.n, "case_sensitive");
-            tv *at = np > 2 ? a.v[2] : tp_kwarg(a.v, a.n, "attribute");
-            if (!rev) rev = TV_BOOL(0);
-            if (!cs) cs = TV_BOOL(0);
-            if (!at) at = TV_NULL;
-            if (rev->t != V_BOOL) FAIL(E, f, "reverse must be a boolean");
-            if (cs->t != V_BOOL) FAIL(E, f, "case_sensitive must be a boolean");
-            if (!(at->t == V_STR || at->t == V_INT || at->t == V_NULL))
-                FAIL(E, f, "attribute must be a string, integer, or null");
-            sort_ctx S = {E, f, cs->u.b, rev->u.b, {0}, -1, at->t != V_NULL};
-            if (at->t == V_STR) S.attr = at->u.str;
-            else if (at->t == V_INT) S.attr = tp_raw_str(E, at);
-            return tp_sorted(E, &S, v);
-        }
-        if (tstr_eq(nm, "selectattr") || tstr_eq(nm, "rejectattr")) {
-            int sel = tstr_eq(nm, "selectattr");
-            for (size_t i = 0; i < v->u.arr.n; i++) {
-                int t = v->u.arr.v[i]->t;
-                if (!(t == V_OBJECT || t == V_KWARGS || t == V_NS))
-                    FAIL(E, f, "`%.*s` can only be applied to array of objects", (int)nm.n, nm.s);
-            }
-            for (int i = 0; i < f->l1.n; i++)
-                if (f->l1.v[i]->kind != N_STR) FAIL(E, f, "arguments of `%.*s` must be strings", (int)nm.n, nm.s);
-            if (f->l1.n < 1) FAIL(E, f, "`%.*s` needs an attribute", (int)nm.n, nm.s);
-            tstr attr = f->l1.v[0]->s;
-            tvvec r = {0};
-            for (size_t i = 0; i < v->u.arr.n; i++) {
-                tv *a = tv_obj_get(v->u.arr.v[i], attr);
-                /* the reference tests JS truthiness of the wrapper: present = true */
-                int res = 0;
-                if (a) {
-                    if (f->l1.n > 1) {
-                        tstr tn = f->l1.v[1]->s;
-                        if (tstr_eq(tn, "equalto") || tstr_eq(tn, "eq")) {
-                            tv *want = f->l1.n > 2 ? tv_str_ref(E->c, f->l1.v[2]->s) : TV_UNDEF;
-                            res = tp_strict_eq(a, want);
-                        } else res = tp_test_value(E, f, tn, a);
-                    } else res = tv_truthy(a);
-                }
-                if (sel ? res : !res) tp_tvpush(E, &r, v->u.arr.v[i]);
-            }
-            return tp_tvvec_array(E, &r);
-        }
-        if (tstr_eq(nm, "map")) {
-            argv_t a = E->eval_args(E, f->l1, env);
-            tv *at = tp_kwarg(a.v, a.n, "attribute");
-            if (!at) FAIL(E, f, "`map` expressions without `attribute` set are not currently supported.");
-            if (at->t != V_STR) FAIL(E, f, "attribute must be a string");
-            tv *def = tp_kwarg(a.v, a.n, "default");
-            tv *r = tv_arr(E->c, V_ARRAY, v->u.arr.n);
-            for (size_t i = 0; i < v->u.arr.n; i++) {
-                tv *it = v->u.arr.v[i];
-                if (!(it->t == V_OBJECT || it->t == V_KWARGS || it->t == V_NS))
-                    FAIL(E, f, "items in map must be an object");
-                tv *val = tp_attr_path(it, at->u.str);
-                r->u.arr.v[i] = val->t == V_UNDEF ? (def ? def : TV_UNDEF) : val;
-            }
-            return r;
-        }
-        FAIL(E, f, "unknown filter '%.*s' for a list", (int)nm.n, nm.s);
-    }
+    return tp_tvvec_array(c->E, &r);
+}
+
+/* a list as JSON without spaces, a number as output, a boolean as JS writes it */
+static tv *f_string(const fcall *c) {
+    ev *E = c->E;
+    tv *v = c->v;
+    if (v->t == V_STR) return v;
+    if (v->t == V_BOOL) return tv_str(E->c, v->u.b ? "true" : "false", v->u.b ? 4 : 5);
+    tp_buf b = {0};
+    tp_buf_put(E->c, &b, "", 0);
+    static const tp_json_opts plain = {0, 0, 0, NULL, NULL};
+    if (v->t == V_INT || v->t == V_FLOAT) tv_to_output(E->c, &b, v);
+    else tv_to_json(E->c, &b, v, &plain, 0, 0);
+    return tv_str_ref(E->c, (tstr){b.p, b.n});
+}
+
+/* int and float: a string's leading number (0 if none), a number floored
+ * (int) or kept, a boolean as 0 or 1 */
+static tv *to_number(const fcall *c, int is_int) {
+    tv *v = c->v;
+    double d;
     if (v->t == V_STR) {
-        if (tstr_eq(nm, "indent")) {
-            argv_t a = E->eval_args(E, f->l1, env);
-            int np = tp_npositional(a.v, a.n);
-            tv *w = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "width");
-            tv *first = np > 1 ? a.v[1] : tp_kwarg(a.v, a.n, "first");
-            tv *blank = np > 2 ? a.v[2] : tp_kwarg(a.v, a.n, "blank");
-            if (w && w->t != V_INT) FAIL(E, f, "width must be a number");
-            long width = w ? (long)w->u.num : 4;
-            if (width < 0 || width > 1024) FAIL(E, f, "indent width out of range");
-            return indent_str(E, v->u.str, width, first && tv_truthy(first), blank && tv_truthy(blank));
-        }
-        if (tstr_eq(nm, "replace")) {
-            argv_t a = E->eval_args(E, f->l1, env);
-            int np = tp_npositional(a.v, a.n);
-            tv **all = tp_alloc(E->c, sizeof(tv *) * (size_t)(np + 1));
-            memcpy(all, a.v, sizeof(tv *) * (size_t)np);
-            all[np] = np < a.n ? a.v[np] : tv_obj(E->c, V_KWARGS);
-            return tp_str_replace(E, f, v->u.str, all, np + 1);
-        }
-        FAIL(E, f, "unknown filter '%.*s' for a string", (int)nm.n, nm.s);
+        d = parse_num_prefix(v->u.str, is_int);
+        if (isnan(d)) d = 0;
+    } else d = v->t == V_BOOL ? v->u.b : is_int ? floor(v->u.num) : v->u.num;
+    return tv_num(c->E->c, is_int ? V_INT : V_FLOAT, d);
+}
+static tv *f_int(const fcall *c) { return to_number(c, 1); }
+static tv *f_float(const fcall *c) { return to_number(c, 0); }
+
+static const filter_def plain_filters[] = {
+    {"safe", F_ANY, f_self}, {"tojson", F_ANY, f_tojson},
+    {"list", F_LIST, f_self}, {"first", F_LIST, f_first_last}, {"last", F_LIST, f_first_last},
+    {"length", F_LIST | F_STR | F_DICT, f_length}, {"reverse", F_LIST, f_reverse}, {"sort", F_LIST, f_sort},
+    {"join", F_LIST, f_join}, {"join", F_STR, f_self}, {"string", F_LIST | F_STR | F_NUM | F_BOOL, f_string},
+    {"unique", F_LIST, f_unique}, {"upper", F_STR, f_upper}, {"lower", F_STR, f_lower},
+    {"title", F_STR, f_title}, {"capitalize", F_STR, f_capitalize}, {"trim", F_STR, f_trim},
+    {"indent", F_STR, f_indent}, {"int", F_STR | F_NUM | F_BOOL, f_int},
+    {"float", F_STR | F_NUM | F_BOOL, f_float}, {"abs", F_NUM, f_abs}, {"items", F_DICT, f_items},
+    {"get", F_DICT, f_get}, {"keys", F_DICT, f_keys}, {"values", F_DICT, f_values},
+    {"dictsort", F_DICT, f_dictsort}, {"bool", F_BOOL, f_self}, {NULL, 0, NULL},
+};
+
+/* ---------------- filters with arguments: {{ x | name(...) }} ---------------- */
+
+static tv *c_tojson(const fcall *c) { return to_json_value(c->E, c->f, c->v, call_args(c)); }
+
+static tv *c_join(const fcall *c) {
+    ev *E = c->E;
+    tv *arr, *v = c->v;
+    if (v->t == V_STR) arr = str_chars(E, v->u.str);
+    else if (v->t == V_ARRAY || v->t == V_TUPLE) arr = v;
+    else FAIL(E, c->f, "cannot apply filter \"join\" to type: %s", tv_type_name(v));
+    argv_t a = call_args(c);
+    int np = tp_npositional(a.v, a.n);
+    tv *sep = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "separator");
+    if (!sep) sep = tv_str(E->c, "", 0);
+    if (sep->t != V_STR) FAIL(E, c->f, "separator must be a string");
+    return join_values(E, arr, sep->u.str);
+}
+
+/* int(default) and float(default): the default when a string holds no number */
+static tv *call_number(const fcall *c, int is_int) {
+    ev *E = c->E;
+    tv *v = c->v;
+    argv_t a = call_args(c);
+    int np = tp_npositional(a.v, a.n);
+    tv *def = np > 0 ? a.v[0] : tp_kwarg(a.v, a.n, "default");
+    if (!def) def = tv_num(E->c, is_int ? V_INT : V_FLOAT, 0);
+    if (v->t == V_STR) {
+        double d = parse_num_prefix(v->u.str, is_int);
+        return isnan(d) ? def : tv_num(E->c, is_int ? V_INT : V_FLOAT, d);
     }
-    if (v->t == V_OBJECT || v->t == V_KWARGS) {
-        int m = tp_find_name(tp_obj_methods, nm);
-        if (m >= 0) {
-            argv_t a = E->eval_args(E, f->l1, env);
-            tv *fn = E->fn_value(E, FN_OBJMETHOD, m, v, NULL);
-            return tp_call_fn(E, f, fn, a.v, a.n, env);
-        }
-        FAIL(E, f, "unknown filter '%.*s' for a dict", (int)nm.n, nm.s);
+    if (v->t == V_INT || v->t == V_FLOAT) return v;
+    if (v->t == V_BOOL) return tv_num(E->c, is_int ? V_INT : V_FLOAT, v->u.b);
+    FAIL(E, c->f, "cannot apply filter \"%.*s\" to type: %s", (int)c->nm.n, c->nm.s, tv_type_name(v));
+}
+static tv *c_int(const fcall *c) { return call_number(c, 1); }
+static tv *c_float(const fcall *c) { return call_number(c, 0); }
+
+static tv *c_default(const fcall *c) {
+    argv_t a = call_args(c);
+    int np = tp_npositional(a.v, a.n);
+    tv *def = np > 0 ? a.v[0] : tv_str(c->E->c, "", 0);
+    tv *bo = np > 1 ? a.v[1] : tp_kwarg(a.v, a.n, "boolean");
+    if (!bo) bo = TV_BOOL(0);
+    if (bo->t != V_BOOL) FAIL(c->E, c->f, "`default` filter flag must be a boolean");
+    if (c->v->t == V_UNDEF || (bo->u.b && !tv_truthy(c->v))) return def;
+    return c->v;
+}
+
+/* argument i by position, else by keyword, else the default */
+static tv *arg_at(argv_t a, int np, int i, const char *name, tv *def) {
+    tv *r = np > i ? a.v[i] : tp_kwarg(a.v, a.n, name);
+    return r ? r : def;
+}
+
+static tv *c_sort(const fcall *c) {
+    ev *E = c->E;
+    argv_t a = call_args(c);
+    int np = tp_npositional(a.v, a.n);
+    tv *rev = arg_at(a, np, 0, "reverse", TV_BOOL(0)), *cs = arg_at(a, np, 1, "case_sensitive", TV_BOOL(0));
+    tv *at = arg_at(a, np, 2, "attribute", TV_NULL);
+    if (rev->t != V_BOOL) FAIL(E, c->f, "reverse must be a boolean");
+    if (cs->t != V_BOOL) FAIL(E, c->f, "case_sensitive must be a boolean");
+    if (!(at->t == V_STR || at->t == V_INT || at->t == V_NULL))
+        FAIL(E, c->f, "attribute must be a string, integer, or null");
+    sort_ctx S = {E, c->f, cs->u.b, rev->u.b, {0}, -1, at->t != V_NULL};
+    if (at->t == V_STR) S.attr = at->u.str;
+    else if (at->t == V_INT) S.attr = tp_raw_str(E, at);
+    return tp_sorted(E, &S, c->v);
+}
+
+static int is_objectish(const tv *v) { return v->t == V_OBJECT || v->t == V_KWARGS || v->t == V_NS; }
+
+/* selectattr's test of one item's attribute a (NULL: absent); the reference
+ * tests JS truthiness of the wrapper: present = true */
+static int select_test(const fcall *c, tv *a) {
+    const tp_list *l = &c->f->l1;
+    if (!a) return 0;
+    if (l->n < 2) return tv_truthy(a);
+    tstr tn = l->v[1]->s;
+    if (tstr_eq(tn, "equalto") || tstr_eq(tn, "eq"))
+        return tp_strict_eq(a, l->n > 2 ? tv_str_ref(c->E->c, l->v[2]->s) : TV_UNDEF);
+    return tp_test_value(c->E, c->f, tn, a);
+}
+
+/* selectattr / rejectattr("attr"[, "test"[, "arg"]]): the arguments are
+ * string literals, read from the syntax tree */
+static tv *c_select(const fcall *c) {
+    ev *E = c->E;
+    const tp_node *f = c->f;
+    tv *v = c->v;
+    int sel = tstr_eq(c->nm, "selectattr");
+    for (size_t i = 0; i < v->u.arr.n; i++)
+        if (!is_objectish(v->u.arr.v[i]))
+            FAIL(E, f, "`%.*s` can only be applied to array of objects", (int)c->nm.n, c->nm.s);
+    for (int i = 0; i < f->l1.n; i++)
+        if (f->l1.v[i]->kind != N_STR) FAIL(E, f, "arguments of `%.*s` must be strings", (int)c->nm.n, c->nm.s);
+    if (f->l1.n < 1) FAIL(E, f, "`%.*s` needs an attribute", (int)c->nm.n, c->nm.s);
+    tvvec r = {0};
+    for (size_t i = 0; i < v->u.arr.n; i++) {
+        int res = select_test(c, tv_obj_get(v->u.arr.v[i], f->l1.v[0]->s));
+        if (sel ? res : !res) tp_tvpush(E, &r, v->u.arr.v[i]);
     }
-    FAIL(E, f, "cannot apply filter \"%.*s\" to type: %s", (int)nm.n, nm.s, tv_type_name(v));
+    return tp_tvvec_array(E, &r);
+}
+
+static tv *c_map(const fcall *c) {
+    ev *E = c->E;
+    argv_t a = call_args(c);
+    tv *at = tp_kwarg(a.v, a.n, "attribute");
+    if (!at) FAIL(E, c->f, "`map` expressions without `attribute` set are not currently supported.");
+    if (at->t != V_STR) FAIL(E, c->f, "attribute must be a string");
+    tv *def = tp_kwarg(a.v, a.n, "default");
+    tv *r = tv_arr(E->c, V_ARRAY, c->v->u.arr.n);
+    for (size_t i = 0; i < c->v->u.arr.n; i++) {
+        tv *it = c->v->u.arr.v[i];
+        if (!is_objectish(it)) FAIL(E, c->f, "items in map must be an object");
+        tv *val = tp_attr_path(it, at->u.str);
+        r->u.arr.v[i] = val->t == V_UNDEF ? (def ? def : TV_UNDEF) : val;
+    }
+    return r;
+}
+
+static tv *c_indent(const fcall *c) {
+    ev *E = c->E;
+    argv_t a = call_args(c);
+    int np = tp_npositional(a.v, a.n);
+    tv *w = arg_at(a, np, 0, "width", NULL), *first = arg_at(a, np, 1, "first", NULL);
+    tv *blank = arg_at(a, np, 2, "blank", NULL);
+    if (w && w->t != V_INT) FAIL(E, c->f, "width must be a number");
+    long width = w ? (long)w->u.num : 4;
+    if (width < 0 || width > 1024) FAIL(E, c->f, "indent width out of range");
+    return indent_str(E, c->v->u.str, width, first && tv_truthy(first), blank && tv_truthy(blank));
+}
+
+/* replace(old, new[, count]) as the string method, keyword arguments last */
+static tv *c_replace(const fcall *c) {
+    ev *E = c->E;
+    argv_t a = call_args(c);
+    int np = tp_npositional(a.v, a.n);
+    tv **all = tp_alloc(E->c, sizeof(tv *) * (size_t)(np + 1));
+    memcpy(all, a.v, sizeof(tv *) * (size_t)np);
+    all[np] = np < a.n ? a.v[np] : tv_obj(E->c, V_KWARGS);
+    return tp_str_replace(E, c->f, c->v->u.str, all, np + 1);
+}
+
+/* a dict method used as a filter: x | get("k") is x.get("k") */
+static tv *c_obj_method(const fcall *c) {
+    argv_t a = call_args(c);
+    tv *fn = c->E->fn_value(c->E, FN_OBJMETHOD, tp_find_name(tp_obj_methods, c->nm), c->v, NULL);
+    return tp_call_fn(c->E, c->f, fn, a.v, a.n, c->env);
+}
+
+static const filter_def call_filters[] = {
+    {"tojson", F_ANY, c_tojson}, {"join", F_ANY, c_join}, {"int", F_ANY, c_int},
+    {"float", F_ANY, c_float}, {"default", F_ANY, c_default}, {"sort", F_LIST, c_sort},
+    {"selectattr", F_LIST, c_select}, {"rejectattr", F_LIST, c_select}, {"map", F_LIST, c_map},
+    {"indent", F_STR, c_indent}, {"replace", F_STR, c_replace}, {NULL, 0, NULL},
+};
+
+static filter_fn find_filter(const filter_def *t, tstr nm, int kind) {
+    for (; t->name; t++)
+        if ((t->kinds & kind) && tstr_eq(nm, t->name)) return t->fn;
+    return NULL;
+}
+
+/* no such filter for this kind of value: "unknown filter" for the kinds in
+ * `known`, "cannot apply" for the others, as the reference says */
+static _Noreturn void no_filter(const fcall *c, int known) {
+    static const char *const kind_name[] = {"list", "string", "number", "dict", "boolean"};
+    int kind = kind_of(c->v);
+    for (int i = 0; i < 5; i++)
+        if (kind == (1 << i) && (known & kind))
+            FAIL(c->E, c->f, "unknown filter '%.*s' for a %s", (int)c->nm.n, c->nm.s, kind_name[i]);
+    FAIL(c->E, c->f, "cannot apply filter \"%.*s\" to type: %s", (int)c->nm.n, c->nm.s, tv_type_name(c->v));
+}
+
+tv *tp_apply_filter(ev *E, tv *v, const tp_node *f, scope *env) {
+    int call = f->kind == N_CALL && f->a->kind == N_IDENT;
+    if (f->kind != N_IDENT && !call) FAIL(E, f, "unknown filter");
+    fcall c = {E, f, call ? f->a->s : f->s, v, env};
+    int kind = kind_of(v);
+    filter_fn fn = find_filter(call ? call_filters : plain_filters, c.nm, kind);
+    if (!fn && call && kind == F_DICT && tp_find_name(tp_obj_methods, c.nm) >= 0) fn = c_obj_method;
+    if (!fn) no_filter(&c, call ? F_LIST | F_STR | F_DICT : F_LIST | F_STR | F_NUM | F_DICT | F_BOOL);
+    return fn(&c);
 }
 
 /* ---------------- tests ---------------- */

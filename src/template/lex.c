@@ -133,6 +133,7 @@ typedef struct {
     tp_token *tok;
     int n, cap;
     int gen_next;    /* first generation marker not yet emitted or dropped */
+    int depth;       /* curly brackets open inside an expression */
 } lexer;
 
 static void push(lexer *L, int type, const char *s, size_t n, long pos) {
@@ -257,142 +258,182 @@ static const struct { const char *seq; int type; } TABLE[] = {
     {"/", T_MUL}, {"%", T_MUL}, {"=", T_EQUALS},
 };
 
-static void tokenize(lexer *L) {
+static int is_text_next(const lexer *L) {
+    int lt = last_type(L);
+    return lt < 0 || lt == T_CLOSE_STMT || lt == T_CLOSE_EXPR || lt == T_COMMENT || lt == T_GEN;
+}
+
+static int at(const lexer *L, const char *seq) {
+    size_t k = strlen(seq);
+    return L->i + k <= L->t.n && !memcmp(L->t.s + L->i, seq, k);
+}
+
+/* Text up to the next {% {{ {#, split where generation markers fall; 0 when
+ * a tag starts right here. */
+static int lex_text(lexer *L) {
+    const char *s = L->t.s;
+    size_t n = L->t.n, st = L->i;
+    emit_marks(L, st);
+    while (L->i < n && !(s[L->i] == '{' && L->i + 1 < n &&
+                         (s[L->i + 1] == '%' || s[L->i + 1] == '{' || s[L->i + 1] == '#')))
+        L->i++;
+    if (L->i == st) return 0;
+    while (L->gen_next < L->t.ngen && L->t.gen_at[L->gen_next] <= L->i) {
+        size_t g = L->t.gen_at[L->gen_next];
+        if (g > st) push(L, T_TEXT, s + st, g - st, L->t.pos[st]);
+        st = g;
+        emit_marks(L, g);
+    }
+    if (L->i > st) push(L, T_TEXT, s + st, L->i - st, L->t.pos[st]);
+    return 1;
+}
+
+/* {# comment #}, {#- trims the text before, -#} the whitespace after */
+static void lex_comment(lexer *L, long pos) {
     const char *s = L->t.s;
     size_t n = L->t.n;
-    int depth = 0; /* curly brackets open inside an expression */
-    while (L->i < n) {
-        int lt = last_type(L);
-        if (lt < 0 || lt == T_CLOSE_STMT || lt == T_CLOSE_EXPR || lt == T_COMMENT || lt == T_GEN) {
-            size_t st = L->i;
-            emit_marks(L, st);
-            while (L->i < n && !(s[L->i] == '{' && L->i + 1 < n &&
-                                 (s[L->i + 1] == '%' || s[L->i + 1] == '{' || s[L->i + 1] == '#')))
-                L->i++;
-            if (L->i > st) {
-                /* split the text where generation markers fall */
-                while (L->gen_next < L->t.ngen && L->t.gen_at[L->gen_next] <= L->i) {
-                    size_t at = L->t.gen_at[L->gen_next];
-                    if (at > st) push(L, T_TEXT, s + st, at - st, L->t.pos[st]);
-                    st = at;
-                    emit_marks(L, at);
-                }
-                if (L->i > st) push(L, T_TEXT, s + st, L->i - st, L->t.pos[st]);
-                continue;
-            }
-        }
-        long pos = here(L);
-        if (s[L->i] == '{' && L->i + 1 < n && s[L->i + 1] == '#') {
-            L->i += 2;
-            int strip_before = L->i < n && s[L->i] == '-';
-            if (strip_before) L->i++;
-            size_t st = L->i;
-            while (!(L->i + 1 < n && s[L->i] == '#' && s[L->i + 1] == '}')) {
-                if (L->i + 2 >= n) tp_fail(L->c, pos, "missing end of comment tag");
-                L->i++;
-            }
-            size_t cn = L->i - st;
-            int strip_after = cn > 0 && s[st + cn - 1] == '-';
-            if (strip_after) cn--;
-            if (strip_before) strip_trailing_ws(L);
-            push(L, T_COMMENT, s + st, cn, pos);
-            L->i += 2;
-            drop_marks(L, L->i);
-            if (strip_after) skip_ws(L);
-            continue;
-        }
-        if (L->i + 2 < n + 0 && !memcmp(s + L->i, "{%-", 3)) {
-            strip_trailing_ws(L);
-            push(L, T_OPEN_STMT, "{%", 2, pos);
-            L->i += 3;
-            continue;
-        }
-        if (L->i + 2 < n && !memcmp(s + L->i, "{{-", 3)) {
-            strip_trailing_ws(L);
-            push(L, T_OPEN_EXPR, "{{", 2, pos);
-            depth = 0;
-            L->i += 3;
-            continue;
-        }
-        { /* whitespace inside tags */
-            size_t k;
-            while ((k = tp_js_space_at(s + L->i, n - L->i)) > 0) {
-                L->i += k;
-                eoi_check(L);
-            }
-        }
-        pos = here(L);
-        if (L->i + 2 < n && (!memcmp(s + L->i, "-%}", 3) || !memcmp(s + L->i, "-}}", 3))) {
-            int ty = s[L->i + 1] == '%' ? T_CLOSE_STMT : T_CLOSE_EXPR;
-            push(L, ty, ty == T_CLOSE_STMT ? "%}" : "}}", 2, pos);
-            L->i += 3;
-            drop_marks(L, L->i);
-            skip_ws(L);
-            continue;
-        }
-        char ch = s[L->i];
-        if (ch == '-' || ch == '+') {
-            int t2 = last_type(L);
-            if (t2 == T_TEXT || t2 < 0) tp_fail(L->c, pos, "unexpected character '%c'", ch);
-            if (!(t2 == T_IDENT || t2 == T_NUM || t2 == T_STR || t2 == T_RPAREN || t2 == T_RBRACKET)) {
-                size_t st = L->i++;
-                while (L->i < n && is_digit((unsigned char)s[L->i])) { L->i++; eoi_check(L); }
-                size_t nd = L->i - st - 1;
-                if (nd > 0 && L->i + 1 < n && s[L->i] == '.' && is_digit((unsigned char)s[L->i + 1])) {
-                    L->i++;
-                    while (L->i < n && is_digit((unsigned char)s[L->i])) { L->i++; eoi_check(L); }
-                }
-                push(L, nd ? T_NUM : T_UNARY, s + st, L->i - st, pos);
-                continue;
-            }
-        }
-        int matched = 0;
-        for (size_t k = 0; k < sizeof TABLE / sizeof TABLE[0]; k++) {
-            size_t sl = strlen(TABLE[k].seq);
-            if (TABLE[k].type == T_CLOSE_EXPR && depth > 0) continue;
-            if (L->i + sl <= n && !memcmp(s + L->i, TABLE[k].seq, sl)) {
-                drop_marks(L, L->i + sl);
-                push(L, TABLE[k].type, TABLE[k].seq, sl, pos);
-                if (TABLE[k].type == T_OPEN_EXPR) depth = 0;
-                else if (TABLE[k].type == T_LBRACE) depth++;
-                else if (TABLE[k].type == T_RBRACE) depth--;
-                L->i += sl;
-                matched = 1;
-                break;
-            }
-        }
-        if (matched) continue;
-        if (ch == '\'' || ch == '"') {
-            L->i++;
-            tstr v = lex_string(L, ch);
-            push(L, T_STR, v.s, v.n, pos);
-            L->i++;
-            continue;
-        }
-        if (is_digit((unsigned char)ch)) {
-            size_t st = L->i;
-            while (L->i < n && is_digit((unsigned char)s[L->i])) { L->i++; eoi_check(L); }
-            if (last_type(L) != T_DOT && L->i + 1 < n && s[L->i] == '.' && is_digit((unsigned char)s[L->i + 1])) {
-                L->i++;
-                while (L->i < n && is_digit((unsigned char)s[L->i])) { L->i++; eoi_check(L); }
-            }
-            push(L, T_NUM, s + st, L->i - st, pos);
-            continue;
-        }
-        if (is_word((unsigned char)ch)) {
-            size_t st = L->i;
-            while (L->i < n && is_word((unsigned char)s[L->i])) { L->i++; eoi_check(L); }
-            push(L, T_IDENT, s + st, L->i - st, pos);
-            continue;
-        }
+    L->i += 2;
+    int strip_before = L->i < n && s[L->i] == '-';
+    if (strip_before) L->i++;
+    size_t st = L->i;
+    while (!(L->i + 1 < n && s[L->i] == '#' && s[L->i + 1] == '}')) {
+        if (L->i + 2 >= n) tp_fail(L->c, pos, "missing end of comment tag");
+        L->i++;
+    }
+    size_t cn = L->i - st;
+    int strip_after = cn > 0 && s[st + cn - 1] == '-';
+    if (strip_after) cn--;
+    if (strip_before) strip_trailing_ws(L);
+    push(L, T_COMMENT, s + st, cn, pos);
+    L->i += 2;
+    drop_marks(L, L->i);
+    if (strip_after) skip_ws(L);
+}
+
+/* {%- and {{- : the tag opens and trims the text before it; 0 if neither */
+static int lex_trim_open(lexer *L, long pos) {
+    int stmt = at(L, "{%-");
+    if (!stmt && !at(L, "{{-")) return 0;
+    strip_trailing_ws(L);
+    push(L, stmt ? T_OPEN_STMT : T_OPEN_EXPR, stmt ? "{%" : "{{", 2, pos);
+    if (!stmt) L->depth = 0;
+    L->i += 3;
+    return 1;
+}
+
+/* whitespace inside a tag (running into the end of input fails) */
+static void skip_tag_ws(lexer *L) {
+    size_t k;
+    while ((k = tp_js_space_at(L->t.s + L->i, L->t.n - L->i)) > 0) {
+        L->i += k;
+        eoi_check(L);
+    }
+}
+
+/* -%} and -}} : the tag closes and the whitespace after it goes; 0 if neither */
+static int lex_trim_close(lexer *L, long pos) {
+    if (!at(L, "-%}") && !at(L, "-}}")) return 0;
+    int ty = L->t.s[L->i + 1] == '%' ? T_CLOSE_STMT : T_CLOSE_EXPR;
+    push(L, ty, ty == T_CLOSE_STMT ? "%}" : "}}", 2, pos);
+    L->i += 3;
+    drop_marks(L, L->i);
+    skip_ws(L);
+    return 1;
+}
+
+static void skip_while(lexer *L, int (*pred)(int)) {
+    while (L->i < L->t.n && pred((unsigned char)L->t.s[L->i])) {
+        L->i++;
+        eoi_check(L);
+    }
+}
+
+/* a '.' followed by a digit: the fraction of a number literal */
+static int at_fraction(const lexer *L) {
+    return L->i + 1 < L->t.n && L->t.s[L->i] == '.' && is_digit((unsigned char)L->t.s[L->i + 1]);
+}
+
+/* + or - where no operand stands before it: a signed number literal, or a
+ * unary operator; 0 when it is a binary operator (or not a sign) */
+static int lex_sign(lexer *L, long pos) {
+    char ch = L->t.s[L->i];
+    if (ch != '-' && ch != '+') return 0;
+    int t2 = last_type(L);
+    if (t2 == T_TEXT || t2 < 0) tp_fail(L->c, pos, "unexpected character '%c'", ch);
+    if (t2 == T_IDENT || t2 == T_NUM || t2 == T_STR || t2 == T_RPAREN || t2 == T_RBRACKET) return 0;
+    size_t st = L->i++;
+    skip_while(L, is_digit);
+    size_t nd = L->i - st - 1;
+    if (nd > 0 && at_fraction(L)) {
+        L->i++;
+        skip_while(L, is_digit);
+    }
+    push(L, nd ? T_NUM : T_UNARY, L->t.s + st, L->i - st, pos);
+    return 1;
+}
+
+/* operators and brackets (TABLE, first match); }} closes an expression only
+ * outside curly brackets; 0 if none */
+static int lex_punct(lexer *L, long pos) {
+    for (size_t k = 0; k < sizeof TABLE / sizeof TABLE[0]; k++) {
+        size_t sl = strlen(TABLE[k].seq);
+        int ty = TABLE[k].type;
+        if ((ty == T_CLOSE_EXPR && L->depth > 0) || !at(L, TABLE[k].seq)) continue;
+        drop_marks(L, L->i + sl);
+        push(L, ty, TABLE[k].seq, sl, pos);
+        if (ty == T_OPEN_EXPR) L->depth = 0;
+        else if (ty == T_LBRACE) L->depth++;
+        else if (ty == T_RBRACE) L->depth--;
+        L->i += sl;
+        return 1;
+    }
+    return 0;
+}
+
+static void lex_number(lexer *L, long pos) {
+    size_t st = L->i;
+    skip_while(L, is_digit);
+    if (last_type(L) != T_DOT && at_fraction(L)) { /* after a dot (x.1.2) no fraction */
+        L->i++;
+        skip_while(L, is_digit);
+    }
+    push(L, T_NUM, L->t.s + st, L->i - st, pos);
+}
+
+/* one token inside a tag */
+static void lex_tag(lexer *L) {
+    const char *s = L->t.s;
+    long pos = here(L);
+    if (at(L, "{#")) { lex_comment(L, pos); return; }
+    if (lex_trim_open(L, pos)) return;
+    skip_tag_ws(L);
+    pos = here(L);
+    if (lex_trim_close(L, pos) || lex_sign(L, pos) || lex_punct(L, pos)) return;
+    char ch = s[L->i];
+    size_t st = L->i;
+    if (ch == '\'' || ch == '"') {
+        L->i++;
+        tstr v = lex_string(L, ch);
+        push(L, T_STR, v.s, v.n, pos);
+        L->i++;
+    } else if (is_digit((unsigned char)ch)) lex_number(L, pos);
+    else if (is_word((unsigned char)ch)) {
+        skip_while(L, is_word);
+        push(L, T_IDENT, s + st, L->i - st, pos);
+    } else {
         uint32_t cp;
-        int k = tp_utf8_dec(s + L->i, n - L->i, &cp);
+        int k = tp_utf8_dec(s + L->i, L->t.n - L->i, &cp);
         tp_fail(L->c, pos, "unexpected character '%.*s'", k, s + L->i);
     }
 }
 
+static void tokenize(lexer *L) {
+    while (L->i < L->t.n)
+        if (!(is_text_next(L) && lex_text(L))) lex_tag(L);
+}
+
 tp_token *tp_lex(tp_ctx *c, const char *src, size_t len, int *ntok) {
-    lexer L = {c, preprocess(c, src, len), 0, NULL, 0, 0, 0};
+    lexer L = {c, preprocess(c, src, len), 0, NULL, 0, 0, 0, 0};
     tokenize(&L);
     emit_marks(&L, L.t.n); /* markers at the very end */
     *ntok = L.n;

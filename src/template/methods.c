@@ -419,131 +419,153 @@ tv *tp_dictsort(ev *E, const tp_node *x, tv *o, tv **args, int n) {
 
 /* ---------------- functions and methods ---------------- */
 
+/* ---------------- callable values ---------------- */
+
+static _Noreturn void call_raise(ev *E, tv **args, int n) {
+    tstr msg = n > 0 ? tp_raw_str(E, args[0]) : (tstr){"undefined", 9};
+    tp_fail_raw(E->c, TUNA_ERR_FORMAT, "chat template raised an error: %.*s", (int)(msg.n > 400 ? 400 : msg.n), msg.s);
+}
+
+static tv *call_range(ev *E, const tp_node *x, tv **args, int n) {
+    double st, sp, step = 1;
+    for (int i = 0; i < n; i++)
+        if (args[i]->t != V_INT && args[i]->t != V_FLOAT) FAIL(E, x, "range() arguments must be numbers");
+    if (n < 1) FAIL(E, x, "range() needs an argument");
+    if (n == 1) { st = 0; sp = args[0]->u.num; }
+    else { st = args[0]->u.num; sp = args[1]->u.num; if (n > 2) step = args[2]->u.num; }
+    if (step == 0) FAIL(E, x, "range() step must not be zero");
+    tvvec r = {0};
+    for (double i = st; step > 0 ? i < sp : i > sp; i += step) {
+        if (r.n >= 1000000) FAIL(E, x, "range() too long");
+        tp_tvpush(E, &r, tv_num(E->c, i == floor(i) ? V_INT : V_FLOAT, i));
+    }
+    return tp_tvvec_array(E, &r);
+}
+
+/* namespace(src): src an object or an iterable of [key, value] pairs */
+static void namespace_from(ev *E, const tp_node *x, tv *ns, tv *src) {
+    if (src->t == V_OBJECT || src->t == V_KWARGS) {
+        for (size_t i = 0; i < src->u.obj.n; i++) tv_obj_set(E->c, ns, src->u.obj.k[i], src->u.obj.v[i]);
+    } else if (src->t == V_ARRAY || src->t == V_TUPLE) {
+        for (size_t i = 0; i < src->u.arr.n; i++) {
+            tv *p = src->u.arr.v[i];
+            if (!((p->t == V_ARRAY || p->t == V_TUPLE) && p->u.arr.n == 2))
+                FAIL(E, x, "namespace expected an object or an iterable of [key, value] pairs");
+            if (p->u.arr.v[0]->t != V_STR) FAIL(E, x, "namespace keys must be strings");
+            tv_obj_set(E->c, ns, p->u.arr.v[0]->u.str, p->u.arr.v[1]);
+        }
+    } else FAIL(E, x, "'%s' object is not iterable", tv_type_name(src));
+}
+
+static tv *call_namespace(ev *E, const tp_node *x, tv **args, int n) {
+    int np = tp_npositional(args, n);
+    if (np > 1) FAIL(E, x, "namespace expected at most 1 argument, got %d", np);
+    tv *ns = tv_obj(E->c, V_NS);
+    if (np == 1) namespace_from(E, x, ns, args[0]);
+    if (np < n)
+        for (size_t i = 0; i < args[n - 1]->u.obj.n; i++)
+            tv_obj_set(E->c, ns, args[n - 1]->u.obj.k[i], args[n - 1]->u.obj.v[i]);
+    return ns;
+}
+
+/* one strftime conversion (%Y %m %d %b %B %H %M %%) of the local time */
+static void strftime_field(char *tmp, size_t size, char conv, const struct tm *tmv) {
+    static const char *const mon[] = {"January", "February", "March", "April", "May", "June", "July",
+                                      "August", "September", "October", "November", "December"};
+    switch (conv) {
+    case 'Y': snprintf(tmp, size, "%d", tmv->tm_year + 1900); break;
+    case 'm': snprintf(tmp, size, "%02d", tmv->tm_mon + 1); break;
+    case 'd': snprintf(tmp, size, "%02d", tmv->tm_mday); break;
+    case 'b': snprintf(tmp, size, "%.3s", mon[tmv->tm_mon]); break;
+    case 'B': snprintf(tmp, size, "%s", mon[tmv->tm_mon]); break;
+    case 'H': snprintf(tmp, size, "%02d", tmv->tm_hour); break;
+    case 'M': snprintf(tmp, size, "%02d", tmv->tm_min); break;
+    default: snprintf(tmp, size, "%%"); break;
+    }
+}
+
+static tv *call_strftime(ev *E, const tp_node *x, tv **args, int n) {
+    if (n < 1 || args[0]->t != V_STR) FAIL(E, x, "strftime_now() needs a format string");
+    time_t now = time(NULL);
+    struct tm tmv;
+    localtime_r(&now, &tmv);
+    tp_buf b = {0};
+    tp_buf_put(E->c, &b, "", 0);
+    tstr f = args[0]->u.str;
+    for (size_t i = 0; i < f.n; i++) {
+        char tmp[32] = "";
+        if (f.s[i] == '%' && i + 1 < f.n && strchr("YmdbBHM%", f.s[i + 1]) && f.s[i + 1]) {
+            strftime_field(tmp, sizeof tmp, f.s[++i], &tmv);
+            tp_buf_puts(E->c, &b, tmp);
+        } else tp_buf_put(E->c, &b, f.s + i, 1);
+    }
+    return tv_str_ref(E->c, (tstr){b.p, b.n});
+}
+
+/* startswith / endswith: a string or a tuple of strings (any matches) */
+static tv *str_affix(ev *E, const tp_node *x, tstr s, int sw, tv **args, int n) {
+    const char *nm = sw ? "startswith" : "endswith";
+    if (n == 0) FAIL(E, x, "%s() requires at least one argument", nm);
+    tv *p = args[0];
+    if (p->t == V_STR) return TV_BOOL(sw ? has_prefix(s, p->u.str) : has_suffix(s, p->u.str));
+    if (p->t == V_ARRAY || p->t == V_TUPLE) {
+        for (size_t i = 0; i < p->u.arr.n; i++) {
+            tv *it = p->u.arr.v[i];
+            if (it->t != V_STR) FAIL(E, x, "%s() tuple elements must be strings", nm);
+            if (sw ? has_prefix(s, it->u.str) : has_suffix(s, it->u.str)) return TV_BOOL(1);
+        }
+        return TV_BOOL(0);
+    }
+    FAIL(E, x, "%s() argument must be a string or tuple of strings", nm);
+}
+
+/* a string method (SM_*) called on s; NULL for an unknown method */
+static tv *call_str_method(ev *E, const tp_node *x, int method, tstr s, tv **args, int n) {
+    static tv minus1 = {.t = V_INT, .u.num = -1};
+    switch (method) {
+    case SM_UPPER: return tp_str_case(E, s, 1, 0);
+    case SM_LOWER: return tp_str_case(E, s, 0, 0);
+    case SM_STRIP: return tp_str_trim(E, s, 1, 1);
+    case SM_TITLE: return tp_str_title(E, s);
+    case SM_CAPITALIZE: return tp_str_case(E, s, 1, 1);
+    case SM_RSTRIP: return tp_str_trim(E, s, 0, 1);
+    case SM_LSTRIP: return tp_str_trim(E, s, 1, 0);
+    case SM_STARTSWITH: case SM_ENDSWITH: return str_affix(E, x, s, method == SM_STARTSWITH, args, n);
+    case SM_SPLIT: return str_split(E, x, s, n > 0 ? args[0] : TV_NULL, n > 1 ? args[1] : &minus1);
+    case SM_REPLACE: return tp_str_replace(E, x, s, args, n);
+    }
+    return NULL;
+}
+
+/* a dict method (OM_*) called on o; NULL for an unknown method */
+static tv *call_obj_method(ev *E, const tp_node *x, int method, tv *o, tv **args, int n) {
+    switch (method) {
+    case OM_GET: {
+        if (n < 1 || args[0]->t != V_STR)
+            FAIL(E, x, "dict key must be a string: got %s", n < 1 ? "undefined" : tv_type_name(args[0]));
+        tv *v = tv_obj_get(o, args[0]->u.str);
+        return v ? v : n > 1 ? args[1] : TV_NULL;
+    }
+    case OM_ITEMS: return tp_obj_items(E, o, 0);
+    case OM_KEYS: return tp_obj_items(E, o, 1);
+    case OM_VALUES: return tp_obj_items(E, o, 2);
+    case OM_DICTSORT: return tp_dictsort(E, x, o, args, n);
+    }
+    return NULL;
+}
+
 tv *tp_call_fn(ev *E, const tp_node *x, tv *f, tv **args, int n, scope *env) {
+    tv *r = NULL;
     switch (f->u.fn.kind) {
-    case FN_RAISE: {
-        tstr msg = n > 0 ? tp_raw_str(E, args[0]) : (tstr){"undefined", 9};
-        tp_fail_raw(E->c, TUNA_ERR_FORMAT, "chat template raised an error: %.*s", (int)(msg.n > 400 ? 400 : msg.n), msg.s);
+    case FN_RAISE: call_raise(E, args, n);
+    case FN_RANGE: return call_range(E, x, args, n);
+    case FN_NAMESPACE: return call_namespace(E, x, args, n);
+    case FN_STRFTIME: return call_strftime(E, x, args, n);
+    case FN_STRMETHOD: r = call_str_method(E, x, f->u.fn.method, f->u.fn.self->u.str, args, n); break;
+    case FN_OBJMETHOD: r = call_obj_method(E, x, f->u.fn.method, f->u.fn.self, args, n); break;
+    case FN_MACRO: return E->call_macro(E, x, f->u.fn.macro, args, n, env);
     }
-    case FN_RANGE: {
-        double st, sp, step = 1;
-        for (int i = 0; i < n; i++)
-            if (args[i]->t != V_INT && args[i]->t != V_FLOAT) FAIL(E, x, "range() arguments must be numbers");
-        if (n < 1) FAIL(E, x, "range() needs an argument");
-        if (n == 1) { st = 0; sp = args[0]->u.num; }
-        else { st = args[0]->u.num; sp = args[1]->u.num; if (n > 2) step = args[2]->u.num; }
-        if (step == 0) FAIL(E, x, "range() step must not be zero");
-        tvvec r = {0};
-        for (double i = st; step > 0 ? i < sp : i > sp; i += step) {
-            if (r.n >= 1000000) FAIL(E, x, "range() too long");
-            tp_tvpush(E, &r, tv_num(E->c, i == floor(i) ? V_INT : V_FLOAT, i));
-        }
-        return tp_tvvec_array(E, &r);
-    }
-    case FN_NAMESPACE: {
-        int np = tp_npositional(args, n);
-        if (np > 1) FAIL(E, x, "namespace expected at most 1 argument, got %d", np);
-        tv *ns = tv_obj(E->c, V_NS);
-        if (np == 1) {
-            tv *src = args[0];
-            if (src->t == V_OBJECT || src->t == V_KWARGS) {
-                for (size_t i = 0; i < src->u.obj.n; i++) tv_obj_set(E->c, ns, src->u.obj.k[i], src->u.obj.v[i]);
-            } else if (src->t == V_ARRAY || src->t == V_TUPLE) {
-                for (size_t i = 0; i < src->u.arr.n; i++) {
-                    tv *p = src->u.arr.v[i];
-                    if (!((p->t == V_ARRAY || p->t == V_TUPLE) && p->u.arr.n == 2))
-                        FAIL(E, x, "namespace expected an object or an iterable of [key, value] pairs");
-                    if (p->u.arr.v[0]->t != V_STR) FAIL(E, x, "namespace keys must be strings");
-                    tv_obj_set(E->c, ns, p->u.arr.v[0]->u.str, p->u.arr.v[1]);
-                }
-            } else FAIL(E, x, "'%s' object is not iterable", tv_type_name(src));
-        }
-        if (np < n)
-            for (size_t i = 0; i < args[n - 1]->u.obj.n; i++)
-                tv_obj_set(E->c, ns, args[n - 1]->u.obj.k[i], args[n - 1]->u.obj.v[i]);
-        return ns;
-    }
-    case FN_STRFTIME: {
-        static const char *const mon[] = {"January", "February", "March", "April", "May", "June", "July",
-                                          "August", "September", "October", "November", "December"};
-        if (n < 1 || args[0]->t != V_STR) FAIL(E, x, "strftime_now() needs a format string");
-        time_t now = time(NULL);
-        struct tm tmv;
-        localtime_r(&now, &tmv);
-        tp_buf b = {0};
-        tp_buf_put(E->c, &b, "", 0);
-        tstr f = args[0]->u.str;
-        for (size_t i = 0; i < f.n; i++) {
-            char tmp[32] = "";
-            if (f.s[i] == '%' && i + 1 < f.n && strchr("YmdbBHM%", f.s[i + 1]) && f.s[i + 1]) {
-                switch (f.s[++i]) {
-                case 'Y': snprintf(tmp, sizeof tmp, "%d", tmv.tm_year + 1900); break;
-                case 'm': snprintf(tmp, sizeof tmp, "%02d", tmv.tm_mon + 1); break;
-                case 'd': snprintf(tmp, sizeof tmp, "%02d", tmv.tm_mday); break;
-                case 'b': snprintf(tmp, sizeof tmp, "%.3s", mon[tmv.tm_mon]); break;
-                case 'B': snprintf(tmp, sizeof tmp, "%s", mon[tmv.tm_mon]); break;
-                case 'H': snprintf(tmp, sizeof tmp, "%02d", tmv.tm_hour); break;
-                case 'M': snprintf(tmp, sizeof tmp, "%02d", tmv.tm_min); break;
-                default: snprintf(tmp, sizeof tmp, "%%"); break;
-                }
-                tp_buf_puts(E->c, &b, tmp);
-            } else tp_buf_put(E->c, &b, f.s + i, 1);
-        }
-        return tv_str_ref(E->c, (tstr){b.p, b.n});
-    }
-    case FN_STRMETHOD: {
-        tstr s = f->u.fn.self->u.str;
-        switch (f->u.fn.method) {
-        case SM_UPPER: return tp_str_case(E, s, 1, 0);
-        case SM_LOWER: return tp_str_case(E, s, 0, 0);
-        case SM_STRIP: return tp_str_trim(E, s, 1, 1);
-        case SM_TITLE: return tp_str_title(E, s);
-        case SM_CAPITALIZE: return tp_str_case(E, s, 1, 1);
-        case SM_RSTRIP: return tp_str_trim(E, s, 0, 1);
-        case SM_LSTRIP: return tp_str_trim(E, s, 1, 0);
-        case SM_STARTSWITH: case SM_ENDSWITH: {
-            int sw = f->u.fn.method == SM_STARTSWITH;
-            const char *nm = sw ? "startswith" : "endswith";
-            if (n == 0) FAIL(E, x, "%s() requires at least one argument", nm);
-            tv *p = args[0];
-            if (p->t == V_STR) return TV_BOOL(sw ? has_prefix(s, p->u.str) : has_suffix(s, p->u.str));
-            if (p->t == V_ARRAY || p->t == V_TUPLE) {
-                for (size_t i = 0; i < p->u.arr.n; i++) {
-                    tv *it = p->u.arr.v[i];
-                    if (it->t != V_STR) FAIL(E, x, "%s() tuple elements must be strings", nm);
-                    if (sw ? has_prefix(s, it->u.str) : has_suffix(s, it->u.str)) return TV_BOOL(1);
-                }
-                return TV_BOOL(0);
-            }
-            FAIL(E, x, "%s() argument must be a string or tuple of strings", nm);
-        }
-        case SM_SPLIT: {
-            static tv minus1 = {.t = V_INT, .u.num = -1};
-            return str_split(E, x, s, n > 0 ? args[0] : TV_NULL, n > 1 ? args[1] : &minus1);
-        }
-        case SM_REPLACE: return tp_str_replace(E, x, s, args, n);
-        }
-        break;
-    }
-    case FN_OBJMETHOD: {
-        tv *o = f->u.fn.self;
-        switch (f->u.fn.method) {
-        case OM_GET: {
-            if (n < 1 || args[0]->t != V_STR)
-                FAIL(E, x, "dict key must be a string: got %s", n < 1 ? "undefined" : tv_type_name(args[0]));
-            tv *v = tv_obj_get(o, args[0]->u.str);
-            return v ? v : n > 1 ? args[1] : TV_NULL;
-        }
-        case OM_ITEMS: return tp_obj_items(E, o, 0);
-        case OM_KEYS: return tp_obj_items(E, o, 1);
-        case OM_VALUES: return tp_obj_items(E, o, 2);
-        case OM_DICTSORT: return tp_dictsort(E, x, o, args, n);
-        }
-        break;
-    }
-    case FN_MACRO:
-        return E->call_macro(E, x, f->u.fn.macro, args, n, env);
-    }
-    FAIL(E, x, "internal error: bad function");
+    if (!r) FAIL(E, x, "internal error: bad function");
+    return r;
 }
 

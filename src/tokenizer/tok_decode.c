@@ -167,117 +167,126 @@ static int byte_token(const char *s, size_t n, unsigned char *b) {
     return 1;
 }
 
+/* ByteLevel: the byte-map characters back to bytes, all tokens joined into
+ * one, ill-formed UTF-8 as U+FFFD */
+static int dec_bytelevel(tlist *in, tlist *out) {
+    tk_buf raw = {0};
+    int bad = 0;
+    for (size_t t = 0; t < in->n && !bad; t++) {
+        const char *s = TOK(in, t);
+        size_t n = in->len[t], mark = raw.n, i = 0;
+        while (i < n) {
+            uint32_t cp;
+            int l = tk_utf8_decode(s + i, n - i, &cp), b;
+            if (!l || (b = tk_cp_to_byte(cp)) < 0) break;
+            char c = (char)b;
+            if (tk_buf_put(&raw, &c, 1)) { bad = 1; break; }
+            i += (size_t)l;
+        }
+        /* a token with a character outside the byte map passes through as is */
+        if (!bad && i < n) { raw.n = mark; bad = tk_buf_put(&raw, s, n); }
+    }
+    if (!bad && (bad = tl_add(out, "", 0)) == 0) {
+        size_t before = out->text.n;
+        bad = put_lossy(&out->text, raw.p ? raw.p : "", raw.n);
+        out->len[0] = out->text.n - before;
+    }
+    tk_buf_free(&raw);
+    return bad;
+}
+
+/* Replace: every occurrence of a in a token by b */
+static int dec_replace(const tk_dec *d, tlist *in, tlist *out) {
+    for (size_t t = 0; t < in->n; t++) {
+        const char *s = TOK(in, t);
+        size_t n = in->len[t], i = 0;
+        if (tl_add(out, "", 0)) return -1;
+        while (i < n) {
+            const char *hit = n - i >= d->alen ? memmem(s + i, n - i, d->a, d->alen) : NULL;
+            if (!hit) break;
+            size_t at = (size_t)(hit - s);
+            if (tl_append(out, s + i, at - i) || tl_append(out, d->b, d->blen)) return -1;
+            i = at + d->alen;
+        }
+        if (tl_append(out, s + i, n - i)) return -1;
+    }
+    return 0;
+}
+
+/* ByteFallback: runs of <0xNN> tokens become their bytes when those are
+ * valid UTF-8, else one U+FFFD per byte */
+static int dec_bytefallback(tlist *in, tlist *out) {
+    tk_buf pend = {0};
+    int bad = 0;
+    for (size_t t = 0; t <= in->n && !bad; t++) {
+        unsigned char b;
+        int is_byte = t < in->n && byte_token(TOK(in, t), in->len[t], &b);
+        if (is_byte) { bad = tk_buf_put(&pend, &b, 1); continue; }
+        if (pend.n) {
+            if (tk_utf8_check(pend.p, pend.n) == pend.n) bad = tl_add(out, pend.p, pend.n);
+            else for (size_t k = 0; k < pend.n && !bad; k++) bad = tl_add(out, REPL, 3);
+            pend.n = 0;
+        }
+        if (!bad && t < in->n) bad = tl_add(out, TOK(in, t), in->len[t]);
+    }
+    tk_buf_free(&pend);
+    return bad;
+}
+
+/* Fuse: all tokens joined into one */
+static int dec_fuse(tlist *in, tlist *out) {
+    if (tl_add(out, "", 0)) return -1;
+    for (size_t t = 0; t < in->n; t++)
+        if (tl_append(out, TOK(in, t), in->len[t])) return -1;
+    return 0;
+}
+
+/* Strip: up to start copies of a from the front of each token, stop from the end */
+static int dec_strip(const tk_dec *d, tlist *in, tlist *out) {
+    for (size_t t = 0; t < in->n; t++) {
+        const char *s = TOK(in, t);
+        size_t a = 0, b = in->len[t];
+        for (int k = 0; k < d->start && b - a >= d->alen && !memcmp(s + a, d->a, d->alen); k++) a += d->alen;
+        for (int k = 0; k < d->stop && b - a >= d->alen && !memcmp(s + b - d->alen, d->a, d->alen); k++) b -= d->alen;
+        if (tl_add(out, s + a, b - a)) return -1;
+    }
+    return 0;
+}
+
+/* Metaspace and BPEDecoder: the marker a becomes a space. HF's Metaspace
+ * drops the markers of the first token instead of turning them into spaces
+ * (the prepended one is the usual case); BPEDecoder's end-of-word suffix
+ * becomes a space except in the last token. */
+static int dec_marker_space(const tk_dec *d, tlist *in, tlist *out, int metaspace) {
+    for (size_t t = 0; t < in->n; t++) {
+        const char *s = TOK(in, t);
+        size_t n = in->len[t], i = 0;
+        int space = metaspace ? !(t == 0 && d->prepend) : t + 1 < in->n;
+        if (tl_add(out, "", 0)) return -1;
+        while (i < n) {
+            if (n - i >= d->alen && !memcmp(s + i, d->a, d->alen)) {
+                if (space && tl_append(out, " ", 1)) return -1;
+                i += d->alen;
+            } else {
+                if (tl_append(out, s + i, 1)) return -1;
+                i++;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Runs one decoder over in, writing the new token list to out. */
 static int dec_step(const tk_dec *d, tlist *in, tlist *out) {
     tl_reset(out);
     switch (d->type) {
-    case TD_BYTELEVEL: {
-        tk_buf raw = {0};
-        int bad = 0;
-        for (size_t t = 0; t < in->n && !bad; t++) {
-            const char *s = TOK(in, t);
-            size_t n = in->len[t], mark = raw.n, i = 0;
-            while (i < n) {
-                uint32_t cp;
-                int l = tk_utf8_decode(s + i, n - i, &cp), b;
-                if (!l || (b = tk_cp_to_byte(cp)) < 0) break;
-                char c = (char)b;
-                if (tk_buf_put(&raw, &c, 1)) { bad = 1; break; }
-                i += (size_t)l;
-            }
-            /* a token with a character outside the byte map passes through as is */
-            if (!bad && i < n) { raw.n = mark; bad = tk_buf_put(&raw, s, n); }
-        }
-        if (!bad && (bad = tl_add(out, "", 0)) == 0) {
-            size_t before = out->text.n;
-            bad = put_lossy(&out->text, raw.p ? raw.p : "", raw.n);
-            out->len[0] = out->text.n - before;
-        }
-        tk_buf_free(&raw);
-        return bad;
-    }
-    case TD_REPLACE:
-        for (size_t t = 0; t < in->n; t++) {
-            const char *s = TOK(in, t);
-            size_t n = in->len[t], i = 0;
-            if (tl_add(out, "", 0)) return -1;
-            while (i < n) {
-                const char *hit = n - i >= d->alen ? memmem(s + i, n - i, d->a, d->alen) : NULL;
-                if (!hit) break;
-                size_t at = (size_t)(hit - s);
-                if (tl_append(out, s + i, at - i) || tl_append(out, d->b, d->blen)) return -1;
-                i = at + d->alen;
-            }
-            if (tl_append(out, s + i, n - i)) return -1;
-        }
-        return 0;
-    case TD_BYTEFALLBACK: {
-        /* runs of <0xNN> tokens become their bytes when those are valid
-         * UTF-8, else one U+FFFD per byte */
-        tk_buf pend = {0};
-        int bad = 0;
-        for (size_t t = 0; t <= in->n && !bad; t++) {
-            unsigned char b;
-            int is_byte = t < in->n && byte_token(TOK(in, t), in->len[t], &b);
-            if (is_byte) { bad = tk_buf_put(&pend, &b, 1); continue; }
-            if (pend.n) {
-                if (tk_utf8_check(pend.p, pend.n) == pend.n) bad = tl_add(out, pend.p, pend.n);
-                else for (size_t k = 0; k < pend.n && !bad; k++) bad = tl_add(out, REPL, 3);
-                pend.n = 0;
-            }
-            if (!bad && t < in->n) bad = tl_add(out, TOK(in, t), in->len[t]);
-        }
-        tk_buf_free(&pend);
-        return bad;
-    }
-    case TD_FUSE:
-        if (tl_add(out, "", 0)) return -1;
-        for (size_t t = 0; t < in->n; t++)
-            if (tl_append(out, TOK(in, t), in->len[t])) return -1;
-        return 0;
-    case TD_STRIP:
-        for (size_t t = 0; t < in->n; t++) {
-            const char *s = TOK(in, t);
-            size_t a = 0, b = in->len[t];
-            for (int k = 0; k < d->start && b - a >= d->alen && !memcmp(s + a, d->a, d->alen); k++) a += d->alen;
-            for (int k = 0; k < d->stop && b - a >= d->alen && !memcmp(s + b - d->alen, d->a, d->alen); k++) b -= d->alen;
-            if (tl_add(out, s + a, b - a)) return -1;
-        }
-        return 0;
-    case TD_METASPACE:
-        /* HF drops the replacement characters of the first token instead of
-         * turning them into spaces (the prepended one is the usual case) */
-        for (size_t t = 0; t < in->n; t++) {
-            const char *s = TOK(in, t);
-            size_t n = in->len[t], i = 0;
-            if (tl_add(out, "", 0)) return -1;
-            while (i < n) {
-                if (n - i >= d->alen && !memcmp(s + i, d->a, d->alen)) {
-                    if (!(t == 0 && d->prepend) && tl_append(out, " ", 1)) return -1;
-                    i += d->alen;
-                } else {
-                    if (tl_append(out, s + i, 1)) return -1;
-                    i++;
-                }
-            }
-        }
-        return 0;
-    case TD_BPE_SUFFIX:
-        for (size_t t = 0; t < in->n; t++) {
-            const char *s = TOK(in, t);
-            size_t n = in->len[t], i = 0;
-            if (tl_add(out, "", 0)) return -1;
-            while (i < n) {
-                if (n - i >= d->alen && !memcmp(s + i, d->a, d->alen)) {
-                    if (t + 1 < in->n && tl_append(out, " ", 1)) return -1;
-                    i += d->alen;
-                } else {
-                    if (tl_append(out, s + i, 1)) return -1;
-                    i++;
-                }
-            }
-        }
-        return 0;
+    case TD_BYTELEVEL: return dec_bytelevel(in, out);
+    case TD_REPLACE: return dec_replace(d, in, out);
+    case TD_BYTEFALLBACK: return dec_bytefallback(in, out);
+    case TD_FUSE: return dec_fuse(in, out);
+    case TD_STRIP: return dec_strip(d, in, out);
+    case TD_METASPACE: return dec_marker_space(d, in, out, 1);
+    case TD_BPE_SUFFIX: return dec_marker_space(d, in, out, 0);
     }
     return -1;
 }

@@ -85,6 +85,118 @@ static int get_bool(const gguf_file *f, const char *key, int dflt) {
     return gguf_get_u64(f, key, &v) == 0 ? v != 0 : dflt;
 }
 
+/* tokens -> the BPE vocabulary; control and user-defined tokens (and the
+ * unknown token of a "llama" vocabulary) also as added tokens, matched in
+ * the text before BPE as llama.cpp does */
+static tuna_status vocab_from_tokens(const gguf_kv *toks, const gguf_kv *types, int spm, json_t *vocab, json_t *added,
+                                     const char *path) {
+    for (uint64_t i = 0; i < toks->arr_n; i++) {
+        size_t l;
+        const char *t = gguf_arr_str(toks, i, &l);
+        json_t *js = json_stringn(t, l);
+        if (!js) return core_fail(TUNA_ERR_FORMAT, "%s: token %llu is not valid UTF-8", path, (unsigned long long)i);
+        int32_t ty = 1;
+        if (types) memcpy(&ty, types->val + 4 * i, 4);
+        if (ty == 3 || ty == 4 || (spm && ty == 2))
+            json_array_append_new(added, json_pack("{s:I,s:O,s:b,s:b,s:b,s:b,s:b}", "id", (json_int_t)i, "content", js, "single_word", 0,
+                                                   "lstrip", 0, "rstrip", 0, "normalized", !spm && ty != 3, "special", ty != 4));
+        json_object_set_new(vocab, json_string_value(js), json_integer((json_int_t)i));
+        json_decref(js);
+    }
+    return TUNA_OK;
+}
+
+static tuna_status merges_from_list(const gguf_kv *merges, json_t *mg, const char *path) {
+    for (uint64_t i = 0; i < merges->arr_n; i++) {
+        size_t l;
+        const char *t = gguf_arr_str(merges, i, &l);
+        json_t *js = json_stringn(t, l);
+        if (!js) return core_fail(TUNA_ERR_FORMAT, "%s: merge %llu is not valid UTF-8", path, (unsigned long long)i);
+        json_array_append_new(mg, js);
+    }
+    return TUNA_OK;
+}
+
+/* tuna's own export: tuna.tokenizer.json_parts. The BPE model's options and
+ * tokenizer_config's switches go where they belong; the rest (pipeline,
+ * added tokens) replaces the top level's */
+static tuna_status apply_json_parts(json_t *root, json_t *mdl, json_t *cfg, const char *ex, size_t n, const char *path) {
+    tuna_status st = TUNA_OK;
+    json_error_t je;
+    json_t *parts = json_loadb(ex, n, 0, &je);
+    if (!json_is_object(parts)) st = core_fail(TUNA_ERR_FORMAT, "%s: tuna.tokenizer.json_parts: %s", path, je.text);
+    else {
+        json_t *opts = json_object_get(parts, "model"), *tc = json_object_get(parts, "tokenizer_config");
+        if (json_is_object(opts)) json_object_update_missing(mdl, opts);
+        if (json_is_object(tc)) json_object_update(cfg, tc);
+        json_object_del(parts, "model");
+        json_object_del(parts, "tokenizer_config");
+        json_object_update(root, parts);
+    }
+    json_decref(parts);
+    return st;
+}
+
+/* another writer's "llama" vocabulary: what llama.cpp does with it (spaces
+ * as U+2581, one put in front unless add_space_prefix is false, byte
+ * fallback; BOS added, EOS not unless the file says otherwise) */
+static void spm_pipeline(const gguf_file *f, const gguf_kv *toks, json_t *root, json_t *mdl, json_t *cfg) {
+    uint64_t unk;
+    if (gguf_get_u64(f, "tokenizer.ggml.unknown_token_id", &unk) == 0 && unk < toks->arr_n) {
+        size_t l;
+        const char *t = gguf_arr_str(toks, unk, &l);
+        json_object_set_new(mdl, "unk_token", json_stringn(t, l));
+    }
+    json_object_set_new(mdl, "fuse_unk", json_true());
+    json_object_set_new(mdl, "byte_fallback", json_true());
+    int prefix = get_bool(f, "tokenizer.ggml.add_space_prefix", 1);
+    json_t *norm = json_pack("{s:s,s:[]}", "type", "Sequence", "normalizers"), *dec = json_pack("{s:s,s:[]}", "type", "Sequence", "decoders");
+    json_t *norms = json_object_get(norm, "normalizers"), *decs = json_object_get(dec, "decoders");
+    if (prefix) json_array_append_new(norms, json_pack("{s:s,s:s}", "type", "Prepend", "prepend", SP_SPACE));
+    json_array_append_new(norms, json_pack("{s:s,s:{s:s},s:s}", "type", "Replace", "pattern", "String", " ", "content", SP_SPACE));
+    json_array_append_new(decs, json_pack("{s:s,s:{s:s},s:s}", "type", "Replace", "pattern", "String", SP_SPACE, "content", " "));
+    json_array_append_new(decs, json_pack("{s:s}", "type", "ByteFallback"));
+    json_array_append_new(decs, json_pack("{s:s}", "type", "Fuse"));
+    if (prefix) json_array_append_new(decs, json_pack("{s:s,s:s,s:i,s:i}", "type", "Strip", "content", " ", "start", 1, "stop", 0));
+    json_object_set_new(root, "normalizer", norm);
+    json_object_set_new(root, "decoder", dec);
+    /* llama.cpp's SPM defaults: BOS added, EOS not */
+    json_object_set_new(cfg, "tokenizer_class", json_string("LlamaTokenizerFast"));
+    json_object_set_new(cfg, "add_bos_token", json_boolean(get_bool(f, "tokenizer.ggml.add_bos_token", 1)));
+    json_object_set_new(cfg, "add_eos_token", json_boolean(get_bool(f, "tokenizer.ggml.add_eos_token", 0)));
+}
+
+/* another writer's "gpt2" vocabulary: GPT-2's byte-level pre-tokenizer and
+ * decoder (other pre-tokenizers are refused) */
+static tuna_status gpt2_pipeline(const gguf_file *f, json_t *root, json_t *cfg, const char *path) {
+    tuna_status st = TUNA_OK;
+    size_t n = 0;
+    const char *pre = gguf_get_str(f, "tokenizer.ggml.pre", &n);
+    if (pre && !(n == 5 && !memcmp(pre, "gpt-2", 5)) && !(n == 7 && !memcmp(pre, "default", 7)))
+        st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: pre-tokenizer '%.*s': tuna rebuilds gpt-2 ones (or its own exports)", path, (int)n, pre);
+    json_object_set_new(root, "pre_tokenizer", json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1));
+    json_object_set_new(root, "decoder", json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 1, "trim_offsets", 1, "use_regex", 1));
+    if (get_bool(f, "tokenizer.ggml.add_bos_token", 0)) {
+        json_object_set_new(cfg, "tokenizer_class", json_string("LlamaTokenizerFast"));
+        json_object_set_new(cfg, "add_bos_token", json_true());
+    }
+    return st;
+}
+
+/* bos/eos/pad token texts for the tokenizer config (null when absent) */
+static void special_tokens(const gguf_file *f, const gguf_kv *toks, json_t *cfg) {
+    const char *keys[][2] = {{"tokenizer.ggml.bos_token_id", "bos_token"}, {"tokenizer.ggml.eos_token_id", "eos_token"},
+                             {"tokenizer.ggml.padding_token_id", "pad_token"}};
+    for (int k = 0; k < 3; k++) {
+        uint64_t id;
+        size_t l;
+        if (gguf_get_u64(f, keys[k][0], &id) == 0 && id < toks->arr_n) {
+            const char *t = gguf_arr_str(toks, id, &l);
+            json_object_set_new(cfg, keys[k][1], json_stringn(t, l));
+        } else json_object_set_new(cfg, keys[k][1], json_null());
+    }
+}
+
 tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     *out = NULL;
     gguf_file f;
@@ -104,29 +216,8 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     if (types && (types->arr_type != GGUF_T_I32 || types->arr_n != toks->arr_n)) types = NULL;
     json_t *root = json_object(), *mdl = json_object(), *vocab = json_object(), *mg = json_array(), *added = json_array();
     json_t *cfg = json_object();
-    for (uint64_t i = 0; i < toks->arr_n; i++) {
-        size_t l;
-        const char *t = gguf_arr_str(toks, i, &l);
-        json_t *js = json_stringn(t, l);
-        if (!js) { st = core_fail(TUNA_ERR_FORMAT, "%s: token %llu is not valid UTF-8", path, (unsigned long long)i); break; }
-        int32_t ty = 1;
-        if (types) memcpy(&ty, types->val + 4 * i, 4);
-        /* control and user-defined tokens (and the unknown token of a
-         * "llama" vocabulary) are matched in the text before BPE, as
-         * llama.cpp does */
-        if (ty == 3 || ty == 4 || (spm && ty == 2))
-            json_array_append_new(added, json_pack("{s:I,s:O,s:b,s:b,s:b,s:b,s:b}", "id", (json_int_t)i, "content", js, "single_word", 0,
-                                                   "lstrip", 0, "rstrip", 0, "normalized", !spm && ty != 3, "special", ty != 4));
-        json_object_set_new(vocab, json_string_value(js), json_integer((json_int_t)i));
-        json_decref(js);
-    }
-    for (uint64_t i = 0; st == TUNA_OK && merges && i < merges->arr_n; i++) {
-        size_t l;
-        const char *t = gguf_arr_str(merges, i, &l);
-        json_t *js = json_stringn(t, l);
-        if (!js) { st = core_fail(TUNA_ERR_FORMAT, "%s: merge %llu is not valid UTF-8", path, (unsigned long long)i); break; }
-        json_array_append_new(mg, js);
-    }
+    st = vocab_from_tokens(toks, types, spm, vocab, added, path);
+    if (st == TUNA_OK && merges) st = merges_from_list(merges, mg, path);
     if (st == TUNA_OK && spm && !merges) st = spm_merges(&f, toks, types, vocab, mg, path);
     json_object_set_new(mdl, "type", json_string("BPE"));
     json_object_set_new(mdl, "vocab", vocab);
@@ -134,69 +225,10 @@ tuna_status tk_load_gguf(tuna_tokenizer **out, const char *path) {
     json_object_set_new(root, "model", mdl);
     json_object_set_new(root, "added_tokens", added);
     const char *ex = gguf_get_str(&f, "tuna.tokenizer.json_parts", &n);
-    if (st == TUNA_OK && ex) {
-        json_error_t je;
-        json_t *parts = json_loadb(ex, n, 0, &je);
-        if (!json_is_object(parts)) st = core_fail(TUNA_ERR_FORMAT, "%s: tuna.tokenizer.json_parts: %s", path, je.text);
-        else {
-            /* the BPE model's options and tokenizer_config's switches go where
-             * they belong; the rest (pipeline, added tokens) replaces the top
-             * level's */
-            json_t *opts = json_object_get(parts, "model"), *tc = json_object_get(parts, "tokenizer_config");
-            if (json_is_object(opts)) json_object_update_missing(mdl, opts);
-            if (json_is_object(tc)) json_object_update(cfg, tc);
-            json_object_del(parts, "model");
-            json_object_del(parts, "tokenizer_config");
-            json_object_update(root, parts);
-        }
-        json_decref(parts);
-    } else if (st == TUNA_OK && spm) {
-        uint64_t unk;
-        if (gguf_get_u64(&f, "tokenizer.ggml.unknown_token_id", &unk) == 0 && unk < toks->arr_n) {
-            size_t l;
-            const char *t = gguf_arr_str(toks, unk, &l);
-            json_object_set_new(mdl, "unk_token", json_stringn(t, l));
-        }
-        json_object_set_new(mdl, "fuse_unk", json_true());
-        json_object_set_new(mdl, "byte_fallback", json_true());
-        int prefix = get_bool(&f, "tokenizer.ggml.add_space_prefix", 1);
-        json_t *norm = json_pack("{s:s,s:[]}", "type", "Sequence", "normalizers"), *dec = json_pack("{s:s,s:[]}", "type", "Sequence", "decoders");
-        if (prefix) json_array_append_new(json_object_get(norm, "normalizers"), json_pack("{s:s,s:s}", "type", "Prepend", "prepend", SP_SPACE));
-        json_array_append_new(json_object_get(norm, "normalizers"),
-                              json_pack("{s:s,s:{s:s},s:s}", "type", "Replace", "pattern", "String", " ", "content", SP_SPACE));
-        json_array_append_new(json_object_get(dec, "decoders"),
-                              json_pack("{s:s,s:{s:s},s:s}", "type", "Replace", "pattern", "String", SP_SPACE, "content", " "));
-        json_array_append_new(json_object_get(dec, "decoders"), json_pack("{s:s}", "type", "ByteFallback"));
-        json_array_append_new(json_object_get(dec, "decoders"), json_pack("{s:s}", "type", "Fuse"));
-        if (prefix)
-            json_array_append_new(json_object_get(dec, "decoders"), json_pack("{s:s,s:s,s:i,s:i}", "type", "Strip", "content", " ", "start", 1, "stop", 0));
-        json_object_set_new(root, "normalizer", norm);
-        json_object_set_new(root, "decoder", dec);
-        /* llama.cpp's SPM defaults: BOS added, EOS not */
-        json_object_set_new(cfg, "tokenizer_class", json_string("LlamaTokenizerFast"));
-        json_object_set_new(cfg, "add_bos_token", json_boolean(get_bool(&f, "tokenizer.ggml.add_bos_token", 1)));
-        json_object_set_new(cfg, "add_eos_token", json_boolean(get_bool(&f, "tokenizer.ggml.add_eos_token", 0)));
-    } else if (st == TUNA_OK) {
-        const char *pre = gguf_get_str(&f, "tokenizer.ggml.pre", &n);
-        if (pre && !(n == 5 && !memcmp(pre, "gpt-2", 5)) && !(n == 7 && !memcmp(pre, "default", 7)))
-            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: pre-tokenizer '%.*s': tuna rebuilds gpt-2 ones (or its own exports)", path, (int)n, pre);
-        json_object_set_new(root, "pre_tokenizer", json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1));
-        json_object_set_new(root, "decoder", json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 1, "trim_offsets", 1, "use_regex", 1));
-        if (get_bool(&f, "tokenizer.ggml.add_bos_token", 0)) {
-            json_object_set_new(cfg, "tokenizer_class", json_string("LlamaTokenizerFast"));
-            json_object_set_new(cfg, "add_bos_token", json_true());
-        }
-    }
-    const char *keys[][2] = {{"tokenizer.ggml.bos_token_id", "bos_token"}, {"tokenizer.ggml.eos_token_id", "eos_token"},
-                             {"tokenizer.ggml.padding_token_id", "pad_token"}};
-    for (int k = 0; st == TUNA_OK && k < 3; k++) {
-        uint64_t id;
-        size_t l;
-        if (gguf_get_u64(&f, keys[k][0], &id) == 0 && id < toks->arr_n) {
-            const char *t = gguf_arr_str(toks, id, &l);
-            json_object_set_new(cfg, keys[k][1], json_stringn(t, l));
-        } else json_object_set_new(cfg, keys[k][1], json_null());
-    }
+    if (st == TUNA_OK && ex) st = apply_json_parts(root, mdl, cfg, ex, n, path);
+    else if (st == TUNA_OK && spm) spm_pipeline(&f, toks, root, mdl, cfg);
+    else if (st == TUNA_OK) st = gpt2_pipeline(&f, root, cfg, path);
+    if (st == TUNA_OK) special_tokens(&f, toks, cfg);
     const char *ct = gguf_get_str(&f, "tokenizer.chat_template", &n);
     if (ct) json_object_set_new(cfg, "chat_template", json_stringn(ct, n));
     if (st == TUNA_OK) st = tk_load_from_json(out, root, cfg, path);

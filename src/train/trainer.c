@@ -224,10 +224,8 @@ static void overlap_end(tuna_trainer *t) { t->m->grad_ready = NULL; }
 
 int tuna_trainer_total_steps(const tuna_trainer *t) { return t->total_steps; }
 
-tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
-                                const tuna_train_args *args) {
-    *out = NULL;
-    const tuna_train_args *a = args;
+/* the arguments and data a trainer can run with */
+static tuna_status check_train_args(const tuna_train_args *a, const tuna_pretok *data) {
     if (a->batch <= 0 || a->micro_batch <= 0 || a->seq_len < 2)
         return core_fail(TUNA_ERR_ARG, "batch (%d), micro-batch (%d) must be positive and seq-len (%d) at least 2",
                          a->batch, a->micro_batch, a->seq_len);
@@ -246,11 +244,12 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
                                        "and reference log-probabilities");
     if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
         return core_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
-    tuna_trainer *t = calloc(1, sizeof *t);
-    if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-    t->m = m;
-    t->data = data;
-    t->a = *a;
+    return TUNA_OK;
+}
+
+/* steps, warmup, and the micro-batch and row length actually used (T no
+ * longer than the longest sequence, at least 2) */
+static void plan_schedule(tuna_trainer *t, const tuna_train_args *a, const tuna_pretok *data) {
     t->rows_per_item = a->dpo ? 2 : 1;
     t->n_items = data->n / t->rows_per_item;
     if (a->dpo) t->dpo = *a->dpo;
@@ -261,22 +260,22 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     }
     t->warmup_steps = tuna_warmup_steps(a, t->total_steps);
     t->perm_epoch = -1;
-    int mb = a->micro_batch < a->batch ? a->micro_batch : a->batch;
     int longest = data->max_len > a->eval_max_len ? data->max_len : a->eval_max_len;
     int T = a->seq_len < longest ? a->seq_len : longest;
-    if (T < 2) T = 2;
-    t->a.micro_batch = mb;
-    t->a.seq_len = T;
-    const int R = t->rows_per_item, rows = R * mb;
-    tuna_status st = tuna_model_prepare(m, rows, T, a->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
-    if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
-    tuna_trainable tr;
-    model_trainable(m, &tr);
-    int64_t W = tr.n_weights;
+    t->a.micro_batch = a->micro_batch < a->batch ? a->micro_batch : a->batch;
+    t->a.seq_len = T < 2 ? 2 : T;
+}
+
+/* optimizer moments, the decay mask, the order and the per-micro-batch rows
+ * (and DPO's per-pair sums) */
+static tuna_status alloc_buffers(tuna_trainer *t, const tuna_trainable *tr) {
+    const tuna_train_args *a = &t->a;
+    int mb = a->micro_batch, T = a->seq_len, rows = t->rows_per_item * mb;
+    int64_t W = tr->n_weights;
     t->adam_m = calloc((size_t)W, sizeof(float));
     t->adam_v = calloc((size_t)W, sizeof(float));
-    t->decay = calloc((size_t)tr.n_params, 1);
-    t->perm = malloc((size_t)data->n * sizeof(int64_t));
+    t->decay = calloc((size_t)tr->n_params, 1);
+    t->perm = malloc((size_t)t->data->n * sizeof(int64_t));
     t->seq_idx = malloc((size_t)a->batch * sizeof(int64_t));
     t->seq_cnt = malloc((size_t)a->batch * sizeof(int64_t));
     t->ids = malloc((size_t)rows * T * sizeof(int32_t));
@@ -293,49 +292,76 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
         ok &= (t->n_r = malloc((size_t)mb * sizeof(int64_t))) != NULL;
     }
     if (!ok || !t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
-        !t->row_w || !t->row_loss || !t->row_idx) {
-        tuna_trainer_free(t);
+        !t->row_w || !t->row_loss || !t->row_idx)
         return core_fail(TUNA_ERR_NOMEM, "out of memory for optimizer state (%.1f MiB)", 2.0 * W * 4 / 1048576.0);
-    }
+    return TUNA_OK;
+}
+
+/* the tasks' cumulative sampling weights (given, or each task's size) */
+static tuna_status plan_tasks(tuna_trainer *t, const tuna_pretok *data, const tuna_train_args *a) {
     t->n_tasks = data->n_tasks > 1 ? data->n_tasks : 1;
     t->cum_w = calloc((size_t)t->n_tasks, sizeof(double));
     t->task_cursor = calloc((size_t)t->n_tasks, sizeof(int64_t));
     t->task_epoch = calloc((size_t)t->n_tasks, sizeof(int64_t));
     t->task_used = calloc((size_t)t->n_tasks, sizeof(int64_t));
-    if (!t->cum_w || !t->task_cursor || !t->task_epoch || !t->task_used) {
-        tuna_trainer_free(t);
-        return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (!t->cum_w || !t->task_cursor || !t->task_epoch || !t->task_used) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (t->n_tasks == 1) return TUNA_OK;
+    double sum = 0;
+    for (int k = 0; k < t->n_tasks; k++) {
+        int64_t size = data->task_off[k + 1] - data->task_off[k];
+        double w = a->task_weights ? a->task_weights[k] : (double)size;
+        if (!(w >= 0) || size == 0)
+            return core_fail(TUNA_ERR_ARG, "task %d: weight %g and %lld sequences (need weight >= 0 and data)", k + 1, w,
+                             (long long)size);
+        sum += w;
+        t->cum_w[k] = sum;
     }
-    if (t->n_tasks > 1) {
-        double sum = 0;
-        for (int k = 0; k < t->n_tasks; k++) {
-            int64_t size = data->task_off[k + 1] - data->task_off[k];
-            double w = a->task_weights ? a->task_weights[k] : (double)size;
-            if (!(w >= 0) || size == 0) {
-                tuna_trainer_free(t);
-                return core_fail(TUNA_ERR_ARG, "task %d: weight %g and %lld sequences (need weight >= 0 and data)", k + 1, w,
-                                 (long long)size);
-            }
-            sum += w;
-            t->cum_w[k] = sum;
-        }
-        if (!(sum > 0)) { tuna_trainer_free(t); return core_fail(TUNA_ERR_ARG, "task weights sum to 0"); }
-        for (int k = 0; k < t->n_tasks; k++) t->cum_w[k] /= sum;
-        for (int k = 0; k < t->n_tasks; k++) t->task_epoch[k] = -1;
+    if (!(sum > 0)) return core_fail(TUNA_ERR_ARG, "task weights sum to 0");
+    for (int k = 0; k < t->n_tasks; k++) t->cum_w[k] /= sum;
+    for (int k = 0; k < t->n_tasks; k++) t->task_epoch[k] = -1;
+    return TUNA_OK;
+}
+
+/* several ranks: gradients reduced in buckets while backward runs, if every
+ * rank can (every rank must issue the same collectives) */
+static tuna_status plan_overlap(tuna_trainer *t) {
+    if (tuna_dist_size() <= 1) return TUNA_OK;
+    if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
+    int any_cannot = 0;
+    tuna_status st = tuna_dist_any(!t->overlap, &any_cannot);
+    if (st != TUNA_OK) return st;
+    t->overlap = !any_cannot;
+    return TUNA_OK;
+}
+
+tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pretok *data,
+                                const tuna_train_args *args) {
+    *out = NULL;
+    tuna_status st = check_train_args(args, data);
+    if (st != TUNA_OK) return st;
+    tuna_trainer *t = calloc(1, sizeof *t);
+    if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    t->m = m;
+    t->data = data;
+    t->a = *args;
+    plan_schedule(t, args, data);
+    int rows = t->rows_per_item * t->a.micro_batch;
+    st = tuna_model_prepare(m, rows, t->a.seq_len, args->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
+    tuna_trainable tr;
+    if (st == TUNA_OK) {
+        model_trainable(m, &tr);
+        st = alloc_buffers(t, &tr);
     }
-    /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
-    for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
-    /* before any checkpoint replaces the weights: the model's identity is the starting one */
-    t->run_desc = resume_describe(m, data, a, t->total_steps, t->n_tasks > 1 ? t->cum_w : NULL, t->n_tasks);
-    if (!t->run_desc) { tuna_trainer_free(t); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
-    if (tuna_dist_size() > 1) {
-        if (!getenv("TUNA_NO_OVERLAP")) plan_buckets(t);
-        /* every rank must issue the same collectives: overlap only if all can */
-        int any_cannot = 0;
-        st = tuna_dist_any(!t->overlap, &any_cannot);
-        if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
-        t->overlap = !any_cannot;
+    if (st == TUNA_OK) st = plan_tasks(t, data, args);
+    if (st == TUNA_OK) {
+        /* decay weight matrices and embeddings; not biases or norm weights (all 1-D) */
+        for (int i = 0; i < tr.n_params; i++) t->decay[i] = tr.params[i].pub.ndim >= 2;
+        /* before any checkpoint replaces the weights: the model's identity is the starting one */
+        t->run_desc = resume_describe(m, data, args, t->total_steps, t->n_tasks > 1 ? t->cum_w : NULL, t->n_tasks);
+        if (!t->run_desc) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     }
+    if (st == TUNA_OK) st = plan_overlap(t);
+    if (st != TUNA_OK) { tuna_trainer_free(t); return st; }
     *out = t;
     return TUNA_OK;
 }
@@ -549,115 +575,143 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
     return TUNA_OK;
 }
 
-tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
-    double t0 = core_now_s();
+/* what one step's forward and backward passes sum up */
+typedef struct {
+    double loss;
+    tuna_dpo_stats ds;
+    int64_t tokens, input_tokens;
+} step_sums;
+
+/* the step's sequences through forward and backward, gradients summed into
+ * the model's (adapter dropout on) */
+static tuna_status forward_backward(tuna_trainer *t, step_sums *s) {
     tuna_model *m = t->m;
     const tuna_train_args *a = &t->a;
-    double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
     for (int j = 0; j < a->batch; j++) t->seq_idx[j] = seq_at(t, t->stream_pos + j);
     for (int j = 0; j < a->batch; j++) t->task_used[task_of(t, t->seq_idx[j])]++;
     tuna_model_zero_grad(m);
-    double loss;
-    int64_t tokens, input_tokens = 0;
     tuna_peft_set_training(m, 1); /* adapter dropout on */
     /* dropout masks follow the step number, so a resumed run draws the same ones */
     /* data-parallel: this rank's first micro-batch is number lo/micro of the
      * step, so it draws the masks one process would draw for those rows */
     adapter_set_forward_count(m, ((uint64_t)t->step << 20) +
                                         (uint64_t)((int64_t)a->batch * tuna_dist_rank() / tuna_dist_size() / a->micro_batch));
-    tuna_dpo_stats ds = {0};
     tuna_status st;
     if (a->dpo) {
-        st = run_dpo(t, a->ref_logps, t->seq_idx, a->batch, 1, &ds, &tokens, &input_tokens);
-        loss = ds.loss;
-    } else st = run_batch(t, a->batch, 1, &loss, &tokens, &input_tokens);
+        st = run_dpo(t, a->ref_logps, t->seq_idx, a->batch, 1, &s->ds, &s->tokens, &s->input_tokens);
+        s->loss = s->ds.loss;
+    } else st = run_batch(t, a->batch, 1, &s->loss, &s->tokens, &s->input_tokens);
     tuna_peft_set_training(m, 0);
+    return st;
+}
+
+/* several ranks: each holds its share's loss and gradient, already scaled by
+ * the whole step's normalisation, so the sums are the one-process values */
+static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums *s) {
+    tuna_dpo_stats *ds = &s->ds;
+    double r[8] = {s->loss, ds->rewards_chosen, ds->rewards_rejected, ds->rewards_margins, ds->rewards_accuracies,
+                   ds->logps_chosen, ds->logps_rejected, (double)s->input_tokens};
+    int64_t tk = t->a.dpo ? s->tokens : 0; /* sft's count is already the step's */
+    tuna_status st;
+    /* the gradient sums started during backward, or all of it now */
+    if (t->launched) st = t->comm_st != TUNA_OK ? t->comm_st : tuna_dist_wait();
+    else st = tuna_dist_sum_f32(g, W);
+    t->launched = 0;
+    t->comm_st = TUNA_OK;
+    if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 8);
+    if (st == TUNA_OK && t->a.dpo) st = tuna_dist_sum_i64(&tk, 1);
+    if (st != TUNA_OK) return st;
+    s->loss = r[0];
+    ds->loss = r[0];
+    ds->rewards_chosen = r[1];
+    ds->rewards_rejected = r[2];
+    ds->rewards_margins = r[3];
+    ds->rewards_accuracies = r[4];
+    ds->logps_chosen = r[5];
+    ds->logps_rejected = r[6];
+    s->input_tokens = (int64_t)r[7];
+    if (t->a.dpo) s->tokens = tk;
+    return TUNA_OK;
+}
+
+/* the gradient clipped to grad_clip (by its norm), then AdamW with bias
+ * correction; weight decay only where t->decay says */
+static void adamw_update(tuna_trainer *t, const tuna_trainable *tr, double lr, double norm) {
+    const tuna_train_args *a = &t->a;
+    const int64_t W = tr->n_weights;
+    float *g = tr->grads, *p = tr->weights;
+    if (a->grad_clip > 0) {
+        double coef = a->grad_clip / (norm + 1e-6);
+        if (coef < 1.0) {
+            float c = (float)coef;
+#pragma omp parallel for
+            for (int64_t i = 0; i < W; i++) g[i] *= c;
+        }
+    }
+    int step = t->step + 1;
+    double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
+    float *am = t->adam_m, *av = t->adam_v;
+    for (int pi = 0; pi < tr->n_params; pi++) {
+        const tuna_param *pp = &tr->params[pi].pub;
+        int64_t o0 = pp->data - p, o1 = o0 + pp->numel;
+        float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
+#pragma omp parallel for
+        for (int64_t i = o0; i < o1; i++) {
+            p[i] *= keep;
+            am[i] += (1.0f - b1) * (g[i] - am[i]);
+            av[i] = b2 * av[i] + (1.0f - b2) * g[i] * g[i];
+            float denom = sqrtf(av[i]) / bc2_sqrt + eps;
+            p[i] -= step_size * am[i] / denom;
+        }
+    }
+}
+
+static void fill_step_info(const tuna_trainer *t, tuna_step_info *info, const step_sums *s, double lr, double norm,
+                           double dt, double comm0) {
+    info->step = t->step;
+    info->total_steps = t->total_steps;
+    info->epoch = (double)t->stream_pos / (double)t->n_items;
+    info->dpo = s->ds;
+    info->loss = s->loss;
+    info->lr = lr;
+    info->grad_norm = norm;
+    info->tokens = s->tokens;
+    info->tokens_seen = t->tokens_seen;
+    info->step_seconds = dt;
+    info->elapsed_seconds = t->elapsed;
+    info->tokens_per_second = dt > 0 ? s->input_tokens / dt : 0;
+    info->comm_seconds = tuna_dist_comm_seconds() - comm0;
+}
+
+tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
+    double t0 = core_now_s();
+    const tuna_train_args *a = &t->a;
+    double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
+    step_sums s = {0, {0}, 0, 0};
+    tuna_status st = forward_backward(t, &s);
     if (st != TUNA_OK) return st;
     tuna_trainable tr;
-    model_trainable(m, &tr);
+    model_trainable(t->m, &tr);
     const int64_t W = tr.n_weights;
-    float *g = tr.grads, *p = tr.weights;
+    float *g = tr.grads;
     double comm0 = tuna_dist_comm_seconds();
-    if (tuna_dist_size() > 1) {
-        /* each rank holds its share's loss and gradient, already scaled by the
-         * whole step's normalisation: the sums are the one-process values */
-        double r[8] = {loss, ds.rewards_chosen, ds.rewards_rejected, ds.rewards_margins, ds.rewards_accuracies,
-                       ds.logps_chosen, ds.logps_rejected, (double)input_tokens};
-        int64_t tk = a->dpo ? tokens : 0; /* sft's count is already the step's */
-        /* the gradient sums started during backward, or all of it now */
-        if (t->launched) st = t->comm_st != TUNA_OK ? t->comm_st : tuna_dist_wait();
-        else st = tuna_dist_sum_f32(g, W);
-        t->launched = 0;
-        t->comm_st = TUNA_OK;
-        if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 8);
-        if (st == TUNA_OK && a->dpo) st = tuna_dist_sum_i64(&tk, 1);
-        if (st != TUNA_OK) return st;
-        loss = r[0];
-        ds.loss = r[0];
-        ds.rewards_chosen = r[1];
-        ds.rewards_rejected = r[2];
-        ds.rewards_margins = r[3];
-        ds.rewards_accuracies = r[4];
-        ds.logps_chosen = r[5];
-        ds.logps_rejected = r[6];
-        input_tokens = (int64_t)r[7];
-        if (a->dpo) tokens = tk;
-    }
+    if (tuna_dist_size() > 1 && (st = reduce_ranks(t, g, W, &s)) != TUNA_OK) return st;
     double ss = 0;
 #pragma omp parallel for reduction(+ : ss)
     for (int64_t i = 0; i < W; i++) ss += (double)g[i] * g[i];
     double norm = sqrt(ss);
-    if (!isfinite(loss) || !isfinite(norm))
+    if (!isfinite(s.loss) || !isfinite(norm))
         return core_fail(TUNA_ERR_NUMERIC, "step %d: loss is %g and gradient norm %g; stopping (weights not updated)",
-                         t->step + 1, loss, norm);
-    if (tokens > 0) {
-        if (a->grad_clip > 0) {
-            double coef = a->grad_clip / (norm + 1e-6);
-            if (coef < 1.0) {
-                float c = (float)coef;
-#pragma omp parallel for
-                for (int64_t i = 0; i < W; i++) g[i] *= c;
-            }
-        }
-        int step = t->step + 1;
-        double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
-        float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-        float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
-        float *am = t->adam_m, *av = t->adam_v;
-        for (int pi = 0; pi < tr.n_params; pi++) {
-            const tuna_param *pp = &tr.params[pi].pub;
-            int64_t o0 = pp->data - p, o1 = o0 + pp->numel;
-            float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
-#pragma omp parallel for
-            for (int64_t i = o0; i < o1; i++) {
-                p[i] *= keep;
-                am[i] += (1.0f - b1) * (g[i] - am[i]);
-                av[i] = b2 * av[i] + (1.0f - b2) * g[i] * g[i];
-                float denom = sqrtf(av[i]) / bc2_sqrt + eps;
-                p[i] -= step_size * am[i] / denom;
-            }
-        }
-    }
+                         t->step + 1, s.loss, norm);
+    if (s.tokens > 0) adamw_update(t, &tr, lr, norm);
     t->step++;
     t->stream_pos += a->batch;
-    t->tokens_seen += input_tokens;
+    t->tokens_seen += s.input_tokens;
     double dt = core_now_s() - t0;
     t->elapsed += dt;
-    if (info) {
-        info->step = t->step;
-        info->total_steps = t->total_steps;
-        info->epoch = (double)t->stream_pos / (double)t->n_items;
-        info->dpo = ds;
-        info->loss = loss;
-        info->lr = lr;
-        info->grad_norm = norm;
-        info->tokens = tokens;
-        info->tokens_seen = t->tokens_seen;
-        info->step_seconds = dt;
-        info->elapsed_seconds = t->elapsed;
-        info->tokens_per_second = dt > 0 ? input_tokens / dt : 0;
-        info->comm_seconds = tuna_dist_comm_seconds() - comm0;
-    }
+    if (info) fill_step_info(t, info, &s, lr, norm, dt, comm0);
     return TUNA_OK;
 }
 
