@@ -152,217 +152,291 @@ static double num(const json_t *o, const char *k) {
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-int cmd_compare(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) { fputs(compare_help, stdout); return 0; }
-    const char *model = NULL, *adapter = NULL, *tuned = NULL, *train = NULL, *eval = NULL, *metric = "exact_match";
-    const char *tmpl_arg = NULL, *regex = NULL, *report = NULL, *fewshot = NULL, *shots_arg = "0,3", *append = NULL;
-    int limit = 0, seed = 0, batch = 1, json = 0;
+/* ---- options ---- */
+typedef struct {
+    const char *model, *adapter, *tuned, *train, *eval, *metric;
+    const char *tmpl_arg, *regex, *report, *fewshot, *shots_arg, *append;
+    int limit, seed, batch, json;
+    int shots[16], n_shots, kmax; /* --shots parsed, kmax the largest */
     cli_gen_flags gf;
-    cli_gen_flags_init(&gf, 64);
+    json_t *prior;                /* --append's comparison */
+} compare_opts;
+
+/* argv into *o; 0, or the exit code */
+static int compare_parse_argv(compare_opts *o, int argc, char **argv) {
+    *o = (compare_opts){.metric = "exact_match", .shots_arg = "0,3", .batch = 1};
+    cli_gen_flags_init(&o->gf, 64);
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int g = cli_gen_flag(&gf, argc, argv, &i);
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int g = cli_gen_flag(&o->gf, argc, argv, &i);
         if (g < 0) return 2;
         if (g) {
-            if (!strcmp(o, "--seed")) seed = gf.seed; /* --seed orders the shots (and seeds sampling) */
+            if (!strcmp(a, "--seed")) o->seed = o->gf.seed; /* --seed orders the shots (and seeds sampling) */
             continue;
         }
-        if (!strcmp(o, "--model") && v) model = argv[++i];
-        else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
-        else if (!strcmp(o, "--tuned") && v) tuned = argv[++i];
-        else if (!strcmp(o, "--train") && v) train = argv[++i];
-        else if (!strcmp(o, "--eval") && v) eval = argv[++i];
-        else if (!strcmp(o, "--metric") && v) metric = argv[++i];
-        else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
-        else if (!strcmp(o, "--regex") && v) regex = argv[++i];
-        else if (!strcmp(o, "--report") && v) report = argv[++i];
-        else if (!strcmp(o, "--fewshot") && v) fewshot = argv[++i];
-        else if (!strcmp(o, "--shots") && v) shots_arg = argv[++i];
-        else if (!strcmp(o, "--append") && v) append = argv[++i];
-        else if (!strcmp(o, "--limit")) { if (cli_parse_int(o, v, 1, 2147483647, &limit)) return 2; i++; }
-        else if (!strcmp(o, "--batch")) { if (cli_parse_int(o, v, 1, 4096, &batch)) return 2; i++; }
-        else if (!strcmp(o, "--json")) json = 1;
-        else return cli_usage_error("compare: unknown option or missing value '%s' (see tuna compare --help)", o);
+        if (!strcmp(a, "--model") && v) o->model = argv[++i];
+        else if (!strcmp(a, "--adapter") && v) o->adapter = argv[++i];
+        else if (!strcmp(a, "--tuned") && v) o->tuned = argv[++i];
+        else if (!strcmp(a, "--train") && v) o->train = argv[++i];
+        else if (!strcmp(a, "--eval") && v) o->eval = argv[++i];
+        else if (!strcmp(a, "--metric") && v) o->metric = argv[++i];
+        else if (!strcmp(a, "--template") && v) o->tmpl_arg = argv[++i];
+        else if (!strcmp(a, "--regex") && v) o->regex = argv[++i];
+        else if (!strcmp(a, "--report") && v) o->report = argv[++i];
+        else if (!strcmp(a, "--fewshot") && v) o->fewshot = argv[++i];
+        else if (!strcmp(a, "--shots") && v) o->shots_arg = argv[++i];
+        else if (!strcmp(a, "--append") && v) o->append = argv[++i];
+        else if (!strcmp(a, "--limit")) { if (cli_parse_int(a, v, 1, 2147483647, &o->limit)) return 2; i++; }
+        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, v, 1, 4096, &o->batch)) return 2; i++; }
+        else if (!strcmp(a, "--json")) o->json = 1;
+        else return cli_usage_error("compare: unknown option or missing value '%s' (see tuna compare --help)", a);
     }
-    if (!model || !eval) return cli_usage_error("compare: --model DIR and --eval FILE are required");
-    if (cli_output_refused(report, 1)) return 2;
-    if (adapter && tuned) return cli_usage_error("compare: give --adapter or --tuned, not both");
-    if (!tuna_eval_metric_known(metric) || !strcmp(metric, "loss") || !strcmp(metric, "ppl"))
-        return cli_usage_error("compare: unknown --metric '%s' (exact_match, contains, rouge_l, json_valid, json_fields, regex)", metric);
-    if (!strcmp(metric, "regex") && !regex) return cli_usage_error("compare: --metric regex needs --regex PATTERN");
-    if (regex && tuna_score_regex("", regex) < 0) return cli_usage_error("--regex: the pattern does not compile: %s", regex);
-    if (fewshot && strcmp(fewshot, "turns") && strcmp(fewshot, "document"))
-        return cli_usage_error("compare: --fewshot must be turns or document (got '%s')", fewshot);
-    int shots[16], n_shots = 0, kmax = 0;
-    if (!strcmp(shots_arg, "none")) shots_arg = "";
-    for (const char *p = shots_arg; *p;) {
+    return 0;
+}
+
+/* --shots "0,3" (or "none") into o->shots; 0, or the exit code */
+static int parse_shots(compare_opts *o) {
+    if (!strcmp(o->shots_arg, "none")) o->shots_arg = "";
+    for (const char *p = o->shots_arg; *p;) {
         char *end;
         long k = strtol(p, &end, 10);
-        if (end == p || k < 0 || k > 64 || (*end && *end != ',') || n_shots == 16)
-            return cli_usage_error("compare: --shots takes up to 16 counts 0..64 separated by commas (got '%s')", shots_arg);
-        shots[n_shots++] = (int)k;
-        if (k > kmax) kmax = (int)k;
+        if (end == p || k < 0 || k > 64 || (*end && *end != ',') || o->n_shots == 16)
+            return cli_usage_error("compare: --shots takes up to 16 counts 0..64 separated by commas (got '%s')", o->shots_arg);
+        o->shots[o->n_shots++] = (int)k;
+        if (k > o->kmax) o->kmax = (int)k;
         p = *end ? end + 1 : end;
     }
-    if (kmax > 0 && !train) return cli_usage_error("compare: --shots above 0 need --train FILE (the in-context examples)");
-    if (!n_shots && !adapter && !tuned) return cli_usage_error("compare: nothing to run (--shots none and no --adapter or --tuned)");
-    if (report) {
-        /* --report may be the run folder of --adapter / --tuned (its report gains
-         * the comparison) and --append its compare.json; no other input may be
-         * written over */
-        char cj[PATH_MAX], rh[PATH_MAX];
-        snprintf(cj, sizeof cj, "%s/compare.json", report);
-        snprintf(rh, sizeof rh, "%s/report.html", report);
-        const cli_path ins[] = {{"--eval", eval, CLI_FILE}, {"--train", train, CLI_FILE}, {"--model", model, CLI_DIR},
-                                {"--adapter", adapter, CLI_DIR}, {"--tuned", tuned, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
-        const cli_path outs[] = {{"--report's compare.json", cj, CLI_FILE}, {"--report's report.html", rh, CLI_FILE}};
-        int prc = cli_check_paths("compare", ins, 6, outs, 2);
-        if (prc) return prc;
-    }
-    json_t *prior = NULL;
-    if (append) {
-        json_error_t je;
-        prior = json_load_file(append, 0, &je);
-        if (!json_is_array(json_object_get(prior, "rows")))
-            { json_decref(prior); return cli_usage_error("--append %s: not a comparison written by tuna compare (%s)", append, prior ? "no rows" : je.text); }
-        const char *pe = json_string_value(json_object_get(prior, "eval")), *pm = json_string_value(json_object_get(prior, "metric"));
-        if (!pe || strcmp(pe, eval) || !pm || strcmp(pm, metric))
-            { json_decref(prior); return cli_usage_error("--append %s: it compares on another eval set or metric", append); }
-    }
+    return 0;
+}
 
-    tuna_model *m = NULL;
-    tuna_tokenizer *tok = NULL;
-    tuna_template *tmpl = NULL;
-    char *tsrc = NULL;
-    tuna_eval_example *ev = NULL, *tr = NULL, *picked = NULL;
-    int n_ev = 0, n_tr = 0, skipped_ev = 0, skipped_tr = 0, passed_over = 0;
+/* --report may be the run folder of --adapter / --tuned (its report gains
+ * the comparison) and --append its compare.json; no other input may be
+ * written over */
+static int check_report_paths(const compare_opts *o) {
+    char cj[PATH_MAX], rh[PATH_MAX];
+    snprintf(cj, sizeof cj, "%s/compare.json", o->report);
+    snprintf(rh, sizeof rh, "%s/report.html", o->report);
+    const cli_path ins[] = {{"--eval", o->eval, CLI_FILE}, {"--train", o->train, CLI_FILE}, {"--model", o->model, CLI_DIR},
+                            {"--adapter", o->adapter, CLI_DIR}, {"--tuned", o->tuned, CLI_DIR}, {"--template", o->tmpl_arg, CLI_FILE}};
+    const cli_path outs[] = {{"--report's compare.json", cj, CLI_FILE}, {"--report's report.html", rh, CLI_FILE}};
+    return cli_check_paths("compare", ins, 6, outs, 2);
+}
+
+/* --append's comparison into o->prior, refused unless on the same eval set and metric */
+static int load_prior(compare_opts *o) {
+    json_error_t je;
+    json_t *prior = json_load_file(o->append, 0, &je);
+    if (!json_is_array(json_object_get(prior, "rows")))
+        { json_decref(prior); return cli_usage_error("--append %s: not a comparison written by tuna compare (%s)", o->append, prior ? "no rows" : je.text); }
+    const char *pe = json_string_value(json_object_get(prior, "eval")), *pm = json_string_value(json_object_get(prior, "metric"));
+    if (!pe || strcmp(pe, o->eval) || !pm || strcmp(pm, o->metric))
+        { json_decref(prior); return cli_usage_error("--append %s: it compares on another eval set or metric", o->append); }
+    o->prior = prior;
+    return 0;
+}
+
+/* the options and every check that needs no model; 0, or the exit code */
+static int compare_parse(compare_opts *o, int argc, char **argv) {
+    int rc = compare_parse_argv(o, argc, argv);
+    if (rc) return rc;
+    if (!o->model || !o->eval) return cli_usage_error("compare: --model DIR and --eval FILE are required");
+    if (cli_output_refused(o->report, 1)) return 2;
+    if (o->adapter && o->tuned) return cli_usage_error("compare: give --adapter or --tuned, not both");
+    const char *metric = o->metric;
+    if (!tuna_eval_metric_known(metric) || !strcmp(metric, "loss") || !strcmp(metric, "ppl"))
+        return cli_usage_error("compare: unknown --metric '%s' (exact_match, contains, rouge_l, json_valid, json_fields, regex)", metric);
+    if (!strcmp(metric, "regex") && !o->regex) return cli_usage_error("compare: --metric regex needs --regex PATTERN");
+    if (o->regex && tuna_score_regex("", o->regex) < 0) return cli_usage_error("--regex: the pattern does not compile: %s", o->regex);
+    if (o->fewshot && strcmp(o->fewshot, "turns") && strcmp(o->fewshot, "document"))
+        return cli_usage_error("compare: --fewshot must be turns or document (got '%s')", o->fewshot);
+    if ((rc = parse_shots(o))) return rc;
+    if (o->kmax > 0 && !o->train) return cli_usage_error("compare: --shots above 0 need --train FILE (the in-context examples)");
+    if (!o->n_shots && !o->adapter && !o->tuned)
+        return cli_usage_error("compare: nothing to run (--shots none and no --adapter or --tuned)");
+    if (o->report && (rc = check_report_paths(o))) return rc;
+    return o->append ? load_prior(o) : 0;
+}
+
+/* ---- what one comparison holds ---- */
+typedef struct {
+    tuna_model *m;
+    tuna_tokenizer *tok;
+    tuna_template *tmpl;
+    char *tsrc;
+    tuna_eval_example *ev, *tr, *picked; /* picked: shallow copies of tr's examples */
+    int n_ev, n_tr, skipped_ev, skipped_tr, passed_over;
     row_result rows[17];
-    int n_rows = 0;
-    json_t *all = NULL;
-    tuna_status st = cli_load_model(&(cli_model_spec){.dir = model}, &m, &tok);
-    if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
-    if (st == TUNA_OK) st = read_examples(eval, limit, &ev, &n_ev, &skipped_ev);
-    if (st == TUNA_OK && n_ev == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no records with a reference response", eval);
-    if (st == TUNA_OK && kmax) st = read_examples(train, 0, &tr, &n_tr, &skipped_tr);
-    if (st != TUNA_OK) goto done;
-    /* chat models take shots as turns; base models (no template of their own) as a document */
-    tuna_shot_format shot_fmt = fewshot ? (!strcmp(fewshot, "turns") ? TUNA_SHOTS_TURNS : TUNA_SHOTS_DOCUMENT)
-                                        : tuna_tokenizer_chat_template(tok) ? TUNA_SHOTS_TURNS : TUNA_SHOTS_DOCUMENT;
-    tuna_shot_format zero_fmt = tmpl ? TUNA_SHOTS_TURNS : TUNA_SHOTS_DOCUMENT;
-    const tuna_config *c = tuna_model_config(m);
-    int ctx = c->max_positions;
-    int32_t eos[16];
-    int n_eos = 0;
+    int n_rows;
+    tuna_shot_format shot_fmt, zero_fmt;
+    int ctx;
     tuna_sample_args sa;
-    st = cli_gen_setup(model, tok, &gf, 0, eos, &n_eos, &sa);
-    if (st != TUNA_OK) goto done;
-    const char *stops[17];
+    int32_t eos[16];
+    const char *stops[17], *doc_stops[17];
+    tuna_gen_opts go, go_doc; /* go_doc also stops at the document's example separator */
+    json_t *all;
+} compare_run;
+
+/* the model, its template, the eval set and (for shots) the train set */
+static tuna_status compare_load(compare_run *r, const compare_opts *o) {
+    tuna_status st = cli_load_model(&(cli_model_spec){.dir = o->model}, &r->m, &r->tok);
+    if (st == TUNA_OK) st = tuna_dataset_template(&r->tmpl, r->tok, o->tmpl_arg, &r->tsrc);
+    if (st == TUNA_OK) st = read_examples(o->eval, o->limit, &r->ev, &r->n_ev, &r->skipped_ev);
+    if (st == TUNA_OK && r->n_ev == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no records with a reference response", o->eval);
+    if (st == TUNA_OK && o->kmax) st = read_examples(o->train, 0, &r->tr, &r->n_tr, &r->skipped_tr);
+    if (st != TUNA_OK) return st;
+    /* chat models take shots as turns; base models (no template of their own) as a document */
+    r->shot_fmt = o->fewshot ? (!strcmp(o->fewshot, "turns") ? TUNA_SHOTS_TURNS : TUNA_SHOTS_DOCUMENT)
+                             : tuna_tokenizer_chat_template(r->tok) ? TUNA_SHOTS_TURNS : TUNA_SHOTS_DOCUMENT;
+    r->zero_fmt = r->tmpl ? TUNA_SHOTS_TURNS : TUNA_SHOTS_DOCUMENT;
+    r->ctx = tuna_model_config(r->m)->max_positions;
+    return TUNA_OK;
+}
+
+/* the generation settings: one for prompts, one for documents */
+static tuna_status compare_gen_opts(compare_run *r, const compare_opts *o) {
+    int n_eos = 0;
+    tuna_status st = cli_gen_setup(o->model, r->tok, &o->gf, 0, r->eos, &n_eos, &r->sa);
+    if (st != TUNA_OK) return st;
     int n_stop = 0;
-    for (int i = 0; i < gf.n_stop; i++) stops[n_stop++] = gf.stops[i];
-    tuna_gen_opts go = {.max_new_tokens = gf.max_new, .sample = sa, .eos_ids = eos, .n_eos = n_eos, .stop = stops, .n_stop = n_stop};
-    tuna_gen_opts go_doc = go;
-    const char *doc_stops[17];
-    memcpy(doc_stops, stops, sizeof doc_stops);
-    doc_stops[n_stop] = "\n\n"; /* the document's example separator */
-    go_doc.stop = doc_stops;
-    go_doc.n_stop = n_stop + 1;
+    for (int i = 0; i < o->gf.n_stop; i++) r->stops[n_stop++] = o->gf.stops[i];
+    r->go = (tuna_gen_opts){.max_new_tokens = o->gf.max_new, .sample = r->sa, .eos_ids = r->eos, .n_eos = n_eos, .stop = r->stops,
+                            .n_stop = n_stop};
+    r->go_doc = r->go;
+    memcpy(r->doc_stops, r->stops, sizeof r->doc_stops);
+    r->doc_stops[n_stop] = "\n\n"; /* the document's example separator */
+    r->go_doc.stop = r->doc_stops;
+    r->go_doc.n_stop = n_stop + 1;
+    return TUNA_OK;
+}
 
-    /* in-context examples: the train set in a seeded order; an example is
-     * taken when it fits the room the longest eval query leaves */
-    if (kmax) {
-        size_t longest = 0;
-        for (int i = 0; i < n_ev; i++) {
-            int32_t *ids = NULL;
-            size_t n = 0;
-            st = tuna_eval_prompt(tok, tmpl, &ev[i], NULL, 0, shot_fmt, &ids, &n, NULL);
-            free(ids);
-            if (st != TUNA_OK) goto done;
-            if (n > longest) longest = n;
-        }
-        long room = (long)ctx - gf.max_new - (long)longest, per_shot = room / kmax;
-        int *order = malloc((size_t)(n_tr ? n_tr : 1) * sizeof *order);
-        picked = calloc((size_t)kmax, sizeof *picked);
-        if (!order || !picked) { free(order); st = core_fail(TUNA_ERR_NOMEM, "out of memory"); goto done; }
-        tuna_rng rng;
-        rng_seed(&rng, (uint64_t)seed, 0x5107);
-        for (int i = 0; i < n_tr; i++) order[i] = i;
-        for (int i = n_tr - 1; i > 0; i--) { /* Fisher-Yates */
-            int j = (int)(rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
-            order[i] = order[j];
-            order[j] = t;
-        }
-        int got = 0;
-        int32_t *ids0 = NULL;
-        size_t n0 = 0;
-        st = tuna_eval_prompt(tok, tmpl, &ev[0], NULL, 0, shot_fmt, &ids0, &n0, NULL);
-        free(ids0);
-        for (int i = 0; st == TUNA_OK && i < n_tr && got < kmax; i++) {
-            int32_t *ids = NULL;
-            size_t n1 = 0;
-            st = tuna_eval_prompt(tok, tmpl, &ev[0], &tr[order[i]], 1, shot_fmt, &ids, &n1, NULL);
-            free(ids);
-            if (st != TUNA_OK) break;
-            if ((long)n1 - (long)n0 <= per_shot) picked[got++] = tr[order[i]];
-            else passed_over++;
-        }
-        free(order);
-        if (st != TUNA_OK) goto done;
-        if (got < kmax) {
-            st = core_fail(TUNA_ERR_ARG, "%s: only %d of %d train examples fit in %ld tokens each (the model's %d positions less "
-                           "--max-new-tokens %d and the longest query, %zu tokens); use fewer --shots", train, got, n_tr,
-                           per_shot > 0 ? per_shot : 0, ctx, gf.max_new, longest);
-            goto done;
-        }
+/* the token count of the longest zero-shot eval query, in *longest */
+static tuna_status longest_query(const compare_run *r, size_t *longest) {
+    *longest = 0;
+    for (int i = 0; i < r->n_ev; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        tuna_status st = tuna_eval_prompt(r->tok, r->tmpl, &r->ev[i], NULL, 0, r->shot_fmt, &ids, &n, NULL);
+        free(ids);
+        if (st != TUNA_OK) return st;
+        if (n > *longest) *longest = n;
     }
+    return TUNA_OK;
+}
 
-    /* the base model at each shot count */
-    for (int s = 0; s < n_shots && st == TUNA_OK; s++) {
-        row_result *r = &rows[n_rows];
-        int k = shots[s];
-        tuna_shot_format f = k ? shot_fmt : zero_fmt;
-        snprintf(r->name, sizeof r->name, k ? "%d-shot" : "zero-shot", k);
-        r->shots = k;
-        r->format = f == TUNA_SHOTS_TURNS ? "chat template" : "document";
-        if (!json) fprintf(stderr, "%s ...\n", r->name);
-        st = run_row(m, tok, tmpl, ev, n_ev, picked, k, f, batch, f == TUNA_SHOTS_DOCUMENT ? &go_doc : &go, regex, ctx, &r->summary, &r->samples);
-        if (st == TUNA_OK) n_rows++;
+/* order[0..n) shuffled by seed (Fisher-Yates) */
+static void shuffled_order(int *order, int n, int seed) {
+    tuna_rng rng;
+    rng_seed(&rng, (uint64_t)seed, 0x5107);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
     }
-    /* the fine-tuned model, zero-shot */
-    if (st == TUNA_OK && (adapter || tuned)) {
-        row_result *r = &rows[n_rows];
-        if (tuned) {
-            tuna_model_free(m);
-            m = NULL;
-            st = tuna_model_load_quantized(&m, tuned, cli_load_mode(NULL));
-        } else {
-            st = tuna_peft_load(m, adapter);
-        }
-        snprintf(r->name, sizeof r->name, "fine-tuned");
-        r->shots = 0;
-        r->format = zero_fmt == TUNA_SHOTS_TURNS ? "chat template" : "document";
-        if (st == TUNA_OK) {
-            if (!json) fprintf(stderr, "%s ...\n", r->name);
-            st = run_row(m, tok, tmpl, ev, n_ev, NULL, 0, zero_fmt, batch, zero_fmt == TUNA_SHOTS_DOCUMENT ? &go_doc : &go, regex,
-                         ctx, &r->summary, &r->samples);
-        }
-        if (st == TUNA_OK) n_rows++;
-    }
-    if (st != TUNA_OK) goto done;
+}
 
-    all = json_object();
-    json_object_set_new(all, "model", json_string(model));
-    if (adapter) json_object_set_new(all, "adapter", json_string(adapter));
-    if (tuned) json_object_set_new(all, "tuned", json_string(tuned));
-    json_object_set_new(all, "eval", json_string(eval));
-    if (train) json_object_set_new(all, "train", json_string(train));
-    json_object_set_new(all, "metric", json_string(metric));
-    json_object_set_new(all, "examples", json_integer(n_ev));
-    json_object_set_new(all, "seed", json_integer(seed));
-    json_object_set_new(all, "max_new_tokens", json_integer(gf.max_new));
-    json_object_set_new(all, "batch", json_integer(batch));
-    json_object_set_new(all, "greedy", json_boolean(sa.temperature == 0));
+/* in-context examples: the train set in a seeded order; an example is
+ * taken when it fits the room the longest eval query leaves */
+static tuna_status pick_shots(compare_run *r, const compare_opts *o) {
+    int kmax = o->kmax;
+    size_t longest;
+    tuna_status st = longest_query(r, &longest);
+    if (st != TUNA_OK) return st;
+    long room = (long)r->ctx - o->gf.max_new - (long)longest, per_shot = room / kmax;
+    int *order = malloc((size_t)(r->n_tr ? r->n_tr : 1) * sizeof *order);
+    r->picked = calloc((size_t)kmax, sizeof *r->picked);
+    if (!order || !r->picked) { free(order); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    shuffled_order(order, r->n_tr, o->seed);
+    int got = 0;
+    int32_t *ids0 = NULL;
+    size_t n0 = 0;
+    st = tuna_eval_prompt(r->tok, r->tmpl, &r->ev[0], NULL, 0, r->shot_fmt, &ids0, &n0, NULL);
+    free(ids0);
+    for (int i = 0; st == TUNA_OK && i < r->n_tr && got < kmax; i++) {
+        int32_t *ids = NULL;
+        size_t n1 = 0;
+        st = tuna_eval_prompt(r->tok, r->tmpl, &r->ev[0], &r->tr[order[i]], 1, r->shot_fmt, &ids, &n1, NULL);
+        free(ids);
+        if (st != TUNA_OK) break;
+        if ((long)n1 - (long)n0 <= per_shot) r->picked[got++] = r->tr[order[i]];
+        else r->passed_over++;
+    }
+    free(order);
+    if (st != TUNA_OK || got == kmax) return st;
+    return core_fail(TUNA_ERR_ARG, "%s: only %d of %d train examples fit in %ld tokens each (the model's %d positions less "
+                     "--max-new-tokens %d and the longest query, %zu tokens); use fewer --shots", o->train, got, r->n_tr,
+                     per_shot > 0 ? per_shot : 0, r->ctx, o->gf.max_new, longest);
+}
+
+/* the rows: the base model at each shot count, then the fine-tuned model, zero-shot */
+static tuna_status compare_rows(compare_run *r, const compare_opts *o) {
+    tuna_status st = TUNA_OK;
+    for (int s = 0; s < o->n_shots && st == TUNA_OK; s++) {
+        row_result *w = &r->rows[r->n_rows];
+        int k = o->shots[s];
+        tuna_shot_format f = k ? r->shot_fmt : r->zero_fmt;
+        snprintf(w->name, sizeof w->name, k ? "%d-shot" : "zero-shot", k);
+        w->shots = k;
+        w->format = f == TUNA_SHOTS_TURNS ? "chat template" : "document";
+        if (!o->json) fprintf(stderr, "%s ...\n", w->name);
+        st = run_row(r->m, r->tok, r->tmpl, r->ev, r->n_ev, r->picked, k, f, o->batch, f == TUNA_SHOTS_DOCUMENT ? &r->go_doc : &r->go,
+                     o->regex, r->ctx, &w->summary, &w->samples);
+        if (st == TUNA_OK) r->n_rows++;
+    }
+    if (st != TUNA_OK || !(o->adapter || o->tuned)) return st;
+    row_result *w = &r->rows[r->n_rows];
+    if (o->tuned) {
+        tuna_model_free(r->m);
+        r->m = NULL;
+        st = tuna_model_load_quantized(&r->m, o->tuned, cli_load_mode(NULL));
+    } else {
+        st = tuna_peft_load(r->m, o->adapter);
+    }
+    snprintf(w->name, sizeof w->name, "fine-tuned");
+    w->shots = 0;
+    w->format = r->zero_fmt == TUNA_SHOTS_TURNS ? "chat template" : "document";
+    if (st == TUNA_OK) {
+        if (!o->json) fprintf(stderr, "%s ...\n", w->name);
+        st = run_row(r->m, r->tok, r->tmpl, r->ev, r->n_ev, NULL, 0, r->zero_fmt, o->batch,
+                     r->zero_fmt == TUNA_SHOTS_DOCUMENT ? &r->go_doc : &r->go, o->regex, r->ctx, &w->summary, &w->samples);
+    }
+    if (st == TUNA_OK) r->n_rows++;
+    return st;
+}
+
+/* one row of compare.json from a row's summary */
+static json_t *row_json(const row_result *w, const char *metric) {
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(w->name));
+    json_object_set_new(o, "shots", json_integer(w->shots));
+    json_object_set_new(o, "prompt", json_string(w->format));
+    double v = num(w->summary, metric);
+    json_object_set_new(o, "metric", isfinite(v) ? json_real(v) : json_null());
+    json_object_set_new(o, "mean_prompt_tokens", json_real(num(w->summary, "mean_prompt_tokens")));
+    json_object_set_new(o, "mean_latency_s", json_real(num(w->summary, "mean_latency_s")));
+    json_object_set_new(o, "tokens_per_s", json_real(num(w->summary, "tokens_per_s")));
+    json_object_set_new(o, "summary", json_incref(w->summary));
+    json_object_set_new(o, "samples", json_incref(w->samples));
+    return o;
+}
+
+/* the whole comparison (compare.json): settings, sample queries, rows */
+static json_t *compare_json(const compare_run *r, const compare_opts *o) {
+    json_t *all = json_object();
+    json_object_set_new(all, "model", json_string(o->model));
+    if (o->adapter) json_object_set_new(all, "adapter", json_string(o->adapter));
+    if (o->tuned) json_object_set_new(all, "tuned", json_string(o->tuned));
+    json_object_set_new(all, "eval", json_string(o->eval));
+    if (o->train) json_object_set_new(all, "train", json_string(o->train));
+    json_object_set_new(all, "metric", json_string(o->metric));
+    json_object_set_new(all, "examples", json_integer(r->n_ev));
+    json_object_set_new(all, "seed", json_integer(o->seed));
+    json_object_set_new(all, "max_new_tokens", json_integer(o->gf.max_new));
+    json_object_set_new(all, "batch", json_integer(o->batch));
+    json_object_set_new(all, "greedy", json_boolean(r->sa.temperature == 0));
     json_t *sp = json_array();
-    for (int i = 0; i < n_ev && i < N_SAMPLES; i++) {
+    const tuna_eval_example *ev = r->ev;
+    for (int i = 0; i < r->n_ev && i < N_SAMPLES; i++) {
         const char *user = ev[i].prompt_text ? ev[i].prompt_text : ev[i].n_msgs ? ev[i].msgs[ev[i].n_msgs - 1].content : "";
         json_array_append_new(sp, json_pack("{s:s,s:s}", "prompt", user, "reference", ev[i].reference));
     }
@@ -371,71 +445,89 @@ int cmd_compare(int argc, char **argv) {
     /* rows of an earlier comparison on the same eval set come first (--append) */
     size_t pi;
     json_t *pr;
-    json_array_foreach(json_object_get(prior, "rows"), pi, pr) json_array_append(ja, pr);
-    for (int i = 0; i < n_rows; i++) {
-        json_t *o = json_object();
-        json_object_set_new(o, "name", json_string(rows[i].name));
-        json_object_set_new(o, "shots", json_integer(rows[i].shots));
-        json_object_set_new(o, "prompt", json_string(rows[i].format));
-        double v = num(rows[i].summary, metric);
-        json_object_set_new(o, "metric", isfinite(v) ? json_real(v) : json_null());
-        json_object_set_new(o, "mean_prompt_tokens", json_real(num(rows[i].summary, "mean_prompt_tokens")));
-        json_object_set_new(o, "mean_latency_s", json_real(num(rows[i].summary, "mean_latency_s")));
-        json_object_set_new(o, "tokens_per_s", json_real(num(rows[i].summary, "tokens_per_s")));
-        json_object_set_new(o, "summary", json_incref(rows[i].summary));
-        json_object_set_new(o, "samples", json_incref(rows[i].samples));
-        json_array_append_new(ja, o);
-    }
+    json_array_foreach(json_object_get(o->prior, "rows"), pi, pr) json_array_append(ja, pr);
+    for (int i = 0; i < r->n_rows; i++) json_array_append_new(ja, row_json(&r->rows[i], o->metric));
     json_object_set_new(all, "rows", ja);
-    if (json) {
-        char *s = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    return all;
+}
+
+/* the comparison as a table on stdout */
+static void print_table(const compare_run *r, const compare_opts *o) {
+    const char *metric = o->metric;
+    printf("%d eval examples from %s", r->n_ev, o->eval);
+    if (r->skipped_ev) printf(" (%d without a reference response skipped)", r->skipped_ev);
+    if (o->kmax) printf("; in-context examples from %s (seed %d%s)", o->train, o->seed, r->passed_over ? ", some passed over as too long" : "");
+    /* with field accuracy, JSON validity beside it: a format problem and a
+     * knowledge problem look different */
+    int with_valid = !strcmp(metric, "json_fields");
+    printf("\n%-12s %-14s %12s", "setting", "prompt", metric);
+    if (with_valid) printf(" %11s", "json_valid");
+    printf(" %14s %12s %10s\n", "prompt tokens", "latency s", "tokens/s");
+    size_t ri;
+    json_t *w;
+    json_array_foreach(json_object_get(r->all, "rows"), ri, w) {
+        json_t *mvj = json_object_get(w, "metric");
+        char mv[32];
+        if (json_is_number(mvj)) snprintf(mv, sizeof mv, "%.4f", json_number_value(mvj));
+        else snprintf(mv, sizeof mv, "n/a");
+        printf("%-12s %-14s %12s", json_string_value(json_object_get(w, "name")), json_string_value(json_object_get(w, "prompt")), mv);
+        if (with_valid) printf(" %11.4f", num(json_object_get(w, "summary"), "json_valid"));
+        printf(" %14.1f %12.4f %10.1f\n", json_number_value(json_object_get(w, "mean_prompt_tokens")),
+               json_number_value(json_object_get(w, "mean_latency_s")), json_number_value(json_object_get(w, "tokens_per_s")));
+    }
+}
+
+/* --report DIR: DIR/compare.json and DIR/report.html */
+static tuna_status write_report(const compare_run *r, const compare_opts *o) {
+    char path[PATH_MAX];
+    if (mkdir(o->report, 0755) != 0 && errno != EEXIST)
+        return core_fail(atomic_write_status(errno), "%s: cannot create: %s", o->report, strerror(errno));
+    snprintf(path, sizeof path, "%s/compare.json", o->report);
+    tuna_status st = atomic_file_write_json(path, r->all, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+    if (st == TUNA_OK) st = tuna_report_write(o->report);
+    if (st == TUNA_OK && !o->json) printf("report: %s/report.html\n", o->report);
+    return st;
+}
+
+/* the comparison on stdout (table or --json), and with --report its files */
+static tuna_status compare_output(compare_run *r, const compare_opts *o) {
+    r->all = compare_json(r, o);
+    if (o->json) {
+        char *s = json_dumps(r->all, JSON_COMPACT | JSON_REAL_PRECISION(17));
         if (s) puts(s);
         free(s);
-    } else {
-        printf("%d eval examples from %s", n_ev, eval);
-        if (skipped_ev) printf(" (%d without a reference response skipped)", skipped_ev);
-        if (kmax) printf("; in-context examples from %s (seed %d%s)", train, seed, passed_over ? ", some passed over as too long" : "");
-        /* with field accuracy, JSON validity beside it: a format problem and a
-         * knowledge problem look different */
-        int with_valid = !strcmp(metric, "json_fields");
-        printf("\n%-12s %-14s %12s", "setting", "prompt", metric);
-        if (with_valid) printf(" %11s", "json_valid");
-        printf(" %14s %12s %10s\n", "prompt tokens", "latency s", "tokens/s");
-        size_t ri;
-        json_t *r;
-        json_array_foreach(ja, ri, r) {
-            json_t *mvj = json_object_get(r, "metric");
-            char mv[32];
-            if (json_is_number(mvj)) snprintf(mv, sizeof mv, "%.4f", json_number_value(mvj));
-            else snprintf(mv, sizeof mv, "n/a");
-            printf("%-12s %-14s %12s", json_string_value(json_object_get(r, "name")), json_string_value(json_object_get(r, "prompt")), mv);
-            if (with_valid) printf(" %11.4f", num(json_object_get(r, "summary"), "json_valid"));
-            printf(" %14.1f %12.4f %10.1f\n", json_number_value(json_object_get(r, "mean_prompt_tokens")),
-                   json_number_value(json_object_get(r, "mean_latency_s")), json_number_value(json_object_get(r, "tokens_per_s")));
-        }
+    } else print_table(r, o);
+    if (r->passed_over && !o->json) fprintf(stderr, "tuna: %d train examples passed over as too long for the context\n", r->passed_over);
+    return o->report ? write_report(r, o) : TUNA_OK;
+}
+
+static void compare_run_free(compare_run *r) {
+    json_decref(r->all);
+    for (int i = 0; i < r->n_rows; i++) {
+        json_decref(r->rows[i].summary);
+        json_decref(r->rows[i].samples);
     }
-    if (passed_over && !json) fprintf(stderr, "tuna: %d train examples passed over as too long for the context\n", passed_over);
-    if (report) {
-        char path[PATH_MAX];
-        if (mkdir(report, 0755) != 0 && errno != EEXIST) { st = core_fail(atomic_write_status(errno), "%s: cannot create: %s", report, strerror(errno)); goto done; }
-        snprintf(path, sizeof path, "%s/compare.json", report);
-        st = atomic_file_write_json(path, all, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
-        if (st == TUNA_OK) st = tuna_report_write(report);
-        if (st == TUNA_OK && !json) printf("report: %s/report.html\n", report);
-    }
-done:
-    json_decref(all);
-    for (int i = 0; i < n_rows; i++) {
-        json_decref(rows[i].summary);
-        json_decref(rows[i].samples);
-    }
-    json_decref(prior);
-    free(picked); /* shallow copies of tr's examples */
-    free_examples(ev, n_ev);
-    free_examples(tr, n_tr);
-    tuna_template_free(tmpl);
-    free(tsrc);
-    tuna_tokenizer_free(tok);
-    tuna_model_free(m);
+    free(r->picked); /* shallow copies of tr's examples */
+    free_examples(r->ev, r->n_ev);
+    free_examples(r->tr, r->n_tr);
+    tuna_template_free(r->tmpl);
+    free(r->tsrc);
+    tuna_tokenizer_free(r->tok);
+    tuna_model_free(r->m);
+}
+
+int cmd_compare(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) { fputs(compare_help, stdout); return 0; }
+    compare_opts o;
+    int rc = compare_parse(&o, argc, argv);
+    if (rc) return rc;
+    compare_run r = {0};
+    tuna_status st = compare_load(&r, &o);
+    if (st == TUNA_OK) st = compare_gen_opts(&r, &o);
+    if (st == TUNA_OK && o.kmax) st = pick_shots(&r, &o);
+    if (st == TUNA_OK) st = compare_rows(&r, &o);
+    if (st == TUNA_OK) st = compare_output(&r, &o);
+    compare_run_free(&r);
+    json_decref(o.prior);
     return st == TUNA_OK ? 0 : cli_status_error(st);
 }

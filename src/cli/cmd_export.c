@@ -120,179 +120,239 @@ static tuna_status write_generation_config(const char *src_dir, const char *out_
     return st;
 }
 
-int cmd_export(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) { fputs(export_help, stdout); return 0; }
-    const char *model = NULL, *adapter = NULL, *format = NULL, *out = NULL, *dt = NULL, *tmpl_arg = NULL, *gtype = "f16";
-    int64_t shard = 5000000000LL;
-    int overwrite = 0;
+/* ---- options ---- */
+typedef struct {
+    const char *model, *adapter, *format, *out, *dt, *tmpl_arg, *gtype;
+    int64_t shard;
+    int overwrite, gguf, lora; /* gguf, lora: --format gguf, gguf-lora */
+} export_opts;
+
+/* argv into *o, the format and the paths checked; 0, or the exit code */
+static int export_parse(export_opts *o, int argc, char **argv) {
+    *o = (export_opts){.gtype = "f16", .shard = 5000000000LL};
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--model") && v) model = argv[++i];
-        else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
-        else if (!strcmp(o, "--format") && v) format = argv[++i];
-        else if (!strcmp(o, "--out") && v) out = argv[++i];
-        else if (!strcmp(o, "--dtype") && v) dt = argv[++i];
-        else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
-        else if (!strcmp(o, "--type") && v) gtype = argv[++i];
-        else if (!strcmp(o, "--overwrite")) overwrite = 1;
-        else if (!strcmp(o, "--shard-size") && v) {
-            shard = parse_size(argv[++i]);
-            if (shard < 1) return cli_usage_error("--shard-size: '%s' is not a size (e.g. 2GB, 500MB, 4GiB)", argv[i]);
-        } else return cli_usage_error("export: unknown option or missing value '%s' (see tuna export --help)", o);
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--model") && v) o->model = argv[++i];
+        else if (!strcmp(a, "--adapter") && v) o->adapter = argv[++i];
+        else if (!strcmp(a, "--format") && v) o->format = argv[++i];
+        else if (!strcmp(a, "--out") && v) o->out = argv[++i];
+        else if (!strcmp(a, "--dtype") && v) o->dt = argv[++i];
+        else if (!strcmp(a, "--template") && v) o->tmpl_arg = argv[++i];
+        else if (!strcmp(a, "--type") && v) o->gtype = argv[++i];
+        else if (!strcmp(a, "--overwrite")) o->overwrite = 1;
+        else if (!strcmp(a, "--shard-size") && v) {
+            o->shard = parse_size(argv[++i]);
+            if (o->shard < 1) return cli_usage_error("--shard-size: '%s' is not a size (e.g. 2GB, 500MB, 4GiB)", argv[i]);
+        } else return cli_usage_error("export: unknown option or missing value '%s' (see tuna export --help)", a);
     }
-    if (!model || !format || !out) return cli_usage_error("export: --model, --format and --out are required");
-    int gguf = !strcmp(format, "gguf"), lora = !strcmp(format, "gguf-lora");
-    if (strcmp(format, "hf") && !gguf && !lora) return cli_usage_error("export: --format must be hf, gguf or gguf-lora (got '%s')", format);
-    const cli_path in[] = {{"--model", model, CLI_DIR}, {"--adapter", adapter, CLI_DIR}, {"--template", tmpl_arg, CLI_FILE}};
-    const cli_path outs[] = {{"--out", out, gguf || lora ? CLI_FILE : CLI_DIR}};
-    int prc = cli_check_paths("export", in, 3, outs, 1);
-    if (prc) return prc;
-    if (lora) {
-        if (!adapter) return cli_usage_error("--format gguf-lora needs --adapter DIR");
-        if (strcmp(gtype, "f32") && strcmp(gtype, "f16")) return cli_usage_error("--format gguf-lora: --type must be f32 or f16 (got '%s')", gtype);
-        char cp[4096];
-        snprintf(cp, sizeof cp, "%s/config.json", model);
-        tuna_config cfg;
-        tuna_status ls = tuna_config_load(&cfg, cp);
-        if (ls == TUNA_OK) ls = tuna_export_gguf_lora(&cfg, adapter, gtype, out);
-        if (ls != TUNA_OK) return cli_status_error(ls);
-        fprintf(stderr, "wrote %s (GGUF LoRA adapter, %s) for the base in %s\n", out, gtype, model);
-        return 0;
-    }
-    if (gguf && strcmp(gtype, "f32") && strcmp(gtype, "f16") && strcmp(gtype, "q8_0") && strcmp(gtype, "q4_0"))
+    if (!o->model || !o->format || !o->out) return cli_usage_error("export: --model, --format and --out are required");
+    o->gguf = !strcmp(o->format, "gguf");
+    o->lora = !strcmp(o->format, "gguf-lora");
+    if (strcmp(o->format, "hf") && !o->gguf && !o->lora)
+        return cli_usage_error("export: --format must be hf, gguf or gguf-lora (got '%s')", o->format);
+    const cli_path in[] = {{"--model", o->model, CLI_DIR}, {"--adapter", o->adapter, CLI_DIR}, {"--template", o->tmpl_arg, CLI_FILE}};
+    const cli_path outs[] = {{"--out", o->out, o->gguf || o->lora ? CLI_FILE : CLI_DIR}};
+    return cli_check_paths("export", in, 3, outs, 1);
+}
+
+/* --type and --dtype for --format hf and gguf; 0, or the exit code */
+static int check_types(const export_opts *o) {
+    const char *gtype = o->gtype, *dt = o->dt;
+    if (o->gguf && strcmp(gtype, "f32") && strcmp(gtype, "f16") && strcmp(gtype, "q8_0") && strcmp(gtype, "q4_0"))
         return cli_usage_error("--type must be f32, f16, q8_0 or q4_0 (got '%s')", gtype);
-    if (gguf && dt) return cli_usage_error("--dtype is for --format hf; GGUF takes --type");
+    if (o->gguf && dt) return cli_usage_error("--dtype is for --format hf; GGUF takes --type");
     if (dt && strcmp(dt, "f32") && strcmp(dt, "f16") && strcmp(dt, "bf16"))
         return cli_usage_error("--dtype must be f32, f16 or bf16 for --format hf (got '%s')", dt);
+    return 0;
+}
 
-    cli_out_dir od = {0};
-    if (!gguf) {
-        int rc = cli_out_dir_begin(&od, "export", out, overwrite);
-        if (rc) return rc;
-    }
-    const char *dst = gguf ? out : od.tmp; /* where the files are written; published as out */
-    tuna_model *m = NULL;
-    int32_t *want = NULL, *want_lab = NULL, *got = NULL, *got_lab = NULL;
-    size_t n_want = 0, n_got = 0;
-    tuna_status st = tuna_model_load(&m, model);
-    if (st == TUNA_OK && adapter) {
-        st = tuna_peft_load(m, adapter);
-        if (st == TUNA_OK && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT)
-            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: a prompt-tuning adapter adds virtual tokens, not weights: it cannot be merged into an export", adapter);
-        if (st == TUNA_OK) st = tuna_peft_merge(m);
-    }
-    tuna_dtype dtype = st == TUNA_OK ? tuna_model_config(m)->dtype : TUNA_DTYPE_F32;
-    if (dt) dtype = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
-    if (st == TUNA_OK && !gguf) st = tuna_model_save_sharded(m, dst, dtype, shard);
-    if (st != TUNA_OK) goto done;
-    if (!gguf) {
-        const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt"};
-        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(model, dst, names[k]);
-    }
+/* --format gguf-lora: the adapter alone, for the base's config; the exit code */
+static int export_lora(const export_opts *o) {
+    if (!o->adapter) return cli_usage_error("--format gguf-lora needs --adapter DIR");
+    if (strcmp(o->gtype, "f32") && strcmp(o->gtype, "f16"))
+        return cli_usage_error("--format gguf-lora: --type must be f32 or f16 (got '%s')", o->gtype);
+    char cp[4096];
+    snprintf(cp, sizeof cp, "%s/config.json", o->model);
+    tuna_config cfg;
+    tuna_status ls = tuna_config_load(&cfg, cp);
+    if (ls == TUNA_OK) ls = tuna_export_gguf_lora(&cfg, o->adapter, o->gtype, o->out);
+    if (ls != TUNA_OK) return cli_status_error(ls);
+    fprintf(stderr, "wrote %s (GGUF LoRA adapter, %s) for the base in %s\n", o->out, o->gtype, o->model);
+    return 0;
+}
 
-    /* stop tokens: EOS, and the special tokens the template writes at the end
-     * of an assistant turn (counted tokens after its content) */
+/* the model with its adapter merged, in *m; its export dtype in *dtype */
+static tuna_status load_merged(const export_opts *o, tuna_model **m, tuna_dtype *dtype) {
+    tuna_status st = tuna_model_load(m, o->model);
+    if (st == TUNA_OK && o->adapter) {
+        st = tuna_peft_load(*m, o->adapter);
+        if (st == TUNA_OK && tuna_peft_get(*m)->type == TUNA_PEFT_PROMPT)
+            st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: a prompt-tuning adapter adds virtual tokens, not weights: it cannot be merged into an export", o->adapter);
+        if (st == TUNA_OK) st = tuna_peft_merge(*m);
+    }
+    const char *dt = o->dt;
+    *dtype = st == TUNA_OK ? tuna_model_config(*m)->dtype : TUNA_DTYPE_F32;
+    if (dt) *dtype = !strcmp(dt, "bf16") ? TUNA_DTYPE_BF16 : !strcmp(dt, "f16") ? TUNA_DTYPE_F16 : TUNA_DTYPE_F32;
+    return st;
+}
+
+/* what the source tokenizer says about special tokens, and the sample
+ * conversation's ids as training encoded it (want: NULL when it cannot be) */
+typedef struct {
     int32_t stops[8];
-    int n_stops = 0, bos = -1, pad = -1, add_bos = 0, add_eos = 0, have_tok = 0;
-    char *tsrc = NULL;
-    {
-        tuna_tokenizer *tok = NULL;
-        tuna_status ts = tuna_tokenizer_load(&tok, model);
-        if (ts != TUNA_OK && ts != TUNA_ERR_IO) { st = ts; goto done; } /* a broken tokenizer, not a missing one */
-        if (ts == TUNA_OK) {
-            have_tok = 1;
-            bos = tuna_tokenizer_bos_id(tok);
-            pad = tuna_tokenizer_pad_id(tok);
-            int32_t *pre = NULL;
-            size_t npre = 0;
-            if (tuna_tokenizer_encode(tok, "", 0, 1, &pre, &npre) == TUNA_OK) {
-                int32_t eos = tuna_tokenizer_eos_id(tok);
-                add_bos = npre > 0 && bos >= 0 && pre[0] == bos;
-                add_eos = npre > (size_t)add_bos && eos >= 0 && pre[npre - 1] == eos;
-            }
-            free(pre);
-            tuna_template *tm = NULL;
-            if (tuna_dataset_template(&tm, tok, tmpl_arg, &tsrc) != TUNA_OK) { free(tsrc); tsrc = NULL; }
-            tuna_template_free(tm);
-            if (tuna_tokenizer_eos_id(tok) >= 0) stops[n_stops++] = tuna_tokenizer_eos_id(tok);
-            if (sample_ids(model, tmpl_arg, &want, &want_lab, &n_want) == TUNA_OK) {
-                for (size_t i = 1; i < n_want && n_stops < 8; i++) {
-                    int32_t id = want_lab[i];
-                    if (id < 0 || !tuna_tokenizer_is_special(tok, id)) continue;
-                    int seen = 0;
-                    for (int k = 0; k < n_stops; k++) seen |= stops[k] == id;
-                    if (!seen) stops[n_stops++] = id;
-                }
-            } else {
-                free(want);
-                free(want_lab);
-                want = want_lab = NULL;
-            }
-            tuna_tokenizer_free(tok);
-        }
-    }
-    if (gguf) {
-        /* EOS and the template's end-of-turn token: llama.cpp stops at either */
-        tuna_gguf_meta meta = {have_tok ? model : NULL, tsrc, NULL, bos, n_stops ? stops[0] : -1, n_stops > 1 ? stops[1] : -1, pad, add_bos, add_eos};
-        const char *slash = strrchr(model, '/');
-        meta.name = slash && slash[1] ? slash + 1 : model;
-        st = tuna_export_gguf(m, &meta, gtype, out);
-        free(tsrc);
-        if (st != TUNA_OK) goto done;
-        /* the file alone (its vocabulary and template) must encode as training did */
-        if (want) {
-            st = sample_ids(out, tmpl_arg, &got, &got_lab, &n_got);
-            if (st == TUNA_OK && (n_got != n_want || memcmp(got, want, n_want * sizeof *got) || memcmp(got_lab, want_lab, n_want * sizeof *got)))
-                st = core_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the GGUF vocabulary and template (%zu vs %zu tokens)",
-                               out, n_got, n_want);
-            if (st != TUNA_OK) { unlink(out); goto done; }
-        }
-        fprintf(stderr, "wrote %s (GGUF v3, %s%s%s); eos %d, eot %d; sample conversation: %s\n", out, gtype,
-                adapter ? ", adapter merged from " : "", adapter ? adapter : "", meta.eos, meta.eot,
-                want ? "same token ids as training" : "not checked (no tokenizer or chat template)");
-        goto done;
-    }
-    free(tsrc);
-    st = write_generation_config(model, dst, stops, n_stops, bos);
-    if (st != TUNA_OK) goto done;
-    if (n_stops || bos >= 0) {
-        /* config.json names the same BOS and EOS as the tokenizer (its list of
-         * stop tokens is generation_config.json's) */
-        char cp[PATH_MAX + 16];
-        snprintf(cp, sizeof cp, "%s/config.json", dst);
-        tuna_config cfg;
-        st = tuna_config_load(&cfg, cp);
-        if (st == TUNA_OK) {
-            if (bos >= 0) cfg.bos_token_id = bos;
-            if (n_stops) cfg.eos_token_id = stops[0];
-            st = tuna_config_save(&cfg, cp);
-        }
-        if (st != TUNA_OK) goto done;
-    }
+    int n_stops, bos, pad, add_bos, add_eos, have_tok;
+    char *tsrc; /* the chat template's source */
+    int32_t *want, *want_lab;
+    size_t n_want;
+} tok_info;
 
-    /* the exported files must encode a conversation as training did */
-    if (want) {
-        st = sample_ids(dst, tmpl_arg, &got, &got_lab, &n_got);
-        if (st == TUNA_OK && (n_got != n_want || memcmp(got, want, n_want * sizeof *got) || memcmp(got_lab, want_lab, n_want * sizeof *got)))
-            st = core_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through the exported files (%zu vs %zu tokens)",
-                           out, n_got, n_want);
-        if (st != TUNA_OK) goto done;
+/* add_bos / add_eos: whether encoding "" gives BOS / EOS */
+static void read_add_flags(tuna_tokenizer *tok, tok_info *t) {
+    int32_t *pre = NULL;
+    size_t npre = 0;
+    if (tuna_tokenizer_encode(tok, "", 0, 1, &pre, &npre) == TUNA_OK) {
+        int32_t eos = tuna_tokenizer_eos_id(tok);
+        t->add_bos = npre > 0 && t->bos >= 0 && pre[0] == t->bos;
+        t->add_eos = npre > (size_t)t->add_bos && eos >= 0 && pre[npre - 1] == eos;
     }
-    st = cli_out_dir_commit(&od);
-    if (st != TUNA_OK) goto done;
-    {
-        char line[256] = "";
-        for (int k = 0; k < n_stops; k++) snprintf(line + strlen(line), sizeof line - strlen(line), "%s%d", k ? ", " : "", stops[k]);
-        fprintf(stderr, "wrote %s (%s weights%s%s); stop tokens %s; sample conversation: %s\n", out, tuna_dtype_name(dtype),
-                adapter ? ", adapter merged from " : "", adapter ? adapter : "", n_stops ? line : "none",
-                want ? "same token ids as training" : "not checked (no tokenizer or chat template)");
+    free(pre);
+}
+
+/* stop tokens: EOS, and the special tokens the template writes at the end
+ * of an assistant turn (counted tokens after its content) */
+static void read_stops(tuna_tokenizer *tok, const export_opts *o, tok_info *t) {
+    if (tuna_tokenizer_eos_id(tok) >= 0) t->stops[t->n_stops++] = tuna_tokenizer_eos_id(tok);
+    if (sample_ids(o->model, o->tmpl_arg, &t->want, &t->want_lab, &t->n_want) == TUNA_OK) {
+        for (size_t i = 1; i < t->n_want && t->n_stops < 8; i++) {
+            int32_t id = t->want_lab[i];
+            if (id < 0 || !tuna_tokenizer_is_special(tok, id)) continue;
+            int seen = 0;
+            for (int k = 0; k < t->n_stops; k++) seen |= t->stops[k] == id;
+            if (!seen) t->stops[t->n_stops++] = id;
+        }
+    } else {
+        free(t->want);
+        free(t->want_lab);
+        t->want = t->want_lab = NULL;
     }
-done:
-    cli_out_dir_abort(&od);
-    free(want);
-    free(want_lab);
+}
+
+/* the source's tokenizer, if it has one (a broken one is an error) */
+static tuna_status read_tok_info(const export_opts *o, tok_info *t) {
+    *t = (tok_info){.bos = -1, .pad = -1};
+    tuna_tokenizer *tok = NULL;
+    tuna_status ts = tuna_tokenizer_load(&tok, o->model);
+    if (ts != TUNA_OK && ts != TUNA_ERR_IO) return ts; /* a broken tokenizer, not a missing one */
+    if (ts != TUNA_OK) return TUNA_OK;
+    t->have_tok = 1;
+    t->bos = tuna_tokenizer_bos_id(tok);
+    t->pad = tuna_tokenizer_pad_id(tok);
+    read_add_flags(tok, t);
+    tuna_template *tm = NULL;
+    if (tuna_dataset_template(&tm, tok, o->tmpl_arg, &t->tsrc) != TUNA_OK) { free(t->tsrc); t->tsrc = NULL; }
+    tuna_template_free(tm);
+    read_stops(tok, o, t);
+    tuna_tokenizer_free(tok);
+    return TUNA_OK;
+}
+
+/* the sample conversation through the files in dir must encode as training
+ * did (t->want); through_what names those files in the error */
+static tuna_status check_sample(const char *dir, const export_opts *o, const tok_info *t, const char *through_what) {
+    int32_t *got = NULL, *got_lab = NULL;
+    size_t n_got = 0, n_want = t->n_want;
+    tuna_status st = sample_ids(dir, o->tmpl_arg, &got, &got_lab, &n_got);
+    if (st == TUNA_OK && (n_got != n_want || memcmp(got, t->want, n_want * sizeof *got) || memcmp(got_lab, t->want_lab, n_want * sizeof *got)))
+        st = core_fail(TUNA_ERR_INTERNAL, "%s: a sample conversation encodes to other token ids through %s (%zu vs %zu tokens)",
+                       o->out, through_what, n_got, n_want);
     free(got);
     free(got_lab);
+    return st;
+}
+
+/* --format gguf: one file; the file alone (its vocabulary and template)
+ * must encode as training did */
+static tuna_status write_gguf(const tuna_model *m, const export_opts *o, const tok_info *t) {
+    /* EOS and the template's end-of-turn token: llama.cpp stops at either */
+    tuna_gguf_meta meta = {t->have_tok ? o->model : NULL, t->tsrc, NULL, t->bos, t->n_stops ? t->stops[0] : -1,
+                           t->n_stops > 1 ? t->stops[1] : -1, t->pad, t->add_bos, t->add_eos};
+    const char *slash = strrchr(o->model, '/');
+    meta.name = slash && slash[1] ? slash + 1 : o->model;
+    tuna_status st = tuna_export_gguf(m, &meta, o->gtype, o->out);
+    if (st != TUNA_OK) return st;
+    if (t->want) {
+        st = check_sample(o->out, o, t, "the GGUF vocabulary and template");
+        if (st != TUNA_OK) { unlink(o->out); return st; }
+    }
+    fprintf(stderr, "wrote %s (GGUF v3, %s%s%s); eos %d, eot %d; sample conversation: %s\n", o->out, o->gtype,
+            o->adapter ? ", adapter merged from " : "", o->adapter ? o->adapter : "", meta.eos, meta.eot,
+            t->want ? "same token ids as training" : "not checked (no tokenizer or chat template)");
+    return TUNA_OK;
+}
+
+/* config.json names the same BOS and EOS as the tokenizer (its list of
+ * stop tokens is generation_config.json's) */
+static tuna_status set_config_tokens(const char *dst, const tok_info *t) {
+    char cp[PATH_MAX + 16];
+    snprintf(cp, sizeof cp, "%s/config.json", dst);
+    tuna_config cfg;
+    tuna_status st = tuna_config_load(&cfg, cp);
+    if (st == TUNA_OK) {
+        if (t->bos >= 0) cfg.bos_token_id = t->bos;
+        if (t->n_stops) cfg.eos_token_id = t->stops[0];
+        st = tuna_config_save(&cfg, cp);
+    }
+    return st;
+}
+
+/* --format hf, after the weights: generation_config.json and config.json's
+ * tokens in dst, the sample checked through them, the folder published */
+static tuna_status finish_hf(cli_out_dir *od, const char *dst, const export_opts *o, const tok_info *t, tuna_dtype dtype) {
+    tuna_status st = write_generation_config(o->model, dst, t->stops, t->n_stops, t->bos);
+    if (st == TUNA_OK && (t->n_stops || t->bos >= 0)) st = set_config_tokens(dst, t);
+    /* the exported files must encode a conversation as training did */
+    if (st == TUNA_OK && t->want) st = check_sample(dst, o, t, "the exported files");
+    if (st == TUNA_OK) st = cli_out_dir_commit(od);
+    if (st != TUNA_OK) return st;
+    char line[256] = "";
+    for (int k = 0; k < t->n_stops; k++) snprintf(line + strlen(line), sizeof line - strlen(line), "%s%d", k ? ", " : "", t->stops[k]);
+    fprintf(stderr, "wrote %s (%s weights%s%s); stop tokens %s; sample conversation: %s\n", o->out, tuna_dtype_name(dtype),
+            o->adapter ? ", adapter merged from " : "", o->adapter ? o->adapter : "", t->n_stops ? line : "none",
+            t->want ? "same token ids as training" : "not checked (no tokenizer or chat template)");
+    return TUNA_OK;
+}
+
+/* --format hf and gguf: the merged model, then its files */
+static tuna_status export_model(const export_opts *o, cli_out_dir *od) {
+    const char *dst = o->gguf ? o->out : od->tmp; /* where the files are written; published as out */
+    tuna_model *m = NULL;
+    tuna_dtype dtype;
+    tok_info t = {0};
+    tuna_status st = load_merged(o, &m, &dtype);
+    if (st == TUNA_OK && !o->gguf) st = tuna_model_save_sharded(m, dst, dtype, o->shard);
+    if (st == TUNA_OK && !o->gguf) {
+        const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt"};
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) cli_copy_file(o->model, dst, names[k]);
+    }
+    if (st == TUNA_OK) st = read_tok_info(o, &t);
+    if (st == TUNA_OK) st = o->gguf ? write_gguf(m, o, &t) : finish_hf(od, dst, o, &t, dtype);
+    free(t.tsrc);
+    free(t.want);
+    free(t.want_lab);
     tuna_model_free(m);
+    return st;
+}
+
+int cmd_export(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) { fputs(export_help, stdout); return 0; }
+    export_opts o;
+    int rc = export_parse(&o, argc, argv);
+    if (rc) return rc;
+    if (o.lora) return export_lora(&o);
+    if ((rc = check_types(&o))) return rc;
+    cli_out_dir od = {0};
+    if (!o.gguf && (rc = cli_out_dir_begin(&od, "export", o.out, o.overwrite))) return rc;
+    tuna_status st = export_model(&o, &od);
+    cli_out_dir_abort(&od);
     return st == TUNA_OK ? 0 : cli_status_error(st);
 }

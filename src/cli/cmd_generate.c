@@ -207,154 +207,228 @@ static char *read_line(void) {
     return b;
 }
 
-static int generate_main(int argc, char **argv, int interactive) {
-    if (cli_wants_help(argc, argv)) { fputs(interactive ? chat_help : generate_help, stdout); return 0; }
-    const char *model = NULL, *adapter = NULL, *quant = NULL, *prompt = NULL, *file = NULL, *system = NULL, *tmpl_arg = NULL;
-    int chat = 0, json = 0;
+/* ---- options ---- */
+typedef struct {
+    const char *model, *adapter, *quant, *prompt, *file, *system, *tmpl_arg;
+    int chat, json, interactive;
     cli_gen_flags gf;
-    cli_gen_flags_init(&gf, 256);
+} gen_opts;
+
+/* argv into *o and the checks that need no file; 0, or the exit code */
+static int gen_parse(gen_opts *o, int argc, char **argv, int interactive) {
+    *o = (gen_opts){.interactive = interactive};
+    cli_gen_flags_init(&o->gf, 256);
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int g = cli_gen_flag(&gf, argc, argv, &i);
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int g = cli_gen_flag(&o->gf, argc, argv, &i);
         if (g < 0) return 2;
         if (g) continue;
-        if (!strcmp(o, "--model") && v) model = argv[++i];
-        else if (!strcmp(o, "--adapter") && v) adapter = argv[++i];
-        else if (!strcmp(o, "--quant") && v) quant = argv[++i];
-        else if (!strcmp(o, "--prompt") && v) prompt = argv[++i];
-        else if (!strcmp(o, "--file") && v) file = argv[++i];
-        else if (!strcmp(o, "--system") && v) system = argv[++i];
-        else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
-        else if (!strcmp(o, "--chat")) chat = 1;
-        else if (!strcmp(o, "--json")) json = 1;
-        else return cli_usage_error("generate: unknown option or missing value '%s' (see tuna generate --help)", o);
+        if (!strcmp(a, "--model") && v) o->model = argv[++i];
+        else if (!strcmp(a, "--adapter") && v) o->adapter = argv[++i];
+        else if (!strcmp(a, "--quant") && v) o->quant = argv[++i];
+        else if (!strcmp(a, "--prompt") && v) o->prompt = argv[++i];
+        else if (!strcmp(a, "--file") && v) o->file = argv[++i];
+        else if (!strcmp(a, "--system") && v) o->system = argv[++i];
+        else if (!strcmp(a, "--template") && v) o->tmpl_arg = argv[++i];
+        else if (!strcmp(a, "--chat")) o->chat = 1;
+        else if (!strcmp(a, "--json")) o->json = 1;
+        else return cli_usage_error("generate: unknown option or missing value '%s' (see tuna generate --help)", a);
     }
-    int max_new = gf.max_new, n_stop = gf.n_stop;
-    const char *const *stops = gf.stops;
     if (interactive) {
-        chat = 1;
-        if (!model || prompt || file) return cli_usage_error("chat: --model is required; turns come from standard input");
-    } else if (!model || (!prompt == !file)) return cli_usage_error("generate: --model and one of --prompt or --file are required");
-    if (quant && strcmp(quant, "nf4")) return cli_usage_error("generate: --quant must be nf4");
-    tuna_model *m = NULL;
-    tuna_tokenizer *tok = NULL;
-    tuna_template *tmpl = NULL;
-    tuna_decoder *d = NULL;
-    char *tsrc = NULL, *filebuf = NULL;
-    int rc = 0;
-    tuna_status st = cli_load_model(&(cli_model_spec){.dir = model, .quant = quant, .adapter = adapter}, &m, &tok);
-    if (st == TUNA_OK && chat) {
-        st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
-        if (st == TUNA_OK && !tmpl) st = core_fail(TUNA_ERR_ARG, "%s: the tokenizer has no chat template; give --template NAME|FILE", model);
-    }
-    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+        o->chat = 1;
+        if (!o->model || o->prompt || o->file) return cli_usage_error("chat: --model is required; turns come from standard input");
+    } else if (!o->model || (!o->prompt == !o->file)) return cli_usage_error("generate: --model and one of --prompt or --file are required");
+    if (o->quant && strcmp(o->quant, "nf4")) return cli_usage_error("generate: --quant must be nf4");
+    return 0;
+}
+
+/* ---- what a generation session holds ---- */
+typedef struct {
+    tuna_model *m;
+    tuna_tokenizer *tok;
+    tuna_template *tmpl;
+    tuna_decoder *d; /* sized for the current prompt */
+    char *tsrc, *filebuf;
     tuna_sample_args sa;
     int32_t eos[16];
-    int n_eos = 0;
-    st = cli_gen_setup(model, tok, &gf, 1, eos, &n_eos, &sa);
-    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    if (file) {
-        FILE *f;
-        st = input_file_open(file, 0, &f);
-        if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-        fseek(f, 0, SEEK_END);
-        long sz = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        filebuf = malloc((size_t)sz + 1);
-        if (!filebuf || fread(filebuf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); rc = cli_usage_error("%s: cannot read", file); goto done; }
-        fclose(f);
-        filebuf[sz] = 0;
+    int n_eos;
+    json_t *history;   /* the system turn, and in chat the earlier turns */
+    char *line, *turn; /* the next line of --file; the current chat turn */
+    int prompt_done;
+} gen_state;
+
+/* the model (adapter, NF4), the chat template and the sampling settings;
+ * 0, or the exit code */
+static int gen_load(gen_state *s, const gen_opts *o) {
+    tuna_status st = cli_load_model(&(cli_model_spec){.dir = o->model, .quant = o->quant, .adapter = o->adapter}, &s->m, &s->tok);
+    if (st == TUNA_OK && o->chat) {
+        st = tuna_dataset_template(&s->tmpl, s->tok, o->tmpl_arg, &s->tsrc);
+        if (st == TUNA_OK && !s->tmpl) st = core_fail(TUNA_ERR_ARG, "%s: the tokenizer has no chat template; give --template NAME|FILE", o->model);
     }
-    const tuna_config *cfg = tuna_model_config(m);
-    char *line = filebuf, *next = NULL, *turn = NULL;
-    json_t *history = json_array();
-    if (system) json_array_append_new(history, json_pack("{s:s,s:s}", "role", "system", "content", system));
-    for (const char *text = prompt ? prompt : NULL;; text = NULL) {
-        if (interactive) {
-            free(turn);
-            if (isatty(0)) fputs("> ", stderr);
-            turn = read_line();
-            if (!turn || !strcmp(turn, "/quit")) break;
-            if (!strcmp(turn, "/reset")) {
-                json_array_clear(history);
-                if (system) json_array_append_new(history, json_pack("{s:s,s:s}", "role", "system", "content", system));
-                continue;
-            }
-            if (!*turn) continue;
-            text = turn;
-        } else if (!prompt) { /* next non-empty line of the file */
-            while (line && *line == '\n') line++;
-            if (!line || !*line) break;
-            next = strchr(line, '\n');
-            if (next) *next = 0;
-            text = line;
-            line = next ? next + 1 : NULL;
+    if (st == TUNA_OK) st = cli_gen_setup(o->model, s->tok, &o->gf, 1, s->eos, &s->n_eos, &s->sa);
+    return st == TUNA_OK ? 0 : cli_status_error(st);
+}
+
+/* --file read whole into s->filebuf; 0, or the exit code */
+static int gen_read_file(gen_state *s, const char *file) {
+    FILE *f;
+    tuna_status st = input_file_open(file, 0, &f);
+    if (st != TUNA_OK) return cli_status_error(st);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    s->filebuf = malloc((size_t)sz + 1);
+    if (!s->filebuf || fread(s->filebuf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); return cli_usage_error("%s: cannot read", file); }
+    fclose(f);
+    s->filebuf[sz] = 0;
+    s->line = s->filebuf;
+    return 0;
+}
+
+static void add_system_turn(gen_state *s, const gen_opts *o) {
+    if (o->system) json_array_append_new(s->history, json_pack("{s:s,s:s}", "role", "system", "content", o->system));
+}
+
+/* the next chat turn from standard input (/reset starts over); NULL at
+ * /quit or the end of input */
+static const char *next_turn(gen_state *s, const gen_opts *o) {
+    for (;;) {
+        free(s->turn);
+        if (isatty(0)) fputs("> ", stderr);
+        s->turn = read_line();
+        if (!s->turn || !strcmp(s->turn, "/quit")) return NULL;
+        if (!strcmp(s->turn, "/reset")) {
+            json_array_clear(s->history);
+            add_system_turn(s, o);
+            continue;
         }
-        char *rendered = NULL;
-        const char *to_encode = text;
-        if (chat) {
-            json_t *msgs = json_copy(history); /* earlier turns (chat), the system turn */
-            json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", text));
-            tuna_template_vars vars = {.bos_token = tuna_tokenizer_bos_token(tok), .eos_token = tuna_tokenizer_eos_token(tok),
-                                       .add_generation_prompt = 1};
-            st = tuna_template_render(tmpl, msgs, &vars, &rendered, NULL);
-            json_decref(msgs);
-            if (st != TUNA_OK) break;
-            to_encode = rendered;
-        }
-        int32_t *ids = NULL;
-        size_t n = 0;
-        st = chat ? tuna_dataset_encode_text(tok, to_encode, strlen(to_encode), &ids, &n)
-                  : tuna_tokenizer_encode(tok, to_encode, strlen(to_encode), 1, &ids, &n);
-        free(rendered);
-        if (st == TUNA_OK && n == 0) st = core_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
-        int P = tuna_peft_get(m) && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT ? tuna_peft_get(m)->num_virtual_tokens : 0;
-        int fit = max_new;
-        if (st == TUNA_OK) st = fit_context(cfg, (long)n + P, max_new, &fit);
-        tuna_decoder_free(d);
-        d = NULL;
-        if (st == TUNA_OK) st = tuna_decoder_create(&d, m, 1, (int)n + P + fit, (int)n + P > 1 ? (int)n + P : 1);
-        tuna_gen_opts go = {.max_new_tokens = fit, .sample = sa, .eos_ids = eos, .n_eos = n_eos, .stop = stops,
-                            .n_stop = n_stop, .on_text = json ? NULL : on_text};
+        if (*s->turn) return s->turn;
+    }
+}
+
+/* the next text to answer: --prompt once, the next non-empty line of
+ * --file, or the next chat turn; NULL when there is none */
+static const char *next_text(gen_state *s, const gen_opts *o) {
+    if (o->interactive) return next_turn(s, o);
+    if (o->prompt) {
+        if (s->prompt_done) return NULL;
+        s->prompt_done = 1;
+        return o->prompt;
+    }
+    char *line = s->line, *next;
+    while (line && *line == '\n') line++;
+    if (!line || !*line) return NULL;
+    next = strchr(line, '\n');
+    if (next) *next = 0;
+    s->line = next ? next + 1 : NULL;
+    return line;
+}
+
+/* text as token ids: with --chat rendered after the earlier turns through
+ * the template and encoded as SFT encodes training text */
+static tuna_status gen_encode(gen_state *s, const gen_opts *o, const char *text, int32_t **ids, size_t *n) {
+    char *rendered = NULL;
+    const char *to_encode = text;
+    tuna_status st;
+    if (o->chat) {
+        json_t *msgs = json_copy(s->history); /* earlier turns (chat), the system turn */
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", text));
+        tuna_template_vars vars = {.bos_token = tuna_tokenizer_bos_token(s->tok), .eos_token = tuna_tokenizer_eos_token(s->tok),
+                                   .add_generation_prompt = 1};
+        st = tuna_template_render(s->tmpl, msgs, &vars, &rendered, NULL);
+        json_decref(msgs);
+        if (st != TUNA_OK) return st;
+        to_encode = rendered;
+    }
+    st = o->chat ? tuna_dataset_encode_text(s->tok, to_encode, strlen(to_encode), ids, n)
+                 : tuna_tokenizer_encode(s->tok, to_encode, strlen(to_encode), 1, ids, n);
+    free(rendered);
+    if (st == TUNA_OK && *n == 0) st = core_fail(TUNA_ERR_ARG, "the prompt encodes to no tokens");
+    return st;
+}
+
+/* the answer to one text, streamed unless --json, in *res */
+static tuna_status gen_one(gen_state *s, const gen_opts *o, const char *text, tuna_gen_result *res) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    tuna_status st = gen_encode(s, o, text, &ids, &n);
+    tuna_model *m = s->m;
+    int P = tuna_peft_get(m) && tuna_peft_get(m)->type == TUNA_PEFT_PROMPT ? tuna_peft_get(m)->num_virtual_tokens : 0;
+    int fit = o->gf.max_new;
+    if (st == TUNA_OK) st = fit_context(tuna_model_config(m), (long)n + P, o->gf.max_new, &fit);
+    tuna_decoder_free(s->d);
+    s->d = NULL;
+    if (st == TUNA_OK) st = tuna_decoder_create(&s->d, m, 1, (int)n + P + fit, (int)n + P > 1 ? (int)n + P : 1);
+    tuna_gen_opts go = {.max_new_tokens = fit, .sample = s->sa, .eos_ids = s->eos, .n_eos = s->n_eos, .stop = o->gf.stops,
+                        .n_stop = o->gf.n_stop, .on_text = o->json ? NULL : on_text};
+    if (st == TUNA_OK) st = tuna_generate(s->d, s->tok, ids, (int)n, &go, res);
+    free(ids);
+    return st;
+}
+
+/* --json: the answer as one JSON object; else the end of the streamed
+ * line, and the statistics on stderr */
+static void print_result(const tuna_gen_result *res, int json) {
+    if (json) {
+        json_t *o = json_object(), *ja = json_array();
+        for (int i = 0; i < res->n; i++) json_array_append_new(ja, json_integer(res->ids[i]));
+        json_object_set_new(o, "text", json_stringn(res->text, res->text_len));
+        json_object_set_new(o, "ids", ja);
+        json_object_set_new(o, "prompt_tokens", json_integer(res->prompt_tokens));
+        json_object_set_new(o, "completion_tokens", json_integer(res->n));
+        json_object_set_new(o, "finish_reason", json_string(res->stopped ? "stop" : "length"));
+        char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        if (s) puts(s);
+        free(s);
+        json_decref(o);
+    } else {
+        putchar('\n');
+        fflush(stdout); /* the text line ends before the statistics on stderr */
+        fprintf(stderr, "[%d prompt tokens in %.2f s (%.0f tok/s); %d generated in %.2f s (%.1f tok/s); %s]\n", res->prompt_tokens,
+                res->prompt_seconds, res->prompt_tokens / (res->prompt_seconds > 0 ? res->prompt_seconds : 1e-9), res->n,
+                res->decode_seconds, res->n / (res->decode_seconds > 0 ? res->decode_seconds : 1e-9), res->stopped ? "stop" : "length");
+    }
+}
+
+/* every text answered in turn (chat: kept in the conversation) */
+static tuna_status gen_loop(gen_state *s, const gen_opts *o) {
+    tuna_status st = TUNA_OK;
+    const char *text;
+    while ((text = next_text(s, o))) {
         tuna_gen_result res;
-        if (st == TUNA_OK) st = tuna_generate(d, tok, ids, (int)n, &go, &res);
-        free(ids);
+        st = gen_one(s, o, text, &res);
         if (st != TUNA_OK) break;
-        if (interactive) {
-            json_array_append_new(history, json_pack("{s:s,s:s}", "role", "user", "content", text));
-            json_array_append_new(history, json_pack("{s:s,s:s%}", "role", "assistant", "content", res.text, res.text_len));
+        if (o->interactive) {
+            json_array_append_new(s->history, json_pack("{s:s,s:s}", "role", "user", "content", text));
+            json_array_append_new(s->history, json_pack("{s:s,s:s%}", "role", "assistant", "content", res.text, res.text_len));
         }
-        if (json) {
-            json_t *o = json_object(), *ja = json_array();
-            for (int i = 0; i < res.n; i++) json_array_append_new(ja, json_integer(res.ids[i]));
-            json_object_set_new(o, "text", json_stringn(res.text, res.text_len));
-            json_object_set_new(o, "ids", ja);
-            json_object_set_new(o, "prompt_tokens", json_integer(res.prompt_tokens));
-            json_object_set_new(o, "completion_tokens", json_integer(res.n));
-            json_object_set_new(o, "finish_reason", json_string(res.stopped ? "stop" : "length"));
-            char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-            if (s) puts(s);
-            free(s);
-            json_decref(o);
-        } else {
-            putchar('\n');
-            fflush(stdout); /* the text line ends before the statistics on stderr */
-            fprintf(stderr, "[%d prompt tokens in %.2f s (%.0f tok/s); %d generated in %.2f s (%.1f tok/s); %s]\n", res.prompt_tokens,
-                    res.prompt_seconds, res.prompt_tokens / (res.prompt_seconds > 0 ? res.prompt_seconds : 1e-9), res.n,
-                    res.decode_seconds, res.n / (res.decode_seconds > 0 ? res.decode_seconds : 1e-9), res.stopped ? "stop" : "length");
-        }
+        print_result(&res, o->json);
         tuna_gen_result_free(&res);
-        if (prompt) break;
     }
-    free(turn);
-    json_decref(history);
-    if (st != TUNA_OK) rc = cli_status_error(st);
-done:
-    tuna_decoder_free(d);
-    tuna_template_free(tmpl);
-    free(tsrc);
-    free(filebuf);
-    tuna_tokenizer_free(tok);
-    tuna_model_free(m);
+    return st;
+}
+
+static int generate_main(int argc, char **argv, int interactive) {
+    if (cli_wants_help(argc, argv)) { fputs(interactive ? chat_help : generate_help, stdout); return 0; }
+    gen_opts o;
+    int rc = gen_parse(&o, argc, argv, interactive);
+    if (rc) return rc;
+    gen_state s = {0};
+    rc = gen_load(&s, &o);
+    if (!rc && o.file) rc = gen_read_file(&s, o.file);
+    if (!rc) {
+        s.history = json_array();
+        add_system_turn(&s, &o);
+        tuna_status st = gen_loop(&s, &o);
+        if (st != TUNA_OK) rc = cli_status_error(st);
+    }
+    free(s.turn);
+    json_decref(s.history);
+    tuna_decoder_free(s.d);
+    tuna_template_free(s.tmpl);
+    free(s.tsrc);
+    free(s.filebuf);
+    tuna_tokenizer_free(s.tok);
+    tuna_model_free(s.m);
     return rc;
 }

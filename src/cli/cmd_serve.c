@@ -88,167 +88,226 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int cmd_serve(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) { fputs(serve_help, stdout); return 0; }
-    const char *model_dir = NULL, *name = NULL, *tmpl_arg = NULL, *host = "127.0.0.1", *api_key = getenv("TUNA_API_KEY");
+/* ---- options ---- */
+typedef struct {
+    const char *model_dir, *name, *tmpl_arg, *host, *api_key;
     const char *anames[MAX_ADAPTERS], *adirs[MAX_ADAPTERS];
-    int n_ad = 0, port = 8080, parallel = 4, queue = 64, ctx = 0, max_body = 1 << 20, drain_timeout = 60, quiet = 0, threads = 0;
-    int max_conn = 4096, idle_timeout = 30, request_timeout = 60;
-    char *adapter_args[MAX_ADAPTERS] = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(o, "--model") && v) model_dir = argv[++i];
-        else if (!strcmp(o, "--adapter") && v) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1]) return cli_usage_error("serve: --adapter wants NAME=DIR, got '%s'", v);
-            if (n_ad == MAX_ADAPTERS) return cli_usage_error("serve: at most %d adapters", MAX_ADAPTERS);
-            adapter_args[n_ad] = strdup(v);
-            if (!adapter_args[n_ad]) return cli_usage_error("out of memory");
-            adapter_args[n_ad][eq - v] = 0;
-            anames[n_ad] = adapter_args[n_ad];
-            adirs[n_ad] = adapter_args[n_ad] + (eq - v) + 1;
-            n_ad++;
-            i++;
-        } else if (!strcmp(o, "--name") && v) name = argv[++i];
-        else if (!strcmp(o, "--template") && v) tmpl_arg = argv[++i];
-        else if (!strcmp(o, "--host") && v) host = argv[++i];
-        else if (!strcmp(o, "--api-key") && v) api_key = argv[++i];
-        else if (!strcmp(o, "--port")) bad = cli_parse_int(o, v, 0, 65535, &port), i++;
-        else if (!strcmp(o, "--parallel")) bad = cli_parse_int(o, v, 1, 1024, &parallel), i++;
-        else if (!strcmp(o, "--queue")) bad = cli_parse_int(o, v, 0, 1 << 20, &queue), i++;
-        else if (!strcmp(o, "--ctx")) bad = cli_parse_int(o, v, 2, 1 << 20, &ctx), i++;
-        else if (!strcmp(o, "--max-body")) bad = cli_parse_int(o, v, 1024, 1 << 30, &max_body), i++;
-        else if (!strcmp(o, "--threads")) bad = cli_parse_int(o, v, 1, 1024, &threads), i++;
-        else if (!strcmp(o, "--drain-timeout")) bad = cli_parse_int(o, v, 0, 1 << 20, &drain_timeout), i++;
-        else if (!strcmp(o, "--max-connections")) bad = cli_parse_int(o, v, 1, 1 << 20, &max_conn), i++;
-        else if (!strcmp(o, "--idle-timeout")) bad = cli_parse_int(o, v, 1, 1 << 20, &idle_timeout), i++;
-        else if (!strcmp(o, "--request-timeout")) bad = cli_parse_int(o, v, 1, 1 << 20, &request_timeout), i++;
-        else if (!strcmp(o, "--quiet")) quiet = 1;
-        else {
-            for (int k = 0; k < n_ad; k++) free(adapter_args[k]);
-            return cli_usage_error("serve: unknown option or missing value '%s' (see tuna serve --help)", o);
-        }
-        if (bad) {
-            for (int k = 0; k < n_ad; k++) free(adapter_args[k]);
-            return 2;
-        }
-    }
-    int rc = 0;
-    if (!model_dir) { rc = cli_usage_error("serve: --model DIR is required"); goto out_args; }
-    if (api_key && !*api_key) { rc = cli_usage_error("serve: --api-key is empty"); goto out_args; }
-    /* model ids: the base's folder name unless --name; adapter names unique */
+    char *adapter_args[MAX_ADAPTERS]; /* NAME\0DIR, owned */
+    int n_ad, port, parallel, queue, ctx, max_body, drain_timeout, quiet, threads;
+    int max_conn, idle_timeout, request_timeout;
     char base_name[256];
-    if (!name) {
+    const char *names[MAX_ADAPTERS + 1]; /* model ids: the base, then the adapters */
+} serve_opts;
+
+/* one --adapter NAME=DIR; 0, or the exit code */
+static int parse_adapter(serve_opts *o, const char *v) {
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1]) return cli_usage_error("serve: --adapter wants NAME=DIR, got '%s'", v);
+    if (o->n_ad == MAX_ADAPTERS) return cli_usage_error("serve: at most %d adapters", MAX_ADAPTERS);
+    char *a = o->adapter_args[o->n_ad] = strdup(v);
+    if (!a) return cli_usage_error("out of memory");
+    a[eq - v] = 0;
+    o->anames[o->n_ad] = a;
+    o->adirs[o->n_ad] = a + (eq - v) + 1;
+    o->n_ad++;
+    return 0;
+}
+
+/* argv into *o; 0, or the exit code */
+static int serve_parse_argv(serve_opts *o, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "--model") && v) o->model_dir = argv[++i];
+        else if (!strcmp(a, "--adapter") && v) {
+            int rc = parse_adapter(o, v);
+            if (rc) return rc;
+            i++;
+        } else if (!strcmp(a, "--name") && v) o->name = argv[++i];
+        else if (!strcmp(a, "--template") && v) o->tmpl_arg = argv[++i];
+        else if (!strcmp(a, "--host") && v) o->host = argv[++i];
+        else if (!strcmp(a, "--api-key") && v) o->api_key = argv[++i];
+        else if (!strcmp(a, "--port")) bad = cli_parse_int(a, v, 0, 65535, &o->port), i++;
+        else if (!strcmp(a, "--parallel")) bad = cli_parse_int(a, v, 1, 1024, &o->parallel), i++;
+        else if (!strcmp(a, "--queue")) bad = cli_parse_int(a, v, 0, 1 << 20, &o->queue), i++;
+        else if (!strcmp(a, "--ctx")) bad = cli_parse_int(a, v, 2, 1 << 20, &o->ctx), i++;
+        else if (!strcmp(a, "--max-body")) bad = cli_parse_int(a, v, 1024, 1 << 30, &o->max_body), i++;
+        else if (!strcmp(a, "--threads")) bad = cli_parse_int(a, v, 1, 1024, &o->threads), i++;
+        else if (!strcmp(a, "--drain-timeout")) bad = cli_parse_int(a, v, 0, 1 << 20, &o->drain_timeout), i++;
+        else if (!strcmp(a, "--max-connections")) bad = cli_parse_int(a, v, 1, 1 << 20, &o->max_conn), i++;
+        else if (!strcmp(a, "--idle-timeout")) bad = cli_parse_int(a, v, 1, 1 << 20, &o->idle_timeout), i++;
+        else if (!strcmp(a, "--request-timeout")) bad = cli_parse_int(a, v, 1, 1 << 20, &o->request_timeout), i++;
+        else if (!strcmp(a, "--quiet")) o->quiet = 1;
+        else return cli_usage_error("serve: unknown option or missing value '%s' (see tuna serve --help)", a);
+        if (bad) return 2;
+    }
+    return 0;
+}
+
+/* model ids: the base's folder name unless --name; adapter names unique */
+static int name_models(serve_opts *o) {
+    const char *model_dir = o->model_dir;
+    if (!o->name) {
         size_t len = strlen(model_dir);
         while (len > 1 && model_dir[len - 1] == '/') len--;
         const char *b = model_dir + len;
         while (b > model_dir && b[-1] != '/') b--;
-        snprintf(base_name, sizeof base_name, "%.*s", (int)(model_dir + len - b), b);
-    } else snprintf(base_name, sizeof base_name, "%s", name);
-    const char *names[MAX_ADAPTERS + 1];
-    names[0] = base_name;
-    for (int k = 0; k < n_ad; k++) {
-        names[k + 1] = anames[k];
+        snprintf(o->base_name, sizeof o->base_name, "%.*s", (int)(model_dir + len - b), b);
+    } else snprintf(o->base_name, sizeof o->base_name, "%s", o->name);
+    o->names[0] = o->base_name;
+    for (int k = 0; k < o->n_ad; k++) {
+        o->names[k + 1] = o->anames[k];
         for (int j = 0; j <= k; j++)
-            if (!strcmp(names[j], anames[k])) { rc = cli_usage_error("serve: two models are named '%s' (use --name or other adapter names)", anames[k]); goto out_args; }
+            if (!strcmp(o->names[j], o->anames[k]))
+                return cli_usage_error("serve: two models are named '%s' (use --name or other adapter names)", o->anames[k]);
     }
+    return 0;
+}
 
-    tuna_model *models[MAX_ADAPTERS + 1] = {0};
-    tuna_tokenizer *tok = NULL;
-    tuna_template *tmpl = NULL;
-    char *tsrc = NULL;
-    srv_engine *eng = NULL;
-    srv_server *srv = NULL;
-    tuna_status st = tuna_model_load_quantized(&models[0], model_dir, cli_load_mode(NULL));
-    if (st == TUNA_OK) st = tuna_tokenizer_load(&tok, model_dir);
-    for (int k = 0; st == TUNA_OK && k < n_ad; k++) {
-        st = tuna_model_share(&models[k + 1], models[0]);
-        if (st == TUNA_OK) st = tuna_peft_load(models[k + 1], adirs[k]);
+/* the options and the checks that need no model; 0, or the exit code */
+static int serve_parse(serve_opts *o, int argc, char **argv) {
+    *o = (serve_opts){.host = "127.0.0.1", .api_key = getenv("TUNA_API_KEY"), .port = 8080, .parallel = 4, .queue = 64,
+                      .max_body = 1 << 20, .drain_timeout = 60, .max_conn = 4096, .idle_timeout = 30, .request_timeout = 60};
+    int rc = serve_parse_argv(o, argc, argv);
+    if (rc) return rc;
+    if (!o->model_dir) return cli_usage_error("serve: --model DIR is required");
+    if (o->api_key && !*o->api_key) return cli_usage_error("serve: --api-key is empty");
+    return name_models(o);
+}
+
+/* ---- what a running server holds ---- */
+typedef struct {
+    tuna_model *models[MAX_ADAPTERS + 1]; /* the base, then one share per adapter */
+    tuna_tokenizer *tok;
+    tuna_template *tmpl;
+    char *tsrc;
+    int32_t eos[16];
+    int n_eos;
+    srv_engine *eng;
+    srv_server *srv;
+    sigset_t sigs; /* SIGTERM, SIGINT: waited for in the main thread */
+} serve_state;
+
+/* the base, a share of it per adapter, the tokenizer, the template and the
+ * EOS ids; 0, or the exit code */
+static int serve_load(serve_state *s, const serve_opts *o) {
+    tuna_status st = tuna_model_load_quantized(&s->models[0], o->model_dir, cli_load_mode(NULL));
+    if (st == TUNA_OK) st = tuna_tokenizer_load(&s->tok, o->model_dir);
+    for (int k = 0; st == TUNA_OK && k < o->n_ad; k++) {
+        st = tuna_model_share(&s->models[k + 1], s->models[0]);
+        if (st == TUNA_OK) st = tuna_peft_load(s->models[k + 1], o->adirs[k]);
     }
-    if (st == TUNA_OK) st = tuna_dataset_template(&tmpl, tok, tmpl_arg, &tsrc);
-    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    if (!tmpl) fprintf(stderr, "tuna serve: %s has no chat template: /v1/chat/completions answers 400 (give --template NAME|FILE)\n", model_dir);
+    if (st == TUNA_OK) st = tuna_dataset_template(&s->tmpl, s->tok, o->tmpl_arg, &s->tsrc);
+    if (st != TUNA_OK) return cli_status_error(st);
+    if (!s->tmpl)
+        fprintf(stderr, "tuna serve: %s has no chat template: /v1/chat/completions answers 400 (give --template NAME|FILE)\n", o->model_dir);
     cli_gen_flags gf;
     cli_gen_flags_init(&gf, 0);
-    int32_t eos[16];
-    int n_eos = 0;
     tuna_sample_args unused;
-    st = cli_gen_setup(model_dir, tok, &gf, 0, eos, &n_eos, &unused);
-    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
+    st = cli_gen_setup(o->model_dir, s->tok, &gf, 0, s->eos, &s->n_eos, &unused);
+    return st == TUNA_OK ? 0 : cli_status_error(st);
+}
 
-    const tuna_config *cfg = tuna_model_config(models[0]);
-    if (!ctx) ctx = cfg->max_positions > 0 && cfg->max_positions < 4096 ? cfg->max_positions : 4096;
-    if (cfg->max_positions > 0 && ctx > cfg->max_positions) {
-        rc = cli_usage_error("serve: --ctx %d exceeds the model's %d positions", ctx, cfg->max_positions);
-        goto done;
-    }
-    /* signals go to the main thread only: block them before any thread starts */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    srv_engine_opts eo = {.parallel = parallel, .queue = queue, .ctx = ctx, .threads = threads};
-    st = srv_engine_create(&eng, models, n_ad + 1, tok, &eo);
-    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    srv_config sc = {.host = host, .port = port, .api_key = api_key, .max_body = (size_t)max_body,
-                     .max_connections = fit_connections(max_conn), .idle_timeout = idle_timeout,
-                     .request_timeout = request_timeout, .engine = eng, .tok = tok, .tmpl = tmpl,
-                     .model_names = names, .n_models = n_ad + 1, .eos = eos, .n_eos = n_eos,
-                     .page = tuna_chat_page, .page_len = tuna_chat_page_len, .log = !quiet};
-    st = srv_server_start(&srv, &sc);
-    if (st != TUNA_OK) { rc = cli_status_error(st); goto done; }
-    double kv_mib = 2.0 * cfg->L * parallel * (double)srv_engine_ctx(eng) * cfg->NKV * cfg->HD * 4 / 1048576.0;
+/* the models, positions, threads and address on stderr */
+static void print_banner(const serve_state *s, const serve_opts *o, const tuna_config *cfg) {
+    double kv_mib = 2.0 * cfg->L * o->parallel * (double)srv_engine_ctx(s->eng) * cfg->NKV * cfg->HD * 4 / 1048576.0;
     fprintf(stderr, "tuna serve: models:");
-    for (int k = 0; k <= n_ad; k++) fprintf(stderr, " %s%s", names[k], k ? "" : " (base)");
-    fprintf(stderr, "; %d parallel x %d positions (KV cache %.1f MiB); queue %d; %d threads%s\n", parallel, srv_engine_ctx(eng), kv_mib,
-            queue, threads ? threads : omp_get_max_threads(), api_key ? "; API key required" : "");
-    const char *shown = strchr(host, ':') ? "[%s]" : "%s";
+    for (int k = 0; k <= o->n_ad; k++) fprintf(stderr, " %s%s", o->names[k], k ? "" : " (base)");
+    fprintf(stderr, "; %d parallel x %d positions (KV cache %.1f MiB); queue %d; %d threads%s\n", o->parallel, srv_engine_ctx(s->eng),
+            kv_mib, o->queue, o->threads ? o->threads : omp_get_max_threads(), o->api_key ? "; API key required" : "");
+    const char *shown = strchr(o->host, ':') ? "[%s]" : "%s";
     char hostpart[300];
-    snprintf(hostpart, sizeof hostpart, shown, host);
-    fprintf(stderr, "tuna serve: listening on http://%s:%d\n", hostpart, srv_server_port(srv));
+    snprintf(hostpart, sizeof hostpart, shown, o->host);
+    fprintf(stderr, "tuna serve: listening on http://%s:%d\n", hostpart, srv_server_port(s->srv));
     fflush(stderr);
+}
 
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {}
-    fprintf(stderr, "tuna serve: %s: draining (new requests get 503)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    srv_server_quiesce(srv);
-    srv_engine_drain(eng);
+/* the engine and the HTTP side started; 0, or the exit code */
+static int serve_start(serve_state *s, serve_opts *o) {
+    const tuna_config *cfg = tuna_model_config(s->models[0]);
+    if (!o->ctx) o->ctx = cfg->max_positions > 0 && cfg->max_positions < 4096 ? cfg->max_positions : 4096;
+    if (cfg->max_positions > 0 && o->ctx > cfg->max_positions)
+        return cli_usage_error("serve: --ctx %d exceeds the model's %d positions", o->ctx, cfg->max_positions);
+    /* signals go to the main thread only: block them before any thread starts */
+    sigemptyset(&s->sigs);
+    sigaddset(&s->sigs, SIGTERM);
+    sigaddset(&s->sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &s->sigs, NULL);
+    srv_engine_opts eo = {.parallel = o->parallel, .queue = o->queue, .ctx = o->ctx, .threads = o->threads};
+    tuna_status st = srv_engine_create(&s->eng, s->models, o->n_ad + 1, s->tok, &eo);
+    if (st != TUNA_OK) return cli_status_error(st);
+    srv_config sc = {.host = o->host, .port = o->port, .api_key = o->api_key, .max_body = (size_t)o->max_body,
+                     .max_connections = fit_connections(o->max_conn), .idle_timeout = o->idle_timeout,
+                     .request_timeout = o->request_timeout, .engine = s->eng, .tok = s->tok, .tmpl = s->tmpl,
+                     .model_names = o->names, .n_models = o->n_ad + 1, .eos = s->eos, .n_eos = s->n_eos,
+                     .page = tuna_chat_page, .page_len = tuna_chat_page_len, .log = !o->quiet};
+    st = srv_server_start(&s->srv, &sc);
+    if (st != TUNA_OK) return cli_status_error(st);
+    print_banner(s, o, cfg);
+    return 0;
+}
+
+/* after the first signal: no new requests; running and queued ones finish
+ * within the drain timeout, unless a second signal comes */
+static void serve_drain(serve_state *s, int drain_timeout) {
     double t_end = now_s() + drain_timeout;
     for (;;) {
         srv_engine_stats es;
-        srv_engine_get_stats(eng, &es);
-        if (!es.active && !es.queued && !srv_server_inflight(srv)) break;
+        srv_engine_get_stats(s->eng, &es);
+        if (!es.active && !es.queued && !srv_server_inflight(s->srv)) break;
         if (now_s() >= t_end) {
             fprintf(stderr, "tuna serve: drain timeout: stopping %d running and %d queued requests\n", es.active, es.queued);
             break;
         }
         struct timespec ts = {0, 50 * 1000000L};
-        if (sigtimedwait(&sigs, NULL, &ts) > 0) {
+        if (sigtimedwait(&s->sigs, NULL, &ts) > 0) {
             fprintf(stderr, "tuna serve: second signal: stopping now\n");
             break;
         }
     }
-    srv_engine_stop(eng); /* wakes any request still waiting: it ends with an error event */
-    for (double t_stop = now_s() + 2; srv_server_inflight(srv) && now_s() < t_stop;) {
+}
+
+/* waits for SIGTERM/SIGINT, drains, stops, and says what was served */
+static void serve_until_signal(serve_state *s, const serve_opts *o) {
+    int sig = 0;
+    while (sigwait(&s->sigs, &sig) != 0) {}
+    fprintf(stderr, "tuna serve: %s: draining (new requests get 503)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv_server_quiesce(s->srv);
+    srv_engine_drain(s->eng);
+    serve_drain(s, o->drain_timeout);
+    srv_engine_stop(s->eng); /* wakes any request still waiting: it ends with an error event */
+    for (double t_stop = now_s() + 2; srv_server_inflight(s->srv) && now_s() < t_stop;) {
         struct timespec ts = {0, 20 * 1000000L}; /* let those last events reach their clients */
         nanosleep(&ts, NULL);
     }
-    srv_server_stop(srv);
-    srv = NULL;
+    srv_server_stop(s->srv);
+    s->srv = NULL;
     srv_engine_stats es;
-    srv_engine_get_stats(eng, &es);
+    srv_engine_get_stats(s->eng, &es);
     fprintf(stderr, "tuna serve: stopped (%ld completed, %ld cancelled, %ld failed; %ld tokens generated)\n", es.completed, es.cancelled,
             es.failed, es.generated_tokens);
-done:
-    srv_server_stop(srv);
-    srv_engine_free(eng);
-    tuna_template_free(tmpl);
-    free(tsrc);
-    for (int k = n_ad; k >= 0; k--) tuna_model_free(models[k]);
-    tuna_tokenizer_free(tok);
-out_args:
-    for (int k = 0; k < n_ad; k++) free(adapter_args[k]);
+}
+
+static void serve_state_free(serve_state *s, int n_ad) {
+    srv_server_stop(s->srv);
+    srv_engine_free(s->eng);
+    tuna_template_free(s->tmpl);
+    free(s->tsrc);
+    for (int k = n_ad; k >= 0; k--) tuna_model_free(s->models[k]);
+    tuna_tokenizer_free(s->tok);
+}
+
+int cmd_serve(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) { fputs(serve_help, stdout); return 0; }
+    serve_opts o;
+    int rc = serve_parse(&o, argc, argv);
+    if (!rc) {
+        serve_state s = {0};
+        rc = serve_load(&s, &o);
+        if (!rc) rc = serve_start(&s, &o);
+        if (!rc) serve_until_signal(&s, &o);
+        serve_state_free(&s, o.n_ad);
+    }
+    for (int k = 0; k < o.n_ad; k++) free(o.adapter_args[k]);
     return rc;
 }
