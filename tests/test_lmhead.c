@@ -20,7 +20,8 @@
 
 #include "check.h"
 #include "core/rng.h"
-#include "model/model_internal.h"
+#include "model_probe.h"
+#include "tuna.h"
 #include "tuna_peft.h"
 
 enum { B = 3, T = 7, N = B * T };
@@ -50,9 +51,9 @@ static void run(tuna_model *m, int rows, int mode, result *r) {
     fill_batch(ids, lab, V);
     const float rw[B] = {1.0f, 0.5f, -2.0f}; /* DPO-style row weights, one negative */
     tuna_batch bt = {.B = B, .T = T, .input_ids = ids, .labels = lab, .row_weight = rw};
-    model_set_head_rows(m, rows);
+    probe_set_head_rows(m, rows);
     CHECK(tuna_model_prepare(m, B, T, mode) == TUNA_OK);
-    CHECKF(m->acts.head_rows == rows, "prepared %d rows per chunk, want %d", m->acts.head_rows, rows);
+    CHECKF(probe_head_rows(m) == rows, "prepared %d rows per chunk, want %d", probe_head_rows(m), rows);
     tuna_loss l = {0};
     CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
     r->loss = l.loss_sum;
@@ -64,9 +65,9 @@ static void run(tuna_model *m, int rows, int mode, result *r) {
     if (mode == TUNA_MODE_EVAL) return;
     tuna_model_zero_grad(m);
     CHECK(tuna_model_backward(m, &bt, 1.0f / (float)l.tokens) == TUNA_OK);
-    tuna_trainable tr;
-    model_trainable(m, &tr);
-    memcpy(r->grads, tr.grads, (size_t)tr.n_weights * sizeof(float));
+    int64_t n;
+    const float *g = probe_trainable_grads(m, &n);
+    memcpy(r->grads, g, (size_t)n * sizeof(float));
 }
 
 static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-30 ? fabs(b) : 1e-30); }
@@ -94,24 +95,24 @@ static void test_chunks(const char *fix, int lora) {
         snprintf(pc.targets, sizeof pc.targets, "all-linear");
         CHECK(tuna_peft_attach(m, &pc, 3) == TUNA_OK);
         /* B starts at zero: give it values so the base's gradient flows through it */
-        tuna_trainable tr;
-        model_trainable(m, &tr);
-        for (int64_t i = 0; i < tr.n_weights; i++) tr.weights[i] += 0.01f * (float)((i * 7919) % 13 - 6);
+        int64_t n;
+        float *w = probe_trainable_weights(m, &n);
+        for (int64_t i = 0; i < n; i++) w[i] += 0.01f * (float)((i * 7919) % 13 - 6);
     }
-    int V = tuna_model_config(m)->V;
-    tuna_trainable tr;
-    model_trainable(m, &tr);
-    long nlog = (long)N * V, ngrad = (long)tr.n_weights;
+    int V = tuna_model_config(m)->V, C = tuna_model_config(m)->C;
+    int64_t ntrain;
+    probe_trainable_weights(m, &ntrain);
+    long nlog = (long)N * V, ngrad = (long)ntrain;
     result whole = {.logits = calloc((size_t)nlog, 4), .grads = calloc((size_t)ngrad, 4)};
     result part = {.logits = calloc((size_t)nlog, 4), .grads = calloc((size_t)ngrad, 4)};
     /* with LoRA the base head is frozen and a training forward leaves its
      * input gradient for backward to scale (head.c); the reference gives the
      * head a throwaway weight gradient, so it takes the plain path instead */
-    float *head_dw = lora ? calloc((size_t)V * m->lm_head.IC, sizeof(float)) : NULL;
+    float *head_dw = lora ? calloc((size_t)V * C, sizeof(float)) : NULL;
     for (int mode = TUNA_MODE_EVAL; mode <= TUNA_MODE_TRAIN_CHECKPOINT; mode++) {
-        if (lora) m->lm_head.dw = head_dw;
+        if (lora) probe_set_head_grad(m, head_dw);
         run(m, N, mode, &whole);
-        if (lora) m->lm_head.dw = NULL;
+        if (lora) probe_set_head_grad(m, NULL);
         double worst = 0;
         for (int rows = 3; rows <= (lora ? N : 4); rows += rows == 4 ? N - 4 : 1) {
             run(m, rows, mode, &part);
@@ -136,7 +137,7 @@ static void test_activation_bytes(void) {
     tuna_config c;
     CHECK(tuna_config_load(&c, "tests/fixtures/parity/llama_gqa/config.json") == TUNA_OK);
     const long Bq = 4, Tq = 256, Nq = Bq * Tq, V = 128256;
-    long R = HEAD_CHUNK_BYTES / (V * 4); /* 130 rows: 66.7 MB */
+    long R = probe_head_chunk_bytes() / (V * 4); /* 130 rows: 66.7 MB */
     CHECK(R == 130);
     for (int mode = TUNA_MODE_EVAL; mode <= TUNA_MODE_TRAIN_CHECKPOINT; mode++) {
         c.V = (int)V;

@@ -11,13 +11,13 @@
  * to fp32 exactly, and a stored weight's tile is the whole weight in these
  * models (at most LINEAR_TILE values), so the GEMM runs on the same fp32
  * values with the same shapes as the fp32 load's. */
+#include <jansson.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check.h"
-#include "io/safetensors.h"
-#include "model/model_internal.h"
+#include "model_probe.h"
 #include "train/resume_check.h"
 #include "tuna.h"
 #include "tuna_peft.h"
@@ -45,19 +45,12 @@ static float *eval_logits(tuna_model *m, double *loss) {
     return out;
 }
 
-static int in_maps(const tuna_model *m, const void *p) {
-    for (int i = 0; i < m->n_maps; i++)
-        if ((const char *)p >= (const char *)m->maps[i].addr && (const char *)p < (const char *)m->maps[i].addr + m->maps[i].len)
-            return 1;
-    return 0;
-}
-
 /* the bytes a stored load must own and map: fp32 1-D tensors owned; 2-D ones
  * in the file's dtype, owned when transposed (GPT-2's Conv1D), else mapped */
 static void expected_bytes(const tuna_model *m, size_t esz, size_t *own, size_t *mapped) {
     *own = *mapped = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        const tuna_param *p = &m->params[i].pub;
+    for (int i = 0; i < tuna_model_num_params(m); i++) {
+        const tuna_param *p = tuna_model_param(m, i);
         if (p->ndim == 1) *own += (size_t)p->numel * 4;
         else if (p->transposed) *own += (size_t)p->numel * esz;
         else *mapped += (size_t)p->numel * esz;
@@ -78,19 +71,20 @@ static void check_folder(const char *what, const char *dir, size_t esz) {
     free(a);
     free(b);
     size_t own, mapped, want_own, want_mapped, own32, mapped32;
-    model_weight_bytes(s, &own, &mapped);
-    model_weight_bytes(f, &own32, &mapped32);
+    probe_weight_bytes(s, &own, &mapped);
+    probe_weight_bytes(f, &own32, &mapped32);
     expected_bytes(s, esz, &want_own, &want_mapped);
     CHECKF(own == want_own && mapped == want_mapped && mapped32 == 0, "%s: stored bytes own %zu mapped %zu, expected %zu and %zu", what, own,
            mapped, want_own, want_mapped);
     CHECKF(own + mapped < own32 * (esz + 1) / 4 + 4096, "%s: stored %zu + %zu bytes vs fp32 %zu", what, own, mapped, own32);
     printf("%s: logits equal (loss %.6f); weights fp32 %zu bytes, as stored %zu own + %zu mapped\n", what, ls / 24, own32, own, mapped);
     int inside = 1, n2 = 0;
-    for (int i = 0; i < s->n_params; i++) {
-        const tuna_param_entry *e = &s->params[i];
-        if (!e->external) continue;
-        const tuna_stored *st = &s->stored[e->sidx];
-        inside &= e->pub.transposed ? st->owned && !in_maps(s, st->data) : !st->owned && in_maps(s, st->data);
+    for (int i = 0; i < tuna_model_num_params(s); i++) {
+        const void *data;
+        int owned;
+        if (!probe_param_stored(s, i, &data, &owned)) continue;
+        int in_map = probe_in_mapping(s, data);
+        inside &= tuna_model_param(s, i)->transposed ? owned && !in_map : !owned && in_map;
         n2++;
     }
     CHECKF(inside && n2 > 0, "%s: tensors used in place point into the mapping, copies do not", what);
@@ -126,9 +120,9 @@ static int lora_curve(tuna_model *m, double *loss) {
         tuna_model_zero_grad(m);
         if (tuna_model_forward(m, &bt, &l) != TUNA_OK || tuna_model_backward(m, &bt, 1.0f / (float)l.tokens) != TUNA_OK) return 0;
         loss[step] = l.loss_sum / (double)l.tokens;
-        tuna_trainable t;
-        model_trainable(m, &t);
-        for (int64_t i = 0; i < t.n_weights; i++) t.weights[i] -= 0.5f * t.grads[i];
+        int64_t n;
+        float *w = probe_trainable_weights(m, &n), *g = probe_trainable_grads(m, &n);
+        for (int64_t i = 0; i < n; i++) w[i] -= 0.5f * g[i];
     }
     return 1;
 }
@@ -166,21 +160,19 @@ static void check_share(const char *dir) {
     if (!base || !alone) { tuna_model_free(base); tuna_model_free(alone); return; }
     CHECK(tuna_model_share(&s1, base) == TUNA_OK && tuna_model_share(&s2, base) == TUNA_OK);
     if (!s1 || !s2) { tuna_model_free(s1); tuna_model_free(s2); tuna_model_free(base); tuna_model_free(alone); return; }
-    tuna_linear *lb[64], *l1[64];
-    int n = model_linears(base, lb);
-    model_linears(s1, l1);
-    int same = s1->lm_head.stored == base->lm_head.stored && s1->lm_head.stored;
-    for (int i = 0; i < n; i++) same &= l1[i]->stored == lb[i]->stored;
+    tuna_linear *lb[64];
+    int n = probe_linears(base, lb);
+    int same = probe_linear_stored(s1, -1) == probe_linear_stored(base, -1) && probe_linear_stored(s1, -1);
+    for (int i = 0; i < n; i++) same &= probe_linear_stored(s1, i) == probe_linear_stored(base, i);
     CHECKF(same, "shares point at the base's stored tensors");
     tuna_peft_config pc;
     tuna_peft_config_default(&pc, TUNA_PEFT_LORA);
     pc.r = 4;
     CHECK(tuna_peft_attach(s1, &pc, 3) == TUNA_OK && tuna_peft_attach(alone, &pc, 3) == TUNA_OK);
     /* B starts at zero: give it values so the adapter changes the logits */
-    tuna_trainable t1, ta;
-    model_trainable(s1, &t1);
-    model_trainable(alone, &ta);
-    for (int64_t i = 0; i < t1.n_weights; i++) t1.weights[i] = ta.weights[i] = 0.01f * (float)((i * 13) % 7 - 3);
+    int64_t n1, na;
+    float *w1 = probe_trainable_weights(s1, &n1), *wa = probe_trainable_weights(alone, &na);
+    for (int64_t i = 0; i < n1; i++) w1[i] = wa[i] = 0.01f * (float)((i * 13) % 7 - 3);
     double x = 0, y = 0, z = 0;
     float *a = eval_logits(s1, &x), *b = eval_logits(alone, &y), *c = eval_logits(s2, &z);
     int V = tuna_model_config(base)->V;
