@@ -6,7 +6,10 @@
 #      every command with main.c, which both dispatched and held the helpers
 #      they call);
 #   2. no include cycle between headers under src/ (a header reaching itself
-#      through its #include "..." lines).
+#      through its #include "..." lines);
+#   3. tests reach a model's or a data set's insides through tests/model_probe.h
+#      and the public accessors, never the struct layouts of
+#      model/model_internal.h or data/pretok_internal.h.
 # Files talk back only through tables of function pointers (the adapter's
 # hooks, the template evaluator's hooks, the training modes). Cycles are
 # printed with the symbols behind each edge. Ends with "RESULT p f s".
@@ -66,4 +69,8 @@ done | sort -u >"$tmp/incs"
 cycles "$tmp/incs" >"$tmp/icyc"
 if [ -s "$tmp/icyc" ]; then bad "include cycles between headers: $(tr '\n' ' ' <"$tmp/icyc")"
 else ok "no include cycle among $(find src -name '*.h' | wc -l) headers ($(wc -l <"$tmp/incs") includes)"; fi
+
+layouts=$(grep -lE '#include "(model/model_internal|data/pretok_internal)\.h"' tests/*.c tests/*.h 2>/dev/null | tr '\n' ' ')
+if [ -z "$layouts" ]; then ok "no test includes model_internal.h or pretok_internal.h"
+else bad "tests that include model_internal.h or pretok_internal.h (use tests/model_probe.h): $layouts"; fi
 finish
