@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "core/rng.h"
+#include "io/safetensors.h"
 #include "kernels/kernels.h"
 
 static tuna_rng rng;
@@ -49,6 +50,33 @@ static void test_matmul(void) {
     CLOSE(di1, di2, (long)N * IC, "matmul bwd din (overwrite)");
     free(in); free(w); free(b); free(dout); free(o1); free(o2); free(di1); free(di2);
     free(dw1); free(dw2); free(db1); free(db2);
+}
+
+/* the decoding product on 16-bit weights against the reference and against
+ * the fp32 GEMM of the same (exactly converted) weights, for 1..8 rows, an
+ * input size that leaves a vector tail, with and without bias */
+static void test_matvec_half(void) {
+    int IC = 333, OC = 67;
+    float *w = rnd((long)OC * IC), *b = rnd(OC), *in = rnd(8L * IC), *wf = zeros((long)OC * IC);
+    float *o1 = zeros(8L * OC), *o2 = zeros(8L * OC), *o3 = zeros(8L * OC);
+    uint16_t *wh = malloc((size_t)OC * IC * sizeof *wh);
+    for (int bf = 0; bf < 2; bf++) {
+        for (long i = 0; i < (long)OC * IC; i++) {
+            wh[i] = bf ? st_f32_to_bf16(w[i]) : st_f32_to_f16(w[i]);
+            wf[i] = bf ? st_bf16_to_f32(wh[i]) : st_f16_to_f32(wh[i]);
+        }
+        for (int N = 1; N <= K_MATVEC_HALF_MAX_ROWS; N += 3) {
+            for (int hb = 0; hb < 2; hb++) {
+                k_matvec_half(o1, in, wh, bf, hb ? b : NULL, N, IC, OC);
+                k_matvec_half_ref(o2, in, wh, bf, hb ? b : NULL, N, IC, OC);
+                k_matmul_fwd(o3, in, wf, hb ? b : NULL, N, IC, OC);
+                double e = rel_l2(o1, o2, (long)N * OC), e3 = rel_l2(o1, o3, (long)N * OC);
+                CHECKF(e < 1e-6 && e3 < 1e-6, "matvec %s N=%d bias=%d: rel L2 %.3g vs reference, %.3g vs fp32 GEMM",
+                       bf ? "bf16" : "f16", N, hb, e, e3);
+            }
+        }
+    }
+    free(w); free(b); free(in); free(wf); free(o1); free(o2); free(o3); free(wh);
 }
 
 static void test_norms(void) {
@@ -266,6 +294,7 @@ static void test_crossentropy(void) {
 int main(void) {
     rng_seed(&rng, 42, 1);
     test_matmul();
+    test_matvec_half();
     test_norms();
     test_activations();
     test_rope();

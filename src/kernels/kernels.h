@@ -19,6 +19,12 @@ void k_matmul_fwd(float *out, const float *in, const float *w, const float *bias
  * Any of din, dw, db may be NULL (not wanted: e.g. frozen weights). */
 void k_matmul_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                   int N, int IC, int OC, int din_acc);
+/* out[N,OC] = in[N,IC] @ w[OC,IC]^T (+ bias[OC]) for a few rows (decoding),
+ * w in 16-bit floats (bf16: is_bf16 1; f16: 0) converted in registers, never
+ * into memory: one pass over the weights per call, half the bytes of fp32
+ * (the stored weight of a frozen layer, see src/model/stored.h). */
+#define K_MATVEC_HALF_MAX_ROWS 8
+void k_matvec_half(float *out, const float *in, const uint16_t *w, int is_bf16, const float *bias, int N, int IC, int OC);
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major (op = transpose when
  * trans_*); the small GEMMs of adapters (LoRA's A and B) go through this. */
 void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
@@ -93,6 +99,7 @@ void k_exp_scale(float *x, float m, float scale, long n);
 
 /* ---- serial references (kernels_ref.c) ---- */
 void k_matmul_fwd_ref(float *out, const float *in, const float *w, const float *bias, int N, int IC, int OC);
+void k_matvec_half_ref(float *out, const float *in, const uint16_t *w, int is_bf16, const float *bias, int N, int IC, int OC);
 void k_matmul_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                       int N, int IC, int OC, int din_acc);
 void k_layernorm_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *x, const float *w,

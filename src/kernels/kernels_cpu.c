@@ -17,6 +17,40 @@ void k_matmul_fwd(float *out, const float *in, const float *w, const float *bias
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, in, IC, w, IC, bias ? 1.0f : 0.0f, out, OC);
 }
 
+static inline float half_to_f32(uint16_t h, int is_bf16) {
+    if (is_bf16) {
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    _Float16 x;
+    memcpy(&x, &h, sizeof x);
+    return (float)x;
+}
+
+/* dot products of one weight row with N input rows; the loop over i
+ * vectorizes (bf16: a shift; f16: F16C/AVX512-FP16 conversions) */
+static void matvec_row(float *out, const float *in, const uint16_t *wr, int is_bf16, float b, int N, int IC, int OC) {
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (long)n * IC;
+        float acc = 0.0f;
+        if (is_bf16) {
+#pragma omp simd reduction(+ : acc)
+            for (int i = 0; i < IC; i++) acc += x[i] * half_to_f32(wr[i], 1);
+        } else {
+#pragma omp simd reduction(+ : acc)
+            for (int i = 0; i < IC; i++) acc += x[i] * half_to_f32(wr[i], 0);
+        }
+        out[(long)n * OC] = b + acc;
+    }
+}
+
+void k_matvec_half(float *out, const float *in, const uint16_t *w, int is_bf16, const float *bias, int N, int IC, int OC) {
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; o++) matvec_row(out + o, in, w + (long)o * IC, is_bf16, bias ? bias[o] : 0.0f, N, IC, OC);
+}
+
 void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
             int ldb, float beta, float *C, int ldc) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,

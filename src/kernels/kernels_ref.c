@@ -16,6 +16,31 @@ void k_matmul_fwd_ref(float *out, const float *in, const float *w, const float *
         }
 }
 
+/* 16-bit floats to fp32, written out bit by bit (exact) */
+static double half_ref(uint16_t h, int is_bf16) {
+    if (is_bf16) {
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+void k_matvec_half_ref(float *out, const float *in, const uint16_t *w, int is_bf16, const float *bias, int N, int IC, int OC) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double acc = bias ? bias[o] : 0.0;
+            for (int i = 0; i < IC; i++) {
+                uint16_t h = w[(long)o * IC + i];
+                acc += (double)in[(long)n * IC + i] * half_ref(h, is_bf16);
+            }
+            out[(long)n * OC + o] = (float)acc;
+        }
+}
+
 void k_matmul_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                       int N, int IC, int OC, int din_acc) {
     if (din)

@@ -31,6 +31,12 @@ static const float *direct_w(const tuna_linear *l) {
 static void base_forward(const tuna_linear *l, float *out, const float *in, int N) {
     const float *w = direct_w(l);
     if (w) { k_matmul_fwd(out, in, w, l->b, N, l->IC, l->OC); return; }
+    store_type t = l->stored->type;
+    if (N <= K_MATVEC_HALF_MAX_ROWS && (t == STORE_BF16 || t == STORE_F16)) {
+        /* decoding a few rows: one pass over the 16-bit weights, no tiles */
+        k_matvec_half(out, in, l->stored->data, t == STORE_BF16, l->b, N, l->IC, l->OC);
+        return;
+    }
     /* the bias first and the products added to it, as k_matmul_fwd does: the
      * same roundings as the fp32 layer */
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
