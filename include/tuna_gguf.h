@@ -29,7 +29,8 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
 
 /* Loads the weights of a GGUF file of architecture llama, qwen2 or gpt2
  * (config from its metadata; q/k rows un-permuted). The model computes in
- * fp32 from the dequantized values. */
+ * fp32 from the dequantized values (tuna_model_load_quantized with
+ * TUNA_QUANT_STORED keeps them as the file stores them). */
 tuna_status tuna_model_load_gguf(tuna_model **out, const char *path);
 
 /* A PEFT LoRA adapter folder as llama.cpp's --lora file: general.type

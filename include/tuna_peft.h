@@ -88,8 +88,13 @@ typedef enum {
  * tile, so results equal those of the fp32 load of the same file (bf16 and
  * f16 convert to fp32 exactly). Such a model can be evaluated, generated
  * from, adapter-trained and saved; full fine-tuning (tuna_model_prepare in a
- * training mode without an adapter) is TUNA_ERR_UNSUPPORTED. A GGUF file is
- * loaded in fp32 by TUNA_QUANT_STORED, and refused by TUNA_QUANT_NF4. */
+ * training mode without an adapter) is TUNA_ERR_UNSUPPORTED. A GGUF file
+ * (dir is its path) with TUNA_QUANT_STORED keeps its F32, F16, Q8_0 and Q4_0
+ * weights in place in the file's mapping (Llama's permuted q/k rows read
+ * through a row map; Q8_0/Q4_0 dequantized tile by tile exactly as the fp32
+ * load dequantizes them, so the results equal tuna_model_load_gguf's); a
+ * non-finite value or block scale is TUNA_ERR_FORMAT naming the tensor.
+ * TUNA_QUANT_NF4 refuses a GGUF file. */
 tuna_status tuna_model_load_quantized(tuna_model **out, const char *dir, tuna_quant_type q);
 /* Bytes and count of the quantized storage (0 when not quantized). */
 void tuna_model_quant_stats(const tuna_model *m, int64_t *quantized_params, int64_t *quant_bytes);

@@ -558,27 +558,67 @@ const char *gguf_arr_str(const gguf_kv *kv, uint64_t i, size_t *len) {
     return (const char *)kv->strs[i] + 8;
 }
 
+/* one block of 32 values: Q8_0 q * d; Q4_0 (nibble - 8) * d, element j in
+ * the low nibble of byte j, element j+16 in its high nibble */
+static void dequant_block(int type, const uint8_t *p, float *y) {
+    float d = get_f16(p);
+    if (type == GGML_Q8_0) {
+        for (int j = 0; j < QK; j++) y[j] = (float)(int8_t)p[2 + j] * d;
+        return;
+    }
+    for (int j = 0; j < QK / 2; j++) {
+        y[j] = (float)((p[2 + j] & 0xF) - 8) * d;
+        y[j + QK / 2] = (float)((p[2 + j] >> 4) - 8) * d;
+    }
+}
+
+void gguf_dequantize(int type, const uint8_t *blocks, int64_t first, int64_t n, float *out, int add) {
+    size_t bs = gguf_type_size(type, QK);
+    float y[QK];
+    for (int64_t i = first, end = first + n; i < end;) {
+        int64_t j0 = i % QK, k = QK - j0 < end - i ? QK - j0 : end - i;
+        float *dst = !add && k == QK ? out : y; /* whole blocks straight into out */
+        dequant_block(type, blocks + (size_t)(i / QK) * bs, dst);
+        if (dst == y) {
+            if (add) for (int64_t j = 0; j < k; j++) out[j] += y[j0 + j];
+            else memcpy(out, y + j0, (size_t)k * sizeof(float));
+        }
+        out += k;
+        i += k;
+    }
+}
+
 tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out) {
     const uint8_t *p = f->map + t->offset;
     switch (t->type) {
     case GGML_F32: memcpy(out, p, (size_t)t->numel * 4); break;
     case GGML_F16: for (int64_t i = 0; i < t->numel; i++) out[i] = get_f16(p + 2 * i); break;
-    case GGML_Q8_0:
-        for (int64_t b = 0; b < t->numel / QK; b++, p += 34) {
-            float d = get_f16(p);
-            for (int j = 0; j < QK; j++) out[b * QK + j] = (float)(int8_t)p[2 + j] * d;
-        }
-        break;
-    case GGML_Q4_0:
-        for (int64_t b = 0; b < t->numel / QK; b++, p += 18) {
-            float d = get_f16(p);
-            for (int j = 0; j < QK / 2; j++) {
-                out[b * QK + j] = (float)((p[2 + j] & 0xF) - 8) * d;
-                out[b * QK + j + QK / 2] = (float)((p[2 + j] >> 4) - 8) * d;
-            }
-        }
-        break;
+    case GGML_Q8_0: case GGML_Q4_0: gguf_dequantize((int)t->type, p, 0, t->numel, out, 0); break;
     default: return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u", f->path, t->name, t->type);
     }
     return st_check_finite(out, t->numel, f->path, t->name);
+}
+
+/* element i's f16 bits (F16), or its block's scale bits (Q8_0, Q4_0) */
+static uint16_t half_bits(const uint8_t *p, int type, int64_t i) {
+    size_t at = type == GGML_F16 ? (size_t)i * 2 : (size_t)(i / QK) * gguf_type_size(type, QK);
+    return (uint16_t)(p[at] | p[at + 1] << 8);
+}
+
+tuna_status gguf_check_finite(const gguf_file *f, const gguf_tensor *t) {
+    const uint8_t *p = f->map + t->offset;
+    int type = (int)t->type, step = type == GGML_F32 || type == GGML_F16 ? 1 : QK;
+    for (int64_t i = 0; i < t->numel; i += step) {
+        uint32_t u, mask = 0x7c00u;
+        if (type == GGML_F32) memcpy(&u, p + 4 * i, 4), mask = 0x7f800000u;
+        else u = half_bits(p, type, i);
+        if ((u & mask) != mask) continue;
+        int f32 = type == GGML_F32, nan = (u & (f32 ? 0x7fffffu : 0x3ffu)) != 0, neg = (u >> (f32 ? 31 : 15)) & 1;
+        if (step == 1)
+            return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' holds %s at element %lld (weights must be finite)", f->path,
+                             t->name, nan ? "NaN" : neg ? "-inf" : "+inf", (long long)i);
+        return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has a %s scale in block %lld (elements %lld..%lld; weights must be finite)",
+                         f->path, t->name, nan ? "NaN" : "infinite", (long long)(i / QK), (long long)i, (long long)i + QK - 1);
+    }
+    return TUNA_OK;
 }

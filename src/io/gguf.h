@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tuna.h"
+#include "tuna_peft.h" /* tuna_quant_type */
 
 enum { GGUF_T_U8 = 0, GGUF_T_I8, GGUF_T_U16, GGUF_T_I16, GGUF_T_U32, GGUF_T_I32, GGUF_T_F32, GGUF_T_BOOL, GGUF_T_STRING,
        GGUF_T_ARRAY, GGUF_T_U64, GGUF_T_I64, GGUF_T_F64 };
@@ -79,6 +80,11 @@ void gguf_close(gguf_file *f);
 /* The model config a GGUF file's metadata describes (validated; no tensor
  * data read): what tuna_model_load_gguf builds and `tuna info` prints. */
 tuna_status gguf_model_config(const gguf_file *f, const char *path, tuna_config *out);
+/* The model a GGUF file holds (io/gguf_model.c): fp32 (TUNA_QUANT_NONE, as
+ * tuna_model_load_gguf), or TUNA_QUANT_STORED: its 2-D weights kept as the
+ * file stores them (F32, F16, Q8_0, Q4_0) in place in the mapping, which the
+ * model keeps; Llama's q/k rows read through a row map. NF4: not here. */
+tuna_status gguf_model_load(tuna_model **out, const char *path, tuna_quant_type quant);
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 /* Scalar getters: 0 on success (numeric types converted), -1 when missing or of another kind. */
@@ -97,6 +103,13 @@ const char *gguf_arr_str(const gguf_kv *kv, uint64_t i, size_t *len);
 /* Dequantizes a tensor (F32, F16, Q8_0, Q4_0) into out[numel]; TUNA_ERR_FORMAT
  * naming the file and tensor when a value is NaN or infinite. */
 tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out);
+/* TUNA_ERR_FORMAT naming the file and tensor when a value (F32, F16) or a
+ * block's scale (Q8_0, Q4_0) is NaN or infinite; reads the file's bytes only. */
+tuna_status gguf_check_finite(const gguf_file *f, const gguf_tensor *t);
+/* out[0..n) = values first..first+n-1 of a Q8_0 or Q4_0 block array (any
+ * range, not only whole blocks) as fp32, exactly as gguf_tensor_to_f32;
+ * add: out += them. */
+void gguf_dequantize(int type, const uint8_t *blocks, int64_t first, int64_t n, float *out, int add);
 size_t gguf_type_size(int type, int64_t n); /* bytes of n elements; 0 if unknown or n not a block multiple */
 const char *gguf_type_name(int type);
 

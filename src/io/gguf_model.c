@@ -62,11 +62,16 @@ static int gguf_name(const char *hf, int gpt2, char *out, size_t n) {
 
 /* llama.cpp's LLAMA rope rotates adjacent pairs; HF rotates halves. Row
  * h*hd + t*hd/2 + j (HF) becomes row h*hd + 2j + t (llama.cpp). */
+static int64_t llama_row(int64_t a, int hd) {
+    int64_t h = a / hd, i = a % hd, t = i / (hd / 2), j = i % (hd / 2);
+    return h * hd + 2 * j + t;
+}
+
 static void permute_rows(const float *in, float *out, int heads, int hd, int64_t cols, int inverse) {
     for (int h = 0; h < heads; h++)
         for (int t = 0; t < 2; t++)
             for (int j = 0; j < hd / 2; j++) {
-                int64_t a = (int64_t)h * hd + t * (hd / 2) + j, b = (int64_t)h * hd + 2 * j + t;
+                int64_t a = (int64_t)h * hd + t * (hd / 2) + j, b = llama_row(a, hd);
                 if (inverse) memcpy((float *)out + a * cols, in + b * cols, (size_t)cols * sizeof(float));
                 else memcpy((float *)out + b * cols, in + a * cols, (size_t)cols * sizeof(float));
             }
@@ -677,45 +682,135 @@ tuna_status gguf_model_config(const gguf_file *f, const char *path, tuna_config 
     return st;
 }
 
-tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) {
-    *out = NULL;
+/* A GGUF load in progress: the open file, its architecture, the fp32 buffer
+ * of a permuted tensor, and whether a stored tensor points into the mapping. */
+typedef struct {
     gguf_file f;
-    tuna_status st = gguf_open(&f, path);
+    const char *path;
+    int gpt2, llama;
+    float *buf;
+    int in_place;
+} gguf_load;
+
+/* The tensor of parameter p, checked against the shape the config implies. */
+static tuna_status find_param(const gguf_load *g, const tuna_param *p, const gguf_tensor **out, int64_t *cols) {
+    char name[160];
+    if (gguf_name(p->name, g->gpt2, name, sizeof name)) return core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name);
+    const gguf_tensor *t = gguf_find_tensor(&g->f, name);
+    int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1;
+    *cols = p->numel / rows;
+    if (!t) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s missing", g->path, name);
+    if (t->numel != p->numel || t->ne[0] != *cols)
+        return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s has %lld x %lld elements, the config implies %lld x %lld", g->path,
+                         name, (long long)t->ne[0], (long long)(t->numel / t->ne[0]), (long long)*cols, (long long)rows);
+    *out = t;
+    return TUNA_OK;
+}
+
+/* llama.cpp permuted the rows of Llama's attn_q / attn_k (weights and biases) */
+static int is_permuted(const gguf_load *g, const gguf_tensor *t) {
+    return g->llama && (strstr(t->name, "attn_q.") || strstr(t->name, "attn_k."));
+}
+
+/* Parameter p (fp32) from tensor t: dequantized, the q/k permutation undone. */
+static tuna_status read_f32(gguf_load *g, const tuna_config *c, tuna_param *p, const gguf_tensor *t, int64_t cols) {
+    if (!is_permuted(g, t)) return gguf_tensor_to_f32(&g->f, t, p->data);
+    float *q = realloc(g->buf, (size_t)p->numel * sizeof(float));
+    if (!q) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    g->buf = q;
+    tuna_status st = gguf_tensor_to_f32(&g->f, t, g->buf);
+    if (st == TUNA_OK) permute_rows(g->buf, p->data, strstr(t->name, "attn_q.") ? c->NH : c->NKV, c->HD, cols, 1);
+    return st;
+}
+
+static const store_type store_of[] = {[GGML_F32] = STORE_F32, [GGML_F16] = STORE_F16, [GGML_Q4_0] = STORE_Q4_0,
+                                      [GGML_Q8_0] = STORE_Q8_0};
+
+/* Keeps tensor t as the file stores it, in place in the mapping; a permuted
+ * q/k weight reads its rows through a row map (our row r is the file's row
+ * llama_row(r)); an F32/F16 tensor the file misaligns is copied. */
+static tuna_status keep_stored(gguf_load *g, const tuna_config *c, tuna_stored *s, const gguf_tensor *t, int64_t cols) {
+    tuna_status st = gguf_check_finite(&g->f, t);
     if (st != TUNA_OK) return st;
-    tuna_config c;
-    st = gguf_model_config(&f, path, &c);
-    int gpt2 = c.family == TUNA_FAMILY_GPT2;
-    const char *arch = gpt2 ? "gpt2" : !strcmp(c.model_type, "qwen2") ? "qwen2" : "llama";
-    tuna_model *m = NULL;
-    if (st == TUNA_OK) st = tuna_model_create(&m, &c);
-    float *buf = NULL;
-    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
-        tuna_param *p = &m->params[i].pub;
-        char name[160];
-        if (gguf_name(p->name, gpt2, name, sizeof name)) { st = core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name); break; }
-        const gguf_tensor *t = gguf_find_tensor(&f, name);
-        int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
-        if (!t) { st = core_fail(TUNA_ERR_FORMAT, "%s: tensor %s missing", path, name); break; }
-        if (t->numel != p->numel || t->ne[0] != cols) {
-            st = core_fail(TUNA_ERR_FORMAT, "%s: tensor %s has %lld x %lld elements, the config implies %lld x %lld", path, name,
-                           (long long)t->ne[0], (long long)(t->numel / t->ne[0]), (long long)cols, (long long)rows);
-            break;
-        }
-        int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
-        if (!gpt2 && !strcmp(arch, "llama") && (is_q || is_k)) {
-            float *q = realloc(buf, (size_t)p->numel * sizeof(float));
-            if (!q) { st = core_fail(TUNA_ERR_NOMEM, "out of memory"); break; }
-            buf = q;
-            st = gguf_tensor_to_f32(&f, t, buf);
-            if (st == TUNA_OK) permute_rows(buf, p->data, is_q ? c.NH : c.NKV, c.HD, p->ndim == 2 ? cols : 1, 1);
-        } else st = gguf_tensor_to_f32(&f, t, p->data);
+    const uint8_t *p = g->f.map + t->offset;
+    *s = (tuna_stored){.type = store_of[t->type], .n = t->numel, .cols = cols, .scratch = s->scratch};
+    if (is_permuted(g, t)) {
+        int64_t rows = t->numel / cols;
+        if (!(s->rows = malloc((size_t)rows * sizeof *s->rows))) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+        for (int64_t r = 0; r < rows; r++) s->rows[r] = (int32_t)llama_row(r, c->HD);
     }
-    free(buf);
-    gguf_close(&f);
+    size_t esz = store_type_size(s->type);
+    if (!esz || (uintptr_t)p % esz == 0) {
+        s->data = p;
+        g->in_place = 1;
+        return TUNA_OK;
+    }
+    if (!(s->owned = malloc(t->nbytes))) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    memcpy(s->owned, p, t->nbytes);
+    s->data = s->owned;
+    return TUNA_OK;
+}
+
+/* An empty model of config c whose 2-D weights are kept as stored when quant
+ * says so (the loader fills model->stored). */
+static tuna_status new_model(tuna_model **out, const tuna_config *c, tuna_quant_type quant) {
+    if (quant == TUNA_QUANT_NONE) return tuna_model_create(out, c);
+    tuna_model *m = calloc(1, sizeof *m);
+    if (!m) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    m->cfg = *c;
+    if (c->family == TUNA_FAMILY_GPT2) snprintf(m->prefix, sizeof m->prefix, "transformer.");
+    m->quant_type = quant;
+    tuna_status st = model_build(m, 0);
     if (st != TUNA_OK) { tuna_model_free(m); return st; }
     *out = m;
     return TUNA_OK;
 }
+
+/* The model keeps the file's mapping its stored tensors point into. */
+static tuna_status keep_map(tuna_model *m, gguf_load *g) {
+    struct model_map *mp = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *mp);
+    if (!mp) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    m->maps = mp;
+    m->maps[m->n_maps++] = (struct model_map){g->f.map, g->f.size};
+    g->f.map = NULL; /* gguf_close leaves it mapped */
+    return TUNA_OK;
+}
+
+static tuna_status load_params(tuna_model *m, gguf_load *g) {
+    tuna_status st = TUNA_OK;
+    for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
+        tuna_param_entry *e = &m->params[i];
+        const gguf_tensor *t = NULL;
+        int64_t cols = 0;
+        st = find_param(g, &e->pub, &t, &cols);
+        if (st != TUNA_OK) break;
+        st = e->external ? keep_stored(g, &m->cfg, &m->stored[e->sidx], t, cols) : read_f32(g, &m->cfg, &e->pub, t, cols);
+    }
+    if (st == TUNA_OK && g->in_place) st = keep_map(m, g);
+    if (st == TUNA_OK && m->n_stored) st = model_link_stored(m);
+    return st;
+}
+
+tuna_status gguf_model_load(tuna_model **out, const char *path, tuna_quant_type quant) {
+    *out = NULL;
+    gguf_load g = {.path = path};
+    tuna_status st = gguf_open(&g.f, path);
+    if (st != TUNA_OK) return st;
+    tuna_config c;
+    st = gguf_model_config(&g.f, path, &c);
+    g.gpt2 = c.family == TUNA_FAMILY_GPT2;
+    g.llama = !g.gpt2 && strcmp(c.model_type, "qwen2") != 0;
+    tuna_model *m = NULL;
+    if (st == TUNA_OK) st = new_model(&m, &c, quant);
+    if (st == TUNA_OK) st = load_params(m, &g);
+    free(g.buf);
+    gguf_close(&g.f);
+    if (st != TUNA_OK) { tuna_model_free(m); return st; }
+    *out = m;
+    return TUNA_OK;
+}
+
+tuna_status tuna_model_load_gguf(tuna_model **out, const char *path) { return gguf_model_load(out, path, TUNA_QUANT_NONE); }
 
 tuna_status tuna_export_gguf_lora(const tuna_config *c, const char *adapter_dir, const char *type, const char *path) {
     int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : -1;

@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "tuna_gguf.h"
@@ -368,10 +369,10 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
     *out = NULL;
     char path[PATH_MAX];
     struct stat sb;
-    /* a llama.cpp file instead of a folder (e.g. one tuna exported): fp32 */
+    /* a llama.cpp file instead of a folder (e.g. one tuna exported): fp32 or as stored */
     if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode) && tuna_is_gguf(dir)) {
         if (quant == TUNA_QUANT_NF4) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
-        return tuna_model_load_gguf(out, dir);
+        return gguf_model_load(out, dir, quant);
     }
     if (stat(dir, &sb) != 0) return core_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
@@ -424,8 +425,8 @@ static tuna_status add_param(st_writer *w, const tuna_model *m, int i, st_dtype 
         return st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
     }
     const tuna_stored *s = &m->stored[e->sidx];
-    static const st_dtype as_st[] = {[STORE_F32] = ST_F32, [STORE_BF16] = ST_BF16, [STORE_F16] = ST_F16, [STORE_NF4] = ST_U8};
-    if (!p->transposed && s->type != STORE_NF4 && as_st[s->type] == sd)
+    static const st_dtype as_st[] = {[STORE_F32] = ST_F32, [STORE_BF16] = ST_BF16, [STORE_F16] = ST_F16};
+    if (!p->transposed && stored_in_order(s) && as_st[s->type] == sd)
         return st_writer_add_raw(w, p->name, sd, p->ndim, p->shape, s->data, stored_bytes(s));
     *src = (stored_src){m, i};
     return st_writer_add_rows(w, p->name, sd, p->ndim, p->shape, stored_row, src);

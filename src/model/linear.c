@@ -24,7 +24,7 @@ static int tile_rows(const tuna_linear *l) {
 /* the fp32 weight to multiply directly: w, or a stored F32 one; NULL: tiles */
 static const float *direct_w(const tuna_linear *l) {
     if (!l->stored) return l->w;
-    return l->stored->type == STORE_F32 ? l->stored->data : NULL;
+    return l->stored->type == STORE_F32 && stored_in_order(l->stored) ? l->stored->data : NULL;
 }
 
 /* out[N,OC] = in @ W^T (+ b) */

@@ -297,9 +297,8 @@ void model_pos_add(const tuna_model *m, int64_t row, float *out) {
 void model_weight_bytes(const tuna_model *m, size_t *own, size_t *mapped) {
     size_t o = (size_t)m->n_weights * sizeof(float), mp = 0;
     for (int i = 0; i < m->n_stored; i++) {
-        size_t b = stored_own_bytes(&m->stored[i]);
-        o += b;
-        if (!b) mp += stored_bytes(&m->stored[i]);
+        o += stored_own_bytes(&m->stored[i]);
+        mp += stored_mapped_bytes(&m->stored[i]);
     }
     *own = o;
     *mapped = mp;
