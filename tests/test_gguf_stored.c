@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <math.h>
+
 #include "check.h"
+#include "tuna_infer.h"
 #include "check_model.h"
 #include "io/gguf.h"
 #include "model_probe.h"
@@ -95,6 +98,27 @@ static void check_save(tuna_model *f, tuna_model *s, const char *what) {
 }
 
 /* exports src as type, loads it both ways and compares */
+/* a decoder over each model: the prompt, then one token at a time (few rows:
+ * the 16-bit decoding product, which must follow a permuted tensor's row
+ * map); the last logits of each step agree within float summation order */
+static void check_decode(tuna_model *f, tuna_model *s, const int32_t *ids, int T, const char *what) {
+    tuna_decoder *df = NULL, *ds = NULL;
+    int V = tuna_model_config(f)->V, row = 0;
+    float *a = malloc((size_t)V * 4), *b = malloc((size_t)V * 4);
+    int ok = a && b && tuna_decoder_create(&df, f, 1, T, T) == TUNA_OK && tuna_decoder_create(&ds, s, 1, T, T) == TUNA_OK;
+    double worst = 0;
+    for (int t = 0; ok && t < T; t += t < 4 ? 4 : 1) {
+        int n = t < 4 ? 4 : 1;
+        ok = tuna_decoder_step(df, &row, 1, ids + t, n, a) == TUNA_OK && tuna_decoder_step(ds, &row, 1, ids + t, n, b) == TUNA_OK;
+        if (ok) worst = fmax(worst, rel_l2(b, a, V));
+    }
+    CHECKF(ok && worst < 1e-5, "%s: decoding logits of the stored load differ (rel %.3g)", what, worst);
+    tuna_decoder_free(df);
+    tuna_decoder_free(ds);
+    free(a);
+    free(b);
+}
+
 static void check_type(tuna_model *src, const char *label, const char *tokdir, const char *type) {
     char path[800], what[96];
     snprintf(path, sizeof path, "%s/%s_%s.gguf", tmpdir, label, type);
@@ -115,6 +139,7 @@ static void check_type(tuna_model *src, const char *label, const char *tokdir, c
            ran ? rel_l2(b, a, (long)T * c->V) : -1.0);
     free(a);
     free(b);
+    check_decode(f, s, ids, T, what);
     CHECKF(resume_model_fingerprint(f) == resume_model_fingerprint(s), "%s: fingerprints differ", what);
     size_t own, mapped, want_own, want_mapped, own32, mapped32;
     probe_weight_bytes(s, &own, &mapped);

@@ -32,7 +32,7 @@ static void base_forward(const tuna_linear *l, float *out, const float *in, int 
     const float *w = direct_w(l);
     if (w) { k_matmul_fwd(out, in, w, l->b, N, l->IC, l->OC); return; }
     store_type t = l->stored->type;
-    if (N <= K_MATVEC_HALF_MAX_ROWS && (t == STORE_BF16 || t == STORE_F16)) {
+    if (N <= K_MATVEC_HALF_MAX_ROWS && (t == STORE_BF16 || t == STORE_F16) && stored_in_order(l->stored)) {
         /* decoding a few rows: one pass over the 16-bit weights, no tiles */
         k_matvec_half(out, in, l->stored->data, t == STORE_BF16, l->b, N, l->IC, l->OC);
         return;
