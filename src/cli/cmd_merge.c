@@ -1,6 +1,9 @@
 /* cmd_merge.c — `tuna merge`: a base model plus a PEFT adapter (LoRA or IA3)
  * becomes a plain model folder, W' = W + s·B·A (or W scaled by IA3's
- * vectors), computed in fp32 from the base's own weights. */
+ * vectors), computed in fp32 from the base's own weights: the base is kept
+ * as stored and the merged weights are computed a block of rows at a time as
+ * they are written (tuna_peft_merge_on_write), so memory stays bounded
+ * whatever the model's size. */
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -56,14 +59,15 @@ int cmd_merge(int argc, char **argv) {
     if (!rc) rc = cli_out_dir_begin(&od, "merge", out, overwrite);
     if (rc) return rc;
     tuna_model *m = NULL;
-    tuna_status st = tuna_model_load(&m, model);
+    /* the base as stored; the delta is folded in row block by row block as written */
+    tuna_status st = tuna_model_load_quantized(&m, model, TUNA_QUANT_STORED);
     if (st == TUNA_OK) st = tuna_peft_load(m, adapter);
     const char *kind = "";
     if (st == TUNA_OK) {
         const tuna_peft_config *c = tuna_peft_get(m);
         kind = c->type == TUNA_PEFT_LORA ? "LoRA" : c->type == TUNA_PEFT_IA3 ? "IA3" : "prompt tuning";
         int n_ad = tuna_peft_num_adapted(m);
-        st = tuna_peft_merge(m);
+        st = tuna_peft_merge_on_write(m);
         if (st == TUNA_OK)
             fprintf(stderr, "merged %s adapter %s (%d linear layers) into %s (%s weights, computed in float32)\n", kind, adapter, n_ad,
                     model, tuna_dtype_name(tuna_model_config(m)->dtype));

@@ -72,6 +72,10 @@ size_t stored_own_bytes(const tuna_stored *s) {
     return s->type == STORE_NF4 || s->owned ? stored_bytes(s) : 0;
 }
 
+void stored_release(const tuna_stored *s) {
+    if (s->type != STORE_NF4 && !s->owned && s->data) st_release_pages(s->data, stored_bytes(s));
+}
+
 void stored_free(tuna_stored *s) {
     nf4_free(&s->nf4);
     free(s->owned);
