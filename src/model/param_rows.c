@@ -101,16 +101,24 @@ static void fill(param_rows *r, int64_t t0, int64_t t1) {
     r->t1 = t1;
 }
 
+/* the mapped pages of the rows now in the tile, once they are used (the
+ * writers read rows in order, and a permutation stays inside a tile) */
+static void release_tile(const param_rows *r) {
+    const tuna_param_entry *e = &r->m->params[r->i];
+    if (e->external && !r->transposed && r->t1 > r->t0)
+        stored_release(&r->m->stored[e->sidx], r->t0 * r->cols, (r->t1 - r->t0) * r->cols);
+}
+
 void param_rows_read(void *ctx, int64_t row, float *out) {
     param_rows *r = ctx;
-    const tuna_param_entry *e = &r->m->params[r->i];
     if (row < r->t0 || row >= r->t1) {
         int64_t t0 = row / r->block * r->block, t1 = t0 + r->block < r->rows ? t0 + r->block : r->rows;
+        release_tile(r);
         fill(r, t0, t1);
     }
-    float *t = r->tile->buf;
+    const float *t = r->tile->buf;
     int64_t k = r->t1 - r->t0, j = row - r->t0;
     if (!r->transposed) for (int64_t c = 0; c < r->cols; c++) out[c] = t[j * r->cols + c];
     else for (int64_t c = 0; c < r->cols; c++) out[c] = t[c * k + j];
-    if (row == r->rows - 1 && e->external) stored_release(&r->m->stored[e->sidx]);
+    if (row == r->rows - 1) release_tile(r);
 }

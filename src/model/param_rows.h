@@ -6,7 +6,7 @@
  * block at a time into a tile shared by all readers of one write (the writers
  * write one tensor after another), with the same GEMM tuna_peft_merge runs
  * on the block's rows, and the mapped pages of a stored tensor are given
- * back once its last row has been read. */
+ * back tile by tile once read (so a write holds about one tile of it). */
 #ifndef TUNA_MODEL_PARAM_ROWS_H
 #define TUNA_MODEL_PARAM_ROWS_H
 #include <stdint.h>
