@@ -141,6 +141,16 @@ static void check_cli(const char *model) {
         snprintf(b, sizeof b, "%s/model.safetensors", out);
         CHECKF(same_file(a, b), "tuna export --dtype %s: not the fp32 path's model.safetensors", dts[k]);
     }
+    /* sharded as before: the same shards and index */
+    snprintf(ref, sizeof ref, "%s/cli_ref_shards", tmp);
+    CHECK(tuna_model_save_sharded(m, ref, TUNA_DTYPE_BF16, 2000000) == TUNA_OK);
+    snprintf(out, sizeof out, "%s/cli_export_shards", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --adapter '%s' --format hf --dtype bf16 --shard-size 2MB --out '%s' 2>/dev/null",
+             test_cli, model, ad, out);
+    CHECKF(system(cmd) == 0, "tuna export --shard-size 2MB failed");
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls model*.safetensors* | wc -l | grep -qx '[3-9]' && for f in model*.safetensors*; do cmp -s \"$f\" '%s'/\"$f\" || exit 1; done",
+             ref, out);
+    CHECKF(system(cmd) == 0, "tuna export --shard-size 2MB: not the fp32 path's shards and index");
     tuna_model_free(m);
 }
 
