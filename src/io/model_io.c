@@ -216,7 +216,9 @@ static store_type store_of(st_dtype d) { return d == ST_BF16 ? STORE_BF16 : d ==
 
 /* Keeps t as the file stores it: in place in the mapping when its layout and
  * alignment are ours (*in_place set), else an owned copy in the same dtype
- * (GPT-2's Conv1D transposed; a misaligned tensor), the pages released. */
+ * (GPT-2's Conv1D transposed; a misaligned tensor); either way the pages the
+ * finiteness check read are released, so loading holds one tensor of the
+ * file at a time (merge and export then read each tensor once as written). */
 static tuna_status keep_stored(tuna_stored *s, const tuna_param_entry *e, const st_tensor *t, const char *file,
                                int *in_place) {
     tuna_status st = st_check_finite_raw(t, file);
@@ -227,6 +229,7 @@ static tuna_status keep_stored(tuna_stored *s, const tuna_param_entry *e, const 
     if (!e->pub.transposed && (uintptr_t)t->data % esz == 0) {
         s->data = t->data;
         *in_place = 1;
+        release_pages(t); /* read by the check: mapped again where the model uses it */
         return TUNA_OK;
     }
     s->owned = malloc(t->nbytes ? t->nbytes : 1);
