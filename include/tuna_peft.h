@@ -59,6 +59,15 @@ tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int 
  * by the IA3 vector) and detaches it; the model is then a plain model. Prompt
  * tuning cannot be merged (TUNA_ERR_UNSUPPORTED). */
 tuna_status tuna_peft_merge(tuna_model *m);
+/* Folds the attached LoRA or IA3 adapter into the weights as they are
+ * written rather than in memory: tuna_model_save, tuna_model_save_sharded
+ * and tuna_export_gguf then write W + s·B·A (IA3: the scaled weights and
+ * biases) a block of rows at a time from the weights as stored — the values
+ * tuna_peft_merge would give, bit for bit — without an fp32 copy of any
+ * weight, giving back each mapped tensor's pages once it is written. The
+ * model keeps its adapter (it computes as the merged model would). Same
+ * refusals as tuna_peft_merge. */
+tuna_status tuna_peft_merge_on_write(tuna_model *m);
 /* The attached adapter's config, or NULL. */
 const tuna_peft_config *tuna_peft_get(const tuna_model *m);
 /* Trainable scalars of the attached adapter (0 when none), and how many

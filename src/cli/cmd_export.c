@@ -28,7 +28,8 @@ static const char *export_help =
     "usage: tuna export --model DIR [--adapter DIR] --format hf|gguf|gguf-lora --out PATH [--overwrite] [options]\n"
     "\n"
     "Writes the model, with a LoRA or IA3 adapter folded in (--adapter), for other\n"
-    "tools.\n"
+    "tools. The base is read as stored and the merged weights are computed a block\n"
+    "of rows at a time as they are written (memory stays small whatever the size).\n"
     "  --format hf            a Hugging Face model folder that transformers and vLLM load:\n"
     "                         model.safetensors (or model-0000K-of-0000N.safetensors and\n"
     "                         model.safetensors.index.json above --shard-size),\n"
@@ -181,14 +182,15 @@ static int export_lora(const export_opts *o) {
     return 0;
 }
 
-/* the model with its adapter merged, in *m; its export dtype in *dtype */
+/* the model as stored with its adapter folded in as written, in *m; its
+ * export dtype in *dtype */
 static tuna_status load_merged(const export_opts *o, tuna_model **m, tuna_dtype *dtype) {
-    tuna_status st = tuna_model_load(m, o->model);
+    tuna_status st = tuna_model_load_quantized(m, o->model, TUNA_QUANT_STORED);
     if (st == TUNA_OK && o->adapter) {
         st = tuna_peft_load(*m, o->adapter);
         if (st == TUNA_OK && tuna_peft_get(*m)->type == TUNA_PEFT_PROMPT)
             st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: a prompt-tuning adapter adds virtual tokens, not weights: it cannot be merged into an export", o->adapter);
-        if (st == TUNA_OK) st = tuna_peft_merge(*m);
+        if (st == TUNA_OK) st = tuna_peft_merge_on_write(*m);
     }
     const char *dt = o->dt;
     *dtype = st == TUNA_OK ? tuna_model_config(*m)->dtype : TUNA_DTYPE_F32;

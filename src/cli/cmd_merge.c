@@ -1,6 +1,9 @@
 /* cmd_merge.c — `tuna merge`: a base model plus a PEFT adapter (LoRA or IA3)
  * becomes a plain model folder, W' = W + s·B·A (or W scaled by IA3's
- * vectors), computed in fp32 from the base's own weights. */
+ * vectors), computed in fp32 from the base's own weights: the base is kept
+ * as stored and the merged weights are computed a block of rows at a time as
+ * they are written (tuna_peft_merge_on_write), so memory stays bounded
+ * whatever the model's size. */
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,8 +20,10 @@ static const char *merge_help =
     "(model.safetensors, config.json, the base's tokenizer files) that any tool\n"
     "loads without PEFT. The delta is added to the base's original weights as\n"
     "stored in DIR (for an adapter trained with --method qlora: the full-precision\n"
-    "weights, not the NF4 copy it was trained against). Prompt-tuning adapters\n"
-    "cannot be merged (they add virtual tokens, not weights).\n"
+    "weights, not the NF4 copy it was trained against). The base is read as stored\n"
+    "and the merged weights are computed a block of rows at a time as they are\n"
+    "written, so memory stays small whatever the model's size. Prompt-tuning\n"
+    "adapters cannot be merged (they add virtual tokens, not weights).\n"
     "  --save-dtype D   dtype of the written weights (default f32)\n"
     "  --overwrite      replace an existing non-empty OUT (only once the new folder\n"
     "                   is complete; without it such an OUT is refused). OUT may not\n"
@@ -56,14 +61,15 @@ int cmd_merge(int argc, char **argv) {
     if (!rc) rc = cli_out_dir_begin(&od, "merge", out, overwrite);
     if (rc) return rc;
     tuna_model *m = NULL;
-    tuna_status st = tuna_model_load(&m, model);
+    /* the base as stored; the delta is folded in row block by row block as written */
+    tuna_status st = tuna_model_load_quantized(&m, model, TUNA_QUANT_STORED);
     if (st == TUNA_OK) st = tuna_peft_load(m, adapter);
     const char *kind = "";
     if (st == TUNA_OK) {
         const tuna_peft_config *c = tuna_peft_get(m);
         kind = c->type == TUNA_PEFT_LORA ? "LoRA" : c->type == TUNA_PEFT_IA3 ? "IA3" : "prompt tuning";
         int n_ad = tuna_peft_num_adapted(m);
-        st = tuna_peft_merge(m);
+        st = tuna_peft_merge_on_write(m);
         if (st == TUNA_OK)
             fprintf(stderr, "merged %s adapter %s (%d linear layers) into %s (%s weights, computed in float32)\n", kind, adapter, n_ad,
                     model, tuna_dtype_name(tuna_model_config(m)->dtype));

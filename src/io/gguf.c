@@ -86,6 +86,8 @@ typedef struct {
     int64_t rows, cols;
     int type;
     const float *data;
+    gguf_row_reader read; /* rows read when written (data NULL) */
+    void *ctx;
     uint64_t offset;
 } wtensor;
 
@@ -169,16 +171,11 @@ static int64_t first_non_finite(const float *x, int64_t n) {
     return -1;
 }
 
-tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data) {
+/* a new tensor entry, its values from data or read */
+static tuna_status add_entry(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data,
+                             gguf_row_reader read, void *ctx) {
     if (!gguf_type_size(type, cols) && cols > 0)
         return core_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of 32)", name, (long long)cols, gguf_type_name(type));
-    /* a block's scale and integer codes have no NaN or infinity (and the
-     * float-to-int conversion of one is undefined): refused before anything
-     * is written */
-    int64_t bad = type == GGML_Q8_0 || type == GGML_Q4_0 ? first_non_finite(data, rows * cols) : -1;
-    if (bad >= 0)
-        return core_fail(TUNA_ERR_NUMERIC, "%s: element %lld is %g: %s cannot store NaN or infinite weights", name, (long long)bad,
-                         (double)data[bad], gguf_type_name(type));
     if (w->n_t == w->cap_t) {
         size_t c = w->cap_t ? 2 * w->cap_t : 64;
         wtensor *q = realloc(w->t, c * sizeof *q);
@@ -187,14 +184,30 @@ tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t 
         w->cap_t = c;
     }
     wtensor *t = &w->t[w->n_t];
-    if (!(t->name = strdup(name))) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-    t->ndim = ndim;
-    t->rows = rows;
-    t->cols = cols;
-    t->type = type;
-    t->data = data;
+    *t = (wtensor){.name = strdup(name), .ndim = ndim, .rows = rows, .cols = cols, .type = type, .data = data, .read = read, .ctx = ctx};
+    if (!t->name) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     w->n_t++;
     return TUNA_OK;
+}
+
+/* a quantized tensor's NaN or infinity (element bad of x), named */
+static tuna_status non_finite(const char *name, int64_t bad, float v, int type) {
+    return core_fail(TUNA_ERR_NUMERIC, "%s: element %lld is %g: %s cannot store NaN or infinite weights", name, (long long)bad,
+                     (double)v, gguf_type_name(type));
+}
+
+tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data) {
+    /* a block's scale and integer codes have no NaN or infinity (and the
+     * float-to-int conversion of one is undefined): refused before anything
+     * is written */
+    int64_t bad = type == GGML_Q8_0 || type == GGML_Q4_0 ? first_non_finite(data, rows * cols) : -1;
+    if (bad >= 0) return non_finite(name, bad, data[bad], type);
+    return add_entry(w, name, ndim, rows, cols, type, data, NULL, NULL);
+}
+
+tuna_status gguf_add_tensor_rows(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type,
+                                 gguf_row_reader read, void *ctx) {
+    return add_entry(w, name, ndim, rows, cols, type, NULL, read, ctx);
 }
 
 static int pad_to(FILE *f, uint64_t *pos) {
@@ -202,6 +215,32 @@ static int pad_to(FILE *f, uint64_t *pos) {
     uint64_t p = (GGUF_ALIGN - *pos % GGUF_ALIGN) % GGUF_ALIGN;
     *pos += p;
     return p == 0 || fwrite(zero, 1, p, f) == p;
+}
+
+/* tensor t's rows, converted to its type, then the padding; a write error's
+ * errno in *err; a quantized row with a NaN or infinity refused */
+static tuna_status write_data(FILE *f, const wtensor *t, uint64_t *pos, int *err) {
+    size_t row_bytes = gguf_type_size(t->type, t->cols);
+    uint8_t *buf = malloc(row_bytes ? row_bytes : 1);
+    float *row = t->read ? malloc((size_t)(t->cols ? t->cols : 1) * sizeof *row) : NULL;
+    tuna_status st = !buf || (t->read && !row) ? core_fail(TUNA_ERR_NOMEM, "out of memory writing %s", t->name) : TUNA_OK;
+    int quant = t->type == GGML_Q8_0 || t->type == GGML_Q4_0;
+    for (int64_t r = 0; st == TUNA_OK && !*err && r < t->rows; r++) {
+        const float *x = t->data ? t->data + r * t->cols : row;
+        if (t->read) t->read(t->ctx, r, row);
+        int64_t bad = quant && t->read ? first_non_finite(x, t->cols) : -1;
+        if (bad >= 0) { st = non_finite(t->name, r * t->cols + bad, x[bad], t->type); break; }
+        if (t->type == GGML_F32) memcpy(buf, x, row_bytes);
+        else if (t->type == GGML_F16) for (int64_t j = 0; j < t->cols; j++) put_f16(buf + 2 * j, x[j]);
+        else if (t->type == GGML_Q8_0) gguf_quantize_q8_0(x, buf, t->cols);
+        else gguf_quantize_q4_0(x, buf, t->cols);
+        if (fwrite(buf, 1, row_bytes, f) != row_bytes) *err = errno ? errno : EIO;
+        *pos += row_bytes;
+    }
+    if (st == TUNA_OK && !*err && !pad_to(f, pos)) *err = errno ? errno : EIO;
+    free(buf);
+    free(row);
+    return st;
 }
 
 tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
@@ -235,33 +274,14 @@ tuna_status gguf_writer_finish(gguf_writer *w, const char *path) {
     uint64_t pos = hw.kv_n;
     free(hw.kv);
     if (ok && !(ok = pad_to(f, &pos))) err = errno ? errno : EIO;
-    /* data, one row block at a time */
-    size_t cap = 0;
-    uint8_t *buf = NULL;
-    for (size_t i = 0; ok && i < w->n_t; i++) {
-        wtensor *t = &w->t[i];
-        size_t row_bytes = gguf_type_size(t->type, t->cols);
-        if (row_bytes > cap) {
-            uint8_t *q = realloc(buf, row_bytes);
-            if (!q) { ok = 0; break; }
-            buf = q;
-            cap = row_bytes;
-        }
-        for (int64_t r = 0; ok && r < t->rows; r++) {
-            const float *x = t->data + r * t->cols;
-            if (t->type == GGML_F32) memcpy(buf, x, row_bytes);
-            else if (t->type == GGML_F16) for (int64_t j = 0; j < t->cols; j++) put_f16(buf + 2 * j, x[j]);
-            else if (t->type == GGML_Q8_0) gguf_quantize_q8_0(x, buf, t->cols);
-            else gguf_quantize_q4_0(x, buf, t->cols);
-            ok = fwrite(buf, 1, row_bytes, f) == row_bytes;
-            if (!ok) err = errno ? errno : EIO;
-            pos += row_bytes;
-        }
-        if (ok && !(ok = pad_to(f, &pos))) err = errno ? errno : EIO;
+    /* data, one row at a time */
+    for (size_t i = 0; ok && st == TUNA_OK && i < w->n_t; i++) {
+        st = write_data(f, &w->t[i], &pos, &err);
+        ok = st == TUNA_OK && !err;
     }
-    free(buf);
     if (ok) return atomic_file_commit(&out);
     atomic_file_abort(&out);
+    if (st != TUNA_OK) return st;
     return err ? atomic_write_failed(path, err) : core_fail(TUNA_ERR_NOMEM, "%s: out of memory", path);
 }
 

@@ -37,6 +37,13 @@ void gguf_kv_i32_array(gguf_writer *w, const char *key, const int32_t *v, size_t
  * Q4_0 tensors with a NaN or infinity are refused (TUNA_ERR_NUMERIC, the
  * tensor named). */
 tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data);
+/* The same tensor, its fp32 rows read one at a time when written
+ * (read(ctx, r, out) fills out[cols] with row r), so no fp32 copy of it is
+ * held; a Q8_0 or Q4_0 row with a NaN or infinity fails the write
+ * (TUNA_ERR_NUMERIC, the tensor and element named; nothing is published). */
+typedef void (*gguf_row_reader)(void *ctx, int64_t r, float *out);
+tuna_status gguf_add_tensor_rows(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type,
+                                 gguf_row_reader read, void *ctx);
 /* Writes path durably through a temporary name (io/atomic_file.h). Frees
  * nothing (call _free). */
 tuna_status gguf_writer_finish(gguf_writer *w, const char *path);

@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "tuna_peft.h"
 #include "model/model_internal.h"
+#include "model/param_rows.h"
 #include "tuna_gguf.h"
 
 /* HF name -> llama.cpp name ("" when the tensor is not written, e.g. a tied lm_head) */
@@ -491,10 +492,44 @@ static tuna_status write_vocab_keys(gguf_writer *w, const tuna_gguf_meta *meta, 
     return TUNA_OK;
 }
 
-/* every parameter under its llama.cpp name, q/k rows permuted for llama
- * (copies kept in tmp[*n_tmp] until the file is written), 1-D tensors f32,
- * quantized rows not a multiple of 32 f16 */
-static tuna_status add_weights(gguf_writer *w, const tuna_model *m, int gt, float **tmp, int *n_tmp) {
+/* A 2-D parameter's rows in our layout as GGUF stores them: read through
+ * param_rows (kept as stored, an adapter folded on write), Llama's q/k rows
+ * permuted (heads > 0). */
+typedef struct {
+    param_rows pr;
+    int heads, hd;
+} gguf_src;
+
+/* row b of the permuted tensor is row h*hd + t*hd/2 + j of ours, b = h*hd + 2j + t */
+static void gguf_src_read(void *ctx, int64_t b, float *out) {
+    gguf_src *g = ctx;
+    int64_t a = b;
+    if (g->heads) {
+        int64_t h = b / g->hd, rem = b % g->hd;
+        a = h * g->hd + (rem % 2) * (g->hd / 2) + rem / 2;
+    }
+    param_rows_read(&g->pr, a, out);
+}
+
+/* a vector (small): an fp32 copy in tmp (folded), q/k permuted */
+static tuna_status add_vector(gguf_writer *w, const tuna_model *m, int i, const char *name, int heads, rows_tile *tile, float **tmp,
+                              int *n_tmp) {
+    const tuna_param *p = &m->params[i].pub;
+    float *t = tmp[(*n_tmp)++] = malloc((size_t)p->numel * sizeof(float));
+    float *u = tmp[(*n_tmp)++] = heads ? malloc((size_t)p->numel * sizeof(float)) : NULL;
+    if (!t || (heads && !u)) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    param_rows pr;
+    param_rows_init(&pr, m, i, tile, 1, 1);
+    param_rows_read(&pr, 0, t);
+    if (heads) permute_rows(t, u, heads, m->cfg.HD, 1, 0);
+    return gguf_add_tensor(w, name, p->ndim, 1, p->numel, GGML_F32, heads ? u : t);
+}
+
+/* every parameter under its llama.cpp name, q/k rows permuted for llama,
+ * 1-D tensors f32 (copies in tmp[*n_tmp]), quantized rows not a multiple of
+ * 32 f16; matrices read a row at a time through srcs[i] as written */
+static tuna_status add_weights(gguf_writer *w, const tuna_model *m, int gt, gguf_src *srcs, rows_tile *tile, float **tmp,
+                               int *n_tmp) {
     const tuna_config *c = &m->cfg;
     int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch_of(c), "llama");
     tuna_status st = TUNA_OK;
@@ -502,26 +537,16 @@ static tuna_status add_weights(gguf_writer *w, const tuna_model *m, int gt, floa
         const tuna_param *p = &m->params[i].pub;
         char name[160];
         if (gguf_name(p->name, gpt2, name, sizeof name)) return core_fail(TUNA_ERR_INTERNAL, "%s: no GGUF name", p->name);
-        int64_t rows = p->ndim == 2 ? (p->transposed ? p->shape[1] : p->shape[0]) : 1, cols = p->numel / rows;
-        const float *data = p->data;
-        if (m->params[i].external) { /* kept as stored: an fp32 copy for the writer */
-            float *t = malloc((size_t)p->numel * sizeof(float));
-            if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-            model_param_read(m, i, 0, p->numel, t);
-            tmp[(*n_tmp)++] = t;
-            data = t;
-        }
         int is_q = strstr(name, "attn_q.") != NULL, is_k = strstr(name, "attn_k.") != NULL;
-        if (permute && (is_q || is_k)) {
-            float *t = malloc((size_t)p->numel * sizeof(float));
-            if (!t) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-            permute_rows(data, t, is_q ? c->NH : c->NKV, c->HD, p->ndim == 2 ? cols : 1, 0);
-            tmp[(*n_tmp)++] = t;
-            data = t;
-        }
-        int type_i = p->ndim < 2 ? GGML_F32 : gt;
-        if ((type_i == GGML_Q8_0 || type_i == GGML_Q4_0) && cols % 32) type_i = GGML_F16;
-        st = gguf_add_tensor(w, name, p->ndim, rows, cols, type_i, data);
+        int heads = permute && (is_q || is_k) ? (is_q ? c->NH : c->NKV) : 0;
+        if (p->ndim < 2) { st = add_vector(w, m, i, name, heads, tile, tmp, n_tmp); continue; }
+        gguf_src *g = &srcs[i];
+        g->heads = heads;
+        g->hd = c->HD;
+        param_rows_init(&g->pr, m, i, tile, 1, heads ? c->HD : 1);
+        int type_i = gt;
+        if ((type_i == GGML_Q8_0 || type_i == GGML_Q4_0) && g->pr.cols % 32) type_i = GGML_F16;
+        st = gguf_add_tensor_rows(w, name, p->ndim, g->pr.rows, g->pr.cols, type_i, gguf_src_read, g);
     }
     return st;
 }
@@ -560,14 +585,19 @@ tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, co
     int n_tmp = 0;
     write_model_keys(w, c, meta, gt);
     if (meta && meta->tokenizer_dir) st = write_vocab_keys(w, meta, c->V, &voc);
-    float **tmp = calloc((size_t)2 * m->n_params + 1, sizeof *tmp); /* fp32 copies of stored tensors, permuted q/k */
-    if (st == TUNA_OK && !tmp) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
-    if (st == TUNA_OK) st = add_weights(w, m, gt, tmp, &n_tmp);
+    float **tmp = calloc((size_t)2 * m->n_params + 1, sizeof *tmp); /* fp32 copies of vectors, permuted q/k biases */
+    gguf_src *srcs = calloc((size_t)m->n_params + 1, sizeof *srcs);
+    rows_tile tile = {0};
+    if (st == TUNA_OK && (!tmp || !srcs)) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+    if (st == TUNA_OK) st = rows_tile_init(&tile, m);
+    if (st == TUNA_OK) st = add_weights(w, m, gt, srcs, &tile, tmp, &n_tmp);
     if (st == TUNA_OK && c->rope_scaling == TUNA_ROPE_LLAMA3) st = add_rope_freqs(w, c, &freqs);
     if (st == TUNA_OK) st = gguf_writer_finish(w, path);
     free(freqs);
     for (int i = 0; i < n_tmp; i++) free(tmp[i]);
     free(tmp);
+    free(srcs);
+    rows_tile_free(&tile);
     vocab_free(&voc);
     gguf_writer_free(w);
     return st;

@@ -24,6 +24,7 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
+#include "model/param_rows.h"
 #include "tuna_gguf.h"
 
 #define MAX_SHARDS 256
@@ -184,12 +185,7 @@ static tuna_status check_header(const tuna_param_entry *e, const st_tensor *t, c
 /* Gives back the memory of t's mapped pages once t has been converted (the
  * whole pages inside it: a neighbour used in place keeps its own), so loading
  * holds one tensor of the file at a time. */
-static void release_pages(const st_tensor *t) {
-    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), b = (uintptr_t)t->data, e = b + t->nbytes;
-    b = (b + pg - 1) / pg * pg;
-    e = e / pg * pg;
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
-}
+static void release_pages(const st_tensor *t) { st_release_pages(t->data, t->nbytes); }
 
 /* Converts tensor t of the file into dest (fp32, our layout). */
 static tuna_status read_f32(const tuna_param_entry *e, const st_tensor *t, const char *file, float *dest) {
@@ -221,7 +217,9 @@ static store_type store_of(st_dtype d) { return d == ST_BF16 ? STORE_BF16 : d ==
 
 /* Keeps t as the file stores it: in place in the mapping when its layout and
  * alignment are ours (*in_place set), else an owned copy in the same dtype
- * (GPT-2's Conv1D transposed; a misaligned tensor), the pages released. */
+ * (GPT-2's Conv1D transposed; a misaligned tensor); either way the pages the
+ * finiteness check read are released, so loading holds one tensor of the
+ * file at a time (merge and export then read each tensor once as written). */
 static tuna_status keep_stored(tuna_stored *s, const tuna_param_entry *e, const st_tensor *t, const char *file,
                                int *in_place) {
     tuna_status st = st_check_finite_raw(t, file);
@@ -232,6 +230,7 @@ static tuna_status keep_stored(tuna_stored *s, const tuna_param_entry *e, const 
     if (!e->pub.transposed && (uintptr_t)t->data % esz == 0) {
         s->data = t->data;
         *in_place = 1;
+        release_pages(t); /* read by the check: mapped again where the model uses it */
         return TUNA_OK;
     }
     s->owned = malloc(t->nbytes ? t->nbytes : 1);
@@ -403,33 +402,18 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
     return TUNA_OK;
 }
 
-/* A weight kept as stored, read a file row at a time as fp32 when written. */
-typedef struct { const tuna_model *m; int i; } stored_src;
-
-static void stored_row(void *ctx, int64_t r, float *out) {
-    const stored_src *s = ctx;
-    const tuna_param *p = &s->m->params[s->i].pub;
-    int64_t R = p->shape[0], C = p->numel / R;
-    if (!p->transposed) { model_param_read(s->m, s->i, r * C, C, out); return; }
-    for (int64_t c = 0; c < C; c++) model_param_read(s->m, s->i, c * R + r, 1, out + c); /* ours is [C, R] */
-}
-
-/* Adds parameter i to the shard being written: fp32 data, the stored bytes as
- * they are when the dtype and layout match, else rows converted as written. */
-static tuna_status add_param(st_writer *w, const tuna_model *m, int i, st_dtype sd, stored_src *src) {
-    const tuna_param_entry *e = &m->params[i];
-    const tuna_param *p = &e->pub;
-    if (!e->external) {
+/* Adds parameter i to the shard being written: fp32 data as they are, else
+ * (kept as stored, or changed by an adapter folded on write) file rows read
+ * through *src as written. */
+static tuna_status add_param(st_writer *w, const tuna_model *m, int i, st_dtype sd, param_rows *src, rows_tile *tile) {
+    const tuna_param *p = &m->params[i].pub;
+    if (!param_rows_needed(m, i)) {
         /* GPT-2 Conv1D weights go back to the file's [in, out] row by row */
         if (p->transposed) return st_writer_add_transposed(w, p->name, sd, p->shape[0], p->shape[1], p->data);
         return st_writer_add(w, p->name, sd, p->ndim, p->shape, p->data);
     }
-    const tuna_stored *s = &m->stored[e->sidx];
-    static const st_dtype as_st[] = {[STORE_F32] = ST_F32, [STORE_BF16] = ST_BF16, [STORE_F16] = ST_F16};
-    if (!p->transposed && stored_in_order(s) && as_st[s->type] == sd)
-        return st_writer_add_raw(w, p->name, sd, p->ndim, p->shape, s->data, stored_bytes(s));
-    *src = (stored_src){m, i};
-    return st_writer_add_rows(w, p->name, sd, p->ndim, p->shape, stored_row, src);
+    param_rows_init(src, m, i, tile, 0, 1);
+    return st_writer_add_rows(w, p->name, sd, p->ndim, p->shape, param_rows_read, src);
 }
 
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype) {
@@ -466,8 +450,10 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
      * new shard when the next tensor would pass the limit (a larger tensor
      * gets a shard of its own) */
     int *shard_of = malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof *shard_of);
-    stored_src *srcs = calloc((size_t)(m->n_params ? m->n_params : 1), sizeof *srcs);
-    if (!shard_of || !srcs) { free(shard_of); free(srcs); return core_fail(TUNA_ERR_NOMEM, "out of memory"); }
+    param_rows *srcs = calloc((size_t)(m->n_params ? m->n_params : 1), sizeof *srcs);
+    rows_tile tile = {0};
+    tuna_status st = !shard_of || !srcs ? core_fail(TUNA_ERR_NOMEM, "out of memory") : rows_tile_init(&tile, m);
+    if (st != TUNA_OK) { free(shard_of); free(srcs); rows_tile_free(&tile); return st; }
     int n_shards = 1;
     int64_t cur = 0, total = 0;
     for (int i = 0; i < m->n_params; i++) {
@@ -477,8 +463,7 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
         cur += b;
         total += b;
     }
-    if (n_shards > 99999) { free(shard_of); free(srcs); return core_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards); }
-    tuna_status st = TUNA_OK;
+    if (n_shards > 99999) st = core_fail(TUNA_ERR_ARG, "%s: %d shards: raise the shard size", dir, n_shards);
     char path[PATH_MAX];
     json_t *wm = n_shards > 1 ? json_object() : NULL;
     for (int k = 0; st == TUNA_OK && k < n_shards; k++) {
@@ -490,7 +475,7 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
         else snprintf(fname, sizeof fname, "model.safetensors");
         for (int i = 0; st == TUNA_OK && i < m->n_params; i++) {
             if (shard_of[i] != k) continue;
-            st = add_param(w, m, i, sd, &srcs[i]);
+            st = add_param(w, m, i, sd, &srcs[i], &tile);
             if (wm) json_object_set_new(wm, m->params[i].name, json_string(fname));
         }
         snprintf(path, sizeof path, "%s/%s", dir, fname);
@@ -499,6 +484,7 @@ tuna_status tuna_model_save_sharded(const tuna_model *m, const char *dir, tuna_d
     }
     free(shard_of);
     free(srcs);
+    rows_tile_free(&tile);
     if (st == TUNA_OK && wm) {
         json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total, "weight_map", wm);
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);

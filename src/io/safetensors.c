@@ -497,3 +497,10 @@ tuna_status st_writer_finish(st_writer *w, const char *path) {
     st_writer_free(w);
     return st;
 }
+
+void st_release_pages(const void *data, size_t nbytes) {
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), b = (uintptr_t)data, e = b + nbytes;
+    b = (b + pg - 1) / pg * pg;
+    e = e / pg * pg;
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}

@@ -83,6 +83,11 @@ tuna_status st_writer_meta(st_writer *w, const char *key, const char *value);
 tuna_status st_writer_finish(st_writer *w, const char *path);
 void st_writer_free(st_writer *w);
 
+/* Gives back the resident pages of a read-only mapped range (the whole pages
+ * inside it: a neighbour keeps its own); they are read from the file again
+ * if touched later. */
+void st_release_pages(const void *data, size_t nbytes);
+
 /* fp16/bf16 scalar conversions (exact, round-to-nearest-even). */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);

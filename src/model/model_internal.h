@@ -104,6 +104,7 @@ struct tuna_model {
     struct model_map { void *addr; size_t len; } *maps; /* safetensors mappings stored tensors point into */
     int n_maps;
     int shares_weights;      /* weights, stored tensors and maps belong to another model (tuna_model_share) */
+    int fold_on_write;       /* the adapter is folded into the weights as they are written (tuna_peft_merge_on_write) */
     /* called by backward when gradients are final for block `layer` (L-1 down
      * to 0), then with -1 once everything else is too (data-parallel
      * training starts summing each part across ranks while backward goes on) */

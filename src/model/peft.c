@@ -468,6 +468,7 @@ static void detach(tuna_model *m) {
     for (int i = 0; i < n; i++) ls[i]->adapter = NULL;
     adapter_free(m);
     model_unfreeze_base(m);
+    m->fold_on_write = 0;
 }
 
 /* The fp32 weight the adapter is folded into: w, or a weight kept as stored
@@ -486,13 +487,26 @@ static float *merge_target(tuna_model *m, tuna_linear *l) {
     return w;
 }
 
-tuna_status tuna_peft_merge(tuna_model *m) {
-    tuna_peft_state *p = m->peft;
+/* whether m's adapter can be folded into its weights */
+static tuna_status check_mergeable(const tuna_model *m) {
+    const tuna_peft_state *p = m->peft;
     if (!p) return core_fail(TUNA_ERR_ARG, "no adapter attached");
     if (p->cfg.type == TUNA_PEFT_PROMPT)
         return core_fail(TUNA_ERR_UNSUPPORTED, "a prompt-tuning adapter cannot be merged into weights (it adds virtual tokens)");
     if (m->quant_type == TUNA_QUANT_NF4)
         return core_fail(TUNA_ERR_UNSUPPORTED, "cannot merge into a quantized base; load the original weights to merge");
+    return TUNA_OK;
+}
+
+tuna_status tuna_peft_merge_on_write(tuna_model *m) {
+    tuna_status st = check_mergeable(m);
+    if (st == TUNA_OK) m->fold_on_write = 1;
+    return st;
+}
+
+tuna_status tuna_peft_merge(tuna_model *m) {
+    tuna_status st = check_mergeable(m);
+    if (st != TUNA_OK) return st;
     if (m->shares_weights && m->n_stored)
         return core_fail(TUNA_ERR_UNSUPPORTED, "cannot merge into weights shared with another model");
     tuna_linear *ls[8 * 1024];

@@ -98,6 +98,11 @@ size_t stored_own_bytes(const tuna_stored *s) {
     return map + (s->type == STORE_NF4 || s->owned ? stored_bytes(s) : 0);
 }
 
+void stored_release(const tuna_stored *s, int64_t start, int64_t count) {
+    size_t esz = store_type_size(s->type);
+    if (s->type != STORE_NF4 && !s->owned && s->data) st_release_pages((const char *)s->data + (size_t)start * esz, (size_t)count * esz);
+}
+
 void stored_free(tuna_stored *s) {
     nf4_free(&s->nf4);
     free(s->owned);

@@ -44,6 +44,10 @@ size_t stored_own_bytes(const tuna_stored *s);
 size_t stored_bytes(const tuna_stored *s);
 /* Bytes of s's values that lie in a file mapping (0 when owned or NF4). */
 size_t stored_mapped_bytes(const tuna_stored *s);
+/* Gives back the resident pages of values start..start+count-1 of a tensor
+ * used in place from its file's mapping (nothing for an owned copy or NF4):
+ * read again from the file when next used. */
+void stored_release(const tuna_stored *s, int64_t start, int64_t count);
 /* Frees what s owns and zeroes it. */
 void stored_free(tuna_stored *s);
 #endif
