@@ -169,12 +169,20 @@ enum { TUNA_MODE_EVAL = 0, TUNA_MODE_TRAIN = 1, TUNA_MODE_TRAIN_CHECKPOINT = 2 }
  * the given mode. Used by `tuna plan` and by the allocator itself so the two
  * never drift apart. */
 size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int mode);
+/* The same for training with only the first `layers` blocks checkpointed
+ * (0: TUNA_MODE_TRAIN, cfg->L: TUNA_MODE_TRAIN_CHECKPOINT); 0 when layers is
+ * outside [0, L]. Gradients are identical whatever the count; each
+ * checkpointed block costs one more forward of it in backward. */
+size_t tuna_model_activation_bytes_checkpointed(const tuna_config *cfg, int B, int T, int layers);
 size_t tuna_model_weight_bytes(const tuna_config *cfg);
 
 /* Allocates activation buffers for batches up to B x T in a TUNA_MODE_*, and
  * gradient buffers in the training modes. Must be called before forward.
  * Calling again with other sizes reallocates. */
 tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode);
+/* tuna_model_prepare for training with the first `layers` blocks
+ * checkpointed (TUNA_ERR_ARG outside [0, L]). */
+tuna_status tuna_model_prepare_checkpointed(tuna_model *m, int B, int T, int layers);
 
 /* A batch of token ids (row-major [B,T], right-padded). labels follow the HF
  * convention: position t's logits are scored against labels[t+1]; -100 marks

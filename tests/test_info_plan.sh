@@ -13,7 +13,12 @@
 #     before any weight is read (the cut copy gives the memory line, not a
 #     load error) and before the output folder exists, one line naming the
 #     memory needed, the memory available and settings that fit;
-#     --no-mem-check passes through.
+#     --no-mem-check passes through;
+#   - partial checkpointing: plan --checkpoint-layers K frees one block's
+#     activations per block past the first; with --max-memory (or too little
+#     memory available) plan picks the fewest blocks that fit, sft picks the
+#     same, says so, records it in train_args.json and runs; a limit below
+#     what all blocks checkpointed need is refused naming --max-memory.
 # Ends with "RESULT <passed> <failed> <skipped>"; exit 1 if anything failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -132,5 +137,38 @@ run pass env TUNA_MEM_AVAILABLE=64M "$tuna" sft --model "$model" --data "$data" 
 [ "$rc" = 0 ] && [ -f "$tmp/run5/model.safetensors" ] && ok "--no-mem-check: the run goes through" || bad "--no-mem-check run" "exit $rc: $err"
 run fits env TUNA_MEM_AVAILABLE=64G "$tuna" sft --model "$model" --data "$data" --out "$tmp/run6" --steps 1 --batch 2 --quiet
 [ "$rc" = 0 ] && ok "enough memory: the run goes through" || bad "run with room" "exit $rc: $err"
+
+# --- partial checkpointing: the fewest blocks that fit a limit ---
+lopts=(--model "$model" --data "$data" --batch 8 --seq-len 24 --method lora)   # 24: the data's longest row
+for k in 0 1 2 6 7; do run "plan_ck$k" "$tuna" plan "${lopts[@]}" --checkpoint-layers $k --json; done
+a0=$(num activation_bytes "$tmp/plan_ck0.out"); a1=$(num activation_bytes "$tmp/plan_ck1.out")
+a2=$(num activation_bytes "$tmp/plan_ck2.out"); a6=$(num activation_bytes "$tmp/plan_ck6.out")
+run plan_gc "$tuna" plan "${lopts[@]}" --grad-checkpoint --json
+[ -n "$a6" ] && [ "$a1" = "$a0" ] && [ "$a2" -lt "$a1" ] && [ $((a0 - a6)) = $((5 * (a1 - a2))) ] &&
+  [ "$(num activation_bytes "$tmp/plan_gc.out")" = "$a6" ] && [ "$(num checkpoint_layers "$tmp/plan_gc.out")" = 6 ] &&
+  ok "plan --checkpoint-layers: each block past the first frees one block's activations; 6 of 6 = --grad-checkpoint" ||
+  bad "plan --checkpoint-layers" "$a0 $a1 $a2 $a6 $(cat "$tmp/plan_gc.out")"
+run plan_ck7 "$tuna" plan "${lopts[@]}" --checkpoint-layers 7
+expect "plan --checkpoint-layers past the model's blocks is refused" 2 "the model has 6 blocks"
+p3=$(num peak_rss_bytes "$tmp/plan_ck2.out"); p6=$(num peak_rss_bytes "$tmp/plan_ck6.out")
+run plan_ck3 "$tuna" plan "${lopts[@]}" --checkpoint-layers 3 --json
+lim=$(( $(num peak_rss_bytes "$tmp/plan_ck3.out") + 1000 ))   # fits with 3 blocks, not with 2
+run plan_max "$tuna" plan "${lopts[@]}" --max-memory "$lim" --json
+[ "$rc" = 0 ] && [ "$(num checkpoint_layers "$tmp/plan_max.out")" = 3 ] && [ "$p3" -gt "$lim" ] &&
+  [ "$(num peak_rss_bytes "$tmp/plan_max.out")" -le "$lim" ] && ok "plan --max-memory: the fewest checkpointed blocks that fit (3)" ||
+  bad "plan --max-memory" "$lim: $(cat "$tmp/plan_max.out") $err"
+run fit_ck env TUNA_MEM_AVAILABLE=64G "$tuna" sft "${lopts[@]}" --max-memory "$lim" --out "$tmp/run7" --steps 1
+[ "$rc" = 0 ] && grep -q "note: sft: .*(--max-memory): checkpointing 3 of 6 blocks" <<<"$err" &&
+  grep -q '"checkpoint_layers": *3' "$tmp/run7/train_args.json" && ok "sft --max-memory: checkpoints 3 of 6 blocks, says so, records it" ||
+  bad "sft --max-memory" "exit $rc: $err $(grep -o '"checkpoint_layers[^,]*' "$tmp/run7/train_args.json" 2>&1)"
+run fit_env env TUNA_MEM_AVAILABLE="$lim" "$tuna" sft "${lopts[@]}" --out "$tmp/run8" --steps 1 --quiet
+[ "$rc" = 0 ] && [ ! -s "$tmp/fit_env.err" ] && grep -q '"checkpoint_layers": *3' "$tmp/run8/train_args.json" &&
+  ok "too little memory available: the same 3 blocks checkpointed (--quiet: no note)" || bad "sft fit to TUNA_MEM_AVAILABLE" "exit $rc: $err"
+run fit_none "$tuna" sft "${lopts[@]}" --max-memory $((p6 - 1000)) --out "$tmp/run9" --steps 1
+expect "sft --max-memory below every setting: refused" 2 "are available (--max-memory)"
+run fit_bad "$tuna" sft "${lopts[@]}" --max-memory lots --out "$tmp/run9"
+expect "sft --max-memory needs a size" 2 "--max-memory needs a size"
+run fit_k "$tuna" sft "${lopts[@]}" --checkpoint-layers 9 --out "$tmp/run9" --steps 1
+expect "sft --checkpoint-layers past the model's blocks is refused" 2 "--checkpoint-layers 9: the model has 6 blocks"
 
 finish

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "model_probe.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "pretok_check.h"
@@ -547,15 +548,13 @@ static void test_sft_parity(const char *name) {
     tuna_model_free(m);
 }
 
-/* gradient checkpointing recomputes the same activations: identical gradients */
-static void test_grad_checkpoint(const char *fix) {
+/* The fixture's tokens as one right-padded batch (B rows of its longest). */
+static int fixture_batch(const char *fix, tuna_batch *bt) {
     char data[300];
     snprintf(data, sizeof data, "%s/data.jsonl", fix);
-    tuna_model *m = NULL;
     tuna_pretok *p = NULL;
-    CHECK(tuna_model_load(&m, fix) == TUNA_OK);
     CHECK(tuna_pretok_load(&p, data, 0) == TUNA_OK);
-    if (!m || !p) { tuna_model_free(m); tuna_pretok_free(p); return; }
+    if (!p) return 0;
     int B = (int)tuna_pretok_count(p), T = tuna_pretok_max_len(p);
     int32_t *ids = calloc((size_t)B * T, 4), *lab = malloc((size_t)B * T * 4);
     for (int b = 0; b < B; b++) {
@@ -566,29 +565,64 @@ static void test_grad_checkpoint(const char *fix) {
             lab[b * T + t] = t < len ? sl[t] : -100;
         }
     }
-    tuna_batch bt = {.B = B, .T = T, .input_ids = ids, .labels = lab};
-    int64_t W = tuna_model_param_count(m);
-    float *g1 = malloc((size_t)W * 4);
-    size_t full = 0, ck = 0;
-    for (int mode = TUNA_MODE_TRAIN; mode <= TUNA_MODE_TRAIN_CHECKPOINT; mode++) {
-        CHECK(tuna_model_prepare(m, B, T, mode) == TUNA_OK);
-        tuna_model_zero_grad(m);
-        tuna_loss l;
-        CHECK(tuna_model_forward(m, &bt, &l) == TUNA_OK);
-        CHECK(tuna_model_backward(m, &bt, 1.0f / l.tokens) == TUNA_OK);
-        int64_t off = 0, same = 1;
-        for (int i = 0; i < tuna_model_num_params(m); i++) {
-            const tuna_param *pp = tuna_model_param(m, i);
-            if (mode == TUNA_MODE_TRAIN) memcpy(g1 + off, pp->grad, (size_t)pp->numel * 4);
-            else same &= !memcmp(g1 + off, pp->grad, (size_t)pp->numel * 4);
-            off += pp->numel;
-        }
-        if (mode == TUNA_MODE_TRAIN_CHECKPOINT) CHECKF(same, "%s: checkpointed gradients differ", fix);
-        (mode == TUNA_MODE_TRAIN ? &full : &ck)[0] = tuna_model_activation_bytes(tuna_model_config(m), B, T, mode);
-    }
-    CHECKF(ck < full, "%s: checkpointing does not save memory (%zu vs %zu)", fix, ck, full);
-    free(g1); free(ids); free(lab);
     tuna_pretok_free(p);
+    *bt = (tuna_batch){.B = B, .T = T, .input_ids = ids, .labels = lab};
+    return 1;
+}
+
+/* One forward and backward with the first k blocks checkpointed (k = -1:
+ * TUNA_MODE_TRAIN_CHECKPOINT); returns the trainable gradients' bytes in g. */
+static int ckpt_grads(tuna_model *m, const tuna_batch *bt, int k, float *g) {
+    tuna_status st = k < 0 ? tuna_model_prepare(m, bt->B, bt->T, TUNA_MODE_TRAIN_CHECKPOINT)
+                           : tuna_model_prepare_checkpointed(m, bt->B, bt->T, k);
+    CHECKF(st == TUNA_OK, "prepare with %d checkpointed blocks: %s", k, tuna_last_error());
+    tuna_model_zero_grad(m);
+    tuna_loss l;
+    CHECK(tuna_model_forward(m, bt, &l) == TUNA_OK);
+    CHECK(tuna_model_backward(m, bt, 1.0f / l.tokens) == TUNA_OK);
+    int64_t n = 0;
+    float *src = probe_trainable_grads(m, &n);
+    memcpy(g, src, (size_t)n * 4);
+    return (int)n;
+}
+
+/* Gradient checkpointing recomputes the same activations: gradients
+ * identical bit for bit whatever the number of checkpointed blocks, full
+ * fine-tuning and LoRA, on a 4-block model; each further checkpointed block
+ * (past the first, which takes the shared set) frees one block's buffers. */
+static void test_grad_checkpoint(const char *fix, int lora) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/config.json", fix);
+    tuna_config c;
+    tuna_model *m = NULL;
+    tuna_batch bt;
+    CHECK(tuna_config_load(&c, path) == TUNA_OK);
+    c.L = 4;
+    CHECK(tuna_model_create(&m, &c) == TUNA_OK && tuna_model_init_random(m, 7) == TUNA_OK);
+    if (!m || !fixture_batch(fix, &bt)) { tuna_model_free(m); return; }
+    tuna_peft_config pc;
+    tuna_peft_config_default(&pc, TUNA_PEFT_LORA);
+    snprintf(pc.targets, sizeof pc.targets, "all-linear");
+    if (lora) CHECK(tuna_peft_attach(m, &pc, 3) == TUNA_OK);
+    int64_t W = tuna_model_param_count(m) + (lora ? tuna_peft_num_trainable(m) : 0);
+    float *g0 = malloc((size_t)W * 4), *gk = malloc((size_t)W * 4);
+    int n = ckpt_grads(m, &bt, 0, g0);
+    for (int k = -1; k <= c.L; k++) {
+        CHECK(ckpt_grads(m, &bt, k, gk) == n);
+        CHECKF(!memcmp(g0, gk, (size_t)n * 4), "%s%s: gradients with %d checkpointed blocks differ from none", fix,
+               lora ? " lora" : "", k);
+    }
+    size_t b[6];
+    for (int k = 0; k <= c.L; k++) b[k] = tuna_model_activation_bytes_checkpointed(&c, bt.B, bt.T, k);
+    CHECK(b[0] == tuna_model_activation_bytes(&c, bt.B, bt.T, TUNA_MODE_TRAIN));
+    CHECK(b[c.L] == tuna_model_activation_bytes(&c, bt.B, bt.T, TUNA_MODE_TRAIN_CHECKPOINT));
+    CHECKF(b[1] == b[0] && b[2] < b[1], "%s: 1 checkpointed block %zu bytes, 2: %zu (none: %zu)", fix, b[1], b[2], b[0]);
+    for (int k = 2; k < c.L; k++)
+        CHECKF(b[k] - b[k + 1] == b[1] - b[2], "%s: block %d frees %zu bytes, block 2 %zu", fix, k + 1, b[k] - b[k + 1],
+               b[1] - b[2]);
+    CHECK(tuna_model_activation_bytes_checkpointed(&c, bt.B, bt.T, c.L + 1) == 0);
+    CHECK(tuna_model_prepare_checkpointed(m, bt.B, bt.T, c.L + 1) == TUNA_ERR_ARG && strstr(tuna_last_error(), "4"));
+    free(g0); free(gk); free((void *)bt.input_ids); free((void *)bt.labels);
     tuna_model_free(m);
 }
 
@@ -735,8 +769,10 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmpdir)) return 1;
     test_schedules();
     test_plan();
-    test_grad_checkpoint("tests/fixtures/parity/gpt2");
-    test_grad_checkpoint("tests/fixtures/parity/llama_gqa");
+    for (int lora = 0; lora <= 1; lora++) {
+        test_grad_checkpoint("tests/fixtures/parity/gpt2", lora);
+        test_grad_checkpoint("tests/fixtures/parity/llama_gqa", lora);
+    }
     test_resume();
     test_checkpoint_discard();
     test_accumulation();

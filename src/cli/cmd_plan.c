@@ -14,7 +14,8 @@ static const char *plan_help =
     "usage: tuna plan [sft|pretrain|dpo|generate|chat|eval|serve] --model DIR|CONFIG.json|FILE.gguf\n"
     "                 [--method full|lora|qlora|ia3|prompt] [--lora-r N] [--lora-targets LIST]\n"
     "                 [--ia3-targets LIST] [--num-virtual-tokens N] [--batch N] [--micro-batch N]\n"
-    "                 [--seq-len N] [--grad-checkpoint] [--data F.jsonl] [--quant nf4] [--json]\n"
+    "                 [--seq-len N] [--grad-checkpoint] [--checkpoint-layers N] [--max-memory SIZE]\n"
+    "                 [--data F.jsonl] [--quant nf4] [--json]\n"
     "\n"
     "Prints the memory a command with these options will need (sft when no command\n"
     "is named): frozen weights as stored (block linears in NF4 for qlora or\n"
@@ -24,7 +25,9 @@ static const char *plan_help =
     "peak RSS. Only headers are read. The other options of the command (--out,\n"
     "--lr, --steps, ...) are accepted and ignored, so a command can be pasted as is.\n"
     "For generate, chat and serve: --seq-len is the context, --batch (or serve's\n"
-    "--parallel) the rows decoded at once.\n";
+    "--parallel) the rows decoded at once. With --max-memory (training), the plan\n"
+    "is the one the run itself would choose under that limit: the fewest blocks\n"
+    "checkpointed (--checkpoint-layers) that fit, when the run does not fit as is.\n";
 
 /* Options of the commands plan stands for that do not change memory. */
 static const char *const skip_value[] = {
@@ -56,6 +59,7 @@ typedef struct {
     const char *model, *quant, *lora_targets, *ia3_targets;
     const char *data[16];
     int n_data, json;
+    int64_t max_memory;
 } plan_args;
 
 /* One option at argv[*i]: 0 taken, 2 bad (printed). */
@@ -76,8 +80,13 @@ static int plan_option(mem_opts *o, plan_args *p, int argc, char **argv, int *i)
     else if (!strcmp(s, "--seq-len") || !strcmp(s, "--max-len") || !strcmp(s, "--ctx")) { num = &o->seq_len; lo = 2; }
     else if (!strcmp(s, "--lora-r")) num = &o->pc.r;
     else if (!strcmp(s, "--num-virtual-tokens")) num = &o->pc.num_virtual_tokens;
+    else if (!strcmp(s, "--checkpoint-layers")) { num = &o->ckpt_layers; lo = 0; }
     else if (!strcmp(s, "--grad-checkpoint")) o->grad_checkpoint = 1;
-    else if (!strcmp(s, "--json")) p->json = 1;
+    else if (!strcmp(s, "--max-memory") && v) {
+        if ((p->max_memory = mem_parse_bytes(v)) <= 0)
+            return cli_usage_error("plan: --max-memory needs a size such as 16G or 12000M (got '%s')", v);
+        (*i)++;
+    } else if (!strcmp(s, "--json")) p->json = 1;
     else if (listed(skip_value, s) && v) (*i)++;
     else if (!listed(skip_flag, s)) return cli_usage_error("plan: unknown option or missing value '%s' (see tuna plan --help)", s);
     if (num && cli_parse_int(s, v, lo, 1 << 20, num)) return 2;
@@ -116,16 +125,21 @@ static void count_data(const plan_args *p, const tuna_config *c, mem_opts *o) {
     if (p->n_data && max_len < o->seq_len) o->seq_len = max_len < 2 ? 2 : max_len;
 }
 
-static void print_json(const mem_opts *o, const mem_est *e) {
+/* Blocks the training run checkpoints (0 for inference). */
+static int checkpointed(const ckpt_info *ci, const mem_opts *o) {
+    return o->job >= MEM_GENERATE ? 0 : o->grad_checkpoint ? ci->cfg.L : o->ckpt_layers;
+}
+
+static void print_json(const ckpt_info *ci, const mem_opts *o, const mem_est *e) {
     printf("{\"command\":\"%s\",\"method\":\"%s\",\"weights_bytes\":%.0f,\"frozen_bytes\":%.0f,\"trainable_bytes\":%.0f,"
            "\"gradients_bytes\":%.0f,\"optimizer_bytes\":%.0f,\"activation_bytes\":%.0f,\"adapter_bytes\":%.0f,"
            "\"nf4_tile_bytes\":%.0f,\"data_bytes\":%.0f,\"baseline_bytes\":%.0f,\"load_bytes\":%.0f,\"reference_bytes\":%.0f,"
-           "\"peak_rss_bytes\":%.0f,\"micro_batch\":%d,\"rows\":%d,\"seq_len\":%d}\n",
+           "\"peak_rss_bytes\":%.0f,\"micro_batch\":%d,\"rows\":%d,\"seq_len\":%d,\"checkpoint_layers\":%d}\n",
            o->job == MEM_DPO ? "dpo" : o->job == MEM_PRETRAIN ? "pretrain" : o->job == MEM_GENERATE ? "generate"
            : o->job == MEM_EVAL ? "eval" : o->job == MEM_SERVE ? "serve" : "sft",
            o->job >= MEM_GENERATE ? (o->nf4 ? "nf4" : "stored") : o->method, e->frozen + e->trainable, e->frozen, e->trainable,
            e->grads, e->moments, e->acts, e->adapter, e->scratch, e->data, e->baseline, e->load, e->reference, e->peak,
-           o->micro > 0 && o->micro < o->batch ? o->micro : o->batch, e->rows, o->seq_len);
+           o->micro > 0 && o->micro < o->batch ? o->micro : o->batch, e->rows, o->seq_len, checkpointed(ci, o));
 }
 
 static void print_text(const ckpt_info *ci, const mem_opts *o, const mem_est *e) {
@@ -134,9 +148,10 @@ static void print_text(const ckpt_info *ci, const mem_opts *o, const mem_est *e)
         printf("plan for %s, %s, %s weights, %d rows x %d positions\n", ci->cfg.architecture,
                o->job == MEM_EVAL ? "eval" : o->job == MEM_SERVE ? "serve" : "generate", o->nf4 ? "NF4" : "stored", e->rows, e->T);
     else
-        printf("plan for %s, %s --method %s, micro-batch %d x %d tokens%s\n", ci->cfg.architecture,
-               o->job == MEM_DPO ? "dpo" : o->job == MEM_PRETRAIN ? "pretrain" : "sft", o->method, e->rows, e->T,
-               o->grad_checkpoint ? ", gradient checkpointing" : "");
+        printf("plan for %s, %s --method %s, micro-batch %d x %d tokens", ci->cfg.architecture,
+               o->job == MEM_DPO ? "dpo" : o->job == MEM_PRETRAIN ? "pretrain" : "sft", o->method, e->rows, e->T);
+    if (o->job < MEM_GENERATE && checkpointed(ci, o)) printf(", %d of %d blocks checkpointed", checkpointed(ci, o), ci->cfg.L);
+    if (o->job < MEM_GENERATE) printf("\n");
     const char *names[] = {"frozen weights", "trained weights (fp32)", "gradients", "AdamW moments",
                            o->job >= MEM_GENERATE && o->job != MEM_EVAL ? "decoder (KV cache)" : "activations",
                            "adapter buffers", "NF4 tile", "token data, batches", "process baseline"};
@@ -181,7 +196,10 @@ int cmd_plan(int argc, char **argv) {
     count_data(&p, &ci.cfg, &o);
     mem_est e;
     st = mem_estimate(&ci, &o, &e);
-    if (st == TUNA_OK && p.json) print_json(&o, &e);
+    if (st == TUNA_OK && p.max_memory > 0 && o.job < MEM_GENERATE && !o.grad_checkpoint && !o.ckpt_layers &&
+        e.peak > (double)p.max_memory && mem_fit_checkpoint(&ci, &o, (double)p.max_memory) > 0)
+        st = mem_estimate(&ci, &o, &e); /* what the run picks under that limit */
+    if (st == TUNA_OK && p.json) print_json(&ci, &o, &e);
     else if (st == TUNA_OK) print_text(&ci, &o, &e);
     ckpt_free(&ci);
     return st == TUNA_OK ? 0 : cli_status_error(st);

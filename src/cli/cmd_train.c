@@ -66,7 +66,8 @@ static int start(train_opts *o, const train_mode *mode, int argc, char **argv, i
     }
     if ((rc = train_opts_check(o)) != 0 || o->no_mem_check) return rc;
     /* a run that cannot fit is refused before any weight is read */
-    rc = mem_check_train(o->cmd, mode->job == MEM_PRETRAIN ? o->config_path : o->model_dir, mode->job, o->method, &o->pc, &o->a);
+    rc = mem_check_train(o->cmd, mode->job == MEM_PRETRAIN ? o->config_path : o->model_dir, mode->job, o->method, &o->pc, o->max_memory, o->quiet,
+                         &o->a);
     if (rc) cli_abort_job(rc);
     return rc;
 }

@@ -113,8 +113,10 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
         e->adapter = (double)buf;
         e->load = e->frozen + biggest;
     }
-    int mode = o->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN;
-    e->acts = (double)tuna_model_activation_bytes(c, e->rows, e->T, mode);
+    int ck = o->grad_checkpoint ? c->L : o->ckpt_layers;
+    if (ck < 0 || ck > c->L)
+        return core_fail(TUNA_ERR_ARG, "--checkpoint-layers %d: the model has %d blocks", o->ckpt_layers, c->L);
+    e->acts = (double)tuna_model_activation_bytes_checkpointed(c, e->rows, e->T, ck);
     /* token data (ids + labels) and the trainer's batch buffers (ids, labels, positions) */
     e->data = 8.0 * o->data_tokens + 12.0 * e->rows * e->T;
     if (o->job == MEM_DPO)
@@ -155,7 +157,7 @@ tuna_status mem_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e) {
 
 /* ---------------- memory available ---------------- */
 
-static int64_t parse_bytes(const char *s) {
+int64_t mem_parse_bytes(const char *s) {
     char *end;
     double v = strtod(s, &end);
     while (isspace((unsigned char)*end)) end++;
@@ -220,7 +222,7 @@ int64_t mem_available(char *src, size_t n) {
     const char *env = getenv("TUNA_MEM_AVAILABLE");
     if (env && *env) {
         snprintf(src, n, "TUNA_MEM_AVAILABLE");
-        return parse_bytes(env);
+        return mem_parse_bytes(env);
     }
     int64_t avail = file_value("/proc/meminfo", "MemAvailable:");
     if (avail >= 0) avail *= 1024;
@@ -293,10 +295,47 @@ static void alternatives(const ckpt_info *ci, const mem_opts *o, double avail, c
     }
 }
 
+int mem_fit_checkpoint(const ckpt_info *ci, mem_opts *o, double cap) {
+    int lo = 0, hi = ci->cfg.L;
+    o->ckpt_layers = hi;
+    double p = predict(ci, o);
+    if (p < 0 || p > cap) { o->ckpt_layers = 0; return -1; }
+    while (lo < hi) { /* the peak does not grow with the count */
+        o->ckpt_layers = (lo + hi) / 2;
+        p = predict(ci, o);
+        if (p >= 0 && p <= cap) hi = o->ckpt_layers;
+        else lo = o->ckpt_layers + 1;
+    }
+    o->ckpt_layers = lo;
+    return lo;
+}
+
+/* When the run does not fit in avail as asked but fits with some blocks
+ * checkpointed (and the user chose no checkpointing), picks the fewest and
+ * says so: 1 when a->checkpoint_layers was set. */
+static int fit_by_checkpointing(const char *cmd, const ckpt_info *ci, mem_opts *o, double need, double avail,
+                                const char *src, int quiet, tuna_train_args *a) {
+    if (a->grad_checkpoint || a->checkpoint_layers) return 0;
+    int k = mem_fit_checkpoint(ci, o, avail);
+    if (k <= 0) { o->ckpt_layers = 0; return 0; }
+    a->checkpoint_layers = k;
+    char s1[32], s2[32], s3[32];
+    if (!quiet)
+        fprintf(stderr, "tuna: note: %s: keeping every block's activations needs about %s, over the %s available (%s): "
+                "checkpointing %d of %d blocks (predicted peak %s; the same gradients, backward recomputes those blocks)\n",
+                cmd, size_text(need, s1, sizeof s1), size_text(avail, s2, sizeof s2), src, k, ci->cfg.L,
+                size_text(predict(ci, o), s3, sizeof s3));
+    return 1;
+}
+
 int mem_check_train(const char *cmd, const char *model, mem_job job, const char *method, const tuna_peft_config *pc,
-                    const tuna_train_args *a) {
+                    int64_t max_memory, int quiet, tuna_train_args *a) {
     char src[64];
     int64_t avail = mem_available(src, sizeof src);
+    if (max_memory > 0 && (avail < 0 || max_memory < avail)) {
+        avail = max_memory;
+        snprintf(src, sizeof src, "--max-memory");
+    }
     if (avail < 0) return 0; /* unknown: nothing to check against */
     ckpt_info ci;
     if (ckpt_scan(&ci, model) != TUNA_OK) return 0; /* loading reports what is wrong with the files */
@@ -308,9 +347,15 @@ int mem_check_train(const char *cmd, const char *model, mem_job job, const char 
     o.micro = a->micro_batch;
     o.seq_len = a->seq_len;
     o.grad_checkpoint = a->grad_checkpoint;
+    o.ckpt_layers = a->checkpoint_layers;
+    mem_est e;
+    if (mem_estimate(&ci, &o, &e) == TUNA_ERR_ARG) { /* e.g. more checkpointed blocks than the model has */
+        ckpt_free(&ci);
+        return cli_status_error(TUNA_ERR_ARG);
+    }
     double need = predict(&ci, &o);
     int rc = 0;
-    if (need > (double)avail) {
+    if (need > (double)avail && !fit_by_checkpointing(cmd, &ci, &o, need, (double)avail, src, quiet, a)) {
         char alt[1024];
         alternatives(&ci, &o, (double)avail, alt, sizeof alt);
         char a1[32], a2[32];

@@ -28,6 +28,7 @@ typedef struct {
     const char *method;    /* full, lora, qlora, ia3, prompt */
     tuna_peft_config pc;   /* rank, targets, virtual tokens (type follows method) */
     int batch, micro, seq_len, grad_checkpoint;
+    int ckpt_layers;       /* without grad_checkpoint: blocks checkpointed (the first ones) */
     int64_t data_tokens;   /* pre-tokenized data held (0: not counted) */
     int nf4;               /* inference: --quant nf4 */
     int rows;              /* inference: sequences decoded at once (serve --parallel) */
@@ -57,11 +58,21 @@ tuna_status mem_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e);
  * suffixes), else the lower of /proc/meminfo's MemAvailable and the cgroup
  * (v2, or v1) limit minus usage; what it came from in src. -1 unknown. */
 int64_t mem_available(char *src, size_t n);
+/* "16G", "512 MiB", "1073741824" to bytes; -1 when not a size. */
+int64_t mem_parse_bytes(const char *s);
+
+/* The fewest blocks to checkpoint (the first ones) for o's predicted peak to
+ * be at most cap, set in o->ckpt_layers: 0 when it fits with none, -1 (and 0
+ * set) when it does not fit even with all. o->grad_checkpoint must be 0. */
+int mem_fit_checkpoint(const ckpt_info *ci, mem_opts *o, double cap);
 
 /* The check sft, pretrain and dpo run before reading any weight: 0 to go on;
  * 2 after one line (needed, available, the options that would fit) when the
- * predicted peak exceeds the memory available. model: the model folder (or
- * pretrain's config.json). */
+ * predicted peak exceeds the memory available (the lower of
+ * mem_available and max_memory when > 0). When the run fits only by
+ * checkpointing some blocks and the user set no checkpointing, it sets
+ * a->checkpoint_layers to the fewest that fit and goes on (a note on stderr
+ * unless quiet). model: the model folder (or pretrain's config.json). */
 int mem_check_train(const char *cmd, const char *model, mem_job job, const char *method, const tuna_peft_config *pc,
-                    const tuna_train_args *a);
+                    int64_t max_memory, int quiet, tuna_train_args *a);
 #endif

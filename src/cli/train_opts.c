@@ -134,6 +134,7 @@ static int optim_option(train_opts *o, const char *opt, const char *v, int *i) {
     else if (!strcmp(opt, "--seed")) { if (cli_parse_int(opt, NEXT(), 0, 2147483647, &iv)) return 2; a->seed = (uint64_t)iv; }
     else if (!strcmp(opt, "--no-shuffle")) a->shuffle = 0;
     else if (!strcmp(opt, "--grad-checkpoint")) a->grad_checkpoint = 1;
+    else if (!strcmp(opt, "--checkpoint-layers")) { if (cli_parse_int(opt, NEXT(), 0, 1 << 20, &a->checkpoint_layers)) return 2; }
     else return choice_option(o, opt, v, i);
     return 1;
 }
@@ -149,6 +150,10 @@ static int run_option(train_opts *o, const char *opt, const char *v, int *i) {
     else if (!strcmp(opt, "--early-stop")) { if (cli_parse_int(opt, NEXT(), 1, 1 << 30, &o->early_stop)) return 2; }
     else if (!strcmp(opt, "--quiet")) o->quiet = 1;
     else if (!strcmp(opt, "--no-mem-check")) o->no_mem_check = 1;
+    else if (!strcmp(opt, "--max-memory") && v) {
+        if ((o->max_memory = mem_parse_bytes(NEXT())) <= 0)
+            return cli_usage_error("--max-memory needs a size such as 16G or 12000M (got '%s')", v);
+    }
     else return 0;
     return 1;
 }
@@ -304,6 +309,7 @@ static void trainer_json(json_t *ja, const train_opts *o, int total) {
     json_object_set_new(ja, "shuffle", json_boolean(a->shuffle));
     json_object_set_new(ja, "loss_norm", json_string(a->loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence"));
     json_object_set_new(ja, "grad_checkpoint", json_boolean(a->grad_checkpoint));
+    json_object_set_new(ja, "checkpoint_layers", json_integer(a->checkpoint_layers));
     json_object_set_new(ja, "pack", json_boolean(o->pack));
     json_object_set_new(ja, "eval_every", json_integer(o->eval_every));
     json_object_set_new(ja, "early_stop", json_integer(o->early_stop));

@@ -456,13 +456,23 @@ int64_t tuna_model_param_count(const tuna_model *m) {
 
 /* ---------------- activations ---------------- */
 
+/* Points layer l's per-layer buffers at slot i's. */
+static void share_slot(tuna_acts *a, int l, int i) {
+    a->mean1[l] = a->mean1[i]; a->rstd1[l] = a->rstd1[i];
+    a->qkv[l] = a->qkv[i]; a->attn_out[l] = a->attn_out[i];
+    a->resid_mid[l] = a->resid_mid[i]; a->mean2[l] = a->mean2[i];
+    a->rstd2[l] = a->rstd2[i]; a->mlp_a[l] = a->mlp_a[i]; a->mlp_b[l] = a->mlp_b[i];
+}
+
 /* Computes the layout of the activation block; with base != NULL also carves
- * the pointers. Returns bytes needed. Only TUNA_MODE_TRAIN keeps per-layer
- * buffers; in eval and checkpointed training every layer shares one set, and
- * in eval the residual stream also alternates between two. The norm outputs
- * and the MLP activation are always one buffer for all layers. */
-static size_t acts_layout(const tuna_config *c, int B, int T, int mode, int head_knob, tuna_acts *a, char *base) {
-    int train = mode != TUNA_MODE_EVAL, keep_layers = mode == TUNA_MODE_TRAIN;
+ * the pointers. Returns bytes needed. In training, layers [0, ckpt) are
+ * checkpointed (backward recomputes them from resid[l]) and share one set of
+ * buffers; every other layer keeps its own. In eval every layer shares one
+ * set and the residual stream alternates between two buffers. The norm
+ * outputs and the MLP activation are always one buffer for all layers. */
+static size_t acts_layout(const tuna_config *c, int B, int T, int mode, int ckpt, int head_knob, tuna_acts *a,
+                          char *base) {
+    int train = mode != TUNA_MODE_EVAL;
     size_t off = 0;
     long N = (long)B * T;
     int L = c->L, nthr = omp_get_max_threads();
@@ -472,7 +482,7 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int mode, int head
         if (base) (ptr) = (type *)(base + off);                    \
         off += (((size_t)(count) * sizeof(type)) + 63) & ~(size_t)63; \
     } while (0)
-    int nres = train ? L + 1 : 2, nl = keep_layers ? L : 1;
+    int nres = train ? L + 1 : 2, nl = train ? (ckpt > 0) + L - ckpt : 1;
     for (int i = 0; i < nres; i++) CARVE(a->resid[i], N * c->C, float);
     /* norm outputs are recomputed in backward from the kept input and
      * mean/rstd (one elementwise pass): one buffer each serves every layer */
@@ -527,24 +537,31 @@ static size_t acts_layout(const tuna_config *c, int B, int T, int mode, int head
             a->norm1[i] = a->norm1[0];
             a->norm2[i] = a->norm2[0];
         }
-    if (base && !keep_layers) {
-        /* eval and checkpointing: every layer index maps to the shared set */
-        for (int i = 1; i < L; i++) {
-            a->mean1[i] = a->mean1[0]; a->rstd1[i] = a->rstd1[0];
-            a->qkv[i] = a->qkv[0]; a->attn_out[i] = a->attn_out[0];
-            a->resid_mid[i] = a->resid_mid[0]; a->mean2[i] = a->mean2[0];
-            a->rstd2[i] = a->rstd2[0]; a->mlp_a[i] = a->mlp_a[0]; a->mlp_b[i] = a->mlp_b[0];
-        }
-        if (!train)
-            for (int i = 2; i <= L; i++) a->resid[i] = a->resid[i % 2];
+    if (base && train)
+        /* layer l < ckpt uses the shared slot 0; layer l >= ckpt slot (ckpt > 0) + l - ckpt;
+         * descending, so each slot is read before its index is reassigned */
+        for (int l = L - 1; l >= 0; l--) share_slot(a, l, l < ckpt ? 0 : (ckpt > 0) + l - ckpt);
+    if (base && !train) {
+        for (int l = 1; l < L; l++) share_slot(a, l, 0);
+        for (int i = 2; i <= L; i++) a->resid[i] = a->resid[i % 2];
     }
     return off;
 }
 
+/* Layers checkpointed in a mode: all in TUNA_MODE_TRAIN_CHECKPOINT, none otherwise. */
+static int mode_ckpt(const tuna_config *c, int mode) { return mode == TUNA_MODE_TRAIN_CHECKPOINT ? c->L : 0; }
+
 size_t tuna_model_activation_bytes(const tuna_config *cfg, int B, int T, int mode) {
     tuna_acts dummy;
     memset(&dummy, 0, sizeof dummy);
-    return acts_layout(cfg, B, T, mode, 0, &dummy, NULL);
+    return acts_layout(cfg, B, T, mode, mode_ckpt(cfg, mode), 0, &dummy, NULL);
+}
+
+size_t tuna_model_activation_bytes_checkpointed(const tuna_config *cfg, int B, int T, int layers) {
+    if (layers < 0 || layers > cfg->L) return 0;
+    tuna_acts dummy;
+    memset(&dummy, 0, sizeof dummy);
+    return acts_layout(cfg, B, T, TUNA_MODE_TRAIN, layers, 0, &dummy, NULL);
 }
 
 size_t tuna_model_weight_bytes(const tuna_config *c) {
@@ -585,13 +602,13 @@ void model_rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T) 
     }
 }
 
-tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
+/* tuna_model_prepare with the first ckpt layers checkpointed (training modes). */
+static tuna_status prepare(tuna_model *m, int B, int T, int mode, int ckpt) {
     if (B <= 0 || T <= 0) return core_fail(TUNA_ERR_ARG, "batch size %d and sequence length %d must be positive", B, T);
-    if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return core_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
     int train = mode != TUNA_MODE_EVAL;
     int P = adapter_prompt_rows(m);
     T += P; /* prompt tuning: virtual tokens lead every row */
-    if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode) return TUNA_OK;
+    if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode && m->acts.ckpt == ckpt) return TUNA_OK;
     if (train && !m->base_frozen && m->n_stored)
         return core_fail(TUNA_ERR_UNSUPPORTED,
                          "a model whose weights are kept as stored (%s) cannot be fully fine-tuned: load it in fp32 "
@@ -613,7 +630,7 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
     float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->attn_out,
                         &a->resid_mid, &a->norm2, &a->mean2, &a->rstd2, &a->mlp_a, &a->mlp_b, &a->mlp_act};
     for (int i = 0; i < 13; i++) *slots[i] = arr + (long)i * (L + 1);
-    size_t bytes = acts_layout(&m->cfg, B, T, mode, m->head_rows, a, NULL);
+    size_t bytes = acts_layout(&m->cfg, B, T, mode, ckpt, m->head_rows, a, NULL);
     char *base = NULL;
     if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0) {
         free(arr);
@@ -621,17 +638,29 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
         return core_fail(TUNA_ERR_NOMEM, "out of memory: activations for batch %d x %d need %.1f MiB", B, T,
                          bytes / 1048576.0);
     }
-    acts_layout(&m->cfg, B, T, mode, m->head_rows, a, base);
+    acts_layout(&m->cfg, B, T, mode, ckpt, m->head_rows, a, base);
     a->base = base;
     a->bytes = bytes;
     a->B = B;
     a->T = T;
     a->train = train;
     a->mode = mode;
+    a->ckpt = ckpt;
     a->P = P;
     if (m->cfg.family == TUNA_FAMILY_LLAMA) model_rope_tables(&m->cfg, a->rope_cos, a->rope_sin, T);
     m->have_forward = 0;
     return TUNA_OK;
+}
+
+tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode) {
+    if (mode < TUNA_MODE_EVAL || mode > TUNA_MODE_TRAIN_CHECKPOINT) return core_fail(TUNA_ERR_ARG, "unknown mode %d", mode);
+    return prepare(m, B, T, mode, mode_ckpt(&m->cfg, mode));
+}
+
+tuna_status tuna_model_prepare_checkpointed(tuna_model *m, int B, int T, int layers) {
+    if (layers < 0 || layers > m->cfg.L)
+        return core_fail(TUNA_ERR_ARG, "%d checkpointed layers asked for; the model has %d", layers, m->cfg.L);
+    return prepare(m, B, T, layers == m->cfg.L ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN, layers);
 }
 
 /* ---------------- forward / backward ---------------- */
@@ -817,9 +846,11 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
     norm_bwd(c, a->dresid, m->dlnf_w, m->dlnf_b, a->dtmp, a->resid[c->L], m->lnf_w, a->meanf, a->rstdf, N);
     for (int l = c->L - 1; l >= 0; l--) {
         tuna_block *k = &m->blocks[l];
-        if (a->mode == TUNA_MODE_TRAIN_CHECKPOINT) {
-            /* recompute the block; its output resid[l+1] is rewritten with the
-             * same values, while dresid (its gradient) lives elsewhere */
+        if (l < a->ckpt - 1) {
+            /* recompute a checkpointed block into the shared set; its output
+             * resid[l+1] is rewritten with the same values, while dresid (its
+             * gradient) lives elsewhere. The last checkpointed block's
+             * activations are still in that set from the forward. */
             block_forward(m, l, B, TT, bt->pos_ids != NULL);
         }
         /* MLP: resid[l+1] = resid_mid + down(act) */

@@ -21,11 +21,13 @@ typedef struct {
 
 typedef struct {
     int B, T, train, mode;  /* mode: TUNA_MODE_*; T includes the prompt-tuning prefix */
+    int ckpt;               /* training: layers [0, ckpt) are checkpointed (backward recomputes them) */
     int P;                  /* virtual tokens prepended to every row (prompt tuning) */
     int fwd_B, fwd_T, fwd_packed; /* the last forward's batch: backward and row losses must be given the same */
     /* indexed by layer l (N = B*T rows). [L] means one buffer per layer in
-     * TUNA_MODE_TRAIN only: in eval and checkpointed training every l points
-     * to the one buffer of slot 0. The pointer arrays are one small block. */
+     * training, except that checkpointed layers (l < ckpt) share one; in eval
+     * every l points to the one buffer of slot 0. The pointer arrays are one
+     * small block. */
     float **resid;      /* [L+1][N,C] residual stream entering layer l; resid[L] = final (eval: two, alternating) */
     float **norm1;      /* [L] -> one [N,C] buffer (backward recomputes it from mean1/rstd1) */
     float **mean1, **rstd1; /* [L][N] (mean only for LayerNorm) */

@@ -150,6 +150,7 @@ static void describe_adjustable(json_t *adj, const tuna_train_args *a, int total
     json_object_set_new(adj, "grad_clip", json_real(a->grad_clip));
     json_object_set_new(adj, "steps", json_integer(total_steps));
     json_object_set_new(adj, "grad_checkpoint", json_boolean(a->grad_checkpoint));
+    json_object_set_new(adj, "checkpoint_layers", json_integer(a->checkpoint_layers));
     json_object_set_new(adj, "ranks", json_integer(tuna_dist_size()));
 }
 

@@ -346,7 +346,8 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->a = *args;
     plan_schedule(t, args, data);
     int rows = t->rows_per_item * t->a.micro_batch;
-    st = tuna_model_prepare(m, rows, t->a.seq_len, args->grad_checkpoint ? TUNA_MODE_TRAIN_CHECKPOINT : TUNA_MODE_TRAIN);
+    st = tuna_model_prepare_checkpointed(m, rows, t->a.seq_len,
+                                         args->grad_checkpoint ? tuna_model_config(m)->L : args->checkpoint_layers);
     tuna_trainable tr;
     if (st == TUNA_OK) {
         model_trainable(m, &tr);
