@@ -157,7 +157,7 @@ static tuna_status scan_gguf(ckpt_info *ci, const char *path) {
     }
     ci->disk_bytes = (int64_t)f.size;
     ci->n_files = 1;
-    ci->gguf = 1;
+    ci->gguf = ci->mapped = 1;
     gguf_close(&f);
     return st;
 }
@@ -207,6 +207,7 @@ tuna_status ckpt_scan(ckpt_info *ci, const char *path) {
         snprintf(cp, sizeof cp, "%s/config.json", path);
         st = tuna_config_load(&ci->cfg, cp);
         if (st == TUNA_OK) st = scan_safetensors(ci, path);
+        ci->mapped = 1;
     }
     if (st != TUNA_OK) ckpt_free(ci);
     return st;

@@ -27,6 +27,7 @@ typedef struct {
     int64_t disk_bytes;
     int n_files;     /* weight files read (0: a config.json alone, dtypes from its torch_dtype) */
     int gguf;
+    int mapped;      /* safetensors or GGUF: frozen tensors are used in place from the mapped file */
 } ckpt_info;
 
 /* path: a model folder, a GGUF file, a llama2.c checkpoint (fp32), or a

@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "model/adapter_hooks.h"
 #include "model/linear.h"
+#include "model/stored.h"
 #include "tuna_infer.h"
 
 /* RSS of a tuna process before any model memory (measured: `tuna info` on a
@@ -62,6 +63,16 @@ static double baseline(const tuna_config *c) {
     return BASELINE_BYTES + (largest < BLAS_PER_THREAD_MAX ? largest : BLAS_PER_THREAD_MAX) * threads();
 }
 
+/* Resident bytes of a frozen tensor kept as stored: all of it, except an
+ * untied token embedding used in place from the mapping, of which only the
+ * rows of one lookup chunk are resident at a time (model_embed_done). */
+static double stored_resident(const ckpt_info *ci, const ckpt_tensor *t) {
+    int token_embed = t->group == CKPT_EMBED && !strstr(t->name, "wpe.") && !strstr(t->name, "position_embd.");
+    if (!token_embed || !ci->mapped || ci->cfg.tie_embeddings) return (double)t->bytes;
+    double row = (double)t->bytes / ci->cfg.V * STORED_LOOKUP_ROWS;
+    return row < (double)t->bytes ? row : (double)t->bytes;
+}
+
 /* Frozen weights: as stored, block linears in NF4 when nf4; *tile: the NF4
  * dequantization tile; *biggest: the largest block linear's fp32 bytes. */
 static double frozen_bytes(const ckpt_info *ci, int nf4, double *tile, double *biggest) {
@@ -70,7 +81,7 @@ static double frozen_bytes(const ckpt_info *ci, int nf4, double *tile, double *b
     for (int i = 0; i < ci->n; i++) {
         const ckpt_tensor *t = &ci->t[i];
         int q = nf4 && t->group == CKPT_LINEAR;
-        sum += q ? (double)tuna_nf4_bytes(t->numel) : (double)t->bytes;
+        sum += q ? (double)tuna_nf4_bytes(t->numel) : stored_resident(ci, t);
         if (q && t->numel > maxn) maxn = t->numel;
     }
     *tile = 4.0 * (maxn < LINEAR_TILE ? maxn : LINEAR_TILE);

@@ -159,6 +159,7 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
         if (ids) model_embed_row(m, ids[i], xi);
         else memcpy(xi, prompt + (long)t * C, (size_t)C * sizeof(float));
         if (c->learned_positions) model_pos_add(m, p, xi);
+        if (i % STORED_LOOKUP_ROWS == STORED_LOOKUP_ROWS - 1 || i == N - 1) model_embed_done(m);
     }
     /* q, k, v of all new tokens: GPT-2 interleaved [N, 3C]; Llama [N,QD] | [N,KD] | [N,KD] */
     int gpt2 = c->family == TUNA_FAMILY_GPT2;

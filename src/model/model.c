@@ -290,6 +290,11 @@ void model_embed_row(const tuna_model *m, int64_t row, float *out) {
     param_read(m, m->wte_param, m->wte, row * m->cfg.C, m->cfg.C, out, 0);
 }
 
+void model_embed_done(const tuna_model *m) {
+    const tuna_param_entry *e = &m->params[m->wte_param];
+    if (e->external && !m->cfg.tie_embeddings) stored_release_all(&m->stored[e->sidx]);
+}
+
 void model_pos_add(const tuna_model *m, int64_t row, float *out) {
     param_read(m, m->wpe_param, m->wpe, row * m->cfg.C, m->cfg.C, out, 1);
 }
@@ -762,13 +767,17 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
     /* embeddings */
     float *x = a->resid[0];
     const float *prompt = adapter_prompt(m);
+    for (int n0 = 0; n0 < N; n0 += STORED_LOOKUP_ROWS) {
+        int n1 = n0 + STORED_LOOKUP_ROWS < N ? n0 + STORED_LOOKUP_ROWS : N;
 #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        int b = n / TT, t = n % TT;
-        float *xn = x + (long)n * C;
-        if (t < P) memcpy(xn, prompt + (long)t * C, (size_t)C * sizeof(float));
-        else model_embed_row(m, bt->input_ids[b * T + t - P], xn);
-        if (c->learned_positions) model_pos_add(m, a->pos[n], xn);
+        for (int n = n0; n < n1; n++) {
+            int b = n / TT, t = n % TT;
+            float *xn = x + (long)n * C;
+            if (t < P) memcpy(xn, prompt + (long)t * C, (size_t)C * sizeof(float));
+            else model_embed_row(m, bt->input_ids[b * T + t - P], xn);
+            if (c->learned_positions) model_pos_add(m, a->pos[n], xn);
+        }
+        model_embed_done(m);
     }
     for (int l = 0; l < c->L; l++) block_forward(m, l, B, TT, bt->pos_ids != NULL);
     norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);

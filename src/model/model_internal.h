@@ -171,6 +171,9 @@ void model_param_read(const tuna_model *m, int i, int64_t start, int64_t count, 
  * the learned positions (GPT-2). Either table fp32 or stored. */
 void model_embed_row(const tuna_model *m, int64_t row, float *out);
 void model_pos_add(const tuna_model *m, int64_t row, float *out);
+/* After each STORED_LOOKUP_ROWS lookups: an untied embedding used in place
+ * from the mapping hands its pages back. */
+void model_embed_done(const tuna_model *m);
 /* Bytes of the weights the model itself allocated (fp32 buffer, owned and NF4
  * stored tensors; not the mapped file), and of the stored tensors mapped in
  * place. */

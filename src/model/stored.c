@@ -103,6 +103,11 @@ void stored_release(const tuna_stored *s, int64_t start, int64_t count) {
     if (s->type != STORE_NF4 && !s->owned && s->data) st_release_pages((const char *)s->data + (size_t)start * esz, (size_t)count * esz);
 }
 
+void stored_release_all(const tuna_stored *s) {
+    size_t b = stored_mapped_bytes(s);
+    if (b && s->data) st_release_pages(s->data, b);
+}
+
 void stored_free(tuna_stored *s) {
     nf4_free(&s->nf4);
     free(s->owned);

@@ -48,6 +48,13 @@ size_t stored_mapped_bytes(const tuna_stored *s);
  * used in place from its file's mapping (nothing for an owned copy or NF4):
  * read again from the file when next used. */
 void stored_release(const tuna_stored *s, int64_t start, int64_t count);
+/* A table read a few rows at a time (an untied embedding) releases its
+ * mapped pages after every STORED_LOOKUP_ROWS rows: the page cache maps whole
+ * folios, up to megabytes, around each row read, so a few hundred rows would
+ * keep most of a 1 GiB table resident. */
+#define STORED_LOOKUP_ROWS 32
+/* The same for the whole tensor, whatever its type (a no-op unless mapped). */
+void stored_release_all(const tuna_stored *s);
 /* Frees what s owns and zeroes it. */
 void stored_free(tuna_stored *s);
 #endif
