@@ -149,6 +149,7 @@ static int run_option(train_opts *o, const char *opt, const char *v, int *i) {
     else if (!strcmp(opt, "--early-stop")) { if (cli_parse_int(opt, NEXT(), 1, 1 << 30, &o->early_stop)) return 2; }
     else if (!strcmp(opt, "--quiet")) o->quiet = 1;
     else if (!strcmp(opt, "--no-mem-check")) o->no_mem_check = 1;
+    else if (!strcmp(opt, "--profile")) o->profile = 1;
     else return 0;
     return 1;
 }
@@ -161,6 +162,8 @@ static void opts_init(train_opts *o, const train_mode *mode) {
     o->method = "full";
     o->save_dtype = "f32";
     o->prompt_init = "random";
+    const char *prof = getenv("TUNA_PROFILE");
+    o->profile = prof && *prof && strcmp(prof, "0") != 0;
     tuna_peft_config_default(&o->pc, TUNA_PEFT_LORA);
     tuna_train_args_default(&o->a);
     o->dargs = (tuna_dpo_args){TUNA_DPO_SIGMOID, 0.1, 0.0};

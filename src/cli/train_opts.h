@@ -31,6 +31,7 @@ typedef struct train_opts {
     const char *data_path, *val_path; /* the first --data, --val */
     double val_split;
     int pack, no_cache, overwrite, quiet, no_mem_check;
+    int profile; /* --profile or TUNA_PROFILE=1: where the steps' time goes (core/prof.h) */
     tuna_dataset_options dso;
     /* the method and its adapter */
     const char *method, *save_dtype, *prompt_init, *lora_targets, *ia3_targets, *ia3_ff;
