@@ -5,7 +5,8 @@
  * the kinds' seconds are non-negative and within the step's wall time;
  * nothing is counted when profiling is off or outside a step (evaluation);
  * and the CLI prints the block (and writes metrics.jsonl's "profile" line)
- * with --profile or TUNA_PROFILE=1, and nothing without. Runs from the
+ * with --profile or TUNA_PROFILE=1, and nothing without; --profile may be
+ * added on resume. Runs from the
  * repository root; a second or two. */
 #include <jansson.h>
 #include <sys/wait.h>
@@ -191,6 +192,16 @@ static void test_cli_flag(void) {
     CHECKF(cli_profiled(tmp, "", "--profile", "on"), "--profile printed no profile");
     CHECKF(!cli_profiled(tmp, "TUNA_PROFILE=0", "", "off"), "a profile without --profile");
     CHECKF(cli_profiled(tmp, "TUNA_PROFILE=1", "", "env"), "TUNA_PROFILE=1 printed no profile");
+    /* --profile is not a setting of the run: a checkpoint written without it
+     * resumes with it, nothing listed as changed */
+    char cmd[2048], err[16384];
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --out %s/ck --steps 2 --batch 2 --save-every 1 --quiet",
+             test_cli, FIX, FIX, tmp);
+    CHECKF(run_capture(cmd, err, sizeof err) == 0, "%s: %s", cmd, err);
+    snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s/data.jsonl --out %s/ck --steps 2 --batch 2 --save-every 1 "
+             "--quiet --profile --resume %s/ck/checkpoint-1", test_cli, FIX, FIX, tmp, tmp);
+    CHECKF(run_capture(cmd, err, sizeof err) == 0 && strstr(err, "profile: 1 steps") && !strstr(err, "note:"),
+           "%s: %s", cmd, err);
     test_rmdir(tmp);
 }
 
