@@ -57,7 +57,7 @@ has_row() { case ",$rows," in *",$1,"*) return 0 ;; esac; return 1; }
 sgemm=$("$root/build/bench/bench_train" --sgemm-only 1024x4096x4096) || sgemm=
 sgemm_g=$(echo "$sgemm" | awk '{ print $3 }')
 ptable=$tmp/profile.txt
-printf '%-52s %8s %8s %8s %9s %11s %8s %9s %7s\n' command "step s" "tok/s" "gemm s" "dequant s" "attention s" "rest s" "GEMM GF/s" "% sgemm" > "$ptable"
+printf '%-56s %8s %8s %8s %9s %11s %8s %9s %7s\n' command "step s" "tok/s" "gemm s" "dequant s" "attention s" "rest s" "GEMM GF/s" "% sgemm" > "$ptable"
 # profile LABEL NAME: adds the --profile block of $tmp/NAME.log to the second
 # table (seconds per step); sets $step_s
 profile() {
@@ -66,12 +66,12 @@ profile() {
     /^  (gemm|dequant|attention|rest) / { s[$1] = $2; if ($1 == "gemm") g = $5 }
     END { if (!n) exit 1
           pc = sg > 0 ? 100 * g / sg : 0
-          printf "%-52s %8.3f %8.0f %8.3f %9.3f %11.3f %8.3f %9.1f %6.0f%%\n", label, t / n, tps, s["gemm"] / n, s["dequant"] / n,
+          printf "%-56s %8.3f %8.0f %8.3f %9.3f %11.3f %8.3f %9.1f %6.0f%%\n", label, t / n, tps, s["gemm"] / n, s["dequant"] / n,
                  s["attention"] / n, s["rest"] / n, g, pc >> out
           printf "%.6f", t / n }' "$tmp/$2.log") || step_s=
 }
 table=$tmp/table.txt
-printf '%-52s %10s %7s %8s %10s %6s %9s\n' command "peak RSS" "time" target "plan" ratio "tokens/s" > "$table"
+printf '%-56s %10s %7s %8s %10s %6s %9s\n' command "peak RSS" "time" target "plan" ratio "tokens/s" > "$table"
 # gib BYTES: "1.23 GiB", or "45.6 MiB" below 1 GiB
 gib() { awk -v b="$1" 'BEGIN { if (b >= 1073741824) printf "%.2f GiB", b / 1073741824; else printf "%.1f MiB", b / 1048576 }'; }
 # row LABEL TARGET_GIB PLAN_BYTES TOKS: adds the last measured run to the table
@@ -83,7 +83,7 @@ row() {
     plan=$(gib "$3")
     ratio=$(awk -v b="$3" -v k="${kb:-0}" 'BEGIN { if (k > 0) printf "%.2f", b / (k * 1024); else print "-" }')
   fi
-  printf '%-52s %10s %6ss %8s %10s %6s %9s\n' "$1" "$rss" "${secs:--}" "$2" "$plan" "$ratio" "${4:--}" >> "$table"
+  printf '%-56s %10s %6ss %8s %10s %6s %9s\n' "$1" "$rss" "${secs:--}" "$2" "$plan" "$ratio" "${4:--}" >> "$table"
 }
 # measure NAME CMD...: runs CMD under /usr/bin/time; exit code in $rc, output in $tmp/NAME.log
 measure() {
