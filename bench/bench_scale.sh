@@ -4,16 +4,22 @@
 # exact HF configs, sharded at 4 GiB with model.safetensors.index.json) into a
 # temporary folder, runs each command under /usr/bin/time -f %M with a few
 # steps, and prints one table: command, peak RSS, target, `tuna plan`'s
-# prediction for the same options, their ratio, tokens/s.
+# prediction for the same options, their ratio, tokens/s. The training rows
+# run with --profile: a second table says where their step time went (GEMMs,
+# dequantization tiles, attention, the rest; GEMM GFLOP/s beside this
+# machine's sgemm at 1024x4096x4096, with the OpenBLAS kernel that ran), and
+# the row qlora-vs-lora runs qlora's exact step on the bf16 base with
+# --method lora, so the qlora/lora step-time ratio is printed (issue 21: at
+# most 1.3 at 7B).
 #
 #   bench/bench_scale.sh [SHAPES] [--rows LIST] [--steps N] [--keep]
 #     SHAPES  tinyllama (TinyLlama-1.1B), llama32 (Llama-3.2-1B), 1b (both),
 #             7b (Llama-2-7B), 8b (Llama-3-8B), all (default: 1b)
-#     --rows  comma list of: info, qlora, lora, generate, eval, merge, export,
-#             full (default: all of them)
+#     --rows  comma list of: info, qlora, qlora-vs-lora, lora, generate, eval,
+#             merge, export, full (default: all of them)
 #     --steps optimizer steps per training row (default 2)
 #     --keep  keep the folder (its path is printed)
-# Needs `make` first (build/tuna, build/bench/make_checkpoint), ~2.3 GB of
+# Needs `make` first (build/tuna, build/bench/make_checkpoint, bench_train), ~2.3 GB of
 # disk per 1B shape and ~16 GB per 7-8B shape, and minutes per row at 7B. Not
 # part of `make test`. Tokenizers come from ../shared/data/tokenizers (Llama 2
 # for the 32 000-token shapes, Llama 3.2's vocab.json/merges.txt for 128 256).
@@ -23,7 +29,7 @@ root=$PWD
 tuna=$root/build/tuna
 mk=$root/build/bench/make_checkpoint
 shared=$root/../shared/data/tokenizers
-shapes=() rows=info,qlora,lora,generate,eval,merge,export,full steps=2 keep=
+shapes=() rows=info,qlora,qlora-vs-lora,lora,generate,eval,merge,export,full steps=2 keep=
 while [ $# -gt 0 ]; do
   case $1 in
     tinyllama) shapes+=(tinyllama-1.1b) ;;
@@ -48,8 +54,24 @@ export XDG_CACHE_HOME=$tmp/cache
 mkdir -p "$XDG_CACHE_HOME"
 has_row() { case ",$rows," in *",$1,"*) return 0 ;; esac; return 1; }
 
+sgemm=$("$root/build/bench/bench_train" --sgemm-only 1024x4096x4096) || sgemm=
+sgemm_g=$(echo "$sgemm" | awk '{ print $3 }')
+ptable=$tmp/profile.txt
+printf '%-56s %8s %8s %8s %9s %11s %8s %9s %7s\n' command "step s" "tok/s" "gemm s" "dequant s" "attention s" "rest s" "GEMM GF/s" "% sgemm" > "$ptable"
+# profile LABEL NAME: adds the --profile block of $tmp/NAME.log to the second
+# table (seconds per step); sets $step_s
+profile() {
+  step_s=$(awk -v label="$1" -v sg="${sgemm_g:-0}" -v out="$ptable" '
+    /^profile: / { n = $2; t = $4; tps = $6 }
+    /^  (gemm|dequant|attention|rest) / { s[$1] = $2; if ($1 == "gemm") g = $5 }
+    END { if (!n) exit 1
+          pc = sg > 0 ? 100 * g / sg : 0
+          printf "%-56s %8.3f %8.0f %8.3f %9.3f %11.3f %8.3f %9.1f %6.0f%%\n", label, t / n, tps, s["gemm"] / n, s["dequant"] / n,
+                 s["attention"] / n, s["rest"] / n, g, pc >> out
+          printf "%.6f", t / n }' "$tmp/$2.log") || step_s=
+}
 table=$tmp/table.txt
-printf '%-52s %10s %7s %8s %10s %6s %9s\n' command "peak RSS" "time" target "plan" ratio "tokens/s" > "$table"
+printf '%-56s %10s %7s %8s %10s %6s %9s\n' command "peak RSS" "time" target "plan" ratio "tokens/s" > "$table"
 # gib BYTES: "1.23 GiB", or "45.6 MiB" below 1 GiB
 gib() { awk -v b="$1" 'BEGIN { if (b >= 1073741824) printf "%.2f GiB", b / 1073741824; else printf "%.1f MiB", b / 1048576 }'; }
 # row LABEL TARGET_GIB PLAN_BYTES TOKS: adds the last measured run to the table
@@ -61,7 +83,7 @@ row() {
     plan=$(gib "$3")
     ratio=$(awk -v b="$3" -v k="${kb:-0}" 'BEGIN { if (k > 0) printf "%.2f", b / (k * 1024); else print "-" }')
   fi
-  printf '%-52s %10s %6ss %8s %10s %6s %9s\n' "$1" "$rss" "${secs:--}" "$2" "$plan" "$ratio" "${4:--}" >> "$table"
+  printf '%-56s %10s %6ss %8s %10s %6s %9s\n' "$1" "$rss" "${secs:--}" "$2" "$plan" "$ratio" "${4:--}" >> "$table"
 }
 # measure NAME CMD...: runs CMD under /usr/bin/time; exit code in $rc, output in $tmp/NAME.log
 measure() {
@@ -72,7 +94,7 @@ measure() {
   [ "$rc" = 0 ] || { echo "   exit $rc: $(grep -v '^Command exited' "$tmp/$name.log" | tail -2)" >&2; }
 }
 plan() { "$tuna" plan "$@" --json 2>/dev/null | grep -o '"peak_rss_bytes":[0-9]*' | cut -d: -f2; }
-toks() { grep -o '[0-9.]* tok/s' "$tmp/$1.log" | tail -1 | cut -d' ' -f1; }
+toks() { grep '^step ' "$tmp/$1.log" | grep -o '[0-9.]* tok/s' | tail -1 | cut -d' ' -f1; }
 
 # pre-tokenized data: 64 rows of 256 random ids (no tokenizer work in the timings)
 data() {
@@ -97,13 +119,24 @@ for s in "${shapes[@]}"; do
   fi
   if has_row qlora; then
     opts=(--method qlora --lora-targets all-linear --lora-r 16 --batch 1 --seq-len 256 --grad-checkpoint)
-    measure qlora "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --out "$tmp/qlora"
+    measure qlora "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --profile --out "$tmp/qlora"
     row "$s: sft qlora all-linear r16 b1x256 ckpt" "6" "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" "$(toks qlora)"
+    profile "$s: sft qlora all-linear r16 b1x256 ckpt" qlora; qlora_s=$step_s
+  fi
+  if has_row qlora-vs-lora; then
+    opts=(--method lora --lora-targets all-linear --lora-r 16 --batch 1 --seq-len 256 --grad-checkpoint)
+    measure lora_same "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --profile --out "$tmp/lora_same"
+    row "$s: sft lora bf16 all-linear r16 b1x256 ckpt" - "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" "$(toks lora_same)"
+    profile "$s: sft lora bf16 all-linear r16 b1x256 ckpt" lora_same
+    [ -n "${qlora_s:-}" ] && [ -n "$step_s" ] &&
+      awk -v s="$s" -v q="$qlora_s" -v l="$step_s" 'BEGIN { printf "%s: qlora / lora step time, same step (b1x256 all-linear r16 ckpt): %.2fx (issue 21: <= 1.3 at 7B)\n", s, q / l }' >> "$tmp/ratios.txt"
+    rm -rf "$tmp/lora_same"
   fi
   if has_row lora; then
     opts=(--method lora --batch 4 --seq-len 256)
-    measure lora "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --out "$tmp/lora"
+    measure lora "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --profile --out "$tmp/lora"
     row "$s: sft lora bf16 b4x256" "$([ $big = 1 ] && echo 16 || echo 5)" "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" "$(toks lora)"
+    profile "$s: sft lora bf16 b4x256" lora
   fi
   if has_row generate; then
     for q in nf4 stored; do
@@ -145,7 +178,16 @@ for s in "${shapes[@]}"; do
     [ "$verdict" = refused ] && echo "   $(grep 'this run needs' "$tmp/full.log")" >&2
   fi
   [ -n "$keep" ] || rm -rf "$dir" "$tmp/qlora" "$tmp/lora" "$tmp/full"
+  qlora_s=
 done
 echo
 cat "$table"
 echo "(time: wall seconds; target in GiB; plan: tuna plan --json peak_rss_bytes for the same options; ratio = plan / measured)"
+if [ "$(wc -l < "$ptable")" -gt 1 ]; then
+  echo
+  cat "$ptable"
+  echo "(--profile, per optimizer step over all steps: gemm = k_matmul_*/k_gemm/k_matvec_half, dequant = stored weights into fp32 tiles,"
+  echo " attention = k_attention_fwd/bwd, rest = step wall time minus those; GEMM GF/s = GEMM FLOPs / GEMM seconds)"
+  echo "${sgemm:-sgemm: bench_train --sgemm-only failed}"
+  [ -f "$tmp/ratios.txt" ] && cat "$tmp/ratios.txt"
+fi

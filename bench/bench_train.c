@@ -7,7 +7,9 @@
  * token weight 1/(counted tokens), timed as one unit; the FLOP count is a
  * formula stated in the output (see flops_per_step). OpenBLAS picks its kernel
  * from the CPU unless OPENBLAS_CORETYPE forces one: the kernel that ran is
- * printed, never changed here. See bench/README.md for how to run it. */
+ * printed, never changed here. See bench/README.md for how to run it.
+ * --sgemm-only MxNxK times that one sgemm alone (no model): bench_scale.sh's
+ * reference rate for the GEMM GFLOP/s that `tuna sft --profile` reports. */
 #include <cblas.h>
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +27,7 @@
 typedef struct {
     const char *config;
     int B, T, steps, warmup, threads, json, sgemm;
+    int only[3]; /* --sgemm-only M, N, K (0: a model's step) */
 } options;
 
 static double now_s(void) {
@@ -61,7 +64,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: bench_train --config FILE [--batch B] [--seq-len T] [--steps N] [--warmup W]\n"
             "                   [--threads K] [--no-sgemm] [--json]\n"
-            "  times tuna_model_zero_grad + forward + backward on random weights and token ids\n"
+            "       bench_train --sgemm-only MxNxK [--threads K]\n"
+            "  times tuna_model_zero_grad + forward + backward on random weights and token ids;\n"
+            "  --sgemm-only: one sgemm C[M,N] = A[M,K] B[N,K]^T alone, best of 3, and the OpenBLAS kernel\n"
             "  defaults: B=4 T=256 N=3 W=1 K=omp_get_max_threads()\n");
 }
 
@@ -79,7 +84,7 @@ static int parse_pos_int(const char *opt, const char *s, int *out) {
 }
 
 static int parse_args(options *o, int argc, char **argv) {
-    *o = (options){NULL, 4, 256, 3, 1, omp_get_max_threads(), 0, 1};
+    *o = (options){NULL, 4, 256, 3, 1, omp_get_max_threads(), 0, 1, {0, 0, 0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
@@ -95,11 +100,18 @@ static int parse_args(options *o, int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--no-sgemm")) o->sgemm = 0;
+        else if (!strcmp(a, "--sgemm-only")) {
+            if (!v || sscanf(v, "%dx%dx%d", &o->only[0], &o->only[1], &o->only[2]) != 3 || o->only[0] <= 0 || o->only[1] <= 0 || o->only[2] <= 0) {
+                fprintf(stderr, "bench_train: --sgemm-only needs MxNxK, got '%s'\n", v ? v : "(nothing)");
+                rc = -1;
+            }
+            i++;
+        }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else { fprintf(stderr, "bench_train: unknown option '%s'\n", a); rc = -1; }
         if (rc) { usage(stderr); return -1; }
     }
-    if (!o->config) { fprintf(stderr, "bench_train: --config FILE is required\n"); usage(stderr); return -1; }
+    if (!o->config && !o->only[0]) { fprintf(stderr, "bench_train: --config FILE is required\n"); usage(stderr); return -1; }
     return 0;
 }
 
@@ -189,11 +201,22 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* --sgemm-only: one line, the rate and the kernel that gave it */
+static int sgemm_only(const options *o) {
+    int M = o->only[0], N = o->only[1], K = o->only[2];
+    double g = sgemm_gflops(M, N, K, 3);
+    const char *env_core = getenv("OPENBLAS_CORETYPE");
+    printf("sgemm %dx%dx%d: %.2f GFLOP/s (best of 3), %d threads, OpenBLAS core %s, OPENBLAS_CORETYPE=%s\n", M, N, K, g,
+           o->threads, openblas_get_corename(), env_core ? env_core : "(unset)");
+    return g > 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     options o;
     if (parse_args(&o, argc, argv)) return 2;
     omp_set_num_threads(o.threads);
     openblas_set_num_threads(o.threads);
+    if (o.only[0]) return sgemm_only(&o);
 
     tuna_config cfg;
     tuna_model *m = NULL;

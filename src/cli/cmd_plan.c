@@ -38,7 +38,7 @@ static const char *const skip_value[] = {
     "--ref-model", "--ia3-feedforward", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--min-p",
     "--repetition-penalty", "--stop", "--prompt", "--system", "--host", "--port", "--api-key", "--queue", NULL};
 static const char *const skip_flag[] = {"--rslora", "--overwrite", "--no-cache", "--strict", "--no-shuffle", "--pack",
-                                        "--quiet", "--no-mem-check", "--stream", "--generate", NULL};
+                                        "--quiet", "--no-mem-check", "--stream", "--generate", "--profile", NULL};
 
 static int listed(const char *const *list, const char *o) {
     for (int i = 0; list[i]; i++)

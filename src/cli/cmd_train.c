@@ -20,6 +20,7 @@
 #include "cli/train_loop.h"
 #include "cli/train_resume.h"
 #include "core/error.h"
+#include "core/prof.h"
 #include "tuna_dist.h"
 
 /* The trainer over d's data, with the driver's own settings recorded in its
@@ -64,6 +65,7 @@ static int start(train_opts *o, const train_mode *mode, int argc, char **argv, i
         cli_abort_job(rc);
         return rc;
     }
+    prof_enable(o->profile);
     if ((rc = train_opts_check(o)) != 0 || o->no_mem_check) return rc;
     /* a run that cannot fit is refused before any weight is read */
     rc = mem_check_train(o->cmd, mode->job == MEM_PRETRAIN ? o->config_path : o->model_dir, mode->job, o->method, &o->pc, o->max_memory, o->quiet,

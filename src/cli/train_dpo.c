@@ -62,7 +62,7 @@ static const char dpo_help[] =
     "Every other option (--schedule, --warmup, --weight-decay, --grad-clip, --steps,\n"
     "--epochs, --seed, --no-shuffle, --save-every, --resume, --overwrite, --save-dtype,\n"
     "--template,"
-    " --max-bad, --strict, --quiet, --no-mem-check, ...) is as in `tuna sft --help`.\n"
+    " --max-bad, --strict, --quiet, --no-mem-check, --profile, ...) is as in `tuna sft --help`.\n"
     "metrics.jsonl per step: loss, rewards/chosen, rewards/rejected, rewards/accuracies,\n"
     "rewards/margins, logps/chosen, logps/rejected (TRL's names; rewards = beta x the\n"
     "policy-minus-reference log-probability), and the eval_ versions; report.html\n"

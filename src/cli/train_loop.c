@@ -300,6 +300,21 @@ static void report_mixture(train_loop *L) {
     if (!o->quiet) fputc('\n', stderr);
 }
 
+/* --profile: where the steps' time went, on stderr and as metrics.jsonl's
+ * last line (core/prof.h; rank 0's own kernels) */
+static void report_profile(train_loop *L) {
+    prof_totals p;
+    prof_get(&p);
+    double T = p.step_seconds > 0 ? p.step_seconds : 1, g = p.seconds[PROF_GEMM], rest = prof_rest_seconds(&p);
+    fprintf(stderr, "profile: %lld steps, %.3f s, %.0f tok/s\n", (long long)p.steps, p.step_seconds, p.tokens / T);
+    fprintf(stderr, "  %-10s %9.3f s %5.1f%%  %.2f GFLOP/s (%.3f GFLOP)\n", "gemm", g, 100 * g / T,
+            g > 0 ? p.gemm_flops * 1e-9 / g : 0, p.gemm_flops * 1e-9);
+    for (int k = PROF_GEMM + 1; k < PROF_KINDS; k++)
+        fprintf(stderr, "  %-10s %9.3f s %5.1f%%\n", prof_kind_name(k), p.seconds[k], 100 * p.seconds[k] / T);
+    fprintf(stderr, "  %-10s %9.3f s %5.1f%%\n", "rest", rest, 100 * rest / T);
+    cli_metrics_write(L->metrics, cli_metrics_profile(&p));
+}
+
 /* After the steps (st their outcome): the final weights unless the best are
  * saved, a checkpoint after a stop, the general-text check, the mixture.
  * Returns the exit code. */
@@ -321,6 +336,7 @@ static int finish(train_loop *L, tuna_status st) {
     }
     if (o->general && L->writer && (st = general_after(L)) != TUNA_OK) return cli_status_error(st);
     if (tuna_pretok_tasks(L->d->data) > 1) report_mixture(L);
+    if (o->profile && L->writer) report_profile(L);
     if (!o->quiet)
         fprintf(stderr, "done after %d steps: %s/%s\n", tuna_trainer_step_count(L->tr), o->out_dir,
                 tuna_peft_get(L->d->m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors");

@@ -52,6 +52,21 @@ json_t *cli_metrics_step(const tuna_step_info *info, int ranks, int dpo) {
     return o;
 }
 
+json_t *cli_metrics_profile(const prof_totals *p) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    double gemm = p->seconds[PROF_GEMM];
+    json_object_set_new(o, "steps", json_integer(p->steps));
+    json_object_set_new(o, "step_s", cli_json_num(p->step_seconds));
+    json_object_set_new(o, "tokens", json_integer(p->tokens));
+    json_object_set_new(o, "tokens_per_s", cli_json_num(p->step_seconds > 0 ? p->tokens / p->step_seconds : NAN));
+    for (int k = 0; k < PROF_KINDS; k++) cli_json_set_named(o, prof_kind_name(k), "_s", cli_json_num(p->seconds[k]));
+    json_object_set_new(o, "rest_s", cli_json_num(prof_rest_seconds(p)));
+    json_object_set_new(o, "gemm_gflop", cli_json_num(p->gemm_flops * 1e-9));
+    json_object_set_new(o, "gemm_gflop_per_s", cli_json_num(gemm > 0 ? p->gemm_flops * 1e-9 / gemm : NAN));
+    return json_pack("{s:o}", "profile", o);
+}
+
 int cli_metrics_write(FILE *f, json_t *o) {
     int bad = !o || json_dumpf(o, f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) != 0 || fputc('\n', f) == EOF;
     bad |= fflush(f) != 0;

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "core/prof.h"
 #include "tuna_train.h"
 
 /* A number as JSON: a real, or null when not finite. New reference. */
@@ -19,6 +20,10 @@ void cli_json_set_named(json_t *o, const char *prefix, const char *name, json_t 
 json_t *cli_metrics_step(const tuna_step_info *info, int ranks, int dpo);
 /* TRL's preference metric names, after prefix ("" or "eval_"). */
 void cli_metrics_dpo(json_t *o, const char *prefix, const tuna_dpo_stats *d);
+/* The line closing a profiled run (--profile): {"profile": {steps,
+ * step_s, tokens, tokens_per_s, gemm_s, dequant_s, attention_s, rest_s,
+ * gemm_gflop, gemm_gflop_per_s}}. New reference, NULL when out of memory. */
+json_t *cli_metrics_profile(const prof_totals *p);
 /* Writes o as one compact line and flushes; releases o (NULL allowed: an
  * error). Returns 0, or -1 when o is NULL or the write failed. */
 int cli_metrics_write(FILE *f, json_t *o);

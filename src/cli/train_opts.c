@@ -154,6 +154,7 @@ static int run_option(train_opts *o, const char *opt, const char *v, int *i) {
         if ((o->max_memory = mem_parse_bytes(NEXT())) <= 0)
             return cli_usage_error("--max-memory needs a size such as 16G or 12000M (got '%s')", v);
     }
+    else if (!strcmp(opt, "--profile")) o->profile = 1;
     else return 0;
     return 1;
 }
@@ -166,6 +167,8 @@ static void opts_init(train_opts *o, const train_mode *mode) {
     o->method = "full";
     o->save_dtype = "f32";
     o->prompt_init = "random";
+    const char *prof = getenv("TUNA_PROFILE");
+    o->profile = prof && *prof && strcmp(prof, "0") != 0;
     tuna_peft_config_default(&o->pc, TUNA_PEFT_LORA);
     tuna_train_args_default(&o->a);
     o->dargs = (tuna_dpo_args){TUNA_DPO_SIGMOID, 0.1, 0.0};

@@ -32,6 +32,7 @@ typedef struct train_opts {
     double val_split;
     int pack, no_cache, overwrite, quiet, no_mem_check;
     int64_t max_memory;   /* --max-memory: bytes the run may use (0: what the machine has) */
+    int profile; /* --profile or TUNA_PROFILE=1: where the steps' time goes (core/prof.h) */
     tuna_dataset_options dso;
     /* the method and its adapter */
     const char *method, *save_dtype, *prompt_init, *lora_targets, *ia3_targets, *ia3_ff;

@@ -1,7 +1,9 @@
 /* kernels_cpu.c — fast CPU kernels: GEMMs through OpenBLAS (cblas), the rest
  * with OpenMP. No allocation: callers pass every buffer. Attention runs one
  * (batch, kv-head) pair per task with single-threaded BLAS calls inside the
- * parallel region (OpenBLAS's OpenMP build does not nest threads). */
+ * parallel region (OpenBLAS's OpenMP build does not nest threads).
+ * The GEMMs and attention report their time (and the GEMMs their FLOPs, 2
+ * per multiply-add) to core/prof.h when profiling is on. */
 #include <cblas.h>
 #ifdef __F16C__
 #include <immintrin.h>
@@ -10,14 +12,17 @@
 #include <omp.h>
 #include <string.h>
 
+#include "core/prof.h"
 #include "kernels/kernels.h"
 
 void k_matmul_fwd(float *out, const float *in, const float *w, const float *bias, int N, int IC, int OC) {
+    double t0 = prof_start();
     if (bias) {
 #pragma omp parallel for
         for (int n = 0; n < N; n++) memcpy(out + (long)n * OC, bias, (size_t)OC * sizeof(float));
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, in, IC, w, IC, bias ? 1.0f : 0.0f, out, OC);
+    prof_stop(PROF_GEMM, t0, 2.0 * N * IC * OC);
 }
 
 static inline float bf16_to_f32(uint16_t h) {
@@ -65,18 +70,23 @@ static void matvec_row(float *out, const float *in, const uint16_t *wr, int is_b
 }
 
 void k_matvec_half(float *out, const float *in, const uint16_t *w, int is_bf16, const float *bias, int N, int IC, int OC) {
+    double t0 = prof_start();
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++) matvec_row(out + o, in, w + (long)o * IC, is_bf16, bias ? bias[o] : 0.0f, N, IC, OC);
+    prof_stop(PROF_GEMM, t0, 2.0 * N * IC * OC);
 }
 
 void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
             int ldb, float beta, float *C, int ldc) {
+    double t0 = prof_start();
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
                 A, lda, B, ldb, beta, C, ldc);
+    prof_stop(PROF_GEMM, t0, 2.0 * M * N * K);
 }
 
 void k_matmul_bwd(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                   int N, int IC, int OC, int din_acc) {
+    double t0 = prof_start();
     if (din)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
                     din_acc ? 1.0f : 0.0f, din, IC);
@@ -95,6 +105,7 @@ void k_matmul_bwd(float *din, float *dw, float *db, const float *dout, const flo
             for (int c = c0; c < c1; c++) db[c] += acc[c - c0];
         }
     }
+    prof_stop(PROF_GEMM, t0, 2.0 * N * IC * OC * ((din != NULL) + (dw != NULL)));
 }
 
 void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
@@ -256,6 +267,7 @@ void k_attention_fwd(float *out, float *att, int keep_att, int slots, const floa
     int group = NH / NKV, ldo = NH * HD;
     float scale = 1.0f / sqrtf((float)HD);
     int team = keep_att ? omp_get_max_threads() : scratch_team(slots);
+    double t0 = prof_start();
 #pragma omp parallel for schedule(dynamic) num_threads(team)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH, kh = h / group;
@@ -271,6 +283,7 @@ void k_attention_fwd(float *out, float *att, int keep_att, int slots, const floa
                         O + (long)r0 * ldo, ldo);
         }
     }
+    prof_stop(PROF_ATTENTION, t0, 0);
 }
 
 void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots, const float *dout, const float *att,
@@ -278,6 +291,7 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots,
                      int HD, int sq, int sk, int sv) {
     int group = NH / NKV, ldo = NH * HD;
     float scale = 1.0f / sqrtf((float)HD);
+    double t0 = prof_start();
 #pragma omp parallel for schedule(dynamic) num_threads(scratch_team(slots))
     for (int bk = 0; bk < B * NKV; bk++) {
         int b = bk / NKV, kh = bk % NKV;
@@ -323,6 +337,7 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots,
             }
         }
     }
+    prof_stop(PROF_ATTENTION, t0, 0);
 }
 
 void k_attention_cached(float *out, int so, const float *q, int sq, const float *kc, const float *vc, int past, int n,

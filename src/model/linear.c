@@ -12,6 +12,7 @@
 
 #include "model/linear.h"
 #include "core/mix.h"
+#include "core/prof.h"
 #include "kernels/kernels.h"
 
 /* Stored base: rows [o0, o1) of W converted into the shared scratch, one tile
@@ -19,6 +20,15 @@
 static int tile_rows(const tuna_linear *l) {
     int r = (int)(LINEAR_TILE / l->IC);
     return r < 1 ? 1 : r > l->OC ? l->OC : r;
+}
+
+/* rows [o0, o1) of a stored W into its scratch tile, timed as dequantization */
+static float *read_tile(const tuna_linear *l, int o0, int o1) {
+    double t0 = prof_start();
+    float *wt = l->stored->scratch;
+    stored_read(l->stored, (int64_t)o0 * l->IC, (int64_t)(o1 - o0) * l->IC, wt, 0);
+    prof_stop(PROF_DEQUANT, t0, 0);
+    return wt;
 }
 
 /* the fp32 weight to multiply directly: w, or a stored F32 one; NULL: tiles */
@@ -40,7 +50,6 @@ static void base_forward(const tuna_linear *l, float *out, const float *in, int 
     /* the bias first and the products added to it, as k_matmul_fwd does: the
      * same roundings as the fp32 layer */
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
-    float *wt = l->stored->scratch;
     if (l->b) {
         const float *b = l->b;
 #pragma omp parallel for
@@ -48,7 +57,7 @@ static void base_forward(const tuna_linear *l, float *out, const float *in, int 
     }
     for (int o0 = 0; o0 < OC; o0 += R) {
         int o1 = o0 + R < OC ? o0 + R : OC;
-        stored_read(l->stored, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC, wt, 0);
+        const float *wt = read_tile(l, o0, o1);
         k_gemm(0, 1, N, o1 - o0, IC, 1.0f, in, IC, wt, IC, l->b ? 1.0f : 0.0f, out + o0, OC);
     }
 }
@@ -58,10 +67,9 @@ static void base_input_grad(const tuna_linear *l, float *din, int acc, const flo
     const float *w = direct_w(l);
     if (w) { k_matmul_bwd(din, NULL, NULL, dout, NULL, w, N, l->IC, l->OC, acc); return; }
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
-    float *wt = l->stored->scratch;
     for (int o0 = 0; o0 < OC; o0 += R) {
         int o1 = o0 + R < OC ? o0 + R : OC;
-        stored_read(l->stored, (int64_t)o0 * IC, (int64_t)(o1 - o0) * IC, wt, 0);
+        const float *wt = read_tile(l, o0, o1);
         k_gemm(0, 0, N, IC, o1 - o0, 1.0f, dout + o0, OC, wt, IC, o0 == 0 && !acc ? 0.0f : 1.0f, din, IC);
     }
 }

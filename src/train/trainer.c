@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/mix.h"
+#include "core/prof.h"
 #include "core/rng.h"
 #include "data/pretok_internal.h"
 #include "model/adapter_hooks.h"
@@ -686,8 +687,7 @@ static void fill_step_info(const tuna_trainer *t, tuna_step_info *info, const st
     info->comm_seconds = tuna_dist_comm_seconds() - comm0;
 }
 
-tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
-    double t0 = core_now_s();
+static tuna_status step_once(tuna_trainer *t, tuna_step_info *info, double t0) {
     const tuna_train_args *a = &t->a;
     double lr = a->lr * tuna_schedule_factor(a->schedule, t->step, t->warmup_steps, t->total_steps);
     step_sums s = {0, {0}, 0, 0};
@@ -714,6 +714,16 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
     t->elapsed += dt;
     if (info) fill_step_info(t, info, &s, lr, norm, dt, comm0);
     return TUNA_OK;
+}
+
+/* one step, its kernels counted when profiling (core/prof.h) */
+tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
+    prof_step_begin();
+    int64_t seen = t->tokens_seen;
+    double t0 = core_now_s();
+    tuna_status st = step_once(t, info, t0);
+    prof_step_end(core_now_s() - t0, t->tokens_seen - seen);
+    return st;
 }
 
 tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, const double *ref, tuna_dpo_stats *stats) {
