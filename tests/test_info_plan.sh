@@ -14,6 +14,7 @@
 #     load error) and before the output folder exists, one line naming the
 #     memory needed, the memory available and settings that fit;
 #     --no-mem-check passes through;
+#   - an untied embedding used in place counts one lookup chunk of rows;
 #   - partial checkpointing: plan --checkpoint-layers K frees one block's
 #     activations per block past the first; with --max-memory (or too little
 #     memory available) plan picks the fewest blocks that fit, sft picks the
@@ -111,6 +112,10 @@ run plan_gen "$tuna" plan generate --model "$model" --quant nf4 --json
 run plan_gen2 "$tuna" plan generate --model "$model" --json
 [ "$(num frozen_bytes "$tmp/plan_gen.out")" -lt "$(num frozen_bytes "$tmp/plan_gen2.out")" ] && [ "$(num frozen_bytes "$tmp/plan_gen2.out")" = 6296448 ] &&
   ok "plan generate: as stored, and smaller with --quant nf4" || bad "plan generate" "$(cat "$tmp/plan_gen.out" "$tmp/plan_gen2.out")"
+# an untied embedding used in place: one lookup chunk (32 rows) resident, not the table
+run plan_untied "$tuna" plan generate --model "$root/tests/fixtures/parity/llama_gqa" --json
+[ "$(num frozen_bytes "$tmp/plan_untied.out")" = $((281856 - 100 * 64 * 4 + 32 * 64 * 4)) ] &&
+  ok "plan: an untied embedding counts 32 rows (llama_gqa, fp32, 64 wide)" || bad "plan untied embedding" "$(cat "$tmp/plan_untied.out")"
 run plan_cfg "$tuna" plan pretrain --config "$model/config.json" --json
 [ "$rc" = 0 ] && [ "$(num trainable_bytes "$tmp/plan_cfg.out")" = 12592896 ] && ok "plan pretrain from a config.json" || bad "plan pretrain" "$err"
 run plan_bad "$tuna" plan --model "$model" --frobnicate

@@ -20,6 +20,7 @@
 #include "model_probe.h"
 #include "train/resume_check.h"
 #include "tuna.h"
+#include "tuna_infer.h"
 #include "tuna_peft.h"
 
 static char tmp[512];
@@ -188,6 +189,55 @@ static void check_share(const char *dir) {
 }
 
 /* a NaN in a bf16 weight used in place is named on load */
+/* Pages of [p, p+n) (whole pages inside) present in this process's page
+ * tables (/proc/self/pagemap bit 63); -1 when pagemap cannot be read. */
+static long present_pages(const void *p, size_t n) {
+    long pg = sysconf(_SC_PAGESIZE), count = 0;
+    uintptr_t b = ((uintptr_t)p + pg - 1) / pg, e = ((uintptr_t)p + n) / pg;
+    FILE *f = fopen("/proc/self/pagemap", "rb");
+    if (!f) return -1;
+    for (uintptr_t i = b; i < e; i++) {
+        uint64_t v;
+        if (fseek(f, (long)(i * 8), SEEK_SET) || fread(&v, 8, 1, f) != 1) { fclose(f); return -1; }
+        count += (v >> 63) & 1;
+    }
+    fclose(f);
+    return count;
+}
+
+/* An untied bf16 embedding used in place: after a forward (and a decode
+ * step) none of its pages stays mapped; the lm_head, read whole, does. */
+static void check_embed_pages(const char *dir) {
+    tuna_model *m = NULL;
+    CHECK(tuna_model_load_quantized(&m, dir, TUNA_QUANT_STORED) == TUNA_OK);
+    if (!m) return;
+    const void *emb = NULL, *head = NULL;
+    int owned = 1, howned = 1;
+    for (int i = 0; i < tuna_model_num_params(m); i++) {
+        const char *nm = tuna_model_param(m, i)->name;
+        if (!strcmp(nm, "model.embed_tokens.weight")) probe_param_stored(m, i, &emb, &owned);
+        if (!strcmp(nm, "lm_head.weight")) probe_param_stored(m, i, &head, &howned);
+    }
+    const tuna_config *c = tuna_model_config(m);
+    size_t bytes = (size_t)c->V * c->C * 2;
+    CHECKF(emb && !owned && head && !howned, "%s: embedding and head used in place", dir);
+    double loss;
+    free(eval_logits(m, &loss));
+    long e = emb ? present_pages(emb, bytes) : -1, h = head ? present_pages(head, bytes) : -1;
+    CHECKF(e == 0 && h > 0, "%s: after a forward %ld of the embedding's pages are mapped (want 0), %ld of the head's",
+           dir, e, h);
+    tuna_decoder *d = NULL;
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (i * 37 + 5) % c->V;
+    int row = 0;
+    CHECK(tuna_decoder_create(&d, m, 1, 64, 64) == TUNA_OK && d);
+    if (d) CHECK(tuna_decoder_step(d, &row, 1, ids, 40, NULL) == TUNA_OK);
+    e = emb ? present_pages(emb, bytes) : -1;
+    CHECKF(e == 0, "%s: after decoding 40 tokens %ld of the embedding's pages are mapped (want 0)", dir, e);
+    tuna_decoder_free(d);
+    tuna_model_free(m);
+}
+
 static void check_nonfinite(void) {
     char d[700];
     snprintf(d, sizeof d, "%s/nan_bf16", tmp);
@@ -288,6 +338,8 @@ int main(int argc, char **argv) {
         snprintf(d, sizeof d, "%s/cp%zu", tmp, i);
         if (copy_as(cp[i].src, d, cp[i].dt)) check_folder(cp[i].name, d, cp[i].esz);
     }
+    snprintf(d, sizeof d, "%s/cp2", tmp);
+    check_embed_pages(d);
     snprintf(d, sizeof d, "%s/cp0", tmp);
     check_training("gpt2 bf16", d);
     check_training("tuna-stories bf16", "models/tuna-stories");
