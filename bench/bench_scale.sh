@@ -94,11 +94,13 @@ measure() {
   [ "$rc" = 0 ] || { echo "   exit $rc: $(grep -v '^Command exited' "$tmp/$name.log" | tail -2)" >&2; }
 }
 plan() { "$tuna" plan "$@" --json 2>/dev/null | grep -o '"peak_rss_bytes":[0-9]*' | cut -d: -f2; }
-toks() { grep '^step ' "$tmp/$1.log" | grep -o '[0-9.]* tok/s' | tail -1 | cut -d' ' -f1; }
+# tokens/s: a training run's last step, or generate's decoding rate ("N generated in S s (R tok/s)")
+toks() { grep -E '^step |generated in' "$tmp/$1.log" | grep -o '[0-9.]* tok/s' | tail -1 | cut -d' ' -f1; }
 
 # pre-tokenized data: 64 rows of 256 random ids (no tokenizer work in the timings)
 data() {
   awk -v V="$1" 'BEGIN { srand(7); for (r = 0; r < 64; r++) { printf "{\"input_ids\":["; for (i = 0; i < 256; i++) printf "%s%d", i ? "," : "", 100 + int(rand() * (V - 200)); print "]}" } }' > "$tmp/data.jsonl"
+  head -8 "$tmp/data.jsonl" > "$tmp/eval.jsonl"   # eval: 2 batches of 4 (64 rows would take 17 min at 8B)
 }
 
 for s in "${shapes[@]}"; do
@@ -133,10 +135,15 @@ for s in "${shapes[@]}"; do
     rm -rf "$tmp/lora_same"
   fi
   if has_row lora; then
-    opts=(--method lora --batch 4 --seq-len 256)
+    # at 7-8B the target (16 GiB) is below what keeping every block's
+    # activations needs: --max-memory makes the run checkpoint the fewest
+    # blocks that fit (plan, given the same option, makes the same choice)
+    opts=(--method lora --batch 4 --seq-len 256); lab="$s: sft lora bf16 b4x256"
+    [ $big = 1 ] && opts+=(--max-memory 16G) && lab="$lab --max-memory 16G"
     measure lora "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --profile --out "$tmp/lora"
-    row "$s: sft lora bf16 b4x256" "$([ $big = 1 ] && echo 16 || echo 5)" "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" "$(toks lora)"
-    profile "$s: sft lora bf16 b4x256" lora
+    grep -o 'checkpointing [0-9]* of [0-9]* blocks' "$tmp/lora.log" | sed 's/^/   /' >&2
+    row "$lab" "$([ $big = 1 ] && echo 16 || echo 5)" "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" "$(toks lora)"
+    profile "$lab" lora
   fi
   if has_row generate; then
     for q in nf4 stored; do
@@ -148,7 +155,7 @@ for s in "${shapes[@]}"; do
   if has_row eval; then
     for q in nf4 stored; do
       qa=(); [ $q = nf4 ] && qa=(--quant nf4)
-      measure "eval_$q" "$tuna" eval --model "$dir" "${qa[@]}" --data "$tmp/data.jsonl" --batch 4
+      measure "eval_$q" "$tuna" eval --model "$dir" "${qa[@]}" --data "$tmp/eval.jsonl" --batch 4
       row "$s: eval $q b4x256" "$([ $q = nf4 ] && echo 5 || echo 15)" "$(plan eval --model "$dir" "${qa[@]}" --batch 4 --seq-len 256)" -
     done
   fi

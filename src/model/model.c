@@ -616,8 +616,9 @@ static tuna_status prepare(tuna_model *m, int B, int T, int mode, int ckpt) {
     if (m->acts.base && m->acts.B == B && m->acts.T == T && m->acts.mode == mode && m->acts.ckpt == ckpt) return TUNA_OK;
     if (train && !m->base_frozen && m->n_stored)
         return core_fail(TUNA_ERR_UNSUPPORTED,
-                         "a model whose weights are kept as stored (%s) cannot be fully fine-tuned: load it in fp32 "
-                         "(tuna_model_load), or attach an adapter", m->quant_type == TUNA_QUANT_NF4 ? "NF4" : "bf16/f16");
+                         "a model whose weights are kept %s cannot be fully fine-tuned: load it in fp32 "
+                         "(tuna_model_load), or attach an adapter",
+                         m->quant_type == TUNA_QUANT_NF4 ? "in NF4" : "as stored (bf16, f16 or GGUF blocks)");
     if (train && !m->base_frozen) {
         tuna_status st = alloc_grads(m);
         if (st != TUNA_OK) return st;
