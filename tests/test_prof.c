@@ -115,7 +115,8 @@ static void test_flops(void) {
     CHECK(d != NULL);
     CHECKF(tuna_model_load(&m, FIX) == TUNA_OK, "%s", tuna_last_error());
     if (!d || !m) { tuna_pretok_free(d); tuna_model_free(m); return; }
-    const tuna_config *c = tuna_model_config(m);
+    tuna_config cfg = *tuna_model_config(m); /* outlives the model, which is reloaded in NF4 below */
+    const tuna_config *c = &cfg;
     double N = B * L;
     prof_totals off = one_step(m, d, 0);
     CHECKF(off.gemm_flops == 0 && off.steps == 0 && off.step_seconds == 0, "profiling off counted %.0f FLOPs", off.gemm_flops);
