@@ -5,8 +5,9 @@
  * (the baseline) and the bf16 candidates: OpenBLAS cblas_sbgemm (looked up at
  * run time: Debian's 0.3.21 declares it in cblas.h but may not export it),
  * the oneDNN matmul primitive (weights as stored, and weights reordered once
- * into oneDNN's own layout, as frozen weights could be) and libxsmm's bf16
- * JIT kernel (weights packed once, see xsmm_state). It also times the fp32 -> bf16 conversion of the
+ * into oneDNN's own layout, as frozen weights could be), libxsmm's bf16
+ * JIT kernel (weights packed once, see xsmm_state) and a plain AVX512-BF16
+ * kernel of our own (see own_state). It also times the fp32 -> bf16 conversion of the
  * activations X, which a training step pays since tuna's activations are fp32.
  *
  * Rules: every candidate gets one warm-up call, then the best of --reps calls
@@ -37,7 +38,7 @@
 
 #include "io/safetensors.h" /* st_f32_to_bf16: the scalar round-to-nearest-even */
 
-enum { MAX_SHAPES = 32, NCAND = 5 };
+enum { MAX_SHAPES = 32, NCAND = 6 };
 static const char *const DEFAULT_SHAPES =
     "1024x768x3072,1024x3072x768,256x4096x4096,1024x2048x8192,1024x4096x16,1024x16x4096,256x4096x16";
 
@@ -331,6 +332,103 @@ static void xsmm_fini(candidate *c) {
     free(s);
 }
 
+/* Our own AVX512-BF16 kernel (no AMX), as a yardstick for the libraries:
+ * W packed once into panels of 32 columns, [N/32][K/2][32][2] (columns past N
+ * zero), so one vdpbf16ps multiplies a broadcast pair x[m][k..k+1] into 16
+ * columns; a micro-tile of R rows x 32 columns keeps 2R accumulators in
+ * registers over the whole K; each thread takes a run of (panel, row block)
+ * tiles, panel outer, so a panel (32·K bf16, 256 KiB at K = 4096) stays in L2.
+ * Needs K even. */
+enum { OWN_NR = 32, OWN_MR = 8 };
+
+typedef struct {
+    uint16_t *Wp; /* [N/32][K/2][32][2]: W in panels of VNNI pairs */
+} own_state;
+
+#if defined(__AVX512BF16__)
+static void own_pack(uint16_t *Wp, const uint16_t *W, int N, int K) {
+    int panels = (N + OWN_NR - 1) / OWN_NR;
+    for (int p = 0; p < panels; p++)
+        for (int kp = 0; kp < K / 2; kp++)
+            for (int j = 0; j < OWN_NR; j++) {
+                int n = p * OWN_NR + j;
+                uint16_t *dst = Wp + (((long)p * (K / 2) + kp) * OWN_NR + j) * 2;
+                dst[0] = n < N ? W[(long)n * K + 2 * kp] : 0;
+                dst[1] = n < N ? W[(long)n * K + 2 * kp + 1] : 0;
+            }
+}
+
+/* Y[R rows, cols] = X[R rows, K] · panel; R is a constant after inlining, so
+ * the accumulators stay in registers */
+static inline __attribute__((always_inline)) void own_tile(float *Y, int ldy, const uint16_t *X, int K,
+                                                           const uint16_t *panel, int R, __mmask16 m0, __mmask16 m1) {
+    __m512 acc[OWN_MR][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int kp = 0; kp < K / 2; kp++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(panel + kp * 64));
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(panel + kp * 64 + 32));
+        for (int r = 0; r < R; r++) {
+            int32_t pair;
+            memcpy(&pair, X + (long)r * K + 2 * kp, sizeof pair);
+            __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(Y + (long)r * ldy, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(Y + (long)r * ldy + 16, m1, acc[r][1]);
+    }
+}
+
+static void own_run(candidate *c, problem *p) {
+    const own_state *s = c->state;
+    int M = p->M, N = p->N, K = p->K, panels = (N + OWN_NR - 1) / OWN_NR, blocks = (M + OWN_MR - 1) / OWN_MR;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int pn = 0; pn < panels; pn++)
+        for (int b = 0; b < blocks; b++) {
+            int n0 = pn * OWN_NR, m0 = b * OWN_MR, cols = N - n0 < OWN_NR ? N - n0 : OWN_NR;
+            __mmask16 k0 = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
+            __mmask16 k1 = (__mmask16)(cols >= 32 ? 0xffff : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+            const uint16_t *panel = s->Wp + (long)pn * (K / 2) * OWN_NR * 2;
+            float *Y = p->Y + (long)m0 * N + n0;
+            const uint16_t *X = p->Xb + (long)m0 * K;
+            if (m0 + OWN_MR <= M) own_tile(Y, N, X, K, panel, OWN_MR, k0, k1);
+            else
+                for (int m = m0; m < M; m++) own_tile(Y + (long)(m - m0) * N, N, X + (long)(m - m0) * K, K, panel, 1, k0, k1);
+        }
+}
+#else
+static void own_run(candidate *c, problem *p) { (void)c; (void)p; }
+#endif
+
+static int own_init(candidate *c, problem *p) {
+#if defined(__AVX512BF16__)
+    own_state *s = calloc(1, sizeof *s);
+    c->state = s;
+    if (!s || p->K % 2) {
+        snprintf(c->note, sizeof c->note, "own kernel: needs K even");
+        return 1;
+    }
+    long panels = (p->N + OWN_NR - 1) / OWN_NR;
+    s->Wp = malloc((size_t)panels * OWN_NR * p->K * sizeof *s->Wp);
+    if (!s->Wp) return 1;
+    own_pack(s->Wp, p->Wb, p->N, p->K);
+    snprintf(c->note, sizeof c->note, "own vdpbf16ps %dx%d tiles", OWN_MR, OWN_NR);
+    return 0;
+#else
+    (void)p;
+    snprintf(c->note, sizeof c->note, "own kernel: not compiled (no AVX512-BF16 in -march)");
+    return 1;
+#endif
+}
+
+static void own_fini(candidate *c) {
+    own_state *s = c->state;
+    if (s) free(s->Wp);
+    free(s);
+}
+
 static void no_fini(candidate *c) { (void)c; }
 
 /* ---- timing ---- */
@@ -411,6 +509,7 @@ static candidate *candidates(void) {
         {"oneDNN matmul", dnnl_init_plain, dnnl_run, dnnl_fini, NULL, ""},
         {"oneDNN, W packed once", dnnl_init_packed, dnnl_run, dnnl_fini, NULL, ""},
         {"libxsmm, W packed once", xsmm_init, xsmm_run, xsmm_fini, NULL, ""},
+        {"own AVX512-BF16, W packed", own_init, own_run, own_fini, NULL, ""},
     };
     return c;
 }
@@ -427,7 +526,7 @@ static result run_candidate(candidate *c, problem *p, const options *o, int is_b
         if (is_bf16) r.err = max_row_err(p->Y, p->R, p->M, p->N);
     }
     c->fini(c);
-    printf("  %-23s %s", c->name, c->note);
+    printf("  %-26s %s", c->name, c->note);
     if (r.avail) printf(": %.1f GFLOP/s%s", r.gflops, r.once ? " (1 call)" : "");
     if (r.avail && is_bf16) printf(", max err %.2e of row RMS%s", r.err, r.err <= o->tol ? "" : " -- WRONG");
     printf("\n");
@@ -496,6 +595,17 @@ static void print_table(const shape_result *sr, const options *o) {
     }
 }
 
+static const char *dnnl_isa_name(dnnl_cpu_isa_t isa) {
+    switch (isa) {
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    default: return "other";
+    }
+}
+
 static void print_header(const options *o) {
     const char *ct = getenv("OPENBLAS_CORETYPE"), *l2 = getenv("OPENBLAS_L2_SIZE");
     const dnnl_version_t *v = dnnl_version();
@@ -503,8 +613,8 @@ static void print_header(const options *o) {
            o->threads, o->reps, o->tol);
     printf("OpenBLAS core %s | %s | OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s\n", openblas_get_corename(),
            openblas_get_config(), ct ? ct : "(unset)", l2 ? l2 : "(unset)");
-    printf("oneDNN %d.%d.%d (%s), effective max ISA 0x%x; libxsmm %s, target %s; f32->bf16 vector path: %s\n",
-           v->major, v->minor, v->patch, v->hash, (unsigned)dnnl_get_effective_cpu_isa(), LIBXSMM_VERSION,
+    printf("oneDNN %d.%d.%d (%s), effective max ISA %s; libxsmm %s, target %s; f32->bf16 vector path: %s\n",
+           v->major, v->minor, v->patch, v->hash, dnnl_isa_name(dnnl_get_effective_cpu_isa()), LIBXSMM_VERSION,
            libxsmm_get_target_arch(),
 #if defined(__AVX512BF16__)
            "AVX512-BF16"
