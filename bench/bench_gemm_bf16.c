@@ -1,14 +1,17 @@
 /* bench_gemm_bf16.c — which bf16 GEMM tuna should use (issue 22 item 3).
  *
- * For each shape M x K x N (rows x in x out, tuna's forward layout: Y[M,N] =
- * X[M,K] · W[N,K]ᵀ, weights as stored, fp32 output) it times fp32 cblas_sgemm
- * (the baseline) and the bf16 candidates: OpenBLAS cblas_sbgemm (looked up at
- * run time: Debian's 0.3.21 declares it in cblas.h but may not export it),
- * the oneDNN matmul primitive (weights as stored, and weights reordered once
- * into oneDNN's own layout, as frozen weights could be), libxsmm's bf16
- * JIT kernel (weights packed once, see xsmm_state) and a plain AVX512-BF16
- * kernel of our own (see own_state). It also times the fp32 -> bf16 conversion of the
- * activations X, which a training step pays since tuna's activations are fp32.
+ * For each shape M x K x N (rows x in x out, as tuna's linear layers use
+ * them) it times fp32 cblas_sgemm (the baseline) and the bf16 candidates, all
+ * with fp32 output: OpenBLAS cblas_sbgemm (looked up at run time: Debian's
+ * 0.3.21 declares it in cblas.h but may not export it), the oneDNN matmul
+ * primitive (weights as stored, and weights reordered once into oneDNN's own
+ * layout, as frozen weights could be), libxsmm's bf16 JIT kernel (weights
+ * packed once, see xsmm_state) and a plain AVX512-BF16 kernel of our own (see
+ * own_state). --layout picks the GEMM of a training step, as cblas transposes
+ * of Y[M,N] = op(X) · op(W): NT the forward (X[M,K] · W[N,K]ᵀ, weights as
+ * stored; the default), NN the input gradient (dY · W), TN the weight gradient
+ * (dYᵀ · X). It also times the fp32 -> bf16 conversion of X, which a training
+ * step pays since tuna's activations are fp32.
  *
  * Rules: every candidate gets one warm-up call, then the best of --reps calls
  * (a candidate whose warm-up takes over 2 s is not repeated: its one call is
@@ -42,11 +45,12 @@ enum { MAX_SHAPES = 32, NCAND = 6 };
 static const char *const DEFAULT_SHAPES =
     "1024x768x3072,1024x3072x768,256x4096x4096,1024x2048x8192,1024x4096x16,1024x16x4096,256x4096x16";
 
+/* Y[M,N] = op(X) · op(W), row-major, op as cblas: ta, tb 1 for transposed */
 typedef struct {
-    int M, K, N;
-    float *X, *W;      /* [M,K], [N,K]: the fp32 inputs */
-    uint16_t *Xb, *Wb; /* [M,K], [N,K]: the same rounded to bf16 */
-    float *Xr, *Wr;    /* [M,K], [N,K]: the bf16 values widened back to fp32 */
+    int M, K, N, ta, tb;
+    float *X, *W;      /* [M,K] ([K,M] if ta), [K,N] ([N,K] if tb): the fp32 inputs */
+    uint16_t *Xb, *Wb; /* the same rounded to bf16 */
+    float *Xr, *Wr;    /* the bf16 values widened back to fp32 */
     float *R;          /* [M,N]: reference, sgemm(Xr, Wr) */
     float *Y;          /* [M,N]: the candidate's output */
 } problem;
@@ -116,24 +120,32 @@ static void round_widen(uint16_t *b, float *r, const float *x, long n) {
     for (long i = 0; i < n; i++) r[i] = bf16_widen(b[i]);
 }
 
-static void sgemm_nt(float *Y, const float *X, const float *W, int M, int K, int N) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, X, K, W, K, 0.0f, Y, N);
+static enum CBLAS_TRANSPOSE cblas_op(int t) { return t ? CblasTrans : CblasNoTrans; }
+
+static void sgemm_op(float *Y, const float *X, const float *W, const problem *p) {
+    cblas_sgemm(CblasRowMajor, cblas_op(p->ta), cblas_op(p->tb), p->M, p->N, p->K, 1.0f, X, p->ta ? p->M : p->K, W,
+                p->tb ? p->K : p->N, 0.0f, Y, p->N);
+}
+
+/* W's bf16 value at row k, column n of op(W) */
+static uint16_t w_at(const problem *p, int k, int n) {
+    return p->tb ? p->Wb[(long)n * p->K + k] : p->Wb[(long)k * p->N + n];
 }
 
 static void problem_free(problem *p) {
     free(p->X); free(p->W); free(p->Xb); free(p->Wb); free(p->Xr); free(p->Wr); free(p->R); free(p->Y);
 }
 
-static int problem_init(problem *p, int M, int K, int N) {
+static int problem_init(problem *p, int M, int K, int N, const int t[2]) {
     long mk = (long)M * K, nk = (long)N * K, mn = (long)M * N;
-    *p = (problem){M, K, N, malloc(mk * 4), malloc(nk * 4), malloc(mk * 2), malloc(nk * 2),
+    *p = (problem){M, K, N, t[0], t[1], malloc(mk * 4), malloc(nk * 4), malloc(mk * 2), malloc(nk * 2),
                    malloc(mk * 4), malloc(nk * 4), malloc(mn * 4), malloc(mn * 4)};
     if (!p->X || !p->W || !p->Xb || !p->Wb || !p->Xr || !p->Wr || !p->R || !p->Y) { problem_free(p); return 1; }
     fill_uniform(p->X, mk, 1);
     fill_uniform(p->W, nk, 2);
     round_widen(p->Xb, p->Xr, p->X, mk);
     round_widen(p->Wb, p->Wr, p->W, nk);
-    sgemm_nt(p->R, p->Xr, p->Wr, M, K, N);
+    sgemm_op(p->R, p->Xr, p->Wr, p);
     return 0;
 }
 
@@ -162,7 +174,7 @@ static int sgemm_init(candidate *c, problem *p) {
     snprintf(c->note, sizeof c->note, "OpenBLAS %s", openblas_get_corename());
     return 0;
 }
-static void sgemm_run(candidate *c, problem *p) { (void)c; sgemm_nt(p->Y, p->X, p->W, p->M, p->K, p->N); }
+static void sgemm_run(candidate *c, problem *p) { (void)c; sgemm_op(p->Y, p->X, p->W, p); }
 
 typedef void (*sbgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
                           float, const bfloat16 *, blasint, const bfloat16 *, blasint, float, float *, blasint);
@@ -181,7 +193,8 @@ static int sbgemm_init(candidate *c, problem *p) {
 static void sbgemm_run(candidate *c, problem *p) {
     sbgemm_fn f;
     memcpy(&f, &c->state, sizeof f);
-    f(CblasRowMajor, CblasNoTrans, CblasTrans, p->M, p->N, p->K, 1.0f, p->Xb, p->K, p->Wb, p->K, 0.0f, p->Y, p->N);
+    f(CblasRowMajor, cblas_op(p->ta), cblas_op(p->tb), p->M, p->N, p->K, 1.0f, p->Xb, p->ta ? p->M : p->K, p->Wb,
+      p->tb ? p->K : p->N, 0.0f, p->Y, p->N);
 }
 
 /* oneDNN: one engine and stream for the whole run */
@@ -195,14 +208,15 @@ typedef struct {
 } dnnl_state;
 
 static int dnnl_state_make(dnnl_state *s, candidate *c, problem *p) {
-    dnnl_memory_desc_t smd, wmd, wplain, dmd;
+    dnnl_memory_desc_t smd, wmd, dmd;
     dnnl_dims_t sd = {p->M, p->K}, wd = {p->K, p->N}, dd = {p->M, p->N};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_matmul_desc_t mm;
     const char *impl = "?";
-    if (dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, dnnl_ab) ||
-        dnnl_memory_desc_init_by_tag(&wplain, 2, wd, dnnl_bf16, dnnl_ba) || /* [K,N] seen as W[N,K] as stored */
-        dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, s->packed ? dnnl_format_tag_any : dnnl_ba) ||
+    /* ba: the [M,K] or [K,N] operand stored transposed */
+    dnnl_format_tag_t stag = p->ta ? dnnl_ba : dnnl_ab, wtag = p->tb ? dnnl_ba : dnnl_ab;
+    if (dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, stag) ||
+        dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, s->packed ? dnnl_format_tag_any : wtag) ||
         dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab) || dnnl_matmul_desc_init(&mm, &smd, &wmd, NULL, &dmd) ||
         dnnl_primitive_desc_create(&pd, &mm, NULL, dnnl_eng, NULL) || dnnl_primitive_create(&s->prim, pd))
         goto fail;
@@ -228,7 +242,7 @@ static int dnnl_pack_weights(dnnl_state *s, problem *p) {
     dnnl_memory_t from = NULL;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
-    int bad = dnnl_memory_desc_init_by_tag(&wplain, 2, wd, dnnl_bf16, dnnl_ba) ||
+    int bad = dnnl_memory_desc_init_by_tag(&wplain, 2, wd, dnnl_bf16, p->tb ? dnnl_ba : dnnl_ab) ||
               dnnl_memory_get_memory_desc(s->wei, &wq) || dnnl_memory_create(&from, &wplain, dnnl_eng, p->Wb) ||
               dnnl_reorder_primitive_desc_create(&rpd, &wplain, dnnl_eng, wq, dnnl_eng, NULL) ||
               dnnl_primitive_create(&r, rpd);
@@ -288,9 +302,9 @@ typedef struct {
     int bm, bn;   /* block of Yᵀ: bm along N, bn along M */
 } xsmm_state;
 
-static void vnni2_pack(uint16_t *Wv, const uint16_t *W, int N, int K) {
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) Wv[(long)(k / 2) * N * 2 + n * 2 + k % 2] = W[(long)n * K + k];
+static void vnni2_pack(uint16_t *Wv, const problem *p) {
+    for (int n = 0; n < p->N; n++)
+        for (int k = 0; k < p->K; k++) Wv[(long)(k / 2) * p->N * 2 + n * 2 + k % 2] = w_at(p, k, n);
 }
 
 static int xsmm_init(candidate *c, problem *p) {
@@ -298,8 +312,8 @@ static int xsmm_init(candidate *c, problem *p) {
     c->state = s;
     if (!s) return 1;
     s->bm = p->N < 64 ? p->N : 64, s->bn = p->M < 64 ? p->M : 64;
-    if (p->N % s->bm || p->M % s->bn || p->K % 2) {
-        snprintf(c->note, sizeof c->note, "libxsmm: this driver has no edge blocks (N, M multiples of 64, K even)");
+    if (p->N % s->bm || p->M % s->bn || p->K % 2 || p->ta) {
+        snprintf(c->note, sizeof c->note, "libxsmm: this driver needs X untransposed, N and M multiples of 64, K even");
         return 1;
     }
     libxsmm_blasint m = s->bm, n = s->bn, k = p->K, lda = p->N, ldb = p->K, ldc = p->N;
@@ -311,7 +325,7 @@ static int xsmm_init(candidate *c, problem *p) {
         snprintf(c->note, sizeof c->note, "libxsmm_bsmmdispatch gave no %dx%dx%d bf16 kernel", s->bm, s->bn, p->K);
         return 1;
     }
-    vnni2_pack(s->Wv, p->Wb, p->N, p->K);
+    vnni2_pack(s->Wv, p);
     snprintf(c->note, sizeof c->note, "libxsmm %s JIT %dx%d blocks, target %s", LIBXSMM_VERSION, s->bn, s->bm,
              libxsmm_get_target_arch());
     return 0;
@@ -346,15 +360,15 @@ typedef struct {
 } own_state;
 
 #if defined(__AVX512BF16__)
-static void own_pack(uint16_t *Wp, const uint16_t *W, int N, int K) {
-    int panels = (N + OWN_NR - 1) / OWN_NR;
-    for (int p = 0; p < panels; p++)
+static void own_pack(uint16_t *Wp, const problem *p) {
+    int N = p->N, K = p->K, panels = (N + OWN_NR - 1) / OWN_NR;
+    for (int pn = 0; pn < panels; pn++)
         for (int kp = 0; kp < K / 2; kp++)
             for (int j = 0; j < OWN_NR; j++) {
-                int n = p * OWN_NR + j;
-                uint16_t *dst = Wp + (((long)p * (K / 2) + kp) * OWN_NR + j) * 2;
-                dst[0] = n < N ? W[(long)n * K + 2 * kp] : 0;
-                dst[1] = n < N ? W[(long)n * K + 2 * kp + 1] : 0;
+                int n = pn * OWN_NR + j;
+                uint16_t *dst = Wp + (((long)pn * (K / 2) + kp) * OWN_NR + j) * 2;
+                dst[0] = n < N ? w_at(p, 2 * kp, n) : 0;
+                dst[1] = n < N ? w_at(p, 2 * kp + 1, n) : 0;
             }
 }
 
@@ -406,14 +420,14 @@ static int own_init(candidate *c, problem *p) {
 #if defined(__AVX512BF16__)
     own_state *s = calloc(1, sizeof *s);
     c->state = s;
-    if (!s || p->K % 2) {
-        snprintf(c->note, sizeof c->note, "own kernel: needs K even");
+    if (!s || p->K % 2 || p->ta) {
+        snprintf(c->note, sizeof c->note, "own kernel: needs X untransposed, K even");
         return 1;
     }
     long panels = (p->N + OWN_NR - 1) / OWN_NR;
     s->Wp = malloc((size_t)panels * OWN_NR * p->K * sizeof *s->Wp);
     if (!s->Wp) return 1;
-    own_pack(s->Wp, p->Wb, p->N, p->K);
+    own_pack(s->Wp, p);
     snprintf(c->note, sizeof c->note, "own vdpbf16ps %dx%d tiles", OWN_MR, OWN_NR);
     return 0;
 #else
@@ -465,6 +479,7 @@ static double time_conversion(void (*conv)(uint16_t *, const float *, long), pro
 
 typedef struct {
     int shapes[MAX_SHAPES][3], nshapes, reps, threads;
+    int trans[2]; /* --layout: cblas transposes of X and W */
     double tol;
 } options;
 
@@ -485,7 +500,7 @@ static int parse_shapes(options *o, const char *list) {
 }
 
 static int parse_options(options *o, int argc, char **argv) {
-    *o = (options){.reps = 5, .threads = 2, .tol = 1e-4};
+    *o = (options){.reps = 5, .threads = 2, .tol = 1e-4, .trans = {0, 1}};
     const char *shapes = DEFAULT_SHAPES;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -495,6 +510,8 @@ static int parse_options(options *o, int argc, char **argv) {
         else if (!strcmp(a, "--reps")) o->reps = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--threads")) o->threads = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--tol")) o->tol = strtod(v, &end);
+        else if (!strcmp(a, "--layout") && strlen(v) == 2 && strspn(v, "NT") == 2)
+            o->trans[0] = v[0] == 'T', o->trans[1] = v[1] == 'T';
         else return 1;
         if (end && *end) return 1;
         i++;
@@ -554,7 +571,7 @@ static int run_conversion(shape_result *sr, problem *p, const options *o) {
 
 static int run_shape(shape_result *sr, int M, int K, int N, const options *o) {
     problem p;
-    if (problem_init(&p, M, K, N)) { fprintf(stderr, "bench_gemm_bf16: out of memory at %dx%dx%d\n", M, K, N); return 1; }
+    if (problem_init(&p, M, K, N, o->trans)) { fprintf(stderr, "bench_gemm_bf16: out of memory at %dx%dx%d\n", M, K, N); return 1; }
     printf("%dx%dx%d (M x K x N):\n", M, K, N);
     candidate *c = candidates();
     int bad = 0;
@@ -609,8 +626,9 @@ static const char *dnnl_isa_name(dnnl_cpu_isa_t isa) {
 static void print_header(const options *o) {
     const char *ct = getenv("OPENBLAS_CORETYPE"), *l2 = getenv("OPENBLAS_L2_SIZE");
     const dnnl_version_t *v = dnnl_version();
-    printf("bf16 GEMM candidates, Y[M,N] = X[M,K] W[N,K]^T, %d threads, best of %d after 1 warm-up, tolerance %.0e\n",
-           o->threads, o->reps, o->tol);
+    printf("bf16 GEMM candidates, Y[M,N] = op(X) op(W), layout %c%c (X %s, W %s), %d threads, best of %d after 1 "
+           "warm-up, tolerance %.0e\n", "NT"[o->trans[0]], "NT"[o->trans[1]], o->trans[0] ? "[K,M]" : "[M,K]",
+           o->trans[1] ? "[N,K]" : "[K,N]", o->threads, o->reps, o->tol);
     printf("OpenBLAS core %s | %s | OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s\n", openblas_get_corename(),
            openblas_get_config(), ct ? ct : "(unset)", l2 ? l2 : "(unset)");
     printf("oneDNN %d.%d.%d (%s), effective max ISA %s; libxsmm %s, target %s; f32->bf16 vector path: %s\n",
@@ -627,7 +645,7 @@ static void print_header(const options *o) {
 int main(int argc, char **argv) {
     options o;
     if (parse_options(&o, argc, argv)) {
-        fprintf(stderr, "usage: bench_gemm_bf16 [--shapes MxKxN,...] [--reps N] [--threads T] [--tol X]\n");
+        fprintf(stderr, "usage: bench_gemm_bf16 [--shapes MxKxN,...] [--layout NT|NN|TN] [--reps N] [--threads T] [--tol X]\n");
         return 2;
     }
     omp_set_num_threads(o.threads);
