@@ -15,7 +15,7 @@
  *
  * Rules: every candidate gets one warm-up call, then the best of --reps calls
  * (a candidate whose warm-up takes over 2 s is not repeated: its one call is
- * reported, marked "1x"); GFLOP/s = 2·M·K·N / time; primitives and packed
+ * reported, marked "1 call"); GFLOP/s = 2·M·K·N / time; primitives and packed
  * weights are made once per shape, outside the timing. Every bf16 result is
  * checked against cblas_sgemm on the same bf16-rounded inputs (widened back to
  * fp32): the error is max |Y - R| / RMS(R's row); fp32 accumulation in any
