@@ -117,6 +117,10 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libtuna_internal.a $(HDRS) $(BUILD)/config.
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libtuna_internal.a $(LDLIBS) -o $@
 
+# the bf16 GEMM candidates of issue 22 item 3 (scripts/deps.sh installs them),
+# linked into this benchmark only; libxsmm comes as static archives
+$(BUILD)/bench/bench_gemm_bf16: LDLIBS += -ldnnl -lxsmmext -lxsmm -ldl
+
 test-fast: all
 	@scripts/run_tests.sh $(BUILD)
 

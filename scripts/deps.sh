@@ -6,8 +6,9 @@ set -euo pipefail
 # packages of tests/serve/ are installed by tests/test_serve.sh).
 # libopenmpi-dev + openmpi-bin: data-parallel training (mpirun -np N tuna sft).
 # strace: tests/test_durability.sh (the order of fsync and rename calls).
+# libdnnl-dev + libxsmm-dev: bf16 GEMM candidates, issue 22 (bench/bench_gemm_bf16.c).
 need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev clang libclang-rt-14-dev
-      curl chromium libopenmpi-dev openmpi-bin strace)
+      curl chromium libopenmpi-dev openmpi-bin strace libdnnl-dev libxsmm-dev)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
