@@ -328,7 +328,7 @@ static int fit_by_checkpointing(const char *cmd, const ckpt_info *ci, mem_opts *
                                 const char *src, int quiet, tuna_train_args *a) {
     if (a->grad_checkpoint || a->checkpoint_layers) return 0;
     int k = mem_fit_checkpoint(ci, o, avail);
-    if (k <= 0) { o->ckpt_layers = 0; return 0; }
+    if (k <= 0) return 0;
     a->checkpoint_layers = k;
     char s1[32], s2[32], s3[32];
     if (!quiet)
@@ -360,11 +360,12 @@ int mem_check_train(const char *cmd, const char *model, mem_job job, const char 
     o.grad_checkpoint = a->grad_checkpoint;
     o.ckpt_layers = a->checkpoint_layers;
     mem_est e;
-    if (mem_estimate(&ci, &o, &e) == TUNA_ERR_ARG) { /* e.g. more checkpointed blocks than the model has */
+    tuna_status st = mem_estimate(&ci, &o, &e);
+    if (st == TUNA_ERR_ARG) { /* e.g. more checkpointed blocks than the model has */
         ckpt_free(&ci);
-        return cli_status_error(TUNA_ERR_ARG);
+        return cli_status_error(st);
     }
-    double need = predict(&ci, &o);
+    double need = st == TUNA_OK ? e.peak : -1;
     int rc = 0;
     if (need > (double)avail && !fit_by_checkpointing(cmd, &ci, &o, need, (double)avail, src, quiet, a)) {
         char alt[1024];

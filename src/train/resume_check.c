@@ -47,7 +47,7 @@ static uint64_t hash_param(uint64_t h, const tuna_model *m, int i) {
     for (int64_t j = 0; j < n && k < FP_SAMPLES; j += step) model_param_read(m, i, j, 1, &buf[k++]);
     /* the samples faulted in (with the kernel's fault-around) pages of a
      * mapped tensor that the run may never read, as an embedding's rows */
-    stored_release(&m->stored[e->sidx], 0, n);
+    stored_release_all(&m->stored[e->sidx]);
     h = data_hash64(p->name, strlen(p->name), h);
     h = data_hash64(p->shape, (size_t)p->ndim * sizeof p->shape[0], h);
     return data_hash64(buf, (size_t)k * sizeof(float), h ^ (uint64_t)n);
