@@ -45,10 +45,11 @@ _ST_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("
               "I32": np.dtype("<i4")}
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, metadata=None):
     """tensors: list of (name, dtype string, numpy array already in that dtype;
-    BF16 as uint16 bit patterns). Tensors are laid out in name order."""
-    header = {"__metadata__": {"format": "pt"}}
+    BF16 as uint16 bit patterns). Tensors are laid out in name order.
+    metadata: extra string entries for __metadata__ (after "format")."""
+    header = {"__metadata__": dict({"format": "pt"}, **(metadata or {}))}
     blobs = []
     off = 0
     for name, dt, arr in sorted(tensors, key=lambda t: t[0]):
