@@ -21,7 +21,7 @@ typedef struct {
     int32_t *ids, *labels; /* [B,T] */
 } batch_buf;
 
-static void batch_buf_free(batch_buf *b) {
+static inline void batch_buf_free(batch_buf *b) {
     free(b->ids);
     free(b->labels);
     b->ids = b->labels = NULL;
@@ -29,7 +29,7 @@ static void batch_buf_free(batch_buf *b) {
 
 /* Reads data.jsonl ({"input_ids":[..],"labels":[..]} per line) into a batch
  * right-padded with id 0 / label -100. Returns 0 on success. */
-static int read_jsonl_batch(const char *path, batch_buf *out) {
+static inline int read_jsonl_batch(const char *path, batch_buf *out) {
     enum { MAXREC = 16 };
     json_t *recs[MAXREC];
     int n = 0, T = 0, ok = 1;
@@ -82,7 +82,7 @@ static int read_jsonl_batch(const char *path, batch_buf *out) {
 }
 
 /* Counted tokens as HF counts them: labels[t+1] != -100 within each row. */
-static int64_t count_tokens(const int32_t *labels, int B, int T) {
+static inline int64_t count_tokens(const int32_t *labels, int B, int T) {
     int64_t n = 0;
     for (int b = 0; b < B; b++)
         for (int t = 1; t < T; t++) n += labels[(size_t)b * T + t] != -100;
@@ -91,7 +91,7 @@ static int64_t count_tokens(const int32_t *labels, int B, int T) {
 
 /* Expected tensor `name` as fp32 (malloc'd), checking its element count;
  * NULL (and a failed CHECK) when absent or of another size. */
-static float *expected_f32(const st_file *f, const char *fx, const char *name, int64_t numel) {
+static inline float *expected_f32(const st_file *f, const char *fx, const char *name, int64_t numel) {
     const st_tensor *t = st_find(f, name);
     CHECKF(t != NULL, "%s: the reference file has no %s", fx, name);
     if (!t) return NULL;
@@ -108,7 +108,7 @@ static float *expected_f32(const st_file *f, const char *fx, const char *name, i
 }
 
 /* I32 tensor as a malloc'd int32 array (memcpy: the mapping need not be aligned). */
-static int32_t *expected_i32(const st_file *f, const char *fx, const char *name, int64_t *numel) {
+static inline int32_t *expected_i32(const st_file *f, const char *fx, const char *name, int64_t *numel) {
     const st_tensor *t = st_find(f, name);
     CHECKF(t && t->dtype == ST_I32, "%s: the reference file has no I32 %s", fx, name);
     if (!t || t->dtype != ST_I32) return NULL;
@@ -118,7 +118,7 @@ static int32_t *expected_i32(const st_file *f, const char *fx, const char *name,
     return out;
 }
 
-static double max_abs_diff(const float *a, const float *b, long n) {
+static inline double max_abs_diff(const float *a, const float *b, long n) {
     double m = 0;
     for (long i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
@@ -130,7 +130,7 @@ static double max_abs_diff(const float *a, const float *b, long n) {
 /* p's gradient in the file's layout (malloc'd): GPT-2's Conv1D weights are
  * stored [R][K], the transpose of tuna's internal [K][R]. NULL (and a failed
  * CHECK) when p has no gradient or cannot be transposed. */
-static float *grad_file_layout(const tuna_param *p, const char *fx) {
+static inline float *grad_file_layout(const tuna_param *p, const char *fx) {
     CHECKF(p->grad != NULL, "%s: %s has no gradient buffer", fx, p->name);
     CHECKF(!p->transposed || p->ndim == 2, "%s: transposed %s is not 2-D", fx, p->name);
     if (!p->grad || (p->transposed && p->ndim != 2)) return NULL;
