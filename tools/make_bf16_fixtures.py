@@ -73,19 +73,21 @@ def read_records(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def forward_backward(P, cfg, family, pre, ids, lab, autocast):
-    """Logits, loss and gradients (name -> tensor) of the padded batch; P's
-    tensors are leaves of the dtype the run is in."""
-    for p in P.values():
+def forward_backward(P, cfg, family, pre, ids, lab, autocast, train=None, lin=None):
+    """Logits, loss and the gradients (name -> tensor) of the trainable leaves
+    `train` (default: P's tensors) for the padded batch. lin: llama_forward's
+    block linears (an adapter's wrapper; default plain)."""
+    train = P if train is None else train
+    for p in train.values():
         p.grad = None
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         if family == "gpt2":
             logits = mpf.gpt2_forward(P, cfg, pre, ids)
         else:
-            logits = mpf.llama_forward(P, cfg, ids)
+            logits = mpf.llama_forward(P, cfg, ids, lin=lin)
         loss, _ = mpf.causal_lm_loss(logits, lab)
     loss.backward()
-    return logits.detach(), loss.detach(), {n: p.grad for n, p in P.items()}
+    return logits.detach(), loss.detach(), {n: p.grad for n, p in train.items()}
 
 
 def rel_l2(a, b):
@@ -140,14 +142,66 @@ def build(root, name, family, pre):
     print("%-14s logits dtype %s; %s" % (name, str(logits.dtype).replace("torch.", ""), note))
 
 
+LORA_KEY = "base_model.model.%s.lora_%s.weight"  # PEFT's saved key of module path %s
+
+
+def lora_linear(P, ad, scale):
+    """PEFT LoRA Linear (dropout 0): base(x) + lora_B(lora_A(x)) * scale on
+    the modules the adapter has, in PEFT's order of operations (under
+    autocast both terms are bf16 matmul outputs, added in bf16)."""
+    def lin(x, n):
+        y = mpf.linear(P, x, n)
+        a = ad.get(LORA_KEY % (n, "A"))
+        if a is None:
+            return y
+        return y + (x @ a.t()) @ ad[LORA_KEY % (n, "B")].t() * scale
+    return lin
+
+
+def build_lora(root, peft_dir):
+    """The LoRA adapter of peft_dir/adapter0 on the fp32 llama_gqa base, the
+    llama_gqa batch: expected_bf16_lora.safetensors with logits, loss and
+    grad.<adapter key> under autocast, and the same run in float64 under the
+    names float64.logits, float64.loss, float64.grad.<adapter key> (there is
+    no other float64 reference of this batch with this adapter)."""
+    d = os.path.join(root, "llama_gqa")
+    with open(os.path.join(d, "config.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(peft_dir, "adapter0", "adapter_config.json")) as f:
+        acfg = json.load(f)
+    assert not acfg.get("use_rslora") and acfg["lora_dropout"] == 0
+    scale = acfg["lora_alpha"] / acfg["r"]
+    W = read_safetensors(os.path.join(d, "model.safetensors"))
+    A = read_safetensors(os.path.join(peft_dir, "adapter0", "adapter_model.safetensors"))
+    ids, lab = mpf.pad_batch(read_records(os.path.join(d, "data.jsonl")))
+    runs = []
+    for dtype, autocast in ((torch.float64, False), (torch.float32, True)):
+        P = {n: w.to(dtype) for n, w in W.items()}  # frozen base
+        ad = {n: a.to(dtype).requires_grad_(True) for n, a in A.items()}
+        runs.append(forward_backward(P, cfg, "llama", None, ids, lab, autocast, ad, lora_linear(P, ad, scale)))
+    (l64, s64, g64), (logits, loss, grads) = runs
+    ref = dict({"logits": l64, "loss": s64.reshape(1)}, **{"grad." + n: g for n, g in g64.items()})
+    note = distance_note(logits, loss, grads, ref).replace("expected.safetensors", "run of the same adapter")
+    exp = [("logits", "F32", mpf.f32(logits)), ("loss", "F32", mpf.f32(loss.reshape(1)))]
+    exp += [("grad." + n, "F32", mpf.f32(g)) for n, g in grads.items()]
+    exp += [("float64." + n, "F32", mpf.f32(t)) for n, t in ref.items()]
+    meta = {"reference": "torch %s autocast cpu bfloat16, PEFT LoRA %s/adapter0 (r %d, alpha %g) on the "
+                         "float32 base" % (torch.__version__, os.path.relpath(peft_dir), acfg["r"], acfg["lora_alpha"]),
+            "vs_float64": note}
+    mpf.write_safetensors(os.path.join(d, "expected_bf16_lora.safetensors"), exp, meta)
+    print("%-14s %s" % ("llama_gqa+lora", note))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--root", default=os.path.join(here, "..", "tests", "fixtures", "parity"))
+    ap.add_argument("--peft", default=os.path.join(here, "..", "tests", "fixtures", "peft", "llama_lora"))
     a = ap.parse_args()
     torch.set_num_threads(1)  # reductions in one fixed order
     for name, _seed, family, _dt, _cfg, pre in mpf.FIXTURES:
         build(a.root, name, family, pre)
+    build_lora(a.root, a.peft)
 
 
 if __name__ == "__main__":
