@@ -9,7 +9,10 @@ same right-padded batch, but with the weights in torch.float32 and the forward
 under torch.autocast("cpu", dtype=torch.bfloat16) — what Transformers'
 bf16=True does on CPU — and writes expected_bf16.safetensors beside
 expected.safetensors: `logits`, `loss` and `grad.<param>` for every parameter,
-all F32, in the same layout as expected.safetensors.
+all F32, in the same layout as expected.safetensors. Also
+llama_gqa/expected_bf16_lora.safetensors: the PEFT LoRA adapter
+tests/fixtures/peft/llama_lora/adapter0 on that base and batch, under autocast
+and (float64.* names) in float64 (build_lora).
 
 Under torch 1.13's CPU autocast the matmuls (linear layers, lm_head and the
 two attention products) take bf16 inputs and give bf16 outputs; the loss is
@@ -28,6 +31,7 @@ parity fixture's.
 
 Run with Debian's interpreter (torch 1.13 + numpy), from the repository root:
     /usr/bin/python3 tools/make_bf16_fixtures.py [--root tests/fixtures/parity]
+                     [--peft tests/fixtures/peft/llama_lora]
 One thread, no randomness, no timestamps: a second run gives identical bytes.
 """
 import argparse
