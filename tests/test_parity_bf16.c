@@ -297,6 +297,7 @@ done:
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* the lines so far survive a crash in a later case */
     bf16_ok = tuna_bf16_supported();
     printf("kernels: %s; bf16 %s\n", tuna_kernels_info(), bf16_ok ? "supported" : "not supported");
     if (!bf16_ok)
