@@ -215,7 +215,10 @@ static void bf16_cycle(tuna_model *m, const tuna_batch *bt, const char *fx, cons
     compare(&f32, f64, fx, "fp32 vs float64", &FP32); /* the references belong to this model and batch */
     int on = tuna_model_set_bf16(m, 1);
     CHECKF(on == bf16_ok, "%s: tuna_model_set_bf16(m, 1) returned %d, tuna_bf16_supported() %d", fx, on, bf16_ok);
-    if (on && run_once(m, bt, &b16, fx) == 0) {
+    if (run_once(m, bt, &b16, fx) != 0) goto done;
+    if (!on) {
+        check_identical(&b16, &f32, fx, "bf16 refused"); /* fp32 stays, nothing changes */
+    } else {
         print_errs(fx, "bf16 vs autocast", compare(&b16, want, fx, "bf16 vs autocast", &BF16));
         print_errs(fx, "bf16 vs float64", compare(&b16, f64, fx, "bf16 vs float64", NULL));
         errs d = compare(&b16, &f32, fx, "bf16 vs fp32 run", NULL);
@@ -223,7 +226,7 @@ static void bf16_cycle(tuna_model *m, const tuna_batch *bt, const char *fx, cons
                fx, d.log_l2, BF16_FLOOR);
     }
     CHECKF(tuna_model_set_bf16(m, 0) == 0, "%s: tuna_model_set_bf16(m, 0) did not return 0", fx);
-    if (run_once(m, bt, &back, fx) == 0) check_identical(&back, &f32, fx, on ? "bf16 off again" : "bf16 refused");
+    if (run_once(m, bt, &back, fx) == 0) check_identical(&back, &f32, fx, "bf16 off again");
 done:
     run_free(&f32);
     run_free(&b16);
