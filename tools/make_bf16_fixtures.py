@@ -32,7 +32,8 @@ parity fixture's.
 Run with Debian's interpreter (torch 1.13 + numpy), from the repository root:
     /usr/bin/python3 tools/make_bf16_fixtures.py [--root tests/fixtures/parity]
                      [--peft tests/fixtures/peft/llama_lora]
-One thread, no randomness, no timestamps: a second run gives identical bytes.
+One thread, no randomness, no timestamps: a second run on the same machine
+gives identical bytes (torch picks its bf16 matmul kernels by CPU).
 """
 import argparse
 import json
