@@ -15,13 +15,14 @@ static const char *plan_help =
     "                 [--method full|lora|qlora|ia3|prompt] [--lora-r N] [--lora-targets LIST]\n"
     "                 [--ia3-targets LIST] [--num-virtual-tokens N] [--batch N] [--micro-batch N]\n"
     "                 [--seq-len N] [--grad-checkpoint] [--checkpoint-layers N] [--max-memory SIZE]\n"
-    "                 [--data F.jsonl] [--quant nf4] [--json]\n"
+    "                 [--data F.jsonl] [--quant nf4] [--bf16] [--json]\n"
     "\n"
     "Prints the memory a command with these options will need (sft when no command\n"
     "is named): frozen weights as stored (block linears in NF4 for qlora or\n"
     "--quant nf4), trained weights in fp32 with their gradients and AdamW moments,\n"
     "activations for one micro-batch (dpo: 2 rows per pair, and its reference\n"
-    "pass), adapter buffers, token data (pre-tokenized --data), and the predicted\n"
+    "pass), adapter buffers, token data (pre-tokenized --data), with --bf16 the bf16\n"
+    "copies of fp32 weights and rounded activations (where this CPU has bf16), and the predicted\n"
     "peak RSS. Only headers are read. The other options of the command (--out,\n"
     "--lr, --steps, ...) are accepted and ignored, so a command can be pasted as is.\n"
     "For generate, chat and serve: --seq-len is the context, --batch (or serve's\n"
@@ -82,6 +83,7 @@ static int plan_option(mem_opts *o, plan_args *p, int argc, char **argv, int *i)
     else if (!strcmp(s, "--num-virtual-tokens")) num = &o->pc.num_virtual_tokens;
     else if (!strcmp(s, "--checkpoint-layers")) { num = &o->ckpt_layers; lo = 0; }
     else if (!strcmp(s, "--grad-checkpoint")) o->grad_checkpoint = 1;
+    else if (!strcmp(s, "--bf16")) o->bf16 = 1;
     else if (!strcmp(s, "--max-memory") && v) {
         if ((p->max_memory = mem_parse_bytes(v)) <= 0)
             return cli_usage_error("plan: --max-memory needs a size such as 16G or 12000M (got '%s')", v);
@@ -134,11 +136,11 @@ static void print_json(const ckpt_info *ci, const mem_opts *o, const mem_est *e)
     printf("{\"command\":\"%s\",\"method\":\"%s\",\"weights_bytes\":%.0f,\"frozen_bytes\":%.0f,\"trainable_bytes\":%.0f,"
            "\"gradients_bytes\":%.0f,\"optimizer_bytes\":%.0f,\"activation_bytes\":%.0f,\"adapter_bytes\":%.0f,"
            "\"nf4_tile_bytes\":%.0f,\"data_bytes\":%.0f,\"baseline_bytes\":%.0f,\"load_bytes\":%.0f,\"reference_bytes\":%.0f,"
-           "\"peak_rss_bytes\":%.0f,\"micro_batch\":%d,\"rows\":%d,\"seq_len\":%d,\"checkpoint_layers\":%d}\n",
+           "\"bf16_bytes\":%.0f,\"peak_rss_bytes\":%.0f,\"micro_batch\":%d,\"rows\":%d,\"seq_len\":%d,\"checkpoint_layers\":%d}\n",
            o->job == MEM_DPO ? "dpo" : o->job == MEM_PRETRAIN ? "pretrain" : o->job == MEM_GENERATE ? "generate"
            : o->job == MEM_EVAL ? "eval" : o->job == MEM_SERVE ? "serve" : "sft",
            o->job >= MEM_GENERATE ? (o->nf4 ? "nf4" : "stored") : o->method, e->frozen + e->trainable, e->frozen, e->trainable,
-           e->grads, e->moments, e->acts, e->adapter, e->scratch, e->data, e->baseline, e->load, e->reference, e->peak,
+           e->grads, e->moments, e->acts, e->adapter, e->scratch, e->data, e->baseline, e->load, e->reference, e->bf16, e->peak,
            o->micro > 0 && o->micro < o->batch ? o->micro : o->batch, e->rows, o->seq_len, checkpointed(ci, o));
 }
 
@@ -154,9 +156,9 @@ static void print_text(const ckpt_info *ci, const mem_opts *o, const mem_est *e)
     if (o->job < MEM_GENERATE) printf("\n");
     const char *names[] = {"frozen weights", "trained weights (fp32)", "gradients", "AdamW moments",
                            o->job >= MEM_GENERATE && o->job != MEM_EVAL ? "decoder (KV cache)" : "activations",
-                           "adapter buffers", "NF4 tile", "token data, batches", "process baseline"};
-    double v[] = {e->frozen, e->trainable, e->grads, e->moments, e->acts, e->adapter, e->scratch, e->data, e->baseline};
-    for (int i = 0; i < 9; i++)
+                           "adapter buffers", "NF4 tile", "token data, batches", "bf16 copies, buffers", "process baseline"};
+    double v[] = {e->frozen, e->trainable, e->grads, e->moments, e->acts, e->adapter, e->scratch, e->data, e->bf16, e->baseline};
+    for (int i = 0; i < 10; i++)
         if (v[i] > 0 || i == 0 || i == 4) printf("  %-24s %10.2f MiB\n", names[i], v[i] / mib);
     printf("  %-24s %10.2f MiB\n", "while loading", (e->load + e->baseline) / mib);
     if (e->reference > 0) printf("  %-24s %10.2f MiB\n", "reference pass", (e->reference + e->baseline) / mib);

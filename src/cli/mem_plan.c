@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "model/adapter_hooks.h"
 #include "model/linear.h"
+#include "model/model_internal.h"
 #include "model/stored.h"
 #include "tuna_infer.h"
 
@@ -96,6 +97,27 @@ static double largest_stored(const ckpt_info *ci) {
     return m;
 }
 
+/* bf16 compute's bytes for rows x T (0 when off or this CPU has no bf16
+ * GEMM): copies of the fp32 linear weights (every one, lm_head included,
+ * when training all weights; the frozen ones stored F32 otherwise), tiles for
+ * the other stored types */
+static double bf16_bytes(const ckpt_info *ci, const mem_opts *o, int full, int nf4, long N) {
+    if (!o->bf16 || !tuna_bf16_supported()) return 0;
+    double copies = 0;
+    int tiles = 0, head = 0;
+    for (int i = 0; i < ci->n; i++) {
+        const ckpt_tensor *t = &ci->t[i];
+        int linear = t->group == CKPT_LINEAR || t->group == CKPT_HEAD;
+        head |= t->group == CKPT_HEAD;
+        if (!linear) continue;
+        if (full || (!strcmp(t->dtype, "F32") && !(nf4 && t->group == CKPT_LINEAR))) copies += (double)t->numel;
+        else tiles |= strcmp(t->dtype, "BF16") != 0;
+    }
+    if (!head && (full || ci->cfg.dtype == TUNA_DTYPE_F32)) copies += (double)ci->cfg.V * ci->cfg.C; /* tied */
+    else if (!head) tiles |= ci->cfg.dtype == TUNA_DTYPE_F16;
+    return model_bf16_bytes(&ci->cfg, N, tiles, copies);
+}
+
 static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e) {
     const tuna_config *c = &ci->cfg;
     int type = mem_method_type(o->method), qlora = !strcmp(o->method, "qlora");
@@ -128,6 +150,7 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
     if (ck < 0 || ck > c->L)
         return core_fail(TUNA_ERR_ARG, "--checkpoint-layers %d: the model has %d blocks", o->ckpt_layers, c->L);
     e->acts = (double)tuna_model_activation_bytes_checkpointed(c, e->rows, e->T, ck);
+    e->bf16 = bf16_bytes(ci, o, type == TUNA_PEFT_NONE, qlora, (long)e->rows * e->T);
     /* token data (ids + labels) and the trainer's batch buffers (ids, labels, positions) */
     e->data = 8.0 * o->data_tokens + 12.0 * e->rows * e->T;
     if (o->job == MEM_DPO)
@@ -159,7 +182,7 @@ tuna_status mem_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e) {
     tuna_status st = infer ? infer_estimate(ci, o, e) : train_estimate(ci, o, e);
     if (st != TUNA_OK) return st;
     e->baseline = baseline(&ci->cfg);
-    double run = e->frozen + e->trainable + e->grads + e->moments + e->acts + e->adapter + e->scratch + e->data;
+    double run = e->frozen + e->trainable + e->grads + e->moments + e->acts + e->adapter + e->scratch + e->data + e->bf16;
     double phase = run > e->load ? run : e->load;
     if (e->reference > phase) phase = e->reference;
     e->peak = e->baseline + phase;
@@ -359,6 +382,7 @@ int mem_check_train(const char *cmd, const char *model, mem_job job, const char 
     o.seq_len = a->seq_len;
     o.grad_checkpoint = a->grad_checkpoint;
     o.ckpt_layers = a->checkpoint_layers;
+    o.bf16 = a->bf16;
     mem_est e;
     tuna_status st = mem_estimate(&ci, &o, &e);
     if (st == TUNA_ERR_ARG) { /* e.g. more checkpointed blocks than the model has */

@@ -32,6 +32,7 @@ typedef struct {
     int64_t data_tokens;   /* pre-tokenized data held (0: not counted) */
     int nf4;               /* inference: --quant nf4 */
     int rows;              /* inference: sequences decoded at once (serve --parallel) */
+    int bf16;              /* bf16 GEMMs (--bf16; counted where this CPU has them) */
 } mem_opts;
 
 typedef struct {
@@ -45,6 +46,7 @@ typedef struct {
     double baseline;    /* process baseline: code, libraries, BLAS buffers */
     double load;        /* while loading: final weights + one tensor in flight */
     double reference;   /* dpo: the reference pass (0 otherwise) */
+    double bf16;        /* bf16 compute: weight copies, rounded activations, tile */
     double peak;        /* predicted peak RSS */
     int rows, T;        /* rows per micro-batch and positions (prefix included) */
 } mem_est;

@@ -67,6 +67,14 @@ int tuna_model_set_bf16(tuna_model *m, int on) {
     return r;
 }
 
+double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values) {
+    long qkv = (long)(c->NH + 2 * c->NKV) * c->HD, in = c->FF > c->C ? c->FF : c->C;
+    long out = c->FF > qkv ? c->FF : qkv, head = (long)head_rows(c->V, N, 0) * c->V;
+    if (c->NH * c->HD > in) in = (long)c->NH * c->HD;
+    if (head > N * out) out = head / N + 1;
+    return 2.0 * N * (in + out) + (tiles ? 2.0 * LINEAR_TILE : 0) + 2.0 * copy_values;
+}
+
 int tuna_model_bf16(const tuna_model *m) { return m->bf16 != NULL; }
 
 void model_bf16_begin(tuna_model *m) {

@@ -143,6 +143,11 @@ void model_unfreeze_base(tuna_model *m);
  * everything bf16 compute holds (tuna_model_free). */
 void model_bf16_begin(tuna_model *m);
 void model_bf16_free(tuna_model *m);
+/* What bf16 compute adds to a run of N rows (tuna plan): the buffers of the
+ * rounded inputs and output gradients at their largest (the widest linear,
+ * lm_head's chunk of rows), the tile when tiles (weights converted by tiles),
+ * and the bf16 copies of copy_values fp32 weights. */
+double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values);
 
 /* lm_head + cross-entropy in chunks of rows (head.c). A chunk's logits take
  * at most HEAD_CHUNK_BYTES: 64 MiB, well under one layer's activations of the
