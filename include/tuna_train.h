@@ -27,6 +27,7 @@ typedef struct {
     tuna_loss_norm loss_norm;
     int grad_checkpoint;   /* recompute each block in backward instead of keeping activations */
     int checkpoint_layers; /* with grad_checkpoint 0: recompute only the first N blocks (0: none; at most L) */
+    int bf16;              /* GEMMs in bf16 (tuna_model_set_bf16, Transformers' bf16=True) where the CPU can */
     const double *task_weights; /* [data.n_tasks] sampling weights for multi-task data, or NULL (uniform by size) */
     int eval_max_len;      /* longest sequence later given to tuna_trainer_eval / _eval_dpo (0: none);
                             * buffers are sized for min(seq_len, max(train, eval)) so nothing is cut */

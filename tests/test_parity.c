@@ -23,12 +23,11 @@
 #define _GNU_SOURCE /* getline, mkdtemp, nftw */
 #endif
 #include <ftw.h>
-#include <jansson.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "check.h"
-#include "io/safetensors.h"
+#include "parity_fixture.h"
 #include "tuna.h"
 
 #define TOL_LOGITS 1e-5
@@ -37,119 +36,7 @@
 
 static const char *FIXTURES[] = {"gpt2", "gpt2_noprefix", "llama_gqa", "llama_tied", "qwen2", "mistral"};
 
-/* ---------------- small helpers ---------------- */
-
-/* A padded batch owned by the test. */
-typedef struct {
-    int B, T;
-    int32_t *ids, *labels; /* [B,T] */
-} batch_buf;
-
-static void batch_buf_free(batch_buf *b) {
-    free(b->ids);
-    free(b->labels);
-    b->ids = b->labels = NULL;
-}
-
-/* Reads data.jsonl ({"input_ids":[..],"labels":[..]} per line) into a batch
- * right-padded with id 0 / label -100. Returns 0 on success. */
-static int read_jsonl_batch(const char *path, batch_buf *out) {
-    enum { MAXREC = 16 };
-    json_t *recs[MAXREC];
-    int n = 0, T = 0, ok = 1;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    while (ok && getline(&line, &cap, f) > 0) {
-        if (line[0] == '\n') continue;
-        json_error_t err;
-        json_t *r = json_loads(line, 0, &err);
-        json_t *ids = r ? json_object_get(r, "input_ids") : NULL;
-        json_t *lab = r ? json_object_get(r, "labels") : NULL;
-        if (!json_is_array(ids) || !json_is_array(lab) || json_array_size(ids) != json_array_size(lab) ||
-            json_array_size(ids) == 0 || n == MAXREC) {
-            fprintf(stderr, "%s: bad record %d\n", path, n + 1);
-            json_decref(r);
-            ok = 0;
-            break;
-        }
-        if ((int)json_array_size(ids) > T) T = (int)json_array_size(ids);
-        recs[n++] = r;
-    }
-    free(line);
-    fclose(f);
-    if (ok && n > 0) {
-        out->B = n;
-        out->T = T;
-        out->ids = calloc((size_t)n * T, sizeof(int32_t));
-        out->labels = malloc((size_t)n * T * sizeof(int32_t));
-        if (!out->ids || !out->labels) ok = 0;
-        for (int b = 0; ok && b < n; b++) {
-            json_t *ids = json_object_get(recs[b], "input_ids"), *lab = json_object_get(recs[b], "labels");
-            for (int t = 0; t < T; t++) {
-                int in = t < (int)json_array_size(ids);
-                out->ids[(size_t)b * T + t] = in ? (int32_t)json_integer_value(json_array_get(ids, t)) : 0;
-                out->labels[(size_t)b * T + t] = in ? (int32_t)json_integer_value(json_array_get(lab, t)) : -100;
-            }
-        }
-    }
-    for (int i = 0; i < n; i++) json_decref(recs[i]);
-    if (!ok || n == 0) {
-        batch_buf_free(out);
-        return -1;
-    }
-    return 0;
-}
-
-/* Counted tokens as HF counts them: labels[t+1] != -100 within each row. */
-static int64_t count_tokens(const int32_t *labels, int B, int T) {
-    int64_t n = 0;
-    for (int b = 0; b < B; b++)
-        for (int t = 1; t < T; t++) n += labels[(size_t)b * T + t] != -100;
-    return n;
-}
-
-/* Expected tensor `name` as fp32 (malloc'd), checking its element count;
- * NULL (and a failed CHECK) when absent or of another size. */
-static float *expected_f32(const st_file *f, const char *fx, const char *name, int64_t numel) {
-    const st_tensor *t = st_find(f, name);
-    CHECKF(t != NULL, "%s: expected.safetensors has no %s", fx, name);
-    if (!t) return NULL;
-    CHECKF(t->numel == numel, "%s: %s has %lld elements, model gives %lld", fx, name, (long long)t->numel,
-           (long long)numel);
-    if (t->numel != numel) return NULL;
-    float *out = malloc((size_t)numel * sizeof(float));
-    if (!out || st_to_f32(t, out) != TUNA_OK) {
-        CHECKF(0, "%s: cannot read %s: %s", fx, name, tuna_last_error());
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* I32 tensor as a malloc'd int32 array (memcpy: the mapping need not be aligned). */
-static int32_t *expected_i32(const st_file *f, const char *fx, const char *name, int64_t *numel) {
-    const st_tensor *t = st_find(f, name);
-    CHECKF(t && t->dtype == ST_I32, "%s: expected.safetensors has no I32 %s", fx, name);
-    if (!t || t->dtype != ST_I32) return NULL;
-    int32_t *out = malloc((size_t)t->numel * sizeof(int32_t));
-    if (out) memcpy(out, t->data, (size_t)t->numel * sizeof(int32_t));
-    *numel = t->numel;
-    return out;
-}
-
-static double max_abs_diff(const float *a, const float *b, long n) {
-    double m = 0;
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > m || d != d) m = d; /* NaN propagates as the worst */
-    }
-    return m;
-}
+/* ---------------- small helpers (the rest: parity_fixture.h) ---------------- */
 
 static double pct(double err, double budget) { return 100.0 * err / budget; }
 
@@ -166,23 +53,9 @@ static double compare_grads(const tuna_model *m, const st_file *ef, const char *
         const tuna_param *p = tuna_model_param(m, i);
         char key[300];
         snprintf(key, sizeof key, "grad.%s", p->name);
-        CHECKF(p->grad != NULL, "%s: %s has no gradient buffer", fx, p->name);
-        if (!p->grad) continue;
-        float *want = expected_f32(ef, fx, key, p->numel);
-        if (!want) continue;
-        const float *got = p->grad;
-        float *tr = NULL;
-        if (p->transposed) {
-            /* file [R][K] is the transpose of internal [K][R] (GPT-2 Conv1D) */
-            CHECKF(p->ndim == 2, "%s: transposed %s is not 2-D", fx, p->name);
-            int64_t R = p->shape[0], K = p->shape[1];
-            tr = malloc((size_t)p->numel * sizeof(float));
-            if (tr && p->ndim == 2)
-                for (int64_t r = 0; r < R; r++)
-                    for (int64_t k = 0; k < K; k++) tr[r * K + k] = p->grad[k * R + r];
-            got = tr;
-        }
-        if (got) {
+        float *got = grad_file_layout(p, fx);
+        float *want = got ? expected_f32(ef, fx, key, p->numel) : NULL;
+        if (got && want) {
             double e = rel_l2(got, want, (long)p->numel);
             CHECKF(e <= TOL_GRAD, "%s %s: grad %s rel L2 %.2e > %.0e (max abs %.2e)", fx, what, p->name, e,
                    TOL_GRAD, max_abs_diff(got, want, (long)p->numel));
@@ -191,7 +64,7 @@ static double compare_grads(const tuna_model *m, const st_file *ef, const char *
                 *worst_name = p->name;
             }
         }
-        free(tr);
+        free(got);
         free(want);
     }
     return worst;

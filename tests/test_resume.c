@@ -58,13 +58,13 @@ static void default_args(tuna_train_args *a) {
     a->seed = 3;
 }
 
-/* Trains `steps` steps of (model, data, args) and writes checkpoint dir. */
+/* Trains `steps` steps of (model, data, args) and writes checkpoint dir (unless NULL). */
 static void make_checkpoint(tuna_model *m, const tuna_pretok *d, const tuna_train_args *a, int steps, const char *dir) {
     tuna_trainer *t = NULL;
     tuna_step_info info;
     CHECKF(tuna_trainer_create(&t, m, d, a) == TUNA_OK, "create: %s", tuna_last_error());
     for (int s = 0; t && s < steps; s++) CHECK(tuna_trainer_step(t, &info) == TUNA_OK);
-    if (t) CHECKF(tuna_trainer_save(t, dir, NULL) == TUNA_OK, "save %s: %s", dir, tuna_last_error());
+    if (t && dir) CHECKF(tuna_trainer_save(t, dir, NULL) == TUNA_OK, "save %s: %s", dir, tuna_last_error());
     tuna_trainer_free(t);
 }
 
@@ -192,10 +192,13 @@ static void test_adapter(const tuna_pretok *d) {
     tuna_model_free(m);
 }
 
-/* 2 steps, checkpoint, resume, 2 steps: the weights of 4 straight steps */
-static void test_exact(const char *ck, const tuna_pretok *d) {
+/* 2 steps, checkpoint, resume, 2 steps: the weights of 4 straight steps, in
+ * fp32 and with bf16 GEMMs (whose weights then differ from fp32_4's, those of
+ * 4 fp32 steps: bf16 ran) */
+static void test_exact(const char *ck, const tuna_pretok *d, int bf16, const tuna_model *fp32_4) {
     tuna_train_args a;
     default_args(&a);
+    a.bf16 = bf16;
     tuna_model *m1 = load_model(0), *m2 = load_model(0);
     tuna_trainer *t1 = NULL, *t2 = NULL;
     tuna_step_info info;
@@ -203,12 +206,33 @@ static void test_exact(const char *ck, const tuna_pretok *d) {
         for (int s = 0; s < 4; s++) CHECK(tuna_trainer_step(t1, &info) == TUNA_OK);
         CHECKF(tuna_trainer_resume(t2, ck, NULL) == TUNA_OK, "resume: %s", tuna_last_error());
         for (int s = 0; s < 2; s++) CHECK(tuna_trainer_step(t2, &info) == TUNA_OK);
-        CHECKF(same_weights(m1, m2), "2 steps + resume + 2 steps differ from 4 steps");
+        CHECKF(same_weights(m1, m2), "%s: 2 steps + resume + 2 steps differ from 4 steps", bf16 ? "bf16" : "fp32");
+        if (fp32_4) CHECKF(!same_weights(m1, fp32_4), "bf16: 4 steps gave fp32's weights");
     } else CHECKF(0, "trainers: %s", tuna_last_error());
     tuna_trainer_free(t1);
     tuna_trainer_free(t2);
     tuna_model_free(m1);
     tuna_model_free(m2);
+}
+
+/* test_exact in fp32, then with bf16 GEMMs from a checkpoint of a bf16 run */
+static void test_exact_both(const char *ck, const tuna_pretok *d) {
+    test_exact(ck, d, 0, NULL);
+    if (!tuna_bf16_supported()) {
+        test_absent("resume with bf16 GEMMs", tuna_kernels_info());
+        return;
+    }
+    char ck16[400];
+    snprintf(ck16, sizeof ck16, "%s/ck_bf16", tmpdir);
+    tuna_train_args a;
+    default_args(&a);
+    tuna_model *m = load_model(0), *f = load_model(0);
+    if (f) make_checkpoint(f, d, &a, 4, NULL);
+    a.bf16 = 1;
+    if (m) make_checkpoint(m, d, &a, 2, ck16);
+    test_exact(ck16, d, 1, f);
+    tuna_model_free(m);
+    tuna_model_free(f);
 }
 
 /* Removes "resume_check" from dir/trainer_state.json (as an older tuna wrote it). */
@@ -255,7 +279,7 @@ static void library_cases(void) {
     test_same_size_other_data(ck, d);
     test_settings(ck, d);
     test_adapter(d);
-    test_exact(ck, d);
+    test_exact_both(ck, d);
     test_old_checkpoint(ck, d);
     tuna_pretok_free(d);
 }

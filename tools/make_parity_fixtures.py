@@ -45,10 +45,11 @@ _ST_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("
               "I32": np.dtype("<i4")}
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, metadata=None):
     """tensors: list of (name, dtype string, numpy array already in that dtype;
-    BF16 as uint16 bit patterns). Tensors are laid out in name order."""
-    header = {"__metadata__": {"format": "pt"}}
+    BF16 as uint16 bit patterns). Tensors are laid out in name order.
+    metadata: extra string entries for __metadata__ (after "format")."""
+    header = {"__metadata__": dict({"format": "pt"}, **(metadata or {}))}
     blobs = []
     off = 0
     for name, dt, arr in sorted(tensors, key=lambda t: t[0]):
@@ -204,10 +205,16 @@ def rms_norm(x, w, eps):
     return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
-def llama_forward(P, cfg, ids, pos=None):
+def linear(P, x, n):
+    """HF nn.Linear of module path n: x W^T (+ b when P has n.bias)."""
+    return x @ P[n + ".weight"].t() + (P[n + ".bias"] if n + ".bias" in P else 0)
+
+
+def llama_forward(P, cfg, ids, pos=None, lin=None):
     """HF LlamaForCausalLM / Qwen2ForCausalLM / MistralForCausalLM forward
     (eval semantics, no dropout). pos: position ids [B,T] (default 0..T-1);
-    attention is restricted by attention_mask(pos)."""
+    attention is restricted by attention_mask(pos). lin(x, module path): the
+    block linears (default x W^T + b from P; an adapter may wrap it)."""
     C, NH, NKV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     HD = cfg.get("head_dim", C // NH)
     eps = cfg["rms_norm_eps"]
@@ -221,7 +228,7 @@ def llama_forward(P, cfg, ids, pos=None):
     wdt = P["model.embed_tokens.weight"].dtype                # tables follow the weights'
     cos, sin = cos.to(wdt), sin.to(wdt)                       # dtype (fp32 runs stay fp32)
     mask = attention_mask(pos)
-    lin = lambda x, n: x @ P[n + ".weight"].t() + (P[n + ".bias"] if n + ".bias" in P else 0)
+    lin = lin or (lambda x, n: linear(P, x, n))
     x = P["model.embed_tokens.weight"][ids]
     for l in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % l

@@ -25,9 +25,19 @@ int train_has_tokenizer(const char *model_dir) {
     return 0;
 }
 
+tuna_status train_apply_bf16(tuna_model *m, const train_opts *o) {
+    static int told;
+    if (!o->a.bf16) return TUNA_OK;
+    int r = tuna_model_set_bf16(m, 1);
+    if (r < 0) return TUNA_ERR_NOMEM;
+    if (r == 0 && !o->quiet && !told++) fprintf(stderr, "tuna: note: --bf16: %s\n", tuna_kernels_info());
+    return TUNA_OK;
+}
+
 tuna_status train_load_model(tuna_model **m, const train_opts *o) {
     /* full: fp32; an adapter: the frozen base as stored (qlora: block linears in NF4) */
-    return tuna_model_load_quantized(m, o->model_dir, cli_load_mode(o->method));
+    tuna_status st = tuna_model_load_quantized(m, o->model_dir, cli_load_mode(o->method));
+    return st == TUNA_OK ? train_apply_bf16(*m, o) : st;
 }
 
 /* a fresh adapter from the options; --prompt-init TEXT's tokens as its start */

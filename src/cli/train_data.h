@@ -11,6 +11,9 @@
 int train_has_tokenizer(const char *model_dir);
 /* The model of --model: NF4-quantized for --method qlora. */
 tuna_status train_load_model(tuna_model **m, const train_opts *o);
+/* --bf16: the model's GEMMs in bf16 (a one-line note, once, where this CPU
+ * has no bf16 GEMM: fp32 then) */
+tuna_status train_apply_bf16(tuna_model *m, const train_opts *o);
 /* Attaches the adapter to train (not for --method full): the one of
  * --adapter (its config wins), or a fresh one from the options,
  * PEFT-initialised; says what is trained unless quiet. */

@@ -62,7 +62,7 @@ static const char dpo_help[] =
     "Every other option (--schedule, --warmup, --weight-decay, --grad-clip, --steps,\n"
     "--epochs, --seed, --no-shuffle, --save-every, --resume, --overwrite, --save-dtype,\n"
     "--template,"
-    " --max-bad, --strict, --quiet, --no-mem-check, --profile, ...) is as in `tuna sft --help`.\n"
+    " --max-bad, --strict, --quiet, --no-mem-check, --profile, --bf16, ...) is as in `tuna sft --help`.\n"
     "metrics.jsonl per step: loss, rewards/chosen, rewards/rejected, rewards/accuracies,\n"
     "rewards/margins, logps/chosen, logps/rejected (TRL's names; rewards = beta x the\n"
     "policy-minus-reference log-probability), and the eval_ versions; report.html\n"
@@ -199,6 +199,7 @@ static tuna_status reference_pass(const train_opts *o, train_data *d, tuna_model
 static tuna_status reference_model(const train_opts *o, train_data *d) {
     tuna_model *rm = NULL;
     tuna_status st = tuna_model_load_quantized(&rm, o->ref_model, cli_load_mode(NULL)); /* frozen: as stored */
+    if (st == TUNA_OK) st = train_apply_bf16(rm, o);
     if (st == TUNA_OK) st = check_pairs(o, d, rm);
     if (st == TUNA_OK) st = reference_pass(o, d, rm, o->ref_model);
     tuna_model_free(rm);

@@ -135,6 +135,7 @@ static int optim_option(train_opts *o, const char *opt, const char *v, int *i) {
     else if (!strcmp(opt, "--no-shuffle")) a->shuffle = 0;
     else if (!strcmp(opt, "--grad-checkpoint")) a->grad_checkpoint = 1;
     else if (!strcmp(opt, "--checkpoint-layers")) { if (cli_parse_int(opt, NEXT(), 0, 1 << 20, &a->checkpoint_layers)) return 2; }
+    else if (!strcmp(opt, "--bf16")) a->bf16 = 1;
     else return choice_option(o, opt, v, i);
     return 1;
 }
@@ -313,6 +314,7 @@ static void trainer_json(json_t *ja, const train_opts *o, int total) {
     json_object_set_new(ja, "loss_norm", json_string(a->loss_norm == TUNA_LOSS_NORM_TOKEN ? "token" : "sequence"));
     json_object_set_new(ja, "grad_checkpoint", json_boolean(a->grad_checkpoint));
     json_object_set_new(ja, "checkpoint_layers", json_integer(a->checkpoint_layers));
+    json_object_set_new(ja, "bf16", json_boolean(a->bf16 && tuna_bf16_supported()));
     json_object_set_new(ja, "pack", json_boolean(o->pack));
     json_object_set_new(ja, "eval_every", json_integer(o->eval_every));
     json_object_set_new(ja, "early_stop", json_integer(o->early_stop));

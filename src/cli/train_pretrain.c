@@ -54,6 +54,7 @@ static tuna_status pretrain_load(train_opts *o, train_data *d) {
                        tuna_tokenizer_vocab_size(d->tok));
     if (st == TUNA_OK) st = tuna_model_create(&d->m, &cfg);
     if (st == TUNA_OK) st = tuna_model_init_random(d->m, o->a.seed);
+    if (st == TUNA_OK) st = train_apply_bf16(d->m, o);
     for (int k = 0; st == TUNA_OK && k < o->n_data; k++) st = tuna_text_chunks(d->tok, o->data_paths[k], o->a.seq_len, &d->parts[k]);
     for (int k = 0; st == TUNA_OK && k < o->n_val; k++) st = tuna_text_chunks(d->tok, o->val_paths[k], o->a.seq_len, &d->vparts[k]);
     return st;

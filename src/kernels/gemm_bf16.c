@@ -11,10 +11,15 @@
  * and beta) and kept in a small cache; oneDNN makes a primitive in
  * milliseconds (it compiles its kernels), a training run uses a handful of
  * shapes. A primitive oneDNN cannot make or run falls back to the serial
- * reference k_gemm_bf16_ref: slower, same numbers up to summation order. */
+ * reference k_gemm_bf16_ref: slower, same numbers up to summation order.
+ * oneDNN 2.6's AMX kernels die of SIGILL on some K that are not a multiple
+ * of 32 (K = 63 at M x N = 48x80, 16x112, 48x112: oneDNN issue #1661; every
+ * other K from 1 to 259 ran): on AMX such products run on copies of A and B
+ * padded with zeros to the next multiple of 32, the same sums. */
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512BF16__
 #include <immintrin.h>
@@ -24,7 +29,7 @@
 #include "kernels/kernels.h"
 
 static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
-static int bf16_ok;
+static int bf16_ok, bf16_amx;
 static dnnl_engine_t eng;
 static char isa_name[96] = "fp32 only (no bf16 instructions)";
 
@@ -37,6 +42,7 @@ static void bf16_init(void) {
     snprintf(isa_name, sizeof isa_name, "oneDNN %d.%d matmul, %s", v->major, v->minor,
              amx ? "AMX-BF16" : "AVX512-BF16");
     bf16_ok = 1;
+    bf16_amx = amx;
 }
 
 int k_bf16_ready(void) {
@@ -148,9 +154,35 @@ static int run_prim(const gemm_entry *e, const uint16_t *A, const uint16_t *B, f
     return bad;
 }
 
+/* An operand with K padded to Kp by zeros (malloc'd; NULL: no memory). K is
+ * its row index when kmajor ([K, other], leading ld), else its column index
+ * ([other, K]); *ld_out: the copy's leading dimension. */
+static uint16_t *pad_k(const uint16_t *X, int ld, int kmajor, int other, int K, int Kp, int *ld_out) {
+    uint16_t *P = calloc((size_t)other * Kp, sizeof *P);
+    if (!P) return NULL;
+    *ld_out = kmajor ? other : Kp;
+    for (long r = 0; r < (kmajor ? K : other); r++)
+        memcpy(P + r * *ld_out, X + r * ld, (size_t)(kmajor ? other : K) * sizeof *P);
+    return P;
+}
+
+static void gemm_padded(int ta, int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
+                        int ldb, float beta, float *C, int ldc) {
+    int Kp = (K + 31) / 32 * 32, la = 0, lb = 0;
+    uint16_t *Ap = pad_k(A, lda, ta, M, K, Kp, &la), *Bp = pad_k(B, ldb, !tb, N, K, Kp, &lb);
+    if (Ap && Bp) k_gemm_bf16(ta, tb, M, N, Kp, alpha, Ap, la, Bp, lb, beta, C, ldc);
+    else k_gemm_bf16_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    free(Ap);
+    free(Bp);
+}
+
 void k_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
                  int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    if (K % 32 && k_bf16_ready() && bf16_amx) {
+        gemm_padded(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     double t0 = prof_start();
     gemm_key k = {M, N, K, trans_a != 0, trans_b != 0, lda, ldb, ldc, alpha, beta};
     int bad = 1;

@@ -154,6 +154,7 @@ static void describe_adjustable(json_t *adj, const tuna_train_args *a, int total
     json_object_set_new(adj, "steps", json_integer(total_steps));
     json_object_set_new(adj, "grad_checkpoint", json_boolean(a->grad_checkpoint));
     json_object_set_new(adj, "checkpoint_layers", json_integer(a->checkpoint_layers));
+    json_object_set_new(adj, "bf16", json_boolean(a->bf16));
     json_object_set_new(adj, "ranks", json_integer(tuna_dist_size()));
 }
 

@@ -346,6 +346,11 @@ tuna_status tuna_trainer_create(tuna_trainer **out, tuna_model *m, const tuna_pr
     t->data = data;
     t->a = *args;
     plan_schedule(t, args, data);
+    if (args->bf16 && !tuna_model_bf16(m) && tuna_model_set_bf16(m, 1) < 0) {
+        free(t);
+        return TUNA_ERR_NOMEM;
+    }
+    t->a.bf16 = tuna_model_bf16(m); /* what runs: off where the CPU has no bf16 GEMM */
     int rows = t->rows_per_item * t->a.micro_batch;
     st = tuna_model_prepare_checkpointed(m, rows, t->a.seq_len,
                                          args->grad_checkpoint ? tuna_model_config(m)->L : args->checkpoint_layers);
