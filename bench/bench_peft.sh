@@ -79,11 +79,10 @@ tuna_method() {
     params=$(grep -o '"trainable_parameters": *[0-9]*' "$out/train_args.json" | grep -o '[0-9]*$' || true)
     [ -z "$params" ] && params=$(grep -o '"parameters": *[0-9]*' "$out/train_args.json" | grep -o '[0-9]*$')
     echo "$params" > "$work/params-$method"
-    if [ "$method" != "$base" ]; then
-        # bf16 ran unless tuna said it fell back to fp32 (its notice on stderr)
-        if grep -qi 'bf16' "$work/stderr"; then grep -i 'bf16' "$work/stderr" | head -1 > "$work/ran-$method"
-        else echo yes > "$work/ran-$method"; fi
-    fi
+    # what ran: train_args.json's bf16 is false where the CPU has no bf16 GEMM
+    [ "$method" != "$base" ] && { grep -o '"bf16": *[a-z]*' "$out/train_args.json" | grep -o '[a-z]*$' || echo unknown; } \
+        | sed 's/^true$/yes/; s/^false$/NO (fp32: no bf16 GEMM on this CPU)/' > "$work/ran-$method"
+    return 0
 }
 
 # torch_method C METHOD: one tools/bench_torch.py run (warmup 1, S-1 measured
