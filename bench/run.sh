@@ -14,7 +14,7 @@
 # CONFIG is a path or a name in bench/configs (default gpt2-124m), B=4, T=256,
 # THREADS=2, 3 measured steps after 1 warmup. The environment's
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left as they are; --native unsets
-# both for the two benchmark commands only, so OpenBLAS picks its kernel from
+# both for the benchmark commands only, so OpenBLAS picks its kernel from
 # the CPU (the kernel that ran is printed either way). --no-bf16 runs the two
 # fp32 rows only.
 set -eu
