@@ -7,7 +7,9 @@
  * token weight 1/(counted tokens), timed as one unit; the FLOP count is a
  * formula stated in the output (see flops_per_step). OpenBLAS picks its kernel
  * from the CPU unless OPENBLAS_CORETYPE forces one: the kernel that ran is
- * printed, never changed here. See bench/README.md for how to run it.
+ * printed, never changed here. --bf16 turns on bf16 compute for the linear
+ * layers (tuna_model_set_bf16); whether it ran and the GEMM kernels in use
+ * are printed. See bench/README.md for how to run it.
  * --sgemm-only MxNxK times that one sgemm alone (no model): bench_scale.sh's
  * reference rate for the GEMM GFLOP/s that `tuna sft --profile` reports. */
 #include <cblas.h>
@@ -26,7 +28,7 @@
 
 typedef struct {
     const char *config;
-    int B, T, steps, warmup, threads, json, sgemm;
+    int B, T, steps, warmup, threads, json, sgemm, bf16;
     int only[3]; /* --sgemm-only M, N, K (0: a model's step) */
 } options;
 
@@ -63,9 +65,10 @@ static double peak_rss_mib(void) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: bench_train --config FILE [--batch B] [--seq-len T] [--steps N] [--warmup W]\n"
-            "                   [--threads K] [--no-sgemm] [--json]\n"
+            "                   [--threads K] [--bf16] [--no-sgemm] [--json]\n"
             "       bench_train --sgemm-only MxNxK [--threads K]\n"
             "  times tuna_model_zero_grad + forward + backward on random weights and token ids;\n"
+            "  --bf16: the linear layers compute in bf16 (fp32 accumulation) where the CPU can\n"
             "  --sgemm-only: one sgemm C[M,N] = A[M,K] B[N,K]^T alone, best of 3, and the OpenBLAS kernel\n"
             "  defaults: B=4 T=256 N=3 W=1 K=omp_get_max_threads()\n");
 }
@@ -84,7 +87,7 @@ static int parse_pos_int(const char *opt, const char *s, int *out) {
 }
 
 static int parse_args(options *o, int argc, char **argv) {
-    *o = (options){NULL, 4, 256, 3, 1, omp_get_max_threads(), 0, 1, {0, 0, 0}};
+    *o = (options){NULL, 4, 256, 3, 1, omp_get_max_threads(), 0, 1, 0, {0, 0, 0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
@@ -100,6 +103,7 @@ static int parse_args(options *o, int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--no-sgemm")) o->sgemm = 0;
+        else if (!strcmp(a, "--bf16")) o->bf16 = 1;
         else if (!strcmp(a, "--sgemm-only")) {
             if (!v || sscanf(v, "%dx%dx%d", &o->only[0], &o->only[1], &o->only[2]) != 3 || o->only[0] <= 0 || o->only[1] <= 0 || o->only[2] <= 0) {
                 fprintf(stderr, "bench_train: --sgemm-only needs MxNxK, got '%s'\n", v ? v : "(nothing)");
@@ -195,6 +199,15 @@ static double sgemm_gflops(int M, int N, int K, int reps) {
     return g;
 }
 
+/* Copies s into dst (size n) without the characters a JSON string would need
+ * escaped (quotes, backslashes, control characters). */
+static void json_safe(char *dst, size_t n, const char *s) {
+    size_t j = 0;
+    for (; s && *s && j + 1 < n; s++)
+        if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) dst[j++] = *s;
+    dst[j] = 0;
+}
+
 static double median(double *v, int n) {
     for (int i = 1; i < n; i++) /* insertion sort: n is small */
         for (int j = i; j > 0 && v[j - 1] > v[j]; j--) { double t = v[j]; v[j] = v[j - 1]; v[j - 1] = t; }
@@ -224,6 +237,10 @@ int main(int argc, char **argv) {
     if (st == TUNA_OK) st = tuna_model_create(&m, &cfg);
     if (st == TUNA_OK) st = tuna_model_init_random(m, 1234);
     if (st == TUNA_OK) st = tuna_model_prepare(m, o.B, o.T, 1);
+    int bf16 = st == TUNA_OK && o.bf16 ? tuna_model_set_bf16(m, 1) : 0;
+    if (bf16 < 0) st = TUNA_ERR_NOMEM; /* tuna_last_error says why */
+    else if (o.bf16 && !bf16 && st == TUNA_OK)
+        fprintf(stderr, "bench_train: --bf16: this CPU has no bf16 GEMMs (tuna_bf16_supported() = 0): the step runs in fp32\n");
     if (st != TUNA_OK) {
         fprintf(stderr, "bench_train: %s: %s\n", tuna_status_str(st), tuna_last_error());
         tuna_model_free(m);
@@ -304,6 +321,8 @@ int main(int argc, char **argv) {
     double gbest = g1 > g2 ? g1 : g2;
     const char *core = openblas_get_corename(), *bcfg = openblas_get_config();
     const char *env_core = getenv("OPENBLAS_CORETYPE"), *env_l2 = getenv("OPENBLAS_L2_SIZE");
+    char kernels[256];
+    json_safe(kernels, sizeof kernels, tuna_kernels_info());
 
     if (o.json) {
         printf("{\"impl\":\"tuna\",\"config\":\"%s\",\"arch\":\"%s\",\"B\":%d,\"T\":%d,\"threads\":%d,\"steps\":%d,"
@@ -313,11 +332,12 @@ int main(int argc, char **argv) {
                "\"tokens_per_s_per_sgemm_gflops\":%.5f,\"sgemm_gflops_1024x3072x768\":%.3f,\"sgemm_gflops_4096\":%.3f,"
                "\"frac_of_best_sgemm\":%.4f,\"peak_rss_mib\":%.1f,\"weights_mib\":%.1f,\"activations_mib\":%.1f,"
                "\"loss0\":%.4f,\"openblas_core\":\"%s\",\"openblas_config\":\"%s\",\"OPENBLAS_CORETYPE\":\"%s\","
-               "\"OPENBLAS_L2_SIZE\":\"%s\",\"cores_used\":%.2f,\"loadavg_start\":%.2f,\"loadavg_end\":%.2f}\n",
+               "\"OPENBLAS_L2_SIZE\":\"%s\",\"bf16_requested\":%d,\"bf16\":%d,\"kernels\":\"%s\",\"cores_used\":%.2f,"
+               "\"loadavg_start\":%.2f,\"loadavg_end\":%.2f}\n",
                o.config, cfg.architecture, o.B, o.T, o.threads, o.steps, o.warmup, (long long)nparams, pmm, flops,
                med * 1e3, mean * 1e3, best * 1e3, tok_s, N / best, gflops, gflops_best, gprobe, frac, tps_per_sgemm,
                g1, g2, gbest > 0 ? gflops_best / gbest : 0, rss, wbytes / 1048576.0, abytes / 1048576.0, loss0, core,
-               bcfg, env_core ? env_core : "", env_l2 ? env_l2 : "", cores, load0, load1);
+               bcfg, env_core ? env_core : "", env_l2 ? env_l2 : "", o.bf16, bf16, kernels, cores, load0, load1);
         return 0;
     }
     printf("tuna training-step benchmark\n");
@@ -327,6 +347,8 @@ int main(int argc, char **argv) {
            o.threads, o.steps, o.warmup);
     printf("  openblas      core %s | %s | OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s\n", core, bcfg,
            env_core ? env_core : "(unset)", env_l2 ? env_l2 : "(unset)");
+    printf("  compute       %s (%s)\n", bf16 ? "bf16 linear layers, fp32 accumulation" : "fp32",
+           kernels);
     printf("  params        %lld (matmul params P_mm = %.0f)\n", (long long)nparams, pmm);
     printf("  memory        peak RSS %.1f MiB (weights %.1f + grads %.1f + activations %.1f MiB planned)\n", rss,
            wbytes / 1048576.0, wbytes / 1048576.0, abytes / 1048576.0);

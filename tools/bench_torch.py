@@ -2,14 +2,30 @@
 """bench_torch.py — the PyTorch side of tuna's training-step benchmark.
 
 Times forward + backward of the same model shape, batch and thread count as
-bench/bench_train.c, in plain fp32 PyTorch (no transformers package: GPT-2 and
-Llama are written out below with HF's math), and prints one JSON line.
-Run it with Debian's /usr/bin/python3 (python3-torch, which links the same
-OpenBLAS as tuna through libblas.so.3). The OpenBLAS kernel that ran is read
-from libopenblas with ctypes and reported, never changed.
+bench/bench_train.c, in plain PyTorch (no transformers package: GPT-2 and
+Llama are written out below with HF's math), and prints one JSON line naming
+the mode that ran. Run it with Debian's /usr/bin/python3 (python3-torch, which
+links the same OpenBLAS as tuna through libblas.so.3, and the same oneDNN
+through libdnnl.so.2). The OpenBLAS kernel that ran is read from libopenblas
+with ctypes and reported, never changed.
+
+Modes (combinable):
+  --method full|lora   full fine-tuning (default), or LoRA as bench_peft.sh's
+                       tuna row: r 16, alpha 32, dropout 0, every linear layer
+                       of the blocks (PEFT's all-linear: not the lm_head),
+                       A kaiming-uniform, B zero, base frozen
+  --autocast none|bf16 bf16: forward and loss under torch.autocast("cpu",
+                       dtype=torch.bfloat16), backward outside, fp32 master
+                       weights (Transformers' bf16=True); matmuls go through
+                       oneDNN, whose ISA and kernel are reported
+  --base-dtype fp32|bf16  LoRA's frozen base weight matrices stored in bf16
+                       (a bf16-stored base; needs --autocast bf16)
+  --optim none|adamw   none: forward + backward only (bench_train's step);
+                       adamw: + gradient clipping to 1.0 and an AdamW step
+                       (lr 2e-5 full, 2e-4 lora), a whole `tuna sft` step
 
   /usr/bin/python3 tools/bench_torch.py --config bench/configs/gpt2-124m.json \
-      --batch 4 --seq-len 256 --steps 3 --warmup 1 --threads 2
+      --batch 4 --seq-len 256 --steps 3 --warmup 1 --threads 2 [--autocast bf16]
 """
 import argparse
 import ctypes
@@ -85,7 +101,8 @@ class GPT2(nn.Module):
 
     def forward(self, ids):
         T = ids.shape[1]
-        x = self.wte(ids) + self.wpe(torch.arange(T))
+        # .float(): a bf16-stored base (--base-dtype bf16) keeps fp32 activations, as tuna
+        x = self.wte(ids).float() + self.wpe(torch.arange(T)).float()
         for blk in self.h:
             x = blk(x)
         return self.ln_f(x) @ self.wte.weight.t()  # tied lm_head
@@ -153,11 +170,49 @@ class Llama(nn.Module):
         f = torch.outer(torch.arange(T, dtype=torch.float32), inv)
         emb = torch.cat((f, f), dim=-1)
         cos, sin = emb.cos(), emb.sin()
-        x = self.embed_tokens(ids)
+        x = self.embed_tokens(ids).float()  # fp32 activations from a bf16-stored base too
         for blk in self.layers:
             x = blk(x, cos, sin)
         x = self.norm(x)
         return x @ self.embed_tokens.weight.t() if self.lm_head is None else self.lm_head(x)
+
+
+class LoRALinear(nn.Module):
+    """PEFT's LoRA Linear: base(x) + (dropout 0) x A^T B^T * alpha/r, base frozen."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.lora_B(self.lora_A(x)) * self.scaling
+
+
+def apply_lora(model, r, alpha, base_dtype):
+    """Freezes the model and wraps every nn.Linear of its blocks (PEFT's
+    all-linear: the lm_head is not one) in LoRALinear; with base_dtype bf16
+    the frozen weight matrices (linears, embeddings) are stored in bf16,
+    biases and norms stay fp32."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if base_dtype == torch.bfloat16:
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.data = p.data.to(torch.bfloat16)
+    for blocks in (getattr(model, "h", None), getattr(model, "layers", None)):
+        for blk in blocks or ():
+            for name, mod in list(blk.named_children()):
+                if isinstance(mod, nn.Linear):
+                    setattr(blk, name, LoRALinear(mod, r, alpha))
+
+
+def first_linear(model):
+    return next(m for m in model.modules() if isinstance(m, (LoRALinear, nn.Linear)))
 
 
 def init_weights(model, std):
@@ -210,7 +265,60 @@ def openblas_core():
     return "unknown"
 
 
-def main():
+DNNL_ISA = {0x0: "all", 0x1: "sse41", 0x3: "avx", 0x7: "avx2", 0xf: "avx512_mic", 0x1f: "avx512_mic_4ops",
+            0x27: "avx512_core", 0x67: "avx512_core_vnni", 0xe7: "avx512_core_bf16",
+            0x3e7: "avx512_core_amx", 0x407: "avx2_vnni"}
+
+
+def onednn_isa():
+    """The highest ISA oneDNN (libdnnl.so.2, the one torch links) may use in this
+    process: dnnl_get_effective_cpu_isa, after ONEDNN_MAX_CPU_ISA if set."""
+    try:
+        lib = ctypes.CDLL("libdnnl.so.2")
+        lib.dnnl_get_effective_cpu_isa.restype = ctypes.c_int
+        v = lib.dnnl_get_effective_cpu_isa()
+        return DNNL_ISA.get(v, hex(v))
+    except (OSError, AttributeError):
+        return "unknown"
+
+
+def onednn_bf16_kernel(K=768, N=768):
+    """Runs one nn.Linear under CPU autocast bf16 with oneDNN's verbose mode on;
+    returns the primitive and implementation oneDNN printed (e.g.
+    matmul:brg:avx512_core_amx_bf16), or "none" if no oneDNN primitive ran
+    (ATen's own bf16 GEMM then), and oneDNN's ISA line (printed once a process)."""
+    lin = nn.Linear(K, N)
+    x = torch.rand(64, K)
+    r, w = os.pipe()
+    saved = os.dup(1)
+    sys.stdout.flush()
+    os.dup2(w, 1)
+    try:
+        with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                lin(x)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(w)
+    with os.fdopen(r) as f:
+        lines = f.read().splitlines()
+    ex = [ln.split(",") for ln in lines if ",exec,cpu," in ln]
+    impls = [f"{e[3]}:{e[4]}" for e in ex if len(e) > 4 and e[3] != "reorder"]
+    isa = [ln.split("isa:", 1)[1] for ln in lines if ",info,cpu,isa:" in ln]
+    return (impls[-1] if impls else "none"), (isa[0] if isa else "")
+
+
+def cpu_capability():
+    """ATen's vector ISA ("CPU capability usage" in torch.__config__.show())."""
+    for ln in torch.__config__.show().splitlines():
+        if "CPU capability usage" in ln:
+            return ln.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True)
     ap.add_argument("--batch", type=int, default=4)
@@ -218,17 +326,84 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--method", choices=("full", "lora"), default="full")
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--lora-alpha", type=float, default=32.0)
+    ap.add_argument("--autocast", choices=("none", "bf16"), default="none")
+    ap.add_argument("--base-dtype", choices=("fp32", "bf16"), default="fp32")
+    ap.add_argument("--optim", choices=("none", "adamw"), default="none")
     a = ap.parse_args()
-    if min(a.batch, a.seq_len, a.steps, a.threads) <= 0 or a.warmup < 0:
-        ap.error("batch, seq-len, steps and threads must be positive; warmup >= 0")
+    if min(a.batch, a.seq_len, a.steps, a.threads, a.lora_r) <= 0 or a.warmup < 0:
+        ap.error("batch, seq-len, steps, threads and lora-r must be positive; warmup >= 0")
+    if a.base_dtype == "bf16" and (a.method != "lora" or a.autocast != "bf16"):
+        ap.error("--base-dtype bf16 is LoRA's frozen base and needs --autocast bf16")
+    return a
 
+
+def build_model(a, cfg):
+    model = GPT2(cfg) if cfg["family"] == "gpt2" else Llama(cfg)
+    init_weights(model, cfg["std"])
+    if a.method == "lora":
+        dt = torch.bfloat16 if a.base_dtype == "bf16" else torch.float32
+        apply_lora(model, a.lora_r, a.lora_alpha, dt)
+    return model
+
+
+def make_step(a, model, ids, V, seen):
+    """One training step as a function returning the loss: forward and loss
+    under autocast when asked, backward outside it, then the optimizer if any.
+    seen["linear_out"] gets the output dtype of the first linear layer (a
+    forward hook, first step only), seen["grad"] the dtype of a gradient."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = None
+    if a.optim == "adamw":
+        opt = torch.optim.AdamW(params, lr=2e-4 if a.method == "lora" else 2e-5, weight_decay=0.0)
+
+    def record(mod, inp, out):
+        seen.setdefault("linear_out", str(out.dtype).replace("torch.", ""))
+
+    hook = first_linear(model).register_forward_hook(record)
+    use_ac = a.autocast == "bf16"
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_ac):
+            logits = model(ids)
+            # mean over the B*(T-1) shifted targets, as tuna's 1/tokens weight;
+            # fp32 loss, as Transformers' loss upcasts the logits
+            loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, V), ids[:, 1:].reshape(-1))
+        loss.backward()
+        hook.remove()
+        seen.setdefault("grad", str(params[0].grad.dtype).replace("torch.", ""))
+        if opt is not None:
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        return loss.item()
+
+    return step
+
+
+def check_autocast(a, seen):
+    """Exits 1 when --autocast bf16 did not make the linears compute in bf16,
+    or the gradients (master weights) are not fp32."""
+    want = "bfloat16" if a.autocast == "bf16" else "float32"
+    if seen.get("linear_out") != want or seen.get("grad") != "float32":
+        print(f"bench_torch: autocast {a.autocast}: a linear layer's output is {seen.get('linear_out')} "
+              f"(expected {want}), gradients {seen.get('grad')} (expected float32)", file=sys.stderr)
+        sys.exit(1)
+
+
+def main():
+    a = parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1234)
     cfg = load_config(a.config)
-    model = GPT2(cfg) if cfg["family"] == "gpt2" else Llama(cfg)
-    init_weights(model, cfg["std"])
+    model = build_model(a, cfg)
     B, T, V = a.batch, a.seq_len, cfg["V"]
     ids = torch.randint(0, V, (B, T))
+    kernel, isa_line = onednn_bf16_kernel()
+    seen = {}
+    step = make_step(a, model, ids, V, seen)
 
     probe = SgemmProbe()
     times, probes = [], []
@@ -237,17 +412,12 @@ def main():
     load0 = os.getloadavg()[0]
     for i in range(a.warmup + a.steps):
         t0, c0 = time.perf_counter(), time.process_time()
-        model.zero_grad(set_to_none=True)
-        logits = model(ids)
-        # mean over the B*(T-1) shifted targets, as tuna's 1/tokens weight
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
-        loss.backward()
-        loss_val = loss.item()
+        loss_val = step()
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
-        del logits, loss
         g = probe.run(2)
         if loss0 is None:
             loss0 = loss_val
+            check_autocast(a, seen)
         if i >= a.warmup:
             times.append(dt)
             probes.append(g)
@@ -258,17 +428,27 @@ def main():
     cores = cpu / sum(times)  # cores this process actually got
     norm = [B * T / t / g for t, g in zip(times, probes)]
     med = median(times)
+    per_step = [round(B * T / t, 2) for t in times]
     times.sort()
-    nparams = sum(p.numel() for p in model.parameters())
+    mode = a.method + ("+autocast_bf16" if a.autocast == "bf16" else "+fp32") + \
+        ("+bf16_base" if a.base_dtype == "bf16" else "") + ("+adamw" if a.optim == "adamw" else "")
     print(json.dumps({
-        "impl": "pytorch", "torch_version": torch.__version__, "config": a.config, "B": B, "T": T,
-        "threads": torch.get_num_threads(), "steps": a.steps, "warmup": a.warmup, "params": nparams,
+        "impl": "pytorch", "mode": mode, "method": a.method, "autocast": a.autocast,
+        "base_dtype": a.base_dtype, "optim": a.optim, "linear_out_dtype": seen["linear_out"],
+        "grad_dtype": seen["grad"], "torch_version": torch.__version__, "config": a.config, "B": B, "T": T,
+        "threads": torch.get_num_threads(), "steps": a.steps, "warmup": a.warmup,
+        "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "ms_per_step": round(med * 1e3, 3), "ms_per_step_min": round(times[0] * 1e3, 3),
         "tokens_per_s": round(B * T / med, 2),
-        "tokens_per_s_best": round(B * T / times[0], 2), "sgemm_probe_gflops": round(median(probes), 3),
+        "tokens_per_s_best": round(B * T / times[0], 2), "tokens_per_s_steps": per_step,
+        "sgemm_probe_gflops": round(median(probes), 3),
         "tokens_per_s_per_sgemm_gflops": round(median(norm), 5), "loss0": round(loss0, 4),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "openblas_core": openblas_core(), "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "onednn_isa": onednn_isa(), "onednn_isa_line": isa_line, "onednn_bf16_linear": kernel,
+        "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", ""), "aten_cpu_capability": cpu_capability(),
+        "mkldnn_available": torch.backends.mkldnn.is_available(),
         "cores_used": round(cores, 2), "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
     }))
 
