@@ -12,10 +12,14 @@
  * milliseconds (it compiles its kernels), a training run uses a handful of
  * shapes. A primitive oneDNN cannot make or run falls back to the serial
  * reference k_gemm_bf16_ref: slower, same numbers up to summation order.
- * oneDNN 2.6's AMX kernels die of SIGILL on some K that are not a multiple
- * of 32 (K = 63 at M x N = 48x80, 16x112, 48x112: oneDNN issue #1661; every
- * other K from 1 to 259 ran): on AMX such products run on copies of A and B
- * padded with zeros to the next multiple of 32, the same sums. */
+ * oneDNN 2.6's AMX kernels die of SIGILL on some small K that are not a
+ * multiple of 32 (K = 63 at M x N = 48x80, 16x112, 48x112: oneDNN issue
+ * #1661; every other K from 1 to 259 ran, as do the large ones of real
+ * models, e.g. GPT-2's vocabulary of 50257): on AMX a product with such a K
+ * below PAD_K_BELOW runs on copies of A and B padded with zeros to the next
+ * multiple of 32, the same sums; cheap at that size, where a copy of a large
+ * K (an lm_head's) would cost a pass over both operands. */
+#define PAD_K_BELOW 256
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -179,7 +183,7 @@ static void gemm_padded(int ta, int tb, int M, int N, int K, float alpha, const 
 void k_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
                  int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K % 32 && k_bf16_ready() && bf16_amx) {
+    if (K % 32 && K < PAD_K_BELOW && k_bf16_ready() && bf16_amx) {
         gemm_padded(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
