@@ -15,7 +15,7 @@
 #   bench/bench_scale.sh [SHAPES] [--rows LIST] [--steps N] [--keep]
 #     SHAPES  tinyllama (TinyLlama-1.1B), llama32 (Llama-3.2-1B), 1b (both),
 #             7b (Llama-2-7B), 8b (Llama-3-8B), all (default: 1b)
-#     --rows  comma list of: info, qlora, qlora-vs-lora, lora, generate, eval,
+#     --rows  comma list of: info, qlora, qlora-bf16, qlora-vs-lora, lora, generate, eval,
 #             merge, export, full (default: all of them)
 #     --steps optimizer steps per training row (default 2)
 #     --keep  keep the folder (its path is printed)
@@ -29,7 +29,7 @@ root=$PWD
 tuna=$root/build/tuna
 mk=$root/build/bench/make_checkpoint
 shared=$root/../shared/data/tokenizers
-shapes=() rows=info,qlora,qlora-vs-lora,lora,generate,eval,merge,export,full steps=2 keep=
+shapes=() rows=info,qlora,qlora-bf16,qlora-vs-lora,lora,generate,eval,merge,export,full steps=2 keep=
 while [ $# -gt 0 ]; do
   case $1 in
     tinyllama) shapes+=(tinyllama-1.1b) ;;
@@ -57,17 +57,17 @@ has_row() { case ",$rows," in *",$1,"*) return 0 ;; esac; return 1; }
 sgemm=$("$root/build/bench/bench_train" --sgemm-only 1024x4096x4096) || sgemm=
 sgemm_g=$(echo "$sgemm" | awk '{ print $3 }')
 ptable=$tmp/profile.txt
-printf '%-56s %8s %8s %8s %9s %11s %8s %9s %7s\n' command "step s" "tok/s" "gemm s" "dequant s" "attention s" "rest s" "GEMM GF/s" "% sgemm" > "$ptable"
+printf '%-56s %8s %8s %8s %9s %11s %9s %8s %9s %7s\n' command "step s" "tok/s" "gemm s" "dequant s" "attention s" "convert s" "rest s" "GEMM GF/s" "% sgemm" > "$ptable"
 # profile LABEL NAME: adds the --profile block of $tmp/NAME.log to the second
 # table (seconds per step); sets $step_s
 profile() {
   step_s=$(awk -v label="$1" -v sg="${sgemm_g:-0}" -v out="$ptable" '
     /^profile: / { n = $2; t = $4; tps = $6 }
-    /^  (gemm|dequant|attention|rest) / { s[$1] = $2; if ($1 == "gemm") g = $5 }
+    /^  (gemm|dequant|attention|convert|rest) / { s[$1] = $2; if ($1 == "gemm") g = $5 }
     END { if (!n) exit 1
           pc = sg > 0 ? 100 * g / sg : 0
-          printf "%-56s %8.3f %8.0f %8.3f %9.3f %11.3f %8.3f %9.1f %6.0f%%\n", label, t / n, tps, s["gemm"] / n, s["dequant"] / n,
-                 s["attention"] / n, s["rest"] / n, g, pc >> out
+          printf "%-56s %8.3f %8.0f %8.3f %9.3f %11.3f %9.3f %8.3f %9.1f %6.0f%%\n", label, t / n, tps, s["gemm"] / n, s["dequant"] / n,
+                 s["attention"] / n, s["convert"] / n, s["rest"] / n, g, pc >> out
           printf "%.6f", t / n }' "$tmp/$2.log") || step_s=
 }
 table=$tmp/table.txt
@@ -124,6 +124,16 @@ for s in "${shapes[@]}"; do
     measure qlora "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --profile --out "$tmp/qlora"
     row "$s: sft qlora all-linear r16 b1x256 ckpt" "6" "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" "$(toks qlora)"
     profile "$s: sft qlora all-linear r16 b1x256 ckpt" qlora; qlora_s=$step_s
+  fi
+  if has_row qlora-bf16; then
+    # issue 22: the same step with bf16 GEMMs (>= 8 tokens/s at 7B)
+    opts=(--method qlora --lora-targets all-linear --lora-r 16 --batch 1 --seq-len 256 --grad-checkpoint --bf16)
+    measure qlora_bf16 "$tuna" sft --model "$dir" "${train[@]}" "${opts[@]}" --profile --out "$tmp/qlora_bf16"
+    row "$s: sft qlora --bf16 all-linear r16 b1x256 ckpt" "6" "$(plan --model "$dir" "${train[@]}" "${opts[@]}")" "$(toks qlora_bf16)"
+    profile "$s: sft qlora --bf16 all-linear r16 b1x256 ckpt" qlora_bf16
+    [ -n "${qlora_s:-}" ] && [ -n "$step_s" ] &&
+      awk -v s="$s" -v q="$qlora_s" -v b="$step_s" 'BEGIN { printf "%s: qlora step time fp32 / --bf16: %.2fx\n", s, q / b }' >> "$tmp/ratios.txt"
+    rm -rf "$tmp/qlora_bf16"
   fi
   if has_row qlora-vs-lora; then
     opts=(--method lora --lora-targets all-linear --lora-r 16 --batch 1 --seq-len 256 --grad-checkpoint)
@@ -194,7 +204,8 @@ if [ "$(wc -l < "$ptable")" -gt 1 ]; then
   echo
   cat "$ptable"
   echo "(--profile, per optimizer step over all steps: gemm = k_matmul_*/k_gemm/k_matvec_half, dequant = stored weights into fp32 tiles,"
-  echo " attention = k_attention_fwd/bwd, rest = step wall time minus those; GEMM GF/s = GEMM FLOPs / GEMM seconds)"
+  echo " attention = k_attention_fwd/bwd, convert = activations (and tiles) rounded to bf16 (--bf16),"
+  echo " rest = step wall time minus those; GEMM GF/s = GEMM FLOPs / GEMM seconds, bf16 ones included)"
   echo "${sgemm:-sgemm: bench_train --sgemm-only failed}"
   [ -f "$tmp/ratios.txt" ] && cat "$tmp/ratios.txt"
 fi

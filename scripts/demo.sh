@@ -11,7 +11,8 @@
 # Settings (environment): DEMO_OUT (runs/demo), DEMO_MODEL
 # (models/tuna-stories), DEMO_STEPS (LoRA steps, 500), DEMO_TRAIN / DEMO_EVAL
 # (examples, 2000 / 100), TUNA (the CLI, build/tuna), DEMO_CHECK=0 to skip the
-# quality thresholds (for the fast test's tiny step count).
+# quality thresholds (for the fast test's tiny step count), DEMO_SFT_FLAGS
+# (more options for step 3's tuna sft, e.g. --bf16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${TUNA:-build/tuna}
@@ -46,7 +47,7 @@ echo "== 3. LoRA fine-tuning (r 16, all linear layers; the base stays frozen)"
 $T sft --model "$model" --data "$out/data/train.jsonl" --val "$out/data/val.jsonl" --method lora \
   --lora-r 16 --lora-alpha 32 --lora-targets all-linear --steps "$steps" --batch 16 --lr 2e-3 \
   --schedule cosine --warmup 0.05 --eval-every $(( steps / 5 > 0 ? steps / 5 : 1 )) --seq-len 256 \
-  --cache-dir "$out/cache" --out "$out/lora"
+  --cache-dir "$out/cache" --out "$out/lora" ${DEMO_SFT_FLAGS:-}
 
 echo
 echo "== 4. the fine-tuned model on the same eval set, beside prompting"
