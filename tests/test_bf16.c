@@ -44,16 +44,17 @@ static void test_round(void) {
 }
 
 /* one GEMM against the serial reference: max |diff| relative to max |ref| */
-static double gemm_err(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad, uint64_t seed) {
+static double gemm_err(int ta, int tb, int M, int N, int K, float alpha, float beta, int bias, int pad, uint64_t seed) {
     int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
     long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc;
     uint16_t *A = malloc(na * 2), *B = malloc(nb * 2);
-    float *C = malloc(nc * 4), *R = malloc(nc * 4);
+    float *C = malloc(nc * 4), *R = malloc(nc * 4), *b = bias ? malloc((size_t)N * 4) : NULL;
+    for (int j = 0; b && j < N; j++) b[j] = urand(&seed);
     for (long i = 0; i < na; i++) A[i] = st_f32_to_bf16(urand(&seed));
     for (long i = 0; i < nb; i++) B[i] = st_f32_to_bf16(urand(&seed));
     for (long i = 0; i < nc; i++) C[i] = R[i] = urand(&seed);
-    k_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    k_gemm_bf16_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
+    k_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, b, beta, C, ldc);
+    k_gemm_bf16_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, b, beta, R, ldc);
     double num = 0, den = 0;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -64,7 +65,7 @@ static double gemm_err(int ta, int tb, int M, int N, int K, float alpha, float b
     int pads_kept = 1; /* the padding between rows of C is never written */
     for (int i = 0; i < M && pad; i++)
         for (int j = N; j < ldc; j++) pads_kept &= C[(long)i * ldc + j] == R[(long)i * ldc + j];
-    free(A); free(B); free(C); free(R);
+    free(A); free(B); free(C); free(R); free(b);
     return pads_kept ? num / (den > 0 ? den : 1) : 1.0;
 }
 
@@ -73,13 +74,13 @@ static void test_gemm(void) {
     const int shapes[][3] = {{64, 96, 128}, {33, 17, 250}, {1, 200, 64}, {300, 16, 192}, {16, 300, 1024}, {48, 80, 63}};
     for (int s = 0; s < 6; s++)
         for (int t = 0; t < 4; t++)
-            for (int v = 0; v < 3; v++) {
+            for (int v = 0; v < 4; v++) {
                 float alpha = v == 2 ? 0.5f : 1.0f, beta = v == 1 ? 1.0f : v == 2 ? 0.25f : 0.0f;
-                int pad = (s + t + v) % 2 ? 3 : 0;
-                double e = gemm_err(t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2], alpha, beta, pad, 11 + s);
+                int pad = (s + t + v) % 2 ? 3 : 0, bias = v >= 2;
+                double e = gemm_err(t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2], alpha, beta, bias, pad, 11 + s);
                 /* both sum exact bf16 products, fp32 against double: 1e-5 covers K = 1024 */
-                CHECKF(e < 1e-5, "k_gemm_bf16 %dx%dx%d ta %d tb %d alpha %g beta %g pad %d: rel err %.2g",
-                       shapes[s][0], shapes[s][1], shapes[s][2], t >> 1, t & 1, alpha, beta, pad, e);
+                CHECKF(e < 1e-5, "k_gemm_bf16 %dx%dx%d ta %d tb %d alpha %g beta %g bias %d pad %d: rel err %.2g",
+                       shapes[s][0], shapes[s][1], shapes[s][2], t >> 1, t & 1, alpha, beta, bias, pad, e);
             }
 }
 

@@ -87,14 +87,14 @@ void k_f32_to_bf16(uint16_t *dst, const float *src, long n) {
 /* ---- the primitive cache ---- */
 
 typedef struct {
-    int M, N, K, ta, tb, lda, ldb, ldc;
+    int M, N, K, ta, tb, lda, ldb, ldc, bias;
     float alpha, beta;
 } gemm_key;
 
 typedef struct {
     gemm_key key;
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t a, b, c;
+    dnnl_memory_desc_t a, b, c, bias;
 } gemm_entry;
 
 #define GEMM_CACHE 64
@@ -115,7 +115,8 @@ static dnnl_primitive_t make_prim(const gemm_key *k, gemm_entry *e) {
     dnnl_primitive_t p = NULL;
     dnnl_matmul_desc_t mm;
     int bad = md_init(&e->a, k->M, k->K, k->ta, k->lda, dnnl_bf16) || md_init(&e->b, k->K, k->N, k->tb, k->ldb, dnnl_bf16) ||
-              md_init(&e->c, k->M, k->N, 0, k->ldc, dnnl_f32) || dnnl_matmul_desc_init(&mm, &e->a, &e->b, NULL, &e->c) ||
+              md_init(&e->c, k->M, k->N, 0, k->ldc, dnnl_f32) || (k->bias && md_init(&e->bias, 1, k->N, 0, k->N, dnnl_f32)) ||
+              dnnl_matmul_desc_init(&mm, &e->a, &e->b, k->bias ? &e->bias : NULL, &e->c) ||
               dnnl_primitive_attr_create(&attr);
     if (!bad && k->alpha != 1.0f) bad = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha) != dnnl_success;
     if (!bad && k->beta != 0.0f)
@@ -142,19 +143,21 @@ static const gemm_entry *lookup(const gemm_key *k) {
     return e->prim ? e : NULL;
 }
 
-static int run_prim(const gemm_entry *e, const uint16_t *A, const uint16_t *B, float *C) {
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+static int run_prim(const gemm_entry *e, const uint16_t *A, const uint16_t *B, const float *bias, float *C) {
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbias = NULL;
     dnnl_stream_t s = NULL;
     int bad = dnnl_memory_create(&ma, &e->a, eng, (void *)A) || dnnl_memory_create(&mb, &e->b, eng, (void *)B) ||
-              dnnl_memory_create(&mc, &e->c, eng, C) || dnnl_stream_create(&s, eng, dnnl_stream_default_flags);
+              dnnl_memory_create(&mc, &e->c, eng, C) || (bias && dnnl_memory_create(&mbias, &e->bias, eng, (void *)bias)) ||
+              dnnl_stream_create(&s, eng, dnnl_stream_default_flags);
     if (!bad) {
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-        bad = dnnl_primitive_execute(e->prim, s, 3, args) || dnnl_stream_wait(s);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, mbias}};
+        bad = dnnl_primitive_execute(e->prim, s, bias ? 4 : 3, args) || dnnl_stream_wait(s);
     }
     if (s) dnnl_stream_destroy(s);
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
+    if (mbias) dnnl_memory_destroy(mbias);
     return bad;
 }
 
@@ -171,32 +174,32 @@ static uint16_t *pad_k(const uint16_t *X, int ld, int kmajor, int other, int K, 
 }
 
 static void gemm_padded(int ta, int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
-                        int ldb, float beta, float *C, int ldc) {
+                        int ldb, const float *bias, float beta, float *C, int ldc) {
     int Kp = (K + 31) / 32 * 32, la = 0, lb = 0;
     uint16_t *Ap = pad_k(A, lda, ta, M, K, Kp, &la), *Bp = pad_k(B, ldb, !tb, N, K, Kp, &lb);
-    if (Ap && Bp) k_gemm_bf16(ta, tb, M, N, Kp, alpha, Ap, la, Bp, lb, beta, C, ldc);
-    else k_gemm_bf16_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (Ap && Bp) k_gemm_bf16(ta, tb, M, N, Kp, alpha, Ap, la, Bp, lb, bias, beta, C, ldc);
+    else k_gemm_bf16_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);
     free(Ap);
     free(Bp);
 }
 
 void k_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
-                 int ldb, float beta, float *C, int ldc) {
+                 int ldb, const float *bias, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K % 32 && K < PAD_K_BELOW && k_bf16_ready() && bf16_amx) {
-        gemm_padded(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_padded(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);
         return;
     }
     double t0 = prof_start();
-    gemm_key k = {M, N, K, trans_a != 0, trans_b != 0, lda, ldb, ldc, alpha, beta};
+    gemm_key k = {M, N, K, trans_a != 0, trans_b != 0, lda, ldb, ldc, bias != NULL, alpha, beta};
     int bad = 1;
     if (K > 0 && k_bf16_ready()) {
         /* held while the primitive runs: another thread cannot evict it */
         pthread_mutex_lock(&cache_lock);
         const gemm_entry *e = lookup(&k);
-        bad = !e || run_prim(e, A, B, C);
+        bad = !e || run_prim(e, A, B, bias, C);
         pthread_mutex_unlock(&cache_lock);
     }
-    if (bad) k_gemm_bf16_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (bad) k_gemm_bf16_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);
     prof_stop(PROF_GEMM, t0, 2.0 * M * N * K);
 }

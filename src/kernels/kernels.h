@@ -38,11 +38,12 @@ int k_bf16_ready(void);
 const char *k_bf16_kernel(void);
 /* dst[i] = src[i] rounded to bf16, to nearest even (as torch's .bfloat16()) */
 void k_f32_to_bf16(uint16_t *dst, const float *src, long n);
-/* C[M,N] = alpha * op(A) @ op(B) + beta * C with bf16 A and B, fp32 C (the
- * products summed in fp32), row-major as k_gemm. Without bf16 instructions it
- * runs k_gemm_bf16_ref (same result up to summation order). */
+/* C[M,N] = alpha * (op(A) @ op(B) + bias[N] in every row, unless bias is
+ * NULL) + beta * C with bf16 A and B, fp32 C and bias (the products summed in
+ * fp32), row-major as k_gemm. Without bf16 instructions it runs
+ * k_gemm_bf16_ref (same result up to summation order). */
 void k_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
-                 int ldb, float beta, float *C, int ldc);
+                 int ldb, const float *bias, float beta, float *C, int ldc);
 
 /* LayerNorm: out = (x-mean)*rstd*w + b; mean/rstd [N] saved for backward. */
 void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
@@ -117,7 +118,7 @@ void k_matvec_half_ref(float *out, const float *in, const uint16_t *w, int is_bf
 void k_matmul_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                       int N, int IC, int OC, int din_acc);
 void k_gemm_bf16_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda,
-                     const uint16_t *B, int ldb, float beta, float *C, int ldc);
+                     const uint16_t *B, int ldb, const float *bias, float beta, float *C, int ldc);
 void k_layernorm_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *x, const float *w,
                          const float *mean, const float *rstd, int N, int C);
 void k_rmsnorm_bwd_ref(float *din, float *dw, const float *dout, const float *x, const float *w, const float *rstd,

@@ -41,9 +41,9 @@ void k_matvec_half_ref(float *out, const float *in, const uint16_t *w, int is_bf
         }
 }
 
-/* C = alpha op(A) op(B) + beta C, bf16 operands widened exactly, sums in double */
+/* C = alpha (op(A) op(B) + bias) + beta C, bf16 operands widened exactly, sums in double */
 void k_gemm_bf16_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda,
-                     const uint16_t *B, int ldb, float beta, float *C, int ldc) {
+                     const uint16_t *B, int ldb, const float *bias, float beta, float *C, int ldc) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double acc = 0;
@@ -53,7 +53,7 @@ void k_gemm_bf16_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
                 acc += half_ref(a, 1) * half_ref(b, 1);
             }
             float *c = &C[(long)i * ldc + j];
-            *c = (float)(alpha * acc + (beta != 0.0f ? (double)beta * *c : 0.0));
+            *c = (float)(alpha * (acc + (bias ? bias[j] : 0.0)) + (beta != 0.0f ? (double)beta * *c : 0.0));
         }
 }
 

@@ -116,15 +116,13 @@ static int bf16_forward(const tuna_linear *l, float *out, const float *in, int N
     if (!w && !bf16_tiles_ok(l)) return 0;
     const uint16_t *x = bf16_input(l->bf16, in, (long)N * IC);
     if (!x) return 0;
-    if (l->b) bias_rows(out, l->b, N, OC);
-    float beta = l->b ? 1.0f : 0.0f;
     if (w) {
-        k_gemm_bf16(0, 1, N, OC, IC, 1.0f, x, IC, w, IC, beta, out, OC);
+        k_gemm_bf16(0, 1, N, OC, IC, 1.0f, x, IC, w, IC, l->b, 0.0f, out, OC);
         return 1;
     }
     for (int o0 = 0, R = tile_rows(l); o0 < OC; o0 += R) {
         int o1 = o0 + R < OC ? o0 + R : OC;
-        k_gemm_bf16(0, 1, N, o1 - o0, IC, 1.0f, x, IC, bf16_tile(l, o0, o1), IC, beta, out + o0, OC);
+        k_gemm_bf16(0, 1, N, o1 - o0, IC, 1.0f, x, IC, bf16_tile(l, o0, o1), IC, l->b ? l->b + o0 : NULL, 0.0f, out + o0, OC);
     }
     return 1;
 }
@@ -134,12 +132,12 @@ static void bf16_input_grad(const tuna_linear *l, float *din, int acc, const uin
     int IC = l->IC, OC = l->OC;
     const uint16_t *w = bf16_weight(l);
     if (w) {
-        k_gemm_bf16(0, 0, N, IC, OC, 1.0f, g, OC, w, IC, acc ? 1.0f : 0.0f, din, IC);
+        k_gemm_bf16(0, 0, N, IC, OC, 1.0f, g, OC, w, IC, NULL, acc ? 1.0f : 0.0f, din, IC);
         return;
     }
     for (int o0 = 0, R = tile_rows(l); o0 < OC; o0 += R) {
         int o1 = o0 + R < OC ? o0 + R : OC;
-        k_gemm_bf16(0, 0, N, IC, o1 - o0, 1.0f, g + o0, OC, bf16_tile(l, o0, o1), IC, o0 == 0 && !acc ? 0.0f : 1.0f, din, IC);
+        k_gemm_bf16(0, 0, N, IC, o1 - o0, 1.0f, g + o0, OC, bf16_tile(l, o0, o1), IC, NULL, o0 == 0 && !acc ? 0.0f : 1.0f, din, IC);
     }
 }
 
@@ -150,7 +148,7 @@ static int bf16_backward(const tuna_linear *l, float *din, int acc, float *dw, c
     const uint16_t *x = g && dw ? bf16_input(l->bf16, in, (long)N * l->IC) : NULL;
     if (!g || (dw && !x)) return 0;
     if (din) bf16_input_grad(l, din, acc, g, N);
-    if (dw) k_gemm_bf16(1, 0, l->OC, l->IC, N, 1.0f, g, l->OC, x, l->IC, 1.0f, dw, l->IC);
+    if (dw) k_gemm_bf16(1, 0, l->OC, l->IC, N, 1.0f, g, l->OC, x, l->IC, NULL, 1.0f, dw, l->IC);
     return 1;
 }
 

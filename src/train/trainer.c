@@ -642,19 +642,17 @@ static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums 
 }
 
 /* the gradient clipped to grad_clip (by its norm), then AdamW with bias
- * correction; weight decay only where t->decay says */
+ * correction; weight decay only where t->decay says. The clipped gradient
+ * g * c is formed in the update's own loop (the same float product as
+ * scaling g first: one pass over the weights fewer); g keeps the unclipped
+ * values. */
 static void adamw_update(tuna_trainer *t, const tuna_trainable *tr, double lr, double norm) {
     const tuna_train_args *a = &t->a;
-    const int64_t W = tr->n_weights;
-    float *g = tr->grads, *p = tr->weights;
-    if (a->grad_clip > 0) {
-        double coef = a->grad_clip / (norm + 1e-6);
-        if (coef < 1.0) {
-            float c = (float)coef;
-#pragma omp parallel for
-            for (int64_t i = 0; i < W; i++) g[i] *= c;
-        }
-    }
+    const float *g = tr->grads;
+    float *p = tr->weights;
+    double coef = a->grad_clip > 0 ? a->grad_clip / (norm + 1e-6) : 1.0;
+    int clip = coef < 1.0;
+    float c = (float)coef;
     int step = t->step + 1;
     double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
@@ -666,9 +664,10 @@ static void adamw_update(tuna_trainer *t, const tuna_trainable *tr, double lr, d
         float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
 #pragma omp parallel for
         for (int64_t i = o0; i < o1; i++) {
+            float gi = clip ? g[i] * c : g[i];
             p[i] *= keep;
-            am[i] += (1.0f - b1) * (g[i] - am[i]);
-            av[i] = b2 * av[i] + (1.0f - b2) * g[i] * g[i];
+            am[i] += (1.0f - b1) * (gi - am[i]);
+            av[i] = b2 * av[i] + (1.0f - b2) * gi * gi;
             float denom = sqrtf(av[i]) / bc2_sqrt + eps;
             p[i] -= step_size * am[i] / denom;
         }
