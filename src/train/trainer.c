@@ -704,7 +704,9 @@ static tuna_status step_once(tuna_trainer *t, tuna_step_info *info, double t0) {
     double comm0 = tuna_dist_comm_seconds();
     if (tuna_dist_size() > 1 && (st = reduce_ranks(t, g, W, &s)) != TUNA_OK) return st;
     double ss = 0;
-#pragma omp parallel for reduction(+ : ss)
+    /* simd: vector partial sums (a chain of scalar double adds took 0.1 s
+     * per step for 124M gradients) */
+#pragma omp parallel for simd reduction(+ : ss)
     for (int64_t i = 0; i < W; i++) ss += (double)g[i] * g[i];
     double norm = sqrt(ss);
     if (!isfinite(s.loss) || !isfinite(norm))
