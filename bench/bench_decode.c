@@ -1,7 +1,12 @@
 /* bench_decode.c — generation speed with the KV cache: prompt processing
  * (prefill) and decoding tokens/s of a model shape with random weights, one
  * row and several rows decoded together.
- *   build/bench/bench_decode --config FILE [--prompt N] [--new N] [--rows R]
+ *   build/bench/bench_decode (--config FILE | --model DIR [--dtype auto|bf16])
+ *                            [--prompt N] [--new N] [--rows R]
+ * --config: random fp32 weights in memory. --model: a checkpoint (e.g. from
+ * `tuna init --config FILE --dtype f32|bf16`) loaded as `tuna generate
+ * --dtype` loads it: auto (default) as stored, bf16 computed in bf16 when the
+ * linears are bf16; bf16 converted to bf16 at load, computed in bf16.
  * Prefill runs the R prompts of N tokens row by row; decode steps then feed
  * one token to every row per call (the batched path of evaluation). Greedy
  * next token, so the work is the model's, not the sampler's. */
@@ -10,8 +15,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "tuna.h"
 #include "tuna_infer.h"
+#include "tuna_peft.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -19,26 +27,46 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* the model of --config (random fp32) or --model (as --dtype says); "fp32",
+ * "bf16" or "bf16 weights, fp32 compute" in *how */
+static tuna_status load(tuna_model **m, const char *config, const char *dir, const char *dtype, const char **how) {
+    tuna_config cfg;
+    tuna_status st;
+    *how = "fp32";
+    if (config) {
+        st = tuna_config_load(&cfg, config);
+        if (st == TUNA_OK) st = tuna_model_create(m, &cfg);
+        return st == TUNA_OK ? tuna_model_init_random(*m, 1) : st;
+    }
+    int bf16 = !strcmp(dtype, "bf16");
+    st = tuna_model_load_quantized(m, dir, bf16 ? TUNA_QUANT_BF16 : TUNA_QUANT_STORED);
+    if (st == TUNA_OK && tuna_model_linears_bf16(*m)) *how = tuna_model_set_bf16(*m, 1) ? "bf16" : "bf16 weights, fp32 compute";
+    return st;
+}
+
 int main(int argc, char **argv) {
-    const char *config = NULL;
+    const char *config = NULL, *dir = NULL, *dtype = "auto", *how;
     int prompt = 128, gen = 64, rows = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--new") && i + 1 < argc) gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: bench_decode --config FILE [--prompt N] [--new N] [--rows R]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench_decode (--config FILE | --model DIR [--dtype auto|bf16]) [--prompt N] [--new N] [--rows R]\n"); return 2; }
     }
-    if (!config || prompt < 1 || gen < 1 || rows < 1) { fprintf(stderr, "bench_decode: --config FILE required\n"); return 2; }
-    tuna_config cfg;
+    if (!config == !dir || prompt < 1 || gen < 1 || rows < 1 || (strcmp(dtype, "auto") && strcmp(dtype, "bf16"))) {
+        fprintf(stderr, "bench_decode: one of --config FILE or --model DIR required; --dtype auto or bf16\n");
+        return 2;
+    }
     tuna_model *m = NULL;
     tuna_decoder *d = NULL;
-    if (tuna_config_load(&cfg, config) != TUNA_OK || tuna_model_create(&m, &cfg) != TUNA_OK ||
-        tuna_model_init_random(m, 1) != TUNA_OK || tuna_decoder_create(&d, m, rows, prompt + gen, prompt > rows ? prompt : rows) != TUNA_OK) {
+    if (load(&m, config, dir, dtype, &how) != TUNA_OK || tuna_decoder_create(&d, m, rows, prompt + gen, prompt > rows ? prompt : rows) != TUNA_OK) {
         fprintf(stderr, "bench_decode: %s\n", tuna_last_error());
         return 1;
     }
-    int V = cfg.V;
+    int V = tuna_model_config(m)->V;
     int32_t *ids = malloc((size_t)prompt * sizeof *ids), *next = malloc((size_t)rows * sizeof *next);
     float *logits = malloc((size_t)rows * V * sizeof(float));
     int *rowv = malloc((size_t)rows * sizeof *rowv);
@@ -60,9 +88,9 @@ int main(int argc, char **argv) {
         if (s + 1 < gen && tuna_decoder_step(d, rowv, rows, next, 1, logits) != TUNA_OK) { fprintf(stderr, "%s\n", tuna_last_error()); return 1; }
     }
     double td = now_s() - t0;
-    const char *core = getenv("OPENBLAS_CORETYPE");
-    printf("%s: prompt %d x %d rows: prefill %.0f tokens/s; decode %d steps x %d rows: %.1f tokens/s (%.1f ms/step); OpenBLAS core %s\n",
-           config, prompt, rows, prompt * rows / tp, gen - 1, rows, (gen - 1) * rows / td, 1e3 * td / (gen - 1), core ? core : "native");
+    const char *core = openblas_get_corename(), *env = getenv("OPENBLAS_CORETYPE");
+    printf("%s (%s): prompt %d x %d rows: prefill %.0f tokens/s; decode %d steps x %d rows: %.1f tokens/s (%.1f ms/step); OpenBLAS core %s (OPENBLAS_CORETYPE %s)\n",
+           config ? config : dir, how, prompt, rows, prompt * rows / tp, gen - 1, rows, (gen - 1) * rows / td, 1e3 * td / (gen - 1), core, env ? env : "unset");
     tuna_decoder_free(d);
     tuna_model_free(m);
     free(ids); free(next); free(logits); free(rowv);
