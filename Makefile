@@ -17,7 +17,7 @@ OBJCOPY  ?= objcopy
 OPT      ?= -O3 -march=native
 CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude -Isrc \
             -I/usr/include/x86_64-linux-gnu/openblas-openmp $(OPT)
-LDLIBS   += -lopenblas -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp
+LDLIBS   += -lopenblas -ldnnl -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp
 
 BUILD    ?= build
 .DEFAULT_GOAL := all
@@ -117,9 +117,9 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libtuna_internal.a $(HDRS) $(BUILD)/config.
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libtuna_internal.a $(LDLIBS) -o $@
 
-# the bf16 GEMM candidates of issue 22 item 3 (scripts/deps.sh installs them),
-# linked into this benchmark only; libxsmm comes as static archives
-$(BUILD)/bench/bench_gemm_bf16: LDLIBS += -ldnnl -lxsmmext -lxsmm -ldl
+# the other bf16 GEMM candidates of issue 22 item 3 (scripts/deps.sh installs
+# them), linked into this benchmark only; libxsmm comes as static archives
+$(BUILD)/bench/bench_gemm_bf16: LDLIBS += -lxsmmext -lxsmm -ldl
 
 test-fast: all
 	@scripts/run_tests.sh $(BUILD)

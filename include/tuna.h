@@ -57,6 +57,11 @@ const char *tuna_last_error(void);
 #define TUNA_VERSION_STRING "0.9.0"
 const char *tuna_version(void);
 const char *tuna_build_info(void);
+/* bf16 compute: 1 when this CPU runs bf16 GEMMs (oneDNN finds AVX512-BF16 or
+ * AMX; the environment variable ONEDNN_MAX_CPU_ISA can lower what it uses),
+ * and one line naming the GEMM kernels in use (fp32 and bf16). */
+int tuna_bf16_supported(void);
+const char *tuna_kernels_info(void);
 /* Exit code the CLI uses for a status: 0 ok, 2 bad input/usage, 1 otherwise
  * (TUNA_ERR_WRITE, a full disk or an I/O error, is a failure: 1). */
 int tuna_status_exit_code(tuna_status s);
@@ -183,6 +188,18 @@ tuna_status tuna_model_prepare(tuna_model *m, int B, int T, int mode);
 /* tuna_model_prepare for training with the first `layers` blocks
  * checkpointed (TUNA_ERR_ARG outside [0, L]). */
 tuna_status tuna_model_prepare_checkpointed(tuna_model *m, int B, int T, int layers);
+/* bf16 compute with Transformers' meaning (bf16=True, torch.autocast): the
+ * GEMMs of every linear layer (lm_head included), forward and backward, take
+ * bf16 inputs and sum in fp32; weights stored bf16 are used as stored, fp32
+ * weights through a bf16 copy (2 bytes per weight; a trainable model's copy
+ * is refreshed at every forward); norms, attention, softmax, the loss,
+ * gradients, master weights and optimizers stay fp32. Returns 1 when bf16 is
+ * now on, 0 when it is off (on = 0, or the CPU has no bf16 GEMM: nothing
+ * changes then), -1 when the copies do not fit in memory (then off;
+ * tuna_last_error says so). A frozen base whose fp32 weights are written
+ * directly needs another call to refresh its copy. */
+int tuna_model_set_bf16(tuna_model *m, int on);
+int tuna_model_bf16(const tuna_model *m);
 
 /* A batch of token ids (row-major [B,T], right-padded). labels follow the HF
  * convention: position t's logits are scored against labels[t+1]; -100 marks

@@ -6,7 +6,8 @@ set -euo pipefail
 # packages of tests/serve/ are installed by tests/test_serve.sh).
 # libopenmpi-dev + openmpi-bin: data-parallel training (mpirun -np N tuna sft).
 # strace: tests/test_durability.sh (the order of fsync and rename calls).
-# libdnnl-dev + libxsmm-dev: bf16 GEMM candidates, issue 22 (bench/bench_gemm_bf16.c).
+# libdnnl-dev: oneDNN, the bf16 GEMMs (src/kernels/gemm_bf16.c); libxsmm-dev: a
+# bf16 GEMM candidate compared in bench/bench_gemm_bf16.c.
 need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev clang libclang-rt-14-dev
       curl chromium libopenmpi-dev openmpi-bin strace libdnnl-dev libxsmm-dev)
 missing=()

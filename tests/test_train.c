@@ -588,9 +588,11 @@ static int ckpt_grads(tuna_model *m, const tuna_batch *bt, int k, float *g) {
 
 /* Gradient checkpointing recomputes the same activations: gradients
  * identical bit for bit whatever the number of checkpointed blocks, full
- * fine-tuning and LoRA, on a 4-block model; each further checkpointed block
- * (past the first, which takes the shared set) frees one block's buffers. */
-static void test_grad_checkpoint(const char *fix, int lora) {
+ * fine-tuning and LoRA, fp32 and bf16 compute (whose rounded input a
+ * recomputed block must not take from the block before), on a 4-block
+ * model; each further checkpointed block (past the first, which takes the
+ * shared set) frees one block's buffers. */
+static void test_grad_checkpoint(const char *fix, int lora, int bf16) {
     char path[300];
     snprintf(path, sizeof path, "%s/config.json", fix);
     tuna_config c;
@@ -604,13 +606,14 @@ static void test_grad_checkpoint(const char *fix, int lora) {
     tuna_peft_config_default(&pc, TUNA_PEFT_LORA);
     snprintf(pc.targets, sizeof pc.targets, "all-linear");
     if (lora) CHECK(tuna_peft_attach(m, &pc, 3) == TUNA_OK);
+    if (bf16) CHECK(tuna_model_set_bf16(m, 1) == 1);
     int64_t W = tuna_model_param_count(m) + (lora ? tuna_peft_num_trainable(m) : 0);
     float *g0 = malloc((size_t)W * 4), *gk = malloc((size_t)W * 4);
     int n = ckpt_grads(m, &bt, 0, g0);
     for (int k = -1; k <= c.L; k++) {
         CHECK(ckpt_grads(m, &bt, k, gk) == n);
-        CHECKF(!memcmp(g0, gk, (size_t)n * 4), "%s%s: gradients with %d checkpointed blocks differ from none", fix,
-               lora ? " lora" : "", k);
+        CHECKF(!memcmp(g0, gk, (size_t)n * 4), "%s%s%s: gradients with %d checkpointed blocks differ from none", fix,
+               lora ? " lora" : "", bf16 ? " bf16" : "", k);
     }
     size_t b[6];
     for (int k = 0; k <= c.L; k++) b[k] = tuna_model_activation_bytes_checkpointed(&c, bt.B, bt.T, k);
@@ -770,8 +773,10 @@ int main(int argc, char **argv) {
     test_schedules();
     test_plan();
     for (int lora = 0; lora <= 1; lora++) {
-        test_grad_checkpoint("tests/fixtures/parity/gpt2", lora);
-        test_grad_checkpoint("tests/fixtures/parity/llama_gqa", lora);
+        for (int bf16 = 0; bf16 <= tuna_bf16_supported(); bf16++) {
+            test_grad_checkpoint("tests/fixtures/parity/gpt2", lora, bf16);
+            test_grad_checkpoint("tests/fixtures/parity/llama_gqa", lora, bf16);
+        }
     }
     test_resume();
     test_checkpoint_discard();

@@ -32,7 +32,7 @@ void prof_get(prof_totals *out) { *out = totals; }
 void prof_reset(void) { memset(&totals, 0, sizeof totals); }
 
 const char *prof_kind_name(prof_kind k) {
-    static const char *const names[PROF_KINDS] = {"gemm", "dequant", "attention"};
+    static const char *const names[PROF_KINDS] = {"gemm", "dequant", "attention", "convert"};
     return names[k];
 }
 

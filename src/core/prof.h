@@ -15,7 +15,8 @@
 
 #include "core/clock.h"
 
-typedef enum { PROF_GEMM, PROF_DEQUANT, PROF_ATTENTION, PROF_KINDS } prof_kind;
+/* PROF_CONVERT: rounding activations to bf16 for bf16 GEMMs */
+typedef enum { PROF_GEMM, PROF_DEQUANT, PROF_ATTENTION, PROF_CONVERT, PROF_KINDS } prof_kind;
 
 typedef struct {
     double seconds[PROF_KINDS]; /* per kind */
@@ -41,7 +42,7 @@ void prof_step_end(double seconds, int64_t tokens);
 /* This thread's totals so far, and their reset to zero. */
 void prof_get(prof_totals *out);
 void prof_reset(void);
-/* "gemm", "dequant", "attention" */
+/* "gemm", "dequant", "attention", "convert" */
 const char *prof_kind_name(prof_kind k);
 /* step time not in any kind (never below 0) */
 double prof_rest_seconds(const prof_totals *p);

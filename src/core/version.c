@@ -7,6 +7,7 @@
 
 #include "tuna.h"
 #include "tuna_dist.h"
+#include "kernels/kernels.h"
 
 #if defined(__has_include)
 #if __has_include("build_config.h")
@@ -64,6 +65,15 @@ static const char *cpu_features(void) {
 
 const char *tuna_version(void) { return TUNA_VERSION_STRING; }
 
+int tuna_bf16_supported(void) { return k_bf16_ready(); }
+
+const char *tuna_kernels_info(void) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "fp32 GEMM: OpenBLAS %s; bf16 GEMM: %s", openblas_get_corename(),
+             k_bf16_ready() ? k_bf16_kernel() : "none (no AVX512-BF16 or AMX: --bf16 computes in fp32)");
+    return buf;
+}
+
 const char *tuna_build_info(void) {
     static char buf[1024];
     const char *feat = cpu_features();
@@ -71,9 +81,10 @@ const char *tuna_build_info(void) {
              "mpi: %s%s\n"
              "blas: OpenBLAS %s (%s), kernel %s, %d threads\n"
              "compiled: %s\n"
-             "cpu features: %s\n",
+             "cpu features: %s\n"
+             "kernels: %s\n",
              TUNA_BUILD_MPI, tuna_dist_available() ? "" : " (single process)",
              TUNA_BUILD_OPENBLAS, openblas_get_config(), openblas_get_corename(), openblas_get_num_threads(),
-             TUNA_BUILD_FLAGS, feat[0] ? feat + 1 : "baseline x86-64");
+             TUNA_BUILD_FLAGS, feat[0] ? feat + 1 : "baseline x86-64", tuna_kernels_info());
     return buf;
 }

@@ -95,6 +95,7 @@ tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows,
     decoder_layout(c, max_rows, max_ctx, max_tokens, nthr, d, base);
     memset(d->len, 0, (size_t)max_rows * sizeof *d->len);
     d->m = m;
+    model_bf16_begin(m); /* a trained model's bf16 copies hold its latest weights */
     d->max_rows = max_rows;
     d->max_ctx = max_ctx;
     d->max_tokens = max_tokens;
@@ -167,6 +168,7 @@ static tuna_status run(tuna_decoder *d, const int *rows, int nrows, const int32_
     int sq = gpt2 ? (int)QKV : (int)QD, skv = gpt2 ? (int)QKV : (int)KD;
     for (int l = 0; l < c->L; l++) {
         tuna_block *b = &m->blocks[l];
+        if (m->bf16) linear_bf16_flush(m->bf16); /* xn is rewritten */
         norm(c, d->xn, d->mean, d->rstd, d->x, b->ln1_w, b->ln1_b, N);
         if (gpt2) linear_forward(&b->qkv, d->qkv, d->xn, N);
         else {

@@ -30,6 +30,20 @@ void k_matvec_half(float *out, const float *in, const uint16_t *w, int is_bf16, 
 void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
             int ldb, float beta, float *C, int ldc);
 
+/* ---- bf16 compute (gemm_bf16.c): bf16 inputs, fp32 accumulation ---- */
+/* 1 when this CPU runs bf16 GEMMs (oneDNN reports AVX512-BF16 or AMX; the
+ * environment's ONEDNN_MAX_CPU_ISA can lower that); callers stay on fp32
+ * otherwise. k_bf16_kernel names the kernel family (or says there is none). */
+int k_bf16_ready(void);
+const char *k_bf16_kernel(void);
+/* dst[i] = src[i] rounded to bf16, to nearest even (as torch's .bfloat16()) */
+void k_f32_to_bf16(uint16_t *dst, const float *src, long n);
+/* C[M,N] = alpha * op(A) @ op(B) + beta * C with bf16 A and B, fp32 C (the
+ * products summed in fp32), row-major as k_gemm. Without bf16 instructions it
+ * runs k_gemm_bf16_ref (same result up to summation order). */
+void k_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
+                 int ldb, float beta, float *C, int ldc);
+
 /* LayerNorm: out = (x-mean)*rstd*w + b; mean/rstd [N] saved for backward. */
 void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                      int N, int C, float eps);
@@ -102,6 +116,8 @@ void k_matmul_fwd_ref(float *out, const float *in, const float *w, const float *
 void k_matvec_half_ref(float *out, const float *in, const uint16_t *w, int is_bf16, const float *bias, int N, int IC, int OC);
 void k_matmul_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                       int N, int IC, int OC, int din_acc);
+void k_gemm_bf16_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+                     const uint16_t *B, int ldb, float beta, float *C, int ldc);
 void k_layernorm_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *x, const float *w,
                          const float *mean, const float *rstd, int N, int C);
 void k_rmsnorm_bwd_ref(float *din, float *dw, const float *dout, const float *x, const float *w, const float *rstd,

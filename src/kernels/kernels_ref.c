@@ -41,6 +41,22 @@ void k_matvec_half_ref(float *out, const float *in, const uint16_t *w, int is_bf
         }
 }
 
+/* C = alpha op(A) op(B) + beta C, bf16 operands widened exactly, sums in double */
+void k_gemm_bf16_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+                     const uint16_t *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) {
+                uint16_t a = trans_a ? A[(long)k * lda + i] : A[(long)i * lda + k];
+                uint16_t b = trans_b ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
+                acc += half_ref(a, 1) * half_ref(b, 1);
+            }
+            float *c = &C[(long)i * ldc + j];
+            *c = (float)(alpha * acc + (beta != 0.0f ? (double)beta * *c : 0.0));
+        }
+}
+
 void k_matmul_bwd_ref(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                       int N, int IC, int OC, int din_acc) {
     if (din)

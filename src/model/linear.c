@@ -6,8 +6,16 @@
  * and A: dB += s dYᵀh, dh = s dY B, dA += dhᵀ dropout(x), dx += dh A (masked).
  * The dropout mask is a hash of (forward key, layer id, element), so backward
  * (and checkpointed recomputation) regenerates it instead of storing it.
- * IA3 on outputs keeps z = W x + b (the product before scaling) for ds. */
+ * IA3 on outputs keeps z = W x + b (the product before scaling) for ds.
+ *
+ * bf16 compute (l->bf16 set): the base's GEMMs take bf16 inputs and sum in
+ * fp32, as torch.autocast does: x and dY are rounded once per call (x once
+ * for all consecutive linears reading it), the weight is used as stored when
+ * it is bf16, through its bf16 copy w16 when it is fp32, or converted tile by
+ * tile from other stored types. The adapters' small GEMMs, the bias and every
+ * output stay fp32. A buffer that cannot grow leaves that call on fp32. */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/linear.h"
@@ -37,8 +45,128 @@ static const float *direct_w(const tuna_linear *l) {
     return l->stored->type == STORE_F32 && stored_in_order(l->stored) ? l->stored->data : NULL;
 }
 
+/* ---- bf16 ---- */
+
+void linear_bf16_flush(linear_bf16 *b) { b->x_src = NULL; }
+
+void linear_bf16_free(linear_bf16 *b) {
+    free(b->x16);
+    free(b->g16);
+    free(b->t16);
+    memset(b, 0, sizeof *b);
+}
+
+/* *buf holding at least n values (grown, contents lost); 0 when it cannot */
+static int bf16_room(uint16_t **buf, size_t *cap, long n) {
+    if ((size_t)n <= *cap) return 1;
+    uint16_t *p = malloc((size_t)n * sizeof *p);
+    if (!p) return 0;
+    free(*buf);
+    *buf = p;
+    *cap = (size_t)n;
+    return 1;
+}
+
+/* in[n] rounded to bf16: the cached copy when the last linear read the same */
+static const uint16_t *bf16_input(linear_bf16 *b, const float *in, long n) {
+    if (b->x_src == in && b->x_n == n) return b->x16;
+    b->x_src = NULL;
+    if (!bf16_room(&b->x16, &b->x_cap, n)) return NULL;
+    k_f32_to_bf16(b->x16, in, n);
+    b->x_src = in;
+    b->x_n = n;
+    return b->x16;
+}
+
+static const uint16_t *bf16_grad(linear_bf16 *b, const float *dout, long n) {
+    if (!bf16_room(&b->g16, &b->g_cap, n)) return NULL;
+    k_f32_to_bf16(b->g16, dout, n);
+    return b->g16;
+}
+
+/* the whole weight in bf16 (the copy, or bf16 as stored); NULL: tiles */
+static const uint16_t *bf16_weight(const tuna_linear *l) {
+    if (l->w16) return l->w16;
+    if (l->stored && l->stored->type == STORE_BF16 && stored_in_order(l->stored)) return l->stored->data;
+    return NULL;
+}
+
+/* rows [o0, o1) of a stored W in bf16, in the model's tile buffer */
+static const uint16_t *bf16_tile(const tuna_linear *l, int o0, int o1) {
+    linear_bf16 *b = l->bf16; /* t16 exists: bf16_tiles_ok */
+    k_f32_to_bf16(b->t16, read_tile(l, o0, o1), (long)(o1 - o0) * l->IC);
+    return b->t16;
+}
+
+/* can a stored weight that is not whole in bf16 be tiled into bf16? */
+static int bf16_tiles_ok(const tuna_linear *l) {
+    return l->bf16->t16 || (l->bf16->t16 = malloc(LINEAR_TILE * sizeof *l->bf16->t16)) != NULL;
+}
+
+/* the bias in every row of out (the products are then added to it) */
+static void bias_rows(float *out, const float *b, int N, int OC) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) memcpy(out + (long)n * OC, b, (size_t)OC * sizeof(float));
+}
+
+/* out = in @ W^T (+ b) in bf16; 0: not done (fp32 then) */
+static int bf16_forward(const tuna_linear *l, float *out, const float *in, int N) {
+    int IC = l->IC, OC = l->OC;
+    const uint16_t *w = bf16_weight(l);
+    if (!w && !bf16_tiles_ok(l)) return 0;
+    const uint16_t *x = bf16_input(l->bf16, in, (long)N * IC);
+    if (!x) return 0;
+    if (l->b) bias_rows(out, l->b, N, OC);
+    float beta = l->b ? 1.0f : 0.0f;
+    if (w) {
+        k_gemm_bf16(0, 1, N, OC, IC, 1.0f, x, IC, w, IC, beta, out, OC);
+        return 1;
+    }
+    for (int o0 = 0, R = tile_rows(l); o0 < OC; o0 += R) {
+        int o1 = o0 + R < OC ? o0 + R : OC;
+        k_gemm_bf16(0, 1, N, o1 - o0, IC, 1.0f, x, IC, bf16_tile(l, o0, o1), IC, beta, out + o0, OC);
+    }
+    return 1;
+}
+
+/* din (=, or += when acc) g @ W with g = dY rounded [N, OC] */
+static void bf16_input_grad(const tuna_linear *l, float *din, int acc, const uint16_t *g, int N) {
+    int IC = l->IC, OC = l->OC;
+    const uint16_t *w = bf16_weight(l);
+    if (w) {
+        k_gemm_bf16(0, 0, N, IC, OC, 1.0f, g, OC, w, IC, acc ? 1.0f : 0.0f, din, IC);
+        return;
+    }
+    for (int o0 = 0, R = tile_rows(l); o0 < OC; o0 += R) {
+        int o1 = o0 + R < OC ? o0 + R : OC;
+        k_gemm_bf16(0, 0, N, IC, o1 - o0, 1.0f, g + o0, OC, bf16_tile(l, o0, o1), IC, o0 == 0 && !acc ? 0.0f : 1.0f, din, IC);
+    }
+}
+
+/* din and dw of the base in bf16 (db stays fp32 with the caller); 0: not done */
+static int bf16_backward(const tuna_linear *l, float *din, int acc, float *dw, const float *dout, const float *in, int N) {
+    if (!bf16_weight(l) && !bf16_tiles_ok(l)) return 0;
+    const uint16_t *g = bf16_grad(l->bf16, dout, (long)N * l->OC);
+    const uint16_t *x = g && dw ? bf16_input(l->bf16, in, (long)N * l->IC) : NULL;
+    if (!g || (dw && !x)) return 0;
+    if (din) bf16_input_grad(l, din, acc, g, N);
+    if (dw) k_gemm_bf16(1, 0, l->OC, l->IC, N, 1.0f, g, l->OC, x, l->IC, 1.0f, dw, l->IC);
+    return 1;
+}
+
+/* ---- fp32 (and the dispatch) ---- */
+
 /* out[N,OC] = in @ W^T (+ b) */
 static void base_forward(const tuna_linear *l, float *out, const float *in, int N) {
+    if (l->bf16) {
+        /* decoding a few rows: the GEMV over the bf16 weight, fp32 inputs */
+        const uint16_t *w16 = bf16_weight(l);
+        if (w16 && N <= K_MATVEC_HALF_MAX_ROWS) {
+            k_matvec_half(out, in, w16, 1, l->b, N, l->IC, l->OC);
+            return;
+        }
+        if (bf16_forward(l, out, in, N)) return;
+    }
     const float *w = direct_w(l);
     if (w) { k_matmul_fwd(out, in, w, l->b, N, l->IC, l->OC); return; }
     store_type t = l->stored->type;
@@ -50,11 +178,7 @@ static void base_forward(const tuna_linear *l, float *out, const float *in, int 
     /* the bias first and the products added to it, as k_matmul_fwd does: the
      * same roundings as the fp32 layer */
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
-    if (l->b) {
-        const float *b = l->b;
-#pragma omp parallel for
-        for (int n = 0; n < N; n++) memcpy(out + (long)n * OC, b, (size_t)OC * sizeof(float));
-    }
+    if (l->b) bias_rows(out, l->b, N, OC);
     for (int o0 = 0; o0 < OC; o0 += R) {
         int o1 = o0 + R < OC ? o0 + R : OC;
         const float *wt = read_tile(l, o0, o1);
@@ -64,6 +188,7 @@ static void base_forward(const tuna_linear *l, float *out, const float *in, int 
 
 /* din (=, or += when acc) dout @ W */
 static void base_input_grad(const tuna_linear *l, float *din, int acc, const float *dout, int N) {
+    if (l->bf16 && bf16_backward(l, din, acc, NULL, dout, NULL, N)) return;
     const float *w = direct_w(l);
     if (w) { k_matmul_bwd(din, NULL, NULL, dout, NULL, w, N, l->IC, l->OC, acc); return; }
     int IC = l->IC, OC = l->OC, R = tile_rows(l);
@@ -78,6 +203,10 @@ static void base_input_grad(const tuna_linear *l, float *din, int acc, const flo
  * A stored base is frozen: only din. */
 static void base_backward(const tuna_linear *l, float *din, int acc, const float *dout, const float *in, int N) {
     float *db = l->b ? l->db : NULL;
+    if (l->bf16 && (din || l->dw) && bf16_backward(l, din, acc, l->dw, dout, in, N)) {
+        if (db) k_matmul_bwd(NULL, NULL, db, dout, in, NULL, N, l->IC, l->OC, 0);
+        return;
+    }
     if (!l->stored) {
         if (din || l->dw || db) k_matmul_bwd(din, l->dw, db, dout, in, l->w, N, l->IC, l->OC, acc);
         return;

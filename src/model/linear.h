@@ -40,6 +40,24 @@ typedef struct tuna_adapter {
  * GEMM; a stored F32 weight (mapped in place) is multiplied directly. */
 #define LINEAR_TILE (1L << 20)
 
+/* bf16 compute (see linear.c), shared by the linears of one model: GEMM
+ * inputs rounded to bf16, products summed in fp32. Buffers grow to the
+ * largest call on first use and stay. The rounded input is reused while
+ * consecutive linears read the same buffer (q, k, v; gate, up): whoever
+ * rewrites a buffer that a linear read last (a block recomputed under
+ * checkpointing, the next decode step) calls linear_bf16_flush first. */
+typedef struct linear_bf16 {
+    uint16_t *x16;       /* the last input, rounded */
+    const float *x_src;  /* ... of this buffer and size (NULL: none) */
+    long x_n;
+    uint16_t *g16;       /* an output gradient, rounded (backward) */
+    uint16_t *t16;       /* a stored tile converted to bf16 [LINEAR_TILE] */
+    size_t x_cap, g_cap; /* values x16 and g16 hold */
+} linear_bf16;
+
+void linear_bf16_flush(linear_bf16 *b);
+void linear_bf16_free(linear_bf16 *b);
+
 typedef struct tuna_linear {
     const char *name;   /* module path, e.g. "model.layers.0.self_attn.q_proj" */
     int IC, OC;
@@ -49,6 +67,8 @@ typedef struct tuna_linear {
     float *dw, *db;     /* gradients, NULL when frozen or not allocated */
     tuna_adapter *adapter; /* LoRA / IA3 state, NULL: plain layer */
     const tuna_stored *stored; /* frozen base weight as stored, NULL: fp32 w */
+    linear_bf16 *bf16;  /* bf16 compute (the model's), NULL: fp32 */
+    uint16_t *w16;      /* bf16 copy of w when bf16 computes, else NULL */
 } tuna_linear;
 
 /* out[N,OC] = in[N,IC] @ W^T + b (+ the adapter's contribution) */

@@ -195,20 +195,6 @@ static void name_linears(tuna_model *m) {
     }
 }
 
-int model_linears(tuna_model *m, tuna_linear **out) {
-    int n = 0;
-    for (int l = 0; l < m->cfg.L; l++) {
-        tuna_block *k = &m->blocks[l];
-        if (m->cfg.family == TUNA_FAMILY_GPT2) {
-            out[n++] = &k->qkv; out[n++] = &k->o; out[n++] = &k->fc; out[n++] = &k->down;
-        } else {
-            out[n++] = &k->q; out[n++] = &k->k; out[n++] = &k->v; out[n++] = &k->o;
-            out[n++] = &k->gate; out[n++] = &k->up; out[n++] = &k->down;
-        }
-    }
-    return n;
-}
-
 tuna_status model_build(tuna_model *m, int with_grads) {
     m->blocks = calloc((size_t)m->cfg.L, sizeof *m->blocks);
     m->params = calloc((size_t)count_params(m), sizeof *m->params);
@@ -361,6 +347,7 @@ static void acts_free(tuna_acts *a) {
 
 void tuna_model_free(tuna_model *m) {
     if (!m) return;
+    model_bf16_free(m);
     acts_free(&m->acts);
     adapter_free(m);
     if (!m->shares_weights) {
@@ -765,6 +752,7 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
         a->targets[n] = (bt->labels && t < TT - 1 && tl >= 0 && bt->labels[b * T + tl] != -100) ? bt->labels[b * T + tl] : -1;
     }
     adapter_begin_forward(m); /* this forward's dropout key */
+    model_bf16_begin(m);
     /* embeddings */
     float *x = a->resid[0];
     const float *prompt = adapter_prompt(m);
@@ -801,6 +789,7 @@ static void block_forward(tuna_model *m, int l, int B, int T, int packed) {
     const tuna_config *c = &m->cfg;
     tuna_acts *a = &m->acts;
     int N = B * T, C = c->C;
+    if (m->bf16) linear_bf16_flush(m->bf16); /* a recomputation rewrites what the last linear read */
     {
         tuna_block *k = &m->blocks[l];
         float *xin = a->resid[l], *xout = a->resid[l + 1];

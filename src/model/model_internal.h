@@ -106,6 +106,7 @@ struct tuna_model {
     struct model_map { void *addr; size_t len; } *maps; /* safetensors mappings stored tensors point into */
     int n_maps;
     int shares_weights;      /* weights, stored tensors and maps belong to another model (tuna_model_share) */
+    linear_bf16 *bf16;       /* bf16 compute on (model_bf16.c), NULL: fp32 */
     int fold_on_write;       /* the adapter is folded into the weights as they are written (tuna_peft_merge_on_write) */
     /* called by backward when gradients are final for block `layer` (L-1 down
      * to 0), then with -1 once everything else is too (data-parallel
@@ -136,6 +137,12 @@ void model_rope_tables(const tuna_config *c, float *cos_t, float *sin_t, int T);
  * next prepare rebuild the activations. */
 void model_freeze_base(tuna_model *m);
 void model_unfreeze_base(tuna_model *m);
+
+/* bf16 compute (model_bf16.c): a forward's start (refreshes a trainable
+ * model's bf16 weight copies, forgets the cached input) and the release of
+ * everything bf16 compute holds (tuna_model_free). */
+void model_bf16_begin(tuna_model *m);
+void model_bf16_free(tuna_model *m);
 
 /* lm_head + cross-entropy in chunks of rows (head.c). A chunk's logits take
  * at most HEAD_CHUNK_BYTES: 64 MiB, well under one layer's activations of the

@@ -1,0 +1,166 @@
+/* gemm_bf16.c — bf16 GEMMs (bf16 inputs, fp32 accumulation and output)
+ * through oneDNN's matmul, which runs AMX tiles or AVX512-BF16 dot products
+ * (what PyTorch's autocast uses on CPU; chosen by measurement, see
+ * bench/bench_gemm_bf16.c and bench/README.md), and the fp32 -> bf16
+ * rounding of activations.
+ *
+ * Dispatch happens once, at run time: bf16 GEMMs are offered only when
+ * oneDNN reports a bf16 ISA (AVX512-BF16 or AMX) for this CPU, so a CPU
+ * without them, or ONEDNN_MAX_CPU_ISA set below them, keeps every caller on
+ * fp32. Primitives are made once per shape (with strides, transposes, alpha
+ * and beta) and kept in a small cache; oneDNN makes a primitive in
+ * milliseconds (it compiles its kernels), a training run uses a handful of
+ * shapes. A primitive oneDNN cannot make or run falls back to the serial
+ * reference k_gemm_bf16_ref: slower, same numbers up to summation order. */
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
+
+#include "core/prof.h"
+#include "kernels/kernels.h"
+
+static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
+static int bf16_ok;
+static dnnl_engine_t eng;
+static char isa_name[96] = "fp32 only (no bf16 instructions)";
+
+static void bf16_init(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    int bf = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+    int amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+    if (!bf || dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success) return;
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(isa_name, sizeof isa_name, "oneDNN %d.%d matmul, %s", v->major, v->minor,
+             amx ? "AMX-BF16" : "AVX512-BF16");
+    bf16_ok = 1;
+}
+
+int k_bf16_ready(void) {
+    pthread_once(&bf16_once, bf16_init);
+    return bf16_ok;
+}
+
+const char *k_bf16_kernel(void) {
+    pthread_once(&bf16_once, bf16_init);
+    return isa_name;
+}
+
+/* ---- fp32 -> bf16, round to nearest even (NaN stays NaN) ---- */
+
+static inline uint16_t round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+void k_f32_to_bf16(uint16_t *dst, const float *src, long n) {
+    double t0 = prof_start();
+    long done = 0;
+#ifdef __AVX512BF16__
+    done = n / 32 * 32;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < done; i += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+        _mm512_storeu_si512((void *)(dst + i), (__m512i)v);
+    }
+#endif
+#pragma omp parallel for simd schedule(static) if (n - done > 65536)
+    for (long i = done; i < n; i++) dst[i] = round_bf16(src[i]);
+    prof_stop(PROF_CONVERT, t0, 0);
+}
+
+/* ---- the primitive cache ---- */
+
+typedef struct {
+    int M, N, K, ta, tb, lda, ldb, ldc;
+    float alpha, beta;
+} gemm_key;
+
+typedef struct {
+    gemm_key key;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t a, b, c;
+} gemm_entry;
+
+#define GEMM_CACHE 64
+static gemm_entry cache[GEMM_CACHE];
+static int cache_used, cache_next;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* a [rows, cols] operand, stored transposed ([cols, rows] with leading ld) when trans */
+static int md_init(dnnl_memory_desc_t *md, int rows, int cols, int trans, int ld, dnnl_data_type_t dt) {
+    dnnl_dims_t d = {rows, cols}, s = {trans ? 1 : ld, trans ? ld : 1};
+    return dnnl_memory_desc_init_by_strides(md, 2, d, dt, s) != dnnl_success;
+}
+
+static dnnl_primitive_t make_prim(const gemm_key *k, gemm_entry *e) {
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    dnnl_matmul_desc_t mm;
+    int bad = md_init(&e->a, k->M, k->K, k->ta, k->lda, dnnl_bf16) || md_init(&e->b, k->K, k->N, k->tb, k->ldb, dnnl_bf16) ||
+              md_init(&e->c, k->M, k->N, 0, k->ldc, dnnl_f32) || dnnl_matmul_desc_init(&mm, &e->a, &e->b, NULL, &e->c) ||
+              dnnl_primitive_attr_create(&attr);
+    if (!bad && k->alpha != 1.0f) bad = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha) != dnnl_success;
+    if (!bad && k->beta != 0.0f)
+        bad = dnnl_post_ops_create(&po) || dnnl_post_ops_append_sum(po, k->beta) || dnnl_primitive_attr_set_post_ops(attr, po);
+    if (!bad) bad = dnnl_primitive_desc_create(&pd, &mm, attr, eng, NULL) != dnnl_success;
+    if (!bad && dnnl_primitive_create(&p, pd) != dnnl_success) p = NULL;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return p;
+}
+
+/* the cached primitive of key k (made when missing); NULL when oneDNN
+ * refuses it. Called with cache_lock held. */
+static const gemm_entry *lookup(const gemm_key *k) {
+    for (int i = 0; i < cache_used; i++)
+        if (!memcmp(&cache[i].key, k, sizeof *k)) return &cache[i];
+    gemm_entry *e = &cache[cache_used < GEMM_CACHE ? cache_used++ : cache_next];
+    if (cache_used == GEMM_CACHE) cache_next = (cache_next + 1) % GEMM_CACHE;
+    if (e->prim) dnnl_primitive_destroy(e->prim);
+    memset(e, 0, sizeof *e);
+    e->key = *k;
+    e->prim = make_prim(k, e);
+    return e->prim ? e : NULL;
+}
+
+static int run_prim(const gemm_entry *e, const uint16_t *A, const uint16_t *B, float *C) {
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    dnnl_stream_t s = NULL;
+    int bad = dnnl_memory_create(&ma, &e->a, eng, (void *)A) || dnnl_memory_create(&mb, &e->b, eng, (void *)B) ||
+              dnnl_memory_create(&mc, &e->c, eng, C) || dnnl_stream_create(&s, eng, dnnl_stream_default_flags);
+    if (!bad) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        bad = dnnl_primitive_execute(e->prim, s, 3, args) || dnnl_stream_wait(s);
+    }
+    if (s) dnnl_stream_destroy(s);
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    return bad;
+}
+
+void k_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
+                 int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    double t0 = prof_start();
+    gemm_key k = {M, N, K, trans_a != 0, trans_b != 0, lda, ldb, ldc, alpha, beta};
+    int bad = 1;
+    if (K > 0 && k_bf16_ready()) {
+        /* held while the primitive runs: another thread cannot evict it */
+        pthread_mutex_lock(&cache_lock);
+        const gemm_entry *e = lookup(&k);
+        bad = !e || run_prim(e, A, B, C);
+        pthread_mutex_unlock(&cache_lock);
+    }
+    if (bad) k_gemm_bf16_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    prof_stop(PROF_GEMM, t0, 2.0 * M * N * K);
+}

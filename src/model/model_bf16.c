@@ -1,0 +1,80 @@
+/* model_bf16.c — switching a model's linear layers to bf16 compute (see
+ * tuna_model_set_bf16 in tuna.h and the bf16 part of linear.c): one shared
+ * linear_bf16 for the model's buffers, a bf16 copy of each fp32 weight, and
+ * the refresh of those copies when the weights may have changed. */
+#include <stdlib.h>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "model/model_internal.h"
+
+/* every linear layer: the blocks' (model_linears) and lm_head; at most
+ * 7L + 1 (model_build refuses more than LINEARS_MAX - 1) */
+#define LINEARS_MAX (8 * 1024 + 1)
+static int all_linears(tuna_model *m, tuna_linear **ls) {
+    int n = model_linears(m, ls);
+    ls[n++] = &m->lm_head;
+    return n;
+}
+
+/* the fp32 weight a linear's bf16 copy is made from: its own, or a stored
+ * F32 one (mapped in place); NULL: none (bf16 as stored, or converted by tiles) */
+static const float *copy_source(const tuna_linear *l) {
+    if (l->w) return l->w;
+    return l->stored && l->stored->type == STORE_F32 && stored_in_order(l->stored) ? l->stored->data : NULL;
+}
+
+static void refresh_copies(tuna_model *m) {
+    tuna_linear *ls[LINEARS_MAX];
+    int n = all_linears(m, ls);
+    for (int i = 0; i < n; i++)
+        if (ls[i]->w16) k_f32_to_bf16(ls[i]->w16, copy_source(ls[i]), (long)ls[i]->OC * ls[i]->IC);
+}
+
+static void bf16_off(tuna_model *m, tuna_linear **ls, int n) {
+    for (int i = 0; i < n; i++) {
+        free(ls[i]->w16);
+        ls[i]->w16 = NULL;
+        ls[i]->bf16 = NULL;
+    }
+    if (m->bf16) linear_bf16_free(m->bf16);
+    free(m->bf16);
+    m->bf16 = NULL;
+}
+
+/* turns it on: the copies made (0) or out of memory (-1, then off) */
+static int bf16_on(tuna_model *m, tuna_linear **ls, int n) {
+    if (!m->bf16 && !(m->bf16 = calloc(1, sizeof *m->bf16))) return -1;
+    for (int i = 0; i < n; i++) {
+        tuna_linear *l = ls[i];
+        l->bf16 = m->bf16;
+        const float *src = copy_source(l);
+        if (src && !l->w16 && !(l->w16 = malloc((size_t)l->OC * l->IC * sizeof *l->w16))) return -1;
+        if (l->w16) k_f32_to_bf16(l->w16, src, (long)l->OC * l->IC);
+    }
+    linear_bf16_flush(m->bf16);
+    return 0;
+}
+
+int tuna_model_set_bf16(tuna_model *m, int on) {
+    tuna_linear *ls[LINEARS_MAX];
+    int n = all_linears(m, ls), r = 0;
+    if (on && k_bf16_ready()) {
+        r = bf16_on(m, ls, n) ? -1 : 1;
+        if (r < 0) core_fail(TUNA_ERR_NOMEM, "out of memory for the bf16 copies of the weights");
+    }
+    if (r <= 0) bf16_off(m, ls, n);
+    return r;
+}
+
+int tuna_model_bf16(const tuna_model *m) { return m->bf16 != NULL; }
+
+void model_bf16_begin(tuna_model *m) {
+    if (!m->bf16) return;
+    if (!m->base_frozen) refresh_copies(m);
+    linear_bf16_flush(m->bf16);
+}
+
+void model_bf16_free(tuna_model *m) {
+    if (m->bf16) tuna_model_set_bf16(m, 0);
+}
