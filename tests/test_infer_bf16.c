@@ -99,7 +99,8 @@ static void check_load(const char *what, const char *dir) {
 /* runs cmd (stdout to out, stderr to err, under tmp); its exit code */
 static int run(const char *env, const char *args, const char *out, const char *err) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s %s > %s/%s 2> %s/%s", env ? env : "", test_cli, args, tmp, out, tmp, err);
+    if (snprintf(cmd, sizeof cmd, "%s %s %s > %s/%s 2> %s/%s", env ? env : "", test_cli, args, tmp, out, tmp, err) >= (int)sizeof cmd)
+        return -1;
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -186,7 +187,7 @@ static void check_generate(const char *f32) {
     CHECKF(na > 0 && k >= (na < GREEDY_SAME ? na : GREEDY_SAME), "generate --dtype bf16 vs f32: first %d greedy tokens equal (want %d)", k, GREEDY_SAME);
     printf("generate: --dtype bf16 = the bf16 original (%d tokens); %d of %d first tokens as in --dtype f32\n", na, k, na);
     char *e = slurp("gen_bf16.err");
-    CHECKF(e && !strstr(e, "no bf16") == tuna_bf16_supported(), "the notice shows exactly when the CPU lacks bf16: '%s'", e ? e : "");
+    CHECKF(e && (strstr(e, "no bf16") == NULL) == tuna_bf16_supported(), "the notice shows exactly when the CPU lacks bf16: '%s'", e ? e : "");
     free(e);
     /* an adapter in every mode: applied, and bf16 close to fp32 */
     CHECK(make_adapter());
@@ -242,7 +243,12 @@ static void check_eval(const char *f32) {
     double r = lf > 0 ? (lb - lf) / lf : 1;
     CHECKF(lb > 0 && lf > 0 && r <= LOSS_TOL && r >= -LOSS_TOL, "eval --dtype bf16 loss %.6f vs f32 %.6f: %.2e relative (tolerance %g)", lb,
            lf, r, LOSS_TOL);
-    printf("eval: loss bf16 %.6f, f32 %.6f (%.2e relative)\n", lb, lf, r);
+    printf("eval: loss bf16 %.9f, f32 %.9f (%.2e relative)\n", lb, lf, r);
+    /* the same weights and compute as the bf16 original under auto; its f32 differs when bf16 runs */
+    double la = eval_loss(STORIES, "auto"), l32 = eval_loss(STORIES, "f32");
+    CHECKF(la == lb, "eval: --dtype bf16 of the fp32 copy %.9f, auto of the bf16 original %.9f", lb, la);
+    CHECKF(l32 == lf && (la != l32) == tuna_bf16_supported(), "eval: the bf16 original in f32 %.9f (the copy's %.9f), auto %.9f", l32, lf,
+           la);
 }
 
 /* bad values and the refused combination: exit 2 and one line, every command */

@@ -47,11 +47,13 @@ tuna_status cli_load_base(const char *dir, const cli_model_flags *f, tuna_model 
     return tuna_model_load_quantized(m, dir, q);
 }
 
-void cli_model_set_dtype(tuna_model *m, const cli_model_flags *f, int quiet) {
+tuna_status cli_model_set_dtype(tuna_model *m, const cli_model_flags *f, int quiet) {
     int want = f->dtype == CLI_DTYPE_BF16 || (f->dtype == CLI_DTYPE_AUTO && tuna_model_linears_bf16(m));
-    if (!want) return;
-    if (!tuna_model_set_bf16(m, 1) && f->dtype == CLI_DTYPE_BF16 && !quiet)
+    int on = want ? tuna_model_set_bf16(m, 1) : 0;
+    if (on < 0) return TUNA_ERR_NOMEM; /* tuna_last_error says so */
+    if (!on && f->dtype == CLI_DTYPE_BF16 && !quiet)
         fprintf(stderr, "tuna: note: this CPU has no bf16 instructions (AVX512-BF16 or AMX): the bf16 weights are multiplied in fp32\n");
+    return TUNA_OK;
 }
 
 tuna_status cli_load_model(const cli_model_spec *s, tuna_model **m, tuna_tokenizer **tok) {
@@ -65,6 +67,6 @@ tuna_status cli_load_model(const cli_model_spec *s, tuna_model **m, tuna_tokeniz
         st = s->tok_needed ? core_fail(TUNA_ERR_ARG, "%s", s->tok_err) : TUNA_OK;
     }
     if (st == TUNA_OK && s->adapter) st = tuna_peft_load(*m, s->adapter);
-    if (st == TUNA_OK) cli_model_set_dtype(*m, &s->flags, 0);
+    if (st == TUNA_OK) st = cli_model_set_dtype(*m, &s->flags, 0);
     return st;
 }

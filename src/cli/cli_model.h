@@ -57,8 +57,8 @@ tuna_status cli_load_base(const char *dir, const cli_model_flags *f, tuna_model 
  * bf16, and for auto when every linear's weight is bf16
  * (tuna_model_linears_bf16); a CPU without bf16 instructions keeps fp32, with
  * one notice on stderr for --dtype bf16 unless quiet (a share of a base
- * already told). */
-void cli_model_set_dtype(tuna_model *m, const cli_model_flags *f, int quiet);
+ * already told). TUNA_ERR_NOMEM when the bf16 copies do not fit. */
+tuna_status cli_model_set_dtype(tuna_model *m, const cli_model_flags *f, int quiet);
 
 /* Loads the model (cli_load_base), its tokenizer, attaches the adapter, then
  * sets the compute dtype, in that order; returns the first failure, leaving

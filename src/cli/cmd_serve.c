@@ -197,11 +197,11 @@ typedef struct {
 static int serve_load(serve_state *s, const serve_opts *o) {
     tuna_status st = cli_load_base(o->model_dir, &o->mf, &s->models[0]);
     if (st == TUNA_OK) st = tuna_tokenizer_load(&s->tok, o->model_dir);
-    if (st == TUNA_OK) cli_model_set_dtype(s->models[0], &o->mf, 0);
+    if (st == TUNA_OK) st = cli_model_set_dtype(s->models[0], &o->mf, 0);
     for (int k = 0; st == TUNA_OK && k < o->n_ad; k++) {
         st = tuna_model_share(&s->models[k + 1], s->models[0]);
         if (st == TUNA_OK) st = tuna_peft_load(s->models[k + 1], o->adirs[k]);
-        if (st == TUNA_OK) cli_model_set_dtype(s->models[k + 1], &o->mf, 1);
+        if (st == TUNA_OK) st = cli_model_set_dtype(s->models[k + 1], &o->mf, 1);
     }
     if (st == TUNA_OK) st = tuna_dataset_template(&s->tmpl, s->tok, o->tmpl_arg, &s->tsrc);
     if (st != TUNA_OK) return cli_status_error(st);
