@@ -7,25 +7,29 @@
 # prints the median decode tokens/s of each and their ratio. Run it from the
 # repository root:
 #
-#   bench/bench_decode.sh [--native] [--rounds N] [--prompt N] [--new N] [CONFIG ...]
+#   bench/bench_decode.sh [--native] [--profile] [--rounds N] [--prompt N] [--new N] [CONFIG ...]
 #
 # CONFIG: a path or a name in bench/configs (default gpt2-124m smollm-135m).
 # The environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left as they are;
-# --native unsets both for the benchmark commands only. Checkpoints go to a
+# --native unsets both for the benchmark commands only. --profile prints where
+# each run's decode step goes (GEMV time and the rate it reads the weights at,
+# attention, the rest) on stderr. Checkpoints go to a
 # temporary folder (about 0.5 GB per shape), removed at the end.
 set -eu
 
 native=0
+prof=
 rounds=3
 prompt=128
 new=32
 while [ $# -gt 0 ]; do
     case "$1" in
         --native) native=1; shift ;;
+        --profile) prof=--profile; shift ;;
         --rounds) rounds=$2; shift 2 ;;
         --prompt) prompt=$2; shift 2 ;;
         --new) new=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -39,7 +43,7 @@ if [ "$native" = 1 ]; then envcmd="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
 
 # decode tokens/s of one run (the number before " tokens/s (" on its line)
 decode_tps() {
-    $envcmd build/bench/bench_decode --model "$1" --dtype "$2" --prompt "$prompt" --new "$new" | tee -a "$tmp/log" >&2
+    $envcmd build/bench/bench_decode --model "$1" --dtype "$2" --prompt "$prompt" --new "$new" $prof | tee -a "$tmp/log" >&2
     sed -n 's/.*decode [0-9]* steps x [0-9]* rows: \([0-9.]*\) tokens\/s.*/\1/p' "$tmp/log" | tail -n 1
 }
 
