@@ -6,8 +6,8 @@
  * model would not use is an error rather than silently dropped, except known
  * non-parameter buffers). Then tensor by tensor: converted to fp32, quantized
  * to NF4 or converted to bf16 (through one tensor's fp32 buffer), or kept as
- * stored (tuna_quant_type) — in place in the mapping, which
- * the model then keeps, or copied; a converted tensor's pages are released. Saving writes model.safetensors and
+ * stored (tuna_quant_type) — in place in the mapping, which the model then
+ * keeps, or copied; a converted tensor's pages are released. Saving writes model.safetensors and
  * config.json atomically in the file layout (GPT-2 Conv1D transposed back). */
 #include <dirent.h>
 #include <errno.h>
@@ -23,8 +23,8 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/gguf.h"
-#include "kernels/kernels.h"
 #include "io/safetensors.h"
+#include "kernels/kernels.h"
 #include "model/model_internal.h"
 #include "model/param_rows.h"
 #include "tuna_gguf.h"
