@@ -1,12 +1,13 @@
 /* bench_decode.c — generation speed with the KV cache: prompt processing
  * (prefill) and decoding tokens/s of a model shape with random weights, one
  * row and several rows decoded together.
- *   build/bench/bench_decode (--config FILE | --model DIR [--dtype auto|bf16])
+ *   build/bench/bench_decode (--config FILE | --model DIR [--dtype auto|bf16|f32])
  *                            [--prompt N] [--new N] [--rows R] [--profile]
  * --config: random fp32 weights in memory. --model: a checkpoint (e.g. from
  * `tuna init --config FILE --dtype f32|bf16`) loaded as `tuna generate
  * --dtype` loads it: auto (default) as stored, bf16 computed in bf16 when the
- * linears are bf16; bf16 converted to bf16 at load, computed in bf16.
+ * linears are bf16; bf16 converted to bf16 at load, computed in bf16; f32 as
+ * stored, computed in fp32.
  * Prefill runs the R prompts of N tokens row by row; decode steps then feed
  * one token to every row per call (the batched path of evaluation). Greedy
  * next token, so the work is the model's, not the sampler's. --profile adds
@@ -42,7 +43,8 @@ static tuna_status load(tuna_model **m, const char *config, const char *dir, con
     }
     int bf16 = !strcmp(dtype, "bf16");
     st = tuna_model_load_quantized(m, dir, bf16 ? TUNA_QUANT_BF16 : TUNA_QUANT_STORED);
-    if (st == TUNA_OK && tuna_model_linears_bf16(*m)) *how = tuna_model_set_bf16(*m, 1) ? "bf16" : "bf16 weights, fp32 compute";
+    if (st == TUNA_OK && tuna_model_linears_bf16(*m))
+        *how = strcmp(dtype, "f32") && tuna_model_set_bf16(*m, 1) ? "bf16" : "bf16 weights, fp32 compute";
     return st;
 }
 
@@ -80,10 +82,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--new") && i + 1 < argc) gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile")) profile = 1;
-        else { fprintf(stderr, "usage: bench_decode (--config FILE | --model DIR [--dtype auto|bf16]) [--prompt N] [--new N] [--rows R] [--profile]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench_decode (--config FILE | --model DIR [--dtype auto|bf16|f32]) [--prompt N] [--new N] [--rows R] [--profile]\n"); return 2; }
     }
-    if (!config == !dir || prompt < 1 || gen < 1 || rows < 1 || (strcmp(dtype, "auto") && strcmp(dtype, "bf16"))) {
-        fprintf(stderr, "bench_decode: one of --config FILE or --model DIR required; --dtype auto or bf16\n");
+    if (!config == !dir || prompt < 1 || gen < 1 || rows < 1 || (strcmp(dtype, "auto") && strcmp(dtype, "bf16") && strcmp(dtype, "f32"))) {
+        fprintf(stderr, "bench_decode: one of --config FILE or --model DIR required; --dtype auto, bf16 or f32\n");
         return 2;
     }
     tuna_model *m = NULL;
