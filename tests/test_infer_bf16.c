@@ -20,7 +20,8 @@
  * and one line; under ONEDNN_MAX_CPU_ISA=AVX512_CORE (no bf16 GEMMs) --dtype
  * bf16 prints one notice and computes as the fp32 path from bf16 weights
  * (the tokens of `--dtype f32` on the bf16 original); `plan --dtype bf16`
- * counts exactly the bytes the bf16 load owns. */
+ * counts exactly the bytes the bf16 load owns, and `info` shows that plan's
+ * peak. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -267,23 +268,33 @@ static void check_refusals(void) {
         }
 }
 
-/* plan --dtype bf16: the bytes the bf16 load owns, half the fp32 copy's 2-D weights */
+/* key (a.b: one level down) of the JSON object `tuna ARGS` prints; -1 when absent */
+static double json_number_of(const char *args, const char *key, const char *sub) {
+    double v = -1;
+    if (run(NULL, args, "cmd.json", "cmd.err") != 0) return v;
+    char *s = slurp("cmd.json");
+    json_t *o = s ? json_loads(s, 0, NULL) : NULL, *x = json_object_get(o, key);
+    if (sub) x = json_object_get(x, sub);
+    if (x) v = json_number_value(x);
+    json_decref(o);
+    free(s);
+    return v;
+}
+
+/* plan --dtype bf16: the bytes the bf16 load owns, half the fp32 copy's 2-D
+ * weights; info's generate_bf16 row is that plan's peak */
 static void check_plan(const char *f32) {
     char args[700];
     snprintf(args, sizeof args, "plan generate --model %s --dtype bf16 --json", f32);
-    double frozen = -1;
-    if (run(NULL, args, "plan.json", "plan.err") == 0) {
-        char *s = slurp("plan.json");
-        json_t *o = s ? json_loads(s, 0, NULL) : NULL;
-        frozen = json_number_value(json_object_get(o, "frozen_bytes"));
-        json_decref(o);
-        free(s);
-    }
+    double frozen = json_number_of(args, "frozen_bytes", NULL), peak = json_number_of(args, "peak_rss_bytes", NULL);
     tuna_model *b = NULL;
     size_t own = 0, mapped = 0;
     if (tuna_model_load_quantized(&b, f32, TUNA_QUANT_BF16) == TUNA_OK) probe_weight_bytes(b, &own, &mapped);
     tuna_model_free(b);
     CHECKF(own > 0 && frozen == (double)own, "plan --dtype bf16 frozen %.0f bytes, the bf16 load owns %zu", frozen, own);
+    snprintf(args, sizeof args, "info --model %s --json", f32);
+    double info = json_number_of(args, "peak_rss_bytes", "generate_bf16");
+    CHECKF(peak > 0 && (long long)info == (long long)peak, "info's generate_bf16 %.0f, plan's peak %.0f", info, peak);
 }
 
 int main(int argc, char **argv) {
