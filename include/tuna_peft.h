@@ -81,7 +81,8 @@ void tuna_peft_set_training(tuna_model *m, int training);
 typedef enum {
     TUNA_QUANT_NONE = 0,   /* every weight converted to fp32 (tuna_model_load) */
     TUNA_QUANT_NF4 = 1,    /* block linears NF4; embeddings and lm_head as stored */
-    TUNA_QUANT_STORED = 2  /* every frozen weight in the dtype the file stores it in */
+    TUNA_QUANT_STORED = 2, /* every frozen weight in the dtype the file stores it in */
+    TUNA_QUANT_BF16 = 3    /* every frozen 2-D weight in bf16: F32/F16 ones converted */
 } tuna_quant_type;
 /* Loads a model folder as tuna_model_load does, but keeps its 2-D weights
  * frozen in less memory. TUNA_QUANT_STORED: each weight stays in the file's
@@ -103,8 +104,17 @@ typedef enum {
  * through a row map; Q8_0/Q4_0 dequantized tile by tile exactly as the fp32
  * load dequantizes them, so the results equal tuna_model_load_gguf's); a
  * non-finite value or block scale is TUNA_ERR_FORMAT naming the tensor.
- * TUNA_QUANT_NF4 refuses a GGUF file. */
+ * TUNA_QUANT_NF4 refuses a GGUF file. TUNA_QUANT_BF16 keeps the 2-D weights
+ * a file stores in bf16 as TUNA_QUANT_STORED does and converts F32 and F16
+ * ones to bf16 (round to nearest even) tensor by tensor as they are read, so
+ * loading holds the bf16 model and one tensor in fp32; the results are those
+ * of the fp32 load of a bf16 copy of the file (what tuna_model_set_bf16 then
+ * multiplies directly). It refuses a GGUF file. */
 tuna_status tuna_model_load_quantized(tuna_model **out, const char *dir, tuna_quant_type q);
+/* 1 when the weight of every linear layer (the blocks' and lm_head) is kept
+ * in bf16 (a bf16 checkpoint loaded as stored, or TUNA_QUANT_BF16), else 0:
+ * what tuna_model_set_bf16 can multiply without a bf16 copy. */
+int tuna_model_linears_bf16(const tuna_model *m);
 /* Bytes and count of the quantized storage (0 when not quantized). */
 void tuna_model_quant_stats(const tuna_model *m, int64_t *quantized_params, int64_t *quant_bytes);
 /* NF4 storage bytes of a tensor of n values: packed nibbles, 8-bit absmax

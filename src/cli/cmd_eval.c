@@ -43,7 +43,7 @@ static const char *eval_help =
     "whitespace normalisation), rouge_l (F1), json_valid and json_fields (per key\n"
     "and overall; for references that are JSON), regex (with --regex).\n"
     "  --adapter DIR          a PEFT adapter (LoRA, IA3, prompt tuning), unmerged\n"
-    "  --quant nf4            the block linears in NF4 (as QLoRA stores them)\n"
+    CLI_MODEL_FLAGS_HELP
     "  --template NAME|FILE   chat template for models that ship none\n"
     "  --text                 FILE is plain text as tuna pretrain reads it (JSONL {\"text\"}\n"
     "                         or, implied for *.txt, one document): cut into --seq-len\n"
@@ -124,19 +124,22 @@ static void progress_start(progress *p, const char *what) {
 
 /* ---- options ---- */
 typedef struct {
-    const char *model, *data, *adapter, *quant, *tmpl_arg, *regex, *out_path;
+    const char *model, *data, *adapter, *tmpl_arg, *regex, *out_path;
     int json, batch, seq_len, generate, limit, quiet, show, text_mode;
     double max_bad;
     cli_gen_flags gf;
+    cli_model_flags mf;
 } eval_opts;
 
 /* argv into *o, then the checks that need no file opened; 0, or the exit code */
 static int eval_parse(eval_opts *o, int argc, char **argv) {
     *o = (eval_opts){.batch = 8};
     cli_gen_flags_init(&o->gf, 128);
+    cli_model_flags_init(&o->mf);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int g = cli_gen_flag(&o->gf, argc, argv, &i);
+        if (!g) g = cli_model_flag(&o->mf, "eval", argc, argv, &i);
         if (g < 0) return 2;
         if (g) continue;
         if (!strcmp(a, "--model") && v) o->model = argv[++i];
@@ -155,14 +158,12 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--generate")) o->generate = 1;
         else if (!strcmp(a, "--text")) o->text_mode = 1;
         else if (!strcmp(a, "--adapter") && v) o->adapter = argv[++i];
-        else if (!strcmp(a, "--quant") && v) o->quant = argv[++i];
         else if (!strcmp(a, "--template") && v) o->tmpl_arg = argv[++i];
         else if (!strcmp(a, "--regex") && v) o->regex = argv[++i];
         else if (!strcmp(a, "--out") && v) o->out_path = argv[++i];
         else return cli_usage_error("eval: unknown option or missing value '%s' (see tuna eval --help)", a);
     }
     if (!o->model || !o->data) return cli_usage_error("eval: --model DIR and --data FILE are required");
-    if (o->quant && strcmp(o->quant, "nf4")) return cli_usage_error("eval: --quant must be nf4 (got '%s')", o->quant);
     if (o->regex && !o->generate) return cli_usage_error("eval: --regex scores generated answers; add --generate");
     if (o->regex && tuna_score_regex("", o->regex) < 0) return cli_usage_error("--regex: the pattern does not compile: %s", o->regex);
     const cli_path ins[] = {{"--data", o->data, CLI_FILE}, {"--model", o->model, CLI_DIR}, {"--adapter", o->adapter, CLI_DIR},
@@ -202,7 +203,7 @@ typedef struct {
  * tokenizer: its absence only matters for records that must be rendered and
  * encoded, and for generation */
 static tuna_status eval_load_model(eval_run *r, const eval_opts *o) {
-    cli_model_spec ms = {.dir = o->model, .quant = o->quant, .adapter = o->adapter, .tok_err = r->no_tok,
+    cli_model_spec ms = {.dir = o->model, .flags = o->mf, .adapter = o->adapter, .tok_err = r->no_tok,
                          .tok_err_len = sizeof r->no_tok, .tok_needed = o->generate || o->tmpl_arg};
     tuna_status st = cli_load_model(&ms, &r->m, &r->tok);
     if (st == TUNA_OK && r->tok) st = tuna_dataset_template(&r->tmpl, r->tok, o->tmpl_arg, &r->tsrc);

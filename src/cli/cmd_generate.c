@@ -31,7 +31,7 @@ static const char *generate_help =
     "Sampling defaults come from the model's generation_config.json (greedy when\n"
     "it does not ask for sampling); options override them.\n"
     "  --adapter DIR          a PEFT adapter (LoRA, IA3, prompt tuning), unmerged\n"
-    "  --quant nf4            the block linears in NF4 (as QLoRA stores them)\n"
+    CLI_MODEL_FLAGS_HELP
     "  --chat --system TEXT   chat template (and a system turn)\n"
     "  --template NAME|FILE   chat template for models that ship none\n"
     "  --max-new-tokens N     (default 256)\n"
@@ -209,23 +209,26 @@ static char *read_line(void) {
 
 /* ---- options ---- */
 typedef struct {
-    const char *model, *adapter, *quant, *prompt, *file, *system, *tmpl_arg;
+    const char *model, *adapter, *prompt, *file, *system, *tmpl_arg;
     int chat, json, interactive;
     cli_gen_flags gf;
+    cli_model_flags mf;
 } gen_opts;
 
 /* argv into *o and the checks that need no file; 0, or the exit code */
 static int gen_parse(gen_opts *o, int argc, char **argv, int interactive) {
     *o = (gen_opts){.interactive = interactive};
     cli_gen_flags_init(&o->gf, 256);
+    cli_model_flags_init(&o->mf);
+    const char *cmd = interactive ? "chat" : "generate";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int g = cli_gen_flag(&o->gf, argc, argv, &i);
+        if (!g) g = cli_model_flag(&o->mf, cmd, argc, argv, &i);
         if (g < 0) return 2;
         if (g) continue;
         if (!strcmp(a, "--model") && v) o->model = argv[++i];
         else if (!strcmp(a, "--adapter") && v) o->adapter = argv[++i];
-        else if (!strcmp(a, "--quant") && v) o->quant = argv[++i];
         else if (!strcmp(a, "--prompt") && v) o->prompt = argv[++i];
         else if (!strcmp(a, "--file") && v) o->file = argv[++i];
         else if (!strcmp(a, "--system") && v) o->system = argv[++i];
@@ -238,7 +241,6 @@ static int gen_parse(gen_opts *o, int argc, char **argv, int interactive) {
         o->chat = 1;
         if (!o->model || o->prompt || o->file) return cli_usage_error("chat: --model is required; turns come from standard input");
     } else if (!o->model || (!o->prompt == !o->file)) return cli_usage_error("generate: --model and one of --prompt or --file are required");
-    if (o->quant && strcmp(o->quant, "nf4")) return cli_usage_error("generate: --quant must be nf4");
     return 0;
 }
 
@@ -260,7 +262,7 @@ typedef struct {
 /* the model (adapter, NF4), the chat template and the sampling settings;
  * 0, or the exit code */
 static int gen_load(gen_state *s, const gen_opts *o) {
-    tuna_status st = cli_load_model(&(cli_model_spec){.dir = o->model, .quant = o->quant, .adapter = o->adapter}, &s->m, &s->tok);
+    tuna_status st = cli_load_model(&(cli_model_spec){.dir = o->model, .flags = o->mf, .adapter = o->adapter}, &s->m, &s->tok);
     if (st == TUNA_OK && o->chat) {
         st = tuna_dataset_template(&s->tmpl, s->tok, o->tmpl_arg, &s->tsrc);
         if (st == TUNA_OK && !s->tmpl) st = core_fail(TUNA_ERR_ARG, "%s: the tokenizer has no chat template; give --template NAME|FILE", o->model);

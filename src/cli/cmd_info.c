@@ -24,7 +24,7 @@ static const char *info_help =
     "tensors (embeddings, block linears, norms and biases, lm_head), size on disk,\n"
     "and the peak memory each command would need, predicted as `tuna plan` does:\n"
     "sft with each method (full, lora, qlora, ia3, prompt) at sft's defaults, and\n"
-    "generation with the weights as stored and with --quant nf4.\n"
+    "generation with the weights as stored, with --quant nf4 and with --dtype bf16.\n"
     "  --model DIR   HF-layout model folder (or a GGUF file, or a llama2.c checkpoint)\n"
     "  --quant nf4   also report the NF4 storage of the block linears as QLoRA\n"
     "                keeps them (bits per quantized parameter), computed from shapes\n"
@@ -37,7 +37,7 @@ typedef struct {
     struct { char name[16]; int tensors; int64_t params; } dt[16];
     int n_dt;
     int64_t q_params, q_bytes;           /* the block linears in NF4 */
-    double peak[7];                      /* full lora qlora ia3 prompt, generate as stored, nf4 */
+    double peak[8];                      /* full lora qlora ia3 prompt, generate as stored, nf4, bf16 */
 } info_sum;
 
 static const char *const info_methods[] = {"full", "lora", "qlora", "ia3", "prompt"};
@@ -64,11 +64,12 @@ static tuna_status summarize(const ckpt_info *ci, info_sum *s) {
         add_dtype(s, t);
         if (t->group == CKPT_LINEAR) { s->q_params += t->numel; s->q_bytes += tuna_nf4_bytes(t->numel); }
     }
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < 8; k++) {
         mem_opts o;
         mem_opts_init(&o, k < 5 ? MEM_SFT : MEM_GENERATE);
         if (k < 5) o.method = info_methods[k];
         o.nf4 = k == 6;
+        o.bf16 = k == 7;
         mem_est e;
         tuna_status st = mem_estimate(ci, &o, &e);
         if (st != TUNA_OK) return st;
@@ -96,8 +97,8 @@ static void print_json(const ckpt_info *ci, const info_sum *s, int quant) {
                                                                       "dtype", s->group_dtypes[g], "bytes", (json_int_t)s->group_bytes[g]));
     for (int k = 0; k < s->n_dt; k++)
         json_object_set_new(dts, s->dt[k].name, json_pack("{s:i,s:I}", "tensors", s->dt[k].tensors, "parameters", (json_int_t)s->dt[k].params));
-    const char *keys[] = {"sft_full", "sft_lora", "sft_qlora", "sft_ia3", "sft_prompt", "generate", "generate_nf4"};
-    for (int k = 0; k < 7; k++) json_object_set_new(mem, keys[k], json_integer((json_int_t)s->peak[k]));
+    const char *keys[] = {"sft_full", "sft_lora", "sft_qlora", "sft_ia3", "sft_prompt", "generate", "generate_nf4", "generate_bf16"};
+    for (int k = 0; k < 8; k++) json_object_set_new(mem, keys[k], json_integer((json_int_t)s->peak[k]));
     json_object_set_new(o, "groups", groups);
     json_object_set_new(o, "stored_dtypes", dts);
     json_object_set_new(o, "peak_rss_bytes", mem);
@@ -148,7 +149,8 @@ static void print_text(const ckpt_info *ci, const info_sum *s, int quant) {
            s->params * 4 / mib, s->params * 16 / mib);
     printf("peak RSS       as `tuna plan` predicts (sft: batch 8 x 512 tokens, LoRA r 16 on its default targets):\n");
     for (int k = 0; k < 5; k++) printf("  sft --method %-6s %10.2f MiB\n", info_methods[k], s->peak[k] / mib);
-    printf("  generate (stored)  %10.2f MiB\n  generate --quant nf4 %8.2f MiB\n", s->peak[5] / mib, s->peak[6] / mib);
+    printf("  generate (stored)  %10.2f MiB\n  generate --quant nf4 %8.2f MiB\n  generate --dtype bf16 %7.2f MiB\n", s->peak[5] / mib,
+           s->peak[6] / mib, s->peak[7] / mib);
     if (quant) {
         int64_t rest = s->params - s->q_params;
         double rest_bytes = 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli_model.h"
 #include "cli/mem_plan.h"
 #include "commands.h"
 #include "tuna_dataset.h"
@@ -15,14 +16,15 @@ static const char *plan_help =
     "                 [--method full|lora|qlora|ia3|prompt] [--lora-r N] [--lora-targets LIST]\n"
     "                 [--ia3-targets LIST] [--num-virtual-tokens N] [--batch N] [--micro-batch N]\n"
     "                 [--seq-len N] [--grad-checkpoint] [--checkpoint-layers N] [--max-memory SIZE]\n"
-    "                 [--data F.jsonl] [--quant nf4] [--bf16] [--json]\n"
+    "                 [--data F.jsonl] [--quant nf4] [--dtype auto|bf16|f32] [--bf16] [--json]\n"
     "\n"
     "Prints the memory a command with these options will need (sft when no command\n"
     "is named): frozen weights as stored (block linears in NF4 for qlora or\n"
-    "--quant nf4), trained weights in fp32 with their gradients and AdamW moments,\n"
-    "activations for one micro-batch (dpo: 2 rows per pair, and its reference\n"
-    "pass), adapter buffers, token data (pre-tokenized --data), with --bf16 the bf16\n"
-    "copies of fp32 weights and rounded activations (where this CPU has bf16), and the predicted\n"
+    "--quant nf4; every 2-D weight in bf16 with --dtype bf16), trained weights in\n"
+    "fp32 with their gradients and AdamW moments, activations for one micro-batch\n"
+    "(dpo: 2 rows per pair, and its reference pass), adapter buffers, token data\n"
+    "(pre-tokenized --data), with training's --bf16 the bf16 copies of fp32 weights\n"
+    "and rounded activations (where this CPU has bf16 GEMMs), and the predicted\n"
     "peak RSS. Only headers are read. The other options of the command (--out,\n"
     "--lr, --steps, ...) are accepted and ignored, so a command can be pasted as is.\n"
     "For generate, chat and serve: --seq-len is the context, --batch (or serve's\n"
@@ -57,7 +59,8 @@ static int job_of(const char *s, mem_job *j) {
 }
 
 typedef struct {
-    const char *model, *quant, *lora_targets, *ia3_targets;
+    const char *model, *lora_targets, *ia3_targets;
+    cli_model_flags mf; /* --quant, --dtype */
     const char *data[16];
     int n_data, json;
     int64_t max_memory;
@@ -67,10 +70,10 @@ typedef struct {
 static int plan_option(mem_opts *o, plan_args *p, int argc, char **argv, int *i) {
     const char *s = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     const char *text = NULL;
-    int *num = NULL, lo = 1;
+    int *num = NULL, lo = 1, mf = cli_model_flag(&p->mf, "plan", argc, argv, i);
+    if (mf) return mf < 0 ? 2 : 0;
     if ((!strcmp(s, "--model") || !strcmp(s, "--config")) && v) text = p->model = v;
     else if (!strcmp(s, "--method") && v) text = o->method = v;
-    else if (!strcmp(s, "--quant") && v) text = p->quant = v;
     else if (!strcmp(s, "--lora-targets") && v) text = p->lora_targets = v;
     else if (!strcmp(s, "--ia3-targets") && v) text = p->ia3_targets = v;
     else if (!strcmp(s, "--data") && v) {
@@ -83,7 +86,7 @@ static int plan_option(mem_opts *o, plan_args *p, int argc, char **argv, int *i)
     else if (!strcmp(s, "--num-virtual-tokens")) num = &o->pc.num_virtual_tokens;
     else if (!strcmp(s, "--checkpoint-layers")) { num = &o->ckpt_layers; lo = 0; }
     else if (!strcmp(s, "--grad-checkpoint")) o->grad_checkpoint = 1;
-    else if (!strcmp(s, "--bf16")) o->bf16 = 1;
+    else if (!strcmp(s, "--bf16")) o->bf16_compute = 1;
     else if (!strcmp(s, "--max-memory") && v) {
         if ((p->max_memory = mem_parse_bytes(v)) <= 0)
             return cli_usage_error("plan: --max-memory needs a size such as 16G or 12000M (got '%s')", v);
@@ -139,7 +142,7 @@ static void print_json(const ckpt_info *ci, const mem_opts *o, const mem_est *e)
            "\"bf16_bytes\":%.0f,\"peak_rss_bytes\":%.0f,\"micro_batch\":%d,\"rows\":%d,\"seq_len\":%d,\"checkpoint_layers\":%d}\n",
            o->job == MEM_DPO ? "dpo" : o->job == MEM_PRETRAIN ? "pretrain" : o->job == MEM_GENERATE ? "generate"
            : o->job == MEM_EVAL ? "eval" : o->job == MEM_SERVE ? "serve" : "sft",
-           o->job >= MEM_GENERATE ? (o->nf4 ? "nf4" : "stored") : o->method, e->frozen + e->trainable, e->frozen, e->trainable,
+           o->job >= MEM_GENERATE ? (o->nf4 ? "nf4" : o->bf16 ? "bf16" : "stored") : o->method, e->frozen + e->trainable, e->frozen, e->trainable,
            e->grads, e->moments, e->acts, e->adapter, e->scratch, e->data, e->baseline, e->load, e->reference, e->bf16, e->peak,
            o->micro > 0 && o->micro < o->batch ? o->micro : o->batch, e->rows, o->seq_len, checkpointed(ci, o));
 }
@@ -148,7 +151,8 @@ static void print_text(const ckpt_info *ci, const mem_opts *o, const mem_est *e)
     double mib = 1048576.0;
     if (o->job >= MEM_GENERATE)
         printf("plan for %s, %s, %s weights, %d rows x %d positions\n", ci->cfg.architecture,
-               o->job == MEM_EVAL ? "eval" : o->job == MEM_SERVE ? "serve" : "generate", o->nf4 ? "NF4" : "stored", e->rows, e->T);
+               o->job == MEM_EVAL ? "eval" : o->job == MEM_SERVE ? "serve" : "generate", o->nf4 ? "NF4" : o->bf16 ? "bf16" : "stored", e->rows,
+               e->T);
     else
         printf("plan for %s, %s --method %s, micro-batch %d x %d tokens", ci->cfg.architecture,
                o->job == MEM_DPO ? "dpo" : o->job == MEM_PRETRAIN ? "pretrain" : "sft", o->method, e->rows, e->T);
@@ -185,8 +189,8 @@ int cmd_plan(int argc, char **argv) {
     if (!p.model) return cli_usage_error("plan: --model is required");
     if (mem_method_type(o.method) < 0)
         return cli_usage_error("plan: --method '%s' is not available (full, lora, qlora, ia3, prompt)", o.method);
-    if (p.quant && strcmp(p.quant, "nf4")) return cli_usage_error("plan: --quant must be nf4 (got '%s')", p.quant);
-    o.nf4 = p.quant != NULL;
+    o.nf4 = p.mf.nf4;
+    o.bf16 = p.mf.dtype == CLI_DTYPE_BF16;
     const char *tg = mem_method_type(o.method) == TUNA_PEFT_IA3 ? p.ia3_targets : p.lora_targets; /* as sft picks them */
     if (tg && strlen(tg) >= sizeof o.pc.targets) return cli_usage_error("plan: target list too long");
     if (tg) snprintf(o.pc.targets, sizeof o.pc.targets, "%s", tg);

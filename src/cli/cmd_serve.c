@@ -39,6 +39,7 @@ static const char *serve_help =
     "running ones finish) and exits.\n"
     "  --adapter NAME=DIR     a PEFT adapter (LoRA, IA3, prompt tuning); repeatable\n"
     "  --name NAME            the base model's id (default: the folder's name)\n"
+    CLI_MODEL_FLAGS_HELP
     "  --template NAME|FILE   chat template for models that ship none\n"
     "  --host ADDR            address to bind (default 127.0.0.1: this machine only)\n"
     "  --port N               (default 8080; 0 = any free port, printed)\n"
@@ -95,6 +96,7 @@ typedef struct {
     char *adapter_args[MAX_ADAPTERS]; /* NAME\0DIR, owned */
     int n_ad, port, parallel, queue, ctx, max_body, drain_timeout, quiet, threads;
     int max_conn, idle_timeout, request_timeout;
+    cli_model_flags mf;
     char base_name[256];
     const char *names[MAX_ADAPTERS + 1]; /* model ids: the base, then the adapters */
 } serve_opts;
@@ -117,7 +119,8 @@ static int parse_adapter(serve_opts *o, const char *v) {
 static int serve_parse_argv(serve_opts *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
+        int bad = 0, mf = cli_model_flag(&o->mf, "serve", argc, argv, &i);
+        if (mf) { if (mf < 0) return 2; continue; }
         if (!strcmp(a, "--model") && v) o->model_dir = argv[++i];
         else if (!strcmp(a, "--adapter") && v) {
             int rc = parse_adapter(o, v);
@@ -168,6 +171,7 @@ static int name_models(serve_opts *o) {
 static int serve_parse(serve_opts *o, int argc, char **argv) {
     *o = (serve_opts){.host = "127.0.0.1", .api_key = getenv("TUNA_API_KEY"), .port = 8080, .parallel = 4, .queue = 64,
                       .max_body = 1 << 20, .drain_timeout = 60, .max_conn = 4096, .idle_timeout = 30, .request_timeout = 60};
+    cli_model_flags_init(&o->mf);
     int rc = serve_parse_argv(o, argc, argv);
     if (rc) return rc;
     if (!o->model_dir) return cli_usage_error("serve: --model DIR is required");
@@ -188,14 +192,16 @@ typedef struct {
     sigset_t sigs; /* SIGTERM, SIGINT: waited for in the main thread */
 } serve_state;
 
-/* the base, a share of it per adapter, the tokenizer, the template and the
- * EOS ids; 0, or the exit code */
+/* the base, a share of it per adapter (each computing in --dtype), the
+ * tokenizer, the template and the EOS ids; 0, or the exit code */
 static int serve_load(serve_state *s, const serve_opts *o) {
-    tuna_status st = tuna_model_load_quantized(&s->models[0], o->model_dir, cli_load_mode(NULL));
+    tuna_status st = cli_load_base(o->model_dir, &o->mf, &s->models[0]);
     if (st == TUNA_OK) st = tuna_tokenizer_load(&s->tok, o->model_dir);
+    if (st == TUNA_OK) st = cli_model_set_dtype(s->models[0], &o->mf, 0);
     for (int k = 0; st == TUNA_OK && k < o->n_ad; k++) {
         st = tuna_model_share(&s->models[k + 1], s->models[0]);
         if (st == TUNA_OK) st = tuna_peft_load(s->models[k + 1], o->adirs[k]);
+        if (st == TUNA_OK) st = cli_model_set_dtype(s->models[k + 1], &o->mf, 1);
     }
     if (st == TUNA_OK) st = tuna_dataset_template(&s->tmpl, s->tok, o->tmpl_arg, &s->tsrc);
     if (st != TUNA_OK) return cli_status_error(st);

@@ -7,8 +7,8 @@
  *               + activations(rows, T, mode) + adapter buffers + NF4 tile + data
  *   reference = dpo only: the weights + evaluation activations of the
  *               reference pass (2 rows per pair), before the trainer exists
- * and for inference: frozen + NF4 tile + decoder (generate, serve) or
- * evaluation activations (eval). */
+ * and for inference: frozen (NF4 with --quant nf4, bf16 with --dtype bf16) +
+ * NF4 tile + decoder (generate, serve) or evaluation activations (eval). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,19 +74,27 @@ static double stored_resident(const ckpt_info *ci, const ckpt_tensor *t) {
     return row < (double)t->bytes ? row : (double)t->bytes;
 }
 
-/* Frozen weights: as stored, block linears in NF4 when nf4; *tile: the NF4
- * dequantization tile; *biggest: the largest block linear's fp32 bytes. */
-static double frozen_bytes(const ckpt_info *ci, int nf4, double *tile, double *biggest) {
+/* --dtype bf16 converts every 2-D weight not stored in bf16 into an owned
+ * bf16 copy (all of it resident) */
+static int to_bf16(const ckpt_tensor *t, int bf16) {
+    return bf16 && (t->group == CKPT_EMBED || t->group == CKPT_LINEAR || t->group == CKPT_HEAD) && strcmp(t->dtype, "BF16");
+}
+
+/* Frozen weights: as stored, block linears in NF4 when nf4, 2-D weights in
+ * bf16 when bf16; *tile: the NF4 dequantization tile; *biggest: the fp32
+ * bytes of the largest tensor converted at load (NF4 or bf16). */
+static double frozen_bytes(const ckpt_info *ci, int nf4, int bf16, double *tile, double *biggest) {
     double sum = 0;
-    int64_t maxn = 0;
+    int64_t maxn = 0, maxc = 0;
     for (int i = 0; i < ci->n; i++) {
         const ckpt_tensor *t = &ci->t[i];
-        int q = nf4 && t->group == CKPT_LINEAR;
-        sum += q ? (double)tuna_nf4_bytes(t->numel) : stored_resident(ci, t);
+        int q = nf4 && t->group == CKPT_LINEAR, b = to_bf16(t, bf16);
+        sum += q ? (double)tuna_nf4_bytes(t->numel) : b ? 2.0 * t->numel : stored_resident(ci, t);
         if (q && t->numel > maxn) maxn = t->numel;
+        if ((q || b) && t->numel > maxc) maxc = t->numel;
     }
     *tile = 4.0 * (maxn < LINEAR_TILE ? maxn : LINEAR_TILE);
-    *biggest = 4.0 * maxn;
+    *biggest = 4.0 * maxc;
     return sum;
 }
 
@@ -102,7 +110,7 @@ static double largest_stored(const ckpt_info *ci) {
  * when training all weights; the frozen ones stored F32 otherwise), tiles for
  * the other stored types */
 static double bf16_bytes(const ckpt_info *ci, const mem_opts *o, int full, int nf4, long N) {
-    if (!o->bf16 || !tuna_bf16_supported()) return 0;
+    if (!o->bf16_compute || !tuna_bf16_supported()) return 0;
     double copies = 0;
     int tiles = 0, head = 0;
     for (int i = 0; i < ci->n; i++) {
@@ -138,7 +146,7 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
         int64_t n_train = 0, buf = 0;
         tuna_status st = peft_plan(c, &pc, (int64_t)e->rows * e->T, &n_train, &buf);
         if (st != TUNA_OK) return st;
-        e->frozen = frozen_bytes(ci, qlora, &tile, &biggest);
+        e->frozen = frozen_bytes(ci, qlora, 0, &tile, &biggest);
         e->scratch = tile;
         e->trainable = 4.0 * n_train;
         e->grads = e->trainable;
@@ -162,7 +170,7 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
 static tuna_status infer_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e) {
     const tuna_config *c = &ci->cfg;
     double tile = 0, biggest = 0;
-    e->frozen = frozen_bytes(ci, o->nf4, &tile, &biggest);
+    e->frozen = frozen_bytes(ci, o->nf4, o->bf16, &tile, &biggest);
     e->scratch = tile;
     e->load = e->frozen + biggest;
     e->T = o->seq_len;
@@ -382,7 +390,7 @@ int mem_check_train(const char *cmd, const char *model, mem_job job, const char 
     o.seq_len = a->seq_len;
     o.grad_checkpoint = a->grad_checkpoint;
     o.ckpt_layers = a->checkpoint_layers;
-    o.bf16 = a->bf16;
+    o.bf16_compute = a->bf16;
     mem_est e;
     tuna_status st = mem_estimate(&ci, &o, &e);
     if (st == TUNA_ERR_ARG) { /* e.g. more checkpointed blocks than the model has */

@@ -1,6 +1,6 @@
 /* mem_plan.h — the one memory estimator: the peak RSS of a tuna command
- * (sft, pretrain, dpo for every method; generate, eval, serve as stored or
- * NF4) from a checkpoint's headers (ckpt_scan) and the command's options,
+ * (sft, pretrain, dpo for every method; generate, eval, serve as stored,
+ * NF4 or converted to bf16) from a checkpoint's headers (ckpt_scan) and the command's options,
  * with the size functions the allocators themselves use
  * (tuna_model_activation_bytes, tuna_decoder_bytes, peft_plan,
  * tuna_nf4_bytes). `tuna plan`, `tuna info` and the check that refuses a
@@ -31,8 +31,9 @@ typedef struct {
     int ckpt_layers;       /* without grad_checkpoint: blocks checkpointed (the first ones) */
     int64_t data_tokens;   /* pre-tokenized data held (0: not counted) */
     int nf4;               /* inference: --quant nf4 */
+    int bf16;              /* inference: --dtype bf16 (2-D weights converted to bf16) */
     int rows;              /* inference: sequences decoded at once (serve --parallel) */
-    int bf16;              /* bf16 GEMMs (--bf16; counted where this CPU has them) */
+    int bf16_compute;      /* training: bf16 GEMMs (--bf16; counted where this CPU has them) */
 } mem_opts;
 
 typedef struct {

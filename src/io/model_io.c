@@ -5,8 +5,9 @@
  * shard the index names, with the right shape and a float dtype; a tensor the
  * model would not use is an error rather than silently dropped, except known
  * non-parameter buffers). Then tensor by tensor: converted to fp32, quantized
- * to NF4, or kept as stored (tuna_quant_type) — in place in the mapping, which
- * the model then keeps, or copied; a converted tensor's pages are released. Saving writes model.safetensors and
+ * to NF4 or converted to bf16 (through one tensor's fp32 buffer), or kept as
+ * stored (tuna_quant_type) — in place in the mapping, which the model then
+ * keeps, or copied; a converted tensor's pages are released. Saving writes model.safetensors and
  * config.json atomically in the file layout (GPT-2 Conv1D transposed back). */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "kernels/kernels.h"
 #include "model/model_internal.h"
 #include "model/param_rows.h"
 #include "tuna_gguf.h"
@@ -248,9 +250,30 @@ static int is_nf4_target(const tuna_model *m, int i) {
            strcmp(m->params[i].name, "lm_head.weight") != 0;
 }
 
+/* TUNA_QUANT_BF16 converts the weights the file does not store in bf16 */
+static int is_bf16_target(const tuna_model *m, const st_tensor *t) {
+    return m->quant_type == TUNA_QUANT_BF16 && t->dtype != ST_BF16;
+}
+
+/* s = the fp32 values in tmp, as NF4 blocks or an owned bf16 copy */
+static tuna_status convert_stored(tuna_stored *s, const tuna_param_entry *e, const float *tmp, int nf4) {
+    int64_t n = e->pub.numel;
+    s->n = n;
+    if (nf4) {
+        s->type = STORE_NF4;
+        return nf4_quantize(&s->nf4, tmp, n);
+    }
+    s->owned = malloc((size_t)(n ? n : 1) * sizeof(uint16_t));
+    if (!s->owned) return core_fail(TUNA_ERR_NOMEM, "out of memory converting '%s' to bf16", e->name);
+    k_f32_to_bf16(s->owned, tmp, n);
+    s->type = STORE_BF16;
+    s->data = s->owned;
+    return TUNA_OK;
+}
+
 /* Reads parameter i from tensor t: fp32 into the weights, kept as stored, or
- * quantized through tmp (fp32, one tensor); converted tensors' pages are
- * released right after. */
+ * converted (NF4, bf16) through tmp (fp32, one tensor); converted tensors'
+ * pages are released right after. */
 static tuna_status load_param(tuna_model *m, int i, const st_tensor *t, const char *file, float *tmp, int *in_place) {
     tuna_param_entry *e = &m->params[i];
     tuna_status st;
@@ -260,13 +283,11 @@ static tuna_status load_param(tuna_model *m, int i, const st_tensor *t, const ch
         return st;
     }
     tuna_stored *s = &m->stored[e->sidx];
-    if (!is_nf4_target(m, i)) return keep_stored(s, e, t, file, in_place);
+    int nf4 = is_nf4_target(m, i);
+    if (!nf4 && !is_bf16_target(m, t)) return keep_stored(s, e, t, file, in_place);
     st = read_f32(e, t, file, tmp);
     release_pages(t);
-    if (st == TUNA_OK) st = core_fail_in(nf4_quantize(&s->nf4, tmp, e->pub.numel), file);
-    s->type = STORE_NF4;
-    s->n = e->pub.numel;
-    return st;
+    return st == TUNA_OK ? core_fail_in(convert_stored(s, e, tmp, nf4), file) : st;
 }
 
 int64_t tuna_nf4_bytes(int64_t n) {
@@ -285,12 +306,21 @@ void tuna_model_quant_stats(const tuna_model *m, int64_t *quantized_params, int6
     *quant_bytes = b;
 }
 
+int tuna_model_linears_bf16(const tuna_model *m) {
+    tuna_linear *ls[8 * 1024 + 1];
+    int n = model_linears((tuna_model *)m, ls);
+    ls[n++] = (tuna_linear *)&m->lm_head;
+    for (int i = 0; i < n; i++)
+        if (!ls[i]->stored || ls[i]->stored->type != STORE_BF16) return 0;
+    return 1;
+}
+
 static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type quant);
 
 tuna_status tuna_model_load(tuna_model **out, const char *dir) { return load_impl(out, dir, TUNA_QUANT_NONE); }
 
 tuna_status tuna_model_load_quantized(tuna_model **out, const char *dir, tuna_quant_type q) {
-    if (q != TUNA_QUANT_NONE && q != TUNA_QUANT_NF4 && q != TUNA_QUANT_STORED)
+    if (q != TUNA_QUANT_NONE && q != TUNA_QUANT_NF4 && q != TUNA_QUANT_STORED && q != TUNA_QUANT_BF16)
         return core_fail(TUNA_ERR_ARG, "unknown quantization %d", (int)q);
     return load_impl(out, dir, q);
 }
@@ -326,11 +356,12 @@ static tuna_status find_tensors(const tuna_model *m, const shard_set *s, const c
     return check_unused(m, s);
 }
 
-/* fp32 values of the largest tensor NF4 quantizes (0: none) */
-static int64_t nf4_tmp_values(const tuna_model *m) {
+/* fp32 values of the largest tensor converted (NF4, bf16) as it is read (0: none) */
+static int64_t convert_tmp_values(const tuna_model *m, const st_tensor *const *ts) {
     int64_t n = 0;
     for (int i = 0; i < m->n_params; i++)
-        if (m->params[i].external && is_nf4_target(m, i) && m->params[i].pub.numel > n) n = m->params[i].pub.numel;
+        if (m->params[i].external && (is_nf4_target(m, i) || is_bf16_target(m, ts[i])) && m->params[i].pub.numel > n)
+            n = m->params[i].pub.numel;
     return n;
 }
 
@@ -350,10 +381,10 @@ static tuna_status keep_maps(tuna_model *m, shard_set *s, const int *used) {
 static tuna_status load_all(tuna_model *m, shard_set *s, const char *dir) {
     const st_tensor **ts = calloc((size_t)m->n_params, sizeof *ts);
     int *fs = calloc((size_t)m->n_params, sizeof *fs), used[MAX_SHARDS] = {0};
-    int64_t nt = nf4_tmp_values(m);
-    float *tmp = nt ? malloc((size_t)nt * sizeof(float)) : NULL;
-    tuna_status st = !ts || !fs || (nt && !tmp) ? core_fail(TUNA_ERR_NOMEM, "out of memory") : TUNA_OK;
-    if (st == TUNA_OK) st = find_tensors(m, s, dir, ts, fs);
+    float *tmp = NULL;
+    tuna_status st = !ts || !fs ? core_fail(TUNA_ERR_NOMEM, "out of memory") : find_tensors(m, s, dir, ts, fs);
+    int64_t nt = st == TUNA_OK ? convert_tmp_values(m, ts) : 0;
+    if (nt && !(tmp = malloc((size_t)nt * sizeof(float)))) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     for (int i = 0; st == TUNA_OK && i < m->n_params; i++)
         st = load_param(m, i, ts[i], s->files[fs[i]].path, tmp, &used[fs[i]]);
     if (st == TUNA_OK) st = keep_maps(m, s, used);
@@ -370,7 +401,9 @@ static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type 
     struct stat sb;
     /* a llama.cpp file instead of a folder (e.g. one tuna exported): fp32 or as stored */
     if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode) && tuna_is_gguf(dir)) {
-        if (quant == TUNA_QUANT_NF4) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: NF4 quantization of a GGUF model is not supported", dir);
+        if (quant == TUNA_QUANT_NF4 || quant == TUNA_QUANT_BF16)
+            return core_fail(TUNA_ERR_UNSUPPORTED, "%s: %s of a GGUF model is not supported (load it as stored)", dir,
+                             quant == TUNA_QUANT_NF4 ? "NF4 quantization" : "conversion to bf16");
         return gguf_model_load(out, dir, quant);
     }
     if (stat(dir, &sb) != 0) return core_fail(TUNA_ERR_IO, "%s: not a model folder (%s)", dir, strerror(errno));
