@@ -544,6 +544,7 @@ tuna_status tuna_model_load_weights(tuna_model *m, const char *dir) {
         return core_fail(TUNA_ERR_FORMAT, "%s: weights of a different architecture than the model in memory", dir);
     }
     memcpy(m->weights, o->weights, (size_t)m->n_weights * sizeof(float));
+    model_bf16_copies_stale(m);
     tuna_model_free(o);
     return TUNA_OK;
 }

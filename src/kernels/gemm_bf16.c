@@ -68,19 +68,26 @@ static inline uint16_t round_bf16(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-void k_f32_to_bf16(uint16_t *dst, const float *src, long n) {
-    double t0 = prof_start();
+/* vcvtne2ps2bf16 on whole groups of 32, the scalar rounding on the tail */
+void k_f32_to_bf16_serial(uint16_t *dst, const float *src, long n) {
     long done = 0;
 #ifdef __AVX512BF16__
     done = n / 32 * 32;
-#pragma omp parallel for schedule(static) if (n > 65536)
     for (long i = 0; i < done; i += 32) {
         __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
         _mm512_storeu_si512((void *)(dst + i), (__m512i)v);
     }
 #endif
-#pragma omp parallel for simd schedule(static) if (n - done > 65536)
     for (long i = done; i < n; i++) dst[i] = round_bf16(src[i]);
+}
+
+#define CONVERT_BLOCK 65536L /* values per task: a multiple of 32 */
+
+void k_f32_to_bf16(uint16_t *dst, const float *src, long n) {
+    double t0 = prof_start();
+#pragma omp parallel for schedule(static) if (n > CONVERT_BLOCK)
+    for (long b = 0; b < n; b += CONVERT_BLOCK)
+        k_f32_to_bf16_serial(dst + b, src + b, n - b < CONVERT_BLOCK ? n - b : CONVERT_BLOCK);
     prof_stop(PROF_CONVERT, t0, 0);
 }
 

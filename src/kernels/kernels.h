@@ -36,8 +36,12 @@ void k_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const fl
  * otherwise. k_bf16_kernel names the kernel family (or says there is none). */
 int k_bf16_ready(void);
 const char *k_bf16_kernel(void);
-/* dst[i] = src[i] rounded to bf16, to nearest even (as torch's .bfloat16()) */
+/* dst[i] = src[i] rounded to bf16, to nearest even (as torch's .bfloat16()).
+ * k_f32_to_bf16_serial does it on the calling thread (inside a caller's
+ * parallel loop); both give the same bits when their blocks start at the
+ * same multiples of 32 values. */
 void k_f32_to_bf16(uint16_t *dst, const float *src, long n);
+void k_f32_to_bf16_serial(uint16_t *dst, const float *src, long n);
 /* C[M,N] = alpha * (op(A) @ op(B) + bias[N] in every row, unless bias is
  * NULL) + beta * C with bf16 A and B, fp32 C and bias (the products summed in
  * fp32), row-major as k_gemm. Without bf16 instructions it runs

@@ -79,9 +79,28 @@ int tuna_model_bf16(const tuna_model *m) { return m->bf16 != NULL; }
 
 void model_bf16_begin(tuna_model *m) {
     if (!m->bf16) return;
-    if (!m->base_frozen) refresh_copies(m);
+    if (!m->base_frozen && !m->bf16_fresh) refresh_copies(m);
+    m->bf16_fresh = 0;
     linear_bf16_flush(m->bf16);
 }
+
+uint16_t *model_bf16_copy_of(tuna_model *m, const float *w) {
+    tuna_linear *ls[LINEARS_MAX];
+    int n = m->bf16 ? all_linears(m, ls) : 0;
+    for (int i = 0; i < n; i++)
+        if (ls[i]->w16 && ls[i]->w == w) return ls[i]->w16;
+    return NULL;
+}
+
+int model_bf16_copies(tuna_model *m) {
+    tuna_linear *ls[LINEARS_MAX];
+    int n = m->bf16 ? all_linears(m, ls) : 0, c = 0;
+    for (int i = 0; i < n; i++) c += ls[i]->w16 != NULL;
+    return c;
+}
+
+void model_bf16_copies_written(tuna_model *m) { m->bf16_fresh = 1; }
+void model_bf16_copies_stale(tuna_model *m) { m->bf16_fresh = 0; }
 
 void model_bf16_free(tuna_model *m) {
     if (m->bf16) tuna_model_set_bf16(m, 0);

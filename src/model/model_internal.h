@@ -107,6 +107,7 @@ struct tuna_model {
     int n_maps;
     int shares_weights;      /* weights, stored tensors and maps belong to another model (tuna_model_share) */
     linear_bf16 *bf16;       /* bf16 compute on (model_bf16.c), NULL: fp32 */
+    int bf16_fresh;          /* the optimizer wrote every bf16 copy: the next forward need not */
     int fold_on_write;       /* the adapter is folded into the weights as they are written (tuna_peft_merge_on_write) */
     /* called by backward when gradients are final for block `layer` (L-1 down
      * to 0), then with -1 once everything else is too (data-parallel
@@ -143,6 +144,16 @@ void model_unfreeze_base(tuna_model *m);
  * everything bf16 compute holds (tuna_model_free). */
 void model_bf16_begin(tuna_model *m);
 void model_bf16_free(tuna_model *m);
+/* The bf16 copy made from the fp32 weight starting at w (NULL: none), and
+ * how many copies there are: an optimizer that rewrites every copy as it
+ * updates the weights (k_f32_to_bf16_serial from each weight's start) says
+ * so with model_bf16_copies_written; the next forward then keeps them. Any
+ * other writer of the weights (tuna_model_load_weights) calls
+ * model_bf16_copies_stale. */
+uint16_t *model_bf16_copy_of(tuna_model *m, const float *w);
+int model_bf16_copies(tuna_model *m);
+void model_bf16_copies_written(tuna_model *m);
+void model_bf16_copies_stale(tuna_model *m);
 /* What bf16 compute adds to a run of N rows (tuna plan): the buffers of the
  * rounded inputs and output gradients at their largest (the widest linear,
  * lm_head's chunk of rows), the tile when tiles (weights converted by tiles),

@@ -24,6 +24,7 @@
 #include "core/prof.h"
 #include "core/rng.h"
 #include "data/pretok_internal.h"
+#include "kernels/kernels.h"
 #include "model/adapter_hooks.h"
 #include "model/model_internal.h"
 #include "train/resume_check.h"
@@ -37,6 +38,7 @@ struct tuna_trainer {
     int total_steps, warmup_steps, step;
     int64_t stream_pos;        /* sequences consumed so far */
     float *adam_m, *adam_v;    /* [n_weights] */
+    int grads_zero;            /* the last update left the gradients zero */
     uint8_t *decay;            /* [n_params] */
     int64_t *perm;             /* [n] permutation of the current epoch (per task range) */
     int64_t perm_epoch;
@@ -596,7 +598,8 @@ static tuna_status forward_backward(tuna_trainer *t, step_sums *s) {
     const tuna_train_args *a = &t->a;
     for (int j = 0; j < a->batch; j++) t->seq_idx[j] = seq_at(t, t->stream_pos + j);
     for (int j = 0; j < a->batch; j++) t->task_used[task_of(t, t->seq_idx[j])]++;
-    tuna_model_zero_grad(m);
+    if (!t->grads_zero) tuna_model_zero_grad(m);
+    t->grads_zero = 0;
     tuna_peft_set_training(m, 1); /* adapter dropout on */
     /* dropout masks follow the step number, so a resumed run draws the same ones */
     /* data-parallel: this rank's first micro-batch is number lo/micro of the
@@ -641,37 +644,62 @@ static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums 
     return TUNA_OK;
 }
 
+/* One AdamW update's constants (adamw_update). */
+typedef struct {
+    float c, keep, b1, b2, eps, step_size, bc2_sqrt;
+    int clip;
+} adam_k;
+
+/* values per task of the update: a multiple of 32, so a weight's bf16 copy
+ * is rounded in the same groups as k_f32_to_bf16 rounds it */
+#define ADAM_BLOCK 4096
+
+/* AdamW on [b0, b1): the gradient read (clipped in a register) and zeroed
+ * for the next step, the weight updated, then its bf16 copy cp (if any)
+ * rewritten while the block is in cache */
+static void adam_block(const adam_k *k, float *p, float *g, float *am, float *av, uint16_t *cp, int64_t b0, int64_t b1) {
+    for (int64_t i = b0; i < b1; i++) {
+        float gi = k->clip ? g[i] * k->c : g[i];
+        g[i] = 0.0f;
+        p[i] *= k->keep;
+        am[i] += (1.0f - k->b1) * (gi - am[i]);
+        av[i] = k->b2 * av[i] + (1.0f - k->b2) * gi * gi;
+        float denom = sqrtf(av[i]) / k->bc2_sqrt + k->eps;
+        p[i] -= k->step_size * am[i] / denom;
+    }
+    if (cp) k_f32_to_bf16_serial(cp, p + b0, b1 - b0);
+}
+
 /* the gradient clipped to grad_clip (by its norm), then AdamW with bias
  * correction; weight decay only where t->decay says. The clipped gradient
  * g * c is formed in the update's own loop (the same float product as
- * scaling g first: one pass over the weights fewer); g keeps the unclipped
- * values. */
+ * scaling g first); the loop also zeroes the gradients (the next step's
+ * zeroing skipped: t->grads_zero) and, with bf16 compute, rewrites the
+ * weights' bf16 copies (the next forward's refresh skipped): one pass over
+ * the weights where there were four. */
 static void adamw_update(tuna_trainer *t, const tuna_trainable *tr, double lr, double norm) {
     const tuna_train_args *a = &t->a;
-    const float *g = tr->grads;
-    float *p = tr->weights;
+    float *g = tr->grads, *p = tr->weights, *am = t->adam_m, *av = t->adam_v;
     double coef = a->grad_clip > 0 ? a->grad_clip / (norm + 1e-6) : 1.0;
-    int clip = coef < 1.0;
-    float c = (float)coef;
     int step = t->step + 1;
     double bc1 = 1.0 - pow(a->beta1, step), bc2 = 1.0 - pow(a->beta2, step);
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
-    float *am = t->adam_m, *av = t->adam_v;
+    adam_k k = {(float)coef, 1.0f, a->beta1, a->beta2, a->eps, (float)(lr / bc1), (float)sqrt(bc2), coef < 1.0};
+    int64_t covered = 0;
+    int copies = 0;
     for (int pi = 0; pi < tr->n_params; pi++) {
         const tuna_param *pp = &tr->params[pi].pub;
         int64_t o0 = pp->data - p, o1 = o0 + pp->numel;
-        float keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
-#pragma omp parallel for
-        for (int64_t i = o0; i < o1; i++) {
-            float gi = clip ? g[i] * c : g[i];
-            p[i] *= keep;
-            am[i] += (1.0f - b1) * (gi - am[i]);
-            av[i] = b2 * av[i] + (1.0f - b2) * gi * gi;
-            float denom = sqrtf(av[i]) / bc2_sqrt + eps;
-            p[i] -= step_size * am[i] / denom;
-        }
+        uint16_t *cp = a->bf16 ? model_bf16_copy_of(t->m, pp->data) : NULL;
+        adam_k kp = k;
+        kp.keep = t->decay[pi] ? (float)(1.0 - lr * a->weight_decay) : 1.0f;
+#pragma omp parallel for schedule(static)
+        for (int64_t b0 = o0; b0 < o1; b0 += ADAM_BLOCK)
+            adam_block(&kp, p, g, am, av, cp ? cp + (b0 - o0) : NULL, b0, b0 + ADAM_BLOCK < o1 ? b0 + ADAM_BLOCK : o1);
+        covered += pp->numel;
+        copies += cp != NULL;
     }
+    t->grads_zero = covered == tr->n_weights;
+    if (a->bf16 && copies == model_bf16_copies(t->m)) model_bf16_copies_written(t->m);
 }
 
 static void fill_step_info(const tuna_trainer *t, tuna_step_info *info, const step_sums *s, double lr, double norm,
