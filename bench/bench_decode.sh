@@ -37,7 +37,7 @@ done
 [ -f include/tuna.h ] || { echo "bench_decode.sh: run me from the repository root" >&2; exit 2; }
 make --no-print-directory build/tuna build/bench/bench_decode >&2
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tuna_bench_decode_XXXXXX")
+tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ "$native" = 1 ]; then envcmd="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"; else envcmd=env; fi
 

@@ -192,7 +192,8 @@ tuna_status tuna_model_prepare_checkpointed(tuna_model *m, int B, int T, int lay
  * GEMMs of every linear layer (lm_head included), forward and backward, take
  * bf16 inputs and sum in fp32; weights stored bf16 are used as stored, fp32
  * weights through a bf16 copy (2 bytes per weight; a trainable model's copy
- * is refreshed at every forward); norms, attention, softmax, the loss,
+ * is refreshed at every forward, unless the trainer's AdamW step just
+ * rewrote it); norms, attention, softmax, the loss,
  * gradients, master weights and optimizers stay fp32. Returns 1 when bf16 is
  * now on, 0 when it is off (on = 0, or the CPU has no bf16 GEMM: nothing
  * changes then), -1 when the copies do not fit in memory (then off;

@@ -306,15 +306,6 @@ void tuna_model_quant_stats(const tuna_model *m, int64_t *quantized_params, int6
     *quant_bytes = b;
 }
 
-int tuna_model_linears_bf16(const tuna_model *m) {
-    tuna_linear *ls[8 * 1024 + 1];
-    int n = model_linears((tuna_model *)m, ls);
-    ls[n++] = (tuna_linear *)&m->lm_head;
-    for (int i = 0; i < n; i++)
-        if (!ls[i]->stored || ls[i]->stored->type != STORE_BF16) return 0;
-    return 1;
-}
-
 static tuna_status load_impl(tuna_model **out, const char *dir, tuna_quant_type quant);
 
 tuna_status tuna_model_load(tuna_model **out, const char *dir) { return load_impl(out, dir, TUNA_QUANT_NONE); }

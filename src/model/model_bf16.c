@@ -8,15 +8,6 @@
 #include "kernels/kernels.h"
 #include "model/model_internal.h"
 
-/* every linear layer: the blocks' (model_linears) and lm_head; at most
- * 7L + 1 (model_build refuses more than LINEARS_MAX - 1) */
-#define LINEARS_MAX (8 * 1024 + 1)
-static int all_linears(tuna_model *m, tuna_linear **ls) {
-    int n = model_linears(m, ls);
-    ls[n++] = &m->lm_head;
-    return n;
-}
-
 /* the fp32 weight a linear's bf16 copy is made from: its own, or a stored
  * F32 one (mapped in place); NULL: none (bf16 as stored, or converted by tiles) */
 static const float *copy_source(const tuna_linear *l) {
@@ -25,8 +16,8 @@ static const float *copy_source(const tuna_linear *l) {
 }
 
 static void refresh_copies(tuna_model *m) {
-    tuna_linear *ls[LINEARS_MAX];
-    int n = all_linears(m, ls);
+    tuna_linear *ls[MODEL_LINEARS_MAX];
+    int n = model_all_linears(m, ls);
     for (int i = 0; i < n; i++)
         if (ls[i]->w16) k_f32_to_bf16(ls[i]->w16, copy_source(ls[i]), (long)ls[i]->OC * ls[i]->IC);
 }
@@ -57,8 +48,8 @@ static int bf16_on(tuna_model *m, tuna_linear **ls, int n) {
 }
 
 int tuna_model_set_bf16(tuna_model *m, int on) {
-    tuna_linear *ls[LINEARS_MAX];
-    int n = all_linears(m, ls), r = 0;
+    tuna_linear *ls[MODEL_LINEARS_MAX];
+    int n = model_all_linears(m, ls), r = 0;
     if (on && k_bf16_ready()) {
         r = bf16_on(m, ls, n) ? -1 : 1;
         if (r < 0) core_fail(TUNA_ERR_NOMEM, "out of memory for the bf16 copies of the weights");
@@ -77,6 +68,14 @@ double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_val
 
 int tuna_model_bf16(const tuna_model *m) { return m->bf16 != NULL; }
 
+int tuna_model_linears_bf16(const tuna_model *m) {
+    tuna_linear *ls[MODEL_LINEARS_MAX];
+    int n = model_all_linears((tuna_model *)m, ls);
+    for (int i = 0; i < n; i++)
+        if (!ls[i]->stored || ls[i]->stored->type != STORE_BF16) return 0;
+    return 1;
+}
+
 void model_bf16_begin(tuna_model *m) {
     if (!m->bf16) return;
     if (!m->base_frozen && !m->bf16_fresh) refresh_copies(m);
@@ -85,16 +84,16 @@ void model_bf16_begin(tuna_model *m) {
 }
 
 uint16_t *model_bf16_copy_of(tuna_model *m, const float *w) {
-    tuna_linear *ls[LINEARS_MAX];
-    int n = m->bf16 ? all_linears(m, ls) : 0;
+    tuna_linear *ls[MODEL_LINEARS_MAX];
+    int n = m->bf16 ? model_all_linears(m, ls) : 0;
     for (int i = 0; i < n; i++)
         if (ls[i]->w16 && ls[i]->w == w) return ls[i]->w16;
     return NULL;
 }
 
 int model_bf16_copies(tuna_model *m) {
-    tuna_linear *ls[LINEARS_MAX];
-    int n = m->bf16 ? all_linears(m, ls) : 0, c = 0;
+    tuna_linear *ls[MODEL_LINEARS_MAX];
+    int n = m->bf16 ? model_all_linears(m, ls) : 0, c = 0;
     for (int i = 0; i < n; i++) c += ls[i]->w16 != NULL;
     return c;
 }

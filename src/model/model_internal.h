@@ -128,6 +128,10 @@ void model_trainable(tuna_model *m, tuna_trainable *t);
 /* Block linears in module order (Llama: q k v o gate up down; GPT-2: c_attn
  * attn.c_proj c_fc mlp.c_proj); returns the count (at most 7 * L). */
 int model_linears(tuna_model *m, tuna_linear **out);
+/* model_linears, then lm_head: every linear layer; out holds MODEL_LINEARS_MAX
+ * (model_build refuses more than 8 * 1024 block linears) */
+#define MODEL_LINEARS_MAX (8 * 1024 + 1)
+int model_all_linears(tuna_model *m, tuna_linear **out);
 /* A weightless model of config cfg (parameter table, linear sizes and names;
  * every tensor external): what planning measures. */
 tuna_status model_skeleton(tuna_model **out, const tuna_config *cfg);

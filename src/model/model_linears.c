@@ -1,6 +1,7 @@
 /* model_linears.c — a model's block linears in module order (Llama: q k v o
- * gate up down; GPT-2: c_attn attn.c_proj c_fc mlp.c_proj): naming them,
- * switching them to bf16, probing them all walk this list. */
+ * gate up down; GPT-2: c_attn attn.c_proj c_fc mlp.c_proj), and with
+ * lm_head: naming them, switching them to bf16, probing them all walk this
+ * list. */
 #include "model/model_internal.h"
 
 int model_linears(tuna_model *m, tuna_linear **out) {
@@ -14,5 +15,11 @@ int model_linears(tuna_model *m, tuna_linear **out) {
             out[n++] = &k->gate; out[n++] = &k->up; out[n++] = &k->down;
         }
     }
+    return n;
+}
+
+int model_all_linears(tuna_model *m, tuna_linear **out) {
+    int n = model_linears(m, out);
+    out[n++] = &m->lm_head;
     return n;
 }
