@@ -45,7 +45,8 @@ if [ "$rc" = 0 ] && [ "$(val bf16_requested "$tmp/bf16.out")" = 1 ] && [ "$got" 
 else bad "--bf16" "exit $rc, bf16 '$got' (want $want): $(cat "$tmp/bf16.out") $err"; fi
 if [ "$(val kernels "$tmp/bf16.out")" = "$kernels" ]; then ok "--bf16: kernels field is tuna --version's line"
 else bad "--bf16: kernels field" "'$(val kernels "$tmp/bf16.out")' vs '$kernels'"; fi
-if python3 -c 'import json, sys; json.loads(sys.stdin.read())' <"$tmp/bf16.out" 2>/dev/null; then ok "--bf16: the JSON line parses"
+# node: scripts/deps.sh installs it (python3 is not among the packages CI has)
+if node -e 'JSON.parse(require("fs").readFileSync(0, "utf8"))' <"$tmp/bf16.out" 2>/dev/null; then ok "--bf16: the JSON line parses"
 else bad "--bf16: the JSON line parses" "$(cat "$tmp/bf16.out")"; fi
 loss16=$(val loss0 "$tmp/bf16.out")
 if awk -v a="$loss16" -v b="$loss32" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-2 * b) }'; then
