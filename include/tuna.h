@@ -38,7 +38,8 @@ extern "C" {
     X(TUNA_ERR_NUMERIC, "numerical failure (NaN or inf)")           \
     X(TUNA_ERR_INTERRUPTED, "interrupted")                          \
     X(TUNA_ERR_INTERNAL, "internal error")                          \
-    X(TUNA_ERR_WRITE, "cannot write file (disk full or I/O error)")
+    X(TUNA_ERR_WRITE, "cannot write file (disk full or I/O error)") \
+    X(TUNA_ERR_NETWORK, "network or server failure")
 
 typedef enum {
 #define TUNA_X_ENUM(name, msg) name,

@@ -55,7 +55,7 @@ static tuna_status create_trainer(train_opts *o, train_data *d, tuna_trainer **t
  * and writes files) and the check of --out. 0, or the exit code. */
 static int start(train_opts *o, const train_mode *mode, int argc, char **argv, int *in_place) {
     int rc = train_opts_parse(o, mode, argc, argv);
-    if (rc || (rc = train_opts_check_paths(o))) return rc;
+    if (rc || (rc = train_opts_resolve_hub(o)) || (rc = train_opts_check_paths(o))) return rc;
     tuna_status st = tuna_dist_init();
     if (st != TUNA_OK) return cli_status_error(st);
     const int writer = tuna_dist_rank() == 0;

@@ -33,6 +33,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 /* Generation options shared by generate, chat, eval and compare:
  * --max-new-tokens --temperature --top-k --top-p --min-p

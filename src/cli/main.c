@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cli_hub.h"
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "tuna_dist.h"
@@ -19,6 +20,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"pull", cmd_pull, "download a model from the Hugging Face Hub into its shared cache"},
     {"info", cmd_info, "describe a model folder or GGUF file (architecture, sizes, memory)"},
     {"generate", cmd_generate, "continue a prompt (KV cache, sampling, chat template, adapters)"},
     {"chat", cmd_chat, "interactive conversation through the chat template"},
@@ -75,7 +77,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return cli_finish(commands[i].run(argc - 1, argv + 1));
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = cli_hub_args(argc - 1, argv + 1); /* Hub ids as model folders */
+            return cli_finish(rc ? rc : commands[i].run(argc - 1, argv + 1));
+        }
     cli_usage_error("unknown command '%s' (try tuna --help)", argv[1]);
     return 2;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_hub.h"
 #include "cli/cli_paths.h"
 #include "cli/commands.h"
 #include "cli/train_mode.h"
@@ -188,6 +189,17 @@ int train_opts_parse(train_opts *o, const train_mode *mode, int argc, char **arg
         if (!r) return cli_usage_error("%s: unknown option or missing value '%s' (see tuna %s --help)", o->cmd, opt, o->cmd);
     }
     return mode->required(o);
+}
+
+/* model and adapter folders named by Hub id (a recipe file's, as the command
+ * line's are resolved by main.c): each pulled into the cache, the option then
+ * naming its snapshot folder; 0 or the exit code */
+int train_opts_resolve_hub(train_opts *o) {
+    int rc = cli_hub_path("--model", &o->model_dir, o->quiet);
+    if (!rc) rc = cli_hub_path("--ref-model", &o->ref_model, o->quiet);
+    if (!rc) rc = cli_hub_path("--adapter", &o->adapter_dir, o->quiet);
+    if (!rc) rc = cli_hub_path("--tokenizer", &o->tok_dir, o->quiet);
+    return rc;
 }
 
 int train_opts_check_paths(const train_opts *o) {

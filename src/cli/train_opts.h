@@ -57,6 +57,9 @@ int train_model_option(train_opts *o, const char *opt, const char *v, int *i);
 int train_model_required(const train_opts *o);
 /* --out may not be or hold an input (--resume OUT/checkpoint-N aside):
  * 0, or the exit code after printing why (cli_check_paths). */
+/* --model, --ref-model, --adapter, --tokenizer given as Hub ids (cli_hub.h)
+ * replaced by their snapshot folders; 0 or the exit code */
+int train_opts_resolve_hub(train_opts *o);
 int train_opts_check_paths(const train_opts *o);
 /* The checks that need no file read, and the settings derived from the
  * options (the learning rate's default, the adapter's config). 0 or 2. */
