@@ -38,6 +38,7 @@ cat > "$tmp/hub.json" <<JSON
 {"token": "hf_test_token", "repos": {
   "tuna/stories": {"revisions": {"main": {"commit": "$C1", "dir": "$tmp/main"}, "v1": {"commit": "$C2", "dir": "$tmp/v1"}},
                    "cut": {"model.safetensors": 1000000}},
+  "tuna/lora": {"revisions": {"main": {"commit": "$C2", "dir": "$root/tests/fixtures/peft/llama_lora/adapter0"}}},
   "tuna/sharded": {"revisions": {"main": {"commit": "$C3", "dir": "$tmp/sharded"}}},
   "tuna/gated": {"gated": true, "revisions": {"main": {"commit": "$C1", "dir": "$tmp/v1"}}},
   "tuna/corrupt": {"revisions": {"main": {"commit": "$C1", "dir": "$tmp/corrupt"}}, "corrupt": ["model.safetensors"]}}}
@@ -164,6 +165,14 @@ run gen_hub "$tuna" generate --model tuna/stories --prompt "Once upon a time" --
 run gen_shard "$tuna" generate --model tuna/sharded --prompt "Once upon a time" --max-new-tokens 12
 [ "$rc" = 0 ] && cmp -s "$tmp/gen_local.out" "$tmp/gen_shard.out" && ok "a sharded repository by id generates the same text" ||
   bad "sharded generate" "rc $rc $err"
+
+# ---- --adapter ORG/NAME: an adapter repository ----
+lora=tests/fixtures/peft/llama_lora
+run merge_local "$tuna" merge --model "$lora" --adapter "$lora/adapter0" --out "$tmp/merged_local"
+run merge_hub "$tuna" merge --model "$lora" --adapter tuna/lora --out "$tmp/merged_hub"
+[ "$rc" = 0 ] && [ -L "$tmp/cache/models--tuna--lora/snapshots/$C2/adapter_model.safetensors" ] &&
+  cmp -s "$tmp/merged_local/model.safetensors" "$tmp/merged_hub/model.safetensors" &&
+  ok "merge --adapter tuna/lora pulls the adapter and merges the same weights as the local folder" || bad "--adapter ORG/NAME" "rc $rc $err"
 
 # ---- a local folder of that name wins ----
 mkdir -p "$tmp/cwd/tuna" && cp -r "$model" "$tmp/cwd/tuna/stories"
