@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "hub/hub_cache.h"
+#include "hub/hub_http.h"
 #include "hub/hub_id.h"
 #include "hub/hub_select.h"
 #include "hub/sha256.h"
@@ -98,6 +99,33 @@ static void test_selection(void) {
     CHECK(hub_shards_parse("[]", 2, &idx) == TUNA_ERR_FORMAT);
 }
 
+static void header(hub_resp *r, const char *line) { hub_header_line(r, line, strlen(line)); }
+
+static void test_headers(void) {
+    hub_resp r;
+    memset(&r, 0, sizeof r);
+    header(&r, "HTTP/1.1 302 Found\r\n");
+    header(&r, "x-repo-commit: 1111111111111111111111111111111111111111\r\n");
+    header(&r, "X-Linked-Etag:   \"abc\"  \r\n");
+    header(&r, "X-Linked-Size: 6302472\r\n");
+    header(&r, "Content-Length: 12x\r\n");
+    header(&r, "ETag: W/\"def\"\r\n");
+    header(&r, "Location: https://cdn.example/x?y=1\r\n");
+    CHECK(r.code == 302 && !strcmp(r.commit, "1111111111111111111111111111111111111111"));
+    CHECKF(!strcmp(r.linked_etag, "\"abc\""), "%s", r.linked_etag);
+    CHECK(r.linked_size == 6302472 && r.content_length == -1 && !strcmp(r.etag, "W/\"def\""));
+    CHECK(!strcmp(r.location, "https://cdn.example/x?y=1"));
+    char big[300];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "X-Repo-Commit: ", 15);
+    hub_header_line(&r, big, sizeof big); /* no NUL, longer than the field */
+    CHECK(strlen(r.commit) == sizeof r.commit - 1);
+    header(&r, "HTTP/2 404\r\n"); /* a new response: the old values gone */
+    CHECK(r.code == 404 && !r.commit[0] && r.linked_size == -1);
+    hub_header_line(&r, "HTTP/1.1 2", 10);
+    CHECK(r.code == 0);
+}
+
 static void test_links(void) {
     char dir[] = "/tmp/tuna-test-hub.XXXXXX", p[PATH_MAX + 128], t[512];
     if (!mkdtemp(dir)) { CHECK(0); return; }
@@ -124,6 +152,7 @@ int main(void) {
     test_ids();
     test_names();
     test_selection();
+    test_headers();
     test_links();
     return test_done();
 }

@@ -103,22 +103,27 @@ static void resp_reset(hub_resp *r) {
     r->linked_size = r->content_length = -1;
 }
 
-static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx) {
-    xfer *x = ctx;
-    size_t n = size * nmemb;
+void hub_header_line(hub_resp *r, const char *p, size_t n) {
     char num[32];
     if (n > 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after a 100 Continue) */
-        resp_reset(x->r);
+        resp_reset(r);
         const char *sp = memchr(p, ' ', n);
-        x->r->code = sp ? strtol(sp + 1, NULL, 10) : 0;
-    } else if (header_value(p, n, "X-Linked-Size", num, sizeof num)) x->r->linked_size = parse_size(num);
-    else if (header_value(p, n, "Content-Length", num, sizeof num)) x->r->content_length = parse_size(num);
-    else if (!header_value(p, n, "X-Repo-Commit", x->r->commit, sizeof x->r->commit) &&
-             !header_value(p, n, "X-Linked-Etag", x->r->linked_etag, sizeof x->r->linked_etag) &&
-             !header_value(p, n, "ETag", x->r->etag, sizeof x->r->etag) &&
-             !header_value(p, n, "X-Error-Code", x->r->error_code, sizeof x->r->error_code))
-        header_value(p, n, "Location", x->r->location, sizeof x->r->location);
-    return n;
+        char code[4] = "";
+        if (sp && (size_t)(sp + 4 - p) <= n) memcpy(code, sp + 1, 3);
+        r->code = strtol(code, NULL, 10);
+    } else if (header_value(p, n, "X-Linked-Size", num, sizeof num)) r->linked_size = parse_size(num);
+    else if (header_value(p, n, "Content-Length", num, sizeof num)) r->content_length = parse_size(num);
+    else if (!header_value(p, n, "X-Repo-Commit", r->commit, sizeof r->commit) &&
+             !header_value(p, n, "X-Linked-Etag", r->linked_etag, sizeof r->linked_etag) &&
+             !header_value(p, n, "ETag", r->etag, sizeof r->etag) &&
+             !header_value(p, n, "X-Error-Code", r->error_code, sizeof r->error_code))
+        header_value(p, n, "Location", r->location, sizeof r->location);
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx) {
+    xfer *x = ctx;
+    hub_header_line(x->r, p, size * nmemb);
+    return size * nmemb;
 }
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx) {

@@ -25,6 +25,10 @@ typedef struct {
 /* receives n bytes of a 2xx body; returns 0 to go on, else the transfer stops */
 typedef int (*hub_sink)(const void *p, size_t n, void *ctx);
 
+/* one response header line (not NUL-ended; a status line starts a new
+ * response) into r: what the Hub's headers say, values cut to their fields */
+void hub_header_line(hub_resp *r, const char *line, size_t n);
+
 typedef struct hub_http hub_http;
 
 /* NULL when out of memory */
