@@ -203,9 +203,12 @@ static tuna_status pull_online(hub_run *run, tuna_hub_result *r) {
     has_index = has_index && (!run->o || !run->o->n_include) && hub_selected(HUB_INDEX_NAME, run->o, NULL);
     if (!st) memcpy(r->commit, run->commit, 41);
     if (!st && !(run->o && run->o->dry_run)) st = hub_cache_set_ref(&run->cache, run->id.rev, run->commit);
+    int index_cached = hub_cache_has(&run->cache, run->commit, HUB_INDEX_NAME);
     if (!st && has_index) st = index_shards(h, run, &idx);
     if (!st && !(todo = calloc((size_t)l.n + 1, sizeof *todo))) st = core_fail(TUNA_ERR_NOMEM, "hub: out of memory");
     if (!st) st = select_files(h, run, &l, has_index ? &idx : NULL, r, todo, &n_todo);
+    for (int k = 0; !st && has_index && !index_cached && k < r->n_files; k++) /* downloaded first, above */
+        if (!strcmp(r->files[k].path, HUB_INDEX_NAME)) r->files[k].cached = 0;
     run->files = n_todo;
     if (!st && !(run->o && run->o->dry_run)) st = download_all(run, todo, n_todo);
     r->bytes_downloaded = run->done - run->resumed;
