@@ -64,7 +64,8 @@ const char *tuna_build_info(void);
 int tuna_bf16_supported(void);
 const char *tuna_kernels_info(void);
 /* Exit code the CLI uses for a status: 0 ok, 2 bad input/usage, 1 otherwise
- * (TUNA_ERR_WRITE, a full disk or an I/O error, is a failure: 1). */
+ * (TUNA_ERR_WRITE, a full disk or an I/O error, and TUNA_ERR_NETWORK, a
+ * network or server failure, are failures: 1). */
 int tuna_status_exit_code(tuna_status s);
 
 /* ---- model configuration (parsed from an HF config.json) ---- */

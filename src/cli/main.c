@@ -2,7 +2,9 @@
  * The CLI is thin: it parses options, calls libtuna, prints results, and maps
  * statuses to exit codes (0 ok, 1 failure, 2 bad usage or input). Only the
  * CLI decides to end a process or a job: commands return their exit code to
- * main(), which leaves the MPI job (if any) on every path. */
+ * main(), which leaves the MPI job (if any) on every path. Before a command
+ * runs, its model and adapter options given as Hub ids are replaced by their
+ * snapshot folders (cli_hub.c), so every command takes ORG/NAME[@REV]. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
