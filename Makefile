@@ -17,7 +17,7 @@ OBJCOPY  ?= objcopy
 OPT      ?= -O3 -march=native
 CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude -Isrc \
             -I/usr/include/x86_64-linux-gnu/openblas-openmp $(OPT)
-LDLIBS   += -lopenblas -ldnnl -lcurl -lyaml -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp
+LDLIBS   += -lopenblas -ldnnl -lcurl -lcrypto -lyaml -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm -fopenmp
 
 BUILD    ?= build
 .DEFAULT_GOAL := all
@@ -127,7 +127,7 @@ test-fast: all
 # The sanitizer tier rebuilds everything in build-san with ASan+UBSan.
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDLIBS="-lopenblas -ldnnl -lcurl -lyaml -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread $(MPI_LDLIBS) -lm -fopenmp -fsanitize=address,undefined" build-san/libtuna.a build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
+	    LDLIBS="-lopenblas -ldnnl -lcurl -lcrypto -lyaml -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread $(MPI_LDLIBS) -lm -fopenmp -fsanitize=address,undefined" build-san/libtuna.a build-san/tuna $(TESTS:$(BUILD)/%=build-san/%)
 	@TUNA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=2 scripts/run_tests.sh build-san
 
 # The full suite: unit and parity tests, the same under ASan+UBSan, then each

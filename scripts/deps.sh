@@ -8,9 +8,10 @@ set -euo pipefail
 # strace: tests/test_durability.sh (the order of fsync and rename calls).
 # libdnnl-dev: oneDNN, the bf16 GEMMs (src/kernels/gemm_bf16.c); libxsmm-dev: a
 # bf16 GEMM candidate compared in bench/bench_gemm_bf16.c.
-# libcurl4-openssl-dev: tuna pull (the Hugging Face Hub); libyaml-dev: recipe files.
+# libcurl4-openssl-dev: tuna pull (the Hugging Face Hub), libssl-dev: its sha256
+# checks (libcrypto); libyaml-dev: recipe files.
 need=(gcc make libopenblas-openmp-dev libpcre2-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev clang libclang-rt-14-dev
-      curl chromium libopenmpi-dev openmpi-bin strace libdnnl-dev libxsmm-dev libcurl4-openssl-dev libyaml-dev)
+      curl chromium libopenmpi-dev openmpi-bin strace libdnnl-dev libxsmm-dev libcurl4-openssl-dev libssl-dev libyaml-dev)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,7 +14,7 @@ out=build-fuzz
 mkdir -p "$out"
 flags="-std=c11 -D_GNU_SOURCE -w -g -O1 -fopenmp -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp"
 san="-fsanitize=address,undefined"
-libs="-lopenblas -ldnnl -lcurl -lyaml -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm"
+libs="-lopenblas -ldnnl -lcurl -lcrypto -lyaml -lpcre2-8 -ljansson -lutf8proc -lmicrohttpd -lpthread -lm"
 status=0
 # the library once (instrumented for coverage, not linked with libFuzzer's
 # main), then each target links against those objects

@@ -18,7 +18,7 @@
 
 static void sha_of(const char *s, size_t n, size_t piece, char out[65]) {
     sha256_ctx c;
-    sha256_init(&c);
+    CHECK(sha256_init(&c) == 0);
     for (size_t k = 0; k < n; k += piece) sha256_update(&c, s + k, n - k < piece ? n - k : piece);
     sha256_hex(&c, out);
 }

@@ -94,7 +94,8 @@ static int sink(const void *p, size_t n, void *ctx) {
             __atomic_fetch_sub(&d->run->resumed, d->have, __ATOMIC_RELAXED);
             add_progress(d->run, -d->have, d->m->path, 0);
             d->have = 0;
-            sha256_init(&d->sha);
+            sha256_free(&d->sha);
+            if (sha256_init(&d->sha)) return d->werr = ENOMEM, -1;
         }
     }
     if (__atomic_load_n(&d->run->stop, __ATOMIC_RELAXED)) return -1;
@@ -159,14 +160,15 @@ static tuna_status fetch_blob(hub_http *h, hub_run *run, const hub_meta *m, cons
     snprintf(tmp, sizeof tmp, "%s.incomplete", blob);
     dl d = {.run = run, .m = m, .fd = open(tmp, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644)};
     if (d.fd < 0) return core_fail(TUNA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    sha256_init(&d.sha);
     d.have = lseek(d.fd, 0, SEEK_END);
-    tuna_status st = d.have > 0 ? hash_existing(&d, tmp) : TUNA_OK;
+    tuna_status st = sha256_init(&d.sha) ? core_fail(TUNA_ERR_NOMEM, "hub: out of memory")
+                     : d.have > 0 ? hash_existing(&d, tmp) : TUNA_OK;
     if (!st) {
         __atomic_fetch_add(&run->resumed, d.have, __ATOMIC_RELAXED);
         add_progress(run, d.have, m->path, 0);
     }
     if (!st) st = download(h, &d, tmp);
+    sha256_free(&d.sha);
     if (!st && fsync(d.fd) != 0) st = atomic_write_failed(tmp, errno);
     close(d.fd);
     if (!st && rename(tmp, blob) != 0) st = core_fail(TUNA_ERR_IO, "%s: cannot rename: %s", tmp, strerror(errno));

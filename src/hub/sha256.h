@@ -1,17 +1,20 @@
-/* sha256.h — SHA-256 (FIPS 180-4), streamed: what a Hub LFS file's ETag is. */
+/* sha256.h — SHA-256, streamed: what a Hub LFS file's ETag is. OpenSSL's
+ * libcrypto computes it (EVP: SHA-NI or AVX2 where the CPU has them, ~2 GB/s,
+ * so the check keeps up with any download). */
 #ifndef TUNA_HUB_SHA256_H
 #define TUNA_HUB_SHA256_H
 #include <stddef.h>
-#include <stdint.h>
 
 typedef struct {
-    uint32_t h[8];
-    uint64_t bytes;     /* message length so far */
-    uint8_t block[64];  /* pending bytes: bytes % 64 of them */
+    void *md; /* EVP_MD_CTX; NULL when not started */
 } sha256_ctx;
 
-void sha256_init(sha256_ctx *c);
+/* 0, or -1 when out of memory (c->md NULL; update and hex then do nothing) */
+int sha256_init(sha256_ctx *c);
 void sha256_update(sha256_ctx *c, const void *data, size_t n);
-/* the digest as 64 lowercase hex digits and a NUL */
+/* the digest as 64 lowercase hex digits and a NUL ("" when init failed);
+ * frees c */
 void sha256_hex(sha256_ctx *c, char out[65]);
+/* frees c (after a failure); safe to repeat and after sha256_hex */
+void sha256_free(sha256_ctx *c);
 #endif

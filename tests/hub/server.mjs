@@ -34,8 +34,16 @@ function listFiles(dir, prefix = '') {
   return out;
 }
 
-const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
-const gitSha1 = (b) => crypto.createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+// a file's bytes and hashes, read once
+const files = new Map();
+function load(full) {
+  if (!files.has(full)) {
+    const body = fs.readFileSync(full);
+    files.set(full, { body, sha256: crypto.createHash('sha256').update(body).digest('hex'),
+      sha1: crypto.createHash('sha1').update(`blob ${body.length}\0`).update(body).digest('hex') });
+  }
+  return files.get(full);
+}
 const isLfs = (file) => file.endsWith('.safetensors');
 
 function fail(res, code, errorCode, msg) {
@@ -73,16 +81,15 @@ function hub(req, res) {
   const file = decodeURIComponent(m[3]);
   const full = path.join(found.rev.dir, file);
   if (!fs.existsSync(full)) return fail(res, 404, 'EntryNotFound', 'Entry not found');
-  const body = fs.readFileSync(full);
+  const { body, sha256: sha, sha1 } = load(full);
   const h = { 'X-Repo-Commit': found.rev.commit };
   if (isLfs(file)) {
-    const sha = sha256(body);
-    res.writeHead(302, { ...h, 'X-Linked-Etag': `"${sha}"`, 'X-Linked-Size': body.length, ETag: `W/"${gitSha1(body)}"`,
+    res.writeHead(302, { ...h, 'X-Linked-Etag': `"${sha}"`, 'X-Linked-Size': body.length, ETag: `W/"${sha1}"`,
       Location: `http://127.0.0.1:${lfsPort}/lfs/${encodeURIComponent(m[1])}/${found.rev.commit}/${encodeURIComponent(file)}`,
       'Content-Length': 0 });
     return res.end();
   }
-  res.writeHead(200, { ...h, ETag: `"${gitSha1(body)}"`, 'Content-Length': body.length });
+  res.writeHead(200, { ...h, ETag: `"${sha1}"`, 'Content-Length': body.length });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
@@ -94,7 +101,7 @@ function lfs(req, res) {
   const rev = repo && Object.values(repo.revisions).find((v) => v.commit === m[2]);
   if (!rev) return fail(res, 404, null, 'no such object');
   const file = decodeURIComponent(m[3]);
-  let body = fs.readFileSync(path.join(rev.dir, file));
+  let body = load(path.join(rev.dir, file)).body;
   if ((repo.corrupt || []).includes(file)) { body = Buffer.from(body); body[body.length >> 1] ^= 0xff; }
   let start = 0;
   const rg = (req.headers.range || '').match(/^bytes=(\d+)-$/);
