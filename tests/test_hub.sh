@@ -39,6 +39,7 @@ cat > "$tmp/hub.json" <<JSON
   "tuna/stories": {"revisions": {"main": {"commit": "$C1", "dir": "$tmp/main"}, "v1": {"commit": "$C2", "dir": "$tmp/v1"}},
                    "cut": {"model.safetensors": 1000000}},
   "tuna/lora": {"revisions": {"main": {"commit": "$C2", "dir": "$root/tests/fixtures/peft/llama_lora/adapter0"}}},
+  "tuna/norange": {"revisions": {"main": {"commit": "$C1", "dir": "$tmp/corrupt"}}, "cut": {"model.safetensors": 500000}, "norange": true},
   "tuna/sharded": {"revisions": {"main": {"commit": "$C3", "dir": "$tmp/sharded"}}},
   "tuna/gated": {"gated": true, "revisions": {"main": {"commit": "$C1", "dir": "$tmp/v1"}}},
   "tuna/corrupt": {"revisions": {"main": {"commit": "$C1", "dir": "$tmp/corrupt"}}, "corrupt": ["model.safetensors"]}}}
@@ -88,6 +89,12 @@ grep -q "^lfs GET .*model.safetensors range=bytes=$have- " "$tmp/log" && ok "it 
   bad "Range request" "$(grep lfs "$tmp/log")"
 [ -f "$repo/blobs/$want" ] && [ "$(sha "$repo/blobs/$want")" = "$want" ] && [ -z "$(ls "$repo"/blobs/*.incomplete 2>/dev/null)" ] &&
   ok "the blob is named by its sha256 and its bytes hash to it" || bad "blob" "$(ls -la "$repo/blobs")"
+
+run norange1 "$tuna" pull tuna/norange --quiet
+run norange2 "$tuna" pull tuna/norange --quiet
+nr=$tmp/cache/models--tuna--norange
+[ "$rc" = 0 ] && [ "$(sha "$nr/blobs/$want")" = "$want" ] && grep -q "^lfs GET /lfs/tuna%2Fnorange/.*range=bytes=" "$tmp/log" &&
+  ok "a server that ignores Range (200): the download restarts from 0 and is right" || bad "Range ignored" "rc $rc $err"
 
 # ---- huggingface_hub's layout ----
 [ "$(readlink "$repo/snapshots/$C1/model.safetensors")" = "../../blobs/$want" ] && [ "$(cat "$repo/refs/main")" = "$C1" ] &&

@@ -4,7 +4,8 @@
 // CONFIG: {"token": "...", "repos": {"ORG/NAME": {"gated": bool,
 //   "revisions": {"main": {"commit": "40 hex", "dir": "folder"}, ...},
 //   "cut": {"FILE": BYTES}   (the first GET of FILE's bytes stops after BYTES)
-//   "corrupt": ["FILE"]}}    (FILE's bytes served with one byte changed)
+//   "corrupt": ["FILE"],     (FILE's bytes served with one byte changed)
+//   "norange": true}}        (Range ignored: 200 and the whole file, as some servers do)
 // Two servers on free ports, printed as one JSON line {"port", "lfs_port"}:
 // the Hub (api/models/{repo}/revision/{rev}, {repo}/resolve/{rev}/{file}),
 // and the "LFS host" that *.safetensors files redirect to (302), as the Hub's
@@ -105,10 +106,11 @@ function lfs(req, res) {
   if ((repo.corrupt || []).includes(file)) { body = Buffer.from(body); body[body.length >> 1] ^= 0xff; }
   let start = 0;
   const rg = (req.headers.range || '').match(/^bytes=(\d+)-$/);
-  if (rg) start = Number(rg[1]);
+  if (rg && !repo.norange) start = Number(rg[1]);
   const part = body.subarray(start);
-  res.writeHead(rg ? 206 : 200, { 'Content-Length': part.length,
-    ...(rg ? { 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
+  const partial = rg && !repo.norange;
+  res.writeHead(partial ? 206 : 200, { 'Content-Length': part.length,
+    ...(partial ? { 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
   const cut = (repo.cut || {})[file];
   const key = `${m[1]}/${file}`;
   if (cut !== undefined && !cutDone.has(key) && req.method === 'GET') {
