@@ -2,9 +2,7 @@
  * revision's commit and file list from the API, the selection
  * (hub_select.c), what the snapshot lacks HEADed for its etag and size, then
  * downloaded by two threads (hub_fetch.c); offline, the snapshot the ref
- * names, checked for the files a model needs. */
-#include <dirent.h>
-#include <errno.h>
+ * names (hub_snapshot.c). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,29 +10,11 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
-#include "hub/hub_fetch.h"
-#include "hub/hub_select.h"
+#include "hub/hub_snapshot.h"
 
 #define N_THREADS 2
 #define API_MAX (64u << 20)   /* the API's JSON for a revision */
 #define INDEX_MAX (64u << 20) /* a safetensors index */
-
-static tuna_status add_file(tuna_hub_result *r, const char *path, int64_t size, int cached) {
-    tuna_hub_file *f = realloc(r->files, (size_t)(r->n_files + 1) * sizeof *f);
-    if (!f) return core_fail(TUNA_ERR_NOMEM, "hub: out of memory");
-    r->files = f;
-    f[r->n_files] = (tuna_hub_file){strdup(path), size, cached};
-    if (!f[r->n_files].path) return core_fail(TUNA_ERR_NOMEM, "hub: out of memory");
-    r->n_files++;
-    return TUNA_OK;
-}
-
-void tuna_hub_result_free(tuna_hub_result *r) {
-    if (!r) return;
-    for (int k = 0; k < r->n_files; k++) free(r->files[k].path);
-    free(r->files);
-    r->files = NULL, r->n_files = 0;
-}
 
 /* ---- the revision's commit and files (GET api/models/{repo}/revision/{rev}) ---- */
 
@@ -83,36 +63,14 @@ static tuna_status revision_info(hub_http *h, hub_run *run, name_list *l) {
 
 /* ---- the index's shards: from the snapshot, or downloaded first ---- */
 
-static tuna_status read_small(const char *path, char **out, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    *out = NULL;
-    if (!f) return core_fail(TUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *b = malloc(INDEX_MAX + 1);
-    *n = b ? fread(b, 1, INDEX_MAX, f) : 0;
-    fclose(f);
-    if (!b) return core_fail(TUNA_ERR_NOMEM, "hub: out of memory");
-    b[*n] = '\0';
-    *out = b;
-    return TUNA_OK;
-}
-
-static tuna_status shards_from_snapshot(const hub_run *run, hub_shards *s) {
-    char p[PATH_MAX], *body;
-    size_t n;
-    hub_cache_snapshot(&run->cache, run->commit, HUB_INDEX_NAME, p, sizeof p);
-    tuna_status st = read_small(p, &body, &n);
-    if (!st) st = core_fail_in(hub_shards_parse(body, n, s), p);
-    free(body);
-    return st;
-}
 
 static tuna_status index_shards(hub_http *h, hub_run *run, hub_shards *s) {
-    if (hub_cache_has(&run->cache, run->commit, HUB_INDEX_NAME)) return shards_from_snapshot(run, s);
+    if (hub_cache_has(&run->cache, run->commit, HUB_INDEX_NAME)) return hub_snapshot_shards(run, s);
     hub_meta m = {.path = HUB_INDEX_NAME};
     if (!run->o || !run->o->dry_run) { /* into the cache like any file */
         tuna_status st = hub_head(h, run, &m);
         if (!st) st = hub_fetch(h, run, &m);
-        return st ? st : shards_from_snapshot(run, s);
+        return st ? st : hub_snapshot_shards(run, s);
     }
     char url[4096], *body;
     size_t n;
@@ -177,13 +135,13 @@ static tuna_status select_files(hub_http *h, hub_run *run, const name_list *l, c
         char snap[PATH_MAX];
         struct stat sb;
         if (hub_cache_snapshot(&run->cache, run->commit, p, snap, sizeof snap) == 0 && stat(snap, &sb) == 0 && S_ISREG(sb.st_mode)) {
-            st = add_file(r, p, (int64_t)sb.st_size, 1);
+            st = hub_result_add(r, p, (int64_t)sb.st_size, 1);
             continue;
         }
         hub_meta *m = &todo[*n_todo];
         *m = (hub_meta){.path = p};
         st = hub_head(h, run, m);
-        if (!st) st = add_file(r, p, m->size, 0);
+        if (!st) st = hub_result_add(r, p, m->size, 0);
         if (!st) (*n_todo)++, run->total += m->size > 0 ? m->size : 0;
     }
     if (!st && r->n_files == 0)
@@ -219,62 +177,6 @@ static tuna_status pull_online(hub_run *run, tuna_hub_result *r) {
     return st;
 }
 
-/* ---- offline: the snapshot the ref names ---- */
-
-/* the files under dir (relative names after prefix) that the selection takes */
-static tuna_status walk(const hub_run *run, const char *dir, const char *prefix, const hub_shards *idx, tuna_hub_result *r) {
-    DIR *d = opendir(dir);
-    if (!d) return core_fail(TUNA_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
-    struct dirent *e;
-    tuna_status st = TUNA_OK;
-    while (!st && (e = readdir(d))) {
-        char p[PATH_MAX], rel[PATH_MAX];
-        struct stat sb;
-        if (e->d_name[0] == '.' || snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
-        snprintf(rel, sizeof rel, "%s%s%s", prefix, prefix[0] ? "/" : "", e->d_name);
-        int ok = stat(p, &sb) == 0;
-        if (ok && S_ISDIR(sb.st_mode)) st = walk(run, p, rel, idx, r);
-        else if (!hub_selected(rel, run->o, idx)) continue;
-        else if (!ok)
-            st = core_fail(TUNA_ERR_IO, "%s@%s: %s is missing from the cache (%s links to nothing) and HF_HUB_OFFLINE=1 is set",
-                           run->id.repo, run->id.rev, rel, p);
-        else st = add_file(r, rel, (int64_t)sb.st_size, 1);
-    }
-    closedir(d);
-    return st;
-}
-
-/* what a model needs from the snapshot: a config, and the index's shards */
-static tuna_status offline_complete(const hub_run *run, const hub_shards *idx, const tuna_hub_result *r) {
-    const char *need = NULL;
-    for (int k = 0; idx && k < idx->n && !need; k++)
-        if (!hub_cache_has(&run->cache, run->commit, idx->names[k])) need = idx->names[k];
-    if (!need && !(run->o && run->o->n_include) && !hub_cache_has(&run->cache, run->commit, "config.json") &&
-        !hub_cache_has(&run->cache, run->commit, "adapter_config.json"))
-        need = "config.json";
-    if (!need && r->n_files == 0) need = "any selected file";
-    if (!need) return TUNA_OK;
-    return core_fail(TUNA_ERR_IO, "%s@%s: %s is missing from the cache (snapshot %s) and HF_HUB_OFFLINE=1 is set", run->id.repo,
-                     run->id.rev, need, r->dir);
-}
-
-static tuna_status pull_offline(hub_run *run, tuna_hub_result *r) {
-    if (hub_cache_ref(&run->cache, run->id.rev, run->commit))
-        return core_fail(TUNA_ERR_IO, "%s@%s: not in the cache (no %s/refs/%s) and HF_HUB_OFFLINE=1 is set", run->id.repo,
-                         run->id.rev, run->cache.repo_dir, run->id.rev);
-    memcpy(r->commit, run->commit, 41);
-    hub_shards idx = {0};
-    int use_idx = !(run->o && run->o->n_include) && hub_cache_has(&run->cache, run->commit, HUB_INDEX_NAME);
-    struct stat sb;
-    tuna_status st = stat(r->dir, &sb) == 0 ? TUNA_OK
-                     : core_fail(TUNA_ERR_IO, "%s@%s: the snapshot %s is missing from the cache and HF_HUB_OFFLINE=1 is set",
-                                 run->id.repo, run->id.rev, r->dir);
-    if (!st && use_idx) st = shards_from_snapshot(run, &idx);
-    if (!st) st = walk(run, r->dir, "", use_idx ? &idx : NULL, r);
-    if (!st) st = offline_complete(run, use_idx ? &idx : NULL, r);
-    hub_shards_free(&idx);
-    return st;
-}
 
 /* ---- public ---- */
 
@@ -291,7 +193,7 @@ tuna_status tuna_hub_pull(const char *id, const tuna_hub_opts *o, tuna_hub_resul
     if (env.offline) {
         if (hub_cache_ref(&run.cache, run.id.rev, run.commit) == 0)
             hub_cache_snapshot(&run.cache, run.commit, "", r->dir, sizeof r->dir);
-        st = pull_offline(&run, r);
+        st = hub_pull_offline(&run, r);
     } else {
         st = pull_online(&run, r);
         if (run.commit[0]) hub_cache_snapshot(&run.cache, run.commit, "", r->dir, sizeof r->dir);
