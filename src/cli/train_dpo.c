@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/cli_model.h"
 #include "cli/train_data.h"
+#include "cli/train_optab.h"
 #include "cli/train_resume.h"
 #include "core/error.h"
 #include "tuna_dataset.h"
@@ -232,12 +233,24 @@ static void dpo_args_json(json_t *ja, const train_opts *o, const train_data *d) 
     json_object_set_new(ja, "val_pairs", json_integer(tuna_pretok_count(d->val) / 2));
 }
 
+static const train_optdef dpo_options[] = {
+    OPTDEFS_MODEL,
+    {"ref-model", OPT_VALUE, REC_STR, OPT_AT(ref_model), NULL},
+    {"loss", OPT_VALUE, REC_CHOICE, OPT_AT(dargs.type), "sigmoid|ipo|hinge"},
+    {"beta", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.beta), NULL},
+    {"label-smoothing", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.label_smoothing), NULL},
+    {"max-prompt-len", OPT_VALUE, REC_INT_SET, OPT_AT(max_prompt_len), NULL},
+    {"max-len", OPT_VALUE, REC_INT, OPT_AT(a.seq_len), NULL},
+    {NULL, OPT_FLAG, REC_NONE, 0, NULL},
+};
+
 const train_mode train_mode_dpo = {
     .name = "dpo",
     .help = dpo_help,
     .methods = "full, lora, qlora",
     .pairs = 1,
     .job = MEM_DPO,
+    .options = dpo_options,
     .option = dpo_option,
     .required = train_model_required,
     .check = dpo_check,

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/train_data.h"
+#include "cli/train_optab.h"
 #include "core/error.h"
 #include "tuna_text.h"
 
@@ -30,7 +31,7 @@ static void pretrain_defaults(train_opts *o) {
 
 static int pretrain_option(train_opts *o, const char *opt, const char *v, int *i) {
     if (!v) return 0;
-    if (!strcmp(opt, "--config")) o->config_path = v;
+    if (!strcmp(opt, "--arch")) o->config_path = v;
     else if (!strcmp(opt, "--tokenizer")) o->tok_dir = v;
     else return 0;
     (*i)++;
@@ -39,7 +40,7 @@ static int pretrain_option(train_opts *o, const char *opt, const char *v, int *i
 
 static int pretrain_required(const train_opts *o) {
     if (!o->config_path || !o->tok_dir || !o->data_path || !o->out_dir)
-        return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
+        return cli_usage_error("pretrain: --arch (or --config ARCH.json), --tokenizer, --data and --out are required");
     return 0;
 }
 
@@ -60,11 +61,16 @@ static tuna_status pretrain_load(train_opts *o, train_data *d) {
     return st;
 }
 
+static const train_optdef pretrain_options[] = {{"arch", OPT_VALUE, REC_STR, OPT_AT(config_path), NULL},
+                                                {"tokenizer", OPT_VALUE, REC_STR, OPT_AT(tok_dir), NULL},
+                                                {NULL, OPT_FLAG, REC_NONE, 0, NULL}};
+
 const train_mode train_mode_pretrain = {
     .name = "pretrain",
     .help = pretrain_help,
     .methods = "full",
     .job = MEM_PRETRAIN,
+    .options = pretrain_options,
     .methods_why = "pretraining trains every weight: full",
     .defaults = pretrain_defaults,
     .option = pretrain_option,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/train_data.h"
+#include "cli/train_optab.h"
 
 static const char sft_help[] =
     "usage: tuna sft --model DIR --data FILE.jsonl --out DIR [options]\n"
@@ -209,11 +210,14 @@ static tuna_status sft_load(train_opts *o, train_data *d) {
     return st;
 }
 
+static const train_optdef sft_options[] = {OPTDEFS_MODEL, {NULL, OPT_FLAG, REC_NONE, 0, NULL}};
+
 const train_mode train_mode_sft = {
     .name = "sft",
     .help = sft_help,
     .methods = "full, lora, qlora, ia3, prompt",
     .job = MEM_SFT,
+    .options = sft_options,
     .option = train_model_option,
     .required = train_model_required,
     .load = sft_load,
