@@ -21,6 +21,7 @@
 
 static const char dpo_help[] =
     "usage: tuna dpo --model DIR --data PREFS.jsonl --out DIR [options]\n"
+    "       tuna dpo --config RECIPE.yaml [options]\n"
     "\n"
     "Direct Preference Optimisation (Rafailov et al. 2023) with TRL's losses: the\n"
     "policy learns to prefer each pair's chosen response over its rejected one,\n"
@@ -60,7 +61,7 @@ static const char dpo_help[] =
     "  --lr X                 default 1e-6 full (TRL), 5e-6 lora/qlora\n"
     "  --val FILE | --val-split X   validation pairs (X: hash-based share of the records);\n"
     "                         evaluated every --eval-every steps, best kept by eval loss\n"
-    "Every other option (--schedule, --warmup, --weight-decay, --grad-clip, --steps,\n"
+    "Every other option (--config RECIPE.yaml, --dry-run, --schedule, --warmup, --weight-decay, --grad-clip, --steps,\n"
     "--epochs, --seed, --no-shuffle, --save-every, --resume, --overwrite, --save-dtype,\n"
     "--template,"
     " --max-bad, --strict, --quiet, --no-mem-check, --profile, --bf16, ...) is as in `tuna sft --help`.\n"

@@ -12,7 +12,8 @@
 #include "tuna_text.h"
 
 static const char pretrain_help[] =
-    "usage: tuna pretrain --config ARCH.json --tokenizer DIR --data TEXT --out DIR [options]\n"
+    "usage: tuna pretrain --arch ARCH.json --tokenizer DIR --data TEXT --out DIR [options]\n"
+    "       tuna pretrain --config RECIPE.yaml [options]\n"
     "\n"
     "Pre-training from scratch: a model with the architecture of ARCH.json (an HF\n"
     "config.json) is initialised as the family does (normal(0, initializer_range);\n"
@@ -21,6 +22,10 @@ static const char pretrain_help[] =
     "(BOS as the tokenizer adds it, EOS after each document), concatenated and cut\n"
     "into --seq-len sequences; the loss counts every token. --val FILE is text too.\n"
     "Defaults differ from sft: --lr 1e-3, --schedule cosine, --warmup 0.05.\n"
+    "--config RECIPE.yaml is a recipe file as in `tuna sft --help` (the architecture's\n"
+    "key: arch), except that an HF config.json given to --config (a JSON object with\n"
+    "model_type or architectures) is the architecture, as --config ARCH.json always\n"
+    "was: to give both, name the architecture with --arch.\n"
     "Every other option is as in `tuna sft --help`.\n";
 
 static void pretrain_defaults(train_opts *o) {

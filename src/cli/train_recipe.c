@@ -178,6 +178,10 @@ static int push_recipe(train_argv *a, const train_mode *mode, const char *path, 
             optab_keys(mode, keys, sizeof keys);
             return cli_usage_error("%s:%d: unknown key '%s' (tuna %s options: %s)", path, line, key, mode->name, keys);
         }
+        for (int j = 0; j < k; j++)
+            if (optab_find(mode, root->keys[j]->text, 1) == d)
+                return cli_usage_error("%s:%d: key '%s' given twice (first on line %d as '%s')", path, line, key, root->keys[j]->line,
+                                       root->keys[j]->text);
         if (d->arity == OPT_LIST && given_on_line(mode, argc, argv, d)) continue; /* the command line's list wins */
         item_ctx c = {a, path, key, own(a, str_printf("--%s%s", d->name, ""))};
         int rc = c.opt ? push_key(&c, d, root->items[k]) : nomem();
@@ -199,7 +203,9 @@ static int find_config(const train_mode *mode, int argc, char **argv, int *at) {
     *at = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config")) {
-            if (*at) return cli_usage_error("%s: --config given twice", mode->name);
+            if (*at)
+                return cli_usage_error("%s: --config given twice%s", mode->name,
+                                       strcmp(mode->name, "pretrain") ? "" : " (a recipe and an architecture: name the architecture with --arch)");
             if (i + 1 == argc) return cli_usage_error("%s: --config needs a file", mode->name);
             *at = i++;
             continue;
