@@ -23,6 +23,7 @@ tap_cli "${1:-build}"
 [ -x "$tuna" ] || { bad "$tuna is built"; finish; }
 tap_tmp recipe
 export XDG_CACHE_HOME=$tmp/cache
+mkdir -p "$XDG_CACHE_HOME"
 "$tuna" data synth --out "$tmp/data" --train 24 --val 8 --eval 2 --seed 1 >/dev/null 2>&1 || bad "tuna data synth"
 train=$tmp/data/train.jsonl val=$tmp/data/val.jsonl
 for k in 1 2 3 4 5 6 7 8; do echo '{"text": "Once upon a time there was a little cat who liked to play in the sun."}'; done >"$tmp/text.jsonl"
