@@ -241,7 +241,7 @@ static const train_optdef dpo_options[] = {
     {"beta", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.beta), NULL},
     {"label-smoothing", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.label_smoothing), NULL},
     {"max-prompt-len", OPT_VALUE, REC_INT_SET, OPT_AT(max_prompt_len), NULL},
-    {"max-len", OPT_VALUE, REC_INT, OPT_AT(a.seq_len), NULL},
+    {"max-len", OPT_VALUE, REC_NONE, 0, NULL}, /* --seq-len's other name: recorded as seq_len */
     {NULL, OPT_FLAG, REC_NONE, 0, NULL},
 };
 

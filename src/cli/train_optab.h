@@ -15,7 +15,7 @@ typedef enum { OPT_FLAG, OPT_VALUE, OPT_LIST } opt_arity;
 
 /* how recipe.yaml records an option's resolved value (the field at off) */
 typedef enum {
-    REC_NONE,     /* not recorded: a decision of this run (--resume, --overwrite, --dry-run) */
+    REC_NONE,     /* not recorded: a decision of this run (--resume, --overwrite, --dry-run), or another option's other name */
     REC_STR,      /* const char *; NULL: null */
     REC_INT,      /* int */
     REC_INT_SET,  /* int; 0 (not given): null */

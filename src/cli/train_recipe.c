@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -190,8 +191,11 @@ static int push_recipe(train_argv *a, const train_mode *mode, const char *path, 
     return 0;
 }
 
-/* pretrain's --config ARCH.json of old: an HF config, not a recipe */
+/* pretrain's --config ARCH.json of old: an HF config, not a recipe (a pipe
+ * is read once, as a recipe) */
 static int is_hf_config(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
     json_t *j = json_load_file(path, 0, NULL);
     int yes = json_is_object(j) && (json_object_get(j, "model_type") || json_object_get(j, "architectures"));
     json_decref(j);
