@@ -1,6 +1,8 @@
 /* train_opts.c — the options shared by sft, pretrain and dpo: read from argv
- * (the mode's own options first, then four groups: data, method, optimizer,
- * run), checked, and recorded as train_args.json (see train_opts.h). */
+ * (a recipe's options first, train_recipe.c; each one looked up in the table
+ * of train_optab.h, then parsed by the mode's own parser or one of four
+ * groups: data, method, optimizer, run), checked, and recorded as
+ * train_args.json (see train_opts.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

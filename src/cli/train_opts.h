@@ -1,6 +1,6 @@
 /* train_opts.h — the options of a training command (sft, pretrain, dpo) as
- * one struct: parsed from argv with the command's error texts and exit
- * codes, checked, and recorded as the run's train_args.json. What is
+ * one struct: parsed from argv (and a --config recipe's keys) with the
+ * command's error texts and exit codes, checked, and recorded as the run's train_args.json. What is
  * particular to one command (its own options, defaults and checks) comes
  * from its entry in the table of modes (train_mode.h). */
 #ifndef TUNA_CLI_TRAIN_OPTS_H
