@@ -4,7 +4,7 @@
 #   1. the base model only continues text;
 #   2. a task it cannot do (story -> JSON), and the cheap options first:
 #      zero-shot and 3-shot prompting;
-#   3. a LoRA fine-tune with a live progress line;
+#   3. a LoRA fine-tune with a live progress line (recipes/demo.yaml);
 #   4. the fine-tuned model on the same eval set, beside the prompting rows,
 #      and report.html with the curves, the table and sample answers.
 # Everything goes to one run folder; a second run reuses its token cache.
@@ -43,10 +43,10 @@ $T compare --model "$model" --train "$out/data/train.jsonl" --eval "$out/data/ev
   --metric json_fields --max-new-tokens 48 --batch 8 --report "$out/base" | tail -n +2
 
 echo
-echo "== 3. LoRA fine-tuning (r 16, all linear layers; the base stays frozen)"
-$T sft --model "$model" --data "$out/data/train.jsonl" --val "$out/data/val.jsonl" --method lora \
-  --lora-r 16 --lora-alpha 32 --lora-targets all-linear --steps "$steps" --batch 16 --lr 2e-3 \
-  --schedule cosine --warmup 0.05 --eval-every $(( steps / 5 > 0 ? steps / 5 : 1 )) --seq-len 256 \
+echo "== 3. LoRA fine-tuning (r 16, all linear layers; the base stays frozen): recipes/demo.yaml"
+# the recipe holds the run; the settings above replace its paths, steps and cadence
+$T sft --config recipes/demo.yaml --model "$model" --data "$out/data/train.jsonl" --val "$out/data/val.jsonl" \
+  --steps "$steps" --eval-every $(( steps / 5 > 0 ? steps / 5 : 1 )) \
   --cache-dir "$out/cache" --out "$out/lora" ${DEMO_SFT_FLAGS:-}
 
 echo

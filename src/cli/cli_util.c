@@ -93,10 +93,15 @@ long long cli_safetensors_bytes(const char *dir) {
 
 /* ---- errors, warnings and progress on stderr ---- */
 
+static const char *error_where;
+
+void cli_error_where(const char *where) { error_where = where; }
+
 int cli_usage_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("tuna: error: ", stderr);
+    if (error_where) fprintf(stderr, "%s: ", error_where);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

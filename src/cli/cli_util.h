@@ -23,8 +23,11 @@ int cli_parse_double(const char *opt, const char *s, double lo, double hi, doubl
 void cli_copy_file(const char *src_dir, const char *dst_dir, const char *name);
 /* Total bytes of the *.safetensors files in a folder (0 if none). */
 long long cli_safetensors_bytes(const char *dir);
-/* Prints "tuna: error: <fmt>" and returns 2 (bad usage/input). */
+/* Prints "tuna: error: <fmt>" and returns 2 (bad usage/input); after
+ * cli_error_where(W), "tuna: error: W: <fmt>". */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The place (e.g. "recipe.yaml:7") cli_usage_error names until the next call; NULL: none. */
+void cli_error_where(const char *where);
 /* Prints "tuna: error: <tuna_last_error() or status text>" and returns the
  * exit code for s. */
 int cli_status_error(tuna_status s);

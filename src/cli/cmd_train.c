@@ -18,6 +18,7 @@
 #include "cli/run_staging.h"
 #include "cli/train_data.h"
 #include "cli/train_loop.h"
+#include "cli/train_recipe.h"
 #include "cli/train_resume.h"
 #include "core/error.h"
 #include "core/prof.h"
@@ -51,11 +52,23 @@ static tuna_status create_trainer(train_opts *o, train_data *d, tuna_trainer **t
     return st;
 }
 
-/* The checks before any work, then data-parallel setup (rank 0 alone prints
- * and writes files) and the check of --out. 0, or the exit code. */
-static int start(train_opts *o, const train_mode *mode, int argc, char **argv, int *in_place) {
-    int rc = train_opts_parse(o, mode, argc, argv);
-    if (rc || (rc = train_opts_resolve_hub(o)) || (rc = train_opts_check_paths(o))) return rc;
+/* --dry-run: the checks that read no file, then the resolved recipe on stdout */
+static int dry_run(train_opts *o) {
+    int rc = train_opts_check(o);
+    if (rc) return rc;
+    char *text = train_recipe_text(o);
+    if (!text) return cli_status_error(core_fail(TUNA_ERR_NOMEM, "out of memory"));
+    fputs(text, stdout);
+    free(text);
+    return 0;
+}
+
+/* The checks before any work (o parsed), then data-parallel setup (rank 0
+ * alone prints and writes files), the check of --out and the run's
+ * resolved recipe. 0, or the exit code. */
+static int start(train_opts *o, const train_mode *mode, int *in_place) {
+    int rc = train_opts_resolve_hub(o);
+    if (rc || (rc = train_opts_check_paths(o))) return rc;
     tuna_status st = tuna_dist_init();
     if (st != TUNA_OK) return cli_status_error(st);
     const int writer = tuna_dist_rank() == 0;
@@ -66,11 +79,13 @@ static int start(train_opts *o, const train_mode *mode, int argc, char **argv, i
         return rc;
     }
     prof_enable(o->profile);
-    if ((rc = train_opts_check(o)) != 0 || o->no_mem_check) return rc;
+    if ((rc = train_opts_check(o)) != 0) return rc;
     /* a run that cannot fit is refused before any weight is read */
-    rc = mem_check_train(o->cmd, mode->job == MEM_PRETRAIN ? o->config_path : o->model_dir, mode->job, o->method, &o->pc, o->max_memory, o->quiet,
-                         &o->a);
+    if (!o->no_mem_check)
+        rc = mem_check_train(o->cmd, mode->job == MEM_PRETRAIN ? o->config_path : o->model_dir, mode->job, o->method, &o->pc,
+                             o->max_memory, o->quiet, &o->a);
     if (rc) cli_abort_job(rc);
+    else if (!(o->recipe_text = train_recipe_text(o))) rc = cli_status_error(core_fail(TUNA_ERR_NOMEM, "out of memory"));
     return rc;
 }
 
@@ -78,8 +93,12 @@ static int train_command(const train_mode *mode, int argc, char **argv) {
     if (cli_wants_help(argc, argv)) { fputs(mode->help, stdout); return 0; }
     train_opts o;
     int in_place = 0;
-    int rc = start(&o, mode, argc, argv, &in_place);
-    if (rc) return rc;
+    int rc = train_opts_parse(&o, mode, argc, argv);
+    if (!rc) rc = o.dry_run ? dry_run(&o) : start(&o, mode, &in_place);
+    if (rc || o.dry_run) {
+        train_opts_free(&o);
+        return rc;
+    }
     train_data d;
     memset(&d, 0, sizeof d);
     tuna_trainer *tr = NULL;
@@ -93,6 +112,7 @@ static int train_command(const train_mode *mode, int argc, char **argv) {
     if (rc != 0 && !train_stop_requested()) cli_abort_job(rc);
     tuna_trainer_free(tr);
     train_data_free(&d);
+    train_opts_free(&o);
     return rc;
 }
 

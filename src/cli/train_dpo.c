@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/cli_model.h"
 #include "cli/train_data.h"
+#include "cli/train_optab.h"
 #include "cli/train_resume.h"
 #include "core/error.h"
 #include "tuna_dataset.h"
@@ -20,6 +21,7 @@
 
 static const char dpo_help[] =
     "usage: tuna dpo --model DIR --data PREFS.jsonl --out DIR [options]\n"
+    "       tuna dpo --config RECIPE.yaml [options]\n"
     "\n"
     "Direct Preference Optimisation (Rafailov et al. 2023) with TRL's losses: the\n"
     "policy learns to prefer each pair's chosen response over its rejected one,\n"
@@ -59,7 +61,7 @@ static const char dpo_help[] =
     "  --lr X                 default 1e-6 full (TRL), 5e-6 lora/qlora\n"
     "  --val FILE | --val-split X   validation pairs (X: hash-based share of the records);\n"
     "                         evaluated every --eval-every steps, best kept by eval loss\n"
-    "Every other option (--schedule, --warmup, --weight-decay, --grad-clip, --steps,\n"
+    "Every other option (--config RECIPE.yaml, --dry-run, --schedule, --warmup, --weight-decay, --grad-clip, --steps,\n"
     "--epochs, --seed, --no-shuffle, --save-every, --resume, --overwrite, --save-dtype,\n"
     "--template,"
     " --max-bad, --strict, --quiet, --no-mem-check, --profile, --bf16, ...) is as in `tuna sft --help`.\n"
@@ -232,12 +234,24 @@ static void dpo_args_json(json_t *ja, const train_opts *o, const train_data *d) 
     json_object_set_new(ja, "val_pairs", json_integer(tuna_pretok_count(d->val) / 2));
 }
 
+static const train_optdef dpo_options[] = {
+    OPTDEFS_MODEL,
+    {"ref-model", OPT_VALUE, REC_STR, OPT_AT(ref_model), NULL},
+    {"loss", OPT_VALUE, REC_CHOICE, OPT_AT(dargs.type), "sigmoid|ipo|hinge"},
+    {"beta", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.beta), NULL},
+    {"label-smoothing", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.label_smoothing), NULL},
+    {"max-prompt-len", OPT_VALUE, REC_INT_SET, OPT_AT(max_prompt_len), NULL},
+    {"max-len", OPT_VALUE, REC_NONE, 0, NULL}, /* --seq-len's other name: recorded as seq_len */
+    {NULL, OPT_FLAG, REC_NONE, 0, NULL},
+};
+
 const train_mode train_mode_dpo = {
     .name = "dpo",
     .help = dpo_help,
     .methods = "full, lora, qlora",
     .pairs = 1,
     .job = MEM_DPO,
+    .options = dpo_options,
     .option = dpo_option,
     .required = train_model_required,
     .check = dpo_check,

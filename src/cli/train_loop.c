@@ -88,7 +88,7 @@ static tuna_status resume_run(train_loop *L) {
     return TUNA_OK;
 }
 
-/* The run's folder with train_args.json, metrics.jsonl and the tokenizer
+/* The run's folder with train_args.json, recipe.yaml, metrics.jsonl and the tokenizer
  * files; nothing is written before a resume was accepted, then in --out
  * itself (a resume of its own checkpoint) or in a staging folder
  * (run_staging.h). Returns the exit code. */
@@ -102,6 +102,8 @@ static int open_output(train_loop *L) {
     cli_run_dir_path(&L->rd, "train_args.json", path, sizeof path);
     if (L->writer) atomic_file_write_json(path, ja, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(ja);
+    cli_run_dir_path(&L->rd, "recipe.yaml", path, sizeof path);
+    if (L->writer && L->o->recipe_text) atomic_file_write(path, L->o->recipe_text, strlen(L->o->recipe_text));
     cli_run_dir_path(&L->rd, "metrics.jsonl", path, sizeof path);
     L->metrics = L->writer ? fopen(path, L->o->resume ? "a" : "w") : fopen("/dev/null", "w");
     if (!L->metrics) return cli_usage_error("%s: cannot create: %s", path, strerror(errno));

@@ -31,6 +31,8 @@ struct train_mode {
     const char *methods_why; /* the error's words for them instead of the list (NULL: the list) */
     int pairs;           /* rows are (chosen, rejected) pairs: preference loss, metrics and evaluation */
     mem_job job;         /* what the memory check before loading sizes (mem_plan.h) */
+    /* its own options (train_optab.h), before the shared ones; NULL-name ended */
+    const struct train_optdef *options;
     /* settings before the options are read (NULL: the trainer's defaults) */
     void (*defaults)(train_opts *o);
     /* its own options: 1 when argv[*i] (value v, NULL at the end) was one

@@ -1,6 +1,8 @@
 /* train_opts.c — the options shared by sft, pretrain and dpo: read from argv
- * (the mode's own options first, then four groups: data, method, optimizer,
- * run), checked, and recorded as train_args.json (see train_opts.h). */
+ * (a recipe's options first, train_recipe.c; each one looked up in the table
+ * of train_optab.h, then parsed by the mode's own parser or one of four
+ * groups: data, method, optimizer, run), checked, and recorded as
+ * train_args.json (see train_opts.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,8 @@
 #include "cli/cli_paths.h"
 #include "cli/commands.h"
 #include "cli/train_mode.h"
+#include "cli/train_recipe.h"
+#include "core/error.h"
 #include "tuna_dist.h"
 #include "tuna_gguf.h"
 
@@ -157,6 +161,7 @@ static int run_option(train_opts *o, const char *opt, const char *v, int *i) {
             return cli_usage_error("--max-memory needs a size such as 16G or 12000M (got '%s')", v);
     }
     else if (!strcmp(opt, "--profile")) o->profile = 1;
+    else if (!strcmp(opt, "--dry-run")) o->dry_run = 1;
     else return 0;
     return 1;
 }
@@ -177,18 +182,41 @@ static void opts_init(train_opts *o, const train_mode *mode) {
     if (mode->defaults) mode->defaults(o);
 }
 
-int train_opts_parse(train_opts *o, const train_mode *mode, int argc, char **argv) {
+/* argv[*i], an option of the table with its value, into o (*i past the
+ * value): 0, or 2 after printing why */
+static int parse_one(train_opts *o, int argc, char **argv, int *i) {
     static int (*const groups[])(train_opts *, const char *, const char *, int *) = {data_option, method_option, optim_option,
                                                                                      run_option};
+    const char *opt = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    const train_optdef *d = !strncmp(opt, "--", 2) ? optab_find(o->mode, opt + 2, 0) : NULL;
+    if (!d || (d->arity != OPT_FLAG && !v))
+        return cli_usage_error("%s: unknown option or missing value '%s' (see tuna %s --help)", o->cmd, opt, o->cmd);
+    int i0 = *i, r = o->mode->option(o, opt, v, i);
+    for (size_t g = 0; !r && g < sizeof groups / sizeof *groups; g++) r = groups[g](o, opt, v, i);
+    if (r == 2) return 2;
+    if (!r || *i - i0 != (d->arity != OPT_FLAG)) /* the table and the parsers disagree: a bug */
+        return cli_usage_error("%s: internal: option '%s' is not parsed as train_optab.h says", o->cmd, opt);
+    return 0;
+}
+
+int train_opts_parse(train_opts *o, const train_mode *mode, int argc, char **argv) {
     opts_init(o, mode);
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = mode->option(o, opt, v, &i);
-        for (size_t g = 0; !r && g < sizeof groups / sizeof *groups; g++) r = groups[g](o, opt, v, &i);
-        if (r == 2) return 2;
-        if (!r) return cli_usage_error("%s: unknown option or missing value '%s' (see tuna %s --help)", o->cmd, opt, o->cmd);
+    if (!(o->args = calloc(1, sizeof *o->args))) return cli_status_error(core_fail(TUNA_ERR_NOMEM, "out of memory"));
+    int rc = train_recipe_expand(o->args, mode, argc, argv);
+    for (int i = 1; !rc && i < o->args->argc; i++) {
+        cli_error_where(o->args->where[i]);
+        rc = parse_one(o, o->args->argc, o->args->argv, &i);
+        cli_error_where(NULL);
     }
-    return mode->required(o);
+    return rc ? rc : mode->required(o);
+}
+
+void train_opts_free(train_opts *o) {
+    if (o->args) train_argv_free(o->args);
+    free(o->args);
+    free(o->recipe_text);
+    o->args = NULL;
+    o->recipe_text = NULL;
 }
 
 /* model and adapter folders named by Hub id (a recipe file's, as the command
@@ -205,7 +233,7 @@ int train_opts_resolve_hub(train_opts *o) {
 int train_opts_check_paths(const train_opts *o) {
     const cli_path named[] = {{"--model", o->model_dir, CLI_DIR}, {"--ref-model", o->ref_model, CLI_DIR},
                               {"--adapter", o->adapter_dir, CLI_DIR}, {"--resume", o->resume, CLI_DIR | CLI_NESTED_OK},
-                              {"--tokenizer", o->tok_dir, CLI_DIR}, {"--config", o->config_path, CLI_FILE},
+                              {"--tokenizer", o->tok_dir, CLI_DIR}, {"--arch", o->config_path, CLI_FILE},
                               {"--general-eval", o->general, CLI_FILE}, {"--template", o->template_arg, CLI_FILE}};
     cli_path ins[2 * TRAIN_MAX_DATA + 8], outs[] = {{"--out", o->out_dir, CLI_DIR}};
     int n_in = 0;

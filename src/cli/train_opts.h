@@ -1,6 +1,6 @@
 /* train_opts.h — the options of a training command (sft, pretrain, dpo) as
- * one struct: parsed from argv with the command's error texts and exit
- * codes, checked, and recorded as the run's train_args.json. What is
+ * one struct: parsed from argv (and a --config recipe's keys) with the
+ * command's error texts and exit codes, checked, and recorded as the run's train_args.json. What is
  * particular to one command (its own options, defaults and checks) comes
  * from its entry in the table of modes (train_mode.h). */
 #ifndef TUNA_CLI_TRAIN_OPTS_H
@@ -17,6 +17,7 @@ enum { TRAIN_MAX_DATA = 16 };
 
 typedef struct train_mode train_mode;
 struct train_data;
+struct train_argv;
 
 typedef struct train_opts {
     const train_mode *mode;
@@ -33,6 +34,7 @@ typedef struct train_opts {
     int pack, no_cache, overwrite, quiet, no_mem_check;
     int64_t max_memory;   /* --max-memory: bytes the run may use (0: what the machine has) */
     int profile; /* --profile or TUNA_PROFILE=1: where the steps' time goes (core/prof.h) */
+    int dry_run; /* --dry-run: the options checked and the resolved recipe printed, nothing run */
     tuna_dataset_options dso;
     /* the method and its adapter */
     const char *method, *save_dtype, *prompt_init, *lora_targets, *ia3_targets, *ia3_ff;
@@ -46,11 +48,17 @@ typedef struct train_opts {
     int is_full, is_qlora;
     tuna_dtype sdt;
     const char *files_dir; /* the folder whose tokenizer files the output gets */
+    /* owned, released by train_opts_free */
+    struct train_argv *args; /* the command line with --config RECIPE expanded (train_recipe.h) */
+    char *recipe_text;       /* recipe.yaml: the resolved options (train_recipe_text), set once checked */
 } train_opts;
 
-/* Parses argv (argv[0] the command) for mode into *o, then requires the
- * mode's inputs. Returns 0, or 2 after printing "tuna: error: ...". */
+/* Parses argv (argv[0] the command) for mode into *o, a recipe given by
+ * --config first (train_recipe.h; the command line wins), then requires the
+ * mode's inputs. Returns 0, or 2 after printing "tuna: error: ..." (for a
+ * recipe's value, "FILE:LINE: ..."). Release *o with train_opts_free. */
 int train_opts_parse(train_opts *o, const train_mode *mode, int argc, char **argv);
+void train_opts_free(train_opts *o);
 /* the --model and --adapter options of the modes that start from a model */
 int train_model_option(train_opts *o, const char *opt, const char *v, int *i);
 /* "CMD: --model, --data and --out are required" unless given: 0 or 2 */

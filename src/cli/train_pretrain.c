@@ -7,11 +7,13 @@
 
 #include "cli/commands.h"
 #include "cli/train_data.h"
+#include "cli/train_optab.h"
 #include "core/error.h"
 #include "tuna_text.h"
 
 static const char pretrain_help[] =
-    "usage: tuna pretrain --config ARCH.json --tokenizer DIR --data TEXT --out DIR [options]\n"
+    "usage: tuna pretrain --arch ARCH.json --tokenizer DIR --data TEXT --out DIR [options]\n"
+    "       tuna pretrain --config RECIPE.yaml [options]\n"
     "\n"
     "Pre-training from scratch: a model with the architecture of ARCH.json (an HF\n"
     "config.json) is initialised as the family does (normal(0, initializer_range);\n"
@@ -20,6 +22,10 @@ static const char pretrain_help[] =
     "(BOS as the tokenizer adds it, EOS after each document), concatenated and cut\n"
     "into --seq-len sequences; the loss counts every token. --val FILE is text too.\n"
     "Defaults differ from sft: --lr 1e-3, --schedule cosine, --warmup 0.05.\n"
+    "--config RECIPE.yaml is a recipe file as in `tuna sft --help` (the architecture's\n"
+    "key: arch), except that an HF config.json given to --config (a JSON object with\n"
+    "model_type or architectures) is the architecture, as --config ARCH.json always\n"
+    "was: to give both, name the architecture with --arch.\n"
     "Every other option is as in `tuna sft --help`.\n";
 
 static void pretrain_defaults(train_opts *o) {
@@ -30,7 +36,7 @@ static void pretrain_defaults(train_opts *o) {
 
 static int pretrain_option(train_opts *o, const char *opt, const char *v, int *i) {
     if (!v) return 0;
-    if (!strcmp(opt, "--config")) o->config_path = v;
+    if (!strcmp(opt, "--arch")) o->config_path = v;
     else if (!strcmp(opt, "--tokenizer")) o->tok_dir = v;
     else return 0;
     (*i)++;
@@ -39,7 +45,7 @@ static int pretrain_option(train_opts *o, const char *opt, const char *v, int *i
 
 static int pretrain_required(const train_opts *o) {
     if (!o->config_path || !o->tok_dir || !o->data_path || !o->out_dir)
-        return cli_usage_error("pretrain: --config, --tokenizer, --data and --out are required");
+        return cli_usage_error("pretrain: --arch (or --config ARCH.json), --tokenizer, --data and --out are required");
     return 0;
 }
 
@@ -60,11 +66,16 @@ static tuna_status pretrain_load(train_opts *o, train_data *d) {
     return st;
 }
 
+static const train_optdef pretrain_options[] = {{"arch", OPT_VALUE, REC_STR, OPT_AT(config_path), NULL},
+                                                {"tokenizer", OPT_VALUE, REC_STR, OPT_AT(tok_dir), NULL},
+                                                {NULL, OPT_FLAG, REC_NONE, 0, NULL}};
+
 const train_mode train_mode_pretrain = {
     .name = "pretrain",
     .help = pretrain_help,
     .methods = "full",
     .job = MEM_PRETRAIN,
+    .options = pretrain_options,
     .methods_why = "pretraining trains every weight: full",
     .defaults = pretrain_defaults,
     .option = pretrain_option,

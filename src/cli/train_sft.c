@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "cli/train_data.h"
+#include "cli/train_optab.h"
 
 static const char sft_help[] =
     "usage: tuna sft --model DIR --data FILE.jsonl --out DIR [options]\n"
+    "       tuna sft --config RECIPE.yaml [options]\n"
     "\n"
     "Full fine-tuning with PyTorch/Transformers semantics. Data (JSONL or a JSON\n"
     "array; format detected per record): chat {\"messages\"}, ShareGPT\n"
@@ -26,6 +28,13 @@ static const char sft_help[] =
     "pre-tokenized records only. FILE may be a pipe, FIFO, /dev/stdin or <(...):\n"
     "read once into memory (limits TUNA_INPUT_MAX_BYTES, default 2 GiB, and\n"
     "TUNA_INPUT_MAX_LINE, default 256 MiB), not cached; progress every 64 MiB.\n"
+    "  --config RECIPE.yaml   options from a recipe file (YAML or JSON): every option below\n"
+    "                         is a key (lora_r: 16 or lora-r: 16; flags true/false; lists\n"
+    "                         for --data/--val, data items also {path: F, weight: W}); the\n"
+    "                         command line wins. The run writes OUT/recipe.yaml, all its\n"
+    "                         options resolved: --config OUT/recipe.yaml repeats it\n"
+    "  --dry-run              check the options (and the recipe), print the resolved\n"
+    "                         recipe and stop; no file is read or written\n"
     "  --template NAME|FILE   chat template: built-in (chatml, llama3, llama2, alpaca,\n"
     "                         zephyr) or a Jinja file, instead of the model's\n"
     "  --loss-on response|all  count the responses (default) or every token\n"
@@ -104,7 +113,7 @@ static const char sft_help[] =
     "--batch and the gradients are summed across ranks (README: Data-parallel training).\n"
     "Ctrl-C or SIGTERM saves a checkpoint and exits (status 1) with the resume command.\n"
     "Writes OUT/model.safetensors (or the adapter files), config.json, tokenizer files,\n"
-    "metrics.jsonl, train_args.json. With validation, OUT holds the best weights seen.\n"
+    "metrics.jsonl, train_args.json, recipe.yaml. With validation, OUT holds the best weights seen.\n"
     "They are written in a hidden sibling, .OUT.run-PID, which takes OUT's place at the\n"
     "run's first checkpoint, best-weights save or final save: a run that fails before\n"
     "leaves OUT as it was (or absent).\n";
@@ -209,11 +218,14 @@ static tuna_status sft_load(train_opts *o, train_data *d) {
     return st;
 }
 
+static const train_optdef sft_options[] = {OPTDEFS_MODEL, {NULL, OPT_FLAG, REC_NONE, 0, NULL}};
+
 const train_mode train_mode_sft = {
     .name = "sft",
     .help = sft_help,
     .methods = "full, lora, qlora, ia3, prompt",
     .job = MEM_SFT,
+    .options = sft_options,
     .option = train_model_option,
     .required = train_model_required,
     .load = sft_load,
