@@ -173,6 +173,13 @@ run gen_shard "$tuna" generate --model tuna/sharded --prompt "Once upon a time" 
 [ "$rc" = 0 ] && cmp -s "$tmp/gen_local.out" "$tmp/gen_shard.out" && ok "a sharded repository by id generates the same text" ||
   bad "sharded generate" "rc $rc $err"
 
+# ---- a recipe naming its model by id (resolved after the recipe's expansion) ----
+printf '{"prompt":"Once upon a time","completion":" there was a cat."}\n' > "$tmp/r.jsonl"
+printf 'model: tuna/stories\ndata: %s\nmethod: lora\nsteps: 1\nbatch: 1\nseq_len: 32\n' "$tmp/r.jsonl" > "$tmp/r.yaml"
+run recipe_hub "$tuna" sft --config "$tmp/r.yaml" --out "$tmp/r-out" --quiet
+[ "$rc" = 0 ] && [ -s "$tmp/r-out/adapter_model.safetensors" ] && grep -q "models--tuna--stories/snapshots/" "$tmp/r-out/recipe.yaml" &&
+  ok "sft --config with model: tuna/stories trains on the cached snapshot" || bad "recipe with a Hub id" "rc $rc $err"
+
 # ---- --adapter ORG/NAME: an adapter repository ----
 lora=tests/fixtures/peft/llama_lora
 run merge_local "$tuna" merge --model "$lora" --adapter "$lora/adapter0" --out "$tmp/merged_local"
