@@ -443,6 +443,10 @@ static tuna_status parse_tensor(gguf_file *f, cur *c, uint64_t i) {
     }
     if (!rd_u32(c, &t->type) || !rd_u64(c, &off)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: truncated", f->path, t->name);
     t->nbytes = gguf_type_size((int)t->type, t->numel);
+    int bv = gguf_block_values((int)t->type);
+    if (bv > 1 && t->ne[0] % bv)
+        return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: type %s stores rows in blocks of %d values, but its rows (ne[0]) have %lld",
+                         f->path, t->name, gguf_type_name((int)t->type), bv, (long long)t->ne[0]);
     if (!t->nbytes || gguf_type_size((int)t->type, t->ne[0]) == 0)
         return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0, Q5_0, Q5_1, Q2_K..Q6_K)",
                          f->path, t->name, t->type, gguf_type_name((int)t->type), (long long)t->ne[0]);
