@@ -11,7 +11,8 @@
  *    set by its bits;
  *  - mixtures: every tensor's type in every k-quant file type is the one
  *    llama_model_quantize chose, for the shipped model (tied, GQA 3, rows of
- *    192 and 512: fallbacks) and an 8-layer hidden-256 Llama (untied, GQA 4);
+ *    192 and 512: fallbacks), an 8-layer hidden-256 Llama (untied, GQA 4)
+ *    and an 8-layer width-256 GPT-2 (fused attn_qkv, position_embd, tied);
  *  - export: the shipped model in each mixture: the file's tensor types and
  *    general.file_type as the table, logits near the source's, the as-stored
  *    load equal to the fp32 load;
@@ -262,6 +263,7 @@ int main(int argc, char **argv) {
     test_blocks();
     test_mix_table("mix_stories.txt", (gguf_mix_model){.n_layer = 6, .n_gqa = 3, .tied = 1});
     test_mix_table("mix_llama256.txt", (gguf_mix_model){.n_layer = 8, .n_gqa = 4, .tied = 0});
+    test_mix_table("mix_gpt2.txt", (gguf_mix_model){.n_layer = 8, .n_gqa = 1, .tied = 1});
     test_export();
     test_crafted();
     char cmd[300];

@@ -15,17 +15,26 @@ mkdir -p "$out"
 "$ref" input "$out/input.f32"
 "$ref" rows "$out/input.f32" 512 "$out"
 
-# the models: the shipped one (tied, GQA 3, rows of 192 and 512) and a random
-# 8-layer Llama whose rows are multiples of 256 (untied, GQA 4)
+# the models: the shipped one (tied, GQA 3, rows of 192 and 512), a random
+# 8-layer Llama whose rows are multiples of 256 (untied, GQA 4), and a random
+# 8-layer GPT-2 of width 256 (fused attn_qkv, position_embd, tied) with
+# GPT-2's tokenizer from ../shared
 cat > "$tmp/l256.json" <<'EOF'
 {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 4096, "hidden_size": 256,
  "intermediate_size": 768, "num_hidden_layers": 8, "num_attention_heads": 4, "num_key_value_heads": 1,
  "head_dim": 64, "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
  "hidden_act": "silu", "tie_word_embeddings": false, "initializer_range": 0.02, "bos_token_id": 0, "eos_token_id": 0}
 EOF
+cat > "$tmp/g256.json" <<'EOF'
+{"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "bos_token_id": 50256, "eos_token_id": 50256,
+ "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "gpt2", "n_ctx": 128, "n_embd": 256, "n_head": 4,
+ "n_inner": null, "n_layer": 8, "n_positions": 128, "tie_word_embeddings": true, "vocab_size": 50257}
+EOF
 build/tuna init --config "$tmp/l256.json" --out "$tmp/l256" >/dev/null
 cp models/tuna-stories/tokenizer*.json models/tuna-stories/special_tokens_map.json "$tmp/l256/"
-for m in stories:models/tuna-stories llama256:"$tmp/l256"; do
+build/tuna init --config "$tmp/g256.json" --out "$tmp/g256" >/dev/null
+cp ../shared/data/tokenizers/gpt2/{tokenizer.json,tokenizer_config.json,vocab.json,merges.txt} "$tmp/g256/"
+for m in stories:models/tuna-stories llama256:"$tmp/l256" gpt2:"$tmp/g256"; do
   name=${m%%:*} dir=${m#*:}
   build/tuna export --model "$dir" --format gguf --type f32 --out "$tmp/$name.gguf" >/dev/null
   : > "$out/mix_$name.txt"
