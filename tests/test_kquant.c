@@ -15,7 +15,8 @@
  *    and an 8-layer width-256 GPT-2 (fused attn_qkv, position_embd, tied);
  *  - export: the shipped model in each mixture: the file's tensor types and
  *    general.file_type as the table, logits near the source's, the as-stored
- *    load equal to the fp32 load;
+ *    load equal to the fp32 load, `tuna plan` counting the k-quant tensors
+ *    at the fp32 the loader keeps;
  *  - crafted files: a Q4_K tensor whose rows are not a multiple of 256, or
  *    whose data runs past the end of the file, is one clear error. */
 #include <math.h>
@@ -171,6 +172,27 @@ static void check_file_types(const char *path, const char *mix) {
     gguf_close(&f);
 }
 
+/* `tuna plan generate` counts a k-quant (or Q5_0/Q5_1) tensor at fp32, as
+ * the loader keeps it, the others at their bytes in the file */
+static void check_plan(const char *path) {
+    gguf_file f;
+    if (!test_need_cli("tuna plan") || gguf_open(&f, path) != TUNA_OK) return;
+    double want = 0;
+    for (size_t i = 0; i < f.n_tensors; i++)
+        want += kq_block_values((int)f.tensors[i].type) ? 4.0 * f.tensors[i].numel : (double)f.tensors[i].nbytes;
+    gguf_close(&f);
+    char cmd[1200], out[4096] = "";
+    snprintf(cmd, sizeof cmd, "%s plan generate --model %s --json", test_cli, path);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    if (p) pclose(p);
+    out[n] = 0;
+    const char *at = strstr(out, "\"frozen_bytes\":");
+    double got = at ? atof(at + 15) : -1;
+    printf("plan generate: frozen %.0f bytes, %.0f expected\n", got, want);
+    CHECKF(got == want, "tuna plan's frozen bytes %.0f, the loader keeps %.0f", got, want);
+}
+
 /* the shipped model in each mixture: types, logits, as-stored = fp32 load */
 static void test_export(void) {
     static const char *mixes[] = {"q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"};
@@ -194,6 +216,7 @@ static void test_export(void) {
         tuna_gguf_meta meta = {src, NULL, "stories", -1, -1, -1, -1, 0, 0};
         CHECKF(tuna_export_gguf(m, &meta, mixes[k], path) == TUNA_OK, "%s: %s", mixes[k], tuna_last_error());
         check_file_types(path, mixes[k]);
+        if (!strcmp(mixes[k], "q4_k_m")) check_plan(path);
         tuna_model *r = NULL, *s = NULL;
         CHECKF(tuna_model_load(&r, path) == TUNA_OK, "%s: load: %s", mixes[k], tuna_last_error());
         CHECKF(tuna_model_load_quantized(&s, path, TUNA_QUANT_STORED) == TUNA_OK, "%s: stored: %s", mixes[k], tuna_last_error());
