@@ -18,7 +18,8 @@
  *    load equal to the fp32 load, `tuna plan` counting the k-quant tensors
  *    at the fp32 the loader keeps;
  *  - crafted files: a Q4_K tensor whose rows are not a multiple of 256, or
- *    whose data runs past the end of the file, is one clear error. */
+ *    whose data runs past the end of the file, is one clear error; a block
+ *    with an infinite scale is named. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,7 +273,18 @@ static void test_crafted(void) {
     n = craft(b, 512, GGML_Q6_K, 420);
     st = gguf_parse(&f, b, n, "good.gguf");
     CHECKF(st == TUNA_OK && f.n_tensors == 1 && f.tensors[0].nbytes == 420, "a whole Q6_K tensor: %s", tuna_last_error());
-    if (st == TUNA_OK) gguf_close(&f);
+    if (st != TUNA_OK) return;
+    CHECK(gguf_check_finite(&f, &f.tensors[0]) == TUNA_OK);
+    /* the second block's scale d (its last 2 bytes) made +inf, one code made nonzero */
+    uint8_t *blk = b + f.tensors[0].offset + 210;
+    blk[0] = 1, blk[192] = 1, blk[208] = 0x00, blk[209] = 0x7c;
+    st = gguf_check_finite(&f, &f.tensors[0]);
+    e = tuna_last_error();
+    printf("infinite scale: %s\n", e);
+    CHECKF(st != TUNA_OK && strstr(e, "tensor 'w'") && strstr(e, "block 1"), "a Q6_K block with an infinite scale: %s", e);
+    static float y[512];
+    CHECK(gguf_tensor_to_f32(&f, &f.tensors[0], y) != TUNA_OK);
+    gguf_close(&f);
 }
 
 int main(int argc, char **argv) {

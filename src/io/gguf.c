@@ -650,7 +650,23 @@ static uint16_t half_bits(const uint8_t *p, int type, int64_t i) {
     return (uint16_t)(p[at] | p[at + 1] << 8);
 }
 
+/* a k-quant or Q5_0/Q5_1 tensor: each block's values (its scales reach them all) */
+static tuna_status check_finite_blocks(const gguf_file *f, const gguf_tensor *t) {
+    int type = (int)t->type, bv = gguf_block_values(type);
+    size_t bs = gguf_type_size(type, bv);
+    float y[KQ_MAX_BLOCK];
+    for (int64_t b = 0; b < t->numel / bv; b++) {
+        kq_dequantize_block(type, f->map + t->offset + (size_t)b * bs, y);
+        for (int j = 0; j < bv; j++)
+            if (!isfinite(y[j]))
+                return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has a NaN or infinite scale in block %lld (elements %lld..%lld; weights must be finite)",
+                                 f->path, t->name, (long long)b, (long long)b * bv, (long long)(b + 1) * bv - 1);
+    }
+    return TUNA_OK;
+}
+
 tuna_status gguf_check_finite(const gguf_file *f, const gguf_tensor *t) {
+    if (kq_block_values((int)t->type)) return check_finite_blocks(f, t);
     const uint8_t *p = f->map + t->offset;
     int type = (int)t->type, step = type == GGML_F32 || type == GGML_F16 ? 1 : QK;
     for (int64_t i = 0; i < t->numel; i += step) {

@@ -114,8 +114,8 @@ const char *gguf_arr_str(const gguf_kv *kv, uint64_t i, size_t *len);
  * naming the file and tensor when a value is NaN or infinite. */
 tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out);
 /* TUNA_ERR_FORMAT naming the file and tensor when a value (F32, F16) or a
- * block's scale (Q8_0, Q4_0) is NaN or infinite; reads the file's bytes only.
- * Not for the k-quant types (their loader dequantizes with the check). */
+ * block's scale (Q8_0, Q4_0; the k-quants: a dequantized value) is NaN or
+ * infinite; reads the file's bytes only. */
 tuna_status gguf_check_finite(const gguf_file *f, const gguf_tensor *t);
 /* out[0..n) = values first..first+n-1 of a quantized block array (any
  * range, not only whole blocks) as fp32, exactly as gguf_tensor_to_f32;
