@@ -296,6 +296,7 @@ int main(int argc, char **argv) {
         return test_done();
     }
     test_blocks();
+    CHECK(gguf_mix_find("Q4_K_M") && gguf_mix_find("Q4_K_M") == gguf_mix_find("q4_k_m") && !gguf_mix_find("q4_k"));
     test_mix_table("mix_stories.txt", (gguf_mix_model){.n_layer = 6, .n_gqa = 3, .tied = 1});
     test_mix_table("mix_llama256.txt", (gguf_mix_model){.n_layer = 8, .n_gqa = 4, .tied = 0});
     test_mix_table("mix_gpt2.txt", (gguf_mix_model){.n_layer = 8, .n_gqa = 1, .tied = 1});

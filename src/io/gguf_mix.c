@@ -2,6 +2,7 @@
  * llama.cpp's llama-quantize decides (the rules are listed in gguf_mix.h). */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "io/gguf_mix.h"
 #include "io/gguf.h"
@@ -18,7 +19,7 @@ static const gguf_mix mixes[] = {
 
 const gguf_mix *gguf_mix_find(const char *name) {
     for (size_t i = 0; i < sizeof mixes / sizeof *mixes; i++)
-        if (!strcmp(mixes[i].name, name)) return &mixes[i];
+        if (!strcasecmp(mixes[i].name, name)) return &mixes[i];
     return NULL;
 }
 

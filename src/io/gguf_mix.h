@@ -36,7 +36,7 @@ typedef struct {
     int tied;    /* no output.weight: token_embd is the output matrix */
 } gguf_mix_model;
 
-/* The mixture called name, or NULL. */
+/* The mixture called name (any case: "Q4_K_M" as llama.cpp spells it), or NULL. */
 const gguf_mix *gguf_mix_find(const char *name);
 /* The names of every mixture, ", "-separated (for messages and --help). */
 const char *gguf_mix_names(void);
