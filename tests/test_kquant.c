@@ -120,6 +120,24 @@ static void test_blocks(void) {
     }
 }
 
+/* absurd rows (values of 1e30: sums of squares overflow; of 1e-40: 1/d
+ * overflows) quantize without undefined behaviour (the sanitizer tier's
+ * concern), and the f32-subnormal row comes back finite and tiny */
+static void test_absurd(void) {
+    static float huge[NCOLS], tiny[NCOLS], y[NCOLS];
+    static uint8_t q[2 * 272];
+    for (int j = 0; j < NCOLS; j++) huge[j] = (j % 2 ? 1e30f : -3e29f) * (float)(j % 5), tiny[j] = 1e-40f * (float)(j % 7 - 3);
+    for (int k = 0; k < NTYPES; k++) {
+        if (types[k].type == GGML_Q8_0 || types[k].type == GGML_Q4_0) continue;
+        kq_quantize(types[k].type, huge, q, NCOLS);
+        kq_quantize(types[k].type, tiny, q, NCOLS);
+        gguf_dequantize(types[k].type, q, 0, NCOLS, y, 0);
+        int ok = 1;
+        for (int j = 0; j < NCOLS; j++) ok &= isfinite(y[j]) && fabsf(y[j]) < 1e-30f;
+        CHECKF(ok, "%s: a row of 1e-40 values does not come back finite and tiny", types[k].name);
+    }
+}
+
 /* lines "<mixture> <tensor> <TYPE> <ne0> <ndim>" of a fixture table, checked
  * against gguf_mix_type; "<mixture> # general.file_type N" against the
  * mixture's number */
@@ -296,6 +314,7 @@ int main(int argc, char **argv) {
         return test_done();
     }
     test_blocks();
+    test_absurd();
     CHECK(gguf_mix_find("Q4_K_M") && gguf_mix_find("Q4_K_M") == gguf_mix_find("q4_k_m") && !gguf_mix_find("q4_k"));
     test_mix_table("mix_stories.txt", (gguf_mix_model){.n_layer = 6, .n_gqa = 3, .tied = 1});
     test_mix_table("mix_llama256.txt", (gguf_mix_model){.n_layer = 8, .n_gqa = 4, .tied = 0});

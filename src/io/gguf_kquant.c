@@ -21,8 +21,20 @@ static void put_half(uint8_t *p, float v) {
     p[1] = (uint8_t)(h >> 8);
 }
 static float half_at(const uint8_t *p) { return st_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
-/* round half to even, as the reference's rounding for |v| < 2^22 */
-static int round_int(float v) { return (int)rintf(v); }
+/* round half to even, as the reference's rounding in its range (|v| <
+ * 2^22); beyond it (sums overflowed by absurd weights) pinned, NaN to 0,
+ * where a plain conversion would be undefined */
+static int round_int(float v) {
+    if (fabsf(v) < 4194304.f) return (int)rintf(v);
+    return isnan(v) ? 0 : v > 0 ? 4194304 : -4194304;
+}
+/* the reference's truncating float-to-code conversion, min(hi, (int)v), where
+ * it is defined (0 <= v < 128); NaN and values outside pinned (an id = 1/d
+ * that overflowed for a subnormal maximum) */
+static int trunc_code(float v, int hi) {
+    if (!(v >= 0)) return 0;
+    return v < 128 && (int)v < hi ? (int)v : hi;
+}
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* x[i] of largest magnitude (the first one), its magnitude in *amax */
@@ -444,8 +456,7 @@ static void q5_0_block(const float *x, uint8_t *b) {
     uint8_t q[32];
     put_half(b, d);
     for (int j = 0; j < 32; j++) {
-        int v = (int8_t)(x[j] * id + 16.5f);
-        q[j] = (uint8_t)(v < 31 ? v : 31);
+        q[j] = (uint8_t)trunc_code(x[j] * id + 16.5f, 31);
     }
     pack_5bit(q, b + 2, b + 6);
 }
@@ -461,7 +472,7 @@ static void q5_1_block(const float *x, uint8_t *b) {
     uint8_t q[32];
     put_half(b, d);
     put_half(b + 2, min);
-    for (int j = 0; j < 32; j++) q[j] = (uint8_t)((x[j] - min) * id + 0.5f);
+    for (int j = 0; j < 32; j++) q[j] = (uint8_t)trunc_code((x[j] - min) * id + 0.5f, 255);
     pack_5bit(q, b + 4, b + 8);
 }
 
