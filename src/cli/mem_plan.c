@@ -65,10 +65,17 @@ static double baseline(const tuna_config *c) {
     return BASELINE_BYTES + (largest < BLAS_PER_THREAD_MAX ? largest : BLAS_PER_THREAD_MAX) * threads();
 }
 
+/* GGUF k-quant (Q2_K..Q6_K) and Q5_0/Q5_1 tensors have no kernels: the
+ * loader keeps them as fp32 copies (io/gguf_model.c) */
+static int fp32_at_load(const ckpt_tensor *t) {
+    return t->dtype[0] == 'Q' && (strchr(t->dtype, 'K') || !strcmp(t->dtype, "Q5_0") || !strcmp(t->dtype, "Q5_1"));
+}
+
 /* Resident bytes of a frozen tensor kept as stored: all of it, except an
  * untied token embedding used in place from the mapping, of which only the
  * rows of one lookup chunk are resident at a time (model_embed_done). */
 static double stored_resident(const ckpt_info *ci, const ckpt_tensor *t) {
+    if (fp32_at_load(t)) return 4.0 * t->numel;
     int token_embed = t->group == CKPT_EMBED && !strstr(t->name, "wpe.") && !strstr(t->name, "position_embd.");
     if (!token_embed || !ci->mapped || ci->cfg.tie_embeddings) return (double)t->bytes;
     double row = (double)t->bytes / ci->cfg.V * STORED_LOOKUP_ROWS;
