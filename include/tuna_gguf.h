@@ -2,8 +2,9 @@
  * architecture's metadata, the vocabulary and chat template, tensor names and
  * layouts as llama.cpp's convert_hf_to_gguf.py writes them (Llama's q/k rows
  * permuted to the interleaved rotary layout llama.cpp applies), in F32, F16,
- * Q8_0 or Q4_0; and import of such a file back into a tuna model (F32, F16,
- * Q8_0 and Q4_0 tensors dequantized to fp32), so tuna checks its own exports.
+ * Q8_0, Q4_0 or a k-quant mixture; and import of such a file back into a
+ * tuna model (F32, F16, Q8_0, Q4_0, Q5_0, Q5_1 and Q2_K..Q6_K tensors
+ * dequantized to fp32), so tuna checks its own exports.
  * Vocabularies: byte-level BPE (tokenizer.ggml.model "gpt2") and
  * SentencePiece-style BPE with byte fallback (Llama 2, Mistral, Phi-3:
  * "llama", with scores that rank merges as the tokenizer.json merges do). */
@@ -22,7 +23,11 @@ typedef struct {
 
 /* type: "f32", "f16", "q8_0", "q4_0". 1-D tensors (norms, biases) stay F32;
  * a 2-D tensor whose rows are not a multiple of 32 is written F16 when a
- * quantized type is asked for (as llama.cpp's converter falls back). Written
+ * quantized type is asked for (as llama.cpp's converter falls back). Or a
+ * k-quant mixture, "q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m",
+ * "q5_k_s", "q5_k_m", "q6_k": each tensor's type as llama-quantize chooses
+ * it (no importance matrix), its blocks as llama.cpp's reference quantizers
+ * write them (src/io/gguf_mix.h lists the rules and fallbacks). Written
  * to a temporary name, then renamed. Architectures: llama (Llama, Mistral),
  * qwen2, gpt2; Llama 3 rope scaling and NF4 models are refused. */
 tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path);

@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "core/json_error.h"
 #include "io/atomic_file.h"
+#include "io/gguf_mix.h"
 #include "tuna_dataset.h"
 #include "tuna_gguf.h"
 #include "tuna_peft.h"
@@ -48,6 +49,13 @@ static const char *export_help =
     "                         <tensor>.lora_a / .lora_b); --type f32 or f16\n"
     "  --type f32|f16|q8_0|q4_0   GGUF tensor type (default f16); norms and biases stay\n"
     "                         F32, rows not a multiple of 32 fall back to F16\n"
+    "  --type q2_k|q3_k_s|q3_k_m|q3_k_l|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k\n"
+    "                         llama.cpp's k-quant mixtures, as llama-quantize writes them\n"
+    "                         without an importance matrix: its type per tensor (output\n"
+    "                         Q6_K, more bits for attn_v / ffn_down in _m), blocks bit\n"
+    "                         for bit its reference quantizers'; rows not a multiple of\n"
+    "                         256 fall back as it does (Q4_K->Q5_0, Q5_K->Q5_1,\n"
+    "                         Q6_K->Q8_0, Q2_K/Q3_K->Q4_0)\n"
     "  --dtype f32|f16|bf16   weights' dtype (default: the source model's)\n"
     "  --shard-size SIZE      largest weight file, e.g. 2GB, 500MB, 4GiB (default 5GB,\n"
     "                         as transformers; GB = 10^9 bytes, GiB = 2^30)\n"
@@ -159,8 +167,9 @@ static int export_parse(export_opts *o, int argc, char **argv) {
 /* --type and --dtype for --format hf and gguf; 0, or the exit code */
 static int check_types(const export_opts *o) {
     const char *gtype = o->gtype, *dt = o->dt;
-    if (o->gguf && strcmp(gtype, "f32") && strcmp(gtype, "f16") && strcmp(gtype, "q8_0") && strcmp(gtype, "q4_0"))
-        return cli_usage_error("--type must be f32, f16, q8_0 or q4_0 (got '%s')", gtype);
+    if (o->gguf && strcmp(gtype, "f32") && strcmp(gtype, "f16") && strcmp(gtype, "q8_0") && strcmp(gtype, "q4_0") &&
+        !gguf_mix_find(gtype))
+        return cli_usage_error("--type must be f32, f16, q8_0, q4_0 or one of %s (got '%s')", gguf_mix_names(), gtype);
     if (o->gguf && dt) return cli_usage_error("--dtype is for --format hf; GGUF takes --type");
     if (dt && strcmp(dt, "f32") && strcmp(dt, "f16") && strcmp(dt, "bf16"))
         return cli_usage_error("--dtype must be f32, f16 or bf16 for --format hf (got '%s')", dt);

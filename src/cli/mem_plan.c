@@ -24,13 +24,13 @@
 #include "tuna_infer.h"
 
 /* RSS of a tuna process before any model memory (measured: `tuna info` on a
- * tiny model peaks at ~17.6 MiB, a training run of a tiny model at ~17.8 MiB
+ * tiny model peaks at ~17.6 MiB, a training run of a tiny model at ~17.75 MiB
  * beyond its buffers, of which ~3.6 MiB are the libraries libmicrohttpd
  * brings for tuna serve (GnuTLS and its dependencies), ~1.2 MiB Open MPI's
  * ~4 MiB oneDNN's (relocations of its 40 MB library) and ~3.4 MiB libcurl's
  * for the Hub (OpenSSL, nghttp2, libssh2, LDAP, Kerberos); OpenBLAS work buffers: up to a few MiB per
  * thread, bounded by the largest operand it packs) */
-#define BASELINE_BYTES (17.8 * 1048576.0)
+#define BASELINE_BYTES (17.75 * 1048576.0) /* a whole number of bytes: info and plan round alike */
 #define BLAS_PER_THREAD_MAX (8.0 * 1048576.0)
 
 void mem_opts_init(mem_opts *o, mem_job job) {
@@ -65,10 +65,17 @@ static double baseline(const tuna_config *c) {
     return BASELINE_BYTES + (largest < BLAS_PER_THREAD_MAX ? largest : BLAS_PER_THREAD_MAX) * threads();
 }
 
+/* GGUF k-quant (Q2_K..Q6_K) and Q5_0/Q5_1 tensors have no kernels: the
+ * loader keeps them as fp32 copies (io/gguf_model.c) */
+static int fp32_at_load(const ckpt_tensor *t) {
+    return t->dtype[0] == 'Q' && (strchr(t->dtype, 'K') || !strcmp(t->dtype, "Q5_0") || !strcmp(t->dtype, "Q5_1"));
+}
+
 /* Resident bytes of a frozen tensor kept as stored: all of it, except an
  * untied token embedding used in place from the mapping, of which only the
  * rows of one lookup chunk are resident at a time (model_embed_done). */
 static double stored_resident(const ckpt_info *ci, const ckpt_tensor *t) {
+    if (fp32_at_load(t)) return 4.0 * t->numel;
     int token_embed = t->group == CKPT_EMBED && !strstr(t->name, "wpe.") && !strstr(t->name, "position_embd.");
     if (!token_embed || !ci->mapped || ci->cfg.tie_embeddings) return (double)t->bytes;
     double row = (double)t->bytes / ci->cfg.V * STORED_LOOKUP_ROWS;

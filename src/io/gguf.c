@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io/gguf.h"
+#include "io/gguf_kquant.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h" /* fp16 conversions, the finiteness check */
 #include "core/error.h"
@@ -29,8 +30,16 @@ size_t gguf_type_size(int type, int64_t n) {
     case GGML_F16: return (size_t)n * 2;
     case GGML_Q8_0: return n % QK ? 0 : (size_t)(n / QK) * 34;
     case GGML_Q4_0: return n % QK ? 0 : (size_t)(n / QK) * 18;
-    default: return 0;
+    default: {
+        int v = kq_block_values(type);
+        return v && n % v == 0 ? (size_t)(n / v) * kq_block_bytes(type) : 0;
     }
+    }
+}
+
+int gguf_block_values(int type) {
+    if (type == GGML_F32 || type == GGML_F16) return 1;
+    return type == GGML_Q8_0 || type == GGML_Q4_0 ? QK : kq_block_values(type);
 }
 
 const char *gguf_type_name(int type) {
@@ -39,6 +48,13 @@ const char *gguf_type_name(int type) {
     case GGML_F16: return "F16";
     case GGML_Q8_0: return "Q8_0";
     case GGML_Q4_0: return "Q4_0";
+    case GGML_Q5_0: return "Q5_0";
+    case GGML_Q5_1: return "Q5_1";
+    case GGML_Q2_K: return "Q2_K";
+    case GGML_Q3_K: return "Q3_K";
+    case GGML_Q4_K: return "Q4_K";
+    case GGML_Q5_K: return "Q5_K";
+    case GGML_Q6_K: return "Q6_K";
     default: return "?";
     }
 }
@@ -175,7 +191,8 @@ static int64_t first_non_finite(const float *x, int64_t n) {
 static tuna_status add_entry(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data,
                              gguf_row_reader read, void *ctx) {
     if (!gguf_type_size(type, cols) && cols > 0)
-        return core_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of 32)", name, (long long)cols, gguf_type_name(type));
+        return core_fail(TUNA_ERR_ARG, "%s: %lld columns cannot be stored as %s (blocks of %d)", name, (long long)cols, gguf_type_name(type),
+                         gguf_block_values(type));
     if (w->n_t == w->cap_t) {
         size_t c = w->cap_t ? 2 * w->cap_t : 64;
         wtensor *q = realloc(w->t, c * sizeof *q);
@@ -200,7 +217,7 @@ tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t 
     /* a block's scale and integer codes have no NaN or infinity (and the
      * float-to-int conversion of one is undefined): refused before anything
      * is written */
-    int64_t bad = type == GGML_Q8_0 || type == GGML_Q4_0 ? first_non_finite(data, rows * cols) : -1;
+    int64_t bad = gguf_block_values(type) > 1 ? first_non_finite(data, rows * cols) : -1;
     if (bad >= 0) return non_finite(name, bad, data[bad], type);
     return add_entry(w, name, ndim, rows, cols, type, data, NULL, NULL);
 }
@@ -224,7 +241,7 @@ static tuna_status write_data(FILE *f, const wtensor *t, uint64_t *pos, int *err
     uint8_t *buf = malloc(row_bytes ? row_bytes : 1);
     float *row = t->read ? malloc((size_t)(t->cols ? t->cols : 1) * sizeof *row) : NULL;
     tuna_status st = !buf || (t->read && !row) ? core_fail(TUNA_ERR_NOMEM, "out of memory writing %s", t->name) : TUNA_OK;
-    int quant = t->type == GGML_Q8_0 || t->type == GGML_Q4_0;
+    int quant = gguf_block_values(t->type) > 1;
     for (int64_t r = 0; st == TUNA_OK && !*err && r < t->rows; r++) {
         const float *x = t->data ? t->data + r * t->cols : row;
         if (t->read) t->read(t->ctx, r, row);
@@ -233,7 +250,8 @@ static tuna_status write_data(FILE *f, const wtensor *t, uint64_t *pos, int *err
         if (t->type == GGML_F32) memcpy(buf, x, row_bytes);
         else if (t->type == GGML_F16) for (int64_t j = 0; j < t->cols; j++) put_f16(buf + 2 * j, x[j]);
         else if (t->type == GGML_Q8_0) gguf_quantize_q8_0(x, buf, t->cols);
-        else gguf_quantize_q4_0(x, buf, t->cols);
+        else if (t->type == GGML_Q4_0) gguf_quantize_q4_0(x, buf, t->cols);
+        else kq_quantize(t->type, x, buf, t->cols);
         if (fwrite(buf, 1, row_bytes, f) != row_bytes) *err = errno ? errno : EIO;
         *pos += row_bytes;
     }
@@ -425,8 +443,12 @@ static tuna_status parse_tensor(gguf_file *f, cur *c, uint64_t i) {
     }
     if (!rd_u32(c, &t->type) || !rd_u64(c, &off)) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: truncated", f->path, t->name);
     t->nbytes = gguf_type_size((int)t->type, t->numel);
+    int bv = gguf_block_values((int)t->type);
+    if (bv > 1 && t->ne[0] % bv)
+        return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: type %s stores rows in blocks of %d values, but its rows (ne[0]) have %lld",
+                         f->path, t->name, gguf_type_name((int)t->type), bv, (long long)t->ne[0]);
     if (!t->nbytes || gguf_type_size((int)t->type, t->ne[0]) == 0)
-        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0)",
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u (%s) with ne[0] %lld is not one tuna reads (F32, F16, Q8_0, Q4_0, Q5_0, Q5_1, Q2_K..Q6_K)",
                          f->path, t->name, t->type, gguf_type_name((int)t->type), (long long)t->ne[0]);
     if (off % f->alignment) return core_fail(TUNA_ERR_FORMAT, "%s: tensor %s: offset %llu not aligned", f->path, t->name, (unsigned long long)off);
     t->offset = off;
@@ -578,9 +600,10 @@ const char *gguf_arr_str(const gguf_kv *kv, uint64_t i, size_t *len) {
     return (const char *)kv->strs[i] + 8;
 }
 
-/* one block of 32 values: Q8_0 q * d; Q4_0 (nibble - 8) * d, element j in
- * the low nibble of byte j, element j+16 in its high nibble */
+/* one block: Q8_0 q * d; Q4_0 (nibble - 8) * d, element j in the low nibble
+ * of byte j, element j+16 in its high nibble; the others io/gguf_kquant.c */
 static void dequant_block(int type, const uint8_t *p, float *y) {
+    if (type != GGML_Q8_0 && type != GGML_Q4_0) { kq_dequantize_block(type, p, y); return; }
     float d = get_f16(p);
     if (type == GGML_Q8_0) {
         for (int j = 0; j < QK; j++) y[j] = (float)(int8_t)p[2 + j] * d;
@@ -593,12 +616,13 @@ static void dequant_block(int type, const uint8_t *p, float *y) {
 }
 
 void gguf_dequantize(int type, const uint8_t *blocks, int64_t first, int64_t n, float *out, int add) {
-    size_t bs = gguf_type_size(type, QK);
-    float y[QK];
+    int64_t bv = gguf_block_values(type);
+    size_t bs = gguf_type_size(type, bv);
+    float y[KQ_MAX_BLOCK];
     for (int64_t i = first, end = first + n; i < end;) {
-        int64_t j0 = i % QK, k = QK - j0 < end - i ? QK - j0 : end - i;
-        float *dst = !add && k == QK ? out : y; /* whole blocks straight into out */
-        dequant_block(type, blocks + (size_t)(i / QK) * bs, dst);
+        int64_t j0 = i % bv, k = bv - j0 < end - i ? bv - j0 : end - i;
+        float *dst = !add && k == bv ? out : y; /* whole blocks straight into out */
+        dequant_block(type, blocks + (size_t)(i / bv) * bs, dst);
         if (dst == y) {
             if (add) for (int64_t j = 0; j < k; j++) out[j] += y[j0 + j];
             else memcpy(out, y + j0, (size_t)k * sizeof(float));
@@ -613,8 +637,9 @@ tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *
     switch (t->type) {
     case GGML_F32: memcpy(out, p, (size_t)t->numel * 4); break;
     case GGML_F16: for (int64_t i = 0; i < t->numel; i++) out[i] = get_f16(p + 2 * i); break;
-    case GGML_Q8_0: case GGML_Q4_0: gguf_dequantize((int)t->type, p, 0, t->numel, out, 0); break;
-    default: return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u", f->path, t->name, t->type);
+    default:
+        if (gguf_block_values((int)t->type) < 2) return core_fail(TUNA_ERR_UNSUPPORTED, "%s: tensor %s: type %u", f->path, t->name, t->type);
+        gguf_dequantize((int)t->type, p, 0, t->numel, out, 0);
     }
     return st_check_finite(out, t->numel, f->path, t->name);
 }
@@ -625,7 +650,23 @@ static uint16_t half_bits(const uint8_t *p, int type, int64_t i) {
     return (uint16_t)(p[at] | p[at + 1] << 8);
 }
 
+/* a k-quant or Q5_0/Q5_1 tensor: each block's values (its scales reach them all) */
+static tuna_status check_finite_blocks(const gguf_file *f, const gguf_tensor *t) {
+    int type = (int)t->type, bv = gguf_block_values(type);
+    size_t bs = gguf_type_size(type, bv);
+    float y[KQ_MAX_BLOCK];
+    for (int64_t b = 0; b < t->numel / bv; b++) {
+        kq_dequantize_block(type, f->map + t->offset + (size_t)b * bs, y);
+        for (int j = 0; j < bv; j++)
+            if (!isfinite(y[j]))
+                return core_fail(TUNA_ERR_FORMAT, "%s: tensor '%s' has a NaN or infinite scale in block %lld (elements %lld..%lld; weights must be finite)",
+                                 f->path, t->name, (long long)b, (long long)b * bv, (long long)(b + 1) * bv - 1);
+    }
+    return TUNA_OK;
+}
+
 tuna_status gguf_check_finite(const gguf_file *f, const gguf_tensor *t) {
+    if (kq_block_values((int)t->type)) return check_finite_blocks(f, t);
     const uint8_t *p = f->map + t->offset;
     int type = (int)t->type, step = type == GGML_F32 || type == GGML_F16 ? 1 : QK;
     for (int64_t i = 0; i < t->numel; i += step) {

@@ -6,13 +6,15 @@
  * type and offset against the file before use and names the key or tensor
  * that is wrong. Tensor types: F32, F16, Q8_0 and Q4_0 in ggml's exact block
  * layouts (Q8_0: f16 scale + 32 int8; Q4_0: f16 scale + 16 bytes, element j
- * in the low nibble of byte j, element j+16 in its high nibble). */
+ * in the low nibble of byte j, element j+16 in its high nibble), and the
+ * k-quants Q2_K..Q6_K with Q5_0/Q5_1 (io/gguf_kquant.h), written and read. */
 #ifndef TUNA_IO_GGUF_H
 #define TUNA_IO_GGUF_H
 #include <stddef.h>
 #include <stdint.h>
 #include "tuna.h"
 #include "tuna_peft.h" /* tuna_quant_type */
+#include "io/gguf_kquant.h" /* the k-quant type numbers */
 
 enum { GGUF_T_U8 = 0, GGUF_T_I8, GGUF_T_U16, GGUF_T_I16, GGUF_T_U32, GGUF_T_I32, GGUF_T_F32, GGUF_T_BOOL, GGUF_T_STRING,
        GGUF_T_ARRAY, GGUF_T_U64, GGUF_T_I64, GGUF_T_F64 };
@@ -33,9 +35,10 @@ void gguf_kv_f32_array(gguf_writer *w, const char *key, const float *v, size_t n
 void gguf_kv_i32_array(gguf_writer *w, const char *key, const int32_t *v, size_t n);
 /* A tensor of PyTorch shape [rows, cols] (rows = 1 for a vector) stored as
  * ggml ne = {cols, rows}, from fp32 data in row-major order; converted to
- * type when written. data must stay valid until gguf_writer_finish. Q8_0 and
- * Q4_0 tensors with a NaN or infinity are refused (TUNA_ERR_NUMERIC, the
- * tensor named). */
+ * type when written (cols a multiple of the type's block, TUNA_ERR_ARG
+ * otherwise). data must stay valid until gguf_writer_finish. Quantized
+ * tensors with a NaN or infinity are refused (TUNA_ERR_NUMERIC, the tensor
+ * named). */
 tuna_status gguf_add_tensor(gguf_writer *w, const char *name, int ndim, int64_t rows, int64_t cols, int type, const float *data);
 /* The same tensor, its fp32 rows read one at a time when written
  * (read(ctx, r, out) fills out[cols] with row r), so no fp32 copy of it is
@@ -107,17 +110,19 @@ double gguf_meta_pos(const gguf_file *f, const char *key, double dflt, tuna_stat
 const char *gguf_get_str(const gguf_file *f, const char *key, size_t *len);
 /* i-th string of a string array (bounds already validated at open). */
 const char *gguf_arr_str(const gguf_kv *kv, uint64_t i, size_t *len);
-/* Dequantizes a tensor (F32, F16, Q8_0, Q4_0) into out[numel]; TUNA_ERR_FORMAT
+/* Dequantizes a tensor (any type above) into out[numel]; TUNA_ERR_FORMAT
  * naming the file and tensor when a value is NaN or infinite. */
 tuna_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *out);
 /* TUNA_ERR_FORMAT naming the file and tensor when a value (F32, F16) or a
- * block's scale (Q8_0, Q4_0) is NaN or infinite; reads the file's bytes only. */
+ * block's scale (Q8_0, Q4_0; the k-quants: a dequantized value) is NaN or
+ * infinite; reads the file's bytes only. */
 tuna_status gguf_check_finite(const gguf_file *f, const gguf_tensor *t);
-/* out[0..n) = values first..first+n-1 of a Q8_0 or Q4_0 block array (any
+/* out[0..n) = values first..first+n-1 of a quantized block array (any
  * range, not only whole blocks) as fp32, exactly as gguf_tensor_to_f32;
  * add: out += them. */
 void gguf_dequantize(int type, const uint8_t *blocks, int64_t first, int64_t n, float *out, int add);
 size_t gguf_type_size(int type, int64_t n); /* bytes of n elements; 0 if unknown or n not a block multiple */
+int gguf_block_values(int type);             /* values per block: 1 (F32, F16), 32, 256; 0 if unknown */
 const char *gguf_type_name(int type);
 
 /* block quantizers, ggml's reference rounding (exposed for tests); x must be

@@ -21,6 +21,7 @@
 #include "model/model_internal.h"
 #include "model/param_rows.h"
 #include "tuna_gguf.h"
+#include "io/gguf_mix.h"
 
 /* HF name -> llama.cpp name ("" when the tensor is not written, e.g. a tied lm_head) */
 static int gguf_name(const char *hf, int gpt2, char *out, size_t n) {
@@ -422,15 +423,30 @@ static tuna_status read_vocab(const char *dir, int V, vocab *v, const char **pre
     return st;
 }
 
+/* The tensor types of an export: one type for every matrix (plain: F32,
+ * F16, Q8_0, Q4_0; quantized rows not a multiple of 32 F16), or a k-quant
+ * mixture's choice per tensor (io/gguf_mix.h). */
+typedef struct {
+    int plain;            /* mix NULL */
+    const gguf_mix *mix;
+    gguf_mix_model model; /* what the mixture's rules look at */
+} gguf_types;
+
+static int matrix_type(const gguf_types *ty, const char *name, int ndim, int64_t cols) {
+    if (ty->mix) return gguf_mix_type(ty->mix, &ty->model, name, ndim, cols);
+    return (ty->plain == GGML_Q8_0 || ty->plain == GGML_Q4_0) && cols % 32 ? GGML_F16 : ty->plain;
+}
+
 /* general.* and the architecture's keys (sizes, norm epsilon, RoPE) */
-static void write_model_keys(gguf_writer *w, const tuna_config *c, const tuna_gguf_meta *meta, int gt) {
+static void write_model_keys(gguf_writer *w, const tuna_config *c, const tuna_gguf_meta *meta, const gguf_types *ty) {
+    int gt = ty->plain;
     const char *arch = arch_of(c);
     char k[128];
     gguf_kv_str(w, "general.architecture", arch);
     gguf_kv_str(w, "general.name", meta && meta->name ? meta->name : "tuna");
     gguf_kv_u32(w, "general.alignment", 32);
-    gguf_kv_u32(w, "general.file_type", gt == GGML_F32 ? 0 : gt == GGML_F16 ? 1 : gt == GGML_Q4_0 ? 2 : 7);
-    if (gt == GGML_Q8_0 || gt == GGML_Q4_0) gguf_kv_u32(w, "general.quantization_version", 2);
+    gguf_kv_u32(w, "general.file_type", ty->mix ? (uint32_t)ty->mix->ftype : gt == GGML_F32 ? 0 : gt == GGML_F16 ? 1 : gt == GGML_Q4_0 ? 2 : 7);
+    if (ty->mix || gt == GGML_Q8_0 || gt == GGML_Q4_0) gguf_kv_u32(w, "general.quantization_version", 2);
 #define KEY(s) (snprintf(k, sizeof k, "%s.%s", arch, s), k)
     gguf_kv_u32(w, KEY("context_length"), (uint32_t)c->max_positions);
     gguf_kv_u32(w, KEY("embedding_length"), (uint32_t)c->C);
@@ -526,10 +542,10 @@ static tuna_status add_vector(gguf_writer *w, const tuna_model *m, int i, const 
 }
 
 /* every parameter under its llama.cpp name, q/k rows permuted for llama,
- * 1-D tensors f32 (copies in tmp[*n_tmp]), quantized rows not a multiple of
- * 32 f16; matrices read a row at a time through srcs[i] as written */
-static tuna_status add_weights(gguf_writer *w, const tuna_model *m, int gt, gguf_src *srcs, rows_tile *tile, float **tmp,
-                               int *n_tmp) {
+ * 1-D tensors f32 (copies in tmp[*n_tmp]), matrices of matrix_type; these
+ * read a row at a time through srcs[i] as written */
+static tuna_status add_weights(gguf_writer *w, const tuna_model *m, const gguf_types *ty, gguf_src *srcs, rows_tile *tile,
+                               float **tmp, int *n_tmp) {
     const tuna_config *c = &m->cfg;
     int gpt2 = c->family == TUNA_FAMILY_GPT2, permute = !strcmp(arch_of(c), "llama");
     tuna_status st = TUNA_OK;
@@ -544,8 +560,7 @@ static tuna_status add_weights(gguf_writer *w, const tuna_model *m, int gt, gguf
         g->heads = heads;
         g->hd = c->HD;
         param_rows_init(&g->pr, m, i, tile, 1, heads ? c->HD : 1);
-        int type_i = gt;
-        if ((type_i == GGML_Q8_0 || type_i == GGML_Q4_0) && g->pr.cols % 32) type_i = GGML_F16;
+        int type_i = matrix_type(ty, name, p->ndim, g->pr.cols);
         st = gguf_add_tensor_rows(w, name, p->ndim, g->pr.rows, g->pr.cols, type_i, gguf_src_read, g);
     }
     return st;
@@ -571,26 +586,40 @@ static tuna_status add_rope_freqs(gguf_writer *w, const tuna_config *c, float **
     return gguf_add_tensor(w, "rope_freqs.weight", 1, 1, half, GGML_F32, f);
 }
 
+/* the export's types from its name; TUNA_ERR_ARG for an unknown one */
+static tuna_status export_types(const tuna_model *m, const char *type, gguf_types *ty) {
+    const tuna_config *c = &m->cfg;
+    *ty = (gguf_types){.plain = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
+                                : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1,
+                       .mix = gguf_mix_find(type),
+                       .model = {.n_layer = c->L, .n_gqa = c->NH / c->NKV, .tied = 1}};
+    if (ty->plain < 0 && !ty->mix) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0, %s)", type, gguf_mix_names());
+    char name[160];
+    for (int i = 0; i < m->n_params; i++)
+        if (!gguf_name(m->params[i].pub.name, c->family == TUNA_FAMILY_GPT2, name, sizeof name) && !strcmp(name, "output.weight"))
+            ty->model.tied = 0;
+    return TUNA_OK;
+}
+
 tuna_status tuna_export_gguf(const tuna_model *m, const tuna_gguf_meta *meta, const char *type, const char *path) {
     const tuna_config *c = &m->cfg;
-    int gt = !strcmp(type, "f32") ? GGML_F32 : !strcmp(type, "f16") ? GGML_F16 : !strcmp(type, "q8_0") ? GGML_Q8_0
-           : !strcmp(type, "q4_0") ? GGML_Q4_0 : -1;
-    if (gt < 0) return core_fail(TUNA_ERR_ARG, "GGUF type '%s' (f32, f16, q8_0, q4_0)", type);
+    gguf_types ty;
+    tuna_status st = export_types(m, type, &ty);
+    if (st != TUNA_OK) return st;
     if (m->quant_type == TUNA_QUANT_NF4) return core_fail(TUNA_ERR_UNSUPPORTED, "an NF4-quantized model cannot be exported: load the original weights");
     gguf_writer *w = gguf_writer_new();
     if (!w) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-    tuna_status st = TUNA_OK;
     vocab voc = {0};
     float *freqs = NULL;
     int n_tmp = 0;
-    write_model_keys(w, c, meta, gt);
+    write_model_keys(w, c, meta, &ty);
     if (meta && meta->tokenizer_dir) st = write_vocab_keys(w, meta, c->V, &voc);
     float **tmp = calloc((size_t)2 * m->n_params + 1, sizeof *tmp); /* fp32 copies of vectors, permuted q/k biases */
     gguf_src *srcs = calloc((size_t)m->n_params + 1, sizeof *srcs);
     rows_tile tile = {0};
     if (st == TUNA_OK && (!tmp || !srcs)) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st == TUNA_OK) st = rows_tile_init(&tile, m);
-    if (st == TUNA_OK) st = add_weights(w, m, gt, srcs, &tile, tmp, &n_tmp);
+    if (st == TUNA_OK) st = add_weights(w, m, &ty, srcs, &tile, tmp, &n_tmp);
     if (st == TUNA_OK && c->rope_scaling == TUNA_ROPE_LLAMA3) st = add_rope_freqs(w, c, &freqs);
     if (st == TUNA_OK) st = gguf_writer_finish(w, path);
     free(freqs);
@@ -756,19 +785,34 @@ static tuna_status read_f32(gguf_load *g, const tuna_config *c, tuna_param *p, c
 static const store_type store_of[] = {[GGML_F32] = STORE_F32, [GGML_F16] = STORE_F16, [GGML_Q4_0] = STORE_Q4_0,
                                       [GGML_Q8_0] = STORE_Q8_0};
 
+/* our row r of a permuted q/k weight is the file's row llama_row(r) */
+static tuna_status row_map(tuna_stored *s, const tuna_config *c, int64_t rows) {
+    if (!(s->rows = malloc((size_t)rows * sizeof *s->rows))) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    for (int64_t r = 0; r < rows; r++) s->rows[r] = (int32_t)llama_row(r, c->HD);
+    return TUNA_OK;
+}
+
+/* A k-quant or Q5_0/Q5_1 tensor t (no kernels read those blocks) kept as an
+ * owned fp32 copy in the file's row order, a permuted q/k weight read through
+ * the row map as below. */
+static tuna_status keep_dequantized(gguf_load *g, const tuna_config *c, tuna_stored *s, const gguf_tensor *t, int64_t cols) {
+    *s = (tuna_stored){.type = STORE_F32, .n = t->numel, .cols = cols, .scratch = s->scratch};
+    if (!(s->owned = malloc((size_t)t->numel * sizeof(float)))) return core_fail(TUNA_ERR_NOMEM, "out of memory");
+    s->data = s->owned;
+    tuna_status st = gguf_tensor_to_f32(&g->f, t, s->owned);
+    return st == TUNA_OK && is_permuted(g, t) ? row_map(s, c, t->numel / cols) : st;
+}
+
 /* Keeps tensor t as the file stores it, in place in the mapping; a permuted
  * q/k weight reads its rows through a row map (our row r is the file's row
  * llama_row(r)); an F32/F16 tensor the file misaligns is copied. */
 static tuna_status keep_stored(gguf_load *g, const tuna_config *c, tuna_stored *s, const gguf_tensor *t, int64_t cols) {
+    if (kq_block_values((int)t->type)) return keep_dequantized(g, c, s, t, cols);
     tuna_status st = gguf_check_finite(&g->f, t);
     if (st != TUNA_OK) return st;
     const uint8_t *p = g->f.map + t->offset;
     *s = (tuna_stored){.type = store_of[t->type], .n = t->numel, .cols = cols, .scratch = s->scratch};
-    if (is_permuted(g, t)) {
-        int64_t rows = t->numel / cols;
-        if (!(s->rows = malloc((size_t)rows * sizeof *s->rows))) return core_fail(TUNA_ERR_NOMEM, "out of memory");
-        for (int64_t r = 0; r < rows; r++) s->rows[r] = (int32_t)llama_row(r, c->HD);
-    }
+    if (is_permuted(g, t) && (st = row_map(s, c, t->numel / cols)) != TUNA_OK) return st;
     size_t esz = store_type_size(s->type);
     if (!esz || (uintptr_t)p % esz == 0) {
         s->data = p;
