@@ -15,6 +15,13 @@
  *    repeated or shifted chunk gives (> 1e-2).
  * 2. The activation block of a 128,256 vocabulary at B=4, T=256 holds one
  *    chunk of logits (HEAD_CHUNK_BYTES / (4V) rows), not N x V floats.
+ * 3. Training every weight in bf16, a chunk may take 256 MiB: at V = 65,536
+ *    and 2 x 160 rows (80 MiB of logits) fp32 takes chunks of 256 rows, bf16
+ *    one chunk of all 320 (nothing computed again in backward), with the loss
+ *    and gradients of bf16 in chunks of 256 within 1e-3: measured 3.1e-4,
+ *    a tenth of bf16's distance to fp32 (2.9e-3); the same bf16 inputs, but
+ *    oneDNN orders the fp32 sums of the 65,536-term input gradient by the
+ *    rows it is given (fp32 with OpenBLAS: 1.2e-7, held to 1e-5).
  * Tests run from the repository root. */
 #include <math.h>
 
@@ -152,11 +159,70 @@ static void test_activation_bytes(void) {
     }
 }
 
+enum { BB = 2, TB = 160, NB = BB * TB, VB = 65536 };
+
+/* loss and gradients of one bf16 forward + backward, the chunk as prepared */
+static double bf16_step(tuna_model *m, const tuna_batch *bt, int want_rows, float *grads) {
+    CHECK(tuna_model_prepare(m, BB, TB, TUNA_MODE_TRAIN) == TUNA_OK);
+    CHECKF(probe_head_rows(m) == want_rows, "prepared %d rows per chunk, want %d", probe_head_rows(m), want_rows);
+    tuna_loss l = {0};
+    CHECK(tuna_model_forward(m, bt, &l) == TUNA_OK);
+    tuna_model_zero_grad(m);
+    CHECK(tuna_model_backward(m, bt, 1.0f / (float)l.tokens) == TUNA_OK);
+    int64_t n;
+    const float *g = probe_trainable_grads(m, &n);
+    memcpy(grads, g, (size_t)n * sizeof(float));
+    return l.loss_sum;
+}
+
+static void test_bf16_budget(void) {
+    if (!tuna_bf16_supported()) {
+        test_absent("bf16 lm_head chunk", tuna_kernels_info());
+        return;
+    }
+    tuna_config c;
+    tuna_model *m = NULL;
+    CHECK(tuna_config_load(&c, "tests/fixtures/parity/llama_gqa/config.json") == TUNA_OK);
+    c.V = VB;
+    CHECK(tuna_model_create(&m, &c) == TUNA_OK && tuna_model_init_random(m, 7) == TUNA_OK);
+    if (!m) return;
+    static int32_t ids[NB], lab[NB];
+    tuna_rng rng;
+    rng_seed(&rng, 22, 5);
+    for (int i = 0; i < NB; i++) ids[i] = (int32_t)(rng_u32(&rng) % VB), lab[i] = (int32_t)(rng_u32(&rng) % VB);
+    tuna_batch bt = {.B = BB, .T = TB, .input_ids = ids, .labels = lab};
+    int64_t n;
+    CHECK(tuna_model_prepare(m, BB, TB, TUNA_MODE_TRAIN) == TUNA_OK && probe_trainable_grads(m, &n) && n > 0);
+    float *g1 = malloc((size_t)n * sizeof(float)), *g2 = malloc((size_t)n * sizeof(float));
+    long fp32_rows = probe_head_chunk_bytes() / (4L * VB);
+    CHECK(fp32_rows == 256 && tuna_model_set_bf16(m, 1) == 1);
+    probe_set_head_rows(m, 0); /* prepared again: with bf16 on */
+    double whole = bf16_step(m, &bt, NB, g1);
+    probe_set_head_rows(m, (int)fp32_rows);
+    double chunked = bf16_step(m, &bt, (int)fp32_rows, g2);
+    double e = fmax(rel(whole, chunked), rel_l2(g1, g2, n));
+    CHECKF(e < 1e-3, "bf16, one chunk of %d rows against chunks of %ld: %.2e", NB, fp32_rows, e);
+    printf("bf16 lm_head: one chunk of %d rows (%.0f MiB) vs %ld-row chunks: %.2e\n", NB, NB * 4.0 * VB / 1048576, fp32_rows, e);
+    tuna_model_set_bf16(m, 0); /* fp32: the same comparison, and the chunk back at 256 rows */
+    probe_set_head_rows(m, NB);
+    double w32 = bf16_step(m, &bt, NB, g1);
+    probe_set_head_rows(m, 256);
+    double c32 = bf16_step(m, &bt, 256, g2);
+    CHECKF(rel(w32, c32) < 1e-5 && rel_l2(g1, g2, n) < 1e-5, "fp32, one chunk against chunks of 256: %.2e", rel_l2(g1, g2, n));
+    probe_set_head_rows(m, 0);
+    CHECK(tuna_model_prepare(m, BB, TB, TUNA_MODE_TRAIN) == TUNA_OK);
+    CHECKF(probe_head_rows(m) == fp32_rows, "fp32: %d rows per chunk, want %ld", probe_head_rows(m), fp32_rows);
+    free(g1);
+    free(g2);
+    tuna_model_free(m);
+}
+
 int main(void) {
     if (!test_need("tests/fixtures/parity/llama_gqa/config.json", "the parity fixtures")) return test_done();
     test_activation_bytes();
     const char *fixes[] = {"gpt2", "llama_gqa", "qwen2"};
     for (int i = 0; i < 3; i++) test_chunks(fixes[i], 0);
     test_chunks("llama_gqa", 1);
+    test_bf16_budget();
     return test_done();
 }

@@ -131,7 +131,7 @@ static double bf16_bytes(const ckpt_info *ci, const mem_opts *o, int full, int n
     }
     if (!head && (full || ci->cfg.dtype == TUNA_DTYPE_F32)) copies += (double)ci->cfg.V * ci->cfg.C; /* tied */
     else if (!head) tiles |= ci->cfg.dtype == TUNA_DTYPE_F16;
-    return model_bf16_bytes(&ci->cfg, N, tiles, copies);
+    return model_bf16_bytes(&ci->cfg, N, tiles, copies, full);
 }
 
 static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e) {

@@ -10,7 +10,8 @@
  * into dlogits and runs the head's backward on those rows, so the head's
  * weight gradient accumulates chunk by chunk (the same sum in another order).
  * R is the most rows whose logits fit HEAD_CHUNK_BYTES, so one chunk covers
- * every row of a small vocabulary or batch and nothing is recomputed then.
+ * every row of a small vocabulary or batch and nothing is recomputed then
+ * (training every weight in bf16, the budget is HEAD_CHUNK_BYTES_BF16).
  *
  * A frozen head (adapter training) needs no weight gradient, and the input
  * gradient of row n is tok_w[n] * ((softmax - onehot) W)[n]: linear in the
@@ -26,11 +27,15 @@
 #include "kernels/kernels.h"
 #include "model/model_internal.h"
 
-int head_rows(int V, long N, int knob) {
-    long r = knob > 0 ? knob : HEAD_CHUNK_BYTES / ((long)V * (long)sizeof(float));
+static int rows_within(long bytes, int V, long N, int knob) {
+    long r = knob > 0 ? knob : bytes / ((long)V * (long)sizeof(float));
     if (r < 1) r = 1;
     return (int)(r < N ? r : N);
 }
+
+int head_rows(int V, long N, int knob) { return rows_within(HEAD_CHUNK_BYTES, V, N, knob); }
+
+int head_rows_bf16_full(int V, long N) { return rows_within(HEAD_CHUNK_BYTES_BF16, V, N, 0); }
 
 /* rows [r0, r0 + n) of the head: logits[n,V] = lm_head(normf rows) */
 static void chunk_logits(tuna_model *m, int r0, int n) {

@@ -623,7 +623,9 @@ static tuna_status prepare(tuna_model *m, int B, int T, int mode, int ckpt) {
     float ***slots[] = {&a->resid, &a->norm1, &a->mean1, &a->rstd1, &a->qkv, &a->attn_out,
                         &a->resid_mid, &a->norm2, &a->mean2, &a->rstd2, &a->mlp_a, &a->mlp_b, &a->mlp_act};
     for (int i = 0; i < 13; i++) *slots[i] = arr + (long)i * (L + 1);
-    size_t bytes = acts_layout(&m->cfg, B, T, mode, ckpt, m->head_rows, a, NULL);
+    int knob = m->head_rows;
+    if (!knob && train && !m->base_frozen && m->bf16) knob = head_rows_bf16_full(m->cfg.V, (long)B * T);
+    size_t bytes = acts_layout(&m->cfg, B, T, mode, ckpt, knob, a, NULL);
     char *base = NULL;
     if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0) {
         free(arr);
@@ -631,7 +633,7 @@ static tuna_status prepare(tuna_model *m, int B, int T, int mode, int ckpt) {
         return core_fail(TUNA_ERR_NOMEM, "out of memory: activations for batch %d x %d need %.1f MiB", B, T,
                          bytes / 1048576.0);
     }
-    acts_layout(&m->cfg, B, T, mode, ckpt, m->head_rows, a, base);
+    acts_layout(&m->cfg, B, T, mode, ckpt, knob, a, base);
     a->base = base;
     a->bytes = bytes;
     a->B = B;

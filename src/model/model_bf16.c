@@ -58,12 +58,14 @@ int tuna_model_set_bf16(tuna_model *m, int on) {
     return r;
 }
 
-double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values) {
+double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values, int full) {
     long qkv = (long)(c->NH + 2 * c->NKV) * c->HD, in = c->FF > c->C ? c->FF : c->C;
-    long out = c->FF > qkv ? c->FF : qkv, head = (long)head_rows(c->V, N, 0) * c->V;
+    long rows = full ? head_rows_bf16_full(c->V, N) : head_rows(c->V, N, 0);
+    long out = c->FF > qkv ? c->FF : qkv, head = rows * c->V;
+    double logits = 4.0 * (double)(rows - head_rows(c->V, N, 0)) * c->V; /* beyond the activations' chunk */
     if (c->NH * c->HD > in) in = (long)c->NH * c->HD;
     if (head > N * out) out = head / N + 1;
-    return 2.0 * N * (in + out) + (tiles ? 2.0 * LINEAR_TILE : 0) + 2.0 * copy_values;
+    return 2.0 * N * (in + out) + (tiles ? 2.0 * LINEAR_TILE : 0) + 2.0 * copy_values + logits;
 }
 
 int tuna_model_bf16(const tuna_model *m) { return m->bf16 != NULL; }

@@ -161,17 +161,25 @@ void model_bf16_copies_stale(tuna_model *m);
 /* What bf16 compute adds to a run of N rows (tuna plan): the buffers of the
  * rounded inputs and output gradients at their largest (the widest linear,
  * lm_head's chunk of rows), the tile when tiles (weights converted by tiles),
- * and the bf16 copies of copy_values fp32 weights. */
-double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values);
+ * and the bf16 copies of copy_values fp32 weights; full (every weight
+ * trained): lm_head's larger chunk of logits (HEAD_CHUNK_BYTES_BF16) too. */
+double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values, int full);
 
 /* lm_head + cross-entropy in chunks of rows (head.c). A chunk's logits take
  * at most HEAD_CHUNK_BYTES: 64 MiB, well under one layer's activations of the
  * models that need it, and >= 100 rows for a 152K vocabulary, so each chunk's
  * GEMM stays compute-bound while streaming the [V,C] head weight. */
 #define HEAD_CHUNK_BYTES (64L << 20)
+/* Training every weight in bf16, a chunk may take HEAD_CHUNK_BYTES_BF16: the
+ * logits of a small vocabulary's whole batch then stay from forward to
+ * backward (GPT-2 at 4 x 256: 206 MB) instead of being computed again for
+ * all chunks but the last (a third more lm_head GEMM time for 3 chunks). */
+#define HEAD_CHUNK_BYTES_BF16 (256L << 20)
 /* Rows per chunk for N rows of a V vocabulary: knob when > 0, else as many as
  * fit HEAD_CHUNK_BYTES; at least 1, at most N. */
 int head_rows(int V, long N, int knob);
+/* The same within HEAD_CHUNK_BYTES_BF16 (a model training every weight in bf16). */
+int head_rows_bf16_full(int V, long N);
 /* Forward of the head over the N rows of acts.normf: fills lse, tgt_logit;
  * returns the sum of counted losses and their count. */
 double head_forward(tuna_model *m, int N, int64_t *count);
