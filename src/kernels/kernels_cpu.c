@@ -229,10 +229,9 @@ static int scratch_team(int slots) {
     return team < slots ? team : slots > 0 ? slots : 1;
 }
 
-/* softmax of S[t, lo..t] in place, zeros elsewhere in the row */
-static void causal_softmax_rows(float *S, const int32_t *pos, int T) {
-    for (int t = 0; t < T; t++) {
-        float *row = S + (long)t * T;
+void k_causal_softmax_rows(float *S, int ld, int cols, const int32_t *pos, int t0, int t1) {
+    for (int t = t0; t < t1; t++) {
+        float *row = S + (long)t * ld;
         int lo = pos ? t - pos[t] : 0;
         if (lo < 0) lo = 0;
         float mx = -INFINITY;
@@ -240,7 +239,18 @@ static void causal_softmax_rows(float *S, const int32_t *pos, int T) {
         float inv = 1.0f / k_exp_inplace(row + lo, mx, t + 1 - lo);
         for (int s = 0; s < lo; s++) row[s] = 0;
         for (int s = lo; s <= t; s++) row[s] *= inv;
-        for (int s = t + 1; s < T; s++) row[s] = 0;
+        for (int s = t + 1; s < cols; s++) row[s] = 0;
+    }
+}
+
+void k_causal_softmax_bwd_rows(float *dP, int ld, int cols, const float *P, float scale, int t0, int t1) {
+    for (int t = t0; t < t1; t++) {
+        const float *pr = P + (long)t * ld;
+        float *dr = dP + (long)t * ld;
+        float dot = 0;
+        for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+        for (int s = 0; s <= t; s++) dr[s] = pr[s] * (dr[s] - dot) * scale;
+        for (int s = t + 1; s < cols; s++) dr[s] = 0;
     }
 }
 
@@ -259,7 +269,7 @@ static void attention_probs(float *S, const float *Q, int sq, const float *K, in
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, HD, scale, Q + (long)r0 * sq, sq, K, sk, 0.0f,
                     S + (long)r0 * T, T);
     }
-    causal_softmax_rows(S, pos_b, T);
+    k_causal_softmax_rows(S, T, T, pos_b, 0, T);
 }
 
 void k_attention_fwd(float *out, float *att, int keep_att, int slots, const float *q, const float *k, const float *v,
@@ -318,15 +328,7 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots,
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, HD, r1 - r0, 1.0f, P + (long)r0 * T, T,
                             dO + (long)r0 * ldo, ldo, 1.0f, dV, sv);
             }
-            /* dS = P * (dP - rowsum(P*dP)) * scale (zero where P is zero) */
-            for (int t = 0; t < T; t++) {
-                const float *pr = P + (long)t * T;
-                float *dr = dP + (long)t * T;
-                float dot = 0;
-                for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
-                for (int s = 0; s <= t; s++) dr[s] = pr[s] * (dr[s] - dot) * scale;
-                for (int s = t + 1; s < T; s++) dr[s] = 0;
-            }
+            k_causal_softmax_bwd_rows(dP, T, T, P, scale, 0, T);
             /* dQ = dS K ; dK += dS^T Q, again per row block over keys [0, r1) */
             for (int r0 = 0; r0 < T; r0 += ATT_ROWS) {
                 int r1 = r0 + ATT_ROWS < T ? r0 + ATT_ROWS : T;
