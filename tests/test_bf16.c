@@ -136,7 +136,7 @@ static void test_attentions(void) {
     test_attention(2, 37, 6, 2, 16, 0); /* grouped kv heads, T and HD padded to 64 and 32 */
     test_attention(2, 37, 6, 2, 16, 1); /* packed sequences */
     test_attention(3, 64, 4, 4, 64, 1);
-    /* 41 units of 852 KB: two chunks of 32 MiB, 21 and 20 units */
+    /* units of 768 KiB: 2 per chunk of at most 2 MiB, the last one alone */
     test_attention(1, 256, 41, 41, 64, 0);
 }
 

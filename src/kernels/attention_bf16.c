@@ -1,24 +1,31 @@
 /* attention_bf16.c — causal self-attention with its products in bf16 (see
  * kernels.h): what torch.autocast computes, for a model in bf16 mode.
  *
- * A layer's heads go through oneDNN in few calls: the heads of a chunk of
- * kv units (a unit: one batch row's kv head with its group of G query heads)
- * are copied, rounded, into head-major bf16 buffers, and each product is one
- * batched matmul over the chunk's units (k_gemm_bf16_batched). The G query
- * heads of a unit are stacked as G*Tp rows, so grouped KV heads need no
- * broadcast: dK and dV, sums over the group, are single products whose K
- * runs over the stacked rows. T and HD are padded with zeros to multiples of
- * 32 (Tp, Dp) in those copies, so every product's K is one (oneDNN 2.6's AMX
- * kernels fail on some small K that are not, see gemm_bf16.c); the pads add
- * zeros, never change a sum. The products are full Tp x Tp, not causal row
- * blocks: each block would be one more primitive call and shape, and the
- * masked half is cheaper than that at the lengths trained here.
+ * A layer's heads go through oneDNN in chunks of kv units (a unit: one batch
+ * row's kv head with its group of G query heads; a chunk: some units of one
+ * batch row). A chunk's Q, K, V (and dO) are copied, rounded, into
+ * head-major bf16 buffers, and each product is one batched matmul over the
+ * chunk's units (k_gemm_bf16_batched). The G query heads of a unit are
+ * stacked as G*Tp rows: QK^T and dO V^T are single products per unit, and
+ * so are dK and dV, sums over the group (their K runs over the stacked
+ * rows); PV and dS K broadcast the unit's K or V over its G heads. Outputs
+ * are written by oneDNN straight into the caller's strided layout.
  *
- * The softmax and its backward run in fp32 on the fp32 scores through the
- * fp32 kernel's row functions (k_causal_softmax_rows, ..._bwd_rows); outputs
- * come back fp32 through a head-major temporary and are scattered to the
- * caller's strided layout. Chunks hold at most ATT_BF16_SCRATCH bytes of
- * scratch (one unit at least), the backward recomputes the probabilities. */
+ * T and HD are padded with zeros to multiples of 32 (Tp, Dp) in the copies,
+ * so that every product's K is one (oneDNN 2.6's AMX kernels fail on some
+ * small K that are not, see gemm_bf16.c); zeros never change a sum. The
+ * products are full Tp x Tp, not causal row blocks: a block would be one more
+ * primitive call and shape each, and at these sizes the products cost less
+ * than the passes over the scores around them.
+ *
+ * The softmax runs in fp32 on the fp32 scores, through the fp32 kernel's
+ * k_causal_softmax_rows, and so does dS = P * (dP - rowsum(P*dP)) * scale;
+ * P and dS are then rounded for their products. Chunks take at most
+ * ATT_BF16_SCRATCH bytes (one unit at least): measured on GPT-2's 4 x 256,
+ * one or two units per chunk (their scores stay in the core's L2 cache
+ * between the product, the softmax and the next product) ran the layer in
+ * 25-30% less time than 24 units per call. The backward recomputes the
+ * probabilities. */
 #include <math.h>
 #include <string.h>
 
@@ -28,12 +35,11 @@
 /* one chunk's geometry and its scratch, carved (see carve) */
 typedef struct {
     int T, Tp, HD, Dp, G, NKV, NH;
-    long units;          /* kv units per chunk */
+    long units;           /* kv units per chunk (at most) */
     uint16_t *q16, *do16; /* [units, G, Tp, Dp] Q, dO rounded, zero pads */
-    uint16_t *k16, *v16; /* [units, Tp, Dp] */
-    uint16_t *p16;       /* [units, G, Tp, Tp] P (then dS) rounded */
-    float *s, *dp;       /* [units, G, Tp, Tp] scores/probabilities, dP/dS */
-    float *o;            /* [units, G, Tp, Dp] a product's fp32 output */
+    uint16_t *k16, *v16;  /* [units, Tp, Dp] */
+    uint16_t *p16;        /* [units, G, Tp, Tp] P (then dS) rounded */
+    float *s, *dp;        /* [units, G, Tp, Tp] scores then P; dP then dS */
 } att_chunk;
 
 static long pad32(long x) { return (x + 31) / 32 * 32; }
@@ -41,30 +47,31 @@ static long al64(long bytes) { return (bytes + 63) & ~63L; }
 
 /* bytes of scratch one kv unit needs */
 static long unit_bytes(long G, long Tp, long Dp) {
-    return al64(2 * G * Tp * Dp * 2) + al64(2 * Tp * Dp * 2) + al64(G * Tp * Tp * 2) + al64(2 * G * Tp * Tp * 4) +
-           al64(G * Tp * Dp * 4);
+    return 2 * al64(G * Tp * Dp * 2) + 2 * al64(Tp * Dp * 2) + al64(G * Tp * Tp * 2) + 2 * al64(G * Tp * Tp * 4);
 }
 
 /* kv units per chunk: as many as fit the budget (one at least), spread
- * evenly over the chunks needed */
-static long chunk_units(int B, int T, int NH, int NKV, int HD) {
-    long U = (long)B * NKV, per = unit_bytes(NH / NKV, pad32(T), pad32(HD));
-    long fit = ATT_BF16_SCRATCH / per > 0 ? ATT_BF16_SCRATCH / per : 1, chunks = (U + fit - 1) / fit;
-    return (U + chunks - 1) / chunks;
+ * evenly over the chunks of one batch row (a chunk never spans two: its
+ * outputs are then one strided view of the caller's layout) */
+static long chunk_units(int T, int NH, int NKV, int HD) {
+    long per = unit_bytes(NH / NKV, pad32(T), pad32(HD));
+    long fit = ATT_BF16_SCRATCH / per > 0 ? ATT_BF16_SCRATCH / per : 1, chunks = (NKV + fit - 1) / fit;
+    return (NKV + chunks - 1) / chunks;
 }
 
 size_t k_attention_bf16_scratch(int B, int T, int NH, int NKV, int HD) {
-    return (size_t)(chunk_units(B, T, NH, NKV, HD) * unit_bytes(NH / NKV, pad32(T), pad32(HD)));
+    (void)B; /* chunks never span two batch rows */
+    return (size_t)(chunk_units(T, NH, NKV, HD) * unit_bytes(NH / NKV, pad32(T), pad32(HD)));
 }
 
-static att_chunk carve(void *scratch, int B, int T, int NH, int NKV, int HD) {
+static att_chunk carve(void *scratch, int T, int NH, int NKV, int HD) {
     att_chunk c = {.T = T, .Tp = (int)pad32(T), .HD = HD, .Dp = (int)pad32(HD), .G = NH / NKV, .NKV = NKV, .NH = NH,
-                   .units = chunk_units(B, T, NH, NKV, HD)};
+                   .units = chunk_units(T, NH, NKV, HD)};
     long n = c.units, G = c.G, Tp = c.Tp, Dp = c.Dp;
     char *p = scratch;
-#define TAKE(ptr, count)                       \
-    do {                                       \
-        (ptr) = (void *)p;                     \
+#define TAKE(ptr, count)                          \
+    do {                                          \
+        (ptr) = (void *)p;                        \
         p += al64((count) * (long)sizeof *(ptr)); \
     } while (0)
     TAKE(c.q16, n * G * Tp * Dp);
@@ -74,7 +81,6 @@ static att_chunk carve(void *scratch, int B, int T, int NH, int NKV, int HD) {
     TAKE(c.p16, n * G * Tp * Tp);
     TAKE(c.s, n * G * Tp * Tp);
     TAKE(c.dp, n * G * Tp * Tp);
-    TAKE(c.o, n * G * Tp * Dp);
 #undef TAKE
     return c;
 }
@@ -94,90 +100,140 @@ static void gather16(uint16_t *dst, const float *x, int ld, const att_chunk *c, 
     }
 }
 
-/* the inverse for fp32 results: src [n, hg, Tp, Dp] -> y (rows t < T, HD columns) */
-static void scatter32(float *y, int ld, const float *src, const att_chunk *c, long u0, long n, int hg) {
-    long rows = n * hg * c->T;
-#pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        long u = u0 + r / ((long)hg * c->T), j = r / c->T % hg, t = r % c->T;
-        long b = u / c->NKV, h = u % c->NKV * hg + j;
-        memcpy(y + (b * c->T + t) * ld + h * c->HD, src + ((u - u0) * hg * c->Tp + j * c->Tp + t) * c->Dp,
-               (size_t)c->HD * sizeof *y);
-    }
+/* d[0, n) = x[0, w) rounded to bf16, zeros after: whole groups of 32 are
+ * rounded (the vector path), what they take past w is then overwritten */
+static void round_row(uint16_t *d, const float *x, long w, long n) {
+    long r = pad32(w) < n ? pad32(w) : n;
+    k_f32_to_bf16_serial(d, x, r);
+    memset(d + w, 0, (size_t)(n - w) * sizeof *d);
 }
 
-/* a 3-D operand [n, rows, cols] with strides (batch, row, column) */
-static void opnd(int64_t *dims, int64_t *str, long n, long rows, long cols, long sb, long sr, long sc) {
-    dims[0] = n, dims[1] = rows, dims[2] = cols;
-    str[0] = sb, str[1] = sr, str[2] = sc;
+/* ---- the products ---- */
+
+/* one operand of a batched product: [n units, g, rows, cols] with strides */
+typedef struct {
+    long d[4], s[4];
+} opnd;
+
+static opnd op(long n, long g, long rows, long cols, long sn, long sg, long sr, long sc) {
+    return (opnd){{n, g, rows, cols}, {sn, sg, sr, sc}};
 }
 
-/* C[n, M, N] = alpha A B over the chunk's units, every operand given as
- * (rows, cols, row stride, column stride) of one unit's matrix, units apart
- * by sa, sb, sc; C dense */
-static int bmm(long n, float alpha, const uint16_t *A, long M, long K, long ars, long acs, long sa, const uint16_t *Bm, long N,
-               long brs, long bcs, long sb, float *C) {
+/* C = alpha A B per unit (and query head: B broadcast over them when its g
+ * is 1); nonzero when oneDNN could not */
+static int bmm(float alpha, opnd a, const uint16_t *A, opnd b, const uint16_t *Bm, opnd c, float *C) {
     k_bgemm g;
     memset(&g, 0, sizeof g);
-    g.ndims = 3, g.alpha = alpha, g.beta = 0.0f;
-    opnd(g.a_dims, g.a_str, n, M, K, sa, ars, acs);
-    opnd(g.b_dims, g.b_str, n, K, N, sb, brs, bcs);
-    opnd(g.c_dims, g.c_str, n, M, N, M * N, N, 1);
+    g.ndims = 4, g.alpha = alpha, g.beta = 0.0f;
+    for (int i = 0; i < 4; i++) {
+        g.a_dims[i] = a.d[i], g.a_str[i] = a.s[i];
+        g.b_dims[i] = b.d[i], g.b_str[i] = b.s[i];
+        g.c_dims[i] = c.d[i], g.c_str[i] = c.s[i];
+    }
     return k_gemm_bf16_batched(&g, A, Bm, C);
 }
 
-/* S = scale Q K^T, then P = causal softmax(S) in fp32 (in s) and in bf16
- * (in p16), pad rows zero; pos: the whole batch's [B*T] or NULL */
+/* The operands, n units each: a query-side copy as stacked rows [G*Tp, Dp],
+ * or its first HD columns; a kv copy [Tp, HD], or transposed [Dp, Tp];
+ * scores as stacked rows [G*Tp, Tp]; per head [G][T, Tp], or transposed
+ * over the stack [T, G*Tp]; outputs in the caller's layout (row stride ld)
+ * per query head [G][T, HD] or per kv head [T, HD]. */
+static opnd op_stack(const att_chunk *c, long n, int hd_only) {
+    long GT = (long)c->G * c->Tp;
+    return op(n, 1, GT, hd_only ? c->HD : c->Dp, GT * c->Dp, GT * c->Dp, c->Dp, 1);
+}
+static opnd op_kv(const att_chunk *c, long n, int trans) {
+    long TD = (long)c->Tp * c->Dp;
+    return trans ? op(n, 1, c->Dp, c->Tp, TD, TD, 1, c->Dp) : op(n, 1, c->Tp, c->HD, TD, TD, c->Dp, 1);
+}
+static opnd op_scores(const att_chunk *c, long n) {
+    long GT = (long)c->G * c->Tp;
+    return op(n, 1, GT, c->Tp, GT * c->Tp, GT * c->Tp, c->Tp, 1);
+}
+static opnd op_heads(const att_chunk *c, long n, int trans) {
+    long TT = (long)c->Tp * c->Tp, GT = (long)c->G * c->Tp;
+    return trans ? op(n, 1, c->T, GT, GT * c->Tp, GT * c->Tp, 1, c->Tp) : op(n, c->G, c->T, c->Tp, c->G * TT, TT, c->Tp, 1);
+}
+static opnd op_out(const att_chunk *c, long n, long ld, int per_q) {
+    long hg = per_q ? c->G : 1;
+    return op(n, hg, c->T, c->HD, hg * c->HD, c->HD, ld, 1);
+}
+/* where unit u0's first output value is in a layout of row stride ld */
+static long out_at(const att_chunk *c, long u0, long ld, int per_q) {
+    return u0 / c->NKV * c->T * ld + u0 % c->NKV * (per_q ? c->G : 1) * c->HD;
+}
+
+/* ---- forward ---- */
+
+/* S = scale Q K^T, then P = causal softmax(S) in fp32 (in s, columns up to
+ * t only) and in bf16 (in p16, zeros past t and in pad rows); pos: the
+ * whole batch's [B*T] or NULL */
 static int probs(const att_chunk *c, long u0, long n, const int32_t *pos, float scale) {
-    long G = c->G, Tp = c->Tp, Dp = c->Dp;
-    if (bmm(n, scale, c->q16, G * Tp, Dp, Dp, 1, G * Tp * Dp, c->k16, Tp, 1, Dp, Tp * Dp, c->s)) return 1;
-    long rows = n * G * Tp;
+    long Tp = c->Tp, rows = n * c->G * Tp;
+    if (bmm(scale, op_stack(c, n, 0), c->q16, op_kv(c, n, 1), c->k16, op_scores(c, n), c->s)) return 1;
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < rows; r++) {
-        long t = r % Tp, b = (u0 + r / (G * Tp)) / c->NKV;
+        long t = r % Tp, b = (u0 + r / (c->G * Tp)) / c->NKV, w = t < c->T ? t + 1 : 0;
         float *row = c->s + r * Tp;
-        if (t < c->T) k_causal_softmax_rows(row - t * Tp, (int)Tp, (int)Tp, pos ? pos + b * c->T : NULL, (int)t, (int)t + 1);
-        else memset(row, 0, (size_t)Tp * sizeof *row);
-        k_f32_to_bf16_serial(c->p16 + r * Tp, row, Tp);
+        if (w) k_causal_softmax_rows(row - t * Tp, (int)Tp, (int)w, pos ? pos + b * c->T : NULL, (int)t, (int)t + 1);
+        round_row(c->p16 + r * Tp, row, w, Tp);
     }
     return 0;
 }
 
 static int fwd_chunk(float *out, const att_chunk *c, long u0, long n, const float *q, const float *k, const float *v,
                      const int32_t *pos, int sq, int sk, int sv) {
-    long G = c->G, Tp = c->Tp, Dp = c->Dp;
+    long ldo = (long)c->NH * c->HD;
     gather16(c->q16, q, sq, c, u0, n, c->G);
     gather16(c->k16, k, sk, c, u0, n, 1);
     gather16(c->v16, v, sv, c, u0, n, 1);
     if (probs(c, u0, n, pos, 1.0f / sqrtf((float)c->HD))) return 1;
     /* O = P V */
-    if (bmm(n, 1.0f, c->p16, G * Tp, Tp, Tp, 1, G * Tp * Tp, c->v16, Dp, Dp, 1, Tp * Dp, c->o)) return 1;
-    scatter32(out, c->NH * c->HD, c->o, c, u0, n, c->G);
-    return 0;
+    return bmm(1.0f, op_heads(c, n, 0), c->p16, op_kv(c, n, 0), c->v16, op_out(c, n, ldo, 1), out + out_at(c, u0, ldo, 1));
 }
+
+/* the chunks of B x NKV units, each within one batch row: bad = run(u0, n) until nonzero */
+#define FOR_CHUNKS(c, B, bad, run)                                  \
+    for (long b_ = 0; b_ < (B) && !(bad); b_++)                     \
+        for (long k_ = 0; k_ < (c).NKV && !(bad); k_ += (c).units) \
+            (bad) = run(b_ * (c).NKV + k_, (c).NKV - k_ < (c).units ? (c).NKV - k_ : (c).units)
 
 int k_attention_fwd_bf16(float *out, void *scratch, const float *q, const float *k, const float *v, const int32_t *pos,
                          int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
     double t0 = prof_start();
-    att_chunk c = carve(scratch, B, T, NH, NKV, HD);
+    att_chunk c = carve(scratch, T, NH, NKV, HD);
     int bad = 0;
-    for (long u0 = 0, U = (long)B * NKV; u0 < U && !bad; u0 += c.units)
-        bad = fwd_chunk(out, &c, u0, U - u0 < c.units ? U - u0 : c.units, q, k, v, pos, sq, sk, sv);
+#define RUN(u0, n) fwd_chunk(out, &c, u0, n, q, k, v, pos, sq, sk, sv)
+    FOR_CHUNKS(c, B, bad, RUN);
+#undef RUN
     prof_stop(PROF_ATTENTION, t0, 0);
     return bad;
 }
 
-/* dS = P * (dP - rowsum(P*dP)) * scale in dp, rounded into p16 (P's bf16
- * copy is spent by then); pad rows stay zero */
+/* ---- backward ---- */
+
+/* dS = P * (dP - rowsum(P*dP)) * scale over columns [0, w) of a row, in
+ * place of dP (the row sum in 16 lanes, vectorized: a serial sum's chain of
+ * adds was the larger part of this pass) */
+static void ds_row(float *dp, const float *p, long w, float scale) {
+    float acc[16] = {0}, dot = 0;
+    long s = 0;
+    for (; s + 16 <= w; s += 16)
+        for (int i = 0; i < 16; i++) acc[i] += p[s + i] * dp[s + i];
+    for (; s < w; s++) dot += p[s] * dp[s];
+    for (int i = 0; i < 16; i++) dot += acc[i];
+    for (s = 0; s < w; s++) dp[s] = p[s] * (dp[s] - dot) * scale;
+}
+
+/* dS of every row into dp, rounded into p16 (P's bf16 copy is spent by
+ * then); zeros past t and in pad rows */
 static void softmax_grad(const att_chunk *c, long n, float scale) {
     long Tp = c->Tp, rows = n * c->G * Tp;
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < rows; r++) {
-        long t = r % Tp;
-        float *row = c->dp + r * Tp;
-        if (t < c->T) k_causal_softmax_bwd_rows(row - t * Tp, (int)Tp, (int)Tp, c->s + (r - t) * Tp, scale, (int)t, (int)t + 1);
-        else memset(row, 0, (size_t)Tp * sizeof *row);
-        k_f32_to_bf16_serial(c->p16 + r * Tp, row, Tp);
+        long t = r % Tp, w = t < c->T ? t + 1 : 0;
+        ds_row(c->dp + r * Tp, c->s + r * Tp, w, scale);
+        round_row(c->p16 + r * Tp, c->dp + r * Tp, w, Tp);
     }
 }
 
@@ -189,7 +245,6 @@ typedef struct {
 } att_grads;
 
 static int bwd_chunk(const att_grads *a, const att_chunk *c, long u0, long n) {
-    long G = c->G, Tp = c->Tp, Dp = c->Dp, GT = G * Tp;
     float scale = 1.0f / sqrtf((float)c->HD);
     gather16(c->q16, a->q, a->sq, c, u0, n, c->G);
     gather16(c->k16, a->k, a->sk, c, u0, n, 1);
@@ -197,27 +252,24 @@ static int bwd_chunk(const att_grads *a, const att_chunk *c, long u0, long n) {
     gather16(c->do16, a->dout, c->NH * c->HD, c, u0, n, c->G);
     if (probs(c, u0, n, a->pos, scale)) return 1;
     /* dP = dO V^T; dV = P^T dO, summed over the group's stacked rows */
-    if (bmm(n, 1.0f, c->do16, GT, Dp, Dp, 1, GT * Dp, c->v16, Tp, 1, Dp, Tp * Dp, c->dp) ||
-        bmm(n, 1.0f, c->p16, Tp, GT, 1, Tp, GT * Tp, c->do16, Dp, Dp, 1, GT * Dp, c->o))
+    if (bmm(1.0f, op_stack(c, n, 0), c->do16, op_kv(c, n, 1), c->v16, op_scores(c, n), c->dp) ||
+        bmm(1.0f, op_heads(c, n, 1), c->p16, op_stack(c, n, 1), c->do16, op_out(c, n, a->sv, 0), a->dv + out_at(c, u0, a->sv, 0)))
         return 1;
-    scatter32(a->dv, a->sv, c->o, c, u0, n, 1);
     softmax_grad(c, n, scale);
     /* dQ = dS K; dK = dS^T Q */
-    if (bmm(n, 1.0f, c->p16, GT, Tp, Tp, 1, GT * Tp, c->k16, Dp, Dp, 1, Tp * Dp, c->o)) return 1;
-    scatter32(a->dq, a->sq, c->o, c, u0, n, c->G);
-    if (bmm(n, 1.0f, c->p16, Tp, GT, 1, Tp, GT * Tp, c->q16, Dp, Dp, 1, GT * Dp, c->o)) return 1;
-    scatter32(a->dk, a->sk, c->o, c, u0, n, 1);
-    return 0;
+    return bmm(1.0f, op_heads(c, n, 0), c->p16, op_kv(c, n, 0), c->k16, op_out(c, n, a->sq, 1), a->dq + out_at(c, u0, a->sq, 1)) ||
+           bmm(1.0f, op_heads(c, n, 1), c->p16, op_stack(c, n, 1), c->q16, op_out(c, n, a->sk, 0), a->dk + out_at(c, u0, a->sk, 0));
 }
 
 int k_attention_bwd_bf16(float *dq, float *dk, float *dv, void *scratch, const float *dout, const float *q, const float *k,
                          const float *v, const int32_t *pos, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
     double t0 = prof_start();
-    att_chunk c = carve(scratch, B, T, NH, NKV, HD);
+    att_chunk c = carve(scratch, T, NH, NKV, HD);
     att_grads a = {dq, dk, dv, dout, q, k, v, pos, sq, sk, sv};
     int bad = 0;
-    for (long u0 = 0, U = (long)B * NKV; u0 < U && !bad; u0 += c.units)
-        bad = bwd_chunk(&a, &c, u0, U - u0 < c.units ? U - u0 : c.units);
+#define RUN(u0, n) bwd_chunk(&a, &c, u0, n)
+    FOR_CHUNKS(c, B, bad, RUN);
+#undef RUN
     prof_stop(PROF_ATTENTION, t0, 0);
     return bad;
 }

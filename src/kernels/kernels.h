@@ -74,10 +74,11 @@ int k_gemm_bf16_batched(const k_bgemm *g, const uint16_t *A, const uint16_t *B, 
  * dS K and dS^T Q taken in bf16 (Q, K, V, P, dO, dS rounded, fp32 sums), as
  * torch.autocast does; the softmax, its backward and every output in fp32.
  * scratch: k_attention_bf16_scratch(...) bytes (heads go in chunks that fit
- * ATT_BF16_SCRATCH bytes, one kv head's group at least). Return 0 when done,
+ * ATT_BF16_SCRATCH bytes, one kv head's group at least: 768 KiB at T = 256,
+ * 48 MiB for Llama-3-8B's group of 4 heads at T = 1024). Return 0 when done,
  * nonzero when oneDNN could not (the caller then runs the fp32 kernel, which
  * rewrites every output). */
-#define ATT_BF16_SCRATCH (32L << 20)
+#define ATT_BF16_SCRATCH (2L << 20) /* about a core's L2 cache: see attention_bf16.c */
 size_t k_attention_bf16_scratch(int B, int T, int NH, int NKV, int HD);
 int k_attention_fwd_bf16(float *out, void *scratch, const float *q, const float *k, const float *v, const int32_t *pos,
                          int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
@@ -137,13 +138,11 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots,
 void k_attention_cached(float *out, int so, const float *q, int sq, const float *kc, const float *vc, int past, int n,
                         int NH, int NKV, int HD, float *scratch, int slots);
 
-/* The softmax steps of causal attention on rows [t0, t1) of one head's
- * T x T scores (row stride ld), shared by the fp32 and bf16 kernels:
- * S = softmax over columns [t - pos[t], t] of row t (pos NULL: [0, t]), in
- * place; dP = P * (dP - rowsum(P*dP)) * scale (dS), in place. Both write
- * zeros in the row's other columns up to cols. */
+/* The softmax of causal attention on rows [t0, t1) of one head's T x T
+ * scores (row stride ld), shared by the fp32 and bf16 kernels: row t becomes
+ * the softmax of its columns [t - pos[t], t] (pos NULL: [0, t]), in place,
+ * with zeros in its other columns up to cols. */
 void k_causal_softmax_rows(float *S, int ld, int cols, const int32_t *pos, int t0, int t1);
-void k_causal_softmax_bwd_rows(float *dP, int ld, int cols, const float *P, float scale, int t0, int t1);
 
 /* Cross-entropy over rows with target >= 0 (others do not count).
  * lse[N] = logsumexp of each row (saved); returns the sum of counted losses

@@ -229,13 +229,25 @@ static int scratch_team(int slots) {
     return team < slots ? team : slots > 0 ? slots : 1;
 }
 
+/* max of x[0, n) in 16 lanes (vectorized: a serial vmaxss chain was most of
+ * the softmax's time); the same value as a serial scan, max being exact */
+static float row_max(const float *x, int n) {
+    float m[16], mx = -INFINITY;
+    int s = 0;
+    for (int i = 0; i < 16; i++) m[i] = -INFINITY;
+    for (; s + 16 <= n; s += 16)
+        for (int i = 0; i < 16; i++) m[i] = x[s + i] > m[i] ? x[s + i] : m[i];
+    for (; s < n; s++) mx = x[s] > mx ? x[s] : mx;
+    for (int i = 0; i < 16; i++) mx = m[i] > mx ? m[i] : mx;
+    return mx;
+}
+
 void k_causal_softmax_rows(float *S, int ld, int cols, const int32_t *pos, int t0, int t1) {
     for (int t = t0; t < t1; t++) {
         float *row = S + (long)t * ld;
         int lo = pos ? t - pos[t] : 0;
         if (lo < 0) lo = 0;
-        float mx = -INFINITY;
-        for (int s = lo; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+        float mx = row_max(row + lo, t + 1 - lo);
         float inv = 1.0f / k_exp_inplace(row + lo, mx, t + 1 - lo);
         for (int s = 0; s < lo; s++) row[s] = 0;
         for (int s = lo; s <= t; s++) row[s] *= inv;
@@ -243,16 +255,7 @@ void k_causal_softmax_rows(float *S, int ld, int cols, const int32_t *pos, int t
     }
 }
 
-void k_causal_softmax_bwd_rows(float *dP, int ld, int cols, const float *P, float scale, int t0, int t1) {
-    for (int t = t0; t < t1; t++) {
-        const float *pr = P + (long)t * ld;
-        float *dr = dP + (long)t * ld;
-        float dot = 0;
-        for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
-        for (int s = 0; s <= t; s++) dr[s] = pr[s] * (dr[s] - dot) * scale;
-        for (int s = t + 1; s < cols; s++) dr[s] = 0;
-    }
-}
+
 
 /* Causal attention skips the blocks above the diagonal: rows are taken in
  * blocks of ATT_ROWS, and row block [r0, r1) only meets keys [0, r1). At
@@ -328,7 +331,15 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots,
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, HD, r1 - r0, 1.0f, P + (long)r0 * T, T,
                             dO + (long)r0 * ldo, ldo, 1.0f, dV, sv);
             }
-            k_causal_softmax_bwd_rows(dP, T, T, P, scale, 0, T);
+            /* dS = P * (dP - rowsum(P*dP)) * scale (zero where P is zero) */
+            for (int t = 0; t < T; t++) {
+                const float *pr = P + (long)t * T;
+                float *dr = dP + (long)t * T;
+                float dot = 0;
+                for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+                for (int s = 0; s <= t; s++) dr[s] = pr[s] * (dr[s] - dot) * scale;
+                for (int s = t + 1; s < T; s++) dr[s] = 0;
+            }
             /* dQ = dS K ; dK += dS^T Q, again per row block over keys [0, r1) */
             for (int r0 = 0; r0 < T; r0 += ATT_ROWS) {
                 int r1 = r0 + ATT_ROWS < T ? r0 + ATT_ROWS : T;
