@@ -27,6 +27,7 @@
  * 25-30% less time than 24 units per call. The backward recomputes the
  * probabilities. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/prof.h"
@@ -50,25 +51,25 @@ static long unit_bytes(long G, long Tp, long Dp) {
     return 2 * al64(G * Tp * Dp * 2) + 2 * al64(Tp * Dp * 2) + al64(G * Tp * Tp * 2) + 2 * al64(G * Tp * Tp * 4);
 }
 
-/* kv units per chunk: as many as fit the budget (one at least), spread
- * evenly over the chunks of one batch row (a chunk never spans two: its
- * outputs are then one strided view of the caller's layout) */
-static long chunk_units(int T, int NH, int NKV, int HD) {
-    long per = unit_bytes(NH / NKV, pad32(T), pad32(HD));
-    long fit = ATT_BF16_SCRATCH / per > 0 ? ATT_BF16_SCRATCH / per : 1, chunks = (NKV + fit - 1) / fit;
-    return (NKV + chunks - 1) / chunks;
+/* threads that take units at once, each with its own unit's scratch: the
+ * caller's team, held to the units there are and to ATT_BF16_SCRATCH bytes
+ * (one at least; then each product is spread over the whole team) */
+static int att_team(int B, int T, int NH, int NKV, int HD) {
+    long per = unit_bytes(NH / NKV, pad32(T), pad32(HD)), team = omp_get_max_threads();
+    if (team > (long)B * NKV) team = (long)B * NKV;
+    if (team > ATT_BF16_SCRATCH / per) team = ATT_BF16_SCRATCH / per;
+    return team > 1 ? (int)team : 1;
 }
 
 size_t k_attention_bf16_scratch(int B, int T, int NH, int NKV, int HD) {
-    (void)B; /* chunks never span two batch rows */
-    return (size_t)(chunk_units(T, NH, NKV, HD) * unit_bytes(NH / NKV, pad32(T), pad32(HD)));
+    return (size_t)att_team(B, T, NH, NKV, HD) * unit_bytes(NH / NKV, pad32(T), pad32(HD));
 }
 
-static att_chunk carve(void *scratch, int T, int NH, int NKV, int HD) {
-    att_chunk c = {.T = T, .Tp = (int)pad32(T), .HD = HD, .Dp = (int)pad32(HD), .G = NH / NKV, .NKV = NKV, .NH = NH,
-                   .units = chunk_units(T, NH, NKV, HD)};
+/* thread i's unit of scratch */
+static att_chunk carve(void *scratch, int i, int T, int NH, int NKV, int HD) {
+    att_chunk c = {.T = T, .Tp = (int)pad32(T), .HD = HD, .Dp = (int)pad32(HD), .G = NH / NKV, .NKV = NKV, .NH = NH, .units = 1};
     long n = c.units, G = c.G, Tp = c.Tp, Dp = c.Dp;
-    char *p = scratch;
+    char *p = (char *)scratch + i * unit_bytes(G, Tp, Dp);
 #define TAKE(ptr, count)                          \
     do {                                          \
         (ptr) = (void *)p;                        \
@@ -89,7 +90,7 @@ static att_chunk carve(void *scratch, int T, int NH, int NKV, int HD) {
  * hg + j, j < hg) -> dst [n, hg, Tp, Dp] in bf16, zeros in the pads */
 static void gather16(uint16_t *dst, const float *x, int ld, const att_chunk *c, long u0, long n, int hg) {
     long rows = n * hg * c->Tp;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (long r = 0; r < rows; r++) {
         long u = u0 + r / ((long)hg * c->Tp), j = r / c->Tp % hg, t = r % c->Tp;
         long b = u / c->NKV, h = u % c->NKV * hg + j;
@@ -171,7 +172,7 @@ static long out_at(const att_chunk *c, long u0, long ld, int per_q) {
 static int probs(const att_chunk *c, long u0, long n, const int32_t *pos, float scale) {
     long Tp = c->Tp, rows = n * c->G * Tp;
     if (bmm(scale, op_stack(c, n, 0), c->q16, op_kv(c, n, 1), c->k16, op_scores(c, n), c->s)) return 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (long r = 0; r < rows; r++) {
         long t = r % Tp, b = (u0 + r / (c->G * Tp)) / c->NKV, w = t < c->T ? t + 1 : 0;
         float *row = c->s + r * Tp;
@@ -192,19 +193,31 @@ static int fwd_chunk(float *out, const att_chunk *c, long u0, long n, const floa
     return bmm(1.0f, op_heads(c, n, 0), c->p16, op_kv(c, n, 0), c->v16, op_out(c, n, ldo, 1), out + out_at(c, u0, ldo, 1));
 }
 
-/* the chunks of B x NKV units, each within one batch row: bad = run(u0, n) until nonzero */
-#define FOR_CHUNKS(c, B, bad, run)                                  \
-    for (long b_ = 0; b_ < (B) && !(bad); b_++)                     \
-        for (long k_ = 0; k_ < (c).NKV && !(bad); k_ += (c).units) \
-            (bad) = run(b_ * (c).NKV + k_, (c).NKV - k_ < (c).units ? (c).NKV - k_ : (c).units)
+/* runs RUN(c, u) over the B x NKV units on the team (c: the thread's
+ * scratch); bad: set when one failed (the rest are then skipped) */
+#define FOR_UNITS(scratch, B, T, NH, NKV, HD, bad, RUN)                                     \
+    do {                                                                                \
+        int team_ = att_team(B, T, NH, NKV, HD);                                        \
+        _Pragma("omp parallel num_threads(team_) if (team_ > 1)")                       \
+        {                                                                               \
+            att_chunk c_ = carve(scratch, omp_get_thread_num(), T, NH, NKV, HD);        \
+            _Pragma("omp for schedule(dynamic)")                                        \
+            for (long u_ = 0; u_ < (long)(B) * (NKV); u_++) {                           \
+                int seen_;                                                              \
+                _Pragma("omp atomic read") seen_ = (bad);                               \
+                if (!seen_ && RUN(&c_, u_)) {                                           \
+                    _Pragma("omp atomic write")(bad) = 1;                               \
+                }                                                                       \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
 
 int k_attention_fwd_bf16(float *out, void *scratch, const float *q, const float *k, const float *v, const int32_t *pos,
                          int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
     double t0 = prof_start();
-    att_chunk c = carve(scratch, T, NH, NKV, HD);
     int bad = 0;
-#define RUN(u0, n) fwd_chunk(out, &c, u0, n, q, k, v, pos, sq, sk, sv)
-    FOR_CHUNKS(c, B, bad, RUN);
+#define RUN(c, u) fwd_chunk(out, c, u, 1, q, k, v, pos, sq, sk, sv)
+    FOR_UNITS(scratch, B, T, NH, NKV, HD, bad, RUN);
 #undef RUN
     prof_stop(PROF_ATTENTION, t0, 0);
     return bad;
@@ -229,7 +242,7 @@ static void ds_row(float *dp, const float *p, long w, float scale) {
  * then); zeros past t and in pad rows */
 static void softmax_grad(const att_chunk *c, long n, float scale) {
     long Tp = c->Tp, rows = n * c->G * Tp;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (long r = 0; r < rows; r++) {
         long t = r % Tp, w = t < c->T ? t + 1 : 0;
         ds_row(c->dp + r * Tp, c->s + r * Tp, w, scale);
@@ -264,11 +277,10 @@ static int bwd_chunk(const att_grads *a, const att_chunk *c, long u0, long n) {
 int k_attention_bwd_bf16(float *dq, float *dk, float *dv, void *scratch, const float *dout, const float *q, const float *k,
                          const float *v, const int32_t *pos, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv) {
     double t0 = prof_start();
-    att_chunk c = carve(scratch, T, NH, NKV, HD);
     att_grads a = {dq, dk, dv, dout, q, k, v, pos, sq, sk, sv};
     int bad = 0;
-#define RUN(u0, n) bwd_chunk(&a, &c, u0, n)
-    FOR_CHUNKS(c, B, bad, RUN);
+#define RUN(c, u) bwd_chunk(&a, c, u, 1)
+    FOR_UNITS(scratch, B, T, NH, NKV, HD, bad, RUN);
 #undef RUN
     prof_stop(PROF_ATTENTION, t0, 0);
     return bad;

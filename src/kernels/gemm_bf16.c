@@ -10,8 +10,11 @@
  * fp32. Primitives are made once per shape (with strides, transposes, alpha
  * and beta) and kept in a small cache; oneDNN makes a primitive in
  * milliseconds (it compiles its kernels), a training run uses a handful of
- * shapes. A primitive oneDNN cannot make or run falls back to the serial
- * reference k_gemm_bf16_ref: slower, same numbers up to summation order.
+ * shapes. The batched entry (k_gemm_bf16_batched: up to 4-D operands with
+ * any strides, attention's products) is keyed and cached the same way. A
+ * 2-D primitive oneDNN cannot make or run falls back to the serial reference
+ * k_gemm_bf16_ref (slower, same numbers up to summation order); a batched
+ * one reports it and its caller computes in fp32.
  * oneDNN 2.6's AMX kernels die of SIGILL on some small K that are not a
  * multiple of 32 (K = 63 at M x N = 48x80, 16x112, 48x112: oneDNN issue
  * #1661; every other K from 1 to 259 ran, as do the large ones of real
@@ -104,12 +107,16 @@ typedef struct {
     gemm_key key;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t a, b, c, bias;
+    dnnl_memory_desc_t pad; /* its scratchpad (pad_bytes; 0: none) */
+    size_t pad_bytes;
 } gemm_entry;
 
 #define GEMM_CACHE 64
 static gemm_entry cache[GEMM_CACHE];
 static int cache_used, cache_next;
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+/* read-held while a primitive runs (oneDNN's primitives may run on several
+ * threads at once: attention's run one per thread), write-held to add one */
+static pthread_rwlock_t cache_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 static int md_init(dnnl_memory_desc_t *md, int nd, const int64_t *dims, const int64_t *str, dnnl_data_type_t dt) {
     dnnl_dims_t d, s;
@@ -130,10 +137,15 @@ static dnnl_primitive_t make_prim(const gemm_key *k, gemm_entry *e) {
               md_init(&e->c, g->ndims, g->c_dims, g->c_str, dnnl_f32) || (k->bias && md_init(&e->bias, 2, bd, bs, dnnl_f32)) ||
               dnnl_matmul_desc_init(&mm, &e->a, &e->b, k->bias ? &e->bias : NULL, &e->c) ||
               dnnl_primitive_attr_create(&attr);
+    /* scratchpads given per call, from the calling thread's buffer: oneDNN's
+     * own is shared by all primitives, not safe when threads run them at once */
+    if (!bad) bad = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success;
     if (!bad && g->alpha != 1.0f) bad = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &g->alpha) != dnnl_success;
     if (!bad && g->beta != 0.0f)
         bad = dnnl_post_ops_create(&po) || dnnl_post_ops_append_sum(po, g->beta) || dnnl_primitive_attr_set_post_ops(attr, po);
     if (!bad) bad = dnnl_primitive_desc_create(&pd, &mm, attr, eng, NULL) != dnnl_success;
+    const dnnl_memory_desc_t *pad = bad ? NULL : dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (pad) e->pad = *pad, e->pad_bytes = dnnl_memory_desc_get_size(pad);
     if (!bad && dnnl_primitive_create(&p, pd) != dnnl_success) p = NULL;
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
@@ -141,35 +153,60 @@ static dnnl_primitive_t make_prim(const gemm_key *k, gemm_entry *e) {
     return p;
 }
 
-/* the cached primitive of key k (made when missing); NULL when oneDNN
- * refuses it. Called with cache_lock held. */
-static const gemm_entry *lookup(const gemm_key *k) {
+/* the cache's entry of key k (its prim NULL: oneDNN refused it), NULL when
+ * there is none. Called with cache_lock held. */
+static const gemm_entry *find(const gemm_key *k) {
     for (int i = 0; i < cache_used; i++)
         if (!memcmp(&cache[i].key, k, sizeof *k)) return &cache[i];
+    return NULL;
+}
+
+/* adds key k's entry, in place of the oldest when full. Called with
+ * cache_lock held for writing. */
+static void insert(const gemm_key *k) {
     gemm_entry *e = &cache[cache_used < GEMM_CACHE ? cache_used++ : cache_next];
     if (cache_used == GEMM_CACHE) cache_next = (cache_next + 1) % GEMM_CACHE;
     if (e->prim) dnnl_primitive_destroy(e->prim);
     memset(e, 0, sizeof *e);
     e->key = *k;
     e->prim = make_prim(k, e);
-    return e->prim ? e : NULL;
+}
+
+/* this thread's scratchpad buffer, grown to n bytes (kept for the thread's
+ * life: OpenMP's threads are few and stay); NULL: no memory */
+static _Thread_local void *pad_buf;
+static _Thread_local size_t pad_cap;
+
+static void *thread_pad(size_t n) {
+    if (n > pad_cap) {
+        free(pad_buf);
+        pad_buf = malloc(n);
+        pad_cap = pad_buf ? n : 0;
+    }
+    return pad_buf;
 }
 
 static int run_prim(const gemm_entry *e, const uint16_t *A, const uint16_t *B, const float *bias, float *C) {
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbias = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbias = NULL, mpad = NULL;
     dnnl_stream_t s = NULL;
+    void *pad = e->pad_bytes ? thread_pad(e->pad_bytes) : NULL;
     int bad = dnnl_memory_create(&ma, &e->a, eng, (void *)A) || dnnl_memory_create(&mb, &e->b, eng, (void *)B) ||
               dnnl_memory_create(&mc, &e->c, eng, C) || (bias && dnnl_memory_create(&mbias, &e->bias, eng, (void *)bias)) ||
+              (e->pad_bytes && (!pad || dnnl_memory_create(&mpad, &e->pad, eng, pad))) ||
               dnnl_stream_create(&s, eng, dnnl_stream_default_flags);
     if (!bad) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, mbias}};
-        bad = dnnl_primitive_execute(e->prim, s, bias ? 4 : 3, args) || dnnl_stream_wait(s);
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        int n = 3;
+        if (mpad) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mpad};
+        if (mbias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mbias};
+        bad = dnnl_primitive_execute(e->prim, s, n, args) || dnnl_stream_wait(s);
     }
     if (s) dnnl_stream_destroy(s);
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
     if (mbias) dnnl_memory_destroy(mbias);
+    if (mpad) dnnl_memory_destroy(mpad);
     return bad;
 }
 
@@ -213,11 +250,18 @@ static void key_2d(gemm_key *k, int ta, int tb, int M, int N, int K, int lda, in
 /* runs key k's primitive; nonzero when oneDNN cannot */
 static int run_key(const gemm_key *k, const uint16_t *A, const uint16_t *B, const float *bias, float *C) {
     if (!k_bf16_ready()) return 1;
-    /* held while the primitive runs: another thread cannot evict it */
-    pthread_mutex_lock(&cache_lock);
-    const gemm_entry *e = lookup(k);
-    int bad = !e || run_prim(e, A, B, bias, C);
-    pthread_mutex_unlock(&cache_lock);
+    pthread_rwlock_rdlock(&cache_lock);
+    const gemm_entry *e = find(k);
+    if (!e) {
+        pthread_rwlock_unlock(&cache_lock);
+        pthread_rwlock_wrlock(&cache_lock);
+        if (!find(k)) insert(k);
+        pthread_rwlock_unlock(&cache_lock);
+        pthread_rwlock_rdlock(&cache_lock);
+        e = find(k); /* NULL only if 64 other shapes came in meanwhile: not run then */
+    }
+    int bad = !e || !e->prim || run_prim(e, A, B, bias, C);
+    pthread_rwlock_unlock(&cache_lock);
     return bad;
 }
 
