@@ -136,7 +136,7 @@ static void test_attentions(void) {
     test_attention(2, 37, 6, 2, 16, 0); /* grouped kv heads, T and HD padded to 64 and 32 */
     test_attention(2, 37, 6, 2, 16, 1); /* packed sequences */
     test_attention(3, 64, 4, 4, 64, 1);
-    /* units of 768 KiB: 2 per chunk of at most 2 MiB, the last one alone */
+    /* 41 units shared by the team, one per thread at a time */
     test_attention(1, 256, 41, 41, 64, 0);
 }
 

@@ -1,31 +1,35 @@
 /* attention_bf16.c — causal self-attention with its products in bf16 (see
  * kernels.h): what torch.autocast computes, for a model in bf16 mode.
  *
- * A layer's heads go through oneDNN in chunks of kv units (a unit: one batch
- * row's kv head with its group of G query heads; a chunk: some units of one
- * batch row). A chunk's Q, K, V (and dO) are copied, rounded, into
- * head-major bf16 buffers, and each product is one batched matmul over the
- * chunk's units (k_gemm_bf16_batched). The G query heads of a unit are
- * stacked as G*Tp rows: QK^T and dO V^T are single products per unit, and
- * so are dK and dV, sums over the group (their K runs over the stacked
- * rows); PV and dS K broadcast the unit's K or V over its G heads. Outputs
- * are written by oneDNN straight into the caller's strided layout.
+ * Work goes by kv unit (one batch row's kv head with its group of G query
+ * heads), one unit per thread at a time, as the fp32 kernel goes by head: a
+ * unit's Q, K, V (and dO) are copied, rounded, into the thread's head-major
+ * bf16 buffers, and each product is one oneDNN matmul over the unit
+ * (k_gemm_bf16_batched, single-threaded inside the team, primitives cached
+ * and shared by the threads). The G query heads of a unit are stacked as
+ * G*Tp rows: QK^T and dO V^T are single products, and so are dK and dV, sums
+ * over the group (their K runs over the stacked rows); PV and dS K broadcast
+ * the unit's K or V over its G heads. oneDNN writes the outputs straight
+ * into the caller's strided layout.
+ *
+ * Why per unit and per thread (measured on GPT-2's 4 x 256, 12 heads): one
+ * product over many units at once (24 per call, oneDNN threading each call)
+ * ran the layer 10% slower on one thread, its scores no longer in L2 between
+ * the product, the softmax and the next product; and on the 2 shared cores
+ * here under load, its many short parallel regions (a dozen per chunk) each
+ * waited for a descheduled thread: 10-100x slower than the fp32 kernel. One
+ * region per call with a unit per thread runs like the fp32 kernel does.
  *
  * T and HD are padded with zeros to multiples of 32 (Tp, Dp) in the copies,
  * so that every product's K is one (oneDNN 2.6's AMX kernels fail on some
  * small K that are not, see gemm_bf16.c); zeros never change a sum. The
  * products are full Tp x Tp, not causal row blocks: a block would be one more
- * primitive call and shape each, and at these sizes the products cost less
- * than the passes over the scores around them.
- *
- * The softmax runs in fp32 on the fp32 scores, through the fp32 kernel's
- * k_causal_softmax_rows, and so does dS = P * (dP - rowsum(P*dP)) * scale;
- * P and dS are then rounded for their products. Chunks take at most
- * ATT_BF16_SCRATCH bytes (one unit at least): measured on GPT-2's 4 x 256,
- * one or two units per chunk (their scores stay in the core's L2 cache
- * between the product, the softmax and the next product) ran the layer in
- * 25-30% less time than 24 units per call. The backward recomputes the
- * probabilities. */
+ * primitive call and shape each; P and dS are rounded only up to the
+ * diagonal. The softmax runs in fp32 on the fp32 scores, through the fp32
+ * kernel's k_causal_softmax_rows, and so does dS = P * (dP - rowsum(P*dP)) *
+ * scale. The scratch: a unit's buffers per thread, threads held to
+ * ATT_BF16_SCRATCH bytes (one unit at least: then each product has the
+ * whole team). The backward recomputes the probabilities. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>

@@ -73,12 +73,13 @@ int k_gemm_bf16_batched(const k_bgemm *g, const uint16_t *A, const uint16_t *B, 
  * probabilities never kept) with the products QK^T, PV, dO V^T, P^T dO,
  * dS K and dS^T Q taken in bf16 (Q, K, V, P, dO, dS rounded, fp32 sums), as
  * torch.autocast does; the softmax, its backward and every output in fp32.
- * scratch: k_attention_bf16_scratch(...) bytes (heads go in chunks that fit
- * ATT_BF16_SCRATCH bytes, one kv head's group at least: 768 KiB at T = 256,
- * 48 MiB for Llama-3-8B's group of 4 heads at T = 1024). Return 0 when done,
+ * scratch: k_attention_bf16_scratch(...) bytes: one kv head's group per
+ * thread (768 KiB at T = 256, HD = 64; 48 MiB for Llama-3-8B's group of 4
+ * heads at T = 1024), threads held to ATT_BF16_SCRATCH bytes of them (one
+ * at least), sized for the caller's team as it is now. Return 0 when done,
  * nonzero when oneDNN could not (the caller then runs the fp32 kernel, which
  * rewrites every output). */
-#define ATT_BF16_SCRATCH (2L << 20) /* about a core's L2 cache: see attention_bf16.c */
+#define ATT_BF16_SCRATCH (32L << 20)
 size_t k_attention_bf16_scratch(int B, int T, int NH, int NKV, int HD);
 int k_attention_fwd_bf16(float *out, void *scratch, const float *q, const float *k, const float *v, const int32_t *pos,
                          int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
