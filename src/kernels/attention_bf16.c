@@ -124,12 +124,11 @@ static opnd op(long n, long g, long rows, long cols, long sn, long sg, long sr, 
     return (opnd){{n, g, rows, cols}, {sn, sg, sr, sc}};
 }
 
-/* C = alpha A B per unit (and query head: B broadcast over them when its g
- * is 1); nonzero when oneDNN could not */
-static int bmm(float alpha, opnd a, const uint16_t *A, opnd b, const uint16_t *Bm, opnd c, float *C) {
+/* C = alpha A B + beta C per unit; nonzero when oneDNN could not */
+static int bmm(float alpha, float beta, opnd a, const uint16_t *A, opnd b, const uint16_t *Bm, opnd c, float *C) {
     k_bgemm g;
     memset(&g, 0, sizeof g);
-    g.ndims = 4, g.alpha = alpha, g.beta = 0.0f;
+    g.ndims = 4, g.alpha = alpha, g.beta = beta;
     for (int i = 0; i < 4; i++) {
         g.a_dims[i] = a.d[i], g.a_str[i] = a.s[i];
         g.b_dims[i] = b.d[i], g.b_str[i] = b.s[i];
@@ -168,6 +167,27 @@ static long out_at(const att_chunk *c, long u0, long ld, int per_q) {
     return u0 / c->NKV * c->T * ld + u0 % c->NKV * (per_q ? c->G : 1) * c->HD;
 }
 
+/* The products of a unit that go per query head j (G calls): Y_j = P_j X
+ * into head j's output columns (trans 0: O = P V, dQ = dS K), or
+ * Y = sum_j P_j^T X_j per kv head (trans 1: dV = P^T dO, dK = dS^T Q).
+ * Stacked, with X broadcast over the heads or K = G*Tp, oneDNN 2.6 takes
+ * its slower gemm:jit path instead of brgemm AMX, and that one ran 5x slower
+ * with two threads calling it (SmolLM2's 3 heads per kv head). */
+static int per_head(const att_chunk *c, long u0, const uint16_t *X, int trans, float *y, long ld) {
+    att_chunk h = *c;
+    h.G = 1;
+    long TT = (long)c->Tp * c->Tp, TD = (long)c->Tp * c->Dp;
+    for (long j = 0; j < c->G; j++) {
+        const uint16_t *P = c->p16 + j * TT;
+        int bad = trans ? bmm(1.0f, j ? 1.0f : 0.0f, op_heads(&h, 1, 1), P, op_stack(&h, 1, 1), X + j * TD,
+                              op_out(&h, 1, ld, 0), y + out_at(c, u0, ld, 0))
+                        : bmm(1.0f, 0.0f, op_heads(&h, 1, 0), P, op_kv(&h, 1, 0), X, op_out(&h, 1, ld, 1),
+                              y + out_at(c, u0, ld, 1) + j * c->HD);
+        if (bad) return 1;
+    }
+    return 0;
+}
+
 /* ---- forward ---- */
 
 /* S = scale Q K^T, then P = causal softmax(S) in fp32 (in s, columns up to
@@ -175,7 +195,7 @@ static long out_at(const att_chunk *c, long u0, long ld, int per_q) {
  * whole batch's [B*T] or NULL */
 static int probs(const att_chunk *c, long u0, long n, const int32_t *pos, float scale) {
     long Tp = c->Tp, rows = n * c->G * Tp;
-    if (bmm(scale, op_stack(c, n, 0), c->q16, op_kv(c, n, 1), c->k16, op_scores(c, n), c->s)) return 1;
+    if (bmm(scale, 0.0f, op_stack(c, n, 0), c->q16, op_kv(c, n, 1), c->k16, op_scores(c, n), c->s)) return 1;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (long r = 0; r < rows; r++) {
         long t = r % Tp, b = (u0 + r / (c->G * Tp)) / c->NKV, w = t < c->T ? t + 1 : 0;
@@ -194,7 +214,7 @@ static int fwd_chunk(float *out, const att_chunk *c, long u0, long n, const floa
     gather16(c->v16, v, sv, c, u0, n, 1);
     if (probs(c, u0, n, pos, 1.0f / sqrtf((float)c->HD))) return 1;
     /* O = P V */
-    return bmm(1.0f, op_heads(c, n, 0), c->p16, op_kv(c, n, 0), c->v16, op_out(c, n, ldo, 1), out + out_at(c, u0, ldo, 1));
+    return per_head(c, u0, c->v16, 0, out, ldo);
 }
 
 /* runs RUN(c, u) over the B x NKV units on the team (c: the thread's
@@ -269,13 +289,12 @@ static int bwd_chunk(const att_grads *a, const att_chunk *c, long u0, long n) {
     gather16(c->do16, a->dout, c->NH * c->HD, c, u0, n, c->G);
     if (probs(c, u0, n, a->pos, scale)) return 1;
     /* dP = dO V^T; dV = P^T dO, summed over the group's stacked rows */
-    if (bmm(1.0f, op_stack(c, n, 0), c->do16, op_kv(c, n, 1), c->v16, op_scores(c, n), c->dp) ||
-        bmm(1.0f, op_heads(c, n, 1), c->p16, op_stack(c, n, 1), c->do16, op_out(c, n, a->sv, 0), a->dv + out_at(c, u0, a->sv, 0)))
+    if (bmm(1.0f, 0.0f, op_stack(c, n, 0), c->do16, op_kv(c, n, 1), c->v16, op_scores(c, n), c->dp) ||
+        per_head(c, u0, c->do16, 1, a->dv, a->sv))
         return 1;
     softmax_grad(c, n, scale);
     /* dQ = dS K; dK = dS^T Q */
-    return bmm(1.0f, op_heads(c, n, 0), c->p16, op_kv(c, n, 0), c->k16, op_out(c, n, a->sq, 1), a->dq + out_at(c, u0, a->sq, 1)) ||
-           bmm(1.0f, op_heads(c, n, 1), c->p16, op_stack(c, n, 1), c->q16, op_out(c, n, a->sk, 0), a->dk + out_at(c, u0, a->sk, 0));
+    return per_head(c, u0, c->k16, 0, a->dq, a->sq) || per_head(c, u0, c->q16, 1, a->dk, a->sk);
 }
 
 int k_attention_bwd_bf16(float *dq, float *dk, float *dv, void *scratch, const float *dout, const float *q, const float *k,
