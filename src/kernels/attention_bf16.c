@@ -37,10 +37,12 @@
 #include "core/prof.h"
 #include "kernels/kernels.h"
 
-/* one chunk's geometry and its scratch, carved (see carve) */
+/* the geometry and one thread's scratch, carved (see carve). The buffers
+ * and the operand helpers below take n units; a thread runs one at a time
+ * (units = 1, see the top: larger n measured slower) */
 typedef struct {
     int T, Tp, HD, Dp, G, NKV, NH;
-    long units;           /* kv units per chunk (at most) */
+    long units;           /* kv units the buffers hold */
     uint16_t *q16, *do16; /* [units, G, Tp, Dp] Q, dO rounded, zero pads */
     uint16_t *k16, *v16;  /* [units, Tp, Dp] */
     uint16_t *p16;        /* [units, G, Tp, Tp] P (then dS) rounded */
