@@ -84,6 +84,62 @@ static void test_gemm(void) {
             }
 }
 
+/* ---- attention with bf16 products ---- */
+
+/* rel L2 of the hd columns of each of n rows (row stride ld) against ref */
+static double rows_err(const float *x, const float *ref, long n, int ld, int hd) {
+    double num = 0, den = 0;
+    for (long r = 0; r < n; r++)
+        for (int i = 0; i < hd; i++) {
+            double d = (double)x[r * ld + i] - ref[r * ld + i];
+            num += d * d;
+            den += (double)ref[r * ld + i] * ref[r * ld + i];
+        }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* k_attention_fwd_bf16 / _bwd_bf16 against the fp32 references, q, k, v
+ * interleaved in one strided buffer as a model's qkv: within bf16's
+ * tolerance (inputs rounded to 8 bits of mantissa, 2^-9 relative, the sums
+ * in fp32: 1e-2 relative L2 for the output, 2e-2 for gradients that pass
+ * through two rounded products), yet not fp32's result */
+static void test_attention(int B, int T, int NH, int NKV, int HD, int packed) {
+    int sq = (NH + 2 * NKV) * HD, sk = sq, sv = sq, QD = NH * HD;
+    long rows = (long)B * T;
+    float *qkv = malloc(rows * sq * 4), *dout = malloc(rows * QD * 4), *o = malloc(rows * QD * 4);
+    float *oref = malloc(rows * QD * 4), *att = malloc((long)B * NH * T * T * 4);
+    float *g = malloc(rows * sq * 4), *gref = malloc(rows * sq * 4);
+    int32_t *pos = malloc(rows * 4);
+    void *scratch = malloc(k_attention_bf16_scratch(B, T, NH, NKV, HD));
+    uint64_t s = 3 + T;
+    for (long i = 0; i < rows * sq; i++) qkv[i] = 2.0f * urand(&s), g[i] = 1e30f; /* g: every value is written */
+    for (long i = 0; i < rows * QD; i++) dout[i] = urand(&s);
+    for (long i = 0; i < rows; i++) pos[i] = packed ? (int32_t)(i % T % 5) : (int32_t)(i % T); /* restarts every 5 */
+    const float *q = qkv, *k = qkv + QD, *v = k + NKV * HD;
+    const int32_t *p = packed ? pos : NULL;
+    int r1 = k_attention_fwd_bf16(o, scratch, q, k, v, p, B, T, NH, NKV, HD, sq, sk, sv);
+    int r2 = k_attention_bwd_bf16(g, g + QD, g + QD + NKV * HD, scratch, dout, q, k, v, p, B, T, NH, NKV, HD, sq, sk, sv);
+    k_attention_fwd_ref(oref, att, q, k, v, p, B, T, NH, NKV, HD, sq, sk, sv);
+    k_attention_bwd_ref(gref, gref + QD, gref + QD + NKV * HD, dout, att, q, k, v, B, T, NH, NKV, HD, sq, sk, sv);
+    double e[4] = {rows_err(o, oref, rows, QD, QD), rows_err(g, gref, rows, sq, QD),
+                   rows_err(g + QD, gref + QD, rows, sq, NKV * HD), rows_err(g + QD + NKV * HD, gref + QD + NKV * HD, rows, sq, NKV * HD)};
+    printf("bf16 attention B %d T %d NH %d NKV %d HD %d%s: rel L2 out %.2g dq %.2g dk %.2g dv %.2g\n", B, T, NH, NKV, HD,
+           packed ? " packed" : "", e[0], e[1], e[2], e[3]);
+    CHECKF(r1 == 0 && r2 == 0, "bf16 attention T %d HD %d: not run (%d %d)", T, HD, r1, r2);
+    for (int i = 0; i < 4; i++)
+        CHECKF(e[i] < (i ? 2e-2 : 1e-2) && e[i] > 1e-5, "bf16 attention B %d T %d NH %d NKV %d HD %d packed %d: %s rel L2 %.3g",
+               B, T, NH, NKV, HD, packed, (const char *[]){"out", "dq", "dk", "dv"}[i], e[i]);
+    free(qkv); free(dout); free(o); free(oref); free(att); free(g); free(gref); free(pos); free(scratch);
+}
+
+static void test_attentions(void) {
+    test_attention(2, 37, 6, 2, 16, 0); /* grouped kv heads, T and HD padded to 64 and 32 */
+    test_attention(2, 37, 6, 2, 16, 1); /* packed sequences */
+    test_attention(3, 64, 4, 4, 64, 1);
+    /* 41 units shared by the team, one per thread at a time */
+    test_attention(1, 256, 41, 41, 64, 0);
+}
+
 /* ---- a model's linears in bf16 ---- */
 
 static tuna_batch make_batch(int B, int T, int V) {
@@ -176,6 +232,7 @@ int main(void) {
     }
     printf("%s\n", tuna_kernels_info());
     test_gemm();
+    test_attentions();
     test_copies_follow();
     test_model("tests/fixtures/parity/llama_gqa", TUNA_QUANT_NONE, "llama_gqa fp32 (bf16 copies)");
     test_model("tests/fixtures/parity/gpt2", TUNA_QUANT_STORED, "gpt2 fp32 stored in place (bf16 copies)");

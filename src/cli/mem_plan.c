@@ -117,7 +117,7 @@ static double largest_stored(const ckpt_info *ci) {
  * GEMM): copies of the fp32 linear weights (every one, lm_head included,
  * when training all weights; the frozen ones stored F32 otherwise), tiles for
  * the other stored types */
-static double bf16_bytes(const ckpt_info *ci, const mem_opts *o, int full, int nf4, long N) {
+static double bf16_bytes(const ckpt_info *ci, const mem_opts *o, int full, int nf4, long N, int T) {
     if (!o->bf16_compute || !tuna_bf16_supported()) return 0;
     double copies = 0;
     int tiles = 0, head = 0;
@@ -131,7 +131,7 @@ static double bf16_bytes(const ckpt_info *ci, const mem_opts *o, int full, int n
     }
     if (!head && (full || ci->cfg.dtype == TUNA_DTYPE_F32)) copies += (double)ci->cfg.V * ci->cfg.C; /* tied */
     else if (!head) tiles |= ci->cfg.dtype == TUNA_DTYPE_F16;
-    return model_bf16_bytes(&ci->cfg, N, tiles, copies, full);
+    return model_bf16_bytes(&ci->cfg, N, T, tiles, copies, full);
 }
 
 static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e) {
@@ -166,7 +166,7 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
     if (ck < 0 || ck > c->L)
         return core_fail(TUNA_ERR_ARG, "--checkpoint-layers %d: the model has %d blocks", o->ckpt_layers, c->L);
     e->acts = (double)tuna_model_activation_bytes_checkpointed(c, e->rows, e->T, ck);
-    e->bf16 = bf16_bytes(ci, o, type == TUNA_PEFT_NONE, qlora, (long)e->rows * e->T);
+    e->bf16 = bf16_bytes(ci, o, type == TUNA_PEFT_NONE, qlora, (long)e->rows * e->T, e->T);
     /* token data (ids + labels) and the trainer's batch buffers (ids, labels, positions) */
     e->data = 8.0 * o->data_tokens + 12.0 * e->rows * e->T;
     if (o->job == MEM_DPO)

@@ -11,6 +11,7 @@
  * parity tests check the whole model against PyTorch. */
 #ifndef TUNA_KERNELS_H
 #define TUNA_KERNELS_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* out[N,OC] = in[N,IC] @ w[OC,IC]^T (+ bias[OC]) */
@@ -48,6 +49,42 @@ void k_f32_to_bf16_serial(uint16_t *dst, const float *src, long n);
  * k_gemm_bf16_ref (same result up to summation order). */
 void k_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B,
                  int ldb, const float *bias, float beta, float *C, int ldc);
+
+/* A batch of GEMMs through one oneDNN primitive: C[i] = alpha * A[i] @ B[i]
+ * + beta * C[i] over the leading ndims - 2 (batch) dimensions, with A
+ * [..., M, K] and B [..., K, N] in bf16 and C [..., M, N] in fp32, each
+ * operand given by its dims and strides in elements (any layout: a transpose
+ * is a swap of strides). Cached with k_gemm_bf16's primitives. Returns 0 when
+ * done, nonzero when not (no bf16 GEMM on this CPU, oneDNN refuses the
+ * shape, or AMX with K not a multiple of 32 below 256: pad K with zeros): the
+ * caller then computes another way. */
+#define K_BGEMM_MAX_DIMS 4
+typedef struct {
+    int ndims;
+    float alpha, beta;
+    int64_t a_dims[K_BGEMM_MAX_DIMS], a_str[K_BGEMM_MAX_DIMS];
+    int64_t b_dims[K_BGEMM_MAX_DIMS], b_str[K_BGEMM_MAX_DIMS];
+    int64_t c_dims[K_BGEMM_MAX_DIMS], c_str[K_BGEMM_MAX_DIMS];
+} k_bgemm;
+int k_gemm_bf16_batched(const k_bgemm *g, const uint16_t *A, const uint16_t *B, float *C);
+
+/* ---- causal attention in bf16 (attention_bf16.c) ----
+ * k_attention_fwd / k_attention_bwd (same arguments, layouts and outputs;
+ * probabilities never kept) with the products QK^T, PV, dO V^T, P^T dO,
+ * dS K and dS^T Q taken in bf16 (Q, K, V, P, dO, dS rounded, fp32 sums), as
+ * torch.autocast does; the softmax, its backward and every output in fp32.
+ * scratch: k_attention_bf16_scratch(...) bytes: one kv head's group per
+ * thread (768 KiB at T = 256, HD = 64; 48 MiB for Llama-3-8B's group of 4
+ * heads at T = 1024), threads held to ATT_BF16_SCRATCH bytes of them (one
+ * at least), sized for the caller's team as it is now. Return 0 when done,
+ * nonzero when oneDNN could not (the caller then runs the fp32 kernel, which
+ * rewrites every output). */
+#define ATT_BF16_SCRATCH (32L << 20)
+size_t k_attention_bf16_scratch(int B, int T, int NH, int NKV, int HD);
+int k_attention_fwd_bf16(float *out, void *scratch, const float *q, const float *k, const float *v, const int32_t *pos,
+                         int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
+int k_attention_bwd_bf16(float *dq, float *dk, float *dv, void *scratch, const float *dout, const float *q, const float *k,
+                         const float *v, const int32_t *pos, int B, int T, int NH, int NKV, int HD, int sq, int sk, int sv);
 
 /* LayerNorm: out = (x-mean)*rstd*w + b; mean/rstd [N] saved for backward. */
 void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
@@ -101,6 +138,12 @@ void k_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots,
  * `slots` slices of n*(past+n) floats. */
 void k_attention_cached(float *out, int so, const float *q, int sq, const float *kc, const float *vc, int past, int n,
                         int NH, int NKV, int HD, float *scratch, int slots);
+
+/* The softmax of causal attention on rows [t0, t1) of one head's T x T
+ * scores (row stride ld), shared by the fp32 and bf16 kernels: row t becomes
+ * the softmax of its columns [t - pos[t], t] (pos NULL: [0, t]), in place,
+ * with zeros in its other columns up to cols. */
+void k_causal_softmax_rows(float *S, int ld, int cols, const int32_t *pos, int t0, int t1);
 
 /* Cross-entropy over rows with target >= 0 (others do not count).
  * lse[N] = logsumexp of each row (saved); returns the sum of counted losses

@@ -229,20 +229,33 @@ static int scratch_team(int slots) {
     return team < slots ? team : slots > 0 ? slots : 1;
 }
 
-/* softmax of S[t, lo..t] in place, zeros elsewhere in the row */
-static void causal_softmax_rows(float *S, const int32_t *pos, int T) {
-    for (int t = 0; t < T; t++) {
-        float *row = S + (long)t * T;
+/* max of x[0, n) in 16 lanes (vectorized: a serial vmaxss chain was most of
+ * the softmax's time); the same value as a serial scan, max being exact */
+static float row_max(const float *x, int n) {
+    float m[16], mx = -INFINITY;
+    int s = 0;
+    for (int i = 0; i < 16; i++) m[i] = -INFINITY;
+    for (; s + 16 <= n; s += 16)
+        for (int i = 0; i < 16; i++) m[i] = x[s + i] > m[i] ? x[s + i] : m[i];
+    for (; s < n; s++) mx = x[s] > mx ? x[s] : mx;
+    for (int i = 0; i < 16; i++) mx = m[i] > mx ? m[i] : mx;
+    return mx;
+}
+
+void k_causal_softmax_rows(float *S, int ld, int cols, const int32_t *pos, int t0, int t1) {
+    for (int t = t0; t < t1; t++) {
+        float *row = S + (long)t * ld;
         int lo = pos ? t - pos[t] : 0;
         if (lo < 0) lo = 0;
-        float mx = -INFINITY;
-        for (int s = lo; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+        float mx = row_max(row + lo, t + 1 - lo);
         float inv = 1.0f / k_exp_inplace(row + lo, mx, t + 1 - lo);
         for (int s = 0; s < lo; s++) row[s] = 0;
         for (int s = lo; s <= t; s++) row[s] *= inv;
-        for (int s = t + 1; s < T; s++) row[s] = 0;
+        for (int s = t + 1; s < cols; s++) row[s] = 0;
     }
 }
+
+
 
 /* Causal attention skips the blocks above the diagonal: rows are taken in
  * blocks of ATT_ROWS, and row block [r0, r1) only meets keys [0, r1). At
@@ -259,7 +272,7 @@ static void attention_probs(float *S, const float *Q, int sq, const float *K, in
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, HD, scale, Q + (long)r0 * sq, sq, K, sk, 0.0f,
                     S + (long)r0 * T, T);
     }
-    causal_softmax_rows(S, pos_b, T);
+    k_causal_softmax_rows(S, T, T, pos_b, 0, T);
 }
 
 void k_attention_fwd(float *out, float *att, int keep_att, int slots, const float *q, const float *k, const float *v,

@@ -807,8 +807,9 @@ static void block_forward(tuna_model *m, int l, int B, int T, int packed) {
             k_rope(q, a->pos, a->rope_cos, a->rope_sin, N, c->NH, c->HD, sq, 0);
             k_rope(kk, a->pos, a->rope_cos, a->rope_sin, N, c->NKV, c->HD, sk, 0);
         }
-        k_attention_fwd(a->attn_out[l], a->att_scratch, 0, a->att_slots, q, kk, v, packed ? a->pos : NULL, B, T, c->NH, c->NKV, c->HD,
-                        sq, sk, sv);
+        if (!model_bf16_attention_fwd(m, a->attn_out[l], q, kk, v, packed ? a->pos : NULL, B, T, sq, sk, sv))
+            k_attention_fwd(a->attn_out[l], a->att_scratch, 0, a->att_slots, q, kk, v, packed ? a->pos : NULL, B, T, c->NH, c->NKV,
+                            c->HD, sq, sk, sv);
         linear_forward(&k->o, a->resid_mid[l], a->attn_out[l], N);
         float *rm = a->resid_mid[l];
 #pragma omp parallel for simd
@@ -876,8 +877,10 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
         int sq, sk, sv;
         qkv_views(m, a->qkv[l], N, &q, &kk, &v, &sq, &sk, &sv);
         qkv_views(m, a->dqkv, N, &dq, &dk, &dv, &sq, &sk, &sv);
-        k_attention_bwd(dq, dk, dv, a->att_scratch, a->att_slots, a->dattn, NULL, q, kk, v, bt->pos_ids ? a->pos : NULL, B, TT, c->NH, c->NKV, c->HD, sq,
-                        sk, sv);
+        const int32_t *pos = bt->pos_ids ? a->pos : NULL;
+        if (!model_bf16_attention_bwd(m, dq, dk, dv, a->dattn, q, kk, v, pos, B, TT, sq, sk, sv))
+            k_attention_bwd(dq, dk, dv, a->att_scratch, a->att_slots, a->dattn, NULL, q, kk, v, pos, B, TT, c->NH, c->NKV, c->HD, sq,
+                            sk, sv);
         float *dx = l > 0 || need_dx0 ? a->dtmp : NULL;
         norm_fwd(c, a->norm1[l], a->mean1[l], a->rstd1[l], a->resid[l], k->ln1_w, k->ln1_b, N);
         if (c->family == TUNA_FAMILY_GPT2) linear_backward(&k->qkv, dx, 0, a->dqkv, a->norm1[l], N);

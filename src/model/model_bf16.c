@@ -31,6 +31,9 @@ static void bf16_off(tuna_model *m, tuna_linear **ls, int n) {
     if (m->bf16) linear_bf16_free(m->bf16);
     free(m->bf16);
     m->bf16 = NULL;
+    free(m->att16);
+    m->att16 = NULL;
+    m->att16_bytes = 0;
 }
 
 /* turns it on: the copies made (0) or out of memory (-1, then off) */
@@ -58,14 +61,41 @@ int tuna_model_set_bf16(tuna_model *m, int on) {
     return r;
 }
 
-double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values, int full) {
+double model_bf16_bytes(const tuna_config *c, long N, int T, int tiles, double copy_values, int full) {
     long qkv = (long)(c->NH + 2 * c->NKV) * c->HD, in = c->FF > c->C ? c->FF : c->C;
     long rows = full ? head_rows_bf16_full(c->V, N) : head_rows(c->V, N, 0);
     long out = c->FF > qkv ? c->FF : qkv, head = rows * c->V;
     double logits = 4.0 * (double)(rows - head_rows(c->V, N, 0)) * c->V; /* beyond the activations' chunk */
     if (c->NH * c->HD > in) in = (long)c->NH * c->HD;
     if (head > N * out) out = head / N + 1;
-    return 2.0 * N * (in + out) + (tiles ? 2.0 * LINEAR_TILE : 0) + 2.0 * copy_values + logits;
+    double att = (double)k_attention_bf16_scratch((int)(N / T), T, c->NH, c->NKV, c->HD);
+    return 2.0 * N * (in + out) + (tiles ? 2.0 * LINEAR_TILE : 0) + 2.0 * copy_values + att + logits;
+}
+
+/* m's attention scratch for B x T (grown when smaller); NULL: off or no memory */
+static void *att_scratch(tuna_model *m, int B, int T) {
+    const tuna_config *c = &m->cfg;
+    size_t need = k_attention_bf16_scratch(B, T, c->NH, c->NKV, c->HD);
+    if (!m->bf16) return NULL;
+    if (m->att16_bytes >= need) return m->att16;
+    free(m->att16);
+    m->att16 = malloc(need);
+    m->att16_bytes = m->att16 ? need : 0;
+    return m->att16;
+}
+
+int model_bf16_attention_fwd(tuna_model *m, float *out, const float *q, const float *k, const float *v, const int32_t *pos,
+                             int B, int T, int sq, int sk, int sv) {
+    const tuna_config *c = &m->cfg;
+    void *s = att_scratch(m, B, T);
+    return s && !k_attention_fwd_bf16(out, s, q, k, v, pos, B, T, c->NH, c->NKV, c->HD, sq, sk, sv);
+}
+
+int model_bf16_attention_bwd(tuna_model *m, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                             const float *v, const int32_t *pos, int B, int T, int sq, int sk, int sv) {
+    const tuna_config *c = &m->cfg;
+    void *s = att_scratch(m, B, T);
+    return s && !k_attention_bwd_bf16(dq, dk, dv, s, dout, q, k, v, pos, B, T, c->NH, c->NKV, c->HD, sq, sk, sv);
 }
 
 int tuna_model_bf16(const tuna_model *m) { return m->bf16 != NULL; }

@@ -108,6 +108,8 @@ struct tuna_model {
     int shares_weights;      /* weights, stored tensors and maps belong to another model (tuna_model_share) */
     linear_bf16 *bf16;       /* bf16 compute on (model_bf16.c), NULL: fp32 */
     int bf16_fresh;          /* the optimizer wrote every bf16 copy: the next forward need not */
+    void *att16;             /* bf16 attention's scratch (k_attention_bf16_scratch bytes), grown on use */
+    size_t att16_bytes;
     int fold_on_write;       /* the adapter is folded into the weights as they are written (tuna_peft_merge_on_write) */
     /* called by backward when gradients are final for block `layer` (L-1 down
      * to 0), then with -1 once everything else is too (data-parallel
@@ -161,9 +163,17 @@ void model_bf16_copies_stale(tuna_model *m);
 /* What bf16 compute adds to a run of N rows (tuna plan): the buffers of the
  * rounded inputs and output gradients at their largest (the widest linear,
  * lm_head's chunk of rows), the tile when tiles (weights converted by tiles),
- * and the bf16 copies of copy_values fp32 weights; full (every weight
- * trained): lm_head's larger chunk of logits (HEAD_CHUNK_BYTES_BF16) too. */
-double model_bf16_bytes(const tuna_config *c, long N, int tiles, double copy_values, int full);
+ * the bf16 copies of copy_values fp32 weights and attention's scratch for
+ * rows of T; full (every weight trained): lm_head's larger chunk of logits
+ * (HEAD_CHUNK_BYTES_BF16) too. */
+double model_bf16_bytes(const tuna_config *c, long N, int T, int tiles, double copy_values, int full);
+/* Attention with bf16 products (k_attention_fwd_bf16 / _bwd_bf16) when bf16
+ * compute is on: 1 when done, 0 when not (off, no memory for its scratch, or
+ * oneDNN refused): the caller runs the fp32 kernel. */
+int model_bf16_attention_fwd(tuna_model *m, float *out, const float *q, const float *k, const float *v, const int32_t *pos,
+                             int B, int T, int sq, int sk, int sv);
+int model_bf16_attention_bwd(tuna_model *m, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                             const float *v, const int32_t *pos, int B, int T, int sq, int sk, int sv);
 
 /* lm_head + cross-entropy in chunks of rows (head.c). A chunk's logits take
  * at most HEAD_CHUNK_BYTES: 64 MiB, well under one layer's activations of the
