@@ -230,7 +230,8 @@ static int scratch_team(int slots) {
 }
 
 /* max of x[0, n) in 16 lanes (vectorized: a serial vmaxss chain was most of
- * the softmax's time); the same value as a serial scan, max being exact */
+ * the softmax's time, and a third of the cross-entropy's over 50,257
+ * logits); the same value as a serial scan, max being exact */
 static float row_max(const float *x, int n) {
     float m[16], mx = -INFINITY;
     int s = 0;
@@ -366,8 +367,7 @@ void k_attention_cached(float *out, int so, const float *q, int sq, const float 
         for (int t = 0; t < n; t++) {
             float *row = S + (long)t * ctx;
             int last = past + t;
-            float mx = -INFINITY;
-            for (int s = 0; s <= last; s++) mx = row[s] > mx ? row[s] : mx;
+            float mx = row_max(row, last + 1);
             float inv = 1.0f / k_exp_inplace(row, mx, last + 1);
             for (int s = 0; s <= last; s++) row[s] *= inv;
             for (int s = last + 1; s < ctx; s++) row[s] = 0;
@@ -382,8 +382,7 @@ double k_crossentropy_fwd(float *lse, int64_t *count, const float *logits, const
 #pragma omp parallel for reduction(+ : sum, cnt)
     for (int n = 0; n < N; n++) {
         const float *row = logits + (long)n * V;
-        float mx = -INFINITY;
-        for (int i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        float mx = row_max(row, V);
         double s = k_sum_exp(row, mx, V);
         float l = mx + (float)log(s);
         lse[n] = l;
