@@ -173,15 +173,24 @@ static void insert(const gemm_key *k) {
 }
 
 /* this thread's scratchpad buffer, grown to n bytes (kept for the thread's
- * life: OpenMP's threads are few and stay); NULL: no memory */
+ * life: OpenMP's threads are few and stay; a thread that ends, such as one
+ * of tuna serve's connection threads, frees it through pad_key's
+ * destructor); NULL: no memory */
 static _Thread_local void *pad_buf;
 static _Thread_local size_t pad_cap;
+static pthread_key_t pad_key;
+static pthread_once_t pad_once = PTHREAD_ONCE_INIT;
+static int pad_key_ok;
+
+static void pad_key_init(void) { pad_key_ok = pthread_key_create(&pad_key, free) == 0; }
 
 static void *thread_pad(size_t n) {
     if (n > pad_cap) {
+        pthread_once(&pad_once, pad_key_init);
         free(pad_buf);
         pad_buf = malloc(n);
         pad_cap = pad_buf ? n : 0;
+        if (pad_key_ok) pthread_setspecific(pad_key, pad_buf);
     }
     return pad_buf;
 }
