@@ -26,7 +26,7 @@ tps() { grep -o '"tokens_per_s":[0-9.]*' "$1/lora/metrics.jsonl" | cut -d: -f2 |
 join <(evals "$out/fp32") <(evals "$out/bf16") | awk -v t32="$(tps "$out/fp32")" -v t16="$(tps "$out/bf16")" '
   BEGIN { printf "%6s %12s %12s %9s\n", "step", "fp32 val", "bf16 val", "rel diff"; worst = 0 }
   { d = ($3 - $2) / $2; if (d < 0) d = -d; if (d > worst) worst = d; printf "%6d %12.5f %12.5f %8.3f%%\n", $1, $2, $3, 100 * d; n++ }
-  END { printf "LoRA tokens/s (median): fp32 %s, bf16 %s (%.2fx)\n", t32, t16, t32 > 0 ? t16 / t32 : 0;
+  END { printf "LoRA tokens/s (median): fp32 %s, bf16 %s (%.2fx)\n", t32, t16, (t32 > 0 ? t16 / t32 : 0);
         ok = n > 0 && worst <= 0.02; printf "worst eval-loss difference %.3f%% over %d evaluations (<= 2%%): %s\n", 100 * worst, n, ok ? "ok" : "NOT MET"; exit ok ? 0 : 1 }'
 DEMO_OUT="$out/demo-bf16" DEMO_SFT_FLAGS=--bf16 bash scripts/demo.sh > "$out/demo-bf16.log" 2>&1 || true
 grep '^check:' "$out/demo-bf16.log" | sed "s/^/bf16, the demo's 500 steps: /"
