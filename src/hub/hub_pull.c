@@ -86,7 +86,7 @@ static tuna_status index_shards(hub_http *h, hub_run *run, hub_shards *s) {
 
 typedef struct {
     hub_run *run;
-    hub_meta *todo;
+    hub_meta *pending;
     int n, next;
     tuna_status st;          /* the first failure */
     char detail[1024];
@@ -101,7 +101,7 @@ static void *worker(void *arg) {
         if (!h && !q->st) q->st = TUNA_ERR_NOMEM, snprintf(q->detail, sizeof q->detail, "hub: out of memory");
         pthread_mutex_unlock(&q->run->mu);
         if (k >= q->n) break;
-        tuna_status st = hub_fetch(h, q->run, &q->todo[k]);
+        tuna_status st = hub_fetch(h, q->run, &q->pending[k]);
         if (!st) continue;
         pthread_mutex_lock(&q->run->mu);
         if (!q->st || q->st == TUNA_ERR_INTERRUPTED) q->st = st, snprintf(q->detail, sizeof q->detail, "%s", tuna_last_error());
@@ -112,8 +112,8 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static tuna_status download_all(hub_run *run, hub_meta *todo, int n) {
-    queue q = {.run = run, .todo = todo, .n = n};
+static tuna_status download_all(hub_run *run, hub_meta *pending, int n) {
+    queue q = {.run = run, .pending = pending, .n = n};
     pthread_t t[N_THREADS];
     int started = 0;
     for (; started < N_THREADS && started < n; started++)
@@ -125,9 +125,9 @@ static tuna_status download_all(hub_run *run, hub_meta *todo, int n) {
 
 /* ---- online pull ---- */
 
-/* the selection: each file cached (size from the snapshot) or HEADed into todo */
+/* the selection: each file cached (size from the snapshot) or HEADed into pending */
 static tuna_status select_files(hub_http *h, hub_run *run, const name_list *l, const hub_shards *idx, tuna_hub_result *r,
-                                hub_meta *todo, int *n_todo) {
+                                hub_meta *pending, int *n_pending) {
     tuna_status st = TUNA_OK;
     for (int k = 0; k < l->n && !st; k++) {
         const char *p = l->names[k];
@@ -138,11 +138,11 @@ static tuna_status select_files(hub_http *h, hub_run *run, const name_list *l, c
             st = hub_result_add(r, p, (int64_t)sb.st_size, 1);
             continue;
         }
-        hub_meta *m = &todo[*n_todo];
+        hub_meta *m = &pending[*n_pending];
         *m = (hub_meta){.path = p};
         st = hub_head(h, run, m);
         if (!st) st = hub_result_add(r, p, m->size, 0);
-        if (!st) (*n_todo)++, run->total += m->size > 0 ? m->size : 0;
+        if (!st) (*n_pending)++, run->total += m->size > 0 ? m->size : 0;
     }
     if (!st && r->n_files == 0)
         st = core_fail(TUNA_ERR_ARG, "%s@%s: no file of the repository's %d is selected%s", run->id.repo, run->id.rev, l->n,
@@ -154,26 +154,26 @@ static tuna_status pull_online(hub_run *run, tuna_hub_result *r) {
     hub_http *h = hub_http_new(run->env);
     name_list l = {0};
     hub_shards idx = {0};
-    hub_meta *todo = NULL;
+    hub_meta *pending = NULL;
     tuna_status st = h ? revision_info(h, run, &l) : core_fail(TUNA_ERR_NOMEM, "hub: out of memory");
-    int has_index = 0, n_todo = 0;
+    int has_index = 0, n_pending = 0;
     for (int k = 0; k < l.n; k++) has_index |= !strcmp(l.names[k], HUB_INDEX_NAME);
     has_index = has_index && (!run->o || !run->o->n_include) && hub_selected(HUB_INDEX_NAME, run->o, NULL);
     if (!st) memcpy(r->commit, run->commit, 41);
     if (!st && !(run->o && run->o->dry_run)) st = hub_cache_set_ref(&run->cache, run->id.rev, run->commit);
     int index_cached = hub_cache_has(&run->cache, run->commit, HUB_INDEX_NAME);
     if (!st && has_index) st = index_shards(h, run, &idx);
-    if (!st && !(todo = calloc((size_t)l.n + 1, sizeof *todo))) st = core_fail(TUNA_ERR_NOMEM, "hub: out of memory");
-    if (!st) st = select_files(h, run, &l, has_index ? &idx : NULL, r, todo, &n_todo);
+    if (!st && !(pending = calloc((size_t)l.n + 1, sizeof *pending))) st = core_fail(TUNA_ERR_NOMEM, "hub: out of memory");
+    if (!st) st = select_files(h, run, &l, has_index ? &idx : NULL, r, pending, &n_pending);
     for (int k = 0; !st && has_index && !index_cached && k < r->n_files; k++) /* downloaded first, above */
         if (!strcmp(r->files[k].path, HUB_INDEX_NAME)) r->files[k].cached = 0;
-    run->files = n_todo;
-    if (!st && !(run->o && run->o->dry_run)) st = download_all(run, todo, n_todo);
+    run->files = n_pending;
+    if (!st && !(run->o && run->o->dry_run)) st = download_all(run, pending, n_pending);
     r->bytes_downloaded = run->done - run->resumed;
     hub_http_free(h);
     hub_shards_free(&idx);
     names_free(&l);
-    free(todo);
+    free(pending);
     return st;
 }
 
