@@ -215,6 +215,8 @@ typedef struct {
     const int32_t *labels;     /* [B,T] or NULL (no loss computed) */
     const int32_t *pos_ids;    /* [B,T] or NULL */
     const float *row_weight;   /* [B] extra loss weight per sequence, or NULL (= 1) */
+    const float *tok_weight;   /* [B,T] extra loss weight of the loss at each position t (the
+                                * one scored against labels[t+1]), or NULL (= 1); backward only */
 } tuna_batch;
 
 /* Result of a forward pass: sum of per-token losses (natural log) over the
@@ -238,7 +240,7 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *batch, tuna_loss
 const float *tuna_model_logits(tuna_model *m);
 /* Backward of the last forward: ADDS to every parameter gradient the gradient
  * of (token_weight * sum over rows b of row_weight[b] * that row's counted
- * per-token losses). For a mean over the counted tokens of one optimizer step
+ * per-token losses, each times its tok_weight when the batch has them). For a mean over the counted tokens of one optimizer step
  * pass 1/total_tokens and no row weights. The batch must be the forward's:
  * TUNA_ERR_ARG when no forward ran since the last backward or its shape
  * (B, T, position ids or not) differs; the forward then stays usable. */
@@ -247,6 +249,10 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *batch, float to
  * the forward's batch. TUNA_ERR_ARG when it is not, or when backward has run
  * since. */
 tuna_status tuna_model_row_losses(const tuna_model *m, int B, int T, double *out);
+/* Per-position log-probabilities of the last forward (out[B,T]): out[b,t] is
+ * log p(labels[b,t+1] | row b up to t), 0 where that label does not count.
+ * Same conditions as tuna_model_row_losses. */
+tuna_status tuna_model_token_logps(const tuna_model *m, int B, int T, double *out);
 /* Sets all gradients to zero. */
 void tuna_model_zero_grad(tuna_model *m);
 

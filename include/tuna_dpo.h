@@ -17,12 +17,22 @@
 #define TUNA_DPO_H
 #include "tuna.h"
 
-typedef enum { TUNA_DPO_SIGMOID = 0, TUNA_DPO_IPO = 1, TUNA_DPO_HINGE = 2 } tuna_dpo_loss_type;
+typedef enum {
+    TUNA_DPO_SIGMOID = 0, TUNA_DPO_IPO = 1, TUNA_DPO_HINGE = 2,
+    TUNA_DPO_ORPO = 3,   /* TRL ORPOTrainer (reference-free; adds the chosen NLL) */
+    TUNA_DPO_SIMPO = 4,  /* TRL CPOTrainer loss_type "simpo" (reference-free) */
+    TUNA_DPO_KTO = 5,    /* TRL KTOTrainer: unpaired items (completion row, mismatched KL row) */
+    TUNA_DPO_REWARD = 6  /* TRL RewardTrainer: -log sigmoid(r_chosen - r_rejected) on a scalar head */
+} tuna_dpo_loss_type;
 
 typedef struct {
     tuna_dpo_loss_type type;
-    double beta;              /* TRL default 0.1 */
+    double beta;              /* TRL default 0.1 (ORPO: lambda) */
     double label_smoothing;   /* sigmoid only (conservative DPO), in [0, 0.5] */
+    double simpo_gamma;       /* SimPO's target reward margin (TRL CPOConfig default 0.5) */
+    double cpo_alpha;         /* SimPO: weight of the chosen NLL added (0: SimPO as published) */
+    double desirable_weight, undesirable_weight; /* KTO (TRL default 1, 1) */
+    double center_rewards;    /* reward model: TRL center_rewards_coefficient (0: off) */
 } tuna_dpo_args;
 
 /* Means over the pairs of one call. */

@@ -36,7 +36,7 @@ static double loss_of(const tuna_dpo_args *a, int n, const double *pc, const dou
 static void test_known_values(void) {
     double pc = -1, pr = -2, rc = -1.5, rr = -1.5; /* h = 1 */
     int64_t nc = 2, nr = 4;
-    tuna_dpo_args a = {TUNA_DPO_SIGMOID, 0.1, 0};
+    tuna_dpo_args a = {.type = TUNA_DPO_SIGMOID, .beta = 0.1, .label_smoothing = 0};
     tuna_dpo_stats s;
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_OK);
     CHECKF(fabs(s.loss - log1p(exp(-0.1))) < 1e-15, "sigmoid %.17g", s.loss);
@@ -45,27 +45,27 @@ static void test_known_values(void) {
     a.label_smoothing = 0.1;
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_OK);
     CHECK(fabs(s.loss - (0.9 * log1p(exp(-0.1)) + 0.1 * log1p(exp(0.1)))) < 1e-15);
-    a = (tuna_dpo_args){TUNA_DPO_HINGE, 0.1, 0};
+    a = (tuna_dpo_args){.type = TUNA_DPO_HINGE, .beta = 0.1, .label_smoothing = 0};
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_OK && fabs(s.loss - 0.9) < 1e-15);
     a.beta = 2; /* 1 - 2 h < 0: no loss */
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_OK && s.loss == 0);
     /* IPO on averaged log-probabilities: h = (-1/2 + 2/4) - (-1.5/2 + 1.5/4) = 0.375 */
-    a = (tuna_dpo_args){TUNA_DPO_IPO, 0.5, 0};
+    a = (tuna_dpo_args){.type = TUNA_DPO_IPO, .beta = 0.5, .label_smoothing = 0};
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_OK);
     CHECKF(fabs(s.loss - (0.375 - 1) * (0.375 - 1)) < 1e-15, "ipo %.17g", s.loss);
     CHECK(fabs(s.rewards_chosen - 0.5 * 0.25) < 1e-15 && fabs(s.logps_chosen + 0.5) < 1e-15);
     /* a rejected response the policy prefers: accuracy 0, margin negative */
     double pc2 = -3;
-    a = (tuna_dpo_args){TUNA_DPO_SIGMOID, 0.1, 0};
+    a = (tuna_dpo_args){.type = TUNA_DPO_SIGMOID, .beta = 0.1, .label_smoothing = 0};
     CHECK(tuna_dpo_loss(&a, 1, &pc2, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_OK && s.rewards_accuracies == 0 &&
           s.rewards_margins < 0 && s.loss > log(2));
     /* bad arguments */
     a.beta = 0;
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_ERR_ARG);
-    a = (tuna_dpo_args){TUNA_DPO_HINGE, 0.1, 0.2};
+    a = (tuna_dpo_args){.type = TUNA_DPO_HINGE, .beta = 0.1, .label_smoothing = 0.2};
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &nc, &nr, NULL, NULL, &s) == TUNA_ERR_ARG);
     int64_t zero = 0;
-    a = (tuna_dpo_args){TUNA_DPO_IPO, 0.1, 0};
+    a = (tuna_dpo_args){.type = TUNA_DPO_IPO, .beta = 0.1, .label_smoothing = 0};
     CHECK(tuna_dpo_loss(&a, 1, &pc, &pr, &rc, &rr, &zero, &nr, NULL, NULL, &s) == TUNA_ERR_ARG);
     CHECK(tuna_dpo_loss_from_name("ipo") == TUNA_DPO_IPO && tuna_dpo_loss_from_name("kto") == -1);
 }
@@ -74,7 +74,7 @@ static void test_derivatives(void) {
     enum { N = 3 };
     double pc[N] = {-10.5, -3.25, -7}, pr[N] = {-12, -2.5, -7.5}, rc[N] = {-11, -3, -6.75}, rr[N] = {-11.5, -3.5, -7.25};
     int64_t nc[N] = {5, 2, 7}, nr[N] = {6, 3, 4};
-    tuna_dpo_args cases[4] = {{TUNA_DPO_SIGMOID, 0.1, 0}, {TUNA_DPO_SIGMOID, 0.5, 0.2}, {TUNA_DPO_IPO, 0.1, 0}, {TUNA_DPO_HINGE, 0.3, 0}};
+    tuna_dpo_args cases[4] = {{.type = TUNA_DPO_SIGMOID, .beta = 0.1, .label_smoothing = 0}, {.type = TUNA_DPO_SIGMOID, .beta = 0.5, .label_smoothing = 0.2}, {.type = TUNA_DPO_IPO, .beta = 0.1, .label_smoothing = 0}, {.type = TUNA_DPO_HINGE, .beta = 0.3, .label_smoothing = 0}};
     double worst = 0;
     for (int c = 0; c < 4; c++) {
         double dc[N], dr[N];
@@ -146,7 +146,7 @@ static void test_through_model(void) {
         }
     CHECK(tuna_model_prepare(m, 4, T, TUNA_MODE_TRAIN) == TUNA_OK);
     /* IPO with beta 1: a loss near 0.25 keeps the fp32 differences above their noise */
-    tuna_dpo_args cases[2] = {{TUNA_DPO_SIGMOID, 0.1, 0}, {TUNA_DPO_IPO, 1.0, 0}};
+    tuna_dpo_args cases[2] = {{.type = TUNA_DPO_SIGMOID, .beta = 0.1, .label_smoothing = 0}, {.type = TUNA_DPO_IPO, .beta = 1.0, .label_smoothing = 0}};
     const char *names[2] = {"sigmoid", "ipo"};
     for (int k = 0; k < 2; k++) {
         double w[4] = {0, 0, 0, 0};

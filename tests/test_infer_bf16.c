@@ -46,7 +46,7 @@ static float *eval_logits(tuna_model *m) {
     const tuna_config *c = tuna_model_config(m);
     int32_t ids[24];
     for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 7 + 3) % c->V);
-    tuna_batch bt = {2, 12, ids, ids, NULL, NULL};
+    tuna_batch bt = {2, 12, ids, ids, NULL, NULL, NULL};
     tuna_loss l;
     if (tuna_model_prepare(m, 2, 12, TUNA_MODE_EVAL) != TUNA_OK || tuna_model_forward(m, &bt, &l) != TUNA_OK) return NULL;
     float *out = malloc((size_t)24 * c->V * sizeof(float));

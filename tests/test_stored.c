@@ -28,7 +28,7 @@ static char tmp[512];
 /* tokens 0..T-1 of a fixed pattern, labels the same ids */
 static void make_batch(tuna_batch *bt, int32_t *ids, int B, int T, int V) {
     for (int i = 0; i < B * T; i++) ids[i] = (int32_t)((i * 7 + 3) % V);
-    *bt = (tuna_batch){B, T, ids, ids, NULL, NULL};
+    *bt = (tuna_batch){B, T, ids, ids, NULL, NULL, NULL};
 }
 
 /* logits of one eval forward into a new buffer (NULL on failure), loss in *loss */

@@ -178,7 +178,7 @@ static void opts_init(train_opts *o, const train_mode *mode) {
     o->profile = prof && *prof && strcmp(prof, "0") != 0;
     tuna_peft_config_default(&o->pc, TUNA_PEFT_LORA);
     tuna_train_args_default(&o->a);
-    o->dargs = (tuna_dpo_args){TUNA_DPO_SIGMOID, 0.1, 0.0};
+    o->dargs = (tuna_dpo_args){.type = TUNA_DPO_SIGMOID, .beta = 0.1, .simpo_gamma = 0.5, .desirable_weight = 1, .undesirable_weight = 1};
     if (mode->defaults) mode->defaults(o);
 }
 

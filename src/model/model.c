@@ -838,7 +838,11 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
     if (st != TUNA_OK) return st;
     int B = bt->B, T = bt->T, P = a->P, TT = T + P, N = B * TT, C = c->C;
     m->have_forward = 0;
-    for (int n = 0; n < N; n++) a->tok_w[n] = token_weight * (bt->row_weight ? bt->row_weight[n / TT] : 1.0f);
+    for (int n = 0; n < N; n++) {
+        int b = n / TT, t = n % TT - P; /* t < 0: a virtual prompt position (never counted) */
+        float w = token_weight * (bt->row_weight ? bt->row_weight[b] : 1.0f);
+        a->tok_w[n] = bt->tok_weight && t >= 0 ? w * bt->tok_weight[(long)b * T + t] : w;
+    }
     /* with a frozen embedding and no prompt nothing needs the gradient of the
      * first layer's input: skip those GEMMs */
     float *dprompt = P ? adapter_prompt_grad(m) : NULL;
@@ -962,5 +966,18 @@ tuna_status tuna_model_row_losses(const tuna_model *m, int B, int T, double *out
         }
         out[b] = s;
     }
+    return TUNA_OK;
+}
+
+tuna_status tuna_model_token_logps(const tuna_model *m, int B, int T, double *out) {
+    const tuna_acts *a = &m->acts;
+    tuna_status st = check_forward_batch(m, "token log-probabilities", B, T, a->fwd_packed);
+    if (st != TUNA_OK) return st;
+    int P = a->P, TT = T + P;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            long n = (long)b * TT + P + t;
+            out[(long)b * T + t] = a->targets[n] >= 0 ? (double)a->tgt_logit[n] - a->lse[n] : 0.0;
+        }
     return TUNA_OK;
 }

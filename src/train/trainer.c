@@ -504,7 +504,7 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
             tokens += t->n_c[j] + t->n_r[j];
         }
         int T = fill_rows(t, t->row_idx, 2 * nb, input_tokens);
-        tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w};
+        tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w, NULL};
         tuna_loss l;
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
@@ -563,7 +563,7 @@ static tuna_status run_batch(tuna_trainer *t, int nseq, int train, double *loss_
         int T = fill_micro(t, j0, nb, input_tokens);
         for (int j = 0; j < nb; j++)
             t->row_w[j] = t->seq_cnt[j0 + j] ? 1.0f / (float)((double)t->seq_cnt[j0 + j] * seqs_counted) : 0.0f;
-        tuna_batch bt = {nb, T, t->ids, t->labels, d->pos ? t->pos : NULL, seqnorm ? t->row_w : NULL};
+        tuna_batch bt = {nb, T, t->ids, t->labels, d->pos ? t->pos : NULL, seqnorm ? t->row_w : NULL, NULL};
         tuna_loss l;
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
