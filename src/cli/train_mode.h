@@ -50,6 +50,6 @@ struct train_mode {
     void (*args_json)(json_t *ja, const train_opts *o, const train_data *d);
 };
 
-extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo;
+extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo, train_mode_reward;
 
 #endif
