@@ -1,5 +1,5 @@
-/* train_mode.h — the table of training modes behind the sft, pretrain and
- * dpo commands. The driver (cmd_train.c) parses the shared options and runs
+/* train_mode.h — the table of training modes behind the sft, pretrain, dpo
+ * and reward commands. The driver (cmd_train.c) parses the shared options and runs
  * the shared loop; each mode brings its help text, its own options, defaults
  * and checks, its data loader (model, tokenizer and data into a
  * train_data) and its own train_args.json keys. A new mode is a new entry:

@@ -20,7 +20,11 @@
  * into dtmp (free until backward) while each chunk's logits are at hand, and
  * backward only scales the rows: no logits are recomputed, and the head costs
  * the two GEMMs it cost before chunking (one wasted on a forward that no
- * backward follows, such as validation). */
+ * backward follows, such as validation).
+ *
+ * A reward model (cfg.num_labels 1) has score.weight [1, C] in lm_head's place
+ * and no vocabulary: head_score_forward/backward read one row of normf per
+ * sequence, its last counted token, and leave the row losses minus the score. */
 #include <stdlib.h>
 #include <string.h>
 
