@@ -425,6 +425,34 @@ static void test_reward_model(void) {
     CHECKF(strstr(tuna_last_error(), base) && strstr(tuna_last_error(), "not a reward model"), "%s", tuna_last_error());
 }
 
+/* text pairs through the tokenizer and template: the run's last line gives the
+ * validation's pairwise accuracy, OUT holds the tokenizer, and reward_model
+ * opens OUT and scores */
+static void test_text_run(void) {
+    const char *base = "models/tuna-stories";
+    char data[600], out[600], cmd[4000];
+    if (!test_need(base, "reward on text") || !test_need_cli("reward on text")) return;
+    snprintf(data, sizeof data, "%s/prefs.jsonl", tmpdir);
+    snprintf(out, sizeof out, "%s/text_run", tmpdir);
+    FILE *f = fopen(data, "w");
+    if (!f) { CHECK(0); return; }
+    for (int i = 0; i < 16; i++)
+        fprintf(f, "{\"prompt\":\"Once upon a time %d,\",\"chosen\":\" the dog played in the sun.\",\"rejected\":\" sun sun the the.\"}\n", i);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s reward --model %s --data %s --val-split 0.25 --steps 2 --batch 4 --seq-len 64 --out %s 2> %s/text.err",
+             test_cli, base, data, out, tmpdir);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "tail -2 %s/text.err | grep -q 'done after 2 steps: .*(eval pairwise accuracy [01]\\.[0-9]*)' && test -s %s/tokenizer.json",
+             tmpdir, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    reward_model *rm = NULL;
+    const char *texts[2] = {"Once upon a time 1, the dog played in the sun.", "Once upon a time 1, sun sun the the."};
+    double s[2] = {NAN, NAN};
+    CHECKF(reward_model_open(&rm, out) == TUNA_OK && reward_model_score(rm, 2, texts, s) == TUNA_OK, "%s", tuna_last_error());
+    CHECKF(isfinite(s[0]) && isfinite(s[1]) && s[0] != s[1], "scores %g %g", s[0], s[1]);
+    reward_model_free(rm);
+}
+
 static void test_cli_errors(void) {
     char cmd[2048], bad[600];
     if (!test_need_cli("reward cli errors")) return;
@@ -469,6 +497,7 @@ int main(int argc, char **argv) {
     test_save_load();
     test_resume();
     test_reward_model();
+    test_text_run();
     test_cli_errors();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
