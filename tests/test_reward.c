@@ -476,7 +476,10 @@ static void test_cli_errors(void) {
         rc = system(cmd);
         CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "'%s' exits %d, expected 2", refused[k], WEXITSTATUS(rc));
     }
-    /* generation refuses a reward model; info describes it */
+    /* sft and generation refuse a reward model; info describes it */
+    snprintf(cmd, sizeof cmd, "%s sft --model %s/llama_plain --data tests/fixtures/sft/llama_constant/data.jsonl --out %s/err3 --steps 1 2>&1 | grep -q 'is a reward model'",
+             test_cli, tmpdir, tmpdir);
+    CHECKF(system(cmd) == 0, "%s", cmd);
     snprintf(cmd, sizeof cmd, "%s generate --model %s/llama_plain --prompt x 2>/dev/null", test_cli, tmpdir);
     rc = system(cmd);
     CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) != 0 && WEXITSTATUS(rc) < 128, "generate on a reward model exits %d", WEXITSTATUS(rc));
