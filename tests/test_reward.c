@@ -365,7 +365,7 @@ static void test_resume(void) {
     double e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
     CHECKF(nt > 10 && e == 0, "resumed reward run differs: %d tensors, worst %.3g (%s)", nt, e, wn);
     /* another centring coefficient cannot resume exactly: refused, naming it */
-    char cmd[2000];
+    char cmd[4000];
     snprintf(cmd, sizeof cmd, "%s reward --model %s --data %s/data.jsonl --out %s/resume_c --steps 4 --batch 2 --center-rewards 0.25 "
              "--resume %s/checkpoint-2 2>&1 | grep -q 'center_rewards 0.5 -> 0.25'", test_cli, start, fx, tmpdir, a);
     CHECKF(system(cmd) == 0, "%s", cmd);
