@@ -68,6 +68,33 @@ static void test_loss(void) {
     CHECK(tuna_dpo_loss(&a, 3, pc, pr, NULL, NULL, NULL, NULL, d_pc, d_pr, &s) == TUNA_ERR_ARG);
 }
 
+/* config.json of a sequence-classification model: one label only, as HF counts them */
+static void test_config(void) {
+    const char *base = "{\"model_type\":\"llama\",\"hidden_size\":16,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+                       "\"intermediate_size\":32,\"vocab_size\":40,";
+    struct { const char *tail; tuna_status want; int labels; } cases[] = {
+        {"\"architectures\":[\"LlamaForSequenceClassification\"],\"id2label\":{\"0\":\"LABEL_0\"}}", TUNA_OK, 1},
+        {"\"architectures\":[\"Qwen2ForSequenceClassification\"],\"num_labels\":1}", TUNA_OK, 1},
+        {"\"architectures\":[\"LlamaForSequenceClassification\"],\"id2label\":{\"0\":\"a\",\"1\":\"b\"}}", TUNA_ERR_UNSUPPORTED, 0},
+        {"\"architectures\":[\"LlamaForSequenceClassification\"]}", TUNA_ERR_UNSUPPORTED, 0}, /* HF's default: 2 labels */
+        {"\"architectures\":[\"FalconForSequenceClassification\"],\"num_labels\":1}", TUNA_ERR_UNSUPPORTED, 0},
+        {"\"architectures\":[\"LlamaForCausalLM\"]}", TUNA_OK, 0},
+    };
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", tmpdir);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        FILE *f = fopen(path, "w");
+        if (!f) { CHECK(0); return; }
+        fprintf(f, "%s%s\n", base, cases[k].tail);
+        fclose(f);
+        tuna_config c;
+        tuna_status st = tuna_config_load(&c, path);
+        CHECKF(st == cases[k].want && (st != TUNA_OK || c.num_labels == cases[k].labels), "case %zu: status %d labels %d (%s)", k,
+               (int)st, st == TUNA_OK ? c.num_labels : -1, tuna_last_error());
+        if (st != TUNA_OK) CHECKF(strstr(tuna_last_error(), "config.json"), "case %zu: %s", k, tuna_last_error());
+    }
+}
+
 /* two pairs of rows of different lengths, right-padded: prompt masked */
 enum { TB = 4, TT = 7 };
 static int32_t ids[TB * TT], labels[TB * TT];
@@ -497,6 +524,7 @@ int main(int argc, char **argv) {
     test_set_cli(argv[0]);
     if (!mkdtemp(tmpdir)) return 1;
     test_loss();
+    test_config();
     test_through_model();
     test_fixture("llama_plain");
     test_fixture("llama_center");
