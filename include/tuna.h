@@ -95,6 +95,8 @@ typedef struct {
     int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
     tuna_dtype dtype;         /* storage dtype of the checkpoint */
     float initializer_range;
+    int num_labels;           /* 0: a causal LM (lm_head); 1: a …ForSequenceClassification reward model
+                               * (score.weight [1, C] on the last counted position, no lm_head) */
 } tuna_config;
 
 /* Parses config.json at path. */
@@ -156,6 +158,13 @@ int64_t tuna_model_param_count(const tuna_model *m);
  * unit norm weights; GPT-2's residual projections (c_proj) get std/sqrt(2L).
  * Deterministic for a seed. */
 tuna_status tuna_model_init_random(tuna_model *m, uint64_t seed);
+/* Turns a causal LM (fp32 weights, no adapter) into its
+ * …ForSequenceClassification reward model (config num_labels 1): the same
+ * base weights, lm_head dropped, score.weight [1, C] drawn from
+ * normal(0, initializer_range) for seed (HF's init of a new nn.Linear). *m is
+ * replaced (the old model freed); a model that already has a score head is
+ * left as it is. */
+tuna_status tuna_model_to_reward(tuna_model **m, uint64_t seed);
 /* Saves weights (file layout and names) as model.safetensors + config.json. */
 tuna_status tuna_model_save(const tuna_model *m, const char *dir, tuna_dtype dtype);
 /* Same, split as transformers' save_pretrained does when the weights exceed

@@ -127,7 +127,9 @@ static void print_arch(const tuna_config *c) {
                c->rope_scaling == TUNA_ROPE_LINEAR ? " (linear scaling)" : c->rope_scaling == TUNA_ROPE_LLAMA3 ? " (llama3 scaling)" : "",
                c->max_positions);
     else printf("positions      learned, max %d\n", c->max_positions);
-    printf("vocab          %d%s\n", c->V, c->tie_embeddings ? " (embeddings tied to lm_head)" : "");
+    printf("vocab          %d%s\n", c->V, c->num_labels ? "" : c->tie_embeddings ? " (embeddings tied to lm_head)" : "");
+    if (c->num_labels) printf("head           sequence classification, %d label%s (score.weight: a reward model)\n", c->num_labels,
+                              c->num_labels == 1 ? "" : "s");
 }
 
 static void print_text(const ckpt_info *ci, const info_sum *s, int quant) {

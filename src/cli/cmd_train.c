@@ -1,6 +1,6 @@
 /* cmd_train.c — `tuna sft` (fine-tuning a model folder on any record format),
- * `tuna pretrain` (a randomly initialised model on plain text) and `tuna dpo`
- * (preference optimisation), one driver over the table of modes
+ * `tuna pretrain` (a randomly initialised model on plain text), `tuna dpo`
+ * (preference optimisation) and `tuna reward` (a reward model on preference pairs), one driver over the table of modes
  * (train_mode.h): options parsed and checked (train_opts.c), the mode's
  * loader (train_sft.c, train_pretrain.c, train_dpo.c), the data prepared for
  * every mode alike (train_data.c), the trainer created, then the run
@@ -119,3 +119,4 @@ static int train_command(const train_mode *mode, int argc, char **argv) {
 int cmd_sft(int argc, char **argv) { return train_command(&train_mode_sft, argc, argv); }
 int cmd_pretrain(int argc, char **argv) { return train_command(&train_mode_pretrain, argc, argv); }
 int cmd_dpo(int argc, char **argv) { return train_command(&train_mode_dpo, argc, argv); }
+int cmd_reward(int argc, char **argv) { return train_command(&train_mode_reward, argc, argv); }

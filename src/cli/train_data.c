@@ -37,6 +37,9 @@ tuna_status train_apply_bf16(tuna_model *m, const train_opts *o) {
 tuna_status train_load_model(tuna_model **m, const train_opts *o) {
     /* full: fp32; an adapter: the frozen base as stored (qlora: block linears in NF4) */
     tuna_status st = tuna_model_load_quantized(m, o->model_dir, cli_load_mode(o->method));
+    if (st == TUNA_OK && tuna_model_config(*m)->num_labels && strcmp(o->mode->name, "reward"))
+        st = core_fail(TUNA_ERR_ARG, "%s is a reward model (%s): tuna reward trains it further; %s needs a causal LM", o->model_dir,
+                       tuna_model_config(*m)->architecture, o->cmd);
     return st == TUNA_OK ? train_apply_bf16(*m, o) : st;
 }
 

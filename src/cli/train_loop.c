@@ -35,6 +35,7 @@ typedef struct {
     char prev_ck[PATH_MAX]; /* the run's latest checkpoint, a name in its folder */
     double gen_before;      /* --general-eval loss before training (NAN: not measured) */
     int64_t gen_tokens;
+    double last_acc;        /* pairs: the last validation's pairwise accuracy (NAN: none) */
 } train_loop;
 
 static volatile sig_atomic_t stop_requested;
@@ -196,6 +197,7 @@ static tuna_status evaluate(train_loop *L, int step, int *stop) {
     if (st != TUNA_OK) { json_decref(ev); return st; }
     cli_metrics_write(L->metrics, ev);
     if (L->tty) fputc('\n', stderr);
+    if (o->mode->pairs) L->last_acc = es.rewards_accuracies;
     if (!o->quiet && o->mode->pairs)
         fprintf(stderr, "eval at step %d: val loss %.4f, preference accuracy %.3f, margin %.3f%s\n", step, vl,
                 es.rewards_accuracies, es.rewards_margins, vl < L->best ? " (best)" : "");
@@ -339,9 +341,11 @@ static int finish(train_loop *L, tuna_status st) {
     if (o->general && L->writer && (st = general_after(L)) != TUNA_OK) return cli_status_error(st);
     if (tuna_pretok_tasks(L->d->data) > 1) report_mixture(L);
     if (o->profile && L->writer) report_profile(L);
+    char acc[64] = "";
+    if (isfinite(L->last_acc)) snprintf(acc, sizeof acc, " (eval pairwise accuracy %.3f)", L->last_acc);
     if (!o->quiet)
-        fprintf(stderr, "done after %d steps: %s/%s\n", tuna_trainer_step_count(L->tr), o->out_dir,
-                tuna_peft_get(L->d->m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors");
+        fprintf(stderr, "done after %d steps: %s/%s%s\n", tuna_trainer_step_count(L->tr), o->out_dir,
+                tuna_peft_get(L->d->m) ? "adapter_model.safetensors (PEFT adapter)" : "model.safetensors", acc);
     return 0;
 }
 
@@ -389,6 +393,7 @@ int train_run(train_opts *o, train_data *d, tuna_trainer *tr, int in_place) {
     L.log_every = L.total / 20 > 0 ? L.total / 20 : 1;
     L.best = INFINITY;
     L.gen_before = NAN;
+    L.last_acc = NAN;
     train_progress_init(&L.pg, d->val);
     int rc = run(&L);
     close_output(&L);

@@ -78,6 +78,9 @@ void tuna_decoder_free(tuna_decoder *d) { free(d); /* the one block decoder_layo
 tuna_status tuna_decoder_create(tuna_decoder **out, tuna_model *m, int max_rows, int max_ctx, int max_tokens) {
     *out = NULL;
     const tuna_config *c = &m->cfg;
+    if (c->num_labels)
+        return core_fail(TUNA_ERR_UNSUPPORTED, "%s is a reward model (a score head, no vocabulary): it cannot generate",
+                         c->architecture);
     if (max_rows <= 0 || max_ctx <= 0 || max_tokens <= 0)
         return core_fail(TUNA_ERR_ARG, "decoder sizes must be positive (rows %d, context %d, tokens %d)", max_rows, max_ctx,
                          max_tokens);

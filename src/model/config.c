@@ -171,6 +171,31 @@ static const char *read_arch(jkeys *r, const char *mt) {
     return "";
 }
 
+/* A …ForSequenceClassification architecture: the causal LM it is built on
+ * (its family's name for the rest of the reading), NULL when arch is not one */
+static const char *seqcls_base(const char *arch) {
+    static const char *const map[][2] = {{"GPT2", "GPT2LMHeadModel"}, {"Llama", "LlamaForCausalLM"},
+                                         {"Mistral", "MistralForCausalLM"}, {"Qwen2", "Qwen2ForCausalLM"}};
+    const char *suf = "ForSequenceClassification";
+    size_t n = strlen(arch), ns = strlen(suf);
+    if (n <= ns || strcmp(arch + n - ns, suf)) return NULL;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strlen(map[i][0]) == n - ns && !strncmp(arch, map[i][0], n - ns)) return map[i][1];
+    return NULL;
+}
+
+/* a sequence-classification model's label count: num_labels, else the size
+ * of id2label (what HF writes), else HF's default 2; only 1 (a reward model)
+ * is supported */
+static void read_num_labels(jkeys *r, tuna_config *c) {
+    json_t *id2 = jkeys_get(r, "id2label");
+    long long def = id2 && json_is_object(id2) ? (long long)json_object_size(id2) : 2;
+    c->num_labels = (int)jkeys_int(r, "num_labels", 1, 1 << 20, def);
+    if (r->st == TUNA_OK && c->num_labels != 1)
+        r->st = core_fail(TUNA_ERR_UNSUPPORTED, "%s: %s with %d labels is not supported (a reward model has num_labels 1)",
+                          r->path, c->architecture, c->num_labels);
+}
+
 static void read_common(jkeys *r, tuna_config *c) {
     static const char *const dtypes[] = {"float32", "float16", "bfloat16", NULL};
     c->bos_token_id = cfg_token_id(r, "bos_token_id");
@@ -240,12 +265,18 @@ tuna_status tuna_config_load(tuna_config *c, const char *path) {
     snprintf(c->architecture, sizeof c->architecture, "%s", arch);
     snprintf(c->model_type, sizeof c->model_type, "%s", mt);
     read_common(&r, c);
+    const char *base = seqcls_base(arch);
+    if (base) {
+        read_num_labels(&r, c);
+        arch = base;
+    }
     int llama = !strcmp(arch, "LlamaForCausalLM") || !strcmp(arch, "MistralForCausalLM") || !strcmp(arch, "Qwen2ForCausalLM");
     if (!strcmp(arch, "GPT2LMHeadModel")) read_gpt2(&r, c);
     else if (llama) read_llama(&r, c, arch);
     else if (r.st == TUNA_OK)
         r.st = core_fail(TUNA_ERR_UNSUPPORTED,
-                         "%s: architecture '%s' is not supported (GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
+                         "%s: architecture '%s' is not supported (GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM, "
+                         "Qwen2ForCausalLM, or their …ForSequenceClassification with one label)",
                          path, arch[0] ? arch : "(none)");
     json_decref(o);
     tuna_status st = r.st;
@@ -299,6 +330,11 @@ tuna_status tuna_config_save(const tuna_config *c, const char *path) {
     if (c->eos_token_id >= 0) json_object_set_new(o, "eos_token_id", json_integer(c->eos_token_id));
     if (c->pad_token_id >= 0) json_object_set_new(o, "pad_token_id", json_integer(c->pad_token_id));
     json_object_set_new(o, "torch_dtype", json_string(tuna_dtype_name(c->dtype)));
+    if (c->num_labels > 0) { /* HF's PretrainedConfig: id2label and label2id decide num_labels */
+        json_object_set_new(o, "num_labels", json_integer(c->num_labels));
+        json_object_set_new(o, "id2label", json_pack("{s:s}", "0", "LABEL_0"));
+        json_object_set_new(o, "label2id", json_pack("{s:i}", "LABEL_0", 0));
+    }
     tuna_status st = atomic_file_write_json(path, o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
     return st;

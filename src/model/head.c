@@ -20,8 +20,13 @@
  * into dtmp (free until backward) while each chunk's logits are at hand, and
  * backward only scales the rows: no logits are recomputed, and the head costs
  * the two GEMMs it cost before chunking (one wasted on a forward that no
- * backward follows, such as validation). */
+ * backward follows, such as validation).
+ *
+ * A reward model (cfg.num_labels 1) has score.weight [1, C] in lm_head's place
+ * and no vocabulary: head_score_forward/backward read one row of normf per
+ * sequence, its last counted token, and leave the row losses minus the score. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "kernels/kernels.h"
@@ -91,12 +96,60 @@ void head_backward(tuna_model *m, int N) {
     }
 }
 
+/* ---- the score head of a sequence-classification model ---- */
+
+/* row b's scored position (the one target >= 0 once the forward ran) */
+static long score_pos(const tuna_acts *a, int b, int TT) {
+    long n0 = (long)b * TT;
+    for (long n = n0 + TT - 1; n >= n0; n--)
+        if (a->targets[n] >= 0) return n;
+    return n0 + TT - 1;
+}
+
+double head_score_forward(tuna_model *m, int B, int TT, int64_t *count) {
+    tuna_acts *a = &m->acts;
+    long C = m->cfg.C;
+    double sum = 0;
+    a->head_fused = 0;
+    for (int b = 0; b < B; b++) {
+        long n0 = (long)b * TT, p = n0 + TT - 1;
+        for (long n = n0 + TT - 2; n >= n0; n--) /* target n scores labels[n + 1]: position n + 1 is counted */
+            if (a->targets[n] >= 0) { p = n + 1; break; }
+        float r = 0;
+        linear_forward(&m->lm_head, &r, a->normf + p * C, 1);
+        for (long n = n0; n < n0 + TT; n++) {
+            a->targets[n] = n == p ? 0 : -1;
+            a->lse[n] = 0;
+            a->tgt_logit[n] = n == p ? r : 0;
+        }
+        sum -= r;
+    }
+    *count = B;
+    a->full_fresh = 0;
+    return sum;
+}
+
+void head_score_backward(tuna_model *m, int B, int TT) {
+    tuna_acts *a = &m->acts;
+    long C = m->cfg.C;
+    memset(a->dtmp, 0, (size_t)B * TT * C * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        long p = score_pos(a, b, TT);
+        float dr = -a->tok_w[p]; /* d(-r)/dr, weighted */
+        linear_backward(&m->lm_head, a->dtmp + p * C, 0, &dr, a->normf + p * C, 1);
+    }
+}
+
 /* The whole [N,V] logits of the last forward: the chunk buffer when one chunk
  * held every row (and still holds logits, not a frozen head's dlogits), else
  * computed again into a buffer of their own, allocated on the first call
  * after a prepare. */
 const float *tuna_model_logits(tuna_model *m) {
     tuna_acts *a = &m->acts;
+    if (m->cfg.num_labels) {
+        core_fail(TUNA_ERR_UNSUPPORTED, "%s has a score head, no vocabulary logits", m->cfg.architecture);
+        return NULL;
+    }
     long N = (long)a->fwd_B * (a->fwd_T + a->P);
     if (N <= a->head_rows && !a->head_fused) return a->logits;
     if (a->full_fresh) return a->full_logits;

@@ -160,7 +160,10 @@ static int walk_params(builder *b) {
         }
         m->lnf_w = add_param(b, &m->dlnf_w, "model.norm.weight", 1, C, 0, 0, 0);
     }
-    if (c->tie_embeddings) {
+    if (c->num_labels > 0) { /* a …ForSequenceClassification model: score.weight instead of lm_head */
+        float *w = add_param(b, &g, "score.weight", 2, c->num_labels, C, 0, 0);
+        if (b->pass) set_linear(b, &m->lm_head, (int)C, c->num_labels, w, g, NULL, NULL);
+    } else if (c->tie_embeddings) {
         if (b->pass) set_linear(b, &m->lm_head, (int)C, (int)V, m->wte, m->dwte, NULL, NULL);
         m->lm_head.wparam = m->wte_param;
     } else {
@@ -773,7 +776,7 @@ tuna_status tuna_model_forward(tuna_model *m, const tuna_batch *bt, tuna_loss *l
     for (int l = 0; l < c->L; l++) block_forward(m, l, B, TT, bt->pos_ids != NULL);
     norm_fwd(c, a->normf, a->meanf, a->rstdf, a->resid[c->L], m->lnf_w, m->lnf_b, N);
     int64_t count = 0;
-    double sum = head_forward(m, N, &count);
+    double sum = c->num_labels ? head_score_forward(m, B, TT, &count) : head_forward(m, N, &count);
     if (loss) {
         loss->loss_sum = sum;
         loss->tokens = count;
@@ -847,7 +850,8 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *bt, float token
      * first layer's input: skip those GEMMs */
     float *dprompt = P ? adapter_prompt_grad(m) : NULL;
     int need_dx0 = m->dwte || dprompt;
-    head_backward(m, N);
+    if (c->num_labels) head_score_backward(m, B, TT);
+    else head_backward(m, N);
     memset(a->dresid, 0, (size_t)N * C * sizeof(float));
     norm_bwd(c, a->dresid, m->dlnf_w, m->dlnf_b, a->dtmp, a->resid[c->L], m->lnf_w, a->meanf, a->rstdf, N);
     for (int l = c->L - 1; l >= 0; l--) {

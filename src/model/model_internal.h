@@ -198,6 +198,16 @@ double head_forward(tuna_model *m, int N, int64_t *count);
  * A frozen head's forward in training already left dnormf for weight 1 in
  * dtmp: backward scales its rows by tok_w. */
 void head_backward(tuna_model *m, int N);
+/* A sequence-classification model's head (cfg.num_labels 1) over B rows of
+ * TT positions: row b's score r = score.weight . normf at its last counted
+ * position p (labels[p] != -100: the position after the last counted target;
+ * the row's last position when none is counted), kept as a target of logit r
+ * and log-sum-exp 0 at p alone, so a row's loss is -r and its
+ * "log-probability" r. Returns the sum of -r, count B. */
+double head_score_forward(tuna_model *m, int B, int TT, int64_t *count);
+/* Its backward: dtmp = the gradient of sum_b tok_w[p_b] * (-r_b) w.r.t.
+ * normf (zero off the scored positions); score.weight's gradient added to. */
+void head_score_backward(tuna_model *m, int B, int TT);
 /* Rows per chunk of this model's lm_head (0: the default); the next prepare
  * rebuilds the activations. For tests that need several chunks on a small model. */
 void model_set_head_rows(tuna_model *m, int rows);

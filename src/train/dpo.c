@@ -8,6 +8,7 @@
 
 #include "tuna_dpo.h"
 #include "core/error.h"
+#include "train/reward_loss.h"
 
 int tuna_dpo_loss_from_name(const char *name) {
     if (!strcmp(name, "sigmoid")) return TUNA_DPO_SIGMOID;
@@ -23,6 +24,7 @@ static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (
 tuna_status tuna_dpo_loss(const tuna_dpo_args *a, int n, const double *pc, const double *pr, const double *rc,
                           const double *rr, const int64_t *nc, const int64_t *nr, double *d_pc, double *d_pr,
                           tuna_dpo_stats *stats) {
+    if (a->type == TUNA_DPO_REWARD) return reward_pair_loss(a, n, pc, pr, d_pc, d_pr, stats);
     if (n < 1) return core_fail(TUNA_ERR_ARG, "dpo: no pairs");
     if (!(a->beta > 0)) return core_fail(TUNA_ERR_ARG, "dpo: beta must be > 0 (got %g)", a->beta);
     if (!(a->label_smoothing >= 0 && a->label_smoothing <= 0.5))
