@@ -119,3 +119,4 @@ static int train_command(const train_mode *mode, int argc, char **argv) {
 int cmd_sft(int argc, char **argv) { return train_command(&train_mode_sft, argc, argv); }
 int cmd_pretrain(int argc, char **argv) { return train_command(&train_mode_pretrain, argc, argv); }
 int cmd_dpo(int argc, char **argv) { return train_command(&train_mode_dpo, argc, argv); }
+int cmd_kto(int argc, char **argv) { return train_command(&train_mode_kto, argc, argv); }

@@ -123,7 +123,7 @@ static void describe_method(json_t *ex, const tuna_model *m) {
 
 /* batch, order and objective */
 static void describe_steps(json_t *ex, const tuna_pretok *d, const tuna_train_args *a, const double *cum_w, int n_tasks) {
-    static const char *sched[] = {"constant", "linear", "cosine"}, *dpo_loss[] = {"sigmoid", "ipo", "hinge"};
+    static const char *sched[] = {"constant", "linear", "cosine"}, *dpo_loss[] = {"sigmoid", "ipo", "hinge", "orpo", "simpo", "kto", "reward"};
     json_object_set_new(ex, "batch", json_integer(a->batch));
     json_object_set_new(ex, "micro_batch", json_integer(a->micro_batch < a->batch ? a->micro_batch : a->batch));
     json_object_set_new(ex, "seq_len", json_integer(a->seq_len));
@@ -141,6 +141,14 @@ static void describe_steps(json_t *ex, const tuna_pretok *d, const tuna_train_ar
         json_object_set_new(ex, "loss_type", json_string(dpo_loss[a->dpo->type]));
         json_object_set_new(ex, "beta", json_real(a->dpo->beta));
         json_object_set_new(ex, "label_smoothing", json_real(a->dpo->label_smoothing));
+        if (a->dpo->type == TUNA_DPO_SIMPO) {
+            json_object_set_new(ex, "simpo_gamma", json_real(a->dpo->simpo_gamma));
+            json_object_set_new(ex, "cpo_alpha", json_real(a->dpo->cpo_alpha));
+        }
+        if (a->dpo->type == TUNA_DPO_KTO) {
+            json_object_set_new(ex, "desirable_weight", json_real(a->dpo->desirable_weight));
+            json_object_set_new(ex, "undesirable_weight", json_real(a->dpo->undesirable_weight));
+        }
     }
 }
 

@@ -57,6 +57,7 @@ struct tuna_trainer {
     int64_t *row_idx;          /* [rows_per_item * micro_batch] sequences of one micro-batch */
     double *d_pc, *d_pr, *pl_c, *pl_r, *rl_c, *rl_r; /* [micro_batch] DPO per-pair values */
     int64_t *n_c, *n_r;        /* [micro_batch] counted tokens of the chosen / rejected rows */
+    uint8_t *des;              /* [micro_batch] KTO: the items' labels */
     tuna_dpo_args dpo;
     int64_t *seq_cnt;          /* [batch] counted tokens per sequence */
     int32_t *ids, *labels, *pos; /* [micro_batch * seq_len] */
@@ -137,7 +138,7 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->row_loss);
     free(t->row_idx);
     free(t->d_pc); free(t->d_pr); free(t->pl_c); free(t->pl_r); free(t->rl_c); free(t->rl_r);
-    free(t->n_c); free(t->n_r);
+    free(t->n_c); free(t->n_r); free(t->des);
     free(t->layer_lo); free(t->layer_hi); free(t->rest);
     json_decref(t->run_desc);
     free(t);
@@ -243,9 +244,12 @@ static tuna_status check_train_args(const tuna_train_args *a, const tuna_pretok 
     if (a->batch % tuna_dist_size())
         return core_fail(TUNA_ERR_ARG, "--batch %d is not divisible by the %d ranks of this job (each rank takes an equal share of every batch)",
                          a->batch, tuna_dist_size());
-    if (a->dpo && (data->n % 2 || !a->ref_logps || data->n_tasks > 1 || data->pos))
+    int ref_free = a->dpo && (a->dpo->type == TUNA_DPO_ORPO || a->dpo->type == TUNA_DPO_SIMPO);
+    if (a->dpo && (data->n % 2 || (!a->ref_logps && !ref_free) || data->n_tasks > 1 || data->pos))
         return core_fail(TUNA_ERR_ARG, "preference training needs unpacked single-task pair data (2 sequences per pair) "
                                        "and reference log-probabilities");
+    if (a->dpo && a->dpo->type == TUNA_DPO_KTO && !a->kto_desirable)
+        return core_fail(TUNA_ERR_ARG, "KTO training needs each item's label (kto_desirable)");
     if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
         return core_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
     return TUNA_OK;
@@ -294,6 +298,7 @@ static tuna_status alloc_buffers(tuna_trainer *t, const tuna_trainable *tr) {
         for (int k = 0; k < 6; k++) ok &= (*dd[k] = malloc((size_t)mb * sizeof(double))) != NULL;
         ok &= (t->n_c = malloc((size_t)mb * sizeof(int64_t))) != NULL;
         ok &= (t->n_r = malloc((size_t)mb * sizeof(int64_t))) != NULL;
+        ok &= (t->des = malloc((size_t)mb)) != NULL;
     }
     if (!ok || !t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
         !t->row_w || !t->row_loss || !t->row_idx)
@@ -469,25 +474,70 @@ static int64_t counted_tokens(const tuna_trainer *t, const tuna_pretok *d, int64
     return c;
 }
 
-/* acc += w * s, field by field (means over pairs combine by pair share) */
-static void dpo_stats_add(tuna_dpo_stats *acc, const tuna_dpo_stats *s, double w) {
+/* acc += w * s, field by field (means over pairs combine by pair share;
+ * KTO's per-label means by their counts, divided out by kto_stats_finish) */
+static void dpo_stats_add(tuna_dpo_stats *acc, const tuna_dpo_stats *s, double w, int kto) {
+    double wc = kto ? s->count_chosen : w, wr = kto ? s->count_rejected : w;
     acc->loss += s->loss * w;
-    acc->rewards_chosen += s->rewards_chosen * w;
-    acc->rewards_rejected += s->rewards_rejected * w;
+    acc->rewards_chosen += s->rewards_chosen * wc;
+    acc->rewards_rejected += s->rewards_rejected * wr;
     acc->rewards_margins += s->rewards_margins * w;
     acc->rewards_accuracies += s->rewards_accuracies * w;
-    acc->logps_chosen += s->logps_chosen * w;
-    acc->logps_rejected += s->logps_rejected * w;
+    acc->logps_chosen += s->logps_chosen * wc;
+    acc->logps_rejected += s->logps_rejected * wr;
+    acc->log_odds_ratio += s->log_odds_ratio * w;
+    acc->log_odds_chosen += s->log_odds_chosen * w;
+    acc->kl += s->kl * w;
+    acc->count_chosen += s->count_chosen;
+    acc->count_rejected += s->count_rejected;
 }
 
-/* Preference loss of pairs pairs[0 .. npairs) of t->data (reference ref),
- * micro-batch by micro-batch; with train, accumulates the gradient of the mean
- * loss. Stats are means over the pairs. */
+static void kto_stats_finish(tuna_dpo_stats *s) {
+    if (s->count_chosen) { s->rewards_chosen /= s->count_chosen; s->logps_chosen /= s->count_chosen; }
+    if (s->count_rejected) { s->rewards_rejected /= s->count_rejected; s->logps_rejected /= s->count_rejected; }
+    s->rewards_margins = s->rewards_chosen - s->rewards_rejected;
+}
+
+/* ORPO: the chosen NLL in full; SimPO: cpo_alpha of it; else none */
+static double nll_coef(const tuna_dpo_args *a) {
+    return a->type == TUNA_DPO_ORPO ? 1.0 : a->type == TUNA_DPO_SIMPO ? a->cpo_alpha : 0.0;
+}
+
+/* the preference loss of one micro-batch's nb pairs (KTO: items) from its
+ * row losses; d_pc, d_pr the derivatives (KTO: d_pr 0, the KL rows carry none) */
+static tuna_status micro_loss(tuna_trainer *t, int nb, int64_t item0, const int64_t *pairs, tuna_dpo_stats *s) {
+    for (int j = 0; j < nb; j++) {
+        t->pl_c[j] = -t->row_loss[2 * j];
+        t->pl_r[j] = -t->row_loss[2 * j + 1];
+    }
+    if (t->dpo.type != TUNA_DPO_KTO)
+        return tuna_dpo_loss(&t->dpo, nb, t->pl_c, t->pl_r, t->rl_c, t->rl_r, t->n_c, t->n_r, t->d_pc, t->d_pr, s);
+    for (int j = 0; j < nb; j++) t->des[j] = t->a.kto_desirable[pairs[item0 + j]];
+    double kl = tuna_kto_kl(nb, t->pl_r, t->rl_r);
+    for (int j = 0; j < nb; j++) t->d_pr[j] = 0;
+    return tuna_kto_loss(&t->dpo, nb, t->pl_c, t->rl_c, t->des, kl, t->d_pc, s);
+}
+
+/* counted tokens of the chosen rows of pairs [0, npairs) */
+static int64_t chosen_tokens(const tuna_trainer *t, const int64_t *pairs, int npairs) {
+    int64_t n = 0;
+    for (int j = 0; j < npairs; j++) n += counted_tokens(t, t->data, 2 * pairs[j]);
+    return n;
+}
+
+/* Preference loss of pairs pairs[0 .. npairs) of t->data (reference ref;
+ * NULL for ORPO and SimPO), micro-batch by micro-batch; with train,
+ * accumulates the gradient of the mean loss (ORPO, SimPO: plus the chosen
+ * responses' token-mean NLL over all npairs, times nll_coef). Stats are
+ * means over the pairs. */
 static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pairs, int npairs, int train,
                            tuna_dpo_stats *out, int64_t *tokens_out, int64_t *input_tokens) {
     const tuna_pretok *d = t->data; /* fill_rows reads the rows from it too */
     tuna_dpo_stats acc = {0};
     int64_t tokens = 0;
+    int kto = t->dpo.type == TUNA_DPO_KTO;
+    int with_nll = t->dpo.type == TUNA_DPO_ORPO || t->dpo.type == TUNA_DPO_SIMPO; /* reported even when not trained */
+    double coef = nll_coef(&t->dpo), nll_n = with_nll ? (double)chosen_tokens(t, pairs, npairs) : 0;
     /* training: this rank's share of the step's pairs (the shares are summed by the caller) */
     int lo = train ? (int)((int64_t)npairs * tuna_dist_rank() / tuna_dist_size()) : 0;
     int hi = train ? (int)((int64_t)npairs * (tuna_dist_rank() + 1) / tuna_dist_size()) : npairs;
@@ -499,9 +549,9 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
             t->row_idx[2 * j + 1] = 2 * p + 1;
             t->n_c[j] = counted_tokens(t, d, 2 * p);
             t->n_r[j] = counted_tokens(t, d, 2 * p + 1);
-            t->rl_c[j] = ref[2 * p];
-            t->rl_r[j] = ref[2 * p + 1];
-            tokens += t->n_c[j] + t->n_r[j];
+            t->rl_c[j] = ref ? ref[2 * p] : 0;
+            t->rl_r[j] = ref ? ref[2 * p + 1] : 0;
+            tokens += t->n_c[j] + (kto ? 0 : t->n_r[j]);
         }
         int T = fill_rows(t, t->row_idx, 2 * nb, input_tokens);
         tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w, NULL};
@@ -510,19 +560,17 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
         if (st != TUNA_OK) return st;
         st = tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
         if (st != TUNA_OK) return st;
-        for (int j = 0; j < nb; j++) {
-            t->pl_c[j] = -t->row_loss[2 * j];
-            t->pl_r[j] = -t->row_loss[2 * j + 1];
-        }
         tuna_dpo_stats s;
-        st = tuna_dpo_loss(&t->dpo, nb, t->pl_c, t->pl_r, t->rl_c, t->rl_r, t->n_c, t->n_r, t->d_pc, t->d_pr, &s);
+        st = micro_loss(t, nb, j0, pairs, &s);
         if (st != TUNA_OK) return st;
         double share = (double)nb / npairs;
-        dpo_stats_add(&acc, &s, share);
+        dpo_stats_add(&acc, &s, share, kto);
+        if (nll_n > 0)
+            for (int j = 0; j < nb; j++) acc.nll_loss += t->row_loss[2 * j] / nll_n;
         if (train) {
-            /* row loss = -logp, so its weight is -dL/dlogp */
+            /* row loss = -logp, so its weight is -dL/dlogp (and the NLL's 1/tokens) */
             for (int j = 0; j < nb; j++) {
-                t->row_w[2 * j] = (float)(-t->d_pc[j] * share);
+                t->row_w[2 * j] = (float)(-t->d_pc[j] * share + (nll_n > 0 ? coef / nll_n : 0));
                 t->row_w[2 * j + 1] = (float)(-t->d_pr[j] * share);
             }
             int last = j0 + nb >= hi;
@@ -532,6 +580,8 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
             if (st != TUNA_OK) return st;
         } else t->m->have_forward = 0;
     }
+    if (kto) kto_stats_finish(&acc);
+    acc.loss += coef * acc.nll_loss;
     *out = acc;
     *tokens_out = tokens;
     return TUNA_OK;
@@ -788,6 +838,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
 
 tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, const double *ref, tuna_dpo_stats *stats) {
     if (!t->a.dpo) return core_fail(TUNA_ERR_ARG, "preference metrics need a preference trainer");
+    if (t->dpo.type == TUNA_DPO_KTO) return core_fail(TUNA_ERR_ARG, "KTO evaluation data needs labels: not available");
     if (data->n < 2 || data->n % 2) return core_fail(TUNA_ERR_ARG, "preference evaluation data must hold pairs");
     tuna_dpo_stats acc = {0};
     int64_t npairs = data->n / 2, idx[256], tokens, dummy = 0;
@@ -799,7 +850,7 @@ tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, cons
         tuna_dpo_stats s;
         tuna_status st = run_dpo(t, ref, idx, nb, 0, &s, &tokens, &dummy);
         if (st != TUNA_OK) { t->data = saved; return st; }
-        dpo_stats_add(&acc, &s, (double)nb / npairs);
+        dpo_stats_add(&acc, &s, (double)nb / npairs, 0);
     }
     t->data = saved;
     *stats = acc;
