@@ -605,7 +605,9 @@ static tuna_status from_json(tuna_record *rec, const json_t *o, ctx *c) {
     if (json_object_get(o, "chosen_ids") || json_object_get(o, "rejected_ids") || json_object_get(o, "prompt_ids") ||
         json_object_get(o, "completion_ids")) {
         if (json_object_get(o, "input_ids")) return bad(c, TUNA_BAD_KEYS, "ambiguous record: both \"input_ids\" and preference ids");
-        s = json_object_get(o, "completion_ids") ? parse_completion_ids(c, o, rec) : parse_pref_ids(c, o, rec);
+        int kto = json_object_get(o, "completion_ids") ||
+                  (json_object_get(o, "label") && !json_object_get(o, "chosen_ids") && !json_object_get(o, "rejected_ids"));
+        s = kto ? parse_completion_ids(c, o, rec) : parse_pref_ids(c, o, rec);
     } else if (json_object_get(o, "input_ids") || json_object_get(o, "labels")) s = parse_pretok(c, o, rec);
     else if (json_object_get(o, "chosen") || json_object_get(o, "rejected") || json_object_get(o, "chosen_messages") ||
              json_object_get(o, "rejected_messages"))

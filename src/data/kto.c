@@ -51,9 +51,12 @@ static int as_pair(const tuna_record *rec, tuna_record *f) {
 static tuna_status add_item(kto_items *it, const tuna_record *rec, tuna_tokenizer *tok, const tuna_template *tmpl,
                             const tuna_kto_options *o, tuna_kto_stats *s) {
     tuna_record f;
-    if (!as_pair(rec, &f))
-        return core_fail(TUNA_ERR_FORMAT, "a %s record in KTO data (needs \"prompt\", \"completion\" and \"label\")",
-                         tuna_record_kind_name(rec->kind));
+    if (!as_pair(rec, &f)) {
+        int pair = rec->kind == TUNA_RECORD_PREFERENCE || rec->kind == TUNA_RECORD_PREFERENCE_TOKENS;
+        return core_fail(TUNA_ERR_FORMAT, "a %s record in KTO data (tuna kto needs \"prompt\", \"completion\" and \"label\"%s)",
+                         pair ? "preference pair (chosen/rejected)" : tuna_record_kind_name(rec->kind),
+                         pair ? "; tuna dpo takes pairs" : "");
+    }
     if (rec->label < 0) return core_fail(TUNA_ERR_FORMAT, "missing key \"label\" (true: desirable, false: undesirable)");
     tuna_pref_tokens pt;
     tuna_status st = tuna_dataset_encode_preference(&f, tok, tmpl, &pt);
