@@ -4,7 +4,8 @@
  *    probabilities, the KTO sigmoid as 1 / (1 + e^z)), and each derivative
  *    against central differences;
  *  - KTO's KL rows: TRL's pairing (previous completion within chunks of the
- *    batch), labels, truncation;
+ *    batch), labels, truncation; a conversational item encoded as the
+ *    preference record's prompt and chosen response;
  *  - the CLI against the PyTorch reference (tests/fixtures/pref,
  *    tools/make_pref_fixtures.py): 3 steps of ORPO, SimPO, SimPO with
  *    cpo_alpha and label smoothing, KTO full and LoRA: final tensors within
@@ -20,8 +21,10 @@
 #include "check.h"
 #include "io/safetensors.h"
 #include "tuna.h"
+#include "tuna_data.h"
 #include "tuna_dataset.h"
 #include "tuna_dpo.h"
+#include "tuna_tokenizer.h"
 
 static char tmpdir[] = "/tmp/tuna_test_pref_XXXXXX";
 static const char *parity_model = "tests/fixtures/parity/llama_gqa";
@@ -185,6 +188,54 @@ static void test_kl_rows(void) {
     free(des);
     o.chunk = 1;
     CHECK(tuna_dataset_load_kto(path, NULL, NULL, &o, &p, &des, &s) == TUNA_ERR_ARG);
+}
+
+/* a conversational KTO item: the same tokens as the prompt and chosen
+ * response of the preference record holding it */
+static void test_kto_encoding(void) {
+    const char *mdir = "models/tuna-stories";
+    if (!test_need(mdir, "kto encoding")) return;
+    tuna_tokenizer *tok = NULL;
+    tuna_template *tmpl = NULL;
+    CHECKF(tuna_tokenizer_load(&tok, mdir) == TUNA_OK, "%s: %s", mdir, tuna_last_error());
+    if (!tok) return;
+    CHECK(tuna_dataset_template(&tmpl, tok, NULL, NULL) == TUNA_OK && tmpl);
+    const char *p = "\"prompt\":[{\"role\":\"user\",\"content\":\"Name a colour.\"}]";
+    const char *c = "[{\"role\":\"assistant\",\"content\":\"Red.\"}]", *o = "[{\"role\":\"assistant\",\"content\":\"Blue sky.\"}]";
+    char path[400], text[1024], line[512];
+    snprintf(path, sizeof path, "%s/kto_chat.jsonl", tmpdir);
+    snprintf(text, sizeof text, "{%s,\"completion\":%s,\"label\":true}\n{%s,\"completion\":%s,\"label\":false}\n", p, c, p, o);
+    write_file(path, text);
+    tuna_kto_options ko = {.max_len = 256, .chunk = 2};
+    tuna_data_options_init(&ko.data);
+    tuna_pretok *items = NULL;
+    uint8_t *des = NULL;
+    CHECKF(tuna_dataset_load_kto(path, tok, tmpl, &ko, &items, &des, NULL) == TUNA_OK, "%s", tuna_last_error());
+    snprintf(line, sizeof line, "{%s,\"chosen\":%s,\"rejected\":%s}", p, c, o);
+    tuna_record rec = {0};
+    tuna_bad_kind why;
+    tuna_pref_tokens pt = {0};
+    CHECK(tuna_record_parse(&rec, line, strlen(line), NULL, &why) == TUNA_OK);
+    CHECK(tuna_dataset_encode_preference(&rec, tok, tmpl, &pt) == TUNA_OK);
+    if (items && tuna_pretok_count(items) == 4 && pt.chosen) {
+        const int32_t *ids, *lab;
+        int64_t n = tuna_pretok_seq(items, 0, &ids, &lab, NULL);
+        int same = n == (int64_t)(pt.n_prompt + pt.n_chosen) && !memcmp(ids, pt.prompt, pt.n_prompt * 4) &&
+                   !memcmp(ids + pt.n_prompt, pt.chosen, pt.n_chosen * 4) && lab[pt.n_prompt - 1] == -100 &&
+                   lab[pt.n_prompt] == pt.chosen[0];
+        CHECKF(same, "KTO item 0 is not the preference record's prompt + chosen");
+        /* item 1's KL row: its prompt with item 0's completion */
+        n = tuna_pretok_seq(items, 3, &ids, NULL, NULL);
+        CHECK(n == (int64_t)(pt.n_prompt + pt.n_chosen) && !memcmp(ids + pt.n_prompt, pt.chosen, pt.n_chosen * 4));
+        n = tuna_pretok_seq(items, 2, &ids, NULL, NULL);
+        CHECK(n == (int64_t)(pt.n_prompt + pt.n_rejected) && !memcmp(ids + pt.n_prompt, pt.rejected, pt.n_rejected * 4));
+    } else CHECK(0);
+    tuna_pref_tokens_free(&pt);
+    tuna_record_clear(&rec);
+    tuna_pretok_free(items);
+    free(des);
+    tuna_template_free(tmpl);
+    tuna_tokenizer_free(tok);
 }
 
 /* per-step values of a run's metrics.jsonl (training lines only) */
@@ -385,6 +436,7 @@ int main(int argc, char **argv) {
     test_kto_values();
     test_derivatives();
     test_kl_rows();
+    test_kto_encoding();
     test_fixture("orpo_full");
     test_fixture("simpo_full");
     test_fixture("simpo_cpo_full");
