@@ -15,6 +15,7 @@
 #include "cli/train_pref.h"
 #include "core/error.h"
 #include "tuna_dataset.h"
+#include "tuna_dist.h"
 
 static const char kto_help[] =
     "usage: tuna kto --model DIR --data ITEMS.jsonl --out DIR [options]\n"
@@ -88,6 +89,8 @@ static int kto_check(train_opts *o) {
     if (o->pack) return cli_usage_error("kto: --pack is not available (an item's rows are scored whole)");
     if (o->a.loss_norm != TUNA_LOSS_NORM_TOKEN) return cli_usage_error("kto: --loss-norm does not apply (the loss is per item)");
     if (o->val_path || o->val_split > 0) return cli_usage_error("kto: no validation data (--val, --val-split): KTO's evaluation needs labels");
+    if (tuna_dist_size() > 1)
+        return cli_usage_error("kto: data-parallel runs are not available (the KL estimate and the per-label metrics are per process)");
     if (o->a.batch < 2)
         return cli_usage_error("kto: --batch %d: KTO needs at least 2 items per batch (each item's KL row takes another's completion)", o->a.batch);
     if (!(o->dargs.desirable_weight > 0 || o->dargs.undesirable_weight > 0))

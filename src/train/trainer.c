@@ -670,8 +670,9 @@ static tuna_status forward_backward(tuna_trainer *t, step_sums *s) {
  * the whole step's normalisation, so the sums are the one-process values */
 static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums *s) {
     tuna_dpo_stats *ds = &s->ds;
-    double r[8] = {s->loss, ds->rewards_chosen, ds->rewards_rejected, ds->rewards_margins, ds->rewards_accuracies,
-                   ds->logps_chosen, ds->logps_rejected, (double)s->input_tokens};
+    double r[11] = {s->loss, ds->rewards_chosen, ds->rewards_rejected, ds->rewards_margins, ds->rewards_accuracies,
+                    ds->logps_chosen, ds->logps_rejected, (double)s->input_tokens, ds->nll_loss, ds->log_odds_ratio,
+                    ds->log_odds_chosen};
     int64_t tk = t->a.dpo ? s->tokens : 0; /* sft's count is already the step's */
     tuna_status st;
     /* the gradient sums started during backward, or all of it now */
@@ -679,7 +680,7 @@ static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums 
     else st = tuna_dist_sum_f32(g, W);
     t->launched = 0;
     t->comm_st = TUNA_OK;
-    if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 8);
+    if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 11);
     if (st == TUNA_OK && t->a.dpo) st = tuna_dist_sum_i64(&tk, 1);
     if (st != TUNA_OK) return st;
     s->loss = r[0];
@@ -691,6 +692,9 @@ static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums 
     ds->logps_chosen = r[5];
     ds->logps_rejected = r[6];
     s->input_tokens = (int64_t)r[7];
+    ds->nll_loss = r[8];
+    ds->log_odds_ratio = r[9];
+    ds->log_odds_chosen = r[10];
     if (t->a.dpo) s->tokens = tk;
     return TUNA_OK;
 }
