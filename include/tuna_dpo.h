@@ -17,8 +17,8 @@
  * Reference-free losses (rc, rr unused, may be NULL), on log-probabilities
  * averaged over the response tokens (a = p / n):
  *   orpo     -b log sigmoid(lo), lo = (ac - ar) - (log(1 - e^ac) - log(1 - e^ar))
- *            (TRL ORPOTrainer.odds_ratio_loss; the trainer adds the chosen
- *            responses' token-mean NLL)
+ *            (TRL ORPOTrainer.odds_ratio_loss; the trainer adds the token-mean
+ *            NLL of the chosen sequences, prompt included, as TRL scores it)
  *   simpo    -(1-e) log sigmoid(b g) - e log sigmoid(-b g), g = (ac - ar) - gamma/b
  *            (TRL CPOTrainer loss_type "simpo"; cpo_alpha x the chosen NLL added
  *            by the trainer)
@@ -51,7 +51,7 @@ typedef struct {
     double loss;
     double rewards_chosen, rewards_rejected, rewards_margins, rewards_accuracies;
     double logps_chosen, logps_rejected;   /* policy (IPO, ORPO, SimPO: averaged over tokens) */
-    double nll_loss;                       /* ORPO, SimPO: token-mean NLL of the chosen responses */
+    double nll_loss;                       /* ORPO: token-mean NLL of the chosen sequences; SimPO: of the chosen responses */
     double log_odds_ratio, log_odds_chosen;/* ORPO: mean log sigmoid(lo), mean lo */
     double kl;                             /* KTO: the (detached) KL estimate */
     double count_chosen, count_rejected;   /* KTO: desirable / undesirable items */

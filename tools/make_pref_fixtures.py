@@ -27,8 +27,11 @@ TRL semantics implemented (written from huggingface/trl's trainers):
     response positions (prompt masked). ORPO and SimPO AVERAGE it over the
     response's tokens (ORPOTrainer/CPOTrainer get_batch_logps with
     average_log_prob=True); KTO SUMS it (KTOTrainer.get_batch_logps).
-  * NLL (ORPOTrainer.concatenated_forward, CPOTrainer.concatenated_forward):
-    cross-entropy mean over all the batch's chosen response tokens.
+  * NLL: cross-entropy mean over the batch's chosen sequences' tokens:
+    ORPOTrainer.concatenated_forward scores the whole chosen sequence, prompt
+    included (its labels are concatenated_input_ids; TRL PRs #1516 and #2527:
+    the original ORPO code's default), CPOTrainer.concatenated_forward the
+    chosen responses only (concatenated_labels).
   * ORPO (ORPOTrainer.odds_ratio_loss): log_odds = (pc - pr) -
     (log1p(-exp(pc)) - log1p(-exp(pr))); loss = NLL - mean(beta logsigmoid(log_odds)).
   * SimPO (CPOTrainer.cpo_loss, loss_type "simpo"): logits = (pc - pr) - gamma / beta;
@@ -46,6 +49,11 @@ TRL semantics implemented (written from huggingface/trl's trainers):
     TRL's per-micro-batch NLL and KL are the step's).
   * torch.optim.AdamW lr 1e-3 constant, betas 0.9/0.999, eps 1e-8, no weight
     decay, no clipping; full runs train every tensor, LoRA runs the adapter.
+    orpo_full uses eps 1e-6: with the prompt in its NLL a few weights get
+    gradients of about 1e-8, where AdamW's first step g / (|g| + eps) turns
+    float32's last-bit differences into 1e-4 of the learning rate (measured:
+    one gate_proj weight, 8.5e-5 relative L2 for its tensor); a larger eps
+    bounds that sensitivity by |error in g| / eps.
 
 Precision: float64 reference from F32 inputs, stored F32; the same code in
 float32 must agree within the C test's budgets (1e-4 relative L2 per final
@@ -72,7 +80,7 @@ STEPS, BATCH, LR = 3, 4, 1e-3
 TARGETS = ["q_proj", "v_proj"]
 
 # name, method, loss, settings, data seed
-FIXTURES = [("orpo_full", "full", "orpo", {"beta": 0.1}, 601),
+FIXTURES = [("orpo_full", "full", "orpo", {"beta": 0.1, "eps": 1e-6}, 601),
             ("simpo_full", "full", "simpo", {"beta": 2.0, "gamma": 0.5, "alpha": 0.0, "ls": 0.0}, 602),
             ("simpo_cpo_full", "full", "simpo", {"beta": 2.0, "gamma": 0.5, "alpha": 1.0, "ls": 0.1}, 603),
             ("kto_full", "full", "kto", {"beta": 0.1, "wd": 1.0, "wu": 1.5}, 604),
@@ -92,12 +100,14 @@ def make_records(kind, seed, V):
     return recs
 
 
-def token_logps(P, cfg, prompt, resp):
-    """log-probabilities of resp's tokens after prompt"""
+def token_logps(P, cfg, prompt, resp, whole=False):
+    """log-probabilities of resp's tokens after prompt (whole: of every
+    token after the first, prompt included)"""
     ids = torch.tensor([prompt + resp])
     logits = mpf.llama_forward(P, cfg, ids)[0]
     lsm = torch.log_softmax(logits[:-1], dim=-1)
-    return lsm.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1)[len(prompt) - 1:]
+    tok = lsm.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1)
+    return tok if whole else tok[len(prompt) - 1:]
 
 
 def kl_completion(recs, i):
@@ -111,12 +121,17 @@ def paired_step(P, cfg, batch, kind, st):
     """ORPO / SimPO loss of one batch of pairs, and its reported values"""
     pcs, prs, nll_sum, nll_n = [], [], 0.0, 0
     for r in batch:
-        tc = token_logps(P, cfg, r["prompt_ids"], r["chosen_ids"])
+        # ORPO's NLL: the whole chosen sequence (TRL's ORPOTrainer labels are
+        # concatenated_input_ids, prompt included); CPO's: the chosen response
+        # (concatenated_labels)
+        whole = token_logps(P, cfg, r["prompt_ids"], r["chosen_ids"], whole=True)
+        tc = whole[len(r["prompt_ids"]) - 1:]
         tr = token_logps(P, cfg, r["prompt_ids"], r["rejected_ids"])
         pcs.append(tc.mean())
         prs.append(tr.mean())
-        nll_sum = nll_sum - tc.sum()
-        nll_n += len(tc)
+        nll_part = whole if kind == "orpo" else tc
+        nll_sum = nll_sum - nll_part.sum()
+        nll_n += len(nll_part)
     pc, pr = torch.stack(pcs), torch.stack(prs)
     nll = nll_sum / nll_n
     beta = st["beta"]
@@ -171,7 +186,7 @@ def train(W0, spec, cfg, recs, fx, dtype, A0=None, mods=None):
             P = weights()
             ref = [(token_logps(P, cfg, r["prompt_ids"], r["completion_ids"]).sum(),
                     token_logps(P, cfg, r["prompt_ids"], kl_completion(recs, i)).sum()) for i, r in enumerate(recs)]
-    opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=st.get("eps", 1e-8), weight_decay=0.0)
     rows = []
     for s in range(STEPS):
         for p in params:
@@ -205,6 +220,8 @@ def cli_of(fx, method):
     cli += ["--steps", str(STEPS), "--batch", str(BATCH), "--micro-batch", str(BATCH), "--seq-len", "64", "--lr",
             "%g" % LR, "--schedule", "constant", "--warmup", "0", "--weight-decay", "0", "--grad-clip", "0",
             "--no-shuffle", "--seed", "0"]
+    if "eps" in st:
+        cli += ["--eps", "%g" % st["eps"]]
     return cli
 
 

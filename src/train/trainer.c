@@ -58,6 +58,11 @@ struct tuna_trainer {
     double *d_pc, *d_pr, *pl_c, *pl_r, *rl_c, *rl_r; /* [micro_batch] DPO per-pair values */
     int64_t *n_c, *n_r;        /* [micro_batch] counted tokens of the chosen / rejected rows */
     uint8_t *des;              /* [micro_batch] KTO: the items' labels */
+    /* ORPO: per-position weights and log-probabilities of a micro-batch's rows,
+     * and each chosen row's first response position */
+    float *tok_w;              /* [2 micro_batch, seq_len] */
+    double *tok_lp;            /* [2 micro_batch, seq_len] */
+    int *resp0;                /* [micro_batch] */
     tuna_dpo_args dpo;
     int64_t *seq_cnt;          /* [batch] counted tokens per sequence */
     int32_t *ids, *labels, *pos; /* [micro_batch * seq_len] */
@@ -139,6 +144,7 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->row_idx);
     free(t->d_pc); free(t->d_pr); free(t->pl_c); free(t->pl_r); free(t->rl_c); free(t->rl_r);
     free(t->n_c); free(t->n_r); free(t->des);
+    free(t->tok_w); free(t->tok_lp); free(t->resp0);
     free(t->layer_lo); free(t->layer_hi); free(t->rest);
     json_decref(t->run_desc);
     free(t);
@@ -299,6 +305,11 @@ static tuna_status alloc_buffers(tuna_trainer *t, const tuna_trainable *tr) {
         ok &= (t->n_c = malloc((size_t)mb * sizeof(int64_t))) != NULL;
         ok &= (t->n_r = malloc((size_t)mb * sizeof(int64_t))) != NULL;
         ok &= (t->des = malloc((size_t)mb)) != NULL;
+        if (a->dpo->type == TUNA_DPO_ORPO) {
+            ok &= (t->tok_w = malloc((size_t)rows * T * sizeof(float))) != NULL;
+            ok &= (t->tok_lp = malloc((size_t)rows * T * sizeof(double))) != NULL;
+            ok &= (t->resp0 = malloc((size_t)mb * sizeof(int))) != NULL;
+        }
     }
     if (!ok || !t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
         !t->row_w || !t->row_loss || !t->row_idx)
@@ -506,7 +517,7 @@ static double nll_coef(const tuna_dpo_args *a) {
 /* the preference loss of one micro-batch's nb pairs (KTO: items) from its
  * row losses; d_pc, d_pr the derivatives (KTO: d_pr 0, the KL rows carry none) */
 static tuna_status micro_loss(tuna_trainer *t, int nb, int64_t item0, const int64_t *pairs, tuna_dpo_stats *s) {
-    for (int j = 0; j < nb; j++) {
+    for (int j = 0; t->dpo.type != TUNA_DPO_ORPO && j < nb; j++) {
         t->pl_c[j] = -t->row_loss[2 * j];
         t->pl_r[j] = -t->row_loss[2 * j + 1];
     }
@@ -518,26 +529,79 @@ static tuna_status micro_loss(tuna_trainer *t, int nb, int64_t item0, const int6
     return tuna_kto_loss(&t->dpo, nb, t->pl_c, t->rl_c, t->des, kl, t->d_pc, s);
 }
 
-/* counted tokens of the chosen rows of pairs [0, npairs) */
-static int64_t chosen_tokens(const tuna_trainer *t, const int64_t *pairs, int npairs) {
+/* the NLL's tokens in the chosen rows of pairs [0, npairs): the counted ones
+ * (SimPO), or every predicted one, prompt included (ORPO) */
+static int64_t chosen_tokens(const tuna_trainer *t, const int64_t *pairs, int npairs, int whole) {
     int64_t n = 0;
-    for (int j = 0; j < npairs; j++) n += counted_tokens(t, t->data, 2 * pairs[j]);
+    for (int j = 0; j < npairs; j++) {
+        int64_t s = 2 * pairs[j], len = t->data->off[s + 1] - t->data->off[s];
+        if (len > t->a.seq_len) len = t->a.seq_len;
+        n += whole ? (len > 1 ? len - 1 : 0) : counted_tokens(t, t->data, s);
+    }
     return n;
+}
+
+/* ORPO (TRL's ORPOTrainer): the chosen NLL is over the whole chosen row,
+ * prompt included, so the chosen rows' prompt labels are unmasked after
+ * fill_rows; resp0[j] keeps each one's first response position */
+static void orpo_unmask(tuna_trainer *t, int nb, int T) {
+    for (int j = 0; j < nb; j++) {
+        int32_t *lab = t->labels + (size_t)2 * j * T;
+        const int32_t *ids = t->ids + (size_t)2 * j * T;
+        int r0 = 0;
+        while (r0 < T && lab[r0] == -100) r0++;
+        t->resp0[j] = r0;
+        for (int k = 1; k < r0; k++) lab[k] = ids[k];
+    }
+}
+
+/* ORPO: the chosen rows' response log-probabilities (position k scores
+ * label k + 1) into pl_c, their NLL sum returned; rejected rows as usual */
+static tuna_status orpo_logps(tuna_trainer *t, int nb, int T, double *nll_sum) {
+    tuna_status st = tuna_model_token_logps(t->m, 2 * nb, T, t->tok_lp);
+    if (st != TUNA_OK) return st;
+    *nll_sum = 0;
+    for (int j = 0; j < nb; j++) {
+        const double *lp = t->tok_lp + (size_t)2 * j * T;
+        double resp = 0, all = 0;
+        for (int k = 0; k + 1 < T; k++) {
+            all += lp[k];
+            if (k + 1 >= t->resp0[j]) resp += lp[k];
+        }
+        t->pl_c[j] = resp;
+        t->pl_r[j] = -t->row_loss[2 * j + 1];
+        *nll_sum -= all;
+    }
+    return TUNA_OK;
+}
+
+/* ORPO's backward weights: chosen rows by position (the NLL's coef / n_nll
+ * everywhere, -dL/dlogp on the response), rejected rows by row */
+static void orpo_weights(tuna_trainer *t, int nb, int T, double share, double nll_w) {
+    for (int j = 0; j < nb; j++) {
+        float *wc = t->tok_w + (size_t)2 * j * T, *wr = wc + T;
+        for (int k = 0; k < T; k++) {
+            wc[k] = (float)(nll_w + (k + 1 >= t->resp0[j] ? -t->d_pc[j] * share : 0));
+            wr[k] = 1.0f;
+        }
+        t->row_w[2 * j] = 1.0f;
+        t->row_w[2 * j + 1] = (float)(-t->d_pr[j] * share);
+    }
 }
 
 /* Preference loss of pairs pairs[0 .. npairs) of t->data (reference ref;
  * NULL for ORPO and SimPO), micro-batch by micro-batch; with train,
  * accumulates the gradient of the mean loss (ORPO, SimPO: plus the chosen
- * responses' token-mean NLL over all npairs, times nll_coef). Stats are
- * means over the pairs. */
+ * rows' token-mean NLL over all npairs, times nll_coef; ORPO's over whole
+ * rows through per-position weights). Stats are means over the pairs. */
 static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pairs, int npairs, int train,
                            tuna_dpo_stats *out, int64_t *tokens_out, int64_t *input_tokens) {
     const tuna_pretok *d = t->data; /* fill_rows reads the rows from it too */
     tuna_dpo_stats acc = {0};
     int64_t tokens = 0;
     int kto = t->dpo.type == TUNA_DPO_KTO;
-    int with_nll = t->dpo.type == TUNA_DPO_ORPO || t->dpo.type == TUNA_DPO_SIMPO; /* reported even when not trained */
-    double coef = nll_coef(&t->dpo), nll_n = with_nll ? (double)chosen_tokens(t, pairs, npairs) : 0;
+    int orpo = t->dpo.type == TUNA_DPO_ORPO, with_nll = orpo || t->dpo.type == TUNA_DPO_SIMPO; /* reported even when not trained */
+    double coef = nll_coef(&t->dpo), nll_n = with_nll ? (double)chosen_tokens(t, pairs, npairs, orpo) : 0;
     /* training: this rank's share of the step's pairs (the shares are summed by the caller) */
     int lo = train ? (int)((int64_t)npairs * tuna_dist_rank() / tuna_dist_size()) : 0;
     int hi = train ? (int)((int64_t)npairs * (tuna_dist_rank() + 1) / tuna_dist_size()) : npairs;
@@ -554,25 +618,28 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
             tokens += t->n_c[j] + (kto ? 0 : t->n_r[j]);
         }
         int T = fill_rows(t, t->row_idx, 2 * nb, input_tokens);
-        tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w, NULL};
+        if (orpo) orpo_unmask(t, nb, T);
+        tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w, orpo ? t->tok_w : NULL};
         tuna_loss l;
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
         st = tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
-        if (st != TUNA_OK) return st;
+        double nll_sum = 0;
+        if (st == TUNA_OK && orpo) st = orpo_logps(t, nb, T, &nll_sum);
+        for (int j = 0; !orpo && j < nb; j++) nll_sum += t->row_loss[2 * j];
         tuna_dpo_stats s;
-        st = micro_loss(t, nb, j0, pairs, &s);
+        if (st == TUNA_OK) st = micro_loss(t, nb, j0, pairs, &s);
         if (st != TUNA_OK) return st;
-        double share = (double)nb / npairs;
+        double share = (double)nb / npairs, nll_w = nll_n > 0 ? coef / nll_n : 0;
         dpo_stats_add(&acc, &s, share, kto);
-        if (nll_n > 0)
-            for (int j = 0; j < nb; j++) acc.nll_loss += t->row_loss[2 * j] / nll_n;
+        if (nll_n > 0) acc.nll_loss += nll_sum / nll_n;
         if (train) {
             /* row loss = -logp, so its weight is -dL/dlogp (and the NLL's 1/tokens) */
-            for (int j = 0; j < nb; j++) {
-                t->row_w[2 * j] = (float)(-t->d_pc[j] * share + (nll_n > 0 ? coef / nll_n : 0));
+            for (int j = 0; !orpo && j < nb; j++) {
+                t->row_w[2 * j] = (float)(-t->d_pc[j] * share + nll_w);
                 t->row_w[2 * j + 1] = (float)(-t->d_pr[j] * share);
             }
+            if (orpo) orpo_weights(t, nb, T, share, nll_w);
             int last = j0 + nb >= hi;
             if (last) overlap_begin(t);
             st = tuna_model_backward(t->m, &bt, 1.0f);
