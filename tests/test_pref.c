@@ -11,7 +11,8 @@
  *    cpo_alpha and label smoothing, KTO full and LoRA: final tensors within
  *    1e-4 relative L2, step losses within 1e-5 relative, two logged metrics
  *    per step within 1e-5;
- *  - exact resume of orpo and kto from a checkpoint;
+ *  - ORPO's validation metrics adding up; exact resume of orpo and kto from
+ *    a checkpoint;
  *  - bad records and options: exit 2, one line naming FILE:LINE. */
 #include <jansson.h>
 #include <sys/stat.h>
@@ -343,6 +344,37 @@ static void test_fixture(const char *name) {
     check_steps(name, dir, out, loss);
 }
 
+/* ORPO's validation line: eval_loss = eval_nll_loss - beta eval_log_odds_ratio,
+ * the parts as training combines them (evaluated in chunks of pairs) */
+static void test_orpo_eval(void) {
+    const char *data = "tests/fixtures/pref/orpo_full/data.jsonl";
+    if (!test_need(data, "orpo eval")) return;
+    char cmd[4096], out[400];
+    snprintf(out, sizeof out, "%s/orpo_eval", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s dpo --model %s --data %s --out %s --loss orpo --beta 0.25 --val-split 0.3 --steps 2 --batch 2 "
+             "--lr 1e-3 --eval-every 2 --quiet", test_cli, parity_model, data, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    double loss[4], nll[4], lor[4];
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    char line[8192];
+    while (f && n < 4 && fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        json_t *a = json_object_get(o, "eval_loss"), *b = json_object_get(o, "eval_nll_loss"), *c = json_object_get(o, "eval_log_odds_ratio");
+        if (json_is_number(a) && json_is_number(b) && json_is_number(c)) {
+            loss[n] = json_number_value(a);
+            nll[n] = json_number_value(b);
+            lor[n++] = json_number_value(c);
+        }
+        json_decref(o);
+    }
+    if (f) fclose(f);
+    CHECKF(n == 1 && nll[0] > 1 && lor[0] < 0 && fabs(loss[0] - (nll[0] - 0.25 * lor[0])) < 1e-6 * loss[0],
+           "%d eval lines; loss %g, nll %g, log odds ratio %g", n, n ? loss[0] : 0, n ? nll[0] : 0, n ? lor[0] : 0);
+}
+
 /* --save-every 2 of 4 steps, then --resume: the same final weights, bit for bit */
 static void check_resume(const char *what, const char *command, const char *fx, const char *opts, const char *file) {
     char cmd[4096], a[400], b[400], pa[600], pb[600];
@@ -442,6 +474,7 @@ int main(int argc, char **argv) {
     test_fixture("simpo_cpo_full");
     test_fixture("kto_full");
     test_fixture("kto_lora");
+    test_orpo_eval();
     test_resume();
     test_bad_input();
     char cmd[400];

@@ -496,6 +496,7 @@ static void dpo_stats_add(tuna_dpo_stats *acc, const tuna_dpo_stats *s, double w
     acc->rewards_accuracies += s->rewards_accuracies * w;
     acc->logps_chosen += s->logps_chosen * wc;
     acc->logps_rejected += s->logps_rejected * wr;
+    acc->nll_loss += s->nll_loss * w;
     acc->log_odds_ratio += s->log_odds_ratio * w;
     acc->log_odds_chosen += s->log_odds_chosen * w;
     acc->kl += s->kl * w;
@@ -601,6 +602,7 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
     int64_t tokens = 0;
     int kto = t->dpo.type == TUNA_DPO_KTO;
     int orpo = t->dpo.type == TUNA_DPO_ORPO, with_nll = orpo || t->dpo.type == TUNA_DPO_SIMPO; /* reported even when not trained */
+    if (with_nll) ref = NULL; /* reference-free */
     double coef = nll_coef(&t->dpo), nll_n = with_nll ? (double)chosen_tokens(t, pairs, npairs, orpo) : 0;
     /* training: this rank's share of the step's pairs (the shares are summed by the caller) */
     int lo = train ? (int)((int64_t)npairs * tuna_dist_rank() / tuna_dist_size()) : 0;
