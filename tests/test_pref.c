@@ -12,7 +12,7 @@
  *    1e-4 relative L2, step losses within 1e-5 relative, two logged metrics
  *    per step within 1e-5;
  *  - ORPO's validation metrics adding up; exact resume of orpo and kto from
- *    a checkpoint;
+ *    a checkpoint, and a kto resume with changed labels refused;
  *  - bad records and options: exit 2, one line naming FILE:LINE. */
 #include <jansson.h>
 #include <sys/stat.h>
@@ -396,14 +396,33 @@ static void check_resume(const char *what, const char *command, const char *fx, 
     CHECKF(nt > 0 && e == 0, "%s: resumed run differs: %d tensors, worst %.3g (%s)", what, nt, e, wn);
 }
 
+/* a KTO checkpoint resumed with the same items but other labels: refused */
+static void kto_labels_changed(const char *fx, const char *opts) {
+    char src[600], dst[600], cmd[4096];
+    snprintf(src, sizeof src, "%s/data.jsonl", fx);
+    snprintf(dst, sizeof dst, "%s/flipped.jsonl", tmpdir);
+    FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
+    char line[4096];
+    while (in && out && fgets(line, sizeof line, in)) {
+        char *t = strstr(line, "\"label\": true"), *f = strstr(line, "\"label\": false");
+        if (t) { *t = 0; fprintf(out, "%s\"label\": false}\n", line); }
+        else if (f) { *f = 0; fprintf(out, "%s\"label\": true}\n", line); }
+    }
+    if (in) fclose(in);
+    if (out) fclose(out);
+    snprintf(cmd, sizeof cmd, "%s kto --model %s --data %s --out %s/kto_flip %s --resume %s/kto_resume_a/checkpoint-2 2>&1 | "
+             "grep -q 'kto_labels'", test_cli, parity_model, dst, tmpdir, opts, tmpdir);
+    CHECKF(system(cmd) == 0, "resume with flipped labels: %s", cmd);
+}
+
 static void test_resume(void) {
     check_resume("orpo_resume", "dpo", "tests/fixtures/pref/orpo_full",
                  "--method full --loss orpo --steps 4 --batch 2 --micro-batch 1 --lr 1e-3 --schedule cosine --seed 3 --quiet",
                  "model.safetensors");
-    check_resume("kto_resume", "kto", "tests/fixtures/pref/kto_lora",
-                 "--method lora --adapter tests/fixtures/pref/kto_lora/adapter0 --lora-targets q_proj,v_proj --beta 0.5 "
-                 "--steps 4 --batch 2 --lr 1e-3 --schedule cosine --seed 3 --quiet",
-                 "adapter_model.safetensors");
+    const char *kto = "--method lora --adapter tests/fixtures/pref/kto_lora/adapter0 --lora-targets q_proj,v_proj --beta 0.5 "
+                      "--steps 4 --batch 2 --lr 1e-3 --schedule cosine --seed 3 --quiet";
+    check_resume("kto_resume", "kto", "tests/fixtures/pref/kto_lora", kto, "adapter_model.safetensors");
+    kto_labels_changed("tests/fixtures/pref/kto_lora", kto);
 }
 
 /* `tuna CMD ... --data FILE extra`: exit code 2 and stderr holding want */

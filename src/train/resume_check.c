@@ -148,6 +148,8 @@ static void describe_steps(json_t *ex, const tuna_pretok *d, const tuna_train_ar
         if (a->dpo->type == TUNA_DPO_KTO) {
             json_object_set_new(ex, "desirable_weight", json_real(a->dpo->desirable_weight));
             json_object_set_new(ex, "undesirable_weight", json_real(a->dpo->undesirable_weight));
+            /* the items' labels are not in the sequences the data fingerprint hashes */
+            if (a->kto_desirable) set_hex(ex, "kto_labels", data_hash64(a->kto_desirable, (size_t)(d->n / 2), 0x6b746f6cULL));
         }
     }
 }
