@@ -47,7 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_decref(j);
     }
     if (r.kind == TUNA_RECORD_PREFERENCE_TOKENS) {
-        if (r.n_ids < 1 || r.n_chosen < 1 || r.n_rejected < 1 || !r.chosen_ids || !r.rejected_ids) abort();
+        /* a pair, or a KTO item {"prompt_ids","completion_ids","label"}: no rejected ids, a label */
+        int kto = !r.rejected_ids;
+        if (r.n_ids < 1 || r.n_chosen < 1 || !r.chosen_ids) abort();
+        if (kto ? r.n_rejected != 0 || (r.label != -1 && r.label != 0 && r.label != 1) : r.n_rejected < 1) abort();
         for (int64_t i = 0; i < r.n_chosen; i++)
             if (r.chosen_ids[i] < 0) abort();
     }

@@ -19,6 +19,8 @@
  *   {"input_ids","labels"?}                          pre-tokenized
  *   {"prompt_ids","chosen_ids","rejected_ids"}       pre-tokenized preference (response
  *                                                    tokens only; used as given)
+ *   {"prompt_ids","completion_ids","label"}          pre-tokenized KTO item (kind
+ *                                                    PREFERENCE_TOKENS, rejected_ids NULL)
  * Choices (why, where it is not obvious):
  *  - Alpaca user turn = instruction + "\n" + input (input only when non-empty),
  *    as LLaMA-Factory's converter does ("\n".join([instruction, input])); the

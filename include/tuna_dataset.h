@@ -130,4 +130,31 @@ typedef struct {
 tuna_status tuna_dataset_load_preferences(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
                                           const tuna_pref_options *o, tuna_pretok **out, tuna_pretok **val_out,
                                           tuna_pref_stats *stats);
+/* ---- unpaired items (tuna kto) ----
+ * Records {"prompt","completion","label"} (strings, or message lists encoded
+ * as the preference records' prompt and chosen response are) or
+ * {"prompt_ids","completion_ids","label"} (used as given); label true
+ * (desirable) or false. As TRL's KTOTrainer (_get_kl_dataset), the items are
+ * taken in file order in consecutive chunks of `chunk`, and item i's KL row
+ * is its own prompt with the previous item's completion in its chunk (the
+ * chunk's first takes the chunk's last). Sequence 2i is item i's prompt +
+ * completion, 2i+1 its KL row, prompts masked (-100); truncation as
+ * tuna_dataset_load_preferences (an item whose prompt leaves no room is left
+ * out before the chunks are formed). A record without a label, or of another
+ * kind, fails with FILE:LINE. New *out and *desirable[items] (1: true). */
+typedef struct {
+    int max_len, max_prompt_len;  /* as tuna_pref_options (0: no limit) */
+    int chunk;                    /* TRL's per-device batch: at least 2 */
+    tuna_data_options data;       /* reader policy */
+} tuna_kto_options;
+
+typedef struct {
+    tuna_data_stats data;
+    long items, desirable, undesirable;
+    long prompts_truncated, completions_truncated, dropped;
+    int64_t tokens, counted;      /* the completion rows' (KL rows not counted) */
+} tuna_kto_stats;
+
+tuna_status tuna_dataset_load_kto(const char *path, tuna_tokenizer *tok, const tuna_template *tmpl,
+                                  const tuna_kto_options *o, tuna_pretok **out, uint8_t **desirable, tuna_kto_stats *stats);
 #endif

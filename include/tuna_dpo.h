@@ -12,7 +12,18 @@
  *   ipo      (h - 1/(2b))^2 with every log-probability divided by its
  *            response's token count (TRL averages them for IPO)
  * Rewards (reported, not differentiated): b (pc - rc), b (pr - rr), with
- * IPO's averaged log-probabilities, as TRL logs them. */
+ * IPO's averaged log-probabilities, as TRL logs them.
+ *
+ * Reference-free losses (rc, rr unused, may be NULL), on log-probabilities
+ * averaged over the response tokens (a = p / n):
+ *   orpo     -b log sigmoid(lo), lo = (ac - ar) - (log(1 - e^ac) - log(1 - e^ar))
+ *            (TRL ORPOTrainer.odds_ratio_loss; the trainer adds the token-mean
+ *            NLL of the chosen sequences, prompt included, as TRL scores it)
+ *   simpo    -(1-e) log sigmoid(b g) - e log sigmoid(-b g), g = (ac - ar) - gamma/b
+ *            (TRL CPOTrainer loss_type "simpo"; cpo_alpha x the chosen NLL added
+ *            by the trainer)
+ *   rewards  b ac, b ar.
+ * KTO (tuna_kto_loss) takes unpaired items instead. */
 #ifndef TUNA_DPO_H
 #define TUNA_DPO_H
 #include "tuna.h"
@@ -39,10 +50,14 @@ typedef struct {
 typedef struct {
     double loss;
     double rewards_chosen, rewards_rejected, rewards_margins, rewards_accuracies;
-    double logps_chosen, logps_rejected;   /* policy (IPO: averaged over tokens) */
+    double logps_chosen, logps_rejected;   /* policy (IPO, ORPO, SimPO: averaged over tokens) */
+    double nll_loss;                       /* ORPO: token-mean NLL of the chosen sequences; SimPO: of the chosen responses */
+    double log_odds_ratio, log_odds_chosen;/* ORPO: mean log sigmoid(lo), mean lo */
+    double kl;                             /* KTO: the (detached) KL estimate */
+    double count_chosen, count_rejected;   /* KTO: desirable / undesirable items */
 } tuna_dpo_stats;
 
-/* "sigmoid", "ipo", "hinge" -> type; -1 when unknown. */
+/* "sigmoid", "ipo", "hinge", "orpo", "simpo" -> type; -1 when unknown. */
 int tuna_dpo_loss_from_name(const char *name);
 
 /* n pairs: policy/reference log-probabilities of chosen and rejected
@@ -54,4 +69,22 @@ int tuna_dpo_loss_from_name(const char *name);
 tuna_status tuna_dpo_loss(const tuna_dpo_args *a, int n, const double *pc, const double *pr, const double *rc,
                           const double *rr, const int64_t *nc, const int64_t *nr, double *d_pc, double *d_pr,
                           tuna_dpo_stats *stats);
+
+/* KTO (TRL KTOTrainer, loss_type "kto") on n unpaired items: policy and
+ * reference log-probabilities pc, rc of each completion (sums over its
+ * tokens), desirable[i] 1 or 0, and kl, the batch's reference point
+ * (mean over its mismatched rows of policy minus reference, clamped at 0;
+ * a constant here: TRL computes it without gradient). Item losses
+ *   desirable    wd (1 - sigmoid(b ((pc - rc) - kl)))
+ *   undesirable  wu (1 - sigmoid(b (kl - (pc - rc))))
+ * and their mean over the n items; d_pc[i] the derivative of the mean
+ * (NULL to skip). Stats: loss, kl, rewards (b (pc - rc)) and logps/chosen,
+ * /rejected as means over the desirable / undesirable items (0 when none),
+ * margins = chosen - rejected, the two counts. */
+tuna_status tuna_kto_loss(const tuna_dpo_args *a, int n, const double *pc, const double *rc, const uint8_t *desirable,
+                          double kl, double *d_pc, tuna_dpo_stats *stats);
+
+/* KTO's reference point of a batch: max(0, mean_i (p[i] - r[i])) over n
+ * mismatched (prompt, other completion) rows. */
+double tuna_kto_kl(int n, const double *p, const double *r);
 #endif

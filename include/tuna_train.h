@@ -39,7 +39,11 @@ typedef struct {
      * (minus tuna_eval_losses' sums), computed before training so only one model is in
      * memory. The step's loss is the mean preference loss over its pairs. */
     const tuna_dpo_args *dpo;
-    const double *ref_logps;
+    const double *ref_logps;   /* NULL for the reference-free losses (ORPO, SimPO) */
+    /* KTO (dpo->type TUNA_DPO_KTO): sequence 2i is item i's prompt + completion,
+     * 2i+1 the same prompt with a mismatched completion (the KL row, no
+     * gradient); kto_desirable[data.n / 2] its label (1 desirable, 0 not) */
+    const uint8_t *kto_desirable;
 } tuna_train_args;
 
 /* Defaults: lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0, clip 1.0,

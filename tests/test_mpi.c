@@ -269,6 +269,9 @@ int main(int argc, char **argv) {
                 "--micro-batch 1 --seq-len 64 --lr 1e-3", "model.safetensors");
     equivalence("dpo lora ipo, 3 steps", "dpo --model " FIX " --data tests/fixtures/dpo/full_sigmoid/data.jsonl --method lora --loss ipo --steps 3 "
                 "--batch 2 --micro-batch 1 --seq-len 64 --lr 1e-3", "adapter_model.safetensors");
+    /* ORPO: the chosen NLL normalised by the whole step's chosen tokens on every rank */
+    equivalence("dpo full orpo, 3 steps", "dpo --model " FIX " --data tests/fixtures/pref/orpo_full/data.jsonl --method full --loss orpo "
+                "--steps 3 --batch 2 --micro-batch 1 --seq-len 64 --lr 1e-3", "model.safetensors");
     /* the bucketed sums started during backward are really in use, and give the same as one sum after it */
     char line[512] = "", cmd[4096];
     snprintf(cmd, sizeof cmd, "grep -h 'data-parallel' %s/sft_full__5_steps.log", tmpdir);

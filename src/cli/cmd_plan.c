@@ -38,6 +38,7 @@ static const char *const skip_value[] = {
     "--prompt-init", "--weight-decay", "--grad-clip", "--eps", "--warmup", "--epochs", "--val-split", "--betas", "--steps",
     "--seed", "--eval-every", "--early-stop", "--schedule", "--loss-norm", "--general-eval", "--template", "--cache-dir",
     "--max-bad", "--loss-on", "--truncate", "--beta", "--label-smoothing", "--loss", "--max-prompt-len", "--tokenizer",
+    "--simpo-gamma", "--cpo-alpha", "--desirable-weight", "--undesirable-weight",
     "--ref-model", "--ia3-feedforward", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--min-p",
     "--repetition-penalty", "--stop", "--prompt", "--system", "--host", "--port", "--api-key", "--queue", NULL};
 static const char *const skip_flag[] = {"--rslora", "--overwrite", "--no-cache", "--strict", "--no-shuffle", "--pack",
@@ -50,7 +51,7 @@ static int listed(const char *const *list, const char *o) {
 }
 
 static int job_of(const char *s, mem_job *j) {
-    static const struct { const char *n; mem_job j; } jobs[] = {{"sft", MEM_SFT}, {"pretrain", MEM_PRETRAIN}, {"dpo", MEM_DPO},
+    static const struct { const char *n; mem_job j; } jobs[] = {{"sft", MEM_SFT}, {"pretrain", MEM_PRETRAIN}, {"dpo", MEM_DPO}, {"kto", MEM_DPO},
                                                                {"generate", MEM_GENERATE}, {"chat", MEM_GENERATE},
                                                                {"eval", MEM_EVAL}, {"serve", MEM_SERVE}};
     for (size_t i = 0; i < sizeof jobs / sizeof *jobs; i++)

@@ -120,3 +120,4 @@ int cmd_sft(int argc, char **argv) { return train_command(&train_mode_sft, argc,
 int cmd_pretrain(int argc, char **argv) { return train_command(&train_mode_pretrain, argc, argv); }
 int cmd_dpo(int argc, char **argv) { return train_command(&train_mode_dpo, argc, argv); }
 int cmd_reward(int argc, char **argv) { return train_command(&train_mode_reward, argc, argv); }
+int cmd_kto(int argc, char **argv) { return train_command(&train_mode_kto, argc, argv); }

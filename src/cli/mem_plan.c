@@ -169,7 +169,7 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
     e->bf16 = bf16_bytes(ci, o, type == TUNA_PEFT_NONE, qlora, (long)e->rows * e->T, e->T);
     /* token data (ids + labels) and the trainer's batch buffers (ids, labels, positions) */
     e->data = 8.0 * o->data_tokens + 12.0 * e->rows * e->T;
-    if (o->job == MEM_DPO)
+    if (o->job == MEM_DPO && !o->ref_free)
         e->reference = e->frozen + e->trainable + e->scratch +
                        (double)tuna_model_activation_bytes(c, e->rows, e->T, TUNA_MODE_EVAL);
     return TUNA_OK;
@@ -399,6 +399,7 @@ int mem_check_train(const char *cmd, const char *model, mem_job job, const char 
     o.grad_checkpoint = a->grad_checkpoint;
     o.ckpt_layers = a->checkpoint_layers;
     o.bf16_compute = a->bf16;
+    o.ref_free = a->dpo && (a->dpo->type == TUNA_DPO_ORPO || a->dpo->type == TUNA_DPO_SIMPO);
     mem_est e;
     tuna_status st = mem_estimate(&ci, &o, &e);
     if (st == TUNA_ERR_ARG) { /* e.g. more checkpointed blocks than the model has */

@@ -29,6 +29,7 @@ typedef struct {
     tuna_peft_config pc;   /* rank, targets, virtual tokens (type follows method) */
     int batch, micro, seq_len, grad_checkpoint;
     int ckpt_layers;       /* without grad_checkpoint: blocks checkpointed (the first ones) */
+    int ref_free;          /* dpo with a reference-free loss (orpo, simpo): no reference pass */
     int64_t data_tokens;   /* pre-tokenized data held (0: not counted) */
     int nf4;               /* inference: --quant nf4 */
     int bf16;              /* inference: --dtype bf16 (2-D weights converted to bf16) */

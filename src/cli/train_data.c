@@ -240,4 +240,5 @@ void train_data_free(train_data *d) {
     tuna_tokenizer_free(d->tok);
     free(d->ref_train);
     free(d->ref_val);
+    free(d->kto_desirable);
 }

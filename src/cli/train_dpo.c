@@ -14,6 +14,7 @@
 #include "cli/cli_model.h"
 #include "cli/train_data.h"
 #include "cli/train_optab.h"
+#include "cli/train_pref.h"
 #include "cli/train_resume.h"
 #include "core/error.h"
 #include "tuna_dataset.h"
@@ -39,12 +40,28 @@ static const char dpo_help[] =
     "ends at its stop token (EOS, or the template's end-of-turn token), EOS being\n"
     "appended when it has none. The loss counts response tokens only.\n"
     "  --beta X               strength of the pull towards the reference (default 0.1)\n"
-    "  --loss sigmoid|ipo|hinge   DPO's -log sigmoid(beta h) (default), IPO's\n"
+    "  --loss sigmoid|ipo|hinge|orpo|simpo   DPO's -log sigmoid(beta h) (default), IPO's\n"
     "                         (h - 1/(2 beta))^2 on per-token averaged log-probabilities,\n"
-    "                         or max(0, 1 - beta h); h = policy minus reference log-ratio\n"
-    "  --label-smoothing E    conservative DPO (sigmoid): assumes a share E of the labels\n"
-    "                         are flipped (0 to 0.5, default 0)\n"
-    "  --ref-model DIR        reference model (default: the starting model). Reference\n"
+    "                         or max(0, 1 - beta h); h = policy minus reference log-ratio.\n"
+    "                         Reference-free (no reference model, no reference pass; on\n"
+    "                         log-probabilities averaged over the response's tokens):\n"
+    "                         orpo   TRL's ORPOTrainer: NLL of the chosen sequences (prompt\n"
+    "                                included, as TRL and the ORPO authors' code score it)\n"
+    "                                minus beta x mean log sigmoid(log odds ratio); beta is\n"
+    "                                ORPO's lambda (default 0.1, TRL's)\n"
+    "                         simpo  TRL's CPOTrainer loss_type simpo: -log sigmoid(beta\n"
+    "                                (avg logp chosen - avg logp rejected) - gamma), plus\n"
+    "                                --cpo-alpha x the chosen NLL\n"
+    "                         The NLL is the token mean over the optimizer step's chosen\n"
+    "                         rows (simpo: their responses; TRL: per micro-batch, the\n"
+    "                         same with --micro-batch equal to --batch)\n"
+    "  --simpo-gamma X        simpo: target reward margin gamma (default 0.5, TRL's)\n"
+    "  --cpo-alpha X          simpo: weight of the chosen NLL (default 0: SimPO as\n"
+    "                         published; TRL's CPOConfig default 1.0 is CPO-SimPO)\n"
+    "  --label-smoothing E    conservative DPO (sigmoid, simpo): assumes a share E of the\n"
+    "                         labels are flipped (0 to 0.5, default 0)\n"
+    "  --ref-model DIR        reference model (default: the starting model; not with orpo,\n"
+    "                         simpo). Reference\n"
     "                         log-probabilities are computed once, before training, and\n"
     "                         kept: only one model is in memory while training. With\n"
     "                         --method lora/qlora the reference is the base with a fresh\n"
@@ -67,7 +84,9 @@ static const char dpo_help[] =
     " --max-bad, --strict, --quiet, --no-mem-check, --profile, --bf16, ...) is as in `tuna sft --help`.\n"
     "metrics.jsonl per step: loss, rewards/chosen, rewards/rejected, rewards/accuracies,\n"
     "rewards/margins, logps/chosen, logps/rejected (TRL's names; rewards = beta x the\n"
-    "policy-minus-reference log-probability), and the eval_ versions; report.html\n"
+    "policy-minus-reference log-probability; orpo, simpo: beta x the averaged\n"
+    "log-probability), with orpo also nll_loss, log_odds_ratio, log_odds_chosen and\n"
+    "with simpo nll_loss, and the eval_ versions; report.html\n"
     "draws them. Writes OUT/model.safetensors (or the adapter) like tuna sft.\n";
 
 static void report_load(const char *path, const tuna_pref_stats *s, int max_len, int max_prompt_len) {
@@ -116,9 +135,11 @@ static int dpo_option(train_opts *o, const char *opt, const char *v, int *i) {
     if (r) return r;
     if (!strcmp(opt, "--beta")) r = cli_parse_double(opt, v, 1e-9, 1e9, &o->dargs.beta);
     else if (!strcmp(opt, "--label-smoothing")) r = cli_parse_double(opt, v, 0, 0.5, &o->dargs.label_smoothing);
+    else if (!strcmp(opt, "--simpo-gamma")) r = cli_parse_double(opt, v, -1e9, 1e9, &o->dargs.simpo_gamma);
+    else if (!strcmp(opt, "--cpo-alpha")) r = cli_parse_double(opt, v, 0, 1e9, &o->dargs.cpo_alpha);
     else if (!strcmp(opt, "--loss") && v) {
         int t = tuna_dpo_loss_from_name(v);
-        if (t < 0) return cli_usage_error("--loss must be sigmoid, ipo or hinge (got '%s')", v);
+        if (t < 0) return cli_usage_error("--loss must be sigmoid, ipo, hinge, orpo or simpo (got '%s')", v);
         o->dargs.type = (tuna_dpo_loss_type)t;
     } else if (!strcmp(opt, "--ref-model") && v) o->ref_model = v;
     else if (!strcmp(opt, "--max-prompt-len")) r = cli_parse_int(opt, v, 1, 1 << 20, &o->max_prompt_len);
@@ -128,13 +149,18 @@ static int dpo_option(train_opts *o, const char *opt, const char *v, int *i) {
     return r ? 2 : 1;
 }
 
+/* ORPO and SimPO: no reference model, no reference pass */
+static int dpo_ref_free(const train_opts *o) { return o->dargs.type == TUNA_DPO_ORPO || o->dargs.type == TUNA_DPO_SIMPO; }
+
 /* what a preference run cannot take; the trainer set to preference pairs */
 static int dpo_check(train_opts *o) {
     if (o->n_data > 1) return cli_usage_error("dpo: one --data file (multi-task mixing is for sft)");
     if (o->pack) return cli_usage_error("dpo: --pack is not available (a pair's rows are scored whole)");
     if (o->a.loss_norm != TUNA_LOSS_NORM_TOKEN) return cli_usage_error("dpo: --loss-norm does not apply (the loss is per pair)");
-    if (o->dargs.label_smoothing > 0 && o->dargs.type != TUNA_DPO_SIGMOID)
-        return cli_usage_error("--label-smoothing applies to --loss sigmoid only");
+    if (o->dargs.label_smoothing > 0 && o->dargs.type != TUNA_DPO_SIGMOID && o->dargs.type != TUNA_DPO_SIMPO)
+        return cli_usage_error("--label-smoothing applies to --loss sigmoid and simpo only");
+    if (o->ref_model && dpo_ref_free(o))
+        return cli_usage_error("--ref-model: --loss %s is reference-free (no reference model)", o->dargs.type == TUNA_DPO_ORPO ? "orpo" : "simpo");
     if (o->max_prompt_len && o->max_prompt_len >= o->a.seq_len)
         return cli_usage_error("--max-prompt-len %d leaves no room for a response in --max-len %d", o->max_prompt_len, o->a.seq_len);
     o->a.dpo = &o->dargs;
@@ -208,27 +234,36 @@ static tuna_status reference_model(const train_opts *o, train_data *d) {
     return st;
 }
 
+tuna_status train_pref_models(train_opts *o, train_data *d) {
+    tuna_status st = TUNA_OK;
+    if (o->ref_model) st = reference_model(o, d);
+    if (st == TUNA_OK) st = train_load_model(&d->m, o);
+    if (st == TUNA_OK) st = check_pairs(o, d, d->m);
+    if (st == TUNA_OK && !o->is_full) st = train_attach_adapter(d->m, d->tok, o);
+    if (st == TUNA_OK && !o->ref_model && !dpo_ref_free(o)) st = reference_pass(o, d, d->m, "the starting model");
+    o->a.ref_logps = dpo_ref_free(o) ? NULL : d->ref_train;
+    return st;
+}
+
 /* data first, then the reference pass (its own model when --ref-model names
  * one), then the policy (the starting model as the reference otherwise) */
 static tuna_status dpo_load(train_opts *o, train_data *d) {
     d->n_val = o->n_val;
     tuna_status st = dpo_load_data(o, d);
-    if (st == TUNA_OK && o->ref_model) st = reference_model(o, d);
-    if (st == TUNA_OK) st = train_load_model(&d->m, o);
-    if (st == TUNA_OK) st = check_pairs(o, d, d->m);
-    if (st == TUNA_OK && !o->is_full) st = train_attach_adapter(d->m, d->tok, o);
-    if (st == TUNA_OK && !o->ref_model) st = reference_pass(o, d, d->m, "the starting model");
-    o->a.ref_logps = d->ref_train;
-    return st;
+    return st == TUNA_OK ? train_pref_models(o, d) : st;
 }
 
 /* the preference settings and pair counts in train_args.json */
 static void dpo_args_json(json_t *ja, const train_opts *o, const train_data *d) {
-    static const char *const lt[] = {"sigmoid", "ipo", "hinge"};
+    static const char *const lt[] = {"sigmoid", "ipo", "hinge", "orpo", "simpo"};
     json_object_set_new(ja, "loss_type", json_string(lt[o->dargs.type]));
     json_object_set_new(ja, "beta", json_real(o->dargs.beta));
     json_object_set_new(ja, "label_smoothing", json_real(o->dargs.label_smoothing));
-    json_object_set_new(ja, "ref_model", json_string(o->ref_model ? o->ref_model : o->model_dir));
+    if (o->dargs.type == TUNA_DPO_SIMPO) {
+        json_object_set_new(ja, "simpo_gamma", json_real(o->dargs.simpo_gamma));
+        json_object_set_new(ja, "cpo_alpha", json_real(o->dargs.cpo_alpha));
+    }
+    json_object_set_new(ja, "ref_model", dpo_ref_free(o) ? json_null() : json_string(o->ref_model ? o->ref_model : o->model_dir));
     json_object_set_new(ja, "max_prompt_len", json_integer(o->max_prompt_len));
     json_object_set_new(ja, "train_pairs", json_integer(tuna_pretok_count(d->data) / 2));
     json_object_set_new(ja, "val_pairs", json_integer(tuna_pretok_count(d->val) / 2));
@@ -237,7 +272,9 @@ static void dpo_args_json(json_t *ja, const train_opts *o, const train_data *d) 
 static const train_optdef dpo_options[] = {
     OPTDEFS_MODEL,
     {"ref-model", OPT_VALUE, REC_STR, OPT_AT(ref_model), NULL},
-    {"loss", OPT_VALUE, REC_CHOICE, OPT_AT(dargs.type), "sigmoid|ipo|hinge"},
+    {"loss", OPT_VALUE, REC_CHOICE, OPT_AT(dargs.type), "sigmoid|ipo|hinge|orpo|simpo"},
+    {"simpo-gamma", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.simpo_gamma), NULL},
+    {"cpo-alpha", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.cpo_alpha), NULL},
     {"beta", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.beta), NULL},
     {"label-smoothing", OPT_VALUE, REC_DOUBLE, OPT_AT(dargs.label_smoothing), NULL},
     {"max-prompt-len", OPT_VALUE, REC_INT_SET, OPT_AT(max_prompt_len), NULL},

@@ -121,7 +121,9 @@ static void print_step(const train_loop *L, const tuna_step_info *info) {
     int total = L->total;
     fmt_time(el, sizeof el, info->elapsed_seconds);
     fmt_time(eta, sizeof eta, info->elapsed_seconds / info->step * (total - info->step));
-    if (L->o->mode->pairs)
+    if (L->o->mode->pairs && L->o->dargs.type == TUNA_DPO_KTO)
+        snprintf(pref, sizeof pref, " | kl %.3f | margin %.3f", info->dpo.kl, info->dpo.rewards_margins);
+    else if (L->o->mode->pairs)
         snprintf(pref, sizeof pref, " | acc %.2f | margin %.3f", info->dpo.rewards_accuracies, info->dpo.rewards_margins);
     if (L->tty)
         fprintf(stderr, "\r\033[Kstep %d/%d | epoch %.2f | loss %.4f%s | lr %.2e | %.0f tok/s | %s elapsed | ETA %s",
@@ -151,7 +153,7 @@ static tuna_status eval_loss(train_loop *L, int step, double *vl, tuna_dpo_stats
     json_object_set_new(ev, "eval_loss", cli_json_num(*vl));
     if (L->o->mode->pairs) {
         json_object_set_new(ev, "eval_pairs", json_integer(tuna_pretok_count(val) / 2));
-        cli_metrics_dpo(ev, "eval_", es);
+        cli_metrics_dpo(ev, "eval_", es, (int)L->o->dargs.type);
     } else json_object_set_new(ev, "eval_tokens", json_integer(vt));
     return TUNA_OK;
 }
@@ -236,7 +238,7 @@ static tuna_status run_steps(train_loop *L) {
         if (st != TUNA_OK || stop_requested) break;
         st = tuna_trainer_step(L->tr, &info);
         if (st != TUNA_OK) break;
-        cli_metrics_write(L->metrics, cli_metrics_step(&info, tuna_dist_size(), o->mode->pairs));
+        cli_metrics_write(L->metrics, cli_metrics_step(&info, tuna_dist_size(), o->mode->pairs ? (int)o->dargs.type : -1));
         print_step(L, &info);
         if (have_val && (info.step % o->eval_every == 0 || info.step == L->total)) st = evaluate(L, info.step, &stop);
         if (st != TUNA_OK) break;

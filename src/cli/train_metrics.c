@@ -24,16 +24,22 @@ void cli_json_set_named(json_t *o, const char *prefix, const char *name, json_t 
     free(key);
 }
 
-void cli_metrics_dpo(json_t *o, const char *prefix, const tuna_dpo_stats *d) {
-    /* TRL's metric names */
+void cli_metrics_dpo(json_t *o, const char *prefix, const tuna_dpo_stats *d, int type) {
+    /* TRL's metric names (KTOTrainer logs no accuracy; it adds kl and the counts) */
     const char *names[] = {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
-                           "logps/rejected"};
+                           "logps/rejected", "nll_loss", "log_odds_ratio", "log_odds_chosen", "kl", "count/chosen",
+                           "count/rejected"};
     const double v[] = {d->rewards_chosen, d->rewards_rejected, d->rewards_accuracies, d->rewards_margins, d->logps_chosen,
-                        d->logps_rejected};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cli_json_set_named(o, prefix, names[i], cli_json_num(v[i]));
+                        d->logps_rejected, d->nll_loss, d->log_odds_ratio, d->log_odds_chosen, d->kl,
+                        d->count_chosen, d->count_rejected};
+    int use[12] = {1, 1, type != TUNA_DPO_KTO, 1, 1, 1, type == TUNA_DPO_ORPO || type == TUNA_DPO_SIMPO,
+                   type == TUNA_DPO_ORPO, type == TUNA_DPO_ORPO, type == TUNA_DPO_KTO, type == TUNA_DPO_KTO,
+                   type == TUNA_DPO_KTO};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (use[i]) cli_json_set_named(o, prefix, names[i], cli_json_num(v[i]));
 }
 
-json_t *cli_metrics_step(const tuna_step_info *info, int ranks, int dpo) {
+json_t *cli_metrics_step(const tuna_step_info *info, int ranks, int dpo_type) {
     json_t *o = json_object();
     if (!o) return NULL;
     json_object_set_new(o, "step", json_integer(info->step));
@@ -48,7 +54,7 @@ json_t *cli_metrics_step(const tuna_step_info *info, int ranks, int dpo) {
         json_object_set_new(o, "step_s", cli_json_num(info->step_seconds));
         json_object_set_new(o, "allreduce_s", cli_json_num(info->comm_seconds));
     }
-    if (dpo) cli_metrics_dpo(o, "", &info->dpo);
+    if (dpo_type >= 0) cli_metrics_dpo(o, "", &info->dpo, dpo_type);
     return o;
 }
 

@@ -16,10 +16,10 @@ json_t *cli_json_num(double v);
 void cli_json_set_named(json_t *o, const char *prefix, const char *name, json_t *v);
 /* A training step's line: step, epoch, loss, lr, grad_norm, tokens,
  * tokens_per_s, elapsed_s (+ step_s, allreduce_s when ranks > 1; + TRL's
- * preference metrics when dpo). New reference, NULL when out of memory. */
-json_t *cli_metrics_step(const tuna_step_info *info, int ranks, int dpo);
-/* TRL's preference metric names, after prefix ("" or "eval_"). */
-void cli_metrics_dpo(json_t *o, const char *prefix, const tuna_dpo_stats *d);
+ * preference metrics when dpo_type, a tuna_dpo_loss_type, is >= 0). New reference, NULL when out of memory. */
+json_t *cli_metrics_step(const tuna_step_info *info, int ranks, int dpo_type);
+/* TRL's preference metric names of loss type `type`, after prefix ("" or "eval_"). */
+void cli_metrics_dpo(json_t *o, const char *prefix, const tuna_dpo_stats *d, int type);
 /* The line closing a profiled run (--profile): {"profile": {steps,
  * step_s, tokens, tokens_per_s, gemm_s, dequant_s, attention_s, rest_s,
  * gemm_gflop, gemm_gflop_per_s}}. New reference, NULL when out of memory. */

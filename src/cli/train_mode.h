@@ -1,5 +1,5 @@
-/* train_mode.h — the table of training modes behind the sft, pretrain, dpo
- * and reward commands. The driver (cmd_train.c) parses the shared options and runs
+/* train_mode.h — the table of training modes behind the sft, pretrain, dpo,
+ * kto and reward commands. The driver (cmd_train.c) parses the shared options and runs
  * the shared loop; each mode brings its help text, its own options, defaults
  * and checks, its data loader (model, tokenizer and data into a
  * train_data) and its own train_args.json keys. A new mode is a new entry:
@@ -22,6 +22,7 @@ typedef struct train_data {
     tuna_pretok *data, *val;               /* what the trainer takes: the parts joined (val: empty when none) */
     double *ref_train, *ref_val;           /* preference pairs: reference log-probabilities per sequence */
     char ref_fp[17];                       /* preference pairs: the reference model's fingerprint */
+    uint8_t *kto_desirable;                /* kto: each item's label */
 } train_data;
 
 struct train_mode {
@@ -50,6 +51,6 @@ struct train_mode {
     void (*args_json)(json_t *ja, const train_opts *o, const train_data *d);
 };
 
-extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo, train_mode_reward;
+extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo, train_mode_kto, train_mode_reward;
 
 #endif

@@ -573,15 +573,41 @@ static tuna_status parse_pref_ids(ctx *c, const json_t *o, tuna_record *r) {
     return TUNA_OK;
 }
 
+/* {"prompt_ids","completion_ids","label"} (KTO, unpaired): the completion's
+ * tokens in chosen_ids, no rejected_ids (NULL) */
+static tuna_status parse_completion_ids(ctx *c, const json_t *o, tuna_record *r) {
+    r->kind = TUNA_RECORD_PREFERENCE_TOKENS;
+    r->format = TUNA_FORMAT_PREFERENCE_PRETOKENIZED;
+    if (json_object_get(o, "chosen_ids") || json_object_get(o, "rejected_ids"))
+        return bad(c, TUNA_BAD_KEYS, "ambiguous record: \"completion_ids\" with \"chosen_ids\"/\"rejected_ids\"");
+    static const char *const keys[2] = {"prompt_ids", "completion_ids"};
+    int32_t **dst[2] = {&r->input_ids, &r->chosen_ids};
+    int64_t *cnt[2] = {&r->n_ids, &r->n_chosen};
+    for (int k = 0; k < 2; k++) {
+        json_t *v = json_object_get(o, keys[k]);
+        if (!v) return bad(c, TUNA_BAD_KEYS, "missing key \"%s\" (a pre-tokenized KTO record needs prompt_ids, completion_ids and label)", keys[k]);
+        if (!json_is_array(v)) return bad(c, TUNA_BAD_TYPE, "\"%s\" is %s, expected a list of integers", keys[k], json_type_name(v));
+        if (json_array_size(v) == 0) return bad(c, k ? TUNA_BAD_EMPTY : TUNA_BAD_VALUE, "\"%s\" is empty", keys[k]);
+        if (json_array_size(v) > (1u << 24)) return bad(c, TUNA_BAD_VALUE, "\"%s\" is too long (%zu)", keys[k], json_array_size(v));
+        tuna_status s = parse_ids(c, v, keys[k], 0, dst[k]);
+        if (s) return s;
+        *cnt[k] = (int64_t)json_array_size(v);
+    }
+    return get_label(c, o, r);
+}
+
 /* Detection by keys, in priority order (a record may carry extra columns:
  * UltraFeedback has prompt, messages, chosen, rejected and is a preference
  * record, as TRL treats it). */
 static tuna_status from_json(tuna_record *rec, const json_t *o, ctx *c) {
     if (!json_is_object(o)) return bad(c, TUNA_BAD_TYPE, "record is %s, expected a JSON object", json_type_name(o));
     tuna_status s;
-    if (json_object_get(o, "chosen_ids") || json_object_get(o, "rejected_ids") || json_object_get(o, "prompt_ids")) {
+    if (json_object_get(o, "chosen_ids") || json_object_get(o, "rejected_ids") || json_object_get(o, "prompt_ids") ||
+        json_object_get(o, "completion_ids")) {
         if (json_object_get(o, "input_ids")) return bad(c, TUNA_BAD_KEYS, "ambiguous record: both \"input_ids\" and preference ids");
-        s = parse_pref_ids(c, o, rec);
+        int kto = json_object_get(o, "completion_ids") ||
+                  (json_object_get(o, "label") && !json_object_get(o, "chosen_ids") && !json_object_get(o, "rejected_ids"));
+        s = kto ? parse_completion_ids(c, o, rec) : parse_pref_ids(c, o, rec);
     } else if (json_object_get(o, "input_ids") || json_object_get(o, "labels")) s = parse_pretok(c, o, rec);
     else if (json_object_get(o, "chosen") || json_object_get(o, "rejected") || json_object_get(o, "chosen_messages") ||
              json_object_get(o, "rejected_messages"))

@@ -83,6 +83,8 @@ tuna_status tuna_dataset_encode_preference(const tuna_record *rec, tuna_tokenize
                                            tuna_pref_tokens *out) {
     memset(out, 0, sizeof *out);
     if (rec->kind == TUNA_RECORD_PREFERENCE_TOKENS) {
+        if (!rec->rejected_ids)
+            return core_fail(TUNA_ERR_FORMAT, "a KTO record (completion_ids) in preference data (tuna dpo needs chosen/rejected pairs; tuna kto takes these)");
         out->prompt = dup_ids(rec->input_ids, rec->n_ids);
         out->chosen = dup_ids(rec->chosen_ids, rec->n_chosen);
         out->rejected = dup_ids(rec->rejected_ids, rec->n_rejected);

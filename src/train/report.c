@@ -162,7 +162,7 @@ static void header(sbuf *o, const metrics *m, const json_t *args) {
     char v[128], n2[128], nb[48];
     char *cmd = json_text(args ? json_object_get(args, "command") : NULL);
     const char *cmd_s = args ? json_string_value(json_object_get(args, "command")) : NULL;
-    int is_dpo = cmd_s && !strcmp(cmd_s, "dpo");
+    int is_dpo = cmd_s && (!strcmp(cmd_s, "dpo") || !strcmp(cmd_s, "kto"));
     const json_t *mj = args ? json_object_get(args, "model") : NULL;
     if (!mj && args) mj = json_object_get(args, "config");
     char *model = json_text(mj);

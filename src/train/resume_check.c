@@ -142,6 +142,16 @@ static void describe_steps(json_t *ex, const tuna_pretok *d, const tuna_train_ar
         json_object_set_new(ex, "beta", json_real(a->dpo->beta));
         json_object_set_new(ex, "label_smoothing", json_real(a->dpo->label_smoothing));
         if (a->dpo->type == TUNA_DPO_REWARD) json_object_set_new(ex, "center_rewards", json_real(a->dpo->center_rewards));
+        if (a->dpo->type == TUNA_DPO_SIMPO) {
+            json_object_set_new(ex, "simpo_gamma", json_real(a->dpo->simpo_gamma));
+            json_object_set_new(ex, "cpo_alpha", json_real(a->dpo->cpo_alpha));
+        }
+        if (a->dpo->type == TUNA_DPO_KTO) {
+            json_object_set_new(ex, "desirable_weight", json_real(a->dpo->desirable_weight));
+            json_object_set_new(ex, "undesirable_weight", json_real(a->dpo->undesirable_weight));
+            /* the items' labels are not in the sequences the data fingerprint hashes */
+            if (a->kto_desirable) set_hex(ex, "kto_labels", data_hash64(a->kto_desirable, (size_t)(d->n / 2), 0x6b746f6cULL));
+        }
     }
 }
 

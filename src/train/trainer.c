@@ -57,6 +57,12 @@ struct tuna_trainer {
     int64_t *row_idx;          /* [rows_per_item * micro_batch] sequences of one micro-batch */
     double *d_pc, *d_pr, *pl_c, *pl_r, *rl_c, *rl_r; /* [micro_batch] DPO per-pair values */
     int64_t *n_c, *n_r;        /* [micro_batch] counted tokens of the chosen / rejected rows */
+    uint8_t *des;              /* [micro_batch] KTO: the items' labels */
+    /* ORPO: per-position weights and log-probabilities of a micro-batch's rows,
+     * and each chosen row's first response position */
+    float *tok_w;              /* [2 micro_batch, seq_len] */
+    double *tok_lp;            /* [2 micro_batch, seq_len] */
+    int *resp0;                /* [micro_batch] */
     tuna_dpo_args dpo;
     int64_t *seq_cnt;          /* [batch] counted tokens per sequence */
     int32_t *ids, *labels, *pos; /* [micro_batch * seq_len] */
@@ -137,7 +143,8 @@ void tuna_trainer_free(tuna_trainer *t) {
     free(t->row_loss);
     free(t->row_idx);
     free(t->d_pc); free(t->d_pr); free(t->pl_c); free(t->pl_r); free(t->rl_c); free(t->rl_r);
-    free(t->n_c); free(t->n_r);
+    free(t->n_c); free(t->n_r); free(t->des);
+    free(t->tok_w); free(t->tok_lp); free(t->resp0);
     free(t->layer_lo); free(t->layer_hi); free(t->rest);
     json_decref(t->run_desc);
     free(t);
@@ -243,9 +250,12 @@ static tuna_status check_train_args(const tuna_train_args *a, const tuna_pretok 
     if (a->batch % tuna_dist_size())
         return core_fail(TUNA_ERR_ARG, "--batch %d is not divisible by the %d ranks of this job (each rank takes an equal share of every batch)",
                          a->batch, tuna_dist_size());
-    if (a->dpo && (data->n % 2 || !a->ref_logps || data->n_tasks > 1 || data->pos))
+    int ref_free = a->dpo && (a->dpo->type == TUNA_DPO_ORPO || a->dpo->type == TUNA_DPO_SIMPO);
+    if (a->dpo && (data->n % 2 || (!a->ref_logps && !ref_free) || data->n_tasks > 1 || data->pos))
         return core_fail(TUNA_ERR_ARG, "preference training needs unpacked single-task pair data (2 sequences per pair) "
                                        "and reference log-probabilities");
+    if (a->dpo && a->dpo->type == TUNA_DPO_KTO && !a->kto_desirable)
+        return core_fail(TUNA_ERR_ARG, "KTO training needs each item's label (kto_desirable)");
     if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
         return core_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
     return TUNA_OK;
@@ -294,6 +304,12 @@ static tuna_status alloc_buffers(tuna_trainer *t, const tuna_trainable *tr) {
         for (int k = 0; k < 6; k++) ok &= (*dd[k] = malloc((size_t)mb * sizeof(double))) != NULL;
         ok &= (t->n_c = malloc((size_t)mb * sizeof(int64_t))) != NULL;
         ok &= (t->n_r = malloc((size_t)mb * sizeof(int64_t))) != NULL;
+        ok &= (t->des = malloc((size_t)mb)) != NULL;
+        if (a->dpo->type == TUNA_DPO_ORPO) {
+            ok &= (t->tok_w = malloc((size_t)rows * T * sizeof(float))) != NULL;
+            ok &= (t->tok_lp = malloc((size_t)rows * T * sizeof(double))) != NULL;
+            ok &= (t->resp0 = malloc((size_t)mb * sizeof(int))) != NULL;
+        }
     }
     if (!ok || !t->adam_m || !t->adam_v || !t->decay || !t->perm || !t->seq_idx || !t->seq_cnt || !t->ids || !t->labels || !t->pos ||
         !t->row_w || !t->row_loss || !t->row_idx)
@@ -469,25 +485,125 @@ static int64_t counted_tokens(const tuna_trainer *t, const tuna_pretok *d, int64
     return c;
 }
 
-/* acc += w * s, field by field (means over pairs combine by pair share) */
-static void dpo_stats_add(tuna_dpo_stats *acc, const tuna_dpo_stats *s, double w) {
+/* acc += w * s, field by field (means over pairs combine by pair share;
+ * KTO's per-label means by their counts, divided out by kto_stats_finish) */
+static void dpo_stats_add(tuna_dpo_stats *acc, const tuna_dpo_stats *s, double w, int kto) {
+    double wc = kto ? s->count_chosen : w, wr = kto ? s->count_rejected : w;
     acc->loss += s->loss * w;
-    acc->rewards_chosen += s->rewards_chosen * w;
-    acc->rewards_rejected += s->rewards_rejected * w;
+    acc->rewards_chosen += s->rewards_chosen * wc;
+    acc->rewards_rejected += s->rewards_rejected * wr;
     acc->rewards_margins += s->rewards_margins * w;
     acc->rewards_accuracies += s->rewards_accuracies * w;
-    acc->logps_chosen += s->logps_chosen * w;
-    acc->logps_rejected += s->logps_rejected * w;
+    acc->logps_chosen += s->logps_chosen * wc;
+    acc->logps_rejected += s->logps_rejected * wr;
+    acc->nll_loss += s->nll_loss * w;
+    acc->log_odds_ratio += s->log_odds_ratio * w;
+    acc->log_odds_chosen += s->log_odds_chosen * w;
+    acc->kl += s->kl * w;
+    acc->count_chosen += s->count_chosen;
+    acc->count_rejected += s->count_rejected;
 }
 
-/* Preference loss of pairs pairs[0 .. npairs) of t->data (reference ref),
- * micro-batch by micro-batch; with train, accumulates the gradient of the mean
- * loss. Stats are means over the pairs. */
+static void kto_stats_finish(tuna_dpo_stats *s) {
+    if (s->count_chosen) { s->rewards_chosen /= s->count_chosen; s->logps_chosen /= s->count_chosen; }
+    if (s->count_rejected) { s->rewards_rejected /= s->count_rejected; s->logps_rejected /= s->count_rejected; }
+    s->rewards_margins = s->rewards_chosen - s->rewards_rejected;
+}
+
+/* ORPO: the chosen NLL in full; SimPO: cpo_alpha of it; else none */
+static double nll_coef(const tuna_dpo_args *a) {
+    return a->type == TUNA_DPO_ORPO ? 1.0 : a->type == TUNA_DPO_SIMPO ? a->cpo_alpha : 0.0;
+}
+
+/* the preference loss of one micro-batch's nb pairs (KTO: items) from its
+ * row losses; d_pc, d_pr the derivatives (KTO: d_pr 0, the KL rows carry none) */
+static tuna_status micro_loss(tuna_trainer *t, int nb, int64_t item0, const int64_t *pairs, tuna_dpo_stats *s) {
+    for (int j = 0; t->dpo.type != TUNA_DPO_ORPO && j < nb; j++) {
+        t->pl_c[j] = -t->row_loss[2 * j];
+        t->pl_r[j] = -t->row_loss[2 * j + 1];
+    }
+    if (t->dpo.type != TUNA_DPO_KTO)
+        return tuna_dpo_loss(&t->dpo, nb, t->pl_c, t->pl_r, t->rl_c, t->rl_r, t->n_c, t->n_r, t->d_pc, t->d_pr, s);
+    for (int j = 0; j < nb; j++) t->des[j] = t->a.kto_desirable[pairs[item0 + j]];
+    double kl = tuna_kto_kl(nb, t->pl_r, t->rl_r);
+    for (int j = 0; j < nb; j++) t->d_pr[j] = 0;
+    return tuna_kto_loss(&t->dpo, nb, t->pl_c, t->rl_c, t->des, kl, t->d_pc, s);
+}
+
+/* the NLL's tokens in the chosen rows of pairs [0, npairs): the counted ones
+ * (SimPO), or every predicted one, prompt included (ORPO) */
+static int64_t chosen_tokens(const tuna_trainer *t, const int64_t *pairs, int npairs, int whole) {
+    int64_t n = 0;
+    for (int j = 0; j < npairs; j++) {
+        int64_t s = 2 * pairs[j], len = t->data->off[s + 1] - t->data->off[s];
+        if (len > t->a.seq_len) len = t->a.seq_len;
+        n += whole ? (len > 1 ? len - 1 : 0) : counted_tokens(t, t->data, s);
+    }
+    return n;
+}
+
+/* ORPO (TRL's ORPOTrainer): the chosen NLL is over the whole chosen row,
+ * prompt included, so the chosen rows' prompt labels are unmasked after
+ * fill_rows; resp0[j] keeps each one's first response position */
+static void orpo_unmask(tuna_trainer *t, int nb, int T) {
+    for (int j = 0; j < nb; j++) {
+        int32_t *lab = t->labels + (size_t)2 * j * T;
+        const int32_t *ids = t->ids + (size_t)2 * j * T;
+        int r0 = 0;
+        while (r0 < T && lab[r0] == -100) r0++;
+        t->resp0[j] = r0;
+        for (int k = 1; k < r0; k++) lab[k] = ids[k];
+    }
+}
+
+/* ORPO: the chosen rows' response log-probabilities (position k scores
+ * label k + 1) into pl_c, their NLL sum returned; rejected rows as usual */
+static tuna_status orpo_logps(tuna_trainer *t, int nb, int T, double *nll_sum) {
+    tuna_status st = tuna_model_token_logps(t->m, 2 * nb, T, t->tok_lp);
+    if (st != TUNA_OK) return st;
+    *nll_sum = 0;
+    for (int j = 0; j < nb; j++) {
+        const double *lp = t->tok_lp + (size_t)2 * j * T;
+        double resp = 0, all = 0;
+        for (int k = 0; k + 1 < T; k++) {
+            all += lp[k];
+            if (k + 1 >= t->resp0[j]) resp += lp[k];
+        }
+        t->pl_c[j] = resp;
+        t->pl_r[j] = -t->row_loss[2 * j + 1];
+        *nll_sum -= all;
+    }
+    return TUNA_OK;
+}
+
+/* ORPO's backward weights: chosen rows by position (the NLL's coef / n_nll
+ * everywhere, -dL/dlogp on the response), rejected rows by row */
+static void orpo_weights(tuna_trainer *t, int nb, int T, double share, double nll_w) {
+    for (int j = 0; j < nb; j++) {
+        float *wc = t->tok_w + (size_t)2 * j * T, *wr = wc + T;
+        for (int k = 0; k < T; k++) {
+            wc[k] = (float)(nll_w + (k + 1 >= t->resp0[j] ? -t->d_pc[j] * share : 0));
+            wr[k] = 1.0f;
+        }
+        t->row_w[2 * j] = 1.0f;
+        t->row_w[2 * j + 1] = (float)(-t->d_pr[j] * share);
+    }
+}
+
+/* Preference loss of pairs pairs[0 .. npairs) of t->data (reference ref;
+ * NULL for ORPO and SimPO), micro-batch by micro-batch; with train,
+ * accumulates the gradient of the mean loss (ORPO, SimPO: plus the chosen
+ * rows' token-mean NLL over all npairs, times nll_coef; ORPO's over whole
+ * rows through per-position weights). Stats are means over the pairs. */
 static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pairs, int npairs, int train,
                            tuna_dpo_stats *out, int64_t *tokens_out, int64_t *input_tokens) {
     const tuna_pretok *d = t->data; /* fill_rows reads the rows from it too */
     tuna_dpo_stats acc = {0};
     int64_t tokens = 0;
+    int kto = t->dpo.type == TUNA_DPO_KTO;
+    int orpo = t->dpo.type == TUNA_DPO_ORPO, with_nll = orpo || t->dpo.type == TUNA_DPO_SIMPO; /* reported even when not trained */
+    if (with_nll) ref = NULL; /* reference-free */
+    double coef = nll_coef(&t->dpo), nll_n = with_nll ? (double)chosen_tokens(t, pairs, npairs, orpo) : 0;
     /* training: this rank's share of the step's pairs (the shares are summed by the caller) */
     int lo = train ? (int)((int64_t)npairs * tuna_dist_rank() / tuna_dist_size()) : 0;
     int hi = train ? (int)((int64_t)npairs * (tuna_dist_rank() + 1) / tuna_dist_size()) : npairs;
@@ -499,32 +615,33 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
             t->row_idx[2 * j + 1] = 2 * p + 1;
             t->n_c[j] = counted_tokens(t, d, 2 * p);
             t->n_r[j] = counted_tokens(t, d, 2 * p + 1);
-            t->rl_c[j] = ref[2 * p];
-            t->rl_r[j] = ref[2 * p + 1];
-            tokens += t->n_c[j] + t->n_r[j];
+            t->rl_c[j] = ref ? ref[2 * p] : 0;
+            t->rl_r[j] = ref ? ref[2 * p + 1] : 0;
+            tokens += t->n_c[j] + (kto ? 0 : t->n_r[j]);
         }
         int T = fill_rows(t, t->row_idx, 2 * nb, input_tokens);
-        tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w, NULL};
+        if (orpo) orpo_unmask(t, nb, T);
+        tuna_batch bt = {2 * nb, T, t->ids, t->labels, NULL, t->row_w, orpo ? t->tok_w : NULL};
         tuna_loss l;
         tuna_status st = tuna_model_forward(t->m, &bt, &l);
         if (st != TUNA_OK) return st;
         st = tuna_model_row_losses(t->m, 2 * nb, T, t->row_loss);
-        if (st != TUNA_OK) return st;
-        for (int j = 0; j < nb; j++) {
-            t->pl_c[j] = -t->row_loss[2 * j];
-            t->pl_r[j] = -t->row_loss[2 * j + 1];
-        }
+        double nll_sum = 0;
+        if (st == TUNA_OK && orpo) st = orpo_logps(t, nb, T, &nll_sum);
+        for (int j = 0; !orpo && j < nb; j++) nll_sum += t->row_loss[2 * j];
         tuna_dpo_stats s;
-        st = tuna_dpo_loss(&t->dpo, nb, t->pl_c, t->pl_r, t->rl_c, t->rl_r, t->n_c, t->n_r, t->d_pc, t->d_pr, &s);
+        if (st == TUNA_OK) st = micro_loss(t, nb, j0, pairs, &s);
         if (st != TUNA_OK) return st;
-        double share = (double)nb / npairs;
-        dpo_stats_add(&acc, &s, share);
+        double share = (double)nb / npairs, nll_w = nll_n > 0 ? coef / nll_n : 0;
+        dpo_stats_add(&acc, &s, share, kto);
+        if (nll_n > 0) acc.nll_loss += nll_sum / nll_n;
         if (train) {
-            /* row loss = -logp, so its weight is -dL/dlogp */
-            for (int j = 0; j < nb; j++) {
-                t->row_w[2 * j] = (float)(-t->d_pc[j] * share);
+            /* row loss = -logp, so its weight is -dL/dlogp (and the NLL's 1/tokens) */
+            for (int j = 0; !orpo && j < nb; j++) {
+                t->row_w[2 * j] = (float)(-t->d_pc[j] * share + nll_w);
                 t->row_w[2 * j + 1] = (float)(-t->d_pr[j] * share);
             }
+            if (orpo) orpo_weights(t, nb, T, share, nll_w);
             int last = j0 + nb >= hi;
             if (last) overlap_begin(t);
             st = tuna_model_backward(t->m, &bt, 1.0f);
@@ -532,6 +649,8 @@ static tuna_status run_dpo(tuna_trainer *t, const double *ref, const int64_t *pa
             if (st != TUNA_OK) return st;
         } else t->m->have_forward = 0;
     }
+    if (kto) kto_stats_finish(&acc);
+    acc.loss += coef * acc.nll_loss;
     *out = acc;
     *tokens_out = tokens;
     return TUNA_OK;
@@ -620,8 +739,9 @@ static tuna_status forward_backward(tuna_trainer *t, step_sums *s) {
  * the whole step's normalisation, so the sums are the one-process values */
 static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums *s) {
     tuna_dpo_stats *ds = &s->ds;
-    double r[8] = {s->loss, ds->rewards_chosen, ds->rewards_rejected, ds->rewards_margins, ds->rewards_accuracies,
-                   ds->logps_chosen, ds->logps_rejected, (double)s->input_tokens};
+    double r[11] = {s->loss, ds->rewards_chosen, ds->rewards_rejected, ds->rewards_margins, ds->rewards_accuracies,
+                    ds->logps_chosen, ds->logps_rejected, (double)s->input_tokens, ds->nll_loss, ds->log_odds_ratio,
+                    ds->log_odds_chosen};
     int64_t tk = t->a.dpo ? s->tokens : 0; /* sft's count is already the step's */
     tuna_status st;
     /* the gradient sums started during backward, or all of it now */
@@ -629,7 +749,7 @@ static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums 
     else st = tuna_dist_sum_f32(g, W);
     t->launched = 0;
     t->comm_st = TUNA_OK;
-    if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 8);
+    if (st == TUNA_OK) st = tuna_dist_sum_f64(r, 11);
     if (st == TUNA_OK && t->a.dpo) st = tuna_dist_sum_i64(&tk, 1);
     if (st != TUNA_OK) return st;
     s->loss = r[0];
@@ -641,6 +761,9 @@ static tuna_status reduce_ranks(tuna_trainer *t, float *g, int64_t W, step_sums 
     ds->logps_chosen = r[5];
     ds->logps_rejected = r[6];
     s->input_tokens = (int64_t)r[7];
+    ds->nll_loss = r[8];
+    ds->log_odds_ratio = r[9];
+    ds->log_odds_chosen = r[10];
     if (t->a.dpo) s->tokens = tk;
     return TUNA_OK;
 }
@@ -788,6 +911,7 @@ tuna_status tuna_trainer_step(tuna_trainer *t, tuna_step_info *info) {
 
 tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, const double *ref, tuna_dpo_stats *stats) {
     if (!t->a.dpo) return core_fail(TUNA_ERR_ARG, "preference metrics need a preference trainer");
+    if (t->dpo.type == TUNA_DPO_KTO) return core_fail(TUNA_ERR_ARG, "KTO evaluation data needs labels: not available");
     if (data->n < 2 || data->n % 2) return core_fail(TUNA_ERR_ARG, "preference evaluation data must hold pairs");
     tuna_dpo_stats acc = {0};
     int64_t npairs = data->n / 2, idx[256], tokens, dummy = 0;
@@ -799,7 +923,7 @@ tuna_status tuna_trainer_eval_dpo(tuna_trainer *t, const tuna_pretok *data, cons
         tuna_dpo_stats s;
         tuna_status st = run_dpo(t, ref, idx, nb, 0, &s, &tokens, &dummy);
         if (st != TUNA_OK) { t->data = saved; return st; }
-        dpo_stats_add(&acc, &s, (double)nb / npairs);
+        dpo_stats_add(&acc, &s, (double)nb / npairs, 0);
     }
     t->data = saved;
     *stats = acc;
