@@ -37,6 +37,7 @@ static const command commands[] = {
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on text (tokenizer train)"},
     {"sft", cmd_sft, "supervised fine-tuning: full, LoRA, QLoRA, IA3, prompt tuning"},
     {"dpo", cmd_dpo, "preference optimisation (DPO, IPO, hinge): full, LoRA, QLoRA"},
+    {"grpo", cmd_grpo, "GRPO with verifiable rewards (TRL's GRPOTrainer): full, LoRA, QLoRA"},
     {"pretrain", cmd_pretrain, "pre-train a model from scratch on plain text"},
     {"plan", cmd_plan, "predict the memory of a training run"},
     {"report", cmd_report, "write a training run's report.html (loss curves, settings)"},

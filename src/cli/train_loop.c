@@ -234,7 +234,9 @@ static tuna_status run_steps(train_loop *L) {
         if (st != TUNA_OK || stop_requested) break;
         st = tuna_trainer_step(L->tr, &info);
         if (st != TUNA_OK) break;
-        cli_metrics_write(L->metrics, cli_metrics_step(&info, tuna_dist_size(), o->mode->pairs));
+        json_t *line = cli_metrics_step(&info, tuna_dist_size(), o->mode->pairs);
+        if (line && o->mode->step_metrics) o->mode->step_metrics(line, &info, L->d);
+        cli_metrics_write(L->metrics, line);
         print_step(L, &info);
         if (have_val && (info.step % o->eval_every == 0 || info.step == L->total)) st = evaluate(L, info.step, &stop);
         if (st != TUNA_OK) break;

@@ -22,6 +22,9 @@ typedef struct train_data {
     tuna_pretok *data, *val;               /* what the trainer takes: the parts joined (val: empty when none) */
     double *ref_train, *ref_val;           /* preference pairs: reference log-probabilities per sequence */
     char ref_fp[17];                       /* preference pairs: the reference model's fingerprint */
+    char exact[1024];                      /* the mode's settings a resume must agree on (a JSON object, or "") */
+    void *mode_state;                      /* the mode's own, released by mode_free */
+    void (*mode_free)(void *state);
 } train_data;
 
 struct train_mode {
@@ -30,6 +33,7 @@ struct train_mode {
     const char *methods; /* the --method values it takes, ", "-separated */
     const char *methods_why; /* the error's words for them instead of the list (NULL: the list) */
     int pairs;           /* rows are (chosen, rejected) pairs: preference loss, metrics and evaluation */
+    int items;           /* rows are the items of a caller-driven step (GRPO's prompts): kept as loaded */
     mem_job job;         /* what the memory check before loading sizes (mem_plan.h) */
     /* its own options (train_optab.h), before the shared ones; NULL-name ended */
     const struct train_optdef *options;
@@ -48,8 +52,10 @@ struct train_mode {
     tuna_status (*load)(train_opts *o, train_data *d);
     /* its own keys of train_args.json (NULL: none) */
     void (*args_json)(json_t *ja, const train_opts *o, const train_data *d);
+    /* its own keys of each step's metrics.jsonl line (NULL: none) */
+    void (*step_metrics)(json_t *line, const tuna_step_info *info, const train_data *d);
 };
 
-extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo;
+extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo, train_mode_grpo;
 
 #endif
