@@ -322,16 +322,31 @@ static void test_bad_completions(void) {
 /* sampling on the shipped model: a few steps writing TRL's keys */
 static void test_sampling(void) {
     if (!test_need("models/tuna-stories/model.safetensors", "grpo sampling")) return;
-    char data[400], out[400], cmd[2048];
+    char data[400], out[400], cmd[4096];
     snprintf(data, sizeof data, "%s/prompts.jsonl", tmpdir);
     write_file(data, "{\"prompt\":\"Once upon a time\",\"completion\":\" there was a cat.\"}\n"
                      "{\"prompt\":\"The dog\",\"completion\":\" ran home.\"}\n"
                      "{\"prompt\":\"Lily saw\",\"completion\":\" a bird.\"}\n");
     snprintf(out, sizeof out, "%s/sample", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s grpo --model models/tuna-stories --data %s --out %s --method lora --steps 2 --batch 2 "
-             "--num-generations 4 --max-new-tokens 16 --reward json_valid --reward length:10-40:0.5 --beta 0.05 --quiet",
-             test_cli, data, out);
+    static const char common[] = "--method lora --steps 2 --batch 2 --num-generations 4 --max-new-tokens 16 --reward json_valid "
+                                 "--reward length:50-70:0.5 --beta 0.05 --lr 1e-3 --quiet";
+    snprintf(cmd, sizeof cmd, "%s grpo --model models/tuna-stories --data %s --out %s %s --save-every 1", test_cli, data, out, common);
     CHECKF(system(cmd) == 0, "%s", cmd);
+    double gn[4];
+    CHECKF(run_metric(out, "grad_norm", gn, 4) == 2 && gn[0] > 0, "sampling run: no gradient (rewards all equal?): the resume check below would be empty");
+    /* the reward curve is drawn */
+    snprintf(cmd, sizeof cmd, "grep -q 'mean reward per step' %s/report.html", out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    /* resumed from step 1, the same completions are sampled (seeded by seed, batch, row): the same adapter */
+    snprintf(cmd, sizeof cmd, "%s grpo --model models/tuna-stories --data %s --out %s/sample_b %s --resume %s/checkpoint-1", test_cli,
+             data, tmpdir, common, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    char pa[600], pb[600], wn[256] = "";
+    snprintf(pa, sizeof pa, "%s/adapter_model.safetensors", out);
+    snprintf(pb, sizeof pb, "%s/sample_b/adapter_model.safetensors", tmpdir);
+    int nt = 0;
+    double e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
+    CHECKF(nt > 0 && e == 0, "resumed sampling run differs: %d tensors, worst %.3g (%s)", nt, e, wn);
     static const char *keys[] = {"reward", "reward_std", "rewards/json_valid/mean", "rewards/length/std", "frac_reward_zero_std",
                                  "kl", "completions/mean_length", "completions/min_length", "completions/max_length",
                                  "completions/clipped_ratio", "clip_ratio/low_mean", "clip_ratio/high_mean",

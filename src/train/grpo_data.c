@@ -141,15 +141,13 @@ static tuna_status read_all(reader *r, FILE *f) {
     return st;
 }
 
-tuna_status grpo_completions_read(const char *path, int G, int V, grpo_completions **out) {
+tuna_status grpo_completions_read_stream(FILE *f, const char *path, int G, int V, grpo_completions **out) {
     *out = NULL;
     reader r = {.path = path, .V = V, .G = G};
     r.p_off.sz = r.c_off.sz = sizeof(int64_t), r.p_ids.sz = r.c_ids.sz = sizeof(int32_t), r.rew.sz = sizeof(double);
-    FILE *f = NULL;
-    tuna_status st = input_file_open(path, 0, &f);
-    if (st == TUNA_OK && (vec_push_i64(&r.p_off, 0) || vec_push_i64(&r.c_off, 0))) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
+    tuna_status st = TUNA_OK;
+    if (vec_push_i64(&r.p_off, 0) || vec_push_i64(&r.c_off, 0)) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     if (st == TUNA_OK) st = read_all(&r, f);
-    if (f) fclose(f);
     if (st == TUNA_OK && r.p_off.n < 2) st = core_fail(TUNA_ERR_ARG, "%s: no groups (one JSON object per line)", path);
     grpo_completions *c = st == TUNA_OK ? calloc(1, sizeof *c) : NULL;
     if (st == TUNA_OK && !c) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
@@ -161,6 +159,16 @@ tuna_status grpo_completions_read(const char *path, int G, int V, grpo_completio
     c->p_off = r.p_off.p, c->p_ids = r.p_ids.p, c->c_off = r.c_off.p, c->c_ids = r.c_ids.p, c->rewards = r.rew.p;
     *out = c;
     return TUNA_OK;
+}
+
+tuna_status grpo_completions_read(const char *path, int G, int V, grpo_completions **out) {
+    *out = NULL;
+    FILE *f = NULL;
+    tuna_status st = input_file_open(path, 0, &f);
+    if (st != TUNA_OK) return st;
+    st = grpo_completions_read_stream(f, path, G, V, out);
+    fclose(f);
+    return st;
 }
 
 tuna_status grpo_completions_fill(void *ctx, tuna_model *m, int64_t gen, const int64_t *items, int n, grpo_rows *rows) {

@@ -5,6 +5,8 @@
  * to the GRPO step in file order (grpo_completions_fill). */
 #ifndef TUNA_TRAIN_GRPO_DATA_H
 #define TUNA_TRAIN_GRPO_DATA_H
+#include <stdio.h>
+
 #include "train/grpo_step.h"
 
 typedef struct {
@@ -24,6 +26,8 @@ typedef struct {
  * empty prompt or completion, G differing, an id outside the vocabulary,
  * rewards not numbers), TUNA_ERR_IO when unreadable, TUNA_ERR_ARG when empty. */
 tuna_status grpo_completions_read(const char *path, int G, int V, grpo_completions **out);
+/* The same from an open stream f, messages naming path. */
+tuna_status grpo_completions_read_stream(FILE *f, const char *path, int G, int V, grpo_completions **out);
 void grpo_completions_free(grpo_completions *c);
 /* grpo_fill_fn over a grpo_completions (ctx): item i is line i */
 tuna_status grpo_completions_fill(void *ctx, tuna_model *m, int64_t gen, const int64_t *items, int n, grpo_rows *rows);
