@@ -106,7 +106,7 @@ static int grpo_option(train_opts *o, const char *opt, const char *v, int *i) {
     if (r) return r;
     if (!v && strcmp(opt, "--completions")) return 0;
     if (!strcmp(opt, "--completions") && v) o->grpo.completions = v;
-    else if (!strcmp(opt, "--num-generations")) { r = cli_parse_int(opt, v, 1, 4096, &o->grpo.G); o->grpo.G_given = 1; }
+    else if (!strcmp(opt, "--num-generations")) r = cli_parse_int(opt, v, 1, 4096, &o->grpo.G);
     else if (!strcmp(opt, "--temperature")) r = cli_parse_double(opt, v, 1e-6, 100, &o->grpo.temperature);
     else if (!strcmp(opt, "--top-p")) r = cli_parse_double(opt, v, 1e-6, 1, &o->grpo.top_p);
     else if (!strcmp(opt, "--max-new-tokens")) r = cli_parse_int(opt, v, 1, 1 << 20, &o->grpo.max_new);
@@ -128,7 +128,7 @@ static int grpo_option(train_opts *o, const char *opt, const char *v, int *i) {
 
 /* GRPOConfig's defaults */
 static void grpo_defaults(train_opts *o) {
-    o->grpo.G = 8;
+    o->grpo.G = 0; /* not given: 8, or the --completions file's */
     o->grpo.max_new = 256;
     o->grpo.num_iterations = 1;
     o->grpo.loss_type = GRPO_LOSS_DAPO;
@@ -154,10 +154,13 @@ static int grpo_check(train_opts *o) {
     if (o->val_path || o->val_split > 0) return cli_usage_error("grpo: no validation data (--val, --val-split)");
     if (o->pack) return cli_usage_error("grpo: --pack is not available (each completion is scored on its own)");
     if (o->grpo.epsilon_high < 0) o->grpo.epsilon_high = o->grpo.epsilon;
+    o->grpo.G_given = o->grpo.G > 0;
+    if (!o->grpo.G && !o->grpo.completions) o->grpo.G = 8; /* GRPOConfig's num_generations */
     if (o->save_every && o->save_every % o->grpo.num_iterations)
         return cli_usage_error("grpo: --save-every %d must be a multiple of --num-iterations %d (a resume starts a generation batch)",
                                o->save_every, o->grpo.num_iterations);
     if (o->grpo.completions) o->a.shuffle = 0; /* groups in file order */
+    o->a.step_rows = o->grpo.G; /* the memory check's rows (the loader sets the rest of the step) */
     return 0;
 }
 
@@ -307,11 +310,11 @@ static void grpo_line_metrics(json_t *line, const tuna_step_info *info, const tr
 static const train_optdef grpo_options[] = {
     OPTDEFS_MODEL,
     {"completions", OPT_VALUE, REC_STR, OPT_AT(grpo.completions), NULL},
-    {"num-generations", OPT_VALUE, REC_INT, OPT_AT(grpo.G), NULL},
+    {"num-generations", OPT_VALUE, REC_INT_SET, OPT_AT(grpo.G), NULL},
     {"temperature", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.temperature), NULL},
     {"top-p", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.top_p), NULL},
     {"max-new-tokens", OPT_VALUE, REC_INT, OPT_AT(grpo.max_new), NULL},
-    {"reward", OPT_LIST, REC_NONE, 0, NULL},
+    {"reward", OPT_LIST, REC_REWARDS, 0, NULL},
     {"reward-timeout", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.reward_timeout), NULL},
     {"scale-rewards", OPT_VALUE, REC_CHOICE, OPT_AT(grpo.scale), "group|batch|none"},
     {"loss-type", OPT_VALUE, REC_CHOICE, OPT_AT(grpo.loss_type), "grpo|bnpo|dr_grpo|dapo"},
@@ -327,7 +330,7 @@ const train_mode train_mode_grpo = {
     .help = grpo_help,
     .methods = "full, lora, qlora",
     .items = 1,
-    .job = MEM_SFT,
+    .job = MEM_GRPO,
     .options = grpo_options,
     .defaults = grpo_defaults,
     .option = grpo_option,
