@@ -56,7 +56,8 @@ typedef struct {
      * the next `batch` items of the data stream (one per sequence of data;
      * GRPO's prompts) and hands them to step_fn; with step_reuse N > 1 the
      * stream advances every N steps, N consecutive steps receiving the same
-     * items (GRPO's num_iterations). Activations are prepared for
+     * items (GRPO's num_iterations; an epoch is then step_reuse times as
+     * many steps). Activations are prepared for
      * step_rows x micro_batch rows of seq_len (not cut to the data's
      * longest). One process only. */
     tuna_step_fn step_fn;

@@ -269,6 +269,25 @@ static void test_resume(void) {
     char wn[256] = "";
     double e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
     CHECKF(nt == 8 && e == 0, "resumed GRPO differs: %d tensors, worst %.3g (%s)", nt, e, wn);
+    /* full training with its frozen reference copy (beta > 0), num_iterations 2 */
+    snprintf(a, sizeof a, "%s/resume_c", tmpdir);
+    snprintf(b, sizeof b, "%s/resume_d", tmpdir);
+    fixture_cmd("full_dapo", a, "--steps 4 --save-every 2", cmd, sizeof cmd);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(extra, sizeof extra, "--steps 4 --resume %s/checkpoint-2", a);
+    fixture_cmd("full_dapo", b, extra, cmd, sizeof cmd);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(pa, sizeof pa, "%s/model.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/model.safetensors", b);
+    e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
+    CHECKF(nt == 21 && e == 0, "resumed full GRPO differs: %d tensors, worst %.3g (%s)", nt, e, wn);
+    /* an epoch of 6 groups in batches of 2 with num_iterations 2: 6 steps */
+    snprintf(a, sizeof a, "%s/epoch", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s grpo --model %s --completions tests/fixtures/grpo/lora_dapo/completions.jsonl --out %s --method lora "
+             "--batch 2 --num-iterations 2 --epochs 1 --quiet", test_cli, parity_model, a);
+    double st[16];
+    CHECKF(system(cmd) == 0 && run_metric(a, "loss", st, 16) == 6, "one epoch with --num-iterations 2: %d steps, expected 6",
+           run_metric(a, "loss", st, 16));
     /* a checkpoint inside a generation batch (num_iterations 2) is refused */
     fixture_cmd("lora_dapo", b, "--save-every 1 --overwrite 2>/dev/null", cmd, sizeof cmd);
     int rc = system(cmd);

@@ -261,7 +261,8 @@ static void plan_schedule(tuna_trainer *t, const tuna_train_args *a, const tuna_
     if (a->dpo) t->dpo = *a->dpo;
     if (a->steps > 0) t->total_steps = a->steps;
     else {
-        double s = ceil(a->epochs * (double)t->n_items / a->batch);
+        /* caller-driven steps: each batch of items serves step_reuse steps */
+        double s = ceil(a->epochs * (double)t->n_items / a->batch) * (a->step_fn && a->step_reuse > 1 ? a->step_reuse : 1);
         t->total_steps = s < 1 ? 1 : s > 1e9 ? 1000000000 : (int)s;
     }
     t->warmup_steps = tuna_warmup_steps(a, t->total_steps);
