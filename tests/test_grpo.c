@@ -244,6 +244,31 @@ static void test_fixture(const char *name) {
         CHECKF(worst_k <= (k == 2 ? 1e-6 : 1e-5), "%s: %s worst %.3g", name, keys[k], worst_k);
     }
     st_close(&steps);
+    /* lengths and the share without EOS (id 2) of the first step's groups, from the file */
+    char cpath[400];
+    snprintf(cpath, sizeof cpath, "%s/completions.jsonl", dir);
+    FILE *cf = fopen(cpath, "r");
+    char line[8192];
+    int rows = 0, no_eos = 0, mx = 0;
+    double sum = 0;
+    for (int ln = 0; cf && ln < 2 && fgets(line, sizeof line, cf); ln++) {
+        json_t *o = json_loads(line, 0, NULL), *c;
+        size_t i;
+        json_array_foreach(json_object_get(o, "completion_ids"), i, c) {
+            int n = (int)json_array_size(c);
+            rows++, sum += n, mx = n > mx ? n : mx;
+            no_eos += json_integer_value(json_array_get(c, (size_t)n - 1)) != 2;
+        }
+        json_decref(o);
+    }
+    if (cf) fclose(cf);
+    double ml[8], mxl[8], cr[8];
+    CHECKF(run_metric(out, "completions/mean_length", ml, 8) == 3 && fabs(ml[0] - sum / rows) < 1e-6, "%s: mean length %g, file %g",
+           name, ml[0], sum / rows);
+    CHECKF(run_metric(out, "completions/max_length", mxl, 8) == 3 && mxl[0] == mx, "%s: max length %g, file %d", name, mxl[0], mx);
+    CHECKF(run_metric(out, "completions/clipped_ratio", cr, 8) == 3 && fabs(cr[0] - (double)no_eos / rows) < 1e-6 && no_eos > 0 &&
+               no_eos < rows,
+           "%s: clipped ratio %g, file %d of %d without EOS", name, cr[0], no_eos, rows);
     /* the first batch's second group has equal rewards: half the groups have
      * zero spread (scaled by the batch's std, TRL counts on that std: none) */
     double fz[8], want_fz = strstr(name, "bnpo") ? 0 : 0.5;

@@ -227,6 +227,19 @@ static tuna_status load_reference(const train_opts *o, grpo_state *s) {
     return st;
 }
 
+/* rows (prompt + completion) the model's positions cannot hold: an error
+ * where positions are learned, else a warning */
+static tuna_status check_rows(const train_opts *o, const tuna_model *m) {
+    const tuna_config *c = tuna_model_config(m);
+    if (o->a.seq_len <= c->max_positions) return TUNA_OK;
+    const char *src = o->grpo.completions ? o->grpo.completions : o->data_path;
+    if (c->learned_positions)
+        return core_fail(TUNA_ERR_ARG, "%s: rows of up to %d tokens (prompt + completion) but the model has %d learned positions%s", src,
+                         o->a.seq_len, c->max_positions, o->grpo.completions ? "" : ": lower --max-new-tokens");
+    cli_warn_context(src, 1, 1, "rows (prompt + completion) may be", o->a.seq_len, c->max_positions);
+    return TUNA_OK;
+}
+
 /* the GRPO step as the trainer's caller-driven step */
 static tuna_status make_step(train_opts *o, grpo_state *s) {
     grpo_step_config c = {
@@ -255,7 +268,7 @@ static tuna_status grpo_load(train_opts *o, train_data *d) {
     if (st == TUNA_OK && !o->is_full) st = train_attach_adapter(d->m, d->tok, o);
     if (st == TUNA_OK && o->grpo.completions) st = load_completions(o, d, s);
     else if (st == TUNA_OK) st = grpo_sampler_load(&s->smp, o, d, s->names, &s->K);
-    if (st == TUNA_OK && o->a.batch * o->grpo.G <= 0) st = core_fail(TUNA_ERR_ARG, "no rows");
+    if (st == TUNA_OK) st = check_rows(o, d->m);
     if (st == TUNA_OK) st = load_reference(o, s);
     if (st == TUNA_OK) st = make_step(o, s);
     if (st == TUNA_OK) exact_settings(o, d);
