@@ -294,6 +294,16 @@ static void test_resume(void) {
     char wn[256] = "";
     double e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
     CHECKF(nt == 8 && e == 0, "resumed GRPO differs: %d tensors, worst %.3g (%s)", nt, e, wn);
+    /* other rewards in the groups' file: the resume is refused, naming the groups */
+    char alt[600];
+    snprintf(alt, sizeof alt, "%s/alt.jsonl", tmpdir);
+    snprintf(cmd, sizeof cmd, "sed 's/\"rewards\": \\[/\"rewards\": [0.25, /; s/, [-0-9.]*\\]}$/]}/' tests/fixtures/grpo/lora_dapo/completions.jsonl > %s && ! cmp -s %s tests/fixtures/grpo/lora_dapo/completions.jsonl", alt, alt);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "%s grpo --model %s --completions %s --out %s/alt_out --method lora --adapter tests/fixtures/grpo/lora_dapo/adapter0 "
+             "--lora-targets q_proj,v_proj --loss-type dapo --beta 0.1 --epsilon 0.002 --epsilon-high 0.003 --num-iterations 2 --batch 2 "
+             "--max-new-tokens 12 --lr 1e-3 --schedule cosine --steps 4 --seed 0 --weight-decay 0 --grad-clip 0 --warmup 0 "
+             "--resume %s/checkpoint-2 2>&1 | grep -q grpo_groups", test_cli, parity_model, alt, tmpdir, a);
+    CHECKF(system(cmd) == 0, "%s", cmd);
     /* full training with its frozen reference copy (beta > 0), num_iterations 2 */
     snprintf(a, sizeof a, "%s/resume_c", tmpdir);
     snprintf(b, sizeof b, "%s/resume_d", tmpdir);

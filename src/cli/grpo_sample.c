@@ -18,7 +18,7 @@ struct grpo_sampler {
     grpo_rewards *rw;
     char **ptext, **refs;         /* [n] prompt texts, references (or NULL) */
     int64_t n, cap;
-    int G, micro_batch, max_new, ctx;
+    int G, micro_batch, max_new, max_prompt, ctx;
     uint64_t seed;
     tuna_sample_args sa;
     int32_t eos[2];
@@ -45,7 +45,7 @@ void grpo_sampler_free(grpo_sampler *s) {
 
 /* one record's prompt appended (records without a prompt and answer are skipped, counted) */
 static tuna_status add_record(grpo_sampler *s, const tuna_record *rec, tuna_template *tmpl, tuna_pretok *p, int *longest,
-                              long *skipped) {
+                              long *skipped, long *truncated) {
     tuna_eval_example ex;
     memset(&ex, 0, sizeof ex);
     if (tuna_eval_example_from_record(rec, &ex) != TUNA_OK) { (*skipped)++; return TUNA_OK; }
@@ -60,7 +60,10 @@ static tuna_status add_record(grpo_sampler *s, const tuna_record *rec, tuna_temp
         if (b) s->refs = b, s->cap = cap;
         if (!b) st = core_fail(TUNA_ERR_NOMEM, "out of memory");
     }
-    if (st == TUNA_OK && n > 0) st = tuna_pretok_append(p, ids, ids, (int64_t)n);
+    size_t cut = n > (size_t)s->max_prompt ? n - (size_t)s->max_prompt : 0; /* TRL keeps a prompt's last tokens */
+    if (cut) (*truncated)++;
+    n -= cut;
+    if (st == TUNA_OK && n > 0) st = tuna_pretok_append(p, ids + cut, ids + cut, (int64_t)n);
     if (st == TUNA_OK && n > 0) {
         s->ptext[s->n] = text, s->refs[s->n] = ex.reference ? strdup(ex.reference) : NULL;
         s->n++, text = NULL;
@@ -80,20 +83,23 @@ static tuna_status read_prompts(grpo_sampler *s, const train_opts *o, tuna_preto
     if (st == TUNA_OK) st = tuna_data_reader_open(&r, o->data_path, &o->dso.data);
     tuna_record rec;
     memset(&rec, 0, sizeof rec);
-    long skipped = 0;
+    long skipped = 0, truncated = 0;
     int got = 1;
     while (st == TUNA_OK && got) {
         st = tuna_data_reader_next(r, &rec, &got);
-        if (st == TUNA_OK && got) st = add_record(s, &rec, tmpl, p, longest, &skipped);
+        if (st == TUNA_OK && got) st = add_record(s, &rec, tmpl, p, longest, &skipped, &truncated);
     }
     tuna_record_clear(&rec);
     tuna_data_reader_free(r);
     tuna_template_free(tmpl);
     free(tsrc);
     if (st == TUNA_OK && s->n == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no record with a prompt and an answer", o->data_path);
-    if (st == TUNA_OK && !o->quiet)
-        fprintf(stderr, "%s: %lld prompts (longest %d tokens)%s\n", o->data_path, (long long)s->n, *longest,
+    if (st == TUNA_OK && !o->quiet) {
+        fprintf(stderr, "%s: %lld prompts (longest %d tokens)%s", o->data_path, (long long)s->n, *longest,
                 skipped ? "; records without a prompt and answer skipped" : "");
+        if (truncated) fprintf(stderr, "; %ld cut to their last %d tokens (--max-prompt-len)", truncated, s->max_prompt);
+        fputc('\n', stderr);
+    }
     return st;
 }
 
@@ -131,6 +137,7 @@ tuna_status grpo_sampler_load(grpo_sampler **out, train_opts *o, train_data *d, 
     *out = s;
     s->tok = d->tok;
     s->G = o->grpo.G, s->micro_batch = o->a.micro_batch, s->max_new = o->grpo.max_new, s->seed = o->a.seed;
+    s->max_prompt = o->max_prompt_len;
     tuna_sample_args_default(&s->sa);
     s->sa.temperature = (float)o->grpo.temperature, s->sa.top_p = (float)o->grpo.top_p, s->sa.top_k = 0; /* TRL: top_k off */
     int32_t e1 = tuna_tokenizer_eos_id(d->tok), e2 = tuna_model_config(d->m)->eos_token_id;

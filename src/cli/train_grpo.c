@@ -18,6 +18,7 @@
 #include "cli/train_metrics.h"
 #include "cli/train_optab.h"
 #include "core/error.h"
+#include "core/mix.h"
 #include "train/grpo_data.h"
 #include "train/grpo_step.h"
 
@@ -41,6 +42,7 @@ static const char grpo_help[] =
     "  --temperature X, --top-p X   sampling (default 1, 1); log-probabilities are taken at\n"
     "                         temperature 1 (TRL divides the logits by the temperature)\n"
     "  --max-new-tokens N     longest completion (default 256); also dr_grpo's constant\n"
+    "  --max-prompt-len N     --data prompts keep their last N tokens (default 512, TRL's)\n"
     "  --reward SPEC[:WEIGHT] a reward function, repeatable (the reward is the weighted\n"
     "                         sum): json_valid, json_fields, exact, contains, regex:PATTERN,\n"
     "                         length:MIN-MAX, cmd:PROGRAM, model:DIR\n"
@@ -121,6 +123,7 @@ static int grpo_option(train_opts *o, const char *opt, const char *v, int *i) {
     else if (!strcmp(opt, "--epsilon-high")) r = cli_parse_double(opt, v, 0, 1e6, &o->grpo.epsilon_high);
     else if (!strcmp(opt, "--beta")) r = cli_parse_double(opt, v, 0, 1e6, &o->grpo.beta);
     else if (!strcmp(opt, "--num-iterations")) r = cli_parse_int(opt, v, 1, 1 << 20, &o->grpo.num_iterations);
+    else if (!strcmp(opt, "--max-prompt-len")) r = cli_parse_int(opt, v, 1, 1 << 20, &o->max_prompt_len);
     else return 0;
     (*i)++;
     return r ? 2 : 1;
@@ -138,6 +141,7 @@ static void grpo_defaults(train_opts *o) {
     o->grpo.epsilon = 0.2;
     o->grpo.epsilon_high = -1; /* as --epsilon */
     o->grpo.reward_timeout = 60;
+    o->max_prompt_len = 512; /* GRPOConfig's max_prompt_length */
 }
 
 static int grpo_required(const train_opts *o) {
@@ -200,8 +204,23 @@ static tuna_status load_completions(train_opts *o, train_data *d, grpo_state *s)
     return st;
 }
 
+/* a hash of the groups' completions and rewards (their prompts are the
+ * trainer's data, fingerprinted by it) */
+static uint64_t groups_hash(const grpo_completions *c) {
+    uint64_t h = 0x243F6A8885A308D3ULL;
+    int64_t n = c->c_off[(int64_t)c->n * c->G];
+    for (int64_t k = 0; k <= (int64_t)c->n * c->G; k++) h = core_splitmix64(h ^ (uint64_t)c->c_off[k]);
+    for (int64_t k = 0; k < n; k++) h = core_splitmix64(h ^ (uint64_t)c->c_ids[k]);
+    for (int64_t k = 0; k < (int64_t)c->n * c->G; k++) {
+        uint64_t b;
+        memcpy(&b, &c->rewards[k], sizeof b);
+        h = core_splitmix64(h ^ b);
+    }
+    return h;
+}
+
 /* the exact settings a resume must share (with the groups' file's identity) */
-static void exact_settings(const train_opts *o, train_data *d) {
+static void exact_settings(const train_opts *o, train_data *d, const grpo_state *s) {
     json_t *e = json_pack("{s:i,s:f,s:f,s:f,s:s,s:s,s:i,s:i,s:f,s:f,s:s}", "grpo_G", o->grpo.G, "grpo_beta", o->grpo.beta,
                           "grpo_epsilon", o->grpo.epsilon, "grpo_epsilon_high", o->grpo.epsilon_high, "grpo_loss_type",
                           grpo_loss_type_name(o->grpo.loss_type), "grpo_scale_rewards", grpo_scale_name(o->grpo.scale),
@@ -211,6 +230,12 @@ static void exact_settings(const train_opts *o, train_data *d) {
     json_t *rw = json_array();
     for (int k = 0; k < o->grpo.n_rewards; k++) json_array_append_new(rw, json_string(o->grpo.rewards[k]));
     json_object_set_new(e, "grpo_rewards", rw);
+    json_object_set_new(e, "grpo_max_prompt_len", json_integer(o->max_prompt_len));
+    if (s->comp) {
+        char hx[17];
+        snprintf(hx, sizeof hx, "%016llx", (unsigned long long)groups_hash(s->comp));
+        json_object_set_new(e, "grpo_groups", json_string(hx));
+    }
     char *txt = e ? json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     if (txt && strlen(txt) < sizeof d->exact) snprintf(d->exact, sizeof d->exact, "%s", txt);
     free(txt);
@@ -271,7 +296,7 @@ static tuna_status grpo_load(train_opts *o, train_data *d) {
     if (st == TUNA_OK) st = check_rows(o, d->m);
     if (st == TUNA_OK) st = load_reference(o, s);
     if (st == TUNA_OK) st = make_step(o, s);
-    if (st == TUNA_OK) exact_settings(o, d);
+    if (st == TUNA_OK) exact_settings(o, d, s);
     s->beta = o->grpo.beta;
     return st;
 }
@@ -289,6 +314,7 @@ static void grpo_args_json(json_t *ja, const train_opts *o, const train_data *d)
     json_object_set_new(ja, "temperature", json_real(o->grpo.temperature));
     json_object_set_new(ja, "top_p", json_real(o->grpo.top_p));
     json_object_set_new(ja, "max_new_tokens", json_integer(o->grpo.max_new));
+    json_object_set_new(ja, "max_prompt_len", json_integer(o->max_prompt_len));
     json_t *rw = json_array();
     for (int k = 0; k < o->grpo.n_rewards; k++) json_array_append_new(rw, json_string(o->grpo.rewards[k]));
     json_object_set_new(ja, "rewards", rw);
@@ -335,6 +361,7 @@ static const train_optdef grpo_options[] = {
     {"epsilon-high", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.epsilon_high), NULL},
     {"beta", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.beta), NULL},
     {"num-iterations", OPT_VALUE, REC_INT, OPT_AT(grpo.num_iterations), NULL},
+    {"max-prompt-len", OPT_VALUE, REC_INT, OPT_AT(max_prompt_len), NULL},
     {NULL, OPT_FLAG, REC_NONE, 0, NULL},
 };
 
