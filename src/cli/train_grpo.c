@@ -346,6 +346,14 @@ static void grpo_line_metrics(json_t *line, const tuna_step_info *info, const tr
     json_object_set_new(line, "num_tokens", json_integer(info->tokens_seen));
 }
 
+/* the progress line's reward and KL */
+static void grpo_step_note(char *buf, size_t n, const train_data *d) {
+    const grpo_state *s = d->mode_state;
+    const grpo_metrics *g = grpo_step_metrics(s->step);
+    if (s->beta != 0) snprintf(buf, n, " | reward %.3f | kl %.4f", g->rs.reward, g->kl);
+    else snprintf(buf, n, " | reward %.3f", g->rs.reward);
+}
+
 static const train_optdef grpo_options[] = {
     OPTDEFS_MODEL,
     {"completions", OPT_VALUE, REC_STR, OPT_AT(grpo.completions), NULL},
@@ -380,4 +388,5 @@ const train_mode train_mode_grpo = {
     .load = grpo_load,
     .args_json = grpo_args_json,
     .step_metrics = grpo_line_metrics,
+    .step_note = grpo_step_note,
 };

@@ -122,6 +122,7 @@ static void print_step(const train_loop *L, const tuna_step_info *info) {
     fmt_time(eta, sizeof eta, info->elapsed_seconds / info->step * (total - info->step));
     if (L->o->mode->pairs)
         snprintf(pref, sizeof pref, " | acc %.2f | margin %.3f", info->dpo.rewards_accuracies, info->dpo.rewards_margins);
+    if (L->o->mode->step_note) L->o->mode->step_note(pref, sizeof pref, L->d);
     if (L->tty)
         fprintf(stderr, "\r\033[Kstep %d/%d | epoch %.2f | loss %.4f%s | lr %.2e | %.0f tok/s | %s elapsed | ETA %s",
                 info->step, total, info->epoch, info->loss, pref, info->lr, info->tokens_per_second, el, eta);

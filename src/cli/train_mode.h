@@ -54,6 +54,8 @@ struct train_mode {
     void (*args_json)(json_t *ja, const train_opts *o, const train_data *d);
     /* its own keys of each step's metrics.jsonl line (NULL: none) */
     void (*step_metrics)(json_t *line, const tuna_step_info *info, const train_data *d);
+    /* its words in the progress line after the loss (" | reward 0.53"; NULL: none) */
+    void (*step_note)(char *buf, size_t n, const train_data *d);
 };
 
 extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo, train_mode_grpo;
