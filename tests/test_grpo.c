@@ -383,7 +383,7 @@ static void test_sampling(void) {
                      "{\"prompt\":\"Lily saw\",\"completion\":\" a bird.\"}\n");
     snprintf(out, sizeof out, "%s/sample", tmpdir);
     static const char common[] = "--method lora --steps 2 --batch 2 --num-generations 4 --max-new-tokens 16 --reward json_valid "
-                                 "--reward length:50-70:0.5 --beta 0.05 --lr 1e-3 --quiet";
+                                 "--reward length:50-70:0.5 --reward length:11-13:0.25 --beta 0.05 --lr 1e-3 --quiet";
     snprintf(cmd, sizeof cmd, "%s grpo --model models/tuna-stories --data %s --out %s %s --save-every 1", test_cli, data, out, common);
     CHECKF(system(cmd) == 0, "%s", cmd);
     double gn[4];
@@ -401,7 +401,7 @@ static void test_sampling(void) {
     int nt = 0;
     double e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
     CHECKF(nt > 0 && e == 0, "resumed sampling run differs: %d tensors, worst %.3g (%s)", nt, e, wn);
-    static const char *keys[] = {"reward", "reward_std", "rewards/json_valid/mean", "rewards/length/std", "frac_reward_zero_std",
+    static const char *keys[] = {"reward", "reward_std", "frac_reward_zero_std",
                                  "kl", "completions/mean_length", "completions/min_length", "completions/max_length",
                                  "completions/clipped_ratio", "clip_ratio/low_mean", "clip_ratio/high_mean",
                                  "clip_ratio/region_mean", "num_tokens", "grad_norm", "lr"};
@@ -411,6 +411,23 @@ static void test_sampling(void) {
     }
     double len[4];
     if (run_metric(out, "completions/max_length", len, 4) == 2) CHECKF(len[0] >= 1 && len[0] <= 17, "max length %g", len[0]);
+    /* each reward function's mean and std, under the name the functions give (rewards/NAME/mean) */
+    char mpath[600], line[16384];
+    snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", out);
+    FILE *f = fopen(mpath, "r");
+    int means = 0, stds = 0;
+    if (f && fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL), *v;
+        const char *k;
+        json_object_foreach(o, k, v) {
+            size_t n = strlen(k);
+            means += !strncmp(k, "rewards/", 8) && n > 13 && !strcmp(k + n - 5, "/mean") && json_is_number(v);
+            stds += !strncmp(k, "rewards/", 8) && n > 12 && !strcmp(k + n - 4, "/std") && json_is_number(v);
+        }
+        json_decref(o);
+    }
+    if (f) fclose(f);
+    CHECKF(means == 3 && stds == 3, "rewards/NAME/mean and /std of 3 functions: %d and %d", means, stds);
 }
 
 int main(int argc, char **argv) {

@@ -81,6 +81,7 @@ typedef struct {
     tuna_model *ref;
     grpo_step *step;
     const char *names[TRAIN_MAX_DATA];
+    char keys[TRAIN_MAX_DATA][160]; /* "NAME", or "NAME_2" ... for a name given again */
     int K;
     double beta;
 } grpo_state;
@@ -252,6 +253,16 @@ static tuna_status load_reference(const train_opts *o, grpo_state *s) {
     return st;
 }
 
+/* the functions' metric names, a name given again numbered (length, length_2) */
+static void reward_keys(grpo_state *s) {
+    for (int k = 0; k < s->K; k++) {
+        int same = 1;
+        for (int j = 0; j < k; j++) same += !strcmp(s->names[j], s->names[k]);
+        if (same > 1) snprintf(s->keys[k], sizeof s->keys[k], "%s_%d", s->names[k], same);
+        else snprintf(s->keys[k], sizeof s->keys[k], "%s", s->names[k]);
+    }
+}
+
 /* rows (prompt + completion) the model's positions cannot hold: an error
  * where positions are learned, else a warning */
 static tuna_status check_rows(const train_opts *o, const tuna_model *m) {
@@ -294,6 +305,7 @@ static tuna_status grpo_load(train_opts *o, train_data *d) {
     if (st == TUNA_OK && o->grpo.completions) st = load_completions(o, d, s);
     else if (st == TUNA_OK) st = grpo_sampler_load(&s->smp, o, d, s->names, &s->K);
     if (st == TUNA_OK) st = check_rows(o, d->m);
+    reward_keys(s);
     if (st == TUNA_OK) st = load_reference(o, s);
     if (st == TUNA_OK) st = make_step(o, s);
     if (st == TUNA_OK) exact_settings(o, d, s);
@@ -328,9 +340,9 @@ static void grpo_line_metrics(json_t *line, const tuna_step_info *info, const tr
     json_object_set_new(line, "reward", cli_json_num(g->rs.reward));
     json_object_set_new(line, "reward_std", cli_json_num(g->rs.reward_std));
     for (int k = 0; k < s->K; k++) {
-        snprintf(key, sizeof key, "rewards/%s/mean", s->names[k]);
+        snprintf(key, sizeof key, "rewards/%s/mean", s->keys[k]);
         cli_json_set_named(line, "", key, cli_json_num(g->fmean[k]));
-        snprintf(key, sizeof key, "rewards/%s/std", s->names[k]);
+        snprintf(key, sizeof key, "rewards/%s/std", s->keys[k]);
         cli_json_set_named(line, "", key, cli_json_num(g->fstd[k]));
     }
     json_object_set_new(line, "frac_reward_zero_std", cli_json_num(g->rs.frac_zero_std));
