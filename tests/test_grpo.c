@@ -10,7 +10,9 @@
  *    (tests/fixtures/grpo, tools/make_grpo_fixtures.py): 3 steps, full with
  *    each loss type and LoRA with num_iterations 2, beta > 0: final tensors
  *    within 1e-4 relative L2, step losses within 1e-5 of |loss| + 1e-2, kl
- *    and clip ratios; exact resume at a generation boundary; checkpoints
+ *    and clip ratios; the same with one prompt per forward (the loss
+ *    aggregated over the whole step); exact resume at a generation boundary
+ *    (LoRA, full with its reference copy, sampling); checkpoints
  *    inside a generation batch refused;
  *  - malformed --completions lines: exit 2 naming FILE:LINE;
  *  - a short sampling run on models/tuna-stories writing TRL's keys. */
@@ -276,6 +278,22 @@ static void test_fixture(const char *name) {
            fz[0], want_fz);
 }
 
+/* one prompt per forward: the loss is still aggregated over the whole step,
+ * so the weights are those of the reference (micro-batch = batch) */
+static void test_micro_batches(const char *name) {
+    char cmd[8192], out[400], got[600], want[600], wn[256] = "";
+    if (!test_need("tests/fixtures/grpo/full_grpo/args.json", "grpo micro-batches")) return;
+    snprintf(out, sizeof out, "%s/%s_micro", tmpdir, name);
+    fixture_cmd(name, out, "--micro-batch 1", cmd, sizeof cmd);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    snprintf(got, sizeof got, "%s/model.safetensors", out);
+    snprintf(want, sizeof want, "tests/fixtures/grpo/%s/expected.safetensors", name);
+    int nt = 0;
+    double e = compare_tensors(got, want, &nt, wn, sizeof wn);
+    printf("grpo %s, micro-batch 1: worst rel L2 %.3g (%s)\n", name, e, wn);
+    CHECKF(nt == 21 && e <= 1e-4, "%s with --micro-batch 1: %d tensors, worst %.3g (%s)", name, nt, e, wn);
+}
+
 /* --save-every + --resume: the resumed run ends where the uninterrupted one does */
 static void test_resume(void) {
     char cmd[8192], a[400], b[400], pa[600], pb[600];
@@ -442,6 +460,8 @@ int main(int argc, char **argv) {
     test_fixture("full_dr_grpo");
     test_fixture("full_dapo");
     test_fixture("lora_dapo");
+    test_micro_batches("full_grpo");
+    test_micro_batches("full_dapo");
     test_resume();
     test_bad_completions();
     test_sampling();

@@ -18,7 +18,7 @@ struct grpo_sampler {
     grpo_rewards *rw;
     char **ptext, **refs;         /* [n] prompt texts, references (or NULL) */
     int64_t n, cap;
-    int G, micro_batch, max_new, max_prompt, ctx;
+    int G, decode_prompts, max_new, max_prompt, ctx; /* decode_prompts: the step's batch, decoded at once */
     uint64_t seed;
     tuna_sample_args sa;
     int32_t eos[2];
@@ -114,7 +114,7 @@ static tuna_status make_rewards(grpo_sampler *s, const train_opts *o, const char
 }
 
 static tuna_status alloc_rows(grpo_sampler *s, int batch, int K) {
-    size_t mr = (size_t)s->micro_batch * s->G, br = (size_t)batch * s->G;
+    size_t mr = (size_t)s->decode_prompts * s->G, br = (size_t)batch * s->G;
     s->prompts = calloc(mr, sizeof *s->prompts);
     s->n_prompts = calloc(mr, sizeof *s->n_prompts);
     s->seeds = calloc(mr, sizeof *s->seeds);
@@ -136,7 +136,7 @@ tuna_status grpo_sampler_load(grpo_sampler **out, train_opts *o, train_data *d, 
     if (!s) return core_fail(TUNA_ERR_NOMEM, "out of memory");
     *out = s;
     s->tok = d->tok;
-    s->G = o->grpo.G, s->micro_batch = o->a.micro_batch, s->max_new = o->grpo.max_new, s->seed = o->a.seed;
+    s->G = o->grpo.G, s->decode_prompts = o->a.batch, s->max_new = o->grpo.max_new, s->seed = o->a.seed;
     s->max_prompt = o->max_prompt_len;
     tuna_sample_args_default(&s->sa);
     s->sa.temperature = (float)o->grpo.temperature, s->sa.top_p = (float)o->grpo.top_p, s->sa.top_k = 0; /* TRL: top_k off */
@@ -195,8 +195,8 @@ static tuna_status score(grpo_sampler *s, const int64_t *items, int rows_n, grpo
 tuna_status grpo_sampler_fill(void *ctx, tuna_model *m, int64_t gen, const int64_t *items, int n, grpo_rows *rows) {
     grpo_sampler *s = ctx;
     tuna_status st = TUNA_OK;
-    if (!s->dec) st = tuna_decoder_create(&s->dec, m, s->micro_batch * s->G, s->ctx, s->micro_batch * s->G * s->ctx);
-    int rows_n = n * s->G, mr = s->micro_batch * s->G;
+    if (!s->dec) st = tuna_decoder_create(&s->dec, m, s->decode_prompts * s->G, s->ctx, s->decode_prompts * s->G * s->ctx);
+    int rows_n = n * s->G, mr = s->decode_prompts * s->G;
     for (int r = 0; r < rows_n; r++) s->ct[r] = NULL;
     for (int r0 = 0; st == TUNA_OK && r0 < rows_n; r0 += mr)
         st = sample_micro(s, s->prompts_of, gen, items, r0, rows_n - r0 < mr ? rows_n - r0 : mr, rows);

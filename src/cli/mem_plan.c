@@ -176,7 +176,7 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
         e->reference = e->frozen + e->trainable + e->scratch +
                        (double)tuna_model_activation_bytes(c, e->rows, e->T, TUNA_MODE_EVAL);
     if (o->job == MEM_GRPO) /* the rollouts' decoder; full training: a frozen fp32 copy with its own buffers */
-        e->reference = (double)tuna_decoder_bytes(c, e->rows, e->T, e->rows * e->T) +
+        e->reference = (o->group > 0 ? (double)tuna_decoder_bytes(c, o->group * o->batch, e->T, o->group * o->batch * e->T) : 0) +
                        (type == TUNA_PEFT_NONE ? e->trainable + (double)tuna_model_activation_bytes(c, e->rows, e->T, TUNA_MODE_EVAL) : 0);
     return TUNA_OK;
 }
