@@ -13,7 +13,10 @@
  * is one forward of the chosen and rejected rows, the preference loss on
  * their log-probabilities (minus the row losses) against the cached
  * reference ones, and one backward with per-row weights -dL/dlogp scaled by
- * the micro-batch's share of the step's pairs (TRL's mean over the batch). */
+ * the micro-batch's share of the step's pairs (TRL's mean over the batch).
+ * Caller-driven runs (args.step_fn, GRPO) hand the step's items to the
+ * caller, which runs the forwards and backwards; clipping, AdamW and
+ * checkpoints stay here, the stream advancing every step_reuse steps. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
