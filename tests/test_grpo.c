@@ -396,9 +396,11 @@ static void test_sampling(void) {
     if (!test_need("models/tuna-stories/model.safetensors", "grpo sampling")) return;
     char data[400], out[400], cmd[4096];
     snprintf(data, sizeof data, "%s/prompts.jsonl", tmpdir);
+    /* a prompt-completion record, TRL's prompt-only records (text, messages), a chat record */
     write_file(data, "{\"prompt\":\"Once upon a time\",\"completion\":\" there was a cat.\"}\n"
-                     "{\"prompt\":\"The dog\",\"completion\":\" ran home.\"}\n"
-                     "{\"prompt\":\"Lily saw\",\"completion\":\" a bird.\"}\n");
+                     "{\"prompt\":\"The dog\"}\n"
+                     "{\"prompt\":[{\"role\":\"user\",\"content\":\"Lily saw\"}]}\n"
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"Tom had\"},{\"role\":\"assistant\",\"content\":\"a ball\"}]}\n");
     snprintf(out, sizeof out, "%s/sample", tmpdir);
     static const char common[] = "--method lora --steps 2 --batch 2 --num-generations 4 --max-new-tokens 16 --reward json_valid "
                                  "--reward length:50-70:0.5 --reward length:11-13:0.25 --beta 0.05 --lr 1e-3 --quiet";
@@ -446,6 +448,14 @@ static void test_sampling(void) {
     }
     if (f) fclose(f);
     CHECKF(means == 3 && stds == 3, "rewards/NAME/mean and /std of 3 functions: %d and %d", means, stds);
+    /* a bad record: exit 2 naming FILE:LINE */
+    write_file(data, "{\"prompt\":\"Once\"}\n{\"prompt\": 5}\n");
+    snprintf(cmd, sizeof cmd, "%s grpo --model models/tuna-stories --data %s --out %s/bad_data %s 2>%s/err.txt", test_cli, data, tmpdir,
+             common, tmpdir);
+    int rc = system(cmd);
+    CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "a bad --data record exits %d", WEXITSTATUS(rc));
+    snprintf(cmd, sizeof cmd, "grep -q -F '%s:2: ' %s/err.txt", data, tmpdir);
+    CHECKF(system(cmd) == 0, "the error names %s:2", data);
 }
 
 int main(int argc, char **argv) {

@@ -1,4 +1,5 @@
 /* grpo_sample.c — GRPO's rollouts (see grpo_sample.h). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "cli/train_data.h"
 #include "core/error.h"
 #include "core/mix.h"
+#include "io/input_file.h"
 #include "train/rewards.h"
 #include "tuna_dataset.h"
 #include "tuna_eval.h"
@@ -75,28 +77,74 @@ static tuna_status add_record(grpo_sampler *s, const tuna_record *rec, tuna_temp
     return st;
 }
 
+/* A prompt-only record (TRL's standard GRPO data: {"prompt": ...}) gets a
+ * placeholder completion, so the record formats read it (they refuse an
+ * empty one); the prompt alone is used and the reference is none. */
+static int complete_prompt_only(json_t *obj) {
+    json_t *pr = json_object_get(obj, "prompt");
+    if (!pr || json_object_get(obj, "completion") || json_object_get(obj, "chosen")) return 0;
+    json_object_set_new(obj, "completion", json_is_string(pr) ? json_string(".")
+                                                              : json_pack("[{s:s,s:s}]", "role", "assistant", "content", "."));
+    return 1;
+}
+
+/* one JSONL line into a record (rec), prompt-only lines completed */
+static tuna_status line_record(const train_opts *o, const char *line, long ln, tuna_record *rec, int *no_ref) {
+    json_error_t je;
+    json_t *obj = json_loads(line, 0, &je);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return core_fail(TUNA_ERR_FORMAT, "%s:%ld: not a JSON object%s%s", o->data_path, ln, obj ? "" : ": ", obj ? "" : je.text);
+    }
+    *no_ref = complete_prompt_only(obj);
+    tuna_bad_kind why;
+    tuna_status st = tuna_record_from_json(rec, obj, &o->dso.data, &why);
+    json_decref(obj);
+    if (st != TUNA_OK) {
+        char why_text[512];
+        snprintf(why_text, sizeof why_text, "%s", tuna_last_error()); /* core_fail rewrites the detail it reads */
+        return core_fail(TUNA_ERR_FORMAT, "%s:%ld: %s", o->data_path, ln, why_text);
+    }
+    return TUNA_OK;
+}
+
+/* the prompts of the --data file (JSONL), each line a record */
+static tuna_status read_lines(grpo_sampler *s, const train_opts *o, tuna_template *tmpl, tuna_pretok *p, int *longest, long *skipped,
+                              long *truncated) {
+    FILE *f = NULL;
+    tuna_status st = input_file_open(o->data_path, 0, &f);
+    char *line = NULL;
+    size_t cap = 0;
+    long ln = 0;
+    tuna_record rec;
+    memset(&rec, 0, sizeof rec);
+    while (st == TUNA_OK && getline(&line, &cap, f) >= 0) {
+        ln++;
+        if (strspn(line, " \t\r\n") == strlen(line)) continue;
+        int no_ref = 0;
+        st = line_record(o, line, ln, &rec, &no_ref);
+        int64_t before = s->n;
+        if (st == TUNA_OK) st = add_record(s, &rec, tmpl, p, longest, skipped, truncated);
+        if (st == TUNA_OK && no_ref && s->n > before) { free(s->refs[before]); s->refs[before] = NULL; }
+        tuna_record_clear(&rec);
+    }
+    free(line);
+    if (f) fclose(f);
+    return st;
+}
+
 static tuna_status read_prompts(grpo_sampler *s, const train_opts *o, tuna_pretok *p, int *longest) {
     tuna_template *tmpl = NULL;
     char *tsrc = NULL;
-    tuna_data_reader *r = NULL;
-    tuna_status st = tuna_dataset_template(&tmpl, s->tok, o->template_arg, &tsrc);
-    if (st == TUNA_OK) st = tuna_data_reader_open(&r, o->data_path, &o->dso.data);
-    tuna_record rec;
-    memset(&rec, 0, sizeof rec);
     long skipped = 0, truncated = 0;
-    int got = 1;
-    while (st == TUNA_OK && got) {
-        st = tuna_data_reader_next(r, &rec, &got);
-        if (st == TUNA_OK && got) st = add_record(s, &rec, tmpl, p, longest, &skipped, &truncated);
-    }
-    tuna_record_clear(&rec);
-    tuna_data_reader_free(r);
+    tuna_status st = tuna_dataset_template(&tmpl, s->tok, o->template_arg, &tsrc);
+    if (st == TUNA_OK) st = read_lines(s, o, tmpl, p, longest, &skipped, &truncated);
     tuna_template_free(tmpl);
     free(tsrc);
-    if (st == TUNA_OK && s->n == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no record with a prompt and an answer", o->data_path);
+    if (st == TUNA_OK && s->n == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no record with a prompt", o->data_path);
     if (st == TUNA_OK && !o->quiet) {
-        fprintf(stderr, "%s: %lld prompts (longest %d tokens)%s", o->data_path, (long long)s->n, *longest,
-                skipped ? "; records without a prompt and answer skipped" : "");
+        fprintf(stderr, "%s: %lld prompts (longest %d tokens)", o->data_path, (long long)s->n, *longest);
+        if (skipped) fprintf(stderr, "; %ld records without a prompt skipped", skipped);
         if (truncated) fprintf(stderr, "; %ld cut to their last %d tokens (--max-prompt-len)", truncated, s->max_prompt);
         fputc('\n', stderr);
     }

@@ -1,5 +1,6 @@
 /* grpo_sample.h — tuna grpo's sampling mode: prompts from --data records
- * (through the chat template, as tuna eval builds them), G completions per
+ * (JSONL; TRL's prompt-only records too; through the chat template, as
+ * tuna eval builds them), G completions per
  * prompt sampled with the KV-cache decoder (the step's batch x G rows
  * decoded together, row seeds from the seed, the generation batch and the
  * row, so a resumed run samples the same), scored by the --reward
