@@ -76,6 +76,11 @@ int64_t tuna_peft_num_trainable(const tuna_model *m);
 int tuna_peft_num_adapted(const tuna_model *m);
 /* Sets whether forward applies adapter dropout (training) or not (eval). */
 void tuna_peft_set_training(tuna_model *m, int training);
+/* Switches the attached LoRA or IA3 adapter off (enabled 0: forward and
+ * decoding compute the base alone, PEFT's disable_adapter()) or on again.
+ * Only for forwards without backward. TUNA_ERR_UNSUPPORTED for prompt
+ * tuning; no-op without an adapter. */
+tuna_status tuna_peft_set_enabled(tuna_model *m, int enabled);
 
 /* ---- frozen weights kept as stored, or NF4 (QLoRA) ---- */
 typedef enum {

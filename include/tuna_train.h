@@ -10,6 +10,18 @@
 typedef enum { TUNA_SCHED_CONSTANT = 0, TUNA_SCHED_LINEAR = 1, TUNA_SCHED_COSINE = 2 } tuna_schedule;
 typedef enum { TUNA_LOSS_NORM_TOKEN = 0, TUNA_LOSS_NORM_SEQUENCE = 1 } tuna_loss_norm;
 
+/* A caller-driven step (GRPO): what its forwards and backwards sum up. */
+typedef struct {
+    double loss;            /* the step's loss (before the update) */
+    int64_t tokens;         /* tokens the loss counts (0: no update) */
+    int64_t input_tokens;   /* all tokens processed */
+} tuna_step_result;
+/* Runs the forwards and backwards of optimizer step `step` (0-based) over
+ * the data's items items[0 .. n) on m, ADDING the gradient of the step's
+ * loss to m's gradients (zeroed before the call, adapter dropout on); the
+ * trainer then clips and updates. */
+typedef tuna_status (*tuna_step_fn)(void *ctx, tuna_model *m, int step, const int64_t *items, int n, tuna_step_result *r);
+
 typedef struct {
     float lr;              /* peak learning rate */
     float beta1, beta2, eps;
@@ -44,6 +56,19 @@ typedef struct {
      * 2i+1 the same prompt with a mismatched completion (the KL row, no
      * gradient); kto_desirable[data.n / 2] its label (1 desirable, 0 not) */
     const uint8_t *kto_desirable;
+    const double *ref_logps;
+    /* Caller-driven steps (NULL: the trainer's own losses): each step takes
+     * the next `batch` items of the data stream (one per sequence of data;
+     * GRPO's prompts) and hands them to step_fn; with step_reuse N > 1 the
+     * stream advances every N steps, N consecutive steps receiving the same
+     * items (GRPO's num_iterations; an epoch is then step_reuse times as
+     * many steps). Activations are prepared for
+     * step_rows x micro_batch rows of seq_len (not cut to the data's
+     * longest). One process only. */
+    tuna_step_fn step_fn;
+    void *step_ctx;
+    int step_rows;
+    int step_reuse;
 } tuna_train_args;
 
 /* Defaults: lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0, clip 1.0,

@@ -137,7 +137,7 @@ run demo "$tuna" sft --config recipes/demo.yaml --data "$train" --val "$val" --s
 [ "$rc" = 0 ] && [ -s "$tmp/demo/adapter_model.safetensors" ] && ok "recipes/demo.yaml runs (1 step of 4 rows)" || bad "demo recipe run" "$err"
 
 # --- the table: every option a key, every key in --help ---------------------
-for cmd in sft dpo pretrain; do
+for cmd in sft dpo pretrain grpo; do
   printf 'no_such_option: 1\n' >"$tmp/k.yaml"
   run keys "$tuna" "$cmd" --config "$tmp/k.yaml"
   keys=$(sed -n 's/.*(tuna [a-z]* options: \(.*\))$/\1/p' <<<"$err" | tr -d ',')

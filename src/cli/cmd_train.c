@@ -49,6 +49,7 @@ static tuna_status create_trainer(train_opts *o, train_data *d, tuna_trainer **t
     st = run_settings ? tuna_trainer_set_run_settings(*tr, run_settings) : core_fail(TUNA_ERR_NOMEM, "out of memory");
     free(run_settings);
     if (st == TUNA_OK && o->mode->pairs) st = train_set_reference(*tr, d->ref_fp);
+    if (st == TUNA_OK && d->exact[0]) st = tuna_trainer_set_exact_settings(*tr, d->exact);
     return st;
 }
 
@@ -121,3 +122,4 @@ int cmd_pretrain(int argc, char **argv) { return train_command(&train_mode_pretr
 int cmd_dpo(int argc, char **argv) { return train_command(&train_mode_dpo, argc, argv); }
 int cmd_reward(int argc, char **argv) { return train_command(&train_mode_reward, argc, argv); }
 int cmd_kto(int argc, char **argv) { return train_command(&train_mode_kto, argc, argv); }
+int cmd_grpo(int argc, char **argv) { return train_command(&train_mode_grpo, argc, argv); }

@@ -33,6 +33,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_reward(int argc, char **argv);
 int cmd_kto(int argc, char **argv);
+int cmd_grpo(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_pull(int argc, char **argv);

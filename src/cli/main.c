@@ -39,6 +39,7 @@ static const command commands[] = {
     {"dpo", cmd_dpo, "preference optimisation (DPO, IPO, hinge, ORPO, SimPO): full, LoRA, QLoRA"},
     {"kto", cmd_kto, "KTO on unpaired desirable / undesirable completions: full, LoRA, QLoRA"},
     {"reward", cmd_reward, "train a reward model (scalar head, pairwise loss) on preference pairs"},
+    {"grpo", cmd_grpo, "GRPO with verifiable rewards (TRL's GRPOTrainer): full, LoRA, QLoRA"},
     {"pretrain", cmd_pretrain, "pre-train a model from scratch on plain text"},
     {"plan", cmd_plan, "predict the memory of a training run"},
     {"report", cmd_report, "write a training run's report.html (loss curves, settings)"},

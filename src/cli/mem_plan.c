@@ -6,7 +6,10 @@
  *   train     = frozen + trainable·(4 weight + 4 gradient + 8 AdamW) bytes
  *               + activations(rows, T, mode) + adapter buffers + NF4 tile + data
  *   reference = dpo only: the weights + evaluation activations of the
- *               reference pass (2 rows per pair), before the trainer exists
+ *               reference pass (2 rows per pair), before the trainer exists;
+ *               grpo: the rollouts' decoder and, full, the frozen reference
+ *               copy with its evaluation activations, added to train (held
+ *               beside it)
  * and for inference: frozen (NF4 with --quant nf4, bf16 with --dtype bf16) +
  * NF4 tile + decoder (generate, serve) or evaluation activations (eval). */
 #include <ctype.h>
@@ -139,7 +142,7 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
     int type = mem_method_type(o->method), qlora = !strcmp(o->method, "qlora");
     if (type < 0) return core_fail(TUNA_ERR_ARG, "--method '%s' is not available (full, lora, qlora, ia3, prompt)", o->method);
     int micro = o->micro > 0 && o->micro < o->batch ? o->micro : o->batch;
-    e->rows = (o->job == MEM_DPO ? 2 : 1) * micro;
+    e->rows = (o->job == MEM_DPO ? 2 : o->job == MEM_GRPO && o->group > 1 ? o->group : 1) * micro;
     int P = type == TUNA_PEFT_PROMPT ? o->pc.num_virtual_tokens : 0;
     e->T = o->seq_len + P;
     double tile = 0, biggest = 0;
@@ -172,6 +175,9 @@ static tuna_status train_estimate(const ckpt_info *ci, const mem_opts *o, mem_es
     if (o->job == MEM_DPO && !o->ref_free)
         e->reference = e->frozen + e->trainable + e->scratch +
                        (double)tuna_model_activation_bytes(c, e->rows, e->T, TUNA_MODE_EVAL);
+    if (o->job == MEM_GRPO) /* the rollouts' decoder; full training: a frozen fp32 copy with its own buffers */
+        e->reference = (o->group > 0 ? (double)tuna_decoder_bytes(c, o->group * o->batch, e->T, o->group * o->batch * e->T) : 0) +
+                       (type == TUNA_PEFT_NONE ? e->trainable + (double)tuna_model_activation_bytes(c, e->rows, e->T, TUNA_MODE_EVAL) : 0);
     return TUNA_OK;
 }
 
@@ -200,7 +206,8 @@ tuna_status mem_estimate(const ckpt_info *ci, const mem_opts *o, mem_est *e) {
     e->baseline = baseline(&ci->cfg);
     double run = e->frozen + e->trainable + e->grads + e->moments + e->acts + e->adapter + e->scratch + e->data + e->bf16;
     double phase = run > e->load ? run : e->load;
-    if (e->reference > phase) phase = e->reference;
+    if (o->job == MEM_GRPO) phase += e->reference; /* held beside the trainer */
+    else if (e->reference > phase) phase = e->reference;
     e->peak = e->baseline + phase;
     return TUNA_OK;
 }
@@ -400,6 +407,7 @@ int mem_check_train(const char *cmd, const char *model, mem_job job, const char 
     o.ckpt_layers = a->checkpoint_layers;
     o.bf16_compute = a->bf16;
     o.ref_free = a->dpo && (a->dpo->type == TUNA_DPO_ORPO || a->dpo->type == TUNA_DPO_SIMPO);
+    o.group = a->step_rows;
     mem_est e;
     tuna_status st = mem_estimate(&ci, &o, &e);
     if (st == TUNA_ERR_ARG) { /* e.g. more checkpointed blocks than the model has */

@@ -21,7 +21,7 @@
 #include "tuna_peft.h"
 #include "tuna_train.h"
 
-typedef enum { MEM_SFT, MEM_PRETRAIN, MEM_DPO, MEM_GENERATE, MEM_EVAL, MEM_SERVE } mem_job;
+typedef enum { MEM_SFT, MEM_PRETRAIN, MEM_DPO, MEM_GENERATE, MEM_EVAL, MEM_SERVE, MEM_GRPO } mem_job;
 
 typedef struct {
     mem_job job;
@@ -35,6 +35,7 @@ typedef struct {
     int bf16;              /* inference: --dtype bf16 (2-D weights converted to bf16) */
     int rows;              /* inference: sequences decoded at once (serve --parallel) */
     int bf16_compute;      /* training: bf16 GEMMs (--bf16; counted where this CPU has them) */
+    int group;             /* grpo: rows per prompt (G; 0 or 1: one) */
 } mem_opts;
 
 typedef struct {
@@ -47,7 +48,8 @@ typedef struct {
     double data;        /* token data and the trainer's batch buffers */
     double baseline;    /* process baseline: code, libraries, BLAS buffers */
     double load;        /* while loading: final weights + one tensor in flight */
-    double reference;   /* dpo: the reference pass (0 otherwise) */
+    double reference;   /* dpo: the reference pass; grpo: the sampler's decoder and, full, the
+                         * frozen reference copy (counted whether or not --beta needs it) */
     double bf16;        /* bf16 compute: weight copies, rounded activations, tile */
     double peak;        /* predicted peak RSS */
     int rows, T;        /* rows per micro-batch and positions (prefix included) */

@@ -217,7 +217,7 @@ tuna_status train_data_prepare(train_opts *o, train_data *d) {
         st = split_val(&d->parts[k], &d->vparts[k], o->val_split);
         d->n_val = o->n_data;
     }
-    if (st == TUNA_OK && !o->mode->pairs) st = drop_uncounted(o, d);
+    if (st == TUNA_OK && !o->mode->pairs && !o->mode->items) st = drop_uncounted(o, d);
     for (int k = 0; st == TUNA_OK && k < o->n_data; k++)
         if (tuna_pretok_count(d->parts[k]) == 0) st = core_fail(TUNA_ERR_FORMAT, "%s: no training records with counted tokens", o->data_paths[k]);
     for (int k = 0; st == TUNA_OK && k < o->n_data + d->n_val; k++)
@@ -241,4 +241,5 @@ void train_data_free(train_data *d) {
     free(d->ref_train);
     free(d->ref_val);
     free(d->kto_desirable);
+    if (d->mode_free) d->mode_free(d->mode_state);
 }

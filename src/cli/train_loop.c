@@ -125,6 +125,7 @@ static void print_step(const train_loop *L, const tuna_step_info *info) {
         snprintf(pref, sizeof pref, " | kl %.3f | margin %.3f", info->dpo.kl, info->dpo.rewards_margins);
     else if (L->o->mode->pairs)
         snprintf(pref, sizeof pref, " | acc %.2f | margin %.3f", info->dpo.rewards_accuracies, info->dpo.rewards_margins);
+    if (L->o->mode->step_note) L->o->mode->step_note(pref, sizeof pref, L->d);
     if (L->tty)
         fprintf(stderr, "\r\033[Kstep %d/%d | epoch %.2f | loss %.4f%s | lr %.2e | %.0f tok/s | %s elapsed | ETA %s",
                 info->step, total, info->epoch, info->loss, pref, info->lr, info->tokens_per_second, el, eta);
@@ -238,7 +239,9 @@ static tuna_status run_steps(train_loop *L) {
         if (st != TUNA_OK || stop_requested) break;
         st = tuna_trainer_step(L->tr, &info);
         if (st != TUNA_OK) break;
-        cli_metrics_write(L->metrics, cli_metrics_step(&info, tuna_dist_size(), o->mode->pairs ? (int)o->dargs.type : -1));
+        json_t *line = cli_metrics_step(&info, tuna_dist_size(), o->mode->pairs ? (int)o->dargs.type : -1);
+        if (line && o->mode->step_metrics) o->mode->step_metrics(line, &info, L->d);
+        cli_metrics_write(L->metrics, line);
         print_step(L, &info);
         if (have_val && (info.step % o->eval_every == 0 || info.step == L->total)) st = evaluate(L, info.step, &stop);
         if (st != TUNA_OK) break;

@@ -1,5 +1,5 @@
 /* train_mode.h — the table of training modes behind the sft, pretrain, dpo,
- * kto and reward commands. The driver (cmd_train.c) parses the shared options and runs
+ * kto, reward and grpo commands. The driver (cmd_train.c) parses the shared options and runs
  * the shared loop; each mode brings its help text, its own options, defaults
  * and checks, its data loader (model, tokenizer and data into a
  * train_data) and its own train_args.json keys. A new mode is a new entry:
@@ -23,6 +23,9 @@ typedef struct train_data {
     double *ref_train, *ref_val;           /* preference pairs: reference log-probabilities per sequence */
     char ref_fp[17];                       /* preference pairs: the reference model's fingerprint */
     uint8_t *kto_desirable;                /* kto: each item's label */
+    char exact[1024];                      /* the mode's settings a resume must agree on (a JSON object, or "") */
+    void *mode_state;                      /* the mode's own, released by mode_free */
+    void (*mode_free)(void *state);
 } train_data;
 
 struct train_mode {
@@ -31,6 +34,7 @@ struct train_mode {
     const char *methods; /* the --method values it takes, ", "-separated */
     const char *methods_why; /* the error's words for them instead of the list (NULL: the list) */
     int pairs;           /* rows are (chosen, rejected) pairs: preference loss, metrics and evaluation */
+    int items;           /* rows are the items of a caller-driven step (GRPO's prompts): kept as loaded */
     mem_job job;         /* what the memory check before loading sizes (mem_plan.h) */
     /* its own options (train_optab.h), before the shared ones; NULL-name ended */
     const struct train_optdef *options;
@@ -49,8 +53,13 @@ struct train_mode {
     tuna_status (*load)(train_opts *o, train_data *d);
     /* its own keys of train_args.json (NULL: none) */
     void (*args_json)(json_t *ja, const train_opts *o, const train_data *d);
+    /* its own keys of each step's metrics.jsonl line (NULL: none) */
+    void (*step_metrics)(json_t *line, const tuna_step_info *info, const train_data *d);
+    /* its words in the progress line after the loss (" | reward 0.53"; NULL: none) */
+    void (*step_note)(char *buf, size_t n, const train_data *d);
 };
 
-extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo, train_mode_kto, train_mode_reward;
+extern const train_mode train_mode_sft, train_mode_pretrain, train_mode_dpo, train_mode_kto, train_mode_reward,
+    train_mode_grpo;
 
 #endif

@@ -29,6 +29,7 @@ typedef enum {
     REC_DATA,     /* --data: the paths and weights of train_opts */
     REC_VALS,     /* --val: the paths of train_opts */
     REC_BETAS,    /* --betas: the trainer's beta1, beta2 */
+    REC_REWARDS,  /* grpo's --reward: the specs of train_opts */
 } opt_rec;
 
 typedef struct train_optdef {

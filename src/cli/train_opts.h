@@ -44,6 +44,13 @@ typedef struct train_opts {
     int lr_given, mb_given, eval_every, early_stop, save_every;
     tuna_dpo_args dargs; /* dpo's loss (a.dpo points here) */
     int max_prompt_len;
+    struct {             /* grpo's own (train_grpo.c) */
+        const char *completions;     /* --completions FILE.jsonl, or NULL: sampling */
+        int G, G_given, max_new, num_iterations, loss_type, scale;
+        double temperature, top_p, epsilon, epsilon_high, beta, reward_timeout;
+        const char *rewards[TRAIN_MAX_DATA];
+        int n_rewards;
+    } grpo;
     /* derived by train_opts_check */
     int is_full, is_qlora;
     tuna_dtype sdt;

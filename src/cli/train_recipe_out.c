@@ -71,6 +71,15 @@ static void put_vals(FILE *f, const train_opts *o) {
     fputc(']', f);
 }
 
+static void put_rewards(FILE *f, const train_opts *o) {
+    if (!o->grpo.n_rewards) { fputs("null", f); return; }
+    for (int k = 0; k < o->grpo.n_rewards; k++) {
+        fputs(k ? ", " : "[", f);
+        put_str(f, o->grpo.rewards[k]);
+    }
+    fputc(']', f);
+}
+
 /* the value of d in o after "key: " */
 static void put_value(FILE *f, const train_optdef *d, const train_opts *o) {
     const char *at = (const char *)o + d->off;
@@ -89,6 +98,7 @@ static void put_value(FILE *f, const train_optdef *d, const train_opts *o) {
     case REC_CHOICE: put_choice(f, d->choices, *(const int *)at); break;
     case REC_DATA: put_data(f, o); break;
     case REC_VALS: put_vals(f, o); break;
+    case REC_REWARDS: put_rewards(f, o); break;
     case REC_BETAS: fputc('[', f); put_float(f, o->a.beta1); fputs(", ", f); put_float(f, o->a.beta2); fputc(']', f); break;
     case REC_NONE: break;
     }

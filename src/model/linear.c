@@ -236,7 +236,7 @@ static void dropout_apply(float *out, const float *in, long n, const tuna_adapte
 static int dropout_on(const tuna_adapter *a) { return a->rt->training && a->rt->dropout > 0; }
 
 void linear_forward(const tuna_linear *l, float *out, const float *in, int N) {
-    const tuna_adapter *a = l->adapter;
+    const tuna_adapter *a = l->adapter && !l->adapter->rt->disabled ? l->adapter : NULL;
     int IC = l->IC, OC = l->OC;
     if (a && a->kind == TUNA_ADAPTER_IA3 && a->ff) {
         float *xs = a->rt->scratch_in;

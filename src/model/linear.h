@@ -14,6 +14,7 @@ typedef struct {
     float *scratch_out;  /* gradient temporaries (see peft_prepare) */
     float dropout;       /* LoRA dropout probability */
     int training;        /* dropout active */
+    int disabled;        /* adapters switched off: the base alone (tuna_peft_set_enabled) */
     uint64_t key;        /* dropout stream of the current forward */
 } tuna_adapter_rt;
 

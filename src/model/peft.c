@@ -419,6 +419,13 @@ void tuna_peft_set_training(tuna_model *m, int training) {
     if (m->peft) m->peft->rt.training = training;
 }
 
+tuna_status tuna_peft_set_enabled(tuna_model *m, int enabled) {
+    if (!m->peft) return TUNA_OK;
+    if (m->peft->P) return core_fail(TUNA_ERR_UNSUPPORTED, "a prompt-tuning adapter cannot be switched off");
+    m->peft->rt.disabled = !enabled;
+    return TUNA_OK;
+}
+
 tuna_status tuna_peft_prompt_init_tokens(tuna_model *m, const int32_t *ids, int n) {
     if (!m->peft || !m->peft->P) return core_fail(TUNA_ERR_ARG, "no prompt-tuning adapter attached");
     if (n <= 0) return core_fail(TUNA_ERR_ARG, "prompt init text has no tokens");

@@ -224,7 +224,24 @@ enum { MAX_SMALL_CHARTS = 24 };
 /* A per-step series beyond the four standard charts and the loss chart's layers. */
 static int is_extra(const char *k) {
     return strcmp(k, "loss") && strcmp(k, "lr") && strcmp(k, "grad_norm") && strcmp(k, "tokens_per_s") &&
-           strcmp(k, "eval_loss") && strncmp(k, "eval_loss/", 10);
+           strcmp(k, "eval_loss") && strncmp(k, "eval_loss/", 10) && strcmp(k, "reward");
+}
+
+/* GRPO's mean reward per step (TRL's "reward"), raw and smoothed, when logged */
+static void reward_chart(sbuf *o, const metrics *m) {
+    const series *r = metrics_find(m, "reward");
+    if (!r) return;
+    int span = 0;
+    series ema = series_ema(r, &span);
+    char lab[64];
+    snprintf(lab, sizeof lab, "reward (EMA, span %d)", span);
+    chart_layer L[2] = {{series_chart(r), ema.n ? LAYER_RAW : LAYER_LINE, "#2b8a3e", ema.n ? "reward (raw)" : "reward"},
+                        {series_chart(&ema), LAYER_SMOOTH, "#1b5e20", lab}};
+    sb_puts(o, "<h2>Reward</h2>");
+    figure(o, "Reward", "mean reward of each step's completions (the reward functions' weighted sum)");
+    svg_chart(o, &(chart_opts){1000, 260, 3, 0, NAN, NULL, "mean reward per step", 0, "step"}, L, ema.n ? 2 : 1);
+    sb_puts(o, "</figure>");
+    free(ema.p);
 }
 
 static void charts(sbuf *o, const metrics *m) {
@@ -253,6 +270,7 @@ static void charts(sbuf *o, const metrics *m) {
     svg_chart(o, &(chart_opts){1000, 330, 3, 0, NAN, NULL, "training and validation loss per step", 0, "step"}, L, nl);
     sb_puts(o, "</figure>");
     free(ema.p);
+    reward_chart(o, m);
 
     sb_puts(o, "<h2>Optimisation</h2>");
     figure(o, "Learning rate", "as used by each step");

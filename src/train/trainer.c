@@ -13,7 +13,10 @@
  * is one forward of the chosen and rejected rows, the preference loss on
  * their log-probabilities (minus the row losses) against the cached
  * reference ones, and one backward with per-row weights -dL/dlogp scaled by
- * the micro-batch's share of the step's pairs (TRL's mean over the batch). */
+ * the micro-batch's share of the step's pairs (TRL's mean over the batch).
+ * Caller-driven runs (args.step_fn, GRPO) hand the step's items to the
+ * caller, which runs the forwards and backwards; clipping, AdamW and
+ * checkpoints stay here, the stream advancing every step_reuse steps. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -256,6 +259,8 @@ static tuna_status check_train_args(const tuna_train_args *a, const tuna_pretok 
                                        "and reference log-probabilities");
     if (a->dpo && a->dpo->type == TUNA_DPO_KTO && !a->kto_desirable)
         return core_fail(TUNA_ERR_ARG, "KTO training needs each item's label (kto_desirable)");
+    if (a->step_fn && (a->dpo || tuna_dist_size() > 1 || a->step_rows <= 0 || a->step_reuse < 0 || data->n_tasks > 1))
+        return core_fail(TUNA_ERR_ARG, "caller-driven steps need one process, single-task data, step_rows > 0 and no preference loss");
     if (data->pos && a->loss_norm == TUNA_LOSS_NORM_SEQUENCE)
         return core_fail(TUNA_ERR_ARG, "sequence loss normalisation needs unpacked data (packed rows hold several examples)");
     return TUNA_OK;
@@ -264,18 +269,19 @@ static tuna_status check_train_args(const tuna_train_args *a, const tuna_pretok 
 /* steps, warmup, and the micro-batch and row length actually used (T no
  * longer than the longest sequence, at least 2) */
 static void plan_schedule(tuna_trainer *t, const tuna_train_args *a, const tuna_pretok *data) {
-    t->rows_per_item = a->dpo ? 2 : 1;
-    t->n_items = data->n / t->rows_per_item;
+    t->rows_per_item = a->dpo ? 2 : a->step_fn ? a->step_rows : 1;
+    t->n_items = a->step_fn ? data->n : data->n / t->rows_per_item;
     if (a->dpo) t->dpo = *a->dpo;
     if (a->steps > 0) t->total_steps = a->steps;
     else {
-        double s = ceil(a->epochs * (double)t->n_items / a->batch);
+        /* caller-driven steps: each batch of items serves step_reuse steps */
+        double s = ceil(a->epochs * (double)t->n_items / a->batch) * (a->step_fn && a->step_reuse > 1 ? a->step_reuse : 1);
         t->total_steps = s < 1 ? 1 : s > 1e9 ? 1000000000 : (int)s;
     }
     t->warmup_steps = tuna_warmup_steps(a, t->total_steps);
     t->perm_epoch = -1;
     int longest = data->max_len > a->eval_max_len ? data->max_len : a->eval_max_len;
-    int T = a->seq_len < longest ? a->seq_len : longest;
+    int T = a->seq_len < longest || a->step_fn ? a->seq_len : longest;
     t->a.micro_batch = a->micro_batch < a->batch ? a->micro_batch : a->batch;
     t->a.seq_len = T < 2 ? 2 : T;
 }
@@ -727,7 +733,11 @@ static tuna_status forward_backward(tuna_trainer *t, step_sums *s) {
     adapter_set_forward_count(m, ((uint64_t)t->step << 20) +
                                         (uint64_t)((int64_t)a->batch * tuna_dist_rank() / tuna_dist_size() / a->micro_batch));
     tuna_status st;
-    if (a->dpo) {
+    if (a->step_fn) {
+        tuna_step_result r = {0, 0, 0};
+        st = a->step_fn(a->step_ctx, m, t->step, t->seq_idx, a->batch, &r);
+        s->loss = r.loss, s->tokens = r.tokens, s->input_tokens = r.input_tokens;
+    } else if (a->dpo) {
         st = run_dpo(t, a->ref_logps, t->seq_idx, a->batch, 1, &s->ds, &s->tokens, &s->input_tokens);
         s->loss = s->ds.loss;
     } else st = run_batch(t, a->batch, 1, &s->loss, &s->tokens, &s->input_tokens);
@@ -890,8 +900,9 @@ static tuna_status step_once(tuna_trainer *t, tuna_step_info *info, double t0) {
         return core_fail(TUNA_ERR_NUMERIC, "step %d: loss is %g and gradient norm %g; stopping (weights not updated)",
                          t->step + 1, s.loss, norm);
     if (s.tokens > 0) adamw_update(t, &tr, lr, norm);
+    /* caller-driven steps reuse their items step_reuse times */
+    if (!a->step_fn || a->step_reuse <= 1 || (t->step + 1) % a->step_reuse == 0) t->stream_pos += a->batch;
     t->step++;
-    t->stream_pos += a->batch;
     t->tokens_seen += s.input_tokens;
     double dt = core_now_s() - t0;
     t->elapsed += dt;
