@@ -277,7 +277,9 @@ static tuna_status run(cmd_proc *p, const char *name, const char *prog, double t
 
 tuna_status reward_cmd_run(const char *name, const char *prog, double timeout_s, int n, const char *const *prompts,
                            const char *const *completions, const char *const *refs, double *out) {
-    cmd_proc p = {.in_fd = -1, .out_fd = -1, .out_max = (size_t)1 << 20 | (size_t)n * 256};
+    /* room for n numbers of up to 63 characters with their padding, at least 1 MiB */
+    size_t out_max = (size_t)n * 256 > (size_t)1 << 20 ? (size_t)n * 256 : (size_t)1 << 20;
+    cmd_proc p = {.in_fd = -1, .out_fd = -1, .out_max = out_max};
     char *in;
     tuna_status s = reward_cmd_input(n, prompts, completions, refs, &in, &p.in_len);
     if (s != TUNA_OK) return s;
