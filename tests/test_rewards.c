@@ -186,6 +186,7 @@ static void test_programs(void) {
     CHECK(v[0] == 0.25 && v[1] == 0.5 && v[2] == 0.75);
     CHECK(run_prog("exit3.sh", "cat >/dev/null; echo 1; echo 2; echo 3; exit 3", 0, 3, c, v) == TUNA_ERR_ARG &&
           err_has("exited with status 3"));
+    CHECK(run_prog("exit3.sh", "exit 3", 0, 0, c, v) == TUNA_OK); /* no completions: not started */
     CHECK(run_prog("abc.sh", "cat >/dev/null; echo 1; echo abc; echo 3", 0, 3, c, v) == TUNA_ERR_ARG &&
           err_has("abc.sh: line 2 of its output: 'abc' is not a number"));
     CHECK(run_prog("nan.sh", "cat >/dev/null; echo 1; echo 2; echo nan", 0, 3, c, v) == TUNA_ERR_ARG &&

@@ -174,12 +174,9 @@ static tuna_status parse_spec(const char *spec, rw_func *f) {
     f->kind = kinds[i].kind;
     f->weight = 1;
     /* NAME:WEIGHT for the kinds without an argument; NAME:ARG:WEIGHT for the others */
-    if (last && (kinds[i].has_arg ? last > spec + head : 1)) {
-        if (parse_weight(last + 1, len - (size_t)(last + 1 - spec), &f->weight)) len = (size_t)(last - spec);
-        else if (!kinds[i].has_arg)
-            return core_fail(TUNA_ERR_ARG, "reward '%s': %s takes no argument; after ':' only a weight (a number)",
-                             spec, kinds[i].name);
-    }
+    if (last && (!kinds[i].has_arg || last > spec + head) &&
+        parse_weight(last + 1, len - (size_t)(last + 1 - spec), &f->weight))
+        len = (size_t)(last - spec);
     if (!kinds[i].has_arg && len != head)
         return core_fail(TUNA_ERR_ARG, "reward '%s': %s takes no argument; after ':' only a weight (a number)", spec,
                          kinds[i].name);
@@ -302,6 +299,7 @@ static tuna_status score_func(grpo_rewards *r, const rw_func *f, int n, const ch
 tuna_status grpo_rewards_score(grpo_rewards *r, int n, const char *const *prompts, const char *const *completions,
                                const char *const *refs, double *per_func, double *total) {
     if (r->count == 0) return core_fail(TUNA_ERR_ARG, "reward: no reward function given (--reward)");
+    if (n <= 0) return TUNA_OK; /* no program started for nothing */
     tuna_status s = reserve(r, n);
     if (s != TUNA_OK) return s;
     for (int i = 0; i < n; i++) total[i] = 0;
