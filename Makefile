@@ -9,6 +9,7 @@
 #   make bench      benchmarks (see bench/README.md)
 #   make demo       the quick start's main job (scripts/demo.sh)
 #   make demo-prefs its preference stage: DPO after the demo's SFT adapter
+#   make demo-grpo  its third act: GRPO with a verifiable reward after a short SFT run
 # Sources are picked up by wildcard: a new file in src/<module>/ or tests/test_*.c
 # needs no edit here.
 
@@ -54,7 +55,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-fast test-san fuzz fuzz-long soak soak-train soak-serve bench clean demo demo-prefs
+.PHONY: all deps test test-fast test-san fuzz fuzz-long soak soak-train soak-serve bench clean demo demo-prefs demo-grpo
 
 all: $(BUILD)/libtuna.a $(BUILD)/tuna $(TESTS) $(BENCHES)
 
@@ -160,6 +161,9 @@ demo: all
 
 demo-prefs: all
 	@scripts/demo_prefs.sh
+
+demo-grpo: all
+	@scripts/demo_grpo.sh
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -5,7 +5,9 @@
  * model's comparison, the adapter in PEFT's layout, report.html with the
  * comparison section, and the printed table and next commands; then the
  * preference stage (scripts/demo_prefs.sh: pairs, DPO after the SFT adapter,
- * the before/after table). The quality thresholds need the full runs
+ * the before/after table), and the third act (scripts/demo_grpo.sh: a short
+ * SFT run, GRPO with the json_fields reward, the table, the reward logged as
+ * TRL names it). The quality thresholds need the full runs
  * (bench/bench_demo.sh, bench/bench_dpo.sh), not this one. */
 #include <jansson.h>
 #include <unistd.h>
@@ -108,7 +110,41 @@ int main(int argc, char **argv) {
     /* without the SFT adapter it says what to run first */
     snprintf(cmd, sizeof cmd, "TUNA=%s DEMO_OUT=%s/none bash scripts/demo_prefs.sh 2>&1 | grep -q 'run .make demo. first'", test_cli, dir);
     CHECK(system(cmd) == 0);
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s.log %s.log2 %s.log3", dir, dir, dir, dir);
+    /* the third act (make demo-grpo), tiny: a short SFT run, GRPO after it */
+    snprintf(cmd, sizeof cmd, "%s grpo --help > /dev/null 2>&1", test_cli);
+    if (system(cmd) == 0) {
+        snprintf(cmd, sizeof cmd, "TUNA=%s DEMO_OUT=%s SFT_SHORT_STEPS=2 GRPO_STEPS=2 GRPO_BATCH=2 GRPO_GENERATIONS=2 DEMO_CHECK=0 "
+                 "bash scripts/demo_grpo.sh > %s.log4 2>&1", test_cli, dir, dir);
+        rc = system(cmd);
+        CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "scripts/demo_grpo.sh failed: see %s.log4", dir);
+        snprintf(path, sizeof path, "%s.log4", dir);
+        char *log4 = slurp(path);
+        static const char *want[] = {"== 9. a short SFT run", "== 11. GRPO", "field accuracy (4 held-out stories)", "after GRPO",
+                                     "valid JSON", "report: ", "done in "};
+        for (size_t i = 0; log4 && i < sizeof want / sizeof *want; i++)
+            CHECKF(strstr(log4, want[i]) != NULL, "demo_grpo output lacks '%s'", want[i]);
+        CHECK(log4 && !strstr(log4, "tuna: error"));
+        free(log4);
+        static const char *gfiles[] = {"sft-short/adapter_model.safetensors", "grpo/adapter_model.safetensors", "grpo/metrics.jsonl",
+                                       "grpo/report.html"};
+        for (size_t i = 0; i < sizeof gfiles / sizeof *gfiles; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, gfiles[i]);
+            CHECKF(stat(path, &sb) == 0 && sb.st_size > 0, "%s missing", path);
+        }
+        /* the reward as TRL logs it, and the report's curve of it */
+        snprintf(path, sizeof path, "%s/grpo/metrics.jsonl", dir);
+        char *gm = slurp(path);
+        CHECK(gm && strstr(gm, "\"rewards/json_fields/mean\""));
+        free(gm);
+        snprintf(path, sizeof path, "%s/grpo/report.html", dir);
+        char *gr = slurp(path);
+        CHECK(gr && strstr(gr, "reward"));
+        free(gr);
+        snprintf(cmd, sizeof cmd, "TUNA=%s DEMO_OUT=%s/none bash scripts/demo_grpo.sh 2>&1 | grep -q 'run .make demo. first'", test_cli, dir);
+        CHECK(system(cmd) == 0);
+    } else
+        test_absent("make demo-grpo", "this build has no 'tuna grpo'");
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s.log %s.log2 %s.log3 %s.log4", dir, dir, dir, dir, dir);
     if (system(cmd)) {}
     return test_done();
 }
