@@ -56,7 +56,6 @@ typedef struct {
      * 2i+1 the same prompt with a mismatched completion (the KL row, no
      * gradient); kto_desirable[data.n / 2] its label (1 desirable, 0 not) */
     const uint8_t *kto_desirable;
-    const double *ref_logps;
     /* Caller-driven steps (NULL: the trainer's own losses): each step takes
      * the next `batch` items of the data stream (one per sequence of data;
      * GRPO's prompts) and hands them to step_fn; with step_reuse N > 1 the
