@@ -14,9 +14,8 @@
 #      group's mean;
 #   4. the GRPO adapter measured the same way; the table before and after.
 # Everything goes under DEMO_OUT beside the demo's own run (its data and
-# token cache are reused). On 2 idle cores: about 95 s of SFT (0.29 s a
-# step, from the 100- and 150-step runs), 2 s per evaluation, which leaves
-# GRPO about 2 minutes of the 4.
+# token cache are reused). On 2 nearly idle cores: 88 s of SFT, 2 s per
+# evaluation, which leaves GRPO about 2 minutes of the 4.
 # Settings (environment): DEMO_OUT (runs/demo, must hold the demo's data/),
 # DEMO_MODEL (models/tuna-stories), SFT_SHORT_STEPS (300), GRPO_STEPS (30),
 # GRPO_BATCH (prompts per step, 8), GRPO_GENERATIONS (answers per prompt, 8),
