@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture_compare.h"
 #include "io/safetensors.h"
 #include "model_probe.h"
 #include "train/grpo.h"
@@ -149,49 +150,6 @@ static void test_adapter_switch(void) {
     CHECKF(don == 0, "adapter on again: %g from before", don);
     tuna_model_free(base);
     tuna_model_free(m);
-}
-
-/* per-step values of a run's metrics.jsonl (training lines only) */
-static int run_metric(const char *run_dir, const char *key, double *out, int max) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char line[16384];
-    int n = 0;
-    while (n < max && fgets(line, sizeof line, f)) {
-        json_t *o = json_loads(line, 0, NULL);
-        if (o && json_object_get(o, "loss") && json_is_number(json_object_get(o, key)))
-            out[n++] = json_number_value(json_object_get(o, key));
-        json_decref(o);
-    }
-    fclose(f);
-    return n;
-}
-
-/* worst relative L2 error of every tensor of want against got (same names) */
-static double compare_tensors(const char *got_path, const char *want_path, int *n_checked, char *worst_name, size_t wn) {
-    st_file got, want;
-    double worst = INFINITY;
-    *n_checked = 0;
-    if (st_open(&got, got_path) != TUNA_OK) return worst;
-    if (st_open(&want, want_path) != TUNA_OK) { st_close(&got); return worst; }
-    worst = 0;
-    for (int i = 0; i < want.n_tensors; i++) {
-        const st_tensor *w = &want.tensors[i], *g = st_find(&got, w->name);
-        if (!g || g->numel != w->numel) { worst = INFINITY; snprintf(worst_name, wn, "%s (missing)", w->name); break; }
-        float *a = malloc((size_t)w->numel * 4), *b = malloc((size_t)w->numel * 4);
-        if (a && b && st_to_f32(g, a) == TUNA_OK && st_to_f32(w, b) == TUNA_OK) {
-            double e = rel_l2(a, b, (long)w->numel);
-            if (e > worst) { worst = e; snprintf(worst_name, wn, "%s", w->name); }
-            (*n_checked)++;
-        } else worst = INFINITY;
-        free(a);
-        free(b);
-    }
-    st_close(&got);
-    st_close(&want);
-    return worst;
 }
 
 /* the fixture's tuna grpo command into cmd (extra options appended) */

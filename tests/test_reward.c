@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture_compare.h"
 #include "io/safetensors.h"
 #include "train/reward_model.h"
 #include "tuna.h"
@@ -170,58 +171,9 @@ static void test_through_model(void) {
     tuna_model_free(m);
 }
 
-/* per-step values of a run's metrics.jsonl (training lines only) */
-static int run_metric(const char *run_dir, const char *key, double *out, int max) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char line[8192];
-    int n = 0;
-    while (n < max && fgets(line, sizeof line, f)) {
-        json_t *o = json_loads(line, 0, NULL);
-        if (o && json_object_get(o, "loss") && json_is_number(json_object_get(o, key)))
-            out[n++] = json_number_value(json_object_get(o, key));
-        json_decref(o);
-    }
-    fclose(f);
-    return n;
-}
-
 /* worst relative L2 error of every tensor of want against got (same names);
  * GPT-2's c_attn.bias without its key third (an exactly-zero gradient that
  * AdamW steps by rounding noise: see tools/make_reward_fixtures.py) */
-static double compare_tensors(const char *got_path, const char *want_path, int *n_checked, char *worst_name, size_t wn) {
-    st_file got, want;
-    double worst = INFINITY;
-    *n_checked = 0;
-    if (st_open(&got, got_path) != TUNA_OK) return worst;
-    if (st_open(&want, want_path) != TUNA_OK) { st_close(&got); return worst; }
-    worst = got.n_tensors == want.n_tensors ? 0 : INFINITY;
-    for (int i = 0; i < want.n_tensors; i++) {
-        const st_tensor *w = &want.tensors[i], *g = st_find(&got, w->name);
-        if (!g || g->numel != w->numel) { worst = INFINITY; snprintf(worst_name, wn, "%s (missing)", w->name); break; }
-        float *a = malloc((size_t)w->numel * 4), *b = malloc((size_t)w->numel * 4);
-        if (a && b && st_to_f32(g, a) == TUNA_OK && st_to_f32(w, b) == TUNA_OK) {
-            long n = (long)w->numel;
-            if (strstr(w->name, "attn.c_attn.bias")) { /* q third, then v third where k was */
-                long C = n / 3;
-                memmove(a + C, a + 2 * C, (size_t)C * 4);
-                memmove(b + C, b + 2 * C, (size_t)C * 4);
-                n = 2 * C;
-            }
-            double e = rel_l2(a, b, n);
-            if (e > worst) { worst = e; snprintf(worst_name, wn, "%s", w->name); }
-            (*n_checked)++;
-        } else worst = INFINITY;
-        free(a);
-        free(b);
-    }
-    st_close(&got);
-    st_close(&want);
-    return worst;
-}
-
 /* the parity llama as a reward model whose head is the fixture's score0, saved in dir */
 static int make_start(const char *fx, const char *dir) {
     tuna_model *m = NULL;
@@ -282,7 +234,7 @@ static void test_fixture(const char *name) {
     snprintf(want, sizeof want, "%s/expected.safetensors", fx);
     int nt = 0;
     char wname[256] = "";
-    double worst = compare_tensors(path, want, &nt, wname, sizeof wname);
+    double worst = compare_tensors_flags(path, want, CMP_SAME_COUNT | CMP_SKIP_KEY_BIAS, &nt, wname, sizeof wname);
     printf("reward %s: %d tensors after 3 steps, worst rel L2 %.3g (%s)\n", name, nt, worst, wname);
     CHECKF(nt > 10 && worst <= 1e-4, "%s: %d tensors, worst rel %.3g (%s)", name, nt, worst, wname);
     check_saved_config(out, gpt2 ? "GPT2ForSequenceClassification" : "LlamaForSequenceClassification");
@@ -389,7 +341,7 @@ static void test_resume(void) {
     snprintf(pb, sizeof pb, "%s/model.safetensors", b);
     int nt = 0;
     char wn[256] = "";
-    double e = compare_tensors(pb, pa, &nt, wn, sizeof wn);
+    double e = compare_tensors_flags(pb, pa, CMP_SAME_COUNT | CMP_SKIP_KEY_BIAS, &nt, wn, sizeof wn);
     CHECKF(nt > 10 && e == 0, "resumed reward run differs: %d tensors, worst %.3g (%s)", nt, e, wn);
     /* another centring coefficient cannot resume exactly: refused, naming it */
     char cmd[4000];
