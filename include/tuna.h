@@ -258,6 +258,13 @@ tuna_status tuna_model_backward(tuna_model *m, const tuna_batch *batch, float to
  * the forward's batch. TUNA_ERR_ARG when it is not, or when backward has run
  * since. */
 tuna_status tuna_model_row_losses(const tuna_model *m, int B, int T, double *out);
+/* The softmax temperature of the losses, log-probabilities and gradients of
+ * the following forwards and backwards: they become those of
+ * softmax(logits / temperature), as TRL's GRPO scores completions at the
+ * temperature they were sampled with (tuna_model_logits then returns the
+ * divided logits too). 1 (the default) restores the plain loss; generation is
+ * unaffected. TUNA_ERR_ARG unless temperature > 0. */
+tuna_status tuna_model_set_logit_temperature(tuna_model *m, float temperature);
 /* Per-position log-probabilities of the last forward (out[B,T]): out[b,t] is
  * log p(labels[b,t+1] | row b up to t), 0 where that label does not count.
  * Same conditions as tuna_model_row_losses. */

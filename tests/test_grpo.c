@@ -428,6 +428,7 @@ int main(int argc, char **argv) {
     test_fixture("full_dr_grpo");
     test_fixture("full_dapo");
     test_fixture("lora_dapo");
+    test_fixture("full_dapo_t07"); /* log-probabilities at the sampling temperature, as TRL */
     test_micro_batches("full_grpo");
     test_micro_batches("full_dapo");
     test_resume();

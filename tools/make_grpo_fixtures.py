@@ -67,12 +67,14 @@ REL_TENSOR, REL_LOSS = 1e-4, 1e-5
 STEPS, BATCH, G, LR, MAX_NEW = 3, 2, 4, 1e-3, 12
 TARGETS = ["q_proj", "v_proj"]
 
-# name, method, loss type, scale_rewards, beta, epsilon, epsilon_high, num_iterations, data seed
-FIXTURES = [("full_grpo", "full", "grpo", "group", 0.04, 0.2, 0.2, 1, 601),
-            ("full_bnpo", "full", "bnpo", "batch", 0.1, 0.2, 0.2, 1, 602),
-            ("full_dr_grpo", "full", "dr_grpo", "none", 0.1, 0.2, 0.2, 1, 603),
-            ("full_dapo", "full", "dapo", "group", 0.04, 0.2, 0.28, 2, 604),
-            ("lora_dapo", "lora", "dapo", "group", 0.1, 0.002, 0.003, 2, 605)]
+# name, method, loss type, scale_rewards, beta, epsilon, epsilon_high, num_iterations, data seed, temperature
+FIXTURES = [("full_grpo", "full", "grpo", "group", 0.04, 0.2, 0.2, 1, 601, 1.0),
+            ("full_bnpo", "full", "bnpo", "batch", 0.1, 0.2, 0.2, 1, 602, 1.0),
+            ("full_dr_grpo", "full", "dr_grpo", "none", 0.1, 0.2, 0.2, 1, 603, 1.0),
+            ("full_dapo", "full", "dapo", "group", 0.04, 0.2, 0.28, 2, 604, 1.0),
+            ("lora_dapo", "lora", "dapo", "group", 0.1, 0.002, 0.003, 2, 605, 1.0),
+            # TRL scores completions at the sampling temperature: logits / temperature
+            ("full_dapo_t07", "full", "dapo", "group", 0.04, 0.2, 0.28, 2, 606, 0.7)]
 
 
 def make_groups(seed, V, eos):
@@ -93,9 +95,9 @@ def make_groups(seed, V, eos):
     return recs
 
 
-def token_logps(P, cfg, prompt, comp):
+def token_logps(P, cfg, prompt, comp, temperature=1.0):
     ids = torch.tensor([prompt + comp])
-    logits = mpf.llama_forward(P, cfg, ids)[0]
+    logits = mpf.llama_forward(P, cfg, ids)[0] / temperature
     lsm = torch.log_softmax(logits[:-1], dim=-1)
     return lsm.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1)[len(prompt) - 1:]
 
@@ -114,7 +116,7 @@ def advantages(r, scale):
 
 
 def step_loss(lps, olds, refs, adv, fx):
-    _, _, kind, _, beta, eps, eps_h, _, _ = fx
+    _, _, kind, _, beta, eps, eps_h, _, _, _ = fx
     per_seq, tokens, kl_sum, clip = [], 0, 0.0, 0
     for lp, old, ref, a in zip(lps, olds, refs, adv):
         c1 = torch.exp(lp - old)
@@ -157,12 +159,12 @@ def train(W0, spec, cfg, recs, fx, dtype, A0=None, mods=None):
             adv = advantages([x for r in recs[g0:g0 + BATCH] for x in r["rewards"]], fx[3]).to(dtype)
             with torch.no_grad():
                 P = weights()
-                olds = [token_logps(P, cfg, p, c) for p, c in rows] if mu > 1 else None
-                refs = [token_logps(Wb, cfg, p, c) for p, c in rows]
+                olds = [token_logps(P, cfg, p, c, fx[9]) for p, c in rows] if mu > 1 else None
+                refs = [token_logps(Wb, cfg, p, c, fx[9]) for p, c in rows]
         for p in params:
             p.grad = None
         P = weights()
-        lps = [token_logps(P, cfg, p, c) for p, c in rows]
+        lps = [token_logps(P, cfg, p, c, fx[9]) for p, c in rows]
         old = olds if mu > 1 else [x.detach() for x in lps]
         loss, kl, clip = step_loss(lps, old, refs, adv, fx)
         loss.backward()
@@ -174,7 +176,7 @@ def train(W0, spec, cfg, recs, fx, dtype, A0=None, mods=None):
 
 
 def build(out_root, fx):
-    name, method, kind, scale, beta, eps, eps_h, mu, data_seed = fx
+    name, method, kind, scale, beta, eps, eps_h, mu, data_seed, temperature = fx
     _, seed, family, dt, cfg, pre = msf.parity_entry("llama_gqa")
     d = os.path.join(out_root, "grpo", name)
     os.makedirs(d, exist_ok=True)
@@ -210,6 +212,8 @@ def build(out_root, fx):
             "--max-new-tokens", str(MAX_NEW), "--steps", str(STEPS), "--batch", str(BATCH), "--micro-batch", str(BATCH),
             "--lr", "%g" % LR, "--schedule", "constant", "--warmup", "0", "--weight-decay", "0", "--grad-clip", "0",
             "--seed", "0"]
+    if temperature != 1.0:
+        cli += ["--temperature", "%g" % temperature]
     with open(os.path.join(d, "args.json"), "w") as f:
         json.dump({"method": method, "loss_type": kind, "scale_rewards": scale, "beta": beta, "epsilon": eps,
                    "epsilon_high": eps_h, "num_iterations": mu, "steps": STEPS, "batch": BATCH, "G": G, "lr": LR,

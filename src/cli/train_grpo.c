@@ -40,8 +40,8 @@ static const char grpo_help[] =
     "                         (a completion's tokens all count, its EOS included), consumed\n"
     "                         in file order (no shuffling), --batch lines a step\n"
     "  --num-generations G    completions per prompt (default 8; --completions: the file's)\n"
-    "  --temperature X, --top-p X   sampling (default 1, 1); log-probabilities are taken at\n"
-    "                         temperature 1 (TRL divides the logits by the temperature)\n"
+    "  --temperature X, --top-p X   sampling (default 1, 1); the loss's log-probabilities are\n"
+    "                         those of softmax(logits / X), as TRL's (top-p is not applied)\n"
     "  --max-new-tokens N     longest completion (default 256); also dr_grpo's constant\n"
     "  --max-prompt-len N     --data prompts keep their last N tokens (default 512, TRL's)\n"
     "  --reward SPEC[:WEIGHT] a reward function, repeatable (the reward is the weighted\n"
@@ -284,6 +284,7 @@ static tuna_status make_step(train_opts *o, grpo_state *s) {
                  .loss_type = (grpo_loss_type)o->grpo.loss_type, .max_completion_length = o->grpo.max_new},
         .scale = (grpo_scale)o->grpo.scale, .G = o->grpo.G, .batch = o->a.batch, .micro_batch = o->a.micro_batch,
         .num_iterations = o->grpo.num_iterations, .T = o->a.seq_len, .K = s->K, .ref = s->ref,
+        .temperature = o->grpo.temperature,
         .fill = s->comp ? grpo_completions_fill : grpo_sampler_fill, .fill_ctx = s->comp ? (void *)s->comp : (void *)s->smp};
     tuna_status st = grpo_step_new(&s->step, &c);
     if (st != TUNA_OK) return st;

@@ -42,9 +42,29 @@ int head_rows(int V, long N, int knob) { return rows_within(HEAD_CHUNK_BYTES, V,
 
 int head_rows_bf16_full(int V, long N) { return rows_within(HEAD_CHUNK_BYTES_BF16, V, N, 0); }
 
-/* rows [r0, r0 + n) of the head: logits[n,V] = lm_head(normf rows) */
+/* x[0 .. n) *= s (the logit temperature's 1/T), nothing when s is 0 or 1 */
+static void scale_rows(float *x, long n, float s) {
+    if (s == 0.0f || s == 1.0f) return;
+#pragma omp parallel for simd
+    for (long i = 0; i < n; i++) x[i] *= s;
+}
+
+/* rows [r0, r0 + n) of the head: logits[n,V] = lm_head(normf rows), divided
+ * by the logit temperature */
 static void chunk_logits(tuna_model *m, int r0, int n) {
     linear_forward(&m->lm_head, m->acts.logits, m->acts.normf + (long)r0 * m->cfg.C, n);
+    scale_rows(m->acts.logits, (long)n * m->cfg.V, m->logit_scale);
+}
+
+/* the cross-entropy's dlogits of a chunk (in its logits' place) made those of
+ * the undivided logits: d(z s)/dz = s */
+static void chunk_dlogits(tuna_model *m, int n) { scale_rows(m->acts.logits, (long)n * m->cfg.V, m->logit_scale); }
+
+tuna_status tuna_model_set_logit_temperature(tuna_model *m, float temperature) {
+    if (!(temperature > 0)) return core_fail(TUNA_ERR_ARG, "logit temperature must be > 0 (got %g)", temperature);
+    m->logit_scale = 1.0f / temperature;
+    m->acts.full_fresh = 0;
+    return TUNA_OK;
 }
 
 /* rows [r0, r0 + n) of a frozen head's input gradient with weight 1 into
@@ -54,6 +74,7 @@ static void chunk_unit_grad(tuna_model *m, int r0, int n) {
     long C = m->cfg.C;
     for (int i = 0; i < n; i++) a->tok_w[r0 + i] = 1.0f; /* backward sets the real weights */
     k_crossentropy_bwd(a->logits, a->lse + r0, a->targets + r0, a->tok_w + r0, n, m->cfg.V);
+    chunk_dlogits(m, n);
     linear_backward(&m->lm_head, a->dtmp + r0 * C, 0, a->logits, a->normf + r0 * C, n);
 }
 
@@ -92,6 +113,7 @@ void head_backward(tuna_model *m, int N) {
         int n = N - r0 < R ? N - r0 : R;
         if (r0 != last) chunk_logits(m, r0, n);
         k_crossentropy_bwd(a->logits, a->lse + r0, a->targets + r0, a->tok_w + r0, n, V);
+        chunk_dlogits(m, n);
         linear_backward(&m->lm_head, a->dtmp + (long)r0 * C, 0, a->logits, a->normf + (long)r0 * C, n);
     }
 }
@@ -160,6 +182,7 @@ const float *tuna_model_logits(tuna_model *m) {
         return NULL;
     }
     linear_forward(&m->lm_head, a->full_logits, a->normf, (int)N);
+    scale_rows(a->full_logits, N * m->cfg.V, m->logit_scale);
     a->full_fresh = 1;
     return a->full_logits;
 }

@@ -94,6 +94,7 @@ struct tuna_model {
     tuna_acts acts;
     int have_forward;        /* a forward ran since the last backward */
     int head_rows;           /* rows per lm_head chunk; 0: as many as fit HEAD_CHUNK_BYTES (tests set it) */
+    float logit_scale;       /* 1 / the loss's softmax temperature (tuna_model_set_logit_temperature); 0: 1 */
     char (*linear_names)[64];/* module paths of the block linears [L*7] */
     int base_frozen;         /* no base gradients (an adapter is trained) */
     tuna_peft_state *peft;   /* attached adapter or NULL */

@@ -188,8 +188,25 @@ static void micro_loss(grpo_step *s, int r0, int nr, int T, tok_sums *acc) {
     }
 }
 
+/* the step's forwards at the sampling temperature (TRL's logits / temperature), or back at 1 */
+static tuna_status set_temperature(grpo_step *s, tuna_model *m, double t) {
+    float f = (float)(t > 0 ? t : 1.0);
+    tuna_status st = tuna_model_set_logit_temperature(m, f);
+    if (st == TUNA_OK && s->c.ref) st = tuna_model_set_logit_temperature(s->c.ref, f);
+    return st;
+}
+
+static tuna_status step_run(grpo_step *s, tuna_model *m, int step, const int64_t *items, int n, tuna_step_result *res);
+
 tuna_status grpo_step_run(void *ctx, tuna_model *m, int step, const int64_t *items, int n, tuna_step_result *res) {
     grpo_step *s = ctx;
+    tuna_status st = set_temperature(s, m, s->c.temperature);
+    if (st == TUNA_OK) st = step_run(s, m, step, items, n, res);
+    tuna_status st2 = set_temperature(s, m, 1.0);
+    return st != TUNA_OK ? st : st2;
+}
+
+static tuna_status step_run(grpo_step *s, tuna_model *m, int step, const int64_t *items, int n, tuna_step_result *res) {
     int mu = s->c.num_iterations;
     int64_t gen = step / mu;
     tuna_status st = TUNA_OK;

@@ -33,6 +33,7 @@ typedef struct {
     int num_iterations;        /* optimizer steps per generation batch */
     int T;                     /* longest prompt + completion */
     int K;                     /* reward functions */
+    double temperature;        /* the sampling temperature: log-probabilities of softmax(logits / it), as TRL's */
     tuna_model *ref;           /* beta != 0, full training: the frozen starting model (not owned);
                                 * NULL: the policy with its adapter switched off */
     grpo_fill_fn fill;
