@@ -17,9 +17,10 @@
 # token cache are reused). On 2 nearly idle cores: 88 s of SFT, 2 s per
 # evaluation, which leaves GRPO about 2 minutes of the 4.
 # Settings (environment): DEMO_OUT (runs/demo, must hold the demo's data/),
-# DEMO_MODEL (models/tuna-stories), SFT_SHORT_STEPS (300), GRPO_STEPS (30),
-# GRPO_BATCH (prompts per step, 8), GRPO_GENERATIONS (answers per prompt, 8),
-# GRPO_LR (5e-4), GRPO_BETA (0.04), DEMO_EVAL_LIMIT (eval examples, all),
+# DEMO_MODEL (models/tuna-stories), SFT_SHORT_STEPS (300), GRPO_STEPS (40),
+# GRPO_BATCH (prompts per step, 4), GRPO_GENERATIONS (answers per prompt, 16),
+# GRPO_LR (2e-4, constant), GRPO_BETA (0), GRPO_TEMPERATURE (0.5),
+# DEMO_EVAL_LIMIT (eval examples, all),
 # TUNA (build/tuna), DEMO_CHECK=0 skips the thresholds (for the test suite's
 # tiny run: SFT_SHORT_STEPS=2 GRPO_STEPS=2 GRPO_BATCH=2 GRPO_GENERATIONS=2).
 set -euo pipefail
@@ -28,11 +29,12 @@ T=${TUNA:-build/tuna}
 model=${DEMO_MODEL:-models/tuna-stories}
 out=${DEMO_OUT:-runs/demo}
 sft_steps=${SFT_SHORT_STEPS:-300}
-steps=${GRPO_STEPS:-30}
-batch=${GRPO_BATCH:-8}
-gens=${GRPO_GENERATIONS:-8}
-lr=${GRPO_LR:-5e-4}
-beta=${GRPO_BETA:-0.04}
+steps=${GRPO_STEPS:-40}
+batch=${GRPO_BATCH:-4}
+gens=${GRPO_GENERATIONS:-16}
+lr=${GRPO_LR:-2e-4}
+beta=${GRPO_BETA:-0}
+temp=${GRPO_TEMPERATURE:-0.5}
 limit=${DEMO_EVAL_LIMIT:-}
 check=${DEMO_CHECK:-1}
 sft="$out/sft-short"
@@ -73,8 +75,9 @@ awk -v f="$b_fields" -v v="$b_valid" -v n="$n" -v w="$b_where" 'BEGIN {
 echo
 echo "== 11. GRPO with the json_fields reward, LoRA continuing that adapter: $batch prompts x $gens answers per step;"
 echo "   the prompts hold the story only, the reference answer goes to the reward function alone"
-$T grpo --model "$model" --adapter "$sft" --data "$out/data/train.jsonl" --reward json_fields \
-  --num-generations "$gens" --batch "$batch" --max-new-tokens 48 --temperature 1.0 \
+$T grpo --model "$model" --method lora --adapter "$sft" --data "$out/data/train.jsonl" --reward json_fields \
+  --num-generations "$gens" --batch "$batch" --max-new-tokens 48 --temperature "$temp" \
+  --loss-type dr_grpo --scale-rewards none --schedule constant \
   --lr "$lr" --steps "$steps" --beta "$beta" --out "$out/grpo"
 
 echo
