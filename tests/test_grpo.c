@@ -387,6 +387,20 @@ static void test_sampling(void) {
         double v[4];
         CHECKF(run_metric(out, keys[k], v, 4) == 2, "sampling run: '%s' not logged for each of 2 steps", keys[k]);
     }
+    /* --top-k 1 and --min-p 1 leave the argmax alone: a group's completions are one, so every group's rewards
+     * are equal (frac_reward_zero_std 1), where the run above, sampling freely, had groups that differ */
+    double z[4];
+    CHECKF(run_metric(out, "frac_reward_zero_std", z, 4) == 2 && z[0] + z[1] < 2, "free sampling: every group's rewards equal");
+    static const char *narrow[] = {"--top-k 1", "--min-p 1", "--top-k 3 --min-p 1"};
+    for (size_t k = 0; k < sizeof narrow / sizeof narrow[0]; k++) {
+        snprintf(cmd, sizeof cmd, "%s grpo --model models/tuna-stories --data %s --out %s/narrow%zu %s %s --overwrite", test_cli,
+                 data, tmpdir, k, common, narrow[k]);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        char nd[600];
+        snprintf(nd, sizeof nd, "%s/narrow%zu", tmpdir, k);
+        CHECKF(run_metric(nd, "frac_reward_zero_std", z, 4) == 2 && z[0] == 1 && z[1] == 1,
+               "%s: frac_reward_zero_std %g, %g (expected 1: one completion per group)", narrow[k], z[0], z[1]);
+    }
     double len[4];
     if (run_metric(out, "completions/max_length", len, 4) == 2) CHECKF(len[0] >= 1 && len[0] <= 17, "max length %g", len[0]);
     /* each reward function's mean and std, under the name the functions give (rewards/NAME/mean) */

@@ -187,7 +187,8 @@ tuna_status grpo_sampler_load(grpo_sampler **out, train_opts *o, train_data *d, 
     s->G = o->grpo.G, s->decode_prompts = o->a.batch, s->max_new = o->grpo.max_new, s->seed = o->a.seed;
     s->max_prompt = o->max_prompt_len;
     tuna_sample_args_default(&s->sa);
-    s->sa.temperature = (float)o->grpo.temperature, s->sa.top_p = (float)o->grpo.top_p, s->sa.top_k = 0; /* TRL: top_k off */
+    s->sa.temperature = (float)o->grpo.temperature, s->sa.top_p = (float)o->grpo.top_p;
+    s->sa.top_k = o->grpo.top_k, s->sa.min_p = (float)o->grpo.min_p; /* TRL: both off unless given */
     int32_t e1 = tuna_tokenizer_eos_id(d->tok), e2 = tuna_model_config(d->m)->eos_token_id;
     if (e1 >= 0) s->eos[s->n_eos++] = e1;
     if (e2 >= 0 && e2 != e1) s->eos[s->n_eos++] = e2;

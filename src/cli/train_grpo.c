@@ -40,8 +40,9 @@ static const char grpo_help[] =
     "                         (a completion's tokens all count, its EOS included), consumed\n"
     "                         in file order (no shuffling), --batch lines a step\n"
     "  --num-generations G    completions per prompt (default 8; --completions: the file's)\n"
-    "  --temperature X, --top-p X   sampling (default 1, 1); the loss's log-probabilities are\n"
-    "                         those of softmax(logits / X), as TRL's (top-p is not applied)\n"
+    "  --temperature X, --top-p X, --top-k K, --min-p X   sampling (default 1, 1, off, off);\n"
+    "                         the loss's log-probabilities are those of softmax(logits / X),\n"
+    "                         as TRL's (top-p, top-k and min-p are not applied to them)\n"
     "  --max-new-tokens N     longest completion (default 256); also dr_grpo's constant\n"
     "  --max-prompt-len N     --data prompts keep their last N tokens (default 512, TRL's)\n"
     "  --reward SPEC[:WEIGHT] a reward function, repeatable (the reward is the weighted\n"
@@ -113,6 +114,8 @@ static int grpo_option(train_opts *o, const char *opt, const char *v, int *i) {
     else if (!strcmp(opt, "--num-generations")) r = cli_parse_int(opt, v, 1, 4096, &o->grpo.G);
     else if (!strcmp(opt, "--temperature")) r = cli_parse_double(opt, v, 1e-6, 100, &o->grpo.temperature);
     else if (!strcmp(opt, "--top-p")) r = cli_parse_double(opt, v, 1e-6, 1, &o->grpo.top_p);
+    else if (!strcmp(opt, "--top-k")) r = cli_parse_int(opt, v, 0, 1 << 30, &o->grpo.top_k);
+    else if (!strcmp(opt, "--min-p")) r = cli_parse_double(opt, v, 0, 1, &o->grpo.min_p);
     else if (!strcmp(opt, "--max-new-tokens")) r = cli_parse_int(opt, v, 1, 1 << 20, &o->grpo.max_new);
     else if (!strcmp(opt, "--reward")) {
         if (o->grpo.n_rewards == TRAIN_MAX_DATA) return cli_usage_error("at most %d --reward functions", TRAIN_MAX_DATA);
@@ -233,6 +236,8 @@ static void exact_settings(const train_opts *o, train_data *d, const grpo_state 
     for (int k = 0; k < o->grpo.n_rewards; k++) json_array_append_new(rw, json_string(o->grpo.rewards[k]));
     json_object_set_new(e, "grpo_rewards", rw);
     json_object_set_new(e, "grpo_max_prompt_len", json_integer(o->max_prompt_len));
+    json_object_set_new(e, "grpo_top_k", json_integer(o->grpo.top_k));
+    json_object_set_new(e, "grpo_min_p", json_real(o->grpo.min_p));
     if (s->comp) {
         char hx[17];
         snprintf(hx, sizeof hx, "%016llx", (unsigned long long)groups_hash(s->comp));
@@ -327,6 +332,8 @@ static void grpo_args_json(json_t *ja, const train_opts *o, const train_data *d)
     json_object_set_new(ja, "num_iterations", json_integer(o->grpo.num_iterations));
     json_object_set_new(ja, "temperature", json_real(o->grpo.temperature));
     json_object_set_new(ja, "top_p", json_real(o->grpo.top_p));
+    json_object_set_new(ja, "top_k", json_integer(o->grpo.top_k));
+    json_object_set_new(ja, "min_p", json_real(o->grpo.min_p));
     json_object_set_new(ja, "max_new_tokens", json_integer(o->grpo.max_new));
     json_object_set_new(ja, "max_prompt_len", json_integer(o->max_prompt_len));
     json_t *rw = json_array();
@@ -374,6 +381,8 @@ static const train_optdef grpo_options[] = {
     {"num-generations", OPT_VALUE, REC_INT_SET, OPT_AT(grpo.G), NULL},
     {"temperature", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.temperature), NULL},
     {"top-p", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.top_p), NULL},
+    {"top-k", OPT_VALUE, REC_INT, OPT_AT(grpo.top_k), NULL},
+    {"min-p", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.min_p), NULL},
     {"max-new-tokens", OPT_VALUE, REC_INT, OPT_AT(grpo.max_new), NULL},
     {"reward", OPT_LIST, REC_REWARDS, 0, NULL},
     {"reward-timeout", OPT_VALUE, REC_DOUBLE, OPT_AT(grpo.reward_timeout), NULL},

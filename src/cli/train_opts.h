@@ -46,8 +46,8 @@ typedef struct train_opts {
     int max_prompt_len;
     struct {             /* grpo's own (train_grpo.c) */
         const char *completions;     /* --completions FILE.jsonl, or NULL: sampling */
-        int G, G_given, max_new, num_iterations, loss_type, scale;
-        double temperature, top_p, epsilon, epsilon_high, beta, reward_timeout;
+        int G, G_given, max_new, num_iterations, loss_type, scale, top_k;
+        double temperature, top_p, min_p, epsilon, epsilon_high, beta, reward_timeout;
         const char *rewards[TRAIN_MAX_DATA];
         int n_rewards;
     } grpo;
