@@ -457,6 +457,32 @@ static void test_cli_command(void) {
     CHECK(run_cli("--help") == 0);
 }
 
+/* GRPO's reward curve: a 40-step run gets its smoothed line (span 40 / 8 = 5:
+ * a step's reward is noisy), the loss none (40 / 60 < 2); 8 steps get none */
+static void test_reward_curve(void) {
+    static const int steps[] = {40, 8};
+    for (int k = 0; k < 2; k++) {
+        char dir[512], p[600], name[32];
+        snprintf(name, sizeof name, "reward%d", steps[k]);
+        make_dir(dir, sizeof dir, name);
+        snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+        FILE *f = fopen(p, "w");
+        for (int s = 1; s <= steps[k]; s++)
+            fprintf(f, "{\"step\":%d,\"loss\":%.4g,\"lr\":1e-4,\"grad_norm\":0.3,\"tokens_per_s\":3000,\"reward\":%.4g}\n", s,
+                    0.01 * (s % 3 - 1), 0.6 + 0.002 * s + 0.05 * (s % 2 ? 1 : -1));
+        fclose(f);
+        write_text(dir, "train_args.json", args_json);
+        CHECKF(tuna_report_write(dir) == TUNA_OK, "%s: %s", name, tuna_last_error());
+        char *h = check_report(dir, name);
+        if (h && k == 0) {
+            CHECKF(strstr(h, "reward (EMA, span 5)") && strstr(h, "reward (raw)"), "%s: no smoothed reward", name);
+            CHECKF(!strstr(h, "train (EMA"), "%s: the loss smoothed over 40 steps", name);
+        }
+        if (h && k == 1) CHECKF(strstr(h, "mean reward per step") && !strstr(h, "reward (EMA"), "%s: smoothed", name);
+        free(h);
+    }
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_set_cli(argv[0]);
@@ -467,6 +493,7 @@ int main(int argc, char **argv) {
     test_resumed_and_damaged();
     test_small_runs();
     test_long_run();
+    test_reward_curve();
     test_drawn_lines();
     test_simplifier();
     test_missing_metrics();

@@ -232,7 +232,9 @@ static void reward_chart(sbuf *o, const metrics *m) {
     const series *r = metrics_find(m, "reward");
     if (!r) return;
     int span = 0;
-    series ema = series_ema(r, &span);
+    /* a step's reward is the mean of a few prompts' groups: noisier than a
+     * loss, over fewer steps, so a longer span than the loss's */
+    series ema = series_ema(r, 8, &span);
     char lab[64];
     snprintf(lab, sizeof lab, "reward (EMA, span %d)", span);
     chart_layer L[2] = {{series_chart(r), ema.n ? LAYER_RAW : LAYER_LINE, "#2b8a3e", ema.n ? "reward (raw)" : "reward"},
@@ -248,7 +250,7 @@ static void charts(sbuf *o, const metrics *m) {
     const series *loss = metrics_find(m, "loss");
     const series *val = metrics_find(m, "eval_loss");
     int span = 0;
-    series ema = series_ema(loss, &span);
+    series ema = series_ema(loss, 60, &span); /* a longer span lags visibly behind a fast early drop */
     chart_layer L[16];
     int nl = 0;
     char cap[256], lab[64];

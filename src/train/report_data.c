@@ -218,12 +218,13 @@ const point *series_min(const series *s) {
 }
 
 /* Bias-corrected EMA (as TensorBoard's smoothing) over the finite values, with
- * a span that grows with the run so 100 steps and 100k steps both read well.
- * Returns a new series (caller frees p), empty when smoothing would not help. */
-series series_ema(const series *s, int *span_out) {
+ * a span that grows with the run (one per `per` points) so 100 steps and 100k
+ * steps both read well. Returns a new series (caller frees p), empty when
+ * smoothing would not help (a span under 2). */
+series series_ema(const series *s, int per, int *span_out) {
     series e = {0};
     size_t finite = s ? s->n - s->nonfinite : 0;
-    double span = finite / 60.0; /* a longer span lags visibly behind a fast early drop */
+    double span = (double)finite / per;
     if (span > 150) span = 150;
     *span_out = (int)span;
     if (span < 2 || !(e.p = malloc(s->n * sizeof *e.p))) return e;

@@ -40,9 +40,10 @@ series *metrics_find(const metrics *m, const char *name);
 double series_median(const series *s);
 const point *series_last_finite(const series *s);
 const point *series_min(const series *s);
-/* Bias-corrected EMA (as TensorBoard's smoothing) with a span that grows with
- * the run (*span_out); a new series (caller frees p), empty when smoothing would not help. */
-series series_ema(const series *s, int *span_out);
+/* Bias-corrected EMA (as TensorBoard's smoothing) with a span of one per
+ * `per` finite points (*span_out); a new series (caller frees p), empty when
+ * smoothing would not help. */
+series series_ema(const series *s, int per, int *span_out);
 
 /* The points of s for svg_chart (an empty series for NULL). */
 chart_series series_chart(const series *s);
