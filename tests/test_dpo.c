@@ -190,37 +190,13 @@ static const char *parity_model = "tests/fixtures/parity/llama_gqa";
 
 /* compares the run in out with the fixture's PyTorch reference */
 static void check_fixture_run(const char *name, const char *out) {
-    char dir[300], path[600], want_path[600];
+    char dir[300];
     snprintf(dir, sizeof dir, "tests/fixtures/dpo/%s", name);
-    int lora = strstr(name, "lora") != NULL;
-    snprintf(path, sizeof path, "%s/%s", out, lora ? "adapter_model.safetensors" : "model.safetensors");
-    snprintf(want_path, sizeof want_path, "%s/%s", dir, lora ? "expected/adapter_model.safetensors" : "expected.safetensors");
-    int nt = 0;
-    char wname[256] = "";
-    double worst = compare_tensors(path, want_path, &nt, wname, sizeof wname);
-    printf("dpo %s: %d tensors after 3 steps, worst rel L2 %.3g (%s)\n", name, nt, worst, wname);
-    CHECKF(nt > 0 && worst <= 1e-4, "%s: %d tensors, worst rel %.3g (%s)", name, nt, worst, wname);
-    st_file steps;
-    snprintf(path, sizeof path, "%s/expected_steps.safetensors", dir);
-    if (st_open(&steps, path) != TUNA_OK) { CHECK(0); return; }
-    const char *keys[3] = {"step_loss", "step_margin", "step_accuracy"}, *mkeys[3] = {"loss", "rewards/margins", "rewards/accuracies"};
-    for (int k = 0; k < 3; k++) {
-        const st_tensor *t = st_find(&steps, keys[k]);
-        float want[3];
-        double got[8];
-        int n = run_metric(out, mkeys[k], got, 8);
-        CHECKF(t && t->numel == 3 && n == 3, "%s: %s (%d steps logged)", name, keys[k], n);
-        if (!t || t->numel != 3 || n != 3 || st_to_f32(t, want) != TUNA_OK) continue;
-        double worst_k = 0;
-        for (int i = 0; i < 3; i++) {
-            double e = k == 0 ? fabs(got[i] - want[i]) / fabs(want[i]) : fabs(got[i] - want[i]);
-            if (e > worst_k) worst_k = e;
-        }
-        if (k == 0) printf("dpo %s: step losses %.6f %.6f %.6f, worst rel %.3g\n", name, got[0], got[1], got[2], worst_k);
-        /* margins are differences of nearly equal rewards: absolute budget */
-        CHECKF(worst_k <= (k == 0 ? 1e-5 : k == 1 ? 1e-5 : 0), "%s: %s worst %.3g", name, keys[k], worst_k);
-    }
-    st_close(&steps);
+    /* margins are differences of nearly equal rewards: absolute budget */
+    static const fixture_step cs[] = {{"step_loss", "loss", 0, 1e-5}, {"step_margin", "rewards/margins", -1, 1e-5},
+                                      {"step_accuracy", "rewards/accuracies", -1, 0}};
+    check_fixture_weights("dpo", name, dir, out, 0, 1);
+    check_fixture_steps("dpo", name, dir, out, cs, 3);
 }
 
 static void test_fixture(const char *name) {

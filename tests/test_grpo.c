@@ -172,38 +172,18 @@ static void fixture_cmd(const char *name, const char *out, const char *extra, ch
 }
 
 static void test_fixture(const char *name) {
-    char dir[300], path[600], want_path[600], cmd[8192], out[400];
+    char dir[300], path[600], cmd[8192], out[400];
     snprintf(dir, sizeof dir, "tests/fixtures/grpo/%s", name);
     snprintf(path, sizeof path, "%s/args.json", dir);
     if (!test_need(path, name)) return;
     snprintf(out, sizeof out, "%s/%s", tmpdir, name);
     fixture_cmd(name, out, "", cmd, sizeof cmd);
     CHECKF(system(cmd) == 0, "%s", cmd);
-    int lora = strstr(name, "lora") != NULL;
-    snprintf(path, sizeof path, "%s/%s", out, lora ? "adapter_model.safetensors" : "model.safetensors");
-    snprintf(want_path, sizeof want_path, "%s/%s", dir, lora ? "expected/adapter_model.safetensors" : "expected.safetensors");
-    int nt = 0;
-    char wname[256] = "";
-    double worst = compare_tensors(path, want_path, &nt, wname, sizeof wname);
-    printf("grpo %s: %d tensors after 3 steps, worst rel L2 %.3g (%s)\n", name, nt, worst, wname);
-    CHECKF(nt > 0 && worst <= 1e-4, "%s: %d tensors, worst rel %.3g (%s)", name, nt, worst, wname);
-    st_file steps;
-    snprintf(path, sizeof path, "%s/expected_steps.safetensors", dir);
-    if (st_open(&steps, path) != TUNA_OK) { CHECK(0); return; }
-    const char *keys[3] = {"step_loss", "step_kl", "step_clip"}, *mkeys[3] = {"loss", "kl", "clip_ratio/region_mean"};
-    for (int k = 0; k < 3; k++) {
-        const st_tensor *t = st_find(&steps, keys[k]);
-        float want[3];
-        double got[8], worst_k = 0;
-        int n = run_metric(out, mkeys[k], got, 8);
-        CHECKF(t && t->numel == 3 && n == 3, "%s: %s (%d steps logged)", name, keys[k], n);
-        if (!t || t->numel != 3 || n != 3 || st_to_f32(t, want) != TUNA_OK) continue;
-        for (int i = 0; i < 3; i++) worst_k = fmax(worst_k, fabs(got[i] - want[i]) / (fabs(want[i]) + 1e-2));
-        printf("grpo %s: %s %.6g %.6g %.6g, worst %.3g\n", name, mkeys[k], got[0], got[1], got[2], worst_k);
-        /* clip ratios are shares of tokens: exact up to the float32 storage */
-        CHECKF(worst_k <= (k == 2 ? 1e-6 : 1e-5), "%s: %s worst %.3g", name, keys[k], worst_k);
-    }
-    st_close(&steps);
+    /* clip ratios are shares of tokens: exact up to the float32 storage */
+    static const fixture_step cs[] = {{"step_loss", "loss", 1e-2, 1e-5}, {"step_kl", "kl", 1e-2, 1e-5},
+                                      {"step_clip", "clip_ratio/region_mean", 1e-2, 1e-6}};
+    check_fixture_weights("grpo", name, dir, out, 0, 1);
+    check_fixture_steps("grpo", name, dir, out, cs, 3);
     /* lengths and the share without EOS (id 2) of the first step's groups, from the file */
     char cpath[400];
     snprintf(cpath, sizeof cpath, "%s/completions.jsonl", dir);

@@ -244,30 +244,18 @@ static void test_kto_encoding(void) {
 static void check_steps(const char *name, const char *dir, const char *out, const char *loss) {
     static const struct { const char *loss, *a, *b; } logged[] = {
         {"orpo", "nll_loss", "log_odds_chosen"}, {"simpo", "rewards/margins", "nll_loss"}, {"kto", "kl", "rewards/chosen"}};
-    const char *mkeys[3] = {"loss", NULL, NULL}, *keys[3] = {"step_loss", "step_a", "step_b"};
     for (size_t k = 0; k < 3; k++)
-        if (!strcmp(logged[k].loss, loss)) { mkeys[1] = logged[k].a; mkeys[2] = logged[k].b; }
-    char path[600];
-    snprintf(path, sizeof path, "%s/expected_steps.safetensors", dir);
-    st_file steps;
-    if (!mkeys[1] || st_open(&steps, path) != TUNA_OK) { CHECKF(0, "%s: %s", name, path); return; }
-    for (int k = 0; k < 3; k++) {
-        const st_tensor *t = st_find(&steps, keys[k]);
-        float want[3];
-        double got[8], worst = 0;
-        int n = run_metric(out, mkeys[k], got, 8);
-        CHECKF(t && t->numel == 3 && n == 3, "%s: %s (%d steps logged)", name, mkeys[k], n);
-        if (!t || t->numel != 3 || n != 3 || st_to_f32(t, want) != TUNA_OK) continue;
-        for (int i = 0; i < 3; i++) worst = fmax(worst, fabs(got[i] - want[i]) / (k == 0 ? fabs(want[i]) : 1));
-        printf("pref %s: %s %.6f %.6f %.6f, worst %s %.3g\n", name, mkeys[k], got[0], got[1], got[2], k ? "abs" : "rel", worst);
-        CHECKF(worst <= 1e-5, "%s: %s worst %.3g", name, mkeys[k], worst);
-    }
-    st_close(&steps);
+        if (!strcmp(logged[k].loss, loss)) {
+            fixture_step cs[] = {{"step_loss", "loss", 0, 1e-5}, {"step_a", logged[k].a, -1, 1e-5}, {"step_b", logged[k].b, -1, 1e-5}};
+            check_fixture_steps("pref", name, dir, out, cs, 3);
+            return;
+        }
+    CHECKF(0, "%s: no logged metrics known for loss %s", name, loss);
 }
 
 /* the fixture's command line run, then compared with the reference */
 static void test_fixture(const char *name) {
-    char dir[300], path[600], cmd[8192], out[400], want_path[600];
+    char dir[300], path[600], cmd[8192], out[400];
     snprintf(dir, sizeof dir, "tests/fixtures/pref/%s", name);
     snprintf(path, sizeof path, "%s/args.json", dir);
     if (!test_need(path, name)) return;
@@ -291,14 +279,7 @@ static void test_fixture(const char *name) {
     }
     json_decref(args);
     CHECKF(system(cmd) == 0, "%s", cmd);
-    int lora = strstr(name, "lora") != NULL;
-    snprintf(path, sizeof path, "%s/%s", out, lora ? "adapter_model.safetensors" : "model.safetensors");
-    snprintf(want_path, sizeof want_path, "%s/%s", dir, lora ? "expected/adapter_model.safetensors" : "expected.safetensors");
-    int nt = 0;
-    char wname[256] = "";
-    double worst = compare_tensors(path, want_path, &nt, wname, sizeof wname);
-    printf("pref %s: %d tensors after 3 steps, worst rel L2 %.3g (%s)\n", name, nt, worst, wname);
-    CHECKF(nt > 0 && worst <= 1e-4, "%s: %d tensors, worst rel %.3g (%s)", name, nt, worst, wname);
+    check_fixture_weights("pref", name, dir, out, 0, 1);
     check_steps(name, dir, out, loss);
 }
 

@@ -222,7 +222,7 @@ static void check_saved_config(const char *out, const char *arch) {
 }
 
 static void test_fixture(const char *name) {
-    char fx[300], start[400], out[400], path[600], want[600];
+    char fx[300], start[400], out[400];
     snprintf(fx, sizeof fx, "tests/fixtures/reward/%s", name);
     if (!test_need(fx, name) || !test_need_cli(name)) return;
     int gpt2 = strstr(name, "gpt2") != NULL;
@@ -230,29 +230,10 @@ static void test_fixture(const char *name) {
     if (!gpt2) CHECKF(make_start(fx, start), "%s: starting reward model", name);
     snprintf(out, sizeof out, "%s/%s", tmpdir, name);
     if (!run_fixture(fx, start, out, "")) return;
-    snprintf(path, sizeof path, "%s/model.safetensors", out);
-    snprintf(want, sizeof want, "%s/expected.safetensors", fx);
-    int nt = 0;
-    char wname[256] = "";
-    double worst = compare_tensors_flags(path, want, CMP_SAME_COUNT | CMP_SKIP_KEY_BIAS, &nt, wname, sizeof wname);
-    printf("reward %s: %d tensors after 3 steps, worst rel L2 %.3g (%s)\n", name, nt, worst, wname);
-    CHECKF(nt > 10 && worst <= 1e-4, "%s: %d tensors, worst rel %.3g (%s)", name, nt, worst, wname);
+    check_fixture_weights("reward", name, fx, out, CMP_SAME_COUNT | CMP_SKIP_KEY_BIAS, 11);
     check_saved_config(out, gpt2 ? "GPT2ForSequenceClassification" : "LlamaForSequenceClassification");
-    st_file steps;
-    snprintf(path, sizeof path, "%s/expected_steps.safetensors", fx);
-    if (st_open(&steps, path) != TUNA_OK) { CHECK(0); return; }
-    const char *keys[2] = {"step_loss", "step_accuracy"}, *mkeys[2] = {"loss", "rewards/accuracies"};
-    for (int k = 0; k < 2; k++) {
-        const st_tensor *t = st_find(&steps, keys[k]);
-        float w[3];
-        double got[8], e = 0;
-        int n = run_metric(out, mkeys[k], got, 8);
-        CHECKF(t && t->numel == 3 && n == 3 && st_to_f32(t, w) == TUNA_OK, "%s: %s (%d steps logged)", name, keys[k], n);
-        for (int i = 0; i < 3 && n == 3; i++) e = fmax(e, fabs(got[i] - w[i]) / (k ? 1 : fabs(w[i])));
-        if (!k) printf("reward %s: step losses %.6f %.6f %.6f, worst rel %.3g\n", name, got[0], got[1], got[2], e);
-        CHECKF(e <= (k ? 0 : 1e-5), "%s: %s worst %.3g", name, keys[k], e);
-    }
-    st_close(&steps);
+    static const fixture_step cs[] = {{"step_loss", "loss", 0, 1e-5}, {"step_accuracy", "rewards/accuracies", -1, 0}};
+    check_fixture_steps("reward", name, fx, out, cs, 2);
 }
 
 /* scores of the pre-tokenized pairs of a fixture's data.jsonl under the model in dir */
