@@ -43,7 +43,6 @@ float32 must agree within the C test's budgets (1e-4 relative L2 per final
 tensor, 1e-5 relative per step loss), checked here; worst figures printed.
 Deterministic: fixed seeds, one thread.
 """
-import argparse
 import json
 import os
 import random
@@ -223,14 +222,7 @@ def build(out_root, fx):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--out-root", default=os.path.join(here, "..", "tests", "fixtures"))
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    total = sum(build(a.out_root, fx) for fx in FIXTURES)
-    print("dpo fixtures: %d folders, %d KB in all" % (len(FIXTURES), (total + 1023) // 1024))
+    msf.fixtures_main(__doc__, "dpo", FIXTURES, build)
 
 
 if __name__ == "__main__":

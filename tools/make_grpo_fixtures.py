@@ -48,7 +48,6 @@ tensor, 1e-5 per step loss relative to |loss| + 1e-2: a first step's loss
 can be ~0 as the advantages of a group sum to 0), checked here; worst figures printed.
 Deterministic: fixed seeds, one thread.
 """
-import argparse
 import json
 import os
 import random
@@ -249,14 +248,7 @@ def build(out_root, fx):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--out-root", default=os.path.join(here, "..", "tests", "fixtures"))
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    total = sum(build(a.out_root, fx) for fx in FIXTURES)
-    print("grpo fixtures: %d folders, %d KB in all" % (len(FIXTURES), (total + 1023) // 1024))
+    msf.fixtures_main(__doc__, "grpo", FIXTURES, build)
 
 
 if __name__ == "__main__":

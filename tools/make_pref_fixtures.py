@@ -59,7 +59,6 @@ Precision: float64 reference from F32 inputs, stored F32; the same code in
 float32 must agree within the C test's budgets (1e-4 relative L2 per final
 tensor, 1e-5 relative per step loss), checked here; worst figures printed.
 """
-import argparse
 import json
 import os
 import random
@@ -287,14 +286,7 @@ def build(out_root, fx):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--out-root", default=os.path.join(here, "..", "tests", "fixtures"))
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    total = sum(build(a.out_root, fx) for fx in FIXTURES)
-    print("pref fixtures: %d folders, %d KB in all" % (len(FIXTURES), (total + 1023) // 1024))
+    msf.fixtures_main(__doc__, "pref", FIXTURES, build)
 
 
 if __name__ == "__main__":

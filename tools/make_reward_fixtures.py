@@ -46,7 +46,6 @@ Exception, as in make_sft_fixtures.py: the key third of GPT-2's c_attn.bias
 has an exactly-zero gradient (softmax ignores q.b_k added to a whole row), so
 AdamW steps it by rounding noise; it is left out of the comparison.
 """
-import argparse
 import json
 import os
 import random
@@ -194,14 +193,7 @@ def build(out_root, fx):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--out-root", default=os.path.join(here, "..", "tests", "fixtures"))
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    total = sum(build(a.out_root, fx) for fx in FIXTURES)
-    print("reward fixtures: %d folders, %d KB in all" % (len(FIXTURES), (total + 1023) // 1024))
+    msf.fixtures_main(__doc__, "reward", FIXTURES, build)
 
 
 if __name__ == "__main__":

@@ -291,17 +291,22 @@ def build(out_root, name, base, data_seed, sched):
     return size
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def fixtures_main(doc, kind, fixtures, build):
+    """The command line the trainers' fixture scripts share: --out-root, then
+    build(out_root, fixture) for each fixture (returning its bytes), single
+    threaded and seeded as the committed fixtures were made."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out-root", default=os.path.join(here, "..", "tests", "fixtures"))
     a = ap.parse_args()
     torch.set_num_threads(1)  # one reduction order, so reruns give the same bits
     torch.manual_seed(0)      # nothing should use the global generator
-    total = 0
-    for name, base, data_seed, sched in FIXTURES:
-        total += build(a.out_root, name, base, data_seed, sched)
-    print("sft fixtures: %d folders, %d KB in all" % (len(FIXTURES), (total + 1023) // 1024))
+    total = sum(build(a.out_root, fx) for fx in fixtures)
+    print("%s fixtures: %d folders, %d KB in all" % (kind, len(fixtures), (total + 1023) // 1024))
+
+
+def main():
+    fixtures_main(__doc__, "sft", FIXTURES, lambda out_root, fx: build(out_root, *fx))
 
 
 if __name__ == "__main__":
